@@ -1,0 +1,3 @@
+from close_mcp.cli import main
+
+raise SystemExit(main())
