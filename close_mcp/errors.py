@@ -1,0 +1,124 @@
+"""Errors raised when talking to Close, one class per thing the caller can do about it.
+
+    CloseError                    anything that went wrong reaching Close
+    ├── CloseAPIError             Close answered with an error status; carries status and body
+    │   ├── ValidationError       400: the request is invalid; `field_errors` says which field
+    │   ├── AuthenticationError   401: the key is missing, wrong or revoked
+    │   ├── PermissionDenied      402/403: the plan or the user's role does not allow it
+    │   ├── NotFound              404: no such object (or not visible to this key)
+    │   ├── RateLimited           429 after the retries ran out; `retry_after` in seconds
+    │   └── ServerError           5xx after the retries ran out
+    ├── TransportError            no answer at all (timeout, refused, reset) after retries
+    ├── MalformedResponse         an answer that is not the JSON Close promises
+    └── OutcomeUnknown            a write whose fate is unknown (POST failed ambiguously);
+                                  it may or may not have happened, so it must not be resent
+
+Every message is written for the person or model reading a tool error: it says what
+happened and what to do. No error ever holds the API key: requests are described by
+method and path only, and bodies come from Close's answers, never from our headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class CloseError(Exception):
+    """Base class: something went wrong reaching Close."""
+
+    def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method and self.path else ""
+        return f"{self.message}{where}"
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}({self.message!r}, method={self.method!r}, path={self.path!r})"
+
+
+class CloseAPIError(CloseError):
+    """Close answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+        self.body = body
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, status={self.status}, "
+            f"method={self.method!r}, path={self.path!r})"
+        )
+
+
+class ValidationError(CloseAPIError):
+    """400: Close rejected the request; `field_errors` maps each field to what is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field_errors: Mapping[str, str],
+        errors: list[str],
+        status: int = 400,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, body=body, method=method, path=path)
+        self.field_errors = dict(field_errors)
+        self.errors = list(errors)
+
+
+class AuthenticationError(CloseAPIError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDenied(CloseAPIError):
+    """402/403: the organization's plan or the user's role does not allow this."""
+
+
+class NotFound(CloseAPIError):
+    """404: no such object, or not visible to this key."""
+
+
+class RateLimited(CloseAPIError):
+    """429 after the allowed retries; `retry_after` is how long Close asked us to wait."""
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(CloseAPIError):
+    """5xx after the allowed retries."""
+
+
+class TransportError(CloseError):
+    """No answer from Close at all: timeout, connection refused or reset."""
+
+
+class MalformedResponse(CloseError):
+    """Close answered, but not with the JSON it documents."""
+
+
+class OutcomeUnknown(CloseError):
+    """A write failed in a way that leaves open whether Close carried it out.
+
+    Close has no idempotency keys, so resending could do the work twice. The caller must
+    check (for bulk actions: list the recent jobs) before trying again.
+    """
