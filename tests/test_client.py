@@ -1,0 +1,339 @@
+"""The Close client against httpx.MockTransport and a fake clock: wire format and retry rules."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from close_mcp import __version__
+from close_mcp.client import CloseClient, normalize_path
+from close_mcp.clock import FakeClock
+from close_mcp.errors import (
+    AuthenticationError,
+    CloseError,
+    MalformedResponse,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+pytestmark = pytest.mark.anyio
+
+KEY = "api_TESTKEY_5ecr3t_abcdef"
+BASE = "https://api.close.example/api/v1/"
+
+
+class Recorder:
+    """Answers requests from a script of responses (or exceptions) and keeps what it saw."""
+
+    def __init__(self, *answers: httpx.Response | Exception | Callable[[], httpx.Response]):
+        self.answers: Iterator[httpx.Response | Exception | Callable[[], httpx.Response]] = iter(
+            answers
+        )
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = next(self.answers)
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            return answer()
+        return answer
+
+    def summary(self) -> list[tuple[str, str, Any]]:
+        return [
+            (r.method, r.url.path, json.loads(r.content) if r.content else None)
+            for r in self.requests
+        ]
+
+
+def make(recorder: Recorder, clock: FakeClock | None = None) -> tuple[CloseClient, FakeClock]:
+    clock = clock or FakeClock()
+    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(recorder), clock=clock)
+    return client, clock
+
+
+def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def no_key_anywhere(error: BaseException) -> None:
+    for text in (str(error), repr(error), repr(error.args), repr(vars(error))):
+        assert KEY not in text
+
+
+async def test_get_sends_auth_user_agent_and_trailing_slash() -> None:
+    rec = Recorder(ok({"id": "lead_1"}))
+    client, _ = make(rec)
+    assert await client.get("lead/lead_1", {"_fields": "id,name"}) == {"id": "lead_1"}
+    (request,) = rec.requests
+    assert request.method == "GET"
+    assert str(request.url) == BASE + "lead/lead_1/?_fields=id%2Cname"
+    expected = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+    assert request.headers["Authorization"] == expected
+    assert request.headers["User-Agent"].startswith(f"close-mcp/{__version__}")
+
+
+def test_normalize_path() -> None:
+    assert normalize_path("/lead/x") == "lead/x/"
+    assert normalize_path("lead/x/") == "lead/x/"
+    assert normalize_path("lead/") == "lead/"
+
+
+async def test_post_sends_exact_json_body() -> None:
+    rec = Recorder(ok({"id": "bulkedit_1", "status": "created"}))
+    client, _ = make(rec)
+    body = {"s_query": {"type": "match_all"}, "type": "set_lead_status", "lead_status_id": "stat_1"}
+    assert (await client.post("/bulk_action/edit/", body))["id"] == "bulkedit_1"
+    assert rec.summary() == [("POST", "/api/v1/bulk_action/edit/", body)]
+    assert rec.requests[0].headers["Content-Type"] == "application/json"
+
+
+async def test_429_then_success_waits_for_ratelimit_reset() -> None:
+    rec = Recorder(
+        ok({"error": "slow down"}, 429, {"RateLimit": "limit=100, remaining=0, reset=1.25"}),
+        ok({"data": []}),
+    )
+    client, clock = make(rec)
+    assert await client.get("status/lead/") == {"data": []}
+    assert clock.sleeps == [1.25]
+    assert len(rec.requests) == 2
+
+
+async def test_429_with_retry_after_only() -> None:
+    rec = Recorder(ok({}, 429, {"Retry-After": "3"}), ok({"ok": True}))
+    client, clock = make(rec)
+    assert await client.get("me/") == {"ok": True}
+    assert clock.sleeps == [3.0]
+
+
+async def test_429_with_body_rate_reset_only() -> None:
+    rec = Recorder(ok({"error": {"rate_reset": 0.5, "message": "x"}}, 429), ok({"ok": True}))
+    client, clock = make(rec)
+    await client.get("me/")
+    assert clock.sleeps == [0.5]
+
+
+async def test_429_without_hints_waits_two_seconds_and_wait_is_capped() -> None:
+    rec = Recorder(ok({}, 429), ok({}, 429, {"Retry-After": "3600"}), ok({"ok": True}))
+    client, clock = make(rec)
+    await client.get("me/")
+    assert clock.sleeps == [2.0, 60.0]
+
+
+async def test_429_on_post_is_retried_because_close_did_not_act() -> None:
+    rec = Recorder(ok({}, 429, {"Retry-After": "1"}), ok({"id": "bulkdelete_1"}))
+    client, _ = make(rec)
+    assert await client.post("bulk_action/delete/", {"s_query": {}}) == {"id": "bulkdelete_1"}
+    assert [r.method for r in rec.requests] == ["POST", "POST"]
+
+
+async def test_429_retries_are_bounded() -> None:
+    rec = Recorder(*[ok({}, 429, {"Retry-After": "1"}) for _ in range(13)])
+    client, _ = make(rec)
+    with pytest.raises(RateLimited) as info:
+        await client.get("me/")
+    assert info.value.retry_after == 1.0
+    assert len(rec.requests) == 13
+    assert str(info.value) == (
+        "Close's rate limit is still exceeded after waiting; try again in 1 s. (GET me/)"
+    )
+
+
+async def test_503_on_get_is_retried_with_backoff() -> None:
+    rec = Recorder(ok({}, 503), ok({}, 502), ok({"data": [1]}))
+    client, clock = make(rec)
+    assert await client.get("lead/") == {"data": [1]}
+    assert len(clock.sleeps) == 2
+    assert 0.25 <= clock.sleeps[0] <= 0.5
+    assert 0.5 <= clock.sleeps[1] <= 1.0
+
+
+async def test_503_on_get_gives_up_with_server_error() -> None:
+    rec = Recorder(*[ok({}, 503) for _ in range(4)])
+    client, _ = make(rec)
+    with pytest.raises(ServerError) as info:
+        await client.get("lead/")
+    assert info.value.status == 503
+    assert len(rec.requests) == 4
+
+
+async def test_503_on_post_is_not_retried_and_outcome_unknown() -> None:
+    rec = Recorder(ok({"error": "unavailable"}, 503))
+    client, clock = make(rec)
+    with pytest.raises(OutcomeUnknown) as info:
+        await client.post("bulk_action/email/", {"template_id": "tmpl_1"})
+    assert len(rec.requests) == 1
+    assert clock.sleeps == []
+    assert str(info.value) == (
+        "Close answered the write with 503, so it is unknown whether it was carried out. "
+        "Check before trying again. (POST bulk_action/email/)"
+    )
+
+
+async def test_post_timeout_is_outcome_unknown_and_not_retried() -> None:
+    rec = Recorder(httpx.ReadTimeout("timed out"))
+    client, _ = make(rec)
+    with pytest.raises(OutcomeUnknown):
+        await client.post("bulk_action/delete/", {})
+    assert len(rec.requests) == 1
+
+
+async def test_post_connect_error_is_retried_because_nothing_was_sent() -> None:
+    rec = Recorder(httpx.ConnectError("refused"), ok({"id": "bulkedit_1"}))
+    client, _ = make(rec)
+    assert await client.post("bulk_action/edit/", {}) == {"id": "bulkedit_1"}
+    assert len(rec.requests) == 2
+
+
+async def test_search_post_is_retried_as_a_read() -> None:
+    rec = Recorder(ok({}, 502), ok({"data": [], "cursor": None, "count": {"total": 7}}))
+    client, _ = make(rec)
+    assert await client.count({"type": "match_all"}) == 7
+    assert rec.summary()[1] == (
+        "POST",
+        "/api/v1/data/search/",
+        {"query": {"type": "match_all"}, "include_counts": True, "results_limit": 0, "_limit": 0},
+    )
+
+
+async def test_put_is_retried_after_timeout() -> None:
+    rec = Recorder(httpx.ReadTimeout("slow"), ok({"status": "paused"}))
+    client, _ = make(rec)
+    assert await client.put("bulk_action/edit/bulkedit_1", {"status": "paused"}) == {
+        "status": "paused"
+    }
+    assert rec.summary() == [
+        ("PUT", "/api/v1/bulk_action/edit/bulkedit_1/", {"status": "paused"}),
+        ("PUT", "/api/v1/bulk_action/edit/bulkedit_1/", {"status": "paused"}),
+    ]
+
+
+async def test_get_timeout_gives_transport_error() -> None:
+    rec = Recorder(*[httpx.ReadTimeout("slow") for _ in range(4)])
+    client, _ = make(rec)
+    with pytest.raises(TransportError) as info:
+        await client.get("me/")
+    assert str(info.value) == (
+        "Could not reach Close: the request timed out (ReadTimeout). "
+        "Check the network and CLOSE_API_BASE_URL. (GET me/)"
+    )
+
+
+async def test_400_field_errors_are_mapped_by_field() -> None:
+    body = {"errors": [], "field-errors": {"lead_status_id": "Object does not exist."}}
+    rec = Recorder(ok(body, 400))
+    client, _ = make(rec)
+    with pytest.raises(ValidationError) as info:
+        await client.post("bulk_action/edit/", {"lead_status_id": "stat_x"})
+    error = info.value
+    assert error.field_errors == {"lead_status_id": "Object does not exist."}
+    assert error.status == 400
+    assert error.body == body
+    assert str(error) == (
+        "Close rejected the request: lead_status_id: Object does not exist. "
+        "(POST bulk_action/edit/)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "message"),
+    [
+        (
+            401,
+            {"error": "Unauthorized"},
+            AuthenticationError,
+            "Close did not accept the API key (401). Check CLOSE_API_KEY: it should start with "
+            "'api_' and belong to an active user.",
+        ),
+        (
+            403,
+            {"error": "Forbidden"},
+            PermissionDenied,
+            "Close refused (403): Forbidden. The key's user may lack the role or the plan may "
+            "not include this feature.",
+        ),
+        (404, {"error": "Lead not found"}, NotFound, "Not found in Close: Lead not found"),
+    ],
+)
+async def test_error_statuses_are_mapped(
+    status: int, body: Any, kind: type[CloseError], message: str
+) -> None:
+    rec = Recorder(ok(body, status))
+    client, _ = make(rec)
+    with pytest.raises(kind) as info:
+        await client.get("lead/lead_x/")
+    assert str(info.value) == f"{message} (GET lead/lead_x/)"
+    assert len(rec.requests) == 1
+    no_key_anywhere(info.value)
+
+
+async def test_malformed_json_on_get_is_retried_then_reported() -> None:
+    bad = httpx.Response(200, content=b"<html>oops</html>")
+    rec = Recorder(bad, bad, bad, bad)
+    client, _ = make(rec)
+    with pytest.raises(MalformedResponse) as info:
+        await client.get("me/")
+    assert str(info.value) == "Close answered 200 with a body that is not JSON. (GET me/)"
+
+
+async def test_malformed_json_on_write_is_outcome_unknown() -> None:
+    rec = Recorder(httpx.Response(200, content=b"{trunc"))
+    client, _ = make(rec)
+    with pytest.raises(OutcomeUnknown):
+        await client.post("bulk_action/delete/", {})
+    assert len(rec.requests) == 1
+
+
+async def test_missing_data_list_is_malformed() -> None:
+    rec = Recorder(ok({"nope": 1}))
+    client, _ = make(rec)
+    with pytest.raises(MalformedResponse):
+        await client.list_all("status/lead/")
+
+
+async def test_list_all_follows_has_more_with_skip_and_limit() -> None:
+    rec = Recorder(
+        ok({"data": [{"id": 1}, {"id": 2}], "has_more": True}),
+        ok({"data": [{"id": 3}], "has_more": False}),
+    )
+    client, _ = make(rec)
+    assert await client.list_all("user/", page_size=2) == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert [str(r.url) for r in rec.requests] == [
+        BASE + "user/?_skip=0&_limit=2",
+        BASE + "user/?_skip=2&_limit=2",
+    ]
+
+
+async def test_search_iter_follows_cursor() -> None:
+    rec = Recorder(
+        ok({"data": [{"id": "lead_1"}], "cursor": "c1"}),
+        ok({"data": [{"id": "lead_2"}], "cursor": None}),
+    )
+    client, _ = make(rec)
+    query = {"type": "object_type", "object_type": "lead"}
+    got = [lead async for lead in client.search_iter(query, fields=["id"], page_size=1)]
+    assert got == [{"id": "lead_1"}, {"id": "lead_2"}]
+    assert [body for _, _, body in rec.summary()] == [
+        {"query": query, "_limit": 1, "_fields": {"lead": ["id"]}},
+        {"query": query, "_limit": 1, "_fields": {"lead": ["id"]}, "cursor": "c1"},
+    ]
+
+
+async def test_key_never_in_repr_or_errors() -> None:
+    rec = Recorder(ok({"error": f"bad {KEY[:4]}"}, 401))
+    client, _ = make(rec)
+    assert KEY not in repr(client)
+    with pytest.raises(AuthenticationError) as info:
+        await client.get("me/")
+    no_key_anywhere(info.value)
