@@ -1,0 +1,385 @@
+"""The organization's named things (statuses, custom fields, templates, ...), looked up by name.
+
+Assistants speak in names ("Qualified", "Industry"); Close wants ids. A `Catalog` fetches each
+kind of thing at most once and keeps it for its own life only: the server makes one per tool
+call, so a status renamed in Close is seen on the next call. Resolution takes a name or an id;
+a name that matches nothing or several things is an error that lists the closest names, so
+the assistant can correct itself instead of guessing.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from close_mcp.client import CloseClient
+from close_mcp.errors import CloseAPIError
+
+Kind = Literal[
+    "lead_statuses",
+    "custom_fields",
+    "email_templates",
+    "sequences",
+    "smart_views",
+    "email_accounts",
+    "users",
+]
+KINDS: Final[tuple[Kind, ...]] = (
+    "lead_statuses",
+    "custom_fields",
+    "email_templates",
+    "sequences",
+    "smart_views",
+    "email_accounts",
+    "users",
+)
+
+
+class ResolutionError(ValueError):
+    """A name or id that does not identify exactly one thing of its kind."""
+
+    def __init__(self, message: str, *, kind: Kind, query: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.query = query
+
+
+class NameNotFound(ResolutionError):
+    """Nothing of that kind has that name (or id)."""
+
+
+class AmbiguousName(ResolutionError):
+    """Several things of that kind share the name; the caller must pass an id."""
+
+    def __init__(self, message: str, *, kind: Kind, query: str, ids: Iterable[str]) -> None:
+        super().__init__(message, kind=kind, query=query)
+        self.ids = list(ids)
+
+
+# -- models: only the fields this project uses; Close sends more -------------------------
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Model(_Base):
+    """Anything with an id that a name can resolve to."""
+
+    id: str
+
+
+class Status(_Model):
+    label: str
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+
+class CustomField(_Model):
+    name: str
+    type: str
+    accepts_multiple_values: bool = False
+    choices: list[str] = Field(default_factory=list)
+
+    @field_validator("accepts_multiple_values", mode="before")
+    @classmethod
+    def _false_if_null(cls, value: object) -> object:
+        return False if value is None else value
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _empty_if_null(cls, value: object) -> object:
+        return [] if value is None else value
+
+
+class Template(_Model):
+    name: str
+    subject: str = ""
+    body: str | None = None
+    is_archived: bool = False
+
+
+class Sequence(_Model):
+    name: str
+    status: str | None = None
+
+
+class SmartView(_Model):
+    """A saved search, with Close's `{query, results_limit, sort}` wrapper taken apart."""
+
+    name: str
+    type: str | None = None
+    query: dict[str, Any]
+    results_limit: int | None = None
+    sort: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "query" in data:
+            return data
+        stored = data.get("s_query")
+        out = {k: v for k, v in data.items() if k != "s_query"}
+        if isinstance(stored, dict) and isinstance(stored.get("query"), dict):
+            out["query"] = stored["query"]
+            out.setdefault("results_limit", stored.get("results_limit"))
+            out.setdefault("sort", stored.get("sort") or None)
+        else:  # already a bare tree (older views, or another client's shape)
+            out["query"] = stored
+        return out
+
+
+class Identity(_Base):
+    email: str
+    name: str = ""
+
+
+class EmailAccount(_Model):
+    identities: list[Identity] = Field(default_factory=list)
+    user_id: str | None = None
+
+    @field_validator("identities", mode="before")
+    @classmethod
+    def _empty_if_null(cls, value: object) -> object:
+        return [] if value is None else value
+
+    @property
+    def name(self) -> str:
+        return self.identities[0].email if self.identities else self.id
+
+
+class User(_Model):
+    email: str = ""
+    name: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            parts = [data.get("first_name") or "", data.get("last_name") or ""]
+            data = {**data, "name": " ".join(p for p in parts if p)}
+        return data
+
+
+T = TypeVar("T", bound=_Model)
+
+
+@dataclass(frozen=True)
+class _KindSpec(Generic[T]):
+    kind: Kind
+    one: str  # "lead status"
+    many: str  # "lead statuses"
+    path: str
+    paged: bool
+    prefix: str
+    model: type[T]
+    names: Callable[[T], list[str]]
+
+
+def _account_names(account: EmailAccount) -> list[str]:
+    return [i.email for i in account.identities] + [i.name for i in account.identities if i.name]
+
+
+_STATUSES: Final = _KindSpec(
+    "lead_statuses", "lead status", "lead statuses", "status/lead/", False, "stat_", Status,
+    lambda s: [s.label],
+)  # fmt: skip
+_CUSTOM_FIELDS: Final = _KindSpec(
+    "custom_fields", "custom field", "custom fields", "custom_field/lead/", True, "cf_",
+    CustomField, lambda f: [f.name],
+)  # fmt: skip
+_TEMPLATES: Final = _KindSpec(
+    "email_templates", "email template", "email templates", "email_template/", True, "tmpl_",
+    Template, lambda t: [t.name],
+)  # fmt: skip
+_SEQUENCES: Final = _KindSpec(
+    "sequences", "sequence", "sequences", "sequence/", True, "seq_", Sequence, lambda s: [s.name]
+)
+_SMART_VIEWS: Final = _KindSpec(
+    "smart_views", "smart view", "smart views", "saved_search/", True, "save_", SmartView,
+    lambda v: [v.name],
+)  # fmt: skip
+_EMAIL_ACCOUNTS: Final = _KindSpec(
+    "email_accounts", "email account", "email accounts", "connected_account/", True,
+    "emailacct_", EmailAccount, _account_names,
+)  # fmt: skip
+_USERS: Final = _KindSpec(
+    "users", "user", "users", "user/", True, "user_", User, lambda u: [u.name, u.email]
+)
+
+
+def normalize_name(name: str) -> str:
+    """Case and spacing do not make two names different: `' Closed  won'` == `'closed won'`."""
+    return " ".join(name.split()).casefold()
+
+
+class Catalog:
+    """Lookups for one tool call: each kind is fetched at most once, concurrent callers share it."""
+
+    def __init__(self, client: CloseClient) -> None:
+        self._client = client
+        self._cache: dict[Kind, list[Any]] = {}
+        self._locks: dict[Kind, anyio.Lock] = {}
+
+    # -- listings ----------------------------------------------------------------------
+
+    async def lead_statuses(self) -> list[Status]:
+        return await self._list(_STATUSES)
+
+    async def custom_fields(self) -> list[CustomField]:
+        return await self._list(_CUSTOM_FIELDS)
+
+    async def email_templates(self) -> list[Template]:
+        return await self._list(_TEMPLATES)
+
+    async def sequences(self) -> list[Sequence]:
+        return await self._list(_SEQUENCES)
+
+    async def smart_views(self) -> list[SmartView]:
+        return await self._list(_SMART_VIEWS)
+
+    async def email_accounts(self) -> list[EmailAccount]:
+        return await self._list(_EMAIL_ACCOUNTS)
+
+    async def users(self) -> list[User]:
+        return await self._list(_USERS)
+
+    async def entries(self, kind: Kind) -> list[tuple[str, str]]:
+        """`(id, name)` of every item of a kind, for listing them to an assistant."""
+        spec: _KindSpec[Any] = _SPECS[kind]
+        return [(item.id, spec.names(item)[0]) for item in await self._list(spec)]
+
+    # -- resolution --------------------------------------------------------------------
+
+    async def resolve_status(self, name_or_id: str) -> Status:
+        return await self._resolve(_STATUSES, name_or_id)
+
+    async def resolve_custom_field(self, name_or_id: str) -> CustomField:
+        return await self._resolve(_CUSTOM_FIELDS, name_or_id)
+
+    async def resolve_template(self, name_or_id: str) -> Template:
+        return await self._resolve(_TEMPLATES, name_or_id)
+
+    async def resolve_sequence(self, name_or_id: str) -> Sequence:
+        return await self._resolve(_SEQUENCES, name_or_id)
+
+    async def resolve_smart_view(self, name_or_id: str) -> SmartView:
+        return await self._resolve(_SMART_VIEWS, name_or_id)
+
+    async def resolve_email_account(self, name_or_id: str) -> EmailAccount:
+        """By id, by an identity's email address, or by an identity's sender name."""
+        return await self._resolve(_EMAIL_ACCOUNTS, name_or_id)
+
+    async def resolve_user(self, name_or_id: str) -> User:
+        """By id, full name or email address."""
+        return await self._resolve(_USERS, name_or_id)
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _list(self, spec: _KindSpec[T]) -> list[T]:
+        lock = self._locks.setdefault(spec.kind, anyio.Lock())
+        async with lock:
+            if spec.kind not in self._cache:
+                if spec.paged:
+                    raw = await self._client.list_all(spec.path)
+                else:
+                    page = await self._client.get(spec.path)
+                    raw = page.get("data", []) if isinstance(page, dict) else []
+                self._cache[spec.kind] = [spec.model.model_validate(item) for item in raw]
+            items: list[T] = self._cache[spec.kind]
+            return items
+
+    async def _resolve(self, spec: _KindSpec[T], name_or_id: str) -> T:
+        query = name_or_id.strip()
+        items = await self._list(spec)
+        if query.startswith(spec.prefix):
+            for item in items:
+                if item.id == query:
+                    return item
+            return await self._fetch_unlisted(spec, query)
+        exact = _distinct([item for item in items if query in spec.names(item)])
+        if not exact:
+            wanted = normalize_name(query)
+            exact = _distinct(
+                [i for i in items if wanted in (normalize_name(n) for n in spec.names(i))]
+            )
+        if len(exact) == 1:
+            return exact[0]
+        if exact:
+            ids = [item.id for item in exact]
+            raise AmbiguousName(
+                f"Several {spec.many} are named {query!r}: {', '.join(ids)}. Pass the id instead.",
+                kind=spec.kind,
+                query=query,
+                ids=ids,
+            )
+        raise NameNotFound(
+            f"No {spec.one} named {query!r}.{_closest(spec, items, query)} "
+            f'Use lookup(kind="{spec.kind}") to list them.',
+            kind=spec.kind,
+            query=query,
+        )
+
+    async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str) -> T:
+        """An id not in the listing (an archived template, another user's view): ask Close."""
+        try:
+            raw = await self._client.get(f"{spec.path}{item_id}/")
+        except CloseAPIError as exc:
+            if exc.status not in (400, 404, 405):
+                raise
+            raw = None
+        if not isinstance(raw, dict) or raw.get("id") != item_id:
+            raise NameNotFound(
+                f"No {spec.one} has the id {item_id!r}. "
+                f'Use lookup(kind="{spec.kind}") to list them.',
+                kind=spec.kind,
+                query=item_id,
+            )
+        item = spec.model.model_validate(raw)
+        self._cache[spec.kind] = [*self._cache[spec.kind], item]
+        return item
+
+
+_SPECS: Final[dict[Kind, _KindSpec[Any]]] = {
+    spec.kind: spec
+    for spec in (
+        _STATUSES,
+        _CUSTOM_FIELDS,
+        _TEMPLATES,
+        _SEQUENCES,
+        _SMART_VIEWS,
+        _EMAIL_ACCOUNTS,
+        _USERS,
+    )
+}
+
+
+def _distinct(items: list[T]) -> list[T]:
+    seen: set[str] = set()
+    out: list[T] = []
+    for item in items:
+        item_id: str = item.id
+        if item_id not in seen:
+            seen.add(item_id)
+            out.append(item)
+    return out
+
+
+def _closest(spec: _KindSpec[T], items: list[T], query: str) -> str:
+    """` Closest: 'Qualified' (stat_1), ...` over case-folded names; empty when none is close."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        for name in spec.names(item):
+            if name:
+                by_name.setdefault(normalize_name(name), []).append((name, item.id))
+    matches = difflib.get_close_matches(normalize_name(query), list(by_name), n=5, cutoff=0.6)
+    shown = [f"{name!r} ({item_id})" for key in matches for name, item_id in by_name[key]][:5]
+    return f" Closest: {', '.join(shown)}." if shown else ""
