@@ -1,0 +1,234 @@
+"""Email activities: Close's status rules for creating, changing, cancelling and sending.
+
+`outbox` emails stay `outbox` until `send_in` seconds (default 0) have passed on the clock and
+`scheduled` ones until `date_scheduled`; then the next request finds them `sent`, with
+`date_sent` set. Until then setting them back to `draft` cancels them. Only drafts can be edited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.render import render_text
+from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso
+
+STATUSES = ("draft", "inbox", "scheduled", "outbox", "sent", "error")
+NEEDS_SENDER = ("inbox", "scheduled", "outbox", "error")
+FILE_URL_PREFIX = "https://app.close.com/go/file/"
+MAX_BODY = 1_048_576
+EDITABLE = (
+    "contact_id", "to", "cc", "bcc", "subject", "body_text", "body_html", "template_id",
+    "sender", "email_account_id", "date_scheduled", "send_in", "followup_date", "attachments",
+    "status",
+)  # fmt: skip
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=from_epoch(0).tzinfo)
+
+
+def _check(store: Store, data: JSON, lead: Lead) -> dict[str, str]:
+    """Field errors of a would-be email (the merged state for a PUT)."""
+    errors: dict[str, str] = {}
+    status = data.get("status")
+    if status not in STATUSES:
+        errors["status"] = f"Must be one of: {', '.join(STATUSES)}."
+    sender = data.get("sender")
+    if status in NEEDS_SENDER and not sender:
+        errors["sender"] = f"This field is required for status {status!r}."
+    elif sender is not None and (not isinstance(sender, str) or "@" not in sender):
+        errors["sender"] = "Not a valid email address."
+    if status == "scheduled" and data.get("date_scheduled") is None:
+        errors["date_scheduled"] = "This field is required for status 'scheduled'."
+    for key in ("date_scheduled", "followup_date"):
+        if data.get(key) is not None and _parse_datetime(data[key]) is None:
+            errors[key] = "Not a valid datetime."
+    send_in = data.get("send_in")
+    if send_in is not None and (
+        not isinstance(send_in, (int, float)) or isinstance(send_in, bool) or not 0 <= send_in < 60
+    ):
+        errors["send_in"] = "Must be a number of seconds below 60."
+    subject = data.get("subject")
+    if subject is not None and (not isinstance(subject, str) or len(subject) > 1000):
+        errors["subject"] = "Must be a string of at most 1000 characters."
+    for key in ("body_text", "body_html"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_BODY):
+            errors[key] = f"Must be a string of at most {MAX_BODY} characters."
+    for key in ("to", "cc", "bcc"):
+        value = data.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) and "@" in v for v in value)
+        ):
+            errors[key] = "Must be a list of email addresses."
+    contact_id = data.get("contact_id")
+    if contact_id is not None and all(c.id != contact_id for c in lead.contacts):
+        errors["contact_id"] = "Contact not found on this lead."
+    template_id = data.get("template_id")
+    if template_id is not None and template_id not in store.templates:
+        errors["template_id"] = "Email template not found."
+    account_id = data.get("email_account_id")
+    if account_id is not None and account_id not in store.email_accounts:
+        errors["email_account_id"] = "Email account not found."
+    attachments = data.get("attachments")
+    if attachments is not None and not (
+        isinstance(attachments, list)
+        and all(
+            isinstance(a, dict) and str(a.get("url", "")).startswith(FILE_URL_PREFIX)
+            for a in attachments
+        )
+    ):
+        errors["attachments"] = f"Each attachment needs a url starting {FILE_URL_PREFIX}."
+    return errors
+
+
+def _lead_of(store: Store, data: JSON) -> Lead:
+    lead_id = data.get("lead_id")
+    if lead_id is None:
+        raise BadRequest({"lead_id": "This field is required."})
+    lead = store.leads.get(lead_id) if isinstance(lead_id, str) else None
+    if lead is None:
+        raise BadRequest({"lead_id": "Lead not found."})
+    return lead
+
+
+def _schedule(store: Store, email: JSON, send_in: Any, now: float) -> None:
+    store.email_send_at.pop(email["id"], None)
+    if email["status"] == "outbox":
+        store.email_send_at[email["id"]] = now + float(send_in or 0)
+    elif email["status"] == "scheduled":
+        when = _parse_datetime(email["date_scheduled"])
+        assert when is not None  # checked by _check
+        email["date_scheduled"] = iso(when)
+        store.email_send_at[email["id"]] = when.timestamp()
+
+
+def _fill_from_template(store: Store, email: JSON, lead: Lead) -> None:
+    template = store.templates.get(email.get("template_id") or "")
+    if template is None or email.get("body_text") or email.get("body_html"):
+        return
+    contact = _contact(lead, email.get("contact_id"))
+    body = render_text(template.body, store, lead, contact)
+    email["body_text"] = body
+    email["body_html"] = body.replace("\n", "<br>")
+    if not email.get("subject"):
+        email["subject"] = render_text(template.subject, store, lead, contact)
+    email["template_name"] = template.name
+
+
+def _contact(lead: Lead, contact_id: Any) -> Contact | None:
+    return next((c for c in lead.contacts if c.id == contact_id), None)
+
+
+def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None = None) -> JSON:
+    """POST /activity/email/: validate like Close, store, and answer the activity."""
+    if not isinstance(data, dict):
+        raise BadRequest({}, ["Expected a JSON object."])
+    lead = _lead_of(store, data)
+    errors = _check(store, data, lead)
+    if errors:
+        raise BadRequest(errors)
+    moment = iso(from_epoch(now))
+    email_id = store.new_id("acti")
+    sender = data.get("sender")
+    if sender is None and data["status"] == "sent":
+        sender = store.me.email
+    body_text = data.get("body_text")
+    email: JSON = {
+        "_type": "Email",
+        "id": email_id,
+        "thread_id": store.new_id("acti"),
+        "lead_id": lead.id,
+        "contact_id": data.get("contact_id"),
+        "status": data["status"],
+        "direction": "incoming" if data["status"] == "inbox" else "outgoing",
+        "to": list(data.get("to") or []),
+        "cc": list(data.get("cc") or []),
+        "bcc": list(data.get("bcc") or []),
+        "subject": data.get("subject"),
+        "body_text": body_text,
+        "body_html": data.get("body_html"),
+        "body_preview": (body_text or "")[:200],
+        "template_id": data.get("template_id"),
+        "template_name": None,
+        "sender": sender,
+        "email_account_id": data.get("email_account_id"),
+        "date_scheduled": data.get("date_scheduled"),
+        "date_sent": moment if data["status"] == "sent" else None,
+        "followup_date": data.get("followup_date"),
+        "attachments": list(data.get("attachments") or []),
+        "bulk_email_action_id": bulk_email_action_id,
+        "has_reply": False,
+        "in_reply_to_id": None,
+        "message_ids": [],
+        "references": [],
+        "users": [],
+        "opens": [],
+        "opens_summary": None,
+        "send_attempts": [],
+        "sequence_id": None,
+        "sequence_name": None,
+        "sequence_subscription_id": None,
+        "user_id": store.me.id,
+        "user_name": store.me.full_name,
+        "created_by": store.me.id,
+        "created_by_name": store.me.full_name,
+        "updated_by": store.me.id,
+        "updated_by_name": store.me.full_name,
+        "organization_id": store.org.id,
+        "date_created": moment,
+        "date_updated": moment,
+        "activity_at": moment,
+    }
+    _fill_from_template(store, email, lead)
+    email["body_preview"] = (email["body_text"] or "")[:200]
+    _schedule(store, email, data.get("send_in"), now)
+    store.emails[email_id] = email
+    return dict(email)
+
+
+def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
+    """PUT /activity/email/{id}/: edit a draft, or cancel an unsent scheduled/outbox email."""
+    email = store.emails.get(email_id)
+    if email is None:
+        raise NotFound("Email activity not found.")
+    if not isinstance(data, dict):
+        raise BadRequest({}, ["Expected a JSON object."])
+    unsent = email["status"] in ("scheduled", "outbox") and email_id in store.email_send_at
+    if unsent and data.get("status") == "draft":
+        store.email_send_at.pop(email_id, None)
+    elif email["status"] != "draft":
+        raise BadRequest({"status": "Only drafts can be modified."})
+    unknown = sorted(set(data) - set(EDITABLE))
+    if unknown:
+        raise BadRequest({key: "This field cannot be changed." for key in unknown})
+    merged = {**email, **data}
+    lead = store.leads.get(email["lead_id"])
+    if lead is None:
+        raise NotFound("The email's lead no longer exists.")
+    errors = _check(store, merged, lead)
+    if errors:
+        raise BadRequest(errors)
+    send_in = merged.pop("send_in", None)
+    email.update({k: v for k, v in merged.items() if k in EDITABLE})
+    email["date_updated"] = iso(from_epoch(now))
+    _fill_from_template(store, email, lead)
+    _schedule(store, email, send_in, now)
+    return dict(email)
+
+
+def deliver_due(store: Store, now: float) -> None:
+    """Mark outbox and scheduled emails whose time has come as sent."""
+    for email_id, send_at in list(store.email_send_at.items()):
+        if send_at <= now:
+            email = store.emails[email_id]
+            email["status"] = "sent"
+            email["date_sent"] = iso(from_epoch(send_at))
+            email["date_updated"] = email["date_sent"]
+            del store.email_send_at[email_id]

@@ -1,0 +1,360 @@
+"""The endpoints: Close's paths, paging, `_fields` and answer shapes over the store.
+
+Each handler takes a `Call` and answers JSON or raises an `ApiError`; the ASGI layer in `app.py`
+does auth, rate limiting, faults and the request log around them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from close_mcp.sandbox import emails
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
+from close_mcp.sandbox.jobs import PREFIXES, JobRunner
+from close_mcp.sandbox.leads import create_lead, update_lead
+from close_mcp.sandbox.render import render_template
+from close_mcp.sandbox.search import (
+    Compiler,
+    check_results_limit,
+    check_sort,
+    project,
+    select,
+)
+from close_mcp.sandbox.store import JSON, Lead, Store, from_epoch
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 200
+CURSOR_SECONDS = 30.0
+MAX_WALK = 10_000
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, str]
+    query: dict[str, str]
+    json: Any
+    now: float
+
+
+@dataclass
+class CursorState:
+    ids: list[str]
+    offset: int
+    expires_at: float
+
+
+Handler = Callable[[Call], JSON]
+
+
+def _int_param(query: dict[str, str], name: str, default: int, minimum: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest({name: "Must be an integer."}) from None
+    if value < minimum:
+        raise BadRequest({name: f"Must be at least {minimum}."})
+    return value
+
+
+def narrow(obj: JSON, query: dict[str, str]) -> JSON:
+    """`_fields=a,b` keeps only those keys (unknown names are left out)."""
+    fields = query.get("_fields")
+    if not fields:
+        return obj
+    names = [f.strip() for f in fields.split(",") if f.strip()]
+    return {name: obj[name] for name in names if name in obj}
+
+
+def page(items: list[JSON], query: dict[str, str]) -> JSON:
+    """Close's list answer: `_skip`/`_limit` (default 100, at most 200) -> {data, has_more}."""
+    skip = _int_param(query, "_skip", 0, 0)
+    limit = min(_int_param(query, "_limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+    chunk = items[skip : skip + limit]
+    return {"data": [narrow(i, query) for i in chunk], "has_more": skip + limit < len(items)}
+
+
+class Api:
+    """Routes -> handlers. Paths are matched relative to /api/v1/ and end with a slash."""
+
+    def __init__(self, store: Store, jobs: JobRunner) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.cursors: dict[str, CursorState] = {}
+        self._cursor_count = 0
+        kinds = "|".join(PREFIXES)
+        table: list[tuple[str, dict[str, Handler]]] = [
+            (r"me/", {"GET": self.me}),
+            (r"status/lead/", {"GET": self.statuses}),
+            (r"custom_field/lead/", {"GET": self.custom_fields}),
+            (r"custom_field/lead/(?P<id>[^/]+)/", {"GET": self.custom_field}),
+            (r"email_template/", {"GET": self.templates}),
+            (r"email_template/(?P<id>[^/]+)/", {"GET": self.template}),
+            (r"email_template/(?P<id>[^/]+)/render/", {"GET": self.render}),
+            (r"sequence/", {"GET": self.sequences}),
+            (r"sequence/(?P<id>[^/]+)/", {"GET": self.sequence}),
+            (r"sequence_subscription/", {"GET": self.subscriptions}),
+            (r"connected_account/", {"GET": self.accounts}),
+            (r"connected_account/(?P<id>[^/]+)/", {"GET": self.account}),
+            (r"user/", {"GET": self.users}),
+            (r"user/(?P<id>[^/]+)/", {"GET": self.user}),
+            (r"saved_search/", {"GET": self.saved_searches}),
+            (r"saved_search/(?P<id>[^/]+)/", {"GET": self.saved_search}),
+            (r"lead/", {"GET": self.leads, "POST": self.create_lead}),
+            (
+                r"lead/(?P<id>[^/]+)/",
+                {"GET": self.lead, "PUT": self.update_lead, "DELETE": self.delete_lead},
+            ),
+            (r"data/search/", {"POST": self.search}),
+            (rf"bulk_action/(?P<kind>{kinds})/", {"GET": self.list_jobs, "POST": self.create_job}),
+            (
+                rf"bulk_action/(?P<kind>{kinds})/(?P<id>[^/]+)/",
+                {"GET": self.get_job, "PUT": self.update_job},
+            ),
+            (r"activity/email/", {"GET": self.list_emails, "POST": self.create_email}),
+            (r"activity/email/(?P<id>[^/]+)/", {"GET": self.get_email, "PUT": self.update_email}),
+        ]
+        self.routes = [(re.compile(pattern + r"\Z"), methods) for pattern, methods in table]
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler for a path relative to /api/v1/: 404 unknown path, 405 wrong method."""
+        for pattern, methods in self.routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method not in methods:
+                raise ApiError(405, {"error": f"Method {method} not allowed."})
+            return methods[method], match.groupdict()
+        raise NotFound(f"No such endpoint: /api/v1/{path}")
+
+    # -- organization lookups ------------------------------------------------------------
+
+    def me(self, call: Call) -> JSON:
+        return narrow(self.store.me_json(), call.query)
+
+    def statuses(self, call: Call) -> JSON:
+        return {"data": [narrow(s.to_json(), call.query) for s in self.store.statuses.values()]}
+
+    def custom_fields(self, call: Call) -> JSON:
+        return page([cf.to_json() for cf in self.store.custom_fields.values()], call.query)
+
+    def custom_field(self, call: Call) -> JSON:
+        cf = self.store.custom_fields.get(call.params["id"])
+        if cf is None:
+            raise NotFound("Custom field not found.")
+        return narrow(cf.to_json(), call.query)
+
+    def templates(self, call: Call) -> JSON:
+        org = self.store.org
+        return page([t.to_json(org) for t in self.store.templates.values()], call.query)
+
+    def template(self, call: Call) -> JSON:
+        template = self.store.templates.get(call.params["id"])
+        if template is None:
+            raise NotFound("Email template not found.")
+        return narrow(template.to_json(self.store.org), call.query)
+
+    def render(self, call: Call) -> JSON:
+        template = self.store.templates.get(call.params["id"])
+        if template is None:
+            raise NotFound("Email template not found.")
+        lead_id = call.query.get("lead_id")
+        if not lead_id:
+            raise BadRequest({"lead_id": "This field is required."})
+        lead = self.store.leads.get(lead_id)
+        if lead is None:
+            raise BadRequest({"lead_id": "Lead not found."})
+        contact_id = call.query.get("contact_id")
+        if contact_id:
+            contact = next((c for c in lead.contacts if c.id == contact_id), None)
+            if contact is None:
+                raise BadRequest({"contact_id": "Contact not found on this lead."})
+        else:
+            contact = lead.contacts[0] if lead.contacts else None
+        return render_template(self.store, template, lead, contact)
+
+    def sequences(self, call: Call) -> JSON:
+        org = self.store.org
+        return page([s.to_json(org) for s in self.store.sequences.values()], call.query)
+
+    def sequence(self, call: Call) -> JSON:
+        seq = self.store.sequences.get(call.params["id"])
+        if seq is None:
+            raise NotFound("Sequence not found.")
+        return narrow(seq.to_json(self.store.org), call.query)
+
+    def subscriptions(self, call: Call) -> JSON:
+        """Filterable by `sequence_id`, `contact_id`, `lead_id`, as Close's list is."""
+        subs = [
+            s.to_json(self.store.org)
+            for s in self.store.subscriptions.values()
+            if all(
+                call.query.get(key) in (None, getattr(s, key))
+                for key in ("sequence_id", "contact_id", "lead_id")
+            )
+        ]
+        return page(subs, call.query)
+
+    def accounts(self, call: Call) -> JSON:
+        return page([a.to_json() for a in self.store.email_accounts.values()], call.query)
+
+    def account(self, call: Call) -> JSON:
+        account = self.store.email_accounts.get(call.params["id"])
+        if account is None:
+            raise NotFound("Connected account not found.")
+        return narrow(account.to_json(), call.query)
+
+    def users(self, call: Call) -> JSON:
+        org = self.store.org
+        return page([u.to_json(org) for u in self.store.users.values()], call.query)
+
+    def user(self, call: Call) -> JSON:
+        user = self.store.users.get(call.params["id"])
+        if user is None:
+            raise NotFound("User not found.")
+        return narrow(user.to_json(self.store.org), call.query)
+
+    def saved_searches(self, call: Call) -> JSON:
+        org = self.store.org
+        return page([v.to_json(org) for v in self.store.saved_searches.values()], call.query)
+
+    def saved_search(self, call: Call) -> JSON:
+        view = self.store.saved_searches.get(call.params["id"])
+        if view is None:
+            raise NotFound("Saved search not found.")
+        return narrow(view.to_json(self.store.org), call.query)
+
+    # -- leads ---------------------------------------------------------------------------
+
+    def _lead(self, lead_id: str) -> Lead:
+        lead = self.store.leads.get(lead_id)
+        if lead is None:
+            raise NotFound("Lead not found.")
+        return lead
+
+    def leads(self, call: Call) -> JSON:
+        return page([lead.to_json(self.store) for lead in self.store.leads.values()], call.query)
+
+    def lead(self, call: Call) -> JSON:
+        return narrow(self._lead(call.params["id"]).to_json(self.store), call.query)
+
+    def create_lead(self, call: Call) -> JSON:
+        return create_lead(self.store, call.json, call.now).to_json(self.store)
+
+    def update_lead(self, call: Call) -> JSON:
+        lead = self._lead(call.params["id"])
+        return update_lead(self.store, lead, call.json, call.now).to_json(self.store)
+
+    def delete_lead(self, call: Call) -> JSON:
+        del self.store.leads[self._lead(call.params["id"]).id]
+        return {}
+
+    # -- advanced filtering --------------------------------------------------------------
+
+    def search(self, call: Call) -> JSON:
+        body = call.json
+        if not isinstance(body, dict):
+            raise BadRequest({}, ["Expected a JSON object."])
+        if body.get("query") is None:
+            raise BadRequest({"query": "This field is required."})
+        limit = body.get("_limit", DEFAULT_LIMIT)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise BadRequest({"_limit": "Must be a non-negative integer."})
+        limit = min(limit, MAX_LIMIT)
+        fields = self._search_fields(body.get("_fields"))
+        results_limit = check_results_limit(body.get("results_limit"), "results_limit")
+        include_counts = body.get("include_counts", False)
+        if not isinstance(include_counts, bool):
+            raise BadRequest({"include_counts": "Must be a boolean."})
+        cursor = body.get("cursor")
+        if cursor is not None:
+            Compiler(self.store, from_epoch(call.now)).node(body["query"], "query", "lead")
+            check_sort(self.store, body.get("sort"), "sort")
+            state = self._take_cursor(cursor, call.now)
+            ids, offset = state.ids, state.offset
+        else:
+            leads = select(
+                self.store, body["query"], results_limit, body.get("sort"), from_epoch(call.now)
+            )
+            ids, offset = [lead.id for lead in leads], 0
+        walk = ids[:MAX_WALK]
+        chunk = walk[offset : offset + limit]
+        data = [
+            project(self.store.leads[i], fields, self.store) for i in chunk if i in self.store.leads
+        ]
+        answer: JSON = {"data": data, "cursor": None}
+        if limit and offset + limit < len(walk):
+            answer["cursor"] = self._issue_cursor(ids, offset + limit, call.now)
+        if include_counts:
+            answer["count"] = {"total": len(ids)}
+        return answer
+
+    def _search_fields(self, raw: Any) -> list[str] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict) or not all(
+            isinstance(v, list) and all(isinstance(f, str) for f in v) for v in raw.values()
+        ):
+            raise BadRequest({"_fields": 'Expected {"lead": ["field", ...]}.'})
+        lead_fields = raw.get("lead")
+        return None if lead_fields is None else list(lead_fields)
+
+    def _issue_cursor(self, ids: list[str], offset: int, now: float) -> str:
+        self._cursor_count += 1
+        token = f"sbx{self._cursor_count:08d}.{offset}"
+        self.cursors[token] = CursorState(ids, offset, now + CURSOR_SECONDS)
+        return token
+
+    def _take_cursor(self, token: Any, now: float) -> CursorState:
+        for key in [k for k, s in self.cursors.items() if s.expires_at < now]:
+            del self.cursors[key]
+        state = self.cursors.get(token) if isinstance(token, str) else None
+        if state is None:
+            raise BadRequest({"cursor": "Invalid or expired cursor."})
+        return state
+
+    # -- bulk actions --------------------------------------------------------------------
+
+    def list_jobs(self, call: Call) -> JSON:
+        kind = call.params["kind"]
+        org = self.store.org
+        jobs = [j for j in reversed(self.store.jobs.values()) if j.kind == kind]
+        jobs.sort(key=lambda j: j.date_created, reverse=True)  # newest first, ties too
+        return page([j.to_json(org) for j in jobs], call.query)
+
+    def create_job(self, call: Call) -> JSON:
+        job = self.jobs.create(call.params["kind"], call.json, call.now)
+        return job.to_json(self.store.org)
+
+    def get_job(self, call: Call) -> JSON:
+        job = self.jobs.get(call.params["kind"], call.params["id"])
+        return narrow(job.to_json(self.store.org), call.query)
+
+    def update_job(self, call: Call) -> JSON:
+        job = self.jobs.get(call.params["kind"], call.params["id"])
+        return self.jobs.set_status(job, call.json, call.now).to_json(self.store.org)
+
+    # -- email activities ----------------------------------------------------------------
+
+    def list_emails(self, call: Call) -> JSON:
+        lead_id = call.query.get("lead_id")
+        items = [e for e in self.store.emails.values() if lead_id in (None, e["lead_id"])]
+        return page([dict(e) for e in items], call.query)
+
+    def create_email(self, call: Call) -> JSON:
+        return emails.create(self.store, call.json, call.now)
+
+    def get_email(self, call: Call) -> JSON:
+        email = self.store.emails.get(call.params["id"])
+        if email is None:
+            raise NotFound("Email activity not found.")
+        return narrow(dict(email), call.query)
+
+    def update_email(self, call: Call) -> JSON:
+        return emails.update(self.store, call.params["id"], call.json, call.now)

@@ -1,0 +1,508 @@
+"""The `s_query` evaluator: Close's Advanced Filtering grammar, compiled to Python predicates.
+
+Used by `/data/search/` and by bulk jobs when they load their selection, so a preview and the
+job that follows select the same leads. Every malformed piece raises `QueryError` naming its
+path (`query.queries.1.condition.type`), which the routes answer as a 400 with `field-errors`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from close_mcp.sandbox.errors import BadRequest
+from close_mcp.sandbox.store import JSON, Contact, Lead, Store
+
+Pred = Callable[[Any], bool]
+ValuePred = Callable[[list[Any]], bool]
+
+TEXT_MODES = ("full_words", "phrase", "beginning_of_words", "exact_value")
+MAX_DEPTH = 32
+
+
+QueryError = BadRequest  # a query Close would refuse: field path -> message
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How to read a field: its kind decides which conditions apply."""
+
+    kind: str  # text, choice, number, date, reference
+    get: Callable[[Any], list[Any]]
+    reference_type: str | None = None
+
+
+def _one(value: Any) -> list[Any]:
+    return [] if value is None or value == "" else [value]
+
+
+def _day_start(value: str) -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+LEAD_FIELDS: dict[str, FieldSpec] = {
+    "id": FieldSpec("reference", lambda o: [o.id]),
+    "name": FieldSpec("text", lambda o: _one(o.name)),
+    "display_name": FieldSpec("text", lambda o: _one(o.display_name)),
+    "description": FieldSpec("text", lambda o: _one(o.description)),
+    "url": FieldSpec("text", lambda o: _one(o.url)),
+    "status_id": FieldSpec("reference", lambda o: [o.status_id], "status.lead"),
+    "date_created": FieldSpec("date", lambda o: [o.date_created]),
+    "date_updated": FieldSpec("date", lambda o: [o.date_updated]),
+    "created_by": FieldSpec("reference", lambda o: _one(o.created_by), "user_or_group"),
+    "num_contacts": FieldSpec("number", lambda o: [len(o.contacts)]),
+}
+CONTACT_FIELDS: dict[str, FieldSpec] = {
+    "id": FieldSpec("reference", lambda o: [o.id]),
+    "lead_id": FieldSpec("reference", lambda o: [o.lead_id]),
+    "name": FieldSpec("text", lambda o: _one(o.name)),
+    "display_name": FieldSpec("text", lambda o: _one(o.name)),
+    "title": FieldSpec("text", lambda o: _one(o.title)),
+    "date_created": FieldSpec("date", lambda o: [o.date_created]),
+    "date_updated": FieldSpec("date", lambda o: [o.date_updated]),
+}
+EMAIL_FIELDS: dict[str, FieldSpec] = {
+    "email": FieldSpec("text", lambda o: _one(o["email"])),
+    "type": FieldSpec("choice", lambda o: _one(o.get("type"))),
+}
+REGULAR_FIELDS = {"lead": LEAD_FIELDS, "contact": CONTACT_FIELDS, "contact_email": EMAIL_FIELDS}
+RELATIONS: dict[tuple[str, str], Callable[[Any], list[Any]]] = {
+    ("lead", "contact"): lambda lead: list(lead.contacts),
+    ("lead", "contact_email"): lambda lead: [e for c in lead.contacts for e in c.emails],
+    ("contact", "contact_email"): lambda contact: list(contact.emails),
+}
+CONDITIONS_BY_KIND = {
+    "text": {"text", "term", "exists"},
+    "choice": {"text", "term", "exists"},
+    "number": {"number_range", "term", "exists"},
+    "date": {"moment_range", "exists"},
+    "reference": {"reference", "term", "exists"},
+}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
+
+
+def text_matches(mode: str, value: str, texts: Iterable[str]) -> bool:
+    """Close's text modes, case-insensitive, over one or more texts taken as one document."""
+    texts = [t for t in texts if t]
+    if mode == "exact_value":
+        wanted = value.casefold().strip()
+        return any(t.casefold().strip() == wanted for t in texts)
+    wanted_words = _words(value)
+    if mode == "phrase":
+        n = len(wanted_words)
+        for t in texts:
+            words = _words(t)
+            if any(words[i : i + n] == wanted_words for i in range(len(words) - n + 1)):
+                return True
+        return False
+    all_words = {w for t in texts for w in _words(t)}
+    if mode == "full_words":
+        return all(w in all_words for w in wanted_words)
+    return all(any(have.startswith(w) for have in all_words) for w in wanted_words)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+
+
+class Compiler:
+    """Turns a query tree into a predicate, checking every node on the way."""
+
+    def __init__(self, store: Store, now: datetime) -> None:
+        self.store = store
+        self.now = now
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def node(self, node: Any, path: str, ctx: str, depth: int = 0) -> Pred:
+        if depth > MAX_DEPTH:
+            raise QueryError({path: "Query is nested too deeply."})
+        if not isinstance(node, dict):
+            raise QueryError({path: "Expected an object."})
+        negate = node.get("negate", False)
+        if not isinstance(negate, bool):
+            raise QueryError({f"{path}.negate": "Must be a boolean."})
+        kind = node.get("type")
+        builders: dict[str, Callable[[JSON, str, str, int], Pred]] = {
+            "and": self._and_or,
+            "or": self._and_or,
+            "object_type": self._object_type,
+            "field_condition": self._field_condition,
+            "has_related": self._has_related,
+            "match_all": lambda n, p, c, d: lambda obj: True,
+            "saved_search": self._saved_search,
+            "text": self._full_text,
+        }
+        if kind is None:
+            raise QueryError({f"{path}.type": "Missing data for required field."})
+        if kind not in builders:
+            raise QueryError({f"{path}.type": f"Unknown query type {kind!r}."})
+        pred = builders[kind](node, path, ctx, depth)
+        if negate:
+            inner = pred
+            return lambda obj: not inner(obj)
+        return pred
+
+    def _and_or(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        queries = node.get("queries")
+        if not isinstance(queries, list):
+            raise QueryError({f"{path}.queries": "Expected a list of queries."})
+        preds = [self.node(q, f"{path}.queries.{i}", ctx, depth + 1) for i, q in enumerate(queries)]
+        if node["type"] == "and":
+            return lambda obj: all(p(obj) for p in preds)
+        return lambda obj: any(p(obj) for p in preds)
+
+    def _object_type(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        object_type = node.get("object_type")
+        if not isinstance(object_type, str):
+            raise QueryError({f"{path}.object_type": "Missing data for required field."})
+        if object_type != ctx:
+            raise QueryError(
+                {f"{path}.object_type": f"Expected {ctx!r} here; the sandbox searches leads only."}
+            )
+        return lambda obj: True
+
+    def _field_condition(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        spec = self.field(node.get("field"), f"{path}.field", ctx)
+        check = self.condition(node.get("condition"), f"{path}.condition", spec)
+        get = spec.get
+        return lambda obj: check(get(obj))
+
+    def _has_related(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        this = node.get("this_object_type", ctx)
+        if this != ctx:
+            raise QueryError({f"{path}.this_object_type": f"Expected {ctx!r} here."})
+        related = node.get("related_object_type")
+        if not isinstance(related, str):
+            raise QueryError({f"{path}.related_object_type": "Missing data for required field."})
+        relation = RELATIONS.get((ctx, related))
+        if relation is None:
+            raise QueryError(
+                {
+                    f"{path}.related_object_type": (
+                        f"{ctx!r} -> {related!r} is not supported by the sandbox."
+                    )
+                }
+            )
+        if "related_query" not in node:
+            raise QueryError({f"{path}.related_query": "Missing data for required field."})
+        inner = self.node(node["related_query"], f"{path}.related_query", related, depth + 1)
+        return lambda obj: any(inner(r) for r in relation(obj))
+
+    def _saved_search(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        view_id = node.get("saved_search_id")
+        if not isinstance(view_id, str):
+            raise QueryError({f"{path}.saved_search_id": "Missing data for required field."})
+        view = self.store.saved_searches.get(view_id)
+        if view is None:
+            raise QueryError({f"{path}.saved_search_id": f"Saved search {view_id!r} not found."})
+        if ctx != "lead":
+            raise QueryError({f"{path}.type": "A saved search selects leads."})
+        tree = view.s_query.get("query", view.s_query)
+        return self.node(tree, f"{path}(saved_search {view_id})", ctx, depth + 1)
+
+    def _full_text(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
+        mode, value = self._text_args(node, path)
+
+        def texts(obj: Any) -> list[str]:
+            if ctx == "lead":
+                lead: Lead = obj
+                out = [lead.name]
+                for c in lead.contacts:
+                    out += [c.name, c.title, *(e["email"] for e in c.emails)]
+                return out
+            if ctx == "contact":
+                contact: Contact = obj
+                return [contact.name, contact.title, *(e["email"] for e in contact.emails)]
+            return [str(obj["email"])]
+
+        return lambda obj: text_matches(mode, value, texts(obj))
+
+    # -- fields --------------------------------------------------------------------------
+
+    def field(self, ref: Any, path: str, ctx: str) -> FieldSpec:
+        if not isinstance(ref, dict):
+            raise QueryError({path: "Missing data for required field."})
+        kind = ref.get("type")
+        if kind == "regular_field":
+            object_type = ref.get("object_type", ctx)
+            if object_type != ctx:
+                raise QueryError(
+                    {f"{path}.object_type": f"Expected {ctx!r}; use has_related for others."}
+                )
+            name = ref.get("field_name")
+            spec = REGULAR_FIELDS[ctx].get(name) if isinstance(name, str) else None
+            if spec is None:
+                raise QueryError({f"{path}.field_name": f"Unknown {ctx} field {name!r}."})
+            return spec
+        if kind == "custom_field":
+            cf_id = ref.get("custom_field_id")
+            cf = self.store.custom_fields.get(cf_id) if isinstance(cf_id, str) else None
+            if cf is None or ctx != "lead":
+                raise QueryError(
+                    {f"{path}.custom_field_id": f"Unknown lead custom field {cf_id!r}."}
+                )
+            return _custom_spec(cf.id, cf.type)
+        if kind is None:
+            raise QueryError({f"{path}.type": "Missing data for required field."})
+        raise QueryError({f"{path}.type": f"Unknown field type {kind!r}."})
+
+    # -- conditions ----------------------------------------------------------------------
+
+    def condition(self, cond: Any, path: str, spec: FieldSpec) -> ValuePred:
+        if not isinstance(cond, dict):
+            raise QueryError({path: "Missing data for required field."})
+        kind = cond.get("type")
+        builders: dict[str, Callable[[JSON, str, FieldSpec], ValuePred]] = {
+            "text": self._text_cond,
+            "term": self._term_cond,
+            "reference": self._reference_cond,
+            "number_range": self._number_cond,
+            "moment_range": self._moment_cond,
+            "exists": lambda c, p, s: lambda values: bool(values),
+        }
+        if kind is None:
+            raise QueryError({f"{path}.type": "Missing data for required field."})
+        if kind not in builders:
+            raise QueryError({f"{path}.type": f"Unknown condition type {kind!r}."})
+        if kind not in CONDITIONS_BY_KIND[spec.kind]:
+            raise QueryError(
+                {f"{path}.type": f"Condition {kind!r} does not apply to a {spec.kind} field."}
+            )
+        return builders[kind](cond, path, spec)
+
+    def _text_args(self, cond: JSON, path: str) -> tuple[str, str]:
+        mode, value = cond.get("mode"), cond.get("value")
+        if mode not in TEXT_MODES:
+            raise QueryError({f"{path}.mode": f"Must be one of: {', '.join(TEXT_MODES)}."})
+        if not isinstance(value, str) or not value.strip():
+            raise QueryError({f"{path}.value": "Must be a non-empty string."})
+        return str(mode), value
+
+    def _text_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
+        mode, value = self._text_args(cond, path)
+        return lambda values: text_matches(mode, value, [str(v) for v in values])
+
+    def _term_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
+        values = cond.get("values")
+        if not isinstance(values, list) or not values:
+            raise QueryError({f"{path}.values": "Must be a non-empty list."})
+        wanted = [v for v in values if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+        if len(wanted) != len(values):
+            raise QueryError({f"{path}.values": "Values must be strings or numbers."})
+        return lambda have: any(v in wanted for v in have)
+
+    def _reference_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
+        reference_type, ids = cond.get("reference_type"), cond.get("object_ids")
+        if not isinstance(reference_type, str) or not reference_type:
+            raise QueryError({f"{path}.reference_type": "Missing data for required field."})
+        if spec.reference_type is not None and reference_type != spec.reference_type:
+            raise QueryError({f"{path}.reference_type": f"Must be {spec.reference_type!r}."})
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise QueryError({f"{path}.object_ids": "Must be a list of ids."})
+        wanted = set(ids)
+        return lambda have: any(v in wanted for v in have)
+
+    def _number_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
+        bounds: dict[str, float] = {}
+        for key in ("gt", "gte", "lt", "lte"):
+            if cond.get(key) is None:
+                continue
+            value = cond[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise QueryError({f"{path}.{key}": "Must be a number."})
+            bounds[key] = float(value)
+
+        def check(number: float) -> bool:
+            return (
+                ("gt" not in bounds or number > bounds["gt"])
+                and ("gte" not in bounds or number >= bounds["gte"])
+                and ("lt" not in bounds or number < bounds["lt"])
+                and ("lte" not in bounds or number <= bounds["lte"])
+            )
+
+        return lambda have: any(check(float(v)) for v in have)
+
+    def _moment_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
+        start = end = None
+        if cond.get("on_or_after") is not None:
+            start = self.moment(cond["on_or_after"], f"{path}.on_or_after")
+        if cond.get("before") is not None:
+            end = self.moment(cond["before"], f"{path}.before")
+
+        def check(moment: datetime) -> bool:
+            return (start is None or moment >= start) and (end is None or moment < end)
+
+        return lambda have: any(check(v) for v in have)
+
+    def moment(self, moment: Any, path: str) -> datetime:
+        """Resolve a moment to a UTC datetime; local dates are taken in UTC."""
+        if not isinstance(moment, dict):
+            raise QueryError({path: "Expected a moment object."})
+        kind = moment.get("type")
+        if kind == "now":
+            return self.now
+        if kind == "fixed_utc":
+            value = moment.get("value")
+            try:
+                parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            except ValueError:
+                raise QueryError({f"{path}.value": "Not a valid datetime."}) from None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if kind == "fixed_local_date":
+            day = _day_start(str(moment.get("value")))
+            if day is None:
+                raise QueryError({f"{path}.value": "Not a valid date (YYYY-MM-DD)."})
+            return self._which(day, moment.get("which", "start"), f"{path}.which")
+        if kind == "offset":
+            return self._offset(moment, path)
+        if kind is None:
+            raise QueryError({f"{path}.type": "Missing data for required field."})
+        raise QueryError({f"{path}.type": f"Unknown moment type {kind!r}."})
+
+    def _which(self, moment: datetime, which: Any, path: str) -> datetime:
+        if which == "start":
+            return _midnight(moment)
+        if which == "end":
+            return _midnight(moment) + timedelta(days=1)
+        raise QueryError({path: "Must be 'start' or 'end'."})
+
+    def _offset(self, moment: JSON, path: str) -> datetime:
+        direction = moment.get("direction")
+        if direction not in ("past", "future"):
+            raise QueryError({f"{path}.direction": "Must be 'past' or 'future'."})
+        base = self.moment(moment.get("moment"), f"{path}.moment")
+        offset = moment.get("offset")
+        if not isinstance(offset, dict):
+            raise QueryError({f"{path}.offset": "Missing data for required field."})
+        sign = -1 if direction == "past" else 1
+        result = base
+        for unit, amount in offset.items():
+            if unit not in OFFSET_UNITS:
+                raise QueryError({f"{path}.offset.{unit}": "Unknown unit."})
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+                raise QueryError({f"{path}.offset.{unit}": "Must be a non-negative integer."})
+            if unit in ("years", "months"):
+                result = _add_months(result, sign * amount * (12 if unit == "years" else 1))
+            else:
+                result += sign * timedelta(**{unit: amount})
+        which_day_end = moment.get("which_day_end")
+        if which_day_end is None:
+            return result
+        return self._which(result, which_day_end, f"{path}.which_day_end")
+
+
+def _custom_spec(cf_id: str, cf_type: str) -> FieldSpec:
+    def get(lead: Any) -> list[Any]:
+        value = lead.custom.get(cf_id)
+        values = value if isinstance(value, list) else _one(value)
+        if cf_type == "date":
+            return [d for d in (_day_start(str(v)) for v in values) if d is not None]
+        return list(values)
+
+    kind = {"text": "text", "number": "number", "date": "date", "choices": "choice"}.get(
+        cf_type, "reference"
+    )
+    return FieldSpec(kind, get, "user_or_group" if cf_type == "user" else None)
+
+
+# -- sorting, selection, projection ----------------------------------------------------------
+
+
+def check_sort(store: Store, sort: Any, path: str) -> list[tuple[FieldSpec, bool]]:
+    """Validate `sort`; answer (field, descending) pairs."""
+    if sort is None:
+        return []
+    if not isinstance(sort, list):
+        raise QueryError({path: "Must be a list."})
+    keys = []
+    compiler = Compiler(store, _EPOCH)  # sort fields never read the clock
+    for i, item in enumerate(sort):
+        if not isinstance(item, dict):
+            raise QueryError({f"{path}.{i}": "Expected an object."})
+        direction = item.get("direction", "asc")
+        if direction not in ("asc", "desc"):
+            raise QueryError({f"{path}.{i}.direction": "Must be 'asc' or 'desc'."})
+        keys.append(
+            (compiler.field(item.get("field"), f"{path}.{i}.field", "lead"), direction == "desc")
+        )
+    return keys
+
+
+def _sort_value(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def sort_leads(leads: list[Lead], keys: list[tuple[FieldSpec, bool]]) -> list[Lead]:
+    """Stable multi-key sort; leads without a value come last in either direction.
+
+    Without keys, newest first (by `date_created`), a guess at Close's default order.
+    """
+    if not keys:
+        keys = [(LEAD_FIELDS["date_created"], True)]
+    ordered = sorted(leads, key=lambda lead: lead.id)
+    for spec, desc in reversed(keys):
+        present = [lead for lead in ordered if spec.get(lead)]
+        missing = [lead for lead in ordered if not spec.get(lead)]
+        present.sort(key=lambda lead: _sort_value(spec.get(lead)[0]), reverse=desc)
+        ordered = present + missing
+    return ordered
+
+
+def check_results_limit(value: Any, path: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise QueryError({path: "Must be a non-negative integer or null."})
+    return value
+
+
+def select(
+    store: Store,
+    tree: Any,
+    results_limit: int | None,
+    sort: Any,
+    now: datetime,
+    prefix: str = "query",
+    sort_path: str = "sort",
+) -> list[Lead]:
+    """The leads a query selects, sorted and capped, as a bulk job or a search sees them."""
+    pred = Compiler(store, now).node(tree, prefix, "lead")
+    keys = check_sort(store, sort, sort_path)
+    matched = sort_leads([lead for lead in store.leads.values() if pred(lead)], keys)
+    return matched if results_limit is None else matched[:results_limit]
+
+
+def project(lead: Lead, fields: list[str] | None, store: Store) -> JSON:
+    """A search hit: `__object_type` and id, or exactly the `_fields` asked (unknown: left out)."""
+    if fields is None:
+        return {"__object_type": "lead", "id": lead.id}
+    full = lead.to_json(store)
+    answer: JSON = {"__object_type": "lead"}
+    for name in fields:
+        if name in full:
+            answer[name] = full[name]
+        elif name.startswith("custom.") and name[7:] in store.custom_fields:
+            answer[name] = None
+    return answer

@@ -1,0 +1,284 @@
+"""A deterministic demo organization: same seed and clock start, same data and same ids.
+
+Everything is drawn from one `random.Random(seed)`, in a fixed order, so a test can rebuild the
+organization and get byte-identical answers. Lead dates spread over the two years before `now`.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from close_mcp.sandbox.store import (
+    Contact,
+    CustomField,
+    EmailAccount,
+    EmailTemplate,
+    IdMaker,
+    Lead,
+    LeadStatus,
+    Organization,
+    SavedSearch,
+    Sequence,
+    Store,
+    Subscription,
+    User,
+)
+
+STATUS_LABELS = ["Potential", "Bad Fit", "Qualified", "Customer", "Canceled"]
+INDUSTRIES = ["Software", "Manufacturing", "Healthcare", "Finance", "Retail", "Education"]
+PRODUCTS = ["CRM", "Dialer", "Email", "Reporting", "API"]
+SOURCES = ["Webinar", "Referral", "Cold outreach", "Trade show", "Website form"]
+FIRST_NAMES = [
+    "Anna", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas",
+    "Kara", "Liam", "Mia", "Noah", "Olga", "Pedro", "Quinn", "Rosa", "Sam", "Tara",
+    "Zoë", "José", "Søren", "Chloé", "Björn", "Ångela",
+]  # fmt: skip
+LAST_NAMES = [
+    "Smith", "Jones", "Garcia", "Brown", "Nguyen", "Patel", "Kim", "Novak", "Rossi", "Khan",
+    "Silva", "Cohen", "Murphy", "Weber", "Olsen", "Müller", "Lindqvist", "Đorđević", "Łukasz",
+]  # fmt: skip
+COMPANY_WORDS = [
+    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent",
+    "Tyrell", "Cyberdyne", "Wonka", "Gringotts", "Oceanic", "Nakatomi", "Massive", "Blue",
+    "Red", "Northern", "Pacific", "Bright", "Silver", "Atlas", "Zenith", "Café", "Größe",
+]  # fmt: skip
+COMPANY_SUFFIXES = ["Inc.", "LLC", "Labs", "Systems", "Group", "Partners", "GmbH", "Co."]
+TITLES = ["CEO", "CTO", "VP Sales", "Head of Operations", "Engineer", "Buyer", ""]
+
+
+def build_store(n_leads: int, seed: int, now: datetime) -> Store:
+    """The demo organization with `n_leads` leads created during the two years before `now`."""
+    rng = random.Random(seed)
+    new_id = IdMaker(rng)
+    org = Organization(id=new_id("orga"), name="Sandbox Sales Co.")
+    me = User(new_id("user"), "sandra@sandbox.example", "Sandra", "Box")
+    other = User(new_id("user"), "tomas@sandbox.example", "Tomás", "Ortega")
+    store = Store(new_id=new_id, org=org, me=me, users={me.id: me, other.id: other})
+    for label in STATUS_LABELS:
+        status = LeadStatus(new_id("stat"), label)
+        store.statuses[status.id] = status
+    _custom_fields(store)
+    _templates(store)
+    _accounts(store, other)
+    _sequences(store)
+    for _ in range(n_leads):
+        lead = _lead(store, rng, now, [me.id, other.id])
+        store.leads[lead.id] = lead
+    _saved_searches(store)
+    _subscriptions(store, rng, now)
+    return store
+
+
+def _custom_fields(store: Store) -> None:
+    new_id = store.new_id
+    fields = [
+        CustomField(new_id("cf"), "Industry", "choices", False, list(INDUSTRIES)),
+        CustomField(new_id("cf"), "Products", "choices", True, list(PRODUCTS)),
+        CustomField(new_id("cf"), "Deal Size", "number"),
+        CustomField(new_id("cf"), "Renewal Date", "date"),
+        CustomField(new_id("cf"), "Lead Source", "text"),
+        CustomField(new_id("cf"), "Account Owner", "user"),
+    ]
+    for cf in fields:
+        store.custom_fields[cf.id] = cf
+
+
+def _templates(store: Store) -> None:
+    new_id = store.new_id
+    templates = [
+        EmailTemplate(
+            new_id("tmpl"),
+            "Intro",
+            "Quick question for {{ lead.display_name }}",
+            "Hi {{ contact.first_name }},\n\nI work with teams like {{ lead.display_name }} "
+            "on their sales process. Worth a chat?\n\n{{ user.first_name }}",
+        ),
+        EmailTemplate(
+            new_id("tmpl"),
+            "Follow-up",
+            "Following up, {{ contact.first_name }}",
+            "Hi {{ contact.first_name }},\n\nJust following up on my last note about "
+            "{{ lead.display_name }}.\n\n{{ user.full_name }}",
+        ),
+        EmailTemplate(
+            new_id("tmpl"),
+            "Renewal reminder",
+            "Your renewal at {{ lead.name }}",
+            "Hello {{ contact.name }},\n\nYour plan renews soon.\n\n{{ organization.name }}",
+        ),
+        EmailTemplate(
+            new_id("tmpl"), "Old newsletter", "News", "Hi {{ contact.first_name }}", True
+        ),
+    ]
+    for tmpl in templates:
+        store.templates[tmpl.id] = tmpl
+
+
+def _accounts(store: Store, other: User) -> None:
+    me = store.me
+    accounts = [
+        EmailAccount(
+            store.new_id("emailacct"),
+            me.id,
+            [
+                {"email": me.email, "name": me.full_name},
+                {"email": "sales@sandbox.example", "name": "Sandbox Sales"},
+            ],
+        ),
+        EmailAccount(
+            store.new_id("emailacct"),
+            me.id,
+            [{"email": "sandra.box@gmail.example", "name": me.full_name}],
+        ),
+        EmailAccount(
+            store.new_id("emailacct"), other.id, [{"email": other.email, "name": other.full_name}]
+        ),
+    ]
+    for account in accounts:
+        store.email_accounts[account.id] = account
+
+
+def _sequences(store: Store) -> None:
+    tmpl = list(store.templates)
+    specs = [("Onboarding", "active", [tmpl[0], tmpl[1]]), ("Win-back", "active", [tmpl[2]])]
+    for name, status, template_ids in specs:
+        steps = [
+            {
+                "id": store.new_id("seqstep"),
+                "step_type": "email",
+                "delay": 0 if i == 0 else 86400 * 3,
+                "email_template_id": template_id,
+                "threading": "new_thread" if i == 0 else "old_thread",
+            }
+            for i, template_id in enumerate(template_ids)
+        ]
+        seq = Sequence(store.new_id("seq"), name, status, steps)
+        store.sequences[seq.id] = seq
+
+
+def _lead(store: Store, rng: random.Random, now: datetime, user_ids: list[str]) -> Lead:
+    lead_id = store.new_id("lead")
+    created = now - timedelta(seconds=rng.uniform(3600, 2 * 365 * 86400))
+    updated = created + timedelta(seconds=rng.uniform(0, (now - created).total_seconds()))
+    name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_SUFFIXES)}"
+    domain = name.split(" ")[0].lower().encode("ascii", "ignore").decode() or "example"
+    without_email = rng.random() < 0.12
+    contacts = []
+    for _ in range(rng.randint(1, 3)):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        emails = []
+        if not without_email:
+            local = first.lower().encode("ascii", "ignore").decode() or "contact"
+            address = f"{local}.{rng.randint(1, 999)}@{domain}.example"
+            emails.append({"email": address, "type": "office"})
+            if rng.random() < 0.2:
+                emails.append({"email": f"{local}@home.example", "type": "home"})
+        phones = [{"phone": f"+1415555{rng.randint(0, 9999):04d}", "type": "office"}]
+        contacts.append(
+            Contact(
+                store.new_id("cont"),
+                lead_id,
+                f"{first} {last}",
+                rng.choice(TITLES),
+                emails,
+                phones,
+                created,
+                created,
+            )
+        )
+    status_id = rng.choice(list(store.statuses))
+    custom: dict[str, object] = {}
+    for cf in store.custom_fields.values():
+        if rng.random() < 0.2:
+            continue
+        if cf.type == "choices" and cf.accepts_multiple_values:
+            custom[cf.id] = rng.sample(cf.choices, rng.randint(1, 3))
+        elif cf.type == "choices":
+            custom[cf.id] = rng.choice(cf.choices)
+        elif cf.type == "number":
+            custom[cf.id] = rng.randrange(500, 100_000, 500)
+        elif cf.type == "date":
+            day = now + timedelta(days=rng.randint(-200, 400))
+            custom[cf.id] = day.date().isoformat()
+        elif cf.type == "text":
+            custom[cf.id] = rng.choice(SOURCES)
+        elif cf.type == "user":
+            custom[cf.id] = rng.choice(user_ids)
+    url = f"https://{domain}.example" if rng.random() < 0.7 else None
+    return Lead(
+        lead_id, name, status_id, contacts, custom, created, updated, url,
+        f"{name} is a demo lead.", store.me.id,
+    )  # fmt: skip
+
+
+def _saved_searches(store: Store) -> None:
+    status_by_label = {s.label: s.id for s in store.statuses.values()}
+    obj = {"type": "object_type", "object_type": "lead"}
+    qualified = {
+        "type": "and",
+        "queries": [
+            obj,
+            {
+                "type": "field_condition",
+                "field": {
+                    "type": "regular_field",
+                    "object_type": "lead",
+                    "field_name": "status_id",
+                },
+                "condition": {
+                    "type": "reference",
+                    "reference_type": "status.lead",
+                    "object_ids": [status_by_label["Qualified"]],
+                },
+            },
+        ],
+    }
+    recent = {
+        "type": "and",
+        "queries": [
+            obj,
+            {
+                "type": "field_condition",
+                "field": {
+                    "type": "regular_field",
+                    "object_type": "lead",
+                    "field_name": "date_created",
+                },
+                "condition": {
+                    "type": "moment_range",
+                    "on_or_after": {
+                        "type": "offset",
+                        "direction": "past",
+                        "moment": {"type": "now"},
+                        "offset": {"days": 30},
+                        "which_day_end": "start",
+                    },
+                },
+            },
+        ],
+    }
+    for name, tree in [("Qualified leads", qualified), ("Created in the last 30 days", recent)]:
+        view = SavedSearch(
+            store.new_id("save"),
+            name,
+            {"query": tree, "results_limit": None, "sort": []},
+            store.me.id,
+        )
+        store.saved_searches[view.id] = view
+
+
+def _subscriptions(store: Store, rng: random.Random, now: datetime) -> None:
+    """Some contacts already in the first sequence, so "subscribe" has someone to skip."""
+    seq_id = next(iter(store.sequences))
+    account = next(iter(store.email_accounts.values()))
+    for lead in list(store.leads.values())[::10]:
+        contact = lead.contacts[0]
+        if not contact.emails:
+            continue
+        sub = Subscription(
+            store.new_id("sub"), seq_id, contact.id, lead.id,
+            rng.choice(["active", "paused", "finished"]), account.id,
+            account.identities[0]["name"], account.identities[0]["email"], now, now,
+        )  # fmt: skip
+        store.subscriptions[sub.id] = sub

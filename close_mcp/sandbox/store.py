@@ -1,0 +1,400 @@
+"""The sandbox's in-memory organization, and how each object looks on the wire.
+
+Everything the sandbox knows lives in one `Store`: plain dataclasses keyed by id, so tests can
+compute expected answers with ordinary Python over `sb.store`. Each object renders itself in
+Close's JSON shape (`to_json`), so the routes stay thin.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JSON = dict[str, Any]
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def iso(moment: datetime) -> str:
+    """Close's timestamp form: `2013-02-01T00:54:51.274000+00:00`."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class IdMaker:
+    """Close-looking ids (`lead_` + 22 letters and digits) from a seeded RNG, so ids repeat."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def __call__(self, prefix: str) -> str:
+        return prefix + "_" + "".join(self._rng.choice(_ALNUM) for _ in range(22))
+
+
+@dataclass
+class Organization:
+    id: str
+    name: str
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "display_name": self.full_name,
+            "organizations": [org.id],
+        }
+
+
+@dataclass
+class LeadStatus:
+    id: str
+    label: str
+
+    def to_json(self) -> JSON:
+        return {"id": self.id, "label": self.label}
+
+
+@dataclass
+class CustomField:
+    """A lead custom field. `type` is one of text, number, date, choices, user."""
+
+    id: str
+    name: str
+    type: str
+    accepts_multiple_values: bool = False
+    choices: list[str] = field(default_factory=list)
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": self.type,
+            "accepts_multiple_values": self.accepts_multiple_values,
+            "choices": list(self.choices) if self.type == "choices" else None,
+            "description": "",
+            "editable_with_roles": [],
+        }
+
+
+@dataclass
+class EmailTemplate:
+    id: str
+    name: str
+    subject: str
+    body: str
+    is_archived: bool = False
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "subject": self.subject,
+            "body": self.body,
+            "is_archived": self.is_archived,
+            "is_shared": True,
+            "attachments": [],
+            "organization_id": org.id,
+        }
+
+
+@dataclass
+class Sequence:
+    id: str
+    name: str
+    status: str
+    steps: list[JSON]
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "steps": [dict(s) for s in self.steps],
+            "organization_id": org.id,
+        }
+
+
+@dataclass
+class EmailAccount:
+    id: str
+    user_id: str
+    identities: list[JSON]
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "_type": "google",
+            "user_id": self.user_id,
+            "email": self.identities[0]["email"],
+            "identities": [dict(i) for i in self.identities],
+        }
+
+
+@dataclass
+class SavedSearch:
+    """A smart view. `s_query` is Close's wrapper: `{"query": tree, "results_limit", "sort"}`."""
+
+    id: str
+    name: str
+    s_query: JSON
+    user_id: str
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "type": "lead",
+            "s_query": self.s_query,
+            "is_shared": True,
+            "user_id": self.user_id,
+            "organization_id": org.id,
+        }
+
+
+@dataclass
+class Contact:
+    id: str
+    lead_id: str
+    name: str
+    title: str
+    emails: list[JSON]  # [{"email": ..., "type": "office"}]
+    phones: list[JSON]  # [{"phone": ..., "type": "office"}]
+    date_created: datetime
+    date_updated: datetime
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split(" ")[0] if self.name else ""
+
+    @property
+    def last_name(self) -> str:
+        return " ".join(self.name.split(" ")[1:])
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "lead_id": self.lead_id,
+            "name": self.name,
+            "display_name": self.name,
+            "title": self.title,
+            "emails": [dict(e) for e in self.emails],
+            "phones": [dict(p) for p in self.phones],
+            "urls": [],
+            "date_created": iso(self.date_created),
+            "date_updated": iso(self.date_updated),
+            "organization_id": org.id,
+        }
+
+
+@dataclass
+class Lead:
+    """A lead. `custom` maps custom field id -> value (a list for multi-value fields)."""
+
+    id: str
+    name: str
+    status_id: str
+    contacts: list[Contact]
+    custom: dict[str, Any]
+    date_created: datetime
+    date_updated: datetime
+    url: str | None = None
+    description: str = ""
+    created_by: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        return self.contacts[0].name if self.contacts else ""
+
+    def to_json(self, store: Store) -> JSON:
+        status = store.statuses.get(self.status_id)
+        answer: JSON = {
+            "id": self.id,
+            "name": self.name,
+            "display_name": self.display_name,
+            "status_id": self.status_id,
+            "status_label": status.label if status else None,
+            "description": self.description,
+            "url": self.url,
+            "html_url": f"https://app.close.com/lead/{self.id}/",
+            "contacts": [c.to_json(store.org) for c in self.contacts],
+            "opportunities": [],
+            "tasks": [],
+            "addresses": [],
+            "date_created": iso(self.date_created),
+            "date_updated": iso(self.date_updated),
+            "created_by": self.created_by,
+            "updated_by": self.created_by,
+            "organization_id": store.org.id,
+        }
+        custom_by_name: JSON = {}
+        for cf_id, value in self.custom.items():
+            answer[f"custom.{cf_id}"] = list(value) if isinstance(value, list) else value
+            cf = store.custom_fields.get(cf_id)
+            if cf is not None:
+                custom_by_name[cf.name] = answer[f"custom.{cf_id}"]
+        answer["custom"] = custom_by_name
+        return answer
+
+
+@dataclass
+class Subscription:
+    """A contact's subscription to a sequence; status active, paused or finished."""
+
+    id: str
+    sequence_id: str
+    contact_id: str
+    lead_id: str
+    status: str
+    sender_account_id: str | None
+    sender_name: str | None
+    sender_email: str | None
+    date_created: datetime
+    date_updated: datetime
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "sequence_id": self.sequence_id,
+            "contact_id": self.contact_id,
+            "lead_id": self.lead_id,
+            "status": self.status,
+            "sender_account_id": self.sender_account_id,
+            "sender_name": self.sender_name,
+            "sender_email": self.sender_email,
+            "date_created": iso(self.date_created),
+            "date_updated": iso(self.date_updated),
+            "organization_id": org.id,
+        }
+
+
+@dataclass
+class Job:
+    """A bulk action. Progress is driven by `jobs.advance`; `params` holds the kind's own fields.
+
+    `run_seconds` counts clock time spent in a running state (created, loading, processing), so
+    pauses stop both loading and processing. `objects` (fixed when the job loads) is the work
+    list: one `(lead_id, target)` per object, where target is a contact id, an email address or
+    None depending on the kind.
+    """
+
+    id: str
+    kind: str  # edit, email, sequence_subscription, delete
+    status: str
+    params: JSON
+    s_query: JSON
+    results_limit: int | None
+    sort: list[JSON]
+    send_done_email: bool
+    created_by: str
+    date_created: datetime
+    date_updated: datetime
+    last_tick: float
+    run_seconds: float = 0.0
+    resume_left: float = 0.0
+    paused_at: float | None = None
+    lead_ids: list[str] | None = None
+    objects: list[tuple[str, str | None]] | None = None
+    lead_ends: list[int] = field(default_factory=list)  # objects done when each lead is done
+    n_objects_processed: int = 0
+    n_leads_processed: int = 0
+    error: str | None = None
+
+    @property
+    def n_leads(self) -> int | None:
+        return None if self.lead_ids is None else len(self.lead_ids)
+
+    @property
+    def n_objects(self) -> int | None:
+        return None if self.objects is None else len(self.objects)
+
+    def to_json(self, org: Organization) -> JSON:
+        answer: JSON = {
+            "id": self.id,
+            "status": self.status,
+            "n_leads": self.n_leads,
+            "n_leads_processed": self.n_leads_processed,
+            "n_objects": self.n_objects,
+            "n_objects_processed": self.n_objects_processed,
+            "query": None,
+            "s_query": self.s_query,
+            "results_limit": self.results_limit,
+            "sort": self.sort,
+            "send_done_email": self.send_done_email,
+            "created_by": self.created_by,
+            "updated_by": self.created_by,
+            "date_created": iso(self.date_created),
+            "date_updated": iso(self.date_updated),
+            "organization_id": org.id,
+        }
+        answer.update(self.params)
+        return answer
+
+
+@dataclass
+class Store:
+    """The whole organization. Ids of new objects come from `new_id`, seeded like the data."""
+
+    new_id: IdMaker
+    org: Organization
+    me: User
+    users: dict[str, User] = field(default_factory=dict)
+    statuses: dict[str, LeadStatus] = field(default_factory=dict)
+    custom_fields: dict[str, CustomField] = field(default_factory=dict)
+    templates: dict[str, EmailTemplate] = field(default_factory=dict)
+    sequences: dict[str, Sequence] = field(default_factory=dict)
+    email_accounts: dict[str, EmailAccount] = field(default_factory=dict)
+    saved_searches: dict[str, SavedSearch] = field(default_factory=dict)
+    leads: dict[str, Lead] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    emails: dict[str, JSON] = field(default_factory=dict)  # acti_ id -> Close email activity
+    email_send_at: dict[str, float] = field(default_factory=dict)  # unsent outbox/scheduled
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+
+    def contact(self, contact_id: str) -> Contact | None:
+        for lead in self.leads.values():
+            for contact in lead.contacts:
+                if contact.id == contact_id:
+                    return contact
+        return None
+
+    def custom_field_named(self, name: str) -> CustomField | None:
+        for cf in self.custom_fields.values():
+            if cf.name == name:
+                return cf
+        return None
+
+    def me_json(self) -> JSON:
+        answer = self.me.to_json(self.org)
+        answer["organizations"] = [
+            {
+                "id": self.org.id,
+                "name": self.org.name,
+                "lead_statuses": [s.to_json() for s in self.statuses.values()],
+            }
+        ]
+        answer["email_accounts"] = [
+            a.to_json() for a in self.email_accounts.values() if a.user_id == self.me.id
+        ]
+        return answer
