@@ -117,7 +117,7 @@ class SmartView(_Model):
 
     name: str
     type: str | None = None
-    query: dict[str, Any]
+    query: dict[str, Any] | None = None
     results_limit: int | None = None
     sort: list[dict[str, Any]] | None = None
 

@@ -1,0 +1,634 @@
+"""Selections: what an assistant says (a friendly `filter` or a raw `s_query`) -> one Close query.
+
+Every bulk tool selects leads the same way, and every preview shows the resolved tree, so
+this module is the single place where names become ids, values are checked against their
+custom field, dates are parsed, and a selection that would touch every lead is caught. The
+result always starts with the `object_type: lead` node Close expects at the top.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+
+from close_mcp.catalog import Catalog, CustomField, ResolutionError, SmartView
+from close_mcp.squery_schema import SQueryError, validate_s_query, validate_sort
+
+__all__ = [
+    "LeadFilter",
+    "SQueryError",
+    "Selection",
+    "SelectionError",
+    "has_email_node",
+    "lead_ids_node",
+    "matches_everything",
+    "resolve_filter",
+    "resolve_selection",
+]
+
+MAX_RESULTS_LIMIT: Final = 100_000
+LEAD_NODE: Final[dict[str, Any]] = {"type": "object_type", "object_type": "lead"}
+TEXT_FIELD_TYPES: Final = frozenset({"text", "textarea", "hidden", "url", "email", "phone"})
+DATE_FIELD_TYPES: Final = frozenset({"date", "datetime"})
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SelectionError(ValueError):
+    """A selection that cannot be turned into a query; `path` names the argument at fault."""
+
+    def __init__(self, path: str | None, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+# -- the friendly filter -------------------------------------------------------------------
+
+
+def _custom_value(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One clear message instead of one error per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            "must be a string, a number, a boolean or a list of strings, "
+            f"not {type(value).__name__}"
+        ) from None
+
+
+CustomValue = Annotated[bool | int | float | str | list[str], WrapValidator(_custom_value)]
+LeadId = Annotated[str, StringConstraints(pattern=r"^lead_[A-Za-z0-9]+$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+_DATE_HELP: Final = (
+    "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
+)
+_DATE_DESCRIPTION: Final = "ISO date (2025-01-31) or datetime with timezone (2025-01-31T10:00:00Z)."
+
+
+def parse_when(value: str) -> date | datetime:
+    """An ISO date, or a timezone-aware ISO datetime converted to UTC; ValueError otherwise."""
+    text = value.strip()
+    try:
+        if _DATE.match(text):
+            return date.fromisoformat(text)
+        if _DATETIME.match(text):
+            return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real date; {_DATE_HELP}") from None
+    if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
+        raise ValueError(f"{value!r} has no timezone; add Z (UTC) or an offset like +02:00")
+    raise ValueError(f"{value!r} is not a date; {_DATE_HELP}")
+
+
+def _when_text(value: date | datetime) -> str:
+    return value.isoformat()
+
+
+class LeadFilter(BaseModel):
+    """Friendly lead selection; every field given must hold (they are ANDed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    smart_view: Text | None = Field(
+        default=None, description="Leads of this smart view (name or save_ id)."
+    )
+    lead_ids: list[LeadId] | None = Field(
+        default=None, min_length=1, max_length=1000, description="These leads (lead_ ids)."
+    )
+    lead_status: Text | Annotated[list[Text], Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="Lead status label or stat_ id; a list means any of them."
+    )
+    name: Text | None = Field(default=None, description="Words in the lead name.")
+    text: Text | None = Field(default=None, description="Full-text search over the lead.")
+    custom_fields: Annotated[dict[str, CustomValue], Field(min_length=1, max_length=50)] | None = (
+        Field(
+            default=None,
+            description=(
+                "{custom field name or cf_ id: value}; a list of strings means any of them."
+            ),
+        )
+    )
+    created_after: str | None = Field(
+        default=None, description="Created on or after. " + _DATE_DESCRIPTION
+    )
+    created_before: str | None = Field(
+        default=None, description="Created before. " + _DATE_DESCRIPTION
+    )
+    updated_after: str | None = Field(
+        default=None, description="Updated on or after. " + _DATE_DESCRIPTION
+    )
+    updated_before: str | None = Field(
+        default=None, description="Updated before. " + _DATE_DESCRIPTION
+    )
+    has_email: bool | None = Field(
+        default=None, description="true: some contact has an email address; false: none has."
+    )
+
+    @field_validator("created_after", "created_before", "updated_after", "updated_before")
+    @classmethod
+    def _iso(cls, value: str | None) -> str | None:
+        return None if value is None else _when_text(parse_when(value))
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> LeadFilter:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError(
+                "filter needs at least one field; to select every lead use "
+                's_query {"type": "match_all"} with allow_all_leads: true'
+            )
+        for prefix in ("created", "updated"):
+            after, before = getattr(self, f"{prefix}_after"), getattr(self, f"{prefix}_before")
+            if after is not None and before is not None and _instant(after) >= _instant(before):
+                raise ValueError(
+                    f"{prefix}_after ({after}) must be earlier than {prefix}_before ({before}); "
+                    "no lead could match"
+                )
+        return self
+
+
+def _instant(text: str) -> datetime:
+    """For ordering only: a date counts as its start in UTC (the org's timezone is unknown)."""
+    when = parse_when(text)
+    if isinstance(when, datetime):
+        return when
+    return datetime(when.year, when.month, when.day, tzinfo=UTC)
+
+
+# -- building blocks -----------------------------------------------------------------------
+
+
+def _regular(field_name: str) -> dict[str, Any]:
+    return {"type": "regular_field", "object_type": "lead", "field_name": field_name}
+
+
+def _field_condition(field: dict[str, Any], condition: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "field_condition", "field": field, "condition": condition}
+
+
+def _any_of(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    return nodes[0] if len(nodes) == 1 else {"type": "or", "queries": nodes}
+
+
+def lead_ids_node(ids: list[str]) -> dict[str, Any]:
+    """Leads whose id is one of `ids`.
+
+    Close does not document selecting leads by id in `/data/search/`; this is a `term`
+    condition on the regular field `id`, kept in this one function so that it is easy to
+    change once verified (revert of bulk edits reuses it).
+    """
+    return _field_condition(_regular("id"), {"type": "term", "values": list(ids)})
+
+
+def has_email_node(has_email: bool) -> dict[str, Any]:
+    """Leads with (or, negated, without) a contact that has an email address.
+
+    Our reading of Close's grammar: `has_related` from lead to contact, and from contact to
+    `contact_email`, matching any email; `negate` on the outer node means "no contact has one".
+    """
+    node: dict[str, Any] = {
+        "type": "has_related",
+        "this_object_type": "lead",
+        "related_object_type": "contact",
+        "related_query": {
+            "type": "has_related",
+            "this_object_type": "contact",
+            "related_object_type": "contact_email",
+            "related_query": {"type": "match_all"},
+        },
+    }
+    if not has_email:
+        node["negate"] = True
+    return node
+
+
+def _moment(text: str) -> dict[str, Any]:
+    """A date is the start of that day in the org's timezone; a datetime is an instant in UTC."""
+    when = parse_when(text)
+    if isinstance(when, datetime):
+        return {"type": "fixed_utc", "value": when.isoformat()}
+    return {"type": "fixed_local_date", "value": when.isoformat(), "which": "start"}
+
+
+def _date_range_node(field_name: str, after: str | None, before: str | None) -> dict[str, Any]:
+    condition: dict[str, Any] = {"type": "moment_range"}
+    if after is not None:
+        condition["on_or_after"] = _moment(after)
+    if before is not None:
+        condition["before"] = _moment(before)
+    return _field_condition(_regular(field_name), condition)
+
+
+def _day_node(field: dict[str, Any], day: date) -> dict[str, Any]:
+    """The whole day: on or after its start, before the start of the next day (both documented)."""
+    return _field_condition(
+        field,
+        {
+            "type": "moment_range",
+            "on_or_after": {"type": "fixed_local_date", "value": day.isoformat(), "which": "start"},
+            "before": {
+                "type": "fixed_local_date",
+                "value": (day + timedelta(days=1)).isoformat(),
+                "which": "start",
+            },
+        },
+    )
+
+
+# -- custom fields -------------------------------------------------------------------------
+
+
+def _custom_path(key: str) -> str:
+    suffix = f".{key}" if _IDENTIFIER.match(key) else f"[{key!r}]"
+    return f"filter.custom_fields{suffix}"
+
+
+def _number(value: object, path: str) -> int | float:
+    if isinstance(value, str) and _NUMBER.match(value):
+        value = int(value) if re.match(r"^\s*[+-]?\d+\s*$", value) else float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SelectionError(path, f"this is a number field; {value!r} is not a number")
+    return value
+
+
+def _strings(values: list[object], path: str, what: str) -> list[str]:
+    for value in values:
+        if not isinstance(value, str):
+            raise SelectionError(path, f"this is {what}; expected a string, not {value!r}")
+    return [str(v) for v in values]
+
+
+def _choice(value: str, field: CustomField, path: str) -> str:
+    if value in field.choices:
+        return value
+    folded = [c for c in field.choices if c.casefold() == value.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    shown = ", ".join(repr(c) for c in field.choices[:30])
+    more = f" and {len(field.choices) - 30} more" if len(field.choices) > 30 else ""
+    raise SelectionError(path, f"{value!r} is not a choice of this field; allowed: {shown}{more}")
+
+
+async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
+    path = _custom_path(key)
+    try:
+        field = await catalog.resolve_custom_field(key)
+    except ResolutionError as exc:
+        raise SelectionError(path, exc.message) from exc
+    ref = {"type": "custom_field", "custom_field_id": field.id}
+    values: list[object] = list(value) if isinstance(value, list) else [value]
+    if not values:
+        raise SelectionError(path, "an empty list matches nothing; give at least one value")
+    kind = field.type
+    if kind in TEXT_FIELD_TYPES:
+        texts = _strings(values, path, "a text field")
+        return _any_of(
+            [_field_condition(ref, {"type": "text", "mode": "phrase", "value": t}) for t in texts]
+        )
+    if kind == "number":
+        numbers = [_number(v, path) for v in values]
+        return _any_of(
+            [_field_condition(ref, {"type": "number_range", "gte": n, "lte": n}) for n in numbers]
+        )
+    if kind in DATE_FIELD_TYPES:
+        days: list[date] = []
+        for text in _strings(values, path, "a date field"):
+            if not _DATE.match(text.strip()):
+                raise SelectionError(
+                    path, f"this is a date field; {text!r} is not an ISO date like 2025-01-31"
+                )
+            parsed = parse_when_safely(text, path)
+            days.append(parsed)
+        return _any_of([_day_node(ref, day) for day in days])
+    if kind == "choices":
+        choices = [_choice(v, field, path) for v in _strings(values, path, "a choices field")]
+        return _field_condition(ref, {"type": "term", "values": choices})
+    if kind == "user":
+        ids: list[str] = []
+        for name in _strings(values, path, "a user field"):
+            try:
+                ids.append((await catalog.resolve_user(name)).id)
+            except ResolutionError as exc:
+                raise SelectionError(path, exc.message) from exc
+        return _field_condition(
+            ref, {"type": "reference", "reference_type": "user_or_group", "object_ids": ids}
+        )
+    return _field_condition(ref, {"type": "term", "values": values})
+
+
+def parse_when_safely(text: str, path: str) -> date:
+    try:
+        when = parse_when(text)
+    except ValueError as exc:
+        raise SelectionError(path, str(exc)) from None
+    assert not isinstance(when, datetime)
+    return when
+
+
+# -- filter -> tree ------------------------------------------------------------------------
+
+
+async def resolve_filter(filter: LeadFilter, catalog: Catalog) -> dict[str, Any]:
+    """One Close tree: the lead node, then one node per given field, in declared order."""
+    nodes: list[dict[str, Any]] = [dict(LEAD_NODE)]
+    if filter.smart_view is not None:
+        nodes.append(await _smart_view_node(filter.smart_view, catalog))
+    if filter.lead_ids is not None:
+        nodes.append(lead_ids_node(filter.lead_ids))
+    if filter.lead_status is not None:
+        nodes.append(await _status_node(filter.lead_status, catalog))
+    if filter.name is not None:
+        nodes.append(
+            _field_condition(
+                _regular("name"), {"type": "text", "mode": "full_words", "value": filter.name}
+            )
+        )
+    if filter.text is not None:
+        nodes.append({"type": "text", "mode": "full_words", "value": filter.text})
+    if filter.custom_fields is not None:
+        for key, value in filter.custom_fields.items():
+            nodes.append(await _custom_field_node(key, value, catalog))
+    if filter.created_after is not None or filter.created_before is not None:
+        nodes.append(_date_range_node("date_created", filter.created_after, filter.created_before))
+    if filter.updated_after is not None or filter.updated_before is not None:
+        nodes.append(_date_range_node("date_updated", filter.updated_after, filter.updated_before))
+    if filter.has_email is not None:
+        nodes.append(has_email_node(filter.has_email))
+    return {"type": "and", "queries": nodes}
+
+
+async def _status_node(lead_status: str | list[str], catalog: Catalog) -> dict[str, Any]:
+    names = [lead_status] if isinstance(lead_status, str) else lead_status
+    ids: list[str] = []
+    for i, name in enumerate(names):
+        try:
+            status = await catalog.resolve_status(name)
+        except ResolutionError as exc:
+            path = "filter.lead_status" + ("" if isinstance(lead_status, str) else f"[{i}]")
+            raise SelectionError(path, exc.message) from exc
+        if status.id not in ids:
+            ids.append(status.id)
+    return _field_condition(
+        _regular("status_id"),
+        {"type": "reference", "reference_type": "status.lead", "object_ids": ids},
+    )
+
+
+async def _smart_view_node(name: str, catalog: Catalog) -> dict[str, Any]:
+    """The view's own tree, inlined (not a `saved_search` node: unverified inside bulk actions)."""
+    try:
+        view = await catalog.resolve_smart_view(name)
+    except ResolutionError as exc:
+        raise SelectionError("filter.smart_view", exc.message) from exc
+    if view.query is None:
+        raise SelectionError(
+            "filter.smart_view", f"smart view {view.name!r} ({view.id}) has no stored query"
+        )
+    object_type = top_object_type(view.query)
+    if (view.type not in (None, "lead")) or object_type not in (None, "lead"):
+        raise SelectionError(
+            "filter.smart_view",
+            f"smart view {view.name!r} ({view.id}) selects {object_type or view.type} "
+            "objects, not leads",
+        )
+    return copy.deepcopy(view.query)
+
+
+# -- raw trees -----------------------------------------------------------------------------
+
+
+def top_object_type(tree: dict[str, Any]) -> str | None:
+    """The object type a tree starts with: its own, or a direct child's of a top-level `and`."""
+    candidates = [tree]
+    if tree.get("type") == "and" and not tree.get("negate"):
+        candidates += [q for q in tree.get("queries") or [] if isinstance(q, dict)]
+    for node in candidates:
+        if node.get("type") == "object_type" and not node.get("negate"):
+            object_type = node.get("object_type")
+            return object_type if isinstance(object_type, str) else None
+    return None
+
+
+def _with_lead_node(tree: dict[str, Any]) -> dict[str, Any]:
+    object_type = top_object_type(tree)
+    if object_type == "lead":
+        return copy.deepcopy(tree)
+    if object_type is not None:
+        raise SelectionError(
+            "s_query",
+            f"the query selects {object_type!r} objects; bulk actions and searches here "
+            "select leads",
+        )
+    return {"type": "and", "queries": [dict(LEAD_NODE), copy.deepcopy(tree)]}
+
+
+# -- does it select everything? ------------------------------------------------------------
+
+
+def matches_everything(tree: object) -> bool:
+    """True when simple rules prove the tree (for leads) matches every lead.
+
+    Errs towards True: a false alarm costs an `allow_all_leads: true`, a miss could touch
+    every lead. `saved_search`, field conditions and related queries are taken as real filters.
+    """
+    return _all(tree)
+
+
+def _strip_negate(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if k != "negate"}
+
+
+def _complementary(nodes: list[dict[str, Any]]) -> bool:
+    """Some node appears both plain and negated (X or not X)."""
+    plain = [_strip_negate(n) for n in nodes if not n.get("negate")]
+    return any(_strip_negate(n) in plain for n in nodes if n.get("negate"))
+
+
+def _all(node: object) -> bool:
+    if not isinstance(node, dict):
+        return False
+    return _base_none(node) if node.get("negate") else _base_all(node)
+
+
+def _none(node: object) -> bool:
+    if not isinstance(node, dict):
+        return False
+    return _base_all(node) if node.get("negate") else _base_none(node)
+
+
+def _children(node: dict[str, Any]) -> list[dict[str, Any]]:
+    queries = node.get("queries")
+    return [q for q in queries if isinstance(q, dict)] if isinstance(queries, list) else []
+
+
+def _base_all(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    if kind == "match_all":
+        return True
+    if kind == "object_type":
+        return node.get("object_type") == "lead"
+    if kind == "and":
+        return all(_all(child) for child in _children(node))
+    if kind == "or":
+        children = _children(node)
+        return any(_all(child) for child in children) or _complementary(children)
+    return False
+
+
+def _base_none(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    if kind == "match_all":
+        return False
+    if kind == "object_type":
+        return node.get("object_type") != "lead"
+    if kind == "and":
+        children = _children(node)
+        return any(_none(child) for child in children) or _complementary(children)
+    if kind == "or":
+        return all(_none(child) for child in _children(node))
+    return False
+
+
+# -- the selection every tool takes --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The resolved selection: exactly what a preview shows and a bulk request carries."""
+
+    s_query: dict[str, Any]
+    results_limit: int | None
+    sort: list[dict[str, Any]] | None
+    source: Literal["filter", "s_query"]
+    matches_everything: bool
+
+
+def _limited_view(
+    filter: LeadFilter, view: SmartView, results_limit: int | None, sort: list[Any] | None
+) -> tuple[int | None, list[Any] | None]:
+    """A view with a limit shows only its first N leads by its sort: never act on others."""
+    if view.results_limit is None:
+        return results_limit, sort
+    where = f"smart view {view.name!r} ({view.id}) shows only its first {view.results_limit} leads"
+    others = [
+        name
+        for name in LeadFilter.model_fields
+        if name != "smart_view" and getattr(filter, name) is not None
+    ]
+    if others:
+        raise SelectionError(
+            "filter",
+            f"{where}; combined with {', '.join(others)} the limit would pick other leads. "
+            "Use the smart view alone, or pass an s_query",
+        )
+    if sort is not None and sort != (view.sort or None):
+        raise SelectionError(
+            "sort", f"{where} in its own order; leave sort out to use the view's order"
+        )
+    limit = view.results_limit if results_limit is None else min(results_limit, view.results_limit)
+    return limit, view.sort
+
+
+def _filter_error(exc: ValidationError) -> SelectionError:
+    problems: list[tuple[str, str]] = []
+    allowed = ", ".join(LeadFilter.model_fields)
+    for error in exc.errors():
+        path = "filter"
+        for part in error["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field; the filter fields are: {allowed}"
+        problems.append((path, message))
+    if len(problems) == 1:
+        return SelectionError(*problems[0])
+    return SelectionError(None, "; ".join(f"{path}: {message}" for path, message in problems))
+
+
+async def resolve_selection(
+    *,
+    filter: LeadFilter | dict[str, Any] | None = None,
+    s_query: dict[str, Any] | None = None,
+    results_limit: int | None = None,
+    sort: list[Any] | None = None,
+    allow_all_leads: bool = False,
+    catalog: Catalog,
+) -> Selection:
+    """Check and resolve a tool's selection arguments; `SelectionError` says what to fix."""
+    if (filter is None) == (s_query is None):
+        got = "both" if filter is not None else "neither"
+        raise SelectionError(
+            None,
+            f"pass exactly one of `filter` (friendly fields) or `s_query` (a raw Close query "
+            f"tree); got {got}",
+        )
+    if results_limit is not None and (
+        isinstance(results_limit, bool)
+        or not isinstance(results_limit, int)
+        or not 1 <= results_limit <= MAX_RESULTS_LIMIT
+    ):
+        raise SelectionError(
+            "results_limit",
+            f"must be a whole number from 1 to {MAX_RESULTS_LIMIT}, not {results_limit!r}",
+        )
+    if sort is not None:
+        try:
+            validate_sort(sort)
+        except SQueryError as exc:
+            raise SelectionError(exc.path, exc.message) from exc
+
+    source: Literal["filter", "s_query"]
+    if filter is not None:
+        source = "filter"
+        if not isinstance(filter, LeadFilter):
+            try:
+                filter = LeadFilter.model_validate(filter)
+            except ValidationError as exc:
+                raise _filter_error(exc) from None
+        tree = await resolve_filter(filter, catalog)
+        if filter.smart_view is not None:
+            view = await catalog.resolve_smart_view(filter.smart_view)
+            results_limit, sort = _limited_view(filter, view, results_limit, sort)
+    else:
+        source = "s_query"
+        try:
+            validate_s_query(s_query)
+        except SQueryError as exc:
+            raise SelectionError(exc.path, exc.message) from exc
+        assert isinstance(s_query, dict)
+        tree = _with_lead_node(s_query)
+
+    everything = matches_everything(tree)
+    if everything and not allow_all_leads:
+        raise SelectionError(
+            source,
+            "the selection matches every lead in the organization; pass "
+            "`allow_all_leads: true` if that is really meant",
+        )
+    return Selection(
+        s_query=tree,
+        results_limit=results_limit,
+        sort=[dict(key) for key in sort] if sort else None,
+        source=source,
+        matches_everything=everything,
+    )

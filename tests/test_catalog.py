@@ -1,0 +1,350 @@
+"""Catalog lookups through the real CloseClient over httpx.MockTransport: resolution and caching."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from close_mcp.catalog import (
+    KINDS,
+    AmbiguousName,
+    Catalog,
+    CustomField,
+    EmailAccount,
+    Identity,
+    NameNotFound,
+    ResolutionError,
+    SmartView,
+    Status,
+    Template,
+    User,
+)
+from close_mcp.client import CloseClient
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://api.close.example/api/v1/"
+LEAD = {"type": "object_type", "object_type": "lead"}
+HOT_TREE = {
+    "type": "and",
+    "queries": [
+        LEAD,
+        {
+            "type": "field_condition",
+            "field": {"type": "custom_field", "custom_field_id": "cf_tags"},
+            "condition": {"type": "term", "values": ["Hot"]},
+        },
+    ],
+}
+TOP_SORT = [
+    {
+        "direction": "desc",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    }
+]
+
+STATUSES = [
+    {"id": "stat_new", "label": "New"},
+    {"id": "stat_qual", "label": "Qualified"},
+    {"id": "stat_unq", "label": "Unqualified"},
+    {"id": "stat_won", "label": "Closed Won"},
+]
+CUSTOM_FIELDS = [
+    {"id": "cf_ind", "name": "Industry", "type": "choices", "accepts_multiple_values": False,
+     "choices": ["Software", "Retail", "Manufacturing"]},
+    {"id": "cf_tags", "name": "Tags", "type": "choices", "accepts_multiple_values": True,
+     "choices": ["Hot", "Cold", "Partner"]},
+    {"id": "cf_size", "name": "Employees", "type": "number", "accepts_multiple_values": False,
+     "choices": None},
+    {"id": "cf_renew", "name": "Renewal Date", "type": "date", "accepts_multiple_values": False},
+    {"id": "cf_owner", "name": "Account Owner", "type": "user", "accepts_multiple_values": True},
+    {"id": "cf_notes", "name": "Notes", "type": "text", "accepts_multiple_values": False},
+    {"id": "cf_reg1", "name": "Region", "type": "text", "accepts_multiple_values": False},
+    {"id": "cf_reg2", "name": "Region", "type": "choices", "accepts_multiple_values": False,
+     "choices": ["EU", "US"]},
+    {"id": "cf_ref", "name": "Referrer", "type": "contact", "accepts_multiple_values": False},
+]  # fmt: skip
+TEMPLATES = [
+    {"id": "tmpl_welcome", "name": "Welcome", "subject": "Hi {{ lead.display_name }}",
+     "body": "<p>Welcome</p>", "is_archived": False},
+    {"id": "tmpl_intro1", "name": "Intro", "subject": "Intro", "body": "", "is_archived": False},
+    {"id": "tmpl_intro2", "name": "intro", "subject": "intro", "body": "", "is_archived": False},
+]  # fmt: skip
+UNLISTED_TEMPLATE = {"id": "tmpl_old", "name": "Old", "subject": "Old", "is_archived": True}
+SEQUENCES = [{"id": "seq_onb", "name": "Onboarding", "status": "active", "steps": []}]
+SMART_VIEWS = [
+    {"id": "save_hot", "name": "Hot leads", "type": "lead",
+     "s_query": {"query": HOT_TREE, "results_limit": None, "sort": []}},
+    {"id": "save_top", "name": "Top 10", "type": "lead",
+     "s_query": {"query": HOT_TREE, "results_limit": 10, "sort": TOP_SORT}},
+    {"id": "save_bare", "name": "Bare view", "s_query": {"type": "match_all"}},
+    {"id": "save_contacts", "name": "My contacts", "type": "contact",
+     "s_query": {"query": {"type": "and", "queries": [
+         {"type": "object_type", "object_type": "contact"}]}}},
+]  # fmt: skip
+ACCOUNTS = [
+    {"id": "emailacct_ana", "user_id": "user_ana",
+     "identities": [{"email": "ana@example.com", "name": "Ana Lopez"}]},
+    {"id": "emailacct_bo", "user_id": "user_bo",
+     "identities": [{"email": "bo@example.com", "name": "Bo Chen"}]},
+]  # fmt: skip
+USERS = [
+    {"id": "user_ana", "email": "ana@example.com", "first_name": "Ana", "last_name": "Lopez"},
+    {"id": "user_bo", "email": "bo@example.com", "first_name": "Bo", "last_name": "Chen"},
+    {"id": "user_cy", "email": "cy@example.com", "first_name": "Cy", "last_name": ""},
+]
+
+LISTS: dict[str, list[dict[str, Any]]] = {
+    "custom_field/lead/": CUSTOM_FIELDS,
+    "email_template/": TEMPLATES,
+    "sequence/": SEQUENCES,
+    "saved_search/": SMART_VIEWS,
+    "connected_account/": ACCOUNTS,
+    "user/": USERS,
+}
+PAGE = 4  # the fake serves at most this many per page, so paging is exercised
+
+
+class FakeClose:
+    """Serves the lookup endpoints with fixed data and counts what was asked."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1/")
+        self.requests.append((request.method, str(request.url).removeprefix(BASE)))
+        if path == "status/lead/":
+            return httpx.Response(200, json={"data": STATUSES})
+        if path in LISTS:
+            skip = int(request.url.params.get("_skip", "0"))
+            limit = min(int(request.url.params.get("_limit", "100")), PAGE)
+            items = LISTS[path]
+            return httpx.Response(
+                200,
+                json={"data": items[skip : skip + limit], "has_more": skip + limit < len(items)},
+            )
+        if path == "email_template/tmpl_old/":
+            return httpx.Response(200, json=UNLISTED_TEMPLATE)
+        return httpx.Response(404, json={"error": "Empty query: no such object"})
+
+    def listings(self) -> Counter[str]:
+        """First-page GETs per path: one per fetch of a kind, however many pages it has."""
+        return Counter(
+            url.split("?")[0] for method, url in self.requests if "_skip=0" in url or "?" not in url
+        )
+
+
+def make_catalog(fake: FakeClose) -> Catalog:
+    return Catalog(CloseClient("api_test", BASE, transport=httpx.MockTransport(fake)))
+
+
+@pytest.fixture
+def fake() -> FakeClose:
+    return FakeClose()
+
+
+@pytest.fixture
+def catalog(fake: FakeClose) -> Catalog:
+    return make_catalog(fake)
+
+
+# -- listings and models -------------------------------------------------------------------
+
+
+async def test_models_are_parsed_from_closes_shapes(catalog: Catalog) -> None:
+    assert await catalog.lead_statuses() == [Status(id=s["id"], label=s["label"]) for s in STATUSES]
+    fields = await catalog.custom_fields()
+    assert [f.id for f in fields] == [f["id"] for f in CUSTOM_FIELDS]
+    assert fields[2] == CustomField(
+        id="cf_size", name="Employees", type="number", accepts_multiple_values=False, choices=[]
+    )
+    assert (await catalog.email_templates())[0] == Template(
+        id="tmpl_welcome",
+        name="Welcome",
+        subject="Hi {{ lead.display_name }}",
+        body="<p>Welcome</p>",
+        is_archived=False,
+    )
+    assert (await catalog.email_accounts())[0] == EmailAccount(
+        id="emailacct_ana",
+        identities=[Identity(email="ana@example.com", name="Ana Lopez")],
+        user_id="user_ana",
+    )
+    assert await catalog.users() == [
+        User(id="user_ana", email="ana@example.com", name="Ana Lopez"),
+        User(id="user_bo", email="bo@example.com", name="Bo Chen"),
+        User(id="user_cy", email="cy@example.com", name="Cy"),
+    ]
+    assert [s.name for s in await catalog.sequences()] == ["Onboarding"]
+
+
+async def test_smart_views_are_unwrapped(catalog: Catalog) -> None:
+    views = {v.id: v for v in await catalog.smart_views()}
+    assert views["save_hot"] == SmartView(
+        id="save_hot", name="Hot leads", type="lead", query=HOT_TREE, results_limit=None, sort=None
+    )
+    assert views["save_top"] == SmartView(
+        id="save_top", name="Top 10", type="lead", query=HOT_TREE, results_limit=10, sort=TOP_SORT
+    )
+    # a bare tree (no wrapper) is taken as the query itself
+    assert views["save_bare"] == SmartView(
+        id="save_bare", name="Bare view", query={"type": "match_all"}
+    )
+
+
+async def test_entries_list_id_and_name_of_every_kind(catalog: Catalog) -> None:
+    assert await catalog.entries("lead_statuses") == [
+        ("stat_new", "New"),
+        ("stat_qual", "Qualified"),
+        ("stat_unq", "Unqualified"),
+        ("stat_won", "Closed Won"),
+    ]
+    assert await catalog.entries("email_accounts") == [
+        ("emailacct_ana", "ana@example.com"),
+        ("emailacct_bo", "bo@example.com"),
+    ]
+    assert await catalog.entries("users") == [
+        ("user_ana", "Ana Lopez"),
+        ("user_bo", "Bo Chen"),
+        ("user_cy", "Cy"),
+    ]
+    for kind in KINDS:
+        assert await catalog.entries(kind)
+
+
+# -- resolution ----------------------------------------------------------------------------
+
+
+async def test_exact_names_resolve(catalog: Catalog) -> None:
+    assert (await catalog.resolve_status("Qualified")).id == "stat_qual"
+    assert (await catalog.resolve_custom_field("Industry")).id == "cf_ind"
+    assert (await catalog.resolve_template("Welcome")).id == "tmpl_welcome"
+    assert (await catalog.resolve_sequence("Onboarding")).id == "seq_onb"
+    assert (await catalog.resolve_smart_view("Hot leads")).id == "save_hot"
+    assert (await catalog.resolve_email_account("bo@example.com")).id == "emailacct_bo"
+    assert (await catalog.resolve_email_account("Ana Lopez")).id == "emailacct_ana"
+    assert (await catalog.resolve_user("Bo Chen")).id == "user_bo"
+    assert (await catalog.resolve_user("ana@example.com")).id == "user_ana"
+
+
+async def test_case_and_spacing_do_not_matter(catalog: Catalog) -> None:
+    assert (await catalog.resolve_status("  closed   WON ")).id == "stat_won"
+    assert (await catalog.resolve_custom_field("renewal date")).id == "cf_renew"
+    assert (await catalog.resolve_user("ANA@EXAMPLE.COM")).id == "user_ana"
+
+
+async def test_exact_match_wins_over_a_case_insensitive_one(catalog: Catalog) -> None:
+    assert (await catalog.resolve_template("Intro")).id == "tmpl_intro1"
+    assert (await catalog.resolve_template("intro")).id == "tmpl_intro2"
+    with pytest.raises(AmbiguousName) as info:
+        await catalog.resolve_template("INTRO")
+    assert str(info.value) == (
+        "Several email templates are named 'INTRO': tmpl_intro1, tmpl_intro2. Pass the id instead."
+    )
+
+
+async def test_unknown_name_lists_the_closest(catalog: Catalog) -> None:
+    with pytest.raises(NameNotFound) as info:
+        await catalog.resolve_status("Qualifed")
+    assert str(info.value) == (
+        "No lead status named 'Qualifed'. Closest: 'Qualified' (stat_qual), "
+        "'Unqualified' (stat_unq). Use lookup(kind=\"lead_statuses\") to list them."
+    )
+    assert info.value.kind == "lead_statuses"
+    assert info.value.query == "Qualifed"
+
+
+async def test_unknown_name_without_close_matches(catalog: Catalog) -> None:
+    with pytest.raises(NameNotFound) as info:
+        await catalog.resolve_sequence("Zebra")
+    assert str(info.value) == (
+        "No sequence named 'Zebra'. Use lookup(kind=\"sequences\") to list them."
+    )
+
+
+async def test_ambiguous_name(catalog: Catalog) -> None:
+    with pytest.raises(AmbiguousName) as info:
+        await catalog.resolve_custom_field("Region")
+    assert str(info.value) == (
+        "Several custom fields are named 'Region': cf_reg1, cf_reg2. Pass the id instead."
+    )
+    assert info.value.ids == ["cf_reg1", "cf_reg2"]
+    assert isinstance(info.value, ResolutionError)
+    assert isinstance(info.value, ValueError)
+
+
+async def test_ids_pass_through(catalog: Catalog) -> None:
+    assert await catalog.resolve_status("stat_unq") == Status(id="stat_unq", label="Unqualified")
+    assert (await catalog.resolve_custom_field("cf_reg2")).type == "choices"
+    assert (await catalog.resolve_email_account("emailacct_bo")).user_id == "user_bo"
+    assert (await catalog.resolve_user("user_cy")).name == "Cy"
+
+
+async def test_unknown_id_is_an_error(catalog: Catalog, fake: FakeClose) -> None:
+    with pytest.raises(NameNotFound) as info:
+        await catalog.resolve_status("stat_nope")
+    assert str(info.value) == (
+        "No lead status has the id 'stat_nope'. Use lookup(kind=\"lead_statuses\") to list them."
+    )
+    assert ("GET", "status/lead/stat_nope/") in fake.requests
+
+
+async def test_an_unlisted_id_is_fetched_once(catalog: Catalog, fake: FakeClose) -> None:
+    assert (await catalog.resolve_template("tmpl_old")).name == "Old"
+    assert (await catalog.resolve_template("tmpl_old")).is_archived
+    assert fake.requests.count(("GET", "email_template/tmpl_old/")) == 1
+
+
+# -- caching -------------------------------------------------------------------------------
+
+
+async def test_each_kind_is_fetched_once_per_catalog(fake: FakeClose) -> None:
+    catalog = make_catalog(fake)
+    await catalog.resolve_status("New")
+    await catalog.resolve_status("stat_won")
+    await catalog.resolve_custom_field("Industry")
+    await catalog.resolve_custom_field("cf_notes")
+    await catalog.resolve_user("Bo Chen")
+    await catalog.custom_fields()
+    assert fake.listings() == {"status/lead/": 1, "custom_field/lead/": 1, "user/": 1}
+    # custom fields came in pages of 4: 9 fields, 3 requests, one listing
+    pages = [url for _, url in fake.requests if url.startswith("custom_field/lead/")]
+    assert pages == [
+        "custom_field/lead/?_skip=0&_limit=100",
+        "custom_field/lead/?_skip=4&_limit=100",
+        "custom_field/lead/?_skip=8&_limit=100",
+    ]
+
+    fresh = make_catalog(fake)
+    await fresh.resolve_status("New")
+    assert fake.listings()["status/lead/"] == 2
+
+
+async def test_concurrent_lookups_share_one_fetch(fake: FakeClose, catalog: Catalog) -> None:
+    found: list[str] = []
+
+    async def resolve(name: str) -> None:
+        found.append((await catalog.resolve_status(name)).id)
+
+    async with anyio.create_task_group() as group:
+        for name in ("New", "Qualified", "Closed Won", "stat_unq"):
+            group.start_soon(resolve, name)
+    assert sorted(found) == ["stat_new", "stat_qual", "stat_unq", "stat_won"]
+    assert fake.listings() == {"status/lead/": 1}
+
+
+async def test_a_renamed_status_is_seen_by_the_next_catalog(fake: FakeClose) -> None:
+    first = make_catalog(fake)
+    assert (await first.resolve_status("New")).id == "stat_new"
+    STATUSES[0]["label"] = "Fresh"
+    try:
+        second = make_catalog(fake)
+        assert (await second.resolve_status("Fresh")).id == "stat_new"
+        assert (await first.resolve_status("New")).id == "stat_new"  # the old call's view
+    finally:
+        STATUSES[0]["label"] = "New"
