@@ -24,6 +24,7 @@ CREATED_SECONDS = 0.5
 LOAD_SECONDS = 1.0
 RESUME_SECONDS = 1.0
 RESUME_LIMIT_SECONDS = 7 * 86400
+EPSILON = 1e-6  # clock readings near 1.7e9 s carry about 2e-7 s of float error
 PREFIXES = {
     "edit": "bulkedit",
     "email": "bulkemail",
@@ -230,9 +231,9 @@ class JobRunner:
             return
         job.run_seconds += dt
         if job.objects is None:
-            if job.run_seconds < CREATED_SECONDS:
+            if job.run_seconds + EPSILON < CREATED_SECONDS:
                 return
-            if job.run_seconds < LOAD_SECONDS:
+            if job.run_seconds + EPSILON < LOAD_SECONDS:
                 if job.status != "loading":
                     job.status = "loading"
                     job.date_updated = from_epoch(now)
@@ -240,8 +241,7 @@ class JobRunner:
             self._load(job, now - (job.run_seconds - LOAD_SECONDS))
             if job.objects is None:
                 return
-        # Rounded: clock readings near 1.7e9 s carry about 1e-7 s of float error.
-        done = int(round((job.run_seconds - LOAD_SECONDS) * self.speed, 6))
+        done = int((job.run_seconds - LOAD_SECONDS + EPSILON) * self.speed)
         target = min(len(job.objects), done)
         if target > job.n_objects_processed:
             for lead_id, target_id in job.objects[job.n_objects_processed : target]:

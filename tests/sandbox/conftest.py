@@ -1,0 +1,51 @@
+"""Fixtures: a small sandbox on a FakeClock and an httpx client talking to it in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from close_mcp.clock import FakeClock
+from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
+from close_mcp.sandbox.store import CustomField
+
+BASE_URL = "http://sandbox/api/v1/"
+LEAD_QUERY: dict[str, Any] = {"type": "object_type", "object_type": "lead"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sb(clock: FakeClock) -> Sandbox:
+    return Sandbox(n_leads=100, clock=clock)
+
+
+def client_for(sandbox: Sandbox, auth: tuple[str, str] | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=sandbox.transport(),
+        base_url=BASE_URL,
+        auth=auth or (SANDBOX_API_KEY, ""),
+    )
+
+
+@pytest.fixture
+async def http(sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(sb) as client:
+        yield client
+
+
+def cf_named(sandbox: Sandbox, name: str) -> CustomField:
+    cf = sandbox.store.custom_field_named(name)
+    assert cf is not None, name
+    return cf
