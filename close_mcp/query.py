@@ -35,11 +35,15 @@ __all__ = [
     "SQueryError",
     "Selection",
     "SelectionError",
+    "check_choice",
+    "check_number",
     "has_email_node",
     "lead_ids_node",
     "matches_everything",
+    "parse_when",
     "resolve_filter",
     "resolve_selection",
+    "top_object_type",
 ]
 
 MAX_RESULTS_LIMIT: Final = 100_000
@@ -101,10 +105,6 @@ def parse_when(value: str) -> date | datetime:
     raise ValueError(f"{value!r} is not a date; {_DATE_HELP}")
 
 
-def _when_text(value: date | datetime) -> str:
-    return value.isoformat()
-
-
 class LeadFilter(BaseModel):
     """Friendly lead selection; every field given must hold (they are ANDed)."""
 
@@ -148,7 +148,7 @@ class LeadFilter(BaseModel):
     @field_validator("created_after", "created_before", "updated_after", "updated_before")
     @classmethod
     def _iso(cls, value: str | None) -> str | None:
-        return None if value is None else _when_text(parse_when(value))
+        return None if value is None else parse_when(value).isoformat()
 
     @model_validator(mode="after")
     def _meaningful(self) -> LeadFilter:
@@ -263,7 +263,8 @@ def _custom_path(key: str) -> str:
     return f"filter.custom_fields{suffix}"
 
 
-def _number(value: object, path: str) -> int | float:
+def check_number(value: object, path: str) -> int | float:
+    """A number field's value: a number or a numeric string (not a bool)."""
     if isinstance(value, str) and _NUMBER.match(value):
         value = int(value) if re.match(r"^\s*[+-]?\d+\s*$", value) else float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -278,7 +279,20 @@ def _strings(values: list[object], path: str, what: str) -> list[str]:
     return [str(v) for v in values]
 
 
-def _choice(value: str, field: CustomField, path: str) -> str:
+def _day(text: str, path: str) -> date:
+    """A date field's value: one calendar day (the field has no time to compare with)."""
+    if not _DATE.match(text.strip()):
+        raise SelectionError(
+            path, f"this is a date field; {text!r} is not an ISO date like 2025-01-31"
+        )
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise SelectionError(path, f"{text!r} is not a real date; {_DATE_HELP}") from None
+
+
+def check_choice(value: str, field: CustomField, path: str) -> str:
+    """One of the field's choices, with the case fixed to the real choice."""
     if value in field.choices:
         return value
     folded = [c for c in field.choices if c.casefold() == value.strip().casefold()]
@@ -287,6 +301,11 @@ def _choice(value: str, field: CustomField, path: str) -> str:
     shown = ", ".join(repr(c) for c in field.choices[:30])
     more = f" and {len(field.choices) - 30} more" if len(field.choices) > 30 else ""
     raise SelectionError(path, f"{value!r} is not a choice of this field; allowed: {shown}{more}")
+
+
+# Earlier private names, still imported by close_mcp/values.py.
+_number = check_number
+_choice = check_choice
 
 
 async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
@@ -306,22 +325,15 @@ async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[
             [_field_condition(ref, {"type": "text", "mode": "phrase", "value": t}) for t in texts]
         )
     if kind == "number":
-        numbers = [_number(v, path) for v in values]
+        numbers = [check_number(v, path) for v in values]
         return _any_of(
             [_field_condition(ref, {"type": "number_range", "gte": n, "lte": n}) for n in numbers]
         )
     if kind in DATE_FIELD_TYPES:
-        days: list[date] = []
-        for text in _strings(values, path, "a date field"):
-            if not _DATE.match(text.strip()):
-                raise SelectionError(
-                    path, f"this is a date field; {text!r} is not an ISO date like 2025-01-31"
-                )
-            parsed = parse_when_safely(text, path)
-            days.append(parsed)
+        days = [_day(text, path) for text in _strings(values, path, "a date field")]
         return _any_of([_day_node(ref, day) for day in days])
     if kind == "choices":
-        choices = [_choice(v, field, path) for v in _strings(values, path, "a choices field")]
+        choices = [check_choice(v, field, path) for v in _strings(values, path, "a choices field")]
         return _field_condition(ref, {"type": "term", "values": choices})
     if kind == "user":
         ids: list[str] = []
@@ -334,15 +346,6 @@ async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[
             ref, {"type": "reference", "reference_type": "user_or_group", "object_ids": ids}
         )
     return _field_condition(ref, {"type": "term", "values": values})
-
-
-def parse_when_safely(text: str, path: str) -> date:
-    try:
-        when = parse_when(text)
-    except ValueError as exc:
-        raise SelectionError(path, str(exc)) from None
-    assert not isinstance(when, datetime)
-    return when
 
 
 # -- filter -> tree ------------------------------------------------------------------------
