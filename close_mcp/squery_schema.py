@@ -244,7 +244,6 @@ _DEFS: Final[dict[str, Any]] = {
 
 SQUERY_SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": "https://github.com/close-mcp/close-mcp/tool_schemas/s_query.schema.json",
     "title": "Close s_query",
     "description": (
         "A Close Advanced Filtering query tree (the body field `query` of /data/search/, "
