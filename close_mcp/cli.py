@@ -1,0 +1,159 @@
+"""The `close-mcp` command: serve, sandbox, demo, schemas.
+
+Heavy imports happen inside the subcommands, so `close-mcp --help` and the stdio server
+start fast. Configuration errors end the program with one line on stderr and exit code 2;
+stdout is left to the MCP protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from close_mcp import __version__
+
+EXIT_CONFIG = 2
+
+
+def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="run against the embedded sandbox (a local fake Close; no key needed)",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="register only the read tools (CLOSE_MCP_READ_ONLY)",
+    )
+    parser.add_argument(
+        "--toolsets",
+        metavar="LIST",
+        help="comma list of search,jobs,edit,email,sequences,delete,send (CLOSE_MCP_TOOLSETS)",
+    )
+    parser.add_argument(
+        "--confirm",
+        metavar="LIST",
+        help="actions that need confirmation: edit,email,sequences,send,delete "
+        "(CLOSE_MCP_CONFIRM; delete is always included)",
+    )
+    parser.add_argument(
+        "--require-human",
+        action="store_true",
+        default=None,
+        help="refuse confirmed actions when the client cannot ask its user "
+        "(CLOSE_MCP_REQUIRE_HUMAN)",
+    )
+    parser.add_argument(
+        "--audit-log", metavar="PATH", help="JSON-lines audit file, or 'off' (CLOSE_MCP_AUDIT_LOG)"
+    )
+    parser.add_argument(
+        "--snapshot",
+        metavar="on|off|N",
+        help="snapshot before edits and deletes, up to N leads (CLOSE_MCP_SNAPSHOT)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="close-mcp",
+        description="An MCP server for Close CRM bulk actions: every action previewed, every "
+        "destructive one confirmed. The API key comes from CLOSE_API_KEY, never from a flag.",
+    )
+    parser.add_argument("--version", action="version", version=f"close-mcp {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    _add_policy_flags(serve)
+
+    sandbox = sub.add_parser("sandbox", help="serve the sandbox as a Close-compatible HTTP API")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--leads", type=int, default=1000, help="number of seeded leads")
+    sandbox.add_argument("--seed", type=int, default=7, help="seed of the demo organization")
+    sandbox.add_argument(
+        "--rate-limit", metavar="N/s", help="answer 429 above N requests per second"
+    )
+    sandbox.add_argument(
+        "--fault-rate", type=float, default=0.0, help="share of requests answered with a 5xx"
+    )
+
+    sub.add_parser("demo", help="walk through the main job against the sandbox")
+
+    schemas = sub.add_parser("schemas", help="write tool_schemas/ from the code")
+    schemas.add_argument("--check", action="store_true", help="fail if tool_schemas/ differs")
+    schemas.add_argument("--dir", default="tool_schemas", help="output folder")
+
+    return parser
+
+
+def parse_rate(value: str | None) -> float | None:
+    from close_mcp.config import ConfigError
+
+    if value is None:
+        return None
+    try:
+        rate = float(value.removesuffix("/s"))
+    except ValueError:
+        raise ConfigError(f"--rate-limit must look like 20/s, not {value!r}") from None
+    if rate <= 0:
+        raise ConfigError(f"--rate-limit must be positive, not {value!r}")
+    return rate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="close-mcp %(levelname)s %(name)s: %(message)s",
+    )
+    command = args.command or "serve"
+    if args.command is None:
+        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
+
+    from close_mcp.config import ConfigError
+
+    try:
+        if command == "serve":
+            from close_mcp.commands import serve
+
+            return serve(args)
+        if command == "sandbox":
+            import anyio
+
+            from close_mcp.sandbox import serve as serve_sandbox
+
+            options = dict(
+                host=args.host,
+                port=args.port,
+                n_leads=args.leads,
+                seed=args.seed,
+                rate_limit=parse_rate(args.rate_limit),
+                fault_rate=args.fault_rate,
+            )
+            anyio.run(lambda: serve_sandbox(**options))
+            return 0
+        if command == "demo":
+            from close_mcp.demo import run_demo
+
+            return int(run_demo())
+        if command == "schemas":
+            from close_mcp.schemas import write_or_check
+
+            return write_or_check(args.dir, check=args.check)
+    except ConfigError as exc:
+        print(f"close-mcp: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {command!r}")
+    return EXIT_CONFIG

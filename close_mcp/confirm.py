@@ -1,0 +1,144 @@
+"""Confirmation tokens: proof that exactly this request, on this many leads, was previewed.
+
+A token is `<payload>.<mac>`, both base64url. The payload names the tool, a digest of the
+exact request body and path, the matched count, an expiry and a nonce; the MAC is
+HMAC-SHA256 under `CLOSE_MCP_SECRET` (or a per-process random key). Changing any argument
+changes the body, so the token no longer fits; a changed count is caught by the recount.
+A token is single-use: its nonce is remembered until it expires. Replicas that share the
+secret accept each other's tokens; the write pipeline also checks Close's recent jobs for
+an identical request, which stops a replay on another replica.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from close_mcp.clock import Clock
+
+TOKEN_TTL_S: Final = 600.0
+_MAX_TOKEN_LENGTH: Final = 1024
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def request_digest(tool: str, path: str, body: Any) -> str:
+    return hashlib.sha256(canonical_json({"tool": tool, "path": path, "body": body})).hexdigest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    expires_at: str
+
+
+class TokenRejected(Exception):
+    """Why a token does not allow this call; the message is shown to the model."""
+
+
+class ConfirmationTokens:
+    """Mints and checks tokens; remembers spent nonces until they would have expired anyway."""
+
+    def __init__(self, secret: bytes, clock: Clock, *, ttl_s: float = TOKEN_TTL_S) -> None:
+        self._secret = secret
+        self._clock = clock
+        self._ttl = ttl_s
+        self._spent: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"ConfirmationTokens(ttl_s={self._ttl})"
+
+    def mint(self, tool: str, path: str, body: Any, matched: int) -> Minted:
+        expires = self._clock.time() + self._ttl
+        payload = {
+            "t": tool,
+            "d": request_digest(tool, path, body),
+            "m": matched,
+            "e": round(expires, 3),
+            "n": secrets.token_urlsafe(12),
+        }
+        encoded = _b64(canonical_json(payload))
+        token = f"{encoded}.{self._mac(encoded)}"
+        return Minted(token=token, expires_at=iso(expires))
+
+    def check(self, token: str, tool: str, path: str, body: Any, matched: int) -> str:
+        """Raise `TokenRejected` unless the token fits this exact call; return its nonce."""
+        payload = self._payload(token)
+        if payload.get("t") != tool:
+            raise TokenRejected(f"the confirmation token was issued for {payload.get('t')!r}")
+        if float(payload.get("e", 0)) <= self._clock.time():
+            raise TokenRejected("the confirmation token has expired (tokens last 10 minutes)")
+        nonce = str(payload.get("n", ""))
+        with self._lock:
+            if nonce in self._spent:
+                raise TokenRejected("the confirmation token was already used")
+        if payload.get("d") != request_digest(tool, path, body):
+            raise TokenRejected(
+                "the confirmation token was issued for different arguments; "
+                "confirm the new preview instead"
+            )
+        if payload.get("m") != matched:
+            raise TokenRejected(
+                f"the selection now matches {matched} leads, not the {payload.get('m')} "
+                "that were previewed"
+            )
+        return nonce
+
+    def minted_at(self, token: str) -> float | None:
+        try:
+            return float(self._payload(token)["e"]) - self._ttl
+        except (TokenRejected, KeyError, TypeError, ValueError):
+            return None
+
+    def spend(self, token: str) -> None:
+        """Mark the token used; call it right before sending, so a retry cannot resend."""
+        payload = self._payload(token)
+        now = self._clock.time()
+        with self._lock:
+            nonce = str(payload.get("n", ""))
+            if nonce in self._spent:
+                raise TokenRejected("the confirmation token was already used")
+            self._spent = {n: e for n, e in self._spent.items() if e > now}
+            self._spent[nonce] = float(payload.get("e", now))
+
+    def _payload(self, token: str) -> dict[str, Any]:
+        if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 1:
+            raise TokenRejected("the confirmation token is malformed")
+        encoded, mac = token.split(".")
+        if not hmac.compare_digest(mac, self._mac(encoded)):
+            raise TokenRejected(
+                "the confirmation token is not valid (forged, mistyped, or from a server with "
+                "another CLOSE_MCP_SECRET)"
+            )
+        try:
+            payload = json.loads(_unb64(encoded))
+        except ValueError:
+            raise TokenRejected("the confirmation token is malformed") from None
+        if not isinstance(payload, dict):
+            raise TokenRejected("the confirmation token is malformed")
+        return payload
+
+    def _mac(self, encoded: str) -> str:
+        return _b64(hmac.new(self._secret, encoded.encode(), hashlib.sha256).digest())
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")

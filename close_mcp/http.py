@@ -1,0 +1,86 @@
+"""Serving over Streamable HTTP: `/mcp`, `GET /health`, an optional bearer token, body cap.
+
+Loopback is the default bind. The SDK's DNS-rebinding protection checks `Host` and
+`Origin`. When `CLOSE_MCP_HTTP_TOKEN` is set, every `/mcp` request must carry it as a
+bearer token. Each request may bring its own Close key in a `Close-API-Key` header, so one
+deployment serves a team; the key is used for that request only and never logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Final
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from close_mcp import __version__
+from close_mcp.runtime import Runtime
+
+MAX_BODY_BYTES: Final = 1_000_000
+LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+
+
+class BearerToken:
+    """Rejects `/mcp` requests that lack the configured bearer token (health stays open)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mcp"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b'Bearer realm="close-mcp"'),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def security_for(host: str, port: int) -> TransportSecuritySettings:
+    if host in LOOPBACK:
+        hosts = [f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")]
+        origins = [f"http://{h}" for h in hosts]
+        return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
+    # Behind a proxy the Host header is the public name; Origin stays checked by clients.
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> ASGIApp:
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "name": "close-mcp", "version": __version__})
+
+    server.custom_route("/health", methods=["GET"])(health)
+
+    app: ASGIApp = server.streamable_http_app(
+        host=host,
+        max_request_body_size=MAX_BODY_BYTES,
+        transport_security=security_for(host, port),
+        stateless_http=True,
+    )
+    token = runtime.settings.http_token
+    if token is not None:
+        app = BearerToken(app, token.get_secret_value())
+    return app
+
+
+def run_http(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> None:
+    import uvicorn
+
+    app = build_http_app(server, runtime, host=host, port=port)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,104 @@
+"""Close bulk jobs: their kinds, paths and a compact summary a model can read.
+
+A job id says its kind (`bulkedit_...`), so every job tool takes just the id. Summaries
+keep the counts and the kind's own fields and drop the rest, to keep results small.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, Field
+
+JobKind = Literal["edit", "email", "sequence_subscription", "delete"]
+JOB_KINDS: Final[tuple[JobKind, ...]] = ("edit", "email", "sequence_subscription", "delete")
+JOB_STATUSES: Final = ("created", "loading", "processing", "paused", "resuming", "done", "error")
+FINISHED_STATUSES: Final = frozenset({"done", "error"})
+
+_PREFIXES: Final[dict[str, JobKind]] = {
+    "bulkedit_": "edit",
+    "bulkemail_": "email",
+    "bulkseqsub_": "sequence_subscription",
+    "bulkdelete_": "delete",
+}
+_KIND_FIELDS: Final = (
+    "type",
+    "lead_status_id",
+    "custom_field_id",
+    "custom_field_name",
+    "custom_field_value",
+    "custom_field_values",
+    "custom_field_operation",
+    "template_id",
+    "contact_preference",
+    "email_account_id",
+    "sender",
+    "action_type",
+    "sequence_id",
+    "sender_account_id",
+    "sender_name",
+    "sender_email",
+    "bulk_object_type",
+)
+
+
+class UnknownJobId(ValueError):
+    def __init__(self, job_id: str) -> None:
+        prefixes = ", ".join(_PREFIXES)
+        super().__init__(
+            f"job_id {job_id!r} is not a Close bulk job id; it must start with one of {prefixes}"
+        )
+
+
+def job_kind(job_id: str) -> JobKind:
+    for prefix, kind in _PREFIXES.items():
+        if job_id.startswith(prefix) and len(job_id) > len(prefix):
+            return kind
+    raise UnknownJobId(job_id)
+
+
+def job_path(kind: JobKind, job_id: str | None = None) -> str:
+    return f"bulk_action/{kind}/" + (f"{job_id}/" if job_id else "")
+
+
+class JobSummary(BaseModel):
+    id: str
+    kind: JobKind
+    status: str
+    n_leads: int | None = None
+    n_leads_processed: int | None = None
+    n_objects: int | None = None
+    n_objects_processed: int | None = None
+    date_created: str | None = None
+    date_updated: str | None = None
+    created_by: str | None = None
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="The kind's own fields (type, template_id, ...)."
+    )
+    s_query: dict[str, Any] | None = Field(
+        default=None, description="The selection the job ran on (only when reading one job)."
+    )
+    results_limit: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+def summarize_job(raw: dict[str, Any], *, with_query: bool = False) -> JobSummary:
+    job_id = str(raw.get("id", ""))
+    return JobSummary(
+        id=job_id,
+        kind=job_kind(job_id),
+        status=str(raw.get("status", "unknown")),
+        n_leads=raw.get("n_leads"),
+        n_leads_processed=raw.get("n_leads_processed"),
+        n_objects=raw.get("n_objects"),
+        n_objects_processed=raw.get("n_objects_processed"),
+        date_created=raw.get("date_created"),
+        date_updated=raw.get("date_updated"),
+        created_by=raw.get("created_by"),
+        details={k: raw[k] for k in _KIND_FIELDS if raw.get(k) is not None},
+        s_query=raw.get("s_query") if with_query else None,
+        results_limit=raw.get("results_limit") if with_query else None,
+    )

@@ -1,0 +1,102 @@
+"""What a tool call needs besides its arguments: a Close client, the catalog, the clock.
+
+The server holds no state that matters between calls (Close holds the jobs, confirmation
+tokens are signed), so one `Runtime` per process is enough. It keeps one `CloseClient` per
+API key: over HTTP each request may bring its own key in a `Close-API-Key` header, so one
+deployment serves a team. Each tool call gets a fresh `Catalog`, so a status renamed in
+Close is seen on the next call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+from close_mcp.audit import AuditLog
+from close_mcp.catalog import Catalog
+from close_mcp.client import CloseClient
+from close_mcp.clock import Clock, SystemClock
+from close_mcp.config import Settings
+from close_mcp.confirm import ConfirmationTokens
+
+if TYPE_CHECKING:
+    from close_mcp.sandbox import Sandbox
+
+KEY_HEADER: Final = "close-api-key"
+SANDBOX_BASE_URL: Final = "http://sandbox.close-mcp.invalid/api/v1/"
+MAX_CLIENTS: Final = 64
+
+
+class MissingAPIKey(Exception):
+    """No key configured and none sent with the request."""
+
+
+@dataclass
+class Call:
+    """The per-call view: the client for this caller's key and a fresh catalog over it."""
+
+    client: CloseClient
+    catalog: Catalog
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        sandbox: Sandbox | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.sandbox = sandbox
+        self._transport = transport
+        self._base_url = settings.base_url
+        self._default_key = settings.api_key.get_secret_value() if settings.api_key else None
+        if sandbox is not None:
+            self._transport = transport or sandbox.transport()
+            self._base_url = SANDBOX_BASE_URL
+            self._default_key = self._default_key or sandbox.api_key
+        self._clients: OrderedDict[str, CloseClient] = OrderedDict()
+        self.tokens = ConfirmationTokens(settings.secret.get_secret_value().encode(), self.clock)
+        self.audit = AuditLog(settings.audit_log, self.clock)
+
+    def __repr__(self) -> str:
+        return f"Runtime(base_url={self._base_url!r}, sandbox={self.sandbox is not None})"
+
+    def client_for(self, headers: Mapping[str, str] | None = None) -> CloseClient:
+        """The client for the key in the request's `Close-API-Key` header, else the default."""
+        key = None
+        if headers is not None:
+            key = next((v for k, v in headers.items() if k.lower() == KEY_HEADER), None)
+        key = (key or "").strip() or self._default_key
+        if not key:
+            raise MissingAPIKey(
+                "No Close API key: set CLOSE_API_KEY for the server or send a Close-API-Key header."
+            )
+        slot = hashlib.sha256(key.encode()).hexdigest()
+        client = self._clients.get(slot)
+        if client is None:
+            client = CloseClient(key, self._base_url, transport=self._transport, clock=self.clock)
+            self._clients[slot] = client
+            if len(self._clients) > MAX_CLIENTS:
+                _, oldest = self._clients.popitem(last=False)
+                # Closing here could break a call still using it; let it be collected instead.
+                del oldest
+        self._clients.move_to_end(slot)
+        return client
+
+    def call(self, headers: Mapping[str, str] | None = None) -> Call:
+        client = self.client_for(headers)
+        return Call(client=client, catalog=Catalog(client))
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()

@@ -1,0 +1,69 @@
+"""`close-mcp schemas`: the tool contract as checked-in JSON, and a check that it is current.
+
+`tool_schemas/` holds one file per tool (name, title, description, annotations, input and
+output schema) and the `s_query` grammar. Users and outside tests read these files; CI
+fails when the code and the files disagree, so the contract never drifts silently.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from close_mcp.squery_schema import SQUERY_SCHEMA
+
+SQUERY_FILE = "s_query.schema.json"
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+async def tool_documents() -> dict[str, dict[str, Any]]:
+    """Every tool of a server with every toolset on, as the JSON `tools/list` would give."""
+    from close_mcp.config import load_settings
+    from close_mcp.runtime import Runtime
+    from close_mcp.server import build_server
+
+    settings = load_settings({}, sandbox=True, audit_log="off")
+    server = build_server(Runtime(settings))
+    documents: dict[str, dict[str, Any]] = {}
+    for tool in await server.list_tools():
+        doc = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+        documents[tool.name] = doc
+    return documents
+
+
+def expected_files() -> dict[str, str]:
+    files = {f"{name}.json": _dump(doc) for name, doc in anyio.run(tool_documents).items()}
+    files[SQUERY_FILE] = _dump(SQUERY_SCHEMA)
+    return files
+
+
+def write_or_check(directory: str, *, check: bool) -> int:
+    folder = Path(directory)
+    files = expected_files()
+    present = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
+    stale = sorted(name for name in files if present.get(name) != files[name])
+    extra = sorted(set(present) - set(files))
+    if check:
+        if stale or extra:
+            print(
+                f"close-mcp: {folder}/ is out of date (differs: {', '.join(stale) or 'none'}; "
+                f"not a tool: {', '.join(extra) or 'none'}). Run `close-mcp schemas`.",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{folder}/ matches the code ({len(files)} files)", file=sys.stderr)
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in extra:
+        (folder / name).unlink()
+    for name in stale:
+        (folder / name).write_text(files[name], encoding="utf-8")
+    print(f"wrote {len(stale)} of {len(files)} files to {folder}/", file=sys.stderr)
+    return 0

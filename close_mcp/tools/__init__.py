@@ -1,0 +1,85 @@
+"""The tools, one module per toolset family, registered according to the settings.
+
+Every tool is declared through `Registrar.add`, which knows its toolset and whether it
+writes. A tool outside the enabled toolsets, or a writing tool in read-only mode, is never
+registered. Every anticipated failure (bad arguments, unknown names, errors from Close)
+reaches the model as a tool error whose text says what to fix.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from close_mcp.catalog import ResolutionError
+from close_mcp.errors import CloseError
+from close_mcp.query import SelectionError
+from close_mcp.runtime import MissingAPIKey, Runtime
+from close_mcp.squery_schema import SQueryError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ANTICIPATED = (CloseError, ResolutionError, SelectionError, SQueryError, MissingAPIKey)
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Raise anticipated failures as `ToolError`, so the model reads a message it can act on."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except ANTICIPATED as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper
+
+
+class Registrar:
+    def __init__(self, server: MCPServer, runtime: Runtime) -> None:
+        self.server = server
+        self.runtime = runtime
+
+    def enabled(self, toolset: str, *, writes: bool) -> bool:
+        settings = self.runtime.settings
+        return toolset in settings.toolsets and not (writes and settings.read_only)
+
+    def add(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *,
+        name: str,
+        toolset: str,
+        title: str,
+        description: str,
+        annotations: ToolAnnotations,
+    ) -> None:
+        writes = not annotations.read_only_hint
+        if not self.enabled(toolset, writes=writes):
+            return
+        self.server.add_tool(
+            tool_errors(fn),
+            name=name,
+            title=title,
+            description=description,
+            annotations=annotations,
+            structured_output=True,
+        )
+
+
+def register_tools(server: MCPServer, runtime: Runtime) -> None:
+    registrar = Registrar(server, runtime)
+    for register in _modules():
+        register(registrar)
+
+
+def _modules() -> list[Callable[[Registrar], None]]:
+    from close_mcp.tools import bulk, jobs, search
+
+    return [search.register, jobs.register, bulk.register]

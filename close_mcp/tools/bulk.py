@@ -1,0 +1,557 @@
+"""The four bulk actions: edit, email, sequence subscription, delete.
+
+Each tool only works out its exact Close request (names resolved to ids, Close's rules
+checked) in a `prepare` resolver; `close_mcp.writes` decides whether it is previewed,
+confirmed, refused or sent. Resolvers run before the tool body so that elicitation works
+in both protocol eras.
+
+This module does not use `from __future__ import annotations`: the SDK reads the
+`Resolve(...)` markers from evaluated annotations, and they name local functions.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from close_mcp.catalog import Catalog, CustomField
+from close_mcp.jobs import JobKind, job_path
+from close_mcp.query import Selection, SelectionError, resolve_selection
+from close_mcp.runtime import Call, Runtime
+from close_mcp.tools import Registrar
+from close_mcp.tools.selection import (
+    AllLeadsArg,
+    DryRunArg,
+    FilterArg,
+    ResultsLimitArg,
+    SendDoneEmailArg,
+    SortArg,
+    SQueryArg,
+    TokenArg,
+    preview_selection,
+)
+from close_mcp.values import check_custom_value
+from close_mcp.writes import Pipeline, WriteRequest, WriteResult, question
+
+SAMPLE_SIZE = 5
+TWO_STEP = (
+    " Two steps: the first call answers with a preview (and, when confirmation is needed, a "
+    "confirmation_token); show it to the user and call again with the same arguments and the "
+    "token once they agree. dry_run only previews."
+)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SetLeadStatus(_Spec):
+    type: Literal["set_lead_status"]
+    lead_status: str = Field(max_length=200, description="Status label or stat_ id.")
+
+
+class SetCustomField(_Spec):
+    type: Literal["set_custom_field"]
+    custom_field: str = Field(max_length=200, description="Custom field name or cf_ id.")
+    value: str | int | float | bool | None = Field(
+        default=None, description="The new value (single-value fields)."
+    )
+    values: list[str] | None = Field(
+        default=None, max_length=100, description="The values (multi-value fields)."
+    )
+    operation: Literal["replace", "add", "remove"] | None = Field(
+        default=None, description="For multi-value fields: replace (default), add or remove."
+    )
+
+
+class ClearCustomField(_Spec):
+    type: Literal["clear_custom_field"]
+    custom_field: str = Field(max_length=200, description="Custom field name or cf_ id.")
+
+
+EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(discriminator="type")]
+
+
+async def _selection_request(
+    call: Call,
+    *,
+    tool: str,
+    action: str,
+    kind: JobKind,
+    filter: Any,
+    s_query: dict[str, Any] | None,
+    results_limit: int | None,
+    sort: list[dict[str, Any]] | None,
+    allow_all_leads: bool,
+    send_done_email: bool,
+    fields: dict[str, Any],
+    describe: Callable[[int], str],
+) -> WriteRequest:
+    """The request for a bulk action on a selection, with the count and sample it touches."""
+    selection: Selection = await resolve_selection(
+        filter=filter,
+        s_query=s_query,
+        results_limit=results_limit,
+        sort=sort,
+        allow_all_leads=allow_all_leads,
+        catalog=call.catalog,
+    )
+    body: dict[str, Any] = {"s_query": selection.s_query}
+    if selection.results_limit is not None:
+        body["results_limit"] = selection.results_limit
+    if selection.sort:
+        body["sort"] = selection.sort
+    body["send_done_email"] = send_done_email
+    body.update(fields)
+    seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
+    notes = []
+    if selection.matches_everything:
+        notes.append("This selection matches every lead in the organization.")
+    if seen.matched == 0:
+        notes.append("The selection matches no leads: there is nothing to do.")
+    return WriteRequest(
+        tool=tool,
+        action=action,
+        path=job_path(kind),
+        body=body,
+        matched=seen.matched,
+        summary=describe(seen.matched),
+        job_kind=kind,
+        selects_everything=selection.matches_everything,
+        s_query=selection.s_query,
+        results_limit=selection.results_limit,
+        sort=selection.sort,
+        sample=seen.sample,
+        notes=notes,
+    )
+
+
+def _leads(n: int) -> str:
+    return f"{n} lead" if n == 1 else f"{n} leads"
+
+
+async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str]:
+    if isinstance(edit, SetLeadStatus):
+        status = await catalog.resolve_status(edit.lead_status)
+        return (
+            {"type": "set_lead_status", "lead_status_id": status.id},
+            f"set the status to {status.label!r}",
+        )
+    field: CustomField = await catalog.resolve_custom_field(edit.custom_field)
+    if isinstance(edit, ClearCustomField):
+        return (
+            {"type": "clear_custom_field", "custom_field_id": field.id},
+            f"clear the custom field {field.name!r}",
+        )
+    fields: dict[str, Any] = {"type": "set_custom_field", "custom_field_id": field.id}
+    if field.accepts_multiple_values:
+        if edit.value is not None:
+            raise SelectionError(
+                "edit.value", f"{field.name!r} holds several values; pass them as edit.values"
+            )
+        if not edit.values:
+            raise SelectionError("edit.values", f"give at least one value for {field.name!r}")
+        fields["custom_field_values"] = [
+            await check_custom_value(field, v, catalog, f"edit.values[{i}]")
+            for i, v in enumerate(edit.values)
+        ]
+        fields["custom_field_operation"] = edit.operation or "replace"
+        verb = {"replace": "set", "add": "add", "remove": "remove"}[edit.operation or "replace"]
+        return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}"
+    if edit.operation is not None:
+        raise SelectionError(
+            "edit.operation",
+            f"only multi-value fields take an operation, and {field.name!r} holds one value; "
+            "leave it out",
+        )
+    if edit.values is not None:
+        raise SelectionError("edit.values", f"{field.name!r} holds one value; use edit.value")
+    if edit.value is None:
+        raise SelectionError(
+            "edit.value", f"give the new value for {field.name!r} (or use clear_custom_field)"
+        )
+    fields["custom_field_value"] = await check_custom_value(
+        field, edit.value, catalog, "edit.value"
+    )
+    return fields, f"set {field.name!r} to {fields['custom_field_value']!r}"
+
+
+def _confirmer(
+    runtime: Runtime, prepare: Callable[..., Awaitable[WriteRequest]]
+) -> Callable[..., Awaitable[Any]]:
+    async def confirm(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare)],
+        dry_run: bool,
+        confirmation_token: str | None,
+    ) -> Elicit[Any] | str:
+        return question(ctx, runtime, request, dry_run, confirmation_token)
+
+    return confirm
+
+
+def register(reg: Registrar) -> None:
+    runtime = reg.runtime
+
+    async def run(
+        ctx: Context,
+        request: WriteRequest,
+        answer: ElicitationResult[Any],
+        dry_run: bool,
+        token: str | None,
+    ) -> WriteResult:
+        client = runtime.client_for(ctx.headers)
+        return await Pipeline(runtime, client).run(
+            request, dry_run=dry_run, token=token, answer=answer
+        )
+
+    # -- edit --------------------------------------------------------------------------
+
+    async def prepare_edit(
+        ctx: Context,
+        edit: EditSpec,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+        allow_all_leads: bool,
+        send_done_email: bool,
+    ) -> WriteRequest:
+        call = runtime.call(ctx.headers)
+        fields, what = await _edit_fields(edit, call.catalog)
+        return await _selection_request(
+            call,
+            tool="create_bulk_edit",
+            action="edit",
+            kind="edit",
+            filter=filter,
+            s_query=s_query,
+            results_limit=results_limit,
+            sort=sort,
+            allow_all_leads=allow_all_leads,
+            send_done_email=send_done_email,
+            fields=fields,
+            describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
+        )
+
+    confirm_edit = _confirmer(runtime, prepare_edit)
+
+    async def create_bulk_edit(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_edit)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm_edit)],
+        edit: Annotated[EditSpec, Field(description="What to change on every selected lead.")],
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        allow_all_leads: AllLeadsArg = False,
+        send_done_email: SendDoneEmailArg = True,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run(ctx, request, answer, dry_run, confirmation_token)
+
+    reg.add(
+        create_bulk_edit,
+        name="create_bulk_edit",
+        toolset="edit",
+        title="Bulk edit leads",
+        description="Set the lead status, or set or clear a custom field, on every lead of a "
+        "selection, as one Close bulk job. Use search_leads first to check the selection; use "
+        "revert_bulk_edit to undo." + TWO_STEP,
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+
+    # -- email -------------------------------------------------------------------------
+
+    async def prepare_email(
+        ctx: Context,
+        template: str,
+        contact_preference: str,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+        allow_all_leads: bool,
+        send_done_email: bool,
+    ) -> WriteRequest:
+        call = runtime.call(ctx.headers)
+        found = await call.catalog.resolve_template(template)
+        if found.is_archived:
+            raise SelectionError("template", f"{found.name!r} is archived; pick an active one")
+        who = "the primary contact" if contact_preference == "lead" else "every contact"
+        request = await _selection_request(
+            call,
+            tool="create_bulk_email",
+            action="email",
+            kind="email",
+            filter=filter,
+            s_query=s_query,
+            results_limit=results_limit,
+            sort=sort,
+            allow_all_leads=allow_all_leads,
+            send_done_email=send_done_email,
+            fields={"template_id": found.id, "contact_preference": contact_preference},
+            describe=lambda n: f"Bulk email: send {found.name!r} to {who} of {_leads(n)}",
+        )
+        if request.sample:
+            rendered = await call.client.get(
+                f"email_template/{found.id}/render/", {"lead_id": request.sample[0].id}
+            )
+            if isinstance(rendered, dict):
+                request.rendering = {
+                    k: rendered[k] for k in ("subject", "body", "email", "lead_id") if k in rendered
+                }
+        return request
+
+    confirm_email = _confirmer(runtime, prepare_email)
+
+    async def create_bulk_email(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_email)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm_email)],
+        template: Annotated[
+            str, Field(max_length=200, description="Email template name or tmpl_ id.")
+        ],
+        contact_preference: Annotated[
+            Literal["lead", "contact"],
+            Field(description="lead: the primary contact's first email; contact: every contact."),
+        ] = "lead",
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        allow_all_leads: AllLeadsArg = False,
+        send_done_email: SendDoneEmailArg = True,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run(ctx, request, answer, dry_run, confirmation_token)
+
+    reg.add(
+        create_bulk_email,
+        name="create_bulk_email",
+        toolset="email",
+        title="Bulk email leads",
+        description="Send an email template to the leads of a selection, as one Close bulk "
+        "job; real emails go out to customers. The preview renders the template for the first "
+        "sample lead." + TWO_STEP,
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+
+    # -- sequence subscription ---------------------------------------------------------
+
+    async def prepare_sequence(
+        ctx: Context,
+        action_type: str,
+        sequence: str | None,
+        sender_account: str | None,
+        sender_name: str | None,
+        sender_email: str | None,
+        contact_preference: str,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+        allow_all_leads: bool,
+        send_done_email: bool,
+    ) -> WriteRequest:
+        call = runtime.call(ctx.headers)
+        fields: dict[str, Any] = {"action_type": action_type}
+        seq_name = "all sequences"
+        if sequence is not None:
+            found = await call.catalog.resolve_sequence(sequence)
+            fields["sequence_id"] = found.id
+            seq_name = repr(found.name)
+        if action_type == "subscribe":
+            missing = [
+                name
+                for name, value in (("sequence", sequence), ("sender_account", sender_account))
+                if value is None
+            ]
+            if missing:
+                raise SelectionError(", ".join(missing), "required when action_type is subscribe")
+            assert sender_account is not None
+            account = await call.catalog.resolve_email_account(sender_account)
+            identities = {i.email.lower(): i for i in account.identities}
+            email = sender_email or (account.identities[0].email if account.identities else None)
+            if email is None or (identities and email.lower() not in identities):
+                allowed = ", ".join(identities) or "none"
+                raise SelectionError(
+                    "sender_email",
+                    f"{email!r} is not an identity of {account.id}; allowed: {allowed}",
+                )
+            name = sender_name or (identities[email.lower()].name if identities else "")
+            if not name:
+                raise SelectionError("sender_name", "required when action_type is subscribe")
+            fields.update(
+                sender_account_id=account.id,
+                sender_name=name,
+                sender_email=email,
+                contact_preference=contact_preference,
+            )
+        else:
+            given = [
+                n
+                for n, v in (
+                    ("sender_account", sender_account),
+                    ("sender_name", sender_name),
+                    ("sender_email", sender_email),
+                )
+                if v is not None
+            ]
+            if given:
+                raise SelectionError(
+                    ", ".join(given), f"only for action_type subscribe; leave out for {action_type}"
+                )
+        verbs = {
+            "subscribe": f"subscribe the contacts of {{}} to {seq_name}",
+            "pause": f"pause {seq_name} for {{}}",
+            "resume": f"resume {seq_name} for {{}}",
+            "resume_finished": f"resume finished {seq_name} for {{}}",
+        }
+        return await _selection_request(
+            call,
+            tool="create_bulk_sequence_subscription",
+            action="sequences",
+            kind="sequence_subscription",
+            filter=filter,
+            s_query=s_query,
+            results_limit=results_limit,
+            sort=sort,
+            allow_all_leads=allow_all_leads,
+            send_done_email=send_done_email,
+            fields=fields,
+            describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
+        )
+
+    confirm_sequence = _confirmer(runtime, prepare_sequence)
+
+    async def create_bulk_sequence_subscription(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_sequence)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm_sequence)],
+        action_type: Annotated[
+            Literal["subscribe", "pause", "resume", "resume_finished"],
+            Field(description="subscribe contacts, or pause/resume their subscriptions."),
+        ],
+        sequence: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Sequence name or seq_ id (required to subscribe; otherwise "
+                "leaving it out means every sequence).",
+            ),
+        ] = None,
+        sender_account: Annotated[
+            str | None,
+            Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
+        ] = None,
+        sender_name: Annotated[
+            str | None, Field(max_length=200, description="Subscribe: the sender's name.")
+        ] = None,
+        sender_email: Annotated[
+            str | None,
+            Field(max_length=254, description="Subscribe: an identity of the sender account."),
+        ] = None,
+        contact_preference: Annotated[
+            Literal["lead", "contact"],
+            Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
+        ] = "lead",
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        allow_all_leads: AllLeadsArg = False,
+        send_done_email: SendDoneEmailArg = True,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run(ctx, request, answer, dry_run, confirmation_token)
+
+    reg.add(
+        create_bulk_sequence_subscription,
+        name="create_bulk_sequence_subscription",
+        toolset="sequences",
+        title="Bulk sequence subscriptions",
+        description="Subscribe the contacts of a selection to a sequence (which then emails "
+        "them), or pause or resume their subscriptions, as one Close bulk job." + TWO_STEP,
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+
+    # -- delete ------------------------------------------------------------------------
+
+    async def prepare_delete(
+        ctx: Context,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+        allow_all_leads: bool,
+        send_done_email: bool,
+    ) -> WriteRequest:
+        return await _selection_request(
+            runtime.call(ctx.headers),
+            tool="create_bulk_delete",
+            action="delete",
+            kind="delete",
+            filter=filter,
+            s_query=s_query,
+            results_limit=results_limit,
+            sort=sort,
+            allow_all_leads=allow_all_leads,
+            send_done_email=send_done_email,
+            fields={},
+            describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
+        )
+
+    confirm_delete = _confirmer(runtime, prepare_delete)
+
+    async def create_bulk_delete(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_delete)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm_delete)],
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        allow_all_leads: AllLeadsArg = False,
+        send_done_email: SendDoneEmailArg = True,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run(ctx, request, answer, dry_run, confirmation_token)
+
+    reg.add(
+        create_bulk_delete,
+        name="create_bulk_delete",
+        toolset="delete",
+        title="Bulk delete leads",
+        description="Permanently delete every lead of a selection, with its contacts and "
+        "activities, as one Close bulk job. Always needs confirmation; the user may be asked "
+        "to type the number of leads." + TWO_STEP,
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )

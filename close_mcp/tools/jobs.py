@@ -1,0 +1,134 @@
+"""Following bulk jobs: list, read, and wait with progress notifications (toolset `jobs`)."""
+
+from __future__ import annotations
+
+import heapq
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from close_mcp.jobs import (
+    JOB_KINDS,
+    JobKind,
+    JobSummary,
+    job_kind,
+    job_path,
+    summarize_job,
+)
+from close_mcp.tools import Registrar
+
+READ = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
+POLL_INTERVAL_S = 1.0
+MAX_SCAN = 1000
+
+JobId = Annotated[
+    str,
+    Field(
+        description="A bulk job id (bulkedit_..., bulkemail_..., bulkseqsub_..., bulkdelete_...).",
+        pattern=r"^bulk(edit|email|seqsub|delete)_[A-Za-z0-9]+$",
+        max_length=100,
+    ),
+]
+JobStatus = Literal["created", "loading", "processing", "paused", "resuming", "done", "error"]
+
+
+class JobList(BaseModel):
+    jobs: list[JobSummary]
+    has_more: bool = Field(description="More jobs exist past this page (raise offset).")
+
+
+class WaitResult(BaseModel):
+    job: JobSummary
+    finished: bool = Field(description="The job reached done or error.")
+    timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
+    waited_s: float
+
+
+def register(reg: Registrar) -> None:
+    runtime = reg.runtime
+
+    async def list_bulk_jobs(
+        ctx: Context,
+        kind: Annotated[JobKind | None, Field(description="Only this kind of job.")] = None,
+        status: Annotated[JobStatus | None, Field(description="Only jobs in this status.")] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
+        offset: Annotated[int, Field(ge=0, le=MAX_SCAN, description="Jobs to skip.")] = 0,
+    ) -> JobList:
+        client = runtime.client_for(ctx.headers)
+        kinds = [kind] if kind else list(JOB_KINDS)
+        wanted = offset + limit + 1
+        streams: list[list[dict[str, Any]]] = []
+        for each in kinds:
+            raw = await client.list_all(
+                job_path(each), page_size=min(100, wanted), max_items=wanted if not status else None
+            )
+            if status:
+                raw = [job for job in raw[:MAX_SCAN] if job.get("status") == status]
+            streams.append(raw)
+        merged = heapq.merge(
+            *streams, key=lambda job: str(job.get("date_created") or ""), reverse=True
+        )
+        jobs = [summarize_job(job) for job in merged]
+        return JobList(jobs=jobs[offset : offset + limit], has_more=len(jobs) > offset + limit)
+
+    async def get_bulk_job(ctx: Context, job_id: JobId) -> JobSummary:
+        client = runtime.client_for(ctx.headers)
+        raw = await client.get(job_path(job_kind(job_id), job_id))
+        return summarize_job(raw, with_query=True)
+
+    async def wait_for_bulk_job(
+        ctx: Context,
+        job_id: JobId,
+        timeout_s: Annotated[
+            float, Field(ge=0, le=600, description="Stop waiting after this many seconds.")
+        ] = 60,
+    ) -> WaitResult:
+        client = runtime.client_for(ctx.headers)
+        path = job_path(job_kind(job_id), job_id)
+        clock = runtime.clock
+        started = clock.time()
+        while True:
+            job = summarize_job(await client.get(path), with_query=False)
+            if job.n_objects is not None and job.n_objects_processed is not None:
+                await ctx.report_progress(
+                    job.n_objects_processed, job.n_objects, f"{job.status}: {job.id}"
+                )
+            waited = clock.time() - started
+            if job.finished or job.status == "paused":
+                return WaitResult(job=job, finished=job.finished, timed_out=False, waited_s=waited)
+            if waited + POLL_INTERVAL_S > timeout_s:
+                return WaitResult(job=job, finished=False, timed_out=True, waited_s=waited)
+            await clock.sleep(POLL_INTERVAL_S)
+
+    reg.add(
+        list_bulk_jobs,
+        name="list_bulk_jobs",
+        toolset="jobs",
+        title="List bulk jobs",
+        description="List Close bulk jobs (edit, email, sequence subscription, delete), newest "
+        "first, optionally of one kind or status. Use get_bulk_job for one job's details.",
+        annotations=READ,
+    )
+    reg.add(
+        get_bulk_job,
+        name="get_bulk_job",
+        toolset="jobs",
+        title="Get a bulk job",
+        description="Read one bulk job: status, progress counts, its fields and the s_query it "
+        "ran on. The kind comes from the id prefix.",
+        annotations=READ,
+    )
+    reg.add(
+        wait_for_bulk_job,
+        name="wait_for_bulk_job",
+        toolset="jobs",
+        title="Wait for a bulk job",
+        description="Poll a bulk job until it is done, in error or paused, or until timeout_s, "
+        "sending progress notifications. A timeout is not an error: it returns the job's "
+        "current state with timed_out true.",
+        annotations=READ,
+    )

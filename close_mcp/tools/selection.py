@@ -1,0 +1,89 @@
+"""The selection arguments every lead tool shares, and the dry-run engine behind them.
+
+One Close search answers both "how many" and "which ones": `include_counts` with a small
+`_limit` returns the total and the first leads, so a preview costs a single request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from close_mcp.client import CloseClient
+from close_mcp.query import LeadFilter, Selection
+from close_mcp.writes import LeadSample
+
+SAMPLE_FIELDS = ["id", "display_name", "status_label"]
+
+FilterArg = Annotated[
+    LeadFilter | None,
+    Field(description="Friendly selection; its fields are ANDed. Give this or s_query, not both."),
+]
+SQueryArg = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="A raw Close query tree (see the s_query schema resource). Give this or "
+        "filter, not both."
+    ),
+]
+ResultsLimitArg = Annotated[
+    int | None,
+    Field(ge=1, le=100_000, description="Act on at most this many leads (in sort order)."),
+]
+SortArg = Annotated[
+    list[dict[str, Any]] | None,
+    Field(
+        max_length=5,
+        description='Order, e.g. [{"direction": "desc", "field": {"type": "regular_field", '
+        '"object_type": "lead", "field_name": "date_created"}}].',
+    ),
+]
+AllLeadsArg = Annotated[
+    bool,
+    Field(description="Must be true to select every lead in the organization."),
+]
+SendDoneEmailArg = Annotated[bool, Field(description="Close emails the user when the job ends.")]
+DryRunArg = Annotated[bool, Field(description="Only preview; send nothing to Close.")]
+TokenArg = Annotated[
+    str | None,
+    Field(
+        max_length=1024,
+        description="The confirmation_token from this tool's previous answer, after the user "
+        "agreed to that preview.",
+    ),
+]
+
+
+@dataclass
+class SelectionPreview:
+    total: int
+    matched: int
+    sample: list[LeadSample]
+
+
+async def preview_selection(
+    client: CloseClient, selection: Selection, sample_size: int
+) -> SelectionPreview:
+    page = await client.search_page(
+        selection.s_query,
+        fields=SAMPLE_FIELDS,
+        limit=max(sample_size, 1),
+        sort=selection.sort,
+        include_counts=True,
+    )
+    try:
+        total = int(page["count"]["total"])
+    except (KeyError, TypeError, ValueError):
+        total = len(page["data"])
+    matched = total if selection.results_limit is None else min(total, selection.results_limit)
+    sample = [
+        LeadSample(
+            id=str(lead.get("id")),
+            display_name=lead.get("display_name"),
+            status_label=lead.get("status_label"),
+        )
+        for lead in page["data"][:sample_size]
+    ]
+    return SelectionPreview(total=total, matched=matched, sample=sample)

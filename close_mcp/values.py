@@ -1,0 +1,43 @@
+"""Values written into custom fields, checked against the field before Close sees them.
+
+A bulk edit that sets a bad value would fail lead by lead inside Close's job, after it
+started; checking here turns that into one clear tool error before anything is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from close_mcp.catalog import Catalog, CustomField, ResolutionError
+from close_mcp.query import (
+    DATE_FIELD_TYPES,
+    TEXT_FIELD_TYPES,
+    SelectionError,
+    parse_when,
+)
+from close_mcp.query import _choice as check_choice
+from close_mcp.query import _number as check_number
+
+
+async def check_custom_value(field: CustomField, value: Any, catalog: Catalog, path: str) -> Any:
+    """The value as Close should receive it for this field, or `SelectionError`."""
+    kind = field.type
+    if kind == "number":
+        return check_number(value, path)
+    if isinstance(value, bool) and kind != "checkbox":
+        raise SelectionError(path, f"{field.name!r} is a {kind} field; {value!r} does not fit")
+    if kind in TEXT_FIELD_TYPES:
+        return str(value)
+    if kind in DATE_FIELD_TYPES:
+        try:
+            return parse_when(str(value)).isoformat()
+        except ValueError as exc:
+            raise SelectionError(path, str(exc)) from None
+    if kind == "choices":
+        return check_choice(str(value), field, path)
+    if kind == "user":
+        try:
+            return (await catalog.resolve_user(str(value))).id
+        except ResolutionError as exc:
+            raise SelectionError(path, exc.message) from exc
+    return value
