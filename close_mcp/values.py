@@ -13,10 +13,10 @@ from close_mcp.query import (
     DATE_FIELD_TYPES,
     TEXT_FIELD_TYPES,
     SelectionError,
+    check_choice,
+    check_number,
     parse_when,
 )
-from close_mcp.query import _choice as check_choice
-from close_mcp.query import _number as check_number
 
 
 async def check_custom_value(field: CustomField, value: Any, catalog: Catalog, path: str) -> Any:
