@@ -92,6 +92,7 @@ class Api:
         table: list[tuple[str, dict[str, Handler]]] = [
             (r"me/", {"GET": self.me}),
             (r"status/lead/", {"GET": self.statuses}),
+            (r"status/lead/(?P<id>[^/]+)/", {"GET": self.status}),
             (r"custom_field/lead/", {"GET": self.custom_fields}),
             (r"custom_field/lead/(?P<id>[^/]+)/", {"GET": self.custom_field}),
             (r"email_template/", {"GET": self.templates}),
@@ -140,6 +141,12 @@ class Api:
 
     def statuses(self, call: Call) -> JSON:
         return {"data": [narrow(s.to_json(), call.query) for s in self.store.statuses.values()]}
+
+    def status(self, call: Call) -> JSON:
+        status = self.store.statuses.get(call.params["id"])
+        if status is None:
+            raise NotFound("Lead status not found.")
+        return narrow(status.to_json(), call.query)
 
     def custom_fields(self, call: Call) -> JSON:
         return page([cf.to_json() for cf in self.store.custom_fields.values()], call.query)

@@ -38,6 +38,8 @@ async def test_me(sb: Sandbox, http: httpx.AsyncClient) -> None:
 async def test_statuses_are_not_paged(sb: Sandbox, http: httpx.AsyncClient) -> None:
     answer = (await http.get("status/lead/")).json()
     assert answer == {"data": [{"id": s.id, "label": s.label} for s in sb.store.statuses.values()]}
+    one = answer["data"][2]
+    assert (await http.get(f"status/lead/{one['id']}/")).json() == one
 
 
 @pytest.mark.parametrize(
@@ -65,7 +67,16 @@ async def test_lists_page_with_skip_and_limit(
 
 
 @pytest.mark.parametrize(
-    "path", ["custom_field/lead/", "email_template/", "sequence/", "user/", "saved_search/"]
+    "path",
+    [
+        "status/lead/",
+        "custom_field/lead/",
+        "email_template/",
+        "sequence/",
+        "connected_account/",
+        "user/",
+        "saved_search/",
+    ],
 )
 async def test_unknown_ids_are_404(http: httpx.AsyncClient, path: str) -> None:
     answer = await http.get(f"{path}nope_1/")
