@@ -1,13 +1,22 @@
-"""A local Close-compatible API: a seeded organization, real search, jobs that progress.
+"""A local Close-compatible API: a seeded organization, a real `s_query` evaluator, jobs that run.
 
     sb = Sandbox(n_leads=200, clock=FakeClock())
-    async with httpx.AsyncClient(transport=sb.transport(),
-                                 base_url="http://sandbox/api/v1/",
+    async with httpx.AsyncClient(transport=sb.transport(), base_url="http://sandbox/api/v1/",
                                  auth=(SANDBOX_API_KEY, "")) as http: ...
 
-`sb.store` holds the data (`close_mcp.sandbox.store`), `sb.requests` every request received,
-`sb.inject_faults` misbehaviour on demand, `sb.advance` moves a FakeClock. `serve` runs it
-on loopback with uvicorn.
+- `sb.store` (`store.Store`) holds the data as dataclasses keyed by id: `leads` (with their
+  `contacts`; `Lead.custom` maps `cf_` id -> value, a list for multi-value fields), `statuses`,
+  `custom_fields`, `templates`, `sequences`, `email_accounts`, `users`, `saved_searches`,
+  `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON dicts).
+- `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
+- `sb.inject_faults` misbehaves on demand (`faults`), `sb.advance` moves a FakeClock.
+- Jobs (`jobs`): `created` 0.5 s, `loading` to 1 s (counts null), then `processing` at
+  `job_speed` objects a clock-second, applying effects as they go, then `done`.
+- Choices where Close is silent: a path without its trailing slash gets a 308 to the slashed
+  path; `count.total` is the number of matches capped by `results_limit`; searches without
+  `sort` list the newest leads first; local dates are taken in UTC (`X-TZ-Offset` ignored).
+
+`serve` runs a sandbox on loopback with uvicorn.
 """
 
 from close_mcp.sandbox.core import SANDBOX_API_KEY, RecordedRequest, Sandbox

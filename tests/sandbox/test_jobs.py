@@ -167,7 +167,7 @@ async def test_selection_is_fixed_at_load_with_sort_and_limit(
 async def test_custom_field_edits(sb: Sandbox, http: httpx.AsyncClient) -> None:
     products, industry = cf_named(sb, "Products"), cf_named(sb, "Industry")
     before = {lead.id: list(lead.custom.get(products.id, [])) for lead in sb.store.leads.values()}
-    jobs = [
+    jobs: list[JSON] = [
         {
             "type": "set_custom_field",
             "custom_field_name": "Products",
@@ -378,16 +378,16 @@ async def test_bulk_email_creates_activities(
     sent = list(store.emails.values())
     assert [(e["lead_id"], e["contact_id"], e["to"]) for e in sent] == expected
     first = sent[0]
-    contact = store.contact(first["contact_id"])
+    recipient = store.contact(first["contact_id"])
     lead = store.leads[first["lead_id"]]
-    assert contact is not None
+    assert recipient is not None
     assert {
         k: first[k]
         for k in ("status", "subject", "body_text", "bulk_email_action_id", "sender", "template_id")
     } == {
         "status": "sent",
-        "subject": f"Following up, {contact.first_name}",
-        "body_text": f"Hi {contact.first_name},\n\nJust following up on my last note about "
+        "subject": f"Following up, {recipient.first_name}",
+        "body_text": f"Hi {recipient.first_name},\n\nJust following up on my last note about "
         f"{lead.display_name}.\n\nSandra Box",
         "bulk_email_action_id": job["id"],
         "sender": "sandra@sandbox.example",
