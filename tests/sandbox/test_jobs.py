@@ -627,3 +627,22 @@ async def test_fail_job_for_tests(sb: Sandbox, http: httpx.AsyncClient) -> None:
     answer = (await http.get(f"bulk_action/delete/{job['id']}/")).json()
     assert answer["status"] == "error"
     assert len(sb.store.leads) == 100
+
+
+async def test_default_size_and_speed(clock: FakeClock) -> None:
+    """About a thousand leads at 200 a second: a job over all of them takes five seconds."""
+    sb = Sandbox(clock=clock)
+    async with client_for(sb) as http:
+        job = (await http.post("bulk_action/delete/", json={"s_query": LEAD_QUERY})).json()
+        path = f"bulk_action/delete/{job['id']}/"
+        sb.advance(3.5)
+        half = (await http.get(path)).json()
+        assert (half["status"], half["n_leads"], half["n_leads_processed"]) == (
+            "processing",
+            1000,
+            500,
+        )
+        assert len(sb.store.leads) == 500
+        sb.advance(2.5)
+        assert (await http.get(path)).json()["status"] == "done"
+        assert sb.store.leads == {}
