@@ -223,6 +223,12 @@ class Pipeline:
     ) -> WriteResult:
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
+        if request.job_kind is not None and request.matched == 0:
+            reason = "the selection matches no leads"
+            self._audit(request, "refused", reason=reason)
+            return self._result(
+                request, "refused", f"Refused: {reason}. Nothing was sent.", reason=reason
+            )
         if needs_confirmation(self.runtime, request):
             if token is None:
                 return self._confirmation_required(request, None)

@@ -103,10 +103,10 @@ class Harness:
         return result.structured_content
 
     async def error(self, tool: str, arguments: dict[str, Any]) -> str:
-        """The error text; fails the test when the call succeeds."""
+        """The error text without the SDK's prefix; fails the test when the call succeeds."""
         result = await self.call_raw(tool, arguments)
         assert result.is_error, f"{tool} unexpectedly succeeded: {result.structured_content}"
-        return error_text(result)
+        return error_text(result).removeprefix(f"Error executing tool {tool}: ")
 
     def writes(self) -> list[RecordedRequest]:
         """Requests that could change data in Close (every POST but searches, every PUT/DELETE)."""

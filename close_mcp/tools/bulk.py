@@ -1,7 +1,8 @@
 """The four bulk actions: edit, email, sequence subscription, delete.
 
 Each tool only works out its exact Close request (names resolved to ids, Close's rules
-checked) in a `prepare` resolver; `close_mcp.writes` decides whether it is previewed,
+checked) in a `prepare` resolver (wrapped in `tool_errors`, since resolvers run outside the
+tool body); `close_mcp.writes` decides whether it is previewed,
 confirmed, refused or sent. Resolvers run before the tool body so that elicitation works
 in both protocol eras.
 
@@ -20,7 +21,7 @@ from close_mcp.catalog import Catalog, CustomField
 from close_mcp.jobs import JobKind, job_path
 from close_mcp.query import Selection, SelectionError, resolve_selection
 from close_mcp.runtime import Call, Runtime
-from close_mcp.tools import Registrar
+from close_mcp.tools import Registrar, tool_errors
 from close_mcp.tools.selection import (
     AllLeadsArg,
     DryRunArg,
@@ -209,6 +210,7 @@ def register(reg: Registrar) -> None:
 
     # -- edit --------------------------------------------------------------------------
 
+    @tool_errors
     async def prepare_edit(
         ctx: Context,
         edit: EditSpec,
@@ -272,6 +274,7 @@ def register(reg: Registrar) -> None:
 
     # -- email -------------------------------------------------------------------------
 
+    @tool_errors
     async def prepare_email(
         ctx: Context,
         template: str,
@@ -354,6 +357,7 @@ def register(reg: Registrar) -> None:
 
     # -- sequence subscription ---------------------------------------------------------
 
+    @tool_errors
     async def prepare_sequence(
         ctx: Context,
         action_type: str,
@@ -499,6 +503,7 @@ def register(reg: Registrar) -> None:
 
     # -- delete ------------------------------------------------------------------------
 
+    @tool_errors
     async def prepare_delete(
         ctx: Context,
         filter: FilterArg,
