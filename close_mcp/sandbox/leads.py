@@ -7,7 +7,7 @@ party, change a status or custom fields. `custom.cf_...` keys carry custom value
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from close_mcp.sandbox.errors import BadRequest
@@ -121,7 +121,7 @@ def create_lead(store: Store, data: Any, now: float) -> Lead:
         except ValueError:
             raise BadRequest({"date_created": "Not a valid datetime."}) from None
         if created.tzinfo is None:
-            created = created.replace(tzinfo=from_epoch(0).tzinfo)
+            created = created.replace(tzinfo=UTC)
     custom = {k: v for k, v in _custom_updates(store, data).items() if v is not None}
     lead_id = store.new_id("lead")
     lead = Lead(
