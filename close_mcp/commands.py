@@ -8,6 +8,9 @@ from close_mcp.config import Settings, load_settings
 from close_mcp.runtime import Runtime
 
 
+SANDBOX_JOB_SPEED = 60.0  # objects per second
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(
         sandbox=args.sandbox,
@@ -25,7 +28,8 @@ def make_runtime(settings: Settings) -> Runtime:
     if settings.sandbox:
         from close_mcp.sandbox import Sandbox
 
-        sandbox = Sandbox()
+        # Jobs advance at a human pace, so progress and pause/resume can be watched.
+        sandbox = Sandbox(job_speed=SANDBOX_JOB_SPEED)
     return Runtime(settings, sandbox=sandbox)
 
 

@@ -286,10 +286,19 @@ class Api:
             state = self._take_cursor(cursor, call.now)
             ids, offset = state.ids, state.offset
         else:
+            # `results_limit: 0` with `include_counts` is Close's count-only request: the
+            # total is every match, and no leads come back.
+            count_only = results_limit == 0
             leads = select(
-                self.store, body["query"], results_limit, body.get("sort"), from_epoch(call.now)
+                self.store,
+                body["query"],
+                None if count_only else results_limit,
+                body.get("sort"),
+                from_epoch(call.now),
             )
             ids, offset = [lead.id for lead in leads], 0
+            if count_only:
+                limit = 0
         walk = ids[:MAX_WALK]
         chunk = walk[offset : offset + limit]
         data = [
