@@ -43,7 +43,7 @@ class Demo:
         if result.is_error or result.structured_content is None:
             text = "".join(getattr(c, "text", "") for c in result.content)
             raise DemoFailed(f"{tool} failed: {text}")
-        return result.structured_content
+        return dict(result.structured_content)
 
     async def wait(self, job_id: str, label: str) -> dict[str, Any]:
         with Progress(

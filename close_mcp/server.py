@@ -12,6 +12,7 @@ import logging
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from close_mcp import __version__
+from close_mcp.resources import register_resources
 from close_mcp.runtime import Runtime
 from close_mcp.tools import register_tools
 
@@ -46,4 +47,5 @@ def build_server(runtime: Runtime) -> MCPServer:
         request_state_security=request_state_security(runtime),
     )
     register_tools(server, runtime)
+    register_resources(server, runtime)
     return server

@@ -1,0 +1,75 @@
+"""Resources and prompts through the MCP client, in both eras."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp import types
+
+from close_mcp.squery_schema import SQUERY_SCHEMA
+from tests.harness import MODES, Harness, Mode
+
+pytestmark = pytest.mark.anyio
+
+
+def _text(result: types.ReadResourceResult) -> str:
+    (content,) = result.contents
+    assert isinstance(content, types.TextResourceContents)
+    return content.text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_squery_schema_resource(mode: Mode) -> None:
+    async with Harness.start(mode=mode) as h:
+        listed = await h.client.list_resources()
+        assert [(r.uri, r.mime_type) for r in listed.resources] == [
+            ("close://schemas/s_query", "application/schema+json")
+        ]
+        schema = json.loads(_text(await h.client.read_resource("close://schemas/s_query")))
+        assert schema == SQUERY_SCHEMA
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_bulk_job_resource_template(mode: Mode) -> None:
+    async with Harness.start(mode=mode) as h:
+        templates = await h.client.list_resource_templates()
+        assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
+        submitted = await h.call(
+            "create_bulk_edit",
+            {
+                "filter": {"lead_status": "Qualified"},
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+            },
+        )
+        job_id = submitted["job"]["id"]
+        job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
+        assert job["id"] == job_id
+        assert job["kind"] == "edit"
+        assert job["s_query"] == submitted["preview"]["s_query"]
+
+
+async def test_bulk_job_resource_rejects_unknown_ids() -> None:
+    async with Harness.start() as h:
+        with pytest.raises(Exception, match="is not a Close bulk job id"):
+            await h.client.read_resource("close://bulk-jobs/lead_abc")
+
+
+async def test_jobs_template_follows_toolsets() -> None:
+    async with Harness.start(toolsets="search") as h:
+        templates = await h.client.list_resource_templates()
+        assert templates.resource_templates == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_safe_cleanup_prompt(mode: Mode) -> None:
+    async with Harness.start(mode=mode) as h:
+        prompts = await h.client.list_prompts()
+        assert [p.name for p in prompts.prompts] == ["safe_bulk_cleanup"]
+        got = await h.client.get_prompt("safe_bulk_cleanup", {"goal": "remove duplicate leads"})
+        (message,) = got.messages
+        assert isinstance(message.content, types.TextContent)
+        text = message.content.text
+        assert text.startswith("Help me clean up leads in Close safely: remove duplicate leads")
+        assert "dry_run true" in text
+        assert "Never invent or reuse a token." in text
