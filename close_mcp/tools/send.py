@@ -1,0 +1,477 @@
+"""`send_email` (toolset `send`): one email activity, with Close's rules checked before it goes.
+
+Close acts on `POST /activity/email/` at once: `outbox` sends now, `scheduled` sends later,
+and neither can be taken back once it has gone. So the tool works out the exact request in
+a `prepare` resolver (lead and contact checked, recipients filled in, template rendered for
+the preview) and `close_mcp.writes` decides preview, confirmation or sending, as for bulk
+actions. Only `outbox` and `scheduled` use the confirmable action `send`; drafts and logged
+emails (`sent`, `inbox`) reach nobody, so they use `log`, which is never confirmed.
+
+Choices where Close leaves room:
+- A template and a body together are refused: Close renders the template only when no body
+  is given, so the template would be silently ignored.
+- An empty `to` (except for `inbox`, a received email) is filled with the first address of
+  `contact_id`, else of the lead's first contact that has one, and that contact becomes
+  `contact_id`; the preview says so.
+- `date_scheduled`, `send_in` and `followup_date` are refused for statuses where Close would
+  ignore them (a draft with a date is still only a draft).
+
+This module does not use `from __future__ import annotations`: the SDK reads the
+`Resolve(...)` markers from evaluated annotations, and they name local functions.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.utils import parseaddr
+from typing import Annotated, Any, Final, Literal
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from close_mcp.catalog import Catalog
+from close_mcp.client import CloseClient
+from close_mcp.clock import Clock, utc_datetime
+from close_mcp.errors import NotFound
+from close_mcp.query import SelectionError
+from close_mcp.runtime import Runtime
+from close_mcp.tools import Registrar, tool_errors
+from close_mcp.tools.selection import DryRunArg, TokenArg
+from close_mcp.writes import LeadSample, Pipeline, WriteRequest, WriteResult, question
+
+EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
+SENDS: Final = frozenset({"outbox", "scheduled"})
+NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
+FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
+MAX_SUBJECT: Final = 1000
+MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
+MAX_RECIPIENTS: Final = 100
+RENDER_CLIP: Final = 2000
+LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
+
+# The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+
+
+def valid_address(value: str) -> bool:
+    return len(value) <= 254 and _ADDRESS.fullmatch(value) is not None
+
+
+def _recipients(field: str, values: list[str] | None) -> list[str]:
+    """Bare, valid addresses, stripped; the first bad one is an error naming its position."""
+    out: list[str] = []
+    for i, raw in enumerate(values or []):
+        value = raw.strip()
+        if not valid_address(value):
+            raise SelectionError(
+                f"{field}[{i}]",
+                f"{raw!r} is not a valid email address; give bare addresses like name@example.com",
+            )
+        out.append(value)
+    return out
+
+
+def _sender_address(sender: str) -> str:
+    """The address inside `"Name" <a@b.c>` or a bare address; an error when there is none."""
+    _name, address = parseaddr(sender)
+    if "\n" in sender or "\r" in sender or not valid_address(address):
+        raise SelectionError(
+            "sender",
+            f'{sender!r} is not a sender; use "Name" <name@example.com> or a bare address',
+        )
+    return address
+
+
+def _aware(field: str, value: str, example: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise SelectionError(
+            field, f"{value!r} is not an ISO datetime with a timezone, e.g. {example}"
+        )
+    return parsed
+
+
+def _schedule(value: str, clock: Clock) -> str:
+    when = _aware("date_scheduled", value, "2026-03-02T09:00:00+00:00")
+    now = utc_datetime(clock)
+    if when <= now:
+        raise SelectionError(
+            "date_scheduled",
+            f"{value!r} is not in the future (it is now {now.isoformat(timespec='seconds')})",
+        )
+    return when.isoformat()
+
+
+def _followup(value: str) -> str:
+    """An ISO date stays a date; anything else must be a datetime with a timezone."""
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        pass
+    example = "2026-03-09 or 2026-03-09T09:00:00+00:00"
+    return _aware("followup_date", value, example).isoformat()
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= RENDER_CLIP:
+        return text
+    return text[:RENDER_CLIP] + f"… ({len(text)} characters in all)"
+
+
+@dataclass
+class _Lead:
+    id: str
+    display_name: str | None
+    status_label: str | None
+    contacts: list[dict[str, Any]]
+
+
+async def _fetch_lead(client: CloseClient, lead_id: str) -> _Lead:
+    try:
+        raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
+    except NotFound:
+        raise SelectionError(
+            "lead_id", f"Close has no lead {lead_id!r} (or this key cannot see it)"
+        ) from None
+    raw = raw if isinstance(raw, dict) else {}
+    contacts = [c for c in raw.get("contacts") or [] if isinstance(c, dict)]
+    return _Lead(lead_id, raw.get("display_name"), raw.get("status_label"), contacts)
+
+
+def _first_email(contact: dict[str, Any]) -> str | None:
+    for entry in contact.get("emails") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("email"), str) and entry["email"]:
+            return str(entry["email"])
+    return None
+
+
+def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
+    """The given contact (which must be the lead's), else the first one with an address."""
+    if contact_id is not None:
+        for contact in lead.contacts:
+            if contact.get("id") == contact_id:
+                return contact
+        listed = ", ".join(f"{c.get('id')} ({c.get('name') or 'no name'})" for c in lead.contacts)
+        raise SelectionError(
+            "contact_id",
+            f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
+        )
+    return next((c for c in lead.contacts if _first_email(c)), None)
+
+
+async def _account_id(catalog: Catalog, email_account: str, sender_address: str | None) -> str:
+    account = await catalog.resolve_email_account(email_account)
+    identities = [i.email.lower() for i in account.identities]
+    if sender_address is not None and identities and sender_address.lower() not in identities:
+        raise SelectionError(
+            "sender",
+            f"{sender_address!r} is not an identity of {account.id}; allowed: "
+            + ", ".join(i.email for i in account.identities),
+        )
+    return account.id
+
+
+def _summary(status: str, to: list[str], sender: str | None, subject: str | None) -> str:
+    who = ", ".join(to) or "no recipient yet"
+    about = f" (subject {subject!r})" if subject else ""
+    return {
+        "draft": f"Create a draft email to {who}{about}",
+        "outbox": f"Send an email now to {who}{about}",
+        "scheduled": f"Schedule an email to {who}{about}",
+        "sent": f"Log an already sent email to {who}{about}",
+        "inbox": f"Log a received email from {sender}{about}",
+    }[status]
+
+
+def _check_combination(
+    status: str,
+    sender: str | None,
+    date_scheduled: str | None,
+    send_in: int | None,
+    followup_date: str | None,
+    body_text: str | None,
+    body_html: str | None,
+    template: str | None,
+) -> None:
+    """Close's rules that tie fields to the status, before anything is fetched."""
+    if status in NEEDS_SENDER and not sender:
+        raise SelectionError(
+            "sender", f"required for status {status} (outbox, scheduled and inbox need one)"
+        )
+    if status == "scheduled" and date_scheduled is None:
+        raise SelectionError("date_scheduled", "required for status scheduled")
+    if status != "scheduled" and date_scheduled is not None:
+        raise SelectionError(
+            "date_scheduled", f"only for status scheduled; with {status} it would be ignored"
+        )
+    if send_in is not None and status != "outbox":
+        raise SelectionError(
+            "send_in", f"only for status outbox (a delay before sending), not {status}"
+        )
+    if followup_date is not None and status not in FOLLOWUP_STATUSES:
+        raise SelectionError(
+            "followup_date", f"only for status outbox, scheduled or sent, not {status}"
+        )
+    bodies = [n for n, v in (("body_text", body_text), ("body_html", body_html)) if v is not None]
+    if template is not None and bodies:
+        raise SelectionError(
+            "template",
+            f"give a template or {' and '.join(bodies)}, not both: Close renders the template "
+            "only when no body is given",
+        )
+    if template is None and not bodies:
+        raise SelectionError("body_text", "give body_text, body_html or a template")
+
+
+def register(reg: Registrar) -> None:
+    runtime: Runtime = reg.runtime
+
+    @tool_errors
+    async def prepare(
+        ctx: Context,
+        lead_id: str,
+        contact_id: str | None,
+        to: list[str] | None,
+        cc: list[str] | None,
+        bcc: list[str] | None,
+        subject: str | None,
+        body_text: str | None,
+        body_html: str | None,
+        template: str | None,
+        status: str,
+        sender: str | None,
+        email_account: str | None,
+        date_scheduled: str | None,
+        send_in: int | None,
+        followup_date: str | None,
+    ) -> WriteRequest:
+        _check_combination(
+            status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
+        )
+        sender_address = _sender_address(sender) if sender else None
+        to_list = _recipients("to", to)
+        cc_list = _recipients("cc", cc)
+        bcc_list = _recipients("bcc", bcc)
+        scheduled = _schedule(date_scheduled, runtime.clock) if date_scheduled else None
+        followup = _followup(followup_date) if followup_date else None
+
+        call = runtime.call(ctx.headers)
+        lead = await _fetch_lead(call.client, lead_id)
+        contact = _pick_contact(lead, contact_id)
+        notes: list[str] = []
+        chosen_contact = contact_id
+        if not to_list and status != "inbox" and contact is not None:
+            address = _first_email(contact)
+            if address is not None:
+                to_list = [address]
+                chosen_contact = str(contact.get("id"))
+                notes.append(
+                    f"to was empty: the email goes to {address}, the first address of "
+                    f"contact {chosen_contact} ({contact.get('name') or 'no name'})."
+                )
+        if status in SENDS and not to_list:
+            raise SelectionError(
+                "to",
+                f"status {status} sends the email, so it needs a recipient, and lead "
+                f"{lead.id} has no contact with an email address; pass to",
+            )
+        found = None
+        if template is not None:
+            found = await call.catalog.resolve_template(template)
+            if found.is_archived:
+                raise SelectionError("template", f"{found.name!r} is archived; pick an active one")
+        account_id = (
+            await _account_id(call.catalog, email_account, sender_address)
+            if email_account
+            else None
+        )
+
+        body: dict[str, Any] = {"lead_id": lead.id, "status": status}
+        optional: list[tuple[str, Any]] = [
+            ("contact_id", chosen_contact),
+            ("to", to_list or None),
+            ("cc", cc_list or None),
+            ("bcc", bcc_list or None),
+            ("subject", subject),
+            ("body_text", body_text),
+            ("body_html", body_html),
+            ("template_id", found.id if found else None),
+            ("sender", sender.strip() if sender else None),
+            ("email_account_id", account_id),
+            ("date_scheduled", scheduled),
+            ("send_in", send_in),
+            ("followup_date", followup),
+        ]
+        body.update((k, v) for k, v in optional if v is not None)
+
+        rendering: dict[str, Any] = {"to": to_list, "cc": cc_list, "bcc": bcc_list}
+        if sender:
+            rendering["sender"] = body["sender"]
+        rendering["subject"] = subject
+        rendering["body"] = _clip(body_text if body_text is not None else body_html)
+        if found is not None:
+            params = {"lead_id": lead.id}
+            if chosen_contact:
+                params["contact_id"] = chosen_contact
+            rendered = await call.client.get(f"email_template/{found.id}/render/", params)
+            rendered = rendered if isinstance(rendered, dict) else {}
+            rendering["subject"] = subject or rendered.get("subject")
+            rendering["body"] = _clip(rendered.get("body"))
+            rendering["template"] = found.name
+            notes.append(f"Close renders the template {found.name!r} for this lead when it saves.")
+        if scheduled:
+            rendering["date_scheduled"] = scheduled
+        if send_in:
+            rendering["send_in"] = send_in
+
+        return WriteRequest(
+            tool="send_email",
+            action="send" if status in SENDS else "log",
+            path="activity/email/",
+            body=body,
+            matched=max(1, len(set(to_list + cc_list + bcc_list))),
+            summary=_summary(status, to_list, sender, rendering["subject"])
+            + f" on lead {lead.display_name or lead.id}",
+            job_kind=None,
+            sample=[
+                LeadSample(
+                    id=lead.id, display_name=lead.display_name, status_label=lead.status_label
+                )
+            ],
+            rendering=rendering,
+            notes=notes,
+        )
+
+    async def confirm(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare)],
+        dry_run: bool,
+        confirmation_token: str | None,
+    ) -> Elicit[Any] | str:
+        return question(ctx, runtime, request, dry_run, confirmation_token)
+
+    Address = Annotated[str, Field(max_length=254)]
+    Recipients = Annotated[
+        list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
+    ]
+
+    async def send_email(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
+        lead_id: Annotated[
+            str,
+            Field(
+                pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."
+            ),
+        ],
+        contact_id: Annotated[
+            str | None,
+            Field(
+                pattern=r"^cont_[A-Za-z0-9]+$",
+                max_length=100,
+                description="One of the lead's contacts (cont_...).",
+            ),
+        ] = None,
+        to: Annotated[
+            list[Address] | None,
+            Field(
+                max_length=MAX_RECIPIENTS,
+                description="Recipients. Empty: the first address of contact_id, else of the "
+                "lead's first contact with one (not for inbox).",
+            ),
+        ] = None,
+        cc: Recipients = None,
+        bcc: Recipients = None,
+        subject: Annotated[
+            str | None,
+            Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
+        ] = None,
+        body_text: Annotated[
+            str | None, Field(max_length=MAX_BODY, description="Plain text body.")
+        ] = None,
+        body_html: Annotated[
+            str | None, Field(max_length=MAX_BODY, description="HTML body.")
+        ] = None,
+        template: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Email template name or tmpl_ id, rendered by Close for this lead; "
+                "instead of a body, not with one.",
+            ),
+        ] = None,
+        status: Annotated[
+            EmailStatus,
+            Field(
+                description="draft (default, nothing sent), outbox (send now), scheduled (send "
+                "at date_scheduled), sent or inbox (only log an email sent or received "
+                "elsewhere)."
+            ),
+        ] = "draft",
+        sender: Annotated[
+            str | None,
+            Field(
+                max_length=400,
+                description='"Name" <name@example.com> or a bare address; required for '
+                "outbox, scheduled and inbox.",
+            ),
+        ] = None,
+        email_account: Annotated[
+            str | None,
+            Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+        ] = None,
+        date_scheduled: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="scheduled only: ISO datetime with timezone, in the future.",
+            ),
+        ] = None,
+        send_in: Annotated[
+            int | None,
+            Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+        ] = None,
+        followup_date: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
+                "if nobody replies.",
+            ),
+        ] = None,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        client = runtime.client_for(ctx.headers)
+        return await Pipeline(runtime, client).run(
+            request, dry_run=dry_run, token=confirmation_token, answer=answer
+        )
+
+    reg.add(
+        send_email,
+        name="send_email",
+        toolset="send",
+        title="Send, schedule, draft or log one email",
+        description="Create one email activity on a lead: a draft (default), an email sent now "
+        "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
+        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
+        "really send and need confirmation: the first call answers with a preview of "
+        "recipients, subject and body plus a confirmation_token; show it to the user and call "
+        "again with the same arguments and the token once they agree. Drafts and logged "
+        "emails are created at once; dry_run only previews.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
