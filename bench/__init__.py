@@ -1,0 +1,1 @@
+"""Benchmarks for close-mcp; run `python bench/run.py` (see bench/RESULTS.md)."""
