@@ -20,20 +20,12 @@ from close_mcp.catalog import ResolutionError
 from close_mcp.errors import CloseError
 from close_mcp.query import SelectionError
 from close_mcp.runtime import MissingAPIKey, Runtime
-from close_mcp.snapshots import SnapshotError
 from close_mcp.squery_schema import SQueryError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ANTICIPATED = (
-    CloseError,
-    ResolutionError,
-    SelectionError,
-    SQueryError,
-    MissingAPIKey,
-    SnapshotError,
-)
+ANTICIPATED = (CloseError, ResolutionError, SelectionError, SQueryError, MissingAPIKey)
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
