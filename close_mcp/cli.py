@@ -1,4 +1,4 @@
-"""The `close-mcp` command: serve, sandbox, demo, schemas.
+"""The `close-mcp` command: serve, sandbox, demo, schemas, restore.
 
 Heavy imports happen inside the subcommands, so `close-mcp --help` and the stdio server
 start fast. Configuration errors end the program with one line on stderr and exit code 2;
@@ -91,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--check", action="store_true", help="fail if tool_schemas/ differs")
     schemas.add_argument("--dir", default="tool_schemas", help="output folder")
 
+    restore = sub.add_parser(
+        "restore", help="re-create leads from a pre-delete backup, after confirmation"
+    )
+    restore.add_argument("backup", metavar="BACKUP", help="a bulkdelete_....jsonl backup file")
+    restore.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="restore into a fresh embedded sandbox (to try the command; nothing reaches Close)",
+    )
+    restore.add_argument(
+        "--yes", action="store_true", help="do not ask (for scripts; required without a terminal)"
+    )
+
     return parser
 
 
@@ -146,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from close_mcp.demo import run_demo
 
             return int(run_demo())
+        if command == "restore":
+            from close_mcp.commands import restore
+
+            return restore(args)
         if command == "schemas":
             from close_mcp.schemas import write_or_check
 

@@ -1,12 +1,16 @@
-"""The long-running command `serve`: the MCP server on stdio or Streamable HTTP."""
+"""The commands with settings: `serve` (the MCP server on stdio or Streamable HTTP) and
+`restore` (re-create leads from a pre-delete backup)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
 
 from close_mcp.config import Settings, load_settings
 from close_mcp.runtime import Runtime
-
 
 SANDBOX_JOB_SPEED = 60.0  # objects per second
 
@@ -46,3 +50,60 @@ def serve(args: argparse.Namespace) -> int:
 
     run_http(server, runtime, host=args.host, port=args.port)
     return 0
+
+
+def restore(
+    args: argparse.Namespace,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Preview on stderr, confirmation, one POST per lead, old -> new ids as JSON on stdout."""
+    import anyio
+
+    from close_mcp.restore import Report, confirmed, preview_text, restore_leads
+    from close_mcp.snapshots import SnapshotError, read_backup
+
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    path = Path(args.backup)
+    try:
+        leads = read_backup(path)
+    except (OSError, SnapshotError) as exc:
+        print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
+        return 1
+    settings = load_settings(sandbox=args.sandbox)
+    print(preview_text(path, leads), file=stderr)
+    if not leads:
+        return 0
+
+    def ask(prompt: str) -> str:
+        print(prompt, end="", file=stderr, flush=True)
+        return stdin.readline()
+
+    if not confirmed(len(leads), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr):
+        return 1
+    runtime = make_runtime(settings)
+
+    async def run() -> Report:
+        try:
+            return await restore_leads(runtime.client_for(), leads)
+        finally:
+            await runtime.aclose()
+
+    report = anyio.run(run)
+    runtime.audit.record(
+        tool="restore",
+        outcome="submitted" if not report.failed else "partly_failed",
+        path="/lead/",
+        request={"backup": str(path), **report.to_json()},
+        matched=len(leads),
+        snapshot=str(path),
+    )
+    print(json.dumps(report.to_json(), indent=2), file=stdout)
+    print(
+        f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"
+        + (f"; {len(report.failed)} failed (see 'failed')" if report.failed else ""),
+        file=stderr,
+    )
+    return 0 if not report.failed else 1

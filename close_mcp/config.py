@@ -49,6 +49,7 @@ class Settings:
     secret_is_shared: bool = False
     audit_log: Path | None = None
     snapshot_limit: int = DEFAULT_SNAPSHOT_LIMIT
+    snapshot_dir: Path | None = None  # None: beside the default audit path
     sandbox: bool = False
     http_token: SecretStr | None = None
 
@@ -208,6 +209,8 @@ def load_settings(
         secret_is_shared=bool(raw_secret),
         audit_log=audit_path,
         snapshot_limit=snapshot_limit,
+        # Snapshots and backups live beside the audit log (or where it would be when off).
+        snapshot_dir=(audit_path or default_audit_path(env)).parent / "snapshots",
         sandbox=sandbox,
         http_token=SecretStr(raw_token) if raw_token else None,
     )

@@ -11,6 +11,7 @@ FakeClock shared by server and sandbox, `h.audit` the audit log, `h.runtime` the
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -67,8 +68,14 @@ class Harness:
         clock = clock or FakeClock()
         sandbox = sandbox or Sandbox(n_leads=n_leads, clock=clock)
         audit = str(audit_dir / "audit.jsonl") if audit_dir else "off"
+        # With the audit log off, snapshots go to the state dir: a temporary one, not ~.
+        state = tempfile.TemporaryDirectory(prefix="close-mcp-state-")
         loaded = load_settings(
-            {"CLOSE_MCP_SECRET": "test-secret-0123456789abcdef", **(env or {})},
+            {
+                "CLOSE_MCP_SECRET": "test-secret-0123456789abcdef",
+                "XDG_STATE_HOME": state.name,
+                **(env or {}),
+            },
             sandbox=True,
             audit_log=settings.pop("audit_log", audit),
             **settings,
@@ -89,6 +96,7 @@ class Harness:
         async with Client(server, mode=mode, elicitation_callback=callback) as client:
             yield cls(client, server, runtime, sandbox, clock, questions)
         await runtime.aclose()
+        state.cleanup()
 
     async def call_raw(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
         return await self.client.call_tool(tool, arguments)

@@ -524,7 +524,9 @@ async def test_all_leads_needs_allow_all_leads_and_then_confirmation(mode: Mode)
         assert first["status"] == "confirmation_required"
         assert first["preview"]["matched"] == len(h.sandbox.store.leads)
         assert first["preview"]["notes"] == [
-            "This selection matches every lead in the organization."
+            "This selection matches every lead in the organization.",
+            "Before sending, the current status of the 120 leads is saved so revert_bulk_edit "
+            "can put it back (1 more Close request).",
         ]
         assert h.writes() == []
 

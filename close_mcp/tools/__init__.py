@@ -20,12 +20,20 @@ from close_mcp.catalog import ResolutionError
 from close_mcp.errors import CloseError
 from close_mcp.query import SelectionError
 from close_mcp.runtime import MissingAPIKey, Runtime
+from close_mcp.snapshots import SnapshotError
 from close_mcp.squery_schema import SQueryError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ANTICIPATED = (CloseError, ResolutionError, SelectionError, SQueryError, MissingAPIKey)
+ANTICIPATED = (
+    CloseError,
+    ResolutionError,
+    SelectionError,
+    SQueryError,
+    MissingAPIKey,
+    SnapshotError,
+)
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -80,6 +88,13 @@ def register_tools(server: MCPServer, runtime: Runtime) -> None:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.tools import bulk, control, jobs, search, send
+    from close_mcp.tools import bulk, control, jobs, revert, search, send
 
-    return [search.register, jobs.register, control.register, bulk.register, send.register]
+    return [
+        search.register,
+        jobs.register,
+        control.register,
+        bulk.register,
+        revert.register,
+        send.register,
+    ]

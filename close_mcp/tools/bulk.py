@@ -11,12 +11,14 @@ This module does not use `from __future__ import annotations`: the SDK reads the
 """
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from close_mcp import snapshots
 from close_mcp.catalog import Catalog, CustomField
 from close_mcp.jobs import JobKind, job_path
 from close_mcp.query import Selection, SelectionError, resolve_selection
@@ -203,9 +205,21 @@ def register(reg: Registrar) -> None:
         dry_run: bool,
         token: str | None,
     ) -> WriteResult:
-        client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime, client).run(
-            request, dry_run=dry_run, token=token, answer=answer
+        call = runtime.call(ctx.headers)
+        before_send = None
+        if request.action == "edit":
+            before_send = snapshots.hook(
+                runtime, call.client, partial(snapshots.take_edit_snapshot, runtime, call.client)
+            )
+        elif request.action == "delete":
+
+            async def backup(request: WriteRequest) -> str | None:
+                fields = [cf.id for cf in await call.catalog.custom_fields()]
+                return await snapshots.take_delete_backup(runtime, call.client, request, fields)
+
+            before_send = snapshots.hook(runtime, call.client, backup)
+        return await Pipeline(runtime, call.client).run(
+            request, dry_run=dry_run, token=token, answer=answer, before_send=before_send
         )
 
     # -- edit --------------------------------------------------------------------------
@@ -223,7 +237,7 @@ def register(reg: Registrar) -> None:
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
         fields, what = await _edit_fields(edit, call.catalog)
-        return await _selection_request(
+        request = await _selection_request(
             call,
             tool="create_bulk_edit",
             action="edit",
@@ -237,6 +251,8 @@ def register(reg: Registrar) -> None:
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
         )
+        snapshots.annotate(runtime.settings, request)
+        return request
 
     confirm_edit = _confirmer(runtime, prepare_edit)
 
@@ -513,7 +529,7 @@ def register(reg: Registrar) -> None:
         allow_all_leads: bool,
         send_done_email: bool,
     ) -> WriteRequest:
-        return await _selection_request(
+        request = await _selection_request(
             runtime.call(ctx.headers),
             tool="create_bulk_delete",
             action="delete",
@@ -527,6 +543,8 @@ def register(reg: Registrar) -> None:
             fields={},
             describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
         )
+        snapshots.annotate(runtime.settings, request)
+        return request
 
     confirm_delete = _confirmer(runtime, prepare_delete)
 
