@@ -227,16 +227,19 @@ class Pipeline:
     ) -> WriteResult:
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
-        if request.job_kind is not None and request.matched == 0:
+        confirm = needs_confirmation(self.runtime, request)
+        # A bad token is the first thing to report: "already used" says more than "no leads".
+        token_problem = check_token(self.runtime, request, token) if confirm else None
+        if token_problem is None and request.job_kind is not None and request.matched == 0:
             reason = "the selection matches no leads"
             self._audit(request, "refused", reason=reason)
             return self._result(
                 request, "refused", f"Refused: {reason}. Nothing was sent.", reason=reason
             )
-        if needs_confirmation(self.runtime, request):
+        if confirm:
             if token is None:
                 return self._confirmation_required(request, None)
-            problem = check_token(self.runtime, request, token) or human_refusal(
+            problem = token_problem or human_refusal(
                 request, answer, require_human=self.runtime.settings.require_human
             )
             if problem is None and request.job_kind is not None:
