@@ -19,7 +19,8 @@ def settings(**env: str):  # type: ignore[no-untyped-def]
 
 def test_defaults() -> None:
     s = load_settings({"CLOSE_API_KEY": KEY, "XDG_STATE_HOME": "/state"})
-    assert s.api_key is not None and s.api_key.get_secret_value() == KEY
+    assert s.api_key is not None
+    assert s.api_key.get_secret_value() == KEY
     assert s.base_url == DEFAULT_BASE_URL
     assert s.read_only is False
     assert s.toolsets == {"search", "jobs", "edit", "email", "sequences", "delete", "send"}

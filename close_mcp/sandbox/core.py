@@ -109,4 +109,4 @@ class Sandbox:
 
     def fail_job(self, job_id: str, reason: str = "Failed by the test.") -> None:
         """Put a bulk job in `error`, as Close does when one breaks."""
-        self.jobs.fail(job_id, reason)
+        self.jobs.fail(job_id, self.clock.time(), reason)

@@ -399,7 +399,8 @@ class JobRunner:
             raise NotFound(f"Bulk action {job_id!r} not found.")
         return job
 
-    def fail(self, job_id: str, reason: str = "Failed by the test.") -> None:
+    def fail(self, job_id: str, now: float, reason: str = "Failed by the test.") -> None:
         """Put a job in `error`, as Close does when something breaks mid-way."""
         job = self.store.jobs[job_id]
         job.status, job.error = "error", reason
+        job.date_updated = from_epoch(now)
