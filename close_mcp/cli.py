@@ -121,8 +121,26 @@ def parse_rate(value: str | None) -> float | None:
     return rate
 
 
+TOP_LEVEL_ONLY = ("-h", "--help", "--version")
+
+
+def with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`close-mcp [-v] [serve options]` means `close-mcp [-v] serve [serve options]`."""
+    commands: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands.update(action.choices)
+    if any(arg in commands or arg in TOP_LEVEL_ONLY for arg in argv):
+        return argv
+    lead = 0
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
+        lead += 1
+    return [*argv[:lead], "serve", *argv[lead:]]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = with_default_command(parser, sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -130,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="close-mcp %(levelname)s %(name)s: %(message)s",
     )
     command = args.command or "serve"
-    if args.command is None:
-        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
 
     from close_mcp.config import ConfigError
 

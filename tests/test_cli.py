@@ -1,0 +1,207 @@
+"""The `close-mcp` command as a user (or a desktop client) runs it: real processes, real stdio.
+
+Every child gets a clean environment (no CLOSE_API_KEY from the developer's shell, no audit
+file written to their state dir) and a timeout, so a hung server fails the test instead of
+hanging it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from close_mcp import __version__
+from close_mcp.cli import main
+
+TIMEOUT = 30
+READ_TOOLS = {"search_leads", "lookup", "list_bulk_jobs", "get_bulk_job", "wait_for_bulk_job"}
+WRITE_TOOLS = {
+    "create_bulk_edit",
+    "create_bulk_email",
+    "create_bulk_sequence_subscription",
+    "create_bulk_delete",
+}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """Only what a child needs: PATH, a throwaway HOME, and the audit log switched off."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "CLOSE_MCP_AUDIT_LOG": "off",
+    }
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "close_mcp", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def server(args: list[str], env: dict[str, str]) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "close_mcp", *args], env=env)
+
+
+# -- help and arguments ----------------------------------------------------------------------
+
+
+def test_help_lists_the_subcommands(env: dict[str, str]) -> None:
+    done = run(["--help"], env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("usage: close-mcp")
+    for command in ("serve", "sandbox", "demo", "schemas"):
+        assert f"    {command} " in done.stdout, command
+    assert "CLOSE_API_KEY" in done.stdout
+
+
+def test_console_script_is_installed(env: dict[str, str]) -> None:
+    script = Path(sys.executable).with_name("close-mcp")
+    if not script.exists():
+        pytest.skip("no console script next to this interpreter")
+    done = subprocess.run(
+        [str(script), "--version"], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert (done.returncode, done.stdout) == (0, f"close-mcp {__version__}\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["serve", "--sandbox", "--api-key", "k"], ["--api-key=k", "serve", "--sandbox"]],
+    ids=["serve", "top-level"],
+)
+def test_the_api_key_is_never_a_flag(env: dict[str, str], args: list[str]) -> None:
+    done = run(args, env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "error: unrecognized arguments: --api-key" in done.stderr
+
+
+def test_serve_without_a_key_exits_2_with_one_line_naming_sandbox(env: dict[str, str]) -> None:
+    done = run(["serve"], env)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("close-mcp: error: ")
+    assert "CLOSE_API_KEY" in lines[0]
+    assert "--sandbox" in lines[0]
+
+
+def test_bad_toolsets_variable_exits_2_with_one_clear_line(env: dict[str, str]) -> None:
+    done = run(["serve", "--sandbox"], {**env, "CLOSE_MCP_TOOLSETS": "search,bogus"})
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("close-mcp: error: ")
+    assert "bogus" in lines[0]
+
+
+# In-process from here on: each of these fails before anything is served.
+
+
+@pytest.fixture
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("CLOSE_API", "CLOSE_MCP_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "argv", "named"),
+    [
+        (None, None, [], "--sandbox"),
+        ("CLOSE_MCP_CONFIRM", "edit,maybe", ["serve", "--sandbox"], "maybe"),
+        ("CLOSE_MCP_READ_ONLY", "perhaps", ["serve", "--sandbox"], "perhaps"),
+        ("CLOSE_MCP_TOOLSETS", "search", ["serve", "--sandbox", "--toolsets", "nope"], "nope"),
+        (None, None, ["serve", "--sandbox", "--snapshot", "lots"], "lots"),
+        (None, None, ["--sandbox", "--toolsets", "nope"], "nope"),
+        (None, None, ["-v", "--sandbox", "--read-only", "--confirm", "edit,maybe"], "maybe"),
+    ],
+    ids=[
+        "bare-command-needs-a-key",
+        "confirm",
+        "read-only",
+        "toolsets-flag",
+        "snapshot-flag",
+        "serve-flags-without-serve",
+        "verbose-and-serve-flags-without-serve",
+    ],
+)
+def test_settings_errors_exit_2_with_one_line(
+    clean_environ: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str | None,
+    value: str | None,
+    argv: list[str],
+    named: str,
+) -> None:
+    if variable is not None and value is not None:
+        clean_environ.setenv(variable, value)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("close-mcp: error: ")
+    assert named in lines[0]
+
+
+# -- the server over real stdio --------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_serve_sandbox_over_stdio(env: dict[str, str], tmp_path: Path) -> None:
+    """initialize, tools/list and one search; with -v, logs go to stderr and never to stdout."""
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w", encoding="utf-8") as errlog:
+        transport = stdio_client(server(["-v", "serve", "--sandbox"], env), errlog=errlog)
+        async with Client(transport, mode="legacy") as client:
+            info = client.server_info
+            assert info is not None
+            assert (info.name, info.version) == ("close-mcp", __version__)
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            assert names >= READ_TOOLS | WRITE_TOOLS
+            result = await client.call_tool(
+                "search_leads", {"filter": {"lead_status": "Qualified"}, "sample_size": 3}
+            )
+    assert not result.is_error
+    content = result.structured_content
+    assert content is not None
+    assert content["s_query"]["queries"][0] == {"type": "object_type", "object_type": "lead"}
+    assert 0 < content["total"] < 1000
+    assert content["matched"] == content["total"]
+    assert len(content["sample"]) == 3
+    assert {lead["status_label"] for lead in content["sample"]} == {"Qualified"}
+    logs = stderr_path.read_text(encoding="utf-8")
+    assert "close-mcp DEBUG" in logs
+
+
+@pytest.mark.anyio
+async def test_read_only_hides_write_tools_over_stdio(env: dict[str, str]) -> None:
+    async with Client(server(["serve", "--sandbox", "--read-only"], env), mode="legacy") as c:
+        tools = (await c.list_tools()).tools
+        refused = await c.call_tool("create_bulk_delete", {"filter": {"name": "Acme"}})
+    names = {tool.name for tool in tools}
+    assert names >= READ_TOOLS
+    assert not names & WRITE_TOOLS
+    for tool in tools:
+        assert tool.annotations is not None
+        assert tool.annotations.read_only_hint is True, tool.name
+    assert refused.is_error
