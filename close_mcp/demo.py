@@ -151,7 +151,9 @@ async def walk_through(demo: Demo) -> None:
     replay = await demo.call(
         "create_bulk_delete", {"filter": doomed, "confirmation_token": first["confirmation_token"]}
     )
-    console.print(f"Replaying the same token: [yellow]{replay['status']}[/yellow] ({replay['reason']})")
+    console.print(
+        f"Replaying the same token: [yellow]{replay['status']}[/yellow] ({replay['reason']})"
+    )
 
     _step(6, "Draft an email to one lead")
     lead_id = found["sample"][0]["id"]

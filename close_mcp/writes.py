@@ -88,6 +88,26 @@ class WriteResult(BaseModel):
     crm_data_notice: str = CRM_DATA_NOTICE
 
 
+@dataclass(frozen=True)
+class RecentLookup:
+    """Where to look for a write whose outcome is unknown, and what must match."""
+
+    path: str
+    params: dict[str, Any]
+    keys: tuple[str, ...]  # body keys compared with the found object
+    where: str  # for messages: "the recent bulk delete jobs"
+    # Statuses the object may have moved on to since (an outbox email becomes sent).
+    later_status: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:
+        if "status" in body and item.get("status") not in {
+            body["status"],
+            *self.later_status.get(body["status"], ()),
+        }:
+            return False
+        return all(item.get(key) == body[key] for key in self.keys if key in body)
+
+
 @dataclass
 class WriteRequest:
     """A write fully worked out, before any decision to send it."""
@@ -99,6 +119,7 @@ class WriteRequest:
     matched: int
     summary: str  # one line for a person: "Delete 42 leads"
     job_kind: JobKind | None = None
+    recent: RecentLookup | None = None  # defaults to the recent jobs of job_kind
     selects_everything: bool = False
     s_query: dict[str, Any] | None = None
     results_limit: int | None = None
@@ -242,7 +263,7 @@ class Pipeline:
             problem = token_problem or human_refusal(
                 request, answer, require_human=self.runtime.settings.require_human
             )
-            if problem is None and request.job_kind is not None:
+            if problem is None:
                 problem = await self._replayed(request, token)
             if problem is not None:
                 self._audit(request, "refused", reason=problem)
@@ -263,13 +284,14 @@ class Pipeline:
             else:
                 answer = await self.client.post(request.path, request.body)
         except OutcomeUnknown as exc:
-            found = await self._find_job(request, since=started - RECONCILE_WINDOW_S)
+            found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
             if found is None:
                 self._audit(request, "outcome_unknown", reason=str(exc), snapshot=snapshot)
+                lookup = _recent_lookup(request)
+                where = lookup.where if lookup else "Close"
                 raise OutcomeUnknown(
-                    f"{exc.message} No matching job was found among the recent "
-                    f"{request.job_kind or 'writes'}; look with list_bulk_jobs before "
-                    "trying again.",
+                    f"{exc.message} Nothing matching was found among {where}; look there "
+                    "before trying again.",
                     method=exc.method,
                     path=exc.path,
                 ) from exc
@@ -303,18 +325,20 @@ class Pipeline:
         minted_at = self.runtime.tokens.minted_at(token)
         if minted_at is None:
             return None
-        found = await self._find_job(request, since=minted_at)
+        found = await self._find_recent(request, since=minted_at)
         if found is not None:
-            return f"the confirmation token was already used (job {found.get('id')})"
+            return f"the confirmation token was already used ({found.get('id')})"
         return None
 
-    async def _find_job(self, request: WriteRequest, *, since: float) -> dict[str, Any] | None:
-        if request.job_kind is None:
+    async def _find_recent(self, request: WriteRequest, *, since: float) -> dict[str, Any] | None:
+        """The object this exact write created since `since`, if Close has one."""
+        lookup = _recent_lookup(request)
+        if lookup is None:
             return None
-        recent = await self.client.get(job_path(request.job_kind), {"_limit": 20})
-        for job in recent.get("data", []) if isinstance(recent, dict) else []:
-            if _created_after(job, since) and _same_request(job, request.body):
-                return dict(job)
+        recent = await self.client.get(lookup.path, lookup.params)
+        for item in recent.get("data", []) if isinstance(recent, dict) else []:
+            if _created_after(item, since) and lookup.matches(item, request.body):
+                return dict(item)
         return None
 
     def _confirmation_required(self, request: WriteRequest, problem: str | None) -> WriteResult:
@@ -377,8 +401,15 @@ def _created_after(job: dict[str, Any], since: float) -> bool:
     return created.timestamp() >= since - 1.0
 
 
-def _same_request(job: dict[str, Any], body: dict[str, Any]) -> bool:
-    return all(job.get(key) == value for key, value in body.items() if key != "send_done_email")
+def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
+    if request.recent is not None or request.job_kind is None:
+        return request.recent
+    return RecentLookup(
+        path=job_path(request.job_kind),
+        params={"_limit": 20},
+        keys=tuple(key for key in request.body if key != "send_done_email"),
+        where=f"the recent bulk {request.job_kind} jobs (list_bulk_jobs)",
+    )
 
 
 def _compact(answer: Any) -> dict[str, Any]:

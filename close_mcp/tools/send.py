@@ -38,10 +38,30 @@ from close_mcp.query import SelectionError
 from close_mcp.runtime import Runtime
 from close_mcp.tools import Registrar, tool_errors
 from close_mcp.tools.selection import DryRunArg, TokenArg
-from close_mcp.writes import LeadSample, Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes import (
+    LeadSample,
+    Pipeline,
+    RecentLookup,
+    WriteRequest,
+    WriteResult,
+    question,
+)
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
 SENDS: Final = frozenset({"outbox", "scheduled"})
+# What identifies an email activity this call created, when its outcome is unknown.
+EMAIL_MATCH_KEYS: Final = (
+    "lead_id",
+    "contact_id",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "template_id",
+    "sender",
+    "body_text",
+    "body_html",
+)
 NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
 FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
 MAX_SUBJECT: Final = 1000
@@ -341,6 +361,16 @@ def register(reg: Registrar) -> None:
             summary=_summary(status, to_list, sender, rendering["subject"])
             + f" on lead {lead.display_name or lead.id}",
             job_kind=None,
+            recent=RecentLookup(
+                path="activity/email/",
+                params={"lead_id": lead.id, "_limit": 20},
+                keys=EMAIL_MATCH_KEYS,
+                later_status={
+                    "outbox": frozenset({"sending", "sent"}),
+                    "scheduled": frozenset({"outbox", "sending", "sent"}),
+                },
+                where=f"the email activities of lead {lead.id}",
+            ),
             sample=[
                 LeadSample(
                     id=lead.id, display_name=lead.display_name, status_label=lead.status_label
