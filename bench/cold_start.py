@@ -77,4 +77,50 @@ async def measure(runs: int = 7) -> tuple[list[Row], dict[str, float]]:
                 med[name] <= TARGET * floor,
             )
         )
-    return rows, med
+    return rows + breakdown(), med
+
+
+BREAKDOWN = """\
+import sys, time
+t0 = time.perf_counter()
+import mcp.server.mcpserver
+t1 = time.perf_counter()
+import jsonschema
+t2 = time.perf_counter()
+import httpx
+t3 = time.perf_counter()
+from close_mcp.cli import build_parser
+from close_mcp.commands import make_runtime, settings_from_args
+from close_mcp.server import build_server
+import close_mcp.tools.bulk, close_mcp.tools.control, close_mcp.tools.jobs
+import close_mcp.tools.search, close_mcp.tools.send
+t4 = time.perf_counter()
+runtime = make_runtime(settings_from_args(build_parser().parse_args(["serve"])))
+t5 = time.perf_counter()
+build_server(runtime)
+t6 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
+"""
+PARTS = (
+    "import the MCP SDK",
+    "import jsonschema (s_query checks)",
+    "import httpx (Close client)",
+    "import close_mcp",
+    "settings and runtime",
+    "build_server (13 tools' schemas)",
+)
+
+
+def breakdown(runs: int = 5) -> list[Row]:
+    """Where `close-mcp serve`'s start-up goes (in-process timings, median of `runs`)."""
+    env = base_env(CLOSE_API_KEY="api_dummy_bench_key", CLOSE_MCP_AUDIT_LOG="off")
+    samples: list[list[float]] = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [PYTHON, "-c", BREAKDOWN], env=env, cwd=str(REPO), check=True, capture_output=True
+        ).stdout
+        samples.append([float(x) for x in out.split()])
+    return [
+        Row(f"  start-up: {name}", ms(median([s[i] for s in samples])))
+        for i, name in enumerate(PARTS)
+    ]

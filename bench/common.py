@@ -173,7 +173,6 @@ MINIMAL_SERVER = '''\
 """The floor: a minimal MCPServer with one tool (written by bench/common.py)."""
 import os
 
-import httpx
 from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("minimal", log_level="WARNING")
@@ -185,6 +184,8 @@ async def get(path: str) -> dict:
     """GET a path of the API at MINIMAL_BASE_URL and return its JSON."""
     global _http
     if _http is None:
+        import httpx  # lazily, so the cold-start floor is the SDK alone
+
         _http = httpx.AsyncClient(
             base_url=os.environ.get("MINIMAL_BASE_URL", "http://127.0.0.1:9/"),
             auth=(os.environ.get("MINIMAL_KEY", ""), ""),

@@ -201,17 +201,19 @@ class Figures:
     list_total: int
     list_per_tool: dict[str, int]
     calls: list[Call]
+    trims: list[Row]
 
 
 async def collect() -> Figures:
     async with in_process() as rec:  # the demo changes data: it gets its own sandbox
         total, per_tool = await tool_list(rec)
+        trimmed = await trims(rec)
         await run_demo(rec)
         await run_largest_reads(rec)  # after the demo, so there are jobs to list
         calls = rec.calls
     async with in_process() as rec:
         await run_previews(rec)
-        return Figures(total, per_tool, calls + rec.calls)
+        return Figures(total, per_tool, calls + rec.calls, trimmed)
 
 
 def rows(fig: Figures) -> list[Row]:
@@ -236,6 +238,7 @@ def rows(fig: Figures) -> list[Row]:
                 ratio=f"{size / fig.list_total:.0%} of list",
             )
         )
+    out += fig.trims
     errors = [c for c in fig.calls if c.error]
     for c in errors:
         out.append(
@@ -283,3 +286,66 @@ def request_rows(fig: Figures) -> list[Row]:
 
 def dump(fig: Figures) -> str:
     return json.dumps([c.__dict__ for c in fig.calls], indent=1)
+
+
+# -- what the tools/list would weigh after candidate trims (figures for the lead) ---------
+
+
+def _strip_titles(node: Any) -> Any:
+    """Drop pydantic's generated `title` keywords (a property named `title` is a dict, kept)."""
+    if isinstance(node, dict):
+        return {
+            k: _strip_titles(v)
+            for k, v in node.items()
+            if not (k == "title" and isinstance(v, str))
+        }
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def _size(data: Any) -> int:
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+async def trims(rec: Recorder) -> list[Row]:
+    listed = await rec.client.list_tools()
+    tools = [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in listed.tools]
+    whole = _size({"tools": tools})
+    parts = {
+        "descriptions": sum(len(t.get("description", "").encode()) for t in tools),
+        "input schemas": sum(_size(t.get("inputSchema", {})) for t in tools),
+        "output schemas": sum(_size(t.get("outputSchema", {})) for t in tools),
+    }
+    rows = [
+        Row(
+            f"  tools/list share: {name}",
+            f"{size:,} B ≈ {tokens(size):,} tok",
+            ratio=f"{size / whole:.0%} of list",
+        )
+        for name, size in parts.items()
+    ]
+    untitled = [
+        {
+            **t,
+            "inputSchema": _strip_titles(t.get("inputSchema")),
+            "outputSchema": _strip_titles(t.get("outputSchema")),
+        }
+        for t in tools
+    ]
+    no_output = [{k: v for k, v in t.items() if k != "outputSchema"} for t in untitled]
+    for name, variant in (
+        ("without generated `title` keywords", untitled),
+        ("... and without output schemas", no_output),
+    ):
+        size = _size({"tools": variant})
+        rows.append(
+            Row(
+                f"  tools/list what-if: {name}",
+                f"{size:,} B ≈ {tokens(size):,} tok",
+                ratio=f"{size / whole:.0%} of now",
+                target=f"< {TOOLS_TARGET:,} tok",
+                ok=None,
+            )
+        )
+    return rows
