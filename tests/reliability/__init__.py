@@ -1,0 +1,1 @@
+"""Reliability and security suites: fuzzing, confirmation, faults, load, secrets, HTTP (issue 7)."""
