@@ -16,8 +16,8 @@ The plan, worked out fresh on every call from the snapshot and the leads' values
 - The whole plan is one write: its `WriteRequest.body` describes every request (in full for
   small plans, else summarized, always with `plan_sha256` over the exact requests), so one
   confirmation token binds all of them, and a lead that changes between preview and
-  confirmation changes the plan and refuses the token. Requests are sent in order; each
-  one gets its own audit line with the job id, after the plan's line.
+  confirmation changes the plan and refuses the token. Requests are sent in order; each gets
+  its own audit line (with its job id) as it goes, then the plan gets one.
 
 This module does not use `from __future__ import annotations` (see bulk.py).
 """

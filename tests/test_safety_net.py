@@ -1,0 +1,623 @@
+"""The safety net through the MCP client: snapshots, revert_bulk_edit, backups, restore.
+
+Every test runs against the sandbox and compares leads field by field in `sb.store`, and
+asserts the exact requests that reached "Close".
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from close_mcp import commands, snapshots
+from close_mcp.restore import lead_body, restore_leads
+from close_mcp.sandbox import Sandbox, routes
+from close_mcp.snapshots import read_backup
+from tests.harness import MODES, Harness, Mode, run_to_done
+
+pytestmark = pytest.mark.anyio
+
+API = "/api/v1/"
+LEAD_NODE = {"type": "object_type", "object_type": "lead"}
+BY_CREATED = [
+    {
+        "direction": "asc",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    }
+]
+
+
+def status_id(sb: Sandbox, label: str) -> str:
+    return next(s.id for s in sb.store.statuses.values() if s.label == label)
+
+
+def field_id(sb: Sandbox, name: str) -> str:
+    cf = sb.store.custom_field_named(name)
+    assert cf is not None
+    return cf.id
+
+
+def with_status(sb: Sandbox, label: str) -> list[str]:
+    sid = status_id(sb, label)
+    return sorted(lead.id for lead in sb.store.leads.values() if lead.status_id == sid)
+
+
+def state(sb: Sandbox) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """What an edit can change, lead by lead: name, status, every custom value."""
+    return {
+        lead.id: (
+            lead.name,
+            lead.status_id,
+            {k: list(v) if isinstance(v, list) else v for k, v in lead.custom.items()},
+        )
+        for lead in sb.store.leads.values()
+    }
+
+
+def ids_query(ids: list[str]) -> dict[str, Any]:
+    condition = {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+        "condition": {"type": "term", "values": ids},
+    }
+    return {"type": "and", "queries": [LEAD_NODE, condition]}
+
+
+def sent(h: Harness) -> list[tuple[str, str, Any]]:
+    return [(r.method, r.path.removeprefix(API), r.json) for r in h.sandbox.requests]
+
+
+def load(path: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(Path(path).read_text())
+    return document
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def edit(h: Harness, args: dict[str, Any]) -> dict[str, Any]:
+    result = await h.call("create_bulk_edit", args)
+    if result["status"] == "confirmation_required":
+        token = result["confirmation_token"]
+        result = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
+    assert result["status"] == "submitted", result
+    await run_to_done(h, result["job"]["id"])
+    return result
+
+
+async def revert(h: Harness, job_id: str, **extra: Any) -> dict[str, Any]:
+    result = await h.call("revert_bulk_edit", {"job_id": job_id, **extra})
+    assert result["status"] == "submitted", result
+    for job in result["result"]["jobs"]:
+        await run_to_done(h, job["id"])
+    return result
+
+
+# -- status edit: snapshot, file, audit, revert to exactly the old values ----------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_status_edit_snapshot_then_revert_restores_every_lead(
+    mode: Mode, tmp_path: Path
+) -> None:
+    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        qualified = with_status(sb, "Qualified")
+        before = state(sb)
+        args = {"filter": {"lead_status": "Qualified"}}
+        args["edit"] = {"type": "set_lead_status", "lead_status": "Customer"}
+        h.clear()
+        done = await edit(h, args)
+        job_id = done["job"]["id"]
+        path = tmp_path / "snapshots" / f"{job_id}.json"
+        assert done["snapshot"] == str(path)
+        assert done["preview"]["notes"] == [
+            f"Before sending, the current status of the {len(qualified)} leads is saved so "
+            "revert_bulk_edit can put it back (1 more Close request)."
+        ]
+        # The snapshot: one search over the request's exact query, before the POST.
+        s_query = done["preview"]["s_query"]
+        assert sent(h)[2:4] == [
+            (
+                "POST",
+                "data/search/",
+                {
+                    "query": s_query,
+                    "_limit": 200,
+                    "_fields": {"lead": ["id", "status_id", "date_created"]},
+                    "sort": BY_CREATED,
+                },
+            ),
+            ("POST", "bulk_action/edit/", done["preview"]["request"]),
+        ]
+        document = json.loads(path.read_text())
+        assert document == {
+            "version": 1,
+            "job_id": job_id,
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "tool": "create_bulk_edit",
+            "request": done["preview"]["request"],
+            "field": "status_id",
+            "leads": {i: status_id(sb, "Qualified") for i in qualified},
+        }
+        assert mode_of(path) == 0o600
+        assert mode_of(path.parent) == 0o700
+        assert list(path.parent.iterdir()) == [path]
+        assert h.audit.entries()[-1]["snapshot"] == str(path)
+        assert all(sb.store.leads[i].status_id == status_id(sb, "Customer") for i in qualified)
+
+        h.clear()
+        preview = await h.call("revert_bulk_edit", {"job_id": job_id, "dry_run": True})
+        assert preview["status"] == "preview"
+        back = {
+            "s_query": ids_query(qualified),
+            "send_done_email": True,
+            "type": "set_lead_status",
+            "lead_status_id": status_id(sb, "Qualified"),
+        }
+        assert preview["preview"]["matched"] == len(qualified)
+        assert preview["preview"]["request"]["returns"] == [
+            {"value": status_id(sb, "Qualified"), "leads": len(qualified)}
+        ]
+        assert preview["preview"]["request"]["requests"] == [
+            {"method": "POST", "path": "/bulk_action/edit/", "body": back}
+        ]
+        assert preview["preview"]["notes"][0] == (
+            f"{len(qualified)} leads return to status 'Qualified' ({status_id(sb, 'Qualified')})."
+        )
+        assert h.writes() == []
+
+        h.clear()
+        reverted = await revert(h, job_id)
+        assert [w for w in sent(h) if w[0] != "GET" and w[1] != "data/search/"] == [
+            ("POST", "bulk_action/edit/", back)
+        ]
+        assert reverted["result"]["updated_leads"] == []
+        assert state(sb) == before
+        lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
+        assert [(e["outcome"], e["path"], e.get("job_id")) for e in lines] == [
+            ("submitted", "/bulk_action/edit/", reverted["result"]["jobs"][0]["id"]),
+            ("submitted", "/bulk_action/edit/", None),  # the plan, once all of it went
+        ]
+        # Nothing is left to put back: a second revert is refused without a write.
+        h.clear()
+        again = await h.call("revert_bulk_edit", {"job_id": job_id})
+        assert again["status"] == "refused"
+        assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified)
+        assert h.writes() == []
+
+
+# -- multi-value custom field: one bulk edit per old value, PUTs for small groups, clears ----
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_multi_value_edit_reverts_each_old_value(mode: Mode, tmp_path: Path) -> None:
+    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        products = field_id(sb, "Products")
+        chosen = sorted(sb.store.leads)[:14]
+        shared, pair, absent = chosen[:6], chosen[6:8], chosen[8:14]
+        for i in shared:
+            sb.store.leads[i].custom[products] = ["CRM", "Dialer"]
+        for n, i in enumerate(pair):
+            sb.store.leads[i].custom[products] = [["API"], ["Email", "Reporting"]][n]
+        for i in absent:
+            sb.store.leads[i].custom.pop(products, None)
+        before = state(sb)
+        done = await edit(
+            h,
+            {
+                "filter": {"lead_ids": chosen},
+                "edit": {
+                    "type": "set_custom_field",
+                    "custom_field": "Products",
+                    "values": ["Reporting"],
+                },
+            },
+        )
+        assert all(sb.store.leads[i].custom[products] == ["Reporting"] for i in chosen)
+        document = load(done["snapshot"])
+        assert document["field"] == f"custom.{products}"
+        assert document["leads"] == {
+            **{i: ["CRM", "Dialer"] for i in shared},
+            pair[0]: ["API"],
+            pair[1]: ["Email", "Reporting"],
+            **{i: None for i in absent},
+        }
+
+        h.clear()
+        reverted = await revert(h, done["job"]["id"])
+        assert reverted["preview"]["request"]["returns"] == [
+            {"value": ["CRM", "Dialer"], "leads": 6},
+            {"value": None, "leads": 6},
+            {"value": ["API"], "leads": 1},
+            {"value": ["Email", "Reporting"], "leads": 1},
+        ]
+        writes = [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()]
+        assert writes == [
+            (
+                "POST",
+                "bulk_action/edit/",
+                {
+                    "s_query": ids_query(shared),
+                    "send_done_email": True,
+                    "type": "set_custom_field",
+                    "custom_field_id": products,
+                    "custom_field_values": ["CRM", "Dialer"],
+                    "custom_field_operation": "replace",
+                },
+            ),
+            (
+                "POST",
+                "bulk_action/edit/",
+                {
+                    "s_query": ids_query(absent),
+                    "send_done_email": True,
+                    "type": "clear_custom_field",
+                    "custom_field_id": products,
+                },
+            ),
+            ("PUT", f"lead/{pair[0]}/", {f"custom.{products}": ["API"]}),
+            ("PUT", f"lead/{pair[1]}/", {f"custom.{products}": ["Email", "Reporting"]}),
+        ]
+        assert reverted["result"]["updated_leads"] == pair
+        assert state(sb) == before
+
+
+# -- a third party changed some leads since the edit ------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_leads_changed_since_are_reported_and_left_alone(mode: Mode, tmp_path: Path) -> None:
+    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        qualified = with_status(sb, "Qualified")
+        before = state(sb)
+        done = await edit(
+            h,
+            {
+                "filter": {"lead_status": "Qualified"},
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+            },
+        )
+        others = qualified[:2]
+        client = h.runtime.client_for()
+        for i in others:  # someone else, through Close's API
+            await client.put(f"lead/{i}/", {"status_id": status_id(sb, "Bad Fit")})
+
+        h.clear()
+        reverted = await revert(h, done["job"]["id"])
+        left = reverted["preview"]["request"]["left_alone"]
+        assert left["changed_since"] == [
+            {
+                "id": i,
+                "value_now": status_id(sb, "Bad Fit"),
+                "value_before": status_id(sb, "Qualified"),
+            }
+            for i in others
+        ]
+        assert left["changed_since_count"] == 2
+        assert reverted["preview"]["matched"] == len(qualified) - 2
+        assert reverted["preview"]["notes"][1] == (
+            f"2 leads were changed by someone else since the edit and are left alone: "
+            f"{others[0]}, {others[1]}. Pass include_changed_since=true to put them back as well."
+        )
+        assert [(r.method, (r.json or {})["s_query"]) for r in h.writes()] == [
+            ("POST", ids_query(qualified[2:]))
+        ]
+        expected = dict(before)
+        for i in others:
+            expected[i] = (before[i][0], status_id(sb, "Bad Fit"), before[i][2])
+        assert state(sb) == expected
+
+        # Asked to, the revert puts them back too: two leads, two PUTs.
+        h.clear()
+        await revert(h, done["job"]["id"], include_changed_since=True)
+        assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
+            ("PUT", f"lead/{i}/", {"status_id": status_id(sb, "Qualified")}) for i in others
+        ]
+        assert state(sb) == before
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_revert_token_binds_the_whole_plan(mode: Mode, tmp_path: Path) -> None:
+    async with Harness.start(mode=mode, audit_dir=tmp_path, confirm="edit") as h:
+        sb = h.sandbox
+        done = await edit(
+            h,
+            {
+                "filter": {"lead_status": "Qualified"},
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+            },
+        )
+        job_id = done["job"]["id"]
+        first = await h.call("revert_bulk_edit", {"job_id": job_id})
+        assert first["status"] == "confirmation_required"
+        moved = sorted(load(done["snapshot"])["leads"])[0]
+        sb.store.leads[moved].status_id = status_id(sb, "Canceled")
+        h.clear()
+        second = await h.call(
+            "revert_bulk_edit",
+            {"job_id": job_id, "confirmation_token": first["confirmation_token"]},
+        )
+        assert second["status"] == "refused"
+        assert second["reason"] == (
+            "the confirmation token was issued for different arguments; confirm the new "
+            "preview instead"
+        )
+        assert second["preview"]["request"]["left_alone"]["changed_since_count"] == 1
+        assert h.writes() == []
+
+
+async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(tmp_path: Path) -> None:
+    async with Harness.start(audit_dir=tmp_path) as h:
+        result = await h.call(
+            "create_bulk_edit",
+            {
+                "filter": {"lead_status": "Qualified"},
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+            },
+        )
+        job_id = result["job"]["id"]
+        error = await h.error("revert_bulk_edit", {"job_id": job_id})
+        assert error == (
+            "job_id: the edit is still created; wait for it (wait_for_bulk_job) or pause it "
+            "(pause_bulk_job) before reverting"
+        )
+        error = await h.error("revert_bulk_edit", {"job_id": "bulkedit_unknown0"})
+        assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
+
+
+# -- above the limit: no snapshot, a note, confirmation ----------------------------------------
+
+
+@pytest.mark.parametrize("snapshot", ["5", "off"])
+async def test_no_snapshot_above_the_limit_needs_confirmation(
+    snapshot: str, tmp_path: Path
+) -> None:
+    async with Harness.start(audit_dir=tmp_path, snapshot=snapshot) as h:
+        sb = h.sandbox
+        n = len(with_status(sb, "Qualified"))
+        args = {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        }
+        first = await h.call("create_bulk_edit", args)
+        assert first["status"] == "confirmation_required"
+        why = (
+            "CLOSE_MCP_SNAPSHOT is off"
+            if snapshot == "off"
+            else f"it touches {n} leads, more than CLOSE_MCP_SNAPSHOT allows (5)"
+        )
+        assert first["preview"]["notes"] == [
+            f"No snapshot will be taken because {why}: this cannot be undone with "
+            "revert_bulk_edit. Confirmation is required."
+        ]
+        h.clear()
+        done = await h.call(
+            "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
+        )
+        assert done["status"] == "submitted"
+        assert done["snapshot"] is None
+        assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
+            "data/search/",  # the recount only
+            "bulk_action/edit/",
+        ]
+        assert not (tmp_path / "snapshots").exists()
+        assert "snapshot" not in h.audit.entries()[-1]
+
+
+# -- keyset paging past Close's cursor cap ------------------------------------------------------
+
+
+async def test_snapshot_walks_past_the_cursor_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(routes, "MAX_WALK", 50)
+    monkeypatch.setattr(snapshots, "CURSOR_CAP", 50)
+    async with Harness.start(audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        ordered = sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)
+        done = await edit(
+            h,
+            {
+                "s_query": {"type": "match_all"},
+                "allow_all_leads": True,
+                "edit": {"type": "clear_custom_field", "custom_field": "Industry"},
+            },
+        )
+        searches: list[dict[str, Any]] = [
+            r.json for r in sb.requests if r.path.endswith("/data/search/") and r.json
+        ]
+        walks = [s for s in searches if s.get("sort") == BY_CREATED]
+        fifty, ninety_nine = ordered[49].date_created, ordered[98].date_created
+
+        def since(moment: Any) -> dict[str, Any]:
+            cond = {
+                "type": "field_condition",
+                "field": {
+                    "type": "regular_field",
+                    "object_type": "lead",
+                    "field_name": "date_created",
+                },
+                "condition": {
+                    "type": "moment_range",
+                    "on_or_after": {"type": "fixed_utc", "value": moment.isoformat()},
+                },
+            }
+            return {"type": "and", "queries": [done["preview"]["s_query"], cond]}
+
+        assert [w["query"] for w in walks] == [
+            done["preview"]["s_query"],
+            since(fifty),
+            since(ninety_nine),
+        ]
+        leads = load(done["snapshot"])["leads"]
+        assert len(leads) == len(sb.store.leads) == 120
+        assert set(leads) == set(sb.store.leads)
+
+
+# -- delete: backup, then restore -----------------------------------------------------------
+
+
+def record(sb: Sandbox, lead_id: str) -> dict[str, Any]:
+    """A lead as restore must reproduce it (ids and timestamps of contacts aside)."""
+    lead = sb.store.leads[lead_id]
+    return {
+        "name": lead.name,
+        "status_id": lead.status_id,
+        "description": lead.description,
+        "url": lead.url,
+        "date_created": lead.date_created,
+        "custom": dict(lead.custom),
+        "contacts": [(c.name, c.title, c.emails, c.phones) for c in lead.contacts],
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_delete_backs_up_then_restore_recreates_the_leads(mode: Mode, tmp_path: Path) -> None:
+    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        doomed = with_status(sb, "Canceled")
+        expected = {i: record(sb, i) for i in doomed}
+        args = {"filter": {"lead_status": "Canceled"}}
+        first = await h.call("create_bulk_delete", args)
+        assert first["preview"]["notes"] == [
+            f"Before sending, the full records of the {len(doomed)} leads (fields, custom "
+            "fields, contacts) are saved so close-mcp restore can re-create them (2 more Close "
+            "requests)."
+        ]
+        h.clear()
+        done = await h.call(
+            "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+        )
+        job_id = done["job"]["id"]
+        path = tmp_path / "snapshots" / f"{job_id}.jsonl"
+        assert done["snapshot"] == str(path)
+        assert mode_of(path) == 0o600
+        assert h.audit.entries()[-1]["snapshot"] == str(path)
+        custom_fields = [f"custom.{cf}" for cf in sb.store.custom_fields]
+        # The backup, after the recount and the replay check: the field list, then one
+        # search page for these few leads.
+        assert [(m, p) for m, p, _ in sent(h)] == [
+            ("GET", "status/lead/"),
+            ("POST", "data/search/"),
+            ("GET", "bulk_action/delete/"),
+            ("GET", "custom_field/lead/"),
+            ("POST", "data/search/"),
+            ("POST", "bulk_action/delete/"),
+        ]
+        assert sent(h)[4][2] == {
+            "query": done["preview"]["s_query"],
+            "_limit": 200,
+            "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
+            "sort": BY_CREATED,
+        }
+        await run_to_done(h, job_id)
+        assert not set(doomed) & set(sb.store.leads)
+
+        backup = read_backup(path)
+        assert sorted(lead["id"] for lead in backup) == doomed
+        h.clear()
+        report = await restore_leads(h.runtime.client_for(), backup)
+        assert report.failed == {}
+        assert sorted(report.restored) == doomed
+        assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
+            ("POST", "lead/")
+        ] * len(doomed)
+        assert [r.json for r in h.sandbox.requests] == [lead_body(lead) for lead in backup]
+        for old, new in report.restored.items():
+            assert new != old
+            assert record(sb, new) == expected[old]
+
+
+async def test_backup_request_count_pages_of_200(tmp_path: Path) -> None:
+    async with Harness.start(audit_dir=tmp_path, n_leads=450) as h:
+        args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
+        first = await h.call("create_bulk_delete", args)
+        assert first["preview"]["notes"][-1].endswith("(4 more Close requests).")
+        h.clear()
+        done = await h.call(
+            "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+        )
+        assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
+            ("POST", "data/search/"),  # the recount
+            ("GET", "bulk_action/delete/"),  # the replay check
+            ("GET", "custom_field/lead/"),
+            ("POST", "data/search/"),
+            ("POST", "data/search/"),
+            ("POST", "data/search/"),
+            ("POST", "bulk_action/delete/"),
+        ]
+        assert len(read_backup(Path(done["snapshot"]))) == 450
+
+
+# -- the restore command ----------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
+    from close_mcp.sandbox.search import project
+
+    fields = [*snapshots.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
+    leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)[:n]
+    path = tmp_path / "bulkdelete_test.jsonl"
+    rows = [
+        {k: v for k, v in project(lead, fields, sb.store).items() if k != "__object_type"}
+        for lead in leads
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _args(path: Path, *, yes: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(backup=str(path), sandbox=True, yes=yes)
+
+
+def test_restore_command_confirms_by_count_and_reports_old_to_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    path = _backup(tmp_path, Sandbox(n_leads=10), 3)
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.restore(_args(path), stdin=Terminal("3\n"), stdout=out, stderr=err)
+    assert code == 0
+    report = json.loads(out.getvalue())
+    old = [json.loads(line)["id"] for line in path.read_text().splitlines()]
+    assert sorted(report["restored"]) == sorted(old)
+    assert report["failed"] == {}
+    assert "Type the number of leads to restore (3) to go ahead: " in err.getvalue()
+    assert err.getvalue().startswith(f"Backup {path}: 3 leads with ")
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(a["tool"], a["outcome"], a["matched"], a["snapshot"]) for a in audit] == [
+        ("restore", "submitted", 3, str(path))
+    ]
+
+
+def test_restore_command_refuses_without_terminal_or_with_a_wrong_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    path = _backup(tmp_path, Sandbox(n_leads=10), 2)
+    out, err = io.StringIO(), io.StringIO()
+    assert commands.restore(_args(path), stdin=io.StringIO("2\n"), stdout=out, stderr=err) == 1
+    assert "stdin is not a terminal" in err.getvalue()
+    assert out.getvalue() == ""
+    err = io.StringIO()
+    assert commands.restore(_args(path), stdin=Terminal("3\n"), stdout=out, stderr=err) == 1
+    assert "not restored (typed '3', expected 2)" in err.getvalue()
+    assert out.getvalue() == ""
+    code = commands.restore(_args(path, yes=True), stdin=io.StringIO(""), stdout=out, stderr=err)
+    assert code == 0
+    assert len(json.loads(out.getvalue())["restored"]) == 2
