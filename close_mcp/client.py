@@ -251,7 +251,9 @@ class CloseClient:
                     error_retries += 1
                     await self._backoff(error_retries, method, path, type(exc).__name__)
                     continue
-                raise self._transport_failure(exc, method, path, ambiguous=not never_sent) from None
+                # Only a write that may have reached Close is ambiguous; a read is just failed.
+                ambiguous = not never_sent and not retry_errors
+                raise self._transport_failure(exc, method, path, ambiguous=ambiguous) from None
 
             status = response.status_code
             try:
@@ -406,7 +408,7 @@ class CloseClient:
         self, exc: httpx.TransportError, method: str, path: str, *, ambiguous: bool
     ) -> CloseError:
         kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-        if ambiguous and method == "POST":
+        if ambiguous:
             return OutcomeUnknown(
                 f"The request to Close {kind} before an answer came, so it is unknown whether "
                 "it was carried out. Check before trying again.",
