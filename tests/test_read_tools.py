@@ -392,11 +392,6 @@ async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sampl
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG close_mcp/tools/selection.py preview_selection: the sample is not capped at "
-    "`matched`, so it shows leads that results_limit leaves out",
-)
 @pytest.mark.parametrize("mode", MODES)
 async def test_search_leads_sample_never_shows_leads_beyond_results_limit(mode: Mode) -> None:
     async with read_harness(mode, n_leads=N_LEADS) as h:

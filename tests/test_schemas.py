@@ -321,12 +321,6 @@ async def test_calls_breaking_the_input_schema_are_tool_errors_and_write_nothing
     await check_refusals(mode, lax=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: arguments are parsed by pydantic in lax mode after the SDK's JSON-string "
-    'pre-parse, so "5" for an integer, "true"/1 for a boolean, or an object sent as a JSON '
-    "string are accepted although tool_schemas/ refuses them",
-)
 @pytest.mark.anyio
 async def test_values_a_lenient_parser_would_coerce_are_refused() -> None:
     await check_refusals("legacy", lax=True)

@@ -560,26 +560,52 @@ async def test_rules_are_enforced_before_sending(mode: Mode) -> None:
         assert h.writes() == []
 
 
-SCHEMA_RULES: list[tuple[str, dict[str, Any], str, str]] = [
-    ("subject length", {"subject": "s" * 1001}, "subject", "at most 1000 characters"),
-    ("body_text size", {"body_text": "b" * 1_048_577}, "body_text", "at most 1048576 characters"),
-    ("body_html size", {"body_html": "b" * 1_048_577}, "body_html", "at most 1048576 characters"),
-    ("send_in range", {"status": "outbox", "send_in": 60}, "send_in", "less than 60"),
-    ("send_in negative", {"status": "outbox", "send_in": -1}, "send_in", "greater than or equal"),
-    ("status", {"status": "queued"}, "status", "'draft', 'outbox', 'scheduled', 'sent' or 'inbox'"),
-    ("lead id", {"lead_id": "cont_x"}, "lead_id", "should match pattern '^lead_"),
-    ("contact id", {"contact_id": "lead_x"}, "contact_id", "should match pattern '^cont_"),
+SCHEMA_RULES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "subject length",
+        {"subject": "s" * 1001},
+        "subject: '" + "s" * 39 + "... (length 1001) is too long",
+    ),
+    (
+        "body_text size",
+        {"body_text": "b" * 1_048_577},
+        "body_text: '" + "b" * 39 + "... (length 1048577) is too long",
+    ),
+    (
+        "body_html size",
+        {"body_html": "b" * 1_048_577},
+        "body_html: '" + "b" * 39 + "... (length 1048577) is too long",
+    ),
+    (
+        "send_in range",
+        {"status": "outbox", "send_in": 60},
+        "send_in: 60 is greater than or equal to the maximum of 60",
+    ),
+    (
+        "send_in negative",
+        {"status": "outbox", "send_in": -1},
+        "send_in: -1 is less than the minimum of 0",
+    ),
+    (
+        "status",
+        {"status": "queued"},
+        "status: 'queued' is not one of ['draft', 'outbox', 'scheduled', 'sent', 'inbox']",
+    ),
+    ("lead id", {"lead_id": "cont_x"}, "lead_id: 'cont_x' does not match '^lead_[A-Za-z0-9]+$'"),
+    (
+        "contact id",
+        {"contact_id": "lead_x"},
+        "contact_id: 'lead_x' does not match '^cont_[A-Za-z0-9]+$'",
+    ),
 ]
 
 
 async def test_schema_limits_are_checked_before_anything_is_read(mode: Mode) -> None:
     async with start(mode) as h:
         base = {"lead_id": a_lead(h).id, "body_text": "x", "sender": SENDER}
-        for name, args, field, allowed in SCHEMA_RULES:
+        for name, args, message in SCHEMA_RULES:
             error = await h.error("send_email", {**base, **args})
-            assert error.startswith("1 validation error"), name
-            assert f"\n{field}\n" in error, name
-            assert allowed in error, name
+            assert error == message, name
         assert h.sandbox.requests == []
 
 

@@ -84,6 +84,6 @@ async def preview_selection(
             display_name=lead.get("display_name"),
             status_label=lead.get("status_label"),
         )
-        for lead in page["data"][:sample_size]
+        for lead in page["data"][: min(sample_size, matched)]
     ]
     return SelectionPreview(total=total, matched=matched, sample=sample)
