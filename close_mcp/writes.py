@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.client import CloseClient
 from close_mcp.confirm import TokenRejected
-from close_mcp.errors import OutcomeUnknown
+from close_mcp.errors import CloseError, OutcomeUnknown
 from close_mcp.jobs import JobKind, JobSummary, job_path, summarize_job
 from close_mcp.runtime import Runtime
 from close_mcp.snapshots import finalize
@@ -284,14 +284,21 @@ class Pipeline:
             else:
                 answer = await self.client.post(request.path, request.body)
         except OutcomeUnknown as exc:
-            found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
+            lookup = _recent_lookup(request)
+            where = lookup.where if lookup else "Close"
+            try:
+                found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
+                looked = f"Nothing matching was found among {where}"
+            except CloseError as failed:
+                # Never let the lookup's own error ("try again shortly") stand in for this.
+                found = None
+                looked = (
+                    f"Looking among {where} failed too ({failed.message}): it could not be checked"
+                )
             if found is None:
                 self._audit(request, "outcome_unknown", reason=str(exc), snapshot=snapshot)
-                lookup = _recent_lookup(request)
-                where = lookup.where if lookup else "Close"
                 raise OutcomeUnknown(
-                    f"{exc.message} Nothing matching was found among {where}; look there "
-                    "before trying again.",
+                    f"{exc.message} {looked}; look there before trying again.",
                     method=exc.method,
                     path=exc.path,
                 ) from exc
