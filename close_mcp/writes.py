@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from anyio import get_cancelled_exc_class
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -303,6 +304,15 @@ class Pipeline:
                     path=exc.path,
                 ) from exc
             answer = found
+        except get_cancelled_exc_class():
+            # The call was cancelled while the request was out: it may have reached Close.
+            self._audit(
+                request,
+                "outcome_unknown",
+                reason="the tool call was cancelled while the request was in flight",
+                snapshot=snapshot,
+            )
+            raise
         except Exception as exc:
             self._audit(request, "failed", reason=str(exc), snapshot=snapshot)
             raise
