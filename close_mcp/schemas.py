@@ -17,6 +17,8 @@ import anyio
 from close_mcp.squery_schema import SQUERY_SCHEMA
 
 SQUERY_FILE = "s_query.schema.json"
+TABLE_START = "<!-- tools:start -->"
+TABLE_END = "<!-- tools:end -->"
 
 
 def _dump(data: Any) -> str:
@@ -44,9 +46,47 @@ def expected_files() -> dict[str, str]:
     return files
 
 
+def tools_table(documents: list[dict[str, Any]]) -> str:
+    """README's table of tools, made from the same documents as `tool_schemas/`."""
+    rows = ["| tool | toolset | what it does | hints |", "|---|---|---|---|"]
+    for doc in documents:
+        hints = doc.get("annotations", {})
+        flags = [
+            name
+            for name, key in (
+                ("read-only", "readOnlyHint"),
+                ("destructive", "destructiveHint"),
+                ("idempotent", "idempotentHint"),
+                ("open-world", "openWorldHint"),
+            )
+            if hints.get(key)
+        ]
+        first = doc.get("description", "").split(". ")[0].rstrip(".") + "."
+        toolset = doc.get("_meta", {}).get("toolset", "")
+        rows.append(f"| `{doc['name']}` | {toolset} | {first} | {', '.join(flags)} |")
+    return "\n".join(rows)
+
+
+def readme_with_table(readme: str, table: str) -> str:
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END)
+    return readme[: start + len(TABLE_START)] + "\n" + table + "\n" + readme[end:]
+
+
 def write_or_check(directory: str, *, check: bool) -> int:
     folder = Path(directory)
     files = expected_files()
+    readme = folder.parent / "README.md"
+    if readme.exists() and TABLE_START in (text := readme.read_text(encoding="utf-8")):
+        documents = [json.loads(files[name]) for name in sorted(files) if name != SQUERY_FILE]
+        wanted = readme_with_table(text, tools_table(documents))
+        if wanted != text:
+            if check:
+                print(
+                    "close-mcp: README.md's tool table is out of date. Run `close-mcp schemas`.",
+                    file=sys.stderr,
+                )
+                return 1
+            readme.write_text(wanted, encoding="utf-8")
     present = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
     stale = sorted(name for name in files if present.get(name) != files[name])
     extra = sorted(set(present) - set(files))

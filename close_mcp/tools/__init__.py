@@ -77,6 +77,7 @@ class Registrar:
             title=title,
             description=description,
             annotations=annotations,
+            meta={"toolset": toolset},
             structured_output=True,
         )
 
