@@ -25,7 +25,7 @@ from close_mcp.squery_schema import SQUERY_SCHEMA
 from tests.harness import MODES, Harness, Mode, text_of
 
 FOLDER = Path(__file__).resolve().parent.parent / "tool_schemas"
-TOOL_KEYS = {"name", "title", "description", "annotations", "inputSchema", "outputSchema"}
+TOOL_KEYS = {"name", "title", "description", "annotations", "inputSchema", "outputSchema", "_meta"}
 
 
 def tool_files() -> dict[str, dict[str, Any]]:
