@@ -87,7 +87,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "ISO date (2025-01-31) or datetime with timezone (2025-01-31T10:00:00Z)."
+_DATE_DESCRIPTION: Final = "2025-01-31, or 2025-01-31T10:00:00Z (a timezone is required)."
 
 
 def parse_when(value: str) -> date | datetime:
@@ -106,7 +106,8 @@ def parse_when(value: str) -> date | datetime:
 
 
 class LeadFilter(BaseModel):
-    """Friendly lead selection; every field given must hold (they are ANDed)."""
+    # Friendly lead selection; every field given must hold (they are ANDed). A comment, not a
+    # docstring: the tool argument already says so, and the schema is sent on every turn.
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,17 +133,11 @@ class LeadFilter(BaseModel):
     created_after: str | None = Field(
         default=None, description="Created on or after. " + _DATE_DESCRIPTION
     )
-    created_before: str | None = Field(
-        default=None, description="Created before. " + _DATE_DESCRIPTION
-    )
-    updated_after: str | None = Field(
-        default=None, description="Updated on or after. " + _DATE_DESCRIPTION
-    )
-    updated_before: str | None = Field(
-        default=None, description="Updated before. " + _DATE_DESCRIPTION
-    )
+    created_before: str | None = Field(default=None, description="Created before; same format.")
+    updated_after: str | None = Field(default=None, description="Updated on or after; same format.")
+    updated_before: str | None = Field(default=None, description="Updated before; same format.")
     has_email: bool | None = Field(
-        default=None, description="true: some contact has an email address; false: none has."
+        default=None, description="Some contact has an email address (false: none has)."
     )
 
     @field_validator("created_after", "created_before", "updated_after", "updated_before")

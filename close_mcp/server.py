@@ -17,9 +17,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult
 
 from close_mcp import __version__
+from close_mcp.compact import without_nulls
 from close_mcp.resources import register_resources
 from close_mcp.runtime import Runtime
-from close_mcp.tools import register_tools
+from close_mcp.tools import build_tools
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \
@@ -46,6 +47,7 @@ class CloseMCPServer(MCPServer):
         if not self._validators:
             for tool in await self.list_tools():
                 self._validators[tool.name] = Draft202012Validator(tool.input_schema)
+        arguments = without_nulls(arguments)
         validator = self._validators.get(name)
         if validator is not None:
             error = best_match(validator.iter_errors(arguments))
@@ -85,7 +87,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         website_url="https://github.com/close-mcp/close-mcp",
         log_level="WARNING",
         request_state_security=request_state_security(runtime),
+        tools=build_tools(runtime),
     )
-    register_tools(server, runtime)
     register_resources(server, runtime)
     return server

@@ -668,12 +668,17 @@ async def test_send_email_is_listed_with_explicit_annotations(mode: Mode) -> Non
             "followup_date", "dry_run", "confirmation_token",
         }  # fmt: skip
         assert tool.input_schema["required"] == ["lead_id"]
-        assert props["send_in"]["anyOf"][0] == {
+        assert props["send_in"] == {
+            "description": "outbox only: delay sending by 0-59 seconds.",
             "exclusiveMaximum": 60,
             "minimum": 0,
             "type": "integer",
         }
-        assert props["subject"]["anyOf"][0] == {"maxLength": 1000, "type": "string"}
+        assert props["subject"] == {
+            "description": "Subject (a template supplies one).",
+            "maxLength": 1000,
+            "type": "string",
+        }
 
 
 async def test_send_toolset_off_removes_the_tool(mode: Mode) -> None:

@@ -12,11 +12,12 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
 from close_mcp.catalog import ResolutionError
+from close_mcp.compact import compact_input, compact_output
 from close_mcp.errors import CloseError
 from close_mcp.query import SelectionError
 from close_mcp.runtime import MissingAPIKey, Runtime
@@ -50,9 +51,11 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 class Registrar:
-    def __init__(self, server: MCPServer, runtime: Runtime) -> None:
-        self.server = server
+    """Collects the enabled tools, with compact schemas, before the server is built."""
+
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.tools: list[Tool] = []
 
     def enabled(self, toolset: str, *, writes: bool) -> bool:
         settings = self.runtime.settings
@@ -71,7 +74,7 @@ class Registrar:
         writes = not annotations.read_only_hint
         if not self.enabled(toolset, writes=writes):
             return
-        self.server.add_tool(
+        tool = Tool.from_function(
             tool_errors(fn),
             name=name,
             title=title,
@@ -80,12 +83,17 @@ class Registrar:
             meta={"toolset": toolset},
             structured_output=True,
         )
+        tool.parameters = compact_input(tool.parameters)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = compact_output(tool.fn_metadata.output_schema)
+        self.tools.append(tool)
 
 
-def register_tools(server: MCPServer, runtime: Runtime) -> None:
-    registrar = Registrar(server, runtime)
+def build_tools(runtime: Runtime) -> list[Tool]:
+    registrar = Registrar(runtime)
     for register in _modules():
         register(registrar)
+    return registrar.tools
 
 
 def _modules() -> list[Callable[[Registrar], None]]:

@@ -24,7 +24,7 @@ FilterArg = Annotated[
 SQueryArg = Annotated[
     dict[str, Any] | None,
     Field(
-        description="A raw Close query tree (see the s_query schema resource). Give this or "
+        description="A raw Close query tree (resource close://schemas/s_query). Give this or "
         "filter, not both."
     ),
 ]
@@ -36,8 +36,7 @@ SortArg = Annotated[
     list[dict[str, Any]] | None,
     Field(
         max_length=5,
-        description='Order, e.g. [{"direction": "desc", "field": {"type": "regular_field", '
-        '"object_type": "lead", "field_name": "date_created"}}].',
+        description="[{direction: asc|desc, field: <field ref of the s_query schema>}].",
     ),
 ]
 AllLeadsArg = Annotated[
@@ -50,8 +49,7 @@ TokenArg = Annotated[
     str | None,
     Field(
         max_length=1024,
-        description="The confirmation_token from this tool's previous answer, after the user "
-        "agreed to that preview.",
+        description="From this tool's previous answer, once the user agreed to that preview.",
     ),
 ]
 

@@ -1,0 +1,84 @@
+"""Compact tool schemas: shorter, and accepting exactly what the long form accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from close_mcp.compact import compact_input, compact_output, without_nulls
+from tests.harness import MODES, Harness, Mode
+
+
+def test_input_schema_loses_titles_and_null_arms() -> None:
+    schema = {
+        "title": "searchArguments",
+        "type": "object",
+        "properties": {
+            "title": {"title": "Title", "type": "string"},
+            "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+            "either": {
+                "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}],
+                "default": None,
+                "description": "kept",
+            },
+        },
+        "$defs": {"Inner": {"title": "Inner", "type": "object"}},
+    }
+    assert compact_input(schema) == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "limit": {"type": "integer"},
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "kept"},
+        },
+        "$defs": {"Inner": {"type": "object"}},
+    }
+
+
+def test_output_schema_keeps_nulls_and_flattens_nested_models() -> None:
+    schema = {
+        "title": "Result",
+        "type": "object",
+        "properties": {
+            "job": {"anyOf": [{"$ref": "#/$defs/Job"}, {"type": "null"}], "default": None},
+            "token": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "default": None,
+                "description": "gone",
+            },
+            "data": {"additionalProperties": True, "type": "object"},
+        },
+        "$defs": {"Job": {"type": "object", "properties": {"id": {"type": "string"}}}},
+    }
+    assert compact_output(schema) == {
+        "type": "object",
+        "properties": {
+            "job": {"type": ["object", "null"]},
+            "token": {"type": ["string", "null"]},
+            "data": {"type": "object"},
+        },
+    }
+
+
+def test_without_nulls_drops_null_members_only() -> None:
+    assert without_nulls({"a": None, "b": {"c": None, "d": [None, 1]}, "e": 0}) == {
+        "b": {"d": [None, 1]},
+        "e": 0,
+    }
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", MODES)
+async def test_null_arguments_count_as_not_given(mode: Mode) -> None:
+    async with Harness.start(mode=mode, n_leads=30) as h:
+        result = await h.call(
+            "search_leads",
+            {
+                "filter": {"lead_status": "Qualified", "name": None},
+                "s_query": None,
+                "results_limit": None,
+            },
+        )
+        assert result["results_limit"] is None
+        assert result["total"] >= 0
+        error = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}, "sort": 5})
+        assert error == "sort: 5 is not of type 'array'"
