@@ -337,3 +337,17 @@ async def test_key_never_in_repr_or_errors() -> None:
     with pytest.raises(AuthenticationError) as info:
         await client.get("me/")
     no_key_anywhere(info.value)
+
+
+async def test_spent_budget_holds_the_next_request_until_reset() -> None:
+    rec = Recorder(
+        ok({"n": 1}, headers={"RateLimit": "limit=2, remaining=0, reset=0.75"}),
+        ok({"n": 2}, headers={"RateLimit": "limit=2, remaining=1, reset=1"}),
+        ok({"n": 3}),
+    )
+    client, clock = make(rec)
+    assert await client.get("me/") == {"n": 1}
+    assert await client.get("me/") == {"n": 2}
+    assert await client.get("me/") == {"n": 3}
+    # One wait, before the second request: no 429 had to be provoked to learn it.
+    assert clock.sleeps == [0.75]
