@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import uvicorn
-
 from close_mcp.sandbox.core import Sandbox
 
 
@@ -15,5 +13,7 @@ async def serve(host: str = "127.0.0.1", port: int = 8765, **sandbox_options: An
     sandbox = Sandbox(**{k: v for k, v in sandbox_options.items() if v is not None})
     print(f"Close sandbox at http://{host}:{port}/api/v1/", file=sys.stderr)
     print(f"API key: {sandbox.api_key} (Basic auth user name, empty password)", file=sys.stderr)
+    import uvicorn  # only when serving: `serve --sandbox` runs the app in-process
+
     config = uvicorn.Config(sandbox.app, host=host, port=port, log_level="warning")
     await uvicorn.Server(config).serve()
