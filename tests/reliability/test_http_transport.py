@@ -1,0 +1,134 @@
+"""The Streamable HTTP transport, in process: loopback by default, Origin and Host checked,
+bearer token enforced when set (health stays open), request bodies capped, and a per-request
+`Close-API-Key` used for that request without appearing in any answer or log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from close_mcp.cli import build_parser
+from close_mcp.clock import FakeClock
+from close_mcp.config import load_settings
+from close_mcp.http import MAX_BODY_BYTES, BearerToken, build_http_app
+from close_mcp.runtime import Runtime
+from close_mcp.sandbox import Sandbox
+from close_mcp.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+TOKEN: Final = "http-token-" + "7" * 20
+BASE: Final = "http://127.0.0.1:8000"
+ACCEPT: Final = {"Accept": "application/json, text/event-stream"}
+INIT: Final = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "reliability", "version": "1"},
+    },
+}
+
+
+@asynccontextmanager
+async def http_client(env: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    settings = load_settings(
+        {"CLOSE_MCP_SECRET": "s" * 32, **(env or {})}, sandbox=True, audit_log="off"
+    )
+    runtime = Runtime(settings, sandbox=Sandbox(n_leads=20, clock=FakeClock()))
+    app = build_http_app(build_server(runtime), runtime, host="127.0.0.1", port=8000)
+    inner = app.app if isinstance(app, BearerToken) else app
+    assert isinstance(inner, Starlette)
+    async with (
+        inner.router.lifespan_context(inner),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+    ):
+        yield client
+    await runtime.aclose()
+
+
+def _data(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of an SSE or JSON answer."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        line = next(x for x in response.text.splitlines() if x.startswith("data: "))
+        parsed: dict[str, Any] = json.loads(line.removeprefix("data: "))
+        return parsed
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_http_binds_loopback_by_default() -> None:
+    args = build_parser().parse_args(["serve", "--transport", "http"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+
+async def test_foreign_origin_and_host_are_refused() -> None:
+    async with http_client() as client:
+        ok = await client.post("/mcp", headers={**ACCEPT, "Origin": BASE}, json=INIT)
+        assert ok.status_code == 200
+        assert _data(ok)["result"]["serverInfo"]["name"] == "close-mcp"
+        evil = await client.post(
+            "/mcp", headers={**ACCEPT, "Origin": "http://evil.example"}, json=INIT
+        )
+        assert (evil.status_code, evil.text) == (403, "Invalid Origin header")
+        rebound = await client.post("/mcp", headers={**ACCEPT, "Host": "evil.example"}, json=INIT)
+        assert (rebound.status_code, rebound.text) == (421, "Invalid Host header")
+
+
+async def test_bearer_token_required_when_set_and_health_stays_open() -> None:
+    async with http_client({"CLOSE_MCP_HTTP_TOKEN": TOKEN}) as client:
+        missing = await client.post("/mcp", headers=ACCEPT, json=INIT)
+        wrong = await client.post(
+            "/mcp", headers={**ACCEPT, "Authorization": f"Bearer {TOKEN}x"}, json=INIT
+        )
+        for refused in (missing, wrong):
+            assert refused.status_code == 401
+            assert refused.json() == {"error": "missing or wrong bearer token"}
+            assert refused.headers["www-authenticate"] == 'Bearer realm="close-mcp"'
+        right = await client.post(
+            "/mcp", headers={**ACCEPT, "Authorization": f"Bearer {TOKEN}"}, json=INIT
+        )
+        assert right.status_code == 200
+        health = await client.get("/health")
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+
+
+async def test_request_body_is_capped() -> None:
+    async with http_client() as client:
+        padding = "a" * (MAX_BODY_BYTES + 200_000)
+        big = {**INIT, "params": {**INIT["params"], "padding": padding}}
+        answer = await client.post("/mcp", headers=ACCEPT, content=json.dumps(big))
+        assert (answer.status_code, answer.text) == (413, "Request body too large")
+
+
+async def test_per_request_key_is_used_and_never_echoed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    canary = "api_LEAKCANARY_http_0123456789abcdef"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "lookup", "arguments": {"kind": "lead_statuses"}},
+    }
+    async with http_client() as client:
+        headers = {**ACCEPT, "Close-API-Key": canary, "mcp-protocol-version": "2025-06-18"}
+        answer = await client.post("/mcp", headers=headers, json=call)
+        result = _data(answer)["result"]
+        text = result["content"][0]["text"]
+        assert result["isError"] is True
+        assert text.startswith("Error executing tool lookup: Close did not accept the API key")
+        assert canary not in answer.text
+        default = await client.post(
+            "/mcp", headers={k: v for k, v in headers.items() if k != "Close-API-Key"}, json=call
+        )
+        assert _data(default)["result"]["isError"] is False
+    assert canary not in caplog.text
