@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 TOKEN: Final = "http-token-" + "7" * 20
 BASE: Final = "http://127.0.0.1:8000"
 ACCEPT: Final = {"Accept": "application/json, text/event-stream"}
-INIT: Final = {
+INIT: Final[dict[str, Any]] = {
     "jsonrpc": "2.0",
     "id": 1,
     "method": "initialize",
