@@ -10,7 +10,7 @@ import pytest
 
 from close_mcp.clock import FakeClock
 from close_mcp.confirm import iso
-from close_mcp.jobs import summarize_job
+from close_mcp.jobs import CRM_DATA_NOTICE, summarize_job
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
@@ -104,6 +104,7 @@ async def test_pause_a_running_job(mode: Mode, state: str, tmp_path: Path) -> No
             "previous_status": state,
             "job": summary(h, job),
             "resume_before": deadline,
+            "crm_data_notice": CRM_DATA_NOTICE,
         }
         assert (job.n_objects is None) == (state in ("created", "loading"))
         # Paused means no progress, however long the clock runs.
@@ -149,6 +150,7 @@ async def test_resume_a_paused_job_and_it_finishes(mode: Mode, tmp_path: Path) -
             "previous_status": "paused",
             "job": summary(h, job),
             "resume_before": None,
+            "crm_data_notice": CRM_DATA_NOTICE,
         }
         assert result["job"]["status"] == "resuming"
         await run_to_done(h, job.id, step=1.0)

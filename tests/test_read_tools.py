@@ -673,26 +673,34 @@ async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(mode: Mod
         assert everything == {
             "jobs": [summary(store, jobs[i]) for i in (delete, edit2, seqsub, email, edit1)],
             "has_more": False,
+            "crm_data_notice": NOTICE,
         }
         page = await h.call("list_bulk_jobs", {"limit": 2, "offset": 1})
         assert page == {
             "jobs": [summary(store, jobs[i]) for i in (edit2, seqsub)],
             "has_more": True,
+            "crm_data_notice": NOTICE,
         }
         last = await h.call("list_bulk_jobs", {"limit": 2, "offset": 4})
-        assert last == {"jobs": [summary(store, jobs[edit1])], "has_more": False}
+        assert last == {
+            "jobs": [summary(store, jobs[edit1])],
+            "has_more": False,
+            "crm_data_notice": NOTICE,
+        }
         edits = await h.call("list_bulk_jobs", {"kind": "edit"})
         assert edits == {
             "jobs": [summary(store, jobs[i]) for i in (edit2, edit1)],
             "has_more": False,
+            "crm_data_notice": NOTICE,
         }
         done = await h.call("list_bulk_jobs", {"status": "done", "limit": 2})
         assert done == {
             "jobs": [summary(store, jobs[i]) for i in (seqsub, email)],
             "has_more": True,
+            "crm_data_notice": NOTICE,
         }
         paused_emails = await h.call("list_bulk_jobs", {"kind": "email", "status": "paused"})
-        assert paused_emails == {"jobs": [], "has_more": False}
+        assert paused_emails == {"jobs": [], "has_more": False, "crm_data_notice": NOTICE}
         assert h.writes() == []
 
 
@@ -703,7 +711,10 @@ async def test_get_bulk_job_reads_one_job_with_its_query(mode: Mode) -> None:
         store = h.sandbox.store
         for job_id in ids:
             got = await h.call("get_bulk_job", {"job_id": job_id})
-            assert got == summary(store, store.jobs[job_id], with_query=True)
+            assert got == {
+                **summary(store, store.jobs[job_id], with_query=True),
+                "crm_data_notice": NOTICE,
+            }
         assert (got["kind"], got["status"]) == ("delete", "created")
         missing = await h.error("get_bulk_job", {"job_id": "bulkemail_doesnotexist"})
         assert "Bulk action 'bulkemail_doesnotexist' not found" in missing
@@ -726,7 +737,10 @@ async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(mode: Mode
         h.clock.advance(30)
         store = h.sandbox.store
         got = await h.call("get_bulk_job", {"job_id": job_id})
-        assert got == summary(store, store.jobs[job_id], with_query=True)
+        assert got == {
+            **summary(store, store.jobs[job_id], with_query=True),
+            "crm_data_notice": NOTICE,
+        }
         assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["s_query"])
 
 
@@ -769,6 +783,7 @@ async def test_wait_for_bulk_job_reports_progress_until_done(mode: Mode) -> None
             "finished": True,
             "timed_out": False,
             "waited_s": 3.0,
+            "crm_data_notice": NOTICE,
         }
         assert (job.status, job.n_objects_processed) == ("done", 10)
         assert progress.seen == [
@@ -797,6 +812,7 @@ async def test_wait_for_bulk_job_timeout_returns_the_current_state(mode: Mode) -
             "finished": False,
             "timed_out": True,
             "waited_s": 2.0,
+            "crm_data_notice": NOTICE,
         }
         assert (job.status, job.n_objects_processed) == ("processing", 1)
         assert progress.seen == [
@@ -818,6 +834,7 @@ async def test_wait_for_bulk_job_returns_at_once_for_done_and_paused_jobs(mode: 
             "finished": True,
             "timed_out": False,
             "waited_s": 0.0,
+            "crm_data_notice": NOTICE,
         }
         paused = await h.call("wait_for_bulk_job", {"job_id": edit2})
         assert paused == {
@@ -825,6 +842,7 @@ async def test_wait_for_bulk_job_returns_at_once_for_done_and_paused_jobs(mode: 
             "finished": False,
             "timed_out": False,
             "waited_s": 0.0,
+            "crm_data_notice": NOTICE,
         }
         assert h.clock.sleeps == []
         assert h.writes() == []

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from close_mcp.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import Lead
-from close_mcp.writes import CRM_DATA_NOTICE
 from tests.harness import MODES, Harness, Mode, accept, decline
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +87,7 @@ async def test_draft_is_created_at_once_with_the_exact_body(mode: Mode) -> None:
             "status": "submitted",
             "tool": "send_email",
             "message": "Submitted: Create a draft email to ann@example.com (subject 'Hello') on "
-            f"lead {lead.display_name} ({saved['id']}).",
+            f"lead {lead.display_name!r} ({saved['id']}).",
             "preview": {
                 "path": "/activity/email/",
                 "request": body,
@@ -369,7 +369,7 @@ async def test_inbox_keeps_to_as_given(mode: Mode) -> None:
         }
         assert preview["message"] == (
             "Preview only, nothing was sent: Log a received email from ann@example.com on lead "
-            f"{lead.display_name}."
+            f"{lead.display_name!r}."
         )
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from close_mcp.client import CloseClient
 from close_mcp.clock import utc_datetime
 from close_mcp.errors import CloseAPIError, CloseError
-from close_mcp.jobs import JobSummary, job_kind, job_path, summarize_job
+from close_mcp.jobs import CRM_DATA_NOTICE, JobSummary, job_kind, job_path, summarize_job
 from close_mcp.runtime import Runtime
 from close_mcp.tools import Registrar
 from close_mcp.tools.jobs import JobId
@@ -43,6 +43,7 @@ class JobControlResult(BaseModel):
     resume_before: str | None = Field(
         default=None, description="After a pause: Close refuses to resume after this time."
     )
+    crm_data_notice: str = CRM_DATA_NOTICE
 
 
 def _when(raw: str | None) -> datetime | None:

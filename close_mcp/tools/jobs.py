@@ -10,7 +10,9 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.jobs import (
+    CRM_DATA_NOTICE,
     JOB_KINDS,
+    JobDetail,
     JobKind,
     JobSummary,
     job_kind,
@@ -39,6 +41,7 @@ JobStatus = Literal["created", "loading", "processing", "paused", "resuming", "d
 class JobList(BaseModel):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
+    crm_data_notice: str = CRM_DATA_NOTICE
 
 
 class WaitResult(BaseModel):
@@ -46,6 +49,7 @@ class WaitResult(BaseModel):
     finished: bool = Field(description="The job reached done or error.")
     timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
     waited_s: float
+    crm_data_notice: str = CRM_DATA_NOTICE
 
 
 def register(reg: Registrar) -> None:
@@ -75,10 +79,10 @@ def register(reg: Registrar) -> None:
         jobs = [summarize_job(job) for job in merged]
         return JobList(jobs=jobs[offset : offset + limit], has_more=len(jobs) > offset + limit)
 
-    async def get_bulk_job(ctx: Context, job_id: JobId) -> JobSummary:
+    async def get_bulk_job(ctx: Context, job_id: JobId) -> JobDetail:
         client = runtime.client_for(ctx.headers)
         raw = await client.get(job_path(job_kind(job_id), job_id))
-        return summarize_job(raw, with_query=True)
+        return JobDetail(**summarize_job(raw, with_query=True).model_dump())
 
     async def wait_for_bulk_job(
         ctx: Context,

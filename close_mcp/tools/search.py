@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.catalog import KINDS, Kind, normalize_name
+from close_mcp.jobs import CRM_DATA_NOTICE
 from close_mcp.query import resolve_selection
 from close_mcp.tools import Registrar
 from close_mcp.tools.jobs import READ
@@ -20,7 +21,7 @@ from close_mcp.tools.selection import (
     SQueryArg,
     preview_selection,
 )
-from close_mcp.writes import CRM_DATA_NOTICE, LeadSample
+from close_mcp.writes import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 

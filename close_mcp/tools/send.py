@@ -359,7 +359,7 @@ def register(reg: Registrar) -> None:
             body=body,
             matched=max(1, len(set(to_list + cc_list + bcc_list))),
             summary=_summary(status, to_list, sender, rendering["subject"])
-            + f" on lead {lead.display_name or lead.id}",
+            + (f" on lead {lead.display_name!r}" if lead.display_name else f" on lead {lead.id}"),
             job_kind=None,
             recent=RecentLookup(
                 path="activity/email/",

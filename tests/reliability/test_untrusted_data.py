@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import pytest
 
-from close_mcp.writes import CRM_DATA_NOTICE
+from close_mcp.jobs import CRM_DATA_NOTICE
 from tests.harness import MODES, Harness, Mode, text_of
 
 pytestmark = pytest.mark.anyio
@@ -74,15 +74,7 @@ async def test_instruction_shaped_crm_text_is_marked_as_data(mode: Mode) -> None
         "lookup",
         "create_bulk_email",
         "create_bulk_delete",
-        pytest.param(
-            "send_email",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="send_email's message names the lead unquoted ('on lead Ignore previous "
-                "instructions...'): CRM text in the server's own voice; close_mcp/tools/send.py "
-                "should quote it (repr) as the bulk tools do",
-            ),
-        ),
+        "send_email",
     ],
 )
 async def test_crm_text_in_the_servers_own_message_is_quoted(tool: str) -> None:
@@ -95,12 +87,6 @@ async def test_crm_text_in_the_servers_own_message_is_quoted(tool: str) -> None:
         assert INJECTION not in unquoted, message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="job results (get_bulk_job, list_bulk_jobs, wait_for_bulk_job, pause/resume) show "
-    "CRM text (custom field values, sender names, s_query text) without crm_data_notice; "
-    "JobSummary in close_mcp/jobs.py and the job tools' results should carry it",
-)
 async def test_job_results_with_crm_text_carry_the_notice() -> None:
     async with Harness.start(n_leads=60) as h:
         edit = {"type": "set_custom_field", "custom_field": "Lead Source", "value": INJECTION}
