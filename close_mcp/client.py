@@ -62,7 +62,8 @@ class RetryPolicy:
     def __init__(
         self,
         *,
-        max_rate_limit_retries: int = 12,
+        max_rate_limit_retries: int = 40,
+        max_rate_limit_total: float = 120.0,
         max_error_retries: int = 3,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -70,6 +71,8 @@ class RetryPolicy:
         default_rate_limit_wait: float = 2.0,
     ) -> None:
         self.max_rate_limit_retries = max_rate_limit_retries
+        # Under heavy concurrency one call may meet many 429s; what bounds it is the time.
+        self.max_rate_limit_total = max_rate_limit_total
         self.max_error_retries = max_error_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -236,6 +239,7 @@ class CloseClient:
         path = normalize_path(path)
         rate_limit_retries = 0
         error_retries = 0
+        first_limited: float | None = None
         while True:
             await self._wait_for_rate_limit()
             try:
@@ -269,9 +273,14 @@ class CloseClient:
 
             if status == 429:
                 wait = rate_limit_wait(response, body, self._retry)
-                if rate_limit_retries < self._retry.max_rate_limit_retries:
+                now = self._clock.time()
+                first_limited = now if first_limited is None else first_limited
+                if (
+                    rate_limit_retries < self._retry.max_rate_limit_retries
+                    and now + wait - first_limited <= self._retry.max_rate_limit_total
+                ):
                     rate_limit_retries += 1
-                    self._blocked_until = max(self._blocked_until, self._clock.time() + wait)
+                    self._blocked_until = max(self._blocked_until, now + wait)
                     log.info("rate limited on %s /%s; waiting %.2fs", method, path, wait)
                     continue
                 raise RateLimited(

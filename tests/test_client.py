@@ -138,16 +138,26 @@ async def test_429_on_post_is_retried_because_close_did_not_act() -> None:
     assert [r.method for r in rec.requests] == ["POST", "POST"]
 
 
-async def test_429_retries_are_bounded() -> None:
-    rec = Recorder(*[ok({}, 429, {"Retry-After": "1"}) for _ in range(13)])
+async def test_429_retries_are_bounded_by_count() -> None:
+    rec = Recorder(*[ok({}, 429, {"Retry-After": "1"}) for _ in range(41)])
     client, _ = make(rec)
     with pytest.raises(RateLimited) as info:
         await client.get("me/")
     assert info.value.retry_after == 1.0
-    assert len(rec.requests) == 13
+    assert len(rec.requests) == 41
     assert str(info.value) == (
         "Close's rate limit is still exceeded after waiting; try again in 1 s. (GET me/)"
     )
+
+
+async def test_429_retries_are_bounded_by_time() -> None:
+    rec = Recorder(*[ok({}, 429, {"Retry-After": "50"}) for _ in range(4)])
+    client, clock = make(rec)
+    with pytest.raises(RateLimited):
+        await client.get("me/")
+    # 50 + 50 s waited; a third wait would pass two minutes of waiting in all.
+    assert clock.sleeps == [50.0, 50.0]
+    assert len(rec.requests) == 3
 
 
 async def test_503_on_get_is_retried_with_backoff() -> None:

@@ -167,12 +167,6 @@ async def test_many_concurrent_calls_stay_under_the_rate_limit() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: the client reacts to 429s but does not pace; waiters released "
-    "together after a shared wait mostly draw 429s again (310 429s for 160 accepted at 120 "
-    "calls), and at 400 concurrent calls some exhaust their 12 waits and surface a 429",
-)
 async def test_four_hundred_concurrent_calls_surface_no_429() -> None:
     load = await _run(400)
     assert [text_of(r) for _, r in load.results if r.is_error] == []
