@@ -18,6 +18,8 @@ SANDBOX_JOB_SPEED = 60.0  # objects per second
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(
         sandbox=args.sandbox,
+        # Over HTTP each request may bring its own key (Close-API-Key), so none is required.
+        key_per_request=getattr(args, "transport", "stdio") == "http",
         read_only=args.read_only,
         toolsets=args.toolsets,
         confirm=args.confirm,

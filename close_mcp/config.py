@@ -124,6 +124,7 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     sandbox: bool = False,
+    key_per_request: bool = False,
     read_only: bool | None = None,
     toolsets: str | None = None,
     confirm: str | None = None,
@@ -138,7 +139,7 @@ def load_settings(
         return flag if flag is not None else env.get(name)
 
     key_value = env.get("CLOSE_API_KEY", "").strip()
-    if not key_value and not sandbox:
+    if not key_value and not sandbox and not key_per_request:
         raise ConfigError(
             "CLOSE_API_KEY is not set. Set it to your Close API key (Settings > Developer > "
             "API Keys), or run with --sandbox to try close-mcp against a local fake Close."

@@ -151,3 +151,9 @@ def test_key_and_secret_never_in_repr() -> None:
         assert KEY not in text
         assert "x" * 40 not in text
         assert "t" * 20 not in text
+
+
+def test_http_serving_needs_no_key_because_requests_bring_their_own() -> None:
+    settings = load_settings({}, key_per_request=True)
+    assert settings.api_key is None
+    assert settings.sandbox is False

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.outside.toolcache import NpmTools, Unavailable, npm_tools
-
-STARTUP_TIMEOUT_S = 30.0
+from tests.processes import free_port, running
 
 
 @pytest.fixture(scope="session")
@@ -34,45 +28,12 @@ def server_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`close-mcp serve --sandbox --transport http` on a free loopback port; yields the /mcp URL."""
     tmp = tmp_path_factory.mktemp("http-server")
     port = free_port()
-    log = (tmp / "server.log").open("w")
-    argv = [sys.executable, "-m", "close_mcp", "serve", "--sandbox", "--transport", "http"]
-    proc = subprocess.Popen(
-        [*argv, "--host", "127.0.0.1", "--port", str(port)],
-        env=server_env(tmp),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    args = ["serve", "--sandbox", "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:  # bounded polling of /health until the server answers
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not up in {STARTUP_TIMEOUT_S}s")
-            time.sleep(0.1)
+    with running(args, env=server_env(tmp), health=f"{base}/health", log=tmp / "server.log"):
         yield f"{base}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
