@@ -9,8 +9,8 @@ leads it touches, a sample). Everything that makes writes safe lives here, once:
 - The confirmed call rebuilds the request from its arguments and recounts; the token must
   fit both, must not be expired or spent, and a person asked through elicitation must agree
   (for a delete: type the number of leads). Anything else is `refused` with a fresh preview.
-- The request is POSTed once. After an ambiguous failure the recent jobs are searched for
-  it before anything is reported; it is never resent.
+- The request is POSTed once. After an ambiguous failure the recent jobs (or emails) are
+  searched for it before anything is reported; it is never resent.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class WriteRequest:
     sample: list[LeadSample] = field(default_factory=list)
     rendering: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-    always_confirm: bool = False  # e.g. outbox email: confirmed whatever the policy says
+    always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
     # A write that is several requests (a revert plan) sends itself; `body` describes all of
     # them, so the token binds the whole plan. Its answer becomes the result as is.
     send: Callable[[CloseClient], Awaitable[dict[str, Any]]] | None = None
