@@ -704,6 +704,24 @@ async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(mode: Mod
         assert h.writes() == []
 
 
+async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("close_mcp.tools.jobs.MAX_SCAN", 2)
+    async with read_harness("legacy", n_leads=N_LEADS) as h:
+        store = h.sandbox.store
+        customer = status_id(store, "Customer")
+        for i in range(5):
+            h.clock.advance(10)
+            body = {"s_query": ids_query(store, 2, 2 * i), "type": "set_lead_status"}
+            await post_job(h.sandbox, "edit", {**body, "lead_status_id": customer})
+        h.clear()
+        listed = await h.call("list_bulk_jobs", {"kind": "edit", "status": "created", "limit": 1})
+        assert len(listed["jobs"]) == 1
+        read = [r for r in h.sandbox.requests if r.path.endswith("/bulk_action/edit/")]
+        assert sum(int(r.query["_limit"]) for r in read) <= 2, [r.query for r in read]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_get_bulk_job_reads_one_job_with_its_query(mode: Mode) -> None:
     async with read_harness(mode, n_leads=N_LEADS) as h:

@@ -66,12 +66,12 @@ def register(reg: Registrar) -> None:
         kinds = [kind] if kind else list(JOB_KINDS)
         wanted = offset + limit + 1
         streams: list[list[dict[str, Any]]] = []
+        # Filtering by status reads the newest MAX_SCAN jobs of each kind, no more.
+        scan = MAX_SCAN if status else wanted
         for each in kinds:
-            raw = await client.list_all(
-                job_path(each), page_size=min(100, wanted), max_items=wanted if not status else None
-            )
+            raw = await client.list_all(job_path(each), page_size=min(100, scan), max_items=scan)
             if status:
-                raw = [job for job in raw[:MAX_SCAN] if job.get("status") == status]
+                raw = [job for job in raw if job.get("status") == status]
             streams.append(raw)
         merged = heapq.merge(
             *streams, key=lambda job: str(job.get("date_created") or ""), reverse=True
