@@ -298,11 +298,6 @@ def check_choice(value: str, field: CustomField, path: str) -> str:
     raise SelectionError(path, f"{value!r} is not a choice of this field; allowed: {shown}{more}")
 
 
-# Earlier private names, still imported by close_mcp/values.py.
-_number = check_number
-_choice = check_choice
-
-
 async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
     path = _custom_path(key)
     try:
