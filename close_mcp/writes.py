@@ -282,22 +282,24 @@ class Pipeline:
                 answer = await self.client.post(request.path, request.body)
         except OutcomeUnknown as exc:
             lookup = _recent_lookup(request)
-            where = lookup.where if lookup else "Close"
-            try:
-                found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
-                looked = f"Nothing matching was found among {where}"
-            except CloseError as failed:
-                # Never let the lookup's own error ("try again shortly") stand in for this.
-                found = None
-                looked = (
-                    f"Looking among {where} failed too ({failed.message}): it could not be checked"
-                )
+            found = None
+            looked = ""  # a write with nowhere to look (a revert plan) says what to do itself
+            if lookup is not None:
+                where = lookup.where
+                try:
+                    found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
+                    looked = f" Nothing matching was found among {where}"
+                except CloseError as failed:
+                    # Never let the lookup's own error ("try again shortly") stand in for this.
+                    looked = (
+                        f" Looking among {where} failed too ({failed.message}): it could not "
+                        "be checked"
+                    )
+                looked += "; look there before trying again."
             if found is None:
                 self._audit(request, "outcome_unknown", reason=str(exc), snapshot=snapshot)
                 raise OutcomeUnknown(
-                    f"{exc.message} {looked}; look there before trying again.",
-                    method=exc.method,
-                    path=exc.path,
+                    exc.message + looked, method=exc.method, path=exc.path
                 ) from exc
             answer = found
         except get_cancelled_exc_class():

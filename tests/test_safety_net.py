@@ -375,6 +375,24 @@ async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(tmp_pat
         assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
 
 
+async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(
+    tmp_path: Path,
+) -> None:
+    async with Harness.start(audit_dir=tmp_path) as h:
+        args = {"filter": {"lead_status": "Qualified"}}
+        done = await edit(
+            h, {**args, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
+        )
+        h.sandbox.inject_faults(
+            "timeout_after_commit", path_prefix="bulk_action/edit/", method="POST"
+        )
+        error = await h.error("revert_bulk_edit", {"job_id": done["job"]["id"]})
+        assert "The revert stopped at request 1 of 1" in error
+        assert "Nothing matching was found" not in error
+        lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
+        assert [e["outcome"] for e in lines] == ["outcome_unknown", "outcome_unknown"]
+
+
 # -- above the limit: no snapshot, a note, confirmation ----------------------------------------
 
 
@@ -621,3 +639,4 @@ def test_restore_command_refuses_without_terminal_or_with_a_wrong_count(
     code = commands.restore(_args(path, yes=True), stdin=io.StringIO(""), stdout=out, stderr=err)
     assert code == 0
     assert len(json.loads(out.getvalue())["restored"]) == 2
+

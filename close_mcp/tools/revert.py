@@ -288,16 +288,17 @@ def plan_sender(
                     updated.append(path.split("/")[1])
                     job_id = None
             except CloseError as exc:
+                unknown = isinstance(exc, OutcomeUnknown)
                 runtime.audit.record(
-                    tool=TOOL, outcome="failed", path=item["path"], request=item["body"],
-                    matched=leads, reason=str(exc),
+                    tool=TOOL, outcome="outcome_unknown" if unknown else "failed",
+                    path=item["path"], request=item["body"], matched=leads, reason=str(exc),
                 )  # fmt: skip
                 sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
                 message = (
                     f"The revert stopped at request {number} of {len(requests)} ({sent}). "
                     "Call revert_bulk_edit again: it plans only what is still to do."
                 )
-                if isinstance(exc, OutcomeUnknown):
+                if unknown:
                     raise OutcomeUnknown(
                         f"{exc.message} {message}", method=exc.method, path=exc.path
                     ) from exc
