@@ -376,16 +376,19 @@ def load_edit_snapshot(settings: Settings, job_id: str) -> EditSnapshot:
 
 def read_backup(path: Path) -> list[dict[str, Any]]:
     """The leads of a backup file, in order; a malformed line is an error naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"{path} is not UTF-8 text: {exc}") from exc
     leads = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                lead = json.loads(line)
-            except ValueError as exc:
-                raise SnapshotError(f"{path}:{number} is not JSON: {exc}") from exc
-            if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
-                raise SnapshotError(f"{path}:{number} is not a lead record")
-            leads.append(lead)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            lead = json.loads(line)
+        except ValueError as exc:
+            raise SnapshotError(f"{path}:{number} is not JSON: {exc}") from exc
+        if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
+            raise SnapshotError(f"{path}:{number} is not a lead record")
+        leads.append(lead)
     return leads

@@ -640,3 +640,15 @@ def test_restore_command_refuses_without_terminal_or_with_a_wrong_count(
     assert code == 0
     assert len(json.loads(out.getvalue())["restored"]) == 2
 
+
+def test_restore_command_reports_a_backup_that_is_not_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    path = tmp_path / "bulkdelete_test.jsonl"
+    path.write_bytes(b'{"id": "lead_1", "name": "\xff"}\n')
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.restore(_args(path, yes=True), stdin=io.StringIO(""), stdout=out, stderr=err)
+    assert code == 1
+    assert err.getvalue().startswith("close-mcp: cannot read the backup: ")
+    assert out.getvalue() == ""
