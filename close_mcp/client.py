@@ -54,6 +54,7 @@ JSON = Any
 
 _RATE_RESET = re.compile(r"reset=([0-9]+(?:\.[0-9]+)?)")
 _RATE_REMAINING = re.compile(r"remaining=([0-9]+)")
+_RATE_LIMIT = re.compile(r"limit=([0-9]+)")
 
 
 class RetryPolicy:
@@ -78,6 +79,42 @@ class RetryPolicy:
         self.backoff_cap = backoff_cap
         self.max_rate_limit_wait = max_rate_limit_wait
         self.default_rate_limit_wait = default_rate_limit_wait
+
+
+class Pacer:
+    """A local estimate of Close's rate-limit budget, read from each answer's `RateLimit` header.
+
+    `limit=L, remaining=R, reset=X` means R requests may go now and the budget is whole again
+    in X seconds; the budget is taken to refill evenly in between. Each request reserves the
+    next share of it, so concurrent calls leave one by one instead of all meeting a 429.
+    """
+
+    def __init__(self) -> None:
+        self._tokens = 0.0  # negative: shares already promised to waiting requests
+        self._capacity = 0.0
+        self._rate = 0.0  # shares per second; 0 means no budget announced
+        self._at = 0.0
+
+    def _now(self, now: float) -> float:
+        return min(self._capacity, self._tokens + (now - self._at) * self._rate)
+
+    def observe(self, header: str | None, now: float) -> None:
+        found = [rx.search(header or "") for rx in (_RATE_LIMIT, _RATE_REMAINING, _RATE_RESET)]
+        if not all(found):
+            return
+        capacity, remaining, reset = (float(m.group(1)) for m in found if m)
+        # Promised shares stay promised: never believe more than the estimate already has.
+        estimate = self._now(now) if self._rate > 0 else remaining
+        self._capacity, self._at = capacity, now
+        self._tokens = min(estimate, remaining)
+        self._rate = (capacity - remaining) / reset if reset > 0 and remaining < capacity else 0.0
+
+    def reserve(self, now: float) -> float:
+        """Take the next share of the budget; the seconds until it is there (0: go now)."""
+        if self._rate <= 0:
+            return 0.0
+        self._tokens, self._at = self._now(now) - 1.0, now
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
 
 
 def normalize_path(path: str) -> str:
@@ -190,6 +227,7 @@ class CloseClient:
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._blocked_until = 0.0
+        self._pacer = Pacer()
         self.request_count = 0
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -405,22 +443,17 @@ class CloseClient:
     # -- internals ---------------------------------------------------------------------
 
     def _note_budget(self, response: httpx.Response) -> None:
-        """When Close says the budget is spent, hold new requests until it resets.
-
-        Waiting before the 429 rather than after it saves a round trip per request under load.
-        """
-        header = response.headers.get("RateLimit")
-        if not header or response.status_code == 429:
-            return
-        remaining, reset = _RATE_REMAINING.search(header), _RATE_RESET.search(header)
-        if remaining and reset and int(remaining.group(1)) == 0:
-            wait = min(float(reset.group(1)), self._retry.max_rate_limit_wait)
-            self._blocked_until = max(self._blocked_until, self._clock.time() + wait)
+        if response.status_code != 429:
+            self._pacer.observe(response.headers.get("RateLimit"), self._clock.time())
 
     async def _wait_for_rate_limit(self) -> None:
-        delay = self._blocked_until - self._clock.time()
-        if delay > 0:
-            await self._clock.sleep(delay)
+        """Wait out a 429, then for this request's share of the budget Close announced."""
+        blocked = self._blocked_until - self._clock.time()
+        if blocked > 0:
+            await self._clock.sleep(blocked)
+        share = self._pacer.reserve(self._clock.time())
+        if share > 0:
+            await self._clock.sleep(min(share, self._retry.max_rate_limit_wait))
 
     async def _backoff(self, attempt: int, method: str, path: str, reason: str) -> None:
         ceiling = min(self._retry.backoff_cap, self._retry.backoff_base * 2 ** (attempt - 1))

@@ -349,15 +349,17 @@ async def test_key_never_in_repr_or_errors() -> None:
     no_key_anywhere(info.value)
 
 
-async def test_spent_budget_holds_the_next_request_until_reset() -> None:
+async def test_announced_budget_paces_the_next_requests() -> None:
     rec = Recorder(
-        ok({"n": 1}, headers={"RateLimit": "limit=2, remaining=0, reset=0.75"}),
-        ok({"n": 2}, headers={"RateLimit": "limit=2, remaining=1, reset=1"}),
+        # Budget spent; whole again (4 requests) in 2 s: one request every 0.5 s.
+        ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
+        ok({"n": 2}),
         ok({"n": 3}),
+        # Plenty left again: no more waiting.
+        ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
+        ok({"n": 5}),
     )
     client, clock = make(rec)
-    assert await client.get("me/") == {"n": 1}
-    assert await client.get("me/") == {"n": 2}
-    assert await client.get("me/") == {"n": 3}
-    # One wait, before the second request: no 429 had to be provoked to learn it.
-    assert clock.sleeps == [0.75]
+    assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    # Waits before the 2nd, 3rd and 4th requests, none once Close says the budget is whole.
+    assert clock.sleeps == [0.5, 0.5, 0.5]

@@ -9,6 +9,7 @@ in real time (a plain FakeClock would add them up), and the test never sleeps.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import Counter
@@ -153,16 +154,20 @@ async def test_many_concurrent_calls_stay_under_the_rate_limit() -> None:
     elapsed = max(accepted) - started
     per_second = Counter(math.floor(at - started) for at in accepted)
     # the token bucket starts full: the first second may use the burst as well
-    assert max(per_second[s] for s in per_second if s > 0) <= RATE
     assert per_second[0] <= 2 * RATE
+    # after it, a one-second window may hold at most the bucket (RATE) plus a second's refill:
+    # the sandbox enforces exactly that; what the client controls is the sustained rate
+    after = sorted(at for at in accepted if at - started >= 1.0)
+    busiest = max(bisect.bisect_left(after, at + 1.0 - 1e-9) - i for i, at in enumerate(after))
+    assert busiest <= 2 * RATE
     throughput = (len(accepted) - RATE) / elapsed  # after the initial burst
-    assert throughput >= 0.8 * RATE
+    assert 0.8 * RATE <= throughput <= 1.05 * RATE
     record(
         "load",
         f"{CALLS} concurrent calls over {SESSIONS} sessions, all completed, 0 tool errors; "
         f"{len(accepted)} requests accepted in {elapsed:.1f} clock-s "
         f"({throughput:.1f}/s after the burst, limit {RATE:.0f}/s, busiest second "
-        f"{max(per_second[s] for s in per_second if s > 0)}); {limited} answers were 429 and "
+        f"{busiest}); {limited} answers were 429 and "
         "were waited out",
     )
 
