@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from close_mcp.client import CloseClient
-from close_mcp.errors import CloseAPIError
+from close_mcp.errors import CloseAPIError, MalformedResponse
 
 Kind = Literal[
     "lead_statuses",
@@ -293,7 +300,7 @@ class Catalog:
                 else:
                     page = await self._client.get(spec.path)
                     raw = page.get("data", []) if isinstance(page, dict) else []
-                self._cache[spec.kind] = [spec.model.model_validate(item) for item in raw]
+                self._cache[spec.kind] = [_parse(spec, item) for item in raw]
             items: list[T] = self._cache[spec.kind]
             return items
 
@@ -343,7 +350,7 @@ class Catalog:
                 kind=spec.kind,
                 query=item_id,
             )
-        item = spec.model.model_validate(raw)
+        item = _parse(spec, raw)
         self._cache[spec.kind] = [*self._cache[spec.kind], item]
         return item
 
@@ -360,6 +367,20 @@ _SPECS: Final[dict[Kind, _KindSpec[Any]]] = {
         _USERS,
     )
 }
+
+
+def _parse(spec: _KindSpec[T], raw: Any) -> T:
+    """One listed item; an answer not shaped as Close documents it is Close's fault, said so."""
+    try:
+        return spec.model.model_validate(raw)
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"]) or "item"
+        raise MalformedResponse(
+            f"Close's list of {spec.many} had an item this server cannot read ({where}: "
+            f"{exc.errors()[0]['msg']}).",
+            method="GET",
+            path=spec.path,
+        ) from None
 
 
 def _distinct(items: list[T]) -> list[T]:

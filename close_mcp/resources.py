@@ -15,7 +15,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 
 from close_mcp.errors import CloseError
 from close_mcp.jobs import UnknownJobId, job_kind, job_path, summarize_job
-from close_mcp.runtime import Runtime
+from close_mcp.runtime import MissingAPIKey, Runtime
 from close_mcp.squery_schema import SQUERY_SCHEMA
 
 CLEANUP_PROMPT = """\
@@ -41,7 +41,7 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
     async def bulk_job(id: str, ctx: Context) -> str:
         try:
             raw = await runtime.client_for(ctx.headers).get(job_path(job_kind(id), id))
-        except (UnknownJobId, CloseError) as exc:
+        except (UnknownJobId, CloseError, MissingAPIKey) as exc:
             raise ResourceError(str(exc)) from exc
         return summarize_job(raw, with_query=True).model_dump_json(indent=2)
 

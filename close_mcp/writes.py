@@ -34,7 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from close_mcp.client import CloseClient
 from close_mcp.confirm import TokenRejected
 from close_mcp.errors import CloseError, OutcomeUnknown
-from close_mcp.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
+from close_mcp.jobs import (
+    CRM_DATA_NOTICE,
+    JobKind,
+    JobSummary,
+    UnknownJobId,
+    job_path,
+    summarize_job,
+)
 from close_mcp.runtime import Runtime
 from close_mcp.snapshots import finalize
 
@@ -314,16 +321,17 @@ class Pipeline:
         except Exception as exc:
             self._audit(request, "failed", reason=str(exc), snapshot=snapshot)
             raise
-        job = summarize_job(answer) if request.job_kind else None
+        job = _job_or_none(answer) if request.job_kind else None
+        answer_id = answer.get("id") if isinstance(answer, dict) else None
         if snapshot is not None and job is not None:
             snapshot = finalize(snapshot, job.id)  # named by the job id it belongs to
         self._audit(
             request,
             "submitted",
-            job_id=job.id if job else str(answer.get("id", "")) or None,
+            job_id=job.id if job else str(answer_id or "") or None,
             snapshot=snapshot,
         )
-        what = f"job {job.id}" if job else f"{answer.get('id', 'the request')}"
+        what = f"job {job.id}" if job else str(answer_id or "the request")
         follow = " Follow it with wait_for_bulk_job." if job else ""
         return WriteResult(
             status="submitted",
@@ -414,6 +422,17 @@ def _created_after(job: dict[str, Any], since: float) -> bool:
     except ValueError:
         return False
     return created.timestamp() >= since - 1.0
+
+
+def _job_or_none(answer: Any) -> JobSummary | None:
+    """The job Close created; None when its answer is not a job we recognise.
+
+    The write has happened by then: an odd answer must not turn a submission into an error.
+    """
+    try:
+        return summarize_job(answer)
+    except (UnknownJobId, AttributeError, ValueError):
+        return None
 
 
 def _recent_lookup(request: WriteRequest) -> RecentLookup | None:

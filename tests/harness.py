@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from mcp import types
 from mcp.client import Client
 from mcp.server.mcpserver import MCPServer
@@ -63,6 +64,7 @@ class Harness:
         elicit: ElicitAnswer | None = None,
         sandbox: Sandbox | None = None,
         clock: FakeClock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         **settings: Any,
     ) -> AsyncIterator[Harness]:
         clock = clock or FakeClock()
@@ -80,7 +82,7 @@ class Harness:
             audit_log=settings.pop("audit_log", audit),
             **settings,
         )
-        runtime = Runtime(loaded, sandbox=sandbox, clock=clock)
+        runtime = Runtime(loaded, sandbox=sandbox, clock=clock, transport=transport)
         server = build_server(runtime)
         questions: list[str] = []
         callback = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from close_mcp.sandbox import Sandbox
@@ -589,3 +590,33 @@ async def test_zero_matches_submit_nothing() -> None:
         assert result["status"] == "refused"
         assert result["reason"] == "the selection matches no leads"
         assert h.writes() == []
+
+
+class OddJobIds(httpx.AsyncBaseTransport):
+    """The sandbox, except that a created job comes back with an id of no known kind."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and "/bulk_action/" in request.url.path:
+            await response.aread()
+            body = {**response.json(), "id": "job_0dd"}
+            return httpx.Response(response.status_code, json=body)
+        return response
+
+
+async def test_an_unexpected_job_id_still_reports_the_submission(tmp_path: Path) -> None:
+    sandbox = Sandbox(n_leads=40)
+    args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
+    async with Harness.start(
+        sandbox=sandbox, transport=OddJobIds(sandbox.transport()), audit_dir=tmp_path
+    ) as h:
+        result = await h.call("create_bulk_edit", args)
+        assert result["status"] == "submitted"
+        assert result["job"] is None
+        assert result["result"]["id"] == "job_0dd"
+        assert [(e["outcome"], e["job_id"]) for e in h.audit.entries()] == [
+            ("submitted", "job_0dd")
+        ]

@@ -24,6 +24,7 @@ from close_mcp.catalog import (
     User,
 )
 from close_mcp.client import CloseClient
+from close_mcp.errors import MalformedResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -348,3 +349,16 @@ async def test_a_renamed_status_is_seen_by_the_next_catalog(fake: FakeClose) -> 
         assert (await first.resolve_status("New")).id == "stat_new"  # the old call's view
     finally:
         STATUSES[0]["label"] = "New"
+
+
+async def test_an_unreadable_item_from_close_is_a_clear_error(fake: FakeClose) -> None:
+    STATUSES.append({"id": "stat_odd"})  # no label
+    try:
+        with pytest.raises(MalformedResponse) as info:
+            await make_catalog(fake).resolve_status("New")
+    finally:
+        STATUSES.pop()
+    assert str(info.value) == (
+        "Close's list of lead statuses had an item this server cannot read (label: Field "
+        "required). (GET status/lead/)"
+    )

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from mcp import types
+from mcp import MCPError, types
+from mcp.client import Client
 
+from close_mcp.config import load_settings
+from close_mcp.runtime import Runtime
+from close_mcp.sandbox import Sandbox
+from close_mcp.server import build_server
 from close_mcp.squery_schema import SQUERY_SCHEMA
 from tests.harness import MODES, Harness, Mode
 
@@ -73,3 +78,14 @@ async def test_safe_cleanup_prompt(mode: Mode) -> None:
         assert text.startswith("Help me clean up leads in Close safely: remove duplicate leads")
         assert "dry_run true" in text
         assert "Never invent or reuse a token." in text
+
+
+async def test_bulk_job_resource_without_any_key_is_a_clear_error() -> None:
+    sandbox = Sandbox(n_leads=5)
+    runtime = Runtime(
+        load_settings({}, key_per_request=True, audit_log="off"), transport=sandbox.transport()
+    )
+    async with Client(build_server(runtime)) as client:
+        with pytest.raises(MCPError, match="No Close API key"):
+            await client.read_resource("close://bulk-jobs/bulkedit_abc")
+    assert sandbox.requests == []
