@@ -6,7 +6,9 @@ about to overwrite and writes it down:
 
 - edit: `<dir>/bulkedit_xxx.json`, one JSON document `{version, job_id, created_at, tool,
   request, field, leads: {lead_id: old value}}`, where `field` is `status_id` or
-  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it.
+  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it, and
+  adds `reverts: [{sent_at, job_id} | {sent_at, lead_id}]`: every bulk edit job it sent,
+  recorded as soon as Close answers, and the leads it updated one by one (`record_revert`).
 - delete: `<dir>/bulkdelete_xxx.jsonl`, one lead per line as `/data/search/` returned it
   (fields, `custom.<cf_id>` values, contacts with emails and phones). `close-mcp restore`
   reads it.
@@ -343,6 +345,12 @@ class EditSnapshot:
     request: dict[str, Any]
     field: str
     leads: dict[str, Any]
+    reverts: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def revert_jobs(self) -> list[str]:
+        """The bulk edit jobs earlier reverts sent, in order."""
+        return [str(r["job_id"]) for r in self.reverts if r.get("job_id")]
 
 
 def snapshot_path(settings: Settings, job_id: str) -> Path:
@@ -369,9 +377,18 @@ def load_edit_snapshot(settings: Settings, job_id: str) -> EditSnapshot:
             request=dict(data["request"]),
             field=str(data["field"]),
             leads=dict(data["leads"]),
+            reverts=tuple(dict(r) for r in data.get("reverts", [])),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"The snapshot {path} cannot be read: {exc}") from exc
+
+
+def record_revert(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the snapshot's
+    `reverts`, rewriting the file atomically (still 0600)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["reverts"] = [*data.get("reverts", []), *entries]
+    write_private(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
 
 
 def read_backup(path: Path) -> list[dict[str, Any]]:

@@ -375,6 +375,65 @@ async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(tmp_pat
         assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
 
 
+async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    async with Harness.start(audit_dir=tmp_path) as h:
+        sb = h.sandbox
+        qualified = with_status(sb, "Qualified")
+        before = state(sb)
+        done = await edit(
+            h,
+            {
+                "filter": {"lead_status": "Qualified"},
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+            },
+        )
+        job_id = done["job"]["id"]
+        path = Path(done["snapshot"])
+        first = await h.call("revert_bulk_edit", {"job_id": job_id})
+        assert first["status"] == "submitted"
+        [revert_job] = [job["id"] for job in first["result"]["jobs"]]
+        # The revert's job id is in the snapshot as soon as it was sent (still 0600).
+        document = load(str(path))
+        assert [r["job_id"] for r in document["reverts"]] == [revert_job]
+        assert mode_of(path) == 0o600
+        assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+        # While it runs its leads still hold the edited value: a retry is refused, unsent.
+        h.clear()
+        for args in ({"job_id": job_id}, {"job_id": job_id, "dry_run": True}):
+            error = await h.error("revert_bulk_edit", args)
+            assert error == (
+                f"job_id: the revert job {revert_job} sent by an earlier revert_bulk_edit call "
+                "is still created: its leads still hold the edited value, so a new revert "
+                "would send the same edits again. Wait for it (wait_for_bulk_job), then call "
+                "again: it plans only what is still to do."
+            )
+        assert h.writes() == []
+        assert ("GET", f"bulk_action/edit/{revert_job}/", None) in sent(h)
+
+        # Once it is done, what is left is planned: two leads moved back by someone else go
+        # back with one PUT each, recorded in the snapshot too.
+        await run_to_done(h, revert_job)
+        assert state(sb) == before
+        moved = qualified[:2]
+        for i in moved:
+            sb.store.leads[i].status_id = status_id(sb, "Customer")
+        h.clear()
+        again = await h.call("revert_bulk_edit", {"job_id": job_id})
+        assert again["status"] == "submitted"
+        assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified) - 2
+        assert [(r.method, r.path.removeprefix(API)) for r in h.writes()] == [
+            ("PUT", f"lead/{i}/") for i in moved
+        ]
+        assert [r.get("job_id") or r.get("lead_id") for r in load(str(path))["reverts"]] == [
+            revert_job,
+            *moved,
+        ]
+        assert state(sb) == before
+
+
 async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(
     tmp_path: Path,
 ) -> None:

@@ -18,14 +18,21 @@ The plan, worked out fresh on every call from the snapshot and the leads' values
   confirmation token binds all of them, and a lead that changes between preview and
   confirmation changes the plan and refuses the token. Requests are sent in order; each gets
   its own audit line (with its job id) as it goes, then the plan gets one.
+- Each job the revert sends is written into the snapshot (`reverts`) as soon as Close
+  answers, with the leads updated one by one (those are batched with the next job or the
+  end: a lead already put back is skipped by the next plan anyway). While a recorded job is
+  not done or in error its leads still hold the edited value, so a new call would plan the
+  same edits again: it is refused, naming the jobs.
 
 This module does not use `from __future__ import annotations` (see bulk.py).
 """
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
@@ -37,7 +44,13 @@ from close_mcp.errors import CloseError, OutcomeUnknown
 from close_mcp.jobs import job_path, summarize_job
 from close_mcp.query import SelectionError, lead_ids_node
 from close_mcp.runtime import Runtime
-from close_mcp.snapshots import LEAD_NODE, EditSnapshot, SnapshotError, load_edit_snapshot
+from close_mcp.snapshots import (
+    LEAD_NODE,
+    EditSnapshot,
+    SnapshotError,
+    load_edit_snapshot,
+    record_revert,
+)
 from close_mcp.tools import Registrar, tool_errors
 from close_mcp.tools.selection import DryRunArg, TokenArg
 from close_mcp.writes import LeadSample, Pipeline, WriteRequest, WriteResult, question
@@ -47,6 +60,7 @@ IDS_PER_REQUEST: Final = 1000
 FULL_PLAN_MAX: Final = 100  # leads; above this the preview summarizes the requests
 LISTED_MAX: Final = 50
 RUNNING: Final = frozenset({"created", "loading", "processing", "resuming"})
+FINISHED: Final = frozenset({"done", "error"})
 TOOL: Final = "revert_bulk_edit"
 
 
@@ -268,48 +282,100 @@ def plan_notes(
 
 
 def plan_sender(
-    runtime: Runtime, requests: list[dict[str, Any]], matched: int
+    runtime: Runtime, snapshot: EditSnapshot, requests: list[dict[str, Any]], matched: int
 ) -> Callable[[CloseClient], Awaitable[dict[str, Any]]]:
-    """Send the plan's requests in order, each audited; a failure says what already went."""
+    """Send the plan's requests in order, each audited and recorded in the snapshot (see the
+    module docstring); a failure says what already went."""
 
     async def send(client: CloseClient) -> dict[str, Any]:
         jobs: list[dict[str, Any]] = []
         updated: list[str] = []
-        for number, item in enumerate(requests, 1):
-            path = item["path"].strip("/") + "/"
-            leads = _lead_count(item)
-            try:
-                if item["method"] == "POST":
-                    job = summarize_job(await client.post(path, item["body"]))
-                    jobs.append(job.model_dump(mode="json", exclude_none=True))
-                    job_id: str | None = job.id
-                else:
-                    await client.put(path, item["body"])
-                    updated.append(path.split("/")[1])
-                    job_id = None
-            except CloseError as exc:
-                unknown = isinstance(exc, OutcomeUnknown)
+        unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
+
+        def stopped(number: int) -> str:
+            sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
+            ids = [job["id"] for job in jobs]
+            again = (
+                f"Once {', '.join(ids)} {'is' if len(ids) == 1 else 'are'} done "
+                "(wait_for_bulk_job), call revert_bulk_edit again"
+                if ids
+                else "Call revert_bulk_edit again"
+            )
+            return (
+                f"The revert stopped at request {number} of {len(requests)} ({sent}). "
+                f"{again}: it plans only what is still to do."
+            )
+
+        try:
+            for number, item in enumerate(requests, 1):
+                path = item["path"].strip("/") + "/"
+                leads = _lead_count(item)
+                try:
+                    if item["method"] == "POST":
+                        job = summarize_job(await client.post(path, item["body"]))
+                        jobs.append(job.model_dump(mode="json", exclude_none=True))
+                        job_id: str | None = job.id
+                    else:
+                        await client.put(path, item["body"])
+                        updated.append(path.split("/")[1])
+                        job_id = None
+                except CloseError as exc:
+                    unknown = isinstance(exc, OutcomeUnknown)
+                    runtime.audit.record(
+                        tool=TOOL, outcome="outcome_unknown" if unknown else "failed",
+                        path=item["path"], request=item["body"], matched=leads, reason=str(exc),
+                    )  # fmt: skip
+                    if unknown:
+                        raise OutcomeUnknown(
+                            f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
+                        ) from exc
+                    raise SnapshotError(f"{exc} {stopped(number)}") from exc
                 runtime.audit.record(
-                    tool=TOOL, outcome="outcome_unknown" if unknown else "failed",
-                    path=item["path"], request=item["body"], matched=leads, reason=str(exc),
+                    tool=TOOL, outcome="submitted", path=item["path"], request=item["body"],
+                    matched=leads, job_id=job_id,
                 )  # fmt: skip
-                sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
-                message = (
-                    f"The revert stopped at request {number} of {len(requests)} ({sent}). "
-                    "Call revert_bulk_edit again: it plans only what is still to do."
-                )
-                if unknown:
-                    raise OutcomeUnknown(
-                        f"{exc.message} {message}", method=exc.method, path=exc.path
+                sent_at = datetime.fromtimestamp(runtime.clock.time(), tz=UTC).isoformat()
+                if job_id is None:
+                    unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})
+                    continue
+                try:
+                    record_revert(
+                        snapshot.path, [*unrecorded, {"sent_at": sent_at, "job_id": job_id}]
+                    )
+                except OSError as exc:
+                    raise SnapshotError(
+                        f"Job {job_id} was sent but could not be recorded in {snapshot.path} "
+                        f"({exc}), so the next call could not tell it is running. "
+                        f"{stopped(number + 1)}"
                     ) from exc
-                raise SnapshotError(f"{exc} {message}") from exc
-            runtime.audit.record(
-                tool=TOOL, outcome="submitted", path=item["path"], request=item["body"],
-                matched=leads, job_id=job_id,
-            )  # fmt: skip
+                unrecorded.clear()
+        finally:
+            # The leads' values say what is left to do; this record is for the reader.
+            if unrecorded:
+                with contextlib.suppress(OSError):
+                    record_revert(snapshot.path, unrecorded)
         return {"jobs": jobs, "updated_leads": updated, "leads": matched}
 
     return send
+
+
+def unfinished_message(unfinished: list[tuple[str, str]]) -> str:
+    """Why a revert is refused while jobs of an earlier one run: (job id, status) each."""
+    paused = any(status == "paused" for _, status in unfinished)
+    if len(unfinished) == 1:
+        job, status = unfinished[0]
+        what = f"the revert job {job} sent by an earlier revert_bulk_edit call is still {status}"
+        them, it = "its", "it"
+    else:
+        listed = ", ".join(f"{job} ({status})" for job, status in unfinished)
+        what = f"the revert jobs {listed} sent by earlier revert_bulk_edit calls are not finished"
+        them, it = "their", "them"
+    resume = "; resume a paused one with resume_bulk_job" if paused else ""
+    return (
+        f"{what}: {them} leads still hold the edited value, so a new revert would send the "
+        f"same edits again. Wait for {it} (wait_for_bulk_job{resume}), then call again: it "
+        "plans only what is still to do."
+    )
 
 
 def _lead_count(item: dict[str, Any]) -> int:
@@ -335,6 +401,14 @@ def register(reg: Registrar) -> None:
                 f"the edit is still {status}; wait for it (wait_for_bulk_job) or pause it "
                 "(pause_bulk_job) before reverting",
             )
+        unfinished = []
+        for revert_job in snapshot.revert_jobs:
+            found = await call.client.get(job_path("edit", revert_job))
+            state = found.get("status") if isinstance(found, dict) else None
+            if state not in FINISHED:
+                unfinished.append((revert_job, str(state)))
+        if unfinished:
+            raise SelectionError("job_id", unfinished_message(unfinished))
         current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
         plan = build_plan(snapshot, current, include_changed_since)
         labels: dict[str, str] = {}
@@ -358,7 +432,7 @@ def register(reg: Registrar) -> None:
             f"lead{'s' if plan.leads != 1 else ''}",
             sample=plan.sample,
             notes=notes,
-            send=plan_sender(runtime, plan.requests, plan.leads),
+            send=plan_sender(runtime, snapshot, plan.requests, plan.leads),
         )
 
     async def confirm_revert(
