@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--yes", action="store_true", help="do not ask (for scripts; required without a terminal)"
     )
+    restore.add_argument(
+        "--retry-unknown",
+        action="store_true",
+        help="send again the leads whose POST had an unknown outcome in an earlier run "
+        "(check in Close first: any that exist are duplicated)",
+    )
 
     return parser
 

@@ -61,51 +61,69 @@ def restore(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Preview on stderr, confirmation, one POST per lead, old -> new ids as JSON on stdout."""
+    """Preview on stderr, confirmation, one POST per lead not restored yet, journaled in the
+    progress file beside the backup; old -> new ids as JSON on stdout."""
     import anyio
 
-    from close_mcp.restore import Report, confirmed, preview_text, restore_leads
+    from close_mcp.restore import Progress, Report, confirmed, preview_text, restore_leads
     from close_mcp.snapshots import SnapshotError, read_backup
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     path = Path(args.backup)
+    retry_unknown = bool(getattr(args, "retry_unknown", False))
     try:
         leads = read_backup(path)
+        progress = Progress.load(path, sandbox=args.sandbox)
     except (OSError, SnapshotError) as exc:
         print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
         return 1
     settings = load_settings(sandbox=args.sandbox)
-    print(preview_text(path, leads), file=stderr)
+    print(preview_text(path, leads, progress, retry_unknown=retry_unknown), file=stderr)
     if not leads:
         return 0
+    sending = progress.to_send(leads, retry_unknown=retry_unknown)
 
     def ask(prompt: str) -> str:
         print(prompt, end="", file=stderr, flush=True)
         return stdin.readline()
 
-    if not confirmed(len(leads), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr):
+    if sending and not confirmed(
+        len(sending), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr
+    ):
         return 1
+
     runtime = make_runtime(settings)
 
     async def run() -> Report:
         try:
-            return await restore_leads(runtime.client_for(), leads)
+            return await restore_leads(
+                runtime.client_for(), leads, progress=progress, retry_unknown=retry_unknown
+            )
         finally:
             await runtime.aclose()
 
     report = anyio.run(run)
-    runtime.audit.record(
-        tool="restore",
-        outcome="submitted" if not report.failed else "partly_failed",
-        path="/lead/",
-        request={"backup": str(path), **report.to_json()},
-        matched=len(leads),
-        snapshot=str(path),
-    )
+    if sending:
+        runtime.audit.record(
+            tool="restore",
+            outcome="submitted" if report.complete else "partly_failed",
+            path="/lead/",
+            request={"backup": str(path), "progress": str(progress.path), **report.to_json()},
+            matched=len(sending),
+            snapshot=str(path),
+        )
     print(json.dumps(report.to_json(), indent=2), file=stdout)
-    print(
-        f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"
-        + (f"; {len(report.failed)} failed (see 'failed')" if report.failed else ""),
-        file=stderr,
-    )
-    return 0 if not report.failed else 1
+    parts = [f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"]
+    if report.already_restored:
+        parts.append(f"{len(report.already_restored)} already restored by an earlier run")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed (see 'failed'; a re-run sends them again)")
+    if report.outcome_unknown:
+        parts.append(
+            f"{len(report.outcome_unknown)} outcome unknown: see 'outcome_unknown', check in "
+            "Close whether they exist, then --retry-unknown sends them again"
+        )
+    if report.stopped:
+        parts.append(f"stopped: {report.stopped}")
+    print("; ".join(parts), file=stderr)
+    return 0 if report.complete else 1

@@ -11,29 +11,151 @@ A person confirms by typing the number of leads (the preview goes to stderr). Wi
 terminal on stdin the command refuses unless `--yes` is given, so a script cannot restore
 by accident. `--sandbox` restores into a fresh embedded sandbox (a fake Close in memory,
 gone when the command ends): only for trying the command and for tests.
+
+Running it again must not create the leads twice, and a lead has no idempotency key Close
+could check, so the command keeps a progress file beside the backup,
+`<backup>.restored.jsonl` (`.sandbox-restored.jsonl` with `--sandbox`, so trying the
+command never hides a real restore), mode 0600. It is a journal, one JSON line per event,
+appended and synced as it happens (rewriting a whole file after each of up to 50,000 leads
+would cost quadratic time): `sending` before a lead's POST, then `restored` with the new id,
+`failed` (Close refused it: nothing was created, a re-run sends it again) or
+`outcome_unknown`. A `sending` with nothing after it (the run was killed mid-POST, or the
+line that followed was cut short) counts as outcome unknown. A re-run skips the restored
+leads and does not resend the outcome-unknown ones: Close may have created them, and only a
+person can tell, by looking for them in Close (by name, contacts, creation time). After
+checking, `--retry-unknown` sends them again; any that did exist are then duplicated.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, Final, Literal, TextIO
 
 from close_mcp.client import CloseClient
-from close_mcp.errors import CloseError
+from close_mcp.errors import CloseError, OutcomeUnknown
+from close_mcp.snapshots import SnapshotError
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
 PREVIEW_LEADS = 10
+IN_FLIGHT: Final = "the restore stopped while this lead's POST was in flight"
+HELD_BACK: Final = (
+    "outcome unknown in an earlier run ({why}); not sent again: check in Close whether it "
+    "exists, then --retry-unknown sends it again"
+)
+
+Event = Literal["sending", "restored", "failed", "outcome_unknown"]
 
 
 @dataclass
 class Report:
-    restored: dict[str, str] = field(default_factory=dict)  # old id -> new id
-    failed: dict[str, str] = field(default_factory=dict)  # old id -> why
+    restored: dict[str, str] = field(default_factory=dict)  # old id -> new id, this run
+    already_restored: dict[str, str] = field(default_factory=dict)  # by an earlier run
+    failed: dict[str, str] = field(default_factory=dict)  # old id -> why (nothing created)
+    outcome_unknown: dict[str, str] = field(default_factory=dict)  # old id -> why
+    stopped: str | None = None  # the progress file could not be written: why
 
     def to_json(self) -> dict[str, Any]:
-        return {"restored": self.restored, "failed": self.failed}
+        document: dict[str, Any] = {
+            "restored": self.restored,
+            "already_restored": self.already_restored,
+            "failed": self.failed,
+            "outcome_unknown": self.outcome_unknown,
+        }
+        if self.stopped is not None:
+            document["stopped"] = self.stopped
+        return document
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.outcome_unknown or self.stopped)
+
+
+def progress_path(backup: Path, *, sandbox: bool = False) -> Path:
+    """The progress file of a backup (see the module docstring)."""
+    return backup.with_name(
+        backup.name + (".sandbox-restored" if sandbox else ".restored") + ".jsonl"
+    )
+
+
+class Progress:
+    """What earlier runs did with a backup's leads, and the journal this run appends to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.restored: dict[str, str] = {}  # old id -> new id
+        self.unknown: dict[str, str] = {}  # old id -> why
+        self._file: IO[str] | None = None
+        self._torn = False  # the file ends without a newline: a line cut short by a crash
+
+    @classmethod
+    def load(cls, backup: Path, *, sandbox: bool = False) -> Progress:
+        progress = cls(progress_path(backup, sandbox=sandbox))
+        try:
+            text = progress.path.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return progress
+        except OSError as exc:
+            raise SnapshotError(f"The progress file {progress.path} cannot be read: {exc}") from exc
+        progress._torn = bool(text) and not text.endswith("\n")
+        for line in text.split("\n"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # empty, or cut short by a crash (its `sending` line stands)
+            if isinstance(event, dict) and isinstance(event.get("old_id"), str):
+                progress._apply(event)
+        return progress
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        old, kind = event["old_id"], event.get("event")
+        if kind == "sending":
+            self.unknown[old] = IN_FLIGHT
+        elif kind == "restored" and isinstance(event.get("new_id"), str):
+            self.restored[old] = event["new_id"]
+            self.unknown.pop(old, None)
+        elif kind == "outcome_unknown":
+            self.unknown[old] = str(event.get("reason") or "outcome unknown")
+        elif kind == "failed":
+            self.unknown.pop(old, None)
+
+    def record(
+        self, old_id: str, event: Event, *, new_id: str | None = None, reason: str | None = None
+    ) -> None:
+        """Append one event and sync it to disk (the file is created 0600 on first use)."""
+        if self._file is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
+            self._file = os.fdopen(fd, "a", encoding="ascii")
+            if self._torn:  # end the cut line, so this one stays readable
+                self._file.write("\n")
+                self._torn = False
+        line: dict[str, Any] = {"old_id": old_id, "event": event}
+        if new_id is not None:
+            line["new_id"] = new_id
+        if reason is not None:
+            line["reason"] = reason
+        self._file.write(json.dumps(line) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._apply(line)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def to_send(self, leads: list[dict[str, Any]], *, retry_unknown: bool) -> list[dict[str, Any]]:
+        """The leads a run POSTs: not restored yet, and not of unknown outcome unless asked."""
+        return [
+            lead
+            for lead in leads
+            if lead["id"] not in self.restored and (retry_unknown or lead["id"] not in self.unknown)
+        ]
 
 
 def lead_body(lead: dict[str, Any]) -> dict[str, Any]:
@@ -63,18 +185,50 @@ def lead_body(lead: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def preview_text(path: Path, leads: list[dict[str, Any]]) -> str:
+def preview_text(
+    path: Path,
+    leads: list[dict[str, Any]],
+    progress: Progress | None = None,
+    *,
+    retry_unknown: bool = False,
+) -> str:
     contacts = sum(len(lead.get("contacts") or []) for lead in leads)
-    lines = [
-        f"Backup {path}: {len(leads)} leads with {contacts} contacts.",
-        "They will be re-created in Close with new ids (activities are not in the backup):",
-    ]
-    for lead in leads[:PREVIEW_LEADS]:
+    lines = [f"Backup {path}: {len(leads)} leads with {contacts} contacts."]
+    sending = leads
+    if progress is not None:
+        ids = {lead["id"] for lead in leads}
+        done = len(ids & set(progress.restored))
+        unknown = len(ids & set(progress.unknown) - set(progress.restored))
+        if done:
+            lines.append(
+                f"{done} of them were restored by an earlier run (recorded in "
+                f"{progress.path}): skipped."
+            )
+        if unknown and retry_unknown:
+            lines.append(
+                f"{unknown} of them had an unknown outcome in an earlier run and are sent "
+                "again (--retry-unknown): any that Close did create will exist twice."
+            )
+        elif unknown:
+            lines.append(
+                f"{unknown} of them had an unknown outcome in an earlier run (Close may have "
+                "created them): not sent again. Check in Close whether they exist; "
+                "--retry-unknown sends them again."
+            )
+        sending = progress.to_send(leads, retry_unknown=retry_unknown)
+    if not sending:
+        lines.append("Nothing is left to send.")
+        return "\n".join(lines)
+    they = "They" if len(sending) == len(leads) else f"These {len(sending)} leads"
+    lines.append(
+        f"{they} will be re-created in Close with new ids (activities are not in the backup):"
+    )
+    for lead in sending[:PREVIEW_LEADS]:
         status = lead.get("status_label") or lead.get("status_id") or "?"
         name = lead.get("display_name") or lead.get("name") or ""
         lines.append(f"  {lead['id']}  {name}  [{status}]")
-    if len(leads) > PREVIEW_LEADS:
-        lines.append(f"  ... and {len(leads) - PREVIEW_LEADS} more")
+    if len(sending) > PREVIEW_LEADS:
+        lines.append(f"  ... and {len(sending) - PREVIEW_LEADS} more")
     return "\n".join(lines)
 
 
@@ -98,18 +252,62 @@ def confirmed(
     return True
 
 
-async def restore_leads(client: CloseClient, leads: list[dict[str, Any]]) -> Report:
-    """POST each lead once (never retried: a POST that may have worked is not resent)."""
+async def restore_leads(
+    client: CloseClient,
+    leads: list[dict[str, Any]],
+    *,
+    progress: Progress | None = None,
+    retry_unknown: bool = False,
+) -> Report:
+    """POST each lead once (never retried: a POST that may have worked is not resent).
+
+    With `progress`, leads an earlier run restored are skipped (`already_restored`), those
+    of unknown outcome are not sent unless `retry_unknown` (reported in `outcome_unknown`),
+    and every POST is journaled before and after; a journal that cannot be written stops
+    the run (`stopped`)."""
     report = Report()
-    for lead in leads:
-        try:
-            created = await client.post("lead/", lead_body(lead))
-        except CloseError as exc:
-            report.failed[lead["id"]] = str(exc)
-            continue
-        new_id = created.get("id") if isinstance(created, dict) else None
-        if isinstance(new_id, str):
-            report.restored[lead["id"]] = new_id
-        else:
-            report.failed[lead["id"]] = "Close answered without an id"
+    try:
+        for lead in leads:
+            old = lead["id"]
+            if progress is not None and old in progress.restored:
+                report.already_restored[old] = progress.restored[old]
+                continue
+            if progress is not None and old in progress.unknown and not retry_unknown:
+                report.outcome_unknown[old] = HELD_BACK.format(why=progress.unknown[old])
+                continue
+            try:
+                if progress is not None:
+                    progress.record(old, "sending")
+            except OSError as exc:
+                report.stopped = f"the progress file could not be written ({exc})"
+                break
+            event, new_id, why = await _post(client, lead)
+            if event == "restored" and new_id is not None:
+                report.restored[old] = new_id
+            elif event == "failed":
+                report.failed[old] = why
+            else:
+                report.outcome_unknown[old] = why
+            try:
+                if progress is not None:
+                    progress.record(old, event, new_id=new_id, reason=why or None)
+            except OSError as exc:
+                report.stopped = f"the progress file could not be written ({exc})"
+                break
+    finally:
+        if progress is not None:
+            progress.close()
     return report
+
+
+async def _post(client: CloseClient, lead: dict[str, Any]) -> tuple[Event, str | None, str]:
+    try:
+        created = await client.post("lead/", lead_body(lead))
+    except OutcomeUnknown as exc:
+        return "outcome_unknown", None, str(exc)
+    except CloseError as exc:
+        return "failed", None, str(exc)
+    new_id = created.get("id") if isinstance(created, dict) else None
+    if isinstance(new_id, str):
+        return "restored", new_id, ""
+    return "outcome_unknown", None, "Close answered without an id, so the new lead is unknown"

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from close_mcp import commands, snapshots
-from close_mcp.restore import lead_body, restore_leads
+from close_mcp.restore import Progress, lead_body, progress_path, restore_leads
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.snapshots import read_backup
 from tests.harness import MODES, Harness, Mode, run_to_done
@@ -658,8 +658,8 @@ def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
     return path
 
 
-def _args(path: Path, *, yes: bool = False) -> argparse.Namespace:
-    return argparse.Namespace(backup=str(path), sandbox=True, yes=yes)
+def _args(path: Path, *, yes: bool = False, retry_unknown: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(backup=str(path), sandbox=True, yes=yes, retry_unknown=retry_unknown)
 
 
 def test_restore_command_confirms_by_count_and_reports_old_to_new(
@@ -711,3 +711,114 @@ def test_restore_command_reports_a_backup_that_is_not_utf8(
     assert code == 1
     assert err.getvalue().startswith("close-mcp: cannot read the backup: ")
     assert out.getvalue() == ""
+
+
+async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
+    tmp_path: Path,
+) -> None:
+    async with Harness.start(n_leads=10) as h:
+        path = _backup(tmp_path, h.sandbox, 4)
+        backup = read_backup(path)
+        old = [lead["id"] for lead in backup]
+        journal = progress_path(path)
+        assert journal == tmp_path / "bulkdelete_test.jsonl.restored.jsonl"
+        # The first POST times out after Close created the lead: its outcome is unknown.
+        h.sandbox.inject_faults("timeout_after_commit", path_prefix="lead/", method="POST")
+        h.clear()
+        first = await restore_leads(h.runtime.client_for(), backup, progress=Progress.load(path))
+        assert sorted(first.restored) == old[1:]
+        assert list(first.outcome_unknown) == [old[0]]
+        assert first.failed == {}
+        assert first.already_restored == {}
+        assert mode_of(journal) == 0o600
+        assert len(h.writes()) == 4
+
+        # A re-run resends nothing: three are recorded as restored, one is held back.
+        h.clear()
+        again = Progress.load(path)
+        assert again.restored == first.restored
+        second = await restore_leads(h.runtime.client_for(), backup, progress=again)
+        assert h.writes() == []
+        assert second.restored == {}
+        assert second.already_restored == first.restored
+        assert list(second.outcome_unknown) == [old[0]]
+        assert "--retry-unknown" in second.outcome_unknown[old[0]]
+
+        # Asked to, it sends the unknown one again (once), and then it is recorded as done.
+        h.clear()
+        third = await restore_leads(
+            h.runtime.client_for(), backup, progress=Progress.load(path), retry_unknown=True
+        )
+        assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
+            ("POST", "lead/", lead_body(backup[0]))
+        ]
+        assert list(third.restored) == [old[0]]
+        assert third.outcome_unknown == {}
+        h.clear()
+        fourth = await restore_leads(h.runtime.client_for(), backup, progress=Progress.load(path))
+        assert h.writes() == []
+        assert fourth.already_restored == {**first.restored, **third.restored}
+
+
+def test_restore_command_run_twice_restores_once_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    path = _backup(tmp_path, Sandbox(n_leads=10), 3)
+    out, err = io.StringIO(), io.StringIO()
+    assert commands.restore(_args(path), stdin=Terminal("3\n"), stdout=out, stderr=err) == 0
+    first = json.loads(out.getvalue())
+    assert len(first["restored"]) == 3
+    # --sandbox keeps its own record, so trying the command never hides a real restore.
+    journal = tmp_path / "bulkdelete_test.jsonl.sandbox-restored.jsonl"
+    assert mode_of(journal) == 0o600
+    assert not (tmp_path / "bulkdelete_test.jsonl.restored.jsonl").exists()
+
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.restore(_args(path), stdin=Terminal(""), stdout=out, stderr=err)
+    assert code == 0
+    assert err.getvalue().splitlines()[1] == (
+        f"3 of them were restored by an earlier run (recorded in {journal}): skipped."
+    )
+    assert "Type the number" not in err.getvalue()
+    report = json.loads(out.getvalue())
+    assert report == {
+        "restored": {},
+        "already_restored": first["restored"],
+        "failed": {},
+        "outcome_unknown": {},
+    }
+    assert err.getvalue().endswith(
+        "close-mcp: restored 0 of 3 leads; 3 already restored by an earlier run\n"
+    )
+
+
+def test_restore_command_holds_back_unknown_leads_until_retry_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    path = _backup(tmp_path, Sandbox(n_leads=10), 2)
+    old = [lead["id"] for lead in read_backup(path)]
+    progress = Progress.load(path, sandbox=True)
+    progress.record(old[0], "sending")  # a run killed while this lead's POST was out
+    progress.close()
+    with progress.path.open("a") as journal:
+        journal.write('{"old_id": "lead_x", "event": "resto')  # and its last line cut short
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.restore(_args(path, yes=True), stdin=io.StringIO(""), stdout=out, stderr=err)
+    assert code == 1
+    assert (
+        "1 of them had an unknown outcome in an earlier run (Close may have created them): "
+        "not sent again." in err.getvalue()
+    )
+    report = json.loads(out.getvalue())
+    assert list(report["restored"]) == [old[1]]
+    assert list(report["outcome_unknown"]) == [old[0]]
+    assert "outcome unknown: see 'outcome_unknown'" in err.getvalue()
+
+    from close_mcp.cli import main
+
+    assert main(["restore", str(path), "--sandbox", "--yes", "--retry-unknown"]) == 0
+    captured = capsys.readouterr()
+    assert list(json.loads(captured.out)["restored"]) == [old[0]]
+    assert "are sent again (--retry-unknown)" in captured.err
