@@ -11,6 +11,8 @@ listing every alternative. Errors read `s_query.queries[1].condition.mode: ...`.
 from __future__ import annotations
 
 import functools
+import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final, cast
 
@@ -280,7 +282,24 @@ def _validator(which: str) -> Draft202012Validator:
 def validate_s_query(tree: object, *, root: str = "s_query") -> None:
     """Raise `SQueryError` unless `tree` is a query tree Close's grammar allows, within limits."""
     _check_size(tree, root)
+    # An assistant sends the same tree to search, preview and confirm: check it once.
+    try:
+        key = json.dumps(tree, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON at all: the schema says why
+        key = ""
+    if key and key in _VALID:
+        _VALID.move_to_end(key)
+        return
     _raise_first(_validator("s_query").iter_errors(tree), root)
+    if not key:
+        return
+    _VALID[key] = None
+    if len(_VALID) > _VALID_KEEP:
+        _VALID.popitem(last=False)
+
+
+_VALID: OrderedDict[str, None] = OrderedDict()  # canonical JSON of trees already accepted
+_VALID_KEEP: Final = 256
 
 
 def validate_sort(sort: object, *, root: str = "sort") -> None:

@@ -357,3 +357,14 @@ def test_every_grammar_element_has_a_definition() -> None:
         "fixed_local_date",
         "offset",
     ]
+
+
+def test_an_accepted_tree_is_remembered_and_a_refused_one_is_not() -> None:
+    tree = {"type": "and", "queries": [LEAD, {"type": "match_all", "negate": True}]}
+    validate_s_query(tree)
+    validate_s_query(dict(reversed(list(tree.items()))))  # same tree, keys in another order
+    bad = {"type": "and", "queries": [LEAD, {"type": "match_all", "negate": "yes"}]}
+    for _ in range(2):
+        with pytest.raises(SQueryError) as info:
+            validate_s_query(bad)
+        assert info.value.path == "s_query.queries[1].negate"
