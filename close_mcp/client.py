@@ -228,7 +228,6 @@ class CloseClient:
         self._rng = rng or random.Random()
         self._blocked_until = 0.0
         self._pacer = Pacer()
-        self.request_count = 0
         self._http = httpx.AsyncClient(
             base_url=base_url,
             auth=httpx.BasicAuth(api_key, ""),
@@ -262,9 +261,6 @@ class CloseClient:
     async def put(self, path: str, body: JSON) -> JSON:
         return await self.request("PUT", path, json_body=body, retry_errors=True)
 
-    async def delete(self, path: str) -> JSON:
-        return await self.request("DELETE", path, retry_errors=False)
-
     async def request(
         self,
         method: str,
@@ -281,7 +277,6 @@ class CloseClient:
         while True:
             await self._wait_for_rate_limit()
             try:
-                self.request_count += 1
                 response = await self._http.request(
                     method,
                     path,

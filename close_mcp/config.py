@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -26,8 +26,6 @@ CONFIRMABLE_ACTIONS: Final = ("edit", "email", "sequences", "send", "delete")
 DEFAULT_CONFIRM: Final = ("email", "sequences", "send", "delete")
 DEFAULT_SNAPSHOT_LIMIT: Final = 50_000
 
-Toolset = Literal["search", "jobs", "edit", "email", "sequences", "delete", "send"]
-Action = Literal["edit", "email", "sequences", "send", "delete"]
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})

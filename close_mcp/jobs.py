@@ -17,7 +17,7 @@ CRM_DATA_NOTICE: Final = (
 
 JobKind = Literal["edit", "email", "sequence_subscription", "delete"]
 JOB_KINDS: Final[tuple[JobKind, ...]] = ("edit", "email", "sequence_subscription", "delete")
-JOB_STATUSES: Final = ("created", "loading", "processing", "paused", "resuming", "done", "error")
+JobStatus = Literal["created", "loading", "processing", "paused", "resuming", "done", "error"]
 FINISHED_STATUSES: Final = frozenset({"done", "error"})
 
 _PREFIXES: Final[dict[str, JobKind]] = {

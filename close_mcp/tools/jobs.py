@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -14,6 +14,7 @@ from close_mcp.jobs import (
     JOB_KINDS,
     JobDetail,
     JobKind,
+    JobStatus,
     JobSummary,
     job_kind,
     job_path,
@@ -35,7 +36,6 @@ JobId = Annotated[
         max_length=100,
     ),
 ]
-JobStatus = Literal["created", "loading", "processing", "paused", "resuming", "done", "error"]
 
 
 class JobList(BaseModel):
