@@ -11,6 +11,7 @@ This module does not use `from __future__ import annotations`: the SDK reads the
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -77,28 +78,50 @@ class ClearCustomField(_Spec):
 EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(discriminator="type")]
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """The selection arguments every bulk tool shares, as the caller gave them."""
+
+    filter: Any
+    s_query: dict[str, Any] | None
+    results_limit: int | None
+    sort: list[dict[str, Any]] | None
+    allow_all_leads: bool
+    send_done_email: bool
+
+
+async def chosen(
+    filter: FilterArg,
+    s_query: SQueryArg,
+    results_limit: ResultsLimitArg,
+    sort: SortArg,
+    allow_all_leads: bool,
+    send_done_email: bool,
+) -> Chosen:
+    """A resolver: gathers the shared arguments once for every bulk tool's `prepare`."""
+    return Chosen(filter, s_query, results_limit, sort, allow_all_leads, send_done_email)
+
+
+ChosenArg = Annotated[Chosen, Resolve(chosen)]
+
+
 async def _selection_request(
     call: Call,
+    chosen: Chosen,
     *,
     tool: str,
     action: str,
     kind: JobKind,
-    filter: Any,
-    s_query: dict[str, Any] | None,
-    results_limit: int | None,
-    sort: list[dict[str, Any]] | None,
-    allow_all_leads: bool,
-    send_done_email: bool,
     fields: dict[str, Any],
     describe: Callable[[int], str],
 ) -> WriteRequest:
     """The request for a bulk action on a selection, with the count and sample it touches."""
     selection: Selection = await resolve_selection(
-        filter=filter,
-        s_query=s_query,
-        results_limit=results_limit,
-        sort=sort,
-        allow_all_leads=allow_all_leads,
+        filter=chosen.filter,
+        s_query=chosen.s_query,
+        results_limit=chosen.results_limit,
+        sort=chosen.sort,
+        allow_all_leads=chosen.allow_all_leads,
         catalog=call.catalog,
     )
     body: dict[str, Any] = {"s_query": selection.s_query}
@@ -106,7 +129,7 @@ async def _selection_request(
         body["results_limit"] = selection.results_limit
     if selection.sort:
         body["sort"] = selection.sort
-    body["send_done_email"] = send_done_email
+    body["send_done_email"] = chosen.send_done_email
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
     notes = []
@@ -228,26 +251,16 @@ def register(reg: Registrar) -> None:
     async def prepare_edit(
         ctx: Context,
         edit: EditSpec,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-        allow_all_leads: bool,
-        send_done_email: bool,
+        chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
         fields, what = await _edit_fields(edit, call.catalog)
         request = await _selection_request(
             call,
+            chosen,
             tool="create_bulk_edit",
             action="edit",
             kind="edit",
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            send_done_email=send_done_email,
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
         )
@@ -295,12 +308,7 @@ def register(reg: Registrar) -> None:
         ctx: Context,
         template: str,
         contact_preference: str,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-        allow_all_leads: bool,
-        send_done_email: bool,
+        chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
         found = await call.catalog.resolve_template(template)
@@ -309,15 +317,10 @@ def register(reg: Registrar) -> None:
         who = "the primary contact" if contact_preference == "lead" else "every contact"
         request = await _selection_request(
             call,
+            chosen,
             tool="create_bulk_email",
             action="email",
             kind="email",
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            send_done_email=send_done_email,
             fields={"template_id": found.id, "contact_preference": contact_preference},
             describe=lambda n: f"Bulk email: send {found.name!r} to {who} of {_leads(n)}",
         )
@@ -382,12 +385,7 @@ def register(reg: Registrar) -> None:
         sender_name: str | None,
         sender_email: str | None,
         contact_preference: str,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-        allow_all_leads: bool,
-        send_done_email: bool,
+        chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
         fields: dict[str, Any] = {"action_type": action_type}
@@ -445,15 +443,10 @@ def register(reg: Registrar) -> None:
         }
         return await _selection_request(
             call,
+            chosen,
             tool="create_bulk_sequence_subscription",
             action="sequences",
             kind="sequence_subscription",
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            send_done_email=send_done_email,
             fields=fields,
             describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
         )
@@ -522,24 +515,14 @@ def register(reg: Registrar) -> None:
     @tool_errors
     async def prepare_delete(
         ctx: Context,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-        allow_all_leads: bool,
-        send_done_email: bool,
+        chosen: ChosenArg,
     ) -> WriteRequest:
         request = await _selection_request(
             runtime.call(ctx.headers),
+            chosen,
             tool="create_bulk_delete",
             action="delete",
             kind="delete",
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            send_done_email=send_done_email,
             fields={},
             describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
         )
