@@ -89,11 +89,10 @@ import jsonschema
 t2 = time.perf_counter()
 import httpx
 t3 = time.perf_counter()
-from close_mcp.cli import build_parser
-from close_mcp.commands import make_runtime, settings_from_args
-from close_mcp.server import build_server
-import close_mcp.tools.bulk, close_mcp.tools.control, close_mcp.tools.jobs
-import close_mcp.tools.search, close_mcp.tools.send
+from close_mcp.cli.main import build_parser
+from close_mcp.cli.commands import make_runtime, settings_from_args
+from close_mcp.server.app import build_server
+from close_mcp.server.tools import bulk, job_control, job_reads, leads, send
 t4 = time.perf_counter()
 runtime = make_runtime(settings_from_args(build_parser().parse_args(["serve"])))
 t5 = time.perf_counter()

@@ -4,7 +4,7 @@ A real MCP `Client` talks to the server in process; the server talks to an in-pr
 sandbox whose request log counts exactly what reached "Close". Time is a FakeClock, so the
 demo's jobs finish at once. Three scenario sets:
 
-- the demo walk-through (`close_mcp.demo.walk_through`, its calls unchanged);
+- the demo walk-through (`close_mcp.cli.demo.walk_through`, its calls unchanged);
 - a dry-run preview of every write tool, once with a friendly `filter` (names to resolve)
   and once with a raw `s_query`;
 - the read tools at their largest arguments (informational).
@@ -26,9 +26,9 @@ from bench.common import tokens, wire_size
 from bench.report import Row
 from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
-from close_mcp.runtime import Runtime
 from close_mcp.sandbox import Sandbox
-from close_mcp.server import build_server
+from close_mcp.server.app import build_server
+from close_mcp.server.runtime import Runtime
 
 TOOLS_TARGET = 6000
 RESULT_TARGET = 4000
@@ -101,7 +101,7 @@ async def tool_list(rec: Recorder) -> tuple[int, dict[str, int]]:
 async def run_demo(rec: Recorder) -> None:
     import rich.console
 
-    from close_mcp import demo
+    from close_mcp.cli import demo
 
     class RecordingDemo(demo.Demo):
         async def call(self, tool: str, args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

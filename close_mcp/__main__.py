@@ -1,3 +1,3 @@
-from close_mcp.cli import main
+from close_mcp.cli.main import main
 
 raise SystemExit(main())

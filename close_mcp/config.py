@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from close_mcp.client import DEFAULT_BASE_URL
+from close_mcp.close.client import DEFAULT_BASE_URL
 
 TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
 CONFIRMABLE_ACTIONS: Final = ("edit", "email", "sequences", "send", "delete")

@@ -23,12 +23,12 @@ from mcp import types
 from mcp.client import Client
 from mcp.server.mcpserver import MCPServer
 
-from close_mcp.audit import AuditLog
 from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
-from close_mcp.runtime import Runtime
 from close_mcp.sandbox import RecordedRequest, Sandbox
-from close_mcp.server import build_server
+from close_mcp.server.app import build_server
+from close_mcp.server.runtime import Runtime
+from close_mcp.writes.audit import AuditLog
 
 Mode = Literal["legacy", "auto"]
 MODES: tuple[Mode, ...] = ("legacy", "auto")

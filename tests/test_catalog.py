@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from close_mcp.catalog import (
+from close_mcp.close.catalog import (
     KINDS,
     AmbiguousName,
     Catalog,
@@ -23,7 +23,7 @@ from close_mcp.catalog import (
     Template,
     User,
 )
-from close_mcp.client import CloseClient
+from close_mcp.close.client import CloseClient
 from close_mcp.errors import MalformedResponse
 
 pytestmark = pytest.mark.anyio

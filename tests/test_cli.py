@@ -17,7 +17,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from close_mcp import __version__
-from close_mcp.cli import main
+from close_mcp.cli.main import main
 
 TIMEOUT = 30
 READ_TOOLS = {"search_leads", "lookup", "list_bulk_jobs", "get_bulk_job", "wait_for_bulk_job"}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from close_mcp import __version__
-from close_mcp.client import CloseClient, normalize_path
 from close_mcp.clock import FakeClock
+from close_mcp.close.client import CloseClient, normalize_path
 from close_mcp.errors import (
     AuthenticationError,
     CloseError,

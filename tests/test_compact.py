@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from close_mcp.compact import compact_input, compact_output, without_nulls
+from close_mcp.server.compact import compact_input, compact_output, without_nulls
 from tests.harness import MODES, Harness, Mode
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from close_mcp.client import DEFAULT_BASE_URL
+from close_mcp.close.client import DEFAULT_BASE_URL
 from close_mcp.config import ConfigError, load_settings
 
 KEY = "api_CONFIGKEY_visible_nowhere"

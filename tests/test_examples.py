@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from close_mcp.cli import build_parser
+from close_mcp.cli.main import build_parser
 from tests.outside.toolcache import Unavailable, langchain_python
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from close_mcp.clock import FakeClock
-from close_mcp.confirm import iso
-from close_mcp.jobs import CRM_DATA_NOTICE, summarize_job
+from close_mcp.close.jobs import CRM_DATA_NOTICE, summarize_job
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
+from close_mcp.writes.tokens import iso
 from tests.harness import MODES, Harness, Mode, run_to_done
 
 pytestmark = pytest.mark.anyio

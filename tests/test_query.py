@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from close_mcp.catalog import Catalog
-from close_mcp.query import (
+from close_mcp.close.catalog import Catalog
+from close_mcp.selection.query import (
     LeadFilter,
     Selection,
     SelectionError,

@@ -707,7 +707,7 @@ async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(mode: Mod
 async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("close_mcp.tools.jobs.MAX_SCAN", 2)
+    monkeypatch.setattr("close_mcp.server.tools.job_reads.MAX_SCAN", 2)
     async with read_harness("legacy", n_leads=N_LEADS) as h:
         store = h.sandbox.store
         customer = status_id(store, "Customer")

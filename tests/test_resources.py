@@ -9,10 +9,10 @@ from mcp import MCPError, types
 from mcp.client import Client
 
 from close_mcp.config import load_settings
-from close_mcp.runtime import Runtime
 from close_mcp.sandbox import Sandbox
-from close_mcp.server import build_server
-from close_mcp.squery_schema import SQUERY_SCHEMA
+from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.server.app import build_server
+from close_mcp.server.runtime import Runtime
 from tests.harness import MODES, Harness, Mode
 
 pytestmark = pytest.mark.anyio

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from close_mcp import commands, snapshots
-from close_mcp.restore import Progress, lead_body, progress_path, restore_leads
+from close_mcp.cli import commands
+from close_mcp.safety import snapshots
+from close_mcp.safety.restore import Progress, lead_body, progress_path, restore_leads
+from close_mcp.safety.snapshots import read_backup
 from close_mcp.sandbox import Sandbox, routes
-from close_mcp.snapshots import read_backup
 from tests.harness import MODES, Harness, Mode, run_to_done
 
 pytestmark = pytest.mark.anyio
@@ -645,7 +646,7 @@ class Terminal(io.StringIO):
 
 
 def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
-    from close_mcp.sandbox.search import project
+    from close_mcp.sandbox.evaluator import project
 
     fields = [*snapshots.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
     leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)[:n]
@@ -816,7 +817,7 @@ def test_restore_command_holds_back_unknown_leads_until_retry_unknown(
     assert list(report["outcome_unknown"]) == [old[0]]
     assert "outcome unknown: see 'outcome_unknown'" in err.getvalue()
 
-    from close_mcp.cli import main
+    from close_mcp.cli.main import main
 
     assert main(["restore", str(path), "--sandbox", "--yes", "--retry-unknown"]) == 0
     captured = capsys.readouterr()

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from close_mcp.cli import main
+from close_mcp.cli.main import main
 from close_mcp.sandbox import SANDBOX_API_KEY
-from close_mcp.schemas import SQUERY_FILE, write_or_check
-from close_mcp.squery_schema import SQUERY_SCHEMA
+from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.server.schemas import SQUERY_FILE, write_or_check
 from tests.harness import MODES, Harness, Mode, text_of
 
 FOLDER = Path(__file__).resolve().parent.parent / "tool_schemas"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from close_mcp.jobs import CRM_DATA_NOTICE
+from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, Mode, accept, decline

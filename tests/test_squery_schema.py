@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from close_mcp.squery_schema import (
+from close_mcp.selection.squery import (
     MAX_DEPTH,
     SORT_SCHEMA,
     SQUERY_SCHEMA,

@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 
 from close_mcp.clock import Clock, FakeClock, SystemClock, utc_datetime
 from close_mcp.sandbox.app import build_app
+from close_mcp.sandbox.bulk_jobs import JobRunner
 from close_mcp.sandbox.faults import FaultKind, FaultPlan, RateLimiter
-from close_mcp.sandbox.jobs import JobRunner
 from close_mcp.sandbox.routes import Api
 from close_mcp.sandbox.seed import build_store
 

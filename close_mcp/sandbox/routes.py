@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from close_mcp.sandbox import emails
+from close_mcp.sandbox.bulk_jobs import PREFIXES, JobRunner
 from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
-from close_mcp.sandbox.jobs import PREFIXES, JobRunner
-from close_mcp.sandbox.leads import create_lead, update_lead
-from close_mcp.sandbox.render import render_template
-from close_mcp.sandbox.search import (
+from close_mcp.sandbox.evaluator import (
     Compiler,
     check_results_limit,
     check_sort,
     project,
     select,
 )
+from close_mcp.sandbox.leads import create_lead, update_lead
+from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import JSON, Lead, Store, from_epoch
 
 DEFAULT_LIMIT = 100

@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 )
 from mcp import types
 
-from close_mcp.confirm import TOKEN_TTL_S
+from close_mcp.writes.tokens import TOKEN_TTL_S
 from tests.harness import Harness, Mode
 from tests.reliability.support import check_outcome, guarded_kind, record
 

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from close_mcp.cli import build_parser
+from close_mcp.cli.main import build_parser
 from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
-from close_mcp.http import MAX_BODY_BYTES, BearerToken, build_http_app
-from close_mcp.runtime import Runtime
 from close_mcp.sandbox import Sandbox
-from close_mcp.server import build_server
+from close_mcp.server.app import build_server
+from close_mcp.server.http import MAX_BODY_BYTES, BearerToken, build_http_app
+from close_mcp.server.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
 

@@ -25,9 +25,9 @@ from mcp.client import Client
 
 from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
-from close_mcp.runtime import Runtime
 from close_mcp.sandbox import Sandbox
-from close_mcp.server import build_server
+from close_mcp.server.app import build_server
+from close_mcp.server.runtime import Runtime
 from tests.harness import text_of
 from tests.reliability.support import record
 

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import pytest
 
-from close_mcp.cli import build_parser
+from close_mcp.cli.main import build_parser
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from tests.harness import Harness, accept

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 import pytest
 
-from close_mcp.jobs import CRM_DATA_NOTICE
+from close_mcp.close.jobs import CRM_DATA_NOTICE
 from tests.harness import MODES, Harness, Mode, text_of
 
 pytestmark = pytest.mark.anyio

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from close_mcp.catalog import KINDS, Kind, normalize_name
-from close_mcp.jobs import CRM_DATA_NOTICE
-from close_mcp.query import resolve_selection
-from close_mcp.tools import Registrar
-from close_mcp.tools.jobs import READ
-from close_mcp.tools.selection import (
+from close_mcp.close.catalog import KINDS, Kind, normalize_name
+from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.selection.query import resolve_selection
+from close_mcp.server.tools import Registrar
+from close_mcp.server.tools.job_reads import READ
+from close_mcp.server.tools.selection import (
     AllLeadsArg,
     FilterArg,
     ResultsLimitArg,
@@ -21,7 +21,7 @@ from close_mcp.tools.selection import (
     SQueryArg,
     preview_selection,
 )
-from close_mcp.writes import LeadSample
+from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from close_mcp.config import Settings, load_settings
-from close_mcp.runtime import Runtime
+from close_mcp.server.runtime import Runtime
 
 SANDBOX_JOB_SPEED = 60.0  # objects per second
 
@@ -40,7 +40,7 @@ def make_runtime(settings: Settings) -> Runtime:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from close_mcp.server import build_server
+    from close_mcp.server.app import build_server
 
     settings = settings_from_args(args)
     runtime = make_runtime(settings)
@@ -48,7 +48,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         server.run("stdio")
         return 0
-    from close_mcp.http import run_http
+    from close_mcp.server.http import run_http
 
     run_http(server, runtime, host=args.host, port=args.port)
     return 0
@@ -65,8 +65,8 @@ def restore(
     progress file beside the backup; old -> new ids as JSON on stdout."""
     import anyio
 
-    from close_mcp.restore import Progress, Report, confirmed, preview_text, restore_leads
-    from close_mcp.snapshots import SnapshotError, read_backup
+    from close_mcp.safety.restore import Progress, Report, confirmed, preview_text, restore_leads
+    from close_mcp.safety.snapshots import SnapshotError, read_backup
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     path = Path(args.backup)

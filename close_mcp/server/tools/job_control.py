@@ -19,13 +19,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from close_mcp.client import CloseClient
 from close_mcp.clock import utc_datetime
+from close_mcp.close.client import CloseClient
+from close_mcp.close.jobs import CRM_DATA_NOTICE, JobSummary, job_kind, job_path, summarize_job
 from close_mcp.errors import CloseAPIError, CloseError
-from close_mcp.jobs import CRM_DATA_NOTICE, JobSummary, job_kind, job_path, summarize_job
-from close_mcp.runtime import Runtime
-from close_mcp.tools import Registrar
-from close_mcp.tools.jobs import JobId
+from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools import Registrar
+from close_mcp.server.tools.job_reads import JobId
 
 RESUME_LIMIT: Final = timedelta(days=7)
 CLOSE_REFUSALS: Final = frozenset({400, 404, 405})

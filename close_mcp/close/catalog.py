@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from close_mcp.client import CloseClient
+from close_mcp.close.client import CloseClient
 from close_mcp.errors import CloseAPIError, MalformedResponse
 
 Kind = Literal[

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from close_mcp.catalog import Catalog, CustomField, ResolutionError
-from close_mcp.query import (
+from close_mcp.close.catalog import Catalog, CustomField, ResolutionError
+from close_mcp.selection.query import (
     DATE_FIELD_TYPES,
     TEXT_FIELD_TYPES,
     SelectionError,

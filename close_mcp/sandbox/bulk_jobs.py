@@ -16,8 +16,8 @@ from typing import Any
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.evaluator import Compiler, check_results_limit, check_sort, select
 from close_mcp.sandbox.leads import check_custom_value
-from close_mcp.sandbox.search import Compiler, check_results_limit, check_sort, select
 from close_mcp.sandbox.store import JSON, CustomField, Job, Lead, Store, Subscription, from_epoch
 
 CREATED_SECONDS = 0.5

@@ -39,21 +39,21 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from close_mcp.client import CloseClient
+from close_mcp.close.client import CloseClient
+from close_mcp.close.jobs import job_path, summarize_job
 from close_mcp.errors import CloseError, OutcomeUnknown
-from close_mcp.jobs import job_path, summarize_job
-from close_mcp.query import SelectionError, lead_ids_node
-from close_mcp.runtime import Runtime
-from close_mcp.snapshots import (
+from close_mcp.safety.snapshots import (
     LEAD_NODE,
     EditSnapshot,
     SnapshotError,
     load_edit_snapshot,
     record_revert,
 )
-from close_mcp.tools import Registrar, tool_errors
-from close_mcp.tools.selection import DryRunArg, TokenArg
-from close_mcp.writes import LeadSample, Pipeline, WriteRequest, WriteResult, question
+from close_mcp.selection.query import SelectionError, lead_ids_node
+from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.selection import DryRunArg, TokenArg
+from close_mcp.writes.pipeline import LeadSample, Pipeline, WriteRequest, WriteResult, question
 
 PER_LEAD_MAX: Final = 3
 IDS_PER_REQUEST: Final = 1000

@@ -16,13 +16,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from close_mcp.catalog import ResolutionError
-from close_mcp.compact import compact_input, compact_output
+from close_mcp.close.catalog import ResolutionError
 from close_mcp.errors import CloseError
-from close_mcp.query import SelectionError
-from close_mcp.runtime import MissingAPIKey, Runtime
-from close_mcp.snapshots import SnapshotError
-from close_mcp.squery_schema import SQueryError
+from close_mcp.safety.snapshots import SnapshotError
+from close_mcp.selection.query import SelectionError
+from close_mcp.selection.squery import SQueryError
+from close_mcp.server.compact import compact_input, compact_output
+from close_mcp.server.runtime import MissingAPIKey, Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,12 +97,12 @@ def build_tools(runtime: Runtime) -> list[Tool]:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.tools import bulk, control, jobs, revert, search, send
+    from close_mcp.server.tools import bulk, job_control, job_reads, leads, revert, send
 
     return [
-        search.register,
-        jobs.register,
-        control.register,
+        leads.register,
+        job_reads.register,
+        job_control.register,
         bulk.register,
         revert.register,
         send.register,

@@ -1,6 +1,6 @@
 """`close-mcp restore BACKUP`: re-create the leads of a pre-delete backup, after confirmation.
 
-Each line of the backup (see `close_mcp.snapshots`) becomes one `POST /lead/` with what a
+Each line of the backup (see `close_mcp.safety.snapshots`) becomes one `POST /lead/` with what a
 new lead can carry: name, status, description, url, `date_created` (as an import would),
 the `custom.<cf_id>` values, and the contacts with their emails and phones. Close gives new
 ids (the old ones are gone for good), so the command reports old -> new on stdout, one JSON
@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
-from close_mcp.client import CloseClient
+from close_mcp.close.client import CloseClient
 from close_mcp.errors import CloseError, OutcomeUnknown
-from close_mcp.snapshots import SnapshotError
+from close_mcp.safety.snapshots import SnapshotError
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
 PREVIEW_LEADS = 10

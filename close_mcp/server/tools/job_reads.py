@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from close_mcp.jobs import (
+from close_mcp.close.jobs import (
     CRM_DATA_NOTICE,
     JOB_KINDS,
     JobDetail,
@@ -20,7 +20,7 @@ from close_mcp.jobs import (
     job_path,
     summarize_job,
 )
-from close_mcp.tools import Registrar
+from close_mcp.server.tools import Registrar
 
 READ = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False

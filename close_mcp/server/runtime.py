@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 
-from close_mcp.audit import AuditLog
-from close_mcp.catalog import Catalog
-from close_mcp.client import CloseClient
 from close_mcp.clock import Clock, SystemClock
+from close_mcp.close.catalog import Catalog
+from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
-from close_mcp.confirm import ConfirmationTokens
+from close_mcp.writes.audit import AuditLog
+from close_mcp.writes.tokens import ConfirmationTokens
 
 if TYPE_CHECKING:
     from close_mcp.sandbox import Sandbox

@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from close_mcp.catalog import Catalog, CustomField, ResolutionError, SmartView
-from close_mcp.squery_schema import SQueryError, validate_s_query, validate_sort
+from close_mcp.close.catalog import Catalog, CustomField, ResolutionError, SmartView
+from close_mcp.selection.squery import SQueryError, validate_s_query, validate_sort
 
 __all__ = [
     "LeadFilter",

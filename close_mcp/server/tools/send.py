@@ -3,7 +3,7 @@
 Close acts on `POST /activity/email/` at once: `outbox` sends now, `scheduled` sends later,
 and neither can be taken back once it has gone. So the tool works out the exact request in
 a `prepare` resolver (lead and contact checked, recipients filled in, template rendered for
-the preview) and `close_mcp.writes` decides preview, confirmation or sending, as for bulk
+the preview) and `close_mcp.writes.pipeline` decides preview, confirmation or sending, as for bulk
 actions. Only `outbox` and `scheduled` use the confirmable action `send`; drafts and logged
 emails (`sent`, `inbox`) reach nobody, so they use `log`, which is never confirmed.
 
@@ -30,15 +30,15 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from close_mcp.catalog import Catalog
-from close_mcp.client import CloseClient
 from close_mcp.clock import Clock, utc_datetime
+from close_mcp.close.catalog import Catalog
+from close_mcp.close.client import CloseClient
 from close_mcp.errors import NotFound
-from close_mcp.query import SelectionError
-from close_mcp.runtime import Runtime
-from close_mcp.tools import Registrar, tool_errors
-from close_mcp.tools.selection import DryRunArg, TokenArg
-from close_mcp.writes import (
+from close_mcp.selection.query import SelectionError
+from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.selection import DryRunArg, TokenArg
+from close_mcp.writes.pipeline import (
     LeadSample,
     Pipeline,
     RecentLookup,

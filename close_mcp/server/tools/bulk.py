@@ -2,7 +2,7 @@
 
 Each tool only works out its exact Close request (names resolved to ids, Close's rules
 checked) in a `prepare` resolver (wrapped in `tool_errors`, since resolvers run outside the
-tool body); `close_mcp.writes` decides whether it is previewed,
+tool body); `close_mcp.writes.pipeline` decides whether it is previewed,
 confirmed, refused or sent. Resolvers run before the tool body so that elicitation works
 in both protocol eras.
 
@@ -19,13 +19,14 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from close_mcp import snapshots
-from close_mcp.catalog import Catalog, CustomField
-from close_mcp.jobs import JobKind, job_path
-from close_mcp.query import Selection, SelectionError, resolve_selection
-from close_mcp.runtime import Call, Runtime
-from close_mcp.tools import Registrar, tool_errors
-from close_mcp.tools.selection import (
+from close_mcp.close.catalog import Catalog, CustomField
+from close_mcp.close.jobs import JobKind, job_path
+from close_mcp.safety import snapshots
+from close_mcp.selection.query import Selection, SelectionError, resolve_selection
+from close_mcp.selection.values import check_custom_value
+from close_mcp.server.runtime import Call, Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.selection import (
     AllLeadsArg,
     DryRunArg,
     FilterArg,
@@ -36,8 +37,7 @@ from close_mcp.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.values import check_custom_value
-from close_mcp.writes import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
 
 SAMPLE_SIZE = 5
 TWO_STEP = (

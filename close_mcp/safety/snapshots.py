@@ -36,12 +36,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from close_mcp.client import CloseClient
+from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings, default_audit_path
 
 if TYPE_CHECKING:
-    from close_mcp.runtime import Runtime
-    from close_mcp.writes import WriteRequest
+    from close_mcp.server.runtime import Runtime
+    from close_mcp.writes.pipeline import WriteRequest
 
 SNAPSHOT_VERSION: Final = 1
 PAGE_SIZE: Final = 200  # Close's largest search page

@@ -17,10 +17,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult
 
 from close_mcp import __version__
-from close_mcp.compact import without_nulls
-from close_mcp.resources import register_resources
-from close_mcp.runtime import Runtime
-from close_mcp.tools import build_tools
+from close_mcp.server.compact import without_nulls
+from close_mcp.server.resources import register_resources
+from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools import build_tools
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \

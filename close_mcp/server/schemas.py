@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from close_mcp.squery_schema import SQUERY_SCHEMA
+from close_mcp.selection.squery import SQUERY_SCHEMA
 
 SQUERY_FILE = "s_query.schema.json"
 TABLE_START = "<!-- tools:start -->"
@@ -28,8 +28,8 @@ def _dump(data: Any) -> str:
 async def tool_documents() -> dict[str, dict[str, Any]]:
     """Every tool of a server with every toolset on, as the JSON `tools/list` would give."""
     from close_mcp.config import load_settings
-    from close_mcp.runtime import Runtime
-    from close_mcp.server import build_server
+    from close_mcp.server.app import build_server
+    from close_mcp.server.runtime import Runtime
 
     settings = load_settings({}, sandbox=True, audit_log="off")
     server = build_server(Runtime(settings))

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from close_mcp.client import CloseClient
-from close_mcp.query import LeadFilter, Selection
-from close_mcp.writes import LeadSample
+from close_mcp.close.client import CloseClient
+from close_mcp.selection.query import LeadFilter, Selection
+from close_mcp.writes.pipeline import LeadSample
 
 SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 

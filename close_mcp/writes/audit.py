@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from close_mcp.clock import Clock
-from close_mcp.confirm import iso
+from close_mcp.writes.tokens import iso
 
 log = logging.getLogger(__name__)
 

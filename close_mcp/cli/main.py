@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if command == "serve":
-            from close_mcp.commands import serve
+            from close_mcp.cli.commands import serve
 
             return serve(args)
         if command == "sandbox":
@@ -178,15 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             anyio.run(lambda: serve_sandbox(**options))
             return 0
         if command == "demo":
-            from close_mcp.demo import run_demo
+            from close_mcp.cli.demo import run_demo
 
             return int(run_demo())
         if command == "restore":
-            from close_mcp.commands import restore
+            from close_mcp.cli.commands import restore
 
             return restore(args)
         if command == "schemas":
-            from close_mcp.schemas import write_or_check
+            from close_mcp.server.schemas import write_or_check
 
             return write_or_check(args.dir, check=args.check)
     except ConfigError as exc:

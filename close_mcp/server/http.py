@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from close_mcp import __version__
-from close_mcp.runtime import Runtime
+from close_mcp.server.runtime import Runtime
 
 MAX_BODY_BYTES: Final = 1_000_000
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
