@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from close_mcp.close.client import DEFAULT_BASE_URL
+from close_mcp.errors import ConfigError
 
 TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
 CONFIRMABLE_ACTIONS: Final = ("edit", "email", "sequences", "send", "delete")
@@ -29,10 +30,6 @@ DEFAULT_SNAPSHOT_LIMIT: Final = 50_000
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message is one line naming it and what is allowed."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,29 @@
-"""Errors raised when talking to Close, one class per thing the caller can do about it.
+"""Every error close-mcp raises on purpose, in one tree; a tool reports any of them as a tool error.
 
-    CloseError                    anything that went wrong reaching Close
-    ├── CloseAPIError             Close answered with an error status; carries status and body
-    │   ├── ValidationError       400: the request is invalid; `field_errors` says which field
-    │   ├── AuthenticationError   401: the key is missing, wrong or revoked
-    │   ├── PermissionDenied      402/403: the plan or the user's role does not allow it
-    │   ├── NotFound              404: no such object (or not visible to this key)
-    │   ├── RateLimited           429 after the retries ran out; `retry_after` in seconds
-    │   └── ServerError           5xx after the retries ran out
-    ├── TransportError            no answer at all (timeout, refused, reset) after retries
-    ├── MalformedResponse         an answer that is not the JSON Close promises
-    └── OutcomeUnknown            a write whose fate is unknown (POST failed ambiguously);
-                                  it may or may not have happened, so it must not be resent
+    CloseMcpError                   base: an anticipated failure whose message says what to do
+    ├── ArgumentError               a tool argument is wrong; `path` names it ("filter.lead_status")
+    │   ├── SQueryError             a raw `s_query` or `sort` that does not fit Close's grammar
+    │   ├── UnknownJobId            not a Close bulk job id (the prefix says the kind)
+    │   └── ResolutionError         a name that does not identify exactly one thing of its kind
+    │       ├── NameNotFound        nothing has that name (or id)
+    │       └── AmbiguousName       several share it; `ids` lists them, the caller passes one
+    ├── CloseError                  anything that went wrong reaching Close
+    │   ├── CloseAPIError           Close answered with an error status; carries status and body
+    │   │   ├── InvalidRequest      400: the request is invalid; `field_errors` says which field
+    │   │   ├── AuthenticationError 401: the key is missing, wrong or revoked
+    │   │   ├── PermissionDenied    402/403: the plan or the user's role does not allow it
+    │   │   ├── NotFound            404: no such object (or not visible to this key)
+    │   │   ├── RateLimited         429 after the retries ran out; `retry_after` in seconds
+    │   │   └── ServerError         5xx after the retries ran out
+    │   ├── TransportError          no answer at all (timeout, refused, reset) after retries
+    │   ├── MalformedResponse       an answer that is not the JSON Close promises
+    │   └── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
+    │                               it may or may not have happened, so it must not be resent
+    ├── SafetyNetError              a snapshot or backup that cannot be taken or read
+    ├── ConfigError                 a setting is missing or malformed (one line naming it)
+    │   └── MissingAPIKey           no Close key configured and none sent with the request
+    └── TokenRejected               a confirmation token that does not allow this call; the
+                                    pipeline turns it into a `refused` result, never a tool error
 
 Every message is written for the person or model reading a tool error: it says what
 happened and what to do. No error ever holds the API key: requests are described by
@@ -20,11 +32,69 @@ method and path only, and bodies come from Close's answers, never from our heade
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-class CloseError(Exception):
+class CloseMcpError(Exception):
+    """Base class: a failure close-mcp anticipates; `str()` is the message for the model."""
+
+
+# -- arguments ----------------------------------------------------------------------------
+
+
+class ArgumentError(CloseMcpError, ValueError):
+    """A tool argument that cannot be used; `path` names it, `message` says what is allowed."""
+
+    def __init__(self, path: str | None, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+class SQueryError(ArgumentError):
+    """A raw query tree (or sort) that does not fit Close's grammar; `path` names the spot."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(path, message)
+
+
+class UnknownJobId(ArgumentError):
+    def __init__(self, job_id: str, prefixes: Iterable[str]) -> None:
+        super().__init__(
+            None,
+            f"job_id {job_id!r} is not a Close bulk job id; it must start with one of "
+            + ", ".join(prefixes),
+        )
+
+
+class ResolutionError(ArgumentError):
+    """A name or id that does not identify exactly one thing of its kind."""
+
+    def __init__(self, message: str, *, kind: str, query: str, path: str | None = None) -> None:
+        super().__init__(path, message)
+        self.kind = kind
+        self.query = query
+
+
+class NameNotFound(ResolutionError):
+    """Nothing of that kind has that name (or id)."""
+
+
+class AmbiguousName(ResolutionError):
+    """Several things of that kind share the name; the caller must pass an id."""
+
+    def __init__(
+        self, message: str, *, kind: str, query: str, ids: Iterable[str], path: str | None = None
+    ) -> None:
+        super().__init__(message, kind=kind, query=query, path=path)
+        self.ids = list(ids)
+
+
+# -- Close --------------------------------------------------------------------------------
+
+
+class CloseError(CloseMcpError):
     """Base class: something went wrong reaching Close."""
 
     def __init__(self, message: str, *, method: str | None = None, path: str | None = None) -> None:
@@ -65,7 +135,7 @@ class CloseAPIError(CloseError):
         )
 
 
-class ValidationError(CloseAPIError):
+class InvalidRequest(CloseAPIError):
     """400: Close rejected the request; `field_errors` maps each field to what is wrong."""
 
     def __init__(
@@ -122,3 +192,22 @@ class OutcomeUnknown(CloseError):
     Close has no idempotency keys, so resending could do the work twice. The caller must
     check (for bulk actions: list the recent jobs) before trying again.
     """
+
+
+# -- the safety net, configuration, confirmation ------------------------------------------
+
+
+class SafetyNetError(CloseMcpError):
+    """A snapshot or backup that cannot be taken or read; the message says what to do."""
+
+
+class ConfigError(CloseMcpError):
+    """A setting is missing or malformed; the message is one line naming it and what is allowed."""
+
+
+class MissingAPIKey(ConfigError):
+    """No key configured and none sent with the request."""
+
+
+class TokenRejected(CloseMcpError):
+    """Why a token does not allow this call; the message is shown to the model."""

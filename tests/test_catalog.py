@@ -11,20 +11,17 @@ import pytest
 
 from close_mcp.close.catalog import (
     KINDS,
-    AmbiguousName,
     Catalog,
     CustomField,
     EmailAccount,
     Identity,
-    NameNotFound,
-    ResolutionError,
     SmartView,
     Status,
     Template,
     User,
 )
 from close_mcp.close.client import CloseClient
-from close_mcp.errors import MalformedResponse
+from close_mcp.errors import AmbiguousName, MalformedResponse, NameNotFound, ResolutionError
 
 pytestmark = pytest.mark.anyio
 

@@ -16,6 +16,7 @@ from close_mcp.close.client import CloseClient, normalize_path
 from close_mcp.errors import (
     AuthenticationError,
     CloseError,
+    InvalidRequest,
     MalformedResponse,
     NotFound,
     OutcomeUnknown,
@@ -23,7 +24,6 @@ from close_mcp.errors import (
     RateLimited,
     ServerError,
     TransportError,
-    ValidationError,
 )
 
 pytestmark = pytest.mark.anyio
@@ -244,7 +244,7 @@ async def test_400_field_errors_are_mapped_by_field() -> None:
     body = {"errors": [], "field-errors": {"lead_status_id": "Object does not exist."}}
     rec = Recorder(ok(body, 400))
     client, _ = make(rec)
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidRequest) as info:
         await client.post("bulk_action/edit/", {"lead_status_id": "stat_x"})
     error = info.value
     assert error.field_errors == {"lead_status_id": "Object does not exist."}

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from close_mcp.close.client import DEFAULT_BASE_URL
-from close_mcp.config import ConfigError, load_settings
+from close_mcp.config import load_settings
+from close_mcp.errors import ConfigError
 
 KEY = "api_CONFIGKEY_visible_nowhere"
 BASE_ENV = {"CLOSE_API_KEY": KEY, "HOME": "/home/u"}

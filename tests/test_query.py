@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from close_mcp.close.catalog import Catalog
+from close_mcp.errors import ArgumentError
 from close_mcp.selection.query import (
     LeadFilter,
     Selection,
-    SelectionError,
     has_email_node,
     lead_ids_node,
     matches_everything,
@@ -78,7 +78,7 @@ async def resolve(catalog: Catalog, **fields: Any) -> dict[str, Any]:
 
 
 async def selection_error(catalog: Catalog, **kwargs: Any) -> str:
-    with pytest.raises(SelectionError) as info:
+    with pytest.raises(ArgumentError) as info:
         await resolve_selection(catalog=catalog, **kwargs)
     return str(info.value)
 
@@ -406,25 +406,25 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
 async def test_custom_values_that_do_not_fit(
     catalog: Catalog, fields: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(SelectionError) as info:
+    with pytest.raises(ArgumentError) as info:
         await resolve(catalog, custom_fields=fields)
     assert str(info.value) == message
 
 
 async def test_unknown_names_in_the_filter(catalog: Catalog) -> None:
-    with pytest.raises(SelectionError) as info:
+    with pytest.raises(ArgumentError) as info:
         await resolve(catalog, lead_status=["New", "Qualifed"])
     assert str(info.value) == (
         "filter.lead_status[1]: No lead status named 'Qualifed'. Closest: 'Qualified' "
         "(stat_qual), 'Unqualified' (stat_unq). Use lookup(kind=\"lead_statuses\") to list them."
     )
-    with pytest.raises(SelectionError) as info:
+    with pytest.raises(ArgumentError) as info:
         await resolve(catalog, smart_view="Hot")
     assert str(info.value) == (
         "filter.smart_view: No smart view named 'Hot'. Use lookup(kind=\"smart_views\") to "
         "list them."
     )
-    with pytest.raises(SelectionError) as info:
+    with pytest.raises(ArgumentError) as info:
         await resolve(catalog, smart_view="My contacts")
     assert str(info.value) == (
         "filter.smart_view: smart view 'My contacts' (save_contacts) selects contact objects, "

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from close_mcp.errors import SQueryError
 from close_mcp.selection.squery import (
     MAX_DEPTH,
     SORT_SCHEMA,
     SQUERY_SCHEMA,
-    SQueryError,
     validate_s_query,
     validate_sort,
 )

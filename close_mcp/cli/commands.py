@@ -65,8 +65,9 @@ def restore(
     progress file beside the backup; old -> new ids as JSON on stdout."""
     import anyio
 
+    from close_mcp.errors import SafetyNetError
     from close_mcp.safety.restore import Progress, Report, confirmed, preview_text, restore_leads
-    from close_mcp.safety.snapshots import SnapshotError, read_backup
+    from close_mcp.safety.snapshots import read_backup
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     path = Path(args.backup)
@@ -74,7 +75,7 @@ def restore(
     try:
         leads = read_backup(path)
         progress = Progress.load(path, sandbox=args.sandbox)
-    except (OSError, SnapshotError) as exc:
+    except (OSError, SafetyNetError) as exc:
         print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
         return 1
     settings = load_settings(sandbox=args.sandbox)

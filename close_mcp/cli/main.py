@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_rate(value: str | None) -> float | None:
-    from close_mcp.config import ConfigError
+    from close_mcp.errors import ConfigError
 
     if value is None:
         return None
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = args.command or "serve"
 
-    from close_mcp.config import ConfigError
+    from close_mcp.errors import ConfigError
 
     try:
         if command == "serve":

@@ -10,7 +10,7 @@ the assistant can correct itself instead of guessing.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar
 
@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from close_mcp.close.client import CloseClient
-from close_mcp.errors import CloseAPIError, MalformedResponse
+from close_mcp.errors import AmbiguousName, CloseAPIError, MalformedResponse, NameNotFound
 
 Kind = Literal[
     "lead_statuses",
@@ -45,28 +45,6 @@ KINDS: Final[tuple[Kind, ...]] = (
     "email_accounts",
     "users",
 )
-
-
-class ResolutionError(ValueError):
-    """A name or id that does not identify exactly one thing of its kind."""
-
-    def __init__(self, message: str, *, kind: Kind, query: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.query = query
-
-
-class NameNotFound(ResolutionError):
-    """Nothing of that kind has that name (or id)."""
-
-
-class AmbiguousName(ResolutionError):
-    """Several things of that kind share the name; the caller must pass an id."""
-
-    def __init__(self, message: str, *, kind: Kind, query: str, ids: Iterable[str]) -> None:
-        super().__init__(message, kind=kind, query=query)
-        self.ids = list(ids)
 
 
 # -- models: only the fields this project uses; Close sends more -------------------------
@@ -266,28 +244,32 @@ class Catalog:
 
     # -- resolution --------------------------------------------------------------------
 
-    async def resolve_status(self, name_or_id: str) -> Status:
-        return await self._resolve(_STATUSES, name_or_id)
+    async def resolve_status(self, name_or_id: str, *, path: str | None = None) -> Status:
+        return await self._resolve(_STATUSES, name_or_id, path)
 
-    async def resolve_custom_field(self, name_or_id: str) -> CustomField:
-        return await self._resolve(_CUSTOM_FIELDS, name_or_id)
+    async def resolve_custom_field(
+        self, name_or_id: str, *, path: str | None = None
+    ) -> CustomField:
+        return await self._resolve(_CUSTOM_FIELDS, name_or_id, path)
 
-    async def resolve_template(self, name_or_id: str) -> Template:
-        return await self._resolve(_TEMPLATES, name_or_id)
+    async def resolve_template(self, name_or_id: str, *, path: str | None = None) -> Template:
+        return await self._resolve(_TEMPLATES, name_or_id, path)
 
-    async def resolve_sequence(self, name_or_id: str) -> Sequence:
-        return await self._resolve(_SEQUENCES, name_or_id)
+    async def resolve_sequence(self, name_or_id: str, *, path: str | None = None) -> Sequence:
+        return await self._resolve(_SEQUENCES, name_or_id, path)
 
-    async def resolve_smart_view(self, name_or_id: str) -> SmartView:
-        return await self._resolve(_SMART_VIEWS, name_or_id)
+    async def resolve_smart_view(self, name_or_id: str, *, path: str | None = None) -> SmartView:
+        return await self._resolve(_SMART_VIEWS, name_or_id, path)
 
-    async def resolve_email_account(self, name_or_id: str) -> EmailAccount:
+    async def resolve_email_account(
+        self, name_or_id: str, *, path: str | None = None
+    ) -> EmailAccount:
         """By id, by an identity's email address, or by an identity's sender name."""
-        return await self._resolve(_EMAIL_ACCOUNTS, name_or_id)
+        return await self._resolve(_EMAIL_ACCOUNTS, name_or_id, path)
 
-    async def resolve_user(self, name_or_id: str) -> User:
+    async def resolve_user(self, name_or_id: str, *, path: str | None = None) -> User:
         """By id, full name or email address."""
-        return await self._resolve(_USERS, name_or_id)
+        return await self._resolve(_USERS, name_or_id, path)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -304,14 +286,15 @@ class Catalog:
             items: list[T] = self._cache[spec.kind]
             return items
 
-    async def _resolve(self, spec: _KindSpec[T], name_or_id: str) -> T:
+    async def _resolve(self, spec: _KindSpec[T], name_or_id: str, path: str | None) -> T:
+        """`path` names the argument at fault in the error, so callers need not re-wrap it."""
         query = name_or_id.strip()
         items = await self._list(spec)
         if query.startswith(spec.prefix):
             for item in items:
                 if item.id == query:
                     return item
-            return await self._fetch_unlisted(spec, query)
+            return await self._fetch_unlisted(spec, query, path)
         exact = _distinct([item for item in items if query in spec.names(item)])
         if not exact:
             wanted = normalize_name(query)
@@ -327,15 +310,17 @@ class Catalog:
                 kind=spec.kind,
                 query=query,
                 ids=ids,
+                path=path,
             )
         raise NameNotFound(
             f"No {spec.one} named {query!r}.{_closest(spec, items, query)} "
             f'Use lookup(kind="{spec.kind}") to list them.',
             kind=spec.kind,
             query=query,
+            path=path,
         )
 
-    async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str) -> T:
+    async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str, path: str | None) -> T:
         """An id not in the listing (an archived template, another user's view): ask Close."""
         try:
             raw = await self._client.get(f"{spec.path}{item_id}/")
@@ -349,6 +334,7 @@ class Catalog:
                 f'Use lookup(kind="{spec.kind}") to list them.',
                 kind=spec.kind,
                 query=item_id,
+                path=path,
             )
         item = _parse(spec, raw)
         self._cache[spec.kind] = [*self._cache[spec.kind], item]

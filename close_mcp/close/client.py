@@ -34,6 +34,7 @@ from close_mcp.errors import (
     AuthenticationError,
     CloseAPIError,
     CloseError,
+    InvalidRequest,
     MalformedResponse,
     NotFound,
     OutcomeUnknown,
@@ -41,7 +42,6 @@ from close_mcp.errors import (
     RateLimited,
     ServerError,
     TransportError,
-    ValidationError,
 )
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def error_from_response(
                 errors = [str(e) for e in raw_errors]
         parts = [f"{field}: {msg}" for field, msg in field_errors.items()] + errors
         message = "Close rejected the request: " + ("; ".join(parts) or detail or "invalid request")
-        return ValidationError(message, field_errors=field_errors, errors=errors, **where)
+        return InvalidRequest(message, field_errors=field_errors, errors=errors, **where)
     if status == 401:
         return AuthenticationError(
             "Close did not accept the API key (401). Check CLOSE_API_KEY: it should start "

@@ -36,8 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
 from close_mcp.close.client import CloseClient
-from close_mcp.errors import CloseError, OutcomeUnknown
-from close_mcp.safety.snapshots import SnapshotError
+from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
 PREVIEW_LEADS = 10
@@ -99,7 +98,9 @@ class Progress:
         except FileNotFoundError:
             return progress
         except OSError as exc:
-            raise SnapshotError(f"The progress file {progress.path} cannot be read: {exc}") from exc
+            raise SafetyNetError(
+                f"The progress file {progress.path} cannot be read: {exc}"
+            ) from exc
         progress._torn = bool(text) and not text.endswith("\n")
         for line in text.split("\n"):
             try:

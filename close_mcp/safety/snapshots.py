@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings, default_audit_path
+from close_mcp.errors import SafetyNetError
 
 if TYPE_CHECKING:
     from close_mcp.server.runtime import Runtime
@@ -63,10 +64,6 @@ BACKUP_FIELDS: Final = (
     "contacts",
 )
 _JOB_ID = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
-
-
-class SnapshotError(Exception):
-    """A snapshot or backup that cannot be taken or read; the message says what to do."""
 
 
 def snapshot_dir(settings: Settings) -> Path:
@@ -209,7 +206,7 @@ async def walk_leads(
         if walked < CURSOR_CAP:
             return list(seen.values())
         if added == 0 or last is None:
-            raise SnapshotError(
+            raise SafetyNetError(
                 f"More than {CURSOR_CAP} of the selected leads were created in the same "
                 "instant, so they cannot be read past Close's search limit; narrow the "
                 "selection."
@@ -326,7 +323,7 @@ def hook(
                 matched=request.matched,
                 reason=reason,
             )
-            raise SnapshotError(
+            raise SafetyNetError(
                 f"Could not save the {what} before sending, so nothing was sent: {exc} "
                 "Call again (without the spent token) for a fresh confirmation."
             ) from exc
@@ -355,16 +352,16 @@ class EditSnapshot:
 
 def snapshot_path(settings: Settings, job_id: str) -> Path:
     if not _JOB_ID.match(job_id):
-        raise SnapshotError(f"job_id {job_id!r} is not a bulk job id (bulkedit_...)")
+        raise SafetyNetError(f"job_id {job_id!r} is not a bulk job id (bulkedit_...)")
     return snapshot_dir(settings) / f"{job_id}{EDIT_SUFFIX}"
 
 
 def load_edit_snapshot(settings: Settings, job_id: str) -> EditSnapshot:
     path = snapshot_path(settings, job_id)
     if not job_id.startswith("bulkedit_"):
-        raise SnapshotError(f"job_id {job_id!r} is not a bulk edit; only edits can be reverted")
+        raise SafetyNetError(f"job_id {job_id!r} is not a bulk edit; only edits can be reverted")
     if not path.exists():
-        raise SnapshotError(
+        raise SafetyNetError(
             f"No snapshot for {job_id} in {path.parent}: only edits sent by this server with "
             f"CLOSE_MCP_SNAPSHOT on (up to {settings.snapshot_limit} leads) can be reverted."
         )
@@ -380,7 +377,7 @@ def load_edit_snapshot(settings: Settings, job_id: str) -> EditSnapshot:
             reverts=tuple(dict(r) for r in data.get("reverts", [])),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"The snapshot {path} cannot be read: {exc}") from exc
+        raise SafetyNetError(f"The snapshot {path} cannot be read: {exc}") from exc
 
 
 def record_revert(path: Path, entries: list[dict[str, Any]]) -> None:
@@ -396,7 +393,7 @@ def read_backup(path: Path) -> list[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as exc:
-        raise SnapshotError(f"{path} is not UTF-8 text: {exc}") from exc
+        raise SafetyNetError(f"{path} is not UTF-8 text: {exc}") from exc
     leads = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -404,8 +401,8 @@ def read_backup(path: Path) -> list[dict[str, Any]]:
         try:
             lead = json.loads(line)
         except ValueError as exc:
-            raise SnapshotError(f"{path}:{number} is not JSON: {exc}") from exc
+            raise SafetyNetError(f"{path}:{number} is not JSON: {exc}") from exc
         if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
-            raise SnapshotError(f"{path}:{number} is not a lead record")
+            raise SafetyNetError(f"{path}:{number} is not a lead record")
         leads.append(lead)
     return leads

@@ -27,14 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-from close_mcp.close.catalog import Catalog, CustomField, ResolutionError, SmartView
-from close_mcp.selection.squery import SQueryError, validate_s_query, validate_sort
+from close_mcp.close.catalog import Catalog, CustomField, SmartView
+from close_mcp.errors import ArgumentError
+from close_mcp.selection.squery import validate_s_query, validate_sort
 
 __all__ = [
     "LeadFilter",
-    "SQueryError",
     "Selection",
-    "SelectionError",
     "check_choice",
     "check_number",
     "has_email_node",
@@ -55,15 +54,6 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class SelectionError(ValueError):
-    """A selection that cannot be turned into a query; `path` names the argument at fault."""
-
-    def __init__(self, path: str | None, message: str) -> None:
-        super().__init__(f"{path}: {message}" if path else message)
-        self.path = path
-        self.message = message
 
 
 # -- the friendly filter -------------------------------------------------------------------
@@ -263,27 +253,27 @@ def check_number(value: object, path: str) -> int | float:
     if isinstance(value, str) and _NUMBER.match(value):
         value = int(value) if re.match(r"^\s*[+-]?\d+\s*$", value) else float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SelectionError(path, f"this is a number field; {value!r} is not a number")
+        raise ArgumentError(path, f"this is a number field; {value!r} is not a number")
     return value
 
 
 def _strings(values: list[object], path: str, what: str) -> list[str]:
     for value in values:
         if not isinstance(value, str):
-            raise SelectionError(path, f"this is {what}; expected a string, not {value!r}")
+            raise ArgumentError(path, f"this is {what}; expected a string, not {value!r}")
     return [str(v) for v in values]
 
 
 def _day(text: str, path: str) -> date:
     """A date field's value: one calendar day (the field has no time to compare with)."""
     if not _DATE.match(text.strip()):
-        raise SelectionError(
+        raise ArgumentError(
             path, f"this is a date field; {text!r} is not an ISO date like 2025-01-31"
         )
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise SelectionError(path, f"{text!r} is not a real date; {_DATE_HELP}") from None
+        raise ArgumentError(path, f"{text!r} is not a real date; {_DATE_HELP}") from None
 
 
 def check_choice(value: str, field: CustomField, path: str) -> str:
@@ -295,19 +285,16 @@ def check_choice(value: str, field: CustomField, path: str) -> str:
         return folded[0]
     shown = ", ".join(repr(c) for c in field.choices[:30])
     more = f" and {len(field.choices) - 30} more" if len(field.choices) > 30 else ""
-    raise SelectionError(path, f"{value!r} is not a choice of this field; allowed: {shown}{more}")
+    raise ArgumentError(path, f"{value!r} is not a choice of this field; allowed: {shown}{more}")
 
 
 async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
     path = _custom_path(key)
-    try:
-        field = await catalog.resolve_custom_field(key)
-    except ResolutionError as exc:
-        raise SelectionError(path, exc.message) from exc
+    field = await catalog.resolve_custom_field(key, path=path)
     ref = {"type": "custom_field", "custom_field_id": field.id}
     values: list[object] = list(value) if isinstance(value, list) else [value]
     if not values:
-        raise SelectionError(path, "an empty list matches nothing; give at least one value")
+        raise ArgumentError(path, "an empty list matches nothing; give at least one value")
     kind = field.type
     if kind in TEXT_FIELD_TYPES:
         texts = _strings(values, path, "a text field")
@@ -328,10 +315,7 @@ async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[
     if kind == "user":
         ids: list[str] = []
         for name in _strings(values, path, "a user field"):
-            try:
-                ids.append((await catalog.resolve_user(name)).id)
-            except ResolutionError as exc:
-                raise SelectionError(path, exc.message) from exc
+            ids.append((await catalog.resolve_user(name, path=path)).id)
         return _field_condition(
             ref, {"type": "reference", "reference_type": "user_or_group", "object_ids": ids}
         )
@@ -374,11 +358,8 @@ async def _status_node(lead_status: str | list[str], catalog: Catalog) -> dict[s
     names = [lead_status] if isinstance(lead_status, str) else lead_status
     ids: list[str] = []
     for i, name in enumerate(names):
-        try:
-            status = await catalog.resolve_status(name)
-        except ResolutionError as exc:
-            path = "filter.lead_status" + ("" if isinstance(lead_status, str) else f"[{i}]")
-            raise SelectionError(path, exc.message) from exc
+        path = "filter.lead_status" + ("" if isinstance(lead_status, str) else f"[{i}]")
+        status = await catalog.resolve_status(name, path=path)
         if status.id not in ids:
             ids.append(status.id)
     return _field_condition(
@@ -389,17 +370,14 @@ async def _status_node(lead_status: str | list[str], catalog: Catalog) -> dict[s
 
 async def _smart_view_node(name: str, catalog: Catalog) -> dict[str, Any]:
     """The view's own tree, inlined (not a `saved_search` node: unverified inside bulk actions)."""
-    try:
-        view = await catalog.resolve_smart_view(name)
-    except ResolutionError as exc:
-        raise SelectionError("filter.smart_view", exc.message) from exc
+    view = await catalog.resolve_smart_view(name, path="filter.smart_view")
     if view.query is None:
-        raise SelectionError(
+        raise ArgumentError(
             "filter.smart_view", f"smart view {view.name!r} ({view.id}) has no stored query"
         )
     object_type = top_object_type(view.query)
     if (view.type not in (None, "lead")) or object_type not in (None, "lead"):
-        raise SelectionError(
+        raise ArgumentError(
             "filter.smart_view",
             f"smart view {view.name!r} ({view.id}) selects {object_type or view.type} "
             "objects, not leads",
@@ -427,7 +405,7 @@ def _with_lead_node(tree: dict[str, Any]) -> dict[str, Any]:
     if object_type == "lead":
         return copy.deepcopy(tree)
     if object_type is not None:
-        raise SelectionError(
+        raise ArgumentError(
             "s_query",
             f"the query selects {object_type!r} objects; bulk actions and searches here "
             "select leads",
@@ -529,20 +507,20 @@ def _limited_view(
         if name != "smart_view" and getattr(filter, name) is not None
     ]
     if others:
-        raise SelectionError(
+        raise ArgumentError(
             "filter",
             f"{where}; combined with {', '.join(others)} the limit would pick other leads. "
             "Use the smart view alone, or pass an s_query",
         )
     if sort is not None and sort != (view.sort or None):
-        raise SelectionError(
+        raise ArgumentError(
             "sort", f"{where} in its own order; leave sort out to use the view's order"
         )
     limit = view.results_limit if results_limit is None else min(results_limit, view.results_limit)
     return limit, view.sort
 
 
-def _filter_error(exc: ValidationError) -> SelectionError:
+def _filter_error(exc: ValidationError) -> ArgumentError:
     problems: list[tuple[str, str]] = []
     allowed = ", ".join(LeadFilter.model_fields)
     for error in exc.errors():
@@ -554,8 +532,8 @@ def _filter_error(exc: ValidationError) -> SelectionError:
             message = f"unknown field; the filter fields are: {allowed}"
         problems.append((path, message))
     if len(problems) == 1:
-        return SelectionError(*problems[0])
-    return SelectionError(None, "; ".join(f"{path}: {message}" for path, message in problems))
+        return ArgumentError(*problems[0])
+    return ArgumentError(None, "; ".join(f"{path}: {message}" for path, message in problems))
 
 
 async def resolve_selection(
@@ -567,10 +545,10 @@ async def resolve_selection(
     allow_all_leads: bool = False,
     catalog: Catalog,
 ) -> Selection:
-    """Check and resolve a tool's selection arguments; `SelectionError` says what to fix."""
+    """Check and resolve a tool's selection arguments; `ArgumentError` says what to fix."""
     if (filter is None) == (s_query is None):
         got = "both" if filter is not None else "neither"
-        raise SelectionError(
+        raise ArgumentError(
             None,
             f"pass exactly one of `filter` (friendly fields) or `s_query` (a raw Close query "
             f"tree); got {got}",
@@ -580,15 +558,12 @@ async def resolve_selection(
         or not isinstance(results_limit, int)
         or not 1 <= results_limit <= MAX_RESULTS_LIMIT
     ):
-        raise SelectionError(
+        raise ArgumentError(
             "results_limit",
             f"must be a whole number from 1 to {MAX_RESULTS_LIMIT}, not {results_limit!r}",
         )
     if sort is not None:
-        try:
-            validate_sort(sort)
-        except SQueryError as exc:
-            raise SelectionError(exc.path, exc.message) from exc
+        validate_sort(sort)
 
     source: Literal["filter", "s_query"]
     if filter is not None:
@@ -604,16 +579,13 @@ async def resolve_selection(
             results_limit, sort = _limited_view(filter, view, results_limit, sort)
     else:
         source = "s_query"
-        try:
-            validate_s_query(s_query)
-        except SQueryError as exc:
-            raise SelectionError(exc.path, exc.message) from exc
+        validate_s_query(s_query)
         assert isinstance(s_query, dict)
         tree = _with_lead_node(s_query)
 
     everything = matches_everything(tree)
     if everything and not allow_all_leads:
-        raise SelectionError(
+        raise ArgumentError(
             source,
             "the selection matches every lead in the organization; pass "
             "`allow_all_leads: true` if that is really meant",

@@ -20,6 +20,8 @@ from jsonschema import Draft202012Validator
 from jsonschema import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 
+from close_mcp.errors import SQueryError
+
 MAX_DEPTH: Final = 12
 MAX_NODES: Final = 500
 MAX_STRING: Final = 1000
@@ -39,15 +41,6 @@ _DATETIME_PATTERN: Final = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
-
-
-class SQueryError(ValueError):
-    """A raw query tree (or sort) that does not fit Close's grammar; `path` names the spot."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 def _string(description: str | None = None, pattern: str | None = None) -> dict[str, Any]:

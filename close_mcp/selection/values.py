@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from close_mcp.close.catalog import Catalog, CustomField, ResolutionError
+from close_mcp.close.catalog import Catalog, CustomField
+from close_mcp.errors import ArgumentError
 from close_mcp.selection.query import (
     DATE_FIELD_TYPES,
     TEXT_FIELD_TYPES,
-    SelectionError,
     check_choice,
     check_number,
     parse_when,
@@ -20,24 +20,21 @@ from close_mcp.selection.query import (
 
 
 async def check_custom_value(field: CustomField, value: Any, catalog: Catalog, path: str) -> Any:
-    """The value as Close should receive it for this field, or `SelectionError`."""
+    """The value as Close should receive it for this field, or `ArgumentError`."""
     kind = field.type
     if kind == "number":
         return check_number(value, path)
     if isinstance(value, bool) and kind != "checkbox":
-        raise SelectionError(path, f"{field.name!r} is a {kind} field; {value!r} does not fit")
+        raise ArgumentError(path, f"{field.name!r} is a {kind} field; {value!r} does not fit")
     if kind in TEXT_FIELD_TYPES:
         return str(value)
     if kind in DATE_FIELD_TYPES:
         try:
             return parse_when(str(value)).isoformat()
         except ValueError as exc:
-            raise SelectionError(path, str(exc)) from None
+            raise ArgumentError(path, str(exc)) from None
     if kind == "choices":
         return check_choice(str(value), field, path)
     if kind == "user":
-        try:
-            return (await catalog.resolve_user(str(value))).id
-        except ResolutionError as exc:
-            raise SelectionError(path, exc.message) from exc
+        return (await catalog.resolve_user(str(value), path=path)).id
     return value

@@ -13,10 +13,10 @@ import json
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
-from close_mcp.close.jobs import UnknownJobId, job_kind, job_path, summarize_job
-from close_mcp.errors import CloseError
+from close_mcp.close.jobs import job_kind, job_path, summarize_job
+from close_mcp.errors import CloseError, MissingAPIKey, UnknownJobId
 from close_mcp.selection.squery import SQUERY_SCHEMA
-from close_mcp.server.runtime import MissingAPIKey, Runtime
+from close_mcp.server.runtime import Runtime
 
 CLEANUP_PROMPT = """\
 Help me clean up leads in Close safely: {goal}

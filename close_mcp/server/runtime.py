@@ -21,6 +21,7 @@ from close_mcp.clock import Clock, SystemClock
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
+from close_mcp.errors import MissingAPIKey
 from close_mcp.writes.audit import AuditLog
 from close_mcp.writes.tokens import ConfirmationTokens
 
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 KEY_HEADER: Final = "close-api-key"
 SANDBOX_BASE_URL: Final = "http://sandbox.close-mcp.invalid/api/v1/"
 MAX_CLIENTS: Final = 64
-
-
-class MissingAPIKey(Exception):
-    """No key configured and none sent with the request."""
 
 
 @dataclass

@@ -32,18 +32,10 @@ from mcp.server.mcpserver import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
-    JobKind,
-    JobSummary,
-    UnknownJobId,
-    job_path,
-    summarize_job,
-)
-from close_mcp.errors import CloseError, OutcomeUnknown
+from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
+from close_mcp.errors import CloseError, OutcomeUnknown, TokenRejected, UnknownJobId
 from close_mcp.safety.snapshots import finalize
 from close_mcp.server.runtime import Runtime
-from close_mcp.writes.tokens import TokenRejected
 
 RECONCILE_WINDOW_S = 300.0
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from close_mcp.clock import Clock
+from close_mcp.errors import TokenRejected
 
 TOKEN_TTL_S: Final = 600.0
 _MAX_TOKEN_LENGTH: Final = 1024
@@ -47,10 +48,6 @@ def _unb64(text: str) -> bytes:
 class Minted:
     token: str
     expires_at: str
-
-
-class TokenRejected(Exception):
-    """Why a token does not allow this call; the message is shown to the model."""
 
 
 class ConfirmationTokens:

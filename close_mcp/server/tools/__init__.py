@@ -16,25 +16,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from close_mcp.close.catalog import ResolutionError
-from close_mcp.errors import CloseError
-from close_mcp.safety.snapshots import SnapshotError
-from close_mcp.selection.query import SelectionError
-from close_mcp.selection.squery import SQueryError
+from close_mcp.errors import CloseMcpError
 from close_mcp.server.compact import compact_input, compact_output
-from close_mcp.server.runtime import MissingAPIKey, Runtime
+from close_mcp.server.runtime import Runtime
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-ANTICIPATED = (
-    CloseError,
-    ResolutionError,
-    SelectionError,
-    SQueryError,
-    MissingAPIKey,
-    SnapshotError,
-)
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -44,7 +31,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except ANTICIPATED as exc:
+        except CloseMcpError as exc:
             raise ToolError(str(exc)) from exc
 
     return wrapper

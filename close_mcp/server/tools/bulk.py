@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_path
+from close_mcp.errors import ArgumentError
 from close_mcp.safety import snapshots
-from close_mcp.selection.query import Selection, SelectionError, resolve_selection
+from close_mcp.selection.query import Selection, resolve_selection
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call, Runtime
 from close_mcp.server.tools import Registrar, tool_errors
@@ -174,11 +175,11 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
     fields: dict[str, Any] = {"type": "set_custom_field", "custom_field_id": field.id}
     if field.accepts_multiple_values:
         if edit.value is not None:
-            raise SelectionError(
+            raise ArgumentError(
                 "edit.value", f"{field.name!r} holds several values; pass them as edit.values"
             )
         if not edit.values:
-            raise SelectionError("edit.values", f"give at least one value for {field.name!r}")
+            raise ArgumentError("edit.values", f"give at least one value for {field.name!r}")
         fields["custom_field_values"] = [
             await check_custom_value(field, v, catalog, f"edit.values[{i}]")
             for i, v in enumerate(edit.values)
@@ -187,15 +188,15 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
         verb = {"replace": "set", "add": "add", "remove": "remove"}[edit.operation or "replace"]
         return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}"
     if edit.operation is not None:
-        raise SelectionError(
+        raise ArgumentError(
             "edit.operation",
             f"only multi-value fields take an operation, and {field.name!r} holds one value; "
             "leave it out",
         )
     if edit.values is not None:
-        raise SelectionError("edit.values", f"{field.name!r} holds one value; use edit.value")
+        raise ArgumentError("edit.values", f"{field.name!r} holds one value; use edit.value")
     if edit.value is None:
-        raise SelectionError(
+        raise ArgumentError(
             "edit.value", f"give the new value for {field.name!r} (or use clear_custom_field)"
         )
     fields["custom_field_value"] = await check_custom_value(
@@ -313,7 +314,7 @@ def register(reg: Registrar) -> None:
         call = runtime.call(ctx.headers)
         found = await call.catalog.resolve_template(template)
         if found.is_archived:
-            raise SelectionError("template", f"{found.name!r} is archived; pick an active one")
+            raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
         who = "the primary contact" if contact_preference == "lead" else "every contact"
         request = await _selection_request(
             call,
@@ -401,20 +402,20 @@ def register(reg: Registrar) -> None:
                 if value is None
             ]
             if missing:
-                raise SelectionError(", ".join(missing), "required when action_type is subscribe")
+                raise ArgumentError(", ".join(missing), "required when action_type is subscribe")
             assert sender_account is not None
             account = await call.catalog.resolve_email_account(sender_account)
             identities = {i.email.lower(): i for i in account.identities}
             email = sender_email or (account.identities[0].email if account.identities else None)
             if email is None or (identities and email.lower() not in identities):
                 allowed = ", ".join(identities) or "none"
-                raise SelectionError(
+                raise ArgumentError(
                     "sender_email",
                     f"{email!r} is not an identity of {account.id}; allowed: {allowed}",
                 )
             name = sender_name or (identities[email.lower()].name if identities else "")
             if not name:
-                raise SelectionError("sender_name", "required when action_type is subscribe")
+                raise ArgumentError("sender_name", "required when action_type is subscribe")
             fields.update(
                 sender_account_id=account.id,
                 sender_name=name,
@@ -432,7 +433,7 @@ def register(reg: Registrar) -> None:
                 if v is not None
             ]
             if given:
-                raise SelectionError(
+                raise ArgumentError(
                     ", ".join(given), f"only for action_type subscribe; leave out for {action_type}"
                 )
         verbs = {

@@ -41,15 +41,9 @@ from pydantic import Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import job_path, summarize_job
-from close_mcp.errors import CloseError, OutcomeUnknown
-from close_mcp.safety.snapshots import (
-    LEAD_NODE,
-    EditSnapshot,
-    SnapshotError,
-    load_edit_snapshot,
-    record_revert,
-)
-from close_mcp.selection.query import SelectionError, lead_ids_node
+from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.safety.snapshots import LEAD_NODE, EditSnapshot, load_edit_snapshot, record_revert
+from close_mcp.selection.query import lead_ids_node
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
@@ -329,7 +323,7 @@ def plan_sender(
                         raise OutcomeUnknown(
                             f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
                         ) from exc
-                    raise SnapshotError(f"{exc} {stopped(number)}") from exc
+                    raise SafetyNetError(f"{exc} {stopped(number)}") from exc
                 runtime.audit.record(
                     tool=TOOL, outcome="submitted", path=item["path"], request=item["body"],
                     matched=leads, job_id=job_id,
@@ -343,7 +337,7 @@ def plan_sender(
                         snapshot.path, [*unrecorded, {"sent_at": sent_at, "job_id": job_id}]
                     )
                 except OSError as exc:
-                    raise SnapshotError(
+                    raise SafetyNetError(
                         f"Job {job_id} was sent but could not be recorded in {snapshot.path} "
                         f"({exc}), so the next call could not tell it is running. "
                         f"{stopped(number + 1)}"
@@ -396,7 +390,7 @@ def register(reg: Registrar) -> None:
         job = await call.client.get(job_path("edit", job_id))
         status = job.get("status") if isinstance(job, dict) else None
         if status in RUNNING:
-            raise SelectionError(
+            raise ArgumentError(
                 "job_id",
                 f"the edit is still {status}; wait for it (wait_for_bulk_job) or pause it "
                 "(pause_bulk_job) before reverting",
@@ -408,7 +402,7 @@ def register(reg: Registrar) -> None:
             if state not in FINISHED:
                 unfinished.append((revert_job, str(state)))
         if unfinished:
-            raise SelectionError("job_id", unfinished_message(unfinished))
+            raise ArgumentError("job_id", unfinished_message(unfinished))
         current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
         plan = build_plan(snapshot, current, include_changed_since)
         labels: dict[str, str] = {}

@@ -33,8 +33,7 @@ from pydantic import Field
 from close_mcp.clock import Clock, utc_datetime
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
-from close_mcp.errors import NotFound
-from close_mcp.selection.query import SelectionError
+from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
@@ -88,7 +87,7 @@ def _recipients(field: str, values: list[str] | None) -> list[str]:
     for i, raw in enumerate(values or []):
         value = raw.strip()
         if not valid_address(value):
-            raise SelectionError(
+            raise ArgumentError(
                 f"{field}[{i}]",
                 f"{raw!r} is not a valid email address; give bare addresses like name@example.com",
             )
@@ -100,7 +99,7 @@ def _sender_address(sender: str) -> str:
     """The address inside `"Name" <a@b.c>` or a bare address; an error when there is none."""
     _name, address = parseaddr(sender)
     if "\n" in sender or "\r" in sender or not valid_address(address):
-        raise SelectionError(
+        raise ArgumentError(
             "sender",
             f'{sender!r} is not a sender; use "Name" <name@example.com> or a bare address',
         )
@@ -113,7 +112,7 @@ def _aware(field: str, value: str, example: str) -> datetime:
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise SelectionError(
+        raise ArgumentError(
             field, f"{value!r} is not an ISO datetime with a timezone, e.g. {example}"
         )
     return parsed
@@ -123,7 +122,7 @@ def _schedule(value: str, clock: Clock) -> str:
     when = _aware("date_scheduled", value, "2026-03-02T09:00:00+00:00")
     now = utc_datetime(clock)
     if when <= now:
-        raise SelectionError(
+        raise ArgumentError(
             "date_scheduled",
             f"{value!r} is not in the future (it is now {now.isoformat(timespec='seconds')})",
         )
@@ -158,7 +157,7 @@ async def _fetch_lead(client: CloseClient, lead_id: str) -> _Lead:
     try:
         raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
     except NotFound:
-        raise SelectionError(
+        raise ArgumentError(
             "lead_id", f"Close has no lead {lead_id!r} (or this key cannot see it)"
         ) from None
     raw = raw if isinstance(raw, dict) else {}
@@ -180,7 +179,7 @@ def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
             if contact.get("id") == contact_id:
                 return contact
         listed = ", ".join(f"{c.get('id')} ({c.get('name') or 'no name'})" for c in lead.contacts)
-        raise SelectionError(
+        raise ArgumentError(
             "contact_id",
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
         )
@@ -191,7 +190,7 @@ async def _account_id(catalog: Catalog, email_account: str, sender_address: str 
     account = await catalog.resolve_email_account(email_account)
     identities = [i.email.lower() for i in account.identities]
     if sender_address is not None and identities and sender_address.lower() not in identities:
-        raise SelectionError(
+        raise ArgumentError(
             "sender",
             f"{sender_address!r} is not an identity of {account.id}; allowed: "
             + ", ".join(i.email for i in account.identities),
@@ -223,32 +222,32 @@ def _check_combination(
 ) -> None:
     """Close's rules that tie fields to the status, before anything is fetched."""
     if status in NEEDS_SENDER and not sender:
-        raise SelectionError(
+        raise ArgumentError(
             "sender", f"required for status {status} (outbox, scheduled and inbox need one)"
         )
     if status == "scheduled" and date_scheduled is None:
-        raise SelectionError("date_scheduled", "required for status scheduled")
+        raise ArgumentError("date_scheduled", "required for status scheduled")
     if status != "scheduled" and date_scheduled is not None:
-        raise SelectionError(
+        raise ArgumentError(
             "date_scheduled", f"only for status scheduled; with {status} it would be ignored"
         )
     if send_in is not None and status != "outbox":
-        raise SelectionError(
+        raise ArgumentError(
             "send_in", f"only for status outbox (a delay before sending), not {status}"
         )
     if followup_date is not None and status not in FOLLOWUP_STATUSES:
-        raise SelectionError(
+        raise ArgumentError(
             "followup_date", f"only for status outbox, scheduled or sent, not {status}"
         )
     bodies = [n for n, v in (("body_text", body_text), ("body_html", body_html)) if v is not None]
     if template is not None and bodies:
-        raise SelectionError(
+        raise ArgumentError(
             "template",
             f"give a template or {' and '.join(bodies)}, not both: Close renders the template "
             "only when no body is given",
         )
     if template is None and not bodies:
-        raise SelectionError("body_text", "give body_text, body_html or a template")
+        raise ArgumentError("body_text", "give body_text, body_html or a template")
 
 
 def register(reg: Registrar) -> None:
@@ -298,7 +297,7 @@ def register(reg: Registrar) -> None:
                     f"contact {chosen_contact} ({contact.get('name') or 'no name'})."
                 )
         if status in SENDS and not to_list:
-            raise SelectionError(
+            raise ArgumentError(
                 "to",
                 f"status {status} sends the email, so it needs a recipient, and lead "
                 f"{lead.id} has no contact with an email address; pass to",
@@ -307,7 +306,7 @@ def register(reg: Registrar) -> None:
         if template is not None:
             found = await call.catalog.resolve_template(template)
             if found.is_archived:
-                raise SelectionError("template", f"{found.name!r} is archived; pick an active one")
+                raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
         account_id = (
             await _account_id(call.catalog, email_account, sender_address)
             if email_account
