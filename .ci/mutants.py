@@ -442,7 +442,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Stale as exc:
             print(f"mutants.py: the mutant table is stale: {exc}", file=sys.stderr)
             return 2
-        where = imported_from(args.python, snapshot)
+        try:
+            where = imported_from(args.python, snapshot)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", None) or exc
+            print(f"mutants.py: {args.python} cannot import {PACKAGE}: {detail}", file=sys.stderr)
+            return 2
         if not where.is_relative_to(snapshot.resolve()):
             print(
                 f"mutants.py: the copy imports {PACKAGE} from {where}, not the copy",
