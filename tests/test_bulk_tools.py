@@ -200,10 +200,20 @@ async def test_bulk_email_needs_confirmation_and_renders_template(mode: Mode) ->
         first = await h.call("create_bulk_email", args)
         assert first["status"] == "confirmation_required"
         assert first["confirmation_token"]
-        rendering = first["preview"]["rendering"]
         sample_lead = sb.store.leads[first["preview"]["sample"][0]["id"]]
-        assert rendering["lead_id"] == sample_lead.id
-        assert "{{" not in rendering["subject"] + rendering["body"]
+        # The seeded 'Intro' template for the first sample lead and its first contact, rendered
+        # by hand (not by the sandbox's renderer).
+        assert (sample_lead.display_name, sample_lead.contacts[0].name) == (
+            "Zenith Partners",
+            "Farid Weber",
+        )
+        assert first["preview"]["rendering"] == {
+            "subject": "Quick question for Zenith Partners",
+            "body": "Hi Farid,\n\nI work with teams like Zenith Partners on their sales process. "
+            "Worth a chat?\n\nSandra",
+            "email": None,
+            "lead_id": sample_lead.id,
+        }
         assert h.writes() == []
 
         done = await h.call(
@@ -367,6 +377,40 @@ async def test_expired_token_is_refused(mode: Mode) -> None:
         token = await _token(h)
         h.clock.advance(601)
         await _refused(h, token, "the confirmation token has expired")
+
+
+# A token minted at these offsets past the harness clock's whole-second start expires 600 s
+# later, its "e" rounded to the millisecond: down, exact, or up.
+@pytest.mark.parametrize(
+    ("minted_past", "expires_after"),
+    [(0.0, 600.0), (0.0004, 600.0), (0.0006, 600.001)],
+    ids=["exact", "rounded-down", "rounded-up"],
+)
+@pytest.mark.parametrize("used_before_expiry", [0.0, 0.001], ids=["at-expiry", "1ms-before"])
+async def test_token_expires_at_its_rounded_expiry_and_not_before(
+    minted_past: float, expires_after: float, used_before_expiry: float
+) -> None:
+    async with Harness.start(n_leads=40) as h:
+        start = h.clock.time()
+        assert start == 1_767_225_600.0  # 2026-01-01T00:00:00Z
+        h.clock.advance(minted_past)
+        first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
+        assert first["expires_at"] == "2026-01-01T00:10:00+00:00"
+        use_at = start + expires_after - used_before_expiry
+        h.clock.advance(use_at - h.clock.time())
+        assert h.clock.time() == use_at
+        args = {"filter": QUALIFIED, "confirmation_token": first["confirmation_token"]}
+        if used_before_expiry == 0.0:  # used at the instant it expires: refused
+            refused = await _refused(h, first["confirmation_token"], "")
+            assert refused["reason"] == (
+                "the confirmation token has expired (tokens last 10 minutes)"
+            )
+            assert h.writes() == []
+        else:  # a millisecond before: accepted, and sent once
+            done = await h.call("create_bulk_delete", args)
+            assert done["status"] == "submitted"
+            body = {"s_query": status_query(h.sandbox, "Qualified"), "send_done_email": True}
+            assert posted(h) == [("POST", "/api/v1/bulk_action/delete/", body)]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -363,3 +364,69 @@ async def test_announced_budget_paces_the_next_requests() -> None:
     assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
     # Waits before the 2nd, 3rd and 4th requests, none once Close says the budget is whole.
     assert clock.sleeps == [0.5, 0.5, 0.5]
+
+
+class HeldClock(FakeClock):
+    """A FakeClock whose `sleep` parks until `advance` moves time to its deadline, so calls
+    that wait at the same time overlap instead of adding their waits up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: list[tuple[float, anyio.Event]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        woken = anyio.Event()
+        self.parked.append((self.time() + seconds, woken))
+        await woken.wait()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        for deadline, woken in self.parked:
+            if deadline <= self.time():
+                woken.set()
+        self.parked = [(d, w) for d, w in self.parked if not w.is_set()]
+
+
+async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
+    """Close limits per key: once one call met a 429 with `reset=2`, calls made during those 2 s
+    wait them out too instead of each meeting its own 429 first."""
+    clock = HeldClock()
+    start = clock.time()
+    seen: list[tuple[float, int, str]] = []  # (seconds since start, status, path)
+
+    def close(request: httpx.Request) -> httpx.Response:
+        now = clock.time() - start
+        status = 429 if now < 2.0 else 200
+        seen.append((now, status, request.url.path))
+        if status == 429:
+            return ok({}, 429, {"RateLimit": f"limit=5, remaining=0, reset={2.0 - now:g}"})
+        return ok({"path": request.url.path})
+
+    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(close), clock=clock)
+    got: dict[str, Any] = {}
+
+    async def get(name: str) -> None:
+        got[name] = await client.get(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(get, "first")
+        await anyio.wait_all_tasks_blocked()
+        assert seen == [(0.0, 429, "/api/v1/first/")]  # and it waits out the reset
+        for name in ("b", "c", "d", "e"):
+            tg.start_soon(get, name)
+        await anyio.wait_all_tasks_blocked()
+        # the four calls made during the wait are waiting too: none reached Close
+        assert seen == [(0.0, 429, "/api/v1/first/")]
+        assert clock.sleeps == [2.0] * 5
+        clock.advance(2.0)
+    assert sorted(seen) == [
+        (0.0, 429, "/api/v1/first/"),
+        (2.0, 200, "/api/v1/b/"),
+        (2.0, 200, "/api/v1/c/"),
+        (2.0, 200, "/api/v1/d/"),
+        (2.0, 200, "/api/v1/e/"),
+        (2.0, 200, "/api/v1/first/"),
+    ]
+    assert got == {name: {"path": f"/api/v1/{name}/"} for name in ("first", "b", "c", "d", "e")}
+    assert clock.sleeps == [2.0] * 5

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from close_mcp.clock import FakeClock
-from close_mcp.close.jobs import CRM_DATA_NOTICE, summarize_job
+from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
@@ -60,8 +60,25 @@ def job_path(job: Job) -> str:
     return f"/api/v1/bulk_action/{job.kind}/{job.id}/"
 
 
-def summary(h: Harness, job: Job) -> dict[str, Any]:
-    return summarize_job(job.to_json(h.sandbox.store.org)).model_dump()
+def edit_summary(h: Harness, job: Job, status: str, updated: str, loaded: bool) -> dict[str, Any]:
+    """What the tools must report for a `new_job` edit: written out, not summarized by the code
+    under test. Once loaded it has 40 leads (one object each) and 10 done (2 s at 10 a second)."""
+    potential = next(s.id for s in h.sandbox.store.statuses.values() if s.label == "Potential")
+    return {
+        "id": job.id,
+        "kind": "edit",
+        "status": status,
+        "n_leads": 40 if loaded else None,
+        "n_leads_processed": 10 if loaded else 0,
+        "n_objects": 40 if loaded else None,
+        "n_objects_processed": 10 if loaded else 0,
+        "date_created": START,
+        "date_updated": updated,
+        "created_by": h.sandbox.store.me.id,
+        "details": {"type": "set_lead_status", "lead_status_id": potential},
+        "s_query": None,
+        "results_limit": None,
+    }
 
 
 def into_state(h: Harness, job: Job, state: str) -> None:
@@ -88,8 +105,18 @@ def into_state(h: Harness, job: Job, state: str) -> None:
 # -- pause -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["created", "loading", "processing", "resuming"])
-async def test_pause_a_running_job(mode: Mode, state: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("state", "updated", "loaded"),
+    [
+        ("created", START, False),
+        ("loading", "2026-01-01T00:00:00.600000+00:00", False),
+        ("processing", "2026-01-01T00:00:02.000000+00:00", True),
+        ("resuming", "2026-01-01T00:00:02.000000+00:00", True),
+    ],
+)
+async def test_pause_a_running_job(
+    mode: Mode, state: str, updated: str, loaded: bool, tmp_path: Path
+) -> None:
     async with start(mode, tmp_path) as h:
         job = new_job(h)
         into_state(h, job, state)
@@ -102,7 +129,7 @@ async def test_pause_a_running_job(mode: Mode, state: str, tmp_path: Path) -> No
             "message": f"Paused job {job.id}{progress}. Resume it with resume_bulk_job before "
             f"{deadline}; Close refuses later.",
             "previous_status": state,
-            "job": summary(h, job),
+            "job": edit_summary(h, job, "paused", updated, loaded),
             "resume_before": deadline,
             "crm_data_notice": CRM_DATA_NOTICE,
         }
@@ -148,7 +175,7 @@ async def test_resume_a_paused_job_and_it_finishes(mode: Mode, tmp_path: Path) -
             "message": f"Resuming job {job.id} at 10 of 40 objects; follow it with "
             "wait_for_bulk_job.",
             "previous_status": "paused",
-            "job": summary(h, job),
+            "job": edit_summary(h, job, "resuming", "2026-01-07T00:00:02.000000+00:00", True),
             "resume_before": None,
             "crm_data_notice": CRM_DATA_NOTICE,
         }

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from close_mcp.cli import commands
+from close_mcp.cli.main import commands
 from close_mcp.safety import snapshots
-from close_mcp.safety.restore import Progress, lead_body, progress_path, restore_leads
+from close_mcp.safety.restore import Progress, progress_path, restore_leads
 from close_mcp.safety.snapshots import read_backup
 from close_mcp.sandbox import Sandbox, routes
+from close_mcp.sandbox.store import Lead
+from close_mcp.sandbox.store import iso as close_iso
 from tests.harness import MODES, Harness, Mode, run_to_done
 
 pytestmark = pytest.mark.anyio
@@ -559,12 +561,39 @@ def record(sb: Sandbox, lead_id: str) -> dict[str, Any]:
     }
 
 
+def recreate_body(lead: Lead) -> dict[str, Any]:
+    """The POST /lead/ body that re-creates `lead`, read from the sandbox's own record of it
+    (not from the backup, and not with `restore.lead_body`): empty values are left out."""
+    body: dict[str, Any] = {
+        "name": lead.name,
+        "status_id": lead.status_id,
+        "date_created": close_iso(lead.date_created),
+    }
+    if lead.description:
+        body["description"] = lead.description
+    if lead.url:
+        body["url"] = lead.url
+    body.update({f"custom.{k}": v for k, v in lead.custom.items() if v not in (None, "", [])})
+    if lead.contacts:
+        body["contacts"] = [
+            {
+                "name": c.name,
+                **({"title": c.title} if c.title else {}),
+                "emails": [{"email": e["email"], "type": e["type"]} for e in c.emails],
+                "phones": [{"phone": p["phone"], "type": p["type"]} for p in c.phones],
+            }
+            for c in lead.contacts
+        ]
+    return body
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_delete_backs_up_then_restore_recreates_the_leads(mode: Mode, tmp_path: Path) -> None:
     async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
         sb = h.sandbox
         doomed = with_status(sb, "Canceled")
         expected = {i: record(sb, i) for i in doomed}
+        originals = {i: sb.store.leads[i] for i in doomed}
         args = {"filter": {"lead_status": "Canceled"}}
         first = await h.call("create_bulk_delete", args)
         assert first["preview"]["notes"] == [
@@ -610,7 +639,9 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(mode: Mode, tmp_
         assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
             ("POST", "lead/")
         ] * len(doomed)
-        assert [r.json for r in h.sandbox.requests] == [lead_body(lead) for lead in backup]
+        assert [r.json for r in h.sandbox.requests] == [
+            recreate_body(originals[lead["id"]]) for lead in backup
+        ]
         for old, new in report.restored.items():
             assert new != old
             assert record(sb, new) == expected[old]
@@ -661,6 +692,42 @@ def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
 
 def _args(path: Path, *, yes: bool = False, retry_unknown: bool = False) -> argparse.Namespace:
     return argparse.Namespace(backup=str(path), sandbox=True, yes=yes, retry_unknown=retry_unknown)
+
+
+# The POST /lead/ that re-creates the first seeded lead (by id) of a 10-lead sandbox on the
+# harness's clock, written out by hand: the empty custom values (Deal Size, Lead Source) are
+# left out; each contact keeps its name, title, emails (none here) and phones.
+VANDELAY_BODY = {
+    "name": "Vandelay Systems",
+    "status_id": "stat_rQlPZNqPe5fIiyzit1KMfd",  # Canceled
+    "description": "Vandelay Systems is a demo lead.",
+    "url": "https://vandelay.example",
+    "date_created": "2025-09-12T19:00:59.945204+00:00",
+    "custom.cf_SwThTKEyX7Epeo4ggJvsfZ": "Finance",  # Industry
+    "custom.cf_58V0ZBasbwzWE9YK3AK6rG": ["Reporting", "CRM"],  # Products
+    "custom.cf_M1KDN4y9IlvMLRgelEfnRJ": "2026-09-09",  # Renewal Date
+    "custom.cf_w0LQ5xSVVUTALdgLZymdNF": "user_KCV7Qdle1m3yJ7OHaEQ1ke",  # Account Owner
+    "contacts": [
+        {
+            "name": "Farid Rossi",
+            "title": "Engineer",
+            "emails": [],
+            "phones": [{"phone": "+14155554619", "type": "office"}],
+        },
+        {
+            "name": "Sam Silva",
+            "title": "Buyer",
+            "emails": [],
+            "phones": [{"phone": "+14155552056", "type": "office"}],
+        },
+        {
+            "name": "José Jones",
+            "title": "Buyer",
+            "emails": [],
+            "phones": [{"phone": "+14155557481", "type": "office"}],
+        },
+    ],
+}
 
 
 def test_restore_command_confirms_by_count_and_reports_old_to_new(
@@ -750,8 +817,9 @@ async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
         third = await restore_leads(
             h.runtime.client_for(), backup, progress=Progress.load(path), retry_unknown=True
         )
+        assert old[0] == "lead_2L2i8JYVcHllTGmWYzhSpp"  # the seeded Vandelay Systems
         assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
-            ("POST", "lead/", lead_body(backup[0]))
+            ("POST", "lead/", VANDELAY_BODY)
         ]
         assert list(third.restored) == [old[0]]
         assert third.outcome_unknown == {}

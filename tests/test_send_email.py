@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from close_mcp.close.jobs import CRM_DATA_NOTICE
-from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, Mode, accept, decline
 
@@ -281,8 +280,20 @@ async def test_template_is_rendered_in_the_preview_and_by_close(mode: Mode) -> N
         template = next(t for t in store.templates.values() if t.name == "Intro")
         args = {"lead_id": lead.id, "contact_id": contact.id, "template": "Intro"}
         preview = await h.call("send_email", {**args, "dry_run": True})
-        expected = render_template(store, template, lead, contact)
+        # The seeded 'Intro' template for this lead and contact, rendered by hand (not by the
+        # sandbox's renderer, which also fills the email Close saves).
+        assert (lead.display_name, contact.name, store.me.first_name) == (
+            "Initech Inc.",
+            "Olga Cohen",
+            "Sandra",
+        )
+        expected = {
+            "subject": "Quick question for Initech Inc.",
+            "body": "Hi Olga,\n\nI work with teams like Initech Inc. on their sales process. "
+            "Worth a chat?\n\nSandra",
+        }
         address = contact.emails[0]["email"]
+        assert address == "olga.173@initech.example"
         assert preview["preview"]["rendering"] == {
             "to": [address],
             "cc": [],

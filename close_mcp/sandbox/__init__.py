@@ -9,7 +9,8 @@
   `custom_fields`, `templates`, `sequences`, `email_accounts`, `users`, `saved_searches`,
   `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON dicts).
 - `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
-- `sb.inject_faults` misbehaves on demand (`faults`), `sb.advance` moves a FakeClock.
+- `sb.inject_faults` misbehaves on demand (`faults`; `sb.faults_served` counts the faults
+  served, by kind), `sb.advance` moves a FakeClock.
 - Jobs (`jobs`): `created` 0.5 s, `loading` to 1 s (counts null), then `processing` at
   `job_speed` objects a clock-second, applying effects as they go, then `done`.
 - Choices where Close is silent: a path without its trailing slash gets a 308 to the slashed

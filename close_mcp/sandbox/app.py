@@ -52,7 +52,8 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _fault_answer(fault: Fault) -> Response:
+def _fault_answer(sandbox: Sandbox, fault: Fault) -> Response:
+    sandbox._faults.serve(fault)
     if fault.kind in ("reset", "reset_after_commit"):
         raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
     if fault.kind in ("timeout", "timeout_after_commit"):
@@ -90,10 +91,11 @@ async def _answer(
     method, path = request.method, request.url.path
     fault = sandbox._faults.take(method, path)
     if fault is not None and fault.kind == "slow":
+        sandbox._faults.serve(fault)
         await sandbox.clock.sleep(fault.seconds if fault.seconds is not None else 30.0)
         fault = None
     if fault is not None and not fault.after_commit and fault.kind != "malformed":
-        return _fault_answer(fault)
+        return _fault_answer(sandbox, fault)
     if sandbox.fault_rate and sandbox._fault_rng.random() < sandbox.fault_rate:
         status = sandbox._fault_rng.choice([502, 503])
         return _json(status, {"error": f"Sandbox fault: HTTP {status}"})
@@ -107,9 +109,10 @@ async def _answer(
             return _json(429, rate_limited_body(verdict.reset), headers)
     response = await _route(sandbox, request, method, path, body, bad_json, headers)
     if fault is not None and fault.kind == "malformed":
+        sandbox._faults.serve(fault)
         return Response(b'{"data": [{"id": "lea', 200, media_type="application/json")
     if fault is not None:
-        return _fault_answer(fault)
+        return _fault_answer(sandbox, fault)
     if sandbox.slow_seconds:
         await sandbox.clock.sleep(sandbox.slow_seconds)
     return response

@@ -101,6 +101,16 @@ class Sandbox:
             raise ValueError("count must be at least 1")
         self._faults.add(kind, count, path_prefix, method, status, seconds)
 
+    @property
+    def faults_served(self) -> dict[FaultKind, int]:
+        """Injected faults actually served so far (answered, raised or slept), by kind."""
+        return dict(self._faults.served)
+
+    @property
+    def faults_pending(self) -> int:
+        """Injected faults not yet taken by a request."""
+        return self._faults.pending
+
     def advance(self, seconds: float) -> None:
         """Move the FakeClock forward; jobs catch up on the next request."""
         if not isinstance(self.clock, FakeClock):

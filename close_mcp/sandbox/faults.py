@@ -11,6 +11,10 @@ Fault kinds (`Sandbox.inject_faults`):
 - `malformed`: do the request, answer 200 with a truncated JSON body.
 - `slow`: sleep `seconds` (default 30) on the clock, then answer normally.
 - `rate_limit`: answer 429 as the rate limiter would, with `reset` = `seconds` (default 2).
+
+`Sandbox.faults_served` counts, by kind, the injected faults actually served: answered,
+raised or slept. A fault set up but never reached, or taken by a request that then got a 401
+or a 429 from the limiter first, is not counted; `Sandbox.faults_pending` says how many wait.
 """
 
 from __future__ import annotations
@@ -54,9 +58,11 @@ class Fault:
 
 @dataclass
 class FaultPlan:
-    """Faults waiting for the next matching requests, first injected first used."""
+    """Faults waiting for the next matching requests, first injected first used, and how many
+    of each kind were served."""
 
     faults: list[Fault] = field(default_factory=list)
+    served: dict[FaultKind, int] = field(default_factory=dict)
 
     def add(
         self,
@@ -81,6 +87,14 @@ class FaultPlan:
                     self.faults.remove(fault)
                 return fault
         return None
+
+    def serve(self, fault: Fault) -> None:
+        """Count `fault` as served: the request is being answered (or dropped, or slowed) by it."""
+        self.served[fault.kind] = self.served.get(fault.kind, 0) + 1
+
+    @property
+    def pending(self) -> int:
+        return sum(fault.remaining for fault in self.faults)
 
 
 @dataclass

@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.outside.toolcache import NpmTools, Unavailable, npm_tools
+from tests.outside.toolcache import InstallFailed, NpmTools, Unavailable, npm_tools
 from tests.processes import free_port, running
+
+
+def need_npm() -> NpmTools:
+    """The npm tools; if they cannot be installed, a failure in CI and a skip otherwise."""
+    try:
+        return npm_tools()
+    except InstallFailed as exc:  # CI is set
+        pytest.fail(f"outside MCP clients unavailable: {exc}", pytrace=False)
+    except Unavailable as exc:
+        pytest.skip(f"outside MCP clients unavailable: {exc}")
 
 
 @pytest.fixture(scope="session")
 def npm() -> NpmTools:
-    try:
-        return npm_tools()
-    except Unavailable as exc:
-        pytest.skip(f"outside MCP clients unavailable: {exc}")
+    return need_npm()
 
 
 def server_env(tmp: Path) -> dict[str, str]:

@@ -7,8 +7,14 @@
 
 The cache is `.ci/cache/` (or `CLOSE_MCP_TOOL_CACHE`); it ignores itself in git.
 `.ci/outside-clients.sh` runs `python -m tests.outside.toolcache install` before the tests; a test
-that finds the cache empty installs on first use. `Unavailable` means the registry (or npm
-itself) cannot be reached: only then do tests skip. Any other install failure is an error.
+that finds the cache empty installs on first use.
+
+When a tool cannot be had because the registry (or npm, or node) cannot be reached:
+- on a developer's machine (`CI` unset) that is `Unavailable`: the install command says so and
+  exits 0, and the tests that need the tool skip with the reason;
+- in CI (`CI` set, e.g. `CI=true`) it is `InstallFailed`: the install command exits 1 and the
+  tests fail, both with the reason. CI never passes with the outside clients skipped.
+Any other install failure is an error everywhere.
 """
 
 from __future__ import annotations
@@ -57,7 +63,23 @@ NETWORK_SIGNS: Final = (
 
 
 class Unavailable(Exception):
-    """The registry or the package client cannot be reached: tests skip with this message."""
+    """The registry or the package client cannot be reached (not in CI): tests skip with this."""
+
+
+class InstallFailed(RuntimeError):
+    """In CI, an outside client could not be installed: the run fails with this message."""
+
+
+def in_ci() -> bool:
+    """`CI` is set to anything but "", "0" or "false" (CI services set `CI=true`)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def _in_ci_a_failure(exc: Unavailable) -> Exception:
+    """What an unavailable tool means here: a skip on a developer's machine, a failure in CI."""
+    if in_ci():
+        return InstallFailed(f"{exc} (CI is set: the outside clients must run)")
+    return exc
 
 
 def cache_dir() -> Path:
@@ -90,8 +112,9 @@ def _run_install(argv: list[str], what: str) -> float:
         raise Unavailable(f"{what}: no answer from the registry in {INSTALL_TIMEOUT_S}s") from exc
     output = f"{done.stdout}\n{done.stderr}"
     if done.returncode != 0:
-        if any(sign in output for sign in NETWORK_SIGNS):
-            raise Unavailable(f"{what}: registry unreachable: {output.strip()[-400:]}")
+        for sign in NETWORK_SIGNS:
+            if sign in output:
+                raise Unavailable(f"{what}: registry unreachable ({sign}): {output.strip()[-400:]}")
         raise RuntimeError(f"{what} failed (exit {done.returncode}):\n{output[-3000:]}")
     return time.monotonic() - started
 
@@ -106,7 +129,7 @@ class NpmTools:
         """The Inspector CLI, run by the machine's own node."""
         node = shutil.which("node")
         if node is None:
-            raise Unavailable("node is not installed")
+            raise _in_ci_a_failure(Unavailable("node is not installed"))
         return [node, str(self._bin(INSPECTOR[0], "mcp-inspector")), "--cli"]
 
     @property
@@ -139,7 +162,14 @@ def _system_node_major() -> int:
 
 
 def npm_tools() -> NpmTools:
-    """The pinned npm tools, installed on first use."""
+    """The pinned npm tools, installed on first use (`Unavailable`, in CI `InstallFailed`)."""
+    try:
+        return _npm_tools()
+    except Unavailable as exc:
+        raise _in_ci_a_failure(exc) from exc
+
+
+def _npm_tools() -> NpmTools:
     root = cache_dir() / "npm"
     wanted = [INSPECTOR, CONFORMANCE]
     own_node = _system_node_major() < 22
@@ -165,7 +195,15 @@ def npm_tools() -> NpmTools:
 
 
 def langchain_python() -> Path:
-    """The Python of a separate venv with langchain-mcp-adapters (mcp 1.x), created on first use."""
+    """The Python of a separate venv with langchain-mcp-adapters (mcp 1.x), created on first use
+    (`Unavailable`, in CI `InstallFailed`)."""
+    try:
+        return _langchain_python()
+    except Unavailable as exc:
+        raise _in_ci_a_failure(exc) from exc
+
+
+def _langchain_python() -> Path:
     venv = cache_dir() / "langchain-venv"
     python = venv / "bin" / "python"
     marker = venv / "close-mcp-pins.txt"
@@ -191,19 +229,26 @@ def main(argv: list[str]) -> int:
         return 2
     # Both installs at once: npm and pip each spend most of their time waiting on the network.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        npm_job = pool.submit(npm_tools)
-        venv_job = pool.submit(langchain_python)
-    try:
-        tools = npm_job.result()
-        python = venv_job.result()
-    except Unavailable as exc:
-        # Tests skip with the same message; CI goes on.
-        print(f"outside tools unavailable: {exc}", file=sys.stderr)
-        return 0
-    print(f"inspector: {' '.join(tools.inspector)}")
-    print(f"conformance: {' '.join(tools.conformance)}")
-    print(f"langchain venv: {python}")
-    return 0
+        jobs = [
+            pool.submit(_npm_commands),
+            pool.submit(lambda: f"langchain venv: {langchain_python()}"),
+        ]
+    failed = False
+    for job in jobs:
+        try:
+            print(job.result())
+        except InstallFailed as exc:
+            print(f"outside tools could not be installed: {exc}", file=sys.stderr)
+            failed = True
+        except Unavailable as exc:
+            # Not in CI: the tests that need the tool skip with the same message.
+            print(f"outside tools unavailable, their tests will skip: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _npm_commands() -> str:
+    tools = npm_tools()
+    return f"inspector: {' '.join(tools.inspector)}\nconformance: {' '.join(tools.conformance)}"
 
 
 if __name__ == "__main__":

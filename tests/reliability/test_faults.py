@@ -9,6 +9,9 @@
   "outcome unknown" error, and nothing is ever resent (not even with the same token).
 - A tool call cancelled while its POST is in flight leaves no write, or exactly one complete
   write, and its token cannot send a second one.
+
+Every test asserts that each fault it set up was served by the sandbox
+(`Sandbox.faults_served`, nothing left pending); the "faults served" figure adds those up.
 """
 
 from __future__ import annotations
@@ -31,17 +34,24 @@ pytestmark = pytest.mark.anyio
 
 QUALIFIED = {"filter": {"lead_status": "Qualified"}}
 DELETE_PATH = "/api/v1/bulk_action/delete/"
-FAULTS_INJECTED: dict[str, int] = {}
+FAULTS_SERVED: dict[str, int] = {}
 
 
 def _count(kind: str, n: int) -> None:
-    FAULTS_INJECTED[kind] = FAULTS_INJECTED.get(kind, 0) + n
-    record("faults injected", f"{sum(FAULTS_INJECTED.values())} ({FAULTS_INJECTED})")
+    FAULTS_SERVED[kind] = FAULTS_SERVED.get(kind, 0) + n
+    record("faults served", f"{sum(FAULTS_SERVED.values())} ({FAULTS_SERVED})")
 
 
 def _inject(h: Harness, kind: FaultKind, count: int, path: str, method: str, **kw: Any) -> None:
     h.sandbox.inject_faults(kind, count, path, method, **kw)
-    _count(kind, count)
+
+
+def _all_served(h: Harness, expected: dict[FaultKind, int]) -> None:
+    """The sandbox served exactly these faults and has none left; they count in the figure."""
+    assert h.sandbox.faults_served == expected
+    assert h.sandbox.faults_pending == 0
+    for kind, n in expected.items():
+        _count(kind, n)
 
 
 # -- reads: retried to the same answer, or a clear error --------------------------------------
@@ -76,6 +86,7 @@ async def test_read_recovers_to_the_same_answer(
         # each fault answered once, then the real answer; a slow answer is the real one
         assert len(faulted) == (1 if kind == "slow" else count + 1)
         assert h.writes() == []
+        _all_served(h, {kind: count})
 
 
 GIVE_UP: list[tuple[FaultKind, int, str]] = [
@@ -116,16 +127,20 @@ async def test_read_that_keeps_failing_says_why(
         _inject(h, kind, count, path, method)
         error = await h.error(tool, args)
         assert error == message.format(method=method, path=path)
+        _all_served(h, {kind: count})
         # and the server is fine afterwards
         assert (await h.call("search_leads", QUALIFIED))["total"] > 0
 
 
-async def test_rate_limit_waits_follow_reset_and_are_shared() -> None:
+async def test_rate_limit_waits_follow_reset() -> None:
+    """Each 429's `reset` is waited out (that concurrent calls share the wait is tested in
+    tests/test_client.py with calls made during it)."""
     async with Harness.start() as h:
         _inject(h, "rate_limit", 3, "data/search/", "POST", seconds=1.5)
         before = h.clock.time()
         await h.call("search_leads", QUALIFIED)
         assert h.clock.time() - before == pytest.approx(4.5)
+        _all_served(h, {"rate_limit": 3})
 
 
 # -- ambiguous bulk POSTs: reconciled, never two jobs ----------------------------------------
@@ -173,6 +188,7 @@ async def test_ambiguous_bulk_post_is_reconciled_to_the_one_job(
         assert _jobs(h) == [job_id]
         outcomes = [(e["outcome"], e.get("job_id")) for e in h.audit.entries()]
         assert outcomes[0] == ("submitted", job_id)
+        _all_served(h, {kind: 1})
 
 
 @pytest.mark.parametrize(("kind", "start"), NOTHING_DONE)
@@ -195,6 +211,7 @@ async def test_failed_bulk_post_reports_outcome_unknown_and_never_resends(
         assert again["reason"] == "the confirmation token was already used"
         assert _posts(h) == 1
         assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown", "refused"]
+        _all_served(h, {kind: 1})
 
 
 class FailListingsAfterPost(httpx.AsyncBaseTransport):
@@ -234,11 +251,12 @@ async def test_reconcile_that_cannot_list_jobs_still_says_outcome_unknown(
             "shortly.): it could not be checked; look there before trying again. "
             "(POST bulk_action/delete/)"
         )
-        _count("5xx", transport.failed)
         assert transport.failed == 4  # the listing was retried, the POST never was
         assert len(_jobs(h)) == 1
         assert _posts(h) == 1
         assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown"]
+        _all_served(h, {"after_commit": 1})
+        _count("5xx", transport.failed)  # the listing's 503s, served by the wrapper above
 
 
 async def test_ambiguous_email_post_is_reconciled_from_the_leads_activities() -> None:
@@ -264,6 +282,7 @@ async def test_ambiguous_email_post_is_reconciled_from_the_leads_activities() ->
         assert done["status"] == "submitted"
         assert [e["id"] for e in emails if e.get("subject") == "Hello"] == [done["result"]["id"]]
         assert _posts(h, "/api/v1/activity/email/") == 1
+        _all_served(h, {"timeout_after_commit": 1})
 
 
 # -- a cancelled call leaves nothing half-sent ------------------------------------------------
@@ -295,11 +314,14 @@ async def test_call_cancelled_before_close_acted_sends_nothing() -> None:
         token = await _delete_token(h)
         _inject(h, "slow", 1, "bulk_action/delete/", "POST", seconds=7.0)
         assert await _cancel_in_flight(h, gate, {**QUALIFIED, "confirmation_token": token})
+        # the POST reached Close, which was holding it (slow) when the call was cancelled
+        assert _posts(h) == 1
         assert _jobs(h) == []
-        assert _posts(h) <= 1
+        _all_served(h, {"slow": 1})
         again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
         assert again["status"] == "refused"
-        assert _posts(h) <= 1
+        assert again["reason"] == "the confirmation token was already used"
+        assert _posts(h) == 1  # the refusal sent nothing
         assert _jobs(h) == []
 
 
