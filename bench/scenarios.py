@@ -101,7 +101,7 @@ async def tool_list(rec: Recorder) -> tuple[int, dict[str, int]]:
 async def run_demo(rec: Recorder) -> None:
     import rich.console
 
-    from close_mcp.cli.main import demo
+    from close_mcp.cli import demo
 
     class RecordingDemo(demo.Demo):
         async def call(self, tool: str, args: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from close_mcp.cli.main import commands
+from close_mcp.cli import commands
 from close_mcp.safety import snapshots
 from close_mcp.safety.restore import Progress, progress_path, restore_leads
 from close_mcp.safety.snapshots import read_backup
