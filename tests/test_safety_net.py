@@ -22,6 +22,7 @@ from close_mcp.safety.snapshots import read_backup
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
+from close_mcp.writes.sender import Sender
 from tests.harness import MODES, Harness, Mode, run_to_done
 
 pytestmark = pytest.mark.anyio
@@ -34,6 +35,11 @@ BY_CREATED = [
         "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
     }
 ]
+
+
+def _sender(h: Harness) -> Sender:
+    """What `close-mcp restore` sends through: every lead audited as its own write."""
+    return Sender(h.runtime.audit, h.runtime.client_for(), "restore")
 
 
 def status_id(sb: Sandbox, label: str) -> str:
@@ -633,7 +639,7 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(mode: Mode, tmp_
         backup = read_backup(path)
         assert sorted(lead["id"] for lead in backup) == doomed
         h.clear()
-        report = await restore_leads(h.runtime.client_for(), backup)
+        report = await restore_leads(_sender(h), backup)
         assert report.failed == {}
         assert sorted(report.restored) == doomed
         assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
@@ -745,9 +751,11 @@ def test_restore_command_confirms_by_count_and_reports_old_to_new(
     assert "Type the number of leads to restore (3) to go ahead: " in err.getvalue()
     assert err.getvalue().startswith(f"Backup {path}: 3 leads with ")
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert [(a["tool"], a["outcome"], a["matched"], a["snapshot"]) for a in audit] == [
-        ("restore", "submitted", 3, str(path))
-    ]
+    # One line per re-created lead, each naming the new lead and the backup it came from.
+    assert [(a["tool"], a["outcome"], a["path"], a["matched"], a["snapshot"]) for a in audit] == [
+        ("restore", "submitted", "/lead/", 1, str(path))
+    ] * 3
+    assert sorted(a["job_id"] for a in audit) == sorted(report["restored"].values())
 
 
 def test_restore_command_refuses_without_terminal_or_with_a_wrong_count(
@@ -793,7 +801,7 @@ async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
         # The first POST times out after Close created the lead: its outcome is unknown.
         h.sandbox.inject_faults("timeout_after_commit", path_prefix="lead/", method="POST")
         h.clear()
-        first = await restore_leads(h.runtime.client_for(), backup, progress=Progress.load(path))
+        first = await restore_leads(_sender(h), backup, progress=Progress.load(path))
         assert sorted(first.restored) == old[1:]
         assert list(first.outcome_unknown) == [old[0]]
         assert first.failed == {}
@@ -805,7 +813,7 @@ async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
         h.clear()
         again = Progress.load(path)
         assert again.restored == first.restored
-        second = await restore_leads(h.runtime.client_for(), backup, progress=again)
+        second = await restore_leads(_sender(h), backup, progress=again)
         assert h.writes() == []
         assert second.restored == {}
         assert second.already_restored == first.restored
@@ -815,7 +823,7 @@ async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
         # Asked to, it sends the unknown one again (once), and then it is recorded as done.
         h.clear()
         third = await restore_leads(
-            h.runtime.client_for(), backup, progress=Progress.load(path), retry_unknown=True
+            _sender(h), backup, progress=Progress.load(path), retry_unknown=True
         )
         assert old[0] == "lead_2L2i8JYVcHllTGmWYzhSpp"  # the seeded Vandelay Systems
         assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
@@ -824,7 +832,7 @@ async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
         assert list(third.restored) == [old[0]]
         assert third.outcome_unknown == {}
         h.clear()
-        fourth = await restore_leads(h.runtime.client_for(), backup, progress=Progress.load(path))
+        fourth = await restore_leads(_sender(h), backup, progress=Progress.load(path))
         assert h.writes() == []
         assert fourth.already_restored == {**first.restored, **third.restored}
 

@@ -68,6 +68,7 @@ def restore(
     from close_mcp.errors import SafetyNetError
     from close_mcp.safety.restore import Progress, Report, confirmed, preview_text, restore_leads
     from close_mcp.safety.snapshots import read_backup
+    from close_mcp.writes.sender import Sender
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     path = Path(args.backup)
@@ -98,21 +99,16 @@ def restore(
     async def run() -> Report:
         try:
             return await restore_leads(
-                runtime.client_for(), leads, progress=progress, retry_unknown=retry_unknown
+                Sender(runtime.audit, runtime.client_for(), "restore"),
+                leads,
+                progress=progress,
+                retry_unknown=retry_unknown,
+                backup=str(path),
             )
         finally:
             await runtime.aclose()
 
     report = anyio.run(run)
-    if sending:
-        runtime.audit.record(
-            tool="restore",
-            outcome="submitted" if report.complete else "partly_failed",
-            path="/lead/",
-            request={"backup": str(path), "progress": str(progress.path), **report.to_json()},
-            matched=len(sending),
-            snapshot=str(path),
-        )
     print(json.dumps(report.to_json(), indent=2), file=stdout)
     parts = [f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"]
     if report.already_restored:

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
-from close_mcp.close.client import CloseClient
 from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.writes.sender import Sender
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
 PREVIEW_LEADS = 10
@@ -254,13 +254,15 @@ def confirmed(
 
 
 async def restore_leads(
-    client: CloseClient,
+    sender: Sender,
     leads: list[dict[str, Any]],
     *,
     progress: Progress | None = None,
     retry_unknown: bool = False,
+    backup: str | None = None,
 ) -> Report:
-    """POST each lead once (never retried: a POST that may have worked is not resent).
+    """POST each lead once through `sender`, which audits it (never retried: a POST that may
+    have worked is not resent).
 
     With `progress`, leads an earlier run restored are skipped (`already_restored`), those
     of unknown outcome are not sent unless `retry_unknown` (reported in `outcome_unknown`),
@@ -282,7 +284,7 @@ async def restore_leads(
             except OSError as exc:
                 report.stopped = f"the progress file could not be written ({exc})"
                 break
-            event, new_id, why = await _post(client, lead)
+            event, new_id, why = await _post(sender, lead, backup)
             if event == "restored" and new_id is not None:
                 report.restored[old] = new_id
             elif event == "failed":
@@ -301,14 +303,24 @@ async def restore_leads(
     return report
 
 
-async def _post(client: CloseClient, lead: dict[str, Any]) -> tuple[Event, str | None, str]:
+async def _post(
+    sender: Sender, lead: dict[str, Any], backup: str | None
+) -> tuple[Event, str | None, str]:
+    body = lead_body(lead)
     try:
-        created = await client.post("lead/", lead_body(lead))
+        created = await sender.send("POST", "lead/", body, matched=1, snapshot=backup)
     except OutcomeUnknown as exc:
         return "outcome_unknown", None, str(exc)
     except CloseError as exc:
         return "failed", None, str(exc)
     new_id = created.get("id") if isinstance(created, dict) else None
     if isinstance(new_id, str):
+        sender.record(
+            "submitted", path="/lead/", body=body, matched=1, job_id=new_id, snapshot=backup
+        )
         return "restored", new_id, ""
-    return "outcome_unknown", None, "Close answered without an id, so the new lead is unknown"
+    why = "Close answered without an id, so the new lead is unknown"
+    sender.record(
+        "outcome_unknown", path="/lead/", body=body, matched=1, snapshot=backup, reason=why
+    )
+    return "outcome_unknown", None, why

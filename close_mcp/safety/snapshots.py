@@ -17,7 +17,7 @@ Where: a `snapshots` folder beside the audit log (`Settings.snapshot_dir`); with
 log off, beside where it would be in the user's state dir. The folder is 0700 and every
 file 0600, written to a private temporary name first and renamed, so a reader never sees
 half a file. The job id is only known once Close answers the POST, so the file is written
-as `pending-...` and `finalize` renames it (writes.py calls it); a file that stays pending
+as `pending-...` and `finalize` renames it (the pipeline calls `attach`); a file that stays pending
 belongs to a POST that failed or whose outcome is unknown (the audit line names it).
 
 Cost, counted in the preview notes: ceil(n / 200) search requests for n leads (at least
@@ -36,12 +36,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
 
 if TYPE_CHECKING:
-    from close_mcp.server.runtime import Runtime
     from close_mcp.writes.pipeline import WriteRequest
 
 SNAPSHOT_VERSION: Final = 1
@@ -50,7 +50,6 @@ CURSOR_CAP = 10_000  # one cursor walk of /data/search/ ends here (a variable, f
 EDIT_SUFFIX: Final = ".json"
 BACKUP_SUFFIX: Final = ".jsonl"
 PENDING: Final = "pending-"
-LEAD_NODE: Final[dict[str, Any]] = {"type": "object_type", "object_type": "lead"}
 BACKUP_FIELDS: Final = (
     "id",
     "name",
@@ -259,76 +258,88 @@ def finalize(path: str, job_id: str) -> str:
     return str(final)
 
 
-def _now_iso(runtime: Runtime) -> str:
-    return datetime.fromtimestamp(runtime.clock.time(), tz=UTC).isoformat()
+class _Saver:
+    """What the two safeguards share: where files go, the clock, the client, the preview note."""
+
+    what: str
+
+    def __init__(self, settings: Settings, clock: Clock, client: CloseClient) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.client = client
+
+    def prepare(self, request: WriteRequest) -> None:
+        """Attach to the request and say in its preview what will be saved."""
+        request.safeguard = self
+        annotate(self.settings, request)
+
+    async def take(self, request: WriteRequest) -> str | None:
+        raise NotImplementedError
+
+    def attach(self, saved: str, job_id: str) -> str:
+        return finalize(saved, job_id)
+
+    def _will_save(self, request: WriteRequest) -> bool:
+        return why_not(self.settings, request) is None and request.s_query is not None
+
+    async def _walk(self, request: WriteRequest, fields: list[str]) -> list[dict[str, Any]]:
+        assert request.s_query is not None
+        return await walk_leads(
+            self.client,
+            request.s_query,
+            fields,
+            results_limit=request.results_limit,
+            sort=request.sort,
+        )
 
 
-async def take_edit_snapshot(
-    runtime: Runtime, client: CloseClient, request: WriteRequest
-) -> str | None:
-    """Save the current value of the field the edit changes on every lead it will touch."""
-    if why_not(runtime.settings, request) is not None or request.s_query is None:
-        return None
-    field = edit_field(request.body)
-    leads = await walk_leads(
-        client, request.s_query, [field], results_limit=request.results_limit, sort=request.sort
-    )
-    document = {
-        "version": SNAPSHOT_VERSION,
-        "job_id": None,
-        "created_at": _now_iso(runtime),
-        "tool": request.tool,
-        "request": request.body,
-        "field": field,
-        "leads": {lead["id"]: lead.get(field) for lead in leads},
-    }
-    path = _pending(snapshot_dir(runtime.settings), "bulkedit", EDIT_SUFFIX)
-    write_private(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-    return str(path)
+class SnapshotBeforeEdit(_Saver):
+    """Saves the current value of the field the edit changes on every lead it will touch."""
+
+    what = "snapshot"
+
+    async def take(self, request: WriteRequest) -> str | None:
+        if not self._will_save(request):
+            return None
+        field = edit_field(request.body)
+        leads = await self._walk(request, [field])
+        document = {
+            "version": SNAPSHOT_VERSION,
+            "job_id": None,
+            "created_at": datetime.fromtimestamp(self.clock.time(), tz=UTC).isoformat(),
+            "tool": request.tool,
+            "request": request.body,
+            "field": field,
+            "leads": {lead["id"]: lead.get(field) for lead in leads},
+        }
+        path = _pending(snapshot_dir(self.settings), "bulkedit", EDIT_SUFFIX)
+        write_private(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+        return str(path)
 
 
-async def take_delete_backup(
-    runtime: Runtime, client: CloseClient, request: WriteRequest, custom_field_ids: list[str]
-) -> str | None:
-    """Save the full record of every lead the delete will remove, one JSON line each."""
-    if why_not(runtime.settings, request) is not None or request.s_query is None:
-        return None
-    fields = [*BACKUP_FIELDS, *(f"custom.{cf}" for cf in custom_field_ids)]
-    leads = await walk_leads(
-        client, request.s_query, fields, results_limit=request.results_limit, sort=request.sort
-    )
-    path = _pending(snapshot_dir(runtime.settings), "bulkdelete", BACKUP_SUFFIX)
-    write_private(path, "".join(json.dumps(lead, ensure_ascii=False) + "\n" for lead in leads))
-    return str(path)
+class BackupBeforeDelete(_Saver):
+    """Saves the full record of every lead the delete will remove, one JSON line each."""
 
+    what = "backup"
 
-def hook(
-    runtime: Runtime,
-    client: CloseClient,
-    take: Callable[[WriteRequest], Awaitable[str | None]],
-) -> Callable[[WriteRequest], Awaitable[str | None]]:
-    """A `before_send` hook: a failed snapshot stops the write, and the audit log says why."""
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        client: CloseClient,
+        custom_field_ids: Callable[[], Awaitable[list[str]]],
+    ) -> None:
+        super().__init__(settings, clock, client)
+        self._custom_field_ids = custom_field_ids
 
-    async def before_send(request: WriteRequest) -> str | None:
-        try:
-            return await take(request)
-        except Exception as exc:
-            what = "snapshot" if request.action == "edit" else "backup"
-            reason = f"the {what} before sending failed ({exc}); nothing was sent"
-            runtime.audit.record(
-                tool=request.tool,
-                outcome="refused",
-                path="/" + request.path,
-                request=request.body,
-                matched=request.matched,
-                reason=reason,
-            )
-            raise SafetyNetError(
-                f"Could not save the {what} before sending, so nothing was sent: {exc} "
-                "Call again (without the spent token) for a fresh confirmation."
-            ) from exc
-
-    return before_send
+    async def take(self, request: WriteRequest) -> str | None:
+        if not self._will_save(request):
+            return None
+        custom = [f"custom.{cf}" for cf in await self._custom_field_ids()]
+        leads = await self._walk(request, [*BACKUP_FIELDS, *custom])
+        path = _pending(snapshot_dir(self.settings), "bulkdelete", BACKUP_SUFFIX)
+        write_private(path, "".join(json.dumps(lead, ensure_ascii=False) + "\n" for lead in leads))
+        return str(path)
 
 
 # -- reading the files back -------------------------------------------------------------------

@@ -2,24 +2,49 @@
 
 Everything time-dependent (job progress, cursor expiry, rate limit, scheduled emails, pause
 dates) reads `clock`, so tests drive it with a `FakeClock` instead of sleeping.
+
+The HTTP layer (`build_app`) lives here too, because it reaches into the sandbox's faults,
+limiter and request log (apart, the two modules imported each other). For each request:
+record it; apply an injected (or random, `fault_rate`) fault due before the work; check the
+API key (401); take a rate-limit token (429); route (404/405, and a 308 redirect to the
+slashed path when the trailing slash is missing, as Close redirects); catch jobs and emails
+up with the clock; run the handler; apply an after-the-work fault; add `slow_seconds`;
+answer. The recorded request gets the answer's status (0 when the fault was a dropped
+connection or a timeout).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from close_mcp.clock import Clock, FakeClock, SystemClock, utc_datetime
-from close_mcp.sandbox.app import build_app
+from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import JobRunner
-from close_mcp.sandbox.faults import FaultKind, FaultPlan, RateLimiter
-from close_mcp.sandbox.routes import Api
+from close_mcp.sandbox.errors import ApiError, BadRequest
+from close_mcp.sandbox.faults import (
+    API_ROOT,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    RateLimiter,
+    Verdict,
+    rate_limited_body,
+)
+from close_mcp.sandbox.routes import Api, Call
 from close_mcp.sandbox.seed import build_store
 
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 SANDBOX_API_KEY = "api_sandbox_0000000000000000000000"
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 
@@ -120,3 +145,117 @@ class Sandbox:
     def fail_job(self, job_id: str, reason: str = "Failed by the test.") -> None:
         """Put a bulk job in `error`, as Close does when one breaks."""
         self.jobs.fail(job_id, self.clock.time(), reason)
+
+
+def _api_key(request: Request) -> str | None:
+    """The key from `Basic base64(key:)` or `Bearer key`; None if absent or malformed."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, _password = decoded.partition(":")
+    return user or None
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _fault_answer(sandbox: Sandbox, fault: Fault) -> Response:
+    sandbox._faults.serve(fault)
+    if fault.kind in ("reset", "reset_after_commit"):
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    if fault.kind in ("timeout", "timeout_after_commit"):
+        raise httpx.ReadTimeout("The read operation timed out (sandbox fault).")
+    if fault.kind == "rate_limit":
+        verdict = Verdict(False, 1, 0, fault.seconds if fault.seconds is not None else 2.0)
+        return _json(429, rate_limited_body(verdict.reset), verdict.headers())
+    status = fault.status or (504 if fault.kind == "after_commit" else 503)
+    return _json(status, {"error": f"Sandbox fault: HTTP {status}"})
+
+
+def build_app(sandbox: Sandbox) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+            bad_json = False
+        except ValueError:
+            body, bad_json = None, True
+        record = sandbox._record(request.method, request.url.path, dict(request.query_params), body)
+        try:
+            response = await _answer(sandbox, request, body, bad_json, record)
+        except BaseException:
+            record.status = 0
+            raise
+        record.status = response.status_code
+        return response
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)])
+
+
+async def _answer(
+    sandbox: Sandbox, request: Request, body: Any, bad_json: bool, record: RecordedRequest
+) -> Response:
+    method, path = request.method, request.url.path
+    fault = sandbox._faults.take(method, path)
+    if fault is not None and fault.kind == "slow":
+        sandbox._faults.serve(fault)
+        await sandbox.clock.sleep(fault.seconds if fault.seconds is not None else 30.0)
+        fault = None
+    if fault is not None and not fault.after_commit and fault.kind != "malformed":
+        return _fault_answer(sandbox, fault)
+    if sandbox.fault_rate and sandbox._fault_rng.random() < sandbox.fault_rate:
+        status = sandbox._fault_rng.choice([502, 503])
+        return _json(status, {"error": f"Sandbox fault: HTTP {status}"})
+    if _api_key(request) != sandbox.api_key:
+        return _json(401, {"error": "Unauthorized"})
+    headers: dict[str, str] = {}
+    if sandbox._limiter is not None:
+        verdict = sandbox._limiter.check(sandbox.api_key, sandbox.clock.time())
+        headers = verdict.headers()
+        if not verdict.allowed:
+            return _json(429, rate_limited_body(verdict.reset), headers)
+    response = await _route(sandbox, request, method, path, body, bad_json, headers)
+    if fault is not None and fault.kind == "malformed":
+        sandbox._faults.serve(fault)
+        return Response(b'{"data": [{"id": "lea', 200, media_type="application/json")
+    if fault is not None:
+        return _fault_answer(sandbox, fault)
+    if sandbox.slow_seconds:
+        await sandbox.clock.sleep(sandbox.slow_seconds)
+    return response
+
+
+async def _route(
+    sandbox: Sandbox,
+    request: Request,
+    method: str,
+    path: str,
+    body: Any,
+    bad_json: bool,
+    headers: dict[str, str],
+) -> Response:
+    if not path.startswith(API_ROOT):
+        return _json(404, {"error": f"No such endpoint: {path}"}, headers)
+    relative = path[len(API_ROOT) :]
+    if relative and not relative.endswith("/"):
+        target = request.url.replace(path=path + "/")
+        return RedirectResponse(str(target), status_code=308, headers=headers)
+    try:
+        handler, params = sandbox.api.resolve(method, relative)
+        if bad_json:
+            raise BadRequest({}, ["Request body is not valid JSON."])
+        now = sandbox.clock.time()
+        sandbox.jobs.advance_all(now)
+        emails.deliver_due(sandbox.store, now)
+        call = Call(method, params, dict(request.query_params), body, now)
+        return _json(200, handler(call), headers)
+    except ApiError as exc:
+        return _json(exc.status, exc.body, headers)

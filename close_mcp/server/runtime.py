@@ -23,6 +23,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
 from close_mcp.errors import MissingAPIKey
 from close_mcp.writes.audit import AuditLog
+from close_mcp.writes.sender import WriteContext
 from close_mcp.writes.tokens import ConfirmationTokens
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Runtime:
         self._clients: OrderedDict[str, CloseClient] = OrderedDict()
         self.tokens = ConfirmationTokens(settings.secret.get_secret_value().encode(), self.clock)
         self.audit = AuditLog(settings.audit_log, self.clock)
+        self.writes = WriteContext(settings, self.tokens, self.audit, self.clock)
 
     def __repr__(self) -> str:
         return f"Runtime(base_url={self._base_url!r}, sandbox={self.sandbox is not None})"

@@ -13,12 +13,16 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from close_mcp.clock import Clock
 from close_mcp.writes.tokens import iso
 
 log = logging.getLogger(__name__)
+
+# submitted: Close accepted it; refused: nothing was sent; failed: Close said no (nothing
+# happened); outcome_unknown: it may or may not have happened, so it is never resent.
+AuditOutcome = Literal["submitted", "refused", "failed", "outcome_unknown"]
 
 
 class AuditLog:
@@ -34,7 +38,7 @@ class AuditLog:
         self,
         *,
         tool: str,
-        outcome: str,
+        outcome: AuditOutcome,
         path: str | None = None,
         request: Any = None,
         matched: int | None = None,

@@ -9,8 +9,12 @@ leads it touches, a sample). Everything that makes writes safe lives here, once:
 - The confirmed call rebuilds the request from its arguments and recounts; the token must
   fit both, must not be expired or spent, and a person asked through elicitation must agree
   (for a delete: type the number of leads). Anything else is `refused` with a fresh preview.
-- The request is POSTed once. After an ambiguous failure the recent jobs (or emails) are
-  searched for it before anything is reported; it is never resent.
+- A `Safeguard` (the snapshot before an edit, the backup before a delete) runs after the
+  token is spent and before the request leaves; if it fails, nothing is sent.
+- The request leaves through `Sender`, once. After an ambiguous failure the recent jobs (or
+  emails) are searched for it before anything is reported; it is never resent.
+
+The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never the server.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from anyio import get_cancelled_exc_class
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -33,9 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
-from close_mcp.errors import CloseError, OutcomeUnknown, TokenRejected, UnknownJobId
-from close_mcp.safety.snapshots import finalize
-from close_mcp.server.runtime import Runtime
+from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
+from close_mcp.writes.sender import Reconcile, Sender, WriteContext
 
 RECONCILE_WINDOW_S = 300.0
 
@@ -104,6 +106,19 @@ class RecentLookup:
         return all(item.get(key) == body[key] for key in self.keys if key in body)
 
 
+class Safeguard(Protocol):
+    """What is saved before a write Close cannot undo (safety/ implements it).
+
+    `take` runs after the token is spent, right before sending, and returns the file it wrote
+    (None: nothing to save); `attach` names that file after the job Close created."""
+
+    what: str  # "snapshot" or "backup", for messages
+
+    async def take(self, request: WriteRequest) -> str | None: ...
+
+    def attach(self, saved: str, job_id: str) -> str: ...
+
+
 @dataclass
 class WriteRequest:
     """A write fully worked out, before any decision to send it."""
@@ -124,9 +139,11 @@ class WriteRequest:
     rendering: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
-    # A write that is several requests (a revert plan) sends itself; `body` describes all of
-    # them, so the token binds the whole plan. Its answer becomes the result as is.
-    send: Callable[[CloseClient], Awaitable[dict[str, Any]]] | None = None
+    safeguard: Safeguard | None = None
+    # A write that is several requests (a revert plan) sends each through the `Sender`;
+    # `body` describes all of them, so the token binds the whole plan. Its answer becomes the
+    # result as is.
+    send: Callable[[Sender], Awaitable[dict[str, Any]]] | None = None
 
     def preview(self) -> Preview:
         return Preview(
@@ -153,41 +170,32 @@ class Approval(BaseModel):
 NOT_ASKED = "not asked"
 
 
-@dataclass
-class Verdict:
-    """What the confirmation resolver concluded before the tool body runs."""
-
-    request: WriteRequest
-    token_error: str | None = None
-    asked: bool = False
-
-
-def needs_confirmation(runtime: Runtime, request: WriteRequest) -> bool:
+def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
     return (
         request.always_confirm
         or request.selects_everything
-        or runtime.settings.needs_confirmation(request.action)
+        or context.settings.needs_confirmation(request.action)
     )
 
 
-def check_token(runtime: Runtime, request: WriteRequest, token: str | None) -> str | None:
+def check_token(context: WriteContext, request: WriteRequest, token: str | None) -> str | None:
     """Why the token does not fit this request, or None when it does (nothing is spent)."""
     if token is None:
         return None
     try:
-        runtime.tokens.check(token, request.tool, request.path, request.body, request.matched)
+        context.tokens.check(token, request.tool, request.path, request.body, request.matched)
     except TokenRejected as exc:
         return str(exc)
     return None
 
 
 def question(
-    ctx: Context, runtime: Runtime, request: WriteRequest, dry_run: bool, token: str | None
+    ctx: Context, context: WriteContext, request: WriteRequest, dry_run: bool, token: str | None
 ) -> Elicit[TypedCount] | Elicit[Approval] | str:
     """The question for the person, or NOT_ASKED when there is nothing to ask or no way to."""
-    if dry_run or token is None or not needs_confirmation(runtime, request):
+    if dry_run or token is None or not needs_confirmation(context, request):
         return NOT_ASKED
-    if check_token(runtime, request, token) is not None:
+    if check_token(context, request, token) is not None:
         return NOT_ASKED
     caps = ctx.client_capabilities
     if caps is None or caps.elicitation is None:
@@ -229,8 +237,8 @@ def human_refusal(
 class Pipeline:
     """Runs a prepared `WriteRequest` to its outcome."""
 
-    def __init__(self, runtime: Runtime, client: CloseClient) -> None:
-        self.runtime = runtime
+    def __init__(self, context: WriteContext, client: CloseClient) -> None:
+        self.context = context
         self.client = client
 
     async def run(
@@ -240,16 +248,16 @@ class Pipeline:
         dry_run: bool,
         token: str | None,
         answer: ElicitationResult[Any] | None,
-        before_send: Callable[[WriteRequest], Awaitable[str | None]] | None = None,
     ) -> WriteResult:
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
-        confirm = needs_confirmation(self.runtime, request)
+        sender = Sender(self.context.audit, self.client, request.tool)
+        confirm = needs_confirmation(self.context, request)
         # A bad token is the first thing to report: "already used" says more than "no leads".
-        token_problem = check_token(self.runtime, request, token) if confirm else None
+        token_problem = check_token(self.context, request, token) if confirm else None
         if token_problem is None and request.job_kind is not None and request.matched == 0:
             reason = "the selection matches no leads"
-            self._audit(request, "refused", reason=reason)
+            self._refused(sender, request, reason)
             return self._result(
                 request, "refused", f"Refused: {reason}. Nothing was sent.", reason=reason
             )
@@ -257,71 +265,63 @@ class Pipeline:
             if token is None:
                 return self._confirmation_required(request, None)
             problem = token_problem or human_refusal(
-                request, answer, require_human=self.runtime.settings.require_human
+                request, answer, require_human=self.context.settings.require_human
             )
             if problem is None:
                 problem = await self._replayed(request, token)
-            if problem is not None:
-                self._audit(request, "refused", reason=problem)
-                return self._confirmation_required(request, problem)
-            try:
-                self.runtime.tokens.spend(token)
-            except TokenRejected as exc:
-                self._audit(request, "refused", reason=str(exc))
-                return self._confirmation_required(request, str(exc))
-        snapshot = await before_send(request) if before_send else None
-        return await self._send(request, snapshot)
-
-    async def _send(self, request: WriteRequest, snapshot: str | None) -> WriteResult:
-        started = self.runtime.clock.time()
-        try:
-            if request.send is not None:
-                answer = await request.send(self.client)
-            else:
-                answer = await self.client.post(request.path, request.body)
-        except OutcomeUnknown as exc:
-            lookup = _recent_lookup(request)
-            found = None
-            looked = ""  # a write with nowhere to look (a revert plan) says what to do itself
-            if lookup is not None:
-                where = lookup.where
+            if problem is None:
                 try:
-                    found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
-                    looked = f" Nothing matching was found among {where}"
-                except CloseError as failed:
-                    # Never let the lookup's own error ("try again shortly") stand in for this.
-                    looked = (
-                        f" Looking among {where} failed too ({failed.message}): it could not "
-                        "be checked"
-                    )
-                looked += "; look there before trying again."
-            if found is None:
-                self._audit(request, "outcome_unknown", reason=str(exc), snapshot=snapshot)
-                raise OutcomeUnknown(
-                    exc.message + looked, method=exc.method, path=exc.path
-                ) from exc
-            answer = found
-        except get_cancelled_exc_class():
-            # The call was cancelled while the request was out: it may have reached Close.
-            self._audit(
-                request,
-                "outcome_unknown",
-                reason="the tool call was cancelled while the request was in flight",
-                snapshot=snapshot,
-            )
-            raise
+                    self.context.tokens.spend(token)
+                except TokenRejected as exc:
+                    problem = str(exc)
+            if problem is not None:
+                self._refused(sender, request, problem)
+                return self._confirmation_required(request, problem)
+        saved = await self._safeguard(sender, request)
+        return await self._send(sender, request, saved)
+
+    async def _safeguard(self, sender: Sender, request: WriteRequest) -> str | None:
+        """Save what the write will overwrite; if that fails, nothing is sent."""
+        if request.safeguard is None:
+            return None
+        what = request.safeguard.what
+        try:
+            return await request.safeguard.take(request)
         except Exception as exc:
-            self._audit(request, "failed", reason=str(exc), snapshot=snapshot)
-            raise
+            self._refused(
+                sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
+            )
+            raise SafetyNetError(
+                f"Could not save the {what} before sending, so nothing was sent: {exc} "
+                "Call again (without the spent token) for a fresh confirmation."
+            ) from exc
+
+    async def _send(self, sender: Sender, request: WriteRequest, saved: str | None) -> WriteResult:
+        if request.send is not None:
+            plan = request.send
+            answer = await sender.guard(
+                lambda: plan(sender), request.path, request.body, matched=request.matched
+            )
+        else:
+            answer = await sender.send(
+                "POST",
+                request.path,
+                request.body,
+                matched=request.matched,
+                snapshot=saved,
+                reconcile=self._reconcile(request),
+            )
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
-        if snapshot is not None and job is not None:
-            snapshot = finalize(snapshot, job.id)  # named by the job id it belongs to
-        self._audit(
-            request,
+        if saved is not None and job is not None and request.safeguard is not None:
+            saved = request.safeguard.attach(saved, job.id)  # named by the job it belongs to
+        sender.record(
             "submitted",
+            path="/" + request.path,
+            body=request.body,
+            matched=request.matched,
             job_id=job.id if job else str(answer_id or "") or None,
-            snapshot=snapshot,
+            snapshot=saved,
         )
         what = f"job {job.id}" if job else str(answer_id or "the request")
         follow = " Follow it with wait_for_bulk_job." if job else ""
@@ -332,12 +332,33 @@ class Pipeline:
             preview=request.preview(),
             job=job,
             result=None if job else answer if request.send else _compact(answer),
-            snapshot=snapshot,
+            snapshot=saved,
         )
+
+    def _reconcile(self, request: WriteRequest) -> Reconcile:
+        """After an ambiguous failure: the object this write made, if Close shows one."""
+        started = self.context.clock.time()
+
+        async def reconcile() -> tuple[dict[str, Any] | None, str]:
+            lookup = _recent_lookup(request)
+            if lookup is None:
+                return None, ""
+            try:
+                found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
+            except CloseError as failed:
+                # Never let the lookup's own error ("try again shortly") stand in for this.
+                return None, (
+                    f" Looking among {lookup.where} failed too ({failed.message}): it could "
+                    "not be checked; look there before trying again."
+                )
+            looked = f" Nothing matching was found among {lookup.where}"
+            return found, looked + "; look there before trying again."
+
+        return reconcile
 
     async def _replayed(self, request: WriteRequest, token: str) -> str | None:
         """A job with this exact request made since the token was minted means it was used."""
-        minted_at = self.runtime.tokens.minted_at(token)
+        minted_at = self.context.tokens.minted_at(token)
         if minted_at is None:
             return None
         found = await self._find_recent(request, since=minted_at)
@@ -356,8 +377,17 @@ class Pipeline:
                 return dict(item)
         return None
 
+    def _refused(self, sender: Sender, request: WriteRequest, reason: str) -> None:
+        sender.record(
+            "refused",
+            path="/" + request.path,
+            body=request.body,
+            matched=request.matched,
+            reason=reason,
+        )
+
     def _confirmation_required(self, request: WriteRequest, problem: str | None) -> WriteResult:
-        minted = self.runtime.tokens.mint(request.tool, request.path, request.body, request.matched)
+        minted = self.context.tokens.mint(request.tool, request.path, request.body, request.matched)
         ask = (
             f"{request.summary}. Show this preview to the user; if they agree, call "
             f"{request.tool} again with the same arguments and confirmation_token."
@@ -380,7 +410,7 @@ class Pipeline:
         )
 
     def _preview_message(self, request: WriteRequest) -> str:
-        if needs_confirmation(self.runtime, request):
+        if needs_confirmation(self.context, request):
             return (
                 f"Preview only, nothing was sent: {request.summary}. Call again without "
                 "dry_run to get a confirmation token."
@@ -392,16 +422,6 @@ class Pipeline:
     ) -> WriteResult:
         return WriteResult(
             status=status, tool=request.tool, message=message, preview=request.preview(), **extra
-        )
-
-    def _audit(self, request: WriteRequest, outcome: str, **extra: Any) -> None:
-        self.runtime.audit.record(
-            tool=request.tool,
-            outcome=outcome,
-            path="/" + request.path,
-            request=request.body,
-            matched=request.matched,
-            **extra,
         )
 
 

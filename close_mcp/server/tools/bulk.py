@@ -12,7 +12,6 @@ This module does not use `from __future__ import annotations`: the SDK reads the
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_path
 from close_mcp.errors import ArgumentError
-from close_mcp.safety import snapshots
+from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, resolve_selection
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call, Runtime
@@ -214,7 +213,7 @@ def _confirmer(
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return question(ctx, runtime, request, dry_run, confirmation_token)
+        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
 
     return confirm
 
@@ -229,21 +228,9 @@ def register(reg: Registrar) -> None:
         dry_run: bool,
         token: str | None,
     ) -> WriteResult:
-        call = runtime.call(ctx.headers)
-        before_send = None
-        if request.action == "edit":
-            before_send = snapshots.hook(
-                runtime, call.client, partial(snapshots.take_edit_snapshot, runtime, call.client)
-            )
-        elif request.action == "delete":
-
-            async def backup(request: WriteRequest) -> str | None:
-                fields = [cf.id for cf in await call.catalog.custom_fields()]
-                return await snapshots.take_delete_backup(runtime, call.client, request, fields)
-
-            before_send = snapshots.hook(runtime, call.client, backup)
-        return await Pipeline(runtime, call.client).run(
-            request, dry_run=dry_run, token=token, answer=answer, before_send=before_send
+        client = runtime.client_for(ctx.headers)
+        return await Pipeline(runtime.writes, client).run(
+            request, dry_run=dry_run, token=token, answer=answer
         )
 
     # -- edit --------------------------------------------------------------------------
@@ -265,7 +252,7 @@ def register(reg: Registrar) -> None:
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
         )
-        snapshots.annotate(runtime.settings, request)
+        SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client).prepare(request)
         return request
 
     confirm_edit = _confirmer(runtime, prepare_edit)
@@ -518,8 +505,9 @@ def register(reg: Registrar) -> None:
         ctx: Context,
         chosen: ChosenArg,
     ) -> WriteRequest:
+        call = runtime.call(ctx.headers)
         request = await _selection_request(
-            runtime.call(ctx.headers),
+            call,
             chosen,
             tool="create_bulk_delete",
             action="delete",
@@ -527,7 +515,13 @@ def register(reg: Registrar) -> None:
             fields={},
             describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
         )
-        snapshots.annotate(runtime.settings, request)
+
+        async def custom_field_ids() -> list[str]:
+            return [cf.id for cf in await call.catalog.custom_fields()]
+
+        BackupBeforeDelete(runtime.settings, runtime.clock, call.client, custom_field_ids).prepare(
+            request
+        )
         return request
 
     confirm_delete = _confirmer(runtime, prepare_delete)

@@ -22,13 +22,22 @@ from pydantic import BaseModel, Field
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobSummary, job_kind, job_path, summarize_job
-from close_mcp.errors import CloseAPIError, CloseError
+from close_mcp.errors import CloseAPIError
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar
 from close_mcp.server.tools.job_reads import JobId
+from close_mcp.writes.audit import AuditOutcome
+from close_mcp.writes.sender import Sender
 
 RESUME_LIMIT: Final = timedelta(days=7)
 CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
+
+
+def _close_refusal(exc: Exception) -> bool:
+    """Close saying no to this pause or resume: audited as refused, not failed."""
+    return isinstance(exc, CloseAPIError) and exc.status in CLOSE_REFUSALS
+
+
 CONTROL = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
@@ -77,10 +86,6 @@ def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:
     return None
 
 
-def _close_reason(exc: CloseAPIError) -> str:
-    return exc.message
-
-
 class _Control:
     """One pause or resume, from the read to the audit line."""
 
@@ -89,22 +94,17 @@ class _Control:
         self.client = client
         self.verb = verb
         self.job_id = job_id
-        self.tool = f"{verb}_bulk_job"
         self.path = job_path(job_kind(job_id), job_id)
         self.body = {"status": "paused" if verb == "pause" else "resuming"}
+        self.sender = Sender(runtime.audit, client, f"{verb}_bulk_job")
 
     def refuse(self, reason: str) -> ToolError:
-        self._audit("refused", reason=reason)
+        self._record("refused", reason=reason)
         return ToolError(f"cannot {self.verb} this job: {reason}")
 
-    def _audit(self, outcome: str, *, reason: str | None = None) -> None:
-        self.runtime.audit.record(
-            tool=self.tool,
-            outcome=outcome,
-            path="/" + self.path,
-            request=self.body,
-            job_id=self.job_id,
-            reason=reason,
+    def _record(self, outcome: AuditOutcome, *, reason: str | None = None) -> None:
+        self.sender.record(
+            outcome, path="/" + self.path, body=self.body, job_id=self.job_id, reason=reason
         )
 
     async def run(self) -> JobControlResult:
@@ -112,25 +112,23 @@ class _Control:
             before = summarize_job(await self.client.get(self.path))
         except CloseAPIError as exc:
             if exc.status in CLOSE_REFUSALS:
-                raise self.refuse(_close_reason(exc)) from exc
+                raise self.refuse(exc.message) from exc
             raise
         problem = _problem(self.verb, before, utc_datetime(self.runtime.clock))
         if problem is not None:
             raise self.refuse(problem)
         try:
-            answer: Any = await self.client.put(self.path, self.body)
+            answer: Any = await self.sender.send(
+                "PUT", self.path, self.body, job_id=self.job_id, unaudited=_close_refusal
+            )
         except CloseAPIError as exc:
             if exc.status in CLOSE_REFUSALS:
-                raise self.refuse(_close_reason(exc)) from exc
-            self._audit("failed", reason=str(exc))
-            raise
-        except CloseError as exc:
-            self._audit("failed", reason=str(exc))
+                raise self.refuse(exc.message) from exc
             raise
         if not (isinstance(answer, dict) and answer.get("id") == self.job_id):
             answer = await self.client.get(self.path)  # Close's answer shape is unverified
         after = summarize_job(answer)
-        self._audit("submitted")
+        self._record("submitted")
         return self._result(before, after)
 
     def _result(self, before: JobSummary, after: JobSummary) -> JobControlResult:

@@ -39,15 +39,16 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import job_path, summarize_job
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
-from close_mcp.safety.snapshots import LEAD_NODE, EditSnapshot, load_edit_snapshot, record_revert
-from close_mcp.selection.query import lead_ids_node
-from close_mcp.server.runtime import Runtime
+from close_mcp.safety.snapshots import EditSnapshot, load_edit_snapshot, record_revert
+from close_mcp.selection.query import LEAD_NODE, lead_ids_node
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.writes.pipeline import LeadSample, Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes.sender import Sender
 
 PER_LEAD_MAX: Final = 3
 IDS_PER_REQUEST: Final = 1000
@@ -276,12 +277,12 @@ def plan_notes(
 
 
 def plan_sender(
-    runtime: Runtime, snapshot: EditSnapshot, requests: list[dict[str, Any]], matched: int
-) -> Callable[[CloseClient], Awaitable[dict[str, Any]]]:
+    clock: Clock, snapshot: EditSnapshot, requests: list[dict[str, Any]], matched: int
+) -> Callable[[Sender], Awaitable[dict[str, Any]]]:
     """Send the plan's requests in order, each audited and recorded in the snapshot (see the
     module docstring); a failure says what already went."""
 
-    async def send(client: CloseClient) -> dict[str, Any]:
+    async def send(sender: Sender) -> dict[str, Any]:
         jobs: list[dict[str, Any]] = []
         updated: list[str] = []
         unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
@@ -305,30 +306,24 @@ def plan_sender(
                 path = item["path"].strip("/") + "/"
                 leads = _lead_count(item)
                 try:
-                    if item["method"] == "POST":
-                        job = summarize_job(await client.post(path, item["body"]))
-                        jobs.append(job.model_dump(mode="json", exclude_none=True))
-                        job_id: str | None = job.id
-                    else:
-                        await client.put(path, item["body"])
-                        updated.append(path.split("/")[1])
-                        job_id = None
-                except CloseError as exc:
-                    unknown = isinstance(exc, OutcomeUnknown)
-                    runtime.audit.record(
-                        tool=TOOL, outcome="outcome_unknown" if unknown else "failed",
-                        path=item["path"], request=item["body"], matched=leads, reason=str(exc),
-                    )  # fmt: skip
-                    if unknown:
+                    answer = await sender.send(item["method"], path, item["body"], matched=leads)
+                except CloseError as exc:  # audited by the sender
+                    if isinstance(exc, OutcomeUnknown):
                         raise OutcomeUnknown(
                             f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
                         ) from exc
                     raise SafetyNetError(f"{exc} {stopped(number)}") from exc
-                runtime.audit.record(
-                    tool=TOOL, outcome="submitted", path=item["path"], request=item["body"],
-                    matched=leads, job_id=job_id,
-                )  # fmt: skip
-                sent_at = datetime.fromtimestamp(runtime.clock.time(), tz=UTC).isoformat()
+                if item["method"] == "POST":
+                    job = summarize_job(answer)
+                    jobs.append(job.model_dump(mode="json", exclude_none=True))
+                    job_id: str | None = job.id
+                else:
+                    updated.append(path.split("/")[1])
+                    job_id = None
+                sender.record(
+                    "submitted", path=item["path"], body=item["body"], matched=leads, job_id=job_id
+                )
+                sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
                 if job_id is None:
                     unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})
                     continue
@@ -426,7 +421,7 @@ def register(reg: Registrar) -> None:
             f"lead{'s' if plan.leads != 1 else ''}",
             sample=plan.sample,
             notes=notes,
-            send=plan_sender(runtime, snapshot, plan.requests, plan.leads),
+            send=plan_sender(runtime.clock, snapshot, plan.requests, plan.leads),
         )
 
     async def confirm_revert(
@@ -435,7 +430,7 @@ def register(reg: Registrar) -> None:
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return question(ctx, runtime, request, dry_run, confirmation_token)
+        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
 
     async def revert_bulk_edit(
         ctx: Context,
@@ -473,7 +468,7 @@ def register(reg: Registrar) -> None:
                 reason=reason,
             )
         client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime, client).run(
+        return await Pipeline(runtime.writes, client).run(
             request, dry_run=dry_run, token=confirmation_token, answer=answer
         )
 

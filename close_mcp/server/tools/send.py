@@ -385,7 +385,7 @@ def register(reg: Registrar) -> None:
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return question(ctx, runtime, request, dry_run, confirmation_token)
+        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
 
     Address = Annotated[str, Field(max_length=254)]
     Recipients = Annotated[
@@ -481,7 +481,7 @@ def register(reg: Registrar) -> None:
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
         client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime, client).run(
+        return await Pipeline(runtime.writes, client).run(
             request, dry_run=dry_run, token=confirmation_token, answer=answer
         )
 
