@@ -6,15 +6,14 @@ tool body); `close_mcp.writes.pipeline` decides whether it is previewed,
 confirmed, refused or sent. Resolvers run before the tool body so that elicitation works
 in both protocol eras.
 
-This module does not use `from __future__ import annotations`: the SDK reads the
-`Resolve(...)` markers from evaluated annotations, and they name local functions.
+No `from __future__ import annotations` here (see `writing.py`).
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +23,7 @@ from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, resolve_selection
 from close_mcp.selection.values import check_custom_value
-from close_mcp.server.runtime import Call, Runtime
+from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import (
     AllLeadsArg,
@@ -37,7 +36,8 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
 TWO_STEP = (
@@ -78,6 +78,42 @@ class ClearCustomField(_Spec):
 EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(discriminator="type")]
 
 
+# Each argument a tool and its `prepare` resolver share is declared once, here.
+EditArg = Annotated[EditSpec, Field(description="What to change on every selected lead.")]
+TemplateArg = Annotated[str, Field(max_length=200, description="Email template name or tmpl_ id.")]
+EmailContactsArg = Annotated[
+    Literal["lead", "contact"],
+    Field(description="lead: the primary contact's first email; contact: every contact."),
+]
+ActionTypeArg = Annotated[
+    Literal["subscribe", "pause", "resume", "resume_finished"],
+    Field(description="subscribe contacts, or pause/resume their subscriptions."),
+]
+SequenceArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Sequence name or seq_ id (required to subscribe; otherwise "
+        "leaving it out means every sequence).",
+    ),
+]
+SenderAccountArg = Annotated[
+    str | None,
+    Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
+]
+SenderNameArg = Annotated[
+    str | None, Field(max_length=200, description="Subscribe: the sender's name.")
+]
+SenderEmailArg = Annotated[
+    str | None,
+    Field(max_length=254, description="Subscribe: an identity of the sender account."),
+]
+SequenceContactsArg = Annotated[
+    Literal["lead", "contact"],
+    Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
+]
+
+
 @dataclass(frozen=True)
 class Chosen:
     """The selection arguments every bulk tool shares, as the caller gave them."""
@@ -95,8 +131,8 @@ async def chosen(
     s_query: SQueryArg,
     results_limit: ResultsLimitArg,
     sort: SortArg,
-    allow_all_leads: bool,
-    send_done_email: bool,
+    allow_all_leads: AllLeadsArg,
+    send_done_email: SendDoneEmailArg,
 ) -> Chosen:
     """A resolver: gathers the shared arguments once for every bulk tool's `prepare`."""
     return Chosen(filter, s_query, results_limit, sort, allow_all_leads, send_done_email)
@@ -204,41 +240,15 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
     return fields, f"set {field.name!r} to {fields['custom_field_value']!r}"
 
 
-def _confirmer(
-    runtime: Runtime, prepare: Callable[..., Awaitable[WriteRequest]]
-) -> Callable[..., Awaitable[Any]]:
-    async def confirm(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare)],
-        dry_run: bool,
-        confirmation_token: str | None,
-    ) -> Elicit[Any] | str:
-        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
-
-    return confirm
-
-
 def register(reg: Registrar) -> None:
     runtime = reg.runtime
-
-    async def run(
-        ctx: Context,
-        request: WriteRequest,
-        answer: ElicitationResult[Any],
-        dry_run: bool,
-        token: str | None,
-    ) -> WriteResult:
-        client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime.writes, client).run(
-            request, dry_run=dry_run, token=token, answer=answer
-        )
 
     # -- edit --------------------------------------------------------------------------
 
     @tool_errors
     async def prepare_edit(
         ctx: Context,
-        edit: EditSpec,
+        edit: EditArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
@@ -255,13 +265,13 @@ def register(reg: Registrar) -> None:
         SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client).prepare(request)
         return request
 
-    confirm_edit = _confirmer(runtime, prepare_edit)
+    confirm_edit = confirmer(runtime, prepare_edit)
 
     async def create_bulk_edit(
         ctx: Context,
         request: Annotated[WriteRequest, Resolve(prepare_edit)],
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_edit)],
-        edit: Annotated[EditSpec, Field(description="What to change on every selected lead.")],
+        edit: EditArg,
         filter: FilterArg = None,
         s_query: SQueryArg = None,
         results_limit: ResultsLimitArg = None,
@@ -271,7 +281,9 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run(ctx, request, answer, dry_run, confirmation_token)
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
 
     reg.add(
         create_bulk_edit,
@@ -294,8 +306,8 @@ def register(reg: Registrar) -> None:
     @tool_errors
     async def prepare_email(
         ctx: Context,
-        template: str,
-        contact_preference: str,
+        template: TemplateArg,
+        contact_preference: EmailContactsArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
@@ -322,19 +334,14 @@ def register(reg: Registrar) -> None:
                 }
         return request
 
-    confirm_email = _confirmer(runtime, prepare_email)
+    confirm_email = confirmer(runtime, prepare_email)
 
     async def create_bulk_email(
         ctx: Context,
         request: Annotated[WriteRequest, Resolve(prepare_email)],
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_email)],
-        template: Annotated[
-            str, Field(max_length=200, description="Email template name or tmpl_ id.")
-        ],
-        contact_preference: Annotated[
-            Literal["lead", "contact"],
-            Field(description="lead: the primary contact's first email; contact: every contact."),
-        ] = "lead",
+        template: TemplateArg,
+        contact_preference: EmailContactsArg = "lead",
         filter: FilterArg = None,
         s_query: SQueryArg = None,
         results_limit: ResultsLimitArg = None,
@@ -344,7 +351,9 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run(ctx, request, answer, dry_run, confirmation_token)
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
 
     reg.add(
         create_bulk_email,
@@ -367,12 +376,12 @@ def register(reg: Registrar) -> None:
     @tool_errors
     async def prepare_sequence(
         ctx: Context,
-        action_type: str,
-        sequence: str | None,
-        sender_account: str | None,
-        sender_name: str | None,
-        sender_email: str | None,
-        contact_preference: str,
+        action_type: ActionTypeArg,
+        sequence: SequenceArg,
+        sender_account: SenderAccountArg,
+        sender_name: SenderNameArg,
+        sender_email: SenderEmailArg,
+        contact_preference: SequenceContactsArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
@@ -439,39 +448,18 @@ def register(reg: Registrar) -> None:
             describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
         )
 
-    confirm_sequence = _confirmer(runtime, prepare_sequence)
+    confirm_sequence = confirmer(runtime, prepare_sequence)
 
     async def create_bulk_sequence_subscription(
         ctx: Context,
         request: Annotated[WriteRequest, Resolve(prepare_sequence)],
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_sequence)],
-        action_type: Annotated[
-            Literal["subscribe", "pause", "resume", "resume_finished"],
-            Field(description="subscribe contacts, or pause/resume their subscriptions."),
-        ],
-        sequence: Annotated[
-            str | None,
-            Field(
-                max_length=200,
-                description="Sequence name or seq_ id (required to subscribe; otherwise "
-                "leaving it out means every sequence).",
-            ),
-        ] = None,
-        sender_account: Annotated[
-            str | None,
-            Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
-        ] = None,
-        sender_name: Annotated[
-            str | None, Field(max_length=200, description="Subscribe: the sender's name.")
-        ] = None,
-        sender_email: Annotated[
-            str | None,
-            Field(max_length=254, description="Subscribe: an identity of the sender account."),
-        ] = None,
-        contact_preference: Annotated[
-            Literal["lead", "contact"],
-            Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
-        ] = "lead",
+        action_type: ActionTypeArg,
+        sequence: SequenceArg = None,
+        sender_account: SenderAccountArg = None,
+        sender_name: SenderNameArg = None,
+        sender_email: SenderEmailArg = None,
+        contact_preference: SequenceContactsArg = "lead",
         filter: FilterArg = None,
         s_query: SQueryArg = None,
         results_limit: ResultsLimitArg = None,
@@ -481,7 +469,9 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run(ctx, request, answer, dry_run, confirmation_token)
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
 
     reg.add(
         create_bulk_sequence_subscription,
@@ -524,7 +514,7 @@ def register(reg: Registrar) -> None:
         )
         return request
 
-    confirm_delete = _confirmer(runtime, prepare_delete)
+    confirm_delete = confirmer(runtime, prepare_delete)
 
     async def create_bulk_delete(
         ctx: Context,
@@ -539,7 +529,9 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run(ctx, request, answer, dry_run, confirmation_token)
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
 
     reg.add(
         create_bulk_delete,

@@ -16,8 +16,7 @@ Choices where Close leaves room:
 - `date_scheduled`, `send_in` and `followup_date` are refused for statuses where Close would
   ignore them (a draft with a date is still only a draft).
 
-This module does not use `from __future__ import annotations`: the SDK reads the
-`Resolve(...)` markers from evaluated annotations, and they name local functions.
+No `from __future__ import annotations` here (see `writing.py`).
 """
 
 import re
@@ -26,7 +25,7 @@ from datetime import date, datetime
 from email.utils import parseaddr
 from typing import Annotated, Any, Final, Literal
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -37,13 +36,12 @@ from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
+from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import (
     LeadSample,
-    Pipeline,
     RecentLookup,
     WriteRequest,
     WriteResult,
-    question,
 )
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
@@ -250,27 +248,108 @@ def _check_combination(
         raise ArgumentError("body_text", "give body_text, body_html or a template")
 
 
+Address = Annotated[str, Field(max_length=254)]
+Recipients = Annotated[
+    list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
+]
+
+# Each argument send_email and its `prepare` resolver share is declared once, here.
+LeadIdArg = Annotated[
+    str,
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+]
+ContactIdArg = Annotated[
+    str | None,
+    Field(
+        pattern=r"^cont_[A-Za-z0-9]+$",
+        max_length=100,
+        description="One of the lead's contacts (cont_...).",
+    ),
+]
+ToArg = Annotated[
+    list[Address] | None,
+    Field(
+        max_length=MAX_RECIPIENTS,
+        description="Recipients. Empty: the first address of contact_id, else of the "
+        "lead's first contact with one (not for inbox).",
+    ),
+]
+SubjectArg = Annotated[
+    str | None,
+    Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
+]
+BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY, description="Plain text body.")]
+BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY, description="HTML body.")]
+TemplateArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Email template name or tmpl_ id, rendered by Close for this lead; "
+        "instead of a body, not with one.",
+    ),
+]
+StatusArg = Annotated[
+    EmailStatus,
+    Field(
+        description="draft (default, nothing sent), outbox (send now), scheduled (send "
+        "at date_scheduled), sent or inbox (only log an email sent or received "
+        "elsewhere)."
+    ),
+]
+SenderArg = Annotated[
+    str | None,
+    Field(
+        max_length=400,
+        description='"Name" <name@example.com> or a bare address; required for '
+        "outbox, scheduled and inbox.",
+    ),
+]
+EmailAccountArg = Annotated[
+    str | None,
+    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+]
+DateScheduledArg = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        description="scheduled only: ISO datetime with timezone, in the future.",
+    ),
+]
+SendInArg = Annotated[
+    int | None,
+    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+]
+FollowupDateArg = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
+        "if nobody replies.",
+    ),
+]
+
+
 def register(reg: Registrar) -> None:
     runtime: Runtime = reg.runtime
 
     @tool_errors
     async def prepare(
         ctx: Context,
-        lead_id: str,
-        contact_id: str | None,
-        to: list[str] | None,
-        cc: list[str] | None,
-        bcc: list[str] | None,
-        subject: str | None,
-        body_text: str | None,
-        body_html: str | None,
-        template: str | None,
-        status: str,
-        sender: str | None,
-        email_account: str | None,
-        date_scheduled: str | None,
-        send_in: int | None,
-        followup_date: str | None,
+        lead_id: LeadIdArg,
+        contact_id: ContactIdArg,
+        to: ToArg,
+        cc: Recipients,
+        bcc: Recipients,
+        subject: SubjectArg,
+        body_text: BodyTextArg,
+        body_html: BodyHtmlArg,
+        template: TemplateArg,
+        status: StatusArg,
+        sender: SenderArg,
+        email_account: EmailAccountArg,
+        date_scheduled: DateScheduledArg,
+        send_in: SendInArg,
+        followup_date: FollowupDateArg,
     ) -> WriteRequest:
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
@@ -379,110 +458,32 @@ def register(reg: Registrar) -> None:
             notes=notes,
         )
 
-    async def confirm(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare)],
-        dry_run: bool,
-        confirmation_token: str | None,
-    ) -> Elicit[Any] | str:
-        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
-
-    Address = Annotated[str, Field(max_length=254)]
-    Recipients = Annotated[
-        list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
-    ]
+    confirm = confirmer(runtime, prepare)
 
     async def send_email(
         ctx: Context,
         request: Annotated[WriteRequest, Resolve(prepare)],
         answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        lead_id: Annotated[
-            str,
-            Field(
-                pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."
-            ),
-        ],
-        contact_id: Annotated[
-            str | None,
-            Field(
-                pattern=r"^cont_[A-Za-z0-9]+$",
-                max_length=100,
-                description="One of the lead's contacts (cont_...).",
-            ),
-        ] = None,
-        to: Annotated[
-            list[Address] | None,
-            Field(
-                max_length=MAX_RECIPIENTS,
-                description="Recipients. Empty: the first address of contact_id, else of the "
-                "lead's first contact with one (not for inbox).",
-            ),
-        ] = None,
+        lead_id: LeadIdArg,
+        contact_id: ContactIdArg = None,
+        to: ToArg = None,
         cc: Recipients = None,
         bcc: Recipients = None,
-        subject: Annotated[
-            str | None,
-            Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
-        ] = None,
-        body_text: Annotated[
-            str | None, Field(max_length=MAX_BODY, description="Plain text body.")
-        ] = None,
-        body_html: Annotated[
-            str | None, Field(max_length=MAX_BODY, description="HTML body.")
-        ] = None,
-        template: Annotated[
-            str | None,
-            Field(
-                max_length=200,
-                description="Email template name or tmpl_ id, rendered by Close for this lead; "
-                "instead of a body, not with one.",
-            ),
-        ] = None,
-        status: Annotated[
-            EmailStatus,
-            Field(
-                description="draft (default, nothing sent), outbox (send now), scheduled (send "
-                "at date_scheduled), sent or inbox (only log an email sent or received "
-                "elsewhere)."
-            ),
-        ] = "draft",
-        sender: Annotated[
-            str | None,
-            Field(
-                max_length=400,
-                description='"Name" <name@example.com> or a bare address; required for '
-                "outbox, scheduled and inbox.",
-            ),
-        ] = None,
-        email_account: Annotated[
-            str | None,
-            Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
-        ] = None,
-        date_scheduled: Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="scheduled only: ISO datetime with timezone, in the future.",
-            ),
-        ] = None,
-        send_in: Annotated[
-            int | None,
-            Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
-        ] = None,
-        followup_date: Annotated[
-            str | None,
-            Field(
-                max_length=64,
-                description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
-                "if nobody replies.",
-            ),
-        ] = None,
+        subject: SubjectArg = None,
+        body_text: BodyTextArg = None,
+        body_html: BodyHtmlArg = None,
+        template: TemplateArg = None,
+        status: StatusArg = "draft",
+        sender: SenderArg = None,
+        email_account: EmailAccountArg = None,
+        date_scheduled: DateScheduledArg = None,
+        send_in: SendInArg = None,
+        followup_date: FollowupDateArg = None,
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime.writes, client).run(
-            request, dry_run=dry_run, token=confirmation_token, answer=answer
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
         )
 
     reg.add(

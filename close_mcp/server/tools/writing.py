@@ -1,0 +1,47 @@
+"""What every write tool shares: the resolver that asks the person, and the run through the
+write pipeline.
+
+No `from __future__ import annotations` here or in any tool module: the SDK reads the
+`Resolve(...)` markers from evaluated annotations, and with postponed annotations a resolver
+silently becomes a tool argument (tests/test_tool_modules.py fails if one does).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+
+from close_mcp.server.runtime import Runtime
+from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+
+Prepare = Callable[..., Awaitable[WriteRequest]]
+
+
+def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any]]:
+    """The resolver that asks the person (elicitation) about the request `prepare` built."""
+
+    async def confirm(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare)],
+        dry_run: bool,
+        confirmation_token: str | None,
+    ) -> Elicit[Any] | str:
+        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
+
+    return confirm
+
+
+async def run_write(
+    runtime: Runtime,
+    ctx: Context,
+    request: WriteRequest,
+    answer: ElicitationResult[Any],
+    *,
+    dry_run: bool,
+    token: str | None,
+) -> WriteResult:
+    """The tool body of every write tool: the pipeline decides what happens."""
+    client = runtime.client_for(ctx.headers)
+    return await Pipeline(runtime.writes, client).run(
+        request, dry_run=dry_run, token=token, answer=answer
+    )
