@@ -194,8 +194,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file=WRITES,
         edits=(
             (
-                "def needs_confirmation(runtime: Runtime, request: WriteRequest) -> bool:\n",
-                "def needs_confirmation(runtime: Runtime, request: WriteRequest) -> bool:\n"
+                "def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:\n",
+                "def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:\n"
                 "    return False\n",
             ),
         ),
