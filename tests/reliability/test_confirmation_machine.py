@@ -1,14 +1,23 @@
-"""Confirmation cannot be bypassed: a hypothesis state machine against one live server.
+"""Confirmation cannot be bypassed, and a valid one is never turned away: a hypothesis state
+machine against one live server.
 
 The machine mixes previews, dry runs, confirmations with valid, stale, forged, replayed and
 swapped tokens, changed arguments (every action is its own argument set, so a token used with
-another action is a token for other arguments), leads moved in and out of the selection in the
-sandbox store, time passing (tokens expire, jobs run and delete leads) and every kind of
-answer from the person (accept with the right or a wrong number, approve or not, decline,
-cancel). It keeps its own model of what a legitimate confirmation is, and after every step
-checks that every delete, bulk email, bulk sequence subscription and outbox email the sandbox
-received was sent by a call that had one: a token minted for exactly those arguments and the
-current count, not expired, not used before, and an accepted elicitation with the right answer.
+another action is a token for other arguments), twins (the same tool and the same selection,
+so the same count, with one argument swapped: another template, sequence, subject or
+`send_done_email`; only the request-body digest tells them apart), leads moved in and out of
+the selection in the sandbox store, time passing (tokens expire, jobs run and delete leads) and
+every kind of answer from the person (accept with the right or a wrong number, approve or not,
+decline, cancel), or a client that cannot be asked at all.
+
+It keeps its own model of what a legitimate confirmation is: a token minted for exactly these
+arguments and the current count, not expired, not used before, an accepted elicitation with
+the right answer (or a client that cannot be asked), and no identical job (or email) made
+since the token was minted (the server's replay check looks in Close's recent jobs: the body
+but `send_done_email`, created at most a second before the token). Both directions are
+asserted on every confirmation: a guarded write (delete, bulk email, bulk sequence
+subscription, outbox email) happens only for a legitimate one, and every legitimate one is
+submitted. Refusing every token, or dropping the digest comparison, fails it.
 """
 
 from __future__ import annotations
@@ -44,7 +53,25 @@ ANSWERS: Final = (
     "decline",
     "cancel",
 )
-STEPS: dict[str, int] = {"steps": 0, "runs": 0, "submitted": 0, "refused": 0, "legit_refused": 0}
+DIGEST_REFUSAL: Final = "the confirmation token was issued for different arguments"
+REPLAY_SLACK_S: Final = 1.0  # writes._created_after: a job up to a second older still counts
+RECENT_LIMIT: Final = 20  # the replay check reads this many recent jobs (or emails)
+STEPS: dict[str, int] = {}
+
+
+def _fresh_steps() -> None:
+    STEPS.clear()
+    STEPS.update(
+        runs=0,
+        steps=0,
+        submitted=0,
+        predicted=0,
+        refused=0,
+        swapped=0,
+        digest_refused=0,
+        replay_refused=0,
+        at_expiry=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -53,6 +80,13 @@ class Action:
     tool: str
     args: dict[str, Any]
     status_label: str | None  # the selection, for the model's count; None: one email
+    # What the replay check compares (the body but send_done_email): actions that differ only
+    # in send_done_email share it.
+    same_job_as: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.same_job_as or self.name
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,14 @@ class Token:
     expires: float
 
 
+@dataclass(frozen=True)
+class Write:
+    """A guarded write the model allowed: which action, at what time."""
+
+    action: Action
+    at: float
+
+
 def _actions(h: Harness) -> dict[str, Action]:
     store = h.sandbox.store
     account = next(iter(store.email_accounts.values()))
@@ -71,6 +113,21 @@ def _actions(h: Harness) -> dict[str, Action]:
     lead = next(lead for lead in store.leads.values() if lead.status_id == customer)
     qualified = {"filter": {"lead_status": "Qualified"}}
     bad_fit = {"filter": {"lead_status": "Bad Fit"}}
+    subscribe = {
+        **bad_fit,
+        "action_type": "subscribe",
+        "sequence": "Onboarding",
+        "sender_account": account.id,
+        "sender_email": identity,
+    }
+    send = {
+        "lead_id": lead.id,
+        "to": ["buyer@example.com"],
+        "subject": "Hello",
+        "body_text": "Hi",
+        "status": "outbox",
+        "sender": f'"Sandra" <{identity}>',
+    }
     return {
         a.name: a
         for a in [
@@ -88,33 +145,41 @@ def _actions(h: Harness) -> dict[str, Action]:
                 {**qualified, "template": "Intro", "contact_preference": "contact"},
                 "Qualified",
             ),
+            Action("subscribe_bad_fit", "create_bulk_sequence_subscription", subscribe, "Bad Fit"),
+            Action("send_now", "send_email", send, None),
+            # twins of the above: same tool, same selection (same count), one argument swapped
             Action(
-                "subscribe_bad_fit",
+                "delete_qualified_quiet",
+                "create_bulk_delete",
+                {**qualified, "send_done_email": False},
+                "Qualified",
+                same_job_as="delete_qualified",
+            ),
+            Action(
+                "delete_bad_fit_quiet",
+                "create_bulk_delete",
+                {**bad_fit, "send_done_email": False},
+                "Bad Fit",
+                same_job_as="delete_bad_fit",
+            ),
+            Action(
+                "email_qualified_followup",
+                "create_bulk_email",
+                {**qualified, "template": "Follow-up"},
+                "Qualified",
+            ),
+            Action(
+                "subscribe_bad_fit_winback",
                 "create_bulk_sequence_subscription",
-                {
-                    **bad_fit,
-                    "action_type": "subscribe",
-                    "sequence": "Onboarding",
-                    "sender_account": account.id,
-                    "sender_email": identity,
-                },
+                {**subscribe, "sequence": "Win-back"},
                 "Bad Fit",
             ),
-            Action(
-                "send_now",
-                "send_email",
-                {
-                    "lead_id": lead.id,
-                    "to": ["buyer@example.com"],
-                    "subject": "Hello",
-                    "body_text": "Hi",
-                    "status": "outbox",
-                    "sender": f'"Sandra" <{identity}>',
-                },
-                None,
-            ),
+            Action("send_now_other", "send_email", {**send, "subject": "Hello again"}, None),
         ]
     }
+
+
+N_ACTIONS: Final = 11
 
 
 def _forge(token: str, how: int) -> str:
@@ -138,6 +203,7 @@ class ConfirmationMachine(RuleBasedStateMachine):
 
     portal: BlockingPortal
     mode: Mode
+    asks: bool  # whether the client supports elicitation (else nobody is asked)
 
     tokens = Bundle("tokens")
 
@@ -146,14 +212,19 @@ class ConfirmationMachine(RuleBasedStateMachine):
         STEPS["runs"] += 1
         self.answer = "accept_right"
         self._cm = self.portal.wrap_async_context_manager(
-            Harness.start(mode=self.mode, n_leads=60, elicit=self.answer_for)
+            Harness.start(mode=self.mode, n_leads=60, elicit=self.answer_for if self.asks else None)
         )
         self.h = self._cm.__enter__()
         self.actions = _actions(self.h)
+        assert len(self.actions) == N_ACTIONS
         self.spent: set[str] = set()
-        self.legit_writes = 0
+        self.writes: list[Write] = []
 
     def teardown(self) -> None:
+        # The clock moves only in time_passes: the model's "now" is the server's at each check.
+        assert self.h.clock.sleeps == []
+        if not self.asks:
+            assert self.h.questions == []
         self._cm.__exit__(None, None, None)
 
     # -- the model ---------------------------------------------------------------------------
@@ -168,6 +239,25 @@ class ConfirmationMachine(RuleBasedStateMachine):
         self.h.sandbox.jobs.advance_all(self.h.clock.time())  # as the next request would
         sid = next(s.id for s in store.statuses.values() if s.label == action.status_label)
         return sum(1 for lead in store.leads.values() if lead.status_id == sid)
+
+    def _replayed(self, token: Token, action: Action) -> bool:
+        """The server's replay check: an identical job (email) among the recent ones of its
+        kind, made since the token was minted (less the slack)."""
+        recent = [w for w in self.writes if w.action.tool == action.tool][-RECENT_LIMIT:]
+        minted = token.expires - TOKEN_TTL_S
+        return any(
+            w.action.identity == action.identity and w.at >= minted - REPLAY_SLACK_S for w in recent
+        )
+
+    def _fits(self, token: Token, action: Action) -> bool:
+        """The token fits this call: minted for these arguments and this count, not expired,
+        not spent (the person's answer and the replay check aside)."""
+        return (
+            token.action == action.name
+            and token.value not in self.spent
+            and self.h.clock.time() < token.expires
+            and self._count(action) == token.matched
+        )
 
     def _call(self, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
         result: types.CallToolResult = self.portal.call(self.h.call_raw, tool, args)
@@ -190,9 +280,42 @@ class ConfirmationMachine(RuleBasedStateMachine):
             )
         return types.ElicitResult(action="accept", content={"approve": right})
 
+    def _confirm(self, token: Token, action: Action, answer: str) -> dict[str, Any] | None:
+        """Confirm `action` with `token`; assert both directions against the model."""
+        self.answer = answer
+        STEPS["at_expiry"] += self.h.clock.time() == token.expires and token.action == action.name
+        fits = self._fits(token, action)
+        human = answer == "accept_right" or not self.asks
+        replayed = fits and human and self._replayed(token, action)
+        legit = fits and human and not replayed
+        seen = len(self._guarded())
+        result = self._call(action.tool, {**action.args, "confirmation_token": token.value})
+        new = self._guarded()[seen:]
+        if legit:
+            STEPS["predicted"] += 1
+            assert result is not None, f"{action.name}: a valid confirmation failed"
+            assert result["status"] == "submitted", (
+                f"{action.name}: a valid confirmation was not submitted: {result['message']}"
+            )
+            assert len(new) == 1, new
+            self.spent.add(token.value)
+            self.writes.append(Write(action, self.h.clock.time()))
+            STEPS["submitted"] += 1
+        else:
+            assert new == [], (
+                f"{action.name} sent {[(r.path, r.json) for r in new]} without a valid confirmation"
+            )
+            assert result is None or result["status"] in ("refused", "confirmation_required")
+            STEPS["refused"] += 1
+            if replayed:
+                assert result is not None
+                assert "already used" in str(result["reason"]), result
+                STEPS["replay_refused"] += 1
+        return result
+
     # -- rules -------------------------------------------------------------------------------
 
-    @rule(target=tokens, which=st.integers(min_value=0, max_value=5), dry=st.booleans())
+    @rule(target=tokens, which=st.integers(min_value=0, max_value=N_ACTIONS - 1), dry=st.booleans())
     def preview(self, which: int, dry: bool) -> Any:
         action = list(self.actions.values())[which]
         if dry:  # a dry run previews and never mints a token
@@ -205,7 +328,9 @@ class ConfirmationMachine(RuleBasedStateMachine):
         assert result is not None
         if result["status"] != "confirmation_required":
             assert result["status"] == "refused"  # nothing matches any more
+            assert self._count(action) == 0
             return Token(action.name, "none", -1, 0.0)
+        assert result["preview"]["matched"] == self._count(action)
         return Token(
             action.name,
             result["confirmation_token"],
@@ -213,47 +338,61 @@ class ConfirmationMachine(RuleBasedStateMachine):
             before + TOKEN_TTL_S,
         )
 
+    @rule(which=st.integers(min_value=0, max_value=N_ACTIONS - 1), answer=st.sampled_from(ANSWERS))
+    def preview_then_confirm(self, which: int, answer: str) -> None:
+        """The usual path: a preview, and its token confirmed at once."""
+        token = self.preview(which, dry=False)
+        if token.value != "none":
+            self._confirm(token, self.actions[token.action], answer)
+
     @rule(
         token=tokens,
-        which=st.integers(min_value=0, max_value=5),
+        which=st.integers(min_value=0, max_value=N_ACTIONS - 1),
         answer=st.sampled_from(ANSWERS),
         same_action=st.sampled_from([True, True, True, False]),
     )
     def confirm(self, token: Token, which: int, answer: str, same_action: bool) -> None:
         action = self.actions[token.action] if same_action else list(self.actions.values())[which]
-        self.answer = answer
-        legit = (
-            token.action == action.name
-            and token.value not in self.spent
-            and self.h.clock.time() < token.expires
-            and self._count(action) == token.matched
-            and answer == "accept_right"
-        )
-        seen = len(self._guarded())
-        result = self._call(action.tool, {**action.args, "confirmation_token": token.value})
-        new = self._guarded()[seen:]
-        if new:
-            assert legit, (
-                f"{action.name} sent {[(r.path, r.json) for r in new]} without a valid confirmation"
-            )
-            assert len(new) == 1
-            self.spent.add(token.value)
-            self.legit_writes += 1
-            STEPS["submitted"] += 1
-            assert result is not None
-            assert result["status"] == "submitted"
-        else:
-            STEPS["refused"] += 1
-            STEPS["legit_refused"] += legit  # stricter than the model: e.g. no leads left
-            assert result is None or result["status"] in ("refused", "confirmation_required")
+        self._confirm(token, action, answer)
 
-    @rule(token=tokens, which=st.integers(min_value=0, max_value=5), how=st.integers(0, 3))
-    def forged(self, token: Token, which: int, how: int) -> None:
-        action = list(self.actions.values())[which]
+    @rule(token=tokens, pick=st.integers(min_value=0, max_value=2))
+    def swapped(self, token: Token, pick: int) -> None:
+        """The token of one action with its twin's arguments (same tool, same count): only the
+        request-body digest can refuse it."""
+        mine = self.actions[token.action]
+        twins = [
+            a
+            for a in self.actions.values()
+            if a.tool == mine.tool and a.status_label == mine.status_label and a is not mine
+        ]
+        twin = twins[pick % len(twins)]
+        clean = token.value not in self.spent and self.h.clock.time() < token.expires
+        same_count = self._count(twin) == token.matched
+        result = self._confirm(token, twin, "accept_right")
+        STEPS["swapped"] += 1
+        assert result is not None
+        if clean and same_count and token.value != "none":
+            assert result["status"] == "refused"
+            assert str(result["reason"]).startswith(DIGEST_REFUSAL), result["reason"]
+            STEPS["digest_refused"] += 1
+
+    @rule(
+        token=tokens,
+        which=st.integers(min_value=0, max_value=N_ACTIONS - 1),
+        how=st.integers(0, 3),
+        same_action=st.sampled_from([True, True, True, False]),
+    )
+    def forged(self, token: Token, which: int, how: int, same_action: bool) -> None:
+        """A forged token, mostly with the arguments of the token it was made from (so only
+        the MAC, or the count in the payload, is wrong)."""
+        action = self.actions[token.action] if same_action else list(self.actions.values())[which]
         self.answer = "accept_right"
         seen = len(self._guarded())
-        self._call(action.tool, {**action.args, "confirmation_token": _forge(token.value, how)})
+        result = self._call(
+            action.tool, {**action.args, "confirmation_token": _forge(token.value, how)}
+        )
         assert self._guarded()[seen:] == []
+        assert result is None or result["status"] == "refused", result
 
     @rule(
         which=st.integers(min_value=0, max_value=19),
@@ -269,26 +408,43 @@ class ConfirmationMachine(RuleBasedStateMachine):
             return  # the one-email action's lead stays a Customer, so it is never deleted
         lead.status_id = next(s.id for s in store.statuses.values() if s.label == into)
 
-    @rule(seconds=st.sampled_from([1.0, 5.0, 30.0, 120.0, 601.0]))
+    @rule(token=tokens, early=st.booleans())
+    def confirm_at_expiry(self, token: Token, early: bool) -> None:
+        """Time runs to the second a token expires (refused: it lasts until just before), or
+        to one second earlier (still valid), and the token is confirmed."""
+        target = token.expires - (1.0 if early else 0.0)
+        now = self.h.clock.time()
+        if token.value == "none" or target < now:
+            return
+        self.h.clock.advance(target - now)
+        assert self.h.clock.time() == target
+        self._confirm(token, self.actions[token.action], "accept_right")
+
+    # 600 s: a token previewed just before expires exactly now, and must be refused (`<=`).
+    @rule(seconds=st.sampled_from([1.0, 5.0, 30.0, 120.0, 599.0, 600.0, 601.0]))
     def time_passes(self, seconds: float) -> None:
         self.h.clock.advance(seconds)
 
     @invariant()
     def every_guarded_write_was_confirmed(self) -> None:
-        assert len(self._guarded()) == self.legit_writes
+        assert len(self._guarded()) == len(self.writes)
 
 
-def _machine_for(portal: BlockingPortal, mode: Mode) -> type[ConfirmationMachine]:
-    return type("Machine", (ConfirmationMachine,), {"portal": portal, "mode": mode})
+def _machine_for(portal: BlockingPortal, mode: Mode, asks: bool) -> type[ConfirmationMachine]:
+    return type("Machine", (ConfirmationMachine,), {"portal": portal, "mode": mode, "asks": asks})
 
 
-@pytest.mark.parametrize("mode", ["legacy", "auto"])
-def test_confirmation_cannot_be_bypassed(mode: Mode) -> None:
+RUNS: Final = {("legacy", True): 40, ("auto", True): 15, ("legacy", False): 10}
+
+
+@pytest.mark.parametrize(("mode", "asks"), list(RUNS), ids=["legacy", "auto", "no-elicitation"])
+def test_confirmation_cannot_be_bypassed(mode: Mode, asks: bool) -> None:
+    _fresh_steps()
     with start_blocking_portal(backend="asyncio") as portal:
         run_state_machine_as_test(
-            _machine_for(portal, mode),
+            _machine_for(portal, mode, asks),
             settings=settings(
-                max_examples=50 if mode == "legacy" else 20,
+                max_examples=RUNS[mode, asks],
                 stateful_step_count=50,
                 deadline=None,
                 derandomize=True,
@@ -296,9 +452,19 @@ def test_confirmation_cannot_be_bypassed(mode: Mode) -> None:
                 suppress_health_check=list(HealthCheck),
             ),
         )
+    # The run must have exercised both directions, not only refusals.
+    assert STEPS["predicted"] > 0, STEPS
+    assert STEPS["digest_refused"] > 0, STEPS
+    assert STEPS["replay_refused"] > 0, STEPS
+    assert STEPS["at_expiry"] > 0, STEPS
+    who = "asking the person" if asks else "a client that cannot ask"
     record(
-        "confirmation state machine",
+        f"confirmation state machine[{mode}, {who}]",
         f"{STEPS['runs']} runs, {STEPS['steps']} tool calls; {STEPS['submitted']} confirmed "
-        f"writes, each matched to a legitimate confirmation; {STEPS['refused']} confirmations "
-        f"refused ({STEPS['legit_refused']} of them legitimate by the model); 0 writes without one",
+        f"writes, each predicted by the model and matched to a legitimate confirmation; "
+        f"{STEPS['refused']} confirmations refused, none legitimate by the model "
+        f"({STEPS['swapped']} with a twin's arguments, {STEPS['digest_refused']} of them "
+        f"refused by the digest alone; {STEPS['replay_refused']} by the replay check; "
+        f"{STEPS['at_expiry']} at the exact second the token expires); "
+        "0 writes without a legitimate confirmation",
     )

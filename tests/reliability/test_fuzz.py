@@ -714,7 +714,8 @@ def _fuzz_tool(
 
 
 def _table(title: str, rows: dict[str, Counter[str]], columns: tuple[str, ...]) -> str:
-    head = f"{title:<34}{'calls':>6}" + "".join(f"{c[:12]:>13}" for c in columns)
+    short = {"confirmation_required": "confirm_req"}
+    head = f"{title:<34}{'calls':>6}" + "".join(f"{short.get(c, c):>13}" for c in columns)
     lines = [head]
     total: Counter[str] = Counter()
     for row, counts in rows.items():
@@ -769,10 +770,11 @@ def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
     record(
         f"fuzz[{mode}]",
         f"{calls} fuzzed calls over {len(tally.outcomes)} tools ({calls - junk} with valid "
-        f"arguments and hostile tokens, {tally.kinds['schema']} from the schema, "
-        f"{tally.kinds['hostile']} hostile); {gated} reached the confirmation gate of the six "
-        f"confirmable tools (each at least {GATE_FLOOR[mode]}: {min(reached.values())} for the "
-        f"fewest), {total['submitted']} submitted (drafts, logged emails, pause/resume), "
+        f"arguments: hostile tokens for the six confirmable tools, real job ids for pause and "
+        f"resume; {tally.kinds['schema']} from the schema, {tally.kinds['hostile']} hostile); "
+        f"{gated} reached the confirmation gate of the six confirmable tools; every write tool "
+        f"at its gate at least {GATE_FLOOR[mode]} times (fewest: {min(reached.values())}); "
+        f"{total['submitted']} submitted (drafts, logged emails, pause/resume), "
         f"{total['error']} tool errors, {total['crash']} crashes; {tally.liveness} liveness "
         f"searches; {tally.guarded_writes} unconfirmed guarded writes",
     )
