@@ -1,0 +1,61 @@
+"""The interface every store implements, and the lock helper built on it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
+
+from close_mcp.errors import CloseMcpError
+
+T = TypeVar("T")
+# A read-modify-write: the current value (None when absent) -> (the new value, the result).
+Update = Callable[[str | None], tuple[str, T]]
+
+
+class Busy(CloseMcpError):
+    """A lock is held by another call (or replica); the message says what is going on."""
+
+
+class StateStore(Protocol):
+    """Atomic operations on string values under namespaced keys."""
+
+    async def add(self, key: str, value: str, *, ttl_s: float | None = None) -> bool:
+        """Set `key` only if it is absent; True when this call set it."""
+        ...
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def put(self, key: str, value: str, *, ttl_s: float | None = None) -> None: ...
+
+    async def delete(self, key: str, *, if_value: str | None = None) -> bool:
+        """Remove `key` (only while it holds `if_value`, when given); True if removed."""
+        ...
+
+    async def update(self, key: str, change: Update[T], *, ttl_s: float | None = None) -> T:
+        """Apply `change` atomically to the value of `key`; its second item is returned."""
+        ...
+
+    async def append(self, key: str, line: str) -> None:
+        """Add one line at the end of the list under `key` (journals, revert records)."""
+        ...
+
+    async def lines(self, key: str) -> list[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@asynccontextmanager
+async def held(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
+    """Hold the lock `name` for the block, or raise `Busy(busy)` when someone else holds it.
+
+    The lock expires after `ttl_s` even if its holder dies, so a crash cannot wedge it."""
+    owner = secrets.token_hex(8)
+    key = f"lock:{name}"
+    if not await store.add(key, owner, ttl_s=ttl_s):
+        raise Busy(busy)
+    try:
+        yield
+    finally:
+        await store.delete(key, if_value=owner)
