@@ -20,7 +20,12 @@ CRM_DATA_NOTICE: Final = (
 JobKind = Literal["edit", "email", "sequence_subscription", "delete"]
 JOB_KINDS: Final[tuple[JobKind, ...]] = ("edit", "email", "sequence_subscription", "delete")
 JobStatus = Literal["created", "loading", "processing", "paused", "resuming", "done", "error"]
-FINISHED_STATUSES: Final = frozenset({"done", "error"})
+# Every status is in exactly one of these: a job runs, is paused, or is finished for good.
+RUNNING_STATUSES: Final[frozenset[JobStatus]] = frozenset(
+    {"created", "loading", "processing", "resuming"}
+)
+PAUSED_STATUS: Final[JobStatus] = "paused"
+FINISHED_STATUSES: Final[frozenset[JobStatus]] = frozenset({"done", "error"})
 
 _PREFIXES: Final[dict[str, JobKind]] = {
     "bulkedit_": "edit",

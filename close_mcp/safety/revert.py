@@ -1,0 +1,449 @@
+"""The revert planner: what puts back the values a bulk edit overwrote, from its snapshot.
+
+The plan, worked out fresh on every call from the snapshot and the leads' values now:
+
+- Each lead of the snapshot is read again (`/data/search/` over its id, 1000 ids a query).
+  A lead whose value is what the edit set goes back; one whose value is the old one already
+  is left (nothing to do); one whose value is neither was changed by someone else since
+  the edit and is reported and left alone, unless `include_changed_since` is true; a lead
+  that no longer exists is reported.
+- The leads going back are grouped by old value. A group of at most `PER_LEAD_MAX` leads is
+  put back with one `PUT /lead/<id>/` each (immediate, no job to follow); a larger group
+  with one bulk edit per `IDS_PER_REQUEST` leads, selecting exactly those leads with
+  `query.lead_ids_node` (an undocumented Close shape, isolated there). 1000 ids keep each
+  request body near 30 KB; Close documents no cap on a query's size. An old value that was
+  absent becomes `clear_custom_field`. Each request is a `PlannedRequest`: method, path,
+  the exact body sent, and the leads it puts back.
+- The whole plan is one write: its `WriteRequest.body` (`plan_body`) describes every
+  request (in full for small plans, else summarized, always with `plan_sha256` over the
+  exact requests), so one confirmation token binds all of them, and a lead that changes
+  between preview and confirmation changes the plan and refuses the token. Requests are
+  sent in order (`plan_sender`); each gets its own audit line (with its job id) as it goes,
+  then the plan gets one.
+- Each job the revert sends is written into the snapshot (`reverts`) as soon as Close
+  answers, with the leads updated one by one (those are batched with the next job or the
+  end: a lead already put back is skipped by the next plan anyway). While a recorded job is
+  not finished its leads still hold the edited value, so a new call would plan the same
+  edits again: it is refused, naming the jobs (`check_jobs`).
+
+The MCP tool (`revert_bulk_edit`) is in `server/tools/revert.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from close_mcp.clock import Clock
+from close_mcp.close.client import CloseClient
+from close_mcp.close.jobs import (
+    FINISHED_STATUSES,
+    PAUSED_STATUS,
+    RUNNING_STATUSES,
+    job_path,
+    summarize_job,
+)
+from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.safety.snapshots import EditSnapshot, record_revert
+from close_mcp.selection.query import LEAD_NODE, lead_ids_node
+from close_mcp.writes.pipeline import LeadSample
+from close_mcp.writes.sender import Method, Sender
+
+PER_LEAD_MAX: Final = 3
+IDS_PER_REQUEST: Final = 1000
+FULL_PLAN_MAX: Final = 100  # leads; above this the preview summarizes the requests
+LISTED_MAX: Final = 50
+SAMPLE_MAX: Final = 5
+
+
+def normalized(value: Any) -> Hashable:
+    """A value for comparing: empty is None, a multi-value field compares as a set."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, list):
+        return frozenset(json.dumps(v, sort_keys=True) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    hashable: Hashable = value
+    return hashable
+
+
+def value_after(edit: dict[str, Any], old: Any) -> Any:
+    """What the edit left on a lead that had `old` (Close's replace/add/remove rules)."""
+    kind = edit.get("type")
+    if kind == "set_lead_status":
+        return edit.get("lead_status_id")
+    if kind == "clear_custom_field":
+        return None
+    if "custom_field_values" not in edit:
+        return edit.get("custom_field_value")
+    values = list(edit["custom_field_values"])
+    had = old if isinstance(old, list) else ([] if old is None else [old])
+    operation = edit.get("custom_field_operation", "replace")
+    if operation == "add":
+        return had + [v for v in values if v not in had]
+    if operation == "remove":
+        return [v for v in had if v not in values]
+    return list(dict.fromkeys(values))
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request of a revert: `body` is exactly what is sent, `lead_ids` the leads it puts
+    back (the one lead of a PUT, the leads a bulk edit's query selects)."""
+
+    method: Method
+    path: str  # with both slashes, as shown: "/lead/lead_x/", "/bulk_action/edit/"
+    body: dict[str, Any]
+    lead_ids: tuple[str, ...]
+
+    @classmethod
+    def put_lead(cls, lead_field: str, lead_id: str, value: Any) -> PlannedRequest:
+        """`PUT /lead/<id>/` setting `lead_field` to `value` (an empty value as null)."""
+        put_value = None if normalized(value) is None else value
+        return cls("PUT", f"/lead/{lead_id}/", {lead_field: put_value}, (lead_id,))
+
+    @classmethod
+    def bulk_edit(
+        cls, edit: dict[str, Any], lead_ids: Sequence[str], send_done_email: bool
+    ) -> PlannedRequest:
+        """A bulk edit `edit` over exactly the leads `lead_ids`."""
+        ids = tuple(lead_ids)
+        body = {
+            "s_query": {"type": "and", "queries": [LEAD_NODE, lead_ids_node(list(ids))]},
+            "send_done_email": send_done_email,
+            **edit,
+        }
+        return cls("POST", "/" + job_path("edit"), body, ids)
+
+    @property
+    def starts_job(self) -> bool:
+        return self.method == "POST"
+
+    @property
+    def leads(self) -> int:
+        return len(self.lead_ids)
+
+    @property
+    def send_path(self) -> str:
+        """The path as the client takes it: no leading slash, one trailing."""
+        return self.path.strip("/") + "/"
+
+    def shown(self, *, summarized: bool = False) -> dict[str, Any]:
+        """The request as the preview shows it and the token binds it: exact, or (for a
+        bulk edit in a large plan) with its query cut to the count and first lead ids."""
+        body = self.body
+        if summarized and self.starts_job:
+            body = {k: v for k, v in self.body.items() if k != "s_query"}
+            body["lead_ids"] = {"count": self.leads, "first": list(self.lead_ids[:3])}
+        return {"method": self.method, "path": self.path, "body": body}
+
+
+@dataclass(frozen=True)
+class Return:
+    """A group of leads going back to one old value."""
+
+    value: Any
+    leads: int
+
+    def shown(self) -> dict[str, Any]:
+        return {"value": self.value, "leads": self.leads}
+
+
+@dataclass(frozen=True)
+class ChangedSince:
+    """A lead someone else changed since the edit: neither the old nor the edited value."""
+
+    id: str
+    value_now: Any
+    value_before: Any
+
+    def shown(self) -> dict[str, Any]:
+        return {"id": self.id, "value_now": self.value_now, "value_before": self.value_before}
+
+
+@dataclass
+class Plan:
+    requests: list[PlannedRequest] = field(default_factory=list)
+    returns: list[Return] = field(default_factory=list)
+    changed_since: list[ChangedSince] = field(default_factory=list)
+    already_back: int = 0
+    not_found: list[str] = field(default_factory=list)
+    sample: list[LeadSample] = field(default_factory=list)
+
+    @property
+    def leads(self) -> int:
+        return sum(r.leads for r in self.returns)
+
+    @property
+    def starts_jobs(self) -> bool:
+        return any(r.starts_job for r in self.requests)
+
+
+def _edit_body(snapshot: EditSnapshot, value: Any) -> dict[str, Any]:
+    if snapshot.field == "status_id":
+        return {"type": "set_lead_status", "lead_status_id": value}
+    cf_id = snapshot.field.removeprefix("custom.")
+    if normalized(value) is None:
+        return {"type": "clear_custom_field", "custom_field_id": cf_id}
+    if isinstance(value, list):
+        return {
+            "type": "set_custom_field",
+            "custom_field_id": cf_id,
+            "custom_field_values": value,
+            "custom_field_operation": "replace",
+        }
+    return {"type": "set_custom_field", "custom_field_id": cf_id, "custom_field_value": value}
+
+
+def _requests(snapshot: EditSnapshot, value: Any, ids: list[str]) -> list[PlannedRequest]:
+    """The requests that put `value` back on exactly the leads `ids`."""
+    if len(ids) <= PER_LEAD_MAX:
+        return [PlannedRequest.put_lead(snapshot.field, i, value) for i in ids]
+    done_email = bool(snapshot.request.get("send_done_email", True))
+    edit = _edit_body(snapshot, value)
+    return [
+        PlannedRequest.bulk_edit(edit, ids[i : i + IDS_PER_REQUEST], done_email)
+        for i in range(0, len(ids), IDS_PER_REQUEST)
+    ]
+
+
+async def check_jobs(client: CloseClient, job_id: str, snapshot: EditSnapshot) -> str | None:
+    """The status of the edit `job_id`, once neither it nor a job of an earlier revert (from
+    its snapshot) is running; `ArgumentError` on `job_id` otherwise."""
+    job = await client.get(job_path("edit", job_id))
+    status = job.get("status") if isinstance(job, dict) else None
+    if status in RUNNING_STATUSES:
+        raise ArgumentError(
+            "job_id",
+            f"the edit is still {status}; wait for it (wait_for_bulk_job) or pause it "
+            "(pause_bulk_job) before reverting",
+        )
+    unfinished = []
+    for revert_job in snapshot.revert_jobs:
+        found = await client.get(job_path("edit", revert_job))
+        state = found.get("status") if isinstance(found, dict) else None
+        if state not in FINISHED_STATUSES:
+            unfinished.append((revert_job, str(state)))
+    if unfinished:
+        raise ArgumentError("job_id", unfinished_message(unfinished))
+    return status if isinstance(status, str) else None
+
+
+async def read_current(
+    client: CloseClient, lead_field: str, ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The leads among `ids` that still exist, with their value of `lead_field` now."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), IDS_PER_REQUEST):
+        query = {
+            "type": "and",
+            "queries": [LEAD_NODE, lead_ids_node(ids[start : start + IDS_PER_REQUEST])],
+        }
+        async for lead in client.search_iter(
+            query, fields=["id", "display_name", "status_label", lead_field], page_size=200
+        ):
+            found[lead["id"]] = lead
+    return found
+
+
+def build_plan(
+    snapshot: EditSnapshot, current: dict[str, dict[str, Any]], include_changed_since: bool
+) -> Plan:
+    plan = Plan()
+    groups: dict[Hashable, tuple[Any, list[str]]] = {}
+    for lead_id in sorted(snapshot.leads):
+        old = snapshot.leads[lead_id]
+        lead = current.get(lead_id)
+        if lead is None:
+            plan.not_found.append(lead_id)
+            continue
+        now = lead.get(snapshot.field)
+        if normalized(now) == normalized(old):
+            plan.already_back += 1
+            continue
+        if normalized(now) != normalized(value_after(snapshot.request, old)):
+            plan.changed_since.append(ChangedSince(id=lead_id, value_now=now, value_before=old))
+            if not include_changed_since:
+                continue
+        groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
+        if len(plan.sample) < SAMPLE_MAX:
+            plan.sample.append(
+                LeadSample(
+                    id=lead_id,
+                    display_name=lead.get("display_name"),
+                    status_label=lead.get("status_label"),
+                )
+            )
+    ordered = sorted(groups.values(), key=lambda g: (-len(g[1]), json.dumps(g[0], default=str)))
+    for value, ids in ordered:
+        plan.returns.append(Return(value=value, leads=len(ids)))
+        plan.requests.extend(_requests(snapshot, value, ids))
+    return plan
+
+
+def _digest(requests: Sequence[PlannedRequest]) -> str:
+    exact = [r.shown() for r in requests]
+    text = json.dumps(exact, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_body(snapshot: EditSnapshot, plan: Plan, include_changed_since: bool) -> dict[str, Any]:
+    """What the preview shows and the token binds: the whole plan (digest always)."""
+    full = plan.leads <= FULL_PLAN_MAX
+    changed = [] if include_changed_since else plan.changed_since[:LISTED_MAX]
+    return {
+        "job_id": snapshot.job_id,
+        "field": snapshot.field,
+        "returns": [r.shown() for r in plan.returns],
+        "left_alone": {
+            "changed_since": [c.shown() for c in changed],
+            "changed_since_count": 0 if include_changed_since else len(plan.changed_since),
+            "already_back": plan.already_back,
+            "not_found": plan.not_found[:LISTED_MAX],
+            "not_found_count": len(plan.not_found),
+        },
+        "requests": [r.shown(summarized=not full) for r in plan.requests],
+        "requests_shown": "exact" if full else "summarized",
+        "plan_sha256": _digest(plan.requests),
+    }
+
+
+def _label(value: Any, labels: dict[str, str]) -> str:
+    if normalized(value) is None:
+        return "empty"
+    if isinstance(value, str) and value in labels:
+        return f"{labels[value]!r} ({value})"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def plan_notes(
+    snapshot: EditSnapshot, plan: Plan, include_changed_since: bool, labels: dict[str, str]
+) -> list[str]:
+    what = "status" if snapshot.field == "status_id" else snapshot.field
+    notes = [
+        f"{r.leads} lead{'s' if r.leads != 1 else ''} return to {what} {_label(r.value, labels)}."
+        for r in plan.returns
+    ]
+    if plan.changed_since:
+        ids = ", ".join(c.id for c in plan.changed_since[:10])
+        more = "" if len(plan.changed_since) <= 10 else f" and {len(plan.changed_since) - 10} more"
+        if include_changed_since:
+            notes.append(
+                f"{len(plan.changed_since)} leads were changed by someone else since the edit "
+                f"and are put back too (include_changed_since): {ids}{more}."
+            )
+        else:
+            notes.append(
+                f"{len(plan.changed_since)} leads were changed by someone else since the edit "
+                f"and are left alone: {ids}{more}. Pass include_changed_since=true to put "
+                "them back as well."
+            )
+    if plan.already_back:
+        notes.append(f"{plan.already_back} leads already have their old value: nothing to do.")
+    if plan.not_found:
+        notes.append(f"{len(plan.not_found)} leads of the snapshot no longer exist.")
+    bulk = sum(1 for r in plan.requests if r.starts_job)
+    puts = len(plan.requests) - bulk
+    notes.append(
+        f"Sends {bulk} bulk edit job{'s' if bulk != 1 else ''} and {puts} single-lead "
+        f"update{'s' if puts != 1 else ''}, in order; follow the jobs with wait_for_bulk_job. "
+        "The revert itself takes no snapshot."
+    )
+    return notes
+
+
+def plan_sender(
+    clock: Clock, snapshot: EditSnapshot, requests: Sequence[PlannedRequest], matched: int
+) -> Callable[[Sender], Awaitable[dict[str, Any]]]:
+    """Send the plan's requests in order, each audited and recorded in the snapshot (see the
+    module docstring); a failure says what already went."""
+
+    async def send(sender: Sender) -> dict[str, Any]:
+        jobs: list[dict[str, Any]] = []
+        updated: list[str] = []
+        unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
+
+        def stopped(number: int) -> str:
+            sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
+            ids = [job["id"] for job in jobs]
+            again = (
+                f"Once {', '.join(ids)} {'is' if len(ids) == 1 else 'are'} done "
+                "(wait_for_bulk_job), call revert_bulk_edit again"
+                if ids
+                else "Call revert_bulk_edit again"
+            )
+            return (
+                f"The revert stopped at request {number} of {len(requests)} ({sent}). "
+                f"{again}: it plans only what is still to do."
+            )
+
+        try:
+            for number, item in enumerate(requests, 1):
+                try:
+                    answer = await sender.send(
+                        item.method, item.send_path, item.body, matched=item.leads
+                    )
+                except CloseError as exc:  # audited by the sender
+                    if isinstance(exc, OutcomeUnknown):
+                        raise OutcomeUnknown(
+                            f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
+                        ) from exc
+                    raise SafetyNetError(f"{exc} {stopped(number)}") from exc
+                if item.starts_job:
+                    job = summarize_job(answer)
+                    jobs.append(job.model_dump(mode="json", exclude_none=True))
+                    job_id: str | None = job.id
+                else:
+                    updated.append(item.lead_ids[0])
+                    job_id = None
+                sender.record(
+                    "submitted", path=item.path, body=item.body, matched=item.leads, job_id=job_id
+                )
+                sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
+                if job_id is None:
+                    unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})
+                    continue
+                try:
+                    record_revert(
+                        snapshot.path, [*unrecorded, {"sent_at": sent_at, "job_id": job_id}]
+                    )
+                except OSError as exc:
+                    raise SafetyNetError(
+                        f"Job {job_id} was sent but could not be recorded in {snapshot.path} "
+                        f"({exc}), so the next call could not tell it is running. "
+                        f"{stopped(number + 1)}"
+                    ) from exc
+                unrecorded.clear()
+        finally:
+            # The leads' values say what is left to do; this record is for the reader.
+            if unrecorded:
+                with contextlib.suppress(OSError):
+                    record_revert(snapshot.path, unrecorded)
+        return {"jobs": jobs, "updated_leads": updated, "leads": matched}
+
+    return send
+
+
+def unfinished_message(unfinished: list[tuple[str, str]]) -> str:
+    """Why a revert is refused while jobs of an earlier one run: (job id, status) each."""
+    paused = any(status == PAUSED_STATUS for _, status in unfinished)
+    if len(unfinished) == 1:
+        job, status = unfinished[0]
+        what = f"the revert job {job} sent by an earlier revert_bulk_edit call is still {status}"
+        them, it = "its", "it"
+    else:
+        listed = ", ".join(f"{job} ({status})" for job, status in unfinished)
+        what = f"the revert jobs {listed} sent by earlier revert_bulk_edit calls are not finished"
+        them, it = "their", "them"
+    resume = "; resume a paused one with resume_bulk_job" if paused else ""
+    return (
+        f"{what}: {them} leads still hold the edited value, so a new revert would send the "
+        f"same edits again. Wait for {it} (wait_for_bulk_job{resume}), then call again: it "
+        "plans only what is still to do."
+    )
