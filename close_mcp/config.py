@@ -47,6 +47,9 @@ class Settings:
     snapshot_dir: Path | None = None  # None: beside the default audit path
     sandbox: bool = False
     http_token: SecretStr | None = None
+    # The state store: a SQLite path, ":memory:", or a redis:// URL (may hold a password).
+    store: SecretStr = field(default_factory=lambda: SecretStr(":memory:"))
+    audit_to_stderr: bool = False  # CLOSE_MCP_AUDIT_LOG=stderr: JSON lines for a log collector
 
     def needs_confirmation(self, action: str) -> bool:
         return action in self.confirm
@@ -176,7 +179,8 @@ def load_settings(
 
     raw_audit = pick("CLOSE_MCP_AUDIT_LOG", audit_log)
     audit_path: Path | None
-    if raw_audit is not None and raw_audit.strip().lower() == "off":
+    audit_to_stderr = raw_audit is not None and raw_audit.strip().lower() == "stderr"
+    if raw_audit is not None and raw_audit.strip().lower() in ("off", "stderr"):
         audit_path = None
     elif raw_audit:
         audit_path = Path(raw_audit).expanduser()
@@ -189,6 +193,16 @@ def load_settings(
         snapshot_limit = parse_snapshot(
             "--snapshot" if snapshot is not None else "CLOSE_MCP_SNAPSHOT", raw_snapshot
         )
+
+    raw_store = env.get("CLOSE_MCP_STORE", "").strip()
+    if raw_store.startswith(("redis://", "rediss://", "unix://")) or raw_store == ":memory:":
+        store = raw_store
+    elif raw_store:
+        store = str(Path(raw_store).expanduser())
+    elif sandbox:
+        store = ":memory:"  # the sandbox forgets everything when it stops; so may its store
+    else:
+        store = str(default_audit_path(env).parent / "state.sqlite3")
 
     raw_token = env.get("CLOSE_MCP_HTTP_TOKEN", "")
     if raw_token and len(raw_token) < 16:
@@ -209,4 +223,6 @@ def load_settings(
         snapshot_dir=(audit_path or default_audit_path(env)).parent / "snapshots",
         sandbox=sandbox,
         http_token=SecretStr(raw_token) if raw_token else None,
+        store=SecretStr(store),
+        audit_to_stderr=audit_to_stderr,
     )

@@ -10,6 +10,7 @@ Close is seen on the next call.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
 from close_mcp.errors import MissingAPIKey
+from close_mcp.store import open_store
 from close_mcp.writes.audit import AuditLog
 from close_mcp.writes.sender import WriteContext
 from close_mcp.writes.tokens import ConfirmationTokens
@@ -62,9 +64,14 @@ class Runtime:
             self._base_url = SANDBOX_BASE_URL
             self._default_key = self._default_key or sandbox.api_key
         self._clients: OrderedDict[str, CloseClient] = OrderedDict()
-        self.tokens = ConfirmationTokens(settings.secret.get_secret_value().encode(), self.clock)
-        self.audit = AuditLog(settings.audit_log, self.clock)
-        self.writes = WriteContext(settings, self.tokens, self.audit, self.clock)
+        self.store = open_store(settings.store.get_secret_value(), clock=self.clock)
+        self.tokens = ConfirmationTokens(
+            settings.secret.get_secret_value().encode(), self.clock, store=self.store
+        )
+        self.audit = AuditLog(
+            settings.audit_log, self.clock, stream=sys.stderr if settings.audit_to_stderr else None
+        )
+        self.writes = WriteContext(settings, self.tokens, self.audit, self.clock, self.store)
 
     def __repr__(self) -> str:
         return f"Runtime(base_url={self._base_url!r}, sandbox={self.sandbox is not None})"
@@ -99,3 +106,4 @@ class Runtime:
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
+        await self.store.aclose()

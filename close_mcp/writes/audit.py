@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from close_mcp.clock import Clock
 from close_mcp.writes.tokens import iso
@@ -26,8 +26,9 @@ AuditOutcome = Literal["submitted", "refused", "failed", "outcome_unknown"]
 
 
 class AuditLog:
-    def __init__(self, path: Path | None, clock: Clock) -> None:
+    def __init__(self, path: Path | None, clock: Clock, *, stream: TextIO | None = None) -> None:
         self.path = path
+        self.stream = stream  # stderr for a log collector; stdout belongs to the protocol
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -46,7 +47,7 @@ class AuditLog:
         snapshot: str | None = None,
         reason: str | None = None,
     ) -> None:
-        if self.path is None:
+        if self.path is None and self.stream is None:
             return
         entry: dict[str, Any] = {
             "time": iso(self._clock.time()),
@@ -60,6 +61,12 @@ class AuditLog:
             "reason": reason,
         }
         line = json.dumps({k: v for k, v in entry.items() if v is not None}, ensure_ascii=False)
+        if self.stream is not None:
+            with self._lock:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            return
+        assert self.path is not None
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

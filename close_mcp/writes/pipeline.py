@@ -39,7 +39,13 @@ from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path,
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.sender import Reconcile, Sender, WriteContext
 
-RECONCILE_WINDOW_S = 300.0
+# After an ambiguous failure, only an object created after the request left counts as its
+# own (less this much for clocks that disagree); an id already attributed never does.
+RECONCILE_SKEW_S = 2.0
+ATTRIBUTED_TTL_S = 24 * 3600.0
+# Close's lists are read page by page until a whole page is older than the window.
+LOOKUP_PAGE = 100
+LOOKUP_MAX_PAGES = 10
 
 Status = Literal["preview", "confirmation_required", "submitted", "refused"]
 
@@ -96,12 +102,17 @@ class RecentLookup:
     where: str  # for messages: "the recent bulk delete jobs"
     # Statuses the object may have moved on to since (an outbox email becomes sent).
     later_status: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Keys that, left out of the body, must be empty on the object too: a job with a
+    # `results_limit` acted on fewer leads than a request without one.
+    absent_alike: tuple[str, ...] = ()
 
     def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:
         if "status" in body and item.get("status") not in {
             body["status"],
             *self.later_status.get(body["status"], ()),
         }:
+            return False
+        if any(item.get(key) not in (None, [], {}) for key in self.absent_alike if key not in body):
             return False
         return all(item.get(key) == body[key] for key in self.keys if key in body)
 
@@ -178,24 +189,26 @@ def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
     )
 
 
-def check_token(context: WriteContext, request: WriteRequest, token: str | None) -> str | None:
+async def check_token(
+    context: WriteContext, request: WriteRequest, token: str | None
+) -> str | None:
     """Why the token does not fit this request, or None when it does (nothing is spent)."""
     if token is None:
         return None
     try:
-        context.tokens.check(token, request.tool, request.path, request.body, request.matched)
+        await context.tokens.check(token, request.tool, request.path, request.body, request.matched)
     except TokenRejected as exc:
         return str(exc)
     return None
 
 
-def question(
+async def question(
     ctx: Context, context: WriteContext, request: WriteRequest, dry_run: bool, token: str | None
 ) -> Elicit[TypedCount] | Elicit[Approval] | str:
     """The question for the person, or NOT_ASKED when there is nothing to ask or no way to."""
     if dry_run or token is None or not needs_confirmation(context, request):
         return NOT_ASKED
-    if check_token(context, request, token) is not None:
+    if await check_token(context, request, token) is not None:
         return NOT_ASKED
     caps = ctx.client_capabilities
     if caps is None or caps.elicitation is None:
@@ -254,7 +267,7 @@ class Pipeline:
         sender = Sender(self.context.audit, self.client, request.tool)
         confirm = needs_confirmation(self.context, request)
         # A bad token is the first thing to report: "already used" says more than "no leads".
-        token_problem = check_token(self.context, request, token) if confirm else None
+        token_problem = await check_token(self.context, request, token) if confirm else None
         if token_problem is None and request.job_kind is not None and request.matched == 0:
             reason = "the selection matches no leads"
             self._refused(sender, request, reason)
@@ -271,7 +284,7 @@ class Pipeline:
                 problem = await self._replayed(request, token)
             if problem is None:
                 try:
-                    self.context.tokens.spend(token)
+                    await self.context.tokens.spend(token)
                 except TokenRejected as exc:
                     problem = str(exc)
             if problem is not None:
@@ -315,12 +328,14 @@ class Pipeline:
         answer_id = answer.get("id") if isinstance(answer, dict) else None
         if saved is not None and job is not None and request.safeguard is not None:
             saved = request.safeguard.attach(saved, job.id)  # named by the job it belongs to
+        owned = job.id if job else str(answer_id or "") or None
+        await self._attribute(owned, request.tool)
         sender.record(
             "submitted",
             path="/" + request.path,
             body=request.body,
             matched=request.matched,
-            job_id=job.id if job else str(answer_id or "") or None,
+            job_id=owned,
             snapshot=saved,
         )
         what = f"job {job.id}" if job else str(answer_id or "the request")
@@ -344,7 +359,9 @@ class Pipeline:
             if lookup is None:
                 return None, ""
             try:
-                found = await self._find_recent(request, since=started - RECONCILE_WINDOW_S)
+                found = await self._find_recent(
+                    request, since=started - RECONCILE_SKEW_S, skip_attributed=True
+                )
             except CloseError as failed:
                 # Never let the lookup's own error ("try again shortly") stand in for this.
                 return None, (
@@ -366,16 +383,39 @@ class Pipeline:
             return f"the confirmation token was already used ({found.get('id')})"
         return None
 
-    async def _find_recent(self, request: WriteRequest, *, since: float) -> dict[str, Any] | None:
-        """The object this exact write created since `since`, if Close has one."""
+    async def _find_recent(
+        self, request: WriteRequest, *, since: float, skip_attributed: bool = False
+    ) -> dict[str, Any] | None:
+        """The object this exact write created since `since`, if Close has one.
+
+        Pages on while a page holds anything that recent (Close lists newest first; the
+        order is not documented, so `date_created` decides, never the position). With
+        `skip_attributed`, objects already reported as another write's are passed over."""
         lookup = _recent_lookup(request)
         if lookup is None:
             return None
-        recent = await self.client.get(lookup.path, lookup.params)
-        for item in recent.get("data", []) if isinstance(recent, dict) else []:
-            if _created_after(item, since) and lookup.matches(item, request.body):
+        for page in range(LOOKUP_MAX_PAGES):
+            params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
+            recent = await self.client.get(lookup.path, params)
+            items = recent.get("data", []) if isinstance(recent, dict) else []
+            fresh = [item for item in items if _created_after(item, since)]
+            for item in fresh:
+                if not lookup.matches(item, request.body):
+                    continue
+                if skip_attributed and await self._attributed(item.get("id")):
+                    continue
                 return dict(item)
+            if not fresh or not (isinstance(recent, dict) and recent.get("has_more")):
+                return None
         return None
+
+    async def _attributed(self, object_id: Any) -> bool:
+        return await self.context.store.get(f"attributed:{object_id}") is not None
+
+    async def _attribute(self, object_id: str | None, tool: str) -> None:
+        """Remember that this object is a write's own, so no other write claims it."""
+        if object_id:
+            await self.context.store.put(f"attributed:{object_id}", tool, ttl_s=ATTRIBUTED_TTL_S)
 
     def _refused(self, sender: Sender, request: WriteRequest, reason: str) -> None:
         sender.record(
@@ -452,8 +492,9 @@ def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
         return request.recent
     return RecentLookup(
         path=job_path(request.job_kind),
-        params={"_limit": 20},
+        params={},
         keys=tuple(key for key in request.body if key != "send_done_email"),
+        absent_alike=("results_limit", "sort"),
         where=f"the recent bulk {request.job_kind} jobs (list_bulk_jobs)",
     )
 

@@ -18,6 +18,7 @@ from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
 from close_mcp.errors import OutcomeUnknown
+from close_mcp.store import StateStore
 from close_mcp.writes.audit import AuditLog, AuditOutcome
 from close_mcp.writes.tokens import ConfirmationTokens
 
@@ -29,12 +30,14 @@ Reconcile = Callable[[], Awaitable[tuple[dict[str, Any] | None, str]]]
 
 @dataclass(frozen=True)
 class WriteContext:
-    """What the write path needs from the server, and no more: policy, tokens, audit, clock."""
+    """What the write path needs from the server, and no more: policy, tokens, audit, clock,
+    and the state store replicas share."""
 
     settings: Settings
     tokens: ConfirmationTokens
     audit: AuditLog
     clock: Clock
+    store: StateStore
 
 
 class Sender:

@@ -4,9 +4,11 @@ A token is `<payload>.<mac>`, both base64url. The payload names the tool, a dige
 exact request body and path, the matched count, an expiry and a nonce; the MAC is
 HMAC-SHA256 under `CLOSE_MCP_SECRET` (or a per-process random key). Changing any argument
 changes the body, so the token no longer fits; a changed count is caught by the recount.
-A token is single-use: its nonce is remembered until it expires. Replicas that share the
-secret accept each other's tokens; the write pipeline also checks Close's recent jobs for
-an identical request, which stops a replay on another replica.
+A token is single-use: its nonce is spent in the state store (`close_mcp.store`) before
+anything is sent, atomically ("spend if not spent"), and stays spent until the token would
+have expired anyway; replicas that share the secret and the store accept each other's tokens
+but never one token twice, and a restart forgets nothing. The write pipeline also checks
+Close's recent jobs for an identical request, a second line of defence.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from close_mcp.clock import Clock
 from close_mcp.errors import TokenRejected
+from close_mcp.store import StateStore
+from close_mcp.store.sqlite import MEMORY, SQLiteStore
 
 TOKEN_TTL_S: Final = 600.0
 _MAX_TOKEN_LENGTH: Final = 1024
@@ -53,12 +56,18 @@ class Minted:
 class ConfirmationTokens:
     """Mints and checks tokens; remembers spent nonces until they would have expired anyway."""
 
-    def __init__(self, secret: bytes, clock: Clock, *, ttl_s: float = TOKEN_TTL_S) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        clock: Clock,
+        *,
+        ttl_s: float = TOKEN_TTL_S,
+        store: StateStore | None = None,
+    ) -> None:
         self._secret = secret
         self._clock = clock
         self._ttl = ttl_s
-        self._spent: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._store: StateStore = store or SQLiteStore(MEMORY, clock=clock)
 
     def __repr__(self) -> str:
         return f"ConfirmationTokens(ttl_s={self._ttl})"
@@ -76,7 +85,7 @@ class ConfirmationTokens:
         token = f"{encoded}.{self._mac(encoded)}"
         return Minted(token=token, expires_at=iso(expires))
 
-    def check(self, token: str, tool: str, path: str, body: Any, matched: int) -> str:
+    async def check(self, token: str, tool: str, path: str, body: Any, matched: int) -> str:
         """Raise `TokenRejected` unless the token fits this exact call; return its nonce."""
         payload = self._payload(token)
         if payload.get("t") != tool:
@@ -84,9 +93,8 @@ class ConfirmationTokens:
         if float(payload.get("e", 0)) <= self._clock.time():
             raise TokenRejected("the confirmation token has expired (tokens last 10 minutes)")
         nonce = str(payload.get("n", ""))
-        with self._lock:
-            if nonce in self._spent:
-                raise TokenRejected("the confirmation token was already used")
+        if await self._store.get(_spent_key(nonce)) is not None:
+            raise TokenRejected("the confirmation token was already used")
         if payload.get("d") != request_digest(tool, path, body):
             raise TokenRejected(
                 "the confirmation token was issued for different arguments; "
@@ -105,16 +113,14 @@ class ConfirmationTokens:
         except (TokenRejected, KeyError, TypeError, ValueError):
             return None
 
-    def spend(self, token: str) -> None:
-        """Mark the token used; call it right before sending, so a retry cannot resend."""
+    async def spend(self, token: str) -> None:
+        """Mark the token used, atomically in the store, before anything is sent: of two
+        calls with one token (on any replica), one spends it and the other is refused."""
         payload = self._payload(token)
-        now = self._clock.time()
-        with self._lock:
-            nonce = str(payload.get("n", ""))
-            if nonce in self._spent:
-                raise TokenRejected("the confirmation token was already used")
-            self._spent = {n: e for n, e in self._spent.items() if e > now}
-            self._spent[nonce] = float(payload.get("e", now))
+        lasts = float(payload.get("e", 0)) - self._clock.time()
+        nonce = str(payload.get("n", ""))
+        if not await self._store.add(_spent_key(nonce), "spent", ttl_s=max(lasts, 1.0)):
+            raise TokenRejected("the confirmation token was already used")
 
     def _payload(self, token: str) -> dict[str, Any]:
         if not isinstance(token, str) or len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 1:
@@ -135,6 +141,10 @@ class ConfirmationTokens:
 
     def _mac(self, encoded: str) -> str:
         return _b64(hmac.new(self._secret, encoded.encode(), hashlib.sha256).digest())
+
+
+def _spent_key(nonce: str) -> str:
+    return f"nonce:{nonce}"
 
 
 def iso(timestamp: float) -> str:

@@ -72,7 +72,7 @@ def register(reg: Registrar) -> None:
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
+        return await question(ctx, runtime.writes, request, dry_run, confirmation_token)
 
     async def revert_bulk_edit(
         ctx: Context,

@@ -441,7 +441,7 @@ def register(reg: Registrar) -> None:
             job_kind=None,
             recent=RecentLookup(
                 path="activity/email/",
-                params={"lead_id": lead.id, "_limit": 20},
+                params={"lead_id": lead.id},
                 keys=EMAIL_MATCH_KEYS,
                 later_status={
                     "outbox": frozenset({"sending", "sent"}),

@@ -26,7 +26,7 @@ def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return question(ctx, runtime.writes, request, dry_run, confirmation_token)
+        return await question(ctx, runtime.writes, request, dry_run, confirmation_token)
 
     return confirm
 
