@@ -19,6 +19,7 @@ The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -291,7 +292,7 @@ class Pipeline:
                 self._refused(sender, request, problem)
                 return self._confirmation_required(request, problem)
         saved = await self._safeguard(sender, request)
-        return await self._send(sender, request, saved)
+        return await self._send(sender, request, saved, owner=_owner(token))
 
     async def _safeguard(self, sender: Sender, request: WriteRequest) -> str | None:
         """Save what the write will overwrite; if that fails, nothing is sent."""
@@ -309,7 +310,9 @@ class Pipeline:
                 "Call again (without the spent token) for a fresh confirmation."
             ) from exc
 
-    async def _send(self, sender: Sender, request: WriteRequest, saved: str | None) -> WriteResult:
+    async def _send(
+        self, sender: Sender, request: WriteRequest, saved: str | None, *, owner: str
+    ) -> WriteResult:
         if request.send is not None:
             plan = request.send
             answer = await sender.guard(
@@ -329,7 +332,7 @@ class Pipeline:
         if saved is not None and job is not None and request.safeguard is not None:
             saved = request.safeguard.attach(saved, job.id)  # named by the job it belongs to
         owned = job.id if job else str(answer_id or "") or None
-        await self._attribute(owned, request.tool)
+        await self._attribute(owned, owner)
         sender.record(
             "submitted",
             path="/" + request.path,
@@ -360,7 +363,7 @@ class Pipeline:
                 return None, ""
             try:
                 found = await self._find_recent(
-                    request, since=started - RECONCILE_SKEW_S, skip_attributed=True
+                    request, since=started - RECONCILE_SKEW_S, owner=None
                 )
             except CloseError as failed:
                 # Never let the lookup's own error ("try again shortly") stand in for this.
@@ -378,19 +381,20 @@ class Pipeline:
         minted_at = self.context.tokens.minted_at(token)
         if minted_at is None:
             return None
-        found = await self._find_recent(request, since=minted_at)
+        found = await self._find_recent(request, since=minted_at, owner=_owner(token))
         if found is not None:
             return f"the confirmation token was already used ({found.get('id')})"
         return None
 
     async def _find_recent(
-        self, request: WriteRequest, *, since: float, skip_attributed: bool = False
+        self, request: WriteRequest, *, since: float, owner: str | None
     ) -> dict[str, Any] | None:
         """The object this exact write created since `since`, if Close has one.
 
         Pages on while a page holds anything that recent (Close lists newest first; the
-        order is not documented, so `date_created` decides, never the position). With
-        `skip_attributed`, objects already reported as another write's are passed over."""
+        order is not documented, so `date_created` decides, never the position). An object
+        the store attributes to another write is passed over: only one attributed to `owner`
+        (this token), or to no write the store knows, counts."""
         lookup = _recent_lookup(request)
         if lookup is None:
             return None
@@ -402,20 +406,22 @@ class Pipeline:
             for item in fresh:
                 if not lookup.matches(item, request.body):
                     continue
-                if skip_attributed and await self._attributed(item.get("id")):
+                attributed = await self._attributed(item.get("id"))
+                if attributed is not None and attributed != owner:
                     continue
                 return dict(item)
             if not fresh or not (isinstance(recent, dict) and recent.get("has_more")):
                 return None
         return None
 
-    async def _attributed(self, object_id: Any) -> bool:
-        return await self.context.store.get(f"attributed:{object_id}") is not None
+    async def _attributed(self, object_id: Any) -> str | None:
+        """Which write made this object (its owner mark), if the store knows."""
+        return await self.context.store.get(f"attributed:{object_id}")
 
-    async def _attribute(self, object_id: str | None, tool: str) -> None:
-        """Remember that this object is a write's own, so no other write claims it."""
+    async def _attribute(self, object_id: str | None, owner: str) -> None:
+        """Remember which write made this object, so no other write claims it."""
         if object_id:
-            await self.context.store.put(f"attributed:{object_id}", tool, ttl_s=ATTRIBUTED_TTL_S)
+            await self.context.store.put(f"attributed:{object_id}", owner, ttl_s=ATTRIBUTED_TTL_S)
 
     def _refused(self, sender: Sender, request: WriteRequest, reason: str) -> None:
         sender.record(
@@ -474,6 +480,14 @@ def _created_after(job: dict[str, Any], since: float) -> bool:
     except ValueError:
         return False
     return created.timestamp() >= since - 1.0
+
+
+def _owner(token: str | None) -> str:
+    """The mark a write leaves on what it made: its token's digest (a write that needs no
+    token, a draft email say, is no one's in particular)."""
+    if token is None:
+        return "unconfirmed"
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _job_or_none(answer: Any) -> JobSummary | None:

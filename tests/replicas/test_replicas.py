@@ -7,67 +7,20 @@ other when they share CLOSE_MCP_SECRET, and refused when they do not.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-import httpx2
 import pytest
-from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
 
-from close_mcp.sandbox import SANDBOX_API_KEY
-from tests.processes import clean_env, free_port, running
+from tests.replicas.conftest import call, jobs, replica, session
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-SHARED = "replica-secret-0123456789abcdef"
 DOOMED = {"filter": {"lead_status": "Canceled"}}
 
 
-@pytest.fixture(scope="module")
-def close_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("close")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/api/v1/"
-    args = ["sandbox", "--port", str(port), "--leads", "60"]
-    with running(args, env=clean_env(), health=base + "me/", log=tmp / "sandbox.log"):
-        yield base
-
-
-@asynccontextmanager
-async def replica(close_api: str, tmp: Path, secret: str, name: str) -> AsyncIterator[str]:
-    port = free_port()
-    env = clean_env(CLOSE_API_BASE_URL=close_api, CLOSE_MCP_SECRET=secret)
-    args = ["serve", "--transport", "http", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with running(args, env=env, health=url + "/health", log=tmp / f"{name}.log"):
-        yield url + "/mcp"
-
-
-@asynccontextmanager
-async def session(url: str, key: str | None = SANDBOX_API_KEY) -> AsyncIterator[Client]:
-    headers = {"Close-API-Key": key} if key else {}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        yield client
-
-
-async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
 def delete_jobs(close_api: str) -> list[dict[str, Any]]:
-    answer = httpx.get(close_api + "bulk_action/delete/", auth=(SANDBOX_API_KEY, ""))
-    jobs: list[dict[str, Any]] = answer.json()["data"]
-    return jobs
+    return jobs(close_api, "delete")
 
 
 async def test_token_minted_on_one_replica_confirms_on_the_other(
@@ -75,8 +28,8 @@ async def test_token_minted_on_one_replica_confirms_on_the_other(
 ) -> None:
     before = len(delete_jobs(close_api))
     async with (
-        replica(close_api, tmp_path, SHARED, "a") as first,
-        replica(close_api, tmp_path, SHARED, "b") as second,
+        replica(close_api, tmp_path, "a") as first,
+        replica(close_api, tmp_path, "b") as second,
     ):
         async with session(first) as a:
             preview = await call(a, "create_bulk_delete", DOOMED)
@@ -106,8 +59,8 @@ async def test_replicas_with_different_secrets_refuse_each_others_tokens(
 ) -> None:
     before = len(delete_jobs(close_api))
     async with (
-        replica(close_api, tmp_path, SHARED, "c") as first,
-        replica(close_api, tmp_path, "another-secret-0123456789abc", "d") as second,
+        replica(close_api, tmp_path, "c") as first,
+        replica(close_api, tmp_path, "d", secret="another-secret-0123456789abc") as second,
     ):
         async with session(first) as a:
             preview = await call(a, "create_bulk_delete", {"filter": {"lead_status": "Bad Fit"}})
@@ -126,7 +79,7 @@ async def test_replicas_with_different_secrets_refuse_each_others_tokens(
 
 
 async def test_each_request_brings_its_own_key(close_api: str, tmp_path: Path) -> None:
-    async with replica(close_api, tmp_path, SHARED, "e") as url:
+    async with replica(close_api, tmp_path, "e") as url:
         async with session(url) as ok:
             statuses = await call(ok, "lookup", {"kind": "lead_statuses"})
             assert statuses["total"] == 5
