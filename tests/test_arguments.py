@@ -1,0 +1,54 @@
+"""Unknown arguments are refused before anything is resolved or sent.
+
+Pydantic drops what it does not know, so a misspelled `"dryRun": true` once ran a real bulk
+edit on its first call. Every tool now answers an unknown name with a tool error that names
+it, guesses what was meant, and lists every allowed name.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import MODES, Harness
+
+QUALIFIED = {"filter": {"lead_status": "Qualified"}}
+EDIT = {"type": "set_lead_status", "lead_status": "Bad Fit"}
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("spelling", "meant"),
+    [("dryRun", "dry_run"), ("DRY-RUN", "dry_run"), ("confirmationToken", "confirmation_token")],
+)
+async def test_a_misspelled_argument_is_refused_with_a_guess(
+    h: Harness, spelling: str, meant: str
+) -> None:
+    error = await h.error("create_bulk_edit", {**QUALIFIED, "edit": EDIT, spelling: True})
+    assert error.startswith(
+        f"{spelling}: unknown argument; did you mean {meant!r}? Nothing was sent."
+    )
+    assert error.endswith(
+        "Allowed: edit, filter, s_query, results_limit, sort, allow_all_leads, "
+        "send_done_email, dry_run, confirmation_token"
+    )
+    assert h.sandbox.requests == []
+
+
+async def test_an_unknown_argument_with_no_likely_meaning_lists_the_allowed_names(
+    h: Harness,
+) -> None:
+    error = await h.error("search_leads", {**QUALIFIED, "zzz": 1, "yyy": 2})
+    assert error.startswith(
+        "zzz: unknown argument (and 1 more unknown) Nothing was sent. Allowed: "
+    )
+    assert h.sandbox.requests == []
+
+
+async def test_every_tool_refuses_unknown_arguments(h: Harness) -> None:
+    tools = await h.client.list_tools()
+    for tool in tools.tools:
+        error = await h.error(tool.name, {"not_an_argument": 1})
+        assert error.startswith("not_an_argument: unknown argument"), (tool.name, error)
+    assert h.sandbox.requests == []
