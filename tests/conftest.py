@@ -1,8 +1,71 @@
-"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin."""
+"""Shared fixtures: every async test runs on asyncio through anyio's pytest plugin.
+
+A test that talks to a server takes `h`, a started `Harness` stopped at teardown:
+
+    @pytest.mark.harness(n_leads=60, confirm="edit")
+    @pytest.mark.parametrize("mode", MODES)
+    async def test_something(h: Harness) -> None: ...
+
+`harness` markers give `Harness.start`'s options: a module's `pytestmark` sets its defaults, a
+test's own marker overrides them key by key; `audited=True` writes the audit log to the test's
+`tmp_path`. The era is the `mode` fixture: "legacy" unless the test parametrizes `mode`.
+A test whose options are made in its body (a sandbox, a clock, a transport), or that starts more
+than one server, calls `start_harness(**options)` instead: the same defaults, keyword arguments
+on top, each harness stopped at teardown, the last started first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
+
+from tests.harness import Harness, Mode, StartHarness
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "harness(**options): Harness.start options for the h and start_harness fixtures "
+        "(audited=True: the audit log in tmp_path)",
+    )
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def mode() -> Mode:
+    """The MCP era the harness speaks; `@pytest.mark.parametrize("mode", MODES)` runs both."""
+    return "legacy"
+
+
+@pytest.fixture
+def harness_options(request: pytest.FixtureRequest, mode: Mode) -> dict[str, Any]:
+    """The options the `harness` markers give, the closest marker winning key by key."""
+    options: dict[str, Any] = {"mode": mode}
+    for marker in reversed(list(request.node.iter_markers("harness"))):
+        options.update(marker.kwargs)
+    if options.pop("audited", False):
+        options["audit_dir"] = request.getfixturevalue("tmp_path")
+    return options
+
+
+@pytest.fixture
+async def start_harness(harness_options: dict[str, Any]) -> AsyncIterator[StartHarness]:
+    async with AsyncExitStack() as stack:
+
+        async def start(**options: Any) -> Harness:
+            started = Harness.start(**{**harness_options, **options})
+            return await stack.enter_async_context(started)
+
+        yield start
+
+
+@pytest.fixture
+async def h(start_harness: StartHarness) -> Harness:
+    return await start_harness()

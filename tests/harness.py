@@ -1,8 +1,13 @@
 """A close-mcp server wired to an in-process sandbox, driven through a real MCP client.
 
-    async with Harness.start(mode="legacy", n_leads=120) as h:
+Tests take it from the fixtures in tests/conftest.py: `h`, configured by `harness` markers,
+
+    @pytest.mark.harness(n_leads=60)
+    async def test_search(h: Harness) -> None:
         result = await h.call("search_leads", {"filter": {"lead_status": "Qualified"}})
         assert h.writes() == []
+
+or `start_harness(**options)` when the options are made in the test (a sandbox, a clock).
 
 `h.sandbox` is the sandbox (its `requests` are exactly what reached "Close"), `h.clock` a
 FakeClock shared by server and sandbox, `h.audit` the audit log, `h.runtime` the runtime.
@@ -65,10 +70,11 @@ class Harness:
         sandbox: Sandbox | None = None,
         clock: FakeClock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        sandbox_options: dict[str, Any] | None = None,
         **settings: Any,
     ) -> AsyncIterator[Harness]:
         clock = clock or FakeClock()
-        sandbox = sandbox or Sandbox(n_leads=n_leads, clock=clock)
+        sandbox = sandbox or Sandbox(n_leads=n_leads, clock=clock, **(sandbox_options or {}))
         audit = str(audit_dir / "audit.jsonl") if audit_dir else "off"
         # With the audit log off, snapshots go to the state dir: a temporary one, not ~.
         state = tempfile.TemporaryDirectory(prefix="close-mcp-state-")
@@ -163,3 +169,4 @@ async def run_to_done(h: Harness, job_id: str, *, step: float = 5.0, limit: int 
 
 
 Step = Callable[[Harness], Awaitable[None]]
+StartHarness = Callable[..., Awaitable[Harness]]  # the start_harness fixture (tests/conftest.py)

@@ -9,22 +9,13 @@ import httpx
 import pytest
 
 from close_mcp.sandbox import Sandbox
-from tests.harness import MODES, Harness, Mode, accept, cancel, decline, run_to_done
+from tests.harness import MODES, Harness, StartHarness, accept, cancel, decline, run_to_done
+from tests.ids import email_template, field_id, status_id
 
 pytestmark = pytest.mark.anyio
 
 QUALIFIED = {"lead_status": "Qualified"}
 LEAD_NODE = {"type": "object_type", "object_type": "lead"}
-
-
-def status_id(sb: Sandbox, label: str) -> str:
-    return next(s.id for s in sb.store.statuses.values() if s.label == label)
-
-
-def field_id(sb: Sandbox, name: str) -> str:
-    cf = sb.store.custom_field_named(name)
-    assert cf is not None
-    return cf.id
 
 
 def leads_with_status(sb: Sandbox, label: str) -> list[str]:
@@ -62,92 +53,90 @@ def posted(h: Harness) -> list[tuple[str, str, Any]]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_edit_status_previews_then_submits_exact_body(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        sb = h.sandbox
-        args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
-        preview = await h.call("create_bulk_edit", {**args, "dry_run": True})
-        expected_body = {
-            "s_query": status_query(sb, "Qualified"),
-            "send_done_email": True,
-            "type": "set_lead_status",
-            "lead_status_id": status_id(sb, "Customer"),
-        }
-        matched = len(leads_with_status(sb, "Qualified"))
-        assert preview["status"] == "preview"
-        assert preview["preview"]["path"] == "/bulk_action/edit/"
-        assert preview["preview"]["request"] == expected_body
-        assert preview["preview"]["matched"] == matched
-        assert len(preview["preview"]["sample"]) == 5
-        assert {s["status_label"] for s in preview["preview"]["sample"]} == {"Qualified"}
-        assert preview["confirmation_token"] is None
-        assert h.writes() == []
+async def test_bulk_edit_status_previews_then_submits_exact_body(h: Harness) -> None:
+    sb = h.sandbox
+    args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
+    preview = await h.call("create_bulk_edit", {**args, "dry_run": True})
+    expected_body = {
+        "s_query": status_query(sb, "Qualified"),
+        "send_done_email": True,
+        "type": "set_lead_status",
+        "lead_status_id": status_id(sb, "Customer"),
+    }
+    matched = len(leads_with_status(sb, "Qualified"))
+    assert preview["status"] == "preview"
+    assert preview["preview"]["path"] == "/bulk_action/edit/"
+    assert preview["preview"]["request"] == expected_body
+    assert preview["preview"]["matched"] == matched
+    assert len(preview["preview"]["sample"]) == 5
+    assert {s["status_label"] for s in preview["preview"]["sample"]} == {"Qualified"}
+    assert preview["confirmation_token"] is None
+    assert h.writes() == []
 
-        # edit is not in the default confirmation list: the call submits at once.
-        done = await h.call("create_bulk_edit", args)
-        assert done["status"] == "submitted"
-        assert done["job"]["id"].startswith("bulkedit_")
-        assert posted(h) == [("POST", "/api/v1/bulk_action/edit/", expected_body)]
+    # edit is not in the default confirmation list: the call submits at once.
+    done = await h.call("create_bulk_edit", args)
+    assert done["status"] == "submitted"
+    assert done["job"]["id"].startswith("bulkedit_")
+    assert posted(h) == [("POST", "/api/v1/bulk_action/edit/", expected_body)]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_edit_custom_fields(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        sb = h.sandbox
-        single = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": QUALIFIED,
-                "edit": {"type": "set_custom_field", "custom_field": "Industry", "value": "retail"},
-            },
-        )
-        multi = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": QUALIFIED,
-                "results_limit": 3,
-                "edit": {
-                    "type": "set_custom_field",
-                    "custom_field": "Products",
-                    "values": ["API", "CRM"],
-                    "operation": "add",
-                },
-            },
-        )
-        cleared = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": QUALIFIED,
-                "edit": {"type": "clear_custom_field", "custom_field": "Deal Size"},
-            },
-        )
-        assert [r["status"] for r in (single, multi, cleared)] == ["submitted"] * 3
-        query = status_query(sb, "Qualified")
-        assert [body for _, _, body in posted(h)] == [
-            {
-                "s_query": query,
-                "send_done_email": True,
+async def test_bulk_edit_custom_fields(h: Harness) -> None:
+    sb = h.sandbox
+    single = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": QUALIFIED,
+            "edit": {"type": "set_custom_field", "custom_field": "Industry", "value": "retail"},
+        },
+    )
+    multi = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": QUALIFIED,
+            "results_limit": 3,
+            "edit": {
                 "type": "set_custom_field",
-                "custom_field_id": field_id(sb, "Industry"),
-                "custom_field_value": "Retail",
+                "custom_field": "Products",
+                "values": ["API", "CRM"],
+                "operation": "add",
             },
-            {
-                "s_query": query,
-                "results_limit": 3,
-                "send_done_email": True,
-                "type": "set_custom_field",
-                "custom_field_id": field_id(sb, "Products"),
-                "custom_field_values": ["API", "CRM"],
-                "custom_field_operation": "add",
-            },
-            {
-                "s_query": query,
-                "send_done_email": True,
-                "type": "clear_custom_field",
-                "custom_field_id": field_id(sb, "Deal Size"),
-            },
-        ]
-        assert multi["preview"]["matched"] == 3
+        },
+    )
+    cleared = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": QUALIFIED,
+            "edit": {"type": "clear_custom_field", "custom_field": "Deal Size"},
+        },
+    )
+    assert [r["status"] for r in (single, multi, cleared)] == ["submitted"] * 3
+    query = status_query(sb, "Qualified")
+    assert [body for _, _, body in posted(h)] == [
+        {
+            "s_query": query,
+            "send_done_email": True,
+            "type": "set_custom_field",
+            "custom_field_id": field_id(sb, "Industry"),
+            "custom_field_value": "Retail",
+        },
+        {
+            "s_query": query,
+            "results_limit": 3,
+            "send_done_email": True,
+            "type": "set_custom_field",
+            "custom_field_id": field_id(sb, "Products"),
+            "custom_field_values": ["API", "CRM"],
+            "custom_field_operation": "add",
+        },
+        {
+            "s_query": query,
+            "send_done_email": True,
+            "type": "clear_custom_field",
+            "custom_field_id": field_id(sb, "Deal Size"),
+        },
+    ]
+    assert multi["preview"]["matched"] == 3
 
 
 @pytest.mark.parametrize(
@@ -183,93 +172,90 @@ async def test_bulk_edit_custom_fields(mode: Mode) -> None:
     ],
 )
 async def test_bulk_edit_rules_are_enforced_before_sending(
-    edit: dict[str, Any], message: str
+    edit: dict[str, Any], message: str, h: Harness
 ) -> None:
-    async with Harness.start() as h:
-        error = await h.error("create_bulk_edit", {"filter": QUALIFIED, "edit": edit})
-        assert error.startswith(message)
-        assert h.writes() == []
+    error = await h.error("create_bulk_edit", {"filter": QUALIFIED, "edit": edit})
+    assert error.startswith(message)
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_email_needs_confirmation_and_renders_template(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        sb = h.sandbox
-        template = next(t for t in sb.store.templates.values() if t.name == "Intro")
-        args = {"filter": QUALIFIED, "template": "Intro", "contact_preference": "contact"}
-        first = await h.call("create_bulk_email", args)
-        assert first["status"] == "confirmation_required"
-        assert first["confirmation_token"]
-        sample_lead = sb.store.leads[first["preview"]["sample"][0]["id"]]
-        # The seeded 'Intro' template for the first sample lead and its first contact, rendered
-        # by hand (not by the sandbox's renderer).
-        assert (sample_lead.display_name, sample_lead.contacts[0].name) == (
-            "Zenith Partners",
-            "Farid Weber",
-        )
-        assert first["preview"]["rendering"] == {
-            "subject": "Quick question for Zenith Partners",
-            "body": "Hi Farid,\n\nI work with teams like Zenith Partners on their sales process. "
-            "Worth a chat?\n\nSandra",
-            "email": None,
-            "lead_id": sample_lead.id,
-        }
-        assert h.writes() == []
+async def test_bulk_email_needs_confirmation_and_renders_template(h: Harness) -> None:
+    sb = h.sandbox
+    template = email_template(sb, "Intro")
+    args = {"filter": QUALIFIED, "template": "Intro", "contact_preference": "contact"}
+    first = await h.call("create_bulk_email", args)
+    assert first["status"] == "confirmation_required"
+    assert first["confirmation_token"]
+    sample_lead = sb.store.leads[first["preview"]["sample"][0]["id"]]
+    # The seeded 'Intro' template for the first sample lead and its first contact, rendered
+    # by hand (not by the sandbox's renderer).
+    assert (sample_lead.display_name, sample_lead.contacts[0].name) == (
+        "Zenith Partners",
+        "Farid Weber",
+    )
+    assert first["preview"]["rendering"] == {
+        "subject": "Quick question for Zenith Partners",
+        "body": "Hi Farid,\n\nI work with teams like Zenith Partners on their sales process. "
+        "Worth a chat?\n\nSandra",
+        "email": None,
+        "lead_id": sample_lead.id,
+    }
+    assert h.writes() == []
 
-        done = await h.call(
-            "create_bulk_email", {**args, "confirmation_token": first["confirmation_token"]}
+    done = await h.call(
+        "create_bulk_email", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert done["status"] == "submitted"
+    assert posted(h) == [
+        (
+            "POST",
+            "/api/v1/bulk_action/email/",
+            {
+                "s_query": status_query(sb, "Qualified"),
+                "send_done_email": True,
+                "template_id": template.id,
+                "contact_preference": "contact",
+            },
         )
-        assert done["status"] == "submitted"
-        assert posted(h) == [
-            (
-                "POST",
-                "/api/v1/bulk_action/email/",
-                {
-                    "s_query": status_query(sb, "Qualified"),
-                    "send_done_email": True,
-                    "template_id": template.id,
-                    "contact_preference": "contact",
-                },
-            )
-        ]
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_sequence_subscribe_exact_body(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        sb = h.sandbox
-        account = next(iter(sb.store.email_accounts.values()))
-        sequence = next(s for s in sb.store.sequences.values() if s.name == "Onboarding")
-        args = {
-            "filter": QUALIFIED,
-            "action_type": "subscribe",
-            "sequence": "Onboarding",
-            "sender_account": account.id,
-            "sender_email": "sales@sandbox.example",
-        }
-        first = await h.call("create_bulk_sequence_subscription", args)
-        assert first["status"] == "confirmation_required"
-        done = await h.call(
-            "create_bulk_sequence_subscription",
-            {**args, "confirmation_token": first["confirmation_token"]},
+async def test_bulk_sequence_subscribe_exact_body(h: Harness) -> None:
+    sb = h.sandbox
+    account = next(iter(sb.store.email_accounts.values()))
+    sequence = next(s for s in sb.store.sequences.values() if s.name == "Onboarding")
+    args = {
+        "filter": QUALIFIED,
+        "action_type": "subscribe",
+        "sequence": "Onboarding",
+        "sender_account": account.id,
+        "sender_email": "sales@sandbox.example",
+    }
+    first = await h.call("create_bulk_sequence_subscription", args)
+    assert first["status"] == "confirmation_required"
+    done = await h.call(
+        "create_bulk_sequence_subscription",
+        {**args, "confirmation_token": first["confirmation_token"]},
+    )
+    assert done["status"] == "submitted"
+    assert posted(h) == [
+        (
+            "POST",
+            "/api/v1/bulk_action/sequence_subscription/",
+            {
+                "s_query": status_query(sb, "Qualified"),
+                "send_done_email": True,
+                "action_type": "subscribe",
+                "sequence_id": sequence.id,
+                "sender_account_id": account.id,
+                "sender_name": "Sandbox Sales",
+                "sender_email": "sales@sandbox.example",
+                "contact_preference": "lead",
+            },
         )
-        assert done["status"] == "submitted"
-        assert posted(h) == [
-            (
-                "POST",
-                "/api/v1/bulk_action/sequence_subscription/",
-                {
-                    "s_query": status_query(sb, "Qualified"),
-                    "send_done_email": True,
-                    "action_type": "subscribe",
-                    "sequence_id": sequence.id,
-                    "sender_account_id": account.id,
-                    "sender_name": "Sandbox Sales",
-                    "sender_email": "sales@sandbox.example",
-                    "contact_preference": "lead",
-                },
-            )
-        ]
+    ]
 
 
 @pytest.mark.parametrize(
@@ -295,40 +281,39 @@ async def test_bulk_sequence_subscribe_exact_body(mode: Mode) -> None:
     ],
 )
 async def test_sequence_rules_are_enforced_before_sending(
-    args: dict[str, Any], message: str
+    args: dict[str, Any], message: str, h: Harness
 ) -> None:
-    async with Harness.start() as h:
-        error = await h.error("create_bulk_sequence_subscription", {"filter": QUALIFIED, **args})
-        assert error.startswith(message)
-        assert h.writes() == []
+    error = await h.error("create_bulk_sequence_subscription", {"filter": QUALIFIED, **args})
+    assert error.startswith(message)
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_delete_end_to_end(mode: Mode, tmp_path: Path) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        doomed = leads_with_status(sb, "Qualified")
-        dry = await h.call("create_bulk_delete", {"filter": QUALIFIED, "dry_run": True})
-        assert dry["status"] == "preview"
-        first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
-        assert first["status"] == "confirmation_required"
-        assert first["preview"]["matched"] == len(doomed)
-        assert h.writes() == []
-        done = await h.call(
-            "create_bulk_delete",
-            {"filter": QUALIFIED, "confirmation_token": first["confirmation_token"]},
-        )
-        assert done["status"] == "submitted"
-        body = {"s_query": status_query(sb, "Qualified"), "send_done_email": True}
-        assert posted(h) == [("POST", "/api/v1/bulk_action/delete/", body)]
-        await run_to_done(h, done["job"]["id"])
-        assert not set(doomed) & set(sb.store.leads)
-        entries = h.audit.entries()
-        assert [(e["tool"], e["outcome"], e["matched"], e["request"]) for e in entries] == [
-            ("create_bulk_delete", "submitted", len(doomed), body)
-        ]
-        assert entries[0]["job_id"] == done["job"]["id"]
-        assert sb.api_key not in (tmp_path / "audit.jsonl").read_text()
+@pytest.mark.harness(audited=True)
+async def test_bulk_delete_end_to_end(tmp_path: Path, h: Harness) -> None:
+    sb = h.sandbox
+    doomed = leads_with_status(sb, "Qualified")
+    dry = await h.call("create_bulk_delete", {"filter": QUALIFIED, "dry_run": True})
+    assert dry["status"] == "preview"
+    first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
+    assert first["status"] == "confirmation_required"
+    assert first["preview"]["matched"] == len(doomed)
+    assert h.writes() == []
+    done = await h.call(
+        "create_bulk_delete",
+        {"filter": QUALIFIED, "confirmation_token": first["confirmation_token"]},
+    )
+    assert done["status"] == "submitted"
+    body = {"s_query": status_query(sb, "Qualified"), "send_done_email": True}
+    assert posted(h) == [("POST", "/api/v1/bulk_action/delete/", body)]
+    await run_to_done(h, done["job"]["id"])
+    assert not set(doomed) & set(sb.store.leads)
+    entries = h.audit.entries()
+    assert [(e["tool"], e["outcome"], e["matched"], e["request"]) for e in entries] == [
+        ("create_bulk_delete", "submitted", len(doomed), body)
+    ]
+    assert entries[0]["job_id"] == done["job"]["id"]
+    assert sb.api_key not in (tmp_path / "audit.jsonl").read_text()
 
 
 # -- a delete cannot happen without a matching, valid confirmation -------------------------
@@ -356,27 +341,26 @@ async def _refused(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_forged_token_is_refused(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        token = await _token(h)
-        payload, mac = token.split(".")
-        await _refused(h, f"{payload}.{mac[:-2]}AA", "the confirmation token is not valid")
-        await _refused(h, "not-a-token", "the confirmation token is malformed")
+async def test_forged_token_is_refused(h: Harness) -> None:
+    token = await _token(h)
+    payload, mac = token.split(".")
+    await _refused(h, f"{payload}.{mac[:-2]}AA", "the confirmation token is not valid")
+    await _refused(h, "not-a-token", "the confirmation token is malformed")
 
 
-async def test_token_from_another_secret_is_refused() -> None:
-    async with Harness.start(env={"CLOSE_MCP_SECRET": "another-secret-0123456789"}) as other:
-        foreign = await _token(other)
-    async with Harness.start() as h:
-        await _refused(h, foreign, "the confirmation token is not valid")
+async def test_token_from_another_secret_is_refused(start_harness: StartHarness) -> None:
+    other = await start_harness(env={"CLOSE_MCP_SECRET": "another-secret-0123456789"})
+    foreign = await _token(other)
+
+    h = await start_harness()
+    await _refused(h, foreign, "the confirmation token is not valid")
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_expired_token_is_refused(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        token = await _token(h)
-        h.clock.advance(601)
-        await _refused(h, token, "the confirmation token has expired")
+async def test_expired_token_is_refused(h: Harness) -> None:
+    token = await _token(h)
+    h.clock.advance(601)
+    await _refused(h, token, "the confirmation token has expired")
 
 
 # A token minted at these offsets past the harness clock's whole-second start expires 600 s
@@ -387,105 +371,100 @@ async def test_expired_token_is_refused(mode: Mode) -> None:
     ids=["exact", "rounded-down", "rounded-up"],
 )
 @pytest.mark.parametrize("used_before_expiry", [0.0, 0.001], ids=["at-expiry", "1ms-before"])
+@pytest.mark.harness(n_leads=40)
 async def test_token_expires_at_its_rounded_expiry_and_not_before(
-    minted_past: float, expires_after: float, used_before_expiry: float
+    minted_past: float, expires_after: float, used_before_expiry: float, h: Harness
 ) -> None:
-    async with Harness.start(n_leads=40) as h:
-        start = h.clock.time()
-        assert start == 1_767_225_600.0  # 2026-01-01T00:00:00Z
-        h.clock.advance(minted_past)
-        first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
-        assert first["expires_at"] == "2026-01-01T00:10:00+00:00"
-        use_at = start + expires_after - used_before_expiry
-        h.clock.advance(use_at - h.clock.time())
-        assert h.clock.time() == use_at
-        args = {"filter": QUALIFIED, "confirmation_token": first["confirmation_token"]}
-        if used_before_expiry == 0.0:  # used at the instant it expires: refused
-            refused = await _refused(h, first["confirmation_token"], "")
-            assert refused["reason"] == (
-                "the confirmation token has expired (tokens last 10 minutes)"
-            )
-            assert h.writes() == []
-        else:  # a millisecond before: accepted, and sent once
-            done = await h.call("create_bulk_delete", args)
-            assert done["status"] == "submitted"
-            body = {"s_query": status_query(h.sandbox, "Qualified"), "send_done_email": True}
-            assert posted(h) == [("POST", "/api/v1/bulk_action/delete/", body)]
-
-
-@pytest.mark.parametrize("mode", MODES)
-async def test_reused_token_is_refused(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        token = await _token(h, {"filter": {"lead_status": "Bad Fit"}})
-        ok = await h.call(
-            "create_bulk_delete",
-            {"filter": {"lead_status": "Bad Fit"}, "confirmation_token": token},
-        )
-        assert ok["status"] == "submitted"
-        h.clear()
-        replay = await h.call(
-            "create_bulk_delete",
-            {"filter": {"lead_status": "Bad Fit"}, "confirmation_token": token},
-        )
-        # The leads are gone by now or not; either way the same token never sends twice.
-        assert replay["status"] in ("refused",)
+    start = h.clock.time()
+    assert start == 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    h.clock.advance(minted_past)
+    first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
+    assert first["expires_at"] == "2026-01-01T00:10:00+00:00"
+    use_at = start + expires_after - used_before_expiry
+    h.clock.advance(use_at - h.clock.time())
+    assert h.clock.time() == use_at
+    args = {"filter": QUALIFIED, "confirmation_token": first["confirmation_token"]}
+    if used_before_expiry == 0.0:  # used at the instant it expires: refused
+        refused = await _refused(h, first["confirmation_token"], "")
+        assert refused["reason"] == ("the confirmation token has expired (tokens last 10 minutes)")
         assert h.writes() == []
-
-
-@pytest.mark.parametrize("mode", MODES)
-async def test_token_for_other_arguments_is_refused(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        token = await _token(h)
-        await _refused(
-            h,
-            token,
-            "the confirmation token was issued for different arguments",
-            {"filter": {"lead_status": "Customer"}},
-        )
-        edit_token = (
-            await h.call(
-                "create_bulk_edit",
-                {
-                    "filter": QUALIFIED,
-                    "allow_all_leads": False,
-                    "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-                    "dry_run": True,
-                },
-            )
-        )["confirmation_token"]
-        assert edit_token is None
-        email = await h.call("create_bulk_email", {"filter": QUALIFIED, "template": "Intro"})
-        await _refused(
-            h,
-            email["confirmation_token"],
-            "the confirmation token was issued for 'create_bulk_email'",
-        )
-
-
-@pytest.mark.parametrize("mode", MODES)
-async def test_changed_count_is_refused_with_fresh_preview(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        sb = h.sandbox
-        before = len(leads_with_status(sb, "Qualified"))
-        token = await _token(h)
-        newcomer = next(
-            lead
-            for lead in sb.store.leads.values()
-            if lead.id not in leads_with_status(sb, "Qualified")
-        )
-        newcomer.status_id = status_id(sb, "Qualified")
-        refused = await _refused(
-            h,
-            token,
-            f"the selection now matches {before + 1} leads, not the {before} that were previewed",
-        )
-        assert refused["preview"]["matched"] == before + 1
-        # The fresh token fits the new count.
-        done = await h.call(
-            "create_bulk_delete",
-            {"filter": QUALIFIED, "confirmation_token": refused["confirmation_token"]},
-        )
+    else:  # a millisecond before: accepted, and sent once
+        done = await h.call("create_bulk_delete", args)
         assert done["status"] == "submitted"
+        body = {"s_query": status_query(h.sandbox, "Qualified"), "send_done_email": True}
+        assert posted(h) == [("POST", "/api/v1/bulk_action/delete/", body)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_reused_token_is_refused(h: Harness) -> None:
+    token = await _token(h, {"filter": {"lead_status": "Bad Fit"}})
+    ok = await h.call(
+        "create_bulk_delete",
+        {"filter": {"lead_status": "Bad Fit"}, "confirmation_token": token},
+    )
+    assert ok["status"] == "submitted"
+    h.clear()
+    replay = await h.call(
+        "create_bulk_delete",
+        {"filter": {"lead_status": "Bad Fit"}, "confirmation_token": token},
+    )
+    # The leads are gone by now or not; either way the same token never sends twice.
+    assert replay["status"] in ("refused",)
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_token_for_other_arguments_is_refused(h: Harness) -> None:
+    token = await _token(h)
+    await _refused(
+        h,
+        token,
+        "the confirmation token was issued for different arguments",
+        {"filter": {"lead_status": "Customer"}},
+    )
+    edit_token = (
+        await h.call(
+            "create_bulk_edit",
+            {
+                "filter": QUALIFIED,
+                "allow_all_leads": False,
+                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+                "dry_run": True,
+            },
+        )
+    )["confirmation_token"]
+    assert edit_token is None
+    email = await h.call("create_bulk_email", {"filter": QUALIFIED, "template": "Intro"})
+    await _refused(
+        h,
+        email["confirmation_token"],
+        "the confirmation token was issued for 'create_bulk_email'",
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_changed_count_is_refused_with_fresh_preview(h: Harness) -> None:
+    sb = h.sandbox
+    before = len(leads_with_status(sb, "Qualified"))
+    token = await _token(h)
+    newcomer = next(
+        lead
+        for lead in sb.store.leads.values()
+        if lead.id not in leads_with_status(sb, "Qualified")
+    )
+    newcomer.status_id = status_id(sb, "Qualified")
+    refused = await _refused(
+        h,
+        token,
+        f"the selection now matches {before + 1} leads, not the {before} that were previewed",
+    )
+    assert refused["preview"]["matched"] == before + 1
+    # The fresh token fits the new count.
+    done = await h.call(
+        "create_bulk_delete",
+        {"filter": QUALIFIED, "confirmation_token": refused["confirmation_token"]},
+    )
+    assert done["status"] == "submitted"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -493,147 +472,145 @@ async def test_changed_count_is_refused_with_fresh_preview(mode: Mode) -> None:
     ("answer", "reason"), [(decline(), "the person declined"), (cancel(), "the person cancelled")]
 )
 async def test_elicitation_declined_or_cancelled_refuses(
-    mode: Mode, answer: Any, reason: str
+    answer: Any, reason: str, start_harness: StartHarness
 ) -> None:
-    async with Harness.start(mode=mode, elicit=answer) as h:
-        token = await _token(h)
-        await _refused(h, token, reason)
-        assert len(h.questions) == 1
+    h = await start_harness(elicit=answer)
+    token = await _token(h)
+    await _refused(h, token, reason)
+    assert len(h.questions) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_elicitation_with_the_right_number_deletes(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=60) as probe:
-        count = len(leads_with_status(probe.sandbox, "Qualified"))
-    async with Harness.start(mode=mode, n_leads=60, elicit=accept({"count": count})) as h:
-        token = await _token(h)
-        done = await h.call(
-            "create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token}
-        )
-        assert done["status"] == "submitted"
-        assert h.questions == [
-            f"Bulk delete: permanently delete {count} leads. This cannot be undone in Close. To "
-            f"confirm, type the number of leads that will be deleted ({count})."
-        ]
-        assert len(h.writes()) == 1
+async def test_elicitation_with_the_right_number_deletes(start_harness: StartHarness) -> None:
+    probe = await start_harness(n_leads=60)
+    count = len(leads_with_status(probe.sandbox, "Qualified"))
+
+    h = await start_harness(n_leads=60, elicit=accept({"count": count}))
+    token = await _token(h)
+    done = await h.call("create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token})
+    assert done["status"] == "submitted"
+    assert h.questions == [
+        f"Bulk delete: permanently delete {count} leads. This cannot be undone in Close. To "
+        f"confirm, type the number of leads that will be deleted ({count})."
+    ]
+    assert len(h.writes()) == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_elicitation_with_a_wrong_number_refuses(mode: Mode) -> None:
-    async with Harness.start(mode=mode, elicit=accept({"count": 1})) as h:
-        token = await _token(h)
-        await _refused(h, token, "the person typed 1, but the action would delete")
+@pytest.mark.harness(elicit=accept({"count": 1}))
+async def test_elicitation_with_a_wrong_number_refuses(h: Harness) -> None:
+    token = await _token(h)
+    await _refused(h, token, "the person typed 1, but the action would delete")
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_approval_elicitation_for_other_actions(mode: Mode) -> None:
-    async with Harness.start(mode=mode, elicit=accept({"approve": False})) as h:
-        args = {"filter": QUALIFIED, "template": "Intro"}
-        first = await h.call("create_bulk_email", args)
-        refused = await h.call(
-            "create_bulk_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert refused["status"] == "refused"
-        assert refused["reason"] == "the person did not approve the action"
-        assert h.writes() == []
+@pytest.mark.harness(elicit=accept({"approve": False}))
+async def test_approval_elicitation_for_other_actions(h: Harness) -> None:
+    args = {"filter": QUALIFIED, "template": "Intro"}
+    first = await h.call("create_bulk_email", args)
+    refused = await h.call(
+        "create_bulk_email", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert refused["status"] == "refused"
+    assert refused["reason"] == "the person did not approve the action"
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_without_elicitation_token_suffices_unless_human_required(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        token = await _token(h)
-        done = await h.call(
-            "create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token}
-        )
-        assert done["status"] == "submitted"
-    async with Harness.start(mode=mode, require_human=True) as h:
-        token = await _token(h)
-        await _refused(
-            h, token, "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user"
-        )
+async def test_without_elicitation_token_suffices_unless_human_required(
+    start_harness: StartHarness,
+) -> None:
+    h = await start_harness()
+    token = await _token(h)
+    done = await h.call("create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token})
+    assert done["status"] == "submitted"
+
+    h = await start_harness(require_human=True)
+    token = await _token(h)
+    await _refused(h, token, "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user")
 
 
 # -- the all-leads rule, read-only mode and toolsets ------------------------------------------
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_all_leads_needs_allow_all_leads_and_then_confirmation(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        everything = {
-            "s_query": {"type": "match_all"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        }
-        error = await h.error("create_bulk_edit", everything)
-        assert "matches every lead in the organization" in error
-        first = await h.call("create_bulk_edit", {**everything, "allow_all_leads": True})
-        assert first["status"] == "confirmation_required"
-        assert first["preview"]["matched"] == len(h.sandbox.store.leads)
-        assert first["preview"]["notes"] == [
-            "This selection matches every lead in the organization.",
-            "Before sending, the current status of the 120 leads is saved so revert_bulk_edit "
-            "can put it back (1 more Close request).",
-        ]
-        assert h.writes() == []
+async def test_all_leads_needs_allow_all_leads_and_then_confirmation(h: Harness) -> None:
+    everything = {
+        "s_query": {"type": "match_all"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    error = await h.error("create_bulk_edit", everything)
+    assert "matches every lead in the organization" in error
+    first = await h.call("create_bulk_edit", {**everything, "allow_all_leads": True})
+    assert first["status"] == "confirmation_required"
+    assert first["preview"]["matched"] == len(h.sandbox.store.leads)
+    assert first["preview"]["notes"] == [
+        "This selection matches every lead in the organization.",
+        "Before sending, the current status of the 120 leads is saved so revert_bulk_edit "
+        "can put it back (1 more Close request).",
+    ]
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_read_only_and_toolsets_hide_and_block_write_tools(mode: Mode) -> None:
+async def test_read_only_and_toolsets_hide_and_block_write_tools(
+    start_harness: StartHarness,
+) -> None:
     writes = {
         "create_bulk_edit",
         "create_bulk_email",
         "create_bulk_sequence_subscription",
         "create_bulk_delete",
     }
-    async with Harness.start(mode=mode, read_only=True) as h:
-        names = {t.name for t in (await h.client.list_tools()).tools}
-        assert not names & writes
-        assert {"search_leads", "lookup", "get_bulk_job"} <= names
-        error = await h.error("create_bulk_delete", {"filter": QUALIFIED})
-        assert "create_bulk_delete" in error
-        assert h.writes() == []
-    async with Harness.start(mode=mode, toolsets="search,edit") as h:
-        names = {t.name for t in (await h.client.list_tools()).tools}
-        assert "create_bulk_edit" in names
-        assert not names & (writes - {"create_bulk_edit"})
-        assert "list_bulk_jobs" not in names
-        await h.error("create_bulk_email", {"filter": QUALIFIED, "template": "Intro"})
-        assert h.writes() == []
+    h = await start_harness(read_only=True)
+    names = {t.name for t in (await h.client.list_tools()).tools}
+    assert not names & writes
+    assert {"search_leads", "lookup", "get_bulk_job"} <= names
+    error = await h.error("create_bulk_delete", {"filter": QUALIFIED})
+    assert "create_bulk_delete" in error
+    assert h.writes() == []
+
+    h = await start_harness(toolsets="search,edit")
+    names = {t.name for t in (await h.client.list_tools()).tools}
+    assert "create_bulk_edit" in names
+    assert not names & (writes - {"create_bulk_edit"})
+    assert "list_bulk_jobs" not in names
+    await h.error("create_bulk_email", {"filter": QUALIFIED, "template": "Intro"})
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_annotations_are_explicit(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        tools = {t.name: t for t in (await h.client.list_tools()).tools}
-        expected = {
-            "create_bulk_edit": (False, True, False, False),
-            "create_bulk_email": (False, True, False, True),
-            "create_bulk_sequence_subscription": (False, True, False, True),
-            "create_bulk_delete": (False, True, False, False),
-        }
-        for name, hints in expected.items():
-            a = tools[name].annotations
-            assert a is not None
-            assert (
-                a.read_only_hint,
-                a.destructive_hint,
-                a.idempotent_hint,
-                a.open_world_hint,
-            ) == hints
-            assert "confirmation_token" in (tools[name].description or "")
+async def test_annotations_are_explicit(h: Harness) -> None:
+    tools = {t.name: t for t in (await h.client.list_tools()).tools}
+    expected = {
+        "create_bulk_edit": (False, True, False, False),
+        "create_bulk_email": (False, True, False, True),
+        "create_bulk_sequence_subscription": (False, True, False, True),
+        "create_bulk_delete": (False, True, False, False),
+    }
+    for name, hints in expected.items():
+        a = tools[name].annotations
+        assert a is not None
+        assert (
+            a.read_only_hint,
+            a.destructive_hint,
+            a.idempotent_hint,
+            a.open_world_hint,
+        ) == hints
+        assert "confirmation_token" in (tools[name].description or "")
 
 
-async def test_zero_matches_submit_nothing() -> None:
-    async with Harness.start() as h:
-        result = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": {"name": "zzzz-nobody"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
-        )
-        assert result["status"] == "refused"
-        assert result["reason"] == "the selection matches no leads"
-        assert h.writes() == []
+async def test_zero_matches_submit_nothing(h: Harness) -> None:
+    result = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": {"name": "zzzz-nobody"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    assert result["status"] == "refused"
+    assert result["reason"] == "the selection matches no leads"
+    assert h.writes() == []
 
 
 class OddJobIds(httpx.AsyncBaseTransport):
@@ -651,16 +628,16 @@ class OddJobIds(httpx.AsyncBaseTransport):
         return response
 
 
-async def test_an_unexpected_job_id_still_reports_the_submission(tmp_path: Path) -> None:
+async def test_an_unexpected_job_id_still_reports_the_submission(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
     sandbox = Sandbox(n_leads=40)
     args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
-    async with Harness.start(
+    h = await start_harness(
         sandbox=sandbox, transport=OddJobIds(sandbox.transport()), audit_dir=tmp_path
-    ) as h:
-        result = await h.call("create_bulk_edit", args)
-        assert result["status"] == "submitted"
-        assert result["job"] is None
-        assert result["result"]["id"] == "job_0dd"
-        assert [(e["outcome"], e["job_id"]) for e in h.audit.entries()] == [
-            ("submitted", "job_0dd")
-        ]
+    )
+    result = await h.call("create_bulk_edit", args)
+    assert result["status"] == "submitted"
+    assert result["job"] is None
+    assert result["result"]["id"] == "job_0dd"
+    assert [(e["outcome"], e["job_id"]) for e in h.audit.entries()] == [("submitted", "job_0dd")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from close_mcp.server.compact import compact_input, compact_output, without_nulls
-from tests.harness import MODES, Harness, Mode
+from tests.harness import MODES, Harness
 
 
 def test_input_schema_loses_titles_and_null_arms() -> None:
@@ -68,17 +68,17 @@ def test_without_nulls_drops_null_members_only() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", MODES)
-async def test_null_arguments_count_as_not_given(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=30) as h:
-        result = await h.call(
-            "search_leads",
-            {
-                "filter": {"lead_status": "Qualified", "name": None},
-                "s_query": None,
-                "results_limit": None,
-            },
-        )
-        assert result["results_limit"] is None
-        assert result["total"] >= 0
-        error = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}, "sort": 5})
-        assert error == "sort: 5 is not of type 'array'"
+@pytest.mark.harness(n_leads=30)
+async def test_null_arguments_count_as_not_given(h: Harness) -> None:
+    result = await h.call(
+        "search_leads",
+        {
+            "filter": {"lead_status": "Qualified", "name": None},
+            "s_query": None,
+            "results_limit": None,
+        },
+    )
+    assert result["results_limit"] is None
+    assert result["total"] >= 0
+    error = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}, "sort": 5})
+    assert error == "sort: 5 is not of type 'array'"

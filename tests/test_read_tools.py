@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +18,11 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
-from tests.harness import MODES, Harness, Mode
+from tests.harness import MODES, Harness, StartHarness
+from tests.ids import field_id, status_id
 
-pytestmark = pytest.mark.anyio
+# Only the read toolsets: the same tools, a faster server build.
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]
 
 N_LEADS = 120
 READ_TOOLS = ("search_leads", "lookup", "list_bulk_jobs", "get_bulk_job", "wait_for_bulk_job")
@@ -39,22 +40,7 @@ NOTICE = (
 PREFIX = "Error executing tool {}: "
 
 
-def read_harness(mode: Mode, **options: Any) -> AbstractAsyncContextManager[Harness]:
-    """A harness with only the read toolsets: the same tools, a faster server build."""
-    return Harness.start(mode=mode, toolsets="search,jobs", **options)
-
-
 # -- plain-Python views of the store -------------------------------------------------------
-
-
-def status_id(store: Store, label: str) -> str:
-    return next(s.id for s in store.statuses.values() if s.label == label)
-
-
-def cf_id(store: Store, name: str) -> str:
-    cf = store.custom_field_named(name)
-    assert cf is not None
-    return cf.id
 
 
 def words(*texts: str) -> set[str]:
@@ -165,17 +151,17 @@ CASES = [
         "choice_field_case_fixed",
         lambda s: {"filter": {"custom_fields": {"Industry": "software"}}},
         lambda s: and_lead(
-            custom_node(cf_id(s, "Industry"), {"type": "term", "values": ["Software"]})
+            custom_node(field_id(s, "Industry"), {"type": "term", "values": ["Software"]})
         ),
-        lambda s, lead: lead.custom.get(cf_id(s, "Industry")) == "Software",
+        lambda s, lead: lead.custom.get(field_id(s, "Industry")) == "Software",
     ),
     Case(
         "multi_choice_field_any_of",
         lambda s: {"filter": {"custom_fields": {"Products": ["CRM", "API"]}}},
         lambda s: and_lead(
-            custom_node(cf_id(s, "Products"), {"type": "term", "values": ["CRM", "API"]})
+            custom_node(field_id(s, "Products"), {"type": "term", "values": ["CRM", "API"]})
         ),
-        lambda s, lead: bool({"CRM", "API"} & set(lead.custom.get(cf_id(s, "Products"), []))),
+        lambda s, lead: bool({"CRM", "API"} & set(lead.custom.get(field_id(s, "Products"), []))),
     ),
     Case(
         "created_after_date",
@@ -284,26 +270,26 @@ CASES = [
     Case(
         "raw_s_query_gets_lead_node",
         lambda s: {
-            "s_query": custom_node(cf_id(s, "Deal Size"), {"type": "number_range", "gte": 50000})
+            "s_query": custom_node(field_id(s, "Deal Size"), {"type": "number_range", "gte": 50000})
         },
         lambda s: and_lead(
-            custom_node(cf_id(s, "Deal Size"), {"type": "number_range", "gte": 50000})
+            custom_node(field_id(s, "Deal Size"), {"type": "number_range", "gte": 50000})
         ),
-        lambda s, lead: lead.custom.get(cf_id(s, "Deal Size"), 0) >= 50000,
+        lambda s, lead: lead.custom.get(field_id(s, "Deal Size"), 0) >= 50000,
     ),
     Case(
         "raw_s_query_kept_as_is",
         lambda s: {
             "s_query": and_lead(
-                custom_node(cf_id(s, "Lead Source"), {"type": "exists"}),
+                custom_node(field_id(s, "Lead Source"), {"type": "exists"}),
                 {"negate": True, **status_node(status_id(s, "Bad Fit"))},
             )
         },
         lambda s: and_lead(
-            custom_node(cf_id(s, "Lead Source"), {"type": "exists"}),
+            custom_node(field_id(s, "Lead Source"), {"type": "exists"}),
             {"negate": True, **status_node(status_id(s, "Bad Fit"))},
         ),
-        lambda s, lead: cf_id(s, "Lead Source") in lead.custom and label(s, lead) != "Bad Fit",
+        lambda s, lead: field_id(s, "Lead Source") in lead.custom and label(s, lead) != "Bad Fit",
     ),
     Case(
         "all_leads_allowed",
@@ -315,9 +301,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_tools_list_shows_every_read_tool_with_its_contract(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=5) as h:
-        listed = {tool.name: tool for tool in (await h.client.list_tools()).tools}
+@pytest.mark.harness(toolsets=None, n_leads=5)  # every toolset
+async def test_tools_list_shows_every_read_tool_with_its_contract(h: Harness) -> None:
+    listed = {tool.name: tool for tool in (await h.client.list_tools()).tools}
     for name in READ_TOOLS:
         tool = listed[name]
         assert tool.title, name
@@ -334,24 +320,22 @@ async def test_tools_list_shows_every_read_tool_with_its_contract(mode: Mode) ->
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("mode", MODES)
-async def test_search_leads_tree_total_and_sample_match_the_sandbox(mode: Mode, case: Case) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        store = h.sandbox.store
-        result = await h.call("search_leads", {**case.arguments(store), "sample_size": 4})
-        matching = newest_first(
-            [lead for lead in store.leads.values() if case.matches(store, lead)]
-        )
-        assert result == {
-            "s_query": case.tree(store),
-            "results_limit": None,
-            "sort": None,
-            "total": len(matching),
-            "matched": len(matching),
-            "sample": sample_of(store, matching, 4),
-            "crm_data_notice": NOTICE,
-        }
-        assert 0 < len(matching) < N_LEADS or case.id in ("lead_ids", "all_leads_allowed")
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_search_leads_tree_total_and_sample_match_the_sandbox(case: Case, h: Harness) -> None:
+    store = h.sandbox.store
+    result = await h.call("search_leads", {**case.arguments(store), "sample_size": 4})
+    matching = newest_first([lead for lead in store.leads.values() if case.matches(store, lead)])
+    assert result == {
+        "s_query": case.tree(store),
+        "results_limit": None,
+        "sort": None,
+        "total": len(matching),
+        "matched": len(matching),
+        "sample": sample_of(store, matching, 4),
+        "crm_data_notice": NOTICE,
+    }
+    assert 0 < len(matching) < N_LEADS or case.id in ("lead_ids", "all_leads_allowed")
+    assert h.writes() == []
 
 
 DATE_CREATED_ASC = [
@@ -363,55 +347,53 @@ DATE_CREATED_ASC = [
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=N_LEADS)
 async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sample(
-    mode: Mode,
+    h: Harness,
 ) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        store = h.sandbox.store
-        result = await h.call(
-            "search_leads",
-            {
-                "filter": {"has_email": True},
-                "results_limit": 7,
-                "sort": DATE_CREATED_ASC,
-                "sample_size": 3,
-            },
-        )
-        matching = sorted(
-            (lead for lead in store.leads.values() if has_email(lead)),
-            key=lambda lead: lead.date_created,
-        )
-        assert result == {
-            "s_query": and_lead(has_email_node(negate=False)),
+    store = h.sandbox.store
+    result = await h.call(
+        "search_leads",
+        {
+            "filter": {"has_email": True},
             "results_limit": 7,
             "sort": DATE_CREATED_ASC,
-            "total": len(matching),
-            "matched": 7,
-            "sample": sample_of(store, matching, 3),
-            "crm_data_notice": NOTICE,
-        }
+            "sample_size": 3,
+        },
+    )
+    matching = sorted(
+        (lead for lead in store.leads.values() if has_email(lead)),
+        key=lambda lead: lead.date_created,
+    )
+    assert result == {
+        "s_query": and_lead(has_email_node(negate=False)),
+        "results_limit": 7,
+        "sort": DATE_CREATED_ASC,
+        "total": len(matching),
+        "matched": 7,
+        "sample": sample_of(store, matching, 3),
+        "crm_data_notice": NOTICE,
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_search_leads_sample_never_shows_leads_beyond_results_limit(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        store = h.sandbox.store
-        result = await h.call(
-            "search_leads", {"filter": {"has_email": True}, "results_limit": 2, "sample_size": 5}
-        )
-        matching = newest_first([lead for lead in store.leads.values() if has_email(lead)])
-        assert (result["matched"], result["sample"]) == (2, sample_of(store, matching, 2))
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_search_leads_sample_never_shows_leads_beyond_results_limit(h: Harness) -> None:
+    store = h.sandbox.store
+    result = await h.call(
+        "search_leads", {"filter": {"has_email": True}, "results_limit": 2, "sample_size": 5}
+    )
+    matching = newest_first([lead for lead in store.leads.values() if has_email(lead)])
+    assert (result["matched"], result["sample"]) == (2, sample_of(store, matching, 2))
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_search_leads_sample_size_zero_still_counts(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        result = await h.call(
-            "search_leads", {"filter": {"lead_status": "Canceled"}, "sample_size": 0}
-        )
-        store = h.sandbox.store
-        total = sum(1 for lead in store.leads.values() if label(store, lead) == "Canceled")
-        assert (result["total"], result["matched"], result["sample"]) == (total, total, [])
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_search_leads_sample_size_zero_still_counts(h: Harness) -> None:
+    result = await h.call("search_leads", {"filter": {"lead_status": "Canceled"}, "sample_size": 0})
+    store = h.sandbox.store
+    total = sum(1 for lead in store.leads.values() if label(store, lead) == "Canceled")
+    assert (result["total"], result["matched"], result["sample"]) == (total, total, [])
 
 
 def _errors(store: Store) -> list[tuple[dict[str, Any], str]]:
@@ -457,12 +439,12 @@ def _errors(store: Store) -> list[tuple[dict[str, Any], str]]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_search_leads_errors_say_what_to_fix_and_write_nothing(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        for arguments, message in _errors(h.sandbox.store):
-            error = await h.error("search_leads", arguments)
-            assert error.removeprefix(PREFIX.format("search_leads")) == message, arguments
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_search_leads_errors_say_what_to_fix_and_write_nothing(h: Harness) -> None:
+    for arguments, message in _errors(h.sandbox.store):
+        error = await h.error("search_leads", arguments)
+        assert error.removeprefix(PREFIX.format("search_leads")) == message, arguments
+    assert h.writes() == []
 
 
 # -- lookup ----------------------------------------------------------------------------------
@@ -528,58 +510,58 @@ KINDS = (
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_lookup_lists_every_kind_as_the_sandbox_holds_it(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=5) as h:
-        for kind in KINDS:
-            items = expected_lookup(h.sandbox.store, kind)
-            assert await h.call("lookup", {"kind": kind}) == {
-                "kind": kind,
-                "items": items,
-                "total": len(items),
-                "truncated": False,
-                "crm_data_notice": NOTICE,
-            }, kind
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=5)
+async def test_lookup_lists_every_kind_as_the_sandbox_holds_it(h: Harness) -> None:
+    for kind in KINDS:
+        items = expected_lookup(h.sandbox.store, kind)
+        assert await h.call("lookup", {"kind": kind}) == {
+            "kind": kind,
+            "items": items,
+            "total": len(items),
+            "truncated": False,
+            "crm_data_notice": NOTICE,
+        }, kind
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_lookup_name_filter_keeps_similar_names_and_the_full_total(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=5) as h:
-        store = h.sandbox.store
-        statuses = await h.call("lookup", {"kind": "lead_statuses", "name": "  QUALIF "})
-        assert (statuses["items"], statuses["total"]) == (
-            [{"id": status_id(store, "Qualified"), "name": "Qualified", "details": {}}],
-            len(store.statuses),
-        )
-        fields = await h.call("lookup", {"kind": "custom_fields", "name": "Industri"})
-        assert [item["name"] for item in fields["items"]] == ["Industry"]
-        nothing = await h.call("lookup", {"kind": "sequences", "name": "zzz"})
-        assert (nothing["items"], nothing["total"]) == ([], len(store.sequences))
+@pytest.mark.harness(n_leads=5)
+async def test_lookup_name_filter_keeps_similar_names_and_the_full_total(h: Harness) -> None:
+    store = h.sandbox.store
+    statuses = await h.call("lookup", {"kind": "lead_statuses", "name": "  QUALIF "})
+    assert (statuses["items"], statuses["total"]) == (
+        [{"id": status_id(store, "Qualified"), "name": "Qualified", "details": {}}],
+        len(store.statuses),
+    )
+    fields = await h.call("lookup", {"kind": "custom_fields", "name": "Industri"})
+    assert [item["name"] for item in fields["items"]] == ["Industry"]
+    nothing = await h.call("lookup", {"kind": "sequences", "name": "zzz"})
+    assert (nothing["items"], nothing["total"]) == ([], len(store.sequences))
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_lookup_rejects_an_unknown_kind(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=5) as h:
-        message = await h.error("lookup", {"kind": "pipelines"})
-        for part in ("kind", *KINDS):
-            assert part in message
+@pytest.mark.harness(n_leads=5)
+async def test_lookup_rejects_an_unknown_kind(h: Harness) -> None:
+    message = await h.error("lookup", {"kind": "pipelines"})
+    for part in ("kind", *KINDS):
+        assert part in message
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_renamed_status_is_seen_on_the_next_call(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        store = h.sandbox.store
-        qualified = status_id(store, "Qualified")
-        before = await h.call("search_leads", {"filter": {"lead_status": "Qualified"}})
-        store.statuses[qualified].label = "Hot"
-        after = await h.call("search_leads", {"filter": {"lead_status": "Hot"}})
-        assert after["s_query"] == before["s_query"] == and_lead(status_node(qualified))
-        assert after["total"] == before["total"]
-        assert {item["status_label"] for item in after["sample"]} == {"Hot"}
-        listed = await h.call("lookup", {"kind": "lead_statuses"})
-        assert {"id": qualified, "name": "Hot", "details": {}} in listed["items"]
-        message = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}})
-        assert "No lead status named 'Qualified'" in message
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_renamed_status_is_seen_on_the_next_call(h: Harness) -> None:
+    store = h.sandbox.store
+    qualified = status_id(store, "Qualified")
+    before = await h.call("search_leads", {"filter": {"lead_status": "Qualified"}})
+    store.statuses[qualified].label = "Hot"
+    after = await h.call("search_leads", {"filter": {"lead_status": "Hot"}})
+    assert after["s_query"] == before["s_query"] == and_lead(status_node(qualified))
+    assert after["total"] == before["total"]
+    assert {item["status_label"] for item in after["sample"]} == {"Hot"}
+    listed = await h.call("lookup", {"kind": "lead_statuses"})
+    assert {"id": qualified, "name": "Hot", "details": {}} in listed["items"]
+    message = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}})
+    assert "No lead status named 'Qualified'" in message
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -657,109 +639,109 @@ async def seed_jobs(h: Harness) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        edit1, email, seqsub, edit2, delete = await seed_jobs(h)
-        store = h.sandbox.store
-        everything = await h.call("list_bulk_jobs", {})
-        jobs = store.jobs
-        assert [(j["id"], j["status"]) for j in everything["jobs"]] == [
-            (delete, "created"),
-            (edit2, "paused"),
-            (seqsub, "done"),
-            (email, "done"),
-            (edit1, "done"),
-        ]
-        assert everything == {
-            "jobs": [summary(store, jobs[i]) for i in (delete, edit2, seqsub, email, edit1)],
-            "has_more": False,
-            "crm_data_notice": NOTICE,
-        }
-        page = await h.call("list_bulk_jobs", {"limit": 2, "offset": 1})
-        assert page == {
-            "jobs": [summary(store, jobs[i]) for i in (edit2, seqsub)],
-            "has_more": True,
-            "crm_data_notice": NOTICE,
-        }
-        last = await h.call("list_bulk_jobs", {"limit": 2, "offset": 4})
-        assert last == {
-            "jobs": [summary(store, jobs[edit1])],
-            "has_more": False,
-            "crm_data_notice": NOTICE,
-        }
-        edits = await h.call("list_bulk_jobs", {"kind": "edit"})
-        assert edits == {
-            "jobs": [summary(store, jobs[i]) for i in (edit2, edit1)],
-            "has_more": False,
-            "crm_data_notice": NOTICE,
-        }
-        done = await h.call("list_bulk_jobs", {"status": "done", "limit": 2})
-        assert done == {
-            "jobs": [summary(store, jobs[i]) for i in (seqsub, email)],
-            "has_more": True,
-            "crm_data_notice": NOTICE,
-        }
-        paused_emails = await h.call("list_bulk_jobs", {"kind": "email", "status": "paused"})
-        assert paused_emails == {"jobs": [], "has_more": False, "crm_data_notice": NOTICE}
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(h: Harness) -> None:
+    edit1, email, seqsub, edit2, delete = await seed_jobs(h)
+    store = h.sandbox.store
+    everything = await h.call("list_bulk_jobs", {})
+    jobs = store.jobs
+    assert [(j["id"], j["status"]) for j in everything["jobs"]] == [
+        (delete, "created"),
+        (edit2, "paused"),
+        (seqsub, "done"),
+        (email, "done"),
+        (edit1, "done"),
+    ]
+    assert everything == {
+        "jobs": [summary(store, jobs[i]) for i in (delete, edit2, seqsub, email, edit1)],
+        "has_more": False,
+        "crm_data_notice": NOTICE,
+    }
+    page = await h.call("list_bulk_jobs", {"limit": 2, "offset": 1})
+    assert page == {
+        "jobs": [summary(store, jobs[i]) for i in (edit2, seqsub)],
+        "has_more": True,
+        "crm_data_notice": NOTICE,
+    }
+    last = await h.call("list_bulk_jobs", {"limit": 2, "offset": 4})
+    assert last == {
+        "jobs": [summary(store, jobs[edit1])],
+        "has_more": False,
+        "crm_data_notice": NOTICE,
+    }
+    edits = await h.call("list_bulk_jobs", {"kind": "edit"})
+    assert edits == {
+        "jobs": [summary(store, jobs[i]) for i in (edit2, edit1)],
+        "has_more": False,
+        "crm_data_notice": NOTICE,
+    }
+    done = await h.call("list_bulk_jobs", {"status": "done", "limit": 2})
+    assert done == {
+        "jobs": [summary(store, jobs[i]) for i in (seqsub, email)],
+        "has_more": True,
+        "crm_data_notice": NOTICE,
+    }
+    paused_emails = await h.call("list_bulk_jobs", {"kind": "email", "status": "paused"})
+    assert paused_emails == {"jobs": [], "has_more": False, "crm_data_notice": NOTICE}
+    assert h.writes() == []
 
 
 async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, start_harness: StartHarness
 ) -> None:
     monkeypatch.setattr("close_mcp.server.tools.job_reads.MAX_SCAN", 2)
-    async with read_harness("legacy", n_leads=N_LEADS) as h:
-        store = h.sandbox.store
-        customer = status_id(store, "Customer")
-        for i in range(5):
-            h.clock.advance(10)
-            body = {"s_query": ids_query(store, 2, 2 * i), "type": "set_lead_status"}
-            await post_job(h.sandbox, "edit", {**body, "lead_status_id": customer})
-        h.clear()
-        listed = await h.call("list_bulk_jobs", {"kind": "edit", "status": "created", "limit": 1})
-        assert len(listed["jobs"]) == 1
-        read = [r for r in h.sandbox.requests if r.path.endswith("/bulk_action/edit/")]
-        assert sum(int(r.query["_limit"]) for r in read) <= 2, [r.query for r in read]
+    h = await start_harness(n_leads=N_LEADS)
+    store = h.sandbox.store
+    customer = status_id(store, "Customer")
+    for i in range(5):
+        h.clock.advance(10)
+        body = {"s_query": ids_query(store, 2, 2 * i), "type": "set_lead_status"}
+        await post_job(h.sandbox, "edit", {**body, "lead_status_id": customer})
+    h.clear()
+    listed = await h.call("list_bulk_jobs", {"kind": "edit", "status": "created", "limit": 1})
+    assert len(listed["jobs"]) == 1
+    read = [r for r in h.sandbox.requests if r.path.endswith("/bulk_action/edit/")]
+    assert sum(int(r.query["_limit"]) for r in read) <= 2, [r.query for r in read]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_get_bulk_job_reads_one_job_with_its_query(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        ids = await seed_jobs(h)
-        store = h.sandbox.store
-        for job_id in ids:
-            got = await h.call("get_bulk_job", {"job_id": job_id})
-            assert got == {
-                **summary(store, store.jobs[job_id], with_query=True),
-                "crm_data_notice": NOTICE,
-            }
-        assert (got["kind"], got["status"]) == ("delete", "created")
-        missing = await h.error("get_bulk_job", {"job_id": "bulkemail_doesnotexist"})
-        assert "Bulk action 'bulkemail_doesnotexist' not found" in missing
-        malformed = await h.error("get_bulk_job", {"job_id": "lead_abc"})
-        assert "job_id" in malformed
-        assert h.writes() == []
-
-
-@pytest.mark.parametrize("mode", MODES)
-async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=N_LEADS) as h:
-        submitted = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": {"lead_status": "Bad Fit"},
-                "edit": {"type": "set_lead_status", "lead_status": "Canceled"},
-            },
-        )
-        job_id = submitted["job"]["id"]
-        h.clock.advance(30)
-        store = h.sandbox.store
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_get_bulk_job_reads_one_job_with_its_query(h: Harness) -> None:
+    ids = await seed_jobs(h)
+    store = h.sandbox.store
+    for job_id in ids:
         got = await h.call("get_bulk_job", {"job_id": job_id})
         assert got == {
             **summary(store, store.jobs[job_id], with_query=True),
             "crm_data_notice": NOTICE,
         }
-        assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["s_query"])
+    assert (got["kind"], got["status"]) == ("delete", "created")
+    missing = await h.error("get_bulk_job", {"job_id": "bulkemail_doesnotexist"})
+    assert "Bulk action 'bulkemail_doesnotexist' not found" in missing
+    malformed = await h.error("get_bulk_job", {"job_id": "lead_abc"})
+    assert "job_id" in malformed
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(toolsets=None, n_leads=N_LEADS)  # every toolset
+async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(h: Harness) -> None:
+    submitted = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": {"lead_status": "Bad Fit"},
+            "edit": {"type": "set_lead_status", "lead_status": "Canceled"},
+        },
+    )
+    job_id = submitted["job"]["id"]
+    h.clock.advance(30)
+    store = h.sandbox.store
+    got = await h.call("get_bulk_job", {"job_id": job_id})
+    assert got == {
+        **summary(store, store.jobs[job_id], with_query=True),
+        "crm_data_notice": NOTICE,
+    }
+    assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["s_query"])
 
 
 @dataclass
@@ -785,82 +767,84 @@ async def _slow_harness_job(h: Harness, n: int) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_wait_for_bulk_job_reports_progress_until_done(mode: Mode) -> None:
+async def test_wait_for_bulk_job_reports_progress_until_done(start_harness: StartHarness) -> None:
     clock = FakeClock()
     sandbox = Sandbox(n_leads=N_LEADS, clock=clock, job_speed=5)
-    async with read_harness(mode, sandbox=sandbox, clock=clock) as h:
-        job_id = await _slow_harness_job(h, 10)
-        progress = Progress([])
-        raw = await h.client.call_tool(
-            "wait_for_bulk_job", {"job_id": job_id}, progress_callback=progress
-        )
-        assert not raw.is_error
-        job = h.sandbox.store.jobs[job_id]
-        assert raw.structured_content == {
-            "job": summary(h.sandbox.store, job),
-            "finished": True,
-            "timed_out": False,
-            "waited_s": 3.0,
-            "crm_data_notice": NOTICE,
-        }
-        assert (job.status, job.n_objects_processed) == ("done", 10)
-        assert progress.seen == [
-            (0, 10, f"processing: {job_id}"),
-            (5, 10, f"processing: {job_id}"),
-            (10, 10, f"done: {job_id}"),
-        ]
-        assert h.clock.sleeps == [1.0, 1.0, 1.0]
-        assert h.writes() == []
+    h = await start_harness(sandbox=sandbox, clock=clock)
+    job_id = await _slow_harness_job(h, 10)
+    progress = Progress([])
+    raw = await h.client.call_tool(
+        "wait_for_bulk_job", {"job_id": job_id}, progress_callback=progress
+    )
+    assert not raw.is_error
+    job = h.sandbox.store.jobs[job_id]
+    assert raw.structured_content == {
+        "job": summary(h.sandbox.store, job),
+        "finished": True,
+        "timed_out": False,
+        "waited_s": 3.0,
+        "crm_data_notice": NOTICE,
+    }
+    assert (job.status, job.n_objects_processed) == ("done", 10)
+    assert progress.seen == [
+        (0, 10, f"processing: {job_id}"),
+        (5, 10, f"processing: {job_id}"),
+        (10, 10, f"done: {job_id}"),
+    ]
+    assert h.clock.sleeps == [1.0, 1.0, 1.0]
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_wait_for_bulk_job_timeout_returns_the_current_state(mode: Mode) -> None:
+async def test_wait_for_bulk_job_timeout_returns_the_current_state(
+    start_harness: StartHarness,
+) -> None:
     clock = FakeClock()
     sandbox = Sandbox(n_leads=N_LEADS, clock=clock, job_speed=1)
-    async with read_harness(mode, sandbox=sandbox, clock=clock) as h:
-        job_id = await _slow_harness_job(h, 10)
-        progress = Progress([])
-        raw = await h.client.call_tool(
-            "wait_for_bulk_job", {"job_id": job_id, "timeout_s": 2.5}, progress_callback=progress
-        )
-        assert not raw.is_error
-        job = h.sandbox.store.jobs[job_id]
-        assert raw.structured_content == {
-            "job": summary(h.sandbox.store, job),
-            "finished": False,
-            "timed_out": True,
-            "waited_s": 2.0,
-            "crm_data_notice": NOTICE,
-        }
-        assert (job.status, job.n_objects_processed) == ("processing", 1)
-        assert progress.seen == [
-            (0, 10, f"processing: {job_id}"),
-            (1, 10, f"processing: {job_id}"),
-        ]
-        zero = await h.call("wait_for_bulk_job", {"job_id": job_id, "timeout_s": 0})
-        assert (zero["timed_out"], zero["finished"], zero["waited_s"]) == (True, False, 0.0)
+    h = await start_harness(sandbox=sandbox, clock=clock)
+    job_id = await _slow_harness_job(h, 10)
+    progress = Progress([])
+    raw = await h.client.call_tool(
+        "wait_for_bulk_job", {"job_id": job_id, "timeout_s": 2.5}, progress_callback=progress
+    )
+    assert not raw.is_error
+    job = h.sandbox.store.jobs[job_id]
+    assert raw.structured_content == {
+        "job": summary(h.sandbox.store, job),
+        "finished": False,
+        "timed_out": True,
+        "waited_s": 2.0,
+        "crm_data_notice": NOTICE,
+    }
+    assert (job.status, job.n_objects_processed) == ("processing", 1)
+    assert progress.seen == [
+        (0, 10, f"processing: {job_id}"),
+        (1, 10, f"processing: {job_id}"),
+    ]
+    zero = await h.call("wait_for_bulk_job", {"job_id": job_id, "timeout_s": 0})
+    assert (zero["timed_out"], zero["finished"], zero["waited_s"]) == (True, False, 0.0)
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_wait_for_bulk_job_returns_at_once_for_done_and_paused_jobs(mode: Mode) -> None:
-    async with read_harness(mode, n_leads=N_LEADS) as h:
-        edit1, _email, _seqsub, edit2, _delete = await seed_jobs(h)
-        store = h.sandbox.store
-        done = await h.call("wait_for_bulk_job", {"job_id": edit1})
-        assert done == {
-            "job": summary(store, store.jobs[edit1]),
-            "finished": True,
-            "timed_out": False,
-            "waited_s": 0.0,
-            "crm_data_notice": NOTICE,
-        }
-        paused = await h.call("wait_for_bulk_job", {"job_id": edit2})
-        assert paused == {
-            "job": summary(store, store.jobs[edit2]),
-            "finished": False,
-            "timed_out": False,
-            "waited_s": 0.0,
-            "crm_data_notice": NOTICE,
-        }
-        assert h.clock.sleeps == []
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_wait_for_bulk_job_returns_at_once_for_done_and_paused_jobs(h: Harness) -> None:
+    edit1, _email, _seqsub, edit2, _delete = await seed_jobs(h)
+    store = h.sandbox.store
+    done = await h.call("wait_for_bulk_job", {"job_id": edit1})
+    assert done == {
+        "job": summary(store, store.jobs[edit1]),
+        "finished": True,
+        "timed_out": False,
+        "waited_s": 0.0,
+        "crm_data_notice": NOTICE,
+    }
+    paused = await h.call("wait_for_bulk_job", {"job_id": edit2})
+    assert paused == {
+        "job": summary(store, store.jobs[edit2]),
+        "finished": False,
+        "timed_out": False,
+        "waited_s": 0.0,
+        "crm_data_notice": NOTICE,
+    }
+    assert h.clock.sleeps == []
+    assert h.writes() == []

@@ -25,6 +25,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from tests.harness import Harness
+from tests.ids import status_id
 
 pytestmark = pytest.mark.anyio
 
@@ -52,10 +53,6 @@ EXTRA_KEYS = (
 
 
 # -- expected values, written from the seeded data -------------------------------------------
-
-
-def status_id(h: Harness, label: str) -> str:
-    return next(s.id for s in h.sandbox.store.statuses.values() if s.label == label)
 
 
 def leads_with(h: Harness, label: str) -> int:
@@ -220,34 +217,34 @@ def new_job(h: Harness, before: list[str]) -> str:
 # -- the replay check ------------------------------------------------------------------------
 
 
-async def test_replay_check_ignores_another_job_of_the_same_kind() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        first = await ask(h, QUALIFIED)  # minted now
-        other = await submit(h, CANCELED)  # another delete, made after the mint
-        h.clear()
-        done = await confirm(h, QUALIFIED, first)
-        ours = new_job(h, [other])
-        body = delete_body(h, "Qualified")
-        assert done == submitted(h, first, body, ours, done)
-        assert job_calls(h) == ["GET", "POST"]
-        assert writes(h) == [("POST", DELETE_PATH, body)]
-        assert delete_jobs(h) == [other, ours]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_ignores_another_job_of_the_same_kind(h: Harness) -> None:
+    first = await ask(h, QUALIFIED)  # minted now
+    other = await submit(h, CANCELED)  # another delete, made after the mint
+    h.clear()
+    done = await confirm(h, QUALIFIED, first)
+    ours = new_job(h, [other])
+    body = delete_body(h, "Qualified")
+    assert done == submitted(h, first, body, ours, done)
+    assert job_calls(h) == ["GET", "POST"]
+    assert writes(h) == [("POST", DELETE_PATH, body)]
+    assert delete_jobs(h) == [other, ours]
 
 
-async def test_replay_check_ignores_an_identical_job_older_than_the_token() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        earlier = await submit(h, QUALIFIED)
-        h.sandbox.fail_job(earlier)  # it never ran: the leads are all still there
-        h.clock.advance(5.0)
-        first = await ask(h, QUALIFIED)  # minted 5 s after the identical job
-        assert first["preview"]["matched"] == leads_with(h, "Qualified")
-        h.clear()
-        done = await confirm(h, QUALIFIED, first)
-        ours = new_job(h, [earlier])
-        body = delete_body(h, "Qualified")
-        assert done == submitted(h, first, body, ours, done)
-        assert job_calls(h) == ["GET", "POST"]
-        assert writes(h) == [("POST", DELETE_PATH, body)]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_ignores_an_identical_job_older_than_the_token(h: Harness) -> None:
+    earlier = await submit(h, QUALIFIED)
+    h.sandbox.fail_job(earlier)  # it never ran: the leads are all still there
+    h.clock.advance(5.0)
+    first = await ask(h, QUALIFIED)  # minted 5 s after the identical job
+    assert first["preview"]["matched"] == leads_with(h, "Qualified")
+    h.clear()
+    done = await confirm(h, QUALIFIED, first)
+    ours = new_job(h, [earlier])
+    body = delete_body(h, "Qualified")
+    assert done == submitted(h, first, body, ours, done)
+    assert job_calls(h) == ["GET", "POST"]
+    assert writes(h) == [("POST", DELETE_PATH, body)]
 
 
 @asynccontextmanager
@@ -281,84 +278,86 @@ async def test_token_used_on_one_server_is_refused_by_the_other_from_closes_jobs
 
 
 @pytest.mark.xfail(strict=True, reason=EXTRA_KEYS)
-async def test_replay_check_ignores_a_job_on_a_narrower_selection() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        first = await ask(h, QUALIFIED)
-        other = await submit(h, {**QUALIFIED, "results_limit": 3})
-        h.clear()
-        done = await confirm(h, QUALIFIED, first)
-        assert done["status"] == "submitted", done["reason"]
-        body = delete_body(h, "Qualified")
-        assert done == submitted(h, first, body, new_job(h, [other]), done)
-        assert writes(h) == [("POST", DELETE_PATH, body)]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_ignores_a_job_on_a_narrower_selection(h: Harness) -> None:
+    first = await ask(h, QUALIFIED)
+    other = await submit(h, {**QUALIFIED, "results_limit": 3})
+    h.clear()
+    done = await confirm(h, QUALIFIED, first)
+    assert done["status"] == "submitted", done["reason"]
+    body = delete_body(h, "Qualified")
+    assert done == submitted(h, first, body, new_job(h, [other]), done)
+    assert writes(h) == [("POST", DELETE_PATH, body)]
 
 
 # -- the reconciliation after an unknown outcome ---------------------------------------------
 
 
-async def test_reconciliation_ignores_another_job_of_the_same_kind() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        other = await submit(h, CANCELED)
-        h.clock.advance(10.0)  # older than the token (the replay check skips it), in the window
-        first = await ask(h, QUALIFIED)
-        h.clear()
-        assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
-        assert job_calls(h) == ["GET", "POST", "GET"]  # replay check, the send, the lookup
-        assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
-        assert delete_jobs(h) == [other]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_another_job_of_the_same_kind(h: Harness) -> None:
+    other = await submit(h, CANCELED)
+    h.clock.advance(10.0)  # older than the token (the replay check skips it), in the window
+    first = await ask(h, QUALIFIED)
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert job_calls(h) == ["GET", "POST", "GET"]  # replay check, the send, the lookup
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [other]
 
 
-async def test_reconciliation_ignores_an_identical_job_older_than_the_window() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        earlier = await submit(h, QUALIFIED)
-        h.sandbox.fail_job(earlier)
-        h.clock.advance(400.0)  # the window is 300 s (and 1 s of rounding) before the POST
-        first = await ask(h, QUALIFIED)
-        h.clear()
-        assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
-        assert job_calls(h) == ["GET", "POST", "GET"]
-        assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
-        assert delete_jobs(h) == [earlier]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_an_identical_job_older_than_the_window(h: Harness) -> None:
+    earlier = await submit(h, QUALIFIED)
+    h.sandbox.fail_job(earlier)
+    h.clock.advance(400.0)  # the window is 300 s (and 1 s of rounding) before the POST
+    first = await ask(h, QUALIFIED)
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert job_calls(h) == ["GET", "POST", "GET"]
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [earlier]
 
 
-async def test_reconciliation_finds_the_job_its_own_post_made() -> None:
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_finds_the_job_its_own_post_made(h: Harness) -> None:
     """The positive case beside the negatives: the job made by a POST whose answer was lost."""
-    async with Harness.start(n_leads=N_LEADS) as h:
-        other = await submit(h, CANCELED)
-        h.clock.advance(10.0)
-        first = await ask(h, QUALIFIED)
-        h.clear()
-        h.sandbox.inject_faults("after_commit", 1, "bulk_action/delete/", "POST")
-        done = await confirm(h, QUALIFIED, first)
-        ours = new_job(h, [other])
-        body = delete_body(h, "Qualified")
-        assert done == submitted(h, first, body, ours, done)
-        assert job_calls(h) == ["GET", "POST", "GET"]
-        assert writes(h) == [("POST", DELETE_PATH, body)]
+    other = await submit(h, CANCELED)
+    h.clock.advance(10.0)
+    first = await ask(h, QUALIFIED)
+    h.clear()
+    h.sandbox.inject_faults("after_commit", 1, "bulk_action/delete/", "POST")
+    done = await confirm(h, QUALIFIED, first)
+    ours = new_job(h, [other])
+    body = delete_body(h, "Qualified")
+    assert done == submitted(h, first, body, ours, done)
+    assert job_calls(h) == ["GET", "POST", "GET"]
+    assert writes(h) == [("POST", DELETE_PATH, body)]
 
 
 @pytest.mark.xfail(strict=True, reason=ISSUE_15)
-async def test_reconciliation_ignores_an_identical_job_from_an_earlier_confirmed_call() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        earlier = await submit(h, QUALIFIED)  # confirmed and sent; the job then fails
-        h.sandbox.fail_job(earlier)
-        h.clock.advance(60.0)
-        first = await ask(h, QUALIFIED)  # the user confirms the same delete again
-        h.clear()
-        # Nothing was created by this POST: reporting `earlier` as its job would be a lie.
-        assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
-        assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
-        assert delete_jobs(h) == [earlier]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_an_identical_job_from_an_earlier_confirmed_call(
+    h: Harness,
+) -> None:
+    earlier = await submit(h, QUALIFIED)  # confirmed and sent; the job then fails
+    h.sandbox.fail_job(earlier)
+    h.clock.advance(60.0)
+    first = await ask(h, QUALIFIED)  # the user confirms the same delete again
+    h.clear()
+    # Nothing was created by this POST: reporting `earlier` as its job would be a lie.
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [earlier]
 
 
 @pytest.mark.xfail(strict=True, reason=EXTRA_KEYS)
-async def test_reconciliation_ignores_a_job_on_a_narrower_selection() -> None:
-    async with Harness.start(n_leads=N_LEADS) as h:
-        other = await submit(h, {**QUALIFIED, "results_limit": 3})
-        h.sandbox.fail_job(other)
-        h.clock.advance(10.0)
-        first = await ask(h, QUALIFIED)
-        h.clear()
-        assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
-        assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
-        assert delete_jobs(h) == [other]
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_a_job_on_a_narrower_selection(h: Harness) -> None:
+    other = await submit(h, {**QUALIFIED, "results_limit": 3})
+    h.sandbox.fail_job(other)
+    h.clock.advance(10.0)
+    first = await ask(h, QUALIFIED)
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [other]

@@ -13,7 +13,7 @@ from close_mcp.sandbox import Sandbox
 from close_mcp.selection.squery import SQUERY_SCHEMA
 from close_mcp.server.app import build_server
 from close_mcp.server.runtime import Runtime
-from tests.harness import MODES, Harness, Mode
+from tests.harness import MODES, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -25,59 +25,55 @@ def _text(result: types.ReadResourceResult) -> str:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_squery_schema_resource(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        listed = await h.client.list_resources()
-        assert [(r.uri, r.mime_type) for r in listed.resources] == [
-            ("close://schemas/s_query", "application/schema+json")
-        ]
-        schema = json.loads(_text(await h.client.read_resource("close://schemas/s_query")))
-        assert schema == SQUERY_SCHEMA
+async def test_squery_schema_resource(h: Harness) -> None:
+    listed = await h.client.list_resources()
+    assert [(r.uri, r.mime_type) for r in listed.resources] == [
+        ("close://schemas/s_query", "application/schema+json")
+    ]
+    schema = json.loads(_text(await h.client.read_resource("close://schemas/s_query")))
+    assert schema == SQUERY_SCHEMA
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_bulk_job_resource_template(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        templates = await h.client.list_resource_templates()
-        assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
-        submitted = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": {"lead_status": "Qualified"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
-        )
-        job_id = submitted["job"]["id"]
-        job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
-        assert job["id"] == job_id
-        assert job["kind"] == "edit"
-        assert job["s_query"] == submitted["preview"]["s_query"]
+async def test_bulk_job_resource_template(h: Harness) -> None:
+    templates = await h.client.list_resource_templates()
+    assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
+    submitted = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = submitted["job"]["id"]
+    job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
+    assert job["id"] == job_id
+    assert job["kind"] == "edit"
+    assert job["s_query"] == submitted["preview"]["s_query"]
 
 
-async def test_bulk_job_resource_rejects_unknown_ids() -> None:
-    async with Harness.start() as h:
-        with pytest.raises(Exception, match="is not a Close bulk job id"):
-            await h.client.read_resource("close://bulk-jobs/lead_abc")
+async def test_bulk_job_resource_rejects_unknown_ids(h: Harness) -> None:
+    with pytest.raises(Exception, match="is not a Close bulk job id"):
+        await h.client.read_resource("close://bulk-jobs/lead_abc")
 
 
-async def test_jobs_template_follows_toolsets() -> None:
-    async with Harness.start(toolsets="search") as h:
-        templates = await h.client.list_resource_templates()
-        assert templates.resource_templates == []
+@pytest.mark.harness(toolsets="search")
+async def test_jobs_template_follows_toolsets(h: Harness) -> None:
+    templates = await h.client.list_resource_templates()
+    assert templates.resource_templates == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_safe_cleanup_prompt(mode: Mode) -> None:
-    async with Harness.start(mode=mode) as h:
-        prompts = await h.client.list_prompts()
-        assert [p.name for p in prompts.prompts] == ["safe_bulk_cleanup"]
-        got = await h.client.get_prompt("safe_bulk_cleanup", {"goal": "remove duplicate leads"})
-        (message,) = got.messages
-        assert isinstance(message.content, types.TextContent)
-        text = message.content.text
-        assert text.startswith("Help me clean up leads in Close safely: remove duplicate leads")
-        assert "dry_run true" in text
-        assert "Never invent or reuse a token." in text
+async def test_safe_cleanup_prompt(h: Harness) -> None:
+    prompts = await h.client.list_prompts()
+    assert [p.name for p in prompts.prompts] == ["safe_bulk_cleanup"]
+    got = await h.client.get_prompt("safe_bulk_cleanup", {"goal": "remove duplicate leads"})
+    (message,) = got.messages
+    assert isinstance(message.content, types.TextContent)
+    text = message.content.text
+    assert text.startswith("Help me clean up leads in Close safely: remove duplicate leads")
+    assert "dry_run true" in text
+    assert "Never invent or reuse a token." in text
 
 
 async def test_bulk_job_resource_without_any_key_is_a_clear_error() -> None:

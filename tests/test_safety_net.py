@@ -23,7 +23,8 @@ from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
 from close_mcp.writes.sender import Sender
-from tests.harness import MODES, Harness, Mode, run_to_done
+from tests.harness import MODES, Harness, StartHarness, run_to_done
+from tests.ids import field_id, status_id
 
 pytestmark = pytest.mark.anyio
 
@@ -40,16 +41,6 @@ BY_CREATED = [
 def _sender(h: Harness) -> Sender:
     """What `close-mcp restore` sends through: every lead audited as its own write."""
     return Sender(h.runtime.audit, h.runtime.client_for(), "restore")
-
-
-def status_id(sb: Sandbox, label: str) -> str:
-    return next(s.id for s in sb.store.statuses.values() if s.label == label)
-
-
-def field_id(sb: Sandbox, name: str) -> str:
-    cf = sb.store.custom_field_named(name)
-    assert cf is not None
-    return cf.id
 
 
 def with_status(sb: Sandbox, label: str) -> list[str]:
@@ -113,352 +104,347 @@ async def revert(h: Harness, job_id: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(audited=True)
 async def test_status_edit_snapshot_then_revert_restores_every_lead(
-    mode: Mode, tmp_path: Path
+    tmp_path: Path, h: Harness
 ) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        qualified = with_status(sb, "Qualified")
-        before = state(sb)
-        args = {"filter": {"lead_status": "Qualified"}}
-        args["edit"] = {"type": "set_lead_status", "lead_status": "Customer"}
-        h.clear()
-        done = await edit(h, args)
-        job_id = done["job"]["id"]
-        path = tmp_path / "snapshots" / f"{job_id}.json"
-        assert done["snapshot"] == str(path)
-        assert done["preview"]["notes"] == [
-            f"Before sending, the current status of the {len(qualified)} leads is saved so "
-            "revert_bulk_edit can put it back (1 more Close request)."
-        ]
-        # The snapshot: one search over the request's exact query, before the POST.
-        s_query = done["preview"]["s_query"]
-        assert sent(h)[2:4] == [
-            (
-                "POST",
-                "data/search/",
-                {
-                    "query": s_query,
-                    "_limit": 200,
-                    "_fields": {"lead": ["id", "status_id", "date_created"]},
-                    "sort": BY_CREATED,
-                },
-            ),
-            ("POST", "bulk_action/edit/", done["preview"]["request"]),
-        ]
-        document = json.loads(path.read_text())
-        assert document == {
-            "version": 1,
-            "job_id": job_id,
-            "created_at": "2026-01-01T00:00:00+00:00",
-            "tool": "create_bulk_edit",
-            "request": done["preview"]["request"],
-            "field": "status_id",
-            "leads": {i: status_id(sb, "Qualified") for i in qualified},
-        }
-        assert mode_of(path) == 0o600
-        assert mode_of(path.parent) == 0o700
-        assert list(path.parent.iterdir()) == [path]
-        assert h.audit.entries()[-1]["snapshot"] == str(path)
-        assert all(sb.store.leads[i].status_id == status_id(sb, "Customer") for i in qualified)
+    sb = h.sandbox
+    qualified = with_status(sb, "Qualified")
+    before = state(sb)
+    args = {"filter": {"lead_status": "Qualified"}}
+    args["edit"] = {"type": "set_lead_status", "lead_status": "Customer"}
+    h.clear()
+    done = await edit(h, args)
+    job_id = done["job"]["id"]
+    path = tmp_path / "snapshots" / f"{job_id}.json"
+    assert done["snapshot"] == str(path)
+    assert done["preview"]["notes"] == [
+        f"Before sending, the current status of the {len(qualified)} leads is saved so "
+        "revert_bulk_edit can put it back (1 more Close request)."
+    ]
+    # The snapshot: one search over the request's exact query, before the POST.
+    s_query = done["preview"]["s_query"]
+    assert sent(h)[2:4] == [
+        (
+            "POST",
+            "data/search/",
+            {
+                "query": s_query,
+                "_limit": 200,
+                "_fields": {"lead": ["id", "status_id", "date_created"]},
+                "sort": BY_CREATED,
+            },
+        ),
+        ("POST", "bulk_action/edit/", done["preview"]["request"]),
+    ]
+    document = json.loads(path.read_text())
+    assert document == {
+        "version": 1,
+        "job_id": job_id,
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "tool": "create_bulk_edit",
+        "request": done["preview"]["request"],
+        "field": "status_id",
+        "leads": {i: status_id(sb, "Qualified") for i in qualified},
+    }
+    assert mode_of(path) == 0o600
+    assert mode_of(path.parent) == 0o700
+    assert list(path.parent.iterdir()) == [path]
+    assert h.audit.entries()[-1]["snapshot"] == str(path)
+    assert all(sb.store.leads[i].status_id == status_id(sb, "Customer") for i in qualified)
 
-        h.clear()
-        preview = await h.call("revert_bulk_edit", {"job_id": job_id, "dry_run": True})
-        assert preview["status"] == "preview"
-        back = {
-            "s_query": ids_query(qualified),
-            "send_done_email": True,
-            "type": "set_lead_status",
-            "lead_status_id": status_id(sb, "Qualified"),
-        }
-        assert preview["preview"]["matched"] == len(qualified)
-        assert preview["preview"]["request"]["returns"] == [
-            {"value": status_id(sb, "Qualified"), "leads": len(qualified)}
-        ]
-        assert preview["preview"]["request"]["requests"] == [
-            {"method": "POST", "path": "/bulk_action/edit/", "body": back}
-        ]
-        assert preview["preview"]["notes"][0] == (
-            f"{len(qualified)} leads return to status 'Qualified' ({status_id(sb, 'Qualified')})."
-        )
-        assert h.writes() == []
+    h.clear()
+    preview = await h.call("revert_bulk_edit", {"job_id": job_id, "dry_run": True})
+    assert preview["status"] == "preview"
+    back = {
+        "s_query": ids_query(qualified),
+        "send_done_email": True,
+        "type": "set_lead_status",
+        "lead_status_id": status_id(sb, "Qualified"),
+    }
+    assert preview["preview"]["matched"] == len(qualified)
+    assert preview["preview"]["request"]["returns"] == [
+        {"value": status_id(sb, "Qualified"), "leads": len(qualified)}
+    ]
+    assert preview["preview"]["request"]["requests"] == [
+        {"method": "POST", "path": "/bulk_action/edit/", "body": back}
+    ]
+    assert preview["preview"]["notes"][0] == (
+        f"{len(qualified)} leads return to status 'Qualified' ({status_id(sb, 'Qualified')})."
+    )
+    assert h.writes() == []
 
-        h.clear()
-        reverted = await revert(h, job_id)
-        assert [w for w in sent(h) if w[0] != "GET" and w[1] != "data/search/"] == [
-            ("POST", "bulk_action/edit/", back)
-        ]
-        assert reverted["result"]["updated_leads"] == []
-        assert state(sb) == before
-        lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
-        assert [(e["outcome"], e["path"], e.get("job_id")) for e in lines] == [
-            ("submitted", "/bulk_action/edit/", reverted["result"]["jobs"][0]["id"]),
-            ("submitted", "/bulk_action/edit/", None),  # the plan, once all of it went
-        ]
-        # Nothing is left to put back: a second revert is refused without a write.
-        h.clear()
-        again = await h.call("revert_bulk_edit", {"job_id": job_id})
-        assert again["status"] == "refused"
-        assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified)
-        assert h.writes() == []
+    h.clear()
+    reverted = await revert(h, job_id)
+    assert [w for w in sent(h) if w[0] != "GET" and w[1] != "data/search/"] == [
+        ("POST", "bulk_action/edit/", back)
+    ]
+    assert reverted["result"]["updated_leads"] == []
+    assert state(sb) == before
+    lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
+    assert [(e["outcome"], e["path"], e.get("job_id")) for e in lines] == [
+        ("submitted", "/bulk_action/edit/", reverted["result"]["jobs"][0]["id"]),
+        ("submitted", "/bulk_action/edit/", None),  # the plan, once all of it went
+    ]
+    # Nothing is left to put back: a second revert is refused without a write.
+    h.clear()
+    again = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert again["status"] == "refused"
+    assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified)
+    assert h.writes() == []
 
 
 # -- multi-value custom field: one bulk edit per old value, PUTs for small groups, clears ----
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_multi_value_edit_reverts_each_old_value(mode: Mode, tmp_path: Path) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        products = field_id(sb, "Products")
-        chosen = sorted(sb.store.leads)[:14]
-        shared, pair, absent = chosen[:6], chosen[6:8], chosen[8:14]
-        for i in shared:
-            sb.store.leads[i].custom[products] = ["CRM", "Dialer"]
-        for n, i in enumerate(pair):
-            sb.store.leads[i].custom[products] = [["API"], ["Email", "Reporting"]][n]
-        for i in absent:
-            sb.store.leads[i].custom.pop(products, None)
-        before = state(sb)
-        done = await edit(
-            h,
-            {
-                "filter": {"lead_ids": chosen},
-                "edit": {
-                    "type": "set_custom_field",
-                    "custom_field": "Products",
-                    "values": ["Reporting"],
-                },
+@pytest.mark.harness(audited=True)
+async def test_multi_value_edit_reverts_each_old_value(h: Harness) -> None:
+    sb = h.sandbox
+    products = field_id(sb, "Products")
+    chosen = sorted(sb.store.leads)[:14]
+    shared, pair, absent = chosen[:6], chosen[6:8], chosen[8:14]
+    for i in shared:
+        sb.store.leads[i].custom[products] = ["CRM", "Dialer"]
+    for n, i in enumerate(pair):
+        sb.store.leads[i].custom[products] = [["API"], ["Email", "Reporting"]][n]
+    for i in absent:
+        sb.store.leads[i].custom.pop(products, None)
+    before = state(sb)
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_ids": chosen},
+            "edit": {
+                "type": "set_custom_field",
+                "custom_field": "Products",
+                "values": ["Reporting"],
             },
-        )
-        assert all(sb.store.leads[i].custom[products] == ["Reporting"] for i in chosen)
-        document = load(done["snapshot"])
-        assert document["field"] == f"custom.{products}"
-        assert document["leads"] == {
-            **{i: ["CRM", "Dialer"] for i in shared},
-            pair[0]: ["API"],
-            pair[1]: ["Email", "Reporting"],
-            **{i: None for i in absent},
-        }
+        },
+    )
+    assert all(sb.store.leads[i].custom[products] == ["Reporting"] for i in chosen)
+    document = load(done["snapshot"])
+    assert document["field"] == f"custom.{products}"
+    assert document["leads"] == {
+        **{i: ["CRM", "Dialer"] for i in shared},
+        pair[0]: ["API"],
+        pair[1]: ["Email", "Reporting"],
+        **{i: None for i in absent},
+    }
 
-        h.clear()
-        reverted = await revert(h, done["job"]["id"])
-        assert reverted["preview"]["request"]["returns"] == [
-            {"value": ["CRM", "Dialer"], "leads": 6},
-            {"value": None, "leads": 6},
-            {"value": ["API"], "leads": 1},
-            {"value": ["Email", "Reporting"], "leads": 1},
-        ]
-        writes = [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()]
-        assert writes == [
-            (
-                "POST",
-                "bulk_action/edit/",
-                {
-                    "s_query": ids_query(shared),
-                    "send_done_email": True,
-                    "type": "set_custom_field",
-                    "custom_field_id": products,
-                    "custom_field_values": ["CRM", "Dialer"],
-                    "custom_field_operation": "replace",
-                },
-            ),
-            (
-                "POST",
-                "bulk_action/edit/",
-                {
-                    "s_query": ids_query(absent),
-                    "send_done_email": True,
-                    "type": "clear_custom_field",
-                    "custom_field_id": products,
-                },
-            ),
-            ("PUT", f"lead/{pair[0]}/", {f"custom.{products}": ["API"]}),
-            ("PUT", f"lead/{pair[1]}/", {f"custom.{products}": ["Email", "Reporting"]}),
-        ]
-        assert reverted["result"]["updated_leads"] == pair
-        assert state(sb) == before
+    h.clear()
+    reverted = await revert(h, done["job"]["id"])
+    assert reverted["preview"]["request"]["returns"] == [
+        {"value": ["CRM", "Dialer"], "leads": 6},
+        {"value": None, "leads": 6},
+        {"value": ["API"], "leads": 1},
+        {"value": ["Email", "Reporting"], "leads": 1},
+    ]
+    writes = [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()]
+    assert writes == [
+        (
+            "POST",
+            "bulk_action/edit/",
+            {
+                "s_query": ids_query(shared),
+                "send_done_email": True,
+                "type": "set_custom_field",
+                "custom_field_id": products,
+                "custom_field_values": ["CRM", "Dialer"],
+                "custom_field_operation": "replace",
+            },
+        ),
+        (
+            "POST",
+            "bulk_action/edit/",
+            {
+                "s_query": ids_query(absent),
+                "send_done_email": True,
+                "type": "clear_custom_field",
+                "custom_field_id": products,
+            },
+        ),
+        ("PUT", f"lead/{pair[0]}/", {f"custom.{products}": ["API"]}),
+        ("PUT", f"lead/{pair[1]}/", {f"custom.{products}": ["Email", "Reporting"]}),
+    ]
+    assert reverted["result"]["updated_leads"] == pair
+    assert state(sb) == before
 
 
 # -- a third party changed some leads since the edit ------------------------------------------
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_leads_changed_since_are_reported_and_left_alone(mode: Mode, tmp_path: Path) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        qualified = with_status(sb, "Qualified")
-        before = state(sb)
-        done = await edit(
-            h,
-            {
-                "filter": {"lead_status": "Qualified"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
-        )
-        others = qualified[:2]
-        client = h.runtime.client_for()
-        for i in others:  # someone else, through Close's API
-            await client.put(f"lead/{i}/", {"status_id": status_id(sb, "Bad Fit")})
+@pytest.mark.harness(audited=True)
+async def test_leads_changed_since_are_reported_and_left_alone(h: Harness) -> None:
+    sb = h.sandbox
+    qualified = with_status(sb, "Qualified")
+    before = state(sb)
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    others = qualified[:2]
+    client = h.runtime.client_for()
+    for i in others:  # someone else, through Close's API
+        await client.put(f"lead/{i}/", {"status_id": status_id(sb, "Bad Fit")})
 
-        h.clear()
-        reverted = await revert(h, done["job"]["id"])
-        left = reverted["preview"]["request"]["left_alone"]
-        assert left["changed_since"] == [
-            {
-                "id": i,
-                "value_now": status_id(sb, "Bad Fit"),
-                "value_before": status_id(sb, "Qualified"),
-            }
-            for i in others
-        ]
-        assert left["changed_since_count"] == 2
-        assert reverted["preview"]["matched"] == len(qualified) - 2
-        assert reverted["preview"]["notes"][1] == (
-            f"2 leads were changed by someone else since the edit and are left alone: "
-            f"{others[0]}, {others[1]}. Pass include_changed_since=true to put them back as well."
-        )
-        assert [(r.method, (r.json or {})["s_query"]) for r in h.writes()] == [
-            ("POST", ids_query(qualified[2:]))
-        ]
-        expected = dict(before)
-        for i in others:
-            expected[i] = (before[i][0], status_id(sb, "Bad Fit"), before[i][2])
-        assert state(sb) == expected
+    h.clear()
+    reverted = await revert(h, done["job"]["id"])
+    left = reverted["preview"]["request"]["left_alone"]
+    assert left["changed_since"] == [
+        {
+            "id": i,
+            "value_now": status_id(sb, "Bad Fit"),
+            "value_before": status_id(sb, "Qualified"),
+        }
+        for i in others
+    ]
+    assert left["changed_since_count"] == 2
+    assert reverted["preview"]["matched"] == len(qualified) - 2
+    assert reverted["preview"]["notes"][1] == (
+        f"2 leads were changed by someone else since the edit and are left alone: "
+        f"{others[0]}, {others[1]}. Pass include_changed_since=true to put them back as well."
+    )
+    assert [(r.method, (r.json or {})["s_query"]) for r in h.writes()] == [
+        ("POST", ids_query(qualified[2:]))
+    ]
+    expected = dict(before)
+    for i in others:
+        expected[i] = (before[i][0], status_id(sb, "Bad Fit"), before[i][2])
+    assert state(sb) == expected
 
-        # Asked to, the revert puts them back too: two leads, two PUTs.
-        h.clear()
-        await revert(h, done["job"]["id"], include_changed_since=True)
-        assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
-            ("PUT", f"lead/{i}/", {"status_id": status_id(sb, "Qualified")}) for i in others
-        ]
-        assert state(sb) == before
+    # Asked to, the revert puts them back too: two leads, two PUTs.
+    h.clear()
+    await revert(h, done["job"]["id"], include_changed_since=True)
+    assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
+        ("PUT", f"lead/{i}/", {"status_id": status_id(sb, "Qualified")}) for i in others
+    ]
+    assert state(sb) == before
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_revert_token_binds_the_whole_plan(mode: Mode, tmp_path: Path) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path, confirm="edit") as h:
-        sb = h.sandbox
-        done = await edit(
-            h,
-            {
-                "filter": {"lead_status": "Qualified"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
-        )
-        job_id = done["job"]["id"]
-        first = await h.call("revert_bulk_edit", {"job_id": job_id})
-        assert first["status"] == "confirmation_required"
-        moved = sorted(load(done["snapshot"])["leads"])[0]
-        sb.store.leads[moved].status_id = status_id(sb, "Canceled")
-        h.clear()
-        second = await h.call(
-            "revert_bulk_edit",
-            {"job_id": job_id, "confirmation_token": first["confirmation_token"]},
-        )
-        assert second["status"] == "refused"
-        assert second["reason"] == (
-            "the confirmation token was issued for different arguments; confirm the new "
-            "preview instead"
-        )
-        assert second["preview"]["request"]["left_alone"]["changed_since_count"] == 1
-        assert h.writes() == []
+@pytest.mark.harness(audited=True, confirm="edit")
+async def test_revert_token_binds_the_whole_plan(h: Harness) -> None:
+    sb = h.sandbox
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = done["job"]["id"]
+    first = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert first["status"] == "confirmation_required"
+    moved = sorted(load(done["snapshot"])["leads"])[0]
+    sb.store.leads[moved].status_id = status_id(sb, "Canceled")
+    h.clear()
+    second = await h.call(
+        "revert_bulk_edit",
+        {"job_id": job_id, "confirmation_token": first["confirmation_token"]},
+    )
+    assert second["status"] == "refused"
+    assert second["reason"] == (
+        "the confirmation token was issued for different arguments; confirm the new preview instead"
+    )
+    assert second["preview"]["request"]["left_alone"]["changed_since_count"] == 1
+    assert h.writes() == []
 
 
-async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(tmp_path: Path) -> None:
-    async with Harness.start(audit_dir=tmp_path) as h:
-        result = await h.call(
-            "create_bulk_edit",
-            {
-                "filter": {"lead_status": "Qualified"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
-        )
-        job_id = result["job"]["id"]
-        error = await h.error("revert_bulk_edit", {"job_id": job_id})
-        assert error == (
-            "job_id: the edit is still created; wait for it (wait_for_bulk_job) or pause it "
-            "(pause_bulk_job) before reverting"
-        )
-        error = await h.error("revert_bulk_edit", {"job_id": "bulkedit_unknown0"})
-        assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
+@pytest.mark.harness(audited=True)
+async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(
+    tmp_path: Path, h: Harness
+) -> None:
+    result = await h.call(
+        "create_bulk_edit",
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = result["job"]["id"]
+    error = await h.error("revert_bulk_edit", {"job_id": job_id})
+    assert error == (
+        "job_id: the edit is still created; wait for it (wait_for_bulk_job) or pause it "
+        "(pause_bulk_job) before reverting"
+    )
+    error = await h.error("revert_bulk_edit", {"job_id": "bulkedit_unknown0"})
+    assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
 
 
+@pytest.mark.harness(audited=True)
 async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_twice(
-    tmp_path: Path,
+    h: Harness,
 ) -> None:
-    async with Harness.start(audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        qualified = with_status(sb, "Qualified")
-        before = state(sb)
-        done = await edit(
-            h,
-            {
-                "filter": {"lead_status": "Qualified"},
-                "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-            },
+    sb = h.sandbox
+    qualified = with_status(sb, "Qualified")
+    before = state(sb)
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = done["job"]["id"]
+    path = Path(done["snapshot"])
+    first = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert first["status"] == "submitted"
+    [revert_job] = [job["id"] for job in first["result"]["jobs"]]
+    # The revert's job id is in the snapshot as soon as it was sent (still 0600).
+    document = load(str(path))
+    assert [r["job_id"] for r in document["reverts"]] == [revert_job]
+    assert mode_of(path) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+    # While it runs its leads still hold the edited value: a retry is refused, unsent.
+    h.clear()
+    for args in ({"job_id": job_id}, {"job_id": job_id, "dry_run": True}):
+        error = await h.error("revert_bulk_edit", args)
+        assert error == (
+            f"job_id: the revert job {revert_job} sent by an earlier revert_bulk_edit call "
+            "is still created: its leads still hold the edited value, so a new revert "
+            "would send the same edits again. Wait for it (wait_for_bulk_job), then call "
+            "again: it plans only what is still to do."
         )
-        job_id = done["job"]["id"]
-        path = Path(done["snapshot"])
-        first = await h.call("revert_bulk_edit", {"job_id": job_id})
-        assert first["status"] == "submitted"
-        [revert_job] = [job["id"] for job in first["result"]["jobs"]]
-        # The revert's job id is in the snapshot as soon as it was sent (still 0600).
-        document = load(str(path))
-        assert [r["job_id"] for r in document["reverts"]] == [revert_job]
-        assert mode_of(path) == 0o600
-        assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert h.writes() == []
+    assert ("GET", f"bulk_action/edit/{revert_job}/", None) in sent(h)
 
-        # While it runs its leads still hold the edited value: a retry is refused, unsent.
-        h.clear()
-        for args in ({"job_id": job_id}, {"job_id": job_id, "dry_run": True}):
-            error = await h.error("revert_bulk_edit", args)
-            assert error == (
-                f"job_id: the revert job {revert_job} sent by an earlier revert_bulk_edit call "
-                "is still created: its leads still hold the edited value, so a new revert "
-                "would send the same edits again. Wait for it (wait_for_bulk_job), then call "
-                "again: it plans only what is still to do."
-            )
-        assert h.writes() == []
-        assert ("GET", f"bulk_action/edit/{revert_job}/", None) in sent(h)
-
-        # Once it is done, what is left is planned: two leads moved back by someone else go
-        # back with one PUT each, recorded in the snapshot too.
-        await run_to_done(h, revert_job)
-        assert state(sb) == before
-        moved = qualified[:2]
-        for i in moved:
-            sb.store.leads[i].status_id = status_id(sb, "Customer")
-        h.clear()
-        again = await h.call("revert_bulk_edit", {"job_id": job_id})
-        assert again["status"] == "submitted"
-        assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified) - 2
-        assert [(r.method, r.path.removeprefix(API)) for r in h.writes()] == [
-            ("PUT", f"lead/{i}/") for i in moved
-        ]
-        assert [r.get("job_id") or r.get("lead_id") for r in load(str(path))["reverts"]] == [
-            revert_job,
-            *moved,
-        ]
-        assert state(sb) == before
+    # Once it is done, what is left is planned: two leads moved back by someone else go
+    # back with one PUT each, recorded in the snapshot too.
+    await run_to_done(h, revert_job)
+    assert state(sb) == before
+    moved = qualified[:2]
+    for i in moved:
+        sb.store.leads[i].status_id = status_id(sb, "Customer")
+    h.clear()
+    again = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert again["status"] == "submitted"
+    assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified) - 2
+    assert [(r.method, r.path.removeprefix(API)) for r in h.writes()] == [
+        ("PUT", f"lead/{i}/") for i in moved
+    ]
+    assert [r.get("job_id") or r.get("lead_id") for r in load(str(path))["reverts"]] == [
+        revert_job,
+        *moved,
+    ]
+    assert state(sb) == before
 
 
-async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(
-    tmp_path: Path,
-) -> None:
-    async with Harness.start(audit_dir=tmp_path) as h:
-        args = {"filter": {"lead_status": "Qualified"}}
-        done = await edit(
-            h, {**args, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
-        )
-        h.sandbox.inject_faults(
-            "timeout_after_commit", path_prefix="bulk_action/edit/", method="POST"
-        )
-        error = await h.error("revert_bulk_edit", {"job_id": done["job"]["id"]})
-        assert "The revert stopped at request 1 of 1" in error
-        assert "Nothing matching was found" not in error
-        lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
-        assert [e["outcome"] for e in lines] == ["outcome_unknown", "outcome_unknown"]
+@pytest.mark.harness(audited=True)
+async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(h: Harness) -> None:
+    args = {"filter": {"lead_status": "Qualified"}}
+    done = await edit(h, {**args, "edit": {"type": "set_lead_status", "lead_status": "Customer"}})
+    h.sandbox.inject_faults("timeout_after_commit", path_prefix="bulk_action/edit/", method="POST")
+    error = await h.error("revert_bulk_edit", {"job_id": done["job"]["id"]})
+    assert "The revert stopped at request 1 of 1" in error
+    assert "Nothing matching was found" not in error
+    lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
+    assert [e["outcome"] for e in lines] == ["outcome_unknown", "outcome_unknown"]
 
 
 # -- above the limit: no snapshot, a note, confirmation ----------------------------------------
@@ -466,88 +452,88 @@ async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(
 
 @pytest.mark.parametrize("snapshot", ["5", "off"])
 async def test_no_snapshot_above_the_limit_needs_confirmation(
-    snapshot: str, tmp_path: Path
+    snapshot: str, tmp_path: Path, start_harness: StartHarness
 ) -> None:
-    async with Harness.start(audit_dir=tmp_path, snapshot=snapshot) as h:
-        sb = h.sandbox
-        n = len(with_status(sb, "Qualified"))
-        args = {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        }
-        first = await h.call("create_bulk_edit", args)
-        assert first["status"] == "confirmation_required"
-        why = (
-            "CLOSE_MCP_SNAPSHOT is off"
-            if snapshot == "off"
-            else f"it touches {n} leads, more than CLOSE_MCP_SNAPSHOT allows (5)"
-        )
-        assert first["preview"]["notes"] == [
-            f"No snapshot will be taken because {why}: this cannot be undone with "
-            "revert_bulk_edit. Confirmation is required."
-        ]
-        h.clear()
-        done = await h.call(
-            "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert done["status"] == "submitted"
-        assert done["snapshot"] is None
-        assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
-            "data/search/",  # the recount only
-            "bulk_action/edit/",
-        ]
-        assert not (tmp_path / "snapshots").exists()
-        assert "snapshot" not in h.audit.entries()[-1]
+    h = await start_harness(audit_dir=tmp_path, snapshot=snapshot)
+    sb = h.sandbox
+    n = len(with_status(sb, "Qualified"))
+    args = {
+        "filter": {"lead_status": "Qualified"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    first = await h.call("create_bulk_edit", args)
+    assert first["status"] == "confirmation_required"
+    why = (
+        "CLOSE_MCP_SNAPSHOT is off"
+        if snapshot == "off"
+        else f"it touches {n} leads, more than CLOSE_MCP_SNAPSHOT allows (5)"
+    )
+    assert first["preview"]["notes"] == [
+        f"No snapshot will be taken because {why}: this cannot be undone with "
+        "revert_bulk_edit. Confirmation is required."
+    ]
+    h.clear()
+    done = await h.call(
+        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert done["status"] == "submitted"
+    assert done["snapshot"] is None
+    assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
+        "data/search/",  # the recount only
+        "bulk_action/edit/",
+    ]
+    assert not (tmp_path / "snapshots").exists()
+    assert "snapshot" not in h.audit.entries()[-1]
 
 
 # -- keyset paging past Close's cursor cap ------------------------------------------------------
 
 
 async def test_snapshot_walks_past_the_cursor_cap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_harness: StartHarness
 ) -> None:
     monkeypatch.setattr(routes, "MAX_WALK", 50)
     monkeypatch.setattr(snapshots, "CURSOR_CAP", 50)
-    async with Harness.start(audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        ordered = sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)
-        done = await edit(
-            h,
-            {
-                "s_query": {"type": "match_all"},
-                "allow_all_leads": True,
-                "edit": {"type": "clear_custom_field", "custom_field": "Industry"},
+    h = await start_harness(audit_dir=tmp_path)
+    sb = h.sandbox
+    ordered = sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)
+    done = await edit(
+        h,
+        {
+            "s_query": {"type": "match_all"},
+            "allow_all_leads": True,
+            "edit": {"type": "clear_custom_field", "custom_field": "Industry"},
+        },
+    )
+    searches: list[dict[str, Any]] = [
+        r.json for r in sb.requests if r.path.endswith("/data/search/") and r.json
+    ]
+    walks = [s for s in searches if s.get("sort") == BY_CREATED]
+    fifty, ninety_nine = ordered[49].date_created, ordered[98].date_created
+
+    def since(moment: Any) -> dict[str, Any]:
+        cond = {
+            "type": "field_condition",
+            "field": {
+                "type": "regular_field",
+                "object_type": "lead",
+                "field_name": "date_created",
             },
-        )
-        searches: list[dict[str, Any]] = [
-            r.json for r in sb.requests if r.path.endswith("/data/search/") and r.json
-        ]
-        walks = [s for s in searches if s.get("sort") == BY_CREATED]
-        fifty, ninety_nine = ordered[49].date_created, ordered[98].date_created
+            "condition": {
+                "type": "moment_range",
+                "on_or_after": {"type": "fixed_utc", "value": moment.isoformat()},
+            },
+        }
+        return {"type": "and", "queries": [done["preview"]["s_query"], cond]}
 
-        def since(moment: Any) -> dict[str, Any]:
-            cond = {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {"type": "fixed_utc", "value": moment.isoformat()},
-                },
-            }
-            return {"type": "and", "queries": [done["preview"]["s_query"], cond]}
-
-        assert [w["query"] for w in walks] == [
-            done["preview"]["s_query"],
-            since(fifty),
-            since(ninety_nine),
-        ]
-        leads = load(done["snapshot"])["leads"]
-        assert len(leads) == len(sb.store.leads) == 120
-        assert set(leads) == set(sb.store.leads)
+    assert [w["query"] for w in walks] == [
+        done["preview"]["s_query"],
+        since(fifty),
+        since(ninety_nine),
+    ]
+    leads = load(done["snapshot"])["leads"]
+    assert len(leads) == len(sb.store.leads) == 120
+    assert set(leads) == set(sb.store.leads)
 
 
 # -- delete: backup, then restore -----------------------------------------------------------
@@ -594,84 +580,84 @@ def recreate_body(lead: Lead) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_delete_backs_up_then_restore_recreates_the_leads(mode: Mode, tmp_path: Path) -> None:
-    async with Harness.start(mode=mode, audit_dir=tmp_path) as h:
-        sb = h.sandbox
-        doomed = with_status(sb, "Canceled")
-        expected = {i: record(sb, i) for i in doomed}
-        originals = {i: sb.store.leads[i] for i in doomed}
-        args = {"filter": {"lead_status": "Canceled"}}
-        first = await h.call("create_bulk_delete", args)
-        assert first["preview"]["notes"] == [
-            f"Before sending, the full records of the {len(doomed)} leads (fields, custom "
-            "fields, contacts) are saved so close-mcp restore can re-create them (2 more Close "
-            "requests)."
-        ]
-        h.clear()
-        done = await h.call(
-            "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        job_id = done["job"]["id"]
-        path = tmp_path / "snapshots" / f"{job_id}.jsonl"
-        assert done["snapshot"] == str(path)
-        assert mode_of(path) == 0o600
-        assert h.audit.entries()[-1]["snapshot"] == str(path)
-        custom_fields = [f"custom.{cf}" for cf in sb.store.custom_fields]
-        # The backup, after the recount and the replay check: the field list, then one
-        # search page for these few leads.
-        assert [(m, p) for m, p, _ in sent(h)] == [
-            ("GET", "status/lead/"),
-            ("POST", "data/search/"),
-            ("GET", "bulk_action/delete/"),
-            ("GET", "custom_field/lead/"),
-            ("POST", "data/search/"),
-            ("POST", "bulk_action/delete/"),
-        ]
-        assert sent(h)[4][2] == {
-            "query": done["preview"]["s_query"],
-            "_limit": 200,
-            "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
-            "sort": BY_CREATED,
-        }
-        await run_to_done(h, job_id)
-        assert not set(doomed) & set(sb.store.leads)
+@pytest.mark.harness(audited=True)
+async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, h: Harness) -> None:
+    sb = h.sandbox
+    doomed = with_status(sb, "Canceled")
+    expected = {i: record(sb, i) for i in doomed}
+    originals = {i: sb.store.leads[i] for i in doomed}
+    args = {"filter": {"lead_status": "Canceled"}}
+    first = await h.call("create_bulk_delete", args)
+    assert first["preview"]["notes"] == [
+        f"Before sending, the full records of the {len(doomed)} leads (fields, custom "
+        "fields, contacts) are saved so close-mcp restore can re-create them (2 more Close "
+        "requests)."
+    ]
+    h.clear()
+    done = await h.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    job_id = done["job"]["id"]
+    path = tmp_path / "snapshots" / f"{job_id}.jsonl"
+    assert done["snapshot"] == str(path)
+    assert mode_of(path) == 0o600
+    assert h.audit.entries()[-1]["snapshot"] == str(path)
+    custom_fields = [f"custom.{cf}" for cf in sb.store.custom_fields]
+    # The backup, after the recount and the replay check: the field list, then one
+    # search page for these few leads.
+    assert [(m, p) for m, p, _ in sent(h)] == [
+        ("GET", "status/lead/"),
+        ("POST", "data/search/"),
+        ("GET", "bulk_action/delete/"),
+        ("GET", "custom_field/lead/"),
+        ("POST", "data/search/"),
+        ("POST", "bulk_action/delete/"),
+    ]
+    assert sent(h)[4][2] == {
+        "query": done["preview"]["s_query"],
+        "_limit": 200,
+        "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
+        "sort": BY_CREATED,
+    }
+    await run_to_done(h, job_id)
+    assert not set(doomed) & set(sb.store.leads)
 
-        backup = read_backup(path)
-        assert sorted(lead["id"] for lead in backup) == doomed
-        h.clear()
-        report = await restore_leads(_sender(h), backup)
-        assert report.failed == {}
-        assert sorted(report.restored) == doomed
-        assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
-            ("POST", "lead/")
-        ] * len(doomed)
-        assert [r.json for r in h.sandbox.requests] == [
-            recreate_body(originals[lead["id"]]) for lead in backup
-        ]
-        for old, new in report.restored.items():
-            assert new != old
-            assert record(sb, new) == expected[old]
+    backup = read_backup(path)
+    assert sorted(lead["id"] for lead in backup) == doomed
+    h.clear()
+    report = await restore_leads(_sender(h), backup)
+    assert report.failed == {}
+    assert sorted(report.restored) == doomed
+    assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
+        ("POST", "lead/")
+    ] * len(doomed)
+    assert [r.json for r in h.sandbox.requests] == [
+        recreate_body(originals[lead["id"]]) for lead in backup
+    ]
+    for old, new in report.restored.items():
+        assert new != old
+        assert record(sb, new) == expected[old]
 
 
-async def test_backup_request_count_pages_of_200(tmp_path: Path) -> None:
-    async with Harness.start(audit_dir=tmp_path, n_leads=450) as h:
-        args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
-        first = await h.call("create_bulk_delete", args)
-        assert first["preview"]["notes"][-1].endswith("(4 more Close requests).")
-        h.clear()
-        done = await h.call(
-            "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
-            ("POST", "data/search/"),  # the recount
-            ("GET", "bulk_action/delete/"),  # the replay check
-            ("GET", "custom_field/lead/"),
-            ("POST", "data/search/"),
-            ("POST", "data/search/"),
-            ("POST", "data/search/"),
-            ("POST", "bulk_action/delete/"),
-        ]
-        assert len(read_backup(Path(done["snapshot"]))) == 450
+@pytest.mark.harness(audited=True, n_leads=450)
+async def test_backup_request_count_pages_of_200(h: Harness) -> None:
+    args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
+    first = await h.call("create_bulk_delete", args)
+    assert first["preview"]["notes"][-1].endswith("(4 more Close requests).")
+    h.clear()
+    done = await h.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
+        ("POST", "data/search/"),  # the recount
+        ("GET", "bulk_action/delete/"),  # the replay check
+        ("GET", "custom_field/lead/"),
+        ("POST", "data/search/"),
+        ("POST", "data/search/"),
+        ("POST", "data/search/"),
+        ("POST", "bulk_action/delete/"),
+    ]
+    assert len(read_backup(Path(done["snapshot"]))) == 450
 
 
 # -- the restore command ----------------------------------------------------------------------
@@ -789,52 +775,52 @@ def test_restore_command_reports_a_backup_that_is_not_utf8(
     assert out.getvalue() == ""
 
 
+@pytest.mark.harness(n_leads=10)
 async def test_restore_again_skips_restored_leads_and_holds_back_unknown_ones(
-    tmp_path: Path,
+    tmp_path: Path, h: Harness
 ) -> None:
-    async with Harness.start(n_leads=10) as h:
-        path = _backup(tmp_path, h.sandbox, 4)
-        backup = read_backup(path)
-        old = [lead["id"] for lead in backup]
-        journal = progress_path(path)
-        assert journal == tmp_path / "bulkdelete_test.jsonl.restored.jsonl"
-        # The first POST times out after Close created the lead: its outcome is unknown.
-        h.sandbox.inject_faults("timeout_after_commit", path_prefix="lead/", method="POST")
-        h.clear()
-        first = await restore_leads(_sender(h), backup, progress=Progress.load(path))
-        assert sorted(first.restored) == old[1:]
-        assert list(first.outcome_unknown) == [old[0]]
-        assert first.failed == {}
-        assert first.already_restored == {}
-        assert mode_of(journal) == 0o600
-        assert len(h.writes()) == 4
+    path = _backup(tmp_path, h.sandbox, 4)
+    backup = read_backup(path)
+    old = [lead["id"] for lead in backup]
+    journal = progress_path(path)
+    assert journal == tmp_path / "bulkdelete_test.jsonl.restored.jsonl"
+    # The first POST times out after Close created the lead: its outcome is unknown.
+    h.sandbox.inject_faults("timeout_after_commit", path_prefix="lead/", method="POST")
+    h.clear()
+    first = await restore_leads(_sender(h), backup, progress=Progress.load(path))
+    assert sorted(first.restored) == old[1:]
+    assert list(first.outcome_unknown) == [old[0]]
+    assert first.failed == {}
+    assert first.already_restored == {}
+    assert mode_of(journal) == 0o600
+    assert len(h.writes()) == 4
 
-        # A re-run resends nothing: three are recorded as restored, one is held back.
-        h.clear()
-        again = Progress.load(path)
-        assert again.restored == first.restored
-        second = await restore_leads(_sender(h), backup, progress=again)
-        assert h.writes() == []
-        assert second.restored == {}
-        assert second.already_restored == first.restored
-        assert list(second.outcome_unknown) == [old[0]]
-        assert "--retry-unknown" in second.outcome_unknown[old[0]]
+    # A re-run resends nothing: three are recorded as restored, one is held back.
+    h.clear()
+    again = Progress.load(path)
+    assert again.restored == first.restored
+    second = await restore_leads(_sender(h), backup, progress=again)
+    assert h.writes() == []
+    assert second.restored == {}
+    assert second.already_restored == first.restored
+    assert list(second.outcome_unknown) == [old[0]]
+    assert "--retry-unknown" in second.outcome_unknown[old[0]]
 
-        # Asked to, it sends the unknown one again (once), and then it is recorded as done.
-        h.clear()
-        third = await restore_leads(
-            _sender(h), backup, progress=Progress.load(path), retry_unknown=True
-        )
-        assert old[0] == "lead_2L2i8JYVcHllTGmWYzhSpp"  # the seeded Vandelay Systems
-        assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
-            ("POST", "lead/", VANDELAY_BODY)
-        ]
-        assert list(third.restored) == [old[0]]
-        assert third.outcome_unknown == {}
-        h.clear()
-        fourth = await restore_leads(_sender(h), backup, progress=Progress.load(path))
-        assert h.writes() == []
-        assert fourth.already_restored == {**first.restored, **third.restored}
+    # Asked to, it sends the unknown one again (once), and then it is recorded as done.
+    h.clear()
+    third = await restore_leads(
+        _sender(h), backup, progress=Progress.load(path), retry_unknown=True
+    )
+    assert old[0] == "lead_2L2i8JYVcHllTGmWYzhSpp"  # the seeded Vandelay Systems
+    assert [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()] == [
+        ("POST", "lead/", VANDELAY_BODY)
+    ]
+    assert list(third.restored) == [old[0]]
+    assert third.outcome_unknown == {}
+    h.clear()
+    fourth = await restore_leads(_sender(h), backup, progress=Progress.load(path))
+    assert h.writes() == []
+    assert fourth.already_restored == {**first.restored, **third.restored}
 
 
 def test_restore_command_run_twice_restores_once_and_says_so(

@@ -126,9 +126,9 @@ def test_writing_into_a_new_folder(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", MODES)
-async def test_files_equal_what_tools_list_serves(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=5) as h:
-        listed = (await h.client.list_tools()).tools
+@pytest.mark.harness(n_leads=5)
+async def test_files_equal_what_tools_list_serves(mode: Mode, h: Harness) -> None:
+    listed = (await h.client.list_tools()).tools
     files = tool_files()
     assert sorted(tool.name for tool in listed) == sorted(files)
     for tool in listed:
@@ -280,47 +280,48 @@ async def refused(h: Harness, tool: str, arguments: dict[str, Any], schema: dict
     return text_of(result)
 
 
-async def check_refusals(mode: Mode, *, lax: bool) -> None:
-    async with Harness.start(mode=mode, n_leads=20) as h:
-        job_id = await make_job(h)
-        known = bases(h, job_id)
-        files = tool_files()
-        for tool, doc in files.items():
-            schema = doc["inputSchema"]
-            if tool in known:
-                base = known[tool]
-                assert Draft202012Validator(schema).is_valid(base), tool
-                control = dict(base)
-                if "dry_run" in schema["properties"]:
-                    control["dry_run"] = True
-                ok = await h.call_raw(tool, control)
-                assert not ok.is_error, (tool, text_of(ok))
-            else:
-                base = fallback_base(schema, h, job_id)
-            h.clear()
-            cases = list(lax_mutations(schema) if lax else strict_mutations(schema))
-            if not lax:
-                cases += [(f"{name}: missing", {}) for name in schema.get("required", [])]
-            assert cases or lax, tool
-            for what, change in cases:
-                arguments = {**base, **change}
-                if what.endswith(": missing"):
-                    arguments.pop(what.removesuffix(": missing"), None)
-                if Draft202012Validator(schema).is_valid(arguments):
-                    continue  # this change happens to be allowed here
-                message = await refused(h, tool, arguments, schema)
-                assert what.split(":")[0] in message, (tool, what, message)
-            assert h.writes() == [], tool
+async def check_refusals(h: Harness, *, lax: bool) -> None:
+    job_id = await make_job(h)
+    known = bases(h, job_id)
+    files = tool_files()
+    for tool, doc in files.items():
+        schema = doc["inputSchema"]
+        if tool in known:
+            base = known[tool]
+            assert Draft202012Validator(schema).is_valid(base), tool
+            control = dict(base)
+            if "dry_run" in schema["properties"]:
+                control["dry_run"] = True
+            ok = await h.call_raw(tool, control)
+            assert not ok.is_error, (tool, text_of(ok))
+        else:
+            base = fallback_base(schema, h, job_id)
+        h.clear()
+        cases = list(lax_mutations(schema) if lax else strict_mutations(schema))
+        if not lax:
+            cases += [(f"{name}: missing", {}) for name in schema.get("required", [])]
+        assert cases or lax, tool
+        for what, change in cases:
+            arguments = {**base, **change}
+            if what.endswith(": missing"):
+                arguments.pop(what.removesuffix(": missing"), None)
+            if Draft202012Validator(schema).is_valid(arguments):
+                continue  # this change happens to be allowed here
+            message = await refused(h, tool, arguments, schema)
+            assert what.split(":")[0] in message, (tool, what, message)
+        assert h.writes() == [], tool
 
 
 @pytest.mark.anyio
+@pytest.mark.harness(n_leads=20)
 @pytest.mark.parametrize("mode", MODES)
 async def test_calls_breaking_the_input_schema_are_tool_errors_and_write_nothing(
-    mode: Mode,
+    h: Harness,
 ) -> None:
-    await check_refusals(mode, lax=False)
+    await check_refusals(h, lax=False)
 
 
 @pytest.mark.anyio
-async def test_values_a_lenient_parser_would_coerce_are_refused() -> None:
-    await check_refusals("legacy", lax=True)
+@pytest.mark.harness(n_leads=20)
+async def test_values_a_lenient_parser_would_coerce_are_refused(h: Harness) -> None:
+    await check_refusals(h, lax=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +9,10 @@ import pytest
 from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, Mode, accept, decline
+from tests.ids import email_template, template_id
 
-pytestmark = pytest.mark.anyio
+# Only the send toolset: building every tool's schema is the slow part.
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40, toolsets="send")]
 
 EMAIL_PATH = "/api/v1/activity/email/"
 SENDER = '"Sandra Box" <sandra.box@sandbox.example>'
@@ -26,11 +26,6 @@ KEEP = (
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> Mode:
     return request.param  # type: ignore[no-any-return]
-
-
-def start(mode: Mode, **options: Any) -> AbstractAsyncContextManager[Harness]:
-    """A harness with only the send toolset: building every tool's schema is the slow part."""
-    return Harness.start(mode=mode, n_leads=40, **{"toolsets": "send", **options})
 
 
 def a_lead(h: Harness, *, contacts: int = 1) -> Lead:
@@ -61,394 +56,372 @@ def sample(lead: Lead, h: Harness) -> list[dict[str, Any]]:
 # -- each status -------------------------------------------------------------------------------
 
 
-async def test_draft_is_created_at_once_with_the_exact_body(mode: Mode) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h)
-        args = {
-            "lead_id": lead.id,
-            "to": ["ann@example.com"],
-            "cc": ["cc@example.com"],
-            "subject": "Hello",
-            "body_text": "Hi Ann",
-        }
-        result = await h.call("send_email", args)
-        body = {
-            "lead_id": lead.id,
-            "status": "draft",
-            "to": ["ann@example.com"],
-            "cc": ["cc@example.com"],
-            "subject": "Hello",
-            "body_text": "Hi Ann",
-        }
-        assert posted(h) == [("POST", EMAIL_PATH, body)]
-        saved = stored(h, body)
-        assert result == {
-            "status": "submitted",
-            "tool": "send_email",
-            "message": "Submitted: Create a draft email to ann@example.com (subject 'Hello') on "
-            f"lead {lead.display_name!r} ({saved['id']}).",
-            "preview": {
-                "path": "/activity/email/",
-                "request": body,
-                "s_query": None,
-                "results_limit": None,
-                "sort": None,
-                "matched": 2,
-                "sample": sample(lead, h),
-                "rendering": {
-                    "to": ["ann@example.com"],
-                    "cc": ["cc@example.com"],
-                    "bcc": [],
-                    "subject": "Hello",
-                    "body": "Hi Ann",
-                },
-                "notes": [],
+async def test_draft_is_created_at_once_with_the_exact_body(h: Harness) -> None:
+    lead = a_lead(h)
+    args = {
+        "lead_id": lead.id,
+        "to": ["ann@example.com"],
+        "cc": ["cc@example.com"],
+        "subject": "Hello",
+        "body_text": "Hi Ann",
+    }
+    result = await h.call("send_email", args)
+    body = {
+        "lead_id": lead.id,
+        "status": "draft",
+        "to": ["ann@example.com"],
+        "cc": ["cc@example.com"],
+        "subject": "Hello",
+        "body_text": "Hi Ann",
+    }
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+    saved = stored(h, body)
+    assert result == {
+        "status": "submitted",
+        "tool": "send_email",
+        "message": "Submitted: Create a draft email to ann@example.com (subject 'Hello') on "
+        f"lead {lead.display_name!r} ({saved['id']}).",
+        "preview": {
+            "path": "/activity/email/",
+            "request": body,
+            "s_query": None,
+            "results_limit": None,
+            "sort": None,
+            "matched": 2,
+            "sample": sample(lead, h),
+            "rendering": {
+                "to": ["ann@example.com"],
+                "cc": ["cc@example.com"],
+                "bcc": [],
+                "subject": "Hello",
+                "body": "Hi Ann",
             },
-            "confirmation_token": None,
-            "expires_at": None,
-            "reason": None,
-            "job": None,
-            "result": saved,
-            "snapshot": None,
-            "crm_data_notice": CRM_DATA_NOTICE,
-        }
-        assert saved["status"] == "draft"
+            "notes": [],
+        },
+        "confirmation_token": None,
+        "expires_at": None,
+        "reason": None,
+        "job": None,
+        "result": saved,
+        "snapshot": None,
+        "crm_data_notice": CRM_DATA_NOTICE,
+    }
+    assert saved["status"] == "draft"
 
 
 @pytest.mark.parametrize("status", ["sent", "inbox"])
-async def test_logged_emails_need_no_confirmation(mode: Mode, status: str) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h)
-        args = {
-            "lead_id": lead.id,
-            "status": status,
-            "to": ["me@sandbox.example"],
-            "subject": "Re: pricing",
-            "body_html": "<p>Thanks!</p>",
-            "sender": "Ann <ann@example.com>",
-        }
-        if status == "sent":
-            args["followup_date"] = "2026-01-09"
-        result = await h.call("send_email", args)
-        body = {k: v for k, v in args.items() if k != "followup_date"}
-        body = {"lead_id": lead.id, "status": status, **body}
-        if status == "sent":
-            body["followup_date"] = "2026-01-09"
-        assert result["status"] == "submitted"
-        assert posted(h) == [("POST", EMAIL_PATH, body)]
-        assert result["result"] == stored(h, body)
-        assert result["result"]["status"] == status
+async def test_logged_emails_need_no_confirmation(status: str, h: Harness) -> None:
+    lead = a_lead(h)
+    args = {
+        "lead_id": lead.id,
+        "status": status,
+        "to": ["me@sandbox.example"],
+        "subject": "Re: pricing",
+        "body_html": "<p>Thanks!</p>",
+        "sender": "Ann <ann@example.com>",
+    }
+    if status == "sent":
+        args["followup_date"] = "2026-01-09"
+    result = await h.call("send_email", args)
+    body = {k: v for k, v in args.items() if k != "followup_date"}
+    body = {"lead_id": lead.id, "status": status, **body}
+    if status == "sent":
+        body["followup_date"] = "2026-01-09"
+    assert result["status"] == "submitted"
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+    assert result["result"] == stored(h, body)
+    assert result["result"]["status"] == status
 
 
 @pytest.mark.parametrize("status", ["outbox", "scheduled"])
-async def test_sending_needs_confirmation_then_sends_once(mode: Mode, status: str) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h)
-        address = lead.contacts[0].emails[0]["email"]
-        args: dict[str, Any] = {
-            "lead_id": lead.id,
-            "status": status,
-            "subject": "Demo",
-            "body_text": "See you then.",
-            "sender": SENDER,
-        }
-        body: dict[str, Any] = {
-            "lead_id": lead.id,
-            "status": status,
-            "contact_id": lead.contacts[0].id,
-            "to": [address],
-            "subject": "Demo",
-            "body_text": "See you then.",
-            "sender": SENDER,
-        }
-        if status == "scheduled":
-            args["date_scheduled"] = LATER
-            body["date_scheduled"] = LATER
-        else:
-            args["send_in"] = 30
-            body["send_in"] = 30
+async def test_sending_needs_confirmation_then_sends_once(status: str, h: Harness) -> None:
+    lead = a_lead(h)
+    address = lead.contacts[0].emails[0]["email"]
+    args: dict[str, Any] = {
+        "lead_id": lead.id,
+        "status": status,
+        "subject": "Demo",
+        "body_text": "See you then.",
+        "sender": SENDER,
+    }
+    body: dict[str, Any] = {
+        "lead_id": lead.id,
+        "status": status,
+        "contact_id": lead.contacts[0].id,
+        "to": [address],
+        "subject": "Demo",
+        "body_text": "See you then.",
+        "sender": SENDER,
+    }
+    if status == "scheduled":
+        args["date_scheduled"] = LATER
+        body["date_scheduled"] = LATER
+    else:
+        args["send_in"] = 30
+        body["send_in"] = 30
 
-        first = await h.call("send_email", args)
-        assert first["status"] == "confirmation_required"
-        assert first["preview"]["request"] == body
-        assert first["preview"]["rendering"]["to"] == [address]
-        assert first["preview"]["rendering"]["body"] == "See you then."
-        assert first["expires_at"] == "2026-01-01T00:10:00+00:00"
-        assert h.writes() == []
+    first = await h.call("send_email", args)
+    assert first["status"] == "confirmation_required"
+    assert first["preview"]["request"] == body
+    assert first["preview"]["rendering"]["to"] == [address]
+    assert first["preview"]["rendering"]["body"] == "See you then."
+    assert first["expires_at"] == "2026-01-01T00:10:00+00:00"
+    assert h.writes() == []
 
-        done = await h.call(
-            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert done["status"] == "submitted"
-        assert posted(h) == [("POST", EMAIL_PATH, body)]
-        assert done["result"] == stored(h, body)
-        assert done["result"]["status"] == status
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "submitted"
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+    assert done["result"] == stored(h, body)
+    assert done["result"]["status"] == status
 
-        again = await h.call(
-            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert again["status"] == "refused"
-        assert again["reason"] == "the confirmation token was already used"
-        assert len(h.writes()) == 1
+    again = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert again["status"] == "refused"
+    assert again["reason"] == "the confirmation token was already used"
+    assert len(h.writes()) == 1
 
 
-async def test_a_token_for_other_arguments_is_refused(mode: Mode) -> None:
-    async with start(mode) as h:
-        args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
-        first = await h.call("send_email", args)
-        token = first["confirmation_token"]
-        other = await h.call("send_email", {**args, "body_text": "y", "confirmation_token": token})
-        assert other["status"] == "refused"
-        assert other["reason"] == (
-            "the confirmation token was issued for different arguments; confirm the new "
-            "preview instead"
-        )
-        assert h.writes() == []
+async def test_a_token_for_other_arguments_is_refused(h: Harness) -> None:
+    args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
+    first = await h.call("send_email", args)
+    token = first["confirmation_token"]
+    other = await h.call("send_email", {**args, "body_text": "y", "confirmation_token": token})
+    assert other["status"] == "refused"
+    assert other["reason"] == (
+        "the confirmation token was issued for different arguments; confirm the new preview instead"
+    )
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("status", ["draft", "outbox"])
-async def test_dry_run_previews_and_sends_nothing(mode: Mode, status: str) -> None:
-    async with start(mode) as h:
-        args = {
-            "lead_id": a_lead(h).id,
-            "status": status,
-            "to": ["ann@example.com"],
-            "body_text": "x",
-            "sender": SENDER,
-            "dry_run": True,
-        }
-        result = await h.call("send_email", args)
-        assert result["status"] == "preview"
-        assert result["confirmation_token"] is None
-        assert result["preview"]["request"]["status"] == status
-        assert h.writes() == []
-        assert h.sandbox.store.emails == {}
+async def test_dry_run_previews_and_sends_nothing(status: str, h: Harness) -> None:
+    args = {
+        "lead_id": a_lead(h).id,
+        "status": status,
+        "to": ["ann@example.com"],
+        "body_text": "x",
+        "sender": SENDER,
+        "dry_run": True,
+    }
+    result = await h.call("send_email", args)
+    assert result["status"] == "preview"
+    assert result["confirmation_token"] is None
+    assert result["preview"]["request"]["status"] == status
+    assert h.writes() == []
+    assert h.sandbox.store.emails == {}
 
 
-async def test_sending_without_confirmation_when_the_policy_allows_it(mode: Mode) -> None:
-    async with start(mode, confirm="delete") as h:
-        args = {
-            "lead_id": a_lead(h).id,
-            "status": "outbox",
-            "to": ["ann@example.com"],
-            "body_text": "x",
-            "sender": SENDER,
-        }
-        result = await h.call("send_email", args)
-        assert result["status"] == "submitted"
-        assert len(h.writes()) == 1
+@pytest.mark.harness(confirm="delete")
+async def test_sending_without_confirmation_when_the_policy_allows_it(h: Harness) -> None:
+    args = {
+        "lead_id": a_lead(h).id,
+        "status": "outbox",
+        "to": ["ann@example.com"],
+        "body_text": "x",
+        "sender": SENDER,
+    }
+    result = await h.call("send_email", args)
+    assert result["status"] == "submitted"
+    assert len(h.writes()) == 1
 
 
 # -- elicitation -------------------------------------------------------------------------------
 
 
-async def test_the_person_approves_a_send(mode: Mode) -> None:
-    async with start(mode, elicit=accept({"approve": True})) as h:
-        args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
-        first = await h.call("send_email", args)
-        assert h.questions == []
-        done = await h.call(
-            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert done["status"] == "submitted"
-        assert len(h.questions) == 1
-        assert h.questions[0].startswith("Send an email now to ")
-        assert len(h.writes()) == 1
+@pytest.mark.harness(elicit=accept({"approve": True}))
+async def test_the_person_approves_a_send(h: Harness) -> None:
+    args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
+    first = await h.call("send_email", args)
+    assert h.questions == []
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "submitted"
+    assert len(h.questions) == 1
+    assert h.questions[0].startswith("Send an email now to ")
+    assert len(h.writes()) == 1
 
 
-async def test_the_person_declines_a_send(mode: Mode, tmp_path: Path) -> None:
-    async with start(mode, elicit=decline(), audit_dir=tmp_path) as h:
-        args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
-        first = await h.call("send_email", args)
-        done = await h.call(
-            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        assert done["status"] == "refused"
-        assert done["reason"] == "the person declined the action"
-        assert h.writes() == []
-        assert [e["outcome"] for e in h.audit.entries()] == ["refused"]
+@pytest.mark.harness(elicit=decline(), audited=True)
+async def test_the_person_declines_a_send(h: Harness) -> None:
+    args = {"lead_id": a_lead(h).id, "status": "outbox", "body_text": "x", "sender": SENDER}
+    first = await h.call("send_email", args)
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "refused"
+    assert done["reason"] == "the person declined the action"
+    assert h.writes() == []
+    assert [e["outcome"] for e in h.audit.entries()] == ["refused"]
 
 
 # -- templates, recipients, lead and contact ---------------------------------------------------
 
 
-async def test_template_is_rendered_in_the_preview_and_by_close(mode: Mode) -> None:
-    async with start(mode) as h:
-        store = h.sandbox.store
-        lead = a_lead(h, contacts=2)
-        contact = lead.contacts[1]
-        template = next(t for t in store.templates.values() if t.name == "Intro")
-        args = {"lead_id": lead.id, "contact_id": contact.id, "template": "Intro"}
-        preview = await h.call("send_email", {**args, "dry_run": True})
-        # The seeded 'Intro' template for this lead and contact, rendered by hand (not by the
-        # sandbox's renderer, which also fills the email Close saves).
-        assert (lead.display_name, contact.name, store.me.first_name) == (
-            "Initech Inc.",
-            "Olga Cohen",
-            "Sandra",
+async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> None:
+    store = h.sandbox.store
+    lead = a_lead(h, contacts=2)
+    contact = lead.contacts[1]
+    template = email_template(store, "Intro")
+    args = {"lead_id": lead.id, "contact_id": contact.id, "template": "Intro"}
+    preview = await h.call("send_email", {**args, "dry_run": True})
+    # The seeded 'Intro' template for this lead and contact, rendered by hand (not by the
+    # sandbox's renderer, which also fills the email Close saves).
+    assert (lead.display_name, contact.name, store.me.first_name) == (
+        "Initech Inc.",
+        "Olga Cohen",
+        "Sandra",
+    )
+    expected = {
+        "subject": "Quick question for Initech Inc.",
+        "body": "Hi Olga,\n\nI work with teams like Initech Inc. on their sales process. "
+        "Worth a chat?\n\nSandra",
+    }
+    address = contact.emails[0]["email"]
+    assert address == "olga.173@initech.example"
+    assert preview["preview"]["rendering"] == {
+        "to": [address],
+        "cc": [],
+        "bcc": [],
+        "subject": expected["subject"],
+        "body": expected["body"],
+        "template": "Intro",
+    }
+    assert preview["preview"]["notes"] == [
+        f"to was empty: the email goes to {address}, the first address of contact "
+        f"{contact.id} ({contact.name}).",
+        "Close renders the template 'Intro' for this lead when it saves.",
+    ]
+    render = [r for r in h.sandbox.requests if r.path.endswith("/render/")]
+    assert [(r.path, r.query) for r in render] == [
+        (
+            f"/api/v1/email_template/{template.id}/render/",
+            {"lead_id": lead.id, "contact_id": contact.id},
         )
-        expected = {
-            "subject": "Quick question for Initech Inc.",
-            "body": "Hi Olga,\n\nI work with teams like Initech Inc. on their sales process. "
-            "Worth a chat?\n\nSandra",
-        }
-        address = contact.emails[0]["email"]
-        assert address == "olga.173@initech.example"
-        assert preview["preview"]["rendering"] == {
-            "to": [address],
-            "cc": [],
-            "bcc": [],
-            "subject": expected["subject"],
-            "body": expected["body"],
-            "template": "Intro",
-        }
-        assert preview["preview"]["notes"] == [
-            f"to was empty: the email goes to {address}, the first address of contact "
-            f"{contact.id} ({contact.name}).",
-            "Close renders the template 'Intro' for this lead when it saves.",
-        ]
-        render = [r for r in h.sandbox.requests if r.path.endswith("/render/")]
-        assert [(r.path, r.query) for r in render] == [
-            (
-                f"/api/v1/email_template/{template.id}/render/",
-                {"lead_id": lead.id, "contact_id": contact.id},
-            )
-        ]
-        assert h.writes() == []
+    ]
+    assert h.writes() == []
 
-        result = await h.call("send_email", args)
-        body = {
-            "lead_id": lead.id,
-            "status": "draft",
-            "contact_id": contact.id,
-            "to": [address],
-            "template_id": template.id,
-        }
-        assert posted(h) == [("POST", EMAIL_PATH, body)]
-        (email,) = store.emails.values()
-        assert email["subject"] == expected["subject"]
-        assert email["body_text"] == expected["body"]
-        assert result["result"]["subject"] == expected["subject"]
+    result = await h.call("send_email", args)
+    body = {
+        "lead_id": lead.id,
+        "status": "draft",
+        "contact_id": contact.id,
+        "to": [address],
+        "template_id": template.id,
+    }
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+    (email,) = store.emails.values()
+    assert email["subject"] == expected["subject"]
+    assert email["body_text"] == expected["body"]
+    assert result["result"]["subject"] == expected["subject"]
 
 
-async def test_template_given_by_id_keeps_the_subject_given(mode: Mode) -> None:
-    async with start(mode) as h:
-        template = next(t for t in h.sandbox.store.templates.values() if t.name == "Follow-up")
-        args = {
-            "lead_id": a_lead(h).id,
-            "template": template.id,
-            "subject": "Mine",
-            "dry_run": True,
-        }
-        preview = await h.call("send_email", args)
-        assert preview["preview"]["rendering"]["subject"] == "Mine"
-        assert preview["preview"]["request"]["template_id"] == template.id
-        assert preview["preview"]["request"]["subject"] == "Mine"
+async def test_template_given_by_id_keeps_the_subject_given(h: Harness) -> None:
+    template = email_template(h, "Follow-up")
+    args = {
+        "lead_id": a_lead(h).id,
+        "template": template.id,
+        "subject": "Mine",
+        "dry_run": True,
+    }
+    preview = await h.call("send_email", args)
+    assert preview["preview"]["rendering"]["subject"] == "Mine"
+    assert preview["preview"]["request"]["template_id"] == template.id
+    assert preview["preview"]["request"]["subject"] == "Mine"
 
 
-async def test_to_defaults_to_the_given_contact(mode: Mode) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h, contacts=2)
-        contact = lead.contacts[1]
-        args = {"lead_id": lead.id, "contact_id": contact.id, "body_text": "x", "dry_run": True}
-        preview = await h.call("send_email", args)
-        assert preview["preview"]["request"] == {
-            "lead_id": lead.id,
-            "status": "draft",
-            "contact_id": contact.id,
-            "to": [contact.emails[0]["email"]],
-            "body_text": "x",
-        }
+async def test_to_defaults_to_the_given_contact(h: Harness) -> None:
+    lead = a_lead(h, contacts=2)
+    contact = lead.contacts[1]
+    args = {"lead_id": lead.id, "contact_id": contact.id, "body_text": "x", "dry_run": True}
+    preview = await h.call("send_email", args)
+    assert preview["preview"]["request"] == {
+        "lead_id": lead.id,
+        "status": "draft",
+        "contact_id": contact.id,
+        "to": [contact.emails[0]["email"]],
+        "body_text": "x",
+    }
 
 
-async def test_inbox_keeps_to_as_given(mode: Mode) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h)
-        args = {
-            "lead_id": lead.id,
-            "status": "inbox",
-            "body_text": "x",
-            "sender": "ann@example.com",
-            "dry_run": True,
-        }
-        preview = await h.call("send_email", args)
-        assert preview["preview"]["request"] == {
-            "lead_id": lead.id,
-            "status": "inbox",
-            "body_text": "x",
-            "sender": "ann@example.com",
-        }
-        assert preview["message"] == (
-            "Preview only, nothing was sent: Log a received email from ann@example.com on lead "
-            f"{lead.display_name!r}."
-        )
+async def test_inbox_keeps_to_as_given(h: Harness) -> None:
+    lead = a_lead(h)
+    args = {
+        "lead_id": lead.id,
+        "status": "inbox",
+        "body_text": "x",
+        "sender": "ann@example.com",
+        "dry_run": True,
+    }
+    preview = await h.call("send_email", args)
+    assert preview["preview"]["request"] == {
+        "lead_id": lead.id,
+        "status": "inbox",
+        "body_text": "x",
+        "sender": "ann@example.com",
+    }
+    assert preview["message"] == (
+        "Preview only, nothing was sent: Log a received email from ann@example.com on lead "
+        f"{lead.display_name!r}."
+    )
 
 
-async def test_email_account_is_resolved_and_must_own_the_sender(mode: Mode) -> None:
-    async with start(mode) as h:
-        account = next(
-            a
-            for a in h.sandbox.store.email_accounts.values()
-            if a.identities[0]["email"] == "sandra.box@gmail.example"
-        )
-        args = {
-            "lead_id": a_lead(h).id,
-            "body_text": "x",
-            "email_account": "sandra.box@gmail.example",
-            "dry_run": True,
-        }
-        preview = await h.call("send_email", {**args, "sender": "sandra.box@gmail.example"})
-        assert preview["preview"]["request"]["email_account_id"] == account.id
-        assert preview["preview"]["request"]["sender"] == "sandra.box@gmail.example"
+async def test_email_account_is_resolved_and_must_own_the_sender(h: Harness) -> None:
+    account = next(
+        a
+        for a in h.sandbox.store.email_accounts.values()
+        if a.identities[0]["email"] == "sandra.box@gmail.example"
+    )
+    args = {
+        "lead_id": a_lead(h).id,
+        "body_text": "x",
+        "email_account": "sandra.box@gmail.example",
+        "dry_run": True,
+    }
+    preview = await h.call("send_email", {**args, "sender": "sandra.box@gmail.example"})
+    assert preview["preview"]["request"]["email_account_id"] == account.id
+    assert preview["preview"]["request"]["sender"] == "sandra.box@gmail.example"
 
-        error = await h.error("send_email", {**args, "sender": "other@example.com"})
-        assert error == (
-            f"sender: 'other@example.com' is not an identity of {account.id}; "
-            "allowed: sandra.box@gmail.example"
-        )
-        assert h.writes() == []
-
-
-async def test_contact_of_another_lead_is_refused(mode: Mode) -> None:
-    async with start(mode) as h:
-        leads = list(h.sandbox.store.leads.values())
-        lead, other = leads[0], leads[1]
-        args = {"lead_id": lead.id, "contact_id": other.contacts[0].id, "body_text": "x"}
-        error = await h.error("send_email", args)
-        listed = ", ".join(f"{c.id} ({c.name})" for c in lead.contacts)
-        assert error == (
-            f"contact_id: {other.contacts[0].id!r} is not a contact of lead {lead.id}; "
-            f"its contacts: {listed}"
-        )
-        assert h.writes() == []
+    error = await h.error("send_email", {**args, "sender": "other@example.com"})
+    assert error == (
+        f"sender: 'other@example.com' is not an identity of {account.id}; "
+        "allowed: sandra.box@gmail.example"
+    )
+    assert h.writes() == []
 
 
-async def test_unknown_lead_is_refused(mode: Mode) -> None:
-    async with start(mode) as h:
-        error = await h.error("send_email", {"lead_id": "lead_nope", "body_text": "x"})
-        assert error == "lead_id: Close has no lead 'lead_nope' (or this key cannot see it)"
-        assert h.writes() == []
+async def test_contact_of_another_lead_is_refused(h: Harness) -> None:
+    leads = list(h.sandbox.store.leads.values())
+    lead, other = leads[0], leads[1]
+    args = {"lead_id": lead.id, "contact_id": other.contacts[0].id, "body_text": "x"}
+    error = await h.error("send_email", args)
+    listed = ", ".join(f"{c.id} ({c.name})" for c in lead.contacts)
+    assert error == (
+        f"contact_id: {other.contacts[0].id!r} is not a contact of lead {lead.id}; "
+        f"its contacts: {listed}"
+    )
+    assert h.writes() == []
 
 
-async def test_sending_to_a_lead_without_addresses_is_refused(mode: Mode) -> None:
-    async with start(mode) as h:
-        lead = a_lead(h)
-        for contact in lead.contacts:
-            contact.emails = []
-        args = {"lead_id": lead.id, "status": "outbox", "body_text": "x", "sender": SENDER}
-        error = await h.error("send_email", args)
-        assert error == (
-            f"to: status outbox sends the email, so it needs a recipient, and lead "
-            f"{lead.id} has no contact with an email address; pass to"
-        )
-        assert h.writes() == []
-        # A draft may wait for its recipient.
-        draft = await h.call("send_email", {"lead_id": lead.id, "body_text": "x"})
-        assert draft["preview"]["request"] == {
-            "lead_id": lead.id,
-            "status": "draft",
-            "body_text": "x",
-        }
+async def test_unknown_lead_is_refused(h: Harness) -> None:
+    error = await h.error("send_email", {"lead_id": "lead_nope", "body_text": "x"})
+    assert error == "lead_id: Close has no lead 'lead_nope' (or this key cannot see it)"
+    assert h.writes() == []
+
+
+async def test_sending_to_a_lead_without_addresses_is_refused(h: Harness) -> None:
+    lead = a_lead(h)
+    for contact in lead.contacts:
+        contact.emails = []
+    args = {"lead_id": lead.id, "status": "outbox", "body_text": "x", "sender": SENDER}
+    error = await h.error("send_email", args)
+    assert error == (
+        f"to: status outbox sends the email, so it needs a recipient, and lead "
+        f"{lead.id} has no contact with an email address; pass to"
+    )
+    assert h.writes() == []
+    # A draft may wait for its recipient.
+    draft = await h.call("send_email", {"lead_id": lead.id, "body_text": "x"})
+    assert draft["preview"]["request"] == {
+        "lead_id": lead.id,
+        "status": "draft",
+        "body_text": "x",
+    }
 
 
 # -- Close's rules: each a tool error naming the field, and nothing sent ------------------------
@@ -561,14 +534,13 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-async def test_rules_are_enforced_before_sending(mode: Mode) -> None:
-    async with start(mode) as h:
-        intro = next(t.id for t in h.sandbox.store.templates.values() if t.name == "Intro")
-        lead_id = a_lead(h).id
-        for name, args, message in RULES:
-            error = await h.error("send_email", {"lead_id": lead_id, **args})
-            assert error == message.replace("(ID)", f"({intro})"), name
-        assert h.writes() == []
+async def test_rules_are_enforced_before_sending(h: Harness) -> None:
+    intro = template_id(h, "Intro")
+    lead_id = a_lead(h).id
+    for name, args, message in RULES:
+        error = await h.error("send_email", {"lead_id": lead_id, **args})
+        assert error == message.replace("(ID)", f"({intro})"), name
+    assert h.writes() == []
 
 
 SCHEMA_RULES: list[tuple[str, dict[str, Any], str]] = [
@@ -611,89 +583,84 @@ SCHEMA_RULES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-async def test_schema_limits_are_checked_before_anything_is_read(mode: Mode) -> None:
-    async with start(mode) as h:
-        base = {"lead_id": a_lead(h).id, "body_text": "x", "sender": SENDER}
-        for name, args, message in SCHEMA_RULES:
-            error = await h.error("send_email", {**base, **args})
-            assert error == message, name
-        assert h.sandbox.requests == []
+async def test_schema_limits_are_checked_before_anything_is_read(h: Harness) -> None:
+    base = {"lead_id": a_lead(h).id, "body_text": "x", "sender": SENDER}
+    for name, args, message in SCHEMA_RULES:
+        error = await h.error("send_email", {**base, **args})
+        assert error == message, name
+    assert h.sandbox.requests == []
 
 
-async def test_a_body_of_exactly_one_mebibyte_is_accepted(mode: Mode) -> None:
-    async with start(mode) as h:
-        big = "b" * 1_048_576
-        args = {"lead_id": a_lead(h).id, "to": ["ann@example.com"], "body_text": big}
-        result = await h.call("send_email", {**args, "subject": "s" * 1000})
-        assert result["status"] == "submitted"
-        assert (
-            result["preview"]["rendering"]["body"] == "b" * 2000 + "… (1048576 characters in all)"
-        )
-        ((_, _, body),) = posted(h)
-        assert body["body_text"] == big
+async def test_a_body_of_exactly_one_mebibyte_is_accepted(h: Harness) -> None:
+    big = "b" * 1_048_576
+    args = {"lead_id": a_lead(h).id, "to": ["ann@example.com"], "body_text": big}
+    result = await h.call("send_email", {**args, "subject": "s" * 1000})
+    assert result["status"] == "submitted"
+    assert result["preview"]["rendering"]["body"] == "b" * 2000 + "… (1048576 characters in all)"
+    ((_, _, body),) = posted(h)
+    assert body["body_text"] == big
 
 
 # -- audit and annotations ---------------------------------------------------------------------
 
 
-async def test_audit_lines_for_submitted_and_refused_emails(mode: Mode, tmp_path: Path) -> None:
-    async with start(mode, audit_dir=tmp_path) as h:
-        lead = a_lead(h)
-        draft = {"lead_id": lead.id, "to": ["ann@example.com"], "body_text": "x"}
-        created = await h.call("send_email", draft)
-        send = {**draft, "status": "outbox", "sender": SENDER}
-        first = await h.call("send_email", send)
-        await h.call("send_email", {**send, "confirmation_token": first["confirmation_token"]})
-        await h.call("send_email", {**send, "confirmation_token": first["confirmation_token"]})
-        entries = h.audit.entries()
-        sent_id = next(e for e in h.sandbox.store.emails if e != created["result"]["id"])
-        body = {"lead_id": lead.id, "status": "draft", "to": ["ann@example.com"], "body_text": "x"}
-        outbox = {**body, "status": "outbox", "sender": SENDER}
-        base: dict[str, Any] = {"time": "2026-01-01T00:00:00+00:00", "tool": "send_email"}
-        base |= {"path": "/activity/email/", "matched": 1}
-        assert entries == [
-            {**base, "outcome": "submitted", "request": body, "job_id": created["result"]["id"]},
-            {**base, "outcome": "submitted", "request": outbox, "job_id": sent_id},
-            {
-                **base,
-                "outcome": "refused",
-                "request": outbox,
-                "reason": "the confirmation token was already used",
-            },
-        ]
+@pytest.mark.harness(audited=True)
+async def test_audit_lines_for_submitted_and_refused_emails(h: Harness) -> None:
+    lead = a_lead(h)
+    draft = {"lead_id": lead.id, "to": ["ann@example.com"], "body_text": "x"}
+    created = await h.call("send_email", draft)
+    send = {**draft, "status": "outbox", "sender": SENDER}
+    first = await h.call("send_email", send)
+    await h.call("send_email", {**send, "confirmation_token": first["confirmation_token"]})
+    await h.call("send_email", {**send, "confirmation_token": first["confirmation_token"]})
+    entries = h.audit.entries()
+    sent_id = next(e for e in h.sandbox.store.emails if e != created["result"]["id"])
+    body = {"lead_id": lead.id, "status": "draft", "to": ["ann@example.com"], "body_text": "x"}
+    outbox = {**body, "status": "outbox", "sender": SENDER}
+    base: dict[str, Any] = {"time": "2026-01-01T00:00:00+00:00", "tool": "send_email"}
+    base |= {"path": "/activity/email/", "matched": 1}
+    assert entries == [
+        {**base, "outcome": "submitted", "request": body, "job_id": created["result"]["id"]},
+        {**base, "outcome": "submitted", "request": outbox, "job_id": sent_id},
+        {
+            **base,
+            "outcome": "refused",
+            "request": outbox,
+            "reason": "the confirmation token was already used",
+        },
+    ]
 
 
-async def test_send_email_is_listed_with_explicit_annotations(mode: Mode) -> None:
-    async with start(mode) as h:
-        tools = {t.name: t for t in (await h.client.list_tools()).tools}
-        tool = tools["send_email"]
-        assert tool.annotations is not None
-        assert tool.annotations.read_only_hint is False
-        assert tool.annotations.destructive_hint is True
-        assert tool.annotations.idempotent_hint is False
-        assert tool.annotations.open_world_hint is True
-        props = tool.input_schema["properties"]
-        assert set(props) == {
-            "lead_id", "contact_id", "to", "cc", "bcc", "subject", "body_text", "body_html",
-            "template", "status", "sender", "email_account", "date_scheduled", "send_in",
-            "followup_date", "dry_run", "confirmation_token",
-        }  # fmt: skip
-        assert tool.input_schema["required"] == ["lead_id"]
-        assert props["send_in"] == {
-            "description": "outbox only: delay sending by 0-59 seconds.",
-            "exclusiveMaximum": 60,
-            "minimum": 0,
-            "type": "integer",
-        }
-        assert props["subject"] == {
-            "description": "Subject (a template supplies one).",
-            "maxLength": 1000,
-            "type": "string",
-        }
+async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> None:
+    tools = {t.name: t for t in (await h.client.list_tools()).tools}
+    tool = tools["send_email"]
+    assert tool.annotations is not None
+    assert tool.annotations.read_only_hint is False
+    assert tool.annotations.destructive_hint is True
+    assert tool.annotations.idempotent_hint is False
+    assert tool.annotations.open_world_hint is True
+    props = tool.input_schema["properties"]
+    assert set(props) == {
+        "lead_id", "contact_id", "to", "cc", "bcc", "subject", "body_text", "body_html",
+        "template", "status", "sender", "email_account", "date_scheduled", "send_in",
+        "followup_date", "dry_run", "confirmation_token",
+    }  # fmt: skip
+    assert tool.input_schema["required"] == ["lead_id"]
+    assert props["send_in"] == {
+        "description": "outbox only: delay sending by 0-59 seconds.",
+        "exclusiveMaximum": 60,
+        "minimum": 0,
+        "type": "integer",
+    }
+    assert props["subject"] == {
+        "description": "Subject (a template supplies one).",
+        "maxLength": 1000,
+        "type": "string",
+    }
 
 
-async def test_send_toolset_off_removes_the_tool(mode: Mode) -> None:
-    async with start(mode, toolsets="search,jobs") as h:
-        names = {t.name for t in (await h.client.list_tools()).tools}
-        assert "send_email" not in names
-        assert {"pause_bulk_job", "resume_bulk_job"} <= names
+@pytest.mark.harness(toolsets="search,jobs")
+async def test_send_toolset_off_removes_the_tool(h: Harness) -> None:
+    names = {t.name for t in (await h.client.list_tools()).tools}
+    assert "send_email" not in names
+    assert {"pause_bulk_job", "resume_bulk_job"} <= names

@@ -43,6 +43,7 @@ from mcp import types
 
 from close_mcp.writes.tokens import TOKEN_TTL_S
 from tests.harness import Harness, Mode
+from tests.ids import status_id
 from tests.reliability.support import check_outcome, guarded_kind, record
 
 ANSWERS: Final = (
@@ -109,7 +110,7 @@ def _actions(h: Harness) -> dict[str, Action]:
     store = h.sandbox.store
     account = next(iter(store.email_accounts.values()))
     identity = account.identities[0]["email"]
-    customer = next(s.id for s in store.statuses.values() if s.label == "Customer")
+    customer = status_id(store, "Customer")
     lead = next(lead for lead in store.leads.values() if lead.status_id == customer)
     qualified = {"filter": {"lead_status": "Qualified"}}
     bad_fit = {"filter": {"lead_status": "Bad Fit"}}
@@ -237,7 +238,7 @@ class ConfirmationMachine(RuleBasedStateMachine):
             return 1  # one recipient
         store = self.h.sandbox.store
         self.h.sandbox.jobs.advance_all(self.h.clock.time())  # as the next request would
-        sid = next(s.id for s in store.statuses.values() if s.label == action.status_label)
+        sid = status_id(store, action.status_label)
         return sum(1 for lead in store.leads.values() if lead.status_id == sid)
 
     def _replayed(self, token: Token, action: Action) -> bool:
@@ -406,7 +407,7 @@ class ConfirmationMachine(RuleBasedStateMachine):
         lead = store.leads[leads[which % len(leads)]]
         if lead.id == self.actions["send_now"].args["lead_id"]:
             return  # the one-email action's lead stays a Customer, so it is never deleted
-        lead.status_id = next(s.id for s in store.statuses.values() if s.label == into)
+        lead.status_id = status_id(store, into)
 
     @rule(token=tokens, early=st.booleans())
     def confirm_at_expiry(self, token: Token, early: bool) -> None:

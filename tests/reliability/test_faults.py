@@ -27,7 +27,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.faults import FaultKind
-from tests.harness import Harness
+from tests.harness import Harness, StartHarness
 from tests.reliability.support import GateClock, record
 
 pytestmark = pytest.mark.anyio
@@ -75,18 +75,25 @@ RECOVERABLE: list[tuple[FaultKind, int]] = [
 @pytest.mark.parametrize(("kind", "count"), RECOVERABLE)
 @pytest.mark.parametrize(("tool", "args", "path", "method"), READS)
 async def test_read_recovers_to_the_same_answer(
-    tool: str, args: dict[str, Any], path: str, method: str, kind: FaultKind, count: int
+    tool: str,
+    args: dict[str, Any],
+    path: str,
+    method: str,
+    kind: FaultKind,
+    count: int,
+    start_harness: StartHarness,
 ) -> None:
-    async with Harness.start() as clean:
-        expected = await clean.call(tool, args)
-    async with Harness.start() as h:
-        _inject(h, kind, count, path, method)
-        assert await h.call(tool, args) == expected
-        faulted = [r for r in h.sandbox.requests if r.path == "/api/v1/" + path]
-        # each fault answered once, then the real answer; a slow answer is the real one
-        assert len(faulted) == (1 if kind == "slow" else count + 1)
-        assert h.writes() == []
-        _all_served(h, {kind: count})
+    clean = await start_harness()
+    expected = await clean.call(tool, args)
+
+    h = await start_harness()
+    _inject(h, kind, count, path, method)
+    assert await h.call(tool, args) == expected
+    faulted = [r for r in h.sandbox.requests if r.path == "/api/v1/" + path]
+    # each fault answered once, then the real answer; a slow answer is the real one
+    assert len(faulted) == (1 if kind == "slow" else count + 1)
+    assert h.writes() == []
+    _all_served(h, {kind: count})
 
 
 GIVE_UP: list[tuple[FaultKind, int, str]] = [
@@ -122,25 +129,24 @@ async def test_read_that_keeps_failing_says_why(
     kind: FaultKind,
     count: int,
     message: str,
+    h: Harness,
 ) -> None:
-    async with Harness.start() as h:
-        _inject(h, kind, count, path, method)
-        error = await h.error(tool, args)
-        assert error == message.format(method=method, path=path)
-        _all_served(h, {kind: count})
-        # and the server is fine afterwards
-        assert (await h.call("search_leads", QUALIFIED))["total"] > 0
+    _inject(h, kind, count, path, method)
+    error = await h.error(tool, args)
+    assert error == message.format(method=method, path=path)
+    _all_served(h, {kind: count})
+    # and the server is fine afterwards
+    assert (await h.call("search_leads", QUALIFIED))["total"] > 0
 
 
-async def test_rate_limit_waits_follow_reset() -> None:
+async def test_rate_limit_waits_follow_reset(h: Harness) -> None:
     """Each 429's `reset` is waited out (that concurrent calls share the wait is tested in
     tests/test_client.py with calls made during it)."""
-    async with Harness.start() as h:
-        _inject(h, "rate_limit", 3, "data/search/", "POST", seconds=1.5)
-        before = h.clock.time()
-        await h.call("search_leads", QUALIFIED)
-        assert h.clock.time() - before == pytest.approx(4.5)
-        _all_served(h, {"rate_limit": 3})
+    _inject(h, "rate_limit", 3, "data/search/", "POST", seconds=1.5)
+    before = h.clock.time()
+    await h.call("search_leads", QUALIFIED)
+    assert h.clock.time() - before == pytest.approx(4.5)
+    _all_served(h, {"rate_limit": 3})
 
 
 # -- ambiguous bulk POSTs: reconciled, never two jobs ----------------------------------------
@@ -170,48 +176,48 @@ def _posts(h: Harness, path: str = DELETE_PATH) -> int:
 
 
 @pytest.mark.parametrize("kind", AMBIGUOUS)
+@pytest.mark.harness(audited=True)
 async def test_ambiguous_bulk_post_is_reconciled_to_the_one_job(
-    kind: FaultKind, tmp_path: Path
+    kind: FaultKind, h: Harness
 ) -> None:
-    async with Harness.start(audit_dir=tmp_path) as h:
-        token = await _delete_token(h)
-        _inject(h, kind, 1, "bulk_action/delete/", "POST")
-        done = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        (job_id,) = _jobs(h)
-        assert done["status"] == "submitted"
-        assert done["job"]["id"] == job_id
-        assert _posts(h) == 1
-        # the same token again: refused, nothing resent
-        again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert again["status"] == "refused"
-        assert _posts(h) == 1
-        assert _jobs(h) == [job_id]
-        outcomes = [(e["outcome"], e.get("job_id")) for e in h.audit.entries()]
-        assert outcomes[0] == ("submitted", job_id)
-        _all_served(h, {kind: 1})
+    token = await _delete_token(h)
+    _inject(h, kind, 1, "bulk_action/delete/", "POST")
+    done = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    (job_id,) = _jobs(h)
+    assert done["status"] == "submitted"
+    assert done["job"]["id"] == job_id
+    assert _posts(h) == 1
+    # the same token again: refused, nothing resent
+    again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert again["status"] == "refused"
+    assert _posts(h) == 1
+    assert _jobs(h) == [job_id]
+    outcomes = [(e["outcome"], e.get("job_id")) for e in h.audit.entries()]
+    assert outcomes[0] == ("submitted", job_id)
+    _all_served(h, {kind: 1})
 
 
 @pytest.mark.parametrize(("kind", "start"), NOTHING_DONE)
+@pytest.mark.harness(audited=True)
 async def test_failed_bulk_post_reports_outcome_unknown_and_never_resends(
-    kind: FaultKind, start: str, tmp_path: Path
+    kind: FaultKind, start: str, h: Harness
 ) -> None:
-    async with Harness.start(audit_dir=tmp_path) as h:
-        token = await _delete_token(h)
-        _inject(h, kind, 1, "bulk_action/delete/", "POST")
-        error = await h.error("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert error == (
-            f"{start}, so it is unknown whether it was carried out. Check before trying again. "
-            "Nothing matching was found among the recent bulk delete jobs (list_bulk_jobs); "
-            "look there before trying again. (POST bulk_action/delete/)"
-        )
-        assert _jobs(h) == []
-        assert _posts(h) == 1
-        again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert again["status"] == "refused"
-        assert again["reason"] == "the confirmation token was already used"
-        assert _posts(h) == 1
-        assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown", "refused"]
-        _all_served(h, {kind: 1})
+    token = await _delete_token(h)
+    _inject(h, kind, 1, "bulk_action/delete/", "POST")
+    error = await h.error("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert error == (
+        f"{start}, so it is unknown whether it was carried out. Check before trying again. "
+        "Nothing matching was found among the recent bulk delete jobs (list_bulk_jobs); "
+        "look there before trying again. (POST bulk_action/delete/)"
+    )
+    assert _jobs(h) == []
+    assert _posts(h) == 1
+    again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert again["status"] == "refused"
+    assert again["reason"] == "the confirmation token was already used"
+    assert _posts(h) == 1
+    assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown", "refused"]
+    _all_served(h, {kind: 1})
 
 
 class FailListingsAfterPost(httpx.AsyncBaseTransport):
@@ -232,7 +238,7 @@ class FailListingsAfterPost(httpx.AsyncBaseTransport):
 
 
 async def test_reconcile_that_cannot_list_jobs_still_says_outcome_unknown(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start_harness: StartHarness
 ) -> None:
     """The job was created, the answer lost, and the listing fails too: the error must not
     read like an ordinary failure to retry, and the audit must record the unknown outcome."""
@@ -240,49 +246,46 @@ async def test_reconcile_that_cannot_list_jobs_still_says_outcome_unknown(
     sandbox = Sandbox(n_leads=120, clock=clock)
     transport = FailListingsAfterPost(sandbox.transport())
     monkeypatch.setattr(sandbox, "transport", lambda: transport)
-    async with Harness.start(sandbox=sandbox, clock=clock, audit_dir=tmp_path) as h:
-        token = await _delete_token(h)
-        _inject(h, "after_commit", 1, "bulk_action/delete/", "POST")
-        error = await h.error("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert error == (
-            "Close answered the write with 504, so it is unknown whether it was carried out. "
-            "Check before trying again. Looking among the recent bulk delete jobs "
-            "(list_bulk_jobs) failed too (Close had an internal error (503); try again "
-            "shortly.): it could not be checked; look there before trying again. "
-            "(POST bulk_action/delete/)"
-        )
-        assert transport.failed == 4  # the listing was retried, the POST never was
-        assert len(_jobs(h)) == 1
-        assert _posts(h) == 1
-        assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown"]
-        _all_served(h, {"after_commit": 1})
-        _count("5xx", transport.failed)  # the listing's 503s, served by the wrapper above
+    h = await start_harness(sandbox=sandbox, clock=clock, audit_dir=tmp_path)
+    token = await _delete_token(h)
+    _inject(h, "after_commit", 1, "bulk_action/delete/", "POST")
+    error = await h.error("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert error == (
+        "Close answered the write with 504, so it is unknown whether it was carried out. "
+        "Check before trying again. Looking among the recent bulk delete jobs "
+        "(list_bulk_jobs) failed too (Close had an internal error (503); try again "
+        "shortly.): it could not be checked; look there before trying again. "
+        "(POST bulk_action/delete/)"
+    )
+    assert transport.failed == 4  # the listing was retried, the POST never was
+    assert len(_jobs(h)) == 1
+    assert _posts(h) == 1
+    assert [e["outcome"] for e in h.audit.entries()] == ["outcome_unknown"]
+    _all_served(h, {"after_commit": 1})
+    _count("5xx", transport.failed)  # the listing's 503s, served by the wrapper above
 
 
-async def test_ambiguous_email_post_is_reconciled_from_the_leads_activities() -> None:
-    async with Harness.start() as h:
-        lead = next(iter(h.sandbox.store.leads.values()))
-        account = next(iter(h.sandbox.store.email_accounts.values()))
-        sender = f'"Sandra" <{account.identities[0]["email"]}>'
-        args = {
-            "lead_id": lead.id,
-            "to": ["buyer@example.com"],
-            "subject": "Hello",
-            "body_text": "Hi",
-            "status": "outbox",
-            "sender": sender,
-        }
-        first = await h.call("send_email", args)
-        assert first["status"] == "confirmation_required"
-        _inject(h, "timeout_after_commit", 1, "activity/email/", "POST")
-        done = await h.call(
-            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
-        )
-        emails = [e for e in h.sandbox.store.emails.values() if e.get("lead_id") == lead.id]
-        assert done["status"] == "submitted"
-        assert [e["id"] for e in emails if e.get("subject") == "Hello"] == [done["result"]["id"]]
-        assert _posts(h, "/api/v1/activity/email/") == 1
-        _all_served(h, {"timeout_after_commit": 1})
+async def test_ambiguous_email_post_is_reconciled_from_the_leads_activities(h: Harness) -> None:
+    lead = next(iter(h.sandbox.store.leads.values()))
+    account = next(iter(h.sandbox.store.email_accounts.values()))
+    sender = f'"Sandra" <{account.identities[0]["email"]}>'
+    args = {
+        "lead_id": lead.id,
+        "to": ["buyer@example.com"],
+        "subject": "Hello",
+        "body_text": "Hi",
+        "status": "outbox",
+        "sender": sender,
+    }
+    first = await h.call("send_email", args)
+    assert first["status"] == "confirmation_required"
+    _inject(h, "timeout_after_commit", 1, "activity/email/", "POST")
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    emails = [e for e in h.sandbox.store.emails.values() if e.get("lead_id") == lead.id]
+    assert done["status"] == "submitted"
+    assert [e["id"] for e in emails if e.get("subject") == "Hello"] == [done["result"]["id"]]
+    assert _posts(h, "/api/v1/activity/email/") == 1
+    _all_served(h, {"timeout_after_commit": 1})
 
 
 # -- a cancelled call leaves nothing half-sent ------------------------------------------------
@@ -308,21 +311,21 @@ async def _cancel_in_flight(h: Harness, gate: GateClock, args: dict[str, Any]) -
     return not finished
 
 
-async def test_call_cancelled_before_close_acted_sends_nothing() -> None:
+async def test_call_cancelled_before_close_acted_sends_nothing(start_harness: StartHarness) -> None:
     gate = GateClock(hold_seconds=7.0)
-    async with Harness.start(sandbox=Sandbox(n_leads=120, clock=gate), clock=gate) as h:
-        token = await _delete_token(h)
-        _inject(h, "slow", 1, "bulk_action/delete/", "POST", seconds=7.0)
-        assert await _cancel_in_flight(h, gate, {**QUALIFIED, "confirmation_token": token})
-        # the POST reached Close, which was holding it (slow) when the call was cancelled
-        assert _posts(h) == 1
-        assert _jobs(h) == []
-        _all_served(h, {"slow": 1})
-        again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert again["status"] == "refused"
-        assert again["reason"] == "the confirmation token was already used"
-        assert _posts(h) == 1  # the refusal sent nothing
-        assert _jobs(h) == []
+    h = await start_harness(sandbox=Sandbox(n_leads=120, clock=gate), clock=gate)
+    token = await _delete_token(h)
+    _inject(h, "slow", 1, "bulk_action/delete/", "POST", seconds=7.0)
+    assert await _cancel_in_flight(h, gate, {**QUALIFIED, "confirmation_token": token})
+    # the POST reached Close, which was holding it (slow) when the call was cancelled
+    assert _posts(h) == 1
+    assert _jobs(h) == []
+    _all_served(h, {"slow": 1})
+    again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert again["status"] == "refused"
+    assert again["reason"] == "the confirmation token was already used"
+    assert _posts(h) == 1  # the refusal sent nothing
+    assert _jobs(h) == []
 
 
 class HoldAfterAnswer(httpx.AsyncBaseTransport):
@@ -347,7 +350,7 @@ class HoldAfterAnswer(httpx.AsyncBaseTransport):
 
 
 async def test_call_cancelled_after_close_acted_leaves_exactly_one_job(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start_harness: StartHarness
 ) -> None:
     gate = GateClock(hold_seconds=7.0)
     sandbox = Sandbox(n_leads=120, clock=gate)
@@ -356,16 +359,16 @@ async def test_call_cancelled_after_close_acted_leaves_exactly_one_job(
         inner, gate, lambda r: r.method == "POST" and r.url.path == DELETE_PATH
     )
     monkeypatch.setattr(sandbox, "transport", lambda: holding)
-    async with Harness.start(sandbox=sandbox, clock=gate, audit_dir=tmp_path) as h:
-        token = await _delete_token(h)
-        cancelled = await _cancel_in_flight(h, gate, {**QUALIFIED, "confirmation_token": token})
-        assert len(_jobs(h)) == 1
-        assert _posts(h) == 1
-        again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
-        assert again["status"] == "refused"
-        assert _posts(h) == 1
-        assert len(_jobs(h)) == 1
-        record("cancel after commit", f"call cancelled: {cancelled}; jobs: 1; POSTs: 1")
-        if cancelled:
-            # the audit says the outcome is unknown rather than nothing at all
-            assert [e["outcome"] for e in h.audit.entries()][:1] == ["outcome_unknown"]
+    h = await start_harness(sandbox=sandbox, clock=gate, audit_dir=tmp_path)
+    token = await _delete_token(h)
+    cancelled = await _cancel_in_flight(h, gate, {**QUALIFIED, "confirmation_token": token})
+    assert len(_jobs(h)) == 1
+    assert _posts(h) == 1
+    again = await h.call("create_bulk_delete", {**QUALIFIED, "confirmation_token": token})
+    assert again["status"] == "refused"
+    assert _posts(h) == 1
+    assert len(_jobs(h)) == 1
+    record("cancel after commit", f"call cancelled: {cancelled}; jobs: 1; POSTs: 1")
+    if cancelled:
+        # the audit says the outcome is unknown rather than nothing at all
+        assert [e["outcome"] for e in h.audit.entries()][:1] == ["outcome_unknown"]

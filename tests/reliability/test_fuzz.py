@@ -66,6 +66,7 @@ from mcp import MCPError, types
 from close_mcp.sandbox import RecordedRequest
 from close_mcp.writes.tokens import ConfirmationTokens, canonical_json
 from tests.harness import Harness, Mode, run_to_done, text_of
+from tests.ids import status_id
 from tests.reliability.support import (
     API,
     HUGE,
@@ -199,13 +200,9 @@ EVERYTHING: Final = {
 }
 
 
-def _status_id(h: Harness, label: str) -> str:
-    return next(s.id for s in h.sandbox.store.statuses.values() if s.label == label)
-
-
 def _seed_jobs(h: Harness) -> None:
     """A few finished jobs in the sandbox, so job tools also see ids that exist."""
-    status = _status_id(h, "Potential")
+    status = status_id(h, "Potential")
     for kind, extra in (
         ("edit", {"type": "set_lead_status", "lead_status_id": status}),
         ("delete", {}),
@@ -241,7 +238,7 @@ async def _seed_revertable_edits(h: Harness) -> list[str]:
 
 def _seed_controllable_jobs(h: Harness, running: int, paused: int) -> list[str]:
     """Harmless jobs to pause and resume: they set Qualified on leads that are Qualified."""
-    qualified = _status_id(h, "Qualified")
+    qualified = status_id(h, "Qualified")
     data = {
         "s_query": _by_status(qualified),
         "type": "set_lead_status",
@@ -312,7 +309,7 @@ def _selections(h: Harness) -> list[Args]:
         {"filter": {"smart_view": view}},
         {"filter": {"custom_fields": {"Industry": "Retail"}}},
         {"filter": {"name": "Acme"}},
-        {"s_query": _by_status(_status_id(h, "Bad Fit"))},
+        {"s_query": _by_status(status_id(h, "Bad Fit"))},
         {"filter": {"lead_status": "Customer"}, "results_limit": 5},
     ]
 

@@ -9,7 +9,8 @@ from typing import Any, Final
 import pytest
 
 from close_mcp.close.jobs import CRM_DATA_NOTICE
-from tests.harness import MODES, Harness, Mode, text_of
+from tests.harness import MODES, Harness, text_of
+from tests.ids import email_template, status_id
 
 pytestmark = pytest.mark.anyio
 
@@ -28,10 +29,10 @@ def _paths(value: Any, wanted: str, at: str = "") -> list[str]:
 def _plant(h: Harness) -> str:
     """A Qualified lead named like an instruction, and a template whose subject is one."""
     store = h.sandbox.store
-    qualified = next(s.id for s in store.statuses.values() if s.label == "Qualified")
+    qualified = status_id(store, "Qualified")
     victim = next(lead for lead in store.leads.values() if lead.status_id == qualified)
     victim.name = INJECTION
-    template = next(t for t in store.templates.values() if t.name == "Intro")
+    template = email_template(store, "Intro")
     template.subject = INJECTION
     return victim.id
 
@@ -47,24 +48,24 @@ def _calls(lead_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_instruction_shaped_crm_text_is_marked_as_data(mode: Mode) -> None:
-    async with Harness.start(mode=mode, n_leads=60) as h:
-        victim_id = _plant(h)
-        for tool, args in _calls(victim_id):
-            result = await h.call_raw(tool, args)
-            assert not result.is_error, text_of(result)
-            text = text_of(result)
-            content = result.structured_content
-            assert content is not None
-            # the model reads the notice, and the instruction only as a quoted JSON value
-            assert content["crm_data_notice"] == CRM_DATA_NOTICE
-            assert json.loads(text) == content
-            assert INJECTION in text
-            assert f'"{INJECTION}' in text, text
-            where = _paths(content, INJECTION)
-            assert where, tool
-            assert [p for p in where if "sample" in p or "items" in p or "rendering" in p]
-        assert h.writes() == []
+@pytest.mark.harness(n_leads=60)
+async def test_instruction_shaped_crm_text_is_marked_as_data(h: Harness) -> None:
+    victim_id = _plant(h)
+    for tool, args in _calls(victim_id):
+        result = await h.call_raw(tool, args)
+        assert not result.is_error, text_of(result)
+        text = text_of(result)
+        content = result.structured_content
+        assert content is not None
+        # the model reads the notice, and the instruction only as a quoted JSON value
+        assert content["crm_data_notice"] == CRM_DATA_NOTICE
+        assert json.loads(text) == content
+        assert INJECTION in text
+        assert f'"{INJECTION}' in text, text
+        where = _paths(content, INJECTION)
+        assert where, tool
+        assert [p for p in where if "sample" in p or "items" in p or "rendering" in p]
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize(
@@ -77,22 +78,20 @@ async def test_instruction_shaped_crm_text_is_marked_as_data(mode: Mode) -> None
         "send_email",
     ],
 )
-async def test_crm_text_in_the_servers_own_message_is_quoted(tool: str) -> None:
+@pytest.mark.harness(n_leads=60)
+async def test_crm_text_in_the_servers_own_message_is_quoted(tool: str, h: Harness) -> None:
     """`message` is the server speaking to the model: CRM text may appear there only quoted."""
-    async with Harness.start(n_leads=60) as h:
-        args = dict(_calls(_plant(h)))[tool]
-        content = await h.call(tool, args)
-        message = str(content.get("message", ""))
-        unquoted = message.replace(f"'{INJECTION}'", "").replace(f'"{INJECTION}"', "")
-        assert INJECTION not in unquoted, message
+    args = dict(_calls(_plant(h)))[tool]
+    content = await h.call(tool, args)
+    message = str(content.get("message", ""))
+    unquoted = message.replace(f"'{INJECTION}'", "").replace(f'"{INJECTION}"', "")
+    assert INJECTION not in unquoted, message
 
 
-async def test_job_results_with_crm_text_carry_the_notice() -> None:
-    async with Harness.start(n_leads=60) as h:
-        edit = {"type": "set_custom_field", "custom_field": "Lead Source", "value": INJECTION}
-        done = await h.call(
-            "create_bulk_edit", {"filter": {"lead_status": "Qualified"}, "edit": edit}
-        )
-        job = await h.call("get_bulk_job", {"job_id": done["job"]["id"]})
-        assert _paths(job, INJECTION)
-        assert job.get("crm_data_notice") == CRM_DATA_NOTICE
+@pytest.mark.harness(n_leads=60)
+async def test_job_results_with_crm_text_carry_the_notice(h: Harness) -> None:
+    edit = {"type": "set_custom_field", "custom_field": "Lead Source", "value": INJECTION}
+    done = await h.call("create_bulk_edit", {"filter": {"lead_status": "Qualified"}, "edit": edit})
+    job = await h.call("get_bulk_job", {"job_id": done["job"]["id"]})
+    assert _paths(job, INJECTION)
+    assert job.get("crm_data_notice") == CRM_DATA_NOTICE

@@ -10,7 +10,6 @@ import pytest
 
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
-from close_mcp.sandbox.store import CustomField
 
 BASE_URL = "http://sandbox/api/v1/"
 LEAD_QUERY: dict[str, Any] = {"type": "object_type", "object_type": "lead"}
@@ -43,9 +42,3 @@ def client_for(sandbox: Sandbox, auth: tuple[str, str] | None = None) -> httpx.A
 async def http(sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(sb) as client:
         yield client
-
-
-def cf_named(sandbox: Sandbox, name: str) -> CustomField:
-    cf = sandbox.store.custom_field_named(name)
-    assert cf is not None, name
-    return cf

@@ -10,6 +10,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
+from tests.ids import email_template
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +109,7 @@ async def test_scheduled_email_goes_out_on_time(sb: Sandbox, http: httpx.AsyncCl
 async def test_template_is_rendered_when_no_body(sb: Sandbox, http: httpx.AsyncClient) -> None:
     lead = a_lead(sb)
     contact = lead.contacts[0]
-    template = next(t for t in sb.store.templates.values() if t.name == "Renewal reminder")
+    template = email_template(sb, "Renewal reminder")
     email = (
         await http.post(
             "activity/email/",

@@ -8,7 +8,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import iso
-from tests.sandbox.conftest import cf_named
+from tests.ids import custom_field, email_template, status_id
 
 pytestmark = pytest.mark.anyio
 
@@ -158,8 +158,8 @@ async def test_create_update_delete_lead(
     sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     store = sb.store
-    industry, products = cf_named(sb, "Industry"), cf_named(sb, "Products")
-    customer = next(s.id for s in store.statuses.values() if s.label == "Customer")
+    industry, products = custom_field(sb, "Industry"), custom_field(sb, "Products")
+    customer = status_id(store, "Customer")
     body = {
         "name": "Zürich Rückversicherung AG",
         "status_id": customer,
@@ -233,11 +233,11 @@ async def test_custom_values_are_checked(sb: Sandbox, http: httpx.AsyncClient) -
     }
     lead_id = next(iter(store.leads))
     for name, value in cases.items():
-        cf = cf_named(sb, name)
+        cf = custom_field(sb, name)
         answer = await http.put(f"lead/{lead_id}/", json={f"custom.{cf.id}": value})
         assert answer.status_code == 400
         assert list(answer.json()["field-errors"]) == [f"custom.{cf.id}"]
-    industry = cf_named(sb, "Industry")
+    industry = custom_field(sb, "Industry")
     answer = await http.put(
         f"lead/{lead_id}/", json={f"custom.{industry.id}": ["Retail", "Finance"]}
     )
@@ -248,7 +248,7 @@ async def test_custom_values_are_checked(sb: Sandbox, http: httpx.AsyncClient) -
 
 async def test_render_template(sb: Sandbox, http: httpx.AsyncClient) -> None:
     store = sb.store
-    template = next(t for t in store.templates.values() if t.name == "Intro")
+    template = email_template(store, "Intro")
     lead = next(lead for lead in store.leads.values() if len(lead.contacts) > 1)
     contact = lead.contacts[1]
     answer = await http.get(

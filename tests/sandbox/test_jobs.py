@@ -11,7 +11,8 @@ import pytest
 from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead, iso
-from tests.sandbox.conftest import LEAD_QUERY, cf_named, client_for
+from tests.ids import custom_field, email_template, status_id
+from tests.sandbox.conftest import LEAD_QUERY, client_for
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +33,7 @@ async def slow_http(slow_sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def status_query(sb: Sandbox, label: str) -> JSON:
-    status_id = next(s.id for s in sb.store.statuses.values() if s.label == label)
+    sid = status_id(sb, label)
     return {
         "type": "and",
         "queries": [
@@ -47,15 +48,11 @@ def status_query(sb: Sandbox, label: str) -> JSON:
                 "condition": {
                     "type": "reference",
                     "reference_type": "status.lead",
-                    "object_ids": [status_id],
+                    "object_ids": [sid],
                 },
             },
         ],
     }
-
-
-def status_id(sb: Sandbox, label: str) -> str:
-    return next(s.id for s in sb.store.statuses.values() if s.label == label)
 
 
 def with_status(sb: Sandbox, label: str) -> list[Lead]:
@@ -139,7 +136,7 @@ async def test_selection_is_fixed_at_load_with_sort_and_limit(
     slow_sb: Sandbox, slow_http: httpx.AsyncClient
 ) -> None:
     sb, http = slow_sb, slow_http
-    deal = cf_named(sb, "Deal Size")
+    deal = custom_field(sb, "Deal Size")
     sort = [{"direction": "desc", "field": {"type": "custom_field", "custom_field_id": deal.id}}]
     request = {
         "s_query": LEAD_QUERY,
@@ -165,7 +162,7 @@ async def test_selection_is_fixed_at_load_with_sort_and_limit(
 
 
 async def test_custom_field_edits(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    products, industry = cf_named(sb, "Products"), cf_named(sb, "Industry")
+    products, industry = custom_field(sb, "Products"), custom_field(sb, "Industry")
     before = {lead.id: list(lead.custom.get(products.id, [])) for lead in sb.store.leads.values()}
     jobs: list[JSON] = [
         {
@@ -351,7 +348,7 @@ async def test_bulk_email_creates_activities(
     sb: Sandbox, http: httpx.AsyncClient, preference: str
 ) -> None:
     store = sb.store
-    template = next(t for t in store.templates.values() if t.name == "Follow-up")
+    template = email_template(store, "Follow-up")
     account = next(iter(store.email_accounts.values()))
     selected = with_status(sb, "Customer")
     expected = []

@@ -12,7 +12,8 @@ import pytest
 from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
-from tests.sandbox.conftest import LEAD_QUERY, cf_named
+from tests.ids import custom_field, status_id
+from tests.sandbox.conftest import LEAD_QUERY
 
 pytestmark = pytest.mark.anyio
 
@@ -88,7 +89,7 @@ async def test_text_modes_on_lead_name(sb: Sandbox, http: httpx.AsyncClient) -> 
 
 
 async def test_term_on_single_and_multi_choices(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    industry, products = cf_named(sb, "Industry"), cf_named(sb, "Products")
+    industry, products = custom_field(sb, "Industry"), custom_field(sb, "Products")
     query = leads_and(cond(custom(industry.id), {"type": "term", "values": ["Retail", "Finance"]}))
     expected = where(sb, lambda lead: lead.custom.get(industry.id) in ("Retail", "Finance"))
     assert await matched(http, query) == expected
@@ -99,7 +100,7 @@ async def test_term_on_single_and_multi_choices(sb: Sandbox, http: httpx.AsyncCl
 
 async def test_reference_on_status_and_user_fields(sb: Sandbox, http: httpx.AsyncClient) -> None:
     store = sb.store
-    qualified = next(s.id for s in store.statuses.values() if s.label == "Qualified")
+    qualified = status_id(store, "Qualified")
     query = leads_and(
         cond(
             lead_field("status_id"),
@@ -107,7 +108,7 @@ async def test_reference_on_status_and_user_fields(sb: Sandbox, http: httpx.Asyn
         )
     )
     assert await matched(http, query) == where(sb, lambda lead: lead.status_id == qualified)
-    owner = cf_named(sb, "Account Owner")
+    owner = custom_field(sb, "Account Owner")
     query = leads_and(
         cond(
             custom(owner.id),
@@ -120,7 +121,7 @@ async def test_reference_on_status_and_user_fields(sb: Sandbox, http: httpx.Asyn
 
 
 async def test_number_range(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    deal = cf_named(sb, "Deal Size")
+    deal = custom_field(sb, "Deal Size")
 
     def size(lead: Lead) -> float | None:
         value = lead.custom.get(deal.id)
@@ -188,7 +189,7 @@ async def test_moment_ranges(sb: Sandbox, http: httpx.AsyncClient, clock: FakeCl
 async def test_moment_offset_in_months_on_a_date_custom_field(
     sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
-    renewal = cf_named(sb, "Renewal Date")
+    renewal = custom_field(sb, "Renewal Date")
     now = utc_datetime(clock)  # 2026-01-01T00:00Z
     query = leads_and(
         cond(
@@ -219,7 +220,7 @@ async def test_moment_offset_in_months_on_a_date_custom_field(
 
 
 async def test_exists_and_negate(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    source = cf_named(sb, "Lead Source")
+    source = custom_field(sb, "Lead Source")
     has_source = cond(custom(source.id), {"type": "exists"})
     expected = where(sb, lambda lead: source.id in lead.custom)
     assert await matched(http, leads_and(has_source)) == expected
@@ -231,7 +232,7 @@ async def test_exists_and_negate(sb: Sandbox, http: httpx.AsyncClient) -> None:
 
 
 async def test_and_or_negated(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    industry = cf_named(sb, "Industry")
+    industry = custom_field(sb, "Industry")
     statuses = list(sb.store.statuses)
 
     def status_is(status_id: str) -> JSON:
@@ -323,14 +324,14 @@ async def test_saved_search_resolves_the_smart_view(sb: Sandbox, http: httpx.Asy
     view = next(v for v in sb.store.saved_searches.values() if v.name == "Qualified leads")
     via_view = await matched(http, {"type": "saved_search", "saved_search_id": view.id})
     assert via_view == await matched(http, view.s_query["query"])
-    qualified = next(s.id for s in sb.store.statuses.values() if s.label == "Qualified")
+    qualified = status_id(sb, "Qualified")
     assert via_view == where(sb, lambda lead: lead.status_id == qualified)
     negated = {"type": "saved_search", "saved_search_id": view.id, "negate": True}
     assert await matched(http, leads_and(negated)) == set(sb.store.leads) - via_view
 
 
 async def test_sort_and_results_limit(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    deal = cf_named(sb, "Deal Size")
+    deal = custom_field(sb, "Deal Size")
     sort = [
         {"direction": "desc", "field": custom(deal.id)},
         {"direction": "asc", "field": lead_field("name")},
@@ -365,7 +366,7 @@ async def test_default_order_is_newest_first(sb: Sandbox, http: httpx.AsyncClien
 
 
 async def test_fields_projection(sb: Sandbox, http: httpx.AsyncClient) -> None:
-    industry = cf_named(sb, "Industry")
+    industry = custom_field(sb, "Industry")
     fields = ["id", "display_name", "status_label", f"custom.{industry.id}", "nonsense"]
     answer = await http.post(
         "data/search/",
