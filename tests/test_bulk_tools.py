@@ -489,11 +489,42 @@ async def test_elicitation_with_the_right_number_deletes(start_harness: StartHar
     token = await _token(h)
     done = await h.call("create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token})
     assert done["status"] == "submitted"
+    # The person is told which leads: the first three the preview showed, by name.
+    shown = ", ".join(repr(lead["display_name"]) for lead in done["preview"]["sample"][:3])
     assert h.questions == [
-        f"Bulk delete: permanently delete {count} leads. This cannot be undone in Close. To "
-        f"confirm, type the number of leads that will be deleted ({count})."
+        f"Bulk delete: permanently delete {count} leads ({shown} and {count - 3} more). This "
+        f"cannot be undone in Close. To confirm, type the number of leads that will be deleted "
+        f"({count})."
     ]
     assert len(h.writes()) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("typed", ["8", 8.0, True, None])
+async def test_a_count_that_is_not_an_integer_is_refused(
+    typed: Any, start_harness: StartHarness
+) -> None:
+    """A lenient reading would take "8" or 8.0 for 8 (and True for 1): the answer must be
+    the integer itself, or nothing is sent."""
+    h = await start_harness(n_leads=60, elicit=accept({"count": typed}))
+    token = await _token(h)
+    await _refused(h, token, f"the person's answer {typed!r} is not a whole number of leads")
+
+
+@pytest.mark.parametrize("approve", ["yes", "on", 1, "true"])
+@pytest.mark.harness(confirm="edit")
+async def test_an_approval_that_is_not_a_boolean_is_refused(
+    approve: Any, start_harness: StartHarness
+) -> None:
+    h = await start_harness(n_leads=60, elicit=accept({"approve": approve}))
+    args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Bad Fit"}}
+    first = await h.call("create_bulk_edit", args)
+    refused = await h.call(
+        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert refused["status"] == "refused"
+    assert refused["reason"] == f"the person's answer {approve!r} is not a yes or no"
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -42,14 +42,6 @@ OUTCOME_UNKNOWN = (
     "before trying again. Nothing matching was found among the recent bulk delete jobs "
     "(list_bulk_jobs); look there before trying again. (POST bulk_action/delete/)"
 )
-ISSUE_15 = (
-    "issue 15: reconciliation accepts an identical job created up to 300 s before the POST, "
-    "so an earlier, separately confirmed call's job is reported as this call's submission"
-)
-EXTRA_KEYS = (
-    "RecentLookup.matches compares only the keys of our body: a job with the same s_query "
-    "plus a results_limit (a different selection) is taken as ours"
-)
 
 
 # -- expected values, written from the seeded data -------------------------------------------
@@ -277,7 +269,6 @@ async def test_token_used_on_one_server_is_refused_by_the_other_from_closes_jobs
         assert delete_jobs(b) == [job_id]
 
 
-@pytest.mark.xfail(strict=True, reason=EXTRA_KEYS)
 @pytest.mark.harness(n_leads=N_LEADS)
 async def test_replay_check_ignores_a_job_on_a_narrower_selection(h: Harness) -> None:
     first = await ask(h, QUALIFIED)
@@ -334,7 +325,6 @@ async def test_reconciliation_finds_the_job_its_own_post_made(h: Harness) -> Non
     assert writes(h) == [("POST", DELETE_PATH, body)]
 
 
-@pytest.mark.xfail(strict=True, reason=ISSUE_15)
 @pytest.mark.harness(n_leads=N_LEADS)
 async def test_reconciliation_ignores_an_identical_job_from_an_earlier_confirmed_call(
     h: Harness,
@@ -350,7 +340,6 @@ async def test_reconciliation_ignores_an_identical_job_from_an_earlier_confirmed
     assert delete_jobs(h) == [earlier]
 
 
-@pytest.mark.xfail(strict=True, reason=EXTRA_KEYS)
 @pytest.mark.harness(n_leads=N_LEADS)
 async def test_reconciliation_ignores_a_job_on_a_narrower_selection(h: Harness) -> None:
     other = await submit(h, {**QUALIFIED, "results_limit": 3})

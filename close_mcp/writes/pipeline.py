@@ -171,12 +171,18 @@ class WriteRequest:
         )
 
 
+# The answers are taken as the client sent them (`Any`, with the schema the client sees) and
+# checked strictly by `human_refusal`: "17", 17.0 or True is not the number 17, and "yes",
+# "on" or 1 is not an approval. A lenient model would have coerced them.
 class TypedCount(BaseModel):
-    count: int = Field(description="Type the number of leads that will be deleted.")
+    count: Any = Field(
+        description="Type the number of leads that will be deleted.",
+        json_schema_extra={"type": "integer"},
+    )
 
 
 class Approval(BaseModel):
-    approve: bool = Field(description="Run this action now?")
+    approve: Any = Field(description="Run this action now?", json_schema_extra={"type": "boolean"})
 
 
 NOT_ASKED = "not asked"
@@ -214,13 +220,31 @@ async def question(
     caps = ctx.client_capabilities
     if caps is None or caps.elicitation is None:
         return NOT_ASKED
+    what = _what_it_touches(request)
     if request.action == "delete":
         return Elicit(
-            f"{request.summary}. This cannot be undone in Close. To confirm, type the number "
-            f"of leads that will be deleted ({request.matched}).",
+            f"{request.summary}{what}. This cannot be undone in Close. To confirm, type the "
+            f"number of leads that will be deleted ({request.matched}).",
             TypedCount,
         )
-    return Elicit(f"{request.summary}. Run it now?", Approval)
+    return Elicit(f"{request.summary}{what}. Run it now?", Approval)
+
+
+def _what_it_touches(request: WriteRequest) -> str:
+    """For the person's question: up to three sample leads, and an email's subject and sender."""
+    parts: list[str] = []
+    names = [repr(s.display_name or s.id) for s in request.sample[:3]]
+    if names:
+        more = request.matched - len(names)
+        parts.append(", ".join(names) + (f" and {more} more" if more > 0 else ""))
+    rendering = request.rendering or {}
+    subject = request.body.get("subject") or rendering.get("subject")
+    if subject:
+        parts.append(f"subject {str(subject)[:120]!r}")
+    sender = request.body.get("sender") or request.body.get("sender_email")
+    if sender:
+        parts.append(f"from {sender}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def human_refusal(
@@ -240,9 +264,13 @@ def human_refusal(
         return "the person cancelled the confirmation"
     data = answer.data
     if isinstance(data, TypedCount):
+        if type(data.count) is not int:
+            return f"the person's answer {data.count!r} is not a whole number of leads"
         if data.count != request.matched:
             return f"the person typed {data.count}, but the action would delete {request.matched}"
         return None
+    if isinstance(data, Approval) and type(data.approve) is not bool:
+        return f"the person's answer {data.approve!r} is not a yes or no"
     if isinstance(data, Approval) and data.approve:
         return None
     return "the person did not approve the action"
