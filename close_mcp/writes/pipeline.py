@@ -142,6 +142,8 @@ class WriteRequest:
     matched: int
     summary: str  # one line for a person: "Delete 42 leads"
     job_kind: JobKind | None = None
+    # Why a write that touches nothing is refused (None: it is not; one email touches one).
+    when_empty: str | None = "the selection matches no leads"
     recent: RecentLookup | None = None  # defaults to the recent jobs of job_kind
     selects_everything: bool = False
     s_query: dict[str, Any] | None = None
@@ -297,8 +299,8 @@ class Pipeline:
         confirm = needs_confirmation(self.context, request)
         # A bad token is the first thing to report: "already used" says more than "no leads".
         token_problem = await check_token(self.context, request, token) if confirm else None
-        if token_problem is None and request.job_kind is not None and request.matched == 0:
-            reason = "the selection matches no leads"
+        if token_problem is None and request.matched == 0 and request.when_empty is not None:
+            reason = request.when_empty
             self._refused(sender, request, reason)
             return self._result(
                 request, "refused", f"Refused: {reason}. Nothing was sent.", reason=reason

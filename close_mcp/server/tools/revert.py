@@ -4,12 +4,12 @@ The planning (what goes back, the requests, how they are sent, recorded and refu
 an earlier revert runs) is `close_mcp.safety.revert`; this module is the MCP tool: it reads
 the snapshot and the jobs, builds the plan and hands it to the pipeline as one write.
 
-This module does not use `from __future__ import annotations` (see bulk.py).
+No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from typing import Annotated, Any, Final
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -25,9 +25,27 @@ from close_mcp.safety.revert import (
 from close_mcp.safety.snapshots import load_edit_snapshot
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 TOOL: Final = "revert_bulk_edit"
+
+# The arguments the tool and its `prepare` resolver share, declared once.
+EditJobIdArg = Annotated[
+    str,
+    Field(
+        max_length=100,
+        pattern=r"^bulkedit_[A-Za-z0-9]+$",
+        description="The bulk edit to undo (bulkedit_...), as create_bulk_edit answered.",
+    ),
+]
+IncludeChangedArg = Annotated[
+    bool,
+    Field(
+        description="Also put back leads someone else changed since the edit "
+        "(normally reported and left alone)."
+    ),
+]
 
 
 def register(reg: Registrar) -> None:
@@ -35,7 +53,7 @@ def register(reg: Registrar) -> None:
 
     @tool_errors
     async def prepare_revert(
-        ctx: Context, job_id: str, include_changed_since: bool
+        ctx: Context, job_id: EditJobIdArg, include_changed_since: IncludeChangedArg
     ) -> WriteRequest:
         snapshot = load_edit_snapshot(runtime.settings, job_id)
         call = runtime.call(ctx.headers)
@@ -64,54 +82,22 @@ def register(reg: Registrar) -> None:
             sample=plan.sample,
             notes=notes,
             send=plan_sender(runtime.clock, snapshot, plan.requests, plan.leads),
+            when_empty="nothing to revert: no lead still has the value the edit set",
         )
 
-    async def confirm_revert(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_revert)],
-        dry_run: bool,
-        confirmation_token: str | None,
-    ) -> Elicit[Any] | str:
-        return await question(ctx, runtime.writes, request, dry_run, confirmation_token)
+    confirm_revert = confirmer(runtime, prepare_revert)
 
     async def revert_bulk_edit(
         ctx: Context,
         request: Annotated[WriteRequest, Resolve(prepare_revert)],
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_revert)],
-        job_id: Annotated[
-            str,
-            Field(
-                max_length=100,
-                pattern=r"^bulkedit_[A-Za-z0-9]+$",
-                description="The bulk edit to undo (bulkedit_...), as create_bulk_edit answered.",
-            ),
-        ],
-        include_changed_since: Annotated[
-            bool,
-            Field(
-                description="Also put back leads someone else changed since the edit "
-                "(normally reported and left alone)."
-            ),
-        ] = False,
+        job_id: EditJobIdArg,
+        include_changed_since: IncludeChangedArg = False,
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        if request.matched == 0 and not dry_run:
-            reason = "nothing to revert: no lead still has the value the edit set"
-            runtime.audit.record(
-                tool=TOOL, outcome="refused", path="/" + request.path, request=request.body,
-                matched=0, reason=reason,
-            )  # fmt: skip
-            return WriteResult(
-                status="refused",
-                tool=TOOL,
-                message=f"Refused: {reason}. Nothing was sent.",
-                preview=request.preview(),
-                reason=reason,
-            )
-        client = runtime.client_for(ctx.headers)
-        return await Pipeline(runtime.writes, client).run(
-            request, dry_run=dry_run, token=confirmation_token, answer=answer
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
         )
 
     reg.add(
