@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from typing import Any
 
 import anyio
@@ -26,6 +28,7 @@ from close_mcp.errors import (
     ServerError,
     TransportError,
 )
+from close_mcp.store.sqlite import MEMORY, SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -430,3 +433,151 @@ async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
     ]
     assert got == {name: {"path": f"/api/v1/{name}/"} for name in ("first", "b", "c", "d", "e")}
     assert clock.sleeps == [2.0] * 5
+
+
+class Bucket:
+    """Close's limit for one key, on the test's clock: `capacity` requests at once, refilled at
+    `rate` a second; every answer says so in a `RateLimit` header, a 429 when it is empty."""
+
+    def __init__(self, clock: FakeClock, capacity: float = 4.0, rate: float = 2.0) -> None:
+        self.clock, self.capacity, self.rate = clock, capacity, rate
+        self.tokens, self.at = capacity, clock.time()
+        self.statuses: list[int] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        now = self.clock.time()
+        self.tokens, self.at = min(self.capacity, self.tokens + (now - self.at) * self.rate), now
+        if self.tokens < 1:
+            reset = (1 - self.tokens) / self.rate
+            self.statuses.append(429)
+            return ok({}, 429, {"RateLimit": f"limit=4, remaining=0, reset={reset:g}"})
+        self.tokens -= 1
+        reset = (self.capacity - self.tokens) / self.rate
+        self.statuses.append(200)
+        header = f"limit=4, remaining={int(self.tokens)}, reset={reset:g}"
+        return ok({"path": request.url.path}, headers={"RateLimit": header})
+
+
+async def _together(clock: HeldClock, *calls: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run the calls at once; time moves only when every one waits: to the next deadline."""
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(call)
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if not clock.parked:
+                return
+            clock.advance(min(deadline for deadline, _ in clock.parked) - clock.time())
+
+
+async def _two_replicas_on_one_key(same_store: bool) -> tuple[Bucket, HeldClock]:
+    """Two clients on one key (as two replicas): one call each, then three on each at once."""
+    clock = HeldClock()
+    close = Bucket(clock)
+    transport = httpx.MockTransport(close)
+    stores = [SQLiteStore(MEMORY, clock=clock)]
+    stores.append(stores[0] if same_store else SQLiteStore(MEMORY, clock=clock))
+    a, b = (CloseClient(KEY, BASE, transport=transport, clock=clock, store=s) for s in stores)
+    await _together(clock, partial(a.get, "me"))
+    await _together(clock, partial(b.get, "me"))
+    await _together(clock, *(partial(c.get, f"lead/{i}") for c in (a, b) for i in range(3)))
+    for store in dict.fromkeys(stores):
+        await store.aclose()
+    return close, clock
+
+
+async def test_clients_sharing_a_store_pace_one_key_as_one() -> None:
+    """Replicas on one key share its budget through the store: after the two first calls, 2
+    of Close's 4 shares are left, refilled at 2/s; six calls at once (three on each client)
+    are spread over 2 s, every one is answered the first time, no 429."""
+    close, clock = await _two_replicas_on_one_key(same_store=True)
+    assert close.statuses == [200] * 8
+    assert sorted(clock.sleeps) == [0.5, 1.0, 1.5, 2.0]
+
+
+async def test_clients_with_separate_stores_meet_429s() -> None:
+    """The same calls with a store each: each client believes it has the budget to itself."""
+    close, _ = await _two_replicas_on_one_key(same_store=False)
+    assert close.statuses == [200, 200, 200, 200, 429, 200, 429, 429, 200, 200, 200]
+
+
+async def test_announced_budget_paces_the_same_through_a_store() -> None:
+    """One process pacing through the store waits exactly as it does without one."""
+    rec = Recorder(
+        ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
+        ok({"n": 2}),
+        ok({"n": 3}),
+        ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
+        ok({"n": 5}),
+    )
+    clock = FakeClock()
+    store = SQLiteStore(MEMORY, clock=clock)
+    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(rec), clock=clock, store=store)
+    assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert clock.sleeps == [0.5, 0.5, 0.5]
+    await store.aclose()
+
+
+async def test_429_wait_is_shared_through_the_store() -> None:
+    """A 429 met by one replica holds the calls the other makes during its wait."""
+    clock = HeldClock()
+    start = clock.time()
+    seen: list[tuple[float, int]] = []
+
+    def close(request: httpx.Request) -> httpx.Response:
+        now = clock.time() - start
+        seen.append((now, 429 if now < 2.0 else 200))
+        if now < 2.0:
+            return ok({}, 429, {"RateLimit": f"limit=5, remaining=0, reset={2.0 - now:g}"})
+        return ok({})
+
+    store = SQLiteStore(MEMORY, clock=clock)
+    a, b = (
+        CloseClient(KEY, BASE, transport=httpx.MockTransport(close), clock=clock, store=store)
+        for _ in range(2)
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(a.get, "first")
+        await anyio.wait_all_tasks_blocked()
+        tg.start_soon(b.get, "second")
+        await anyio.wait_all_tasks_blocked()
+        assert seen == [(0.0, 429)]  # the second call waits without asking Close
+        clock.advance(2.0)
+    assert seen == [(0.0, 429), (2.0, 200), (2.0, 200)]
+    assert clock.sleeps == [2.0, 2.0]
+    await store.aclose()
+
+
+class BrokenStore(SQLiteStore):
+    async def get(self, key: str) -> str | None:
+        raise ConnectionError("store down")
+
+    async def update(self, key: str, change: Any, *, ttl_s: float | None = None) -> Any:
+        raise ConnectionError("store down")
+
+
+async def test_a_failing_store_leaves_pacing_local_and_calls_working() -> None:
+    rec = Recorder(
+        ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
+        ok({"n": 2}),
+        ok({"n": 3}),
+    )
+    clock = FakeClock()
+    store = BrokenStore(MEMORY)
+    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(rec), clock=clock, store=store)
+    assert [(await client.get("me/"))["n"] for _ in range(3)] == [1, 2, 3]
+    assert clock.sleeps == [0.5, 0.5]
+    await store.aclose()
+
+
+async def test_shared_budget_keeps_no_api_key_in_the_store() -> None:
+    store = SQLiteStore(MEMORY)
+    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(Bucket(FakeClock())), store=store)
+    await client.get("me/")
+    record = await store.get("ratelimit:" + hashlib.sha256(KEY.encode()).hexdigest())
+    assert record is not None
+    assert json.loads(record)["capacity"] == 4
+    rows = store._db.execute("SELECT key || value FROM kv").fetchall()
+    assert len(rows) == 1
+    assert KEY not in rows[0][0]
+    await store.aclose()

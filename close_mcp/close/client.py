@@ -7,6 +7,9 @@ rules follow Close's own client and the fact that Close has no idempotency keys:
 - 429: wait for `RateLimit: reset=` (else `Retry-After`, else the body's `rate_reset`,
   else 2 s; capped), then retry. Close did not act on a 429, so this is safe for writes.
   The wait is shared: while one call waits out a 429, new calls wait too.
+- Pacing: each answer's `RateLimit` header updates an estimate of the key's budget, and each
+  request waits for its share of it (`close_mcp.close.budget`). Given the state store, the
+  estimate and the 429 wait are shared by every process using it (replicas on one key).
 - 5xx and transport errors: retried with exponential backoff and jitter, but only for
   reads and `PUT` (which sets fields to values, so repeating it is harmless).
 - `POST` that creates something is never resent after an ambiguous failure (a 5xx, a
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -30,6 +32,8 @@ import httpx
 
 from close_mcp import __version__
 from close_mcp.clock import Clock, SystemClock
+from close_mcp.close.budget import RATE_RESET, Budget, LocalBudget, SharedBudget
+from close_mcp.close.budget import Pacer as Pacer  # its old home
 from close_mcp.errors import (
     AuthenticationError,
     CloseAPIError,
@@ -43,6 +47,7 @@ from close_mcp.errors import (
     ServerError,
     TransportError,
 )
+from close_mcp.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +56,6 @@ USER_AGENT: Final = f"close-mcp/{__version__} (+https://pypi.org/project/close-m
 DEFAULT_PAGE_SIZE: Final = 100
 SEARCH_PAGE_SIZE: Final = 200
 JSON = Any
-
-_RATE_RESET = re.compile(r"reset=([0-9]+(?:\.[0-9]+)?)")
-_RATE_REMAINING = re.compile(r"remaining=([0-9]+)")
-_RATE_LIMIT = re.compile(r"limit=([0-9]+)")
 
 
 class RetryPolicy:
@@ -81,42 +82,6 @@ class RetryPolicy:
         self.default_rate_limit_wait = default_rate_limit_wait
 
 
-class Pacer:
-    """A local estimate of Close's rate-limit budget, read from each answer's `RateLimit` header.
-
-    `limit=L, remaining=R, reset=X` means R requests may go now and the budget is whole again
-    in X seconds; the budget is taken to refill evenly in between. Each request reserves the
-    next share of it, so concurrent calls leave one by one instead of all meeting a 429.
-    """
-
-    def __init__(self) -> None:
-        self._tokens = 0.0  # negative: shares already promised to waiting requests
-        self._capacity = 0.0
-        self._rate = 0.0  # shares per second; 0 means no budget announced
-        self._at = 0.0
-
-    def _now(self, now: float) -> float:
-        return min(self._capacity, self._tokens + (now - self._at) * self._rate)
-
-    def observe(self, header: str | None, now: float) -> None:
-        found = [rx.search(header or "") for rx in (_RATE_LIMIT, _RATE_REMAINING, _RATE_RESET)]
-        if not all(found):
-            return
-        capacity, remaining, reset = (float(m.group(1)) for m in found if m)
-        # Promised shares stay promised: never believe more than the estimate already has.
-        estimate = self._now(now) if self._rate > 0 else remaining
-        self._capacity, self._at = capacity, now
-        self._tokens = min(estimate, remaining)
-        self._rate = (capacity - remaining) / reset if reset > 0 and remaining < capacity else 0.0
-
-    def reserve(self, now: float) -> float:
-        """Take the next share of the budget; the seconds until it is there (0: go now)."""
-        if self._rate <= 0:
-            return 0.0
-        self._tokens, self._at = self._now(now) - 1.0, now
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-
-
 def normalize_path(path: str) -> str:
     """`lead/x`, `/lead/x` and `lead/x/` all become `lead/x/` (Close redirects without it)."""
     base, sep, query = path.partition("?")
@@ -128,7 +93,7 @@ def rate_limit_wait(response: httpx.Response, body: JSON, policy: RetryPolicy) -
     """Seconds to wait after a 429, from the most precise source Close gave."""
     wait: float | None = None
     header = response.headers.get("RateLimit")
-    if header and (match := _RATE_RESET.search(header)):
+    if header and (match := RATE_RESET.search(header)):
         wait = float(match.group(1))
     if wait is None and (retry_after := response.headers.get("Retry-After")):
         try:
@@ -219,15 +184,18 @@ class CloseClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        store: StateStore | None = None,
     ) -> None:
+        """`store`: share the key's rate-limit budget with every process using that store
+        (see `close_mcp.close.budget`); None keeps it in this client."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
         self._clock: Clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
-        self._blocked_until = 0.0
-        self._pacer = Pacer()
+        self._blocked_until = 0.0  # the end of this client's latest 429 wait
+        self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             auth=httpx.BasicAuth(api_key, ""),
@@ -300,7 +268,7 @@ class CloseClient:
             except ValueError:
                 body, unreadable = None, True
             log.debug("%s /%s -> %s", method, path, status)
-            self._note_budget(response)
+            await self._note_budget(response)
             if response.is_success and not unreadable:
                 return body
 
@@ -314,6 +282,7 @@ class CloseClient:
                 ):
                     rate_limit_retries += 1
                     self._blocked_until = max(self._blocked_until, now + wait)
+                    await self._budget.block(self._blocked_until)
                     log.info("rate limited on %s /%s; waiting %.2fs", method, path, wait)
                     continue
                 raise RateLimited(
@@ -437,16 +406,17 @@ class CloseClient:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _note_budget(self, response: httpx.Response) -> None:
-        if response.status_code != 429:
-            self._pacer.observe(response.headers.get("RateLimit"), self._clock.time())
+    async def _note_budget(self, response: httpx.Response) -> None:
+        header = response.headers.get("RateLimit")
+        if header and response.status_code != 429:
+            await self._budget.observe(header, self._clock.time())
 
     async def _wait_for_rate_limit(self) -> None:
         """Wait out a 429, then for this request's share of the budget Close announced."""
-        blocked = self._blocked_until - self._clock.time()
+        blocked = await self._budget.blocked_until() - self._clock.time()
         if blocked > 0:
             await self._clock.sleep(blocked)
-        share = self._pacer.reserve(self._clock.time())
+        share = await self._budget.reserve(self._clock.time())
         if share > 0:
             await self._clock.sleep(min(share, self._retry.max_rate_limit_wait))
 

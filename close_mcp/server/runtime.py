@@ -89,7 +89,10 @@ class Runtime:
         slot = hashlib.sha256(key.encode()).hexdigest()
         client = self._clients.get(slot)
         if client is None:
-            client = CloseClient(key, self._base_url, transport=self._transport, clock=self.clock)
+            # Through the store, every replica on this key paces from one rate-limit budget.
+            client = CloseClient(
+                key, self._base_url, transport=self._transport, clock=self.clock, store=self.store
+            )
             self._clients[slot] = client
             if len(self._clients) > MAX_CLIENTS:
                 _, oldest = self._clients.popitem(last=False)
