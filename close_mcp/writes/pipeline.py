@@ -38,7 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
+from close_mcp.writes.binding import Binding, read_binding
 from close_mcp.writes.sender import Reconcile, Sender, WriteContext
+from close_mcp.writes.tokens import TOKEN_TTL_S
 
 # After an ambiguous failure, only an object created after the request left counts as its
 # own (less this much for clocks that disagree); an id already attributed never does.
@@ -307,12 +309,14 @@ class Pipeline:
             )
         if confirm:
             if token is None:
-                return self._confirmation_required(request, None)
+                return await self._confirmation_required(request, None)
             problem = token_problem or human_refusal(
                 request, answer, require_human=self.context.settings.require_human
             )
             if problem is None:
                 problem = await self._replayed(request, token)
+            if problem is None:
+                problem = await self._drifted(request, token)
             if problem is None:
                 try:
                     await self.context.tokens.spend(token)
@@ -320,7 +324,7 @@ class Pipeline:
                     problem = str(exc)
             if problem is not None:
                 self._refused(sender, request, problem)
-                return self._confirmation_required(request, problem)
+                return await self._confirmation_required(request, problem)
         saved = await self._safeguard(sender, request)
         return await self._send(sender, request, saved, owner=_owner(token))
 
@@ -462,8 +466,56 @@ class Pipeline:
             reason=reason,
         )
 
-    def _confirmation_required(self, request: WriteRequest, problem: str | None) -> WriteResult:
-        minted = self.context.tokens.mint(request.tool, request.path, request.body, request.matched)
+    async def _binding(self, request: WriteRequest) -> Binding | None:
+        """What this request touches and sends beyond its body, read from Close now."""
+        if request.s_query is None and not _names_content(request.body):
+            return None
+        limit = self.context.settings.snapshot_limit
+        if request.s_query is not None and request.matched > limit:
+            note = (
+                f"The confirmation binds the count of leads ({request.matched}), not each lead: "
+                f"more than CLOSE_MCP_SNAPSHOT ({limit}) are selected."
+            )
+            if note not in request.notes:
+                request.notes.append(note)
+        return await read_binding(
+            self.client,
+            s_query=request.s_query,
+            results_limit=request.results_limit,
+            sort=request.sort,
+            matched=request.matched,
+            body=request.body,
+            limit=limit,
+        )
+
+    async def _drifted(self, request: WriteRequest, token: str) -> str | None:
+        """Why what the preview showed no longer holds (other leads, an edited template)."""
+        nonce, expected = self.context.tokens.bound(token)
+        current = await self._binding(request)
+        if expected is None and current is None:
+            return None
+        if current is not None and current.digest() == expected:
+            return None
+        saved = await self.context.store.get(f"binding:{nonce}")
+        before = Binding.from_json(saved) if saved is not None else None
+        now = current or Binding(None, {})
+        return f"what the preview showed has changed: {now.changes_since(before)}"
+
+    async def _confirmation_required(
+        self, request: WriteRequest, problem: str | None
+    ) -> WriteResult:
+        binding = await self._binding(request)
+        minted = self.context.tokens.mint(
+            request.tool,
+            request.path,
+            request.body,
+            request.matched,
+            bound=binding.digest() if binding is not None else None,
+        )
+        if binding is not None:
+            await self.context.store.put(
+                f"binding:{minted.nonce}", binding.to_json(), ttl_s=TOKEN_TTL_S
+            )
         ask = (
             f"{request.summary}. Show this preview to the user; if they agree, call "
             f"{request.tool} again with the same arguments and confirmation_token."
@@ -510,6 +562,11 @@ def _created_after(job: dict[str, Any], since: float) -> bool:
     except ValueError:
         return False
     return created.timestamp() >= since - 1.0
+
+
+def _names_content(body: dict[str, Any]) -> bool:
+    """The body points at content Close keeps elsewhere (a template, a sequence)."""
+    return isinstance(body.get("template_id"), str) or isinstance(body.get("sequence_id"), str)
 
 
 def _owner(token: str | None) -> str:

@@ -51,6 +51,7 @@ def _unb64(text: str) -> bytes:
 class Minted:
     token: str
     expires_at: str
+    nonce: str
 
 
 class ConfirmationTokens:
@@ -72,18 +73,30 @@ class ConfirmationTokens:
     def __repr__(self) -> str:
         return f"ConfirmationTokens(ttl_s={self._ttl})"
 
-    def mint(self, tool: str, path: str, body: Any, matched: int) -> Minted:
+    def mint(
+        self, tool: str, path: str, body: Any, matched: int, *, bound: str | None = None
+    ) -> Minted:
+        """`bound`: the digest of what the preview saw beyond the body (leads, content)."""
         expires = self._clock.time() + self._ttl
+        nonce = secrets.token_urlsafe(12)
         payload = {
             "t": tool,
             "d": request_digest(tool, path, body),
             "m": matched,
             "e": round(expires, 3),
-            "n": secrets.token_urlsafe(12),
+            "n": nonce,
         }
+        if bound is not None:
+            payload["b"] = bound
         encoded = _b64(canonical_json(payload))
         token = f"{encoded}.{self._mac(encoded)}"
-        return Minted(token=token, expires_at=iso(expires))
+        return Minted(token=token, expires_at=iso(expires), nonce=nonce)
+
+    def bound(self, token: str) -> tuple[str, str | None]:
+        """The token's nonce and the binding digest it carries (None: it binds nothing more)."""
+        payload = self._payload(token)
+        bound = payload.get("b")
+        return str(payload.get("n", "")), bound if isinstance(bound, str) else None
 
     async def check(self, token: str, tool: str, path: str, body: Any, matched: int) -> str:
         """Raise `TokenRejected` unless the token fits this exact call; return its nonce."""

@@ -70,6 +70,7 @@ def _fresh_steps() -> None:
         swapped=0,
         digest_refused=0,
         at_expiry=0,
+        swapped_leads=0,
     )
 
 
@@ -88,6 +89,7 @@ class Token:
     value: str
     matched: int
     expires: float
+    leads: frozenset[str] = frozenset()  # the exact leads the preview showed
 
 
 @dataclass(frozen=True)
@@ -228,19 +230,27 @@ class ConfirmationMachine(RuleBasedStateMachine):
     def _count(self, action: Action) -> int:
         if action.status_label is None:
             return 1  # one recipient
+        return len(self._leads(action))
+
+    def _leads(self, action: Action) -> frozenset[str]:
+        """The leads the action's selection holds now (none for a single email)."""
+        if action.status_label is None:
+            return frozenset()
         store = self.h.sandbox.store
         self.h.sandbox.jobs.advance_all(self.h.clock.time())  # as the next request would
         sid = status_id(store, action.status_label)
-        return sum(1 for lead in store.leads.values() if lead.status_id == sid)
+        return frozenset(lead.id for lead in store.leads.values() if lead.status_id == sid)
 
     def _fits(self, token: Token, action: Action) -> bool:
-        """The token fits this call: minted for these arguments and this count, not expired,
-        not spent (the person's answer aside)."""
+        """The token fits this call: minted for these arguments, this count and these very
+        leads (a lead that left while another joined is a change), not expired, not spent
+        (the person's answer aside)."""
         return (
             token.action == action.name
             and token.value not in self.spent
             and self.h.clock.time() < token.expires
             and self._count(action) == token.matched
+            and self._leads(action) == token.leads
         )
 
     def _call(self, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
@@ -271,9 +281,23 @@ class ConfirmationMachine(RuleBasedStateMachine):
         fits = self._fits(token, action)
         human = answer == "accept_right" or not self.asks
         legit = fits and human
+        # Same tool, arguments and count, but a lead left while another joined: only the
+        # binding of the exact leads refuses it.
+        swapped = (
+            token.action == action.name
+            and token.value not in self.spent
+            and self.h.clock.time() < token.expires
+            and self._count(action) == token.matched
+            and self._leads(action) != token.leads
+            and human
+        )
         seen = len(self._guarded())
         result = self._call(action.tool, {**action.args, "confirmation_token": token.value})
         new = self._guarded()[seen:]
+        if swapped:
+            assert result is not None
+            assert result["reason"].startswith("what the preview showed has changed"), result
+            STEPS["swapped_leads"] += 1
         if legit:
             STEPS["predicted"] += 1
             assert result is not None, f"{action.name}: a valid confirmation failed"
@@ -315,6 +339,7 @@ class ConfirmationMachine(RuleBasedStateMachine):
             result["confirmation_token"],
             result["preview"]["matched"],
             before + TOKEN_TTL_S,
+            self._leads(action),
         )
 
     @rule(which=st.integers(min_value=0, max_value=N_ACTIONS - 1), answer=st.sampled_from(ANSWERS))
@@ -435,6 +460,7 @@ def test_confirmation_cannot_be_bypassed(mode: Mode, asks: bool) -> None:
     assert STEPS["predicted"] > 0, STEPS
     assert STEPS["digest_refused"] > 0, STEPS
     assert STEPS["at_expiry"] > 0, STEPS
+    assert STEPS["swapped_leads"] > 0, STEPS
     who = "asking the person" if asks else "a client that cannot ask"
     record(
         f"confirmation state machine[{mode}, {who}]",
@@ -442,7 +468,8 @@ def test_confirmation_cannot_be_bypassed(mode: Mode, asks: bool) -> None:
         f"writes, each predicted by the model and matched to a legitimate confirmation; "
         f"{STEPS['refused']} confirmations refused, none legitimate by the model "
         f"({STEPS['swapped']} with a twin's arguments, {STEPS['digest_refused']} of them "
-        f"refused by the digest alone; "
+        f"refused by the digest alone; {STEPS['swapped_leads']} after a lead left and another "
+        "joined, same count; "
         f"{STEPS['at_expiry']} at the exact second the token expires); "
         "0 writes without a legitimate confirmation",
     )

@@ -1,0 +1,92 @@
+"""Reading every lead a selection touches, page by page, past Close's cursor limit.
+
+The snapshot before an edit, the backup before a delete and the binding a confirmation
+carries all need the same leads the job will touch, read the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from close_mcp.close.client import CloseClient
+from close_mcp.errors import ArgumentError
+
+PAGE_SIZE: Final = 200  # Close's largest search page
+CURSOR_CAP = 10_000  # one cursor walk of /data/search/ ends here (a variable, for tests)
+
+
+def _created_since(query: dict[str, Any], moment: str) -> dict[str, Any]:
+    condition = {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+        "condition": {
+            "type": "moment_range",
+            "on_or_after": {"type": "fixed_utc", "value": moment},
+        },
+    }
+    return {"type": "and", "queries": [query, condition]}
+
+
+_BY_CREATED: Final = [
+    {
+        "direction": "asc",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    }
+]
+
+
+async def walk_leads(
+    client: CloseClient,
+    query: dict[str, Any],
+    fields: list[str],
+    *,
+    results_limit: int | None,
+    sort: list[dict[str, Any]] | None,
+) -> list[dict[str, Any]]:
+    """Every lead a bulk action with this selection touches, with `fields` (id always).
+
+    Close ends one cursor walk at 10,000 leads. When `results_limit` is at most that, one
+    walk with the request's exact query, results_limit and sort sees exactly the leads the
+    job will. Otherwise the order does not matter (every match is touched), so this walks
+    by `date_created` ascending and, when a walk reaches the cap, starts a new one at the
+    last `date_created` seen (`on_or_after` is inclusive: leads created in that same
+    instant are read again and deduplicated by id). A new walk that adds nothing means more
+    than 10,000 leads share one creation instant: that is refused rather than cut short.
+    """
+    wanted = list(dict.fromkeys(["id", *fields]))
+    if results_limit is not None and results_limit <= CURSOR_CAP:
+        return [
+            _hit(lead)
+            async for lead in client.search_iter(
+                query, fields=wanted, results_limit=results_limit, sort=sort, page_size=PAGE_SIZE
+            )
+        ]
+    keyed = list(dict.fromkeys([*wanted, "date_created"]))
+    seen: dict[str, dict[str, Any]] = {}
+    current = query
+    while True:
+        walked = 0
+        added = 0
+        last: str | None = None
+        async for lead in client.search_iter(
+            current, fields=keyed, sort=_BY_CREATED, page_size=PAGE_SIZE
+        ):
+            walked += 1
+            last = lead.get("date_created") or last
+            if lead["id"] not in seen:
+                seen[lead["id"]] = _hit(lead)
+                added += 1
+        if walked < CURSOR_CAP:
+            return list(seen.values())
+        if added == 0 or last is None:
+            raise ArgumentError(
+                None,
+                f"More than {CURSOR_CAP} of the selected leads were created in the same "
+                "instant, so they cannot be read past Close's search limit; narrow the "
+                "selection.",
+            )
+        current = _created_since(query, last)
+
+
+def _hit(lead: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in lead.items() if k != "__object_type"}

@@ -1,0 +1,105 @@
+"""What a confirmation binds beyond the request body: the exact leads, and the content.
+
+The body of a bulk action names a query and a template, not the leads it will reach or
+the words it will send. A lead that leaves the selection while another joins keeps the
+count; a template edited after the preview keeps the body. So a token also carries a
+digest of the `Binding` the preview saw:
+
+- the ids of every lead the action touches, read with the same paging as the snapshot, up
+  to the snapshot limit (above it only the count is bound, and the preview says so);
+- the content: the email template's subject and body, the sequence's steps and sender.
+
+At confirmation the binding is read again; any difference refuses the call with a fresh
+preview that says what changed. The binding the preview saw is kept in the state store
+under the token's nonce, so the message can name the leads that left and joined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from close_mcp.close.client import CloseClient
+from close_mcp.close.leads import walk_leads
+
+SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message
+
+
+@dataclass(frozen=True)
+class Binding:
+    lead_ids: frozenset[str] | None  # None: more leads than the limit; only the count is bound
+    content: dict[str, Any]
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        leads = None if self.lead_ids is None else sorted(self.lead_ids)
+        return json.dumps({"leads": leads, "content": self.content}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Binding:
+        data = json.loads(text)
+        leads = data.get("leads")
+        return cls(None if leads is None else frozenset(leads), dict(data.get("content") or {}))
+
+    def changes_since(self, before: Binding | None) -> str:
+        """What differs from the binding the preview saw, for the person and the model."""
+        if before is None:
+            return "the leads or the content changed since the preview"
+        parts: list[str] = []
+        if self.lead_ids is not None and before.lead_ids is not None:
+            left = sorted(before.lead_ids - self.lead_ids)
+            joined = sorted(self.lead_ids - before.lead_ids)
+            if left:
+                parts.append(f"{_leads(len(left))} left the selection ({_some(left)})")
+            if joined:
+                parts.append(f"{_leads(len(joined))} joined it ({_some(joined)})")
+        for key in sorted(set(self.content) | set(before.content)):
+            if self.content.get(key) != before.content.get(key):
+                parts.append(f"the {key.replace('_', ' ')} changed")
+        return "; ".join(parts) or "the leads or the content changed since the preview"
+
+
+async def read_binding(
+    client: CloseClient,
+    *,
+    s_query: dict[str, Any] | None,
+    results_limit: int | None,
+    sort: list[dict[str, Any]] | None,
+    matched: int,
+    body: dict[str, Any],
+    limit: int,
+) -> Binding:
+    """The binding as Close shows it now (the same requests at preview and at confirmation)."""
+    lead_ids: frozenset[str] | None = None
+    if s_query is not None and 0 < matched <= limit:
+        walked = await walk_leads(client, s_query, [], results_limit=results_limit, sort=sort)
+        lead_ids = frozenset(str(lead["id"]) for lead in walked)
+    elif s_query is not None and matched == 0:
+        lead_ids = frozenset()
+    return Binding(lead_ids, await _content(client, body))
+
+
+async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    if isinstance(body.get("template_id"), str):
+        template = await client.get(f"email_template/{body['template_id']}/")
+        if isinstance(template, dict):
+            content["template"] = {k: template.get(k) for k in ("subject", "body")}
+    if isinstance(body.get("sequence_id"), str):
+        sequence = await client.get(f"sequence/{body['sequence_id']}/")
+        if isinstance(sequence, dict):
+            content["sequence"] = {k: sequence.get(k) for k in ("steps", "name")}
+    return content
+
+
+def _leads(n: int) -> str:
+    return f"{n} lead" if n == 1 else f"{n} leads"
+
+
+def _some(ids: list[str]) -> str:
+    more = len(ids) - SHOWN_IDS
+    return ", ".join(ids[:SHOWN_IDS]) + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,101 @@
+"""A confirmation binds what the person saw: the exact leads and the content, not only the
+query and the count.
+
+Each test previews, changes Close between the preview and the confirmation in a way the
+request body cannot show, and confirms: the call is refused with a fresh preview that says
+what changed, and nothing that writes reaches Close.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from close_mcp.sandbox.leads import create_lead
+from tests.harness import MODES, Harness
+from tests.ids import email_template, status_id
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60)]
+
+QUALIFIED = {"filter": {"lead_status": "Qualified"}}
+
+
+async def _token(h: Harness, tool: str, args: dict[str, Any]) -> str:
+    first = await h.call(tool, args)
+    assert first["status"] == "confirmation_required", first
+    token: str = first["confirmation_token"]
+    return token
+
+
+async def _refused_because(h: Harness, tool: str, args: dict[str, Any], token: str) -> str:
+    answer = await h.call(tool, {**args, "confirmation_token": token})
+    assert answer["status"] == "refused", answer
+    assert answer["confirmation_token"] not in (None, token)
+    assert h.writes() == []
+    reason: str = answer["reason"]
+    return reason
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_lead_swapped_for_another_at_the_same_count_refuses(h: Harness) -> None:
+    token = await _token(h, "create_bulk_delete", QUALIFIED)
+    store = h.sandbox.store
+    qualified, bad_fit = status_id(h, "Qualified"), status_id(h, "Bad Fit")
+    leaving = sorted(lead.id for lead in store.leads.values() if lead.status_id == qualified)[0]
+    joining = sorted(lead.id for lead in store.leads.values() if lead.status_id == bad_fit)[0]
+    store.leads[leaving].status_id = bad_fit
+    store.leads[joining].status_id = qualified
+    reason = await _refused_because(h, "create_bulk_delete", QUALIFIED, token)
+    assert reason == (
+        f"what the preview showed has changed: 1 lead left the selection ({leaving}); "
+        f"1 lead joined it ({joining})"
+    )
+
+
+async def test_a_lead_sliding_into_a_results_limit_refuses(h: Harness) -> None:
+    newest_first = [
+        {
+            "direction": "desc",
+            "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+        }
+    ]
+    args = {**QUALIFIED, "results_limit": 5, "sort": newest_first}
+    token = await _token(h, "create_bulk_delete", args)
+    h.clock.advance(60)
+    created = create_lead(
+        h.sandbox.store,
+        {"name": "Arrived After The Preview", "status_id": status_id(h, "Qualified")},
+        h.clock.time(),
+    )
+    reason = await _refused_because(h, "create_bulk_delete", args, token)
+    assert reason.startswith("what the preview showed has changed: 1 lead left the selection (")
+    assert reason.endswith(f"1 lead joined it ({created.id})")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_template_edited_after_the_preview_refuses(h: Harness) -> None:
+    args = {**QUALIFIED, "template": "Intro"}
+    token = await _token(h, "create_bulk_email", args)
+    email_template(h, "Intro").body = "Completely different words, sent to every customer."
+    reason = await _refused_because(h, "create_bulk_email", args, token)
+    assert reason == "what the preview showed has changed: the template changed"
+
+
+async def test_an_unchanged_selection_and_template_still_submit(h: Harness) -> None:
+    args = {**QUALIFIED, "template": "Intro"}
+    token = await _token(h, "create_bulk_email", args)
+    done = await h.call("create_bulk_email", {**args, "confirmation_token": token})
+    assert done["status"] == "submitted"
+    assert len(h.writes()) == 1
+
+
+@pytest.mark.harness(env={"CLOSE_MCP_SNAPSHOT": "3"})
+async def test_above_the_snapshot_limit_only_the_count_is_bound_and_said(h: Harness) -> None:
+    first = await h.call("create_bulk_delete", QUALIFIED)
+    matched = first["preview"]["matched"]
+    assert matched > 3
+    assert (
+        f"The confirmation binds the count of leads ({matched}), not each lead: more than "
+        "CLOSE_MCP_SNAPSHOT (3) are selected."
+    ) in first["preview"]["notes"]
