@@ -1,4 +1,7 @@
-"""pause_bulk_job / resume_bulk_job through the MCP client, both eras, on every job state."""
+"""pause_bulk_job / resume_bulk_job through the MCP client, both eras, on every job state.
+
+Pausing is never confirmed. Resuming restarts what the job does, so it is confirmed like the
+job's own action: always for a delete, for the others when CLOSE_MCP_CONFIRM names them."""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ from typing import Any
 import pytest
 
 from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.sandbox.bulk_jobs import RESUME_SECONDS
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
 from close_mcp.writes.tokens import iso
-from tests.harness import MODES, Harness, Mode, run_to_done
+from tests.harness import MODES, Harness, Mode, accept, run_to_done
 from tests.ids import status_id
 
 # 40 leads at 10 objects a second: a job is created, loads in 1 s, then runs for 4 s.
@@ -139,46 +143,259 @@ async def test_pause_a_running_job(state: str, updated: str, loaded: bool, h: Ha
 
 
 @pytest.mark.parametrize("kind", ["edit", "email", "sequence_subscription", "delete"])
+@pytest.mark.harness(confirm="edit,email,sequences")
 async def test_pause_and_resume_every_kind_on_its_own_path(kind: str, h: Harness) -> None:
     job = new_job(h, kind)
     h.clock.advance(1.5)
     await h.call("pause_bulk_job", {"job_id": job.id})
-    resumed = await h.call("resume_bulk_job", {"job_id": job.id})
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    assert first["status"] == "confirmation_required"
+    assert puts(h) == [("PUT", job_path(job), PAUSED)]
+    token = first["confirmation_token"]
+    resumed = await h.call("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
     assert puts(h) == [("PUT", job_path(job), PAUSED), ("PUT", job_path(job), RESUMING)]
+    assert resumed["status"] == "submitted"
     assert resumed["job"]["kind"] == kind
     assert resumed["job"]["status"] == "resuming"
 
 
 # -- resume ------------------------------------------------------------------------------------
 
+NOTICE = "Each object left is a lead the edit changes."
+DELETE_NOTICE = (
+    "Each object left is a lead deleted with its contacts and activities; Close cannot undo it."
+)
+
+
+def resume_preview(job: Job, notice: str, *, done: int = 10, total: int = 40) -> dict[str, Any]:
+    return {
+        "path": f"/bulk_action/{job.kind}/{job.id}/",
+        "request": RESUMING,
+        "s_query": None,
+        "results_limit": None,
+        "sort": None,
+        "matched": total - done,
+        "sample": [],
+        "rendering": None,
+        "notes": [
+            f"Job {job.id} was paused at {done} of {total} objects ({total} leads selected). "
+            f"Resuming carries on with the {total - done} left.",
+            notice,
+        ],
+    }
+
 
 @pytest.mark.harness(audited=True)
 async def test_resume_a_paused_job_and_it_finishes(h: Harness) -> None:
+    """An edit is not confirmed by default: resuming it is sent at once, as before."""
     job = new_job(h)
     into_state(h, job, "paused")
     h.clock.advance(6 * DAY)
     result = await h.call("resume_bulk_job", {"job_id": job.id})
     assert puts(h) == [("PUT", job_path(job), RESUMING)]
+    summary = f"Resume the paused bulk edit job {job.id}: 30 objects left"
     assert result == {
-        "message": f"Resuming job {job.id} at 10 of 40 objects; follow it with wait_for_bulk_job.",
-        "previous_status": "paused",
+        "status": "submitted",
+        "tool": "resume_bulk_job",
+        "message": f"Submitted: {summary} (job {job.id}). Follow it with wait_for_bulk_job.",
+        "preview": resume_preview(job, NOTICE),
+        "confirmation_token": None,
+        "expires_at": None,
+        "reason": None,
         "job": edit_summary(h, job, "resuming", "2026-01-07T00:00:02.000000+00:00", True),
-        "resume_before": None,
+        "result": None,
+        "snapshot": None,
         "crm_data_notice": CRM_DATA_NOTICE,
     }
-    assert result["job"]["status"] == "resuming"
     await run_to_done(h, job.id, step=1.0)
     assert job.status == "done"
     assert job.n_objects_processed == 40
-    assert [e["outcome"] for e in h.audit.entries()] == ["submitted"]
+    entry = {
+        "tool": "resume_bulk_job",
+        "outcome": "submitted",
+        "path": f"/bulk_action/edit/{job.id}/",
+        "request": RESUMING,
+        "matched": 30,
+        "job_id": job.id,
+    }
+    assert [{k: e.get(k) for k in entry} for e in h.audit.entries()] == [entry]
 
 
 @pytest.mark.harness(audited=True)
-async def test_resume_is_refused_eight_days_after_the_pause(h: Harness) -> None:
-    job = new_job(h)
+async def test_resuming_a_paused_delete_needs_its_own_confirmation(h: Harness) -> None:
+    """The person paused an irreversible job: the model alone cannot undo that."""
+    job = new_job(h, "delete")
     into_state(h, job, "paused")
-    h.clock.advance(8 * DAY)
-    error = await h.error("resume_bulk_job", {"job_id": job.id})
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    summary = f"Resume the paused bulk delete job {job.id}: 30 objects left"
+    token = first["confirmation_token"]
+    assert first == {
+        "status": "confirmation_required",
+        "tool": "resume_bulk_job",
+        "message": f"{summary}. Show this preview to the user; if they agree, call "
+        "resume_bulk_job again with the same arguments and confirmation_token.",
+        "preview": resume_preview(job, DELETE_NOTICE),
+        "confirmation_token": token,
+        "expires_at": "2026-01-01T00:10:02+00:00",
+        "reason": None,
+        "job": None,
+        "result": None,
+        "snapshot": None,
+        "crm_data_notice": CRM_DATA_NOTICE,
+    }
+    assert isinstance(token, str)
+    assert h.writes() == []
+    assert job.status == "paused"
+    h.clock.advance(300)
+    h.sandbox.jobs.advance(job, h.clock.time())
+    assert job.n_objects_processed == 10  # still paused: nothing deleted meanwhile
+
+    done = await h.call("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
+    assert puts(h) == [("PUT", job_path(job), RESUMING)]
+    assert (done["status"], done["message"], done["preview"]) == (
+        "submitted",
+        f"Submitted: {summary} (job {job.id}). Follow it with wait_for_bulk_job.",
+        resume_preview(job, DELETE_NOTICE),
+    )
+    assert done["job"]["status"] == "resuming"
+    assert job.status == "resuming"
+
+    # The job runs again: the spent token meets a job that is no longer paused.
+    error = await h.error("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
+    assert error == (
+        "cannot resume this job: it is resuming, not paused; only a paused job can be resumed"
+    )
+    assert len(h.writes()) == 1
+    entries = [(e["tool"], e["outcome"], e.get("matched")) for e in h.audit.entries()]
+    assert entries == [
+        ("resume_bulk_job", "submitted", 30),
+        ("resume_bulk_job", "refused", None),
+    ]
+
+
+@pytest.mark.harness(confirm="edit")
+async def test_a_token_for_another_job_or_a_forged_one_resumes_nothing(h: Harness) -> None:
+    mine, other = new_job(h), new_job(h)
+    h.clock.advance(2.0)
+    for job in (mine, other):  # same progress, same count: only the job differs
+        h.sandbox.jobs.set_status(job, PAUSED, h.clock.time())
+    first = await h.call("resume_bulk_job", {"job_id": mine.id})
+    theirs = await h.call("resume_bulk_job", {"job_id": other.id})
+    assert first["preview"]["matched"] == theirs["preview"]["matched"] == 30
+    swapped = await h.call(
+        "resume_bulk_job", {"job_id": other.id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert (swapped["status"], swapped["reason"]) == (
+        "refused",
+        "the confirmation token was issued for different arguments; confirm the new preview "
+        "instead",
+    )
+    forged = first["confirmation_token"][:-4] + "AAAA"
+    refused = await h.call("resume_bulk_job", {"job_id": mine.id, "confirmation_token": forged})
+    assert (refused["status"], refused["reason"]) == (
+        "refused",
+        "the confirmation token is not valid (forged, mistyped, or from a server with another "
+        "CLOSE_MCP_SECRET)",
+    )
+    assert h.writes() == []
+    assert (mine.status, other.status) == ("paused", "paused")
+    # Each job's own token still works, once.
+    for job, answer in ((mine, first), (other, theirs)):
+        token = answer["confirmation_token"]
+        done = await h.call("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
+        assert done["status"] == "submitted"
+    assert puts(h) == [("PUT", job_path(mine), RESUMING), ("PUT", job_path(other), RESUMING)]
+
+
+async def test_a_token_for_a_job_that_moved_on_is_refused(h: Harness) -> None:
+    """The token binds what was left to do: a job resumed and paused again elsewhere has
+    less left, and its preview is shown afresh."""
+    job = new_job(h, "delete")
+    into_state(h, job, "paused")
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    h.sandbox.jobs.set_status(job, RESUMING, h.clock.time())
+    h.clock.advance(RESUME_SECONDS + 1.0)
+    h.sandbox.jobs.set_status(job, PAUSED, h.clock.time())
+    assert job.n_objects_processed == 20
+    again = await h.call(
+        "resume_bulk_job", {"job_id": job.id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert (again["status"], again["reason"]) == (
+        "refused",
+        "the selection now matches 20 leads, not the 30 that were previewed",
+    )
+    assert again["preview"]["matched"] == 20
+    assert again["confirmation_token"] != first["confirmation_token"]
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "confirm", "confirmed"),
+    [
+        ("edit", "edit", True),
+        ("email", "delete", False),
+        ("email", "email", True),
+        ("sequence_subscription", "delete", False),
+        ("sequence_subscription", "sequences", True),
+        ("delete", "edit", True),  # a delete is always confirmed
+    ],
+)
+async def test_the_confirm_policy_of_the_jobs_action_decides(
+    kind: str, confirm: str, confirmed: bool, start_harness: Any
+) -> None:
+    h = await start_harness(confirm=confirm)
+    job = new_job(h, kind)
+    into_state(h, job, "paused")
+    result = await h.call("resume_bulk_job", {"job_id": job.id})
+    assert result["status"] == ("confirmation_required" if confirmed else "submitted")
+    assert puts(h) == ([] if confirmed else [("PUT", job_path(job), RESUMING)])
+
+
+async def test_dry_run_previews_a_resume_and_sends_nothing(h: Harness) -> None:
+    job = new_job(h, "delete")
+    into_state(h, job, "paused")
+    result = await h.call("resume_bulk_job", {"job_id": job.id, "dry_run": True})
+    assert (result["status"], result["confirmation_token"], result["preview"]) == (
+        "preview",
+        None,
+        resume_preview(job, DELETE_NOTICE),
+    )
+    assert result["message"] == (
+        f"Preview only, nothing was sent: Resume the paused bulk delete job {job.id}: 30 "
+        "objects left. Call again without dry_run to get a confirmation token."
+    )
+    assert h.writes() == []
+
+
+@pytest.mark.harness(elicit=accept({"count": 30}))
+async def test_the_person_types_the_number_left_to_delete(h: Harness) -> None:
+    job = new_job(h, "delete")
+    into_state(h, job, "paused")
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    token = first["confirmation_token"]
+    done = await h.call("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
+    assert done["status"] == "submitted"
+    assert h.questions == [
+        f"Resume the paused bulk delete job {job.id}: 30 objects left. This cannot be undone "
+        "in Close. To confirm, type the number of leads that will be deleted (30)."
+    ]
+    assert puts(h) == [("PUT", job_path(job), RESUMING)]
+
+
+@pytest.mark.parametrize("kind", ["edit", "delete"])
+@pytest.mark.harness(audited=True)
+async def test_resume_is_refused_eight_days_after_the_pause(kind: str, h: Harness) -> None:
+    """The job's state is checked before anything else, a confirmation included."""
+    job = new_job(h, kind)
+    into_state(h, job, "paused")
+    token = None
+    if kind == "delete":
+        h.clock.advance(7 * DAY - 300)
+        token = (await h.call("resume_bulk_job", {"job_id": job.id}))["confirmation_token"]
+        h.clock.advance(300 + DAY)
+    else:
+        h.clock.advance(8 * DAY)
+    error = await h.error("resume_bulk_job", {"job_id": job.id, "confirmation_token": token})
     assert error == (
         "cannot resume this job: it was paused at 2026-01-01T00:00:02.000000+00:00 "
         "(8.0 days ago), and Close does not resume a job paused more than 7 days ago; "
@@ -191,7 +408,7 @@ async def test_resume_is_refused_eight_days_after_the_pause(h: Harness) -> None:
         "time": "2026-01-09T00:00:02+00:00",
         "tool": "resume_bulk_job",
         "outcome": "refused",
-        "path": f"/bulk_action/edit/{job.id}/",
+        "path": f"/bulk_action/{kind}/{job.id}/",
         "request": RESUMING,
         "job_id": job.id,
         "reason": error.removeprefix("cannot resume this job: "),
@@ -275,6 +492,25 @@ async def test_closes_refusal_of_the_put_is_mapped(status: int, reason: str, h: 
     assert (entry["outcome"], entry["reason"]) == ("refused", reason)
 
 
+@pytest.mark.harness(audited=True)
+async def test_closes_refusal_of_a_resume_is_mapped_too(h: Harness) -> None:
+    job = new_job(h)
+    into_state(h, job, "paused")
+    h.sandbox.inject_faults("5xx", path_prefix=f"bulk_action/edit/{job.id}/", method="PUT",
+                            status=400)  # fmt: skip
+    error = await h.error("resume_bulk_job", {"job_id": job.id})
+    reason = "Close rejected the request: Sandbox fault: HTTP 400"
+    assert error == f"cannot resume this job: {reason}"
+    assert puts(h) == [("PUT", job_path(job), RESUMING)]
+    assert job.status == "paused"
+    (entry,) = h.audit.entries()
+    assert (entry["tool"], entry["outcome"], entry["reason"]) == (
+        "resume_bulk_job",
+        "failed",
+        f"{reason} (PUT bulk_action/edit/{job.id}/)",
+    )
+
+
 async def test_closes_real_400_when_the_job_finished_meanwhile(h: Harness) -> None:
     """The job was processing when read; Close finishes it before the PUT lands."""
     job = new_job(h)
@@ -307,24 +543,31 @@ async def test_stop_and_restart_a_bulk_edit_made_through_the_server(h: Harness) 
     assert paused["job"]["status"] == "paused"
     h.clock.advance(3600)
     resumed = await h.call("resume_bulk_job", {"job_id": job_id})
-    assert resumed["previous_status"] == "paused"
+    assert (resumed["status"], resumed["job"]["status"]) == ("submitted", "resuming")
     await run_to_done(h, job_id, step=1.0)
     job = await h.call("get_bulk_job", {"job_id": job_id})
     assert job["status"] == "done"
     assert job["n_objects_processed"] == job["n_objects"]
 
 
-async def test_job_control_tools_are_idempotent_and_not_destructive(h: Harness) -> None:
+async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness) -> None:
     tools = {t.name: t for t in (await h.client.list_tools()).tools}
-    for name in ("pause_bulk_job", "resume_bulk_job"):
-        annotations = tools[name].annotations
-        assert annotations is not None
-        assert annotations.read_only_hint is False
-        assert annotations.destructive_hint is False
-        assert annotations.idempotent_hint is True
-        assert annotations.open_world_hint is False
-        assert tools[name].input_schema["required"] == ["job_id"]
-        assert "no confirmation" in (tools[name].description or "").lower()
+    pause, resume = tools["pause_bulk_job"], tools["resume_bulk_job"]
+    assert pause.annotations is not None
+    assert resume.annotations is not None
+    hints = ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
+    assert [getattr(pause.annotations, k) for k in hints] == [False, False, True, False]
+    assert [getattr(resume.annotations, k) for k in hints] == [False, True, True, True]
+    assert pause.input_schema["required"] == ["job_id"]
+    assert sorted(pause.input_schema["properties"]) == ["job_id"]
+    assert resume.input_schema["required"] == ["job_id"]
+    assert sorted(resume.input_schema["properties"]) == [
+        "confirmation_token",
+        "dry_run",
+        "job_id",
+    ]
+    assert "needs no confirmation" in (pause.description or "").lower()
+    assert "confirmation_token" in (resume.description or "")
 
 
 @pytest.mark.harness(read_only=True)

@@ -39,7 +39,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, read_binding
-from close_mcp.writes.sender import Reconcile, Sender, WriteContext
+from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
 
 # After an ambiguous failure, only an object created after the request left counts as its
@@ -160,6 +160,9 @@ class WriteRequest:
     # `body` describes all of them, so the token binds the whole plan. Its answer becomes the
     # result as is.
     send: Callable[[Sender], Awaitable[dict[str, Any]]] | None = None
+    # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
+    # looked for after an ambiguous failure and the object is not attributed to this write.
+    method: Method = "POST"
 
     def preview(self) -> Preview:
         return Preview(
@@ -354,7 +357,7 @@ class Pipeline:
             )
         else:
             answer = await sender.send(
-                "POST",
+                request.method,
                 request.path,
                 request.body,
                 matched=request.matched,
@@ -366,7 +369,8 @@ class Pipeline:
         if saved is not None and job is not None and request.safeguard is not None:
             saved = request.safeguard.attach(saved, job.id)  # named by the job it belongs to
         owned = job.id if job else str(answer_id or "") or None
-        await self._attribute(owned, owner)
+        if request.method == "POST":
+            await self._attribute(owned, owner)
         sender.record(
             "submitted",
             path="/" + request.path,
@@ -589,6 +593,8 @@ def _job_or_none(answer: Any) -> JobSummary | None:
 
 
 def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
+    if request.method != "POST":
+        return None
     if request.recent is not None or request.job_kind is None:
         return request.recent
     return RecentLookup(

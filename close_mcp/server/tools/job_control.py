@@ -1,36 +1,67 @@
 """Stopping and restarting a running bulk job: `pause_bulk_job`, `resume_bulk_job` (toolset `jobs`).
 
-Close pauses and resumes with `PUT {"status": "paused" | "resuming"}` on the job. Both are
-reversible, so they need no confirmation, but the job is read first and a change Close would
-refuse (a finished job, pausing a paused one, resuming one that is not paused, resuming more
-than 7 days after the pause) is refused here with the reason, without the write. Close does
-not say when a job was paused: a paused job's `date_updated` is taken as the pause time (it
-stops moving while the job is paused). Close's own refusals (400/404/405) become the same
-"cannot pause/resume this job" error. Every change and every refusal is audited.
+Close pauses and resumes with `PUT {"status": "paused" | "resuming"}` on the job. The job is
+read first and a change Close would refuse (a finished job, pausing a paused one, resuming
+one that is not paused, resuming more than 7 days after the pause) is refused here with the
+reason, without the write. Close does not say when a job was paused: a paused job's
+`date_updated` is taken as the pause time (it stops moving while the job is paused). Close's
+own refusals (400/404/405) become the same "cannot pause/resume this job" error. Every change
+and every refusal is audited.
+
+Pausing is the safe direction and needs no confirmation. Resuming undoes a pause, so it goes
+through the write pipeline like the action the job is: resuming a delete is always
+confirmed, resuming an edit, email or sequence subscription when that action
+(`edit`, `email`, `sequences`) is in CLOSE_MCP_CONFIRM. The preview says what is left to do;
+the token binds the job and the number of objects left.
+
+No `from __future__ import annotations` here (see `writing.py`).
 """
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
-from close_mcp.close.jobs import CRM_DATA_NOTICE, JobSummary, job_kind, job_path, summarize_job
+from close_mcp.close.jobs import (
+    CRM_DATA_NOTICE,
+    JobKind,
+    JobSummary,
+    job_kind,
+    job_path,
+    summarize_job,
+)
 from close_mcp.errors import CloseAPIError
 from close_mcp.server.runtime import Runtime
-from close_mcp.server.tools import Registrar
+from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.job_reads import JobId
+from close_mcp.server.tools.selection import DryRunArg, TokenArg
+from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
+from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
 
 RESUME_LIMIT: Final = timedelta(days=7)
 CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
+# The CLOSE_MCP_CONFIRM action a job of each kind is, and what it does to what it reaches.
+ACTIONS: Final[dict[JobKind, str]] = {
+    "edit": "edit",
+    "email": "email",
+    "sequence_subscription": "sequences",
+    "delete": "delete",
+}
+EFFECTS: Final[dict[JobKind, str]] = {
+    "edit": "Each object left is a lead the edit changes.",
+    "email": "Each object left is an email sent to a customer; a sent email cannot be recalled.",
+    "sequence_subscription": "Each object left is a contact whose sequence subscription "
+    "changes (a subscribed contact gets the sequence's emails).",
+    "delete": "Each object left is a lead deleted with its contacts and activities; Close "
+    "cannot undo it.",
+}
 
 
 def _close_refusal(exc: Exception) -> bool:
@@ -41,11 +72,17 @@ def _close_refusal(exc: Exception) -> bool:
 CONTROL = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
+# Resuming restarts whatever the job does: deleting leads, sending emails.
+RESUME = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+)
 
 Verb = Literal["pause", "resume"]
 
 
 class JobControlResult(BaseModel):
+    """What pause_bulk_job answers (resume_bulk_job answers a `WriteResult`)."""
+
     message: str = Field(description="What changed and what to do next.")
     previous_status: str = Field(description="The job's status before this call.")
     job: JobSummary = Field(description="The job as Close answered after the change.")
@@ -87,7 +124,8 @@ def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:
 
 
 class _Control:
-    """One pause or resume, from the read to the audit line."""
+    """One pause (from the read to the audit line) or the checks before a resume (which the
+    pipeline sends)."""
 
     def __init__(self, runtime: Runtime, client: CloseClient, verb: Verb, job_id: str) -> None:
         self.runtime = runtime
@@ -107,7 +145,8 @@ class _Control:
             outcome, path="/" + self.path, body=self.body, job_id=self.job_id, reason=reason
         )
 
-    async def run(self) -> JobControlResult:
+    async def checked(self) -> JobSummary:
+        """The job as Close has it now; refused (and audited) when the change cannot happen."""
         try:
             before = summarize_job(await self.client.get(self.path))
         except CloseAPIError as exc:
@@ -117,6 +156,10 @@ class _Control:
         problem = _problem(self.verb, before, utc_datetime(self.runtime.clock))
         if problem is not None:
             raise self.refuse(problem)
+        return before
+
+    async def pause(self) -> JobControlResult:
+        before = await self.checked()
         try:
             answer: Any = await self.sender.send(
                 "PUT", self.path, self.body, job_id=self.job_id, unaudited=_close_refusal
@@ -135,21 +178,52 @@ class _Control:
         progress = ""
         if after.n_objects is not None:
             progress = f" at {after.n_objects_processed or 0} of {after.n_objects} objects"
-        if self.verb == "pause":
-            paused_at = _when(after.date_updated) or utc_datetime(self.runtime.clock)
-            deadline = (paused_at + RESUME_LIMIT).isoformat(timespec="seconds")
-            return JobControlResult(
-                message=f"Paused job {after.id}{progress}. Resume it with resume_bulk_job "
-                f"before {deadline}; Close refuses later.",
-                previous_status=before.status,
-                job=after,
-                resume_before=deadline,
-            )
+        paused_at = _when(after.date_updated) or utc_datetime(self.runtime.clock)
+        deadline = (paused_at + RESUME_LIMIT).isoformat(timespec="seconds")
         return JobControlResult(
-            message=f"Resuming job {after.id}{progress}; follow it with wait_for_bulk_job.",
+            message=f"Paused job {after.id}{progress}. Resume it with resume_bulk_job "
+            f"before {deadline}; Close refuses later.",
             previous_status=before.status,
             job=after,
+            resume_before=deadline,
         )
+
+
+def _left(job: JobSummary) -> tuple[int, str]:
+    """How many objects the job has left, and a sentence on where it stopped."""
+    if job.n_objects is None:
+        if job.n_leads is None:
+            return 0, (
+                f"Job {job.id} was paused before Close counted its selection: how many leads "
+                "it will touch is not known yet."
+            )
+        done = job.n_leads_processed or 0
+        return max(job.n_leads - done, 0), (
+            f"Job {job.id} was paused at {done} of {job.n_leads} leads."
+        )
+    done = job.n_objects_processed or 0
+    leads = f" ({job.n_leads} leads selected)" if job.n_leads is not None else ""
+    return max(job.n_objects - done, 0), (
+        f"Job {job.id} was paused at {done} of {job.n_objects} objects{leads}."
+    )
+
+
+def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
+    """Resuming `job`, as a write: the PUT, what is left to do, and the job's own action."""
+    left, where = _left(job)
+    return WriteRequest(
+        tool="resume_bulk_job",
+        action=ACTIONS[job.kind],
+        path=control.path,
+        body=control.body,
+        matched=left,
+        summary=f"Resume the paused bulk {job.kind} job {job.id}: {left} "
+        f"object{'s' if left != 1 else ''} left",
+        job_kind=job.kind,
+        method="PUT",
+        when_empty=None,  # a job with nothing left may still be resumed, to let it finish
+        notes=[f"{where} Resuming carries on with the {left} left.", EFFECTS[job.kind]],
+    )
 
 
 def register(reg: Registrar) -> None:
@@ -157,11 +231,31 @@ def register(reg: Registrar) -> None:
 
     async def pause_bulk_job(ctx: Context, job_id: JobId) -> JobControlResult:
         client = runtime.client_for(ctx.headers)
-        return await _Control(runtime, client, "pause", job_id).run()
+        return await _Control(runtime, client, "pause", job_id).pause()
 
-    async def resume_bulk_job(ctx: Context, job_id: JobId) -> JobControlResult:
-        client = runtime.client_for(ctx.headers)
-        return await _Control(runtime, client, "resume", job_id).run()
+    @tool_errors
+    async def prepare_resume(ctx: Context, job_id: JobId) -> WriteRequest:
+        control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
+        return resume_request(control, await control.checked())
+
+    confirm_resume = confirmer(runtime, prepare_resume)
+
+    async def resume_bulk_job(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_resume)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm_resume)],
+        job_id: JobId,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        try:
+            return await run_write(
+                runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+            )
+        except CloseAPIError as exc:
+            if exc.status in CLOSE_REFUSALS:
+                raise ToolError(f"cannot resume this job: {exc.message}") from exc
+            raise
 
     reg.add(
         pause_bulk_job,
@@ -180,7 +274,11 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="Resume a paused bulk job",
         description="Restart a bulk job paused with pause_bulk_job; it carries on where it "
-        "stopped. Needs no confirmation. Close refuses jobs that are not paused or were "
-        "paused more than 7 days ago. Follow it with wait_for_bulk_job.",
-        annotations=CONTROL,
+        "stopped. Resuming a delete, and an email, sequence subscription or edit when that "
+        "action needs confirmation, is confirmed like the action itself: the first call "
+        "previews what is left to do and gives a confirmation_token; show it to the user and "
+        "call again with the same job_id and the token once they agree. dry_run only "
+        "previews. Close refuses jobs that are not paused or were paused more than 7 days "
+        "ago. Follow it with wait_for_bulk_job.",
+        annotations=RESUME,
     )
