@@ -15,7 +15,7 @@ from tests.ids import email_template, template_id
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40, toolsets="send")]
 
 EMAIL_PATH = "/api/v1/activity/email/"
-SENDER = '"Sandra Box" <sandra.box@sandbox.example>'
+SENDER = '"Sandra Box" <sandra@sandbox.example>'  # an identity of the sandbox's email account
 LATER = "2026-01-02T09:30:00+01:00"  # the FakeClock starts at 2026-01-01T00:00:00Z
 KEEP = (
     "id", "status", "thread_id", "lead_id", "contact_id", "subject", "to", "cc", "bcc", "sender",
@@ -96,7 +96,10 @@ async def test_draft_is_created_at_once_with_the_exact_body(h: Harness) -> None:
                 "subject": "Hello",
                 "body": "Hi Ann",
             },
-            "notes": [],
+            "notes": [
+                f"Not contacts of lead {lead.id}: ann@example.com, cc@example.com. Check they "
+                "should get this email."
+            ],
         },
         "confirmation_token": None,
         "expires_at": None,
@@ -383,6 +386,93 @@ async def test_email_account_is_resolved_and_must_own_the_sender(h: Harness) -> 
         "allowed: sandra.box@gmail.example"
     )
     assert h.writes() == []
+
+
+async def test_a_sender_must_be_a_connected_identity_unless_the_email_is_only_logged(
+    h: Harness,
+) -> None:
+    lead = a_lead(h)
+    address = lead.contacts[0].emails[0]["email"]
+    base = {"lead_id": lead.id, "to": [address], "body_text": "x"}
+    allowed = (
+        "sandra@sandbox.example, sales@sandbox.example, sandra.box@gmail.example, "
+        "tomas@sandbox.example"
+    )
+    cases = [
+        ("draft", {}),
+        ("outbox", {}),
+        ("scheduled", {"date_scheduled": LATER}),
+    ]
+    for status, extra in cases:
+        args = {**base, "status": status, "sender": '"CEO" <ceo@bigcorp.example>', **extra}
+        error = await h.error("send_email", args)
+        assert error == (
+            "sender: 'ceo@bigcorp.example' is not one of your connected email identities; "
+            f"allowed: {allowed}"
+        ), status
+    assert h.writes() == []
+    # Any connected identity will do (its case does not matter); the email goes as given.
+    sender = '"Sales" <Sales@Sandbox.example>'
+    sent = await h.call("send_email", {**base, "status": "outbox", "sender": sender})
+    assert sent["status"] == "confirmation_required"
+    assert sent["preview"]["request"]["sender"] == sender
+    assert sent["preview"]["notes"] == []  # the recipient is the lead's own contact
+    # A logged email records what happened elsewhere: its sender is taken as given.
+    for status in ("sent", "inbox"):
+        logged = await h.call(
+            "send_email", {**base, "status": status, "sender": "ceo@bigcorp.example"}
+        )
+        assert logged["status"] == "submitted", status
+    assert [r.json["status"] for r in h.writes()] == ["sent", "inbox"]
+
+
+LINE_BREAK = "a line break (CR or LF); a header field must be one line"
+HEADER_INJECTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"subject": "Hello\r\nBcc: spy@evil.example"}, "subject: 'Hello\\r\\nBcc: spy@evil.example'"),
+    ({"subject": "Hello\n"}, "subject: 'Hello\\n'"),
+    ({"sender": "S <sandra@sandbox.example>\r"}, "sender: 'S <sandra@sandbox.example>\\r'"),
+    ({"to": ["ann@example.com", "bob@example.com\n"]}, "to[1]: 'bob@example.com\\n'"),
+    ({"cc": ["\rcc@example.com"]}, "cc[0]: '\\rcc@example.com'"),
+    ({"bcc": ["bcc@example.com\r\n"]}, "bcc[0]: 'bcc@example.com\\r\\n'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("status", ["draft", "outbox", "sent"])
+async def test_line_breaks_in_header_fields_are_refused(status: str, h: Harness) -> None:
+    """A CR or LF would start another header (a hidden Bcc): refused before anything is read."""
+    base = {"lead_id": a_lead(h).id, "status": status, "body_text": "x", "sender": SENDER}
+    for args, start in HEADER_INJECTIONS:
+        error = await h.error("send_email", {**base, **args})
+        assert error == f"{start} contains {LINE_BREAK}", args
+    assert h.sandbox.requests == []
+
+
+async def test_recipients_who_are_not_contacts_of_the_lead_are_named(h: Harness) -> None:
+    lead = a_lead(h, contacts=2)
+    first, second = (c.emails[0]["email"] for c in lead.contacts[:2])
+    args = {
+        "lead_id": lead.id,
+        "status": "outbox",
+        "sender": SENDER,
+        "to": [first, "stranger@example.com"],
+        "cc": [second.upper()],
+        "bcc": ["audit@example.com", "stranger@example.com"],
+        "body_text": "x",
+    }
+    result = await h.call("send_email", args)
+    assert result["status"] == "confirmation_required"
+    assert result["preview"]["notes"] == [
+        f"Not contacts of lead {lead.id}: stranger@example.com, audit@example.com. Check they "
+        "should get this email."
+    ]
+    assert h.writes() == []
+    # A received email's recipients are this side's own addresses: nothing to say.
+    inbox = await h.call(
+        "send_email",
+        {"lead_id": lead.id, "status": "inbox", "sender": first, "to": ["me@sandbox.example"],
+         "body_text": "x", "dry_run": True},
+    )  # fmt: skip
+    assert inbox["preview"]["notes"] == []
 
 
 async def test_contact_of_another_lead_is_refused(h: Harness) -> None:

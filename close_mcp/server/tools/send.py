@@ -15,6 +15,12 @@ Choices where Close leaves room:
   `contact_id`; the preview says so.
 - `date_scheduled`, `send_in` and `followup_date` are refused for statuses where Close would
   ignore them (a draft with a date is still only a draft).
+- A line break (CR or LF) in the subject, the sender or an address is refused: in a mail
+  header it would start a new header (a hidden Bcc, say).
+- The sender of an email that may go out (draft, outbox, scheduled) must be one of the
+  identities of the email accounts connected in Close; a logged email (sent, inbox) records
+  what happened elsewhere, so its sender is taken as given.
+- Recipients who are not contacts of the lead are named in the preview's notes.
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -60,6 +66,8 @@ EMAIL_MATCH_KEYS: Final = (
     "body_html",
 )
 NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
+LOGGED: Final = frozenset({"sent", "inbox"})  # only recorded: the sender is taken as given
+LINE_BREAKS: Final = ("\r", "\n")
 FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
 MAX_SUBJECT: Final = 1000
 MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
@@ -77,6 +85,25 @@ _ADDRESS = re.compile(
 
 def valid_address(value: str) -> bool:
     return len(value) <= 254 and _ADDRESS.fullmatch(value) is not None
+
+
+def _one_line(field: str, value: str | None) -> None:
+    """A header field with a line break would let its text start another header."""
+    if value is not None and any(brk in value for brk in LINE_BREAKS):
+        raise ArgumentError(
+            field,
+            f"{value!r} contains a line break (CR or LF); a header field must be one line",
+        )
+
+
+def _check_headers(
+    subject: str | None, sender: str | None, recipients: dict[str, list[str] | None]
+) -> None:
+    _one_line("subject", subject)
+    _one_line("sender", sender)
+    for field, values in recipients.items():
+        for i, value in enumerate(values or []):
+            _one_line(f"{field}[{i}]", value)
 
 
 def _recipients(field: str, values: list[str] | None) -> list[str]:
@@ -182,6 +209,29 @@ def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
         )
     return next((c for c in lead.contacts if _first_email(c)), None)
+
+
+async def _check_identity(catalog: Catalog, sender_address: str) -> None:
+    """The sender must be an identity of an email account connected in Close."""
+    identities = [i.email for a in await catalog.email_accounts() for i in a.identities]
+    if sender_address.lower() in {i.lower() for i in identities}:
+        return
+    allowed = ", ".join(dict.fromkeys(identities)) or "none (no email account is connected)"
+    raise ArgumentError(
+        "sender",
+        f"{sender_address!r} is not one of your connected email identities; allowed: {allowed}",
+    )
+
+
+def _strangers(lead: _Lead, recipients: list[str]) -> list[str]:
+    """The recipients who are not contacts of the lead, in order, once each."""
+    known = {
+        str(entry["email"]).lower()
+        for contact in lead.contacts
+        for entry in contact.get("emails") or []
+        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
+    }
+    return [r for r in dict.fromkeys(recipients) if r.lower() not in known]
 
 
 async def _account_id(catalog: Catalog, email_account: str, sender_address: str | None) -> str:
@@ -351,6 +401,7 @@ def register(reg: Registrar) -> None:
         send_in: SendInArg,
         followup_date: FollowupDateArg,
     ) -> WriteRequest:
+        _check_headers(subject, sender, {"to": to, "cc": cc, "bcc": bcc})
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
         )
@@ -391,6 +442,15 @@ def register(reg: Registrar) -> None:
             if email_account
             else None
         )
+        if sender_address is not None and status not in LOGGED:
+            await _check_identity(call.catalog, sender_address)
+        if status != "inbox":  # an inbox email's recipients are this side's addresses
+            strangers = _strangers(lead, to_list + cc_list + bcc_list)
+            if strangers:
+                notes.append(
+                    f"Not contacts of lead {lead.id}: {', '.join(strangers)}. Check they "
+                    "should get this email."
+                )
 
         body: dict[str, Any] = {"lead_id": lead.id, "status": status}
         optional: list[tuple[str, Any]] = [
