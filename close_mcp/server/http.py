@@ -4,6 +4,11 @@ Loopback is the default bind. The SDK's DNS-rebinding protection checks `Host` a
 `Origin`. When `CLOSE_MCP_HTTP_TOKEN` is set, every `/mcp` request must carry it as a
 bearer token. Each request may bring its own Close key in a `Close-API-Key` header, so one
 deployment serves a team; the key is used for that request only and never logged.
+
+The server's own `CLOSE_API_KEY`, if it has one, is lent only to callers who proved who they
+are: with a bearer token configured, an authenticated request without a `Close-API-Key` uses
+it; without one, a `/mcp` request that brings no key of its own is refused (401), since any
+process that can reach the port would otherwise act in Close as the server's user.
 """
 
 from __future__ import annotations
@@ -19,10 +24,46 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from close_mcp import __version__
-from close_mcp.server.runtime import Runtime
+from close_mcp.server.runtime import KEY_HEADER, Runtime
 
 MAX_BODY_BYTES: Final = 1_000_000
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
+
+
+async def _refuse(send: Send, error: str, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"application/json"), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"error": error}).encode()})
+
+
+class OwnKeyRequired:
+    """Refuses `/mcp` requests without a `Close-API-Key` of their own (health stays open).
+
+    In front of a server that has its own Close key and no bearer token: without it, any
+    process that reaches the port would use the server's key."""
+
+    ERROR: Final = (
+        "send your own Close key in a Close-API-Key header: this server does not lend its "
+        "CLOSE_API_KEY to unauthenticated callers (set CLOSE_MCP_HTTP_TOKEN for that)"
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mcp"):
+            header = KEY_HEADER.encode()
+            keys = [value for name, value in scope["headers"] if name.lower() == header]
+            # A blank value would fall back to the server's key, as no header does.
+            if not keys or any(not value.strip() for value in keys):
+                await _refuse(send, self.ERROR, [])
+                return
+        await self.app(scope, receive, send)
 
 
 class BearerToken:
@@ -36,18 +77,8 @@ class BearerToken:
         if scope["type"] == "http" and scope["path"].startswith("/mcp"):
             given = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
-                body = json.dumps({"error": "missing or wrong bearer token"}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b'Bearer realm="close-mcp"'),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                challenge = (b"www-authenticate", b'Bearer realm="close-mcp"')
+                await _refuse(send, "missing or wrong bearer token", [challenge])
                 return
         await self.app(scope, receive, send)
 
@@ -73,9 +104,11 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         transport_security=security_for(host, port),
         stateless_http=True,
     )
-    token = runtime.settings.http_token
-    if token is not None:
-        app = BearerToken(app, token.get_secret_value())
+    settings = runtime.settings
+    if settings.http_token is not None:
+        app = BearerToken(app, settings.http_token.get_secret_value())
+    elif settings.api_key is not None:
+        app = OwnKeyRequired(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """The Streamable HTTP transport, in process: loopback by default, Origin and Host checked,
-bearer token enforced when set (health stays open), request bodies capped, and a per-request
-`Close-API-Key` used for that request without appearing in any answer or log line."""
+bearer token enforced when set (health stays open), request bodies capped, a per-request
+`Close-API-Key` used for that request without appearing in any answer or log line, and the
+server's own Close key lent only to callers with the bearer token."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
 from close_mcp.sandbox import Sandbox
 from close_mcp.server.app import build_server
-from close_mcp.server.http import MAX_BODY_BYTES, BearerToken, build_http_app
+from close_mcp.server.http import MAX_BODY_BYTES, BearerToken, OwnKeyRequired, build_http_app
 from close_mcp.server.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
@@ -40,13 +41,15 @@ INIT: Final[dict[str, Any]] = {
 
 
 @asynccontextmanager
-async def http_client(env: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+async def http_client(
+    env: dict[str, str] | None = None, sandbox: Sandbox | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(
         {"CLOSE_MCP_SECRET": "s" * 32, **(env or {})}, sandbox=True, audit_log="off"
     )
-    runtime = Runtime(settings, sandbox=Sandbox(n_leads=20, clock=FakeClock()))
+    runtime = Runtime(settings, sandbox=sandbox or Sandbox(n_leads=20, clock=FakeClock()))
     app = build_http_app(build_server(runtime), runtime, host="127.0.0.1", port=8000)
-    inner = app.app if isinstance(app, BearerToken) else app
+    inner = app.app if isinstance(app, BearerToken | OwnKeyRequired) else app
     assert isinstance(inner, Starlette)
     async with (
         inner.router.lifespan_context(inner),
@@ -132,3 +135,62 @@ async def test_per_request_key_is_used_and_never_echoed(caplog: pytest.LogCaptur
         )
         assert _data(default)["result"]["isError"] is False
     assert canary not in caplog.text
+
+
+SERVER_KEY: Final = "api_SERVERKEY_0123456789abcdef0123"
+LOOKUP: Final[dict[str, Any]] = {
+    "jsonrpc": "2.0",
+    "id": 3,
+    "method": "tools/call",
+    "params": {"name": "lookup", "arguments": {"kind": "lead_statuses"}},
+}
+CALL: Final = {**ACCEPT, "mcp-protocol-version": "2025-06-18"}
+
+
+async def test_the_servers_key_is_not_lent_without_a_bearer_token() -> None:
+    """Without CLOSE_MCP_HTTP_TOKEN, a process that reaches the port must bring its own key."""
+    sandbox = Sandbox(n_leads=20, clock=FakeClock(), api_key=SERVER_KEY)
+    error = {
+        "error": "send your own Close key in a Close-API-Key header: this server does not lend "
+        "its CLOSE_API_KEY to unauthenticated callers (set CLOSE_MCP_HTTP_TOKEN for that)"
+    }
+    async with http_client({"CLOSE_API_KEY": SERVER_KEY}, sandbox) as client:
+        for headers, body in (
+            (CALL, LOOKUP),
+            ({**CALL, "Close-API-Key": "  "}, LOOKUP),
+            (ACCEPT, INIT),
+        ):
+            refused = await client.post("/mcp", headers=headers, json=body)
+            assert (refused.status_code, refused.json()) == (401, error)
+        assert sandbox.requests == []
+        health = await client.get("/health")
+        assert (health.status_code, health.json()["status"]) == (200, "ok")
+        # A caller with its own key is served, with that key (this sandbox knows only the
+        # server's, so another key is turned away by "Close", not by the server).
+        own = await client.post("/mcp", headers={**CALL, "Close-API-Key": SERVER_KEY}, json=LOOKUP)
+        assert _data(own)["result"]["isError"] is False
+        other = await client.post("/mcp", headers={**CALL, "Close-API-Key": "api_x"}, json=LOOKUP)
+        text = _data(other)["result"]["content"][0]["text"]
+        assert text.startswith("Error executing tool lookup: Close did not accept the API key")
+    assert [(r.method, r.path, r.status) for r in sandbox.requests] == [
+        ("GET", "/api/v1/status/lead/", 200),
+        ("GET", "/api/v1/status/lead/", 401),
+    ]
+
+
+async def test_with_a_bearer_token_authenticated_callers_may_use_the_servers_key() -> None:
+    sandbox = Sandbox(n_leads=20, clock=FakeClock(), api_key=SERVER_KEY)
+    env = {"CLOSE_API_KEY": SERVER_KEY, "CLOSE_MCP_HTTP_TOKEN": TOKEN}
+    async with http_client(env, sandbox) as client:
+        anonymous = await client.post("/mcp", headers=CALL, json=LOOKUP)
+        assert (anonymous.status_code, anonymous.json()) == (
+            401,
+            {"error": "missing or wrong bearer token"},
+        )
+        assert sandbox.requests == []
+        authorized = {**CALL, "Authorization": f"Bearer {TOKEN}"}
+        answer = await client.post("/mcp", headers=authorized, json=LOOKUP)
+        assert _data(answer)["result"]["isError"] is False
+    assert [(r.method, r.path, r.status) for r in sandbox.requests] == [
+        ("GET", "/api/v1/status/lead/", 200)
+    ]
