@@ -104,7 +104,7 @@ def submitted(
     matched = first["preview"]["matched"]
     snapshot = result["snapshot"]
     assert isinstance(snapshot, str)
-    assert snapshot.endswith(f"/snapshots/{job_id}.jsonl")
+    assert snapshot == f"store:backup:{job_id}"
     return {
         "status": "submitted",
         "tool": "create_bulk_delete",

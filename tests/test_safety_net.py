@@ -13,15 +13,25 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from close_mcp.cli import commands
+from close_mcp.close import leads as walking
 from close_mcp.safety import snapshots
-from close_mcp.safety.restore import Progress, progress_path, restore_leads
-from close_mcp.safety.snapshots import read_backup
+from close_mcp.safety.restore import (
+    Progress,
+    Report,
+    open_backup,
+    progress_path,
+    restore_leads,
+    run_restore,
+)
+from close_mcp.safety.snapshots import read_backup, stored_backup
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
+from close_mcp.store import Busy
 from close_mcp.writes.sender import Sender
 from tests.harness import MODES, Harness, StartHarness, run_to_done
 from tests.ids import field_id, status_id
@@ -73,9 +83,16 @@ def sent(h: Harness) -> list[tuple[str, str, Any]]:
     return [(r.method, r.path.removeprefix(API), r.json) for r in h.sandbox.requests]
 
 
-def load(path: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(Path(path).read_text())
+async def load(h: Harness, reference: str) -> dict[str, Any]:
+    """The document a `store:` reference names, in the harness's state store."""
+    text = await h.runtime.store.get(reference.removeprefix("store:"))
+    assert text is not None, reference
+    document: dict[str, Any] = json.loads(text)
     return document
+
+
+async def reverts(h: Harness, job_id: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in await h.runtime.store.lines(f"reverts:{job_id}")]
 
 
 def mode_of(path: Path) -> int:
@@ -116,8 +133,8 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     h.clear()
     done = await edit(h, args)
     job_id = done["job"]["id"]
-    path = tmp_path / "snapshots" / f"{job_id}.json"
-    assert done["snapshot"] == str(path)
+    reference = f"store:snapshot:{job_id}"
+    assert done["snapshot"] == reference
     assert done["preview"]["notes"] == [
         f"Before sending, the current status of the {len(qualified)} leads is saved so "
         "revert_bulk_edit can put it back (1 more Close request)."
@@ -137,7 +154,7 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
         ),
         ("POST", "bulk_action/edit/", done["preview"]["request"]),
     ]
-    document = json.loads(path.read_text())
+    document = await load(h, reference)
     assert document == {
         "version": 1,
         "job_id": job_id,
@@ -147,10 +164,8 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
         "field": "status_id",
         "leads": {i: status_id(sb, "Qualified") for i in qualified},
     }
-    assert mode_of(path) == 0o600
-    assert mode_of(path.parent) == 0o700
-    assert list(path.parent.iterdir()) == [path]
-    assert h.audit.entries()[-1]["snapshot"] == str(path)
+    assert not (tmp_path / "snapshots").exists()  # an edit's snapshot is in the store only
+    assert h.audit.entries()[-1]["snapshot"] == reference
     assert all(sb.store.leads[i].status_id == status_id(sb, "Customer") for i in qualified)
 
     h.clear()
@@ -223,7 +238,7 @@ async def test_multi_value_edit_reverts_each_old_value(h: Harness) -> None:
         },
     )
     assert all(sb.store.leads[i].custom[products] == ["Reporting"] for i in chosen)
-    document = load(done["snapshot"])
+    document = await load(h, done["snapshot"])
     assert document["field"] == f"custom.{products}"
     assert document["leads"] == {
         **{i: ["CRM", "Dialer"] for i in shared},
@@ -340,7 +355,7 @@ async def test_revert_token_binds_the_whole_plan(h: Harness) -> None:
     job_id = done["job"]["id"]
     first = await h.call("revert_bulk_edit", {"job_id": job_id})
     assert first["status"] == "confirmation_required"
-    moved = sorted(load(done["snapshot"])["leads"])[0]
+    moved = sorted((await load(h, done["snapshot"]))["leads"])[0]
     sb.store.leads[moved].status_id = status_id(sb, "Canceled")
     h.clear()
     second = await h.call(
@@ -373,7 +388,9 @@ async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(
         "(pause_bulk_job) before reverting"
     )
     error = await h.error("revert_bulk_edit", {"job_id": "bulkedit_unknown0"})
-    assert error.startswith(f"No snapshot for bulkedit_unknown0 in {tmp_path / 'snapshots'}")
+    assert error.startswith(
+        f"No snapshot for bulkedit_unknown0 in the state store ({h.runtime.store!r}): "
+    )
 
 
 @pytest.mark.harness(audited=True)
@@ -391,15 +408,14 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
         },
     )
     job_id = done["job"]["id"]
-    path = Path(done["snapshot"])
+    snapshot = await load(h, done["snapshot"])
     first = await h.call("revert_bulk_edit", {"job_id": job_id})
     assert first["status"] == "submitted"
     [revert_job] = [job["id"] for job in first["result"]["jobs"]]
-    # The revert's job id is in the snapshot as soon as it was sent (still 0600).
-    document = load(str(path))
-    assert [r["job_id"] for r in document["reverts"]] == [revert_job]
-    assert mode_of(path) == 0o600
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    # The revert's job id is recorded as soon as it was sent: one line appended to its
+    # revert records, the snapshot itself unchanged.
+    assert [r["job_id"] for r in await reverts(h, job_id)] == [revert_job]
+    assert await load(h, done["snapshot"]) == snapshot
 
     # While it runs its leads still hold the edited value: a retry is refused, unsent.
     h.clear()
@@ -428,7 +444,7 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
     assert [(r.method, r.path.removeprefix(API)) for r in h.writes()] == [
         ("PUT", f"lead/{i}/") for i in moved
     ]
-    assert [r.get("job_id") or r.get("lead_id") for r in load(str(path))["reverts"]] == [
+    assert [r.get("job_id") or r.get("lead_id") for r in await reverts(h, job_id)] == [
         revert_job,
         *moved,
     ]
@@ -493,7 +509,7 @@ async def test_snapshot_walks_past_the_cursor_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_harness: StartHarness
 ) -> None:
     monkeypatch.setattr(routes, "MAX_WALK", 50)
-    monkeypatch.setattr(snapshots, "CURSOR_CAP", 50)
+    monkeypatch.setattr(walking, "CURSOR_CAP", 50)
     h = await start_harness(audit_dir=tmp_path)
     sb = h.sandbox
     ordered = sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)
@@ -531,7 +547,7 @@ async def test_snapshot_walks_past_the_cursor_cap(
         since(fifty),
         since(ninety_nine),
     ]
-    leads = load(done["snapshot"])["leads"]
+    leads = (await load(h, done["snapshot"]))["leads"]
     assert len(leads) == len(sb.store.leads) == 120
     assert set(leads) == set(sb.store.leads)
 
@@ -598,10 +614,14 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
         "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
     )
     job_id = done["job"]["id"]
+    reference = f"store:backup:{job_id}"
+    assert done["snapshot"] == reference
+    assert h.audit.entries()[-1]["snapshot"] == reference
+    # A copy stays on this replica's disk, private, named after the job.
     path = tmp_path / "snapshots" / f"{job_id}.jsonl"
-    assert done["snapshot"] == str(path)
     assert mode_of(path) == 0o600
-    assert h.audit.entries()[-1]["snapshot"] == str(path)
+    assert mode_of(path.parent) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
     custom_fields = [f"custom.{cf}" for cf in sb.store.custom_fields]
     # The backup, after the recount and the replay check: the field list, then one
     # search page for these few leads.
@@ -623,6 +643,7 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     assert not set(doomed) & set(sb.store.leads)
 
     backup = read_backup(path)
+    assert await stored_backup(h.runtime.store, job_id) == backup
     assert sorted(lead["id"] for lead in backup) == doomed
     h.clear()
     report = await restore_leads(_sender(h), backup)
@@ -657,7 +678,9 @@ async def test_backup_request_count_pages_of_200(h: Harness) -> None:
         ("POST", "data/search/"),
         ("POST", "bulk_action/delete/"),
     ]
-    assert len(read_backup(Path(done["snapshot"]))) == 450
+    stored = await stored_backup(h.runtime.store, done["job"]["id"])
+    assert stored is not None
+    assert len(stored) == 450
 
 
 # -- the restore command ----------------------------------------------------------------------
@@ -863,9 +886,10 @@ def test_restore_command_holds_back_unknown_leads_until_retry_unknown(
     path = _backup(tmp_path, Sandbox(n_leads=10), 2)
     old = [lead["id"] for lead in read_backup(path)]
     progress = Progress.load(path, sandbox=True)
-    progress.record(old[0], "sending")  # a run killed while this lead's POST was out
+    # A run killed while this lead's POST was out.
+    anyio.run(lambda: progress.record(old[0], "sending"))
     progress.close()
-    with progress.path.open("a") as journal:
+    with progress_path(path, sandbox=True).open("a") as journal:
         journal.write('{"old_id": "lead_x", "event": "resto')  # and its last line cut short
     out, err = io.StringIO(), io.StringIO()
     code = commands.restore(_args(path, yes=True), stdin=io.StringIO(""), stdout=out, stderr=err)
@@ -885,3 +909,169 @@ def test_restore_command_holds_back_unknown_leads_until_retry_unknown(
     captured = capsys.readouterr()
     assert list(json.loads(captured.out)["restored"]) == [old[0]]
     assert "are sent again (--retry-unknown)" in captured.err
+
+
+# -- replicas sharing one store: one revert per edit, one restore per backup ---------------------
+
+
+async def _sharing(start_harness: StartHarness, tmp_path: Path, **options: Any) -> list[Harness]:
+    """Two servers in front of one sandbox, sharing one state store (a SQLite file)."""
+    env = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    a = await start_harness(env=env, **options)
+    b = await start_harness(env=env, sandbox=a.sandbox, clock=a.clock, **options)
+    return [a, b]
+
+
+@pytest.mark.harness(audited=True, confirm="edit")
+async def test_three_concurrent_revert_confirmations_send_one_revert(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    a, b = await _sharing(start_harness, tmp_path)
+    sb = a.sandbox
+    qualified = with_status(sb, "Qualified")
+    before = state(sb)
+    done = await edit(
+        a,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = done["job"]["id"]
+    # Three previews (two through A, one through B), each with its own token...
+    confirmations = []
+    for h in (a, a, b):
+        preview = await h.call("revert_bulk_edit", {"job_id": job_id})
+        assert preview["status"] == "confirmation_required"
+        assert preview["preview"]["matched"] == len(qualified)
+        confirmations.append((h, preview["confirmation_token"]))
+    a.clear()
+    outcomes: list[tuple[str, str]] = []
+
+    async def confirm(h: Harness, token: str) -> None:
+        args = {"job_id": job_id, "confirmation_token": token}
+        result = await h.call_raw("revert_bulk_edit", args)
+        if result.is_error:
+            outcomes.append(("error", str(result.content[0].text)))  # type: ignore[union-attr]
+        else:
+            assert result.structured_content is not None
+            outcomes.append((result.structured_content["status"], ""))
+
+    # ... confirmed at once: exactly one revert job is sent, the others send nothing.
+    async with anyio.create_task_group() as tasks:
+        for h, token in confirmations:
+            tasks.start_soon(confirm, h, token)
+    posts = [r for r in a.writes() if r.path.removeprefix(API) == "bulk_action/edit/"]
+    assert len(posts) == 1
+    assert len(a.writes()) == 1
+    assert sorted(status for status, _ in outcomes) == ["error", "error", "submitted"]
+    [revert_job] = [r["job_id"] for r in await reverts(a, job_id)]
+    for status, text in outcomes:
+        # Refused as being sent right now, as sent since its plan, or as still running.
+        if status == "error":
+            assert (
+                f"Another revert_bulk_edit of {job_id}" in text and "nothing was sent" in text
+            ) or f"the revert job {revert_job} sent by an earlier revert_bulk_edit call" in text
+    # While that job runs, either server refuses a new revert, naming it.
+    for h in (a, b):
+        error = await h.error("revert_bulk_edit", {"job_id": job_id})
+        assert f"the revert job {revert_job} sent by an earlier revert_bulk_edit call" in error
+    await run_to_done(a, revert_job)
+    assert state(sb) == before
+
+
+@pytest.mark.harness(audited=True)
+async def test_two_restores_of_one_backup_at_once_create_each_lead_once(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    a, b = await _sharing(start_harness, tmp_path)
+    sb = a.sandbox
+    doomed = with_status(sb, "Canceled")
+    args = {"filter": {"lead_status": "Canceled"}}
+    first = await a.call("create_bulk_delete", args)
+    done = await a.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    job_id = done["job"]["id"]
+    await run_to_done(a, job_id)
+    assert not set(doomed) & set(sb.store.leads)
+    a.clear()
+    reports: list[Report | None] = []
+    refusals: list[str] = []
+
+    async def restore(h: Harness) -> None:
+        # B reads the backup from the store A wrote it to, by the delete's job id.
+        backup = await open_backup(h.runtime.store, job_id)
+
+        async def approve(progress: Progress) -> bool:
+            await anyio.sleep(0.05)  # a person reading the preview: the runs overlap
+            return True
+
+        try:
+            reports.append(
+                await run_restore(h.runtime.store, backup, lambda: _sender(h), approve=approve)
+            )
+        except Busy as exc:
+            refusals.append(str(exc))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(restore, a)
+        tasks.start_soon(restore, b)
+    posts = [r for r in sb.requests if r.method == "POST" and r.path.removeprefix(API) == "lead/"]
+    assert len(posts) == len(doomed)
+    [report] = reports
+    assert report is not None
+    assert sorted(report.restored) == doomed
+    assert refusals == [
+        f"another restore of store:backup:{job_id} is running (here or on a machine sharing "
+        "the state store); nothing was sent. Let it finish, then run this again: it skips "
+        "what that run restored."
+    ]
+    # Run again through either server: the journal in the store says all is done.
+    a.clear()
+    backup = await open_backup(b.runtime.store, job_id)
+    again = await run_restore(
+        b.runtime.store, backup, lambda: _sender(b), approve=lambda progress: _yes()
+    )
+    assert again is not None
+    assert again.restored == {}
+    assert again.already_restored == report.restored
+    assert a.writes() == []
+
+
+async def _yes() -> bool:
+    return True
+
+
+def test_restore_command_by_job_id_holds_the_backup_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`close-mcp restore bulkdelete_...` reads the backup from the store; while another
+    restore of it holds its lock, the command says so, exits 1 and sends nothing."""
+    from close_mcp.store import open_store
+
+    store_path = tmp_path / "state.sqlite3"
+    monkeypatch.setenv("CLOSE_MCP_AUDIT_LOG", "off")
+    monkeypatch.setenv("CLOSE_MCP_STORE", str(store_path))
+    rows = read_backup(_backup(tmp_path, Sandbox(n_leads=10), 2))
+    job_id = "bulkdelete_held0"
+
+    async def seed() -> None:
+        store = open_store(store_path)
+        await store.put(f"backup:{job_id}", "".join(json.dumps(r) + "\n" for r in rows))
+        await store.add(f"lock:restore:{job_id}", "someone-else", ttl_s=60)
+        await store.aclose()
+
+    anyio.run(seed)
+    args = argparse.Namespace(backup=job_id, sandbox=False, yes=True, retry_unknown=False)
+    monkeypatch.setenv("CLOSE_API_KEY", "api_unused")
+    monkeypatch.setenv("CLOSE_API_BASE_URL", "http://127.0.0.1:9/api/v1/")  # never reached
+    out, err = io.StringIO(), io.StringIO()
+    code = commands.restore(args, stdin=io.StringIO(""), stdout=out, stderr=err)
+    assert code == 1
+    assert err.getvalue() == (
+        f"close-mcp: not restored: another restore of store:backup:{job_id} is running (here "
+        "or on a machine sharing the state store); nothing was sent. Let it finish, then run "
+        "this again: it skips what that run restored.\n"
+    )
+    assert out.getvalue() == ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from close_mcp.config import Settings, load_settings
@@ -61,54 +60,76 @@ def restore(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Preview on stderr, confirmation, one POST per lead not restored yet, journaled in the
-    progress file beside the backup; old -> new ids as JSON on stdout."""
+    """Preview on stderr, confirmation, one POST per lead not restored yet, journaled (see
+    `close_mcp.safety.restore`), all under the backup's lock; old -> new ids as JSON on
+    stdout."""
     import anyio
 
     from close_mcp.errors import SafetyNetError
-    from close_mcp.safety.restore import Progress, Report, confirmed, preview_text, restore_leads
-    from close_mcp.safety.snapshots import read_backup
+    from close_mcp.safety.restore import (
+        Backup,
+        Progress,
+        Report,
+        confirmed,
+        open_backup,
+        preview_text,
+        run_restore,
+    )
+    from close_mcp.store import Busy
     from close_mcp.writes.sender import Sender
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
-    path = Path(args.backup)
     retry_unknown = bool(getattr(args, "retry_unknown", False))
-    try:
-        leads = read_backup(path)
-        progress = Progress.load(path, sandbox=args.sandbox)
-    except (OSError, SafetyNetError) as exc:
-        print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
-        return 1
     settings = load_settings(sandbox=args.sandbox)
-    print(preview_text(path, leads, progress, retry_unknown=retry_unknown), file=stderr)
-    if not leads:
-        return 0
-    sending = progress.to_send(leads, retry_unknown=retry_unknown)
+    runtime = make_runtime(settings)
 
     def ask(prompt: str) -> str:
         print(prompt, end="", file=stderr, flush=True)
         return stdin.readline()
 
-    if sending and not confirmed(
-        len(sending), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr
-    ):
-        return 1
-
-    runtime = make_runtime(settings)
-
-    async def run() -> Report:
+    async def run() -> tuple[Backup | None, Report | None, int]:
         try:
-            return await restore_leads(
-                Sender(runtime.audit, runtime.client_for(), "restore"),
-                leads,
-                progress=progress,
-                retry_unknown=retry_unknown,
-                backup=str(path),
-            )
+            try:
+                backup = await open_backup(runtime.store, str(args.backup))
+            except (OSError, SafetyNetError) as exc:
+                print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
+                return None, None, 1
+            leads = backup.leads
+
+            async def approve(progress: Progress) -> bool:
+                text = preview_text(backup.where, leads, progress, retry_unknown=retry_unknown)
+                print(text, file=stderr)
+                if not leads:
+                    return False
+                sending = progress.to_send(leads, retry_unknown=retry_unknown)
+                if not sending:
+                    return True
+                return await anyio.to_thread.run_sync(
+                    lambda: confirmed(
+                        len(sending), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr
+                    )
+                )
+
+            try:
+                report = await run_restore(
+                    runtime.store,
+                    backup,
+                    lambda: Sender(runtime.audit, runtime.client_for(), "restore"),
+                    approve=approve,
+                    sandbox=args.sandbox,
+                    retry_unknown=retry_unknown,
+                )
+            except Busy as exc:
+                print(f"close-mcp: not restored: {exc}", file=stderr)
+                return backup, None, 1
+            return backup, report, 0 if report is not None or not leads else 1
         finally:
             await runtime.aclose()
 
-    report = anyio.run(run)
+    backup, report, code = anyio.run(run)
+    if backup is None or report is None:
+        return code
+    leads = backup.leads
     print(json.dumps(report.to_json(), indent=2), file=stdout)
     parts = [f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"]
     if report.already_restored:

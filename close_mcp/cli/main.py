@@ -94,7 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser(
         "restore", help="re-create leads from a pre-delete backup, after confirmation"
     )
-    restore.add_argument("backup", metavar="BACKUP", help="a bulkdelete_....jsonl backup file")
+    restore.add_argument(
+        "backup",
+        metavar="BACKUP",
+        help="a bulk delete job id (bulkdelete_..., its backup read from the state store) "
+        "or a bulkdelete_....jsonl backup file",
+    )
     restore.add_argument(
         "--sandbox",
         action="store_true",

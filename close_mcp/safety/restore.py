@@ -12,30 +12,59 @@ terminal on stdin the command refuses unless `--yes` is given, so a script canno
 by accident. `--sandbox` restores into a fresh embedded sandbox (a fake Close in memory,
 gone when the command ends): only for trying the command and for tests.
 
+BACKUP is a bulk delete job id (`bulkdelete_...`, or the `store:backup:bulkdelete_...`
+reference the delete answered): the backup is read from the state store, so any machine
+sharing `CLOSE_MCP_STORE` can restore it. Or it is a backup file (the copy the replica that
+ran the delete keeps, or one written by an earlier version).
+
+One restore per backup at a time: the whole run (preview, confirmation, every POST) holds
+the lock `restore:<backup id>` in the state store (the job id; for a file not named after
+one, a digest of its path), renewed while the run lives and gone a minute after it dies. A
+second run meanwhile says another restore of that backup is running and exits non-zero,
+sending nothing.
+
 Running it again must not create the leads twice, and a lead has no idempotency key Close
-could check, so the command keeps a progress file beside the backup,
-`<backup>.restored.jsonl` (`.sandbox-restored.jsonl` with `--sandbox`, so trying the
-command never hides a real restore), mode 0600. It is a journal, one JSON line per event,
-appended and synced as it happens (rewriting a whole file after each of up to 50,000 leads
-would cost quadratic time): `sending` before a lead's POST, then `restored` with the new id,
-`failed` (Close refused it: nothing was created, a re-run sends it again) or
-`outcome_unknown`. A `sending` with nothing after it (the run was killed mid-POST, or the
-line that followed was cut short) counts as outcome unknown. A re-run skips the restored
-leads and does not resend the outcome-unknown ones: Close may have created them, and only a
-person can tell, by looking for them in Close (by name, contacts, creation time). After
-checking, `--retry-unknown` sends them again; any that did exist are then duplicated.
+could check, so the command keeps a journal of what it did, read and written under that
+lock. For a backup in the store it is in the store too, the list `restored:<job_id>` (so
+two machines sharing Redis see it); for a backup file the store does not hold, it is a file
+beside the backup, `<backup>.restored.jsonl` (`.sandbox-restored.jsonl` with `--sandbox`, so
+trying the command never hides a real restore), mode 0600, appended and synced as it
+happens. Either way it is one JSON line per event (rewriting a whole document after each of
+up to 50,000 leads would cost quadratic time): `sending` before a lead's POST, then
+`restored` with the new id, `failed` (Close refused it: nothing was created, a re-run sends
+it again) or `outcome_unknown`. A `sending` with nothing after it (the run was killed
+mid-POST, or the line that followed was cut short) counts as outcome unknown. A re-run skips
+the restored leads and does not resend the outcome-unknown ones: Close may have created
+them, and only a person can tell, by looking for them in Close (by name, contacts, creation
+time). After checking, `--retry-unknown` sends them again; any that did exist are then
+duplicated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
+import anyio
+
 from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.safety.snapshots import (
+    STORE_REF,
+    backup_key,
+    read_backup,
+    reference,
+    stored_backup,
+)
+from close_mcp.store import Busy, StateStore
 from close_mcp.writes.sender import Sender
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
@@ -47,6 +76,131 @@ HELD_BACK: Final = (
 )
 
 Event = Literal["sending", "restored", "failed", "outcome_unknown"]
+# The restore lock expires this long after its holder stopped renewing it (died).
+RESTORE_LOCK_TTL_S: Final = 60.0
+_DELETE_JOB = re.compile(r"^bulkdelete_[A-Za-z0-9]+$")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A backup to restore: its leads, its id (locks and journals are named after it),
+    where it was read (for messages and the audit), its file if it is one."""
+
+    id: str
+    where: str
+    leads: list[dict[str, Any]]
+    path: Path | None = None
+    in_store: bool = False
+
+
+async def open_backup(store: StateStore, source: str) -> Backup:
+    """The backup `source` names: a bulk delete job id (or its `store:backup:` reference),
+    read from the store, or a backup file. `SafetyNetError`/`OSError` when unreadable."""
+    job_id = source.removeprefix(STORE_REF).removeprefix("backup:")
+    if _DELETE_JOB.match(job_id) and not _is_file(source):
+        leads = await stored_backup(store, job_id)
+        if leads is None:
+            raise SafetyNetError(
+                f"no backup of {job_id} in the state store ({store!r}); set CLOSE_MCP_STORE "
+                "to the store of the server that ran the delete, or pass the backup file"
+            )
+        return Backup(job_id, reference(backup_key(job_id)), leads, in_store=True)
+    backup = _read_file(Path(source))
+    # The file copy of a backup the store holds too: one lock and one journal for both.
+    if _DELETE_JOB.match(backup.id) and await store.get(backup_key(backup.id)) is not None:
+        return Backup(backup.id, backup.where, backup.leads, backup.path, in_store=True)
+    return backup
+
+
+def _is_file(source: str) -> bool:
+    return Path(source).exists()
+
+
+def _read_file(path: Path) -> Backup:
+    """A backup file, named after its job when its name is one, else after its path."""
+    leads = read_backup(path)
+    stem = path.name.removesuffix(".jsonl")
+    if _DELETE_JOB.match(stem):
+        return Backup(stem, str(path), leads, path=path)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return Backup(f"file-{digest}", str(path), leads, path=path)
+
+
+@asynccontextmanager
+async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
+    """Like `close_mcp.store.held`, for a long block: the lock is renewed every third of
+    `ttl_s` while the block runs, so it outlives a long run but not a dead process."""
+    owner = secrets.token_hex(8)
+    key = f"lock:{name}"
+    if not await store.add(key, owner, ttl_s=ttl_s):
+        raise Busy(busy)
+
+    def renewed(current: str | None) -> tuple[str, bool]:
+        if current != owner:
+            raise _Lost
+        return owner, True
+
+    async def renew() -> None:
+        while True:
+            await anyio.sleep(ttl_s / 3)
+            try:
+                await store.update(key, renewed, ttl_s=ttl_s)
+            except _Lost:
+                log.error("the lock %s expired while held", name)
+                return
+            except Exception as exc:  # a store hiccup: try again on the next beat
+                log.warning("could not renew the lock %s: %s", name, exc)
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(renew)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.delete(key, if_value=owner)
+
+
+class _Lost(Exception):
+    """The lock is no longer ours (it expired and someone else took it)."""
+
+
+def busy_message(backup: Backup) -> str:
+    return (
+        f"another restore of {backup.where} is running (here or on a machine sharing the "
+        "state store); nothing was sent. Let it finish, then run this again: it skips what "
+        "that run restored."
+    )
+
+
+async def run_restore(
+    store: StateStore,
+    backup: Backup,
+    sender: Callable[[], Sender],
+    *,
+    approve: Callable[[Progress], Awaitable[bool]],
+    sandbox: bool = False,
+    retry_unknown: bool = False,
+) -> Report | None:
+    """Restore `backup` holding its lock from reading the journal to the last POST: `approve`
+    sees the journal (shows the preview, asks); None when it says no. `Busy` when another
+    restore of the backup runs."""
+    async with kept(
+        store, f"restore:{backup.id}", ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup)
+    ):
+        progress = await Progress.open(store, backup, sandbox=sandbox)
+        if not await approve(progress):
+            return None
+        return await restore_leads(
+            sender(),
+            backup.leads,
+            progress=progress,
+            retry_unknown=retry_unknown,
+            backup=backup.where,
+        )
 
 
 @dataclass
@@ -80,36 +234,70 @@ def progress_path(backup: Path, *, sandbox: bool = False) -> Path:
     )
 
 
-class Progress:
-    """What earlier runs did with a backup's leads, and the journal this run appends to."""
+def journal_key(backup_id: str, *, sandbox: bool = False) -> str:
+    """The store journal of a backup the store holds (see the module docstring)."""
+    return f"{'sandbox-' if sandbox else ''}restored:{backup_id}"
 
-    def __init__(self, path: Path) -> None:
+
+class Progress:
+    """What earlier runs did with a backup's leads, and the journal this run appends to: a
+    file (`path`), or a list in the store (`store`, `key`)."""
+
+    def __init__(
+        self, path: Path | None, *, store: StateStore | None = None, key: str | None = None
+    ) -> None:
         self.path = path
+        self.store = store
+        self.key = key
         self.restored: dict[str, str] = {}  # old id -> new id
         self.unknown: dict[str, str] = {}  # old id -> why
         self._file: IO[str] | None = None
         self._torn = False  # the file ends without a newline: a line cut short by a crash
 
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path is not None else STORE_REF + str(self.key)
+
     @classmethod
     def load(cls, backup: Path, *, sandbox: bool = False) -> Progress:
+        """The journal file beside a backup file."""
         progress = cls(progress_path(backup, sandbox=sandbox))
-        try:
-            text = progress.path.read_bytes().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return progress
-        except OSError as exc:
-            raise SafetyNetError(
-                f"The progress file {progress.path} cannot be read: {exc}"
-            ) from exc
-        progress._torn = bool(text) and not text.endswith("\n")
-        for line in text.split("\n"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # empty, or cut short by a crash (its `sending` line stands)
-            if isinstance(event, dict) and isinstance(event.get("old_id"), str):
-                progress._apply(event)
+        progress._read_file(progress_path(backup, sandbox=sandbox))
         return progress
+
+    @classmethod
+    async def open(cls, store: StateStore, backup: Backup, *, sandbox: bool = False) -> Progress:
+        """The journal of `backup`: in the store when the store holds the backup (a file
+        journal an earlier version left beside its file copy is read too), else the file."""
+        if not backup.in_store:
+            assert backup.path is not None
+            return cls.load(backup.path, sandbox=sandbox)
+        progress = cls(None, store=store, key=journal_key(backup.id, sandbox=sandbox))
+        if backup.path is not None:
+            progress._read_file(progress_path(backup.path, sandbox=sandbox))
+            progress._torn = False
+        for line in await store.lines(progress.where.removeprefix(STORE_REF)):
+            progress._read_line(line)
+        return progress
+
+    def _read_file(self, path: Path) -> None:
+        try:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SafetyNetError(f"The progress file {path} cannot be read: {exc}") from exc
+        self._torn = bool(text) and not text.endswith("\n")
+        for line in text.split("\n"):
+            self._read_line(line)
+
+    def _read_line(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return  # empty, or cut short by a crash (its `sending` line stands)
+        if isinstance(event, dict) and isinstance(event.get("old_id"), str):
+            self._apply(event)
 
     def _apply(self, event: dict[str, Any]) -> None:
         old, kind = event["old_id"], event.get("event")
@@ -123,10 +311,24 @@ class Progress:
         elif kind == "failed":
             self.unknown.pop(old, None)
 
-    def record(
+    async def record(
         self, old_id: str, event: Event, *, new_id: str | None = None, reason: str | None = None
     ) -> None:
-        """Append one event and sync it to disk (the file is created 0600 on first use)."""
+        """Append one event: to the store, or to the file, synced to disk (the file is
+        created 0600 on first use)."""
+        line: dict[str, Any] = {"old_id": old_id, "event": event}
+        if new_id is not None:
+            line["new_id"] = new_id
+        if reason is not None:
+            line["reason"] = reason
+        if self.store is not None and self.key is not None:
+            await self.store.append(self.key, json.dumps(line))
+        else:
+            self._write(json.dumps(line) + "\n")
+        self._apply(line)
+
+    def _write(self, text: str) -> None:
+        assert self.path is not None
         if self._file is None:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             if hasattr(os, "fchmod"):
@@ -135,15 +337,9 @@ class Progress:
             if self._torn:  # end the cut line, so this one stays readable
                 self._file.write("\n")
                 self._torn = False
-        line: dict[str, Any] = {"old_id": old_id, "event": event}
-        if new_id is not None:
-            line["new_id"] = new_id
-        if reason is not None:
-            line["reason"] = reason
-        self._file.write(json.dumps(line) + "\n")
+        self._file.write(text)
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._apply(line)
 
     def close(self) -> None:
         if self._file is not None:
@@ -187,7 +383,7 @@ def lead_body(lead: dict[str, Any]) -> dict[str, Any]:
 
 
 def preview_text(
-    path: Path,
+    path: Path | str,
     leads: list[dict[str, Any]],
     progress: Progress | None = None,
     *,
@@ -203,7 +399,7 @@ def preview_text(
         if done:
             lines.append(
                 f"{done} of them were restored by an earlier run (recorded in "
-                f"{progress.path}): skipped."
+                f"{progress.where}): skipped."
             )
         if unknown and retry_unknown:
             lines.append(
@@ -280,9 +476,9 @@ async def restore_leads(
                 continue
             try:
                 if progress is not None:
-                    progress.record(old, "sending")
-            except OSError as exc:
-                report.stopped = f"the progress file could not be written ({exc})"
+                    await progress.record(old, "sending")
+            except Exception as exc:
+                report.stopped = f"the progress journal could not be written ({exc})"
                 break
             event, new_id, why = await _post(sender, lead, backup)
             if event == "restored" and new_id is not None:
@@ -293,9 +489,9 @@ async def restore_leads(
                 report.outcome_unknown[old] = why
             try:
                 if progress is not None:
-                    progress.record(old, event, new_id=new_id, reason=why or None)
-            except OSError as exc:
-                report.stopped = f"the progress file could not be written ({exc})"
+                    await progress.record(old, event, new_id=new_id, reason=why or None)
+            except Exception as exc:
+                report.stopped = f"the progress journal could not be written ({exc})"
                 break
     finally:
         if progress is not None:

@@ -20,11 +20,17 @@ The plan, worked out fresh on every call from the snapshot and the leads' values
   between preview and confirmation changes the plan and refuses the token. Requests are
   sent in order (`plan_sender`); each gets its own audit line (with its job id) as it goes,
   then the plan gets one.
-- Each job the revert sends is written into the snapshot (`reverts`) as soon as Close
-  answers, with the leads updated one by one (those are batched with the next job or the
-  end: a lead already put back is skipped by the next plan anyway). While a recorded job is
-  not finished its leads still hold the edited value, so a new call would plan the same
-  edits again: it is refused, naming the jobs (`check_jobs`).
+- Each job the revert sends is appended to the edit's revert records (`reverts:<job_id>` in
+  the state store, see `close_mcp.safety.snapshots`) as soon as Close answers, with the
+  leads updated one by one (those are batched with the next job or the end: a lead already
+  put back is skipped by the next plan anyway). While a recorded job is not finished its
+  leads still hold the edited value, so a new call would plan the same edits again: it is
+  refused, naming the jobs (`check_jobs`).
+- One revert per edit at a time, on every replica sharing the store: the plan is sent
+  holding the lock `revert:<job_id>`, and under it the revert records are read again; a
+  record added since the plan was made (another call sent a revert meanwhile) refuses the
+  plan before anything is sent, naming what that call sent. A call that finds the lock held
+  is refused too (`Busy`), sending nothing, and so is a preview while it is held.
 
 The MCP tool (`revert_bulk_edit`) is in `server/tools/revert.py`.
 """
@@ -49,8 +55,9 @@ from close_mcp.close.jobs import (
     summarize_job,
 )
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
-from close_mcp.safety.snapshots import EditSnapshot, record_revert
+from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key
 from close_mcp.selection.query import LEAD_NODE, lead_ids_node
+from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import LeadSample
 from close_mcp.writes.sender import Method, Sender
 
@@ -58,6 +65,9 @@ PER_LEAD_MAX: Final = 3
 IDS_PER_REQUEST: Final = 1000
 FULL_PLAN_MAX: Final = 100  # leads; above this the preview summarizes the requests
 LISTED_MAX: Final = 50
+# The lock on sending a revert plan expires this long after its holder died (a plan is at
+# most 50 bulk edits and a few PUTs: seconds, not minutes).
+REVERT_LOCK_TTL_S: Final = 600.0
 SAMPLE_MAX: Final = 5
 
 
@@ -358,76 +368,134 @@ def plan_notes(
     return notes
 
 
+def revert_lock(job_id: str) -> str:
+    return f"revert:{job_id}"
+
+
+def sending_message(job_id: str) -> str:
+    return (
+        f"Another revert_bulk_edit of {job_id} is being sent right now (by this server or "
+        "another replica sharing its store); nothing was sent. Wait for it to finish "
+        "(follow the jobs it answers with wait_for_bulk_job), then call again: it plans only "
+        "what is still to do."
+    )
+
+
+async def check_not_sending(store: StateStore, job_id: str) -> None:
+    """Refuse (`Busy`) while another call holds the lock on sending a revert of `job_id`."""
+    if await store.get(f"lock:{revert_lock(job_id)}") is not None:
+        raise Busy(sending_message(job_id))
+
+
+def _sent_meanwhile(job_id: str, records: list[dict[str, Any]]) -> str:
+    jobs = [str(r["job_id"]) for r in records if r.get("job_id")]
+    leads = [str(r["lead_id"]) for r in records if r.get("lead_id")]
+    what = []
+    if jobs:
+        what.append(f"the revert job{'s' if len(jobs) != 1 else ''} {', '.join(jobs)}")
+    if leads:
+        what.append(f"{len(leads)} lead update{'s' if len(leads) != 1 else ''}")
+    return (
+        f"Another revert_bulk_edit of {job_id} sent {' and '.join(what) or 'requests'} after "
+        "this plan was made, so this plan is out of date; nothing was sent. "
+        + ("Wait for that job (wait_for_bulk_job), then call again" if jobs else "Call again")
+        + ": it plans only what is still to do."
+    )
+
+
 def plan_sender(
-    clock: Clock, snapshot: EditSnapshot, requests: Sequence[PlannedRequest], matched: int
+    clock: Clock,
+    store: StateStore,
+    snapshot: EditSnapshot,
+    requests: Sequence[PlannedRequest],
+    matched: int,
 ) -> Callable[[Sender], Awaitable[dict[str, Any]]]:
-    """Send the plan's requests in order, each audited and recorded in the snapshot (see the
-    module docstring); a failure says what already went."""
+    """Send the plan's requests in order under the edit's revert lock, each audited and
+    recorded in the store (see the module docstring); a failure says what already went."""
+    job_id = snapshot.job_id
 
     async def send(sender: Sender) -> dict[str, Any]:
-        jobs: list[dict[str, Any]] = []
-        updated: list[str] = []
-        unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
-
-        def stopped(number: int) -> str:
-            sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
-            ids = [job["id"] for job in jobs]
-            again = (
-                f"Once {', '.join(ids)} {'is' if len(ids) == 1 else 'are'} done "
-                "(wait_for_bulk_job), call revert_bulk_edit again"
-                if ids
-                else "Call revert_bulk_edit again"
-            )
-            return (
-                f"The revert stopped at request {number} of {len(requests)} ({sent}). "
-                f"{again}: it plans only what is still to do."
-            )
-
-        try:
-            for number, item in enumerate(requests, 1):
-                try:
-                    answer = await sender.send(
-                        item.method, item.send_path, item.body, matched=item.leads
-                    )
-                except CloseError as exc:  # audited by the sender
-                    if isinstance(exc, OutcomeUnknown):
-                        raise OutcomeUnknown(
-                            f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
-                        ) from exc
-                    raise SafetyNetError(f"{exc} {stopped(number)}") from exc
-                if item.starts_job:
-                    job = summarize_job(answer)
-                    jobs.append(job.model_dump(mode="json", exclude_none=True))
-                    job_id: str | None = job.id
-                else:
-                    updated.append(item.lead_ids[0])
-                    job_id = None
-                sender.record(
-                    "submitted", path=item.path, body=item.body, matched=item.leads, job_id=job_id
-                )
-                sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
-                if job_id is None:
-                    unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})
-                    continue
-                try:
-                    record_revert(
-                        snapshot.path, [*unrecorded, {"sent_at": sent_at, "job_id": job_id}]
-                    )
-                except OSError as exc:
-                    raise SafetyNetError(
-                        f"Job {job_id} was sent but could not be recorded in {snapshot.path} "
-                        f"({exc}), so the next call could not tell it is running. "
-                        f"{stopped(number + 1)}"
-                    ) from exc
-                unrecorded.clear()
-        finally:
-            # The leads' values say what is left to do; this record is for the reader.
-            if unrecorded:
-                with contextlib.suppress(OSError):
-                    record_revert(snapshot.path, unrecorded)
-        return {"jobs": jobs, "updated_leads": updated, "leads": matched}
+        async with held(
+            store, revert_lock(job_id), ttl_s=REVERT_LOCK_TTL_S, busy=sending_message(job_id)
+        ):
+            recorded = await store.lines(reverts_key(job_id))
+            if len(recorded) > snapshot.stored_reverts:
+                meanwhile = [json.loads(line) for line in recorded[snapshot.stored_reverts :]]
+                raise SafetyNetError(_sent_meanwhile(job_id, meanwhile))
+            return await _send_plan(clock, store, job_id, sender, requests, matched)
 
     return send
+
+
+async def _send_plan(
+    clock: Clock,
+    store: StateStore,
+    job_id: str,
+    sender: Sender,
+    requests: Sequence[PlannedRequest],
+    matched: int,
+) -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = []
+    updated: list[str] = []
+    unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
+
+    def stopped(number: int) -> str:
+        sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
+        ids = [job["id"] for job in jobs]
+        again = (
+            f"Once {', '.join(ids)} {'is' if len(ids) == 1 else 'are'} done "
+            "(wait_for_bulk_job), call revert_bulk_edit again"
+            if ids
+            else "Call revert_bulk_edit again"
+        )
+        return (
+            f"The revert stopped at request {number} of {len(requests)} ({sent}). "
+            f"{again}: it plans only what is still to do."
+        )
+
+    try:
+        for number, item in enumerate(requests, 1):
+            try:
+                answer = await sender.send(
+                    item.method, item.send_path, item.body, matched=item.leads
+                )
+            except CloseError as exc:  # audited by the sender
+                if isinstance(exc, OutcomeUnknown):
+                    raise OutcomeUnknown(
+                        f"{exc.message} {stopped(number)}", method=exc.method, path=exc.path
+                    ) from exc
+                raise SafetyNetError(f"{exc} {stopped(number)}") from exc
+            if item.starts_job:
+                job = summarize_job(answer)
+                jobs.append(job.model_dump(mode="json", exclude_none=True))
+                sent_job: str | None = job.id
+            else:
+                updated.append(item.lead_ids[0])
+                sent_job = None
+            sender.record(
+                "submitted", path=item.path, body=item.body, matched=item.leads, job_id=sent_job
+            )
+            sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
+            if sent_job is None:
+                unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})
+                continue
+            try:
+                await record_revert(
+                    store, job_id, [*unrecorded, {"sent_at": sent_at, "job_id": sent_job}]
+                )
+            except Exception as exc:
+                raise SafetyNetError(
+                    f"Job {sent_job} was sent but could not be recorded in the state store "
+                    f"({exc}), so the next call could not tell it is running. "
+                    f"{stopped(number + 1)}"
+                ) from exc
+            unrecorded.clear()
+    finally:
+        # The leads' values say what is left to do; this record is for the reader.
+        if unrecorded:
+            with contextlib.suppress(Exception):
+                await record_revert(store, job_id, unrecorded)
+    return {"jobs": jobs, "updated_leads": updated, "leads": matched}
 
 
 def unfinished_message(unfinished: list[tuple[str, str]]) -> str:

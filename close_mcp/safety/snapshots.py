@@ -1,24 +1,33 @@
-"""The safety net's files: a snapshot before a bulk edit, a backup before a bulk delete.
+"""The safety net's documents: a snapshot before a bulk edit, a backup before a bulk delete.
 
 Close can undo neither a bulk edit nor a bulk delete, so just before such a job is POSTed
 (after confirmation, only on the path that really sends) the server reads what the job is
-about to overwrite and writes it down:
+about to overwrite and writes it down, in the state store (`close_mcp.store`) that every
+replica sharing `CLOSE_MCP_STORE` sees, so a revert or a restore works from any of them:
 
-- edit: `<dir>/bulkedit_xxx.json`, one JSON document `{version, job_id, created_at, tool,
+- edit: `snapshot:<job_id>`, one JSON document `{version, job_id, created_at, tool,
   request, field, leads: {lead_id: old value}}`, where `field` is `status_id` or
-  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it, and
-  adds `reverts: [{sent_at, job_id} | {sent_at, lead_id}]`: every bulk edit job it sent,
-  recorded as soon as Close answers, and the leads it updated one by one (`record_revert`).
-- delete: `<dir>/bulkdelete_xxx.jsonl`, one lead per line as `/data/search/` returned it
-  (fields, `custom.<cf_id>` values, contacts with emails and phones). `close-mcp restore`
-  reads it.
+  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it.
+  What each revert sent goes to its own list, `reverts:<job_id>`: one JSON line
+  `{sent_at, job_id}` per bulk edit job, as soon as Close answers, and `{sent_at, lead_id}`
+  per lead updated one by one (`record_revert`: one append, never a rewrite).
+- delete: `backup:<job_id>`, one lead per line as `/data/search/` returned it (fields,
+  `custom.<cf_id>` values, contacts with emails and phones). `close-mcp restore <job_id>`
+  reads it. The replica that ran the delete also keeps a copy on its disk,
+  `<snapshot_dir>/<job_id>.jsonl` (folder 0700, file 0600, written to a private temporary
+  name and renamed), so the leads survive the loss of the store (a Redis without
+  persistence); `close-mcp restore <that file>` reads it.
 
-Where: a `snapshots` folder beside the audit log (`Settings.snapshot_dir`); with the audit
-log off, beside where it would be in the user's state dir. The folder is 0700 and every
-file 0600, written to a private temporary name first and renamed, so a reader never sees
-half a file. The job id is only known once Close answers the POST, so the file is written
-as `pending-...` and `finalize` renames it (the pipeline calls `attach`); a file that stays pending
-belongs to a POST that failed or whose outcome is unknown (the audit line names it).
+The job id is only known once Close answers the POST, so a document is first written as
+`snapshot:pending-<random>` / `backup:pending-<random>` and `attach` (the pipeline calls it
+with the job id) writes it under the job id and removes the pending one; a pending document
+that stays belongs to a POST that failed or whose outcome is unknown (the audit line names
+it). Documents have no expiry: they are kept until deleted from the store.
+
+The `snapshot` field of a result and of its audit line is the store reference,
+`store:snapshot:<job_id>` or `store:backup:<job_id>` (`store:...:pending-<random>` when the
+POST failed). Snapshots written by earlier versions as files (`<snapshot_dir>/<job_id>.json`)
+are still read, their reverts recorded in the store.
 
 Cost, counted in the preview notes: ceil(n / 200) search requests for n leads (at least
 one); a backup adds one `GET /custom_field/lead/` to learn which custom fields to read.
@@ -26,7 +35,9 @@ one); a backup adds one `GET /custom_field/lead/` to learn which custom fields t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import secrets
@@ -37,16 +48,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from close_mcp.clock import Clock
+from close_mcp.close import leads as walking
 from close_mcp.close.client import CloseClient
+from close_mcp.close.leads import PAGE_SIZE, walk_leads
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
+from close_mcp.store import StateStore
 
 if TYPE_CHECKING:
     from close_mcp.writes.pipeline import WriteRequest
 
 SNAPSHOT_VERSION: Final = 1
-PAGE_SIZE: Final = 200  # Close's largest search page
-CURSOR_CAP = 10_000  # one cursor walk of /data/search/ ends here (a variable, for tests)
 EDIT_SUFFIX: Final = ".json"
 BACKUP_SUFFIX: Final = ".jsonl"
 PENDING: Final = "pending-"
@@ -62,6 +74,8 @@ BACKUP_FIELDS: Final = (
     "date_updated",
     "contacts",
 )
+STORE_REF: Final = "store:"
+log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
 
 
@@ -75,7 +89,7 @@ def snapshot_dir(settings: Settings) -> Path:
 
 def search_cost(n_leads: int) -> int:
     """Search requests to read n leads: pages of 200, plus one new walk per 10,000 (about)."""
-    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // CURSOR_CAP
+    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // walking.CURSOR_CAP
 
 
 # -- deciding --------------------------------------------------------------------------------
@@ -96,10 +110,10 @@ def why_not(settings: Settings, request: WriteRequest) -> str | None:
     if request.matched > limit:
         return f"it touches {request.matched} leads, more than CLOSE_MCP_SNAPSHOT allows ({limit})"
     limit_decides = request.results_limit is not None and request.matched >= request.results_limit
-    if limit_decides and request.matched > CURSOR_CAP:
+    if limit_decides and request.matched > walking.CURSOR_CAP:
         return (
             f"results_limit picks the first {request.results_limit} leads in sort order, and "
-            f"Close ends a walk in that order at {CURSOR_CAP} leads"
+            f"Close ends a walk in that order at {walking.CURSOR_CAP} leads"
         )
     return None
 
@@ -138,85 +152,6 @@ def _field_words(body: dict[str, Any]) -> str:
     return "status" if field == "status_id" else f"value of custom field {field[7:]}"
 
 
-# -- reading the leads -----------------------------------------------------------------------
-
-
-def _created_since(query: dict[str, Any], moment: str) -> dict[str, Any]:
-    condition = {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
-        "condition": {
-            "type": "moment_range",
-            "on_or_after": {"type": "fixed_utc", "value": moment},
-        },
-    }
-    return {"type": "and", "queries": [query, condition]}
-
-
-_BY_CREATED: Final = [
-    {
-        "direction": "asc",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
-    }
-]
-
-
-async def walk_leads(
-    client: CloseClient,
-    query: dict[str, Any],
-    fields: list[str],
-    *,
-    results_limit: int | None,
-    sort: list[dict[str, Any]] | None,
-) -> list[dict[str, Any]]:
-    """Every lead a bulk action with this selection touches, with `fields` (id always).
-
-    Close ends one cursor walk at 10,000 leads. When `results_limit` is at most that, one
-    walk with the request's exact query, results_limit and sort sees exactly the leads the
-    job will. Otherwise the order does not matter (every match is touched), so this walks
-    by `date_created` ascending and, when a walk reaches the cap, starts a new one at the
-    last `date_created` seen (`on_or_after` is inclusive: leads created in that same
-    instant are read again and deduplicated by id). A new walk that adds nothing means more
-    than 10,000 leads share one creation instant: that is refused rather than cut short.
-    """
-    wanted = list(dict.fromkeys(["id", *fields]))
-    if results_limit is not None and results_limit <= CURSOR_CAP:
-        return [
-            _hit(lead)
-            async for lead in client.search_iter(
-                query, fields=wanted, results_limit=results_limit, sort=sort, page_size=PAGE_SIZE
-            )
-        ]
-    keyed = list(dict.fromkeys([*wanted, "date_created"]))
-    seen: dict[str, dict[str, Any]] = {}
-    current = query
-    while True:
-        walked = 0
-        added = 0
-        last: str | None = None
-        async for lead in client.search_iter(
-            current, fields=keyed, sort=_BY_CREATED, page_size=PAGE_SIZE
-        ):
-            walked += 1
-            last = lead.get("date_created") or last
-            if lead["id"] not in seen:
-                seen[lead["id"]] = _hit(lead)
-                added += 1
-        if walked < CURSOR_CAP:
-            return list(seen.values())
-        if added == 0 or last is None:
-            raise SafetyNetError(
-                f"More than {CURSOR_CAP} of the selected leads were created in the same "
-                "instant, so they cannot be read past Close's search limit; narrow the "
-                "selection."
-            )
-        current = _created_since(query, last)
-
-
-def _hit(lead: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in lead.items() if k != "__object_type"}
-
-
 # -- writing ---------------------------------------------------------------------------------
 
 
@@ -243,30 +178,64 @@ def _pending(folder: Path, kind: str, suffix: str) -> Path:
 
 
 def finalize(path: str, job_id: str) -> str:
-    """Rename a pending snapshot or backup after the job id it belongs to; the new path."""
+    """Rename a pending backup file after the job id it belongs to; the new path."""
     pending = Path(path)
     if not pending.name.startswith(PENDING) or not _JOB_ID.match(job_id):
         return path
     final = pending.with_name(job_id + pending.suffix)
-    if pending.suffix == EDIT_SUFFIX:
-        data = json.loads(pending.read_text(encoding="utf-8"))
-        data["job_id"] = job_id
-        write_private(final, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
-        pending.unlink()
-    else:
-        os.replace(pending, final)
+    os.replace(pending, final)
     return str(final)
 
 
+def snapshot_key(job_id: str) -> str:
+    return f"snapshot:{job_id}"
+
+
+def backup_key(job_id: str) -> str:
+    return f"backup:{job_id}"
+
+
+def reverts_key(job_id: str) -> str:
+    return f"reverts:{job_id}"
+
+
+def reference(key: str) -> str:
+    """The `snapshot` field of a result and of its audit line for a document under `key`."""
+    return STORE_REF + key
+
+
+# Documents being written under their job id: kept so the task is not collected early.
+_SETTLING: set[asyncio.Task[None]] = set()
+
+
+async def _settle(store: StateStore, pending: str, final: str, text: str) -> None:
+    try:
+        await store.put(final, text)
+        await store.delete(pending)
+    except Exception:
+        log.exception("could not write %s (it stays as %s)", final, pending)
+
+
+async def settled() -> None:
+    """Wait until every document attached so far is under its job id (for tests, shutdown)."""
+    while _SETTLING:
+        await asyncio.gather(*list(_SETTLING), return_exceptions=True)
+
+
 class _Saver:
-    """What the two safeguards share: where files go, the clock, the client, the preview note."""
+    """What the two safeguards share: the store, the clock, the client, the preview note."""
 
     what: str
+    kind: str  # the job kind in the key: "bulkedit" or "bulkdelete"
 
-    def __init__(self, settings: Settings, clock: Clock, client: CloseClient) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, client: CloseClient, store: StateStore
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.client = client
+        self.store = store
+        self._texts: dict[str, str] = {}  # pending key -> the document, until attached
 
     def prepare(self, request: WriteRequest) -> None:
         """Attach to the request and say in its preview what will be saved."""
@@ -277,7 +246,29 @@ class _Saver:
         raise NotImplementedError
 
     def attach(self, saved: str, job_id: str) -> str:
-        return finalize(saved, job_id)
+        """Write the document under `job_id` and drop the pending one; its reference.
+
+        The pipeline calls this synchronously right after Close answered, so the store write
+        runs as a task, started before the answer reaches the caller (`settled` awaits it)."""
+        pending = saved.removeprefix(STORE_REF)
+        text = self._texts.pop(pending, None)
+        if text is None or not _JOB_ID.match(job_id):
+            return saved
+        final = f"{self.what}:{job_id}"
+        text = self._final_text(text, job_id)
+        task = asyncio.get_running_loop().create_task(_settle(self.store, pending, final, text))
+        _SETTLING.add(task)
+        task.add_done_callback(_SETTLING.discard)
+        return reference(final)
+
+    def _final_text(self, text: str, job_id: str) -> str:
+        return text
+
+    async def _save(self, text: str) -> str:
+        pending = f"{self.what}:{PENDING}{secrets.token_hex(8)}"
+        await self.store.put(pending, text)
+        self._texts[pending] = text
+        return reference(pending)
 
     def _will_save(self, request: WriteRequest) -> bool:
         return why_not(self.settings, request) is None and request.s_query is not None
@@ -312,13 +303,17 @@ class SnapshotBeforeEdit(_Saver):
             "field": field,
             "leads": {lead["id"]: lead.get(field) for lead in leads},
         }
-        path = _pending(snapshot_dir(self.settings), "bulkedit", EDIT_SUFFIX)
-        write_private(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-        return str(path)
+        return await self._save(json.dumps(document, ensure_ascii=False))
+
+    def _final_text(self, text: str, job_id: str) -> str:
+        document = json.loads(text)
+        document["job_id"] = job_id
+        return json.dumps(document, ensure_ascii=False)
 
 
 class BackupBeforeDelete(_Saver):
-    """Saves the full record of every lead the delete will remove, one JSON line each."""
+    """Saves the full record of every lead the delete will remove, one JSON line each, in the
+    store and in a file on this replica's disk."""
 
     what = "backup"
 
@@ -327,33 +322,45 @@ class BackupBeforeDelete(_Saver):
         settings: Settings,
         clock: Clock,
         client: CloseClient,
+        store: StateStore,
         custom_field_ids: Callable[[], Awaitable[list[str]]],
     ) -> None:
-        super().__init__(settings, clock, client)
+        super().__init__(settings, clock, client, store)
         self._custom_field_ids = custom_field_ids
+        self._files: dict[str, str] = {}  # pending key -> pending file
 
     async def take(self, request: WriteRequest) -> str | None:
         if not self._will_save(request):
             return None
         custom = [f"custom.{cf}" for cf in await self._custom_field_ids()]
         leads = await self._walk(request, [*BACKUP_FIELDS, *custom])
+        text = "".join(json.dumps(lead, ensure_ascii=False) + "\n" for lead in leads)
         path = _pending(snapshot_dir(self.settings), "bulkdelete", BACKUP_SUFFIX)
-        write_private(path, "".join(json.dumps(lead, ensure_ascii=False) + "\n" for lead in leads))
-        return str(path)
+        write_private(path, text)
+        saved = await self._save(text)
+        self._files[saved] = str(path)
+        return saved
+
+    def attach(self, saved: str, job_id: str) -> str:
+        file = self._files.pop(saved, None)
+        if file is not None:
+            finalize(file, job_id)
+        return super().attach(saved, job_id)
 
 
-# -- reading the files back -------------------------------------------------------------------
+# -- reading the documents back ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class EditSnapshot:
-    path: Path
+    where: str  # the store reference (or, for an older snapshot, its file)
     job_id: str
     created_at: str
     request: dict[str, Any]
     field: str
     leads: dict[str, Any]
     reverts: tuple[dict[str, Any], ...] = ()
+    stored_reverts: int = 0  # how many of `reverts` the store held when this was read
 
     @property
     def revert_jobs(self) -> list[str]:
@@ -361,59 +368,87 @@ class EditSnapshot:
         return [str(r["job_id"]) for r in self.reverts if r.get("job_id")]
 
 
-def snapshot_path(settings: Settings, job_id: str) -> Path:
+def check_job_id(job_id: str) -> None:
     if not _JOB_ID.match(job_id):
         raise SafetyNetError(f"job_id {job_id!r} is not a bulk job id (bulkedit_...)")
+
+
+def snapshot_path(settings: Settings, job_id: str) -> Path:
+    """Where an earlier version kept the snapshot of `job_id` as a file."""
+    check_job_id(job_id)
     return snapshot_dir(settings) / f"{job_id}{EDIT_SUFFIX}"
 
 
-def load_edit_snapshot(settings: Settings, job_id: str) -> EditSnapshot:
-    path = snapshot_path(settings, job_id)
+async def load_edit_snapshot(settings: Settings, store: StateStore, job_id: str) -> EditSnapshot:
+    """The snapshot of the edit `job_id` with every revert recorded so far."""
+    check_job_id(job_id)
     if not job_id.startswith("bulkedit_"):
         raise SafetyNetError(f"job_id {job_id!r} is not a bulk edit; only edits can be reverted")
-    if not path.exists():
-        raise SafetyNetError(
-            f"No snapshot for {job_id} in {path.parent}: only edits sent by this server with "
-            f"CLOSE_MCP_SNAPSHOT on (up to {settings.snapshot_limit} leads) can be reverted."
-        )
+    key = snapshot_key(job_id)
+    where = reference(key)
+    text = await store.get(key)
+    if text is None:
+        path = snapshot_path(settings, job_id)
+        if not path.exists():
+            raise SafetyNetError(
+                f"No snapshot for {job_id} in the state store ({store!r}): only edits sent "
+                f"with CLOSE_MCP_SNAPSHOT on (up to {settings.snapshot_limit} leads) by a "
+                "server sharing this store (CLOSE_MCP_STORE) can be reverted."
+            )
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SafetyNetError(f"The snapshot {path} cannot be read: {exc}") from exc
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
+        recorded = [json.loads(line) for line in await store.lines(reverts_key(job_id))]
         return EditSnapshot(
-            path=path,
+            where=where,
             job_id=str(data["job_id"]),
             created_at=str(data["created_at"]),
             request=dict(data["request"]),
             field=str(data["field"]),
             leads=dict(data["leads"]),
-            reverts=tuple(dict(r) for r in data.get("reverts", [])),
+            reverts=tuple(dict(r) for r in [*data.get("reverts", []), *recorded]),
+            stored_reverts=len(recorded),
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SafetyNetError(f"The snapshot {path} cannot be read: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SafetyNetError(f"The snapshot {where} cannot be read: {exc}") from exc
 
 
-def record_revert(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the snapshot's
-    `reverts`, rewriting the file atomically (still 0600)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["reverts"] = [*data.get("reverts", []), *entries]
-    write_private(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+async def record_revert(store: StateStore, job_id: str, entries: list[dict[str, Any]]) -> None:
+    """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the reverts of
+    the edit `job_id`: one line each, appended (the snapshot itself is never rewritten)."""
+    for entry in entries:
+        await store.append(reverts_key(job_id), json.dumps(entry, ensure_ascii=False))
+
+
+async def stored_backup(store: StateStore, job_id: str) -> list[dict[str, Any]] | None:
+    """The leads of the backup of the delete `job_id` in the store; None if it has none."""
+    text = await store.get(backup_key(job_id))
+    return None if text is None else parse_backup(text, reference(backup_key(job_id)))
 
 
 def read_backup(path: Path) -> list[dict[str, Any]]:
     """The leads of a backup file, in order; a malformed line is an error naming it."""
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SafetyNetError(f"{path} is not UTF-8 text: {exc}") from exc
+    return parse_backup(text, str(path))
+
+
+def parse_backup(text: str, where: str) -> list[dict[str, Any]]:
     leads = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             lead = json.loads(line)
         except ValueError as exc:
-            raise SafetyNetError(f"{path}:{number} is not JSON: {exc}") from exc
+            raise SafetyNetError(f"{where}:{number} is not JSON: {exc}") from exc
         if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
-            raise SafetyNetError(f"{path}:{number} is not a lead record")
+            raise SafetyNetError(f"{where}:{number} is not a lead record")
         leads.append(lead)
     return leads

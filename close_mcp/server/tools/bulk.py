@@ -262,7 +262,9 @@ def register(reg: Registrar) -> None:
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
         )
-        SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client).prepare(request)
+        SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
+            request
+        )
         return request
 
     confirm_edit = confirmer(runtime, prepare_edit)
@@ -509,9 +511,9 @@ def register(reg: Registrar) -> None:
         async def custom_field_ids() -> list[str]:
             return [cf.id for cf in await call.catalog.custom_fields()]
 
-        BackupBeforeDelete(runtime.settings, runtime.clock, call.client, custom_field_ids).prepare(
-            request
-        )
+        BackupBeforeDelete(
+            runtime.settings, runtime.clock, call.client, runtime.store, custom_field_ids
+        ).prepare(request)
         return request
 
     confirm_delete = confirmer(runtime, prepare_delete)

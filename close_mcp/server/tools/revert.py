@@ -1,8 +1,9 @@
 """`revert_bulk_edit`: put back the values a bulk edit overwrote, from its snapshot.
 
 The planning (what goes back, the requests, how they are sent, recorded and refused while
-an earlier revert runs) is `close_mcp.safety.revert`; this module is the MCP tool: it reads
-the snapshot and the jobs, builds the plan and hands it to the pipeline as one write.
+an earlier revert runs or is being sent) is `close_mcp.safety.revert`; this module is the
+MCP tool: it reads the snapshot and the jobs from the state store and Close, builds the plan
+and hands it to the pipeline as one write.
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -17,6 +18,7 @@ from close_mcp.close.jobs import PAUSED_STATUS, job_path
 from close_mcp.safety.revert import (
     build_plan,
     check_jobs,
+    check_not_sending,
     plan_body,
     plan_notes,
     plan_sender,
@@ -55,7 +57,8 @@ def register(reg: Registrar) -> None:
     async def prepare_revert(
         ctx: Context, job_id: EditJobIdArg, include_changed_since: IncludeChangedArg
     ) -> WriteRequest:
-        snapshot = load_edit_snapshot(runtime.settings, job_id)
+        snapshot = await load_edit_snapshot(runtime.settings, runtime.store, job_id)
+        await check_not_sending(runtime.store, job_id)
         call = runtime.call(ctx.headers)
         status = await check_jobs(call.client, job_id, snapshot)
         current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
@@ -81,7 +84,7 @@ def register(reg: Registrar) -> None:
             f"lead{'s' if plan.leads != 1 else ''}",
             sample=plan.sample,
             notes=notes,
-            send=plan_sender(runtime.clock, snapshot, plan.requests, plan.leads),
+            send=plan_sender(runtime.clock, runtime.store, snapshot, plan.requests, plan.leads),
             when_empty="nothing to revert: no lead still has the value the edit set",
         )
 
