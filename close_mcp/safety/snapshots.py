@@ -35,7 +35,6 @@ one); a backup adds one `GET /custom_field/lead/` to learn which custom fields t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -204,24 +203,6 @@ def reference(key: str) -> str:
     return STORE_REF + key
 
 
-# Documents being written under their job id: kept so the task is not collected early.
-_SETTLING: set[asyncio.Task[None]] = set()
-
-
-async def _settle(store: StateStore, pending: str, final: str, text: str) -> None:
-    try:
-        await store.put(final, text)
-        await store.delete(pending)
-    except Exception:
-        log.exception("could not write %s (it stays as %s)", final, pending)
-
-
-async def settled() -> None:
-    """Wait until every document attached so far is under its job id (for tests, shutdown)."""
-    while _SETTLING:
-        await asyncio.gather(*list(_SETTLING), return_exceptions=True)
-
-
 class _Saver:
     """What the two safeguards share: the store, the clock, the client, the preview note."""
 
@@ -245,20 +226,22 @@ class _Saver:
     async def take(self, request: WriteRequest) -> str | None:
         raise NotImplementedError
 
-    def attach(self, saved: str, job_id: str) -> str:
+    async def attach(self, saved: str, job_id: str) -> str:
         """Write the document under `job_id` and drop the pending one; its reference.
 
-        The pipeline calls this synchronously right after Close answered, so the store write
-        runs as a task, started before the answer reaches the caller (`settled` awaits it)."""
+        The job exists by now: a store that fails here must not turn the submission into an
+        error, so the document then stays under its pending key (the audit line names it)."""
         pending = saved.removeprefix(STORE_REF)
         text = self._texts.pop(pending, None)
         if text is None or not _JOB_ID.match(job_id):
             return saved
         final = f"{self.what}:{job_id}"
-        text = self._final_text(text, job_id)
-        task = asyncio.get_running_loop().create_task(_settle(self.store, pending, final, text))
-        _SETTLING.add(task)
-        task.add_done_callback(_SETTLING.discard)
+        try:
+            await self.store.put(final, self._final_text(text, job_id))
+            await self.store.delete(pending)
+        except Exception:
+            log.exception("could not write %s (it stays as %s)", final, pending)
+            return saved
         return reference(final)
 
     def _final_text(self, text: str, job_id: str) -> str:
@@ -341,11 +324,11 @@ class BackupBeforeDelete(_Saver):
         self._files[saved] = str(path)
         return saved
 
-    def attach(self, saved: str, job_id: str) -> str:
+    async def attach(self, saved: str, job_id: str) -> str:
         file = self._files.pop(saved, None)
         if file is not None:
             finalize(file, job_id)
-        return super().attach(saved, job_id)
+        return await super().attach(saved, job_id)
 
 
 # -- reading the documents back ----------------------------------------------------------------

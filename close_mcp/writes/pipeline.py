@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
+from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, read_binding
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
@@ -130,7 +131,7 @@ class Safeguard(Protocol):
 
     async def take(self, request: WriteRequest) -> str | None: ...
 
-    def attach(self, saved: str, job_id: str) -> str: ...
+    async def attach(self, saved: str, job_id: str) -> str: ...
 
 
 @dataclass
@@ -367,7 +368,7 @@ class Pipeline:
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
         if saved is not None and job is not None and request.safeguard is not None:
-            saved = request.safeguard.attach(saved, job.id)  # named by the job it belongs to
+            saved = await request.safeguard.attach(saved, job.id)  # named by the job it belongs to
         owned = job.id if job else str(answer_id or "") or None
         if request.method == "POST":
             await self._attribute(owned, owner)
@@ -474,7 +475,8 @@ class Pipeline:
         """What this request touches and sends beyond its body, read from Close now."""
         if request.s_query is None and not _names_content(request.body):
             return None
-        limit = self.context.settings.snapshot_limit
+        # Snapshots switched off do not switch the binding off: it reads ids only.
+        limit = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
         if request.s_query is not None and request.matched > limit:
             note = (
                 f"The confirmation binds the count of leads ({request.matched}), not each lead: "
