@@ -332,6 +332,7 @@ async def test_search_leads_tree_total_and_sample_match_the_sandbox(case: Case, 
         "total": len(matching),
         "matched": len(matching),
         "sample": sample_of(store, matching, 4),
+        "matches_every_lead": len(matching) == N_LEADS,
         "crm_data_notice": NOTICE,
     }
     assert 0 < len(matching) < N_LEADS or case.id in ("lead_ids", "all_leads_allowed")
@@ -372,6 +373,7 @@ async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sampl
         "total": len(matching),
         "matched": 7,
         "sample": sample_of(store, matching, 3),
+        "matches_every_lead": False,
         "crm_data_notice": NOTICE,
     }
 

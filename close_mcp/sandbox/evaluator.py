@@ -8,6 +8,7 @@ path (`query.queries.1.condition.type`), which the routes answer as a 400 with `
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -332,7 +333,12 @@ class Compiler:
             value = cond[key]
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise QueryError({f"{path}.{key}": "Must be a number."})
-            bounds[key] = float(value)
+            try:
+                bounds[key] = float(value)
+            except OverflowError:
+                raise QueryError({f"{path}.{key}": "Number out of range."}) from None
+            if not math.isfinite(bounds[key]):
+                raise QueryError({f"{path}.{key}": "Must be a finite number."})
 
         def check(number: float) -> bool:
             return (
@@ -357,7 +363,17 @@ class Compiler:
         return lambda have: any(check(v) for v in have)
 
     def moment(self, moment: Any, path: str) -> datetime:
-        """Resolve a moment to a UTC datetime; local dates are taken in UTC."""
+        """Resolve a moment to a UTC datetime; local dates are taken in UTC.
+
+        A moment outside the calendar (year 10000 once in UTC, now minus 5,000 years) is a
+        400 naming it, as Close answers, never a crash.
+        """
+        try:
+            return self._moment(moment, path)
+        except (OverflowError, ValueError):
+            raise QueryError({path: "Date out of range."}) from None
+
+    def _moment(self, moment: Any, path: str) -> datetime:
         if not isinstance(moment, dict):
             raise QueryError({path: "Expected a moment object."})
         kind = moment.get("type")
@@ -369,7 +385,12 @@ class Compiler:
                 parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError:
                 raise QueryError({f"{path}.value": "Not a valid datetime."}) from None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            if not parsed.tzinfo:
+                return parsed.replace(tzinfo=UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                raise QueryError({f"{path}.value": "Date out of range."}) from None
         if kind == "fixed_local_date":
             day = _day_start(str(moment.get("value")))
             if day is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
@@ -34,6 +35,7 @@ from close_mcp.selection.squery import validate_s_query, validate_sort
 __all__ = [
     "LeadFilter",
     "Selection",
+    "all_leads_refused",
     "check_choice",
     "check_number",
     "has_email_node",
@@ -42,10 +44,13 @@ __all__ = [
     "parse_when",
     "resolve_filter",
     "resolve_selection",
+    "shown",
     "top_object_type",
 ]
 
 MAX_RESULTS_LIMIT: Final = 100_000
+MAX_NUMBER: Final = sys.float_info.max
+MAX_VIEW_NESTING: Final = 4  # smart views inlined inside smart views, at most this deep
 LEAD_NODE: Final[dict[str, Any]] = {"type": "object_type", "object_type": "lead"}
 TEXT_FIELD_TYPES: Final = frozenset({"text", "textarea", "hidden", "url", "email", "phone"})
 DATE_FIELD_TYPES: Final = frozenset({"date", "datetime"})
@@ -80,6 +85,15 @@ _DATE_HELP: Final = (
 _DATE_DESCRIPTION: Final = "2025-01-31, or 2025-01-31T10:00:00Z (a timezone is required)."
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A value quoted for an error message: short, and safe for a 5,000-digit number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"{'a negative' if value < 0 else 'a'} number of about {digits} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 def parse_when(value: str) -> date | datetime:
     """An ISO date, or a timezone-aware ISO datetime converted to UTC; ValueError otherwise."""
     text = value.strip()
@@ -89,10 +103,14 @@ def parse_when(value: str) -> date | datetime:
         if _DATETIME.match(text):
             return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError:
-        raise ValueError(f"{value!r} is not a real date; {_DATE_HELP}") from None
+        raise ValueError(f"{shown(value)} is not a real date; {_DATE_HELP}") from None
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise ValueError(
+            f"{shown(value)} is out of range: in UTC it falls outside the years 1 to 9999"
+        ) from None
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
-        raise ValueError(f"{value!r} has no timezone; add Z (UTC) or an offset like +02:00")
-    raise ValueError(f"{value!r} is not a date; {_DATE_HELP}")
+        raise ValueError(f"{shown(value)} has no timezone; add Z (UTC) or an offset like +02:00")
+    raise ValueError(f"{shown(value)} is not a date; {_DATE_HELP}")
 
 
 class LeadFilter(BaseModel):
@@ -249,18 +267,35 @@ def _custom_path(key: str) -> str:
 
 
 def check_number(value: object, path: str) -> int | float:
-    """A number field's value: a number or a numeric string (not a bool)."""
+    """A number field's value: a number or a numeric string (not a bool), finite as a double."""
+    number = value
     if isinstance(value, str) and _NUMBER.match(value):
-        value = int(value) if re.match(r"^\s*[+-]?\d+\s*$", value) else float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ArgumentError(path, f"this is a number field; {value!r} is not a number")
-    return value
+        text = value.strip()
+        try:
+            number = int(text) if re.match(r"^[+-]?\d+$", text) else float(text)
+        except ValueError:  # more digits than Python converts to an int: far out of range
+            number = float(text)
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ArgumentError(path, f"this is a number field; {shown(value)} is not a number")
+    try:
+        finite = math.isfinite(float(number))
+    except OverflowError:
+        finite = False
+    if isinstance(number, float) and math.isnan(number):
+        raise ArgumentError(path, f"this is a number field; {shown(value)} is not a number")
+    if not finite:
+        raise ArgumentError(
+            path,
+            f"{shown(value)} is out of range; a number field holds finite numbers "
+            f"between {-MAX_NUMBER:.3g} and {MAX_NUMBER:.3g}",
+        )
+    return number
 
 
 def _strings(values: list[object], path: str, what: str) -> list[str]:
     for value in values:
         if not isinstance(value, str):
-            raise ArgumentError(path, f"this is {what}; expected a string, not {value!r}")
+            raise ArgumentError(path, f"this is {what}; expected a string, not {shown(value)}")
     return [str(v) for v in values]
 
 
@@ -268,12 +303,17 @@ def _day(text: str, path: str) -> date:
     """A date field's value: one calendar day (the field has no time to compare with)."""
     if not _DATE.match(text.strip()):
         raise ArgumentError(
-            path, f"this is a date field; {text!r} is not an ISO date like 2025-01-31"
+            path, f"this is a date field; {shown(text)} is not an ISO date like 2025-01-31"
         )
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
-        raise ArgumentError(path, f"{text!r} is not a real date; {_DATE_HELP}") from None
+        raise ArgumentError(path, f"{shown(text)} is not a real date; {_DATE_HELP}") from None
+    if day == date.max:  # the day is matched up to the start of the next one, year 10000
+        raise ArgumentError(
+            path, f"{shown(text)} is out of range; the last day allowed is 9999-12-30"
+        )
+    return day
 
 
 def check_choice(value: str, field: CustomField, path: str) -> str:
@@ -371,18 +411,83 @@ async def _status_node(lead_status: str | list[str], catalog: Catalog) -> dict[s
 async def _smart_view_node(name: str, catalog: Catalog) -> dict[str, Any]:
     """The view's own tree, inlined (not a `saved_search` node: unverified inside bulk actions)."""
     view = await catalog.resolve_smart_view(name, path="filter.smart_view")
+    return await _view_tree(view, catalog, "filter.smart_view", ())
+
+
+async def _view_tree(
+    view: SmartView, catalog: Catalog, path: str, chain: tuple[str, ...]
+) -> dict[str, Any]:
+    """A copy of the view's stored tree, its own `saved_search` nodes inlined in turn."""
     if view.query is None:
-        raise ArgumentError(
-            "filter.smart_view", f"smart view {view.name!r} ({view.id}) has no stored query"
-        )
+        raise ArgumentError(path, f"smart view {view.name!r} ({view.id}) has no stored query")
     object_type = top_object_type(view.query)
     if (view.type not in (None, "lead")) or object_type not in (None, "lead"):
         raise ArgumentError(
-            "filter.smart_view",
+            path,
             f"smart view {view.name!r} ({view.id}) selects {object_type or view.type} "
             "objects, not leads",
         )
-    return copy.deepcopy(view.query)
+    return await _inline_views(copy.deepcopy(view.query), catalog, path, (*chain, view.id))
+
+
+async def _inline_views(
+    node: dict[str, Any], catalog: Catalog, path: str, chain: tuple[str, ...], ctx: str = "lead"
+) -> dict[str, Any]:
+    """`node` with every `saved_search` node replaced by its view's tree, so the body (and the
+    confirmation token) carry what Close will really run, not a reference Close resolves later.
+
+    `path` names the argument at fault: the node's own place in an `s_query`, or, inside an
+    inlined view, the place of the outermost `saved_search` node. `chain` is the views being
+    inlined, outermost first (a view met again is a cycle).
+    """
+    inside_view = bool(chain)
+    if node.get("type") == "saved_search":
+        view_id = node.get("saved_search_id")
+        if not isinstance(view_id, str):
+            raise ArgumentError(f"{path}.saved_search_id", "missing the smart view id")
+        if ctx != "lead":
+            raise ArgumentError(path, f"a smart view selects leads; it cannot match {ctx} objects")
+        via = " -> ".join((*chain, view_id))
+        if view_id in chain:
+            raise ArgumentError(path, f"smart views refer to each other in a cycle: {via}")
+        if len(chain) >= MAX_VIEW_NESTING:
+            raise ArgumentError(
+                path, f"smart views nested more than {MAX_VIEW_NESTING} deep: {via}"
+            )
+        view = await catalog.resolve_smart_view(view_id, path=path)
+        if view.results_limit is not None:
+            raise ArgumentError(
+                path,
+                f"smart view {view.name!r} ({view.id}) shows only its first "
+                f"{view.results_limit} leads, which a saved_search node inside a query cannot "
+                "keep; select it alone with filter.smart_view",
+            )
+        tree = await _view_tree(view, catalog, path, chain)
+        if node.get("negate"):
+            tree = {"type": "and", "queries": [tree], "negate": True}
+        return tree
+    out = dict(node)
+    queries = node.get("queries")
+    if isinstance(queries, list):
+        out["queries"] = [
+            await _inline_views(
+                q, catalog, path if inside_view else f"{path}.queries[{i}]", chain, ctx
+            )
+            if isinstance(q, dict)
+            else q
+            for i, q in enumerate(queries)
+        ]
+    related = node.get("related_query")
+    if isinstance(related, dict):
+        related_type = node.get("related_object_type")
+        out["related_query"] = await _inline_views(
+            related,
+            catalog,
+            path if inside_view else f"{path}.related_query",
+            chain,
+            related_type if isinstance(related_type, str) else "",
+        )
+    return out
 
 
 # -- raw trees -----------------------------------------------------------------------------
@@ -420,7 +525,9 @@ def matches_everything(tree: object) -> bool:
     """True when simple rules prove the tree (for leads) matches every lead.
 
     Errs towards True: a false alarm costs an `allow_all_leads: true`, a miss could touch
-    every lead. `saved_search`, field conditions and related queries are taken as real filters.
+    every lead. Field conditions and related queries are taken as real filters, so this is
+    only the fast path: `close_mcp.selection.totals` compares the selection's count with the
+    organization's (`saved_search` nodes are inlined before either looks at the tree).
     """
     return _all(tree)
 
@@ -478,6 +585,15 @@ def _base_none(node: dict[str, Any]) -> bool:
     if kind == "or":
         return all(_none(child) for child in _children(node))
     return False
+
+
+def all_leads_refused(source: str) -> ArgumentError:
+    """The refusal of a selection that matches every lead, by its wording or by its count."""
+    return ArgumentError(
+        source,
+        "the selection matches every lead in the organization; pass "
+        "`allow_all_leads: true` if that is really meant",
+    )
 
 
 # -- the selection every tool takes --------------------------------------------------------
@@ -581,15 +697,11 @@ async def resolve_selection(
         source = "s_query"
         validate_s_query(s_query)
         assert isinstance(s_query, dict)
-        tree = _with_lead_node(s_query)
+        tree = _with_lead_node(await _inline_views(s_query, catalog, "s_query", ()))
 
     everything = matches_everything(tree)
     if everything and not allow_all_leads:
-        raise ArgumentError(
-            source,
-            "the selection matches every lead in the organization; pass "
-            "`allow_all_leads: true` if that is really meant",
-        )
+        raise all_leads_refused(source)
     return Selection(
         s_query=tree,
         results_limit=results_limit,

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
 from jsonschema import Draft202012Validator
@@ -35,6 +38,17 @@ TEXT_MODES: Final = ("full_words", "phrase", "beginning_of_words", "exact_value"
 MOMENT_BOUNDS: Final = ("on_or_after", "before", "after", "on_or_before")
 NUMBER_BOUNDS: Final = ("gte", "lte", "gt", "lt")
 OFFSET_UNITS: Final = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+# An offset of at most 10,000 years in each unit: more leaves the calendar Close can count in.
+MAX_OFFSET: Final = {
+    "years": 10_000,
+    "months": 120_000,
+    "weeks": 521_775,
+    "days": 3_652_425,
+    "hours": 87_658_200,
+    "minutes": 5_259_492_000,
+    "seconds": 315_569_520_000,
+}
+MAX_NUMBER: Final = sys.float_info.max
 
 _DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATETIME_PATTERN: Final = (
@@ -228,7 +242,10 @@ _DEFS: Final[dict[str, Any]] = {
             "moment": _ref("moment"),
             "offset": {
                 "type": "object",
-                "properties": {unit: {"type": "integer", "minimum": 0} for unit in OFFSET_UNITS},
+                "properties": {
+                    unit: {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET[unit]}
+                    for unit in OFFSET_UNITS
+                },
                 "additionalProperties": False,
                 **_at_least_one(OFFSET_UNITS),
             },
@@ -284,6 +301,7 @@ def validate_s_query(tree: object, *, root: str = "s_query") -> None:
         _VALID.move_to_end(key)
         return
     _raise_first(_validator("s_query").iter_errors(tree), root)
+    _check_moments(tree, root)
     if not key:
         return
     _VALID[key] = None
@@ -329,6 +347,8 @@ def _check_size(tree: object, root: str, *, count_nodes: bool = True) -> None:
             raise SQueryError(root, f"nested more than {MAX_JSON_DEPTH} levels deep")
         if isinstance(value, str) and len(value) > MAX_STRING:
             raise SQueryError(where, f"longer than {MAX_STRING} characters")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _check_number(value, where)
         children: list[tuple[str | int, object, int]]
         if isinstance(value, list):
             if len(value) > MAX_ITEMS:
@@ -349,6 +369,55 @@ def _check_size(tree: object, root: str, *, count_nodes: bool = True) -> None:
             continue
         for key, child, child_role in reversed(children):
             stack.append((child, (*path, key), depth + 1, child_role))
+
+
+def _check_number(value: int | float, where: str) -> None:
+    """Finite and within a double's range: a JSON number Close (and JSON itself) can hold."""
+    if isinstance(value, float) and math.isnan(value):
+        raise SQueryError(where, "NaN is not a number")
+    try:
+        finite = math.isfinite(float(value))
+    except OverflowError:  # an int beyond any double (float() never prints it)
+        finite = False
+    if not finite:
+        digits = int(value.bit_length() * math.log10(2)) + 1 if isinstance(value, int) else 0
+        sign = "a negative" if value < 0 else "a"
+        shown = f"{sign} number of about {digits} digits" if digits else repr(value)
+        raise SQueryError(
+            where, f"{shown} is out of range; numbers are finite, at most {MAX_NUMBER:.3g}"
+        )
+
+
+def _check_moments(tree: object, root: str) -> None:
+    """Dates the pattern lets through but the calendar does not: 2025-02-30, or an instant
+    outside the years 1-9999 once in UTC (9999-12-31T23:59:59-14:00). Run after the schema,
+    so every `fixed_utc` and `fixed_local_date` object is a moment with a string value."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(tree, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
+            continue
+        if not isinstance(value, dict):
+            continue
+        kind, text = value.get("type"), value.get("value")
+        if kind in ("fixed_utc", "fixed_local_date") and isinstance(text, str):
+            _check_moment(kind, text, value.get("which"), format_path(root, (*path, "value")))
+        stack.extend((child, (*path, str(key))) for key, child in value.items())
+
+
+def _check_moment(kind: str, text: str, which: object, where: str) -> None:
+    try:
+        if kind == "fixed_utc":
+            datetime.fromisoformat(text).astimezone(UTC)
+        elif date.fromisoformat(text) == date.max and which == "end":
+            raise OverflowError
+    except ValueError:
+        raise SQueryError(where, f"{text!r} is not a real date") from None
+    except OverflowError:
+        raise SQueryError(
+            where, f"{text!r} is out of range: in UTC it falls outside the years 1 to 9999"
+        ) from None
 
 
 def _child_role(role: int, key: str) -> int:

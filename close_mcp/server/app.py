@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import sys
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -61,10 +62,18 @@ class CloseMCPServer(MCPServer):
                 )
         validator = self._validators.get(name)
         if validator is not None:
-            error = best_match(validator.iter_errors(arguments))
+            try:
+                error = best_match(validator.iter_errors(arguments))
+                problem = None if error is None else _short(error)
+            except ValueError:  # jsonschema quoting an int Python refuses to print
+                where = _unprintable_int(arguments) or "arguments"
+                raise ToolError(
+                    f"Error executing tool {name}: {where}: a number of more than "
+                    f"{sys.get_int_max_str_digits()} digits is out of range"
+                ) from None
             if error is not None:
                 where = ".".join(str(p) for p in error.absolute_path) or "arguments"
-                raise ToolError(f"Error executing tool {name}: {where}: {_short(error)}")
+                raise ToolError(f"Error executing tool {name}: {where}: {problem}")
         return await super().call_tool(name, arguments, context)
 
 
@@ -83,6 +92,25 @@ def _unknown(unknown: list[str], allowed: list[str]) -> str:
 def _fold(name: str) -> str:
     """dryRun, dry-run, DRY_RUN and dry_run fold to the same key."""
     return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _unprintable_int(value: Any, path: tuple[str | int, ...] = ()) -> str | None:
+    """Where the first int too long for Python to print is (a 5,000-digit number)."""
+    children: Any = ()
+    if isinstance(value, dict):
+        children = value.items()
+    elif isinstance(value, list):
+        children = enumerate(value)
+    elif isinstance(value, int):
+        try:
+            str(value)
+        except ValueError:
+            return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)[1:]
+    for key, child in children:
+        found = _unprintable_int(child, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _short(error: Any) -> str:

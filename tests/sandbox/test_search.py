@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -562,3 +563,98 @@ async def test_bad_search_bodies(
         400,
         {"errors": [], "field-errors": field_errors},
     )
+
+
+def _date_created_from(moment: JSON) -> JSON:
+    return leads_and(
+        cond(lead_field("date_created"), {"type": "moment_range", "on_or_after": moment})
+    )
+
+
+def _past(**offset: int) -> JSON:
+    return {"type": "offset", "direction": "past", "moment": {"type": "now"}, "offset": offset}
+
+
+OUT_OF_RANGE: list[tuple[str, JSON, str]] = [
+    (
+        "year 10000 once in UTC",
+        _date_created_from({"type": "fixed_utc", "value": "9999-12-31T23:59:59-14:00"}),
+        "query.queries.1.condition.on_or_after.value",
+    ),
+    (
+        "year 0 once in UTC",
+        _date_created_from({"type": "fixed_utc", "value": "0001-01-01T00:00:00+14:00"}),
+        "query.queries.1.condition.on_or_after.value",
+    ),
+    (
+        "the end of the last day",
+        _date_created_from({"type": "fixed_local_date", "value": "9999-12-31", "which": "end"}),
+        "query.queries.1.condition.on_or_after",
+    ),
+    (
+        "5,000 years ago",
+        _date_created_from(_past(years=5000)),
+        "query.queries.1.condition.on_or_after",
+    ),
+    (
+        "10**12 days ago",
+        _date_created_from(_past(days=10**12)),
+        "query.queries.1.condition.on_or_after",
+    ),
+    (
+        "10**400 seconds ago",
+        _date_created_from(_past(seconds=10**400)),
+        "query.queries.1.condition.on_or_after",
+    ),
+    (
+        "an offset of an offset",
+        _date_created_from(
+            {
+                "type": "offset",
+                "direction": "future",
+                "moment": _past(months=10**6),
+                "offset": {"days": 1},
+            }
+        ),
+        "query.queries.1.condition.on_or_after.moment",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "where"), [(q, w) for _, q, w in OUT_OF_RANGE], ids=[n for n, _, _ in OUT_OF_RANGE]
+)
+async def test_a_date_out_of_range_is_a_400_not_a_crash(
+    http: httpx.AsyncClient, query: JSON, where: str
+) -> None:
+    answer = await http.post("data/search/", json={"query": query})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"errors": [], "field-errors": {where: "Date out of range."}},
+    )
+
+
+async def test_a_number_out_of_range_is_a_400_not_a_crash(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    deal = custom(custom_field(sb, "Deal Size").id)
+    too_big = leads_and(cond(deal, {"type": "number_range", "gte": 10**400}))
+    answer = await http.post("data/search/", json={"query": too_big})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"errors": [], "field-errors": {"query.queries.1.condition.gte": "Number out of range."}},
+    )
+    for literal in ("NaN", "Infinity", "-Infinity"):  # Python's json writes and reads them
+        raw = json.dumps({"query": leads_and(cond(deal, {"type": "number_range", "lte": 0}))})
+        answer = await http.post(
+            "data/search/",
+            content=raw.replace('"lte": 0', f'"lte": {literal}'),
+            headers={"Content-Type": "application/json"},
+        )
+        assert (answer.status_code, answer.json()) == (
+            400,
+            {
+                "errors": [],
+                "field-errors": {"query.queries.1.condition.lte": "Must be a finite number."},
+            },
+        )

@@ -17,11 +17,13 @@ from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
+from close_mcp.clock import Clock
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_path
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
-from close_mcp.selection.query import Selection, resolve_selection
+from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
+from close_mcp.selection.totals import counts_every_lead
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
@@ -150,8 +152,14 @@ async def _selection_request(
     kind: JobKind,
     fields: dict[str, Any],
     describe: Callable[[int], str],
+    clock: Clock,
 ) -> WriteRequest:
-    """The request for a bulk action on a selection, with the count and sample it touches."""
+    """The request for a bulk action on a selection, with the count and sample it touches.
+
+    A selection matches every lead when its wording says so (`matches_everything`) or when
+    its count is the organization's total: either is refused without `allow_all_leads`, and
+    with it always needs confirmation.
+    """
     selection: Selection = await resolve_selection(
         filter=chosen.filter,
         s_query=chosen.s_query,
@@ -168,8 +176,13 @@ async def _selection_request(
     body["send_done_email"] = chosen.send_done_email
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
+    everything = selection.matches_everything or await counts_every_lead(
+        call.client, clock, seen.matched
+    )
+    if everything and not chosen.allow_all_leads:
+        raise all_leads_refused(selection.source)
     notes = []
-    if selection.matches_everything:
+    if everything:
         notes.append("This selection matches every lead in the organization.")
     if seen.matched == 0:
         notes.append("The selection matches no leads: there is nothing to do.")
@@ -181,7 +194,7 @@ async def _selection_request(
         matched=seen.matched,
         summary=describe(seen.matched),
         job_kind=kind,
-        selects_everything=selection.matches_everything,
+        selects_everything=everything,
         s_query=selection.s_query,
         results_limit=selection.results_limit,
         sort=selection.sort,
@@ -261,6 +274,7 @@ def register(reg: Registrar) -> None:
             kind="edit",
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
+            clock=runtime.clock,
         )
         SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
             request
@@ -325,6 +339,7 @@ def register(reg: Registrar) -> None:
             kind="email",
             fields={"template_id": found.id, "contact_preference": contact_preference},
             describe=lambda n: f"Bulk email: send {found.name!r} to {who} of {_leads(n)}",
+            clock=runtime.clock,
         )
         if request.sample:
             rendered = await call.client.get(
@@ -448,6 +463,7 @@ def register(reg: Registrar) -> None:
             kind="sequence_subscription",
             fields=fields,
             describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
+            clock=runtime.clock,
         )
 
     confirm_sequence = confirmer(runtime, prepare_sequence)
@@ -506,6 +522,7 @@ def register(reg: Registrar) -> None:
             kind="delete",
             fields={},
             describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
+            clock=runtime.clock,
         )
 
         async def custom_field_ids() -> list[str]:

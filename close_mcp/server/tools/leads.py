@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from close_mcp.close.catalog import KINDS, Kind, normalize_name
 from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.selection.query import resolve_selection
+from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
 from close_mcp.server.tools.job_reads import READ
 from close_mcp.server.tools.selection import (
@@ -33,6 +34,10 @@ class SearchResult(BaseModel):
     total: int = Field(description="Leads matching the query.")
     matched: int = Field(description="Leads a bulk action would touch (total capped by limit).")
     sample: list[LeadSample]
+    matches_every_lead: bool = Field(
+        description="The selection matches every lead in the organization (a bulk action "
+        "on it is refused without allow_all_leads: true)."
+    )
     crm_data_notice: str = CRM_DATA_NOTICE
 
 
@@ -90,6 +95,9 @@ def register(reg: Registrar) -> None:
             catalog=call.catalog,
         )
         seen = await preview_selection(call.client, selection, sample_size)
+        everything = selection.matches_everything or await counts_every_lead(
+            call.client, runtime.clock, seen.matched
+        )
         return SearchResult(
             s_query=selection.s_query,
             results_limit=selection.results_limit,
@@ -97,6 +105,7 @@ def register(reg: Registrar) -> None:
             total=seen.total,
             matched=seen.matched,
             sample=seen.sample,
+            matches_every_lead=everything,
         )
 
     async def lookup(
