@@ -9,6 +9,31 @@ The server's own `CLOSE_API_KEY`, if it has one, is lent only to callers who pro
 are: with a bearer token configured, an authenticated request without a `Close-API-Key` uses
 it; without one, a `/mcp` request that brings no key of its own is refused (401), since any
 process that can reach the port would otherwise act in Close as the server's user.
+
+Which clients are asked (issue 16). A write is put to the person only if the client declared
+elicitation, and the two protocol eras declare it differently:
+
+- A new-era client (2026-07-28) declares its capabilities with every request, and the question
+  travels back as an `input_required` result with a sealed `requestState`: stateless, any
+  replica sharing `CLOSE_MCP_SECRET` can take the answer. The SDK sends every request whose
+  `MCP-Protocol-Version` is not a handshake version down this path whatever the app's mode.
+- An older client (2025-11-25 and before) declares them once, in `initialize`, and is asked
+  with an `elicitation/create` request whose reply is a later POST. Both need a session: with
+  `stateless_http=True` the SDK served each such request with an empty connection (no
+  capabilities, no way back to the client), so such a client was never asked (a delete went
+  through without the person; with `CLOSE_MCP_REQUIRE_HUMAN=1` it could confirm nothing).
+  The app is therefore stateful (`stateless_http=False`): `initialize` opens a session held
+  in this process, answered with an `Mcp-Session-Id`, and the client sends that id back.
+
+Stateful sessions cannot move between processes (the SDK keeps them in memory, and the reply
+to a question must reach the process waiting for it). Behind a load balancer, every request
+carrying an `Mcp-Session-Id` must go to the replica whose `initialize` answer issued it
+(sticky sessions learned from that response header); requests without one, which includes all
+new-era traffic, may go to any replica. A session ends on DELETE, after `SESSION_IDLE_S`
+without a request, or when its process stops; its id then answers 404 and the client must
+initialize again (the SDK's own client reports "Session terminated" and leaves that to its
+user). A legacy request that comes without a session (no `initialize` first) is refused with
+400, as the protocol asks.
 """
 
 from __future__ import annotations
@@ -27,6 +52,8 @@ from close_mcp import __version__
 from close_mcp.server.runtime import KEY_HEADER, Runtime
 
 MAX_BODY_BYTES: Final = 1_000_000
+# A legacy-era session (see the module docstring) ends after this long without a request.
+SESSION_IDLE_S: Final = 30 * 60.0
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 
 
@@ -102,7 +129,9 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         host=host,
         max_request_body_size=MAX_BODY_BYTES,
         transport_security=security_for(host, port),
-        stateless_http=True,
+        # Sessions for legacy-era clients; new-era requests stay stateless (docstring).
+        stateless_http=False,
+        session_idle_timeout=SESSION_IDLE_S,
     )
     settings = runtime.settings
     if settings.http_token is not None:

@@ -1,5 +1,6 @@
 """The Streamable HTTP transport, in process: loopback by default, Origin and Host checked,
-bearer token enforced when set (health stays open), request bodies capped, a per-request
+bearer token enforced when set (health stays open), request bodies capped, sessions for
+legacy-era clients while new-era requests stay stateless (issue 16), a per-request
 `Close-API-Key` used for that request without appearing in any answer or log line, and the
 server's own Close key lent only to callers with the bearer token."""
 
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.anyio
 TOKEN: Final = "http-token-" + "7" * 20
 BASE: Final = "http://127.0.0.1:8000"
 ACCEPT: Final = {"Accept": "application/json, text/event-stream"}
+CALL: Final = {**ACCEPT, "mcp-protocol-version": "2025-06-18"}
 INIT: Final[dict[str, Any]] = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -67,6 +69,16 @@ def _data(response: httpx.Response) -> dict[str, Any]:
         return parsed
     answer: dict[str, Any] = response.json()
     return answer
+
+
+async def opened(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, str]:
+    """`headers` plus the `Mcp-Session-Id` of a legacy session opened with them (initialize)."""
+    answer = await client.post("/mcp", headers=headers, json=INIT)
+    assert answer.status_code == 200, answer.text
+    session = {**headers, "mcp-session-id": answer.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await client.post("/mcp", headers=session, json=initialized)).status_code == 202
+    return session
 
 
 def test_http_binds_loopback_by_default() -> None:
@@ -123,16 +135,16 @@ async def test_per_request_key_is_used_and_never_echoed(caplog: pytest.LogCaptur
         "params": {"name": "lookup", "arguments": {"kind": "lead_statuses"}},
     }
     async with http_client() as client:
-        headers = {**ACCEPT, "Close-API-Key": canary, "mcp-protocol-version": "2025-06-18"}
+        headers = await opened(client, {**CALL, "Close-API-Key": canary})
         answer = await client.post("/mcp", headers=headers, json=call)
         result = _data(answer)["result"]
         text = result["content"][0]["text"]
         assert result["isError"] is True
         assert text.startswith("Error executing tool lookup: Close did not accept the API key")
         assert canary not in answer.text
-        default = await client.post(
-            "/mcp", headers={k: v for k, v in headers.items() if k != "Close-API-Key"}, json=call
-        )
+        # The key was this request's only: the same session without it uses the server's.
+        without = {k: v for k, v in headers.items() if k != "Close-API-Key"}
+        default = await client.post("/mcp", headers=without, json=call)
         assert _data(default)["result"]["isError"] is False
     assert canary not in caplog.text
 
@@ -144,7 +156,6 @@ LOOKUP: Final[dict[str, Any]] = {
     "method": "tools/call",
     "params": {"name": "lookup", "arguments": {"kind": "lead_statuses"}},
 }
-CALL: Final = {**ACCEPT, "mcp-protocol-version": "2025-06-18"}
 
 
 async def test_the_servers_key_is_not_lent_without_a_bearer_token() -> None:
@@ -167,9 +178,13 @@ async def test_the_servers_key_is_not_lent_without_a_bearer_token() -> None:
         assert (health.status_code, health.json()["status"]) == (200, "ok")
         # A caller with its own key is served, with that key (this sandbox knows only the
         # server's, so another key is turned away by "Close", not by the server).
-        own = await client.post("/mcp", headers={**CALL, "Close-API-Key": SERVER_KEY}, json=LOOKUP)
+        own = await client.post(
+            "/mcp", headers=await opened(client, {**CALL, "Close-API-Key": SERVER_KEY}), json=LOOKUP
+        )
         assert _data(own)["result"]["isError"] is False
-        other = await client.post("/mcp", headers={**CALL, "Close-API-Key": "api_x"}, json=LOOKUP)
+        other = await client.post(
+            "/mcp", headers=await opened(client, {**CALL, "Close-API-Key": "api_x"}), json=LOOKUP
+        )
         text = _data(other)["result"]["content"][0]["text"]
         assert text.startswith("Error executing tool lookup: Close did not accept the API key")
     assert [(r.method, r.path, r.status) for r in sandbox.requests] == [
@@ -188,9 +203,54 @@ async def test_with_a_bearer_token_authenticated_callers_may_use_the_servers_key
             {"error": "missing or wrong bearer token"},
         )
         assert sandbox.requests == []
-        authorized = {**CALL, "Authorization": f"Bearer {TOKEN}"}
+        authorized = await opened(client, {**CALL, "Authorization": f"Bearer {TOKEN}"})
         answer = await client.post("/mcp", headers=authorized, json=LOOKUP)
         assert _data(answer)["result"]["isError"] is False
     assert [(r.method, r.path, r.status) for r in sandbox.requests] == [
         ("GET", "/api/v1/status/lead/", 200)
     ]
+
+
+NEW_ERA: Final = "2026-07-28"
+
+
+async def test_legacy_clients_get_a_session_and_new_era_requests_stay_stateless() -> None:
+    """Issue 16: an older client's capabilities live in its session (initialize), so the app is
+    stateful for that era; a new-era request brings its own and needs no session."""
+    async with http_client() as client:
+        session = await opened(client, CALL)
+        served = await client.post("/mcp", headers=session, json=LOOKUP)
+        assert _data(served)["result"]["isError"] is False
+        # Without initialize there is no session, hence no capabilities: refused, as the
+        # protocol asks; an unknown (expired, other replica's) session answers 404.
+        sessionless = await client.post("/mcp", headers=CALL, json=LOOKUP)
+        assert sessionless.status_code == 400
+        assert sessionless.json()["error"]["message"] == "Bad Request: Missing session ID"
+        unknown = await client.post(
+            "/mcp", headers={**CALL, "mcp-session-id": "0" * 32}, json=LOOKUP
+        )
+        assert (unknown.status_code, unknown.json()["error"]["message"]) == (
+            404,
+            "Session not found",
+        )
+        # A new-era request carries its capabilities in _meta: served with no session at all.
+        envelope = {
+            "io.modelcontextprotocol/protocolVersion": NEW_ERA,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+        body = {**LOOKUP, "params": {**LOOKUP["params"], "_meta": envelope}}
+        modern = {
+            **ACCEPT,
+            "mcp-protocol-version": NEW_ERA,
+            "mcp-method": "tools/call",
+            "mcp-name": "lookup",
+        }
+        stateless = await client.post("/mcp", headers=modern, json=body)
+        assert stateless.status_code == 200
+        assert "mcp-session-id" not in stateless.headers
+        assert _data(stateless)["result"]["isError"] is False
+        # The session ends when the client deletes it.
+        ended = await client.delete("/mcp", headers=session)
+        assert ended.status_code == 200
+        gone = await client.post("/mcp", headers=session, json=LOOKUP)
+        assert gone.status_code == 404
