@@ -115,15 +115,15 @@ MUTANTS: tuple[Mutant, ...] = (
         file=CONFIRM,
         edits=(
             (  # in check()
-                "with self._lock:\n            if nonce in self._spent:",
-                "with self._lock:\n            if False:",
+                "if await self._store.get(_spent_key(nonce)) is not None:",
+                "if False:",
             ),
-            (  # in spend()
-                'nonce = str(payload.get("n", ""))\n            if nonce in self._spent:',
-                'nonce = str(payload.get("n", ""))\n            if False:',
+            (  # in spend(): the store is still written, its answer ignored
+                '"spent", ttl_s=max(lasts, 1.0)):',
+                '"spent", ttl_s=max(lasts, 1.0)) and False:',
             ),
         ),
-        breaks="a spent token can be used again",
+        breaks="a spent token can be used again (the store's answer ignored)",
         # Once a job exists, Close's recent jobs refuse the reuse anyway (the replay check);
         # only a reuse after an outcome-unknown POST, which made no job, needs the nonce.
         tests=(T_FAULTS, T_BULK, T_MACHINE),
