@@ -195,6 +195,7 @@ class CloseClient:
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._blocked_until = 0.0  # the end of this client's latest 429 wait
+        self._in_flight = 0  # requests under way, so an evicted client closes only when idle
         self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -236,6 +237,30 @@ class CloseClient:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: JSON = None,
+        retry_errors: bool,
+    ) -> JSON:
+        self._in_flight += 1
+        try:
+            return await self._request(method, path, params, json_body, retry_errors=retry_errors)
+        finally:
+            self._in_flight -= 1
+
+    @property
+    def idle(self) -> bool:
+        """No request of this client is under way: it can be closed without breaking one."""
+        return self._in_flight == 0
+
+    @property
+    def closed(self) -> bool:
+        return self._http.is_closed
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: JSON,
+        *,
         retry_errors: bool,
     ) -> JSON:
         path = normalize_path(path)

@@ -9,6 +9,7 @@ Close is seen on the next call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sys
 from collections import OrderedDict
@@ -64,6 +65,8 @@ class Runtime:
             self._base_url = SANDBOX_BASE_URL
             self._default_key = self._default_key or sandbox.api_key
         self._clients: OrderedDict[str, CloseClient] = OrderedDict()
+        self._retiring: list[CloseClient] = []  # evicted, closed once idle
+        self._closing: set[asyncio.Task[None]] = set()
         self.store = open_store(settings.store.get_secret_value(), clock=self.clock)
         self.tokens = ConfirmationTokens(
             settings.secret.get_secret_value().encode(), self.clock, store=self.store
@@ -96,17 +99,33 @@ class Runtime:
             self._clients[slot] = client
             if len(self._clients) > MAX_CLIENTS:
                 _, oldest = self._clients.popitem(last=False)
-                # Closing here could break a call still using it; let it be collected instead.
-                del oldest
+                self._retiring.append(oldest)
+            self._close_idle()
         self._clients.move_to_end(slot)
         return client
+
+    def _close_idle(self) -> None:
+        """Close evicted clients that no call is using any more (their sockets with them);
+        one still in use is closed on a later sweep, so no request is cut off."""
+        still_used = []
+        for client in self._retiring:
+            if client.idle:
+                task = asyncio.get_running_loop().create_task(client.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            else:
+                still_used.append(client)
+        self._retiring = still_used
 
     def call(self, headers: Mapping[str, str] | None = None) -> Call:
         client = self.client_for(headers)
         return Call(client=client, catalog=Catalog(client))
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._retiring]:
             await client.aclose()
         self._clients.clear()
+        self._retiring.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing)
         await self.store.aclose()
