@@ -1,1 +1,1 @@
-"""TODO"""
+"""The command line: argument parsing (`main`), the commands, the demo."""
