@@ -162,6 +162,20 @@ async def stdio_client(params: StdioServerParameters) -> AsyncIterator[Client]:
         yield client
 
 
+async def confirmed(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A write through both steps: the first call only previews (every action is confirmed by
+    default), the second sends with its token. The structured result of the second."""
+    first = await client.call_tool(tool, args)
+    content = first.structured_content
+    assert content, first
+    assert content.get("status") == "confirmation_required", content
+    done = await client.call_tool(
+        tool, {**args, "confirmation_token": content["confirmation_token"]}
+    )
+    assert done.structured_content, done
+    return dict(done.structured_content)
+
+
 def direct_client(base_url: str) -> httpx.AsyncClient:
     """A plain httpx client to the sandbox: the baseline every tool call is compared against."""
     return httpx.AsyncClient(

@@ -12,7 +12,7 @@ import time
 
 import anyio
 
-from bench.common import find_child, rss_kib, sandbox_process, serve_params, stdio_client
+from bench.common import confirmed, find_child, rss_kib, sandbox_process, serve_params, stdio_client
 from bench.report import Row
 
 IN_FLIGHT = 8
@@ -27,7 +27,8 @@ async def measure(calls: int = 10_000) -> tuple[list[Row], dict[int, int]]:
             pid = find_child("close_mcp serve")
             await mcp.list_tools()
             samples[0] = rss_kib(pid)
-            made = await mcp.call_tool(
+            made = await confirmed(
+                mcp,
                 "create_bulk_edit",
                 {
                     "filter": {"lead_status": "Potential"},
@@ -35,9 +36,8 @@ async def measure(calls: int = 10_000) -> tuple[list[Row], dict[int, int]]:
                     "edit": {"type": "set_lead_status", "lead_status": "Potential"},
                 },
             )
-            assert made.structured_content, made
-            assert made.structured_content.get("job"), made.structured_content
-            job_id = made.structured_content["job"]["id"]
+            assert made.get("job"), made
+            job_id = made["job"]["id"]
             done = 0
             checkpoints = {1000, calls // 2, calls}
             deadline = time.monotonic() + MAX_SECONDS

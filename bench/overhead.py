@@ -21,6 +21,7 @@ from bench.common import (
     REPO,
     SANDBOX_API_KEY,
     base_env,
+    confirmed,
     direct_client,
     median,
     minimal_server_file,
@@ -58,7 +59,8 @@ async def measure(calls: int = 300, warmup: int = 30) -> list[Row]:
             )
             assert found.structured_content, found
             s_query = found.structured_content["s_query"]
-            made = await mcp.call_tool(
+            made = await confirmed(
+                mcp,
                 "create_bulk_edit",
                 {
                     "s_query": s_query,
@@ -66,9 +68,8 @@ async def measure(calls: int = 300, warmup: int = 30) -> list[Row]:
                     "edit": {"type": "set_lead_status", "lead_status": "Potential"},
                 },
             )
-            assert made.structured_content, made
-            assert made.structured_content.get("job"), made.structured_content
-            job_id = made.structured_content["job"]["id"]
+            assert made.get("job"), made
+            job_id = made["job"]["id"]
             job_path = f"bulk_action/edit/{job_id}/"
             search_body = {
                 "query": s_query,

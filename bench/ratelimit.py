@@ -13,7 +13,7 @@ import time
 
 import anyio
 
-from bench.common import sandbox_thread, serve_params, stdio_client
+from bench.common import confirmed, sandbox_thread, serve_params, stdio_client
 from bench.report import Row
 
 RATE = 20.0
@@ -23,7 +23,8 @@ TARGET_SHARE = 0.9
 async def measure(reads: int = 500) -> list[Row]:
     with sandbox_thread(n_leads=200, rate_limit=RATE) as sb:
         async with stdio_client(serve_params(sb.server_env())) as mcp:
-            made = await mcp.call_tool(
+            made = await confirmed(
+                mcp,
                 "create_bulk_edit",
                 {
                     "filter": {"lead_status": "Potential"},
@@ -31,9 +32,8 @@ async def measure(reads: int = 500) -> list[Row]:
                     "edit": {"type": "set_lead_status", "lead_status": "Potential"},
                 },
             )
-            assert made.structured_content, made
-            assert made.structured_content.get("job"), made.structured_content
-            job_id = made.structured_content["job"]["id"]
+            assert made.get("job"), made
+            job_id = made["job"]["id"]
             await anyio.sleep(1.5)  # let the bucket refill after the set-up calls
             before = len(sb.sandbox.requests)
             errors = 0

@@ -5,6 +5,10 @@ an unknown action, a value that is not a boolean or a malformed URL stops the pr
 with one line that says what is allowed. The API key is only ever read from the
 environment (argv is visible to other users of the machine) and is kept in a `SecretStr`
 so it cannot leak through a repr.
+
+Preview first: by default every confirmable action (`edit, email, sequences, send, delete`)
+needs confirmation, so the first call of a write tool sends nothing. A person may take an
+action out of CLOSE_MCP_CONFIRM (or `--confirm`) knowingly, `edit` say; `delete` never leaves.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from close_mcp.errors import ConfigError
 
 TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
 CONFIRMABLE_ACTIONS: Final = ("edit", "email", "sequences", "send", "delete")
-DEFAULT_CONFIRM: Final = ("email", "sequences", "send", "delete")
+# Every action, so that no write tool sends on its first call unless a person said otherwise.
+DEFAULT_CONFIRM: Final = CONFIRMABLE_ACTIONS
 DEFAULT_SNAPSHOT_LIMIT: Final = 50_000
 
 

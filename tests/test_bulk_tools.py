@@ -49,6 +49,67 @@ def posted(h: Harness) -> list[tuple[str, str, Any]]:
     return [(r.method, r.path, r.json) for r in h.writes()]
 
 
+async def confirmed(h: Harness, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Both steps: the first call sends nothing and gives a token, the second sends."""
+    first = await h.call(tool, args)
+    assert first["status"] == "confirmation_required", first
+    return await h.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
+
+
+# -- preview first: by default no write tool sends on its first call -------------------------
+
+EVERY_ACTION_BUT_EDIT = {"CLOSE_MCP_CONFIRM": "email,sequences,send,delete"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_by_default_edit_and_revert_send_nothing_on_their_first_call(h: Harness) -> None:
+    """Issue 16: with default settings the first call of every write tool is a preview."""
+    assert h.client.instructions is not None
+    assert "The first call of a write tool sends nothing" in h.client.instructions
+    assert "run at once (CLOSE_MCP_CONFIRM" not in h.client.instructions
+    args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
+    first = await h.call("create_bulk_edit", args)
+    assert first["status"] == "confirmation_required"
+    assert first["confirmation_token"]
+    assert h.writes() == []
+
+    done = await h.call(
+        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert done["status"] == "submitted"
+    await run_to_done(h, done["job"]["id"])
+    h.clear()
+
+    revert = {"job_id": done["job"]["id"]}
+    first_revert = await h.call("revert_bulk_edit", revert)
+    assert first_revert["status"] == "confirmation_required"
+    assert first_revert["confirmation_token"]
+    assert h.writes() == []
+    reverted = await h.call(
+        "revert_bulk_edit", {**revert, "confirmation_token": first_revert["confirmation_token"]}
+    )
+    assert reverted["status"] == "submitted"
+    assert h.writes() != []
+
+
+@pytest.mark.harness(env=EVERY_ACTION_BUT_EDIT)
+async def test_a_person_may_knowingly_remove_edit_from_the_confirmation_list(
+    h: Harness,
+) -> None:
+    assert "edit" not in h.runtime.settings.confirm
+    # The server tells the model which tools run on their first call here.
+    assert h.client.instructions is not None
+    assert h.client.instructions.endswith(
+        "On this server these actions run at once (CLOSE_MCP_CONFIRM leaves them out): edit. "
+        "The first call of their tools sends; call them with dry_run: true first and show the "
+        "preview to the user."
+    )
+    args = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
+    done = await h.call("create_bulk_edit", args)
+    assert done["status"] == "submitted"
+    assert [(r.method, r.path) for r in h.writes()] == [("POST", "/api/v1/bulk_action/edit/")]
+
+
 # -- each kind: dry run sends nothing, the confirmed call sends exactly the documented body ---
 
 
@@ -73,8 +134,8 @@ async def test_bulk_edit_status_previews_then_submits_exact_body(h: Harness) -> 
     assert preview["confirmation_token"] is None
     assert h.writes() == []
 
-    # edit is not in the default confirmation list: the call submits at once.
-    done = await h.call("create_bulk_edit", args)
+    # edit is in the default confirmation list: the first call sends nothing, the second does.
+    done = await confirmed(h, "create_bulk_edit", args)
     assert done["status"] == "submitted"
     assert done["job"]["id"].startswith("bulkedit_")
     assert posted(h) == [("POST", "/api/v1/bulk_action/edit/", expected_body)]
@@ -83,14 +144,16 @@ async def test_bulk_edit_status_previews_then_submits_exact_body(h: Harness) -> 
 @pytest.mark.parametrize("mode", MODES)
 async def test_bulk_edit_custom_fields(h: Harness) -> None:
     sb = h.sandbox
-    single = await h.call(
+    single = await confirmed(
+        h,
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
             "edit": {"type": "set_custom_field", "custom_field": "Industry", "value": "retail"},
         },
     )
-    multi = await h.call(
+    multi = await confirmed(
+        h,
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
@@ -103,7 +166,8 @@ async def test_bulk_edit_custom_fields(h: Harness) -> None:
             },
         },
     )
-    cleared = await h.call(
+    cleared = await confirmed(
+        h,
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
@@ -565,6 +629,7 @@ async def test_without_elicitation_token_suffices_unless_human_required(
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(env=EVERY_ACTION_BUT_EDIT)  # confirmed even with edit taken out
 async def test_all_leads_needs_allow_all_leads_and_then_confirmation(h: Harness) -> None:
     everything = {
         "s_query": {"type": "match_all"},
@@ -667,7 +732,7 @@ async def test_an_unexpected_job_id_still_reports_the_submission(
     h = await start_harness(
         sandbox=sandbox, transport=OddJobIds(sandbox.transport()), audit_dir=tmp_path
     )
-    result = await h.call("create_bulk_edit", args)
+    result = await confirmed(h, "create_bulk_edit", args)
     assert result["status"] == "submitted"
     assert result["job"] is None
     assert result["result"]["id"] == "job_0dd"

@@ -68,6 +68,14 @@ def test_help_lists_the_subcommands(env: dict[str, str]) -> None:
     assert "CLOSE_API_KEY" in done.stdout
 
 
+def test_serve_help_says_every_action_is_confirmed_by_default(env: dict[str, str]) -> None:
+    done = run(["serve", "--help"], env)
+    assert (done.returncode, done.stderr) == (0, "")
+    text = " ".join(done.stdout.split())
+    assert "--confirm LIST actions that need confirmation, so that their first call only " in text
+    assert "edit,email,sequences,send,delete (CLOSE_MCP_CONFIRM; default: all of them;" in text
+
+
 def test_console_script_is_installed(env: dict[str, str]) -> None:
     script = Path(sys.executable).with_name("close-mcp")
     if not script.exists():

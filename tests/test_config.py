@@ -25,7 +25,7 @@ def test_defaults() -> None:
     assert s.base_url == DEFAULT_BASE_URL
     assert s.read_only is False
     assert s.toolsets == {"search", "jobs", "edit", "email", "sequences", "delete", "send"}
-    assert s.confirm == {"email", "sequences", "send", "delete"}
+    assert s.confirm == {"edit", "email", "sequences", "send", "delete"}
     assert s.require_human is False
     assert s.secret_is_shared is False
     assert len(s.secret.get_secret_value()) == 64

@@ -170,8 +170,9 @@ async def test_the_organization_is_counted_once_per_30_seconds(h: Harness) -> No
     assert [r.json for r in searches(h)] == bodies  # 31 s later: counted again
 
 
+@pytest.mark.harness(confirm="email,sequences,send,delete")
 async def test_with_allow_all_leads_a_counted_selection_needs_confirmation(h: Harness) -> None:
-    # edit is not in the default confirmation list; matching every lead puts it there.
+    # edit is taken out of the confirmation list here; matching every lead puts it back.
     args = {"filter": {"created_after": "1900-01-01"}, "edit": EDIT, "allow_all_leads": True}
     result = await h.call("create_bulk_edit", args)
     assert result["status"] == "confirmation_required"

@@ -1,7 +1,8 @@
 """pause_bulk_job / resume_bulk_job through the MCP client, both eras, on every job state.
 
 Pausing is never confirmed. Resuming restarts what the job does, so it is confirmed like the
-job's own action: always for a delete, for the others when CLOSE_MCP_CONFIRM names them."""
+job's own action: always for a delete, for the others when CLOSE_MCP_CONFIRM names them (by
+default it names every action)."""
 
 from __future__ import annotations
 
@@ -187,11 +188,16 @@ def resume_preview(job: Job, notice: str, *, done: int = 10, total: int = 40) ->
 
 @pytest.mark.harness(audited=True)
 async def test_resume_a_paused_job_and_it_finishes(h: Harness) -> None:
-    """An edit is not confirmed by default: resuming it is sent at once, as before."""
+    """An edit is confirmed by default: the first call sends nothing, the confirmed one resumes."""
     job = new_job(h)
     into_state(h, job, "paused")
     h.clock.advance(6 * DAY)
-    result = await h.call("resume_bulk_job", {"job_id": job.id})
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    assert first["status"] == "confirmation_required"
+    assert puts(h) == []
+    result = await h.call(
+        "resume_bulk_job", {"job_id": job.id, "confirmation_token": first["confirmation_token"]}
+    )
     assert puts(h) == [("PUT", job_path(job), RESUMING)]
     summary = f"Resume the paused bulk edit job {job.id}: 30 objects left"
     assert result == {
@@ -332,7 +338,11 @@ async def test_a_token_for_a_job_that_moved_on_is_refused(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("kind", "confirm", "confirmed"),
     [
+        ("edit", None, True),  # by default every action is confirmed
+        ("email", None, True),
+        ("sequence_subscription", None, True),
         ("edit", "edit", True),
+        ("edit", "email,sequences,send,delete", False),  # edit taken out knowingly
         ("email", "delete", False),
         ("email", "email", True),
         ("sequence_subscription", "delete", False),
@@ -341,7 +351,7 @@ async def test_a_token_for_a_job_that_moved_on_is_refused(h: Harness) -> None:
     ],
 )
 async def test_the_confirm_policy_of_the_jobs_action_decides(
-    kind: str, confirm: str, confirmed: bool, start_harness: Any
+    kind: str, confirm: str | None, confirmed: bool, start_harness: Any
 ) -> None:
     h = await start_harness(confirm=confirm)
     job = new_job(h, kind)
@@ -498,7 +508,11 @@ async def test_closes_refusal_of_a_resume_is_mapped_too(h: Harness) -> None:
     into_state(h, job, "paused")
     h.sandbox.inject_faults("5xx", path_prefix=f"bulk_action/edit/{job.id}/", method="PUT",
                             status=400)  # fmt: skip
-    error = await h.error("resume_bulk_job", {"job_id": job.id})
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    assert first["status"] == "confirmation_required"
+    error = await h.error(
+        "resume_bulk_job", {"job_id": job.id, "confirmation_token": first["confirmation_token"]}
+    )
     reason = "Close rejected the request: Sandbox fault: HTTP 400"
     assert error == f"cannot resume this job: {reason}"
     assert puts(h) == [("PUT", job_path(job), RESUMING)]
@@ -530,19 +544,23 @@ async def test_closes_real_400_when_the_job_finished_meanwhile(h: Harness) -> No
 
 @pytest.mark.harness(toolsets="jobs,edit")
 async def test_stop_and_restart_a_bulk_edit_made_through_the_server(h: Harness) -> None:
-    created = await h.call(
-        "create_bulk_edit",
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    args = {
+        "filter": {"lead_status": "Qualified"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    first = await h.call("create_bulk_edit", args)
+    assert first["status"] == "confirmation_required"
+    token = first["confirmation_token"]
+    created = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
     job_id = created["job"]["id"]
     h.clock.advance(1.2)
     paused = await h.call("pause_bulk_job", {"job_id": job_id})
     assert paused["job"]["status"] == "paused"
     h.clock.advance(3600)
-    resumed = await h.call("resume_bulk_job", {"job_id": job_id})
+    again = await h.call("resume_bulk_job", {"job_id": job_id})
+    assert again["status"] == "confirmation_required"
+    token = again["confirmation_token"]
+    resumed = await h.call("resume_bulk_job", {"job_id": job_id, "confirmation_token": token})
     assert (resumed["status"], resumed["job"]["status"]) == ("submitted", "resuming")
     await run_to_done(h, job_id, step=1.0)
     job = await h.call("get_bulk_job", {"job_id": job_id})

@@ -728,13 +728,14 @@ async def test_get_bulk_job_reads_one_job_with_its_query(h: Harness) -> None:
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.harness(toolsets=None, n_leads=N_LEADS)  # every toolset
 async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(h: Harness) -> None:
-    submitted = await h.call(
-        "create_bulk_edit",
-        {
-            "filter": {"lead_status": "Bad Fit"},
-            "edit": {"type": "set_lead_status", "lead_status": "Canceled"},
-        },
-    )
+    args = {
+        "filter": {"lead_status": "Bad Fit"},
+        "edit": {"type": "set_lead_status", "lead_status": "Canceled"},
+    }
+    first = await h.call("create_bulk_edit", args)  # edit is confirmed by default
+    token = first["confirmation_token"]
+    submitted = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
+    assert submitted["status"] == "submitted"
     job_id = submitted["job"]["id"]
     h.clock.advance(30)
     store = h.sandbox.store

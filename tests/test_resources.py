@@ -38,13 +38,14 @@ async def test_squery_schema_resource(h: Harness) -> None:
 async def test_bulk_job_resource_template(h: Harness) -> None:
     templates = await h.client.list_resource_templates()
     assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
-    submitted = await h.call(
-        "create_bulk_edit",
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    args = {
+        "filter": {"lead_status": "Qualified"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    first = await h.call("create_bulk_edit", args)  # edit is confirmed by default
+    token = first["confirmation_token"]
+    submitted = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
+    assert submitted["status"] == "submitted"
     job_id = submitted["job"]["id"]
     job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
     assert job["id"] == job_id

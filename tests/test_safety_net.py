@@ -110,7 +110,11 @@ async def edit(h: Harness, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def revert(h: Harness, job_id: str, **extra: Any) -> dict[str, Any]:
-    result = await h.call("revert_bulk_edit", {"job_id": job_id, **extra})
+    args = {"job_id": job_id, **extra}
+    result = await h.call("revert_bulk_edit", args)
+    if result["status"] == "confirmation_required":
+        token = result["confirmation_token"]
+        result = await h.call("revert_bulk_edit", {**args, "confirmation_token": token})
     assert result["status"] == "submitted", result
     for job in result["result"]["jobs"]:
         await run_to_done(h, job["id"])
@@ -139,9 +143,10 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
         f"Before sending, the current status of the {len(qualified)} leads is saved so "
         "revert_bulk_edit can put it back (1 more Close request)."
     ]
-    # The snapshot: one search over the request's exact query, before the POST.
+    # The snapshot: one search over the request's exact query, just before the POST (the
+    # confirmed call also GETs bulk_action/edit/, looking for a job this token already made).
     s_query = done["preview"]["s_query"]
-    post = next(i for i, r in enumerate(sent(h)) if r[1] == "bulk_action/edit/")
+    post = next(i for i, r in enumerate(sent(h)) if r[:2] == ("POST", "bulk_action/edit/"))
     assert sent(h)[post - 1 : post + 1] == [
         (
             "POST",
@@ -375,13 +380,13 @@ async def test_revert_token_binds_the_whole_plan(h: Harness) -> None:
 async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(
     tmp_path: Path, h: Harness
 ) -> None:
-    result = await h.call(
-        "create_bulk_edit",
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    args = {
+        "filter": {"lead_status": "Qualified"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    first = await h.call("create_bulk_edit", args)
+    token = first["confirmation_token"]
+    result = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
     job_id = result["job"]["id"]
     error = await h.error("revert_bulk_edit", {"job_id": job_id})
     assert error == (
@@ -411,6 +416,9 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
     job_id = done["job"]["id"]
     snapshot = await load(h, done["snapshot"])
     first = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert first["status"] == "confirmation_required"
+    token = first["confirmation_token"]
+    first = await h.call("revert_bulk_edit", {"job_id": job_id, "confirmation_token": token})
     assert first["status"] == "submitted"
     [revert_job] = [job["id"] for job in first["result"]["jobs"]]
     # The revert's job id is recorded as soon as it was sent: one line appended to its
@@ -440,6 +448,9 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
         sb.store.leads[i].status_id = status_id(sb, "Customer")
     h.clear()
     again = await h.call("revert_bulk_edit", {"job_id": job_id})
+    assert again["status"] == "confirmation_required"
+    token = again["confirmation_token"]
+    again = await h.call("revert_bulk_edit", {"job_id": job_id, "confirmation_token": token})
     assert again["status"] == "submitted"
     assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified) - 2
     assert [(r.method, r.path.removeprefix(API)) for r in h.writes()] == [
@@ -457,7 +468,11 @@ async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(h: H
     args = {"filter": {"lead_status": "Qualified"}}
     done = await edit(h, {**args, "edit": {"type": "set_lead_status", "lead_status": "Customer"}})
     h.sandbox.inject_faults("timeout_after_commit", path_prefix="bulk_action/edit/", method="POST")
-    error = await h.error("revert_bulk_edit", {"job_id": done["job"]["id"]})
+    job = {"job_id": done["job"]["id"]}
+    first = await h.call("revert_bulk_edit", job)
+    assert first["status"] == "confirmation_required"
+    token = first["confirmation_token"]
+    error = await h.error("revert_bulk_edit", {**job, "confirmation_token": token})
     assert "The revert stopped at request 1 of 1" in error
     assert "Nothing matching was found" not in error
     lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
@@ -471,7 +486,10 @@ async def test_revert_outcome_unknown_does_not_claim_a_search_it_never_made(h: H
 async def test_no_snapshot_above_the_limit_needs_confirmation(
     snapshot: str, tmp_path: Path, start_harness: StartHarness
 ) -> None:
-    h = await start_harness(audit_dir=tmp_path, snapshot=snapshot)
+    # edit taken out of CLOSE_MCP_CONFIRM: without a snapshot it is confirmed all the same.
+    h = await start_harness(
+        audit_dir=tmp_path, snapshot=snapshot, confirm="email,sequences,send,delete"
+    )
     sb = h.sandbox
     n = len(with_status(sb, "Qualified"))
     args = {

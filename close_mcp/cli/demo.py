@@ -3,7 +3,9 @@
 It starts `close-mcp serve --sandbox` as a child process over stdio, exactly as a desktop
 client would, and walks through what an assistant does: look up statuses, preview a
 selection, run a bulk edit with a progress bar, pause and resume a job, try a bulk delete
-(confirmation required, then confirmed), and draft an email. Nothing leaves the machine.
+(confirmation required, then confirmed), and draft an email. Every write's first call only
+previews (CLOSE_MCP_CONFIRM names every action by default); the demo plays the user who agrees
+and calls again with the token. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ class Demo:
             text = "".join(getattr(c, "text", "") for c in result.content)
             raise DemoFailed(f"{tool} failed: {text}")
         return dict(result.structured_content)
+
+    async def agree(self, tool: str, args: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+        """The second step: `first` sent nothing; the user agrees and the token is passed.
+
+        When a person took the action out of CLOSE_MCP_CONFIRM, `first` already ran it."""
+        if first["status"] != "confirmation_required":
+            return first
+        console.print("The user agrees; the assistant calls again with the token:")
+        return await self.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
 
     async def wait(self, job_id: str, label: str) -> dict[str, Any]:
         with Progress(
@@ -101,13 +112,16 @@ async def walk_through(demo: Demo) -> None:
     console.print(f"[bold]{found['total']}[/bold] leads match. A sample:")
     console.print(_sample_table(found["sample"]))
 
-    _step(3, "Bulk edit: mark them Qualified (dry run, then run it)")
-    edit = {"type": "set_lead_status", "lead_status": "Qualified"}
-    dry = await demo.call("create_bulk_edit", {"filter": selection, "edit": edit, "dry_run": True})
-    console.print(f"Preview: {dry['message']}")
-    console.print(f"POST {dry['preview']['path']}")
-    console.print(_json(dry["preview"]["request"]))
-    run = await demo.call("create_bulk_edit", {"filter": selection, "edit": edit})
+    _step(3, "Bulk edit: mark them Qualified (a preview first, then confirmed)")
+    edit_args = {
+        "filter": selection,
+        "edit": {"type": "set_lead_status", "lead_status": "Qualified"},
+    }
+    first = await demo.call("create_bulk_edit", edit_args)
+    console.print(f"[bold]{first['status']}[/bold]: {first['message']}")
+    console.print(f"POST {first['preview']['path']}")
+    console.print(_json(first["preview"]["request"]))
+    run = await demo.agree("create_bulk_edit", edit_args, first)
     console.print(f"[green]{run['message']}[/green]")
     waited = await demo.wait(run["job"]["id"], "bulk edit")
     console.print(f"Job {waited['job']['id']}: [bold]{waited['job']['status']}[/bold]")
@@ -115,18 +129,16 @@ async def walk_through(demo: Demo) -> None:
     console.print(f"Potential leads left: {after['total']}")
 
     _step(4, "Pause and resume a running job")
-    big = {"lead_status": ["Bad Fit", "Canceled"]}
-    second = await demo.call(
-        "create_bulk_edit",
-        {
-            "filter": big,
-            "edit": {"type": "set_custom_field", "custom_field": "Lead Source", "value": "demo"},
-        },
-    )
+    big = {
+        "filter": {"lead_status": ["Bad Fit", "Canceled"]},
+        "edit": {"type": "set_custom_field", "custom_field": "Lead Source", "value": "demo"},
+    }
+    second = await demo.agree("create_bulk_edit", big, await demo.call("create_bulk_edit", big))
     job_id = second["job"]["id"]
     paused = await demo.call("pause_bulk_job", {"job_id": job_id})
-    console.print(f"Paused: {paused['job']['status']}")
-    resumed = await demo.call("resume_bulk_job", {"job_id": job_id})
+    console.print(f"Paused (no confirmation needed): {paused['job']['status']}")
+    job = {"job_id": job_id}
+    resumed = await demo.agree("resume_bulk_job", job, await demo.call("resume_bulk_job", job))
     console.print(f"Resumed: {resumed['job']['status']}")
     waited = await demo.wait(job_id, "resumed job")
     console.print(f"Job {job_id}: [bold]{waited['job']['status']}[/bold]")

@@ -37,8 +37,9 @@ def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--confirm",
         metavar="LIST",
-        help="actions that need confirmation: edit,email,sequences,send,delete "
-        "(CLOSE_MCP_CONFIRM; delete is always included)",
+        help="actions that need confirmation, so that their first call only previews: "
+        "edit,email,sequences,send,delete (CLOSE_MCP_CONFIRM; default: all of them; taking "
+        "one out, edit say, makes its first call send at once; delete is always included)",
     )
     parser.add_argument(
         "--require-human",
@@ -60,8 +61,8 @@ def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="close-mcp",
-        description="An MCP server for Close CRM bulk actions: every action previewed, every "
-        "destructive one confirmed. The API key comes from CLOSE_API_KEY, never from a flag.",
+        description="An MCP server for Close CRM bulk actions: every bulk action previewed and "
+        "confirmed before it is sent. The API key comes from CLOSE_API_KEY, never from a flag.",
     )
     parser.add_argument("--version", action="version", version=f"close-mcp {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")

@@ -62,8 +62,10 @@ async def _scenarios(h: Harness, seen: list[str]) -> int:
         seen.append((await h.call_raw(tool, args)).model_dump_json())
     # confirmed writes, with elicitation, through to submission
     edit = {**QUALIFIED, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
-    done = await h.call("create_bulk_edit", edit)
-    seen.append(json.dumps(done))
+    first = await h.call("create_bulk_edit", edit)
+    token = first["confirmation_token"]
+    done = await h.call("create_bulk_edit", {**edit, "confirmation_token": token})
+    seen += [json.dumps(first), json.dumps(done)]
     confirmed_calls: list[tuple[str, dict[str, Any]]] = [
         ("create_bulk_delete", {"filter": {"lead_status": "Bad Fit"}}),
         (
@@ -82,14 +84,22 @@ async def _scenarios(h: Harness, seen: list[str]) -> int:
         first = await h.call(tool, args)
         second = await h.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
         seen += [json.dumps(first), json.dumps(second)]
-    for tool, args in [
-        ("get_bulk_job", {"job_id": done["job"]["id"]}),
-        ("pause_bulk_job", {"job_id": done["job"]["id"]}),
-        ("resume_bulk_job", {"job_id": done["job"]["id"]}),
-        ("wait_for_bulk_job", {"job_id": done["job"]["id"], "timeout_s": 30}),
-        ("revert_bulk_edit", {"job_id": done["job"]["id"]}),
-    ]:
-        seen.append((await h.call_raw(tool, args)).model_dump_json())
+
+    async def raw(tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        result = await h.call_raw(tool, args)
+        seen.append(result.model_dump_json())
+        return result.structured_content or {}
+
+    job = {"job_id": done["job"]["id"]}
+    await raw("get_bulk_job", job)
+    await raw("pause_bulk_job", job)
+    first = await raw("resume_bulk_job", job)  # resuming an edit is confirmed by default
+    assert first["status"] == "confirmation_required", first
+    await raw("resume_bulk_job", {**job, "confirmation_token": first["confirmation_token"]})
+    await raw("wait_for_bulk_job", {**job, "timeout_s": 30})
+    first = await raw("revert_bulk_edit", job)  # and so is a revert
+    assert first["status"] == "confirmation_required", first
+    await raw("revert_bulk_edit", {**job, "confirmation_token": first["confirmation_token"]})
     # faults: 401 from Close, 5xx storms, ambiguous POSTs
     h.sandbox.inject_faults("5xx", 4, "data/search/", "POST")
     seen.append((await h.call_raw("search_leads", QUALIFIED)).model_dump_json())

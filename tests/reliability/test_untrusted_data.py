@@ -91,7 +91,11 @@ async def test_crm_text_in_the_servers_own_message_is_quoted(tool: str, h: Harne
 @pytest.mark.harness(n_leads=60)
 async def test_job_results_with_crm_text_carry_the_notice(h: Harness) -> None:
     edit = {"type": "set_custom_field", "custom_field": "Lead Source", "value": INJECTION}
-    done = await h.call("create_bulk_edit", {"filter": {"lead_status": "Qualified"}, "edit": edit})
+    args = {"filter": {"lead_status": "Qualified"}, "edit": edit}
+    first = await h.call("create_bulk_edit", args)  # edit is confirmed by default
+    done = await h.call(
+        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
+    )
     job = await h.call("get_bulk_job", {"job_id": done["job"]["id"]})
     assert _paths(job, INJECTION)
     assert job.get("crm_data_notice") == CRM_DATA_NOTICE

@@ -38,15 +38,10 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.server.tools.writing import TAKEN_OUT, TWO_STEP, confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
-TWO_STEP = (
-    " Two steps: the first call answers with a preview (and, when confirmation is needed, a "
-    "confirmation_token); show it to the user and call again with the same arguments and the "
-    "token once they agree. dry_run only previews."
-)
 
 
 class _Spec(BaseModel):
@@ -308,7 +303,7 @@ def register(reg: Registrar) -> None:
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on every lead of a "
         "selection, as one Close bulk job. Use search_leads first to check the selection; use "
-        "revert_bulk_edit to undo." + TWO_STEP,
+        "revert_bulk_edit to undo." + TWO_STEP + TAKEN_OUT,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -379,7 +374,7 @@ def register(reg: Registrar) -> None:
         title="Bulk email leads",
         description="Send an email template to the leads of a selection, as one Close bulk "
         "job; real emails go out to customers. The preview renders the template for the first "
-        "sample lead." + TWO_STEP,
+        "sample lead." + TWO_STEP + TAKEN_OUT,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -497,7 +492,9 @@ def register(reg: Registrar) -> None:
         toolset="sequences",
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
-        "them), or pause or resume their subscriptions, as one Close bulk job." + TWO_STEP,
+        "them), or pause or resume their subscriptions, as one Close bulk job."
+        + TWO_STEP
+        + TAKEN_OUT,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

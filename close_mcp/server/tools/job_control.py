@@ -11,8 +11,8 @@ and every refusal is audited.
 Pausing is the safe direction and needs no confirmation. Resuming undoes a pause, so it goes
 through the write pipeline like the action the job is: resuming a delete is always
 confirmed, resuming an edit, email or sequence subscription when that action
-(`edit`, `email`, `sequences`) is in CLOSE_MCP_CONFIRM. The preview says what is left to do;
-the token binds the job and the number of objects left.
+(`edit`, `email`, `sequences`) is in CLOSE_MCP_CONFIRM, as it is by default. The preview says
+what is left to do; the token binds the job and the number of objects left.
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -274,11 +274,11 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="Resume a paused bulk job",
         description="Restart a bulk job paused with pause_bulk_job; it carries on where it "
-        "stopped. Resuming a delete, and an email, sequence subscription or edit when that "
-        "action needs confirmation, is confirmed like the action itself: the first call "
-        "previews what is left to do and gives a confirmation_token; show it to the user and "
-        "call again with the same job_id and the token once they agree. dry_run only "
-        "previews. Close refuses jobs that are not paused or were paused more than 7 days "
-        "ago. Follow it with wait_for_bulk_job.",
+        "stopped. Resuming is confirmed like the job's own action: the first call sends "
+        "nothing; it previews what is left to do and gives a confirmation_token; show it to "
+        "the user and call again with the same job_id and the token once they agree. dry_run "
+        "only previews. (Unless the server's instructions say the job's action runs at once; "
+        "a delete never does.) Close refuses jobs that are not paused or were paused more than "
+        "7 days ago. Follow it with wait_for_bulk_job.",
         annotations=RESUME,
     )

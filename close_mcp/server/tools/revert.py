@@ -112,9 +112,9 @@ def register(reg: Registrar) -> None:
         "the values it overwrote, from the snapshot taken before it ran. Leads someone else "
         "changed since are reported and left alone. Use after the edit finished (or was "
         "paused); not for deletes (those are restored with `close-mcp restore`). Two steps: "
-        "the first call previews how many leads return to which value (and, when "
-        "confirmation is needed, gives a confirmation_token); call again with the token once "
-        "the user agrees. dry_run only previews.",
+        "the first call sends nothing; it previews how many leads return to which value and "
+        "gives a confirmation_token; call again with the token once the user agrees. dry_run "
+        "only previews. (Unless the server's instructions say edit runs at once.)",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

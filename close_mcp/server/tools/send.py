@@ -554,10 +554,11 @@ def register(reg: Registrar) -> None:
         description="Create one email activity on a lead: a draft (default), an email sent now "
         "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
         "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call answers with a preview of "
-        "recipients, subject and body plus a confirmation_token; show it to the user and call "
-        "again with the same arguments and the token once they agree. Drafts and logged "
-        "emails are created at once; dry_run only previews.",
+        "really send and need confirmation: the first call sends nothing; it answers with a "
+        "preview of recipients, subject and body plus a confirmation_token; show it to the "
+        "user and call again with the same arguments and the token once they agree (unless "
+        "the server's instructions say send runs at once). Drafts and logged emails reach "
+        "nobody and are created at once; dry_run only previews.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
