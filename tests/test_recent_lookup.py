@@ -20,10 +20,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from close_mcp.clock import FakeClock
-from close_mcp.sandbox import Sandbox
+from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
+from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import Harness
 from tests.ids import status_id
 
@@ -350,3 +352,86 @@ async def test_reconciliation_ignores_a_job_on_a_narrower_selection(h: Harness) 
     assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
     assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
     assert delete_jobs(h) == [other]
+
+
+# -- jobs Close holds that no write of this server made -------------------------------------
+#
+# A job made through the server is attributed, in the state store, to the token that made it,
+# and the lookups pass over another token's job whatever it looks like. A job made in Close
+# by someone else (another tool, a person, a server with another store) is attributed to no
+# one: there only the comparison of the job with the request, and its creation time, decide.
+
+
+async def made_in_close(h: Harness, label: str) -> str:
+    """A delete job made straight in Close, not through this server; its id."""
+    async with httpx.AsyncClient(
+        transport=h.sandbox.transport(), base_url=SANDBOX_BASE_URL, auth=(SANDBOX_API_KEY, "")
+    ) as close:
+        answer = await close.post("bulk_action/delete/", json=delete_body(h, label))
+    assert answer.status_code == 200, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_ignores_another_job_made_in_close(h: Harness) -> None:
+    first = await ask(h, QUALIFIED)  # minted now
+    other = await made_in_close(h, "Canceled")  # someone else's delete, after the mint
+    h.clear()
+    done = await confirm(h, QUALIFIED, first)
+    assert done["status"] == "submitted"
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [other, done["job"]["id"]]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_ignores_an_identical_job_made_in_close_before_the_token(
+    h: Harness,
+) -> None:
+    earlier = await made_in_close(h, "Qualified")
+    h.sandbox.fail_job(earlier)  # it never ran: the leads are all still there
+    h.clock.advance(5.0)
+    first = await ask(h, QUALIFIED)  # minted 5 s after the identical job
+    h.clear()
+    done = await confirm(h, QUALIFIED, first)
+    assert done["status"] == "submitted"
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_replay_check_refuses_an_identical_job_made_in_close_since_the_token(
+    h: Harness,
+) -> None:
+    """Unattributed and made after the mint: it may be this token's, sent by a server that
+    did not record it. The safe reading refuses."""
+    first = await ask(h, QUALIFIED)
+    made = await made_in_close(h, "Qualified")
+    h.clear()
+    refusal = await confirm(h, QUALIFIED, first)
+    assert refusal["status"] == "refused"
+    assert refusal["reason"] == f"the confirmation token was already used ({made})"
+    assert writes(h) == []
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_another_job_made_in_close(h: Harness) -> None:
+    first = await ask(h, QUALIFIED)
+    h.clock.advance(1.0)
+    other = await made_in_close(h, "Canceled")  # in the window, made by someone else
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [other]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_an_identical_job_made_in_close_before_the_post(
+    h: Harness,
+) -> None:
+    earlier = await made_in_close(h, "Qualified")
+    h.sandbox.fail_job(earlier)
+    h.clock.advance(10.0)  # well before the POST, outside the 2 s of clock skew
+    first = await ask(h, QUALIFIED)
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert delete_jobs(h) == [earlier]
