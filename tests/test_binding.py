@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from close_mcp.sandbox.leads import create_lead
+from close_mcp.sandbox.store import SavedSearch
 from tests.harness import MODES, Harness
 from tests.ids import email_template, status_id
 
@@ -99,3 +100,34 @@ async def test_above_the_snapshot_limit_only_the_count_is_bound_and_said(h: Harn
         f"The confirmation binds the count of leads ({matched}), not each lead: more than "
         "CLOSE_MCP_SNAPSHOT (3) are selected."
     ) in first["preview"]["notes"]
+
+
+async def test_a_smart_view_changed_after_the_preview_refuses(h: Harness) -> None:
+    """A raw `saved_search` node is inlined from the view's stored query, so the body (and the
+    token) carries what will run; a view edited between preview and confirmation is other
+    arguments."""
+    store = h.sandbox.store
+    view = SavedSearch(
+        store.new_id("save"),
+        "Doomed",
+        {"query": _status_tree(h, "Qualified"), "results_limit": None, "sort": []},
+        store.me.id,
+    )
+    store.saved_searches[view.id] = view
+    args = {"s_query": {"type": "saved_search", "saved_search_id": view.id}}
+    token = await _token(h, "create_bulk_delete", args)
+    view.s_query = {"query": _status_tree(h, "Customer"), "results_limit": None, "sort": []}
+    reason = await _refused_because(h, "create_bulk_delete", args, token)
+    assert reason.startswith("the confirmation token was issued for different arguments")
+
+
+def _status_tree(h: Harness, label: str) -> dict[str, Any]:
+    return {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "status_id"},
+        "condition": {
+            "type": "reference",
+            "reference_type": "status.lead",
+            "object_ids": [status_id(h, label)],
+        },
+    }
