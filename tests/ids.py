@@ -5,7 +5,7 @@ Each lookup takes the store, the sandbox or the harness, and fails loudly on an 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import CustomField, EmailTemplate, Store
@@ -51,3 +51,26 @@ def email_template(of: StoreOf, name: str) -> EmailTemplate:
 
 def template_id(of: StoreOf, name: str) -> str:
     return email_template(of, name).id
+
+
+def status_query(status_id: str) -> dict[str, Any]:
+    """The s_query Close receives for "the leads with this status", written out by hand."""
+    return {
+        "type": "and",
+        "queries": [
+            {"type": "object_type", "object_type": "lead"},
+            {
+                "type": "field_condition",
+                "field": {
+                    "type": "regular_field",
+                    "object_type": "lead",
+                    "field_name": "status_id",
+                },
+                "condition": {
+                    "type": "reference",
+                    "reference_type": "status.lead",
+                    "object_ids": [status_id],
+                },
+            },
+        ],
+    }

@@ -27,7 +27,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import Harness
-from tests.ids import status_id
+from tests.ids import status_id, status_query
 
 pytestmark = pytest.mark.anyio
 
@@ -56,25 +56,7 @@ def leads_with(h: Harness, label: str) -> int:
 
 def delete_body(h: Harness, label: str, **extra: Any) -> dict[str, Any]:
     """The body Close must receive for "delete the leads with this status"."""
-    s_query = {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_id(h, label)],
-                },
-            },
-        ],
-    }
+    s_query = status_query(status_id(h, label))
     return {"s_query": s_query, **extra, "send_done_email": True}
 
 

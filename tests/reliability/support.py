@@ -23,6 +23,7 @@ from mcp import types
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import RecordedRequest
 from tests.harness import Harness, text_of
+from tests.ids import status_query
 
 # -- figures --------------------------------------------------------------------------------
 
@@ -368,25 +369,7 @@ def sandbox_hints(h: Harness) -> dict[str, st.SearchStrategy[JsonValue]]:
     views = [v.name for v in store.saved_searches.values()]
     jobs = sorted(store.jobs) or ["bulkedit_nosuchjob"]
     status_of = {s.label: s.id for s in store.statuses.values()}
-    by_status = {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_of["Qualified"]],
-                },
-            },
-        ],
-    }
+    by_status = status_query(status_of["Qualified"])
     return {
         "filter": st.sampled_from(
             [

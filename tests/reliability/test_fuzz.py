@@ -66,7 +66,7 @@ from mcp import MCPError, types
 from close_mcp.sandbox import RecordedRequest
 from close_mcp.writes.tokens import ConfirmationTokens, canonical_json
 from tests.harness import Harness, Mode, run_to_done, text_of
-from tests.ids import status_id
+from tests.ids import status_id, status_query
 from tests.reliability.support import (
     API,
     HUGE,
@@ -240,7 +240,7 @@ def _seed_controllable_jobs(h: Harness, running: int, paused: int) -> list[str]:
     """Harmless jobs to pause and resume: they set Qualified on leads that are Qualified."""
     qualified = status_id(h, "Qualified")
     data = {
-        "s_query": _by_status(qualified),
+        "s_query": status_query(qualified),
         "type": "set_lead_status",
         "lead_status_id": qualified,
     }
@@ -251,28 +251,6 @@ def _seed_controllable_jobs(h: Harness, running: int, paused: int) -> list[str]:
             h.sandbox.jobs.set_status(job, {"status": "paused"}, h.clock.time())
         ids.append(job.id)
     return ids
-
-
-def _by_status(status_id: str) -> dict[str, Any]:
-    return {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_id],
-                },
-            },
-        ],
-    }
 
 
 # -- valid arguments for the write tools -----------------------------------------------------
@@ -309,7 +287,7 @@ def _selections(h: Harness) -> list[Args]:
         {"filter": {"smart_view": view}},
         {"filter": {"custom_fields": {"Industry": "Retail"}}},
         {"filter": {"name": "Acme"}},
-        {"s_query": _by_status(status_id(h, "Bad Fit"))},
+        {"s_query": status_query(status_id(h, "Bad Fit"))},
         {"filter": {"lead_status": "Customer"}, "results_limit": 5},
     ]
 
