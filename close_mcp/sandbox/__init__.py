@@ -15,7 +15,10 @@
   `job_speed` objects a clock-second, applying effects as they go, then `done`.
 - Choices where Close is silent: a path without its trailing slash gets a 308 to the slashed
   path; `count.total` is the number of matches capped by `results_limit`; searches without
-  `sort` list the newest leads first; local dates are taken in UTC (`X-TZ-Offset` ignored).
+  `sort` list the newest leads first.
+- Local dates (`fixed_local_date`, day ends, date custom fields) are days in the offset of the
+  request's `X-TZ-Offset` header (hours, `-4` or `5.5`), UTC without one; a bulk job keeps
+  the offset it was created with.
 
 `serve` runs a sandbox on loopback with uvicorn.
 """

@@ -41,7 +41,7 @@ from close_mcp.sandbox.faults import (
     Verdict,
     rate_limited_body,
 )
-from close_mcp.sandbox.routes import Api, Call
+from close_mcp.sandbox.routes import TZ_HEADER, Api, Call, tz_offset
 from close_mcp.sandbox.seed import build_store
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -255,7 +255,8 @@ async def _route(
         now = sandbox.clock.time()
         sandbox.jobs.advance_all(now)
         emails.deliver_due(sandbox.store, now)
-        call = Call(method, params, dict(request.query_params), body, now)
+        tz = tz_offset(request.headers.get(TZ_HEADER))
+        call = Call(method, params, dict(request.query_params), body, now, tz)
         return _json(200, handler(call), headers)
     except ApiError as exc:
         return _json(exc.status, exc.body, headers)
