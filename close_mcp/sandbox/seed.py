@@ -89,10 +89,12 @@ def _custom_fields(store: Store) -> None:
 def _shared_fields(store: Store, rng: random.Random, user_ids: list[str], now: datetime) -> None:
     """A shared custom field ("Region") with values on most leads.
 
-    Seeded last, from an RNG of its own, so the ids and values drawn before it stay what they
-    were before shared fields existed.
+    Seeded last, from an RNG of its own (its id too), so the ids and values drawn before it
+    stay what they were before shared fields existed, and its id is the same whatever the
+    number of leads, like the other fields' ids.
     """
-    region = CustomField(store.new_id("cf"), "Region", "choices", False, list(REGIONS), True)
+    field_id = IdMaker(rng)("cf")
+    region = CustomField(field_id, "Region", "choices", False, list(REGIONS), True)
     store.custom_fields[region.id] = region
     for lead in store.leads.values():
         if rng.random() < 0.8:

@@ -82,7 +82,10 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "2025-01-31, or 2025-01-31T10:00:00Z (a timezone is required)."
+_DATE_DESCRIPTION: Final = (
+    "2025-01-31 (a day in the server's time zone, CLOSE_MCP_TIMEZONE), or an instant with "
+    "its offset, 2025-01-31T10:00:00Z."
+)
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -162,7 +165,7 @@ class LeadFilter(BaseModel):
             )
         for prefix in ("created", "updated"):
             after, before = getattr(self, f"{prefix}_after"), getattr(self, f"{prefix}_before")
-            if after is not None and before is not None and _instant(after) >= _instant(before):
+            if after is not None and before is not None and _contradicts(after, before):
                 raise ValueError(
                     f"{prefix}_after ({after}) must be earlier than {prefix}_before ({before}); "
                     "no lead could match"
@@ -170,12 +173,28 @@ class LeadFilter(BaseModel):
         return self
 
 
-def _instant(text: str) -> datetime:
-    """For ordering only: a date counts as its start in UTC (the org's timezone is unknown)."""
-    when = parse_when(text)
-    if isinstance(when, datetime):
-        return when
-    return datetime(when.year, when.month, when.day, tzinfo=UTC)
+# How far a day's start may be from its start in UTC: zones run from UTC-12 to UTC+14.
+_EARLIEST_DAY_START: Final = timedelta(hours=-14)
+_LATEST_DAY_START: Final = timedelta(hours=12)
+
+
+def _contradicts(after: str, before: str) -> bool:
+    """No lead can be on or after `after` and before `before`, in whatever time zone.
+
+    Two days, or two instants, compare as they are. A day against an instant depends on the
+    zone the day is read in (CLOSE_MCP_TIMEZONE, not known here): refuse only what no zone
+    allows, so a real range is never refused.
+    """
+    start, end = parse_when(after), parse_when(before)
+    if isinstance(start, datetime) == isinstance(end, datetime):
+        return start >= end
+    earliest = start if isinstance(start, datetime) else _utc_day(start) + _EARLIEST_DAY_START
+    latest = end if isinstance(end, datetime) else _utc_day(end) + _LATEST_DAY_START
+    return earliest >= latest
+
+
+def _utc_day(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # -- building blocks -----------------------------------------------------------------------
@@ -194,13 +213,15 @@ def _any_of(nodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def lead_ids_node(ids: list[str]) -> dict[str, Any]:
-    """Leads whose id is one of `ids`.
+    """Leads whose id is one of `ids`: the one place a lead-id condition is built.
 
-    Close does not document selecting leads by id in `/data/search/`; this is a `term`
-    condition on the regular field `id`, kept in this one function so that it is easy to
-    change once verified (revert of bulk edits reuses it).
+    Close's advanced filtering reference: ID fields take a `reference` condition with the
+    ID's type as `reference_type`, so the lead `id` field takes `reference_type: "lead"`.
+    `filter.lead_ids` and every revert plan use it.
     """
-    return _field_condition(_regular("id"), {"type": "term", "values": list(ids)})
+    return _field_condition(
+        _regular("id"), {"type": "reference", "reference_type": "lead", "object_ids": list(ids)}
+    )
 
 
 def has_email_node(has_email: bool) -> dict[str, Any]:
@@ -226,7 +247,8 @@ def has_email_node(has_email: bool) -> dict[str, Any]:
 
 
 def _moment(text: str) -> dict[str, Any]:
-    """A date is the start of that day in the org's timezone; a datetime is an instant in UTC."""
+    """A date is the start of that day where Close reads local dates: the zone of the
+    `X-TZ-Offset` the client sends (CLOSE_MCP_TIMEZONE). A datetime is an instant, in UTC."""
     when = parse_when(text)
     if isinstance(when, datetime):
         return {"type": "fixed_utc", "value": when.isoformat()}

@@ -122,6 +122,13 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/$defs/{name}"}
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or null for "no bound": filters copied from Close's UI carry
+    `"on_or_after": null` and the like. (`if`/`else`, not `anyOf`, so an error names the
+    wrong key of the bound instead of "is not null".)"""
+    return {"if": {"type": "null"}, "else": schema}
+
+
 _NODE_VARIANTS: Final = {
     "and": _ref("node_and"),
     "or": _ref("node_or"),
@@ -208,17 +215,19 @@ _DEFS: Final[dict[str, Any]] = {
         ["reference_type", "object_ids"],
         {
             "reference_type": _string(
-                "a reference type such as status.lead or user_or_group", r"^[a-z][a-z_.]*$"
+                "the referenced ID's type, such as lead, status.lead, or user or "
+                "user_or_group for user fields",
+                r"^[a-z][a-z_.]*$",
             ),
             "object_ids": _array(_string("an object id", r"^[A-Za-z]+_[A-Za-z0-9_]+$")),
         },
     ),
     "condition_number_range": {
-        **_kind("number_range", [], {key: {"type": "number"} for key in NUMBER_BOUNDS}),
+        **_kind("number_range", [], {key: {"type": ["number", "null"]} for key in NUMBER_BOUNDS}),
         **_at_least_one(NUMBER_BOUNDS),
     },
     "condition_moment_range": {
-        **_kind("moment_range", [], {key: _ref("moment") for key in MOMENT_BOUNDS}),
+        **_kind("moment_range", [], {key: _or_null(_ref("moment")) for key in MOMENT_BOUNDS}),
         **_at_least_one(MOMENT_BOUNDS),
     },
     "condition_exists": _kind("exists", [], {}),
