@@ -131,12 +131,7 @@ def _midnight(moment: datetime) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MOMENT_BOUNDS: dict[str, Callable[[datetime, datetime], bool]] = {
-    "on_or_after": lambda moment, bound: moment >= bound,
-    "after": lambda moment, bound: moment > bound,
-    "before": lambda moment, bound: moment < bound,
-    "on_or_before": lambda moment, bound: moment <= bound,
-}
+MOMENT_BOUNDS = ("on_or_after", "after", "before", "on_or_before")
 OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
 
 
@@ -368,12 +363,21 @@ class Compiler:
 
     def _moment_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
         """Each bound given (`null`, as Close's UI copies it, is no bound) must hold."""
-        bounds = [
-            (holds, self.moment(cond[key], f"{path}.{key}"))
-            for key, holds in MOMENT_BOUNDS.items()
-            if cond.get(key) is not None
-        ]
-        return lambda have: any(all(holds(v, bound) for holds, bound in bounds) for v in have)
+        at: dict[str, datetime | None] = {
+            key: None if cond.get(key) is None else self.moment(cond[key], f"{path}.{key}")
+            for key in MOMENT_BOUNDS
+        }
+        lo, lo_x, hi, hi_i = at["on_or_after"], at["after"], at["before"], at["on_or_before"]
+
+        def check(moment: datetime) -> bool:
+            return (
+                (lo is None or moment >= lo)
+                and (lo_x is None or moment > lo_x)
+                and (hi is None or moment < hi)
+                and (hi_i is None or moment <= hi_i)
+            )
+
+        return lambda have: any(check(v) for v in have)
 
     def moment(self, moment: Any, path: str) -> datetime:
         """Resolve a moment to a UTC datetime; local dates are days in the offset `tz`.
