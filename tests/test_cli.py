@@ -28,7 +28,14 @@ from tests.harness import Harness
 from tests.processes import clean_env, free_port, running
 
 TIMEOUT = 30
-READ_TOOLS = {"search_leads", "lookup", "list_bulk_jobs", "get_bulk_job", "wait_for_bulk_job"}
+READ_TOOLS = {
+    "search_leads",
+    "get_lead",
+    "lookup",
+    "list_bulk_jobs",
+    "get_bulk_job",
+    "wait_for_bulk_job",
+}
 WRITE_TOOLS = {
     "create_bulk_edit",
     "create_bulk_email",
