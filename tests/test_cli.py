@@ -355,6 +355,6 @@ async def test_demo_prints_the_query_once_says_why_and_where_the_audit_log_is(
     assert f"{done}: {audit}\n" in text
 
 
-def test_the_demo_audit_log_sits_beside_the_real_one(tmp_path: Path) -> None:
+def test_the_demo_audit_log_has_a_folder_of_its_own_in_the_state_dir(tmp_path: Path) -> None:
     env = {"XDG_STATE_HOME": str(tmp_path)}
-    assert demo.demo_audit_path(env) == tmp_path / "close-mcp" / "demo-audit.jsonl"
+    assert demo.demo_audit_path(env) == tmp_path / "close-mcp" / "demo" / "audit.jsonl"

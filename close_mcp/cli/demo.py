@@ -6,14 +6,15 @@ selection, run a bulk edit with a progress bar, pause and resume a job, try a bu
 (confirmation required, then confirmed), and draft an email. Every write's first call only
 previews (CLOSE_MCP_CONFIRM names every action by default); the demo plays the user who agrees
 and calls again with the token; each write says why it needs a confirmation or not. The audit
-log goes to `demo-audit.jsonl` in the state dir (not the real audit log), and the demo says
-where. Nothing leaves the machine.
+log goes to `demo/audit.jsonl` in the state dir (apart from the real audit log and its
+snapshots), and the demo says where. Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,9 @@ def _count_lines(path: Path) -> int:
 
 
 def demo_audit_path(env: dict[str, str]) -> Path:
-    """The demo's own audit file, beside the real one: sandbox writes never mix with real ones."""
-    return default_audit_path(env).with_name("demo-audit.jsonl")
+    """The demo's own audit file, in a folder of its own under the state dir: the sandbox's
+    audit lines and snapshots never mix with real ones."""
+    return default_audit_path(env).parent / "demo" / "audit.jsonl"
 
 
 def _step(number: int, title: str) -> None:
@@ -259,7 +261,9 @@ async def present(client: Client, audit: Path) -> int:
 async def run(argv_server: list[str] | None = None) -> int:
     audit = demo_audit_path(dict(os.environ))
     audit.parent.mkdir(parents=True, exist_ok=True)
-    audit.unlink(missing_ok=True)  # this run's lines only
+    # This run's lines and snapshots only (the sandbox's jobs are gone when the demo ends).
+    audit.unlink(missing_ok=True)
+    shutil.rmtree(audit.parent / "snapshots", ignore_errors=True)
     env = {
         **{k: v for k, v in os.environ.items() if k != "CLOSE_API_KEY"},
         "CLOSE_MCP_AUDIT_LOG": str(audit),
