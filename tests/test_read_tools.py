@@ -10,12 +10,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
 
 from close_mcp.clock import FakeClock
+from close_mcp.close.jobs import JobStatus
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
@@ -903,6 +904,16 @@ async def test_list_bulk_jobs_running_means_created_loading_processing_or_resumi
     assert [j["id"] for j in edits["jobs"]] == [created, resuming]
     assert edits["has_more"] is True
     assert h.writes() == []
+
+
+@pytest.mark.harness(n_leads=5)
+async def test_list_bulk_jobs_status_is_one_enum_of_running_and_every_close_status(
+    h: Harness,
+) -> None:
+    listed = {tool.name: tool for tool in (await h.client.list_tools()).tools}
+    status = listed["list_bulk_jobs"].input_schema["properties"]["status"]
+    assert status["type"] == "string"
+    assert status["enum"] == ["running", *get_args(JobStatus)]
 
 
 async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(

@@ -181,11 +181,11 @@ class LeadFilter(BaseModel):
     )
     created_within: str | None = Field(
         default=None,
-        description="Created in this span back from now (the server's clock: see today in "
-        "search_leads): 90d, 12h, 2w, or ISO-8601 like P90D, PT12H. Not with created_after.",
+        description="Created within this span up to now: 90d, 12h, 2w, or ISO-8601 like P90D, "
+        "PT12H. Not with created_after.",
     )
     updated_within: str | None = Field(
-        default=None, description="Updated in this span back from now; same format."
+        default=None, description="Updated within this span up to now; same format."
     )
 
     @field_validator("created_after", "created_before", "updated_after", "updated_before")

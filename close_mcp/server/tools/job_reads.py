@@ -15,7 +15,6 @@ from close_mcp.close.jobs import (
     RUNNING_STATUSES,
     JobDetail,
     JobKind,
-    JobStatus,
     JobSummary,
     job_kind,
     job_path,
@@ -39,8 +38,10 @@ JobId = Annotated[
 ]
 
 
+# One enum (not a union with a const): some clients' schema converters reject `const`.
 StatusFilter = Annotated[
-    JobStatus | Literal["running"] | None,
+    Literal["running", "created", "loading", "processing", "paused", "resuming", "done", "error"]
+    | None,
     Field(
         description="Only jobs in this status; running means created, loading, processing "
         "or resuming."
