@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="walk through the main job against the sandbox",
         description="Run `close-mcp serve --sandbox` and drive it through a real MCP client "
-        "session. No flags; needs no key (CLOSE_API_KEY is not passed on); the audit log goes "
-        "to a temporary file whose path is printed.",
+        "session. No flags; needs no key (CLOSE_API_KEY is not passed on). Its audit log goes "
+        f"to demo/audit.jsonl in the state dir ({STATE_DIR}), apart from the real one.",
     )
 
     schemas = sub.add_parser(
