@@ -142,6 +142,19 @@ async def test_a_lead_created_near_midnight_is_on_the_day_of_the_zone(
     assert h.writes() == []
 
 
+@pytest.mark.parametrize(
+    ("zone", "today"),
+    [("UTC", "2026-01-01"), ("America/New_York", "2025-12-31"), ("Pacific/Auckland", "2026-01-01")],
+)
+async def test_search_leads_says_today_in_the_zone(
+    start_harness: StartHarness, zone: str, today: str
+) -> None:
+    """The harness clock is 2026-01-01T00:00Z: still New Year's Eve in New York."""
+    h = await start_harness(n_leads=5, env={"CLOSE_MCP_TIMEZONE": zone})
+    result = await h.call("search_leads", {"filter": {"lead_status": "Qualified"}})
+    assert result["today"] == today
+
+
 async def test_a_bulk_job_selects_in_the_zone_too(start_harness: StartHarness) -> None:
     h, ids = await zoned(start_harness, "America/New_York")
     canceled = status_id(h.sandbox, "Canceled")

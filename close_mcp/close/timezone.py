@@ -9,10 +9,16 @@ date filter sent in July means a New York day in EDT and one sent in January in 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Final
 
 TZ_OFFSET_HEADER: Final = "X-TZ-Offset"
+
+
+def local_date(zone: tzinfo | None, at: float) -> date:
+    """The calendar day in `zone` (None: this machine's zone) at the instant `at`."""
+    moment = datetime.fromtimestamp(at, tz=UTC)
+    return (moment.astimezone(zone) if zone is not None else moment.astimezone()).date()
 
 
 def utc_offset_minutes(zone: tzinfo | None, at: float) -> int:
