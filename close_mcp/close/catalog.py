@@ -180,14 +180,9 @@ class _KindSpec(Generic[T]):
     prefix: str
     model: type[T]
     names: Callable[[T], list[str]]
-    # Where one item missing from the listing is read (`<path><id>/`); None when the listing
-    # holds every item there is, so a missing id is simply unknown.
-    item_path: str | None = ""
-
-    def one_path(self, item_id: str) -> str | None:
-        if self.item_path is None:
-            return None
-        return f"{self.item_path or self.path}{item_id}/"
+    # The listing holds every item there is: an id missing from it is unknown, not read from
+    # `<path><id>/` as an archived template or another user's view is.
+    complete: bool = False
 
 
 def _account_names(account: EmailAccount) -> list[str]:
@@ -201,7 +196,7 @@ _STATUSES: Final = _KindSpec(
 CUSTOM_FIELD_SCHEMA_PATH: Final = "custom_field_schema/lead/"
 _CUSTOM_FIELDS: Final = _KindSpec(
     "custom_fields", "custom field", "custom fields", CUSTOM_FIELD_SCHEMA_PATH, "fields", "cf_",
-    CustomField, lambda f: [f.name], item_path=None,
+    CustomField, lambda f: [f.name], complete=True,
 )  # fmt: skip
 _TEMPLATES: Final = _KindSpec(
     "email_templates", "email template", "email templates", "email_template/", "paged", "tmpl_",
@@ -344,11 +339,10 @@ class Catalog:
 
     async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str, path: str | None) -> T:
         """An id not in the listing (an archived template, another user's view): ask Close."""
-        where = spec.one_path(item_id)
         raw = None
         try:
-            if where is not None:
-                raw = await self._client.get(where)
+            if not spec.complete:
+                raw = await self._client.get(f"{spec.path}{item_id}/")
         except CloseAPIError as exc:
             if exc.status not in (400, 404, 405):
                 raise

@@ -7,8 +7,9 @@
 - `sb.store` (`store.Store`) holds the data as dataclasses keyed by id: `leads` (with their
   `contacts`; `Lead.custom` maps `cf_` id -> value, a list for multi-value fields), `statuses`,
   `custom_fields` (one shared: "Region", listed by `/custom_field_schema/lead/` and not by
-  `/custom_field/lead/`, as in Close), `templates`, `sequences`, `email_accounts`, `users`, `saved_searches`,
-  `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON dicts).
+  `/custom_field/lead/`, as in Close), `templates`, `sequences`, `email_accounts`, `users`,
+  `saved_searches`, `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON
+  dicts).
 - `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
 - `sb.inject_faults` misbehaves on demand (`faults`; `sb.faults_served` counts the faults
   served, by kind), `sb.advance` moves a FakeClock.
