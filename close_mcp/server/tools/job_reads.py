@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from close_mcp.close.jobs import (
     CRM_DATA_NOTICE,
     JOB_KINDS,
+    RUNNING_STATUSES,
     JobDetail,
     JobKind,
-    JobStatus,
     JobSummary,
     job_kind,
     job_path,
@@ -37,6 +37,23 @@ JobId = Annotated[
         max_length=100,
     ),
 ]
+
+
+# One enum (not a union with a const): some clients' schema converters reject `const`.
+StatusFilter = Annotated[
+    Literal["running", "created", "loading", "processing", "paused", "resuming", "done", "error"]
+    | None,
+    Field(
+        description="Only jobs in this status; running means created, loading, processing "
+        "or resuming."
+    ),
+]
+
+
+def _status_matches(job: dict[str, Any], status: str) -> bool:
+    if status == "running":
+        return job.get("status") in RUNNING_STATUSES
+    return job.get("status") == status
 
 
 class JobList(BaseModel):
@@ -73,7 +90,7 @@ def register(reg: Registrar) -> None:
     async def list_bulk_jobs(
         ctx: Context,
         kind: Annotated[JobKind | None, Field(description="Only this kind of job.")] = None,
-        status: Annotated[JobStatus | None, Field(description="Only jobs in this status.")] = None,
+        status: StatusFilter = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         offset: Annotated[int, Field(ge=0, le=MAX_SCAN, description="Jobs to skip.")] = 0,
     ) -> JobList:
@@ -88,7 +105,9 @@ def register(reg: Registrar) -> None:
                 job_path(each), page_size=min(100, MAX_SCAN + 1), max_items=MAX_SCAN + 1
             )
             complete = complete and len(raw) <= MAX_SCAN
-            found += [job for job in raw[:MAX_SCAN] if status in (None, job.get("status"))]
+            found += [
+                job for job in raw[:MAX_SCAN] if status is None or _status_matches(job, status)
+            ]
         found.sort(key=_created, reverse=True)
         jobs = [summarize_job(job) for job in found[offset : offset + limit]]
         return JobList(jobs=jobs, has_more=len(found) > offset + limit, complete=complete)
