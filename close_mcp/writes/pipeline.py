@@ -79,7 +79,8 @@ class Preview(BaseModel):
     matched: int = Field(description="How many leads (or emails) the action would touch.")
     sample: list[LeadSample] = Field(default_factory=list)
     rendering: dict[str, Any] | None = Field(
-        default=None, description="The email as Close renders it for the first sample lead."
+        default=None,
+        description="The email as Close renders it for the first lead and contact it reaches.",
     )
     notes: list[str] = Field(default_factory=list)
 
