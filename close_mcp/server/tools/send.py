@@ -233,12 +233,7 @@ async def _check_identity(catalog: Catalog, sender_address: str) -> None:
 
 def _strangers(lead: _Lead, recipients: list[str]) -> list[str]:
     """The recipients who are not contacts of the lead, in order, once each."""
-    known = {
-        str(entry["email"]).lower()
-        for contact in lead.contacts
-        for entry in contact.get("emails") or []
-        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
-    }
+    known = {address for contact in lead.contacts for address in _addresses_of(contact)}
     return [r for r in dict.fromkeys(recipients) if r.lower() not in known]
 
 
