@@ -198,3 +198,27 @@ async def test_an_emails_reconciliation_reads_past_a_page_with_nothing_recent(
     methods = [r.method for r in h.sandbox.requests if r.path == EMAIL_PATH]
     assert methods == ["GET"] * 3 + ["POST"] + ["GET"] * pages + ["GET"]
     assert [r.path for r in h.writes()] == [EMAIL_PATH]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_a_lookup_cut_short_says_how_much_it_read(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_PAGE", 2)
+    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_MAX_PAGES", 1)
+    for _ in range(3):
+        await made_in_close(h, "bulk_action/delete/", {"s_query": {"type": "or", "queries": []}})
+    h.clock.advance(600)
+    first = await h.call("create_bulk_delete", QUALIFIED)
+    h.clear()
+    h.sandbox.inject_faults("5xx", 1, "bulk_action/delete/", "POST")
+    error = await h.error(
+        "create_bulk_delete", {**QUALIFIED, "confirmation_token": first["confirmation_token"]}
+    )
+    assert error == (
+        "Close answered the write with 503, so it is unknown whether it was carried out. Check "
+        "before trying again. Nothing matching was found among the recent bulk delete jobs "
+        "(list_bulk_jobs) (only the first 2 Close listed); look there before trying again. "
+        "(POST bulk_action/delete/)"
+    )
+    assert calls(h, DELETE_PATH) == ["GET", "POST", "GET"]
