@@ -744,7 +744,7 @@ async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(h: Harness
         **summary(store, store.jobs[job_id], with_query=True),
         "crm_data_notice": NOTICE,
     }
-    assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["s_query"])
+    assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["request"]["s_query"])
 
 
 @dataclass

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
     JOB_KINDS,
+    CrmResult,
     JobDetail,
     JobKind,
     JobStatus,
@@ -38,18 +38,22 @@ JobId = Annotated[
 ]
 
 
-class JobList(BaseModel):
+class JobList(CrmResult):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return any(job.quotes_crm_text for job in self.jobs)
 
 
-class WaitResult(BaseModel):
+class WaitResult(CrmResult):
     job: JobSummary
     finished: bool = Field(description="The job reached done or error.")
     timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
     waited_s: float
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return self.job.quotes_crm_text
 
 
 def register(reg: Registrar) -> None:

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.close.catalog import KINDS, Kind, normalize_name
-from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.close.jobs import CrmResult
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
@@ -27,18 +27,22 @@ from close_mcp.writes.pipeline import LeadSample
 MAX_LOOKUP_ITEMS = 100
 
 
-class SearchResult(BaseModel):
+class SearchResult(CrmResult):
     s_query: dict[str, Any] = Field(description="The Close query the selection resolved to.")
     results_limit: int | None = None
     sort: list[dict[str, Any]] | None = None
-    total: int = Field(description="Leads matching the query.")
-    matched: int = Field(description="Leads a bulk action would touch (total capped by limit).")
+    total: int = Field(
+        description="Leads matching the query (a bulk action with results_limit touches at "
+        "most results_limit of them)."
+    )
     sample: list[LeadSample]
     matches_every_lead: bool = Field(
         description="The selection matches every lead in the organization (a bulk action "
         "on it is refused without allow_all_leads: true)."
     )
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return bool(self.sample)
 
 
 class LookupItem(BaseModel):
@@ -47,12 +51,14 @@ class LookupItem(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class LookupResult(BaseModel):
+class LookupResult(CrmResult):
     kind: Kind
     items: list[LookupItem]
     total: int = Field(description="Items of this kind (before the name filter).")
     truncated: bool = False
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return bool(self.items)
 
 
 def _details(kind: Kind, item: BaseModel) -> dict[str, Any]:
@@ -103,7 +109,6 @@ def register(reg: Registrar) -> None:
             results_limit=selection.results_limit,
             sort=selection.sort,
             total=seen.total,
-            matched=seen.matched,
             sample=seen.sample,
             matches_every_lead=everything,
         )
