@@ -53,10 +53,13 @@ class CrmResult(BaseModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _without_absent_notice(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _notice_last_or_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """The notice after the data it is about (a result's first bytes say what it is)."""
         data = handler(self)
-        if isinstance(data, dict) and data.get("crm_data_notice") is None:
-            data.pop("crm_data_notice", None)
+        if isinstance(data, dict):
+            notice = data.pop("crm_data_notice", None)
+            if notice is not None:
+                data["crm_data_notice"] = notice
         return data
 
 
