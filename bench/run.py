@@ -1,4 +1,4 @@
-"""Run every benchmark and print one table: `python bench/run.py` (about four minutes).
+"""Run every benchmark and print one table: `python bench/run.py` (about seven minutes).
 
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
