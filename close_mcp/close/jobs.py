@@ -15,6 +15,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from close_mcp.errors import UnknownJobId
 
@@ -40,7 +41,8 @@ class CrmResult(BaseModel):
     Subclasses say what counts (`holds_crm_text`); the notice is set from the content, so
     no result can forget it, and left out of the result (not `null`) when there is none."""
 
-    crm_data_notice: str | None = Field(
+    # Absent or a string on the wire, so the schema says string (not required).
+    crm_data_notice: str | SkipJsonSchema[None] = Field(
         default=None, description="Present when the result quotes CRM data."
     )
 
