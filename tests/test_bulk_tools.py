@@ -693,7 +693,10 @@ async def test_annotations_are_explicit(h: Harness) -> None:
             a.idempotent_hint,
             a.open_world_hint,
         ) == hints
-        assert "confirmation_token" in (tools[name].description or "")
+        assert "Two steps: see the server instructions." in (tools[name].description or "")
+    # The flow itself is told once, in the instructions every description points to.
+    assert h.client.instructions is not None
+    assert "the `confirmation_token` only after they agree" in h.client.instructions
 
 
 async def test_zero_matches_submit_nothing(h: Harness) -> None:

@@ -82,3 +82,20 @@ async def test_null_arguments_count_as_not_given(h: Harness) -> None:
     assert result["total"] >= 0
     error = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}, "sort": 5})
     assert error == "sort: 5 is not of type 'array'"
+
+
+def test_output_schema_keeps_field_names_types_and_required_only() -> None:
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["preview", "submitted"], "type": "string", "description": "x"},
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        },
+        "required": ["status"],
+    }
+    assert compact_output(schema) == {
+        "type": "object",
+        "properties": {"status": {"type": "string"}, "either": {}},
+        "required": ["status"],
+    }

@@ -22,12 +22,21 @@ def compact_input(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def compact_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """The result's top level in full; nested models only as `object` (their shape is the
-    same in every write tool and is documented in README)."""
+    """The result's top level: its fields, which are required, and each field's JSON type
+    where it has one (nested models only as `object`; their shape is documented in README).
+    Clients use an output schema to check and type the structured result; no model reads
+    it, so enums and descriptions stay in the results and README."""
     flat = {k: v for k, v in schema.items() if k != "$defs"}
     result = _walk(_shallow(flat), drop=("title", "description"), collapse_null=False)
     assert isinstance(result, dict)
-    return result
+    fields = {
+        name: {"type": sub["type"]} if isinstance(sub.get("type"), str | list) else {}
+        for name, sub in result.get("properties", {}).items()
+    }
+    trimmed: dict[str, Any] = {"type": "object", "properties": fields}
+    if result.get("required"):
+        trimmed["required"] = result["required"]
+    return trimmed
 
 
 def _shallow(node: Any) -> Any:
@@ -81,3 +90,205 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+# -- what tools/list shows: lean, and accepted by the major clients' converters -----------
+
+# Limits the server enforces (against the full schema, see `enforced`) but a model does not
+# need spelled out on every turn.
+_LIMITS = frozenset(
+    {
+        "maxLength",
+        "minLength",
+        "pattern",
+        "maxItems",
+        "minItems",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "maxProperties",
+        "minProperties",
+        "multipleOf",
+        "uniqueItems",
+    }
+)
+
+
+class SharedDefinitions:
+    """What several tools share, described once across the whole tool list.
+
+    Definitions (`$defs`, e.g. the lead filter): the first tool that uses one carries its
+    field descriptions; later tools carry only the field names and types, and say where the
+    descriptions are. Tool schemas cannot share definitions, and each copy of the filter cost
+    about 400 tokens on every turn. Arguments with the same name and description in several
+    tools (`dry_run`, `s_query`, `results_limit`...): described in the first tool only.
+    """
+
+    def __init__(self) -> None:
+        self.described: dict[str, tuple[str, str]] = {}  # definition -> (its JSON, where)
+        self.arguments: set[tuple[str, str]] = set()  # (argument, description) described
+
+    def described_before(self, argument: str, description: str) -> bool:
+        seen = (argument, description) in self.arguments
+        self.arguments.add((argument, description))
+        return seen
+
+    def first_use(self, name: str, definition: dict[str, Any], where: str) -> str | None:
+        """None if this use is the first (it describes); else where the description is."""
+        key = repr(sorted(definition.items()))
+        if name not in self.described:
+            self.described[name] = (key, where)
+            return None
+        seen_key, seen_where = self.described[name]
+        return seen_where if seen_key == key else None
+
+
+def listed_input(
+    schema: dict[str, Any], *, tool: str, shared: SharedDefinitions | None = None
+) -> dict[str, Any]:
+    """The input schema as `tools/list` shows it, from the full one the server enforces.
+
+    - `$ref`s inlined (no `$defs`): every client resolves plain schemas;
+    - limits left out (the server enforces them and names them in its errors);
+    - `oneOf` as `anyOf`, `const` as a one-value `enum`, no `discriminator` (Gemini's
+      converter rejects them); no boolean `additionalProperties` (google-genai's MCP adapter
+      crashes on it), `true` written as `{}`, which means the same;
+    - a union arm that is a map (an object keyed by arbitrary names) left out when another
+      arm says the same, since neither Gemini nor strict mode can express maps;
+    - every optional property nullable, so OpenAI's strict mode (which makes every property
+      required) can leave it out with `null`; the server treats `null` as absent. Not in a
+      tool with an open object (`s_query`, a map): strict mode cannot express that tool at
+      all, clients then run it non-strict, and the nulls would only cost tokens.
+    """
+    shared = shared or SharedDefinitions()
+    defs = schema.get("$defs", {})
+    arguments: dict[str, Any] = {}
+    for name, sub in schema.get("properties", {}).items():
+        text = sub.get("description") if isinstance(sub, dict) else None
+        if isinstance(text, str) and shared.described_before(name, text):
+            sub = {k: v for k, v in sub.items() if k != "description"}
+        arguments[name] = sub
+    root = {k: v for k, v in schema.items() if k != "$defs"}
+    root["properties"] = arguments
+    result = _lean(root, defs, tool, shared, "", brief=False)
+    assert isinstance(result, dict)
+    return result if _has_open_object(result) else _with_nullable_options(result)
+
+
+def _has_open_object(node: Any) -> bool:
+    if isinstance(node, list):
+        return any(_has_open_object(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    if isinstance(node.get("additionalProperties"), dict):
+        return True
+    return any(_has_open_object(value) for value in node.values())
+
+
+def _with_nullable_options(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_with_nullable_options(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: v for k, v in node.items()}
+    for key in ("items", "anyOf"):
+        if key in out:
+            out[key] = _with_nullable_options(out[key])
+    if isinstance(out.get("properties"), dict):
+        required = set(out.get("required", []))
+        out["properties"] = {
+            name: (lambda sub: sub if name in required else _nullable(sub))(
+                _with_nullable_options(sub)
+            )
+            for name, sub in out["properties"].items()
+        }
+    return out
+
+
+def _lean(
+    node: Any, defs: dict[str, Any], tool: str, shared: SharedDefinitions, where: str, brief: bool
+) -> Any:
+    if isinstance(node, list):
+        return [_lean(item, defs, tool, shared, where, brief) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = str(node["$ref"]).rsplit("/", 1)[-1]
+        definition = defs[name]
+        described_in = shared.first_use(name, definition, f"{where} of {tool}")
+        inlined = _lean(definition, defs, tool, shared, where, brief or described_in is not None)
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        merged = {**inlined, **_lean(siblings, defs, tool, shared, where, brief)}
+        if described_in is not None:
+            text = merged.get("description", "")
+            merged["description"] = f"{text} Fields as in {described_in}.".strip()
+        return merged
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _LIMITS or key == "discriminator" or (key == "description" and brief):
+            continue
+        if key == "additionalProperties" and isinstance(value, bool):
+            if value:
+                out[key] = {}
+            continue
+        if key == "default" and value is False:
+            continue  # an absent boolean is false anyway
+        if key == "const":
+            out["enum"] = [value]
+        elif key in ("oneOf", "anyOf"):
+            arms = [_lean(arm, defs, tool, shared, where, brief) for arm in value]
+            kept = [arm for arm in arms if not _is_map(arm)] or arms
+            kept = _merge_plain_types(kept)
+            if len(kept) == 1:
+                out.update(kept[0])
+            else:
+                out["anyOf"] = kept
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {
+                name: _lean(sub, defs, tool, shared, _path(where, name), brief)
+                for name, sub in value.items()
+            }
+        elif key in ("items", "additionalProperties"):
+            out[key] = _lean(value, defs, tool, shared, where, brief)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_plain_types(arms: list[Any]) -> list[Any]:
+    """`{type: string}`, `{type: number}`... arms as one `{type: [string, number]}` arm."""
+    plain = [
+        a for a in arms if isinstance(a, dict) and set(a) == {"type"} and isinstance(a["type"], str)
+    ]
+    if len(plain) < 2:
+        return arms
+    kinds = [a["type"] for a in plain]
+    if "number" in kinds and "integer" in kinds:
+        kinds.remove("integer")  # JSON Schema's numbers include the integers
+    merged = {"type": kinds if len(kinds) > 1 else kinds[0]}
+    return [merged, *(a for a in arms if a not in plain)]
+
+
+def _path(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _is_map(schema: dict[str, Any]) -> bool:
+    extra = schema.get("additionalProperties")
+    return (
+        schema.get("type") == "object" and isinstance(extra, dict) and not schema.get("properties")
+    )
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or null. A plain `type` gains "null"; anything else becomes `anyOf` with a
+    null arm (an `enum` with null in it would break Gemini, whose enums are strings)."""
+    kind = schema.get("type")
+    if isinstance(kind, str) and "enum" not in schema and "anyOf" not in schema:
+        return {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
+    if "anyOf" in schema and "type" not in schema:
+        return {**schema, "anyOf": [*schema["anyOf"], _NULL]}
+    return {"anyOf": [schema, _NULL]}

@@ -38,7 +38,7 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.server.tools.writing import TAKEN_OUT, TWO_STEP, confirmer, run_write
+from close_mcp.server.tools.writing import TWO_STEP, confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
@@ -303,7 +303,7 @@ def register(reg: Registrar) -> None:
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on every lead of a "
         "selection, as one Close bulk job. Use search_leads first to check the selection; use "
-        "revert_bulk_edit to undo." + TWO_STEP + TAKEN_OUT,
+        "revert_bulk_edit to undo." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -374,7 +374,7 @@ def register(reg: Registrar) -> None:
         title="Bulk email leads",
         description="Send an email template to the leads of a selection, as one Close bulk "
         "job; real emails go out to customers. The preview renders the template for the first "
-        "sample lead." + TWO_STEP + TAKEN_OUT,
+        "sample lead." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -492,9 +492,7 @@ def register(reg: Registrar) -> None:
         toolset="sequences",
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
-        "them), or pause or resume their subscriptions, as one Close bulk job."
-        + TWO_STEP
-        + TAKEN_OUT,
+        "them), or pause or resume their subscriptions, as one Close bulk job." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

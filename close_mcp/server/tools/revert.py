@@ -110,11 +110,9 @@ def register(reg: Registrar) -> None:
         title="Revert a bulk edit",
         description="Undo a bulk edit made through create_bulk_edit: put back, lead by lead, "
         "the values it overwrote, from the snapshot taken before it ran. Leads someone else "
-        "changed since are reported and left alone. Use after the edit finished (or was "
-        "paused); not for deletes (those are restored with `close-mcp restore`). Two steps: "
-        "the first call sends nothing; it previews how many leads return to which value and "
-        "gives a confirmation_token; call again with the token once the user agrees. dry_run "
-        "only previews. (Unless the server's instructions say edit runs at once.)",
+        "changed since are reported and left alone. Use after the edit finished or was "
+        "paused; not for deletes (`close-mcp restore`). Two steps: see the server "
+        "instructions.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

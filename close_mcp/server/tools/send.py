@@ -320,8 +320,8 @@ ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients. Empty: the first address of contact_id, else of the "
-        "lead's first contact with one (not for inbox).",
+        description="Recipients; default: contact_id's first address, else the lead's "
+        "first contact's (not for inbox).",
     ),
 ]
 SubjectArg = Annotated[
@@ -334,8 +334,7 @@ TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, rendered by Close for this lead; "
-        "instead of a body, not with one.",
+        description="Email template name or tmpl_ id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
@@ -553,12 +552,8 @@ def register(reg: Registrar) -> None:
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
         "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call sends nothing; it answers with a "
-        "preview of recipients, subject and body plus a confirmation_token; show it to the "
-        "user and call again with the same arguments and the token once they agree (unless "
-        "the server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews.",
+        "(sent, inbox). For many leads use create_bulk_email. outbox and scheduled send: two "
+        "steps, see the server instructions; drafts and logs are created at once.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

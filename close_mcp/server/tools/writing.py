@@ -16,16 +16,10 @@ from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, quest
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
 
-# Preview first (CLOSE_MCP_CONFIRM names every action by default): what the write tools'
-# descriptions say about their two steps.
-TWO_STEP = (
-    " Two steps: the first call sends nothing and answers with a preview and a "
-    "confirmation_token; show it to the user and call again with the same arguments and the "
-    "token once they agree. dry_run only previews."
-)
-# For the actions a person may take out of CLOSE_MCP_CONFIRM (every one but delete); the
-# server's instructions name those taken out.
-TAKEN_OUT = " (Unless the server's instructions say this action runs at once.)"
+# Preview first (CLOSE_MCP_CONFIRM names every action by default). The flow is told once, in
+# the server's instructions (which also name the actions a person took out of the list);
+# the write tools' descriptions only point there, since `tools/list` is read on every turn.
+TWO_STEP = " Two steps: see the server instructions."
 
 
 def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any]]:
