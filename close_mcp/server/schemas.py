@@ -3,8 +3,9 @@
 `tool_schemas/` holds one file per tool (name, title, description, annotations, input and
 output schema, as `tools/list` gives them), the `s_query` grammar, and under `enforced/` the
 full input schema of each tool, every limit included, that the server checks each call
-against (`tools/list` shows a lean version: see `compact.listed_input`). Users and outside tests read these files; CI
-fails when the code and the files disagree, so the contract never drifts silently.
+against (`tools/list` shows a lean version: see `compact.listed_input`). Users and outside
+tests read these files; CI fails when the code and the files disagree, so the contract
+never drifts silently.
 """
 
 from __future__ import annotations
