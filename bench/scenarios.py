@@ -159,7 +159,7 @@ async def run_previews(rec: Recorder) -> None:
                 "sender_email": identity.get("email") or account["name"],
             },
         ),
-        ("create_bulk_sequence_subscription", {"action_type": "pause"}),
+        ("create_bulk_sequence_subscription", {"action_type": "pause", "all_sequences": True}),
         ("create_bulk_delete", {}),
     ]
     for selection in ("filter", "s_query"):

@@ -84,26 +84,40 @@ EmailContactsArg = Annotated[
 ]
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
-    Field(description="subscribe contacts, or pause/resume their subscriptions."),
+    Field(
+        description="subscribe: contacts never sent this sequence; pause: active "
+        "subscriptions; resume: paused ones; resume_finished: ones that finished the sequence."
+    ),
 ]
 SequenceArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Sequence name or seq_ id (required to subscribe; otherwise "
-        "leaving it out means every sequence).",
+        description="Sequence name or seq_ id. Required for subscribe; for the others, "
+        "give it or all_sequences.",
     ),
+]
+AllSequencesArg = Annotated[
+    bool,
+    Field(description="pause/resume/resume_finished only: true acts on every sequence."),
 ]
 SenderAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
+    Field(
+        max_length=200,
+        description="Required for subscribe (only then): email account (email or emailacct_).",
+    ),
 ]
 SenderNameArg = Annotated[
-    str | None, Field(max_length=200, description="Subscribe: the sender's name.")
+    str | None,
+    Field(max_length=200, description="Subscribe only: sender's name (default: the identity's)."),
 ]
 SenderEmailArg = Annotated[
     str | None,
-    Field(max_length=254, description="Subscribe: an identity of the sender account."),
+    Field(
+        max_length=254,
+        description="Subscribe only: an identity of sender_account (default: its first).",
+    ),
 ]
 SequenceContactsArg = Annotated[
     Literal["lead", "contact"],
@@ -390,12 +404,25 @@ def register(reg: Registrar) -> None:
         ctx: Context,
         action_type: ActionTypeArg,
         sequence: SequenceArg,
+        all_sequences: AllSequencesArg,
         sender_account: SenderAccountArg,
         sender_name: SenderNameArg,
         sender_email: SenderEmailArg,
         contact_preference: SequenceContactsArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
+        if action_type == "subscribe" and all_sequences:
+            raise ArgumentError(
+                "all_sequences", "not for subscribe, which takes one sequence; leave it out"
+            )
+        if action_type != "subscribe" and (sequence is None) == (not all_sequences):
+            raise ArgumentError(
+                "sequence",
+                f"give a sequence, or all_sequences: true to {action_type.replace('_', ' ')} "
+                "every sequence"
+                if sequence is None
+                else "give a sequence or all_sequences: true, not both",
+            )
         call = runtime.call(ctx.headers)
         fields: dict[str, Any] = {"action_type": action_type}
         seq_name = "all sequences"
@@ -469,6 +496,7 @@ def register(reg: Registrar) -> None:
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_sequence)],
         action_type: ActionTypeArg,
         sequence: SequenceArg = None,
+        all_sequences: AllSequencesArg = False,
         sender_account: SenderAccountArg = None,
         sender_name: SenderNameArg = None,
         sender_email: SenderEmailArg = None,
