@@ -17,6 +17,7 @@ from jsonschema.exceptions import best_match
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError as PydanticValidationError
 
 from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
@@ -24,6 +25,7 @@ from close_mcp.server.compact import without_nulls
 from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
+from close_mcp.server.validation import model_problem, schema_problem
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \
@@ -86,17 +88,23 @@ class CloseMCPServer(MCPServer):
         if validator is not None:
             try:
                 error = best_match(validator.iter_errors(arguments))
-                problem = None if error is None else _short(error)
+                problem = None if error is None else schema_problem(error)
             except ValueError:  # jsonschema quoting an int Python refuses to print
                 where = _unprintable_int(arguments) or "arguments"
                 raise ToolError(
                     f"Error executing tool {name}: {where}: a number of more than "
                     f"{sys.get_int_max_str_digits()} digits is out of range"
                 ) from None
-            if error is not None:
-                where = ".".join(str(p) for p in error.absolute_path) or "arguments"
-                raise ToolError(f"Error executing tool {name}: {where}: {problem}")
-        return await super().call_tool(name, arguments, context)
+            if problem is not None:
+                where, what = problem
+                raise ToolError(f"Error executing tool {name}: {where}: {what}")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, PydanticValidationError):
+                cause = exc.__cause__
+                raise ToolError(f"Error executing tool {name}: {model_problem(cause)}") from cause
+            raise
 
 
 def _unknown(unknown: list[str], allowed: list[str]) -> str:
@@ -133,15 +141,6 @@ def _unprintable_int(value: Any, path: tuple[str | int, ...] = ()) -> str | None
         if found is not None:
             return found
     return None
-
-
-def _short(error: Any) -> str:
-    """jsonschema repeats the offending value; a megabyte of it helps no one."""
-    shown = repr(error.instance)
-    if len(shown) <= 80:
-        return str(error.message)
-    size = len(error.instance) if isinstance(error.instance, str | list | dict) else len(shown)
-    return str(error.message).replace(shown, f"{shown[:40]}... (length {size})")
 
 
 def request_state_security(runtime: Runtime) -> RequestStateSecurity | None:
