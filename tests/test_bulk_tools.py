@@ -409,7 +409,7 @@ async def test_sequence_schema_states_the_required_when_rules(h: Harness) -> Non
     props = tools["create_bulk_sequence_subscription"].input_schema["properties"]
     assert "Required for subscribe" in props["sequence"]["description"]
     assert "Required for subscribe" in props["sender_account"]["description"]
-    assert "resume_finished: ones that finished" in props["action_type"]["description"]
+    assert "resume_finished finished ones" in props["action_type"]["description"]
     assert "every sequence" in props["all_sequences"]["description"]
 
 
@@ -754,7 +754,7 @@ async def test_annotations_are_explicit(h: Harness) -> None:
             a.idempotent_hint,
             a.open_world_hint,
         ) == hints
-        assert "Two steps: see the server instructions." in (tools[name].description or "")
+        assert "Confirmed in two steps (server instructions)." in (tools[name].description or "")
     # The flow itself is told once, in the instructions every description points to.
     assert h.client.instructions is not None
     assert "the `confirmation_token` only after they agree" in h.client.instructions

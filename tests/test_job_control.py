@@ -602,8 +602,8 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
         "dry_run",
         "job_id",
     ]
-    assert "needs no confirmation" in (pause.description or "").lower()
-    assert "two steps" in (resume.description or "").lower()
+    assert "no confirmation" in (pause.description or "").lower()
+    assert "two steps" in (resume.description or "")
 
 
 @pytest.mark.harness(read_only=True)

@@ -315,7 +315,7 @@ async def test_tools_list_shows_every_read_tool_with_its_contract(h: Harness) ->
         assert "properties" in tool.input_schema
         assert tool.output_schema is not None
         assert tool.output_schema["type"] == "object"
-        assert tool.output_schema["properties"], name
+        assert tool.output_schema["required"], name  # what clients check results against
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -3,8 +3,9 @@
 Pydantic's schemas repeat a `title` for every property and spell an optional argument as
 `anyOf: [T, null]` with `default: null`. Neither tells a model anything, so input schemas
 lose both (a `null` argument is treated as absent before validation, so the shorter schema
-accepts what the longer one did). Output schemas keep their nulls, since results carry
-them, but lose titles and descriptions, which no model reads.
+accepts what the longer one did): that is the full schema the server enforces. What
+`tools/list` shows is leaner still (`listed_input`), and output schemas keep only the
+fields every result has (`compact_output`).
 """
 
 from __future__ import annotations
@@ -22,42 +23,16 @@ def compact_input(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def compact_output(schema: dict[str, Any]) -> dict[str, Any]:
-    """The result's top level: its fields, which are required, and each field's JSON type
-    where it has one (nested models only as `object`; their shape is documented in README).
-    Clients use an output schema to check and type the structured result; no model reads
-    it, so enums and descriptions stay in the results and README."""
-    flat = {k: v for k, v in schema.items() if k != "$defs"}
-    result = _walk(_shallow(flat), drop=("title", "description"), collapse_null=False)
-    assert isinstance(result, dict)
-    fields = {
-        name: {"type": sub["type"]} if isinstance(sub.get("type"), str | list) else {}
-        for name, sub in result.get("properties", {}).items()
-    }
-    trimmed: dict[str, Any] = {"type": "object", "properties": fields}
-    if result.get("required"):
-        trimmed["required"] = result["required"]
+    """An object with the fields every result has (README documents each result).
+
+    What clients do with an output schema is check the structured result against it; that
+    check is the same with the required fields alone, and no model reads output schemas,
+    while `tools/list` (types, enums and all) is sent on every turn.
+    """
+    trimmed: dict[str, Any] = {"type": "object"}
+    if schema.get("required"):
+        trimmed["required"] = list(schema["required"])
     return trimmed
-
-
-def _shallow(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_shallow(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        return {"type": "object"}
-    node = {
-        k: v
-        for k, v in node.items()
-        if k != "default" and not (k == "additionalProperties" and v is True)
-    }
-    arms = node.get("anyOf")
-    if isinstance(arms, list) and len(arms) == 2 and _NULL in arms:
-        (other,) = [_shallow(arm) for arm in arms if arm != _NULL]
-        if set(other) == {"type"} and isinstance(other["type"], str):
-            rest = {k: _shallow(v) for k, v in node.items() if k != "anyOf"}
-            return {"type": [other["type"], "null"], **rest}
-    return {k: _shallow(v) for k, v in node.items()}
 
 
 def _walk(node: Any, *, drop: tuple[str, ...], collapse_null: bool) -> Any:
@@ -121,18 +96,18 @@ class SharedDefinitions:
     Definitions (`$defs`, e.g. the lead filter): the first tool that uses one carries its
     field descriptions; later tools carry only the field names and types, and say where the
     descriptions are. Tool schemas cannot share definitions, and each copy of the filter cost
-    about 400 tokens on every turn. Arguments with the same name and description in several
-    tools (`dry_run`, `s_query`, `results_limit`...): described in the first tool only.
+    about 400 tokens on every turn. Properties with the same name and description in several
+    tools (`dry_run`, `s_query`, a sort key's `field`...): described in the first tool only.
     """
 
     def __init__(self) -> None:
         self.described: dict[str, tuple[str, str]] = {}  # definition -> (its JSON, where)
-        self.arguments: set[tuple[str, str]] = set()  # (argument, description) described
+        self.properties: dict[tuple[str, str], str] = {}  # (name, description) -> first tool
 
-    def described_before(self, argument: str, description: str) -> bool:
-        seen = (argument, description) in self.arguments
-        self.arguments.add((argument, description))
-        return seen
+    def described_before(self, name: str, description: str, tool: str) -> bool:
+        """True if an earlier tool already describes this property in the same words."""
+        first = self.properties.setdefault((name, description), tool)
+        return first != tool
 
     def first_use(self, name: str, definition: dict[str, Any], where: str) -> str | None:
         """None if this use is the first (it describes); else where the description is."""
@@ -163,14 +138,7 @@ def listed_input(
     """
     shared = shared or SharedDefinitions()
     defs = schema.get("$defs", {})
-    arguments: dict[str, Any] = {}
-    for name, sub in schema.get("properties", {}).items():
-        text = sub.get("description") if isinstance(sub, dict) else None
-        if isinstance(text, str) and shared.described_before(name, text):
-            sub = {k: v for k, v in sub.items() if k != "description"}
-        arguments[name] = sub
     root = {k: v for k, v in schema.items() if k != "$defs"}
-    root["properties"] = arguments
     result = _lean(root, defs, tool, shared, "", brief=False)
     assert isinstance(result, dict)
     return result if _has_open_object(result) else _with_nullable_options(result)
@@ -221,13 +189,14 @@ def _lean(
         siblings = {k: v for k, v in node.items() if k != "$ref"}
         merged = {**inlined, **_lean(siblings, defs, tool, shared, where, brief)}
         if described_in is not None:
-            text = merged.get("description", "")
-            merged["description"] = f"{text} Fields as in {described_in}.".strip()
+            merged["description"] = f"Fields as in {described_in}."
         return merged
     out: dict[str, Any] = {}
     for key, value in node.items():
-        if key in _LIMITS or key == "discriminator" or (key == "description" and brief):
+        if key in _LIMITS or key == "discriminator":
             continue
+        if brief and key in ("description", "required"):
+            continue  # a later copy of a shared definition: names and types only
         if key == "additionalProperties" and isinstance(value, bool):
             if value:
                 out[key] = {}
@@ -246,7 +215,9 @@ def _lean(
                 out["anyOf"] = kept
         elif key == "properties" and isinstance(value, dict):
             out[key] = {
-                name: _lean(sub, defs, tool, shared, _path(where, name), brief)
+                name: _described_once(
+                    _lean(sub, defs, tool, shared, _path(where, name), brief), name, tool, shared
+                )
                 for name, sub in value.items()
             }
         elif key in ("items", "additionalProperties"):
@@ -257,17 +228,41 @@ def _lean(
 
 
 def _merge_plain_types(arms: list[Any]) -> list[Any]:
-    """`{type: string}`, `{type: number}`... arms as one `{type: [string, number]}` arm."""
+    """Arms that differ only in type, as one arm with a list of types:
+    `[{type: string}, {type: array, items: S}]` -> `{type: [string, array], items: S}`
+    (`items` applies to arrays only, so this accepts exactly the same values)."""
     plain = [
-        a for a in arms if isinstance(a, dict) and set(a) == {"type"} and isinstance(a["type"], str)
+        a
+        for a in arms
+        if isinstance(a, dict)
+        and set(a) <= {"type", "items"}
+        and isinstance(a.get("type"), str | list)
+        and ("items" not in a or a["type"] == "array")
     ]
-    if len(plain) < 2:
+    with_items = [a for a in plain if "items" in a]
+    if len(plain) < 2 or len(with_items) > 1:
         return arms
-    kinds = [a["type"] for a in plain]
+    kinds: list[str] = []
+    for arm in plain:
+        for kind in arm["type"] if isinstance(arm["type"], list) else [arm["type"]]:
+            if kind not in kinds:
+                kinds.append(kind)
     if "number" in kinds and "integer" in kinds:
         kinds.remove("integer")  # JSON Schema's numbers include the integers
-    merged = {"type": kinds if len(kinds) > 1 else kinds[0]}
+    merged: dict[str, Any] = {"type": kinds if len(kinds) > 1 else kinds[0]}
+    if with_items:
+        merged["items"] = with_items[0]["items"]
     return [merged, *(a for a in arms if a not in plain)]
+
+
+def _described_once(schema: Any, name: str, tool: str, shared: SharedDefinitions) -> Any:
+    """A property without its description if an earlier tool has the same one, same words."""
+    if not isinstance(schema, dict):
+        return schema
+    text = schema.get("description")
+    if isinstance(text, str) and shared.described_before(name, text, tool):
+        return {k: v for k, v in schema.items() if k != "description"}
+    return schema
 
 
 def _path(where: str, name: str) -> str:

@@ -85,43 +85,43 @@ EmailContactsArg = Annotated[
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
     Field(
-        description="subscribe: contacts never sent this sequence; pause: active "
-        "subscriptions; resume: paused ones; resume_finished: ones that finished the sequence."
+        description="subscribe contacts never sent the sequence, or pause active "
+        "subscriptions, resume paused ones, resume_finished finished ones."
     ),
 ]
 SequenceArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Sequence name or seq_ id. Required for subscribe; for the others, "
-        "give it or all_sequences.",
+        description="Sequence name or seq_ id. Required for subscribe; otherwise this or "
+        "all_sequences.",
     ),
 ]
 AllSequencesArg = Annotated[
     bool,
-    Field(description="pause/resume/resume_finished only: true acts on every sequence."),
+    Field(description="Not for subscribe: true acts on every sequence."),
 ]
 SenderAccountArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Required for subscribe (only then): email account (email or emailacct_).",
+        description="Required for subscribe (only): email account (email or emailacct_).",
     ),
 ]
 SenderNameArg = Annotated[
     str | None,
-    Field(max_length=200, description="Subscribe only: sender's name (default: the identity's)."),
+    Field(max_length=200, description="Subscribe only; default: the identity's name."),
 ]
 SenderEmailArg = Annotated[
     str | None,
     Field(
         max_length=254,
-        description="Subscribe only: an identity of sender_account (default: its first).",
+        description="Subscribe only: an identity of sender_account; default: its first.",
     ),
 ]
 SequenceContactsArg = Annotated[
     Literal["lead", "contact"],
-    Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
+    Field(description="Subscribe: lead (primary contact) or contact (each contact)."),
 ]
 
 
@@ -132,7 +132,7 @@ class Chosen:
     filter: Any
     s_query: dict[str, Any] | None
     results_limit: int | None
-    sort: list[dict[str, Any]] | None
+    sort: list[str | dict[str, Any]] | None
     allow_all_leads: bool
     send_done_email: bool
 
@@ -316,8 +316,7 @@ def register(reg: Registrar) -> None:
         toolset="edit",
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on every lead of a "
-        "selection, as one Close bulk job. Use search_leads first to check the selection; use "
-        "revert_bulk_edit to undo." + TWO_STEP,
+        "selection, as one Close bulk job. Undo with revert_bulk_edit." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -387,8 +386,7 @@ def register(reg: Registrar) -> None:
         toolset="email",
         title="Bulk email leads",
         description="Send an email template to the leads of a selection, as one Close bulk "
-        "job; real emails go out to customers. The preview renders the template for the first "
-        "sample lead." + TWO_STEP,
+        "job; real emails go out to customers." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -581,8 +579,8 @@ def register(reg: Registrar) -> None:
         toolset="delete",
         title="Bulk delete leads",
         description="Permanently delete every lead of a selection, with its contacts and "
-        "activities, as one Close bulk job. Always needs confirmation; the user may be asked "
-        "to type the number of leads." + TWO_STEP,
+        "activities, as one Close bulk job. Always confirmed; the user may be asked to type "
+        "the count." + TWO_STEP,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

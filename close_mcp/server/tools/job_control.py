@@ -270,10 +270,9 @@ def register(reg: Registrar) -> None:
         name="pause_bulk_job",
         toolset="jobs",
         title="Pause a bulk job",
-        description="Pause a running Close bulk job (edit, email, sequence subscription, "
-        "delete) so it stops touching more leads; what it already did stays done. Needs no "
-        "confirmation: resume_bulk_job restarts it, within 7 days. Pausing a paused job "
-        "changes nothing and says so; a finished job is refused.",
+        description="Pause a running Close bulk job so it touches no more leads (what it did "
+        "stays done). No confirmation; resume_bulk_job restarts it within 7 days. A repeat "
+        "changes nothing.",
         annotations=CONTROL,
     )
     reg.add(
@@ -281,9 +280,8 @@ def register(reg: Registrar) -> None:
         name="resume_bulk_job",
         toolset="jobs",
         title="Resume a paused bulk job",
-        description="Restart a bulk job paused with pause_bulk_job; it carries on where it "
-        "stopped. Confirmed like the job's own action (two steps: see the "
-        "server instructions). Close refuses jobs that are not paused or were paused more than "
-        "7 days ago. Follow it with wait_for_bulk_job.",
+        description="Restart a paused bulk job where it stopped; confirmed in two steps like "
+        "the job's own action (server instructions). Close refuses a job paused over 7 days. "
+        "Follow with wait_for_bulk_job.",
         annotations=RESUME,
     )

@@ -31,7 +31,7 @@ MAX_SCAN = 1000
 JobId = Annotated[
     str,
     Field(
-        description="A bulk job id (bulkedit_..., bulkemail_..., bulkseqsub_..., bulkdelete_...).",
+        description="bulkedit_, bulkemail_, bulkseqsub_ or bulkdelete_ id.",
         pattern=r"^bulk(edit|email|seqsub|delete)_[A-Za-z0-9]+$",
         max_length=100,
     ),
@@ -113,8 +113,7 @@ def register(reg: Registrar) -> None:
         name="list_bulk_jobs",
         toolset="jobs",
         title="List bulk jobs",
-        description="List Close bulk jobs (edit, email, sequence subscription, delete), newest "
-        "first, optionally of one kind or status. Use get_bulk_job for one job's details.",
+        description="List Close bulk jobs, newest first, optionally of one kind or status.",
         annotations=READ,
     )
     reg.add(
@@ -123,7 +122,7 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="Get a bulk job",
         description="Read one bulk job: status, progress counts, its fields and the s_query it "
-        "ran on. The kind comes from the id prefix.",
+        "ran on.",
         annotations=READ,
     )
     reg.add(
@@ -131,8 +130,7 @@ def register(reg: Registrar) -> None:
         name="wait_for_bulk_job",
         toolset="jobs",
         title="Wait for a bulk job",
-        description="Poll a bulk job until it is done, in error or paused, or until timeout_s, "
-        "sending progress notifications. A timeout is not an error: it returns the job's "
-        "current state with timed_out true.",
+        description="Poll a bulk job until it is done, in error or paused, or until timeout_s "
+        "(not an error: timed_out is true), sending progress notifications.",
         annotations=READ,
     )

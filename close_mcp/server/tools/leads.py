@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from close_mcp.close.catalog import KINDS, Kind, normalize_name
+from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
@@ -134,8 +134,7 @@ def register(reg: Registrar) -> None:
         toolset="search",
         title="Search leads (dry run)",
         description="Resolve a selection (filter or raw s_query) to Close's query and show how "
-        "many leads match and a sample. Use it before any bulk action to check what a "
-        "selection means; it changes nothing.",
+        "many leads match and a sample. Use it before any bulk action; it changes nothing.",
         annotations=READ,
     )
     reg.add(
@@ -143,8 +142,7 @@ def register(reg: Registrar) -> None:
         name="lookup",
         toolset="search",
         title="Look up ids and names",
-        description="List the ids and names of one kind of thing in Close: "
-        + ", ".join(KINDS)
-        + ". Use it to find the exact names a filter or bulk action needs.",
+        description="List the ids and names of one kind of Close object, to find the exact "
+        "names filters and bulk actions take.",
         annotations=READ,
     )

@@ -38,7 +38,7 @@ EditJobIdArg = Annotated[
     Field(
         max_length=100,
         pattern=r"^bulkedit_[A-Za-z0-9]+$",
-        description="The bulk edit to undo (bulkedit_...), as create_bulk_edit answered.",
+        description="The bulk edit to undo (bulkedit_...).",
     ),
 ]
 IncludeChangedArg = Annotated[
@@ -109,10 +109,9 @@ def register(reg: Registrar) -> None:
         toolset="edit",
         title="Revert a bulk edit",
         description="Undo a bulk edit made through create_bulk_edit: put back, lead by lead, "
-        "the values it overwrote, from the snapshot taken before it ran. Leads someone else "
-        "changed since are reported and left alone. Use after the edit finished or was "
-        "paused; not for deletes (`close-mcp restore`). Two steps: see the server "
-        "instructions.",
+        "the values it overwrote, from its snapshot; leads changed since are reported and left "
+        "alone. For a finished or paused edit; deletes: `close-mcp restore`. Confirmed in two "
+        "steps (server instructions).",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

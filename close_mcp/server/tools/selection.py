@@ -21,22 +21,32 @@ FilterArg = Annotated[
     LeadFilter | None,
     Field(description="Friendly selection; its fields are ANDed. Give this or s_query, not both."),
 ]
+# An open query tree, checked against the s_query grammar (selection.squery). Its root's
+# `type` is declared so that no client sees an object without properties (Gemini answers
+# those with a 400); the rest stays open.
 SQueryArg = Annotated[
     dict[str, Any] | None,
     Field(
         description="A raw Close query tree (resource close://schemas/s_query). Give this or "
-        "filter, not both."
+        "filter, not both.",
+        json_schema_extra={"properties": {"type": {"type": "string"}}},
     ),
 ]
+# A sort key is a field name, "-" first for descending (as Close's `_order_by`), or the
+# {direction, field} object of the s_query grammar, which is accepted but not listed (an
+# open object: see `compact.listed_input`); selection.squery checks either in full.
+_SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
 ResultsLimitArg = Annotated[
     int | None,
     Field(ge=1, le=100_000, description="Act on at most this many leads (in sort order)."),
 ]
 SortArg = Annotated[
-    list[dict[str, Any]] | None,
+    list[str | dict[str, Any]] | None,
     Field(
         max_length=5,
-        description="[{direction: asc|desc, field: <field ref of the s_query schema>}].",
+        description='Lead fields or cf_ ids to sort by, "-" first for descending: '
+        '["-date_created"].',
+        json_schema_extra={"items": _SORT_KEY},
     ),
 ]
 AllLeadsArg = Annotated[

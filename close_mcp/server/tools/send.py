@@ -320,8 +320,8 @@ ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients; default: contact_id's first address, else the lead's "
-        "first contact's (not for inbox).",
+        description="Recipients; default: the first address of contact_id, else of the "
+        "lead's first contact.",
     ),
 ]
 SubjectArg = Annotated[
@@ -340,22 +340,21 @@ TemplateArg = Annotated[
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default, nothing sent), outbox (send now), scheduled (send "
-        "at date_scheduled), sent or inbox (only log an email sent or received "
-        "elsewhere)."
+        description="draft (default; sends nothing), outbox (send now), scheduled (at "
+        "date_scheduled); sent and inbox only log an email."
     ),
 ]
 SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or a bare address; required for '
-        "outbox, scheduled and inbox.",
+        description='"Name" <name@example.com> or an address; required for outbox, '
+        "scheduled and inbox.",
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+    Field(max_length=200, description="Account to send from (email or emailacct_ id)."),
 ]
 DateScheduledArg = Annotated[
     str | None,
@@ -372,8 +371,8 @@ FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
-        "if nobody replies.",
+        description="outbox, scheduled, sent: ISO date(time) of a follow-up task if "
+        "nobody replies.",
     ),
 ]
 
@@ -552,8 +551,8 @@ def register(reg: Registrar) -> None:
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
         "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email. outbox and scheduled send: two "
-        "steps, see the server instructions; drafts and logs are created at once.",
+        "(sent, inbox). For many leads: create_bulk_email. outbox and scheduled are confirmed "
+        "in two steps (server instructions); the others are created at once.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

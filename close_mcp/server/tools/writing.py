@@ -19,7 +19,7 @@ Prepare = Callable[..., Awaitable[WriteRequest]]
 # Preview first (CLOSE_MCP_CONFIRM names every action by default). The flow is told once, in
 # the server's instructions (which also name the actions a person took out of the list);
 # the write tools' descriptions only point there, since `tools/list` is read on every turn.
-TWO_STEP = " Two steps: see the server instructions."
+TWO_STEP = " Confirmed in two steps (server instructions)."
 
 
 def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any]]:
