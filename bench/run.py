@@ -2,7 +2,7 @@
 
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
-    python bench/run.py --only sizes    # one group: cold, overhead, sizes, ratelimit, memory
+    python bench/run.py --only tools    # one group: cold, overhead, tools, sizes, ratelimit, memory
 
 Figures, not assertions: the table marks each figure against its target (pass / MISS), and
 the exit code is 0 either way unless a benchmark itself broke.
@@ -23,10 +23,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `close_mcp` i
 
 import anyio
 
-from bench import cold_start, memory, overhead, ratelimit, scenarios
+from bench import cold_start, memory, overhead, ratelimit, scenarios, tool_list
 from bench.report import Row, render
 
-GROUPS = ("cold", "overhead", "sizes", "ratelimit", "memory")
+GROUPS = ("cold", "overhead", "tools", "sizes", "ratelimit", "memory")
 
 
 def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
@@ -36,6 +36,9 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
 
     async def per_call() -> list[Row]:
         return await overhead.measure(calls=60 if quick else 300, warmup=10 if quick else 30)
+
+    async def tools() -> list[Row]:
+        return tool_list.rows(await tool_list.measure())
 
     async def sizes() -> list[Row]:
         fig = await scenarios.collect()
@@ -48,7 +51,14 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
         rows, _ = await memory.measure(calls=2000 if quick else 10_000)
         return rows
 
-    return {"cold": cold, "overhead": per_call, "sizes": sizes, "ratelimit": limited, "memory": mem}
+    return {
+        "cold": cold,
+        "overhead": per_call,
+        "tools": tools,
+        "sizes": sizes,
+        "ratelimit": limited,
+        "memory": mem,
+    }
 
 
 async def main(argv: list[str] | None = None) -> int:

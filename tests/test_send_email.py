@@ -740,7 +740,7 @@ async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> Non
     assert tool.input_schema["required"] == ["lead_id"]
     # Listed lean (limits enforced, not spelled out) and nullable, for strict clients.
     assert props["send_in"] == {
-        "description": "outbox only: delay sending by 0-59 seconds.",
+        "description": "outbox: send after 0-59 seconds.",
         "type": ["integer", "null"],
     }
     assert props["subject"] == {
@@ -751,7 +751,7 @@ async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> Non
         (Path(__file__).parent.parent / "tool_schemas/enforced/send_email.json").read_text()
     )["properties"]
     assert enforced["send_in"] == {
-        "description": "outbox only: delay sending by 0-59 seconds.",
+        "description": "outbox: send after 0-59 seconds.",
         "exclusiveMaximum": 60,
         "minimum": 0,
         "type": "integer",

@@ -43,10 +43,7 @@ EditJobIdArg = Annotated[
 ]
 IncludeChangedArg = Annotated[
     bool,
-    Field(
-        description="Also put back leads someone else changed since the edit "
-        "(normally reported and left alone)."
-    ),
+    Field(description="Also put back leads changed since the edit (normally left alone)."),
 ]
 
 

@@ -19,7 +19,7 @@ SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 
 FilterArg = Annotated[
     LeadFilter | None,
-    Field(description="Friendly selection; its fields are ANDed. Give this or s_query, not both."),
+    Field(description="Friendly selection, its fields ANDed. Give this or s_query."),
 ]
 # An open query tree, checked against the s_query grammar (selection.squery). Its root's
 # `type` is declared so that no client sees an object without properties (Gemini answers
@@ -27,8 +27,7 @@ FilterArg = Annotated[
 SQueryArg = Annotated[
     dict[str, Any] | None,
     Field(
-        description="A raw Close query tree (resource close://schemas/s_query). Give this or "
-        "filter, not both.",
+        description="A raw Close query tree; grammar: resource close://schemas/s_query.",
         json_schema_extra={"properties": {"type": {"type": "string"}}},
     ),
 ]
@@ -51,15 +50,15 @@ SortArg = Annotated[
 ]
 AllLeadsArg = Annotated[
     bool,
-    Field(description="Must be true to select every lead in the organization."),
+    Field(description="Required to select every lead."),
 ]
 SendDoneEmailArg = Annotated[bool, Field(description="Close emails the user when the job ends.")]
-DryRunArg = Annotated[bool, Field(description="Only preview; send nothing to Close.")]
+DryRunArg = Annotated[bool, Field(description="Only preview.")]
 TokenArg = Annotated[
     str | None,
     Field(
         max_length=1024,
-        description="From this tool's previous answer, once the user agreed to that preview.",
+        description="From this tool's preview, once the user agreed to it.",
     ),
 ]
 

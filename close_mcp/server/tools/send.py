@@ -360,12 +360,12 @@ DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled only: ISO datetime with timezone, in the future.",
+        description="scheduled: a future ISO datetime with timezone.",
     ),
 ]
 SendInArg = Annotated[
     int | None,
-    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
 ]
 FollowupDateArg = Annotated[
     str | None,
