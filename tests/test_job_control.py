@@ -602,7 +602,7 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
         "dry_run",
         "job_id",
     ]
-    assert "no confirmation" in (pause.description or "").lower()
+    assert "not confirmed" in (pause.description or "").lower()
     assert "two steps" in (resume.description or "")
 
 

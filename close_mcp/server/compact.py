@@ -97,12 +97,19 @@ class SharedDefinitions:
     field descriptions; later tools carry only the field names and types, and say where the
     descriptions are. Tool schemas cannot share definitions, and each copy of the filter cost
     about 400 tokens on every turn. Properties with the same name and description in several
-    tools (`dry_run`, `s_query`, a sort key's `field`...): described in the first tool only.
+    tools (`dry_run`, `s_query`...): described in the first tool only; the same for defaults
+    (`send_done_email: true`).
     """
 
     def __init__(self) -> None:
         self.described: dict[str, tuple[str, str]] = {}  # definition -> (its JSON, where)
         self.properties: dict[tuple[str, str], str] = {}  # (name, description) -> first tool
+        self.defaults: dict[tuple[str, str], str] = {}  # (where, default) -> first tool
+
+    def default_given_before(self, where: str, value: Any, tool: str) -> bool:
+        """True if an earlier tool already gives this argument the same default."""
+        first = self.defaults.setdefault((where, repr(value)), tool)
+        return first != tool
 
     def described_before(self, name: str, description: str, tool: str) -> bool:
         """True if an earlier tool already describes this property in the same words."""
@@ -131,6 +138,9 @@ def listed_input(
       crashes on it), `true` written as `{}`, which means the same;
     - a union arm that is a map (an object keyed by arbitrary names) left out when another
       arm says the same, since neither Gemini nor strict mode can express maps;
+    - a union of objects told apart by a tag (`edit.type`) as one object: the tag's values
+      as an enum, each field once, its description saying for which tags it is and whether
+      it is required there;
     - every optional property nullable, so OpenAI's strict mode (which makes every property
       required) can leave it out with `null`; the server treats `null` as absent. Not in a
       tool with an open object (`s_query`, a map): strict mode cannot express that tool at
@@ -203,13 +213,18 @@ def _lean(
             continue
         if key == "default" and value is False:
             continue  # an absent boolean is false anyway
+        if key == "default" and shared.default_given_before(where, value, tool):
+            continue
         if key == "const":
             out["enum"] = [value]
         elif key in ("oneOf", "anyOf"):
             arms = [_lean(arm, defs, tool, shared, where, brief) for arm in value]
             kept = [arm for arm in arms if not _is_map(arm)] or arms
             kept = _merge_plain_types(kept)
-            if len(kept) == 1:
+            tagged = _flatten_tagged(kept)
+            if tagged is not None:
+                out.update(tagged)
+            elif len(kept) == 1:
                 out.update(kept[0])
             else:
                 out["anyOf"] = kept
@@ -253,6 +268,50 @@ def _merge_plain_types(arms: list[Any]) -> list[Any]:
     if with_items:
         merged["items"] = with_items[0]["items"]
     return [merged, *(a for a in arms if a not in plain)]
+
+
+def _flatten_tagged(arms: list[Any]) -> dict[str, Any] | None:
+    """A union of objects that one property tells apart, as one object (see listed_input)."""
+    if len(arms) < 2 or not all(
+        isinstance(a, dict) and a.get("type") == "object" and isinstance(a.get("properties"), dict)
+        for a in arms
+    ):
+        return None
+    shared = set.intersection(*(set(a["properties"]) for a in arms))
+    tags = [n for n in shared if all(len(a["properties"][n].get("enum", ())) == 1 for a in arms)]
+    if len(tags) != 1:
+        return None
+    tag = tags[0]
+    values = [a["properties"][tag]["enum"][0] for a in arms]
+    if not all(isinstance(v, str) for v in values) or len(set(values)) != len(values):
+        return None
+    fields: dict[str, dict[str, Any]] = {}
+    users: dict[str, list[tuple[str, bool]]] = {}
+    for arm, value in zip(arms, values, strict=True):
+        for name, schema in arm["properties"].items():
+            if name == tag:
+                continue
+            shape = {k: v for k, v in schema.items() if k != "description"}
+            known = fields.setdefault(name, schema)
+            if {k: v for k, v in known.items() if k != "description"} != shape:
+                return None  # one name, two shapes: the union stays as it is
+            users.setdefault(name, []).append((value, name in arm.get("required", [])))
+    properties: dict[str, Any] = {tag: {"type": "string", "enum": values}}
+    required = [tag]
+    for name, schema in fields.items():
+        used = users[name]
+        if len(used) == len(arms) and all(needed for _, needed in used):
+            required.append(name)
+            properties[name] = schema
+            continue
+        which = "/".join(value for value, _ in used)
+        needed = ", required" if all(n for _, n in used) else ""
+        text = schema.get("description")
+        properties[name] = {
+            **schema,
+            "description": f"{which}{needed}" + (f": {text}" if text else ""),
+        }
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def _described_once(schema: Any, name: str, tool: str, shared: SharedDefinitions) -> Any:

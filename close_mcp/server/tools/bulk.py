@@ -38,7 +38,7 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.server.tools.writing import TWO_STEP, confirmer, run_write
+from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
@@ -57,13 +57,13 @@ class SetCustomField(_Spec):
     type: Literal["set_custom_field"]
     custom_field: str = Field(max_length=200, description="Custom field name or cf_ id.")
     value: str | int | float | bool | None = Field(
-        default=None, description="The new value (single-value fields)."
+        default=None, description="For single-value fields."
     )
     values: list[str] | None = Field(
-        default=None, max_length=100, description="The values (multi-value fields)."
+        default=None, max_length=100, description="For multi-value fields."
     )
     operation: Literal["replace", "add", "remove"] | None = Field(
-        default=None, description="For multi-value fields: replace (default), add or remove."
+        default=None, description="Multi-value: replace (default), add or remove."
     )
 
 
@@ -76,11 +76,11 @@ EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(di
 
 
 # Each argument a tool and its `prepare` resolver share is declared once, here.
-EditArg = Annotated[EditSpec, Field(description="What to change on every selected lead.")]
+EditArg = Annotated[EditSpec, Field(description="What to change.")]
 TemplateArg = Annotated[str, Field(max_length=200, description="Email template name or tmpl_ id.")]
 EmailContactsArg = Annotated[
     Literal["lead", "contact"],
-    Field(description="lead: the primary contact's first email; contact: every contact."),
+    Field(description="lead: primary contact's first email; contact: every contact."),
 ]
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
@@ -315,8 +315,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_edit",
         toolset="edit",
         title="Bulk edit leads",
-        description="Set the lead status, or set or clear a custom field, on every lead of a "
-        "selection, as one Close bulk job. Undo with revert_bulk_edit." + TWO_STEP,
+        description="Set the lead status, or set or clear a custom field, on the leads of a "
+        "selection (one Close bulk job). Undo: revert_bulk_edit.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -385,8 +385,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_email",
         toolset="email",
         title="Bulk email leads",
-        description="Send an email template to the leads of a selection, as one Close bulk "
-        "job; real emails go out to customers." + TWO_STEP,
+        description="Email a template to the leads of a selection, as one Close bulk job; real "
+        "emails reach customers.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -518,7 +518,7 @@ def register(reg: Registrar) -> None:
         toolset="sequences",
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
-        "them), or pause or resume their subscriptions, as one Close bulk job." + TWO_STEP,
+        "them), or pause or resume their subscriptions, as one Close bulk job.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -578,9 +578,9 @@ def register(reg: Registrar) -> None:
         name="create_bulk_delete",
         toolset="delete",
         title="Bulk delete leads",
-        description="Permanently delete every lead of a selection, with its contacts and "
-        "activities, as one Close bulk job. Always confirmed; the user may be asked to type "
-        "the count." + TWO_STEP,
+        description="Permanently delete the leads of a selection, with their contacts and "
+        "activities (one Close bulk job). Always confirmed; the user may be asked to type the "
+        "count.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

@@ -271,7 +271,7 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="Pause a bulk job",
         description="Pause a running Close bulk job so it touches no more leads (what it did "
-        "stays done). No confirmation; resume_bulk_job restarts it within 7 days. A repeat "
+        "stays done). Not confirmed; resume_bulk_job restarts it within 7 days. A repeat "
         "changes nothing.",
         annotations=CONTROL,
     )
@@ -281,7 +281,6 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="Resume a paused bulk job",
         description="Restart a paused bulk job where it stopped; confirmed in two steps like "
-        "the job's own action (server instructions). Close refuses a job paused over 7 days. "
-        "Follow with wait_for_bulk_job.",
+        "the job's own action. Close refuses a job paused over 7 days. Then wait_for_bulk_job.",
         annotations=RESUME,
     )

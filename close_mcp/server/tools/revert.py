@@ -107,8 +107,7 @@ def register(reg: Registrar) -> None:
         title="Revert a bulk edit",
         description="Undo a bulk edit made through create_bulk_edit: put back, lead by lead, "
         "the values it overwrote, from its snapshot; leads changed since are reported and left "
-        "alone. For a finished or paused edit; deletes: `close-mcp restore`. Confirmed in two "
-        "steps (server instructions).",
+        "alone. For a finished or paused edit (deletes: `close-mcp restore`).",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

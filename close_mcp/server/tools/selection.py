@@ -37,14 +37,13 @@ SQueryArg = Annotated[
 _SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
 ResultsLimitArg = Annotated[
     int | None,
-    Field(ge=1, le=100_000, description="Act on at most this many leads (in sort order)."),
+    Field(ge=1, le=100_000, description="At most this many leads, in sort order."),
 ]
 SortArg = Annotated[
     list[str | dict[str, Any]] | None,
     Field(
         max_length=5,
-        description='Lead fields or cf_ ids to sort by, "-" first for descending: '
-        '["-date_created"].',
+        description='Lead fields or cf_ ids, "-" first for descending: ["-date_created"].',
         json_schema_extra={"items": _SORT_KEY},
     ),
 ]

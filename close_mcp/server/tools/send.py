@@ -306,7 +306,7 @@ Recipients = Annotated[
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
     str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
 ]
 ContactIdArg = Annotated[
     str | None,
@@ -320,8 +320,7 @@ ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients; default: the first address of contact_id, else of the "
-        "lead's first contact.",
+        description="Default: contact_id's first address, else the lead's first contact's.",
     ),
 ]
 SubjectArg = Annotated[
@@ -340,8 +339,8 @@ TemplateArg = Annotated[
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default; sends nothing), outbox (send now), scheduled (at "
-        "date_scheduled); sent and inbox only log an email."
+        description="draft (default; sends nothing), outbox (now), scheduled (at "
+        "date_scheduled); sent and inbox only log."
     ),
 ]
 SenderArg = Annotated[
@@ -354,7 +353,7 @@ SenderArg = Annotated[
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from (email or emailacct_ id)."),
+    Field(max_length=200, description="Sending account: email or emailacct_ id."),
 ]
 DateScheduledArg = Annotated[
     str | None,
@@ -371,8 +370,7 @@ FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO date(time) of a follow-up task if "
-        "nobody replies.",
+        description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
     ),
 ]
 
@@ -551,8 +549,8 @@ def register(reg: Registrar) -> None:
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
         "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads: create_bulk_email. outbox and scheduled are confirmed "
-        "in two steps (server instructions); the others are created at once.",
+        "(sent, inbox). outbox and scheduled are confirmed in two steps, the others created at "
+        "once. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

@@ -16,10 +16,9 @@ from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, quest
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
 
-# Preview first (CLOSE_MCP_CONFIRM names every action by default). The flow is told once, in
-# the server's instructions (which also name the actions a person took out of the list);
-# the write tools' descriptions only point there, since `tools/list` is read on every turn.
-TWO_STEP = " Confirmed in two steps (server instructions)."
+# Preview first (CLOSE_MCP_CONFIRM names every action by default). The two steps are told
+# once, in the server's instructions (which also name the actions a person took out of the
+# list), not in every write tool's description: `tools/list` is read on every turn.
 
 
 def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any]]:
