@@ -73,3 +73,70 @@ def test_output_schema_keeps_the_fields_every_result_has() -> None:
     }
     assert compact_output(schema) == {"type": "object", "required": ["status"]}
     assert compact_output({"type": "object", "properties": {"a": {}}}) == {"type": "object"}
+
+
+def test_listed_input_is_lean_and_describes_shared_definitions_once() -> None:
+    from close_mcp.server.compact import SharedDefinitions, listed_input
+
+    inner = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string", "maxLength": 9, "description": "Words."}},
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "filter": {"$ref": "#/$defs/Filter", "description": "Which leads."},
+            "edit": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": "a"}, "x": {"type": "string"}},
+                        "required": ["type", "x"],
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"type": {"const": "b"}},
+                        "required": ["type"],
+                    },
+                ],
+                "discriminator": {"propertyName": "type"},
+            },
+            "tags": {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+                ]
+            },
+        },
+        "required": ["edit"],
+        "$defs": {"Filter": inner},
+    }
+    shared = SharedDefinitions()
+    first = listed_input(schema, tool="one", shared=shared)
+    assert first == {
+        "type": "object",
+        "properties": {
+            "filter": {
+                "type": ["object", "null"],
+                "properties": {"name": {"type": ["string", "null"], "description": "Words."}},
+                "description": "Which leads.",
+            },
+            "edit": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "enum": ["a", "b"]},
+                    "x": {"type": ["string", "null"], "description": "a, required"},
+                },
+                "required": ["type"],
+            },
+            "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+        },
+        "required": ["edit"],
+    }
+    second = listed_input(schema, tool="two", shared=shared)
+    assert second["properties"]["filter"] == {
+        "type": ["object", "null"],
+        "properties": {"name": {"type": ["string", "null"]}},
+        "description": "Fields as in filter of one.",
+    }
