@@ -603,7 +603,7 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
         "job_id",
     ]
     assert "not confirmed" in (pause.description or "").lower()
-    assert "two steps" in (resume.description or "")
+    assert "confirmed like the job's own action" in (resume.description or "")
 
 
 @pytest.mark.harness(read_only=True)

@@ -95,7 +95,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "2025-01-31 or 2025-01-31T10:00:00Z, with timezone"
+_DATE_DESCRIPTION: Final = "2025-01-31 or 2025-01-31T10:00:00Z"
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -193,7 +193,7 @@ class LeadFilter(BaseModel):
         )
     )
     created_after: str | None = Field(
-        default=None, description="Created on or after: " + _DATE_DESCRIPTION + " (all dates)."
+        default=None, description="Created on or after: " + _DATE_DESCRIPTION + "."
     )
     created_before: str | None = Field(default=None, description="Created before.")
     updated_after: str | None = Field(default=None, description="Updated on or after.")
@@ -203,8 +203,8 @@ class LeadFilter(BaseModel):
     )
     created_within: str | None = Field(
         default=None,
-        description="Created in this span up to now: 90d, 12h, 2w or ISO-8601 (P90D). Not "
-        "with created_after.",
+        description="Created in the last 90d, 12h, 2w or ISO-8601 span (P90D); not with "
+        "created_after.",
     )
     updated_within: str | None = Field(
         default=None, description="Updated within this span up to now; same format."

@@ -270,9 +270,8 @@ def register(reg: Registrar) -> None:
         name="pause_bulk_job",
         toolset="jobs",
         title="Pause a bulk job",
-        description="Pause a running Close bulk job so it touches no more leads (what it did "
-        "stays done). Not confirmed; resume_bulk_job restarts it within 7 days. A repeat "
-        "changes nothing.",
+        description="Pause a running Close bulk job; what it did stays done. Not confirmed; "
+        "resume_bulk_job restarts it within 7 days. A repeat changes nothing.",
         annotations=CONTROL,
     )
     reg.add(
@@ -280,7 +279,7 @@ def register(reg: Registrar) -> None:
         name="resume_bulk_job",
         toolset="jobs",
         title="Resume a paused bulk job",
-        description="Restart a paused bulk job where it stopped; confirmed in two steps like "
-        "the job's own action. Close refuses a job paused over 7 days. Then wait_for_bulk_job.",
+        description="Restart a paused bulk job where it stopped; confirmed like the job's own "
+        "action. Close refuses a job paused over 7 days.",
         annotations=RESUME,
     )

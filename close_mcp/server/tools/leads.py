@@ -214,7 +214,7 @@ def register(reg: Registrar) -> None:
         toolset="search",
         title="Search leads (dry run)",
         description="Count and sample the leads a selection (filter or s_query) matches, with "
-        "Close's resolved query. Use it before any bulk action.",
+        "Close's query. Use it before a bulk action.",
         annotations=READ,
     )
     reg.add(

@@ -105,9 +105,9 @@ def register(reg: Registrar) -> None:
         name=TOOL,
         toolset="edit",
         title="Revert a bulk edit",
-        description="Undo a bulk edit made through create_bulk_edit: put back, lead by lead, "
-        "the values it overwrote, from its snapshot; leads changed since are reported and left "
-        "alone. For a finished or paused edit (deletes: `close-mcp restore`).",
+        description="Undo a create_bulk_edit: put back the values it overwrote, lead by lead, "
+        "from its snapshot; leads changed since are left alone and reported. For a finished or "
+        "paused edit.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
