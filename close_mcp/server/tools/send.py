@@ -304,7 +304,7 @@ Recipients = Annotated[
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
     str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
 ]
 ContactIdArg = Annotated[
     str | None,
@@ -318,8 +318,7 @@ ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients. Empty: the first address of contact_id, else of the "
-        "lead's first contact with one (not for inbox).",
+        description="Default: contact_id's first address, else the lead's first contact's.",
     ),
 ]
 SubjectArg = Annotated[
@@ -332,47 +331,44 @@ TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, rendered by Close for this lead; "
-        "instead of a body, not with one.",
+        description="Email template name or tmpl_ id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default, nothing sent), outbox (send now), scheduled (send "
-        "at date_scheduled), sent or inbox (only log an email sent or received "
-        "elsewhere)."
+        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
+        "inbox only log."
     ),
 ]
 SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or a bare address; required for '
-        "outbox, scheduled and inbox.",
+        description='"Name" <name@example.com> or an address; required for outbox, '
+        "scheduled and inbox.",
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+    Field(max_length=200, description="Sending account: email or emailacct_ id."),
 ]
 DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled only: ISO datetime with timezone, in the future.",
+        description="scheduled: a future ISO datetime with timezone.",
     ),
 ]
 SendInArg = Annotated[
     int | None,
-    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
 ]
 FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO datetime with timezone for a follow-up task "
-        "if nobody replies.",
+        description="outbox/scheduled/sent: follow-up task datetime with offset, if no reply.",
     ),
 ]
 
@@ -560,13 +556,8 @@ def register(reg: Registrar) -> None:
         toolset="send",
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call sends nothing; it answers with a "
-        "preview of recipients, subject and body plus a confirmation_token; show it to the "
-        "user and call again with the same arguments and the token once they agree (unless "
-        "the server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews.",
+        "(outbox) or later (scheduled), or a log of one sent or received elsewhere (sent, "
+        "inbox). Only outbox and scheduled are confirmed. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
