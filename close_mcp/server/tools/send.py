@@ -21,6 +21,12 @@ Choices where Close leaves room:
   identities of the email accounts connected in Close; a logged email (sent, inbox) records
   what happened elsewhere, so its sender is taken as given.
 - Recipients who are not contacts of the lead are named in the preview's notes.
+- A reply (`in_reply_to_id`) must answer an email activity of the same lead; Close keeps it
+  in that email's thread, and the preview names the thread.
+- A follow-up sequence (`followup_sequence`, name or id, resolved like every name) is for an
+  email that goes out (draft, outbox, scheduled), must be active, and its delay is Close's
+  `followup_sequence_delay`: whole seconds, at least a day; a delay without a sequence is
+  refused (Close would have nothing to start).
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -64,6 +70,8 @@ EMAIL_MATCH_KEYS: Final = (
     "sender",
     "body_text",
     "body_html",
+    "in_reply_to_id",
+    "followup_sequence_id",
 )
 NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
 LOGGED: Final = frozenset({"sent", "inbox"})  # only recorded: the sender is taken as given
@@ -74,6 +82,9 @@ MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
 MAX_RECIPIENTS: Final = 100
 RENDER_CLIP: Final = 2000
 LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
+REPLIED_FIELDS: Final = "id,lead_id,thread_id,subject,status,direction"
+FOLLOWUP_SEQUENCE_STATUSES: Final = frozenset({"draft", "outbox", "scheduled"})
+MIN_FOLLOWUP_SEQUENCE_DELAY: Final = 86_400  # Close: followup_sequence_delay >= 86400 seconds
 
 # The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
 _ADDRESS = re.compile(
@@ -298,6 +309,49 @@ def _check_combination(
         raise ArgumentError("body_text", "give body_text, body_html or a template")
 
 
+def _check_followup_sequence(
+    status: str, followup_sequence: str | None, followup_sequence_delay: int | None
+) -> None:
+    if followup_sequence_delay is not None and followup_sequence is None:
+        raise ArgumentError(
+            "followup_sequence_delay", "only with followup_sequence (the sequence it starts)"
+        )
+    if followup_sequence is not None and status not in FOLLOWUP_SEQUENCE_STATUSES:
+        raise ArgumentError(
+            "followup_sequence",
+            f"only for an email that goes out (draft, outbox, scheduled), not {status}",
+        )
+
+
+async def _replied_email(client: CloseClient, activity_id: str, lead_id: str) -> dict[str, Any]:
+    """The email a reply answers: it must exist and belong to the same lead."""
+    try:
+        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": REPLIED_FIELDS})
+    except NotFound:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("id") != activity_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
+        )
+    if raw.get("lead_id") != lead_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"{activity_id!r} is an email of lead {raw.get('lead_id')}, not of {lead_id}; a reply "
+            "stays on the lead of the email it answers",
+        )
+    return raw
+
+
+async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str, str]:
+    sequence = await catalog.resolve_sequence(name_or_id, path="followup_sequence")
+    if sequence.status not in (None, "active"):
+        raise ArgumentError(
+            "followup_sequence", f"{sequence.name!r} is {sequence.status}; pick an active sequence"
+        )
+    return sequence.id, sequence.name
+
+
 Address = Annotated[str, Field(max_length=254)]
 Recipients = Annotated[
     list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
@@ -377,6 +431,30 @@ FollowupDateArg = Annotated[
         "if nobody replies.",
     ),
 ]
+InReplyToArg = Annotated[
+    str | None,
+    Field(
+        pattern=r"^acti_[A-Za-z0-9]+$",
+        max_length=100,
+        description="Reply to this email activity (acti_..., same lead); kept in its thread.",
+    ),
+]
+FollowupSequenceArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="draft, outbox, scheduled: sequence (name or seq_ id) Close starts for "
+        "the contact if nobody replies.",
+    ),
+]
+FollowupSequenceDelayArg = Annotated[
+    int | None,
+    Field(
+        ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
+        le=365 * 86_400,
+        description="Seconds without a reply before followup_sequence starts (at least 86400).",
+    ),
+]
 
 
 def register(reg: Registrar) -> None:
@@ -400,11 +478,15 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg,
         send_in: SendInArg,
         followup_date: FollowupDateArg,
+        in_reply_to_id: InReplyToArg,
+        followup_sequence: FollowupSequenceArg,
+        followup_sequence_delay: FollowupSequenceDelayArg,
     ) -> WriteRequest:
         _check_headers(subject, sender, {"to": to, "cc": cc, "bcc": bcc})
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
         )
+        _check_followup_sequence(status, followup_sequence, followup_sequence_delay)
         sender_address = _sender_address(sender) if sender else None
         to_list = _recipients("to", to)
         cc_list = _recipients("cc", cc)
@@ -416,6 +498,14 @@ def register(reg: Registrar) -> None:
         lead = await _fetch_lead(call.client, lead_id)
         contact = _pick_contact(lead, contact_id)
         notes: list[str] = []
+        replied = (
+            await _replied_email(call.client, in_reply_to_id, lead.id) if in_reply_to_id else None
+        )
+        sequence = (
+            await _followup_sequence_id(call.catalog, followup_sequence)
+            if followup_sequence
+            else None
+        )
         chosen_contact = contact_id
         if not to_list and status != "inbox" and contact is not None:
             address = _first_email(contact)
@@ -467,6 +557,9 @@ def register(reg: Registrar) -> None:
             ("date_scheduled", scheduled),
             ("send_in", send_in),
             ("followup_date", followup),
+            ("in_reply_to_id", in_reply_to_id),
+            ("followup_sequence_id", sequence[0] if sequence else None),
+            ("followup_sequence_delay", followup_sequence_delay if sequence else None),
         ]
         body.update((k, v) for k, v in optional if v is not None)
 
@@ -489,6 +582,25 @@ def register(reg: Registrar) -> None:
             rendering["date_scheduled"] = scheduled
         if send_in:
             rendering["send_in"] = send_in
+        if replied is not None:
+            rendering["in_reply_to"] = {
+                k: replied.get(k) for k in ("id", "subject", "thread_id", "direction")
+            }
+            notes.append(
+                f"A reply to {replied['id']} (subject {replied.get('subject')!r}): Close keeps "
+                f"it in thread {replied.get('thread_id')}."
+            )
+        if sequence is not None:
+            delay = (
+                f" after {followup_sequence_delay // 3600} hours"
+                if followup_sequence_delay
+                else " after Close's default delay"
+            )
+            rendering["followup_sequence"] = sequence[1]
+            notes.append(
+                f"If nobody replies, Close subscribes the recipient to the sequence "
+                f"{sequence[1]!r} ({sequence[0]}){delay}; that sequence then emails them."
+            )
 
         return WriteRequest(
             tool="send_email",
@@ -539,6 +651,9 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg = None,
         send_in: SendInArg = None,
         followup_date: FollowupDateArg = None,
+        in_reply_to_id: InReplyToArg = None,
+        followup_sequence: FollowupSequenceArg = None,
+        followup_sequence_delay: FollowupSequenceDelayArg = None,
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
@@ -552,13 +667,16 @@ def register(reg: Registrar) -> None:
         toolset="send",
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call sends nothing; it answers with a "
-        "preview of recipients, subject and body plus a confirmation_token; show it to the "
-        "user and call again with the same arguments and the token once they agree (unless "
-        "the server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews.",
+        "(outbox) or later (scheduled), or a record of an email sent or received "
+        "elsewhere (sent, inbox), optionally as a reply in a thread (in_reply_to_id) or "
+        "with a follow-up sequence if nobody replies. For many leads use "
+        "create_bulk_email instead. outbox and scheduled really send and need "
+        "confirmation: the first call sends nothing; it answers with a preview of "
+        "recipients, subject and body plus a confirmation_token; show it to the user and "
+        "call again with the same arguments and the token once they agree (unless the "
+        "server's instructions say send runs at once). Drafts and logged emails reach "
+        "nobody and are created at once; dry_run only previews. cancel_email takes back "
+        "an outbox or scheduled email before it goes.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
