@@ -239,8 +239,11 @@ async def test_replies_and_followup_sequences_are_checked_as_close_does(
             {"followup_sequence_id": sequence, "followup_sequence_delay": 86_399},
             {"followup_sequence_delay": "Ensure this value is greater than or equal to 86400."},
         ),
-        ({"followup_sequence_add_cc_bcc": "yes"}, {"followup_sequence_add_cc_bcc": "Must be a boolean."}),
-    ]  # fmt: skip
+        (
+            {"followup_sequence_add_cc_bcc": "yes"},
+            {"followup_sequence_add_cc_bcc": "Must be a boolean."},
+        ),
+    ]
     for extra, errors in cases:
         answer = await http.post("activity/email/", json={**base, **extra})
         assert (answer.status_code, answer.json()["field-errors"]) == (400, errors), extra
