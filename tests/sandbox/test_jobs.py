@@ -103,6 +103,8 @@ async def test_edit_job_progresses_with_the_clock(
         "organization_id": sb.store.org.id,
         "type": "set_lead_status",
         "lead_status_id": status_id(sb, "Qualified"),
+        "custom_field_name": None,
+        "custom_field_value": None,
     }
     assert job["id"].startswith("bulkedit_")
     path = f"bulk_action/edit/{job['id']}/"
