@@ -235,3 +235,16 @@ async def test_cancel_email_is_listed_in_the_send_toolset(h: Harness) -> None:
 async def test_read_only_removes_cancel_email(h: Harness) -> None:
     names = {t.name for t in (await h.client.list_tools()).tools}
     assert "cancel_email" not in names
+
+
+async def test_a_token_for_one_email_does_not_cancel_another(h: Harness) -> None:
+    """The token binds the path, so it names the email: another email's cancel is refused."""
+    first, second = an_email(h, "scheduled"), an_email(h, "scheduled", subject="Other")
+    token = (await h.call("cancel_email", {"activity_id": first["id"]}))["confirmation_token"]
+    other = await h.call("cancel_email", {"activity_id": second["id"], "confirmation_token": token})
+    assert other["status"] == "refused"
+    assert other["reason"] == (
+        "the confirmation token was issued for different arguments; confirm the new preview instead"
+    )
+    assert h.writes() == []
+    assert {e["status"] for e in h.sandbox.store.emails.values()} == {"scheduled"}
