@@ -18,6 +18,14 @@ EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
 DRIFT_NAMES = ("status-label", "render-body", "search-count")
+CHECK_DESCRIPTION = """\
+Check the configured Close account answers the way close-mcp reads it: one read-only
+request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
+schema, email templates, sequences, connected accounts, smart views, users, a count-only
+search, a one-lead search, a lead, a template rendered for one lead and contact, the
+bulk job lists of each kind, the email activities), each answer checked against the
+fields the code reads. Prints a table and never writes: only GETs, and searches (POST
+data/search/, which change nothing)."""
 CHECK_EPILOG = """\
 environment:
   CLOSE_API_KEY       the Close API key to check with (required unless --sandbox)
@@ -165,13 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check",
         help="read-only probes of every Close endpoint close-mcp relies on",
-        description="Check the configured Close account answers the way close-mcp reads it: "
-        "one read-only request to each endpoint close-mcp relies on (me/, lead statuses, the "
-        "custom field schema, email templates, sequences, connected accounts, smart views, "
-        "users, a count-only search, a one-lead search, a lead, a template rendered for one "
-        "lead and contact, the bulk job lists of each kind, the email activities), each "
-        "answer checked against the fields the code reads. Prints a table and never writes: "
-        "only GETs, and searches (POST data/search/, which change nothing).",
+        description=CHECK_DESCRIPTION,
         epilog=CHECK_EPILOG,
         formatter_class=raw,
     )
