@@ -46,6 +46,10 @@ def an_email(h: Harness, status: str, **fields: Any) -> dict[str, Any]:
     return emails.create(h.sandbox.store, data, h.clock.time())
 
 
+def label(h: Harness, lead: Lead) -> str:
+    return h.sandbox.store.statuses[lead.status_id].label
+
+
 def puts(h: Harness) -> list[tuple[str, str, Any]]:
     return [(r.method, r.path, r.json) for r in h.writes()]
 
@@ -54,6 +58,7 @@ def puts(h: Harness) -> list[tuple[str, str, Any]]:
 @pytest.mark.harness(audited=True)
 async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h: Harness) -> None:
     email = an_email(h, status)
+    lead = h.sandbox.store.leads[email["lead_id"]]
     path = f"/api/v1/activity/email/{email['id']}/"
     first = await h.call("cancel_email", {"activity_id": email["id"]})
     when = (
@@ -67,7 +72,9 @@ async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h:
         "results_limit": None,
         "sort": None,
         "matched": 1,
-        "sample": [{"id": email["lead_id"], "display_name": None, "status_label": None}],
+        "sample": [
+            {"id": lead.id, "display_name": lead.display_name, "status_label": label(h, lead)}
+        ],
         "rendering": {
             "status": status,
             "to": ["ann@example.com"],
@@ -100,7 +107,8 @@ async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h:
         "crm_data_notice": CRM_DATA_NOTICE,
     }
     assert [(r.method, r.path, r.query) for r in h.sandbox.requests] == [
-        ("GET", path, {"_fields": FIELDS})
+        ("GET", path, {"_fields": FIELDS}),
+        ("GET", f"/api/v1/lead/{lead.id}/", {"_fields": "id,display_name,status_label"}),
     ]
     assert h.writes() == []
 
@@ -146,7 +154,7 @@ async def test_what_close_cannot_cancel_is_refused(status: str, reason: str, h: 
     email = an_email(h, status)
     error = await h.error("cancel_email", {"activity_id": email["id"]})
     assert error == f"activity_id: cannot cancel {email['id']}: {reason}"
-    assert h.writes() == []
+    assert [r.path for r in h.sandbox.requests] == [f"/api/v1/activity/email/{email['id']}/"]
 
 
 async def test_an_outbox_email_whose_delay_has_passed_is_sent_and_refused(h: Harness) -> None:
@@ -204,8 +212,8 @@ async def test_the_person_is_asked_before_the_cancel(h: Harness) -> None:
     assert done["status"] == "submitted"
     assert h.questions == [
         f"Cancel the email to ann@example.com (subject 'Offer'), scheduled for "
-        f"{email['date_scheduled']}: set it back to draft ('{email['lead_id']}'; subject "
-        "'Offer'). Run it now?"
+        f"{email['date_scheduled']}: set it back to draft "
+        f"({a_lead(h).display_name!r}; subject 'Offer'). Run it now?"
     ]
 
 
@@ -248,3 +256,13 @@ async def test_a_token_for_one_email_does_not_cancel_another(h: Harness) -> None
     )
     assert h.writes() == []
     assert {e["status"] for e in h.sandbox.store.emails.values()} == {"scheduled"}
+
+
+async def test_an_email_whose_lead_is_gone_is_previewed_by_its_lead_id(h: Harness) -> None:
+    email = an_email(h, "scheduled")
+    del h.sandbox.store.leads[email["lead_id"]]
+    result = await h.call("cancel_email", {"activity_id": email["id"], "dry_run": True})
+    assert result["preview"]["sample"] == [
+        {"id": email["lead_id"], "display_name": None, "status_label": None}
+    ]
+    assert h.writes() == []

@@ -31,6 +31,7 @@ CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
 EMAIL_FIELDS: Final = (
     "id,lead_id,contact_id,status,to,cc,bcc,subject,sender,body_text,date_scheduled,date_sent"
 )
+LEAD_FIELDS: Final = "id,display_name,status_label"
 CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
 BODY_CLIP: Final = 500
 # Why each status that is not cancellable cannot be.
@@ -64,13 +65,34 @@ async def _read_email(client: CloseClient, activity_id: str) -> dict[str, Any]:
     return raw
 
 
-def _cancel_request(email: dict[str, Any]) -> WriteRequest:
-    """Setting `email` back to draft, as a write; refused when Close would not cancel it."""
-    activity_id = str(email["id"])
+async def _lead_sample(client: CloseClient, lead_id: str) -> list[LeadSample]:
+    """The email's lead, named for the person confirming; its id alone if Close has it no more."""
+    if not lead_id:
+        return []
+    try:
+        raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
+    except NotFound:
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    return [
+        LeadSample(
+            id=lead_id, display_name=raw.get("display_name"), status_label=raw.get("status_label")
+        )
+    ]
+
+
+def _check_cancellable(email: dict[str, Any]) -> None:
+    """Refused, with the reason, when Close would not cancel this email."""
     status = str(email.get("status"))
     if status not in CANCELLABLE:
         reason = NOT_CANCELLABLE.get(status, f"its status is {status}, not outbox or scheduled")
-        raise ArgumentError("activity_id", f"cannot cancel {activity_id}: {reason}")
+        raise ArgumentError("activity_id", f"cannot cancel {email['id']}: {reason}")
+
+
+def _cancel_request(email: dict[str, Any], sample: list[LeadSample]) -> WriteRequest:
+    """Setting a cancellable `email` back to draft, as a write."""
+    activity_id = str(email["id"])
+    status = str(email.get("status"))
     to = [str(a) for a in email.get("to") or []]
     who = ", ".join(to) or "no recipient"
     subject = email.get("subject")
@@ -83,7 +105,6 @@ def _cancel_request(email: dict[str, Any]) -> WriteRequest:
     body_text = email.get("body_text")
     if isinstance(body_text, str) and len(body_text) > BODY_CLIP:
         body_text = body_text[:BODY_CLIP] + f"… ({len(body_text)} characters in all)"
-    lead_id = str(email.get("lead_id") or "")
     return WriteRequest(
         tool="cancel_email",
         action="send",
@@ -93,7 +114,7 @@ def _cancel_request(email: dict[str, Any]) -> WriteRequest:
         summary=f"Cancel the email to {who}{about}{when}: set it back to draft",
         method="PUT",
         when_empty=None,
-        sample=[LeadSample(id=lead_id)] if lead_id else [],
+        sample=sample,
         rendering={
             "status": status,
             "to": to,
@@ -119,7 +140,10 @@ def register(reg: Registrar) -> None:
     @tool_errors
     async def prepare(ctx: Context, activity_id: ActivityIdArg) -> WriteRequest:
         client = runtime.client_for(ctx.headers)
-        return _cancel_request(await _read_email(client, activity_id))
+        email = await _read_email(client, activity_id)
+        _check_cancellable(email)
+        sample = await _lead_sample(client, str(email.get("lead_id") or ""))
+        return _cancel_request(email, sample)
 
     confirm = confirmer(runtime, prepare)
 
