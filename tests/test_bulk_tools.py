@@ -252,20 +252,34 @@ async def test_bulk_email_needs_confirmation_and_renders_template(h: Harness) ->
     first = await h.call("create_bulk_email", args)
     assert first["status"] == "confirmation_required"
     assert first["confirmation_token"]
-    sample_lead = sb.store.leads[first["preview"]["sample"][0]["id"]]
-    # The seeded 'Intro' template for the first sample lead and its first contact, rendered
-    # by hand (not by the sandbox's renderer).
-    assert (sample_lead.display_name, sample_lead.contacts[0].name) == (
-        "Zenith Partners",
-        "Farid Weber",
+    sample = [sb.store.leads[s["id"]] for s in first["preview"]["sample"]]
+    # The first sample lead has no contact with an address, so Close sends it nothing: the
+    # email the preview shows is the next lead's, to its first contact with an address.
+    assert [c.emails for c in sample[0].contacts] == [[], []]
+    lead = sample[1]
+    contact = next(c for c in lead.contacts if c.emails)
+    assert (lead.display_name, contact.name, contact.emails[0]["email"]) == (
+        "Café Systems",
+        "Ben Łukasz",
+        "ben.614@caf.example",
     )
+    # The seeded 'Intro' template rendered by hand (not by the sandbox's renderer).
     assert first["preview"]["rendering"] == {
-        "subject": "Quick question for Zenith Partners",
-        "body": "Hi Farid,\n\nI work with teams like Zenith Partners on their sales process. "
+        "lead_id": lead.id,
+        "contact_id": contact.id,
+        "contact_name": "Ben Łukasz",
+        "email": "ben.614@caf.example",
+        "subject": "Quick question for Café Systems",
+        "body": "Hi Ben,\n\nI work with teams like Café Systems on their sales process. "
         "Worth a chat?\n\nSandra",
-        "email": None,
-        "lead_id": sample_lead.id,
     }
+    assert first["preview"]["notes"][-1] == (
+        f"The rendering is the email to ben.614@caf.example (contact {contact.id} of lead "
+        f"{lead.id}); contact_preference contact sends to every contact with an email address "
+        "(each one's first address)."
+    )
+    renders = [r for r in sb.requests if r.path.endswith("/render/")]
+    assert [r.query for r in renders] == [{"lead_id": lead.id, "contact_id": contact.id}]
     assert h.writes() == []
 
     done = await h.call(

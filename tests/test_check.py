@@ -77,7 +77,7 @@ def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
         "GET custom_field_schema/lead/           ok (fields: 6 checked)\n"
         "GET email_template/                     ok (templates: 4 checked)\n"
         "GET sequence/                           ok (sequences: 2 checked)\n"
-        "GET connected_account/                  ok (accounts: 3 checked)\n"
+        "GET connected_account/                  ok (accounts: 4 checked)\n"
         "GET saved_search/                       ok (smart views: 2 checked)\n"
         "GET user/                               ok (users: 2 checked)\n"
         "POST data/search/ (count only)          ok (30 leads)\n"

@@ -745,7 +745,7 @@ def summary(store: Store, job: Job, *, with_query: bool = False) -> dict[str, An
         "date_created": iso(job.date_created),
         "date_updated": iso(job.date_updated),
         "created_by": job.created_by,
-        "details": {k: v for k, v in job.params.items() if v is not None},
+        "details": {k: v for k, v in job.echo().items() if v is not None},
         "s_query": job.s_query if with_query else None,
         "results_limit": job.results_limit if with_query else None,
     }
@@ -820,34 +820,44 @@ async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(h: Harnes
     assert everything == {
         "jobs": [summary(store, jobs[i]) for i in (delete, edit2, seqsub, email, edit1)],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     page = await h.call("list_bulk_jobs", {"limit": 2, "offset": 1})
     assert page == {
         "jobs": [summary(store, jobs[i]) for i in (edit2, seqsub)],
         "has_more": True,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     last = await h.call("list_bulk_jobs", {"limit": 2, "offset": 4})
     assert last == {
         "jobs": [summary(store, jobs[edit1])],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     edits = await h.call("list_bulk_jobs", {"kind": "edit"})
     assert edits == {
         "jobs": [summary(store, jobs[i]) for i in (edit2, edit1)],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     done = await h.call("list_bulk_jobs", {"status": "done", "limit": 2})
     assert done == {
         "jobs": [summary(store, jobs[i]) for i in (seqsub, email)],
         "has_more": True,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     paused_emails = await h.call("list_bulk_jobs", {"kind": "email", "status": "paused"})
-    assert paused_emails == {"jobs": [], "has_more": False, "crm_data_notice": NOTICE}
+    assert paused_emails == {
+        "jobs": [],
+        "has_more": False,
+        "complete": True,
+        "crm_data_notice": NOTICE,
+    }
     assert h.writes() == []
 
 
@@ -898,6 +908,7 @@ async def test_list_bulk_jobs_running_means_created_loading_processing_or_resumi
     assert running == {
         "jobs": [summary(store, jobs[i]) for i in (created, resuming, loading, processing)],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     edits = await h.call("list_bulk_jobs", {"status": "running", "kind": "edit", "limit": 2})
@@ -916,7 +927,7 @@ async def test_list_bulk_jobs_status_is_one_enum_of_running_and_every_close_stat
     assert status["enum"] == ["running", *get_args(JobStatus)]
 
 
-async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
+async def test_list_bulk_jobs_scans_at_most_max_scan_jobs_per_kind(
     monkeypatch: pytest.MonkeyPatch, start_harness: StartHarness
 ) -> None:
     monkeypatch.setattr("close_mcp.server.tools.job_reads.MAX_SCAN", 2)
@@ -928,10 +939,11 @@ async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
         body = {"s_query": ids_query(store, 2, 2 * i), "type": "set_lead_status"}
         await post_job(h.sandbox, "edit", {**body, "lead_status_id": customer})
     h.clear()
-    listed = await h.call("list_bulk_jobs", {"kind": "edit", "status": "created", "limit": 1})
-    assert len(listed["jobs"]) == 1
+    listed = await h.call("list_bulk_jobs", {"kind": "edit", "limit": 5})
+    assert (len(listed["jobs"]), listed["has_more"], listed["complete"]) == (2, False, False)
     read = [r for r in h.sandbox.requests if r.path.endswith("/bulk_action/edit/")]
-    assert sum(int(r.query["_limit"]) for r in read) <= 2, [r.query for r in read]
+    # MAX_SCAN and one more, to know whether there are more
+    assert [r.query for r in read] == [{"_skip": "0", "_limit": "3"}]
 
 
 @pytest.mark.parametrize("mode", MODES)

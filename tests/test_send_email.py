@@ -283,6 +283,7 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
         "bcc": [],
         "subject": expected["subject"],
         "body": expected["body"],
+        "contact_id": contact.id,
         "template": "Intro",
     }
     assert preview["preview"]["notes"] == [
@@ -312,6 +313,48 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
     assert email["subject"] == expected["subject"]
     assert email["body_text"] == expected["body"]
     assert result["result"]["subject"] == expected["subject"]
+
+
+async def test_a_template_is_rendered_for_a_contact_chosen_and_named(h: Harness) -> None:
+    """Close renders a template only for a lead and a contact: with `to` given and no
+    contact_id, the contact holding the recipient is chosen, rendered for and posted."""
+    store = h.sandbox.store
+    lead = a_lead(h, contacts=2)
+    contact = lead.contacts[1]
+    address = contact.emails[0]["email"]
+    template = email_template(store, "Intro")
+    args = {"lead_id": lead.id, "to": [address], "template": "Intro"}
+    preview = await h.call("send_email", {**args, "dry_run": True})
+    assert preview["preview"]["rendering"]["contact_id"] == contact.id
+    assert preview["preview"]["rendering"]["body"].startswith(f"Hi {contact.name.split()[0]},")
+    assert preview["preview"]["notes"] == [
+        f"The template is rendered for contact {contact.id} ({contact.name}), the email filed "
+        "under it.",
+        "Close renders the template 'Intro' for this lead when it saves.",
+    ]
+    render = [r.query for r in h.sandbox.requests if r.path.endswith("/render/")]
+    assert render == [{"lead_id": lead.id, "contact_id": contact.id}]
+    await h.call("send_email", args)
+    body = {
+        "lead_id": lead.id,
+        "status": "draft",
+        "contact_id": contact.id,
+        "to": [address],
+        "template_id": template.id,
+    }
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+
+
+async def test_a_template_for_a_lead_without_contacts_is_refused(h: Harness) -> None:
+    lead = next(iter(h.sandbox.store.leads.values()))
+    lead.contacts.clear()  # as Close allows: a lead with no contact
+    args = {"lead_id": lead.id, "to": ["x@example.com"], "template": "Intro"}
+    error = await h.error("send_email", args)
+    assert error == (
+        f"template: lead {lead.id} has no contact, and Close renders a template for a lead and "
+        "one of its contacts; write the body instead"
+    )
+    assert h.sandbox.requests[-1].path == f"/api/v1/lead/{lead.id}/"
 
 
 async def test_template_given_by_id_keeps_the_subject_given(h: Harness) -> None:

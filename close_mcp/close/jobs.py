@@ -6,6 +6,7 @@ keep the counts and the kind's own fields and drop the rest, to keep results sma
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
@@ -52,6 +53,49 @@ _KIND_FIELDS: Final = (
     "sender_email",
     "bulk_object_type",
 )
+
+
+# What a job shows of the request that made it, per kind, from Close's documented job objects
+# (BulkEditAction, BulkEmailAction, BulkSequenceSubscriptionAction, BulkDeleteAction). Only
+# these can be compared with what was sent: an edit job echoes `custom_field_name` and
+# `custom_field_value` (a string or null), never `custom_field_id`, `custom_field_values` or
+# `custom_field_operation`.
+SELECTION_ECHO: Final = ("s_query", "results_limit", "sort")
+ECHOED_FIELDS: Final[dict[JobKind, tuple[str, ...]]] = {
+    "edit": ("type", "lead_status_id", "custom_field_name", "custom_field_value"),
+    "email": ("template_id", "contact_preference", "email_account_id", "sender"),
+    "sequence_subscription": (
+        "action_type",
+        "sequence_id",
+        "sender_account_id",
+        "sender_name",
+        "sender_email",
+        "contact_preference",
+    ),
+    "delete": ("bulk_object_type",),
+}
+
+
+def echoed_value(value: Any) -> Any:
+    """A custom field value as an edit job echoes it: Close documents a string (or null), so a
+    number or a boolean is compared in its JSON text (unverified: how Close writes them)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def job_echo(
+    kind: JobKind, body: dict[str, Any], *, custom_field_name: str | None = None
+) -> dict[str, Any]:
+    """What the job Close makes from `body` will show of it: the fields it echoes, with the
+    values it echoes. `custom_field_name` is the name of the field a `custom_field_id` names
+    (the job shows the name). Several values (`custom_field_values`) are not echoed at all."""
+    echo = {key: body[key] for key in (*SELECTION_ECHO, *ECHOED_FIELDS[kind]) if key in body}
+    if "custom_field_value" in echo:
+        echo["custom_field_value"] = echoed_value(echo["custom_field_value"])
+    if custom_field_name is not None:
+        echo["custom_field_name"] = custom_field_name
+    return echo
 
 
 def job_kind(job_id: str) -> JobKind:

@@ -36,7 +36,14 @@ from mcp.server.mcpserver import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
+from close_mcp.close.jobs import (
+    CRM_DATA_NOTICE,
+    JobKind,
+    JobSummary,
+    job_echo,
+    job_path,
+    summarize_job,
+)
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, read_binding
@@ -47,7 +54,8 @@ from close_mcp.writes.tokens import TOKEN_TTL_S
 # own (less this much for clocks that disagree); an id already attributed never does.
 RECONCILE_SKEW_S = 2.0
 ATTRIBUTED_TTL_S = 24 * 3600.0
-# Close's lists are read page by page until a whole page is older than the window.
+# Close documents no order for its job and email-activity lists, so a lookup reads the whole
+# list (each item's `date_created` decides), up to this many pages of Close's default size.
 LOOKUP_PAGE = 100
 LOOKUP_MAX_PAGES = 10
 
@@ -71,7 +79,8 @@ class Preview(BaseModel):
     matched: int = Field(description="How many leads (or emails) the action would touch.")
     sample: list[LeadSample] = Field(default_factory=list)
     rendering: dict[str, Any] | None = Field(
-        default=None, description="The email as Close renders it for the first sample lead."
+        default=None,
+        description="The email as Close renders it for the first lead and contact it reaches.",
     )
     notes: list[str] = Field(default_factory=list)
 
@@ -104,6 +113,9 @@ class RecentLookup:
     params: dict[str, Any]
     keys: tuple[str, ...]  # body keys compared with the found object
     where: str  # for messages: "the recent bulk delete jobs"
+    # Values the found object must show that the body does not hold as is: what a job echoes
+    # of its request (`job_echo`), under Close's names and in Close's forms.
+    echo: dict[str, Any] = field(default_factory=dict)
     # Statuses the object may have moved on to since (an outbox email becomes sent).
     later_status: dict[str, frozenset[str]] = field(default_factory=dict)
     # Keys that, left out of the body, must be empty on the object too: a job with a
@@ -117,6 +129,8 @@ class RecentLookup:
         }:
             return False
         if any(item.get(key) not in (None, [], {}) for key in self.absent_alike if key not in body):
+            return False
+        if any(item.get(key) != value for key, value in self.echo.items()):
             return False
         return all(item.get(key) == body[key] for key in self.keys if key in body)
 
@@ -145,6 +159,9 @@ class WriteRequest:
     matched: int
     summary: str  # one line for a person: "Delete 42 leads"
     job_kind: JobKind | None = None
+    # What the job will show of this request (`job_echo`), for finding it again after an
+    # ambiguous failure; None: the body's fields the kind echoes.
+    echo: dict[str, Any] | None = None
     # Why a write that touches nothing is refused (None: it is not; one email touches one).
     when_empty: str | None = "the selection matches no leads"
     recent: RecentLookup | None = None  # defaults to the recent jobs of job_kind
@@ -401,7 +418,7 @@ class Pipeline:
             if lookup is None:
                 return None, ""
             try:
-                found = await self._find_recent(
+                found, complete = await self._find_recent(
                     request, since=started - RECONCILE_SKEW_S, owner=None
                 )
             except CloseError as failed:
@@ -411,6 +428,8 @@ class Pipeline:
                     "not be checked; look there before trying again."
                 )
             looked = f" Nothing matching was found among {lookup.where}"
+            if not complete:
+                looked += f" (only the first {LOOKUP_PAGE * LOOKUP_MAX_PAGES} Close listed)"
             return found, looked + "; look there before trying again."
 
         return reconcile
@@ -420,38 +439,38 @@ class Pipeline:
         minted_at = self.context.tokens.minted_at(token)
         if minted_at is None:
             return None
-        found = await self._find_recent(request, since=minted_at, owner=_owner(token))
+        found, _complete = await self._find_recent(request, since=minted_at, owner=_owner(token))
         if found is not None:
             return f"the confirmation token was already used ({found.get('id')})"
         return None
 
     async def _find_recent(
         self, request: WriteRequest, *, since: float, owner: str | None
-    ) -> dict[str, Any] | None:
-        """The object this exact write created since `since`, if Close has one.
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The object this exact write created since `since`, if Close has one, and whether
+        the whole list was read.
 
-        Pages on while a page holds anything that recent (Close lists newest first; the
-        order is not documented, so `date_created` decides, never the position). An object
-        the store attributes to another write is passed over: only one attributed to `owner`
-        (this token), or to no write the store knows, counts."""
+        Close documents no order for these lists, so every page is read (up to
+        LOOKUP_MAX_PAGES) and each item's `date_created` decides, never its position. An
+        object the store attributes to another write is passed over: only one attributed to
+        `owner` (this token), or to no write the store knows, counts."""
         lookup = _recent_lookup(request)
         if lookup is None:
-            return None
+            return None, True
         for page in range(LOOKUP_MAX_PAGES):
             params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
             recent = await self.client.get(lookup.path, params)
             items = recent.get("data", []) if isinstance(recent, dict) else []
-            fresh = [item for item in items if _created_after(item, since)]
-            for item in fresh:
-                if not lookup.matches(item, request.body):
+            for item in items:
+                if not _created_after(item, since) or not lookup.matches(item, request.body):
                     continue
                 attributed = await self._attributed(item.get("id"))
                 if attributed is not None and attributed != owner:
                     continue
-                return dict(item)
-            if not fresh or not (isinstance(recent, dict) and recent.get("has_more")):
-                return None
-        return None
+                return dict(item), True
+            if not items or not (isinstance(recent, dict) and recent.get("has_more")):
+                return None, True
+        return None, False
 
     async def _attributed(self, object_id: Any) -> str | None:
         """Which write made this object (its owner mark), if the store knows."""
@@ -599,10 +618,12 @@ def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
         return None
     if request.recent is not None or request.job_kind is None:
         return request.recent
+    echo = request.echo if request.echo is not None else job_echo(request.job_kind, request.body)
     return RecentLookup(
         path=job_path(request.job_kind),
         params={},
-        keys=tuple(key for key in request.body if key != "send_done_email"),
+        keys=(),
+        echo=echo,
         absent_alike=("results_limit", "sort"),
         where=f"the recent bulk {request.job_kind} jobs (list_bulk_jobs)",
     )

@@ -251,8 +251,6 @@ async def record_every_used_endpoint(sb: Sandbox, http: httpx.AsyncClient) -> Re
         "email": {
             "s_query": one_lead,
             "template_id": template.id,
-            "email_account_id": account.id,
-            "sender": SENDER,
             "contact_preference": "lead",
         },
         "sequence_subscription": {

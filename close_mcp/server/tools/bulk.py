@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.clock import Clock
 from close_mcp.close.catalog import Catalog, CustomField
-from close_mcp.close.jobs import JobKind, job_path
+from close_mcp.close.jobs import JobKind, job_echo, job_path
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
@@ -27,6 +27,7 @@ from close_mcp.selection.totals import counts_every_lead
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.rendering import render_bulk_email
 from close_mcp.server.tools.selection import (
     AllLeadsArg,
     DryRunArg,
@@ -79,8 +80,11 @@ EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(di
 EditArg = Annotated[EditSpec, Field(description="What to change on every selected lead.")]
 TemplateArg = Annotated[str, Field(max_length=200, description="Email template name or tmpl_ id.")]
 EmailContactsArg = Annotated[
-    Literal["lead", "contact"],
-    Field(description="lead: the primary contact's first email; contact: every contact."),
+    Literal["lead", "contact", "all"],
+    Field(
+        description="lead: the first contact with an email address (its first address); "
+        "contact: each contact's first address; all: every address of every contact."
+    ),
 ]
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
@@ -202,18 +206,22 @@ def _leads(n: int) -> str:
     return f"{n} lead" if n == 1 else f"{n} leads"
 
 
-async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str]:
+async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str, str | None]:
+    """The edit's request fields, a phrase for people, and the custom field's name (the job
+    Close makes echoes the name, not the id)."""
     if isinstance(edit, SetLeadStatus):
         status = await catalog.resolve_status(edit.lead_status)
         return (
             {"type": "set_lead_status", "lead_status_id": status.id},
             f"set the status to {status.label!r}",
+            None,
         )
     field: CustomField = await catalog.resolve_custom_field(edit.custom_field)
     if isinstance(edit, ClearCustomField):
         return (
             {"type": "clear_custom_field", "custom_field_id": field.id},
             f"clear the custom field {field.name!r}",
+            field.name,
         )
     fields: dict[str, Any] = {"type": "set_custom_field", "custom_field_id": field.id}
     if field.accepts_multiple_values:
@@ -229,7 +237,7 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
         ]
         fields["custom_field_operation"] = edit.operation or "replace"
         verb = {"replace": "set", "add": "add", "remove": "remove"}[edit.operation or "replace"]
-        return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}"
+        return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}", field.name
     if edit.operation is not None:
         raise ArgumentError(
             "edit.operation",
@@ -245,7 +253,7 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
     fields["custom_field_value"] = await check_custom_value(
         field, edit.value, catalog, "edit.value"
     )
-    return fields, f"set {field.name!r} to {fields['custom_field_value']!r}"
+    return fields, f"set {field.name!r} to {fields['custom_field_value']!r}", field.name
 
 
 def register(reg: Registrar) -> None:
@@ -260,7 +268,7 @@ def register(reg: Registrar) -> None:
         chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
-        fields, what = await _edit_fields(edit, call.catalog)
+        fields, what, field_name = await _edit_fields(edit, call.catalog)
         request = await _selection_request(
             call,
             chosen,
@@ -271,6 +279,7 @@ def register(reg: Registrar) -> None:
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
             clock=runtime.clock,
         )
+        request.echo = job_echo("edit", request.body, custom_field_name=field_name)
         SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
             request
         )
@@ -325,7 +334,11 @@ def register(reg: Registrar) -> None:
         found = await call.catalog.resolve_template(template)
         if found.is_archived:
             raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
-        who = "the primary contact" if contact_preference == "lead" else "every contact"
+        who = {
+            "lead": "the first contact",
+            "contact": "every contact",
+            "all": "every address of every contact",
+        }[contact_preference]
         request = await _selection_request(
             call,
             chosen,
@@ -337,13 +350,10 @@ def register(reg: Registrar) -> None:
             clock=runtime.clock,
         )
         if request.sample:
-            rendered = await call.client.get(
-                f"email_template/{found.id}/render/", {"lead_id": request.sample[0].id}
+            request.rendering, note = await render_bulk_email(
+                call.client, found.id, request.sample, contact_preference
             )
-            if isinstance(rendered, dict):
-                request.rendering = {
-                    k: rendered[k] for k in ("subject", "body", "email", "lead_id") if k in rendered
-                }
+            request.notes.append(note)
         return request
 
     confirm_email = confirmer(runtime, prepare_email)
@@ -373,8 +383,8 @@ def register(reg: Registrar) -> None:
         toolset="email",
         title="Bulk email leads",
         description="Send an email template to the leads of a selection, as one Close bulk "
-        "job; real emails go out to customers. The preview renders the template for the first "
-        "sample lead." + TWO_STEP + TAKEN_OUT,
+        "job; real emails go out to customers. The preview renders the template as Close will "
+        "for the first recipient (lead and contact named)." + TWO_STEP + TAKEN_OUT,
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -412,7 +422,9 @@ def register(reg: Registrar) -> None:
             if missing:
                 raise ArgumentError(", ".join(missing), "required when action_type is subscribe")
             assert sender_account is not None
-            account = await call.catalog.resolve_email_account(sender_account)
+            account = await call.catalog.resolve_email_account(
+                sender_account, path="sender_account"
+            )
             identities = {i.email.lower(): i for i in account.identities}
             email = sender_email or (account.identities[0].email if account.identities else None)
             if email is None or (identities and email.lower() not in identities):

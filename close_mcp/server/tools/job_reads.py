@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -27,6 +27,7 @@ READ = ToolAnnotations(
 )
 POLL_INTERVAL_S = 1.0
 MAX_SCAN = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 JobId = Annotated[
     str,
@@ -58,6 +59,10 @@ def _status_matches(job: dict[str, Any], status: str) -> bool:
 class JobList(BaseModel):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
+    complete: bool = Field(
+        description=f"Every job was read. False: a kind has more than {MAX_SCAN} jobs and only "
+        f"the first {MAX_SCAN} Close listed of it (in no documented order) were sorted."
+    )
     crm_data_notice: str = CRM_DATA_NOTICE
 
 
@@ -67,6 +72,16 @@ class WaitResult(BaseModel):
     timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
     waited_s: float
     crm_data_notice: str = CRM_DATA_NOTICE
+
+
+def _created(job: dict[str, Any]) -> datetime:
+    """When a job was made, for sorting; an unreadable date sorts last."""
+    raw = job.get("date_created")
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register(reg: Registrar) -> None:
@@ -81,20 +96,21 @@ def register(reg: Registrar) -> None:
     ) -> JobList:
         client = runtime.client_for(ctx.headers)
         kinds = [kind] if kind else list(JOB_KINDS)
-        wanted = offset + limit + 1
-        streams: list[list[dict[str, Any]]] = []
-        # Filtering by status reads the newest MAX_SCAN jobs of each kind, no more.
-        scan = MAX_SCAN if status else wanted
+        # Close documents no order for its job lists: every job of each kind is read (up to
+        # MAX_SCAN) and sorted here by date_created, newest first.
+        found: list[dict[str, Any]] = []
+        complete = True
         for each in kinds:
-            raw = await client.list_all(job_path(each), page_size=min(100, scan), max_items=scan)
-            if status:
-                raw = [job for job in raw if _status_matches(job, status)]
-            streams.append(raw)
-        merged = heapq.merge(
-            *streams, key=lambda job: str(job.get("date_created") or ""), reverse=True
-        )
-        jobs = [summarize_job(job) for job in merged]
-        return JobList(jobs=jobs[offset : offset + limit], has_more=len(jobs) > offset + limit)
+            raw = await client.list_all(
+                job_path(each), page_size=min(100, MAX_SCAN + 1), max_items=MAX_SCAN + 1
+            )
+            complete = complete and len(raw) <= MAX_SCAN
+            found += [
+                job for job in raw[:MAX_SCAN] if status is None or _status_matches(job, status)
+            ]
+        found.sort(key=_created, reverse=True)
+        jobs = [summarize_job(job) for job in found[offset : offset + limit]]
+        return JobList(jobs=jobs, has_more=len(found) > offset + limit, complete=complete)
 
     async def get_bulk_job(ctx: Context, job_id: JobId) -> JobDetail:
         client = runtime.client_for(ctx.headers)
@@ -131,7 +147,9 @@ def register(reg: Registrar) -> None:
         toolset="jobs",
         title="List bulk jobs",
         description="List Close bulk jobs (edit, email, sequence subscription, delete), newest "
-        "first, optionally of one kind or status. Use get_bulk_job for one job's details.",
+        "first, optionally of one kind or status. Reads every job of each kind (Close's lists "
+        "have no documented order), so prefer kind when you know it. Use get_bulk_job for one "
+        "job's details.",
         annotations=READ,
     )
     reg.add(
