@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox.bulk_jobs import RESUME_SECONDS
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
@@ -125,7 +124,6 @@ async def test_pause_a_running_job(state: str, updated: str, loaded: bool, h: Ha
         "previous_status": state,
         "job": edit_summary(h, job, "paused", updated, loaded),
         "resume_before": deadline,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     assert (job.n_objects is None) == (state in ("created", "loading"))
     # Paused means no progress, however long the clock runs.
@@ -172,9 +170,6 @@ def resume_preview(job: Job, notice: str, *, done: int = 10, total: int = 40) ->
     return {
         "path": f"/bulk_action/{job.kind}/{job.id}/",
         "request": RESUMING,
-        "s_query": None,
-        "results_limit": None,
-        "sort": None,
         "matched": total - done,
         "sample": [],
         "rendering": None,
@@ -211,7 +206,6 @@ async def test_resume_a_paused_job_and_it_finishes(h: Harness) -> None:
         "job": edit_summary(h, job, "resuming", "2026-01-07T00:00:02.000000+00:00", True),
         "result": None,
         "snapshot": None,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     await run_to_done(h, job.id, step=1.0)
     assert job.status == "done"
@@ -247,7 +241,6 @@ async def test_resuming_a_paused_delete_needs_its_own_confirmation(h: Harness) -
         "job": None,
         "result": None,
         "snapshot": None,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     assert isinstance(token, str)
     assert h.writes() == []

@@ -84,9 +84,6 @@ async def test_draft_is_created_at_once_with_the_exact_body(h: Harness) -> None:
         "preview": {
             "path": "/activity/email/",
             "request": body,
-            "s_query": None,
-            "results_limit": None,
-            "sort": None,
             "matched": 2,
             "sample": sample(lead, h),
             "rendering": {

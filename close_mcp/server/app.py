@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import logging
 import sys
 from typing import Any
@@ -16,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 
 from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
@@ -93,7 +94,18 @@ class CloseMCPServer(MCPServer):
             if error is not None:
                 where = ".".join(str(p) for p in error.absolute_path) or "arguments"
                 raise ToolError(f"Error executing tool {name}: {where}: {problem}")
-        return await super().call_tool(name, arguments, context)
+        return compact_text(await super().call_tool(name, arguments, context))
+
+
+def compact_text(
+    result: CallToolResult | InputRequiredResult,
+) -> CallToolResult | InputRequiredResult:
+    """The text copy of a structured result as compact JSON: the SDK indents it, and the
+    indentation is a fifth of the tokens a model reads for a result."""
+    if not isinstance(result, CallToolResult) or result.structured_content is None:
+        return result
+    text = json.dumps(result.structured_content, separators=(",", ":"), ensure_ascii=False)
+    return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
 
 def _unknown(unknown: list[str], allowed: list[str]) -> str:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
+    CrmResult,
     JobKind,
     JobSummary,
     job_echo,
@@ -72,10 +72,10 @@ class Preview(BaseModel):
     """What would be sent, and what it would touch."""
 
     path: str = Field(description="The Close API path the request goes to.")
-    request: dict[str, Any] = Field(description="The exact JSON body that would be sent.")
-    s_query: dict[str, Any] | None = None
-    results_limit: int | None = None
-    sort: list[dict[str, Any]] | None = None
+    request: dict[str, Any] = Field(
+        description="The exact JSON body that would be sent; its s_query (with results_limit "
+        "and sort) is the resolved selection, shown here only."
+    )
     matched: int = Field(description="How many leads (or emails) the action would touch.")
     sample: list[LeadSample] = Field(default_factory=list)
     rendering: dict[str, Any] | None = Field(
@@ -85,7 +85,7 @@ class Preview(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class WriteResult(BaseModel):
+class WriteResult(CrmResult):
     model_config = ConfigDict(extra="forbid")
 
     status: Status
@@ -102,7 +102,11 @@ class WriteResult(BaseModel):
         default=None, description="What Close answered (for writes that are not jobs)."
     )
     snapshot: str | None = Field(default=None, description="File with the values before.")
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        """Lead names, an email's rendering, Close's answer, or a job's typed fields."""
+        shown = self.preview.sample or self.preview.rendering or self.result
+        return bool(shown) or (self.job is not None and self.job.quotes_crm_text)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,19 @@ class RecentLookup:
         if any(item.get(key) != value for key, value in self.echo.items()):
             return False
         return all(item.get(key) == body[key] for key in self.keys if key in body)
+
+
+@dataclass(frozen=True)
+class PlanAnswer:
+    """What a write of several requests (a revert plan) answers once all of them went: the
+    jobs it started, in order (the first becomes the result's `job`), `result` (bounded: the
+    first few of each list, with counts), `sent` ("41 bulk edit jobs and 2 lead updates")
+    and `follow` (how to follow the jobs) for the message."""
+
+    jobs: list[JobSummary]
+    result: dict[str, Any]
+    sent: str
+    follow: str = ""
 
 
 class Safeguard(Protocol):
@@ -175,9 +192,8 @@ class WriteRequest:
     always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
     safeguard: Safeguard | None = None
     # A write that is several requests (a revert plan) sends each through the `Sender`;
-    # `body` describes all of them, so the token binds the whole plan. Its answer becomes the
-    # result as is.
-    send: Callable[[Sender], Awaitable[dict[str, Any]]] | None = None
+    # `body` describes all of them, so the token binds the whole plan.
+    send: Callable[[Sender], Awaitable[PlanAnswer]] | None = None
     # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
     # looked for after an ambiguous failure and the object is not attributed to this write.
     method: Method = "POST"
@@ -186,9 +202,6 @@ class WriteRequest:
         return Preview(
             path="/" + self.path,
             request=self.body,
-            s_query=self.s_query,
-            results_limit=self.results_limit,
-            sort=self.sort,
             matched=self.matched,
             sample=self.sample,
             rendering=self.rendering,
@@ -369,19 +382,15 @@ class Pipeline:
         self, sender: Sender, request: WriteRequest, saved: str | None, *, owner: str
     ) -> WriteResult:
         if request.send is not None:
-            plan = request.send
-            answer = await sender.guard(
-                lambda: plan(sender), request.path, request.body, matched=request.matched
-            )
-        else:
-            answer = await sender.send(
-                request.method,
-                request.path,
-                request.body,
-                matched=request.matched,
-                snapshot=saved,
-                reconcile=self._reconcile(request),
-            )
+            return await self._send_plan(sender, request, request.send, saved)
+        answer = await sender.send(
+            request.method,
+            request.path,
+            request.body,
+            matched=request.matched,
+            snapshot=saved,
+            reconcile=self._reconcile(request),
+        )
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
         if saved is not None and job is not None and request.safeguard is not None:
@@ -405,7 +414,36 @@ class Pipeline:
             message=f"Submitted: {request.summary} ({what}).{follow}",
             preview=request.preview(),
             job=job,
-            result=None if job else answer if request.send else _compact(answer),
+            result=None if job else _compact(answer),
+            snapshot=saved,
+        )
+
+    async def _send_plan(
+        self,
+        sender: Sender,
+        request: WriteRequest,
+        plan: Callable[[Sender], Awaitable[PlanAnswer]],
+        saved: str | None,
+    ) -> WriteResult:
+        """A plan's requests are each audited as they go; then the plan once, with no job id
+        of its own (its jobs are the plan's requests' own)."""
+        answer: PlanAnswer = await sender.guard(
+            lambda: plan(sender), request.path, request.body, matched=request.matched
+        )
+        sender.record(
+            "submitted",
+            path="/" + request.path,
+            body=request.body,
+            matched=request.matched,
+            snapshot=saved,
+        )
+        return WriteResult(
+            status="submitted",
+            tool=request.tool,
+            message=f"Submitted: {request.summary} ({answer.sent}).{answer.follow}",
+            preview=request.preview(),
+            job=answer.jobs[0] if answer.jobs else None,
+            result=answer.result,
             snapshot=saved,
         )
 

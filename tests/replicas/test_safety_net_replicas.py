@@ -85,7 +85,8 @@ async def test_an_edit_made_through_one_replica_is_reverted_through_the_other(
         reverted = await confirmed(on_b, "revert_bulk_edit", {"job_id": job_id})
         assert reverted["preview"]["matched"] == len(changed)
         [revert_job] = reverted["result"]["jobs"]
-        await wait(on_b, revert_job["id"])
+        assert reverted["job"]["id"] == revert_job
+        await wait(on_b, revert_job)
     assert statuses(close_api) == before
     # Nothing of the snapshot on either disk: it came to B through the store.
     assert not glob.glob(str(tmp_path / "*-state" / "close-mcp" / "snapshots" / "*"))

@@ -23,12 +23,12 @@ from typing import Annotated, Any, Final, Literal
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
+    CrmResult,
     JobKind,
     JobSummary,
     job_kind,
@@ -80,7 +80,7 @@ RESUME = ToolAnnotations(
 Verb = Literal["pause", "resume"]
 
 
-class JobControlResult(BaseModel):
+class JobControlResult(CrmResult):
     """What pause_bulk_job answers (resume_bulk_job answers a `WriteResult`)."""
 
     message: str = Field(description="What changed and what to do next.")
@@ -89,7 +89,9 @@ class JobControlResult(BaseModel):
     resume_before: str | None = Field(
         default=None, description="After a pause: Close refuses to resume after this time."
     )
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return self.job.quotes_crm_text
 
 
 def _when(raw: str | None) -> datetime | None:

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
     JOB_KINDS,
     RUNNING_STATUSES,
+    CrmResult,
     JobDetail,
     JobKind,
     JobSummary,
@@ -56,22 +56,26 @@ def _status_matches(job: dict[str, Any], status: str) -> bool:
     return job.get("status") == status
 
 
-class JobList(BaseModel):
+class JobList(CrmResult):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
     complete: bool = Field(
         description=f"Every job was read. False: a kind has more than {MAX_SCAN} jobs and only "
         f"the first {MAX_SCAN} Close listed of it (in no documented order) were sorted."
     )
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return any(job.quotes_crm_text for job in self.jobs)
 
 
-class WaitResult(BaseModel):
+class WaitResult(CrmResult):
     job: JobSummary
     finished: bool = Field(description="The job reached done or error.")
     timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
     waited_s: float
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return self.job.quotes_crm_text
 
 
 def _created(job: dict[str, Any]) -> datetime:

@@ -19,7 +19,9 @@ from close_mcp.safety.revert import (
     build_plan,
     check_jobs,
     check_not_sending,
+    keep_plan,
     plan_body,
+    plan_document,
     plan_notes,
     plan_sender,
     read_current,
@@ -63,6 +65,8 @@ def register(reg: Registrar) -> None:
         status = await check_jobs(call.client, job_id, snapshot)
         current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
         plan = build_plan(snapshot, current, include_changed_since)
+        # The preview shows the first few of each list; the whole plan is read on demand.
+        await keep_plan(runtime.store, plan_document(snapshot, plan, include_changed_since))
         labels: dict[str, str] = {}
         if snapshot.field == "status_id":
             labels = {s.id: s.label for s in await call.catalog.lead_statuses()}
