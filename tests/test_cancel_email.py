@@ -68,9 +68,6 @@ async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h:
     preview = {
         "path": f"/activity/email/{email['id']}/",
         "request": {"status": "draft"},
-        "s_query": None,
-        "results_limit": None,
-        "sort": None,
         "matched": 1,
         "sample": [
             {"id": lead.id, "display_name": lead.display_name, "status_label": label(h, lead)}
