@@ -2,8 +2,8 @@
 
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
-    python bench/run.py --only sizes    # one group: cold, overhead, sizes, results, ratelimit,
-                                        # memory
+    python bench/run.py --only tools    # one group: cold, overhead, tools, sizes, results,
+                                        # ratelimit, memory
 
 Figures, not assertions: the table marks each figure against its target (pass / MISS), and
 the exit code is 0 either way unless a benchmark itself broke.
@@ -24,10 +24,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `close_mcp` i
 
 import anyio
 
-from bench import cold_start, memory, overhead, ratelimit, results, scenarios
+from bench import cold_start, memory, overhead, ratelimit, results, scenarios, tool_list
 from bench.report import Row, render
 
-GROUPS = ("cold", "overhead", "sizes", "results", "ratelimit", "memory")
+GROUPS = ("cold", "overhead", "tools", "sizes", "results", "ratelimit", "memory")
 
 
 def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
@@ -37,6 +37,9 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
 
     async def per_call() -> list[Row]:
         return await overhead.measure(calls=60 if quick else 300, warmup=10 if quick else 30)
+
+    async def tools() -> list[Row]:
+        return tool_list.rows(await tool_list.measure())
 
     async def sizes() -> list[Row]:
         fig = await scenarios.collect()
@@ -55,6 +58,7 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
     return {
         "cold": cold,
         "overhead": per_call,
+        "tools": tools,
         "sizes": sizes,
         "results": tokens,
         "ratelimit": limited,

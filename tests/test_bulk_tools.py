@@ -354,8 +354,30 @@ async def test_bulk_sequence_subscribe_exact_body(h: Harness) -> None:
             "sender_email: 'x@y.example' is not an identity of",
         ),
         (
-            {"action_type": "pause", "sender_name": "Me"},
+            {"action_type": "pause", "all_sequences": True, "sender_name": "Me"},
             "sender_name: only for action_type subscribe; leave out for pause",
+        ),
+        # Issue 18: "every sequence" is never what a left-out argument means.
+        (
+            {"action_type": "pause"},
+            "sequence: give a sequence, or all_sequences: true to pause every sequence",
+        ),
+        (
+            {"action_type": "resume_finished"},
+            "sequence: give a sequence, or all_sequences: true to resume finished every",
+        ),
+        (
+            {"action_type": "resume", "sequence": "Onboarding", "all_sequences": True},
+            "sequence: give a sequence or all_sequences: true, not both",
+        ),
+        (
+            {
+                "action_type": "subscribe",
+                "all_sequences": True,
+                "sequence": "Onboarding",
+                "sender_account": "tomas@sandbox.example",
+            },
+            "all_sequences: not for subscribe, which takes one sequence; leave it out",
         ),
     ],
 )
@@ -365,6 +387,45 @@ async def test_sequence_rules_are_enforced_before_sending(
     error = await h.error("create_bulk_sequence_subscription", {"filter": QUALIFIED, **args})
     assert error.startswith(message)
     assert h.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "sequence_id"),
+    [
+        ({"all_sequences": True}, None),
+        ({"sequence": "Onboarding"}, "Onboarding"),
+    ],
+)
+async def test_pausing_every_sequence_takes_all_sequences_and_sends_no_sequence_id(
+    args: dict[str, Any], sequence_id: str | None, h: Harness
+) -> None:
+    sb = h.sandbox
+    call = {"filter": QUALIFIED, "action_type": "pause", **args}
+    first = await h.call("create_bulk_sequence_subscription", call)
+    done = await h.call(
+        "create_bulk_sequence_subscription",
+        {**call, "confirmation_token": first["confirmation_token"]},
+    )
+    assert done["status"] == "submitted"
+    body: dict[str, Any] = {
+        "s_query": status_query(sb, "Qualified"),
+        "send_done_email": True,
+        "action_type": "pause",
+    }
+    if sequence_id is not None:
+        body["sequence_id"] = next(
+            s.id for s in sb.store.sequences.values() if s.name == sequence_id
+        )
+    assert posted(h) == [("POST", "/api/v1/bulk_action/sequence_subscription/", body)]
+
+
+async def test_sequence_schema_states_the_required_when_rules(h: Harness) -> None:
+    tools = {t.name: t for t in (await h.client.list_tools()).tools}
+    props = tools["create_bulk_sequence_subscription"].input_schema["properties"]
+    assert "Required for subscribe" in props["sequence"]["description"]
+    assert "Required for subscribe" in props["sender_account"]["description"]
+    assert "resume_finished finished ones" in props["action_type"]["description"]
+    assert "every sequence" in props["all_sequences"]["description"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -708,7 +769,10 @@ async def test_annotations_are_explicit(h: Harness) -> None:
             a.idempotent_hint,
             a.open_world_hint,
         ) == hints
-        assert "confirmation_token" in (tools[name].description or "")
+    # The two steps are told once, in the instructions, not in every description.
+    assert h.client.instructions is not None
+    assert "Every write tool works in two steps." in h.client.instructions
+    assert "the `confirmation_token` only after they agree" in h.client.instructions
 
 
 async def test_zero_matches_submit_nothing(h: Harness) -> None:

@@ -141,6 +141,28 @@ async def test_pause_a_running_job(state: str, updated: str, loaded: bool, h: Ha
     assert [{k: e[k] for k in entry} for e in h.audit.entries()] == [entry]
 
 
+@pytest.mark.harness(audited=True)
+async def test_pausing_a_paused_job_again_sends_nothing_and_says_so(h: Harness) -> None:
+    """Issue 18: pause_bulk_job is marked idempotent, so a repeat must not be an error."""
+    job = new_job(h)
+    into_state(h, job, "processing")
+    first = await h.call("pause_bulk_job", {"job_id": job.id})
+    h.clock.advance(DAY)
+    again = await h.call("pause_bulk_job", {"job_id": job.id})
+    assert puts(h) == [("PUT", job_path(job), PAUSED)]
+    assert job.status == "paused"
+    deadline = first["resume_before"]
+    assert again == {
+        "message": f"Job {job.id} was already paused at {job.n_objects_processed} of 40 "
+        f"objects; nothing was sent. Resume it with resume_bulk_job before {deadline}; "
+        "Close refuses later.",
+        "previous_status": "paused",
+        "job": first["job"],
+        "resume_before": deadline,
+    }
+    assert [e["outcome"] for e in h.audit.entries()] == ["submitted"]
+
+
 @pytest.mark.parametrize("kind", ["edit", "email", "sequence_subscription", "delete"])
 @pytest.mark.harness(confirm="edit,email,sequences")
 async def test_pause_and_resume_every_kind_on_its_own_path(kind: str, h: Harness) -> None:
@@ -425,11 +447,6 @@ REFUSALS = [
     ("resume", "done", "it is done, and a finished job cannot be paused or resumed"),
     ("pause", "error", "it is error, and a finished job cannot be paused or resumed"),
     ("resume", "error", "it is error, and a finished job cannot be paused or resumed"),
-    (
-        "pause",
-        "paused",
-        "it is already paused since {since}; use resume_bulk_job to restart it",
-    ),
     ("resume", "created", "it is created, not paused; only a paused job can be resumed"),
     ("resume", "loading", "it is loading, not paused; only a paused job can be resumed"),
     ("resume", "processing", "it is processing, not paused; only a paused job can be resumed"),
@@ -568,7 +585,7 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
     assert resume.annotations is not None
     hints = ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
     assert [getattr(pause.annotations, k) for k in hints] == [False, False, True, False]
-    assert [getattr(resume.annotations, k) for k in hints] == [False, True, True, True]
+    assert [getattr(resume.annotations, k) for k in hints] == [False, True, False, True]
     assert pause.input_schema["required"] == ["job_id"]
     assert sorted(pause.input_schema["properties"]) == ["job_id"]
     assert resume.input_schema["required"] == ["job_id"]
@@ -577,8 +594,8 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
         "dry_run",
         "job_id",
     ]
-    assert "needs no confirmation" in (pause.description or "").lower()
-    assert "confirmation_token" in (resume.description or "")
+    assert "not confirmed" in (pause.description or "").lower()
+    assert "confirmed like the job's own action" in (resume.description or "")
 
 
 @pytest.mark.harness(read_only=True)

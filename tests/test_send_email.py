@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -777,13 +779,25 @@ async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> Non
         "dry_run", "confirmation_token",
     }  # fmt: skip
     assert tool.input_schema["required"] == ["lead_id"]
+    # Listed lean (limits enforced, not spelled out) and nullable, for strict clients.
     assert props["send_in"] == {
-        "description": "outbox only: delay sending by 0-59 seconds.",
+        "description": "outbox: send after 0-59 seconds.",
+        "type": ["integer", "null"],
+    }
+    assert props["subject"] == {
+        "description": "Subject (a template supplies one).",
+        "type": ["string", "null"],
+    }
+    enforced = json.loads(
+        (Path(__file__).parent.parent / "tool_schemas/enforced/send_email.json").read_text()
+    )["properties"]
+    assert enforced["send_in"] == {
+        "description": "outbox: send after 0-59 seconds.",
         "exclusiveMaximum": 60,
         "minimum": 0,
         "type": "integer",
     }
-    assert props["subject"] == {
+    assert enforced["subject"] == {
         "description": "Subject (a template supplies one).",
         "maxLength": 1000,
         "type": "string",

@@ -39,7 +39,7 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.server.tools.writing import TAKEN_OUT, TWO_STEP, confirmer, run_write
+from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
@@ -58,13 +58,13 @@ class SetCustomField(_Spec):
     type: Literal["set_custom_field"]
     custom_field: str = Field(max_length=200, description="Custom field name or cf_ id.")
     value: str | int | float | bool | None = Field(
-        default=None, description="The new value (single-value fields)."
+        default=None, description="For single-value fields."
     )
     values: list[str] | None = Field(
-        default=None, max_length=100, description="The values (multi-value fields)."
+        default=None, max_length=100, description="For multi-value fields."
     )
     operation: Literal["replace", "add", "remove"] | None = Field(
-        default=None, description="For multi-value fields: replace (default), add or remove."
+        default=None, description="Multi-value: replace (default), add or remove."
     )
 
 
@@ -77,41 +77,55 @@ EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(di
 
 
 # Each argument a tool and its `prepare` resolver share is declared once, here.
-EditArg = Annotated[EditSpec, Field(description="What to change on every selected lead.")]
+EditArg = Annotated[EditSpec, Field(description="What to change.")]
 TemplateArg = Annotated[str, Field(max_length=200, description="Email template name or tmpl_ id.")]
 EmailContactsArg = Annotated[
     Literal["lead", "contact", "all"],
     Field(
-        description="lead: the first contact with an email address (its first address); "
-        "contact: each contact's first address; all: every address of every contact."
+        description="lead: first contact with an email; contact: each contact's first "
+        "address; all: every address."
     ),
 ]
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
-    Field(description="subscribe contacts, or pause/resume their subscriptions."),
+    Field(
+        description="subscribe contacts never sent the sequence, or pause active "
+        "subscriptions, resume paused ones, resume_finished finished ones."
+    ),
 ]
 SequenceArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Sequence name or seq_ id (required to subscribe; otherwise "
-        "leaving it out means every sequence).",
+        description="Sequence name or seq_ id. Required for subscribe; otherwise this or "
+        "all_sequences.",
     ),
+]
+AllSequencesArg = Annotated[
+    bool,
+    Field(description="Not for subscribe: true acts on every sequence."),
 ]
 SenderAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
+    Field(
+        max_length=200,
+        description="Required for subscribe (only): email account (email or emailacct_).",
+    ),
 ]
 SenderNameArg = Annotated[
-    str | None, Field(max_length=200, description="Subscribe: the sender's name.")
+    str | None,
+    Field(max_length=200, description="Subscribe only; default: the identity's name."),
 ]
 SenderEmailArg = Annotated[
     str | None,
-    Field(max_length=254, description="Subscribe: an identity of the sender account."),
+    Field(
+        max_length=254,
+        description="Subscribe only: an identity of sender_account; default: its first.",
+    ),
 ]
 SequenceContactsArg = Annotated[
     Literal["lead", "contact"],
-    Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
+    Field(description="Subscribe: lead (primary contact) or contact (each contact)."),
 ]
 
 
@@ -122,7 +136,7 @@ class Chosen:
     filter: Any
     s_query: dict[str, Any] | None
     results_limit: int | None
-    sort: list[dict[str, Any]] | None
+    sort: list[str | dict[str, Any]] | None
     allow_all_leads: bool
     send_done_email: bool
 
@@ -310,9 +324,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_edit",
         toolset="edit",
         title="Bulk edit leads",
-        description="Set the lead status, or set or clear a custom field, on every lead of a "
-        "selection, as one Close bulk job. Use search_leads first to check the selection; use "
-        "revert_bulk_edit to undo." + TWO_STEP + TAKEN_OUT,
+        description="Set the lead status, or set or clear a custom field, on the leads of a "
+        "selection (one Close bulk job). Undo: revert_bulk_edit.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -382,9 +395,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_email",
         toolset="email",
         title="Bulk email leads",
-        description="Send an email template to the leads of a selection, as one Close bulk "
-        "job; real emails go out to customers. The preview renders the template as Close will "
-        "for the first recipient (lead and contact named)." + TWO_STEP + TAKEN_OUT,
+        description="Email a template to the leads of a selection (one Close bulk job); real "
+        "emails reach customers.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -400,12 +412,25 @@ def register(reg: Registrar) -> None:
         ctx: Context,
         action_type: ActionTypeArg,
         sequence: SequenceArg,
+        all_sequences: AllSequencesArg,
         sender_account: SenderAccountArg,
         sender_name: SenderNameArg,
         sender_email: SenderEmailArg,
         contact_preference: SequenceContactsArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
+        if action_type == "subscribe" and all_sequences:
+            raise ArgumentError(
+                "all_sequences", "not for subscribe, which takes one sequence; leave it out"
+            )
+        if action_type != "subscribe" and (sequence is None) == (not all_sequences):
+            raise ArgumentError(
+                "sequence",
+                f"give a sequence, or all_sequences: true to {action_type.replace('_', ' ')} "
+                "every sequence"
+                if sequence is None
+                else "give a sequence or all_sequences: true, not both",
+            )
         call = runtime.call(ctx.headers)
         fields: dict[str, Any] = {"action_type": action_type}
         seq_name = "all sequences"
@@ -481,6 +506,7 @@ def register(reg: Registrar) -> None:
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_sequence)],
         action_type: ActionTypeArg,
         sequence: SequenceArg = None,
+        all_sequences: AllSequencesArg = False,
         sender_account: SenderAccountArg = None,
         sender_name: SenderNameArg = None,
         sender_email: SenderEmailArg = None,
@@ -504,9 +530,7 @@ def register(reg: Registrar) -> None:
         toolset="sequences",
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
-        "them), or pause or resume their subscriptions, as one Close bulk job."
-        + TWO_STEP
-        + TAKEN_OUT,
+        "them), or pause or resume their subscriptions, as one Close bulk job.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -566,9 +590,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_delete",
         toolset="delete",
         title="Bulk delete leads",
-        description="Permanently delete every lead of a selection, with its contacts and "
-        "activities, as one Close bulk job. Always needs confirmation; the user may be asked "
-        "to type the number of leads." + TWO_STEP,
+        description="Permanently delete the leads of a selection, with their contacts and "
+        "activities (one Close bulk job). Always confirmed.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

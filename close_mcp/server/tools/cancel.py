@@ -47,7 +47,6 @@ ActivityIdArg = Annotated[
     Field(
         pattern=r"^acti_[A-Za-z0-9]+$",
         max_length=100,
-        description="The email activity (acti_...) send_email created as outbox or scheduled.",
     ),
 ]
 
@@ -168,15 +167,8 @@ def register(reg: Registrar) -> None:
         cancel_email,
         name="cancel_email",
         toolset="send",
-        title="Cancel an email before it is sent",
-        description="Take back an email that send_email put in the outbox or scheduled: Close "
-        "sets it back to draft, so it does not go out (the undo of send_email, possible only "
-        "before Close sends it: within send_in seconds for outbox, before date_scheduled for "
-        "scheduled). A sent email, a draft or a logged email is refused. Confirmed like "
-        "send_email: the first call sends nothing; it previews the email and gives a "
-        "confirmation_token; call again with the same activity_id and the token once the user "
-        "agrees (unless the server's instructions say send runs at once). dry_run only "
-        "previews.",
+        title="Cancel an unsent email",
+        description="Undo send_email: an outbox or scheduled email back to draft.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=False,

@@ -32,7 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JobId = Annotated[
     str,
     Field(
-        description="A bulk job id (bulkedit_..., bulkemail_..., bulkseqsub_..., bulkdelete_...).",
+        description="bulkedit_, bulkemail_, bulkseqsub_ or bulkdelete_ id.",
         pattern=r"^bulk(edit|email|seqsub|delete)_[A-Za-z0-9]+$",
         max_length=100,
     ),
@@ -150,10 +150,8 @@ def register(reg: Registrar) -> None:
         name="list_bulk_jobs",
         toolset="jobs",
         title="List bulk jobs",
-        description="List Close bulk jobs (edit, email, sequence subscription, delete), newest "
-        "first, optionally of one kind or status. Reads every job of each kind (Close's lists "
-        "have no documented order), so prefer kind when you know it. Use get_bulk_job for one "
-        "job's details.",
+        description="List Close bulk jobs, newest first, optionally of one kind or status. "
+        "Reads every job of each kind, so give kind when you know it.",
         annotations=READ,
     )
     reg.add(
@@ -161,8 +159,7 @@ def register(reg: Registrar) -> None:
         name="get_bulk_job",
         toolset="jobs",
         title="Get a bulk job",
-        description="Read one bulk job: status, progress counts, its fields and the s_query it "
-        "ran on. The kind comes from the id prefix.",
+        description="Read one bulk job: status, progress, fields and s_query.",
         annotations=READ,
     )
     reg.add(
@@ -170,8 +167,7 @@ def register(reg: Registrar) -> None:
         name="wait_for_bulk_job",
         toolset="jobs",
         title="Wait for a bulk job",
-        description="Poll a bulk job until it is done, in error or paused, or until timeout_s, "
-        "sending progress notifications. A timeout is not an error: it returns the job's "
-        "current state with timed_out true.",
+        description="Wait until a bulk job is done, in error or paused, or timeout_s passed "
+        "(timed_out), with progress notifications.",
         annotations=READ,
     )

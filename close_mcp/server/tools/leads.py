@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.clock import utc_datetime
-from close_mcp.close.catalog import KINDS, Kind, normalize_name
+from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
@@ -217,9 +217,8 @@ def register(reg: Registrar) -> None:
         name="search_leads",
         toolset="search",
         title="Search leads (dry run)",
-        description="Resolve a selection (filter or raw s_query) to Close's query and show how "
-        "many leads match and a sample. Use it before any bulk action to check what a "
-        "selection means; it changes nothing.",
+        description="Count and sample the leads a selection (filter or s_query) matches, with "
+        "Close's query. Use it before a bulk action.",
         annotations=READ,
     )
     reg.add(
@@ -227,8 +226,8 @@ def register(reg: Registrar) -> None:
         name="get_lead",
         toolset="search",
         title="Get a lead",
-        description="Read one lead: its status and its contacts with their email addresses "
-        "and phone numbers. Use it to pick the recipient (contact_id, to) of send_email.",
+        description="Read one lead: its status, and its contacts with their emails and phones, "
+        "to pick send_email's recipient (contact_id, to).",
         annotations=READ,
     )
     reg.add(
@@ -236,8 +235,7 @@ def register(reg: Registrar) -> None:
         name="lookup",
         toolset="search",
         title="Look up ids and names",
-        description="List the ids and names of one kind of thing in Close: "
-        + ", ".join(KINDS)
-        + ". Use it to find the exact names a filter or bulk action needs.",
+        description="List the ids and names of one kind of Close object, to find the exact "
+        "names filters and bulk actions take.",
         annotations=READ,
     )

@@ -356,82 +356,75 @@ async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str,
 
 
 Address = Annotated[str, Field(max_length=254)]
-Recipients = Annotated[
-    list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
-]
+Recipients = Annotated[list[Address] | None, Field(max_length=MAX_RECIPIENTS)]
 
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
     str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
 ]
 ContactIdArg = Annotated[
     str | None,
     Field(
         pattern=r"^cont_[A-Za-z0-9]+$",
         max_length=100,
-        description="One of the lead's contacts (cont_...).",
+        description="One of the lead's contacts.",
     ),
 ]
 ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients. Empty: the first address of contact_id, else of the "
-        "lead's first contact with one (not for inbox).",
+        description="Default: contact_id's first address, else the lead's first contact's.",
     ),
 ]
 SubjectArg = Annotated[
     str | None,
     Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
 ]
-BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY, description="Plain text body.")]
-BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY, description="HTML body.")]
+BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY)]
+BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY)]
 TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, rendered by Close for this lead; "
-        "instead of a body, not with one.",
+        description="Template name or id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default, nothing sent), outbox (send now), scheduled (send "
-        "at date_scheduled), sent or inbox (only log an email sent or received "
-        "elsewhere)."
+        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
+        "inbox only log."
     ),
 ]
 SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or a bare address; required for '
-        "outbox, scheduled and inbox.",
+        description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+    Field(max_length=200, description="Sending account (email or id)."),
 ]
 DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled only: ISO datetime with timezone, in the future.",
+        description="scheduled: future ISO datetime with offset.",
     ),
 ]
 SendInArg = Annotated[
     int | None,
-    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
 ]
 FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
-        "if nobody replies.",
+        description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
     ),
 ]
 InReplyToArg = Annotated[
@@ -439,15 +432,14 @@ InReplyToArg = Annotated[
     Field(
         pattern=r"^acti_[A-Za-z0-9]+$",
         max_length=100,
-        description="Reply to this email activity (acti_..., same lead); kept in its thread.",
+        description="Email replied to.",
     ),
 ]
 FollowupSequenceArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="draft, outbox, scheduled: sequence (name or seq_ id) Close starts for "
-        "the contact if nobody replies.",
+        description="Sequence started if nobody replies.",
     ),
 ]
 FollowupSequenceDelayArg = Annotated[
@@ -455,7 +447,6 @@ FollowupSequenceDelayArg = Annotated[
     Field(
         ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
         le=365 * 86_400,
-        description="Seconds without a reply before followup_sequence starts (at least 86400).",
     ),
 ]
 
@@ -679,17 +670,8 @@ def register(reg: Registrar) -> None:
         name="send_email",
         toolset="send",
         title="Send, schedule, draft or log one email",
-        description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a record of an email sent or received "
-        "elsewhere (sent, inbox), optionally as a reply in a thread (in_reply_to_id) or "
-        "with a follow-up sequence if nobody replies. For many leads use "
-        "create_bulk_email instead. outbox and scheduled really send and need "
-        "confirmation: the first call sends nothing; it answers with a preview of "
-        "recipients, subject and body plus a confirmation_token; show it to the user and "
-        "call again with the same arguments and the token once they agree (unless the "
-        "server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews. cancel_email takes back "
-        "an outbox or scheduled email before it goes.",
+        description="Create one email activity on a lead; only outbox and scheduled are "
+        "confirmed. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
