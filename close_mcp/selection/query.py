@@ -95,7 +95,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "2025-01-31 (a day in CLOSE_MCP_TIMEZONE) or 2025-01-31T10:00:00Z"
+_DATE_DESCRIPTION: Final = "2025-01-31 (server time zone) or 2025-01-31T10:00Z"
 
 
 def shown(value: object, limit: int = 60) -> str:

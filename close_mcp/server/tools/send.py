@@ -419,7 +419,7 @@ FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox/scheduled/sent: follow-up task datetime with offset, if no reply.",
+        description="outbox/scheduled/sent: follow-up task datetime if no reply.",
     ),
 ]
 InReplyToArg = Annotated[
