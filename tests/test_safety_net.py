@@ -27,7 +27,7 @@ from close_mcp.safety.restore import (
     restore_leads,
     run_restore,
 )
-from close_mcp.safety.snapshots import read_backup, stored_backup
+from close_mcp.safety.snapshots import read_backup, read_document, stored_backup
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
@@ -84,10 +84,10 @@ def sent(h: Harness) -> list[tuple[str, str, Any]]:
 
 
 async def load(h: Harness, reference: str) -> dict[str, Any]:
-    """The document a `store:` reference names, in the harness's state store."""
-    text = await h.runtime.store.get(reference.removeprefix("store:"))
-    assert text is not None, reference
-    document: dict[str, Any] = json.loads(text)
+    """The document a `store:` reference names, in the harness's state store, its leads read
+    back from their list."""
+    document = await read_document(h.runtime.store, reference.removeprefix("store:"))
+    assert document is not None, reference
     return document
 
 
@@ -162,7 +162,7 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     ]
     document = await load(h, reference)
     assert document == {
-        "version": 1,
+        "version": 2,
         "job_id": job_id,
         "created_at": "2026-01-01T00:00:00+00:00",
         "tool": "create_bulk_edit",

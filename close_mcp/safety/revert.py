@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import json
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -55,10 +56,11 @@ from close_mcp.close.jobs import (
     summarize_job,
 )
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
-from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key
+from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key, snapshot_leads
 from close_mcp.selection.query import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import LeadSample
+from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Sender
 
 PER_LEAD_MAX: Final = 3
@@ -262,39 +264,84 @@ async def read_current(
     return found
 
 
-def build_plan(
-    snapshot: EditSnapshot, current: dict[str, dict[str, Any]], include_changed_since: bool
+async def plan_revert(
+    client: CloseClient,
+    store: StateStore,
+    snapshot: EditSnapshot,
+    include_changed_since: bool,
+    progress: Progress | None = None,
 ) -> Plan:
-    plan = Plan()
-    groups: dict[Hashable, tuple[Any, list[str]]] = {}
-    for lead_id in sorted(snapshot.leads):
-        old = snapshot.leads[lead_id]
-        lead = current.get(lead_id)
-        if lead is None:
-            plan.not_found.append(lead_id)
-            continue
-        now = lead.get(snapshot.field)
-        if normalized(now) == normalized(old):
-            plan.already_back += 1
-            continue
-        if normalized(now) != normalized(value_after(snapshot.request, old)):
-            plan.changed_since.append(ChangedSince(id=lead_id, value_now=now, value_before=old))
-            if not include_changed_since:
+    """The plan, from the snapshot read back `IDS_PER_REQUEST` leads at a time with their
+    values now: the snapshot is never held whole, only what the plan needs (the ids going
+    back, the leads left alone). Each batch is a step of `progress`."""
+    builder = _PlanBuilder(snapshot, include_changed_since)
+    done = 0
+    total = builder.count
+    async for batch in snapshot_leads(store, snapshot, batch=IDS_PER_REQUEST):
+        current = await read_current(client, snapshot.field, [lead_id for lead_id, _ in batch])
+        builder.add(batch, current)
+        done += len(batch)
+        if progress is not None:
+            await progress.step(done, total, f"revert: {done} leads of the snapshot checked")
+    if progress is not None:
+        progress.next_phase(done)
+    return builder.finish()
+
+
+class _PlanBuilder:
+    """Classifies the snapshot's leads batch by batch; `finish` orders everything by lead id,
+    so the plan is the same whatever order the snapshot was saved in."""
+
+    def __init__(self, snapshot: EditSnapshot, include_changed_since: bool) -> None:
+        self.snapshot = snapshot
+        self.include_changed_since = include_changed_since
+        self.count = snapshot.leads_count
+        self.plan = Plan()
+        # normalized old value -> (old value, ids going back to it)
+        self.groups: dict[Hashable, tuple[Any, list[str]]] = {}
+        self.samples: list[LeadSample] = []
+
+    def add(self, batch: list[tuple[str, Any]], current: dict[str, dict[str, Any]]) -> None:
+        snapshot, plan = self.snapshot, self.plan
+        for lead_id, old in batch:
+            lead = current.get(lead_id)
+            if lead is None:
+                plan.not_found.append(lead_id)
                 continue
-        groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
-        if len(plan.sample) < SAMPLE_MAX:
-            plan.sample.append(
+            now = lead.get(snapshot.field)
+            if normalized(now) == normalized(old):
+                plan.already_back += 1
+                continue
+            if normalized(now) != normalized(value_after(snapshot.request, old)):
+                plan.changed_since.append(ChangedSince(id=lead_id, value_now=now, value_before=old))
+                if not self.include_changed_since:
+                    continue
+            self.groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
+            self.samples.append(
                 LeadSample(
                     id=lead_id,
                     display_name=lead.get("display_name"),
                     status_label=lead.get("status_label"),
                 )
             )
-    ordered = sorted(groups.values(), key=lambda g: (-len(g[1]), json.dumps(g[0], default=str)))
-    for value, ids in ordered:
-        plan.returns.append(Return(value=value, leads=len(ids)))
-        plan.requests.extend(_requests(snapshot, value, ids))
-    return plan
+        self.samples = heapq.nsmallest(SAMPLE_MAX, self.samples, key=lambda s: s.id)
+
+    def finish(self) -> Plan:
+        plan = self.plan
+        plan.not_found.sort()
+        plan.changed_since.sort(key=lambda c: c.id)
+        plan.sample = self.samples
+        for _, ids in self.groups.values():
+            ids.sort()
+        # Largest group first; equal ones by value, then by their first lead.
+        ordered = sorted(
+            self.groups.values(),
+            key=lambda g: (-len(g[1]), json.dumps(g[0], default=str), g[1][0]),
+        )
+        for value, ids in ordered:
+            plan.returns.append(Return(value=value, leads=len(ids)))
+            plan.requests.extend(_requests(self.snapshot, value, ids))
+        return plan
 
 
 def _digest(requests: Sequence[PlannedRequest]) -> str:
@@ -409,12 +456,13 @@ def plan_sender(
     snapshot: EditSnapshot,
     requests: Sequence[PlannedRequest],
     matched: int,
-) -> Callable[[Sender], Awaitable[dict[str, Any]]]:
+) -> Callable[[Sender, Progress | None], Awaitable[dict[str, Any]]]:
     """Send the plan's requests in order under the edit's revert lock, each audited and
-    recorded in the store (see the module docstring); a failure says what already went."""
+    recorded in the store (see the module docstring) and a step of `progress`; a failure
+    says what already went."""
     job_id = snapshot.job_id
 
-    async def send(sender: Sender) -> dict[str, Any]:
+    async def send(sender: Sender, progress: Progress | None) -> dict[str, Any]:
         async with held(
             store, revert_lock(job_id), ttl_s=REVERT_LOCK_TTL_S, busy=sending_message(job_id)
         ):
@@ -422,7 +470,7 @@ def plan_sender(
             if len(recorded) > snapshot.stored_reverts:
                 meanwhile = [json.loads(line) for line in recorded[snapshot.stored_reverts :]]
                 raise SafetyNetError(_sent_meanwhile(job_id, meanwhile))
-            return await _send_plan(clock, store, job_id, sender, requests, matched)
+            return await _send_plan(clock, store, job_id, sender, requests, matched, progress)
 
     return send
 
@@ -434,6 +482,7 @@ async def _send_plan(
     sender: Sender,
     requests: Sequence[PlannedRequest],
     matched: int,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     jobs: list[dict[str, Any]] = []
     updated: list[str] = []
@@ -475,6 +524,10 @@ async def _send_plan(
             sender.record(
                 "submitted", path=item.path, body=item.body, matched=item.leads, job_id=sent_job
             )
+            if progress is not None:
+                await progress.step(
+                    number, len(requests), f"revert: {number} of {len(requests)} requests sent"
+                )
             sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
             if sent_job is None:
                 unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})

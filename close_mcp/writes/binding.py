@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import walk_leads
+from close_mcp.close.leads import PAGE_SIZE, iter_leads
+from close_mcp.writes.progress import Progress
 
 SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message
 
@@ -72,12 +73,22 @@ async def read_binding(
     matched: int,
     body: dict[str, Any],
     limit: int,
+    progress: Progress | None = None,
 ) -> Binding:
-    """The binding as Close shows it now (the same requests at preview and at confirmation)."""
+    """The binding as Close shows it now (the same requests at preview and at confirmation);
+    reading the leads of a confirmed call is a phase of its `progress`."""
     lead_ids: frozenset[str] | None = None
     if s_query is not None and 0 < matched <= limit:
-        walked = await walk_leads(client, s_query, [], results_limit=results_limit, sort=sort)
-        lead_ids = frozenset(str(lead["id"]) for lead in walked)
+        walked = iter_leads(client, s_query, [], results_limit=results_limit, sort=sort)
+        ids: set[str] = set()
+        async for lead in walked:
+            ids.add(str(lead["id"]))
+            if progress is not None and len(ids) % PAGE_SIZE == 0:
+                await progress.step(len(ids), matched, f"checking the {matched} leads")
+        if progress is not None:
+            await progress.step(len(ids), len(ids), f"checked the {len(ids)} leads")
+            progress.next_phase(len(ids))
+        lead_ids = frozenset(ids)
     elif s_query is not None and matched == 0:
         lead_ids = frozenset()
     return Binding(lead_ids, await _content(client, body))

@@ -40,6 +40,7 @@ from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path,
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, read_binding
+from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
 
@@ -125,11 +126,12 @@ class Safeguard(Protocol):
     """What is saved before a write Close cannot undo (safety/ implements it).
 
     `take` runs after the token is spent, right before sending, and returns the file it wrote
-    (None: nothing to save); `attach` names that file after the job Close created."""
+    (None: nothing to save), reporting its pages to `progress`; `attach` names that file
+    after the job Close created."""
 
     what: str  # "snapshot" or "backup", for messages
 
-    async def take(self, request: WriteRequest) -> str | None: ...
+    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None: ...
 
     async def attach(self, saved: str, job_id: str) -> str: ...
 
@@ -159,8 +161,11 @@ class WriteRequest:
     safeguard: Safeguard | None = None
     # A write that is several requests (a revert plan) sends each through the `Sender`;
     # `body` describes all of them, so the token binds the whole plan. Its answer becomes the
-    # result as is.
-    send: Callable[[Sender], Awaitable[dict[str, Any]]] | None = None
+    # result as is; each request is a step of the call's progress.
+    send: Callable[[Sender, Progress | None], Awaitable[dict[str, Any]]] | None = None
+    # Where the call's long steps report; set when preparing the request already reported
+    # some (a revert reads its snapshot back), so the values keep growing.
+    progress: Progress | None = None
     # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
     # looked for after an ambiguous failure and the object is not attributed to this write.
     method: Method = "POST"
@@ -287,9 +292,12 @@ def human_refusal(
 class Pipeline:
     """Runs a prepared `WriteRequest` to its outcome."""
 
-    def __init__(self, context: WriteContext, client: CloseClient) -> None:
+    def __init__(
+        self, context: WriteContext, client: CloseClient, progress: Progress | None = None
+    ) -> None:
         self.context = context
         self.client = client
+        self.progress = progress  # the long steps of a confirmed call report here
 
     async def run(
         self,
@@ -338,7 +346,7 @@ class Pipeline:
             return None
         what = request.safeguard.what
         try:
-            return await request.safeguard.take(request)
+            return await request.safeguard.take(request, self.progress)
         except Exception as exc:
             self._refused(
                 sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
@@ -354,7 +362,10 @@ class Pipeline:
         if request.send is not None:
             plan = request.send
             answer = await sender.guard(
-                lambda: plan(sender), request.path, request.body, matched=request.matched
+                lambda: plan(sender, self.progress),
+                request.path,
+                request.body,
+                matched=request.matched,
             )
         else:
             answer = await sender.send(
@@ -492,6 +503,7 @@ class Pipeline:
             matched=request.matched,
             body=request.body,
             limit=limit,
+            progress=self.progress,
         )
 
     async def _drifted(self, request: WriteRequest, token: str) -> str | None:
