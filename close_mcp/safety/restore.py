@@ -512,9 +512,9 @@ async def restore_leads(
     handled = 0
     try:
         async for lead in _each(leads):
-            handled += 1
             if steps is not None:
                 await steps.step(handled, total, f"restore: {handled} of {total} leads")
+            handled += 1
             old = lead["id"]
             if progress is not None and old in progress.restored:
                 report.already_restored[old] = progress.restored[old]

@@ -38,6 +38,7 @@ The MCP tool (`revert_bulk_edit`) is in `server/tools/revert.py`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import heapq
 import json
@@ -248,9 +249,13 @@ async def check_jobs(client: CloseClient, job_id: str, snapshot: EditSnapshot) -
 
 
 async def read_current(
-    client: CloseClient, lead_field: str, ids: list[str]
+    client: CloseClient,
+    lead_field: str,
+    ids: list[str],
+    on_page: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The leads among `ids` that still exist, with their value of `lead_field` now."""
+    """The leads among `ids` that still exist, with their value of `lead_field` now;
+    `on_page` hears how many were read after each page of 200."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), IDS_PER_REQUEST):
         query = {
@@ -261,6 +266,8 @@ async def read_current(
             query, fields=["id", "display_name", "status_label", lead_field], page_size=200
         ):
             found[lead["id"]] = lead
+            if on_page is not None and len(found) % 200 == 0:
+                await on_page(len(found))
     return found
 
 
@@ -277,12 +284,19 @@ async def plan_revert(
     builder = _PlanBuilder(snapshot, include_changed_since)
     done = 0
     total = builder.count
+
+    async def step(before: int, read: int) -> None:
+        read += before
+        if progress is not None:
+            await progress.step(read, total, f"revert: {read} leads of the snapshot checked")
+
+    await step(0, 0)
     async for batch in snapshot_leads(store, snapshot, batch=IDS_PER_REQUEST):
-        current = await read_current(client, snapshot.field, [lead_id for lead_id, _ in batch])
+        ids = [lead_id for lead_id, _ in batch]
+        current = await read_current(client, snapshot.field, ids, functools.partial(step, done))
         builder.add(batch, current)
         done += len(batch)
-        if progress is not None:
-            await progress.step(done, total, f"revert: {done} leads of the snapshot checked")
+        await step(done, 0)
     if progress is not None:
         progress.next_phase(done)
     return builder.finish()

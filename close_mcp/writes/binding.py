@@ -84,9 +84,9 @@ async def read_binding(
         async for lead in walked:
             ids.add(str(lead["id"]))
             if progress is not None and len(ids) % PAGE_SIZE == 0:
-                await progress.step(len(ids), matched, f"checking the {matched} leads")
+                await progress.step(len(ids), matched, _checking(len(ids), matched))
         if progress is not None:
-            await progress.step(len(ids), len(ids), f"checked the {len(ids)} leads")
+            await progress.step(len(ids), len(ids), _checking(len(ids), matched))
             progress.next_phase(len(ids))
         lead_ids = frozenset(ids)
     elif s_query is not None and matched == 0:
@@ -105,6 +105,10 @@ async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(sequence, dict):
             content["sequence"] = {k: sequence.get(k) for k in ("steps", "name")}
     return content
+
+
+def _checking(read: int, matched: int) -> str:
+    return f"checking the selection: {read} of {matched} leads read"
 
 
 def _leads(n: int) -> str:
