@@ -313,7 +313,7 @@ class _PlanBuilder:
         self.plan = Plan()
         # normalized old value -> (old value, ids going back to it)
         self.groups: dict[Hashable, tuple[Any, list[str]]] = {}
-        self.samples: list[LeadSample] = []
+        self.samples: list[tuple[str, Any, Any]] = []  # (id, display_name, status_label)
 
     def add(self, batch: list[tuple[str, Any]], current: dict[str, dict[str, Any]]) -> None:
         snapshot, plan = self.snapshot, self.plan
@@ -331,20 +331,17 @@ class _PlanBuilder:
                 if not self.include_changed_since:
                     continue
             self.groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
-            self.samples.append(
-                LeadSample(
-                    id=lead_id,
-                    display_name=lead.get("display_name"),
-                    status_label=lead.get("status_label"),
-                )
-            )
-        self.samples = heapq.nsmallest(SAMPLE_MAX, self.samples, key=lambda s: s.id)
+            self.samples.append((lead_id, lead.get("display_name"), lead.get("status_label")))
+        self.samples = heapq.nsmallest(SAMPLE_MAX, self.samples, key=lambda s: s[0])
 
     def finish(self) -> Plan:
         plan = self.plan
         plan.not_found.sort()
         plan.changed_since.sort(key=lambda c: c.id)
-        plan.sample = self.samples
+        plan.sample = [
+            LeadSample(id=lead_id, display_name=name, status_label=label)
+            for lead_id, name, label in self.samples
+        ]
         for _, ids in self.groups.values():
             ids.sort()
         # Largest group first; equal ones by value, then by their first lead.
