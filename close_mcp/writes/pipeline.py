@@ -39,7 +39,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
-from close_mcp.writes.binding import Binding, read_binding
+from close_mcp.writes.binding import Binding, digest_of, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
@@ -512,7 +512,7 @@ class Pipeline:
         current = await self._binding(request)
         if expected is None and current is None:
             return None
-        if current is not None and current.digest() == expected:
+        if current is not None and digest_of(await current.encode()) == expected:
             return None
         saved = await self.context.store.get(f"binding:{nonce}")
         before = Binding.from_json(saved) if saved is not None else None
@@ -523,17 +523,16 @@ class Pipeline:
         self, request: WriteRequest, problem: str | None
     ) -> WriteResult:
         binding = await self._binding(request)
+        encoded = await binding.encode() if binding is not None else None
         minted = self.context.tokens.mint(
             request.tool,
             request.path,
             request.body,
             request.matched,
-            bound=binding.digest() if binding is not None else None,
+            bound=digest_of(encoded) if encoded is not None else None,
         )
-        if binding is not None:
-            await self.context.store.put(
-                f"binding:{minted.nonce}", binding.to_json(), ttl_s=TOKEN_TTL_S
-            )
+        if encoded is not None:
+            await self.context.store.put(f"binding:{minted.nonce}", encoded, ttl_s=TOKEN_TTL_S)
         ask = (
             f"{request.summary}. Show this preview to the user; if they agree, call "
             f"{request.tool} again with the same arguments and confirmation_token."
