@@ -180,3 +180,30 @@ async def test_restore_reports_each_lead_as_a_step(start_harness: StartHarness) 
         f"restore: {backup.count} of {backup.count} leads",
     )
     assert _longest_gap(started, [at for at, *_ in seen], h.clock.time()) <= MAX_GAP_S
+
+
+@pytest.mark.anyio
+async def test_a_new_era_client_hears_the_progress_of_its_call(
+    start_harness: StartHarness,
+) -> None:
+    """2026-07-28 (no initialize): the progress reaches the callback of the call that asked."""
+    h = await _slow_harness(start_harness)
+    heard: list[tuple[float, float, float | None, str | None]] = []
+
+    async def callback(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((h.clock.time(), progress, total, message))
+
+    args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
+    async with Client(h.server, mode="auto") as client:
+        first = await client.call_tool("create_bulk_delete", args)
+        assert first.structured_content is not None
+        token = first.structured_content["confirmation_token"]
+        started = h.clock.time()
+        done = await client.call_tool(
+            "create_bulk_delete", {**args, "confirmation_token": token}, progress_callback=callback
+        )
+    assert not done.is_error, done.content
+    values = [value for _, value, _, _ in heard]
+    assert values == sorted(set(values))
+    assert _longest_gap(started, [at for at, *_ in heard], h.clock.time()) <= MAX_GAP_S
+    assert heard[-1][3] == f"backup: {N_LEADS} of {N_LEADS} leads saved"
