@@ -2,7 +2,8 @@
 
 The plan, worked out fresh on every call from the snapshot and the leads' values now:
 
-- Each lead of the snapshot is read again (`/data/search/` over its id, 1000 ids a query).
+- Each lead of the snapshot is read again (`/data/search/` over its id, 1000 ids a query),
+  the snapshot itself read back from the store 1000 leads at a time (`plan_revert`).
   A lead whose value is what the edit set goes back; one whose value is the old one already
   is left (nothing to do); one whose value is neither was changed by someone else since
   the edit and is reported and left alone, unless `include_changed_since` is true; a lead

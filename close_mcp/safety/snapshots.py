@@ -5,22 +5,33 @@ Close can undo neither a bulk edit nor a bulk delete, so just before such a job 
 about to overwrite and writes it down, in the state store (`close_mcp.store`) that every
 replica sharing `CLOSE_MCP_STORE` sees, so a revert or a restore works from any of them:
 
-- edit: `snapshot:<job_id>`, one JSON document `{version, job_id, created_at, tool,
-  request, field, leads: {lead_id: old value}}`, where `field` is `status_id` or
-  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it.
-  What each revert sent goes to its own list, `reverts:<job_id>`: one JSON line
-  `{sent_at, job_id}` per bulk edit job, as soon as Close answers, and `{sent_at, lead_id}`
-  per lead updated one by one (`record_revert`: one append, never a rewrite).
-- delete: `backup:<job_id>`, one lead per line as `/data/search/` returned it (fields,
+- edit: `snapshot:<job_id>`, a small JSON header `{version: 2, job_id, created_at, tool,
+  request, field, leads_key, leads_count}`, where `field` is `status_id` or
+  `custom.<cf_id>`; its leads are the list `leads_key` (`snapshot-leads:<random>`), one
+  line `[lead_id, old value]` per lead (an absent custom value is `null`).
+  `revert_bulk_edit` reads it back a batch at a time. What each revert sent goes to its own
+  list, `reverts:<job_id>`: one JSON line `{sent_at, job_id}` per bulk edit job, as soon as
+  Close answers, and `{sent_at, lead_id}` per lead updated one by one (`record_revert`:
+  appended, never a rewrite).
+- delete: `backup:<job_id>`, the same header without `request`/`field`; its leads are the
+  list `backup-leads:<random>`, one lead per line as `/data/search/` returned it (fields,
   `custom.<cf_id>` values, contacts with emails and phones). `close-mcp restore <job_id>`
   reads it. The replica that ran the delete also keeps a copy on its disk,
   `<snapshot_dir>/<job_id>.jsonl` (folder 0700, file 0600, written to a private temporary
   name and renamed), so the leads survive the loss of the store (a Redis without
   persistence); `close-mcp restore <that file>` reads it.
 
-The job id is only known once Close answers the POST, so a document is first written as
+Both are streamed: each page of leads Close returns (200) is appended to the list (and the
+file) before the next is read, so the server holds one page (and, past 10,000 leads, the
+ids seen, to skip a lead read twice), never the leads of the selection; the header is
+written only once the list is complete; a walk that fails removes its list and
+nothing is sent. Documents written whole by earlier versions (a snapshot with its `leads`
+inline, version 1; a backup as one JSON-lines text) are still read.
+
+The job id is only known once Close answers the POST, so a header is first written as
 `snapshot:pending-<random>` / `backup:pending-<random>` and `attach` (the pipeline calls it
-with the job id) writes it under the job id and removes the pending one; a pending document
+with the job id) writes it under the job id and removes the pending one (the list of leads
+stays where it is: nothing of size is rewritten); a pending document
 that stays belongs to a POST that failed or whose outcome is unknown (the audit line names
 it). Documents have no expiry: they are kept until deleted from the store.
 
