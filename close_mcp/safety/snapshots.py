@@ -91,6 +91,8 @@ BACKUP_FIELDS: Final = (
     "contacts",
 )
 STORE_REF: Final = "store:"
+# `json.dumps(x, ensure_ascii=False)` without building an encoder per call (one per lead).
+_to_json: Final = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
 
@@ -347,7 +349,7 @@ class SnapshotBeforeEdit(_Saver):
         field = edit_field(request.body)
 
         def line(lead: dict[str, Any]) -> str:
-            return json.dumps([lead["id"], lead.get(field)], ensure_ascii=False)
+            return _to_json([lead["id"], lead.get(field)])
 
         header = {**self._header(request), "request": request.body, "field": field}
         return await self._write_leads(request, [field], line, header, progress)
@@ -378,7 +380,7 @@ class BackupBeforeDelete(_Saver):
         path = _pending(snapshot_dir(self.settings), "bulkdelete", BACKUP_SUFFIX)
 
         def line(lead: dict[str, Any]) -> str:
-            return json.dumps(lead, ensure_ascii=False)
+            return _to_json(lead)
 
         with private_file(path) as file:
             saved = await self._write_leads(
@@ -525,9 +527,7 @@ async def read_document(store: StateStore, key: str) -> dict[str, Any] | None:
 async def record_revert(store: StateStore, job_id: str, entries: list[dict[str, Any]]) -> None:
     """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the reverts of
     the edit `job_id`: appended in one write (the snapshot itself is never rewritten)."""
-    await store.extend(
-        reverts_key(job_id), [json.dumps(entry, ensure_ascii=False) for entry in entries]
-    )
+    await store.extend(reverts_key(job_id), [_to_json(entry) for entry in entries])
 
 
 @dataclass(frozen=True)
