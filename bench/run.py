@@ -1,8 +1,9 @@
-"""Run every benchmark and print one table: `python bench/run.py` (about four minutes).
+"""Run every benchmark and print one table: `python bench/run.py` (about seven minutes).
 
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
-    python bench/run.py --only sizes    # one group: cold, overhead, sizes, ratelimit, memory
+    python bench/run.py --only tools    # one group: cold, overhead, tools, sizes, results,
+                                        # ratelimit, memory
 
 Figures, not assertions: the table marks each figure against its target (pass / MISS), and
 the exit code is 0 either way unless a benchmark itself broke.
@@ -23,10 +24,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `close_mcp` i
 
 import anyio
 
-from bench import cold_start, memory, overhead, ratelimit, scenarios
+from bench import cold_start, memory, overhead, ratelimit, results, scenarios, tool_list
 from bench.report import Row, render
 
-GROUPS = ("cold", "overhead", "sizes", "ratelimit", "memory")
+GROUPS = ("cold", "overhead", "tools", "sizes", "results", "ratelimit", "memory")
 
 
 def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
@@ -37,9 +38,15 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
     async def per_call() -> list[Row]:
         return await overhead.measure(calls=60 if quick else 300, warmup=10 if quick else 30)
 
+    async def tools() -> list[Row]:
+        return tool_list.rows(await tool_list.measure())
+
     async def sizes() -> list[Row]:
         fig = await scenarios.collect()
         return scenarios.rows(fig) + scenarios.request_rows(fig)
+
+    async def tokens() -> list[Row]:
+        return await results.measure(leads=5_000 if quick else results.REVERT_LEADS)
 
     async def limited() -> list[Row]:
         return await ratelimit.measure(reads=100 if quick else 500)
@@ -48,7 +55,15 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
         rows, _ = await memory.measure(calls=2000 if quick else 10_000)
         return rows
 
-    return {"cold": cold, "overhead": per_call, "sizes": sizes, "ratelimit": limited, "memory": mem}
+    return {
+        "cold": cold,
+        "overhead": per_call,
+        "tools": tools,
+        "sizes": sizes,
+        "results": tokens,
+        "ratelimit": limited,
+        "memory": mem,
+    }
 
 
 async def main(argv: list[str] | None = None) -> int:

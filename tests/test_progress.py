@@ -126,7 +126,7 @@ async def test_a_confirmed_edit_and_its_revert_report_progress_with_their_token(
             client, notes, "revert_bulk_edit", job, "revert-1"
         )
     assert reverted["status"] == "submitted"
-    requests = len(reverted["result"]["jobs"]) + len(reverted["result"]["updated_leads"])
+    requests = reverted["result"]["jobs_count"] + reverted["result"]["updated_leads_count"]
     messages = _check(notes, "revert-1", started, ended, ["revert: ", "revert: 1 of"])
     assert f"revert: {N_LEADS} leads of the snapshot checked" in messages
     assert messages[-1] == f"revert: {requests} of {requests} requests sent"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,9 +86,6 @@ async def test_draft_is_created_at_once_with_the_exact_body(h: Harness) -> None:
         "preview": {
             "path": "/activity/email/",
             "request": body,
-            "s_query": None,
-            "results_limit": None,
-            "sort": None,
             "matched": 2,
             "sample": sample(lead, h),
             "rendering": {
@@ -283,6 +282,7 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
         "bcc": [],
         "subject": expected["subject"],
         "body": expected["body"],
+        "contact_id": contact.id,
         "template": "Intro",
     }
     assert preview["preview"]["notes"] == [
@@ -312,6 +312,48 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
     assert email["subject"] == expected["subject"]
     assert email["body_text"] == expected["body"]
     assert result["result"]["subject"] == expected["subject"]
+
+
+async def test_a_template_is_rendered_for_a_contact_chosen_and_named(h: Harness) -> None:
+    """Close renders a template only for a lead and a contact: with `to` given and no
+    contact_id, the contact holding the recipient is chosen, rendered for and posted."""
+    store = h.sandbox.store
+    lead = a_lead(h, contacts=2)
+    contact = lead.contacts[1]
+    address = contact.emails[0]["email"]
+    template = email_template(store, "Intro")
+    args = {"lead_id": lead.id, "to": [address], "template": "Intro"}
+    preview = await h.call("send_email", {**args, "dry_run": True})
+    assert preview["preview"]["rendering"]["contact_id"] == contact.id
+    assert preview["preview"]["rendering"]["body"].startswith(f"Hi {contact.name.split()[0]},")
+    assert preview["preview"]["notes"] == [
+        f"The template is rendered for contact {contact.id} ({contact.name}), the email filed "
+        "under it.",
+        "Close renders the template 'Intro' for this lead when it saves.",
+    ]
+    render = [r.query for r in h.sandbox.requests if r.path.endswith("/render/")]
+    assert render == [{"lead_id": lead.id, "contact_id": contact.id}]
+    await h.call("send_email", args)
+    body = {
+        "lead_id": lead.id,
+        "status": "draft",
+        "contact_id": contact.id,
+        "to": [address],
+        "template_id": template.id,
+    }
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+
+
+async def test_a_template_for_a_lead_without_contacts_is_refused(h: Harness) -> None:
+    lead = next(iter(h.sandbox.store.leads.values()))
+    lead.contacts.clear()  # as Close allows: a lead with no contact
+    args = {"lead_id": lead.id, "to": ["x@example.com"], "template": "Intro"}
+    error = await h.error("send_email", args)
+    assert error == (
+        f"template: lead {lead.id} has no contact, and Close renders a template for a lead and "
+        "one of its contacts; write the body instead"
+    )
+    assert h.sandbox.requests[-1].path == f"/api/v1/lead/{lead.id}/"
 
 
 async def test_template_given_by_id_keeps_the_subject_given(h: Harness) -> None:
@@ -736,13 +778,25 @@ async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> Non
         "followup_date", "dry_run", "confirmation_token",
     }  # fmt: skip
     assert tool.input_schema["required"] == ["lead_id"]
+    # Listed lean (limits enforced, not spelled out) and nullable, for strict clients.
     assert props["send_in"] == {
-        "description": "outbox only: delay sending by 0-59 seconds.",
+        "description": "outbox: send after 0-59 seconds.",
+        "type": ["integer", "null"],
+    }
+    assert props["subject"] == {
+        "description": "Subject (a template supplies one).",
+        "type": ["string", "null"],
+    }
+    enforced = json.loads(
+        (Path(__file__).parent.parent / "tool_schemas/enforced/send_email.json").read_text()
+    )["properties"]
+    assert enforced["send_in"] == {
+        "description": "outbox: send after 0-59 seconds.",
         "exclusiveMaximum": 60,
         "minimum": 0,
         "type": "integer",
     }
-    assert props["subject"] == {
+    assert enforced["subject"] == {
         "description": "Subject (a template supplies one).",
         "maxLength": 1000,
         "type": "string",

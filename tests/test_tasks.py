@@ -270,8 +270,10 @@ async def test_seven_everyday_tasks_through_a_real_client(h: Harness) -> None:
     # 6. "Undo the status change." (the job id is the one task 1 answered)
     model.task("6 undo (revert)")
     reverted = await model.write("revert_bulk_edit", {"job_id": status_job})
-    for job in reverted["result"]["jobs"]:
-        await model.wait(job["id"])
+    assert reverted["job"]["id"] == reverted["result"]["jobs"][0]
+    assert reverted["result"]["jobs_count"] == len(reverted["result"]["jobs"])
+    for job_id in reverted["result"]["jobs"]:
+        await model.wait(job_id)
     back = statuses(store)
     assert {lead_id: back[lead_id] for lead_id in moving if lead_id in back} == {
         lead_id: potential for lead_id in moving if lead_id in back

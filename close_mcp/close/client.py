@@ -55,6 +55,8 @@ DEFAULT_BASE_URL: Final = "https://api.close.com/api/v1/"
 USER_AGENT: Final = f"close-mcp/{__version__} (+https://pypi.org/project/close-mcp/)"
 DEFAULT_PAGE_SIZE: Final = 100
 SEARCH_PAGE_SIZE: Final = 200
+# Close's largest page: a `_limit` above it is a 400, not a smaller page, so none is asked for.
+MAX_PAGE_SIZE: Final = 200
 JSON = Any
 
 
@@ -351,7 +353,9 @@ class CloseClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         max_items: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item of a `_skip`/`_limit` list, following `has_more`."""
+        """Every item of a `_skip`/`_limit` list, following `has_more` (pages of at most
+        MAX_PAGE_SIZE, whatever `page_size` asks)."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         items: list[dict[str, Any]] = []
         skip = 0
         while True:
@@ -375,8 +379,8 @@ class CloseClient:
         sort: list[JSON] | None = None,
         include_counts: bool = False,
     ) -> dict[str, Any]:
-        """One page of `/data/search/` over leads."""
-        body: dict[str, Any] = {"query": query, "_limit": limit}
+        """One page of `/data/search/` over leads (at most MAX_PAGE_SIZE of them)."""
+        body: dict[str, Any] = {"query": query, "_limit": min(limit, MAX_PAGE_SIZE)}
         if fields is not None:
             body["_fields"] = {"lead": fields}
         if cursor:

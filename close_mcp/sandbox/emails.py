@@ -24,6 +24,17 @@ EDITABLE = (
     "status",
 )  # fmt: skip
 
+# The request fields Close documents for `POST /activity/email/` (its request schema, plus
+# `date_scheduled` and `send_in`, which its prose requires for scheduled and outbox). Any
+# other field is refused, so a client cannot rely on one Close would ignore.
+CREATE_FIELDS = (
+    "lead_id", "status", "activity_at", "attachments", "bcc", "body_html", "body_text", "cc",
+    "contact_id", "created_by", "date_created", "email_account_id", "followup_date",
+    "followup_sequence_add_cc_bcc", "followup_sequence_delay", "followup_sequence_id",
+    "in_reply_to_id", "opens", "organization_id", "sender", "subject", "template_id", "to",
+    "user_id", "date_scheduled", "send_in",
+)  # fmt: skip
+
 
 def _parse_datetime(value: Any) -> datetime | None:
     try:
@@ -130,6 +141,9 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
     """POST /activity/email/: validate like Close, store, and answer the activity."""
     if not isinstance(data, dict):
         raise BadRequest({}, ["Expected a JSON object."])
+    unknown = sorted(set(data) - set(CREATE_FIELDS))
+    if unknown:
+        raise BadRequest({key: "Unknown field." for key in unknown})
     lead = _lead_of(store, data)
     errors = _check(store, data, lead)
     if errors:

@@ -7,6 +7,7 @@ Close's JSON shape (`to_json`), so the routes stay thin.
 
 from __future__ import annotations
 
+import json
 import random
 import string
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from typing import Any
 JSON = dict[str, Any]
 
 _ALNUM = string.ascii_letters + string.digits
+# What a bulk edit job shows of its request: Close's BulkEditAction documents these four and
+# nothing else (no custom_field_id, custom_field_values or custom_field_operation).
+EDIT_ECHO = ("type", "lead_status_id", "custom_field_name", "custom_field_value")
 
 
 def iso(moment: datetime) -> str:
@@ -354,7 +358,17 @@ class Job:
             "date_updated": iso(self.date_updated),
             "organization_id": org.id,
         }
-        answer.update(self.params)
+        answer.update(self.echo())
+        return answer
+
+    def echo(self) -> JSON:
+        """The kind's own fields as Close documents them on the job (see EDIT_ECHO)."""
+        if self.kind != "edit":
+            return dict(self.params)
+        answer = {key: self.params.get(key) for key in EDIT_ECHO}
+        value = answer["custom_field_value"]
+        if value is not None and not isinstance(value, str):  # documented: string or null
+            answer["custom_field_value"] = json.dumps(value)
         return answer
 
 
@@ -371,6 +385,8 @@ class Store:
     templates: dict[str, EmailTemplate] = field(default_factory=dict)
     sequences: dict[str, Sequence] = field(default_factory=dict)
     email_accounts: dict[str, EmailAccount] = field(default_factory=dict)
+    # Connected accounts of other kinds (a zoom account): listed, never a sender.
+    other_accounts: dict[str, JSON] = field(default_factory=dict)
     saved_searches: dict[str, SavedSearch] = field(default_factory=dict)
     leads: dict[str, Lead] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)

@@ -349,7 +349,12 @@ def _bases(h: Harness, tool: str, revertable: list[str]) -> list[Base]:
         bases = [Base({**s, **subscribe}, (_flip_done_email, other_sequence)) for s in selections]
         for s in selections:
             for action in ("pause", "resume", "resume_finished"):
-                bases.append(Base({**s, "action_type": action}, (_flip_done_email, other_action)))
+                bases.append(
+                    Base(
+                        {**s, "action_type": action, "all_sequences": True},
+                        (_flip_done_email, other_action),
+                    )
+                )
                 bases.append(
                     Base(
                         {**s, "action_type": action, "sequence": "Win-back"},

@@ -11,8 +11,10 @@ Choices where Close leaves room:
 - A template and a body together are refused: Close renders the template only when no body
   is given, so the template would be silently ignored.
 - An empty `to` (except for `inbox`, a received email) is filled with the first address of
-  `contact_id`, else of the lead's first contact that has one, and that contact becomes
-  `contact_id`; the preview says so.
+  `contact_id`, else of the lead's first contact that has one; the preview says so.
+- Close renders a template for a lead and one of its contacts, so an email with a template
+  always names one (`contact_id`): the one given, else the contact holding a recipient (for
+  `inbox`, the sender), else the first with an address; the preview names it.
 - `date_scheduled`, `send_in` and `followup_date` are refused for statuses where Close would
   ignore them (a draft with a date is still only a draft).
 - A line break (CR or LF) in the subject, the sender or an address is refused: in a mail
@@ -41,6 +43,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.rendering import clip, first_email, render
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import (
@@ -72,7 +75,6 @@ FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
 MAX_SUBJECT: Final = 1000
 MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
 MAX_RECIPIENTS: Final = 100
-RENDER_CLIP: Final = 2000
 LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
 
 # The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
@@ -164,12 +166,6 @@ def _followup(value: str) -> str:
     return _aware("followup_date", value, example).isoformat()
 
 
-def _clip(text: str | None) -> str | None:
-    if text is None or len(text) <= RENDER_CLIP:
-        return text
-    return text[:RENDER_CLIP] + f"… ({len(text)} characters in all)"
-
-
 @dataclass
 class _Lead:
     id: str
@@ -190,15 +186,12 @@ async def _fetch_lead(client: CloseClient, lead_id: str) -> _Lead:
     return _Lead(lead_id, raw.get("display_name"), raw.get("status_label"), contacts)
 
 
-def _first_email(contact: dict[str, Any]) -> str | None:
-    for entry in contact.get("emails") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("email"), str) and entry["email"]:
-            return str(entry["email"])
-    return None
-
-
-def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
-    """The given contact (which must be the lead's), else the first one with an address."""
+def _pick_contact(
+    lead: _Lead, contact_id: str | None, addresses: list[str]
+) -> dict[str, Any] | None:
+    """The given contact (which must be the lead's); else the first one holding one of
+    `addresses`, else the first with an address, else the first (None: the lead has none).
+    Close renders a template for a lead and one contact, so one is always chosen."""
     if contact_id is not None:
         for contact in lead.contacts:
             if contact.get("id") == contact_id:
@@ -208,7 +201,22 @@ def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
             "contact_id",
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
         )
-    return next((c for c in lead.contacts if _first_email(c)), None)
+    for address in addresses:
+        for contact in lead.contacts:
+            if address.lower() in _addresses_of(contact):
+                return contact
+    with_email = [c for c in lead.contacts if first_email(c)]
+    if with_email:
+        return with_email[0]
+    return lead.contacts[0] if lead.contacts else None
+
+
+def _addresses_of(contact: dict[str, Any]) -> set[str]:
+    return {
+        str(entry["email"]).lower()
+        for entry in contact.get("emails") or []
+        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
+    }
 
 
 async def _check_identity(catalog: Catalog, sender_address: str) -> None:
@@ -225,17 +233,12 @@ async def _check_identity(catalog: Catalog, sender_address: str) -> None:
 
 def _strangers(lead: _Lead, recipients: list[str]) -> list[str]:
     """The recipients who are not contacts of the lead, in order, once each."""
-    known = {
-        str(entry["email"]).lower()
-        for contact in lead.contacts
-        for entry in contact.get("emails") or []
-        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
-    }
+    known = {address for contact in lead.contacts for address in _addresses_of(contact)}
     return [r for r in dict.fromkeys(recipients) if r.lower() not in known]
 
 
 async def _account_id(catalog: Catalog, email_account: str, sender_address: str | None) -> str:
-    account = await catalog.resolve_email_account(email_account)
+    account = await catalog.resolve_email_account(email_account, path="email_account")
     identities = [i.email.lower() for i in account.identities]
     if sender_address is not None and identities and sender_address.lower() not in identities:
         raise ArgumentError(
@@ -306,7 +309,7 @@ Recipients = Annotated[
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
     str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
 ]
 ContactIdArg = Annotated[
     str | None,
@@ -320,8 +323,7 @@ ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients. Empty: the first address of contact_id, else of the "
-        "lead's first contact with one (not for inbox).",
+        description="Default: contact_id's first address, else the lead's first contact's.",
     ),
 ]
 SubjectArg = Annotated[
@@ -334,47 +336,44 @@ TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, rendered by Close for this lead; "
-        "instead of a body, not with one.",
+        description="Email template name or tmpl_ id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default, nothing sent), outbox (send now), scheduled (send "
-        "at date_scheduled), sent or inbox (only log an email sent or received "
-        "elsewhere)."
+        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
+        "inbox only log."
     ),
 ]
 SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or a bare address; required for '
-        "outbox, scheduled and inbox.",
+        description='"Name" <name@example.com> or an address; required for outbox, '
+        "scheduled and inbox.",
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+    Field(max_length=200, description="Sending account: email or emailacct_ id."),
 ]
 DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled only: ISO datetime with timezone, in the future.",
+        description="scheduled: a future ISO datetime with timezone.",
     ),
 ]
 SendInArg = Annotated[
     int | None,
-    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
 ]
 FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
-        "if nobody replies.",
+        description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
     ),
 ]
 
@@ -414,18 +413,31 @@ def register(reg: Registrar) -> None:
 
         call = runtime.call(ctx.headers)
         lead = await _fetch_lead(call.client, lead_id)
-        contact = _pick_contact(lead, contact_id)
+        # An inbox email's recipients are this side's addresses: its sender is the contact's.
+        known = [sender_address] if status == "inbox" and sender_address else []
+        contact = _pick_contact(lead, contact_id, known or to_list + cc_list + bcc_list)
         notes: list[str] = []
         chosen_contact = contact_id
+        picked = str(contact.get("id")) if contact is not None else None
+        who = f"contact {picked} ({(contact or {}).get('name') or 'no name'})"
         if not to_list and status != "inbox" and contact is not None:
-            address = _first_email(contact)
+            address = first_email(contact)
             if address is not None:
                 to_list = [address]
-                chosen_contact = str(contact.get("id"))
+                chosen_contact = picked
                 notes.append(
-                    f"to was empty: the email goes to {address}, the first address of "
-                    f"contact {chosen_contact} ({contact.get('name') or 'no name'})."
+                    f"to was empty: the email goes to {address}, the first address of {who}."
                 )
+        if template is not None and chosen_contact is None:
+            # Close renders a template for the email's lead and contact: name one.
+            if picked is None:
+                raise ArgumentError(
+                    "template",
+                    f"lead {lead.id} has no contact, and Close renders a template for a lead "
+                    "and one of its contacts; write the body instead",
+                )
+            chosen_contact = picked
+            notes.append(f"The template is rendered for {who}, the email filed under it.")
         if status in SENDS and not to_list:
             raise ArgumentError(
                 "to",
@@ -474,15 +486,12 @@ def register(reg: Registrar) -> None:
         if sender:
             rendering["sender"] = body["sender"]
         rendering["subject"] = subject
-        rendering["body"] = _clip(body_text if body_text is not None else body_html)
-        if found is not None:
-            params = {"lead_id": lead.id}
-            if chosen_contact:
-                params["contact_id"] = chosen_contact
-            rendered = await call.client.get(f"email_template/{found.id}/render/", params)
-            rendered = rendered if isinstance(rendered, dict) else {}
+        rendering["body"] = clip(body_text if body_text is not None else body_html)
+        if found is not None and chosen_contact is not None:
+            rendered = await render(call.client, found.id, lead.id, chosen_contact)
+            rendering["contact_id"] = chosen_contact
             rendering["subject"] = subject or rendered.get("subject")
-            rendering["body"] = _clip(rendered.get("body"))
+            rendering["body"] = clip(rendered.get("body"))
             rendering["template"] = found.name
             notes.append(f"Close renders the template {found.name!r} for this lead when it saves.")
         if scheduled:
@@ -552,13 +561,8 @@ def register(reg: Registrar) -> None:
         toolset="send",
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call sends nothing; it answers with a "
-        "preview of recipients, subject and body plus a confirmation_token; show it to the "
-        "user and call again with the same arguments and the token once they agree (unless "
-        "the server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews.",
+        "(outbox) or later (scheduled), or a log of one sent or received elsewhere (sent, "
+        "inbox). Only outbox and scheduled are confirmed. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
