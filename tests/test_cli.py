@@ -85,7 +85,7 @@ def test_help_lists_the_subcommands(env: dict[str, str]) -> None:
     assert "CLOSE_API_KEY" in done.stdout
 
 
-COMMANDS = ("serve", "sandbox", "demo", "schemas", "restore")
+COMMANDS = ("serve", "sandbox", "demo", "schemas", "restore", "check")
 # Each flag that mirrors an environment variable, and the variable.
 FLAG_VARIABLES = {
     "--read-only": "CLOSE_MCP_READ_ONLY",

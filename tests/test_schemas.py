@@ -281,7 +281,22 @@ def bases(h: Harness, job_id: str) -> dict[str, dict[str, Any]]:
             "sequence": "Onboarding",
         },
         "create_bulk_delete": {"filter": lead},
+        "cancel_email": {"activity_id": scheduled_email(h)},
     }
+
+
+def scheduled_email(h: Harness) -> str:
+    """An email waiting to go out, made straight in the sandbox: what cancel_email takes back."""
+    from close_mcp.sandbox import emails
+
+    data = {
+        "lead_id": next(iter(h.sandbox.store.leads)),
+        "status": "scheduled",
+        "date_scheduled": "2026-01-02T09:00:00+00:00",
+        "sender": "sandra@sandbox.example",
+        "body_text": "x",
+    }
+    return str(emails.create(h.sandbox.store, data, h.clock.time())["id"])
 
 
 def fallback_base(schema: dict[str, Any], h: Harness, job_id: str) -> dict[str, Any]:

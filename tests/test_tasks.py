@@ -326,3 +326,5 @@ async def test_seven_everyday_tasks_through_a_real_client(h: Harness) -> None:
         "6 undo (revert)",
         "7 draft to a named lead",
     ]
+    # issue 18: no single result a model reads in these tasks is over 1,500 tokens
+    assert {name: t.largest for name, t in model.tasks.items() if t.largest >= 1500} == {}

@@ -109,10 +109,12 @@ class SmartView(_Model):
     @model_validator(mode="before")
     @classmethod
     def _unwrap(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "query" in data:
+        # Close's view also has `query`: the old text form, null for views made with an
+        # s_query. Only a tree already unwrapped (a dict) is taken as the query.
+        if not isinstance(data, dict) or isinstance(data.get("query"), dict):
             return data
         stored = data.get("s_query")
-        out = {k: v for k, v in data.items() if k != "s_query"}
+        out = {k: v for k, v in data.items() if k not in ("s_query", "query")}
         if isinstance(stored, dict) and isinstance(stored.get("query"), dict):
             out["query"] = stored["query"]
             out.setdefault("results_limit", stored.get("results_limit"))

@@ -173,6 +173,11 @@ def error_from_response(
     return CloseAPIError(f"Close answered {status}: {detail or 'unexpected error'}", **where)
 
 
+def count_body(query: JSON) -> dict[str, Any]:
+    """Close's count-only search: `results_limit: 0` with `include_counts`, no leads back."""
+    return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
+
+
 class CloseClient:
     """An async client for Close's REST API. Create one per API key; close it when done."""
 
@@ -398,8 +403,7 @@ class CloseClient:
 
     async def count(self, query: JSON) -> int:
         """How many leads match, without fetching any."""
-        body = {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
-        page = await self.post("data/search/", body, idempotent=True)
+        page = await self.post("data/search/", count_body(query), idempotent=True)
         try:
             return int(page["count"]["total"])
         except (KeyError, TypeError, ValueError):

@@ -73,7 +73,7 @@ from close_mcp.writes.sender import Method, Sender
 
 PER_LEAD_MAX: Final = 3
 IDS_PER_REQUEST: Final = 1000
-FULL_PLAN_MAX: Final = 100  # leads; above this the preview summarizes the requests
+FULL_PLAN_MAX: Final = 25  # leads; above this the preview summarizes the requests (bounded tokens)
 SHOWN_MAX: Final = 3  # items of each list in a preview (the rest: `close://reverts/<job_id>`)
 # The lock on sending a revert plan expires this long after its holder died (a plan is at
 # most 50 bulk edits and a few PUTs: seconds, not minutes).

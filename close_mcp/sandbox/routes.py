@@ -114,6 +114,7 @@ class Api:
             (r"status/lead/(?P<id>[^/]+)/", {"GET": self.status}),
             (r"custom_field/lead/", {"GET": self.custom_fields}),
             (r"custom_field/lead/(?P<id>[^/]+)/", {"GET": self.custom_field}),
+            (r"custom_field_schema/lead/", {"GET": self.custom_field_schema}),
             (r"email_template/", {"GET": self.templates}),
             (r"email_template/(?P<id>[^/]+)/", {"GET": self.template}),
             (r"email_template/(?P<id>[^/]+)/render/", {"GET": self.render}),
@@ -169,6 +170,10 @@ class Api:
 
     def custom_fields(self, call: Call) -> JSON:
         return page([cf.to_json() for cf in self.store.custom_fields.values()], call.query)
+
+    def custom_field_schema(self, call: Call) -> JSON:
+        """Every field a lead can hold, in display order, as `{"fields": [...]}` (not paged)."""
+        return {"fields": [cf.to_json() for cf in self.store.custom_fields.values()]}
 
     def custom_field(self, call: Call) -> JSON:
         cf = self.store.custom_fields.get(call.params["id"])

@@ -22,6 +22,10 @@ _ALNUM = string.ascii_letters + string.digits
 EDIT_ECHO = ("type", "lead_status_id", "custom_field_name", "custom_field_value")
 
 
+# Objects the seed makes without a date of their own (smart views) date from here.
+SEEDED_AT = datetime(2025, 1, 1, tzinfo=UTC)
+
+
 def iso(moment: datetime) -> str:
     """Close's timestamp form: `2013-02-01T00:54:51.274000+00:00`."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -168,16 +172,23 @@ class SavedSearch:
     name: str
     s_query: JSON
     user_id: str
+    date_created: datetime | None = None  # None: when the organization was seeded
 
     def to_json(self, org: Organization) -> JSON:
+        created = iso(self.date_created or SEEDED_AT)
         return {
             "id": self.id,
             "name": self.name,
             "type": "lead",
             "s_query": self.s_query,
+            "query": None,  # the old text form; views made with s_query have none
+            "description": None,
             "is_shared": True,
+            "is_user_dependent": False,
             "user_id": self.user_id,
             "organization_id": org.id,
+            "date_created": created,
+            "date_updated": created,
         }
 
 
@@ -207,11 +218,13 @@ class Contact:
             "name": self.name,
             "display_name": self.name,
             "title": self.title,
-            "emails": [dict(e) for e in self.emails],
+            "emails": [{"is_unsubscribed": False, **e} for e in self.emails],
             "phones": [dict(p) for p in self.phones],
             "urls": [],
             "date_created": iso(self.date_created),
             "date_updated": iso(self.date_updated),
+            "created_by": None,
+            "updated_by": None,
             "organization_id": org.id,
         }
 
@@ -249,6 +262,7 @@ class Lead:
             "url": self.url,
             "html_url": f"https://app.close.com/lead/{self.id}/",
             "contacts": [c.to_json(store.org) for c in self.contacts],
+            "contact_ids": [c.id for c in self.contacts],
             "opportunities": [],
             "tasks": [],
             "addresses": [],

@@ -132,13 +132,16 @@ async def test_get_lead_in_close_shape(sb: Sandbox, http: httpx.AsyncClient) -> 
         "name": contact.name,
         "display_name": contact.name,
         "title": contact.title,
-        "emails": contact.emails,
+        "emails": [{**e, "is_unsubscribed": False} for e in contact.emails],
         "phones": contact.phones,
         "urls": [],
         "date_created": iso(contact.date_created),
         "date_updated": iso(contact.date_updated),
+        "created_by": None,
+        "updated_by": None,
         "organization_id": store.org.id,
     }
+    assert answer["contact_ids"] == [c.id for c in lead.contacts]
     custom_keys = {k: v for k, v in answer.items() if k.startswith("custom.")}
     assert custom_keys == {f"custom.{k}": v for k, v in lead.custom.items()}
     assert answer["custom"] == {store.custom_fields[k].name: v for k, v in lead.custom.items()}
@@ -188,7 +191,9 @@ async def test_create_update_delete_lead(
     assert lead["date_created"] == "2025-03-01T10:00:00.000000+00:00"
     assert lead["status_label"] == "Customer"
     assert lead[f"custom.{products.id}"] == ["CRM", "API"]
-    assert lead["contacts"][0]["emails"] == [{"email": "anais@zr.example", "type": "office"}]
+    assert lead["contacts"][0]["emails"] == [
+        {"email": "anais@zr.example", "type": "office", "is_unsubscribed": False}
+    ]
 
     clock.advance(60)
     changed = await http.put(

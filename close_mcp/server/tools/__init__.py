@@ -93,7 +93,7 @@ def build_tools(runtime: Runtime) -> Registrar:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import bulk, job_control, job_reads, leads, revert, send
+    from close_mcp.server.tools import bulk, cancel, job_control, job_reads, leads, revert, send
 
     return [
         leads.register,
@@ -102,4 +102,5 @@ def _modules() -> list[Callable[[Registrar], None]]:
         bulk.register,
         revert.register,
         send.register,
+        cancel.register,
     ]

@@ -23,6 +23,12 @@ Choices where Close leaves room:
   identities of the email accounts connected in Close; a logged email (sent, inbox) records
   what happened elsewhere, so its sender is taken as given.
 - Recipients who are not contacts of the lead are named in the preview's notes.
+- A reply (`in_reply_to_id`) must answer an email activity of the same lead; Close keeps it
+  in that email's thread, and the preview names the thread.
+- A follow-up sequence (`followup_sequence`, name or id, resolved like every name) is for an
+  email that goes out (draft, outbox, scheduled), must be active, and its delay is Close's
+  `followup_sequence_delay`: whole seconds, at least a day; a delay without a sequence is
+  refused (Close would have nothing to start).
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -67,6 +73,8 @@ EMAIL_MATCH_KEYS: Final = (
     "sender",
     "body_text",
     "body_html",
+    "in_reply_to_id",
+    "followup_sequence_id",
 )
 NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
 LOGGED: Final = frozenset({"sent", "inbox"})  # only recorded: the sender is taken as given
@@ -76,6 +84,9 @@ MAX_SUBJECT: Final = 1000
 MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
 MAX_RECIPIENTS: Final = 100
 LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
+REPLIED_FIELDS: Final = "id,lead_id,thread_id,subject,status,direction"
+FOLLOWUP_SEQUENCE_STATUSES: Final = frozenset({"draft", "outbox", "scheduled"})
+MIN_FOLLOWUP_SEQUENCE_DELAY: Final = 86_400  # Close: followup_sequence_delay >= 86400 seconds
 
 # The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
 _ADDRESS = re.compile(
@@ -301,10 +312,51 @@ def _check_combination(
         raise ArgumentError("body_text", "give body_text, body_html or a template")
 
 
+def _check_followup_sequence(
+    status: str, followup_sequence: str | None, followup_sequence_delay: int | None
+) -> None:
+    if followup_sequence_delay is not None and followup_sequence is None:
+        raise ArgumentError(
+            "followup_sequence_delay", "only with followup_sequence (the sequence it starts)"
+        )
+    if followup_sequence is not None and status not in FOLLOWUP_SEQUENCE_STATUSES:
+        raise ArgumentError(
+            "followup_sequence",
+            f"only for an email that goes out (draft, outbox, scheduled), not {status}",
+        )
+
+
+async def _replied_email(client: CloseClient, activity_id: str, lead_id: str) -> dict[str, Any]:
+    """The email a reply answers: it must exist and belong to the same lead."""
+    try:
+        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": REPLIED_FIELDS})
+    except NotFound:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("id") != activity_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
+        )
+    if raw.get("lead_id") != lead_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"{activity_id!r} is an email of lead {raw.get('lead_id')}, not of {lead_id}; a reply "
+            "stays on the lead of the email it answers",
+        )
+    return raw
+
+
+async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str, str]:
+    sequence = await catalog.resolve_sequence(name_or_id, path="followup_sequence")
+    if sequence.status not in (None, "active"):
+        raise ArgumentError(
+            "followup_sequence", f"{sequence.name!r} is {sequence.status}; pick an active sequence"
+        )
+    return sequence.id, sequence.name
+
+
 Address = Annotated[str, Field(max_length=254)]
-Recipients = Annotated[
-    list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
-]
+Recipients = Annotated[list[Address] | None, Field(max_length=MAX_RECIPIENTS)]
 
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
@@ -316,7 +368,7 @@ ContactIdArg = Annotated[
     Field(
         pattern=r"^cont_[A-Za-z0-9]+$",
         max_length=100,
-        description="One of the lead's contacts (cont_...).",
+        description="One of the lead's contacts.",
     ),
 ]
 ToArg = Annotated[
@@ -330,13 +382,13 @@ SubjectArg = Annotated[
     str | None,
     Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
 ]
-BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY, description="Plain text body.")]
-BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY, description="HTML body.")]
+BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY)]
+BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY)]
 TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, instead of a body.",
+        description="Template name or id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
@@ -350,19 +402,18 @@ SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or an address; required for outbox, '
-        "scheduled and inbox.",
+        description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Sending account: email or emailacct_ id."),
+    Field(max_length=200, description="Sending account (email or id)."),
 ]
 DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled: a future ISO datetime with timezone.",
+        description="scheduled: future ISO datetime with offset.",
     ),
 ]
 SendInArg = Annotated[
@@ -374,6 +425,28 @@ FollowupDateArg = Annotated[
     Field(
         max_length=64,
         description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
+    ),
+]
+InReplyToArg = Annotated[
+    str | None,
+    Field(
+        pattern=r"^acti_[A-Za-z0-9]+$",
+        max_length=100,
+        description="Email replied to.",
+    ),
+]
+FollowupSequenceArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Sequence started if nobody replies.",
+    ),
+]
+FollowupSequenceDelayArg = Annotated[
+    int | None,
+    Field(
+        ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
+        le=365 * 86_400,
     ),
 ]
 
@@ -399,11 +472,15 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg,
         send_in: SendInArg,
         followup_date: FollowupDateArg,
+        in_reply_to_id: InReplyToArg,
+        followup_sequence: FollowupSequenceArg,
+        followup_sequence_delay: FollowupSequenceDelayArg,
     ) -> WriteRequest:
         _check_headers(subject, sender, {"to": to, "cc": cc, "bcc": bcc})
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
         )
+        _check_followup_sequence(status, followup_sequence, followup_sequence_delay)
         sender_address = _sender_address(sender) if sender else None
         to_list = _recipients("to", to)
         cc_list = _recipients("cc", cc)
@@ -417,6 +494,14 @@ def register(reg: Registrar) -> None:
         known = [sender_address] if status == "inbox" and sender_address else []
         contact = _pick_contact(lead, contact_id, known or to_list + cc_list + bcc_list)
         notes: list[str] = []
+        replied = (
+            await _replied_email(call.client, in_reply_to_id, lead.id) if in_reply_to_id else None
+        )
+        sequence = (
+            await _followup_sequence_id(call.catalog, followup_sequence)
+            if followup_sequence
+            else None
+        )
         chosen_contact = contact_id
         picked = str(contact.get("id")) if contact is not None else None
         who = f"contact {picked} ({(contact or {}).get('name') or 'no name'})"
@@ -479,6 +564,9 @@ def register(reg: Registrar) -> None:
             ("date_scheduled", scheduled),
             ("send_in", send_in),
             ("followup_date", followup),
+            ("in_reply_to_id", in_reply_to_id),
+            ("followup_sequence_id", sequence[0] if sequence else None),
+            ("followup_sequence_delay", followup_sequence_delay if sequence else None),
         ]
         body.update((k, v) for k, v in optional if v is not None)
 
@@ -498,6 +586,25 @@ def register(reg: Registrar) -> None:
             rendering["date_scheduled"] = scheduled
         if send_in:
             rendering["send_in"] = send_in
+        if replied is not None:
+            rendering["in_reply_to"] = {
+                k: replied.get(k) for k in ("id", "subject", "thread_id", "direction")
+            }
+            notes.append(
+                f"A reply to {replied['id']} (subject {replied.get('subject')!r}): Close keeps "
+                f"it in thread {replied.get('thread_id')}."
+            )
+        if sequence is not None:
+            delay = (
+                f" after {followup_sequence_delay // 3600} hours"
+                if followup_sequence_delay
+                else " after Close's default delay"
+            )
+            rendering["followup_sequence"] = sequence[1]
+            notes.append(
+                f"If nobody replies, Close subscribes the recipient to the sequence "
+                f"{sequence[1]!r} ({sequence[0]}){delay}; that sequence then emails them."
+            )
 
         return WriteRequest(
             tool="send_email",
@@ -548,6 +655,9 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg = None,
         send_in: SendInArg = None,
         followup_date: FollowupDateArg = None,
+        in_reply_to_id: InReplyToArg = None,
+        followup_sequence: FollowupSequenceArg = None,
+        followup_sequence_delay: FollowupSequenceDelayArg = None,
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
@@ -560,9 +670,8 @@ def register(reg: Registrar) -> None:
         name="send_email",
         toolset="send",
         title="Send, schedule, draft or log one email",
-        description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a log of one sent or received elsewhere (sent, "
-        "inbox). Only outbox and scheduled are confirmed. For many leads: create_bulk_email.",
+        description="Create one email activity on a lead; only outbox and scheduled are "
+        "confirmed. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
