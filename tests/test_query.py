@@ -762,13 +762,13 @@ async def test_sort_is_validated(catalog: Catalog) -> None:
 
 
 async def test_a_sort_field_may_be_named(catalog: Catalog) -> None:
-    """A sort key may be a field name or a cf_ id, "-" first for descending (what tools/list
-    shows), or an object whose field is named so."""
+    """A sort key may be a lead field, a custom field's name or cf_ id, "-" first for
+    descending (what tools/list shows), or an object whose field is named so."""
     selection = await resolve_selection(
         filter={"name": "x"},
         sort=[
             "-date_created",
-            "cf_ind",
+            "Industry",
             {"direction": "desc", "field": "cf_size"},
             {"direction": "asc", "field": regular("display_name")},
         ],
@@ -780,9 +780,17 @@ async def test_a_sort_field_may_be_named(catalog: Catalog) -> None:
         {"direction": "desc", "field": custom("cf_size")},
         {"direction": "asc", "field": regular("display_name")},
     ]
-    assert (
-        await selection_error(catalog, filter={"name": "x"}, sort=["-no such!"])
-        == "sort[0].field.field_name: 'no such!' is not a field name such as status_id"
+
+
+@pytest.mark.parametrize("name", ["-no such!", "A", "cf_nosuchfield"])
+async def test_a_sort_field_that_does_not_exist_is_refused_before_close(
+    catalog: Catalog, fake: FakeClose, name: str
+) -> None:
+    """Close answers 400 to a sort on a field it does not have (the fuzz found "A")."""
+    field = name.removeprefix("-")
+    assert await selection_error(catalog, filter={"name": "x"}, sort=[name]) == (
+        f"sort[0]: {field!r} is neither a lead field (date_created, date_updated, display_name, "
+        "name) nor a custom field's name or cf_ id; lookup(kind='custom_fields') lists them"
     )
 
 

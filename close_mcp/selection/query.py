@@ -29,10 +29,9 @@ from pydantic import (
 )
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
-from close_mcp.errors import ArgumentError
+from close_mcp.errors import ArgumentError, NameNotFound
 from close_mcp.selection.squery import (
     MAX_OFFSET,
-    expand_sort_fields,
     validate_s_query,
     validate_sort,
 )
@@ -784,6 +783,41 @@ def _filter_error(exc: ValidationError) -> ArgumentError:
     return ArgumentError(None, "; ".join(f"{path}: {message}" for path, message in problems))
 
 
+SORTABLE_LEAD_FIELDS: Final = ("date_created", "date_updated", "display_name", "name")
+
+
+async def _named_sort(sort: list[Any], catalog: Catalog) -> list[Any]:
+    """Sort keys may be named: "date_created" (a lead field), a custom field's name or cf_ id,
+    "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
+    field is named so. Expanded to the sort keys Close expects, and only to fields that exist:
+    Close answers an unknown sort field with a 400."""
+    if not isinstance(sort, list):
+        return sort
+    expanded: list[Any] = []
+    for i, key in enumerate(sort):
+        if isinstance(key, str):
+            direction = "desc" if key.startswith("-") else "asc"
+            key = {"direction": direction, "field": key.removeprefix("-")}
+        if isinstance(key, dict) and isinstance(key.get("field"), str):
+            key = {**key, "field": await _sort_field(key["field"], f"sort[{i}]", catalog)}
+        expanded.append(key)
+    return expanded
+
+
+async def _sort_field(name: str, path: str, catalog: Catalog) -> dict[str, str]:
+    if name in SORTABLE_LEAD_FIELDS:
+        return {"type": "regular_field", "object_type": "lead", "field_name": name}
+    try:
+        field = await catalog.resolve_custom_field(name, path=path)
+    except NameNotFound:
+        raise ArgumentError(
+            path,
+            f"{name!r} is neither a lead field ({', '.join(SORTABLE_LEAD_FIELDS)}) nor a "
+            "custom field's name or cf_ id; lookup(kind='custom_fields') lists them",
+        ) from None
+    return {"type": "custom_field", "custom_field_id": field.id}
+
+
 async def resolve_selection(
     *,
     filter: LeadFilter | dict[str, Any] | None = None,
@@ -811,7 +845,7 @@ async def resolve_selection(
             f"must be a whole number from 1 to {MAX_RESULTS_LIMIT}, not {results_limit!r}",
         )
     if sort is not None:
-        sort = expand_sort_fields(sort)
+        sort = await _named_sort(sort, catalog)
         validate_sort(sort)
 
     source: Literal["filter", "s_query"]

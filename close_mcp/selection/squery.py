@@ -11,6 +11,7 @@ listing every alternative. Errors read `s_query.queries[1].condition.mode: ...`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -301,11 +302,13 @@ def _validator(which: str) -> Draft202012Validator:
 def validate_s_query(tree: object, *, root: str = "s_query") -> None:
     """Raise `SQueryError` unless `tree` is a query tree Close's grammar allows, within limits."""
     _check_size(tree, root)
-    # An assistant sends the same tree to search, preview and confirm: check it once.
+    # An assistant sends the same tree to search, preview and confirm: check it once. The
+    # memo holds a digest of each accepted tree, never the tree: 256 of them are a few KiB
+    # whatever the trees weigh (trees of 0.9 MB each once held 257 MiB).
     try:
-        key = json.dumps(tree, sort_keys=True)
+        key = hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).digest()
     except (TypeError, ValueError):  # not JSON at all: the schema says why
-        key = ""
+        key = b""
     if key and key in _VALID:
         _VALID.move_to_end(key)
         return
@@ -318,29 +321,8 @@ def validate_s_query(tree: object, *, root: str = "s_query") -> None:
         _VALID.popitem(last=False)
 
 
-_VALID: OrderedDict[str, None] = OrderedDict()  # canonical JSON of trees already accepted
+_VALID: OrderedDict[bytes, None] = OrderedDict()  # SHA-256 of trees already accepted
 _VALID_KEEP: Final = 256
-
-
-def expand_sort_fields(sort: list[Any]) -> list[Any]:
-    """Sort keys may be named: "date_created" (a lead field) or "cf_..." (a custom field),
-    "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
-    field is named so. Expanded here to the sort keys Close expects."""
-    expanded: list[Any] = []
-    for key in sort:
-        if isinstance(key, str):
-            name = key.removeprefix("-")
-            key = {"direction": "desc" if key.startswith("-") else "asc", "field": name}
-        if isinstance(key, dict) and isinstance(key.get("field"), str):
-            key = {**key, "field": _field_ref(key["field"])}
-        expanded.append(key)
-    return expanded
-
-
-def _field_ref(name: str) -> dict[str, str]:
-    if name.startswith("cf_"):
-        return {"type": "custom_field", "custom_field_id": name}
-    return {"type": "regular_field", "object_type": "lead", "field_name": name}
 
 
 def validate_sort(sort: object, *, root: str = "sort") -> None:
