@@ -1,10 +1,13 @@
 """The default store: one SQLite file that every process on the machine shares.
 
-Each operation is one short transaction, run on a worker thread so that waiting for the
-disk never stalls the event loop; `BEGIN IMMEDIATE` takes the write lock first, so "set if
-absent" and read-modify-write are atomic across processes. WAL mode lets readers go on
-meanwhile. Lists (`append`/`extend`) are rows of their own, read back in batches by
-sequence number. Expiry is a column compared with the store's clock.
+Each operation is one short transaction. Those that may move many rows (lists, and a
+delete, which drops a key's list) run on a worker thread, so the event loop serves other
+calls meanwhile; single-record ones (`add`, `get`, `put`, `update`) run inline, so the
+rate-limit budget's steps keep the order of the loop's clock (on a thread, a step could
+land after a later one and the budget's refill count twice). `BEGIN IMMEDIATE` takes the
+write lock first, so "set if absent" and read-modify-write are atomic across processes.
+WAL mode lets readers go on meanwhile. Lists (`append`/`extend`) are rows of their own,
+read back in batches by sequence number. Expiry is a column compared with the store's clock.
 """
 
 from __future__ import annotations
@@ -58,21 +61,21 @@ class SQLiteStore:
                 self._write(db, key, value, ttl_s)
                 return True
 
-        return await _off_loop(add)
+        return add()
 
     async def get(self, key: str) -> str | None:
         def get() -> str | None:
             with self._transaction() as db:
                 return self._live(db, key)
 
-        return await _off_loop(get)
+        return get()
 
     async def put(self, key: str, value: str, *, ttl_s: float | None = None) -> None:
         def put() -> None:
             with self._transaction() as db:
                 self._write(db, key, value, ttl_s)
 
-        await _off_loop(put)
+        put()
 
     async def delete(self, key: str, *, if_value: str | None = None) -> bool:
         def delete() -> bool:
@@ -95,7 +98,7 @@ class SQLiteStore:
                 self._write(db, key, value, ttl_s)
                 return result
 
-        return await _off_loop(update)
+        return update()
 
     async def append(self, key: str, line: str) -> None:
         await self.extend(key, [line])

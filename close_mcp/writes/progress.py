@@ -17,6 +17,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import anyio
+import anyio.lowlevel
+
 from close_mcp.clock import Clock
 
 # (progress, total, message) -> sent
@@ -44,6 +47,9 @@ class Progress:
             return
         self._sent, self._last_at = value, now
         await self._sink(value, None if total is None else self._base + total, message)
+        # let the transport's writer send it now, before the next step's work (which may not
+        # yield for a while when Close answers at once)
+        await anyio.lowlevel.checkpoint()
 
     def next_phase(self, steps: int) -> None:
         """The current phase is over after `steps` steps: the next one counts on from them."""
