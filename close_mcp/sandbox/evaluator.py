@@ -312,7 +312,7 @@ class Compiler:
         wanted = [v for v in values if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
         if len(wanted) != len(values):
             raise QueryError({f"{path}.values": "Values must be strings or numbers."})
-        return lambda have: any(v in wanted for v in have)
+        return _any_in(wanted)
 
     def _reference_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
         reference_type, ids = cond.get("reference_type"), cond.get("object_ids")
@@ -434,6 +434,20 @@ class Compiler:
         return self._which(result, which_day_end, f"{path}.which_day_end")
 
 
+def _any_in(wanted: list[Any]) -> ValuePred:
+    """Whether any value is one of `wanted`, by set lookup: a revert selects leads by a term
+    on 1000 ids, and scanning that list for each of 100,000 leads made it quadratic."""
+    lookup = set(wanted)  # strings and numbers only (checked above)
+
+    def check(have: list[Any]) -> bool:
+        try:
+            return any(v in lookup for v in have)
+        except TypeError:  # an unhashable value on a lead (a list inside a list): compare
+            return any(v in wanted for v in have)
+
+    return check
+
+
 def _custom_spec(cf_id: str, cf_type: str) -> FieldSpec:
     def get(lead: Any) -> list[Any]:
         value = lead.custom.get(cf_id)
@@ -511,15 +525,49 @@ def select(
     """The leads a query selects, sorted and capped, as a bulk job or a search sees them."""
     pred = Compiler(store, now).node(tree, prefix, "lead")
     keys = check_sort(store, sort, sort_path)
-    matched = sort_leads([lead for lead in store.leads.values() if pred(lead)], keys)
+    ids = candidate_ids(tree)
+    if ids is None:
+        candidates: Iterable[Lead] = store.leads.values()
+    else:  # the leads named by id, looked up instead of testing every lead
+        candidates = (store.leads[i] for i in ids if i in store.leads)
+    matched = sort_leads([lead for lead in candidates if pred(lead)], keys)
     return matched if results_limit is None else matched[:results_limit]
+
+
+def candidate_ids(tree: Any) -> set[str] | None:
+    """Lead ids that include every match of an already compiled `tree`, or None (any lead).
+
+    A tree that is (or is an `and` with) a plain condition on the lead's `id` can only match
+    the leads it names; `select` then tests just those, so selecting 1000 leads by id costs
+    1000 tests, not one per lead of the organization. Sorting makes the order irrelevant.
+    """
+    if not isinstance(tree, dict) or tree.get("negate"):
+        return None
+    if tree.get("type") == "and":
+        found = [candidate_ids(q) for q in tree.get("queries") or []]
+        sets = [s for s in found if s is not None]
+        return set.intersection(*sets) if sets else None
+    field, condition = tree.get("field"), tree.get("condition")
+    if (
+        tree.get("type") != "field_condition"
+        or not isinstance(field, dict)
+        or not isinstance(condition, dict)
+        or field.get("type") != "regular_field"
+        or field.get("object_type", "lead") != "lead"
+        or field.get("field_name") != "id"
+    ):
+        return None
+    values = condition.get("values" if condition.get("type") == "term" else "object_ids")
+    if condition.get("type") not in ("term", "reference") or not isinstance(values, list):
+        return None
+    return {v for v in values if isinstance(v, str)}
 
 
 def project(lead: Lead, fields: list[str] | None, store: Store) -> JSON:
     """A search hit: `__object_type` and id, or exactly the `_fields` asked (unknown: left out)."""
     if fields is None:
         return {"__object_type": "lead", "id": lead.id}
-    full = lead.to_json(store)
+    full = lead.to_json(store, with_contacts="contacts" in fields)
     answer: JSON = {"__object_type": "lead"}
     for name in fields:
         if name in full:
