@@ -166,7 +166,8 @@ def server_pid(client_pid: int) -> int:
         with contextlib.suppress(OSError):
             stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            if int(stat.rsplit(")", 1)[1].split()[1]) == client_pid and b"serve" in cmdline:
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == client_pid and b"close_mcp serve" in cmdline:
                 return int(entry.name)
     raise LookupError("no close-mcp serve child")
 
@@ -326,7 +327,8 @@ async def server_session(base_url: str, leads: int) -> AsyncIterator[Session]:
         async with Client(serve_params(env), read_timeout_seconds=CALL_TIMEOUT) as client:
             pid = server_pid(os.getpid())
             await client.list_tools()
-            await client.call_tool("lookup", {"kind": "lead_statuses"})  # fills the cache
+            for _ in range(3):  # fills the cache, warms the path the reader takes
+                await client.call_tool("lookup", {"kind": "lead_statuses"})
             await client.call_tool("lookup", {"kind": "custom_fields"})
             yield Session(client, pid, base_url, leads, _status_kib(pid, "VmRSS"))
 
