@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -737,3 +738,27 @@ async def test_an_unexpected_job_id_still_reports_the_submission(
     assert result["job"] is None
     assert result["result"]["id"] == "job_0dd"
     assert [(e["outcome"], e["job_id"]) for e in h.audit.entries()] == [("submitted", "job_0dd")]
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_a_relative_selection_that_moved_on_before_the_confirmation_is_refused(
+    h: Harness,
+) -> None:
+    """`created_within` is read against the clock at each call: a lead that left the span
+    between preview and confirmation changes the count, and the confirmation is refused."""
+    now = datetime.fromtimestamp(h.clock.time(), tz=UTC)
+    edge = next(iter(h.sandbox.store.leads.values()))
+    edge.date_created = now - timedelta(days=30) + timedelta(seconds=60)
+    args = {"filter": {"created_within": "30d"}}
+    first = await h.call("create_bulk_delete", args)
+    assert first["status"] == "confirmation_required"
+    h.clock.advance(120)  # the edge lead is now 30 days and a minute old
+    token = first["confirmation_token"]
+    refused = await h.call("create_bulk_delete", {**args, "confirmation_token": token})
+    assert refused["status"] == "refused"
+    matched = first["preview"]["matched"]
+    assert refused["preview"]["matched"] == matched - 1
+    assert refused["reason"] == (
+        f"the selection now matches {matched - 1} leads, not the {matched} that were previewed"
+    )
+    assert h.writes() == []

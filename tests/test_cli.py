@@ -7,20 +7,35 @@ hanging it.
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from rich.console import Console
 
 from close_mcp import __version__
-from close_mcp.cli.main import main
+from close_mcp.cli import demo
+from close_mcp.cli.main import build_parser, main
+from tests.harness import Harness
+from tests.processes import clean_env, free_port, running
 
 TIMEOUT = 30
-READ_TOOLS = {"search_leads", "lookup", "list_bulk_jobs", "get_bulk_job", "wait_for_bulk_job"}
+READ_TOOLS = {
+    "search_leads",
+    "get_lead",
+    "lookup",
+    "list_bulk_jobs",
+    "get_bulk_job",
+    "wait_for_bulk_job",
+}
 WRITE_TOOLS = {
     "create_bulk_edit",
     "create_bulk_email",
@@ -66,6 +81,93 @@ def test_help_lists_the_subcommands(env: dict[str, str]) -> None:
     for command in ("serve", "sandbox", "demo", "schemas"):
         assert f"    {command} " in done.stdout, command
     assert "CLOSE_API_KEY" in done.stdout
+
+
+COMMANDS = ("serve", "sandbox", "demo", "schemas", "restore")
+# Each flag that mirrors an environment variable, and the variable.
+FLAG_VARIABLES = {
+    "--read-only": "CLOSE_MCP_READ_ONLY",
+    "--toolsets": "CLOSE_MCP_TOOLSETS",
+    "--confirm": "CLOSE_MCP_CONFIRM",
+    "--require-human": "CLOSE_MCP_REQUIRE_HUMAN",
+    "--audit-log": "CLOSE_MCP_AUDIT_LOG",
+    "--snapshot": "CLOSE_MCP_SNAPSHOT",
+}
+# design.md's configuration table: every variable `serve` reads.
+SERVE_VARIABLES = (
+    "CLOSE_API_KEY",
+    "CLOSE_API_BASE_URL",
+    *FLAG_VARIABLES.values(),
+    "CLOSE_MCP_SECRET",
+    "CLOSE_MCP_STORE",
+    "CLOSE_MCP_TIMEZONE",
+    "CLOSE_MCP_HTTP_TOKEN",
+)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _options(command: str) -> list[argparse.Action]:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [
+        action
+        for action in sub.choices[command]._actions
+        if action.option_strings and not isinstance(action, argparse._HelpAction)
+    ]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_in_help_shows_its_default_and_variable(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    shown = _flat(capsys.readouterr().out)
+    for action in _options(command):
+        flag = action.option_strings[-1]
+        assert action.help is not None, flag
+        assert f"{flag}" in shown
+        assert _flat(action.help) in shown, flag
+        assert "default:" in action.help, f"{command} {flag}: {action.help}"
+        if flag in FLAG_VARIABLES:
+            assert FLAG_VARIABLES[flag] in action.help, flag
+    if command == "serve":
+        for variable in SERVE_VARIABLES:
+            assert f" {variable} " in shown, variable
+    if command == "restore":
+        for variable in ("CLOSE_API_KEY", "CLOSE_MCP_STORE"):
+            assert variable in shown, variable
+
+
+def test_help_lists_schemas_as_a_developer_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = _flat(capsys.readouterr().out)
+    assert "schemas (developer) write tool_schemas/ from the code" in shown
+    assert "developer commands: schemas" in shown
+
+
+def test_sandbox_prints_its_base_url_and_key_and_they_work(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/"
+    log = tmp_path / "sandbox.log"
+    with running(
+        ["sandbox", "--port", str(port), "--leads", "5"],
+        env=clean_env(),
+        health=f"{base}me/",
+        log=log,
+    ):
+        printed = log.read_text()
+        key = re.search(r"API key: +(\S+)", printed)
+        assert key is not None, printed
+        me = httpx.get(f"{base}me/", auth=(key.group(1), ""), timeout=10)
+    assert f"  base URL: {base}\n" in printed
+    assert f"CLOSE_API_BASE_URL={base} CLOSE_API_KEY={key.group(1)} close-mcp serve" in printed
+    assert me.status_code == 200, me.text
 
 
 def test_serve_help_says_every_action_is_confirmed_by_default(env: dict[str, str]) -> None:
@@ -213,3 +315,46 @@ async def test_read_only_hides_write_tools_over_stdio(env: dict[str, str]) -> No
         assert tool.annotations is not None
         assert tool.annotations.read_only_hint is True, tool.name
     assert refused.is_error
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+
+DEMO_WHYS = (
+    "Why: a bulk edit changes every matched lead at once and Close has no dry run, so the "
+    "first call only previews; the token is bound to this exact request and lead count.",
+    "Why: no confirmation to pause: pausing only stops the job; it changes no lead.",
+    "Why: resuming a bulk edit changes leads again, so it is confirmed like the edit itself.",
+    "Why: a delete is always confirmed (delete cannot be taken out of CLOSE_MCP_CONFIRM): "
+    "Close cannot undo it. The server backs the leads up first, for close-mcp restore.",
+    "Why: no confirmation for a draft: it is saved on the lead and nothing is sent; status "
+    "outbox or scheduled would send it and is confirmed (the send action).",
+)
+
+
+@pytest.mark.anyio
+@pytest.mark.harness(n_leads=400, audited=True)
+async def test_demo_prints_the_query_once_says_why_and_where_the_audit_log_is(
+    h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk-through as `close-mcp demo` runs it, over an in-process session (fake clock)."""
+    out = io.StringIO()
+    console = Console(file=out, width=400, highlight=False, color_system=None)
+    monkeypatch.setattr(demo, "console", console)
+    audit = tmp_path / "audit.jsonl"
+    assert await demo.present(h.client, audit) == 0
+    text = out.getvalue()
+    assert text.count('"type": "object_type"') == 1, text
+    assert '"s_query": "(the s_query shown above)"' in text
+    for why in DEMO_WHYS:
+        assert why in text, why
+    lines = len(audit.read_text().splitlines())
+    assert lines >= 5
+    assert f"Audit log of this demo: {audit}\n" in text
+    done = f"{lines} lines in the audit log recorded the writes and refusals (without the API key)"
+    assert f"{done}: {audit}\n" in text
+
+
+def test_the_demo_audit_log_has_a_folder_of_its_own_in_the_state_dir(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    assert demo.demo_audit_path(env) == tmp_path / "close-mcp" / "demo" / "audit.jsonl"

@@ -15,6 +15,7 @@ from close_mcp.selection.query import (
     has_email_node,
     lead_ids_node,
     matches_everything,
+    parse_duration,
     parse_when,
     resolve_filter,
     resolve_selection,
@@ -48,6 +49,10 @@ def local(day: str) -> dict[str, Any]:
 
 def utc(value: str) -> dict[str, Any]:
     return {"type": "fixed_utc", "value": value}
+
+
+def ago(**offset: int) -> dict[str, Any]:
+    return {"type": "offset", "direction": "past", "moment": {"type": "now"}, "offset": offset}
 
 
 HAS_EMAIL = {
@@ -176,6 +181,27 @@ ALONE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"updated_before": "2024-12-31"},
         lead_and(
             fc(regular("date_updated"), {"type": "moment_range", "before": local("2024-12-31")})
+        ),
+    ),
+    (
+        "created_within 90d: now minus 90 days",
+        {"created_within": "90d"},
+        lead_and(
+            fc(regular("date_created"), {"type": "moment_range", "on_or_after": ago(days=90)})
+        ),
+    ),
+    (
+        "updated_within ISO PT12H, with updated_before in the same node",
+        {"updated_within": "PT12H", "updated_before": "2025-02-01"},
+        lead_and(
+            fc(
+                regular("date_updated"),
+                {
+                    "type": "moment_range",
+                    "on_or_after": ago(hours=12),
+                    "before": local("2025-02-01"),
+                },
+            )
         ),
     ),
     ("has_email true", {"has_email": True}, lead_and(HAS_EMAIL)),
@@ -475,6 +501,98 @@ async def test_after_must_be_before(catalog: Catalog) -> None:
     )
 
 
+DURATIONS: list[tuple[str, dict[str, int]]] = [
+    ("90d", {"days": 90}),
+    (" 12H ", {"hours": 12}),
+    ("2w", {"weeks": 2}),
+    ("P90D", {"days": 90}),
+    ("pt12h", {"hours": 12}),
+    (
+        "P1Y2M3W4DT5H6M7S",
+        {"years": 1, "months": 2, "weeks": 3, "days": 4, "hours": 5, "minutes": 6, "seconds": 7},
+    ),
+    ("P0DT36H", {"hours": 36}),
+]
+
+
+@pytest.mark.parametrize(("text", "offset"), DURATIONS)
+def test_parse_duration(text: str, offset: dict[str, int]) -> None:
+    assert parse_duration(text) == offset
+
+
+NOT_DURATIONS: list[tuple[str, str]] = [
+    (
+        "3m",
+        "'3m' is not a duration; use a number of hours, days or weeks like 12h, 90d, 2w, or an "
+        "ISO-8601 duration like P90D, PT12H, P1Y",
+    ),
+    (
+        "P",
+        "'P' is not a duration; use a number of hours, days or weeks like 12h, 90d, 2w, or an "
+        "ISO-8601 duration like P90D, PT12H, P1Y",
+    ),
+    (
+        "P1DT",
+        "'P1DT' is not a duration; use a number of hours, days or weeks like 12h, 90d, 2w, or an "
+        "ISO-8601 duration like P90D, PT12H, P1Y",
+    ),
+    (
+        "-5d",
+        "'-5d' is not a duration; use a number of hours, days or weeks like 12h, 90d, 2w, or an "
+        "ISO-8601 duration like P90D, PT12H, P1Y",
+    ),
+    ("0d", "'0d' is an empty span; give a duration longer than zero"),
+    ("P0D", "'P0D' is an empty span; give a duration longer than zero"),
+    ("3652426d", "'3652426d' is out of range: at most 3652425 days"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), NOT_DURATIONS)
+async def test_invalid_durations(catalog: Catalog, text: str, message: str) -> None:
+    assert await selection_error(catalog, filter={"created_within": text}) == (
+        f"filter.created_within: {message}"
+    )
+    assert await selection_error(catalog, filter={"updated_within": text}) == (
+        f"filter.updated_within: {message}"
+    )
+
+
+async def test_within_and_after_conflict(catalog: Catalog) -> None:
+    error = await selection_error(
+        catalog, filter={"created_within": "90d", "created_after": "2025-01-01"}
+    )
+    assert error == (
+        "filter: created_within (90d) and created_after (2025-01-01) both set where the range "
+        "starts; give only one of them"
+    )
+    error = await selection_error(
+        catalog, filter={"updated_within": "P1W", "updated_after": "2025-01-01T00:00:00Z"}
+    )
+    assert error == (
+        "filter: updated_within (P1W) and updated_after (2025-01-01T00:00:00+00:00) both set "
+        "where the range starts; give only one of them"
+    )
+
+
+async def test_a_relative_filter_resolves_to_a_tree_the_s_query_schema_accepts(
+    catalog: Catalog,
+) -> None:
+    """The relative moment is Close's own form: passing the resolved tree back as a raw
+    s_query gives the same tree."""
+    first = await resolve_selection(catalog=catalog, filter={"created_within": "P1Y2M"})
+    again = await resolve_selection(catalog=catalog, s_query=first.s_query)
+    assert (
+        again.s_query
+        == first.s_query
+        == lead_and(
+            fc(
+                regular("date_created"),
+                {"type": "moment_range", "on_or_after": ago(years=1, months=2)},
+            )
+        )
+    )
+
+
 def test_dates_are_stored_normalized() -> None:
     f = LeadFilter(created_after="2025-01-31T12:00:00+02:00", created_before=" 2025-02-01 ")
     assert (f.created_after, f.created_before) == ("2025-01-31T10:00:00+00:00", "2025-02-01")
@@ -494,7 +612,7 @@ async def test_filter_shape_errors(catalog: Catalog) -> None:
     assert await selection_error(catalog, filter={"status": "New"}) == (
         "filter.status: unknown field; the filter fields are: smart_view, lead_ids, "
         "lead_status, name, text, custom_fields, created_after, created_before, updated_after, "
-        "updated_before, has_email"
+        "updated_before, has_email, created_within, updated_within"
     )
     assert await selection_error(catalog, filter={"lead_ids": ["lead_1", "cont_2"]}) == (
         "filter.lead_ids[1]: String should match pattern '^lead_[A-Za-z0-9]+$'"

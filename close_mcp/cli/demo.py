@@ -5,15 +5,17 @@ client would, and walks through what an assistant does: look up statuses, previe
 selection, run a bulk edit with a progress bar, pause and resume a job, try a bulk delete
 (confirmation required, then confirmed), and draft an email. Every write's first call only
 previews (CLOSE_MCP_CONFIRM names every action by default); the demo plays the user who agrees
-and calls again with the token. Nothing leaves the machine.
+and calls again with the token; each write says why it needs a confirmation or not. The audit
+log goes to `demo/audit.jsonl` in the state dir (apart from the real audit log and its
+snapshots), and the demo says where. Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.syntax import Syntax
 from rich.table import Table
+
+from close_mcp.config import default_audit_path
 
 console = Console(stderr=False, highlight=False)
 
@@ -47,12 +51,17 @@ class Demo:
             raise DemoFailed(f"{tool} failed: {text}")
         return dict(result.structured_content)
 
-    async def agree(self, tool: str, args: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    async def agree(
+        self, tool: str, args: dict[str, Any], first: dict[str, Any], why: str
+    ) -> dict[str, Any]:
         """The second step: `first` sent nothing; the user agrees and the token is passed.
 
-        When a person took the action out of CLOSE_MCP_CONFIRM, `first` already ran it."""
+        `why` says why this action is confirmed. When a person took the action out of
+        CLOSE_MCP_CONFIRM, `first` already ran it, and the demo says so instead."""
         if first["status"] != "confirmation_required":
+            _why(f"no confirmation: {tool} is not in CLOSE_MCP_CONFIRM here, so it ran at once.")
             return first
+        _why(why)
         console.print("The user agrees; the assistant calls again with the token:")
         return await self.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
 
@@ -79,6 +88,27 @@ class Demo:
 def _brief(args: dict[str, Any]) -> str:
     text = json.dumps(args, ensure_ascii=False)
     return text if len(text) < 110 else text[:107] + "..."
+
+
+def _why(text: str) -> None:
+    console.print(f"[italic]Why: {text}[/italic]")
+
+
+def _without_query(body: dict[str, Any], shown: dict[str, Any]) -> dict[str, Any]:
+    """The request body with the s_query the demo already printed named, not repeated."""
+    if body.get("s_query") != shown:
+        return body
+    return {**body, "s_query": "(the s_query shown above)"}
+
+
+def _count_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def demo_audit_path(env: dict[str, str]) -> Path:
+    """The demo's own audit file, in a folder of its own under the state dir: the sandbox's
+    audit lines and snapshots never mix with real ones."""
+    return default_audit_path(env).parent / "demo" / "audit.jsonl"
 
 
 def _step(number: int, title: str) -> None:
@@ -120,8 +150,14 @@ async def walk_through(demo: Demo) -> None:
     first = await demo.call("create_bulk_edit", edit_args)
     console.print(f"[bold]{first['status']}[/bold]: {first['message']}")
     console.print(f"POST {first['preview']['path']}")
-    console.print(_json(first["preview"]["request"]))
-    run = await demo.agree("create_bulk_edit", edit_args, first)
+    console.print(_json(_without_query(first["preview"]["request"], found["s_query"])))
+    run = await demo.agree(
+        "create_bulk_edit",
+        edit_args,
+        first,
+        "a bulk edit changes every matched lead at once and Close has no dry run, so the first "
+        "call only previews; the token is bound to this exact request and lead count.",
+    )
     console.print(f"[green]{run['message']}[/green]")
     waited = await demo.wait(run["job"]["id"], "bulk edit")
     console.print(f"Job {waited['job']['id']}: [bold]{waited['job']['status']}[/bold]")
@@ -133,12 +169,23 @@ async def walk_through(demo: Demo) -> None:
         "filter": {"lead_status": ["Bad Fit", "Canceled"]},
         "edit": {"type": "set_custom_field", "custom_field": "Lead Source", "value": "demo"},
     }
-    second = await demo.agree("create_bulk_edit", big, await demo.call("create_bulk_edit", big))
+    second = await demo.agree(
+        "create_bulk_edit",
+        big,
+        await demo.call("create_bulk_edit", big),
+        "another bulk edit, another preview and token.",
+    )
     job_id = second["job"]["id"]
     paused = await demo.call("pause_bulk_job", {"job_id": job_id})
-    console.print(f"Paused (no confirmation needed): {paused['job']['status']}")
+    _why("no confirmation to pause: pausing only stops the job; it changes no lead.")
+    console.print(f"Paused: {paused['job']['status']}")
     job = {"job_id": job_id}
-    resumed = await demo.agree("resume_bulk_job", job, await demo.call("resume_bulk_job", job))
+    resumed = await demo.agree(
+        "resume_bulk_job",
+        job,
+        await demo.call("resume_bulk_job", job),
+        "resuming a bulk edit changes leads again, so it is confirmed like the edit itself.",
+    )
     console.print(f"Resumed: {resumed['job']['status']}")
     waited = await demo.wait(job_id, "resumed job")
     console.print(f"Job {job_id}: [bold]{waited['job']['status']}[/bold]")
@@ -154,6 +201,10 @@ async def walk_through(demo: Demo) -> None:
         )
     )
     console.print(_sample_table(first["preview"]["sample"]))
+    _why(
+        "a delete is always confirmed (delete cannot be taken out of CLOSE_MCP_CONFIRM): Close "
+        "cannot undo it. The server backs the leads up first, for close-mcp restore."
+    )
     console.print("The user agrees; the assistant calls again with the token:")
     confirmed = await demo.call(
         "create_bulk_delete", {"filter": doomed, "confirmation_token": first["confirmation_token"]}
@@ -173,51 +224,65 @@ async def walk_through(demo: Demo) -> None:
         "send_email",
         {"lead_id": lead_id, "template": "Intro", "status": "draft"},
     )
+    _why(
+        "no confirmation for a draft: it is saved on the lead and nothing is sent; status "
+        "outbox or scheduled would send it and is confirmed (the send action)."
+    )
     console.print(f"[green]{draft['message']}[/green]")
     if draft["preview"].get("rendering"):
         console.print(_json(draft["preview"]["rendering"]))
 
 
-async def run(argv_server: list[str] | None = None) -> int:
-    with tempfile.TemporaryDirectory(prefix="close-mcp-demo-") as tmp:
-        audit = Path(tmp) / "audit.jsonl"
-        env = {
-            **{k: v for k, v in os.environ.items() if k != "CLOSE_API_KEY"},
-            "CLOSE_MCP_AUDIT_LOG": str(audit),
-        }
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=argv_server or ["-m", "close_mcp", "serve", "--sandbox"],
-            env=env,
-        )
-        console.print(
-            Panel(
-                "close-mcp demo: a real MCP client talks to `close-mcp serve --sandbox` over "
-                "stdio.\nThe sandbox is a local fake Close with ~1,000 seeded leads; nothing "
-                "leaves this machine.",
-                title="close-mcp",
-            )
-        )
-        try:
-            async with Client(params) as client:
-                info = client.server_info
-                tools = await client.list_tools()
-                console.print(
-                    f"Connected to {info.name if info else '?'} {info.version if info else ''}"
-                    f" ({len(tools.tools)} tools, protocol {client.protocol_version})"
-                )
-                demo = Demo(client)
-                await walk_through(demo)
-        except DemoFailed as exc:
-            console.print(f"[red]demo failed: {exc}[/red]")
-            return 1
-        lines = audit.read_text().splitlines() if audit.exists() else []
-        console.rule("[bold]Done")
-        console.print(
-            f"{demo.calls} tool calls; {len(lines)} audit log lines recorded the writes and "
-            "refusals (without the API key)."
-        )
+async def present(client: Client, audit: Path) -> int:
+    """The walk-through over a connected client; `audit` is where the server writes its log."""
+    info = client.server_info
+    tools = await client.list_tools()
+    console.print(
+        f"Connected to {info.name if info else '?'} {info.version if info else ''}"
+        f" ({len(tools.tools)} tools, protocol {client.protocol_version})"
+    )
+    console.print(f"Audit log of this demo: {audit}")
+    demo = Demo(client)
+    try:
+        await walk_through(demo)
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed: {exc}[/red]")
+        return 1
+    lines = _count_lines(audit)
+    console.rule("[bold]Done")
+    console.print(
+        f"{demo.calls} tool calls; {lines} lines in the audit log recorded the writes and "
+        f"refusals (without the API key): {audit}\nA real server writes its own log to "
+        "CLOSE_MCP_AUDIT_LOG (default: audit.jsonl in the state dir)."
+    )
     return 0
+
+
+async def run(argv_server: list[str] | None = None) -> int:
+    audit = demo_audit_path(dict(os.environ))
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    # This run's lines and snapshots only (the sandbox's jobs are gone when the demo ends).
+    audit.unlink(missing_ok=True)
+    shutil.rmtree(audit.parent / "snapshots", ignore_errors=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "CLOSE_API_KEY"},
+        "CLOSE_MCP_AUDIT_LOG": str(audit),
+    }
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=argv_server or ["-m", "close_mcp", "serve", "--sandbox"],
+        env=env,
+    )
+    console.print(
+        Panel(
+            "close-mcp demo: a real MCP client talks to `close-mcp serve --sandbox` over "
+            "stdio.\nThe sandbox is a local fake Close with ~1,000 seeded leads; nothing "
+            "leaves this machine.",
+            title="close-mcp",
+        )
+    )
+    async with Client(params) as client:
+        return await present(client, audit)
 
 
 def run_demo() -> int:

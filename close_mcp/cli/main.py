@@ -17,22 +17,44 @@ from close_mcp import __version__
 EXIT_CONFIG = 2
 
 
+STATE_DIR = "$XDG_STATE_HOME/close-mcp, else ~/.local/state/close-mcp"
+SERVE_ENVIRONMENT = f"""environment (a flag overrides its variable):
+  CLOSE_API_KEY            Close API key; never a flag. Required unless --sandbox (over HTTP
+                           each request may bring its own, in a Close-API-Key header)
+  CLOSE_API_BASE_URL       API root (default: https://api.close.com/api/v1/)
+  CLOSE_MCP_READ_ONLY      --read-only (default: off)
+  CLOSE_MCP_TOOLSETS       --toolsets (default: all)
+  CLOSE_MCP_CONFIRM        --confirm (default: all; delete always)
+  CLOSE_MCP_REQUIRE_HUMAN  --require-human (default: off)
+  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir)
+  CLOSE_MCP_SNAPSHOT       --snapshot (default: on, up to 50,000 leads)
+  CLOSE_MCP_SECRET         key that signs confirmation tokens, the same on every replica
+                           (default: random per process)
+  CLOSE_MCP_STORE          the state store: a SQLite path or redis://host:port/db
+                           (default: state.sqlite3 in the state dir)
+  CLOSE_MCP_TIMEZONE       time zone of date-only filters (default: the machine's)
+  CLOSE_MCP_HTTP_TOKEN     bearer token required on /mcp over HTTP (default: none)
+the state dir: {STATE_DIR}"""
+
+
 def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sandbox",
         action="store_true",
-        help="run against the embedded sandbox (a local fake Close; no key needed)",
+        help="run against the embedded sandbox (a local fake Close; no key needed; "
+        "default: off, the real Close of CLOSE_API_KEY)",
     )
     parser.add_argument(
         "--read-only",
         action="store_true",
         default=None,
-        help="register only the read tools (CLOSE_MCP_READ_ONLY)",
+        help="register only the read tools (env CLOSE_MCP_READ_ONLY=1; default: off)",
     )
     parser.add_argument(
         "--toolsets",
         metavar="LIST",
-        help="comma list of search,jobs,edit,email,sequences,delete,send (CLOSE_MCP_TOOLSETS)",
+        help="comma list of search,jobs,edit,email,sequences,delete,send "
+        "(env CLOSE_MCP_TOOLSETS; default: all of them)",
     )
     parser.add_argument(
         "--confirm",
@@ -46,54 +68,112 @@ def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="refuse confirmed actions when the client cannot ask its user "
-        "(CLOSE_MCP_REQUIRE_HUMAN)",
+        "(env CLOSE_MCP_REQUIRE_HUMAN=1; default: off)",
     )
     parser.add_argument(
-        "--audit-log", metavar="PATH", help="JSON-lines audit file, or 'off' (CLOSE_MCP_AUDIT_LOG)"
+        "--audit-log",
+        metavar="PATH",
+        help="JSON-lines audit file, 'off' or 'stderr' (env CLOSE_MCP_AUDIT_LOG; default: "
+        "audit.jsonl in the state dir)",
     )
     parser.add_argument(
         "--snapshot",
         metavar="on|off|N",
-        help="snapshot before edits and deletes, up to N leads (CLOSE_MCP_SNAPSHOT)",
+        help="snapshot before edits and deletes, up to N leads (env CLOSE_MCP_SNAPSHOT; "
+        "default: on, up to 50,000)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="close-mcp",
         description="An MCP server for Close CRM bulk actions: every bulk action previewed and "
-        "confirmed before it is sent. The API key comes from CLOSE_API_KEY, never from a flag.",
+        "confirmed before it is sent. The API key comes from CLOSE_API_KEY, never from a flag. "
+        "Without a command: serve.",
+        epilog="developer commands: schemas (tool_schemas/ from the code). "
+        "`close-mcp COMMAND --help` shows each command's flags, defaults and environment.",
     )
     parser.add_argument("--version", action="version", version=f"close-mcp {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs on stderr (default: warnings)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
-    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio by default)",
+        description="Run the MCP server: stdio (what desktop clients launch) or Streamable "
+        "HTTP at /mcp.",
+        epilog=SERVE_ENVIRONMENT,
+        formatter_class=raw,
+    )
+    serve.add_argument(
+        "--transport", choices=("stdio", "http"), default="stdio", help="default: stdio"
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1, loopback)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     _add_policy_flags(serve)
 
-    sandbox = sub.add_parser("sandbox", help="serve the sandbox as a Close-compatible HTTP API")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8765)
-    sandbox.add_argument("--leads", type=int, default=1000, help="number of seeded leads")
-    sandbox.add_argument("--seed", type=int, default=7, help="seed of the demo organization")
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve the sandbox as a Close-compatible HTTP API",
+        description="Serve a seeded fake Close on loopback; prints its base URL and API key "
+        "on stdout at start. Reads no environment variable.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
     sandbox.add_argument(
-        "--rate-limit", metavar="N/s", help="answer 429 above N requests per second"
+        "--leads", type=int, default=1000, help="number of seeded leads (default: 1000)"
     )
     sandbox.add_argument(
-        "--fault-rate", type=float, default=0.0, help="share of requests answered with a 5xx"
+        "--seed", type=int, default=7, help="seed of the demo organization (default: 7)"
+    )
+    sandbox.add_argument(
+        "--rate-limit",
+        metavar="N/s",
+        help="answer 429 above N requests per second (default: no limit)",
+    )
+    sandbox.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of requests answered with a 5xx (default: 0.0)",
     )
 
-    sub.add_parser("demo", help="walk through the main job against the sandbox")
+    sub.add_parser(
+        "demo",
+        help="walk through the main job against the sandbox",
+        description="Run `close-mcp serve --sandbox` and drive it through a real MCP client "
+        "session. No flags; needs no key (CLOSE_API_KEY is not passed on). Its audit log goes "
+        f"to demo/audit.jsonl in the state dir ({STATE_DIR}), apart from the real one.",
+    )
 
-    schemas = sub.add_parser("schemas", help="write tool_schemas/ from the code")
-    schemas.add_argument("--check", action="store_true", help="fail if tool_schemas/ differs")
-    schemas.add_argument("--dir", default="tool_schemas", help="output folder")
+    schemas = sub.add_parser(
+        "schemas",
+        help="(developer) write tool_schemas/ from the code",
+        description="Developer command: write the tool schemas to a folder, or check it. "
+        "Reads no environment variable.",
+    )
+    schemas.add_argument(
+        "--check",
+        action="store_true",
+        help="fail if the folder differs instead of writing it (default: write)",
+    )
+    schemas.add_argument(
+        "--dir", default="tool_schemas", help="output folder (default: tool_schemas)"
+    )
 
     restore = sub.add_parser(
-        "restore", help="re-create leads from a pre-delete backup, after confirmation"
+        "restore",
+        help="re-create leads from a pre-delete backup, after confirmation",
+        description="Re-create the leads of a bulk delete from its backup, after a preview "
+        "and a confirmation.",
+        epilog="environment: CLOSE_API_KEY (required unless --sandbox), CLOSE_API_BASE_URL, "
+        "CLOSE_MCP_STORE (where backups live; default state.sqlite3 in the state dir), "
+        f"CLOSE_MCP_AUDIT_LOG. The state dir: {STATE_DIR}.",
     )
     restore.add_argument(
         "backup",
@@ -104,16 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--sandbox",
         action="store_true",
-        help="restore into a fresh embedded sandbox (to try the command; nothing reaches Close)",
+        help="restore into a fresh embedded sandbox (to try the command; nothing reaches "
+        "Close; default: off)",
     )
     restore.add_argument(
-        "--yes", action="store_true", help="do not ask (for scripts; required without a terminal)"
+        "--yes",
+        action="store_true",
+        help="do not ask (for scripts; required without a terminal; default: ask)",
     )
     restore.add_argument(
         "--retry-unknown",
         action="store_true",
         help="send again the leads whose POST had an unknown outcome in an earlier run "
-        "(check in Close first: any that exist are duplicated)",
+        "(check in Close first: any that exist are duplicated; default: off)",
     )
 
     return parser

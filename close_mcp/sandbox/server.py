@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from close_mcp.sandbox.core import Sandbox
 
 
-async def serve(host: str = "127.0.0.1", port: int = 8765, **sandbox_options: Any) -> None:
-    """Run a fresh `Sandbox(**sandbox_options)` until cancelled; print its URL and key."""
+def banner(base_url: str, api_key: str) -> str:
+    """What `close-mcp sandbox` prints first: where the API is and the key that opens it."""
+    return (
+        "Close sandbox: a local fake Close with a seeded organization; nothing leaves this "
+        "machine.\n"
+        f"  base URL: {base_url}\n"
+        f"  API key:  {api_key} (the Basic auth user name, empty password)\n"
+        f"  try:      CLOSE_API_BASE_URL={base_url} CLOSE_API_KEY={api_key} close-mcp serve\n"
+    )
+
+
+async def serve(
+    host: str = "127.0.0.1", port: int = 8765, out: TextIO | None = None, **sandbox_options: Any
+) -> None:
+    """Run a fresh `Sandbox(**sandbox_options)` until cancelled; print its URL and key first
+    (on stdout: this is not an MCP command, and uvicorn logs to stderr)."""
     sandbox = Sandbox(**{k: v for k, v in sandbox_options.items() if v is not None})
-    print(f"Close sandbox at http://{host}:{port}/api/v1/", file=sys.stderr)
-    print(f"API key: {sandbox.api_key} (Basic auth user name, empty password)", file=sys.stderr)
+    print(banner(f"http://{host}:{port}/api/v1/", sandbox.api_key), file=out or sys.stdout)
+    (out or sys.stdout).flush()
     import uvicorn  # only when serving: `serve --sandbox` runs the app in-process
 
     config = uvicorn.Config(sandbox.app, host=host, port=port, log_level="warning")

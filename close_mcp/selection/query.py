@@ -30,7 +30,7 @@ from pydantic import (
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
 from close_mcp.errors import ArgumentError
-from close_mcp.selection.squery import validate_s_query, validate_sort
+from close_mcp.selection.squery import MAX_OFFSET, validate_s_query, validate_sort
 
 __all__ = [
     "LeadFilter",
@@ -41,6 +41,7 @@ __all__ = [
     "has_email_node",
     "lead_ids_node",
     "matches_everything",
+    "parse_duration",
     "parse_when",
     "resolve_filter",
     "resolve_selection",
@@ -59,6 +60,13 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHORT_DURATION = re.compile(r"^(\d+)\s*([hdw])$", re.IGNORECASE)
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$",
+    re.IGNORECASE,
+)
+_SHORT_UNITS: Final = {"h": "hours", "d": "days", "w": "weeks"}
 
 
 # -- the friendly filter -------------------------------------------------------------------
@@ -113,6 +121,30 @@ def parse_when(value: str) -> date | datetime:
     raise ValueError(f"{shown(value)} is not a date; {_DATE_HELP}")
 
 
+def parse_duration(value: str) -> dict[str, int]:
+    """A span back from now, `90d` / `12h` / `2w` or ISO-8601 `P90D` / `PT12H` / `P1Y2M`, as
+    the `offset` of Close's `now`-relative moment ({"days": 90}); ValueError otherwise."""
+    text = value.strip()
+    short = _SHORT_DURATION.match(text)
+    if short:
+        offset = {_SHORT_UNITS[short.group(2).lower()]: int(short.group(1))}
+    else:
+        iso = _ISO_DURATION.match(text)
+        if iso is None or not any(iso.groupdict().values()):
+            raise ValueError(
+                f"{shown(value)} is not a duration; use a number of hours, days or weeks like "
+                "12h, 90d, 2w, or an ISO-8601 duration like P90D, PT12H, P1Y"
+            )
+        offset = {unit: int(n) for unit, n in iso.groupdict().items() if n is not None}
+    offset = {unit: n for unit, n in offset.items() if n}
+    if not offset:
+        raise ValueError(f"{shown(value)} is an empty span; give a duration longer than zero")
+    for unit, n in offset.items():
+        if n > MAX_OFFSET[unit]:
+            raise ValueError(f"{shown(value)} is out of range: at most {MAX_OFFSET[unit]} {unit}")
+    return offset
+
+
 class LeadFilter(BaseModel):
     # Friendly lead selection; every field given must hold (they are ANDed). A comment, not a
     # docstring: the tool argument already says so, and the schema is sent on every turn.
@@ -147,11 +179,26 @@ class LeadFilter(BaseModel):
     has_email: bool | None = Field(
         default=None, description="Some contact has an email address (false: none has)."
     )
+    created_within: str | None = Field(
+        default=None,
+        description="Created within this span up to now: 90d, 12h, 2w, or ISO-8601 like P90D, "
+        "PT12H. Not with created_after.",
+    )
+    updated_within: str | None = Field(
+        default=None, description="Updated within this span up to now; same format."
+    )
 
     @field_validator("created_after", "created_before", "updated_after", "updated_before")
     @classmethod
     def _iso(cls, value: str | None) -> str | None:
         return None if value is None else parse_when(value).isoformat()
+
+    @field_validator("created_within", "updated_within")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
 
     @model_validator(mode="after")
     def _meaningful(self) -> LeadFilter:
@@ -161,6 +208,12 @@ class LeadFilter(BaseModel):
                 's_query {"type": "match_all"} with allow_all_leads: true'
             )
         for prefix in ("created", "updated"):
+            within, after = getattr(self, f"{prefix}_within"), getattr(self, f"{prefix}_after")
+            if within is not None and after is not None:
+                raise ValueError(
+                    f"{prefix}_within ({within}) and {prefix}_after ({after}) both set where the "
+                    "range starts; give only one of them"
+                )
             after, before = getattr(self, f"{prefix}_after"), getattr(self, f"{prefix}_before")
             if after is not None and before is not None and _instant(after) >= _instant(before):
                 raise ValueError(
@@ -233,10 +286,25 @@ def _moment(text: str) -> dict[str, Any]:
     return {"type": "fixed_local_date", "value": when.isoformat(), "which": "start"}
 
 
-def _date_range_node(field_name: str, after: str | None, before: str | None) -> dict[str, Any]:
+def _since_moment(duration: str) -> dict[str, Any]:
+    """`now` minus the duration, as Close's relative moment: Close reads `now` when it runs the
+    query, so a job started later selects by its own clock."""
+    return {
+        "type": "offset",
+        "direction": "past",
+        "moment": {"type": "now"},
+        "offset": parse_duration(duration),
+    }
+
+
+def _date_range_node(
+    field_name: str, after: str | None, before: str | None, within: str | None = None
+) -> dict[str, Any]:
     condition: dict[str, Any] = {"type": "moment_range"}
     if after is not None:
         condition["on_or_after"] = _moment(after)
+    if within is not None:
+        condition["on_or_after"] = _since_moment(within)
     if before is not None:
         condition["before"] = _moment(before)
     return _field_condition(_regular(field_name), condition)
@@ -385,10 +453,18 @@ async def resolve_filter(filter: LeadFilter, catalog: Catalog) -> dict[str, Any]
     if filter.custom_fields is not None:
         for key, value in filter.custom_fields.items():
             nodes.append(await _custom_field_node(key, value, catalog))
-    if filter.created_after is not None or filter.created_before is not None:
-        nodes.append(_date_range_node("date_created", filter.created_after, filter.created_before))
-    if filter.updated_after is not None or filter.updated_before is not None:
-        nodes.append(_date_range_node("date_updated", filter.updated_after, filter.updated_before))
+    if (filter.created_after, filter.created_before, filter.created_within) != (None, None, None):
+        nodes.append(
+            _date_range_node(
+                "date_created", filter.created_after, filter.created_before, filter.created_within
+            )
+        )
+    if (filter.updated_after, filter.updated_before, filter.updated_within) != (None, None, None):
+        nodes.append(
+            _date_range_node(
+                "date_updated", filter.updated_after, filter.updated_before, filter.updated_within
+            )
+        )
     if filter.has_email is not None:
         nodes.append(has_email_node(filter.has_email))
     return {"type": "and", "queries": nodes}

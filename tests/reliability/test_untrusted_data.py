@@ -41,6 +41,7 @@ def _calls(lead_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("search_leads", {"filter": {"lead_ids": [lead_id]}}),
         ("lookup", {"kind": "email_templates"}),
+        ("get_lead", {"lead_id": lead_id}),
         ("create_bulk_email", {"filter": {"lead_ids": [lead_id]}, "template": "Intro"}),
         ("create_bulk_delete", {"filter": {"lead_ids": [lead_id]}, "dry_run": True}),
         ("send_email", {"lead_id": lead_id, "template": "Intro", "dry_run": True}),
@@ -64,7 +65,8 @@ async def test_instruction_shaped_crm_text_is_marked_as_data(h: Harness) -> None
         assert f'"{INJECTION}' in text, text
         where = _paths(content, INJECTION)
         assert where, tool
-        assert [p for p in where if "sample" in p or "items" in p or "rendering" in p]
+        data = ("sample", "items", "rendering", "display_name")
+        assert [p for p in where if any(part in p for part in data)], (tool, where)
     assert h.writes() == []
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from close_mcp.close.jobs import (
     CRM_DATA_NOTICE,
     JOB_KINDS,
+    RUNNING_STATUSES,
     JobDetail,
     JobKind,
-    JobStatus,
     JobSummary,
     job_kind,
     job_path,
@@ -38,6 +38,23 @@ JobId = Annotated[
 ]
 
 
+# One enum (not a union with a const): some clients' schema converters reject `const`.
+StatusFilter = Annotated[
+    Literal["running", "created", "loading", "processing", "paused", "resuming", "done", "error"]
+    | None,
+    Field(
+        description="Only jobs in this status; running means created, loading, processing "
+        "or resuming."
+    ),
+]
+
+
+def _status_matches(job: dict[str, Any], status: str) -> bool:
+    if status == "running":
+        return job.get("status") in RUNNING_STATUSES
+    return job.get("status") == status
+
+
 class JobList(BaseModel):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
@@ -58,7 +75,7 @@ def register(reg: Registrar) -> None:
     async def list_bulk_jobs(
         ctx: Context,
         kind: Annotated[JobKind | None, Field(description="Only this kind of job.")] = None,
-        status: Annotated[JobStatus | None, Field(description="Only jobs in this status.")] = None,
+        status: StatusFilter = None,
         limit: Annotated[int, Field(ge=1, le=100, description="Page size.")] = 20,
         offset: Annotated[int, Field(ge=0, le=MAX_SCAN, description="Jobs to skip.")] = 0,
     ) -> JobList:
@@ -71,7 +88,7 @@ def register(reg: Registrar) -> None:
         for each in kinds:
             raw = await client.list_all(job_path(each), page_size=min(100, scan), max_items=scan)
             if status:
-                raw = [job for job in raw if job.get("status") == status]
+                raw = [job for job in raw if _status_matches(job, status)]
             streams.append(raw)
         merged = heapq.merge(
             *streams, key=lambda job: str(job.get("date_created") or ""), reverse=True

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
+from close_mcp.clock import utc_datetime
 from close_mcp.close.catalog import KINDS, Kind, normalize_name
 from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
@@ -25,6 +27,8 @@ from close_mcp.server.tools.selection import (
 from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
+MAX_LEAD_CONTACTS = 50
+LEAD_FIELDS = "id,display_name,status_id,status_label,date_created,date_updated,contacts"
 
 
 class SearchResult(BaseModel):
@@ -37,6 +41,9 @@ class SearchResult(BaseModel):
     matches_every_lead: bool = Field(
         description="The selection matches every lead in the organization (a bulk action "
         "on it is refused without allow_all_leads: true)."
+    )
+    today: str = Field(
+        description="The server's date (UTC), for reading dates and created_within spans."
     )
     crm_data_notice: str = CRM_DATA_NOTICE
 
@@ -53,6 +60,61 @@ class LookupResult(BaseModel):
     total: int = Field(description="Items of this kind (before the name filter).")
     truncated: bool = False
     crm_data_notice: str = CRM_DATA_NOTICE
+
+
+class LeadContact(BaseModel):
+    id: str
+    name: str | None = None
+    title: str | None = None
+    emails: list[str] = Field(default_factory=list)
+    phones: list[str] = Field(default_factory=list)
+
+
+class LeadDetail(BaseModel):
+    id: str
+    display_name: str | None = None
+    status_label: str | None = None
+    status_id: str | None = None
+    date_created: str | None = None
+    date_updated: str | None = None
+    contacts: list[LeadContact]
+    contacts_total: int = Field(description="Contacts the lead has (at most 50 are listed).")
+    crm_data_notice: str = CRM_DATA_NOTICE
+
+
+def _values(entries: object, key: str) -> list[str]:
+    """The addresses (or numbers) of Close's `[{email, type}, ...]` lists, in order, once each."""
+    listed = entries if isinstance(entries, list) else []
+    found = [
+        str(entry[key])
+        for entry in listed
+        if isinstance(entry, dict) and isinstance(entry.get(key), str) and entry[key]
+    ]
+    return list(dict.fromkeys(found))
+
+
+def lead_detail(raw: dict[str, Any]) -> LeadDetail:
+    """A lead as Close returns it, cut down to what choosing a recipient needs."""
+    contacts = [c for c in raw.get("contacts") or [] if isinstance(c, dict)]
+    return LeadDetail(
+        id=str(raw.get("id")),
+        display_name=raw.get("display_name"),
+        status_label=raw.get("status_label"),
+        status_id=raw.get("status_id"),
+        date_created=raw.get("date_created"),
+        date_updated=raw.get("date_updated"),
+        contacts=[
+            LeadContact(
+                id=str(c.get("id")),
+                name=c.get("name") or c.get("display_name") or None,
+                title=c.get("title") or None,
+                emails=_values(c.get("emails"), "email"),
+                phones=_values(c.get("phones"), "phone"),
+            )
+            for c in contacts[:MAX_LEAD_CONTACTS]
+        ],
+        contacts_total=len(contacts),
+    )
 
 
 def _details(kind: Kind, item: BaseModel) -> dict[str, Any]:
@@ -106,7 +168,25 @@ def register(reg: Registrar) -> None:
             matched=seen.matched,
             sample=seen.sample,
             matches_every_lead=everything,
+            today=utc_datetime(runtime.clock).date().isoformat(),
         )
+
+    async def get_lead(
+        ctx: Context,
+        lead_id: Annotated[
+            str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
+        ],
+    ) -> LeadDetail:
+        client = runtime.client_for(ctx.headers)
+        try:
+            raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
+        except NotFound:
+            raise ArgumentError(
+                "lead_id",
+                f"Close has no lead {lead_id!r} (or this key cannot see it); find leads "
+                "with search_leads",
+            ) from None
+        return lead_detail(raw if isinstance(raw, dict) else {"id": lead_id})
 
     async def lookup(
         ctx: Context,
@@ -136,6 +216,15 @@ def register(reg: Registrar) -> None:
         description="Resolve a selection (filter or raw s_query) to Close's query and show how "
         "many leads match and a sample. Use it before any bulk action to check what a "
         "selection means; it changes nothing.",
+        annotations=READ,
+    )
+    reg.add(
+        get_lead,
+        name="get_lead",
+        toolset="search",
+        title="Get a lead",
+        description="Read one lead: its status and its contacts with their email addresses "
+        "and phone numbers. Use it to pick the recipient (contact_id, to) of send_email.",
         annotations=READ,
     )
     reg.add(

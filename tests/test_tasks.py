@@ -1,0 +1,326 @@
+"""Issue 18's seven everyday tasks, done as a model does them, through a real MCP client.
+
+Each task starts from what a user would say and uses only what the tools answer: names the
+user gave, ids read from earlier results. Every write goes the two-step way (the first call
+previews and gives a token, the "user" agrees, the second call carries the token). After each
+task the sandbox itself is checked against an answer computed with plain Python over its
+store, never through the code under test. The test prints, per task, the tool calls made and
+the o200k_base tokens of the results' text (what a client hands the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.tokens import count_tokens
+from close_mcp.sandbox import SANDBOX_API_KEY
+from close_mcp.sandbox.store import Lead, Store
+from tests.harness import Harness, ToolFailed, text_of
+from tests.ids import status_id
+
+pytestmark = pytest.mark.anyio
+
+N_LEADS = 400
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    tokens: int = 0
+    largest: int = 0
+    tools: list[str] = field(default_factory=list)
+
+
+class Model:
+    """A client that reads only tool results, and confirms every write the way a model must."""
+
+    def __init__(self, h: Harness) -> None:
+        self.h = h
+        self.tasks: dict[str, Tally] = {}
+        self.tally = Tally()
+
+    def task(self, name: str) -> None:
+        self.tally = self.tasks.setdefault(name, Tally())
+
+    async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        result = await self.h.call_raw(tool, arguments)
+        tokens = count_tokens(text_of(result))
+        self.tally.calls += 1
+        self.tally.tokens += tokens
+        self.tally.largest = max(self.tally.largest, tokens)
+        self.tally.tools.append(tool)
+        if result.is_error:
+            raise ToolFailed(f"{tool} failed: {text_of(result)}")
+        assert result.structured_content is not None
+        return result.structured_content
+
+    async def write(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call; when a confirmation is asked for, the user sees the preview and agrees, and
+        the call is made again with the token."""
+        writes = len(self.h.writes())
+        first = await self.call(tool, arguments)
+        if first["status"] == "confirmation_required":
+            assert first["confirmation_token"], first
+            assert first["preview"]["matched"] >= 1, first
+            assert len(self.h.writes()) == writes, "the first call of a write sent something"
+            first = await self.call(
+                tool, {**arguments, "confirmation_token": first["confirmation_token"]}
+            )
+        assert first["status"] == "submitted", first
+        return first
+
+    async def wait(self, job_id: str) -> dict[str, Any]:
+        waited = await self.call("wait_for_bulk_job", {"job_id": job_id, "timeout_s": 600})
+        assert waited["job"]["status"] == "done", waited
+        return waited
+
+    def report(self) -> str:
+        lines = [f"{'task':<34} {'calls':>5} {'tokens':>7} {'largest':>7}  tools"]
+        for name, t in self.tasks.items():
+            lines.append(
+                f"{name:<34} {t.calls:>5} {t.tokens:>7} {t.largest:>7}  {', '.join(t.tools)}"
+            )
+        total = Tally(
+            calls=sum(t.calls for t in self.tasks.values()),
+            tokens=sum(t.tokens for t in self.tasks.values()),
+            largest=max(t.largest for t in self.tasks.values()),
+        )
+        lines.append(f"{'all seven':<34} {total.calls:>5} {total.tokens:>7} {total.largest:>7}")
+        return "\n".join(lines)
+
+
+# -- plain-Python views of the sandbox --------------------------------------------------------
+
+
+def label(store: Store, lead: Lead) -> str:
+    return store.statuses[lead.status_id].label
+
+
+def first_with_email(lead: Lead) -> str | None:
+    return next((c.id for c in lead.contacts if c.emails), None)
+
+
+def statuses(store: Store) -> dict[str, str]:
+    return {lead.id: lead.status_id for lead in store.leads.values()}
+
+
+def now(h: Harness) -> datetime:
+    return datetime.fromtimestamp(h.clock.time(), tz=UTC)
+
+
+def unique_named_lead(store: Store) -> Lead:
+    """A lead with a contact with an email, whose name no other lead shares a word set with."""
+    names = [lead.name.casefold().split() for lead in store.leads.values()]
+    for lead in store.leads.values():
+        words = set(lead.name.casefold().split())
+        matches = sum(1 for other in names if words <= set(other))
+        if matches == 1 and first_with_email(lead) and lead.name.isascii():
+            return lead
+    raise AssertionError("no lead with a unique name")
+
+
+async def colleague_starts_a_job(h: Harness, lead_ids: list[str]) -> str:
+    """A bulk edit started in Close by someone else (not through close-mcp), still loading."""
+    store = h.sandbox.store
+    body = {
+        "s_query": {
+            "type": "and",
+            "queries": [
+                {"type": "object_type", "object_type": "lead"},
+                {
+                    "type": "field_condition",
+                    "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+                    "condition": {"type": "term", "values": lead_ids},
+                },
+            ],
+        },
+        "type": "set_lead_status",
+        "lead_status_id": status_id(store, "Bad Fit"),
+    }
+    async with httpx.AsyncClient(
+        transport=h.sandbox.transport(),
+        base_url="http://sandbox/api/v1/",
+        auth=(SANDBOX_API_KEY, ""),
+    ) as http:
+        answer = await http.post("bulk_action/edit/", json=body)
+        assert answer.status_code == 200, answer.text
+    h.clock.advance(0.7)  # created -> loading: not yet "processing"
+    return str(answer.json()["id"])
+
+
+# -- the seven tasks ---------------------------------------------------------------------------
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_seven_everyday_tasks_through_a_real_client(h: Harness) -> None:
+    store = h.sandbox.store
+    model = Model(h)
+
+    # 1. "Move every Potential lead that has an email address to Qualified."
+    model.task("1 status change")
+    potential = status_id(store, "Potential")
+    qualified = status_id(store, "Qualified")
+    moving = {
+        lead.id
+        for lead in store.leads.values()
+        if lead.status_id == potential and first_with_email(lead)
+    }
+    before = statuses(store)
+    selection = {"lead_status": "Potential", "has_email": True}
+    found = await model.call("search_leads", {"filter": selection})
+    assert found["total"] == len(moving) > 0
+    edit = await model.write(
+        "create_bulk_edit",
+        {"filter": selection, "edit": {"type": "set_lead_status", "lead_status": "Qualified"}},
+    )
+    status_job = edit["job"]["id"]
+    await model.wait(status_job)
+    assert statuses(store) == {
+        lead_id: qualified if lead_id in moving else status for lead_id, status in before.items()
+    }
+
+    # 2. "Email the Intro template to every lead created in the last 90 days."
+    model.task("2 bulk email, last 90 days")
+    found = await model.call(
+        "search_leads", {"filter": {"created_within": "90d"}, "sample_size": 3}
+    )
+    assert found["today"] == now(h).date().isoformat()
+    cutoff = now(h) - timedelta(days=90)
+    recent = [lead for lead in store.leads.values() if lead.date_created >= cutoff]
+    assert found["total"] == len(recent) > 0
+    sent = await model.write(
+        "create_bulk_email", {"filter": {"created_within": "90d"}, "template": "Intro"}
+    )
+    await model.wait(sent["job"]["id"])
+    emailed = {
+        (email["lead_id"], email["contact_id"])
+        for email in store.emails.values()
+        if email.get("bulk_email_action_id") == sent["job"]["id"]
+    }
+    assert emailed == {
+        (lead.id, first_with_email(lead)) for lead in recent if first_with_email(lead)
+    }
+
+    # 3. "Put the leads of the 'Qualified leads' smart view on the Onboarding sequence."
+    model.task("3 sequence from a smart view")
+    views = await model.call("lookup", {"kind": "smart_views", "name": "Qualified leads"})
+    view = views["items"][0]["name"]
+    accounts = await model.call("lookup", {"kind": "email_accounts"})
+    account = accounts["items"][0]
+    identity = account["details"]["identities"][0]
+    onboarding = next(s.id for s in store.sequences.values() if s.name == "Onboarding")
+    subscribed_before = {s.id for s in store.subscriptions.values()}
+    taken = {s.contact_id for s in store.subscriptions.values() if s.sequence_id == onboarding}
+    in_view = [lead for lead in store.leads.values() if lead.status_id == qualified]
+    subscribed = await model.write(
+        "create_bulk_sequence_subscription",
+        {
+            "filter": {"smart_view": view},
+            "action_type": "subscribe",
+            "sequence": "Onboarding",
+            "sender_account": account["id"],
+            "sender_name": identity.get("name") or "Sales",
+            "sender_email": identity["email"],
+        },
+    )
+    await model.wait(subscribed["job"]["id"])
+    new = [s for s in store.subscriptions.values() if s.id not in subscribed_before]
+    assert {(s.lead_id, s.contact_id, s.sequence_id, s.status) for s in new} == {
+        (lead.id, first_with_email(lead), onboarding, "active")
+        for lead in in_view
+        if first_with_email(lead) and first_with_email(lead) not in taken
+    }
+
+    # 4. "Delete the Canceled leads created before June 2025."
+    model.task("4 delete")
+    cutoff = datetime(2025, 6, 1, tzinfo=UTC)
+    doomed = {
+        lead.id
+        for lead in store.leads.values()
+        if label(store, lead) == "Canceled" and lead.date_created < cutoff
+    }
+    kept = set(store.leads) - doomed
+    selection = {"lead_status": "Canceled", "created_before": "2025-06-01"}
+    found = await model.call("search_leads", {"filter": selection})
+    assert found["total"] == len(doomed) > 0
+    deleted = await model.write("create_bulk_delete", {"filter": selection})
+    await model.wait(deleted["job"]["id"])
+    assert set(store.leads) == kept
+
+    # 5. "Stop the job that is running." (a colleague started it in Close; it is still loading)
+    victims = sorted(kept)[:5]
+    running_job = await colleague_starts_a_job(h, victims)
+    untouched = statuses(store)
+    model.task("5 stop the running job")
+    running = await model.call("list_bulk_jobs", {"status": "running"})
+    assert [(job["id"], job["status"]) for job in running["jobs"]] == [(running_job, "loading")]
+    paused = await model.call("pause_bulk_job", {"job_id": running_job})
+    assert paused["job"]["status"] == "paused"
+    h.clock.advance(60)
+    h.sandbox.jobs.advance_all(h.clock.time())
+    assert store.jobs[running_job].status == "paused"
+    assert store.jobs[running_job].n_objects_processed == 0
+    assert statuses(store) == untouched
+
+    # 6. "Undo the status change." (the job id is the one task 1 answered)
+    model.task("6 undo (revert)")
+    reverted = await model.write("revert_bulk_edit", {"job_id": status_job})
+    for job in reverted["result"]["jobs"]:
+        await model.wait(job["id"])
+    back = statuses(store)
+    assert {lead_id: back[lead_id] for lead_id in moving if lead_id in back} == {
+        lead_id: potential for lead_id in moving if lead_id in back
+    }
+    assert {k: v for k, v in back.items() if k not in moving} == {
+        k: v for k, v in untouched.items() if k not in moving
+    }
+
+    # 7. "Draft an email to <lead name> asking for a call next week."
+    model.task("7 draft to a named lead")
+    named = unique_named_lead(store)
+    drafts_before = set(store.emails)
+    found = await model.call("search_leads", {"filter": {"name": named.name}, "sample_size": 3})
+    assert [lead["id"] for lead in found["sample"]] == [named.id]
+    lead = await model.call("get_lead", {"lead_id": found["sample"][0]["id"]})
+    contact = next(c for c in lead["contacts"] if c["emails"])
+    draft = await model.write(
+        "send_email",
+        {
+            "lead_id": lead["id"],
+            "contact_id": contact["id"],
+            "to": [contact["emails"][0]],
+            "subject": "A call next week?",
+            "body_text": "Hi, would a short call next week suit you?",
+            "status": "draft",
+        },
+    )
+    assert draft["status"] == "submitted"
+    new_emails = [store.emails[i] for i in set(store.emails) - drafts_before]
+    expected_contact = next(c for c in named.contacts if c.emails)
+    assert [
+        (e["lead_id"], e["contact_id"], e["status"], e["to"], e["subject"]) for e in new_emails
+    ] == [
+        (
+            named.id,
+            expected_contact.id,
+            "draft",
+            [expected_contact.emails[0]["email"]],
+            "A call next week?",
+        )
+    ]
+
+    print("\n" + model.report())
+    assert list(model.tasks) == [
+        "1 status change",
+        "2 bulk email, last 90 days",
+        "3 sequence from a smart view",
+        "4 delete",
+        "5 stop the running job",
+        "6 undo (revert)",
+        "7 draft to a named lead",
+    ]
