@@ -18,9 +18,10 @@ talks to a sandbox in another child process, served over HTTP by this module
 - **RSS peak**: the server's peak resident set during the call (VmHWM, reset before it via
   /proc/PID/clear_refs, and 20 ms samples) minus its idle RSS after start-up; **held**: what
   it still holds after the call, over idle.
-- **longest read**: a concurrent loop of cheap reads (`lookup lead_statuses`, answered from
-  the server's cache, so only the server's own stalls count) on the same session, while the
-  action runs: the longest one.
+- **longest read**: a concurrent loop of cheap reads on the same session while the action
+  runs (the `close://schemas/s_query` resource, which the server answers without asking the
+  sandbox: only the server's own stalls count, and the sandbox counts only the action's
+  requests): the longest one.
 - **progress**: notifications the call sent (its `progressToken`), and the longest gap
   between the call's start, each notification and its end.
 """
@@ -71,6 +72,7 @@ LARGE = 100_000
 JOB_SPEED = 20_000.0  # leads a second: a 100k job takes 5 s, so waiting is not the figure
 SNAPSHOT_LIMIT = "200000"
 STATS_PATH = "/_bench/stats"
+READ_URI = "close://schemas/s_query"  # a read the server answers without asking Close
 READ_PAUSE = 0.02  # between two concurrent reads
 SAMPLE_EVERY = 0.02
 CALL_TIMEOUT = 900.0
@@ -243,7 +245,7 @@ class Session:
         async def reader() -> None:
             while not done.is_set():
                 started = time.perf_counter()
-                await self.client.call_tool("lookup", {"kind": "lead_statuses"})
+                await self.client.read_resource(READ_URI, cache_mode="bypass")
                 latencies.append(time.perf_counter() - started)
                 with anyio.move_on_after(READ_PAUSE):
                     await done.wait()
@@ -327,9 +329,8 @@ async def server_session(base_url: str, leads: int) -> AsyncIterator[Session]:
         async with Client(serve_params(env), read_timeout_seconds=CALL_TIMEOUT) as client:
             pid = server_pid(os.getpid())
             await client.list_tools()
-            for _ in range(3):  # fills the cache, warms the path the reader takes
-                await client.call_tool("lookup", {"kind": "lead_statuses"})
-            await client.call_tool("lookup", {"kind": "custom_fields"})
+            for _ in range(3):  # warms the path the reader takes
+                await client.read_resource(READ_URI, cache_mode="bypass")
             yield Session(client, pid, base_url, leads, _status_kib(pid, "VmRSS"))
 
 
