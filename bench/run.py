@@ -1,9 +1,9 @@
-"""Run every benchmark and print one table: `python bench/run.py` (about four minutes).
+"""Run every benchmark and print one table: `python bench/run.py` (about seven minutes).
 
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
-    python bench/run.py --only sizes    # one group: cold, overhead, sizes, ratelimit, memory,
-                                        # growth
+    python bench/run.py --only tools    # one group: cold, overhead, tools, sizes, results,
+                                        # ratelimit, memory, growth
     python bench/run.py --growth-100k   # growth also at 100,000 leads (several minutes more)
 
 Figures, not assertions: the table marks each figure against its target (pass / MISS), and
@@ -25,10 +25,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `close_mcp` i
 
 import anyio
 
-from bench import cold_start, growth, memory, overhead, ratelimit, scenarios
+from bench import cold_start, growth, memory, overhead, ratelimit, results, scenarios, tool_list
 from bench.report import Row, render
 
-GROUPS = ("cold", "overhead", "sizes", "ratelimit", "memory", "growth")
+GROUPS = ("cold", "overhead", "tools", "sizes", "results", "ratelimit", "memory", "growth")
 
 
 def build(quick: bool, growth_100k: bool = False) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
@@ -39,9 +39,15 @@ def build(quick: bool, growth_100k: bool = False) -> dict[str, Callable[[], Awai
     async def per_call() -> list[Row]:
         return await overhead.measure(calls=60 if quick else 300, warmup=10 if quick else 30)
 
+    async def tools() -> list[Row]:
+        return tool_list.rows(await tool_list.measure())
+
     async def sizes() -> list[Row]:
         fig = await scenarios.collect()
         return scenarios.rows(fig) + scenarios.request_rows(fig)
+
+    async def tokens() -> list[Row]:
+        return await results.measure(leads=5_000 if quick else results.REVERT_LEADS)
 
     async def limited() -> list[Row]:
         return await ratelimit.measure(reads=100 if quick else 500)
@@ -57,7 +63,9 @@ def build(quick: bool, growth_100k: bool = False) -> dict[str, Callable[[], Awai
     return {
         "cold": cold,
         "overhead": per_call,
+        "tools": tools,
         "sizes": sizes,
+        "results": tokens,
         "ratelimit": limited,
         "memory": mem,
         "growth": grow,

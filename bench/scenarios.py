@@ -1,4 +1,4 @@
-"""In-process scenarios: the tools/list size, result sizes, and Close requests per call.
+"""In-process scenarios: result sizes and Close requests per call (tools/list: tool_list.py).
 
 A real MCP `Client` talks to the server in process; the server talks to an in-process
 sandbox whose request log counts exactly what reached "Close". Time is a FakeClock, so the
@@ -30,7 +30,6 @@ from close_mcp.sandbox import Sandbox
 from close_mcp.server.app import build_server
 from close_mcp.server.runtime import Runtime
 
-TOOLS_TARGET = 6000
 RESULT_TARGET = 4000
 DETAIL_ARGS = ("kind", "limit", "sample_size")
 SELECTION = {"lead_status": "Potential", "has_email": True}
@@ -91,11 +90,6 @@ async def in_process(n_leads: int = 1000) -> AsyncIterator[Recorder]:
     async with Client(server, mode="legacy") as client:
         yield Recorder(client, sandbox)
     await runtime.aclose()
-
-
-async def tool_list(rec: Recorder) -> tuple[int, dict[str, int]]:
-    listed = await rec.client.list_tools()
-    return wire_size(listed), {tool.name: wire_size(tool) for tool in listed.tools}
 
 
 async def run_demo(rec: Recorder) -> None:
@@ -159,7 +153,7 @@ async def run_previews(rec: Recorder) -> None:
                 "sender_email": identity.get("email") or account["name"],
             },
         ),
-        ("create_bulk_sequence_subscription", {"action_type": "pause"}),
+        ("create_bulk_sequence_subscription", {"action_type": "pause", "all_sequences": True}),
         ("create_bulk_delete", {}),
     ]
     for selection in ("filter", "s_query"):
@@ -198,47 +192,21 @@ async def run_largest_reads(rec: Recorder) -> None:
 
 @dataclass
 class Figures:
-    list_total: int
-    list_per_tool: dict[str, int]
     calls: list[Call]
-    trims: list[Row]
 
 
 async def collect() -> Figures:
     async with in_process() as rec:  # the demo changes data: it gets its own sandbox
-        total, per_tool = await tool_list(rec)
-        trimmed = await trims(rec)
         await run_demo(rec)
         await run_largest_reads(rec)  # after the demo, so there are jobs to list
         calls = rec.calls
     async with in_process() as rec:
         await run_previews(rec)
-        return Figures(total, per_tool, calls + rec.calls, trimmed)
+        return Figures(calls + rec.calls)
 
 
 def rows(fig: Figures) -> list[Row]:
     out: list[Row] = []
-    total_tokens = tokens(fig.list_total)
-    biggest = sorted(fig.list_per_tool.items(), key=lambda kv: -kv[1])
-    out.append(
-        Row(
-            f"tools/list, {len(fig.list_per_tool)} tools (all toolsets)",
-            f"{fig.list_total:,} B ≈ {total_tokens:,} tok",
-            "",
-            "",
-            f"< {TOOLS_TARGET:,} tok",
-            total_tokens < TOOLS_TARGET,
-        )
-    )
-    for name, size in biggest:
-        out.append(
-            Row(
-                f"  tools/list: {name}",
-                f"{size:,} B ≈ {tokens(size):,} tok",
-                ratio=f"{size / fig.list_total:.0%} of list",
-            )
-        )
-    out += fig.trims
     errors = [c for c in fig.calls if c.error]
     for c in errors:
         out.append(
@@ -286,66 +254,3 @@ def request_rows(fig: Figures) -> list[Row]:
 
 def dump(fig: Figures) -> str:
     return json.dumps([c.__dict__ for c in fig.calls], indent=1)
-
-
-# -- what the tools/list would weigh after candidate trims (figures for the lead) ---------
-
-
-def _strip_titles(node: Any) -> Any:
-    """Drop pydantic's generated `title` keywords (a property named `title` is a dict, kept)."""
-    if isinstance(node, dict):
-        return {
-            k: _strip_titles(v)
-            for k, v in node.items()
-            if not (k == "title" and isinstance(v, str))
-        }
-    if isinstance(node, list):
-        return [_strip_titles(v) for v in node]
-    return node
-
-
-def _size(data: Any) -> int:
-    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-
-
-async def trims(rec: Recorder) -> list[Row]:
-    listed = await rec.client.list_tools()
-    tools = [t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in listed.tools]
-    whole = _size({"tools": tools})
-    parts = {
-        "descriptions": sum(len(t.get("description", "").encode()) for t in tools),
-        "input schemas": sum(_size(t.get("inputSchema", {})) for t in tools),
-        "output schemas": sum(_size(t.get("outputSchema", {})) for t in tools),
-    }
-    rows = [
-        Row(
-            f"  tools/list share: {name}",
-            f"{size:,} B ≈ {tokens(size):,} tok",
-            ratio=f"{size / whole:.0%} of list",
-        )
-        for name, size in parts.items()
-    ]
-    untitled = [
-        {
-            **t,
-            "inputSchema": _strip_titles(t.get("inputSchema")),
-            "outputSchema": _strip_titles(t.get("outputSchema")),
-        }
-        for t in tools
-    ]
-    no_output = [{k: v for k, v in t.items() if k != "outputSchema"} for t in untitled]
-    for name, variant in (
-        ("without generated `title` keywords", untitled),
-        ("... and without output schemas", no_output),
-    ):
-        size = _size({"tools": variant})
-        rows.append(
-            Row(
-                f"  tools/list what-if: {name}",
-                f"{size:,} B ≈ {tokens(size):,} tok",
-                ratio=f"{size / whole:.0%} of now",
-                target=f"< {TOOLS_TARGET:,} tok",
-                ok=None,
-            )
-        )
-    return rows

@@ -52,3 +52,62 @@ async def test_every_tool_refuses_unknown_arguments(h: Harness) -> None:
         error = await h.error(tool.name, {"not_an_argument": 1})
         assert error.startswith("not_an_argument: unknown argument"), (tool.name, error)
     assert h.sandbox.requests == []
+
+
+# -- bad values: where, what was given, what is allowed; no validator noise (issue 18) -------
+
+NOISE = ("validation error for", "Arguments", "pydantic", "https://", "Value error,", "\n")
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        (
+            "search_leads",
+            {"filter": {}},
+            'filter: filter needs at least one field; to select every lead use s_query {"type": '
+            '"match_all"} with allow_all_leads: true (given: {})',
+        ),
+        (
+            "search_leads",
+            {"filter": {"created_after": "yesterday"}},
+            "filter.created_after: 'yesterday' is not a date; use an ISO date like 2025-01-31 "
+            "or a datetime with a timezone like 2025-01-31T10:00:00Z",
+        ),
+        (
+            "search_leads",
+            {"filter": {"custom_fields": {"Industry": {"a": 1}}}},
+            "filter.custom_fields.Industry: {'a': 1} is not a boolean, an integer, a number, a "
+            "string or a list of strings",
+        ),
+        (
+            "create_bulk_edit",
+            {**QUALIFIED, "edit": {"type": "bogus"}},
+            "edit.type: 'bogus' is not one of 'set_lead_status', 'set_custom_field', "
+            "'clear_custom_field'",
+        ),
+        (
+            "create_bulk_edit",
+            {**QUALIFIED, "edit": {"type": "set_lead_status"}},
+            "edit: 'lead_status' is a required property",
+        ),
+        (
+            "create_bulk_edit",
+            {**QUALIFIED, "edit": {"type": "set_custom_field", "custom_field": "x", "value": []}},
+            "edit.value: [] is not a string, an integer, a number or a boolean",
+        ),
+        (
+            "search_leads",
+            {"s_query": {"type": "nope"}},
+            "s_query.type: 'nope' is not one of 'and', 'or', 'object_type', 'field_condition', "
+            "'has_related', 'match_all', 'saved_search', 'text'",
+        ),
+    ],
+)
+async def test_bad_values_are_named_with_what_was_given_and_what_is_allowed(
+    h: Harness, tool: str, arguments: dict[str, object], message: str
+) -> None:
+    error = await h.error(tool, arguments)
+    assert error == message
+    assert not [n for n in NOISE if n in error]
+    assert h.sandbox.requests == []

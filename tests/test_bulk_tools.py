@@ -252,20 +252,34 @@ async def test_bulk_email_needs_confirmation_and_renders_template(h: Harness) ->
     first = await h.call("create_bulk_email", args)
     assert first["status"] == "confirmation_required"
     assert first["confirmation_token"]
-    sample_lead = sb.store.leads[first["preview"]["sample"][0]["id"]]
-    # The seeded 'Intro' template for the first sample lead and its first contact, rendered
-    # by hand (not by the sandbox's renderer).
-    assert (sample_lead.display_name, sample_lead.contacts[0].name) == (
-        "Zenith Partners",
-        "Farid Weber",
+    sample = [sb.store.leads[s["id"]] for s in first["preview"]["sample"]]
+    # The first sample lead has no contact with an address, so Close sends it nothing: the
+    # email the preview shows is the next lead's, to its first contact with an address.
+    assert [c.emails for c in sample[0].contacts] == [[], []]
+    lead = sample[1]
+    contact = next(c for c in lead.contacts if c.emails)
+    assert (lead.display_name, contact.name, contact.emails[0]["email"]) == (
+        "Café Systems",
+        "Ben Łukasz",
+        "ben.614@caf.example",
     )
+    # The seeded 'Intro' template rendered by hand (not by the sandbox's renderer).
     assert first["preview"]["rendering"] == {
-        "subject": "Quick question for Zenith Partners",
-        "body": "Hi Farid,\n\nI work with teams like Zenith Partners on their sales process. "
+        "lead_id": lead.id,
+        "contact_id": contact.id,
+        "contact_name": "Ben Łukasz",
+        "email": "ben.614@caf.example",
+        "subject": "Quick question for Café Systems",
+        "body": "Hi Ben,\n\nI work with teams like Café Systems on their sales process. "
         "Worth a chat?\n\nSandra",
-        "email": None,
-        "lead_id": sample_lead.id,
     }
+    assert first["preview"]["notes"][-1] == (
+        f"The rendering is the email to ben.614@caf.example (contact {contact.id} of lead "
+        f"{lead.id}); contact_preference contact sends to every contact with an email address "
+        "(each one's first address)."
+    )
+    renders = [r for r in sb.requests if r.path.endswith("/render/")]
+    assert [r.query for r in renders] == [{"lead_id": lead.id, "contact_id": contact.id}]
     assert h.writes() == []
 
     done = await h.call(
@@ -340,8 +354,30 @@ async def test_bulk_sequence_subscribe_exact_body(h: Harness) -> None:
             "sender_email: 'x@y.example' is not an identity of",
         ),
         (
-            {"action_type": "pause", "sender_name": "Me"},
+            {"action_type": "pause", "all_sequences": True, "sender_name": "Me"},
             "sender_name: only for action_type subscribe; leave out for pause",
+        ),
+        # Issue 18: "every sequence" is never what a left-out argument means.
+        (
+            {"action_type": "pause"},
+            "sequence: give a sequence, or all_sequences: true to pause every sequence",
+        ),
+        (
+            {"action_type": "resume_finished"},
+            "sequence: give a sequence, or all_sequences: true to resume finished every",
+        ),
+        (
+            {"action_type": "resume", "sequence": "Onboarding", "all_sequences": True},
+            "sequence: give a sequence or all_sequences: true, not both",
+        ),
+        (
+            {
+                "action_type": "subscribe",
+                "all_sequences": True,
+                "sequence": "Onboarding",
+                "sender_account": "tomas@sandbox.example",
+            },
+            "all_sequences: not for subscribe, which takes one sequence; leave it out",
         ),
     ],
 )
@@ -351,6 +387,45 @@ async def test_sequence_rules_are_enforced_before_sending(
     error = await h.error("create_bulk_sequence_subscription", {"filter": QUALIFIED, **args})
     assert error.startswith(message)
     assert h.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "sequence_id"),
+    [
+        ({"all_sequences": True}, None),
+        ({"sequence": "Onboarding"}, "Onboarding"),
+    ],
+)
+async def test_pausing_every_sequence_takes_all_sequences_and_sends_no_sequence_id(
+    args: dict[str, Any], sequence_id: str | None, h: Harness
+) -> None:
+    sb = h.sandbox
+    call = {"filter": QUALIFIED, "action_type": "pause", **args}
+    first = await h.call("create_bulk_sequence_subscription", call)
+    done = await h.call(
+        "create_bulk_sequence_subscription",
+        {**call, "confirmation_token": first["confirmation_token"]},
+    )
+    assert done["status"] == "submitted"
+    body: dict[str, Any] = {
+        "s_query": status_query(sb, "Qualified"),
+        "send_done_email": True,
+        "action_type": "pause",
+    }
+    if sequence_id is not None:
+        body["sequence_id"] = next(
+            s.id for s in sb.store.sequences.values() if s.name == sequence_id
+        )
+    assert posted(h) == [("POST", "/api/v1/bulk_action/sequence_subscription/", body)]
+
+
+async def test_sequence_schema_states_the_required_when_rules(h: Harness) -> None:
+    tools = {t.name: t for t in (await h.client.list_tools()).tools}
+    props = tools["create_bulk_sequence_subscription"].input_schema["properties"]
+    assert "Required for subscribe" in props["sequence"]["description"]
+    assert "Required for subscribe" in props["sender_account"]["description"]
+    assert "resume_finished finished ones" in props["action_type"]["description"]
+    assert "every sequence" in props["all_sequences"]["description"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -694,7 +769,10 @@ async def test_annotations_are_explicit(h: Harness) -> None:
             a.idempotent_hint,
             a.open_world_hint,
         ) == hints
-        assert "confirmation_token" in (tools[name].description or "")
+    # The two steps are told once, in the instructions, not in every description.
+    assert h.client.instructions is not None
+    assert "Every write tool works in two steps." in h.client.instructions
+    assert "the `confirmation_token` only after they agree" in h.client.instructions
 
 
 async def test_zero_matches_submit_nothing(h: Harness) -> None:

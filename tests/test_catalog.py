@@ -75,7 +75,8 @@ TEMPLATES = [
 UNLISTED_TEMPLATE = {"id": "tmpl_old", "name": "Old", "subject": "Old", "is_archived": True}
 SEQUENCES = [{"id": "seq_onb", "name": "Onboarding", "status": "active", "steps": []}]
 SMART_VIEWS = [
-    {"id": "save_hot", "name": "Hot leads", "type": "lead",
+    # As Close's reference has it: `query` (the old text form) null beside the s_query.
+    {"id": "save_hot", "name": "Hot leads", "type": "lead", "query": None,
      "s_query": {"query": HOT_TREE, "results_limit": None, "sort": []}},
     {"id": "save_top", "name": "Top 10", "type": "lead",
      "s_query": {"query": HOT_TREE, "results_limit": 10, "sort": TOP_SORT}},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mcp import types
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from rich.console import Console
@@ -83,7 +85,7 @@ def test_help_lists_the_subcommands(env: dict[str, str]) -> None:
     assert "CLOSE_API_KEY" in done.stdout
 
 
-COMMANDS = ("serve", "sandbox", "demo", "schemas", "restore")
+COMMANDS = ("serve", "sandbox", "demo", "schemas", "restore", "check")
 # Each flag that mirrors an environment variable, and the variable.
 FLAG_VARIABLES = {
     "--read-only": "CLOSE_MCP_READ_ONLY",
@@ -296,7 +298,10 @@ async def test_serve_sandbox_over_stdio(env: dict[str, str], tmp_path: Path) -> 
     assert content is not None
     assert content["s_query"]["queries"][0] == {"type": "object_type", "object_type": "lead"}
     assert 0 < content["total"] < 1000
-    assert content["matched"] == content["total"]
+    # The text a client hands the model: compact JSON, the same data as the structured copy.
+    (text,) = result.content
+    assert isinstance(text, types.TextContent)
+    assert text.text == json.dumps(content, separators=(",", ":"), ensure_ascii=False)
     assert len(content["sample"]) == 3
     assert {lead["status_label"] for lead in content["sample"]} == {"Qualified"}
     logs = stderr_path.read_text(encoding="utf-8")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.sandbox.bulk_jobs import RESUME_SECONDS
 from close_mcp.sandbox.store import Job
 from close_mcp.sandbox.store import iso as close_iso
@@ -125,7 +124,6 @@ async def test_pause_a_running_job(state: str, updated: str, loaded: bool, h: Ha
         "previous_status": state,
         "job": edit_summary(h, job, "paused", updated, loaded),
         "resume_before": deadline,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     assert (job.n_objects is None) == (state in ("created", "loading"))
     # Paused means no progress, however long the clock runs.
@@ -141,6 +139,28 @@ async def test_pause_a_running_job(state: str, updated: str, loaded: bool, h: Ha
         "job_id": job.id,
     }
     assert [{k: e[k] for k in entry} for e in h.audit.entries()] == [entry]
+
+
+@pytest.mark.harness(audited=True)
+async def test_pausing_a_paused_job_again_sends_nothing_and_says_so(h: Harness) -> None:
+    """Issue 18: pause_bulk_job is marked idempotent, so a repeat must not be an error."""
+    job = new_job(h)
+    into_state(h, job, "processing")
+    first = await h.call("pause_bulk_job", {"job_id": job.id})
+    h.clock.advance(DAY)
+    again = await h.call("pause_bulk_job", {"job_id": job.id})
+    assert puts(h) == [("PUT", job_path(job), PAUSED)]
+    assert job.status == "paused"
+    deadline = first["resume_before"]
+    assert again == {
+        "message": f"Job {job.id} was already paused at {job.n_objects_processed} of 40 "
+        f"objects; nothing was sent. Resume it with resume_bulk_job before {deadline}; "
+        "Close refuses later.",
+        "previous_status": "paused",
+        "job": first["job"],
+        "resume_before": deadline,
+    }
+    assert [e["outcome"] for e in h.audit.entries()] == ["submitted"]
 
 
 @pytest.mark.parametrize("kind", ["edit", "email", "sequence_subscription", "delete"])
@@ -172,9 +192,6 @@ def resume_preview(job: Job, notice: str, *, done: int = 10, total: int = 40) ->
     return {
         "path": f"/bulk_action/{job.kind}/{job.id}/",
         "request": RESUMING,
-        "s_query": None,
-        "results_limit": None,
-        "sort": None,
         "matched": total - done,
         "sample": [],
         "rendering": None,
@@ -211,7 +228,6 @@ async def test_resume_a_paused_job_and_it_finishes(h: Harness) -> None:
         "job": edit_summary(h, job, "resuming", "2026-01-07T00:00:02.000000+00:00", True),
         "result": None,
         "snapshot": None,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     await run_to_done(h, job.id, step=1.0)
     assert job.status == "done"
@@ -247,7 +263,6 @@ async def test_resuming_a_paused_delete_needs_its_own_confirmation(h: Harness) -
         "job": None,
         "result": None,
         "snapshot": None,
-        "crm_data_notice": CRM_DATA_NOTICE,
     }
     assert isinstance(token, str)
     assert h.writes() == []
@@ -432,11 +447,6 @@ REFUSALS = [
     ("resume", "done", "it is done, and a finished job cannot be paused or resumed"),
     ("pause", "error", "it is error, and a finished job cannot be paused or resumed"),
     ("resume", "error", "it is error, and a finished job cannot be paused or resumed"),
-    (
-        "pause",
-        "paused",
-        "it is already paused since {since}; use resume_bulk_job to restart it",
-    ),
     ("resume", "created", "it is created, not paused; only a paused job can be resumed"),
     ("resume", "loading", "it is loading, not paused; only a paused job can be resumed"),
     ("resume", "processing", "it is processing, not paused; only a paused job can be resumed"),
@@ -575,7 +585,7 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
     assert resume.annotations is not None
     hints = ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint")
     assert [getattr(pause.annotations, k) for k in hints] == [False, False, True, False]
-    assert [getattr(resume.annotations, k) for k in hints] == [False, True, True, True]
+    assert [getattr(resume.annotations, k) for k in hints] == [False, True, False, True]
     assert pause.input_schema["required"] == ["job_id"]
     assert sorted(pause.input_schema["properties"]) == ["job_id"]
     assert resume.input_schema["required"] == ["job_id"]
@@ -584,8 +594,8 @@ async def test_pause_is_unconfirmed_and_resume_is_a_confirmable_write(h: Harness
         "dry_run",
         "job_id",
     ]
-    assert "needs no confirmation" in (pause.description or "").lower()
-    assert "confirmation_token" in (resume.description or "")
+    assert "not confirmed" in (pause.description or "").lower()
+    assert "confirmed like the job's own action" in (resume.description or "")
 
 
 @pytest.mark.harness(read_only=True)

@@ -725,6 +725,31 @@ async def test_sort_is_validated(catalog: Catalog) -> None:
     )
 
 
+async def test_a_sort_field_may_be_named(catalog: Catalog) -> None:
+    """A sort key may be a field name or a cf_ id, "-" first for descending (what tools/list
+    shows), or an object whose field is named so."""
+    selection = await resolve_selection(
+        filter={"name": "x"},
+        sort=[
+            "-date_created",
+            "cf_ind",
+            {"direction": "desc", "field": "cf_size"},
+            {"direction": "asc", "field": regular("display_name")},
+        ],
+        catalog=catalog,
+    )
+    assert selection.sort == [
+        {"direction": "desc", "field": regular("date_created")},
+        {"direction": "asc", "field": custom("cf_ind")},
+        {"direction": "desc", "field": custom("cf_size")},
+        {"direction": "asc", "field": regular("display_name")},
+    ]
+    assert (
+        await selection_error(catalog, filter={"name": "x"}, sort=["-no such!"])
+        == "sort[0].field.field_name: 'no such!' is not a field name such as status_id"
+    )
+
+
 RAW = fc(custom("cf_ind"), {"type": "term", "values": ["Retail"]})
 
 

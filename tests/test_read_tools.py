@@ -324,7 +324,7 @@ async def test_tools_list_shows_every_read_tool_with_its_contract(h: Harness) ->
         assert "properties" in tool.input_schema
         assert tool.output_schema is not None
         assert tool.output_schema["type"] == "object"
-        assert tool.output_schema["properties"], name
+        assert tool.output_schema["required"], name  # what clients check results against
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -339,7 +339,6 @@ async def test_search_leads_tree_total_and_sample_match_the_sandbox(case: Case, 
         "results_limit": None,
         "sort": None,
         "total": len(matching),
-        "matched": len(matching),
         "sample": sample_of(store, matching, 4),
         "matches_every_lead": len(matching) == N_LEADS,
         "today": TODAY,
@@ -381,7 +380,6 @@ async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sampl
         "results_limit": 7,
         "sort": DATE_CREATED_ASC,
         "total": len(matching),
-        "matched": 7,
         "sample": sample_of(store, matching, 3),
         "matches_every_lead": False,
         "today": TODAY,
@@ -397,7 +395,8 @@ async def test_search_leads_sample_never_shows_leads_beyond_results_limit(h: Har
         "search_leads", {"filter": {"has_email": True}, "results_limit": 2, "sample_size": 5}
     )
     matching = newest_first([lead for lead in store.leads.values() if has_email(lead)])
-    assert (result["matched"], result["sample"]) == (2, sample_of(store, matching, 2))
+    assert len(matching) > 2
+    assert (result["results_limit"], result["sample"]) == (2, sample_of(store, matching, 2))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -406,7 +405,16 @@ async def test_search_leads_sample_size_zero_still_counts(h: Harness) -> None:
     result = await h.call("search_leads", {"filter": {"lead_status": "Canceled"}, "sample_size": 0})
     store = h.sandbox.store
     total = sum(1 for lead in store.leads.values() if label(store, lead) == "Canceled")
-    assert (result["total"], result["matched"], result["sample"]) == (total, total, [])
+    # No lead shown, no CRM text: no notice.
+    assert result == {
+        "s_query": result["s_query"],
+        "results_limit": None,
+        "sort": None,
+        "total": total,
+        "sample": [],
+        "matches_every_lead": False,
+        "today": TODAY,
+    }
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -447,7 +455,6 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
         "results_limit": None,
         "sort": None,
         "total": len(recent),
-        "matched": len(recent),
         "sample": sample_of(store, recent, 3),
         "matches_every_lead": False,
         "today": TODAY,
@@ -745,7 +752,7 @@ def summary(store: Store, job: Job, *, with_query: bool = False) -> dict[str, An
         "date_created": iso(job.date_created),
         "date_updated": iso(job.date_updated),
         "created_by": job.created_by,
-        "details": {k: v for k, v in job.params.items() if v is not None},
+        "details": {k: v for k, v in job.echo().items() if v is not None},
         "s_query": job.s_query if with_query else None,
         "results_limit": job.results_limit if with_query else None,
     }
@@ -820,34 +827,43 @@ async def test_list_bulk_jobs_newest_first_with_kind_status_and_paging(h: Harnes
     assert everything == {
         "jobs": [summary(store, jobs[i]) for i in (delete, edit2, seqsub, email, edit1)],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     page = await h.call("list_bulk_jobs", {"limit": 2, "offset": 1})
     assert page == {
         "jobs": [summary(store, jobs[i]) for i in (edit2, seqsub)],
         "has_more": True,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
+    # A status edit holds ids only: no CRM text, no notice (the clear of "Industry" names one).
     last = await h.call("list_bulk_jobs", {"limit": 2, "offset": 4})
     assert last == {
         "jobs": [summary(store, jobs[edit1])],
         "has_more": False,
-        "crm_data_notice": NOTICE,
+        "complete": True,
     }
     edits = await h.call("list_bulk_jobs", {"kind": "edit"})
     assert edits == {
         "jobs": [summary(store, jobs[i]) for i in (edit2, edit1)],
         "has_more": False,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     done = await h.call("list_bulk_jobs", {"status": "done", "limit": 2})
-    assert done == {
+    assert done == {  # the email job names its sender
         "jobs": [summary(store, jobs[i]) for i in (seqsub, email)],
         "has_more": True,
+        "complete": True,
         "crm_data_notice": NOTICE,
     }
     paused_emails = await h.call("list_bulk_jobs", {"kind": "email", "status": "paused"})
-    assert paused_emails == {"jobs": [], "has_more": False, "crm_data_notice": NOTICE}
+    assert paused_emails == {
+        "jobs": [],
+        "has_more": False,
+        "complete": True,
+    }
     assert h.writes() == []
 
 
@@ -895,10 +911,10 @@ async def test_list_bulk_jobs_running_means_created_loading_processing_or_resumi
         "created",
     ]
     running = await h.call("list_bulk_jobs", {"status": "running"})
-    assert running == {
+    assert running == {  # status edits: ids only, no CRM text
         "jobs": [summary(store, jobs[i]) for i in (created, resuming, loading, processing)],
         "has_more": False,
-        "crm_data_notice": NOTICE,
+        "complete": True,
     }
     edits = await h.call("list_bulk_jobs", {"status": "running", "kind": "edit", "limit": 2})
     assert [j["id"] for j in edits["jobs"]] == [created, resuming]
@@ -912,11 +928,13 @@ async def test_list_bulk_jobs_status_is_one_enum_of_running_and_every_close_stat
 ) -> None:
     listed = {tool.name: tool for tool in (await h.client.list_tools()).tools}
     status = listed["list_bulk_jobs"].input_schema["properties"]["status"]
-    assert status["type"] == "string"
-    assert status["enum"] == ["running", *get_args(JobStatus)]
+    # listed nullable (for strict clients): the enum and a null arm
+    (values,) = [arm for arm in status["anyOf"] if arm != {"type": "null"}]
+    assert values["type"] == "string"
+    assert values["enum"] == ["running", *get_args(JobStatus)]
 
 
-async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
+async def test_list_bulk_jobs_scans_at_most_max_scan_jobs_per_kind(
     monkeypatch: pytest.MonkeyPatch, start_harness: StartHarness
 ) -> None:
     monkeypatch.setattr("close_mcp.server.tools.job_reads.MAX_SCAN", 2)
@@ -928,10 +946,11 @@ async def test_list_bulk_jobs_by_status_scans_at_most_max_scan_jobs_per_kind(
         body = {"s_query": ids_query(store, 2, 2 * i), "type": "set_lead_status"}
         await post_job(h.sandbox, "edit", {**body, "lead_status_id": customer})
     h.clear()
-    listed = await h.call("list_bulk_jobs", {"kind": "edit", "status": "created", "limit": 1})
-    assert len(listed["jobs"]) == 1
+    listed = await h.call("list_bulk_jobs", {"kind": "edit", "limit": 5})
+    assert (len(listed["jobs"]), listed["has_more"], listed["complete"]) == (2, False, False)
     read = [r for r in h.sandbox.requests if r.path.endswith("/bulk_action/edit/")]
-    assert sum(int(r.query["_limit"]) for r in read) <= 2, [r.query for r in read]
+    # MAX_SCAN and one more, to know whether there are more
+    assert [r.query for r in read] == [{"_skip": "0", "_limit": "3"}]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -972,7 +991,7 @@ async def test_get_bulk_job_of_a_job_created_through_create_bulk_edit(h: Harness
         **summary(store, store.jobs[job_id], with_query=True),
         "crm_data_notice": NOTICE,
     }
-    assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["s_query"])
+    assert (got["status"], got["s_query"]) == ("done", submitted["preview"]["request"]["s_query"])
 
 
 @dataclass
@@ -1014,7 +1033,6 @@ async def test_wait_for_bulk_job_reports_progress_until_done(start_harness: Star
         "finished": True,
         "timed_out": False,
         "waited_s": 3.0,
-        "crm_data_notice": NOTICE,
     }
     assert (job.status, job.n_objects_processed) == ("done", 10)
     assert progress.seen == [
@@ -1045,7 +1063,6 @@ async def test_wait_for_bulk_job_timeout_returns_the_current_state(
         "finished": False,
         "timed_out": True,
         "waited_s": 2.0,
-        "crm_data_notice": NOTICE,
     }
     assert (job.status, job.n_objects_processed) == ("processing", 1)
     assert progress.seen == [
@@ -1067,7 +1084,6 @@ async def test_wait_for_bulk_job_returns_at_once_for_done_and_paused_jobs(h: Har
         "finished": True,
         "timed_out": False,
         "waited_s": 0.0,
-        "crm_data_notice": NOTICE,
     }
     paused = await h.call("wait_for_bulk_job", {"job_id": edit2})
     assert paused == {

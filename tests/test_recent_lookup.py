@@ -69,9 +69,6 @@ def preview(first: dict[str, Any], body: dict[str, Any], matched: int) -> dict[s
     return {
         "path": "/bulk_action/delete/",
         "request": body,
-        "s_query": body["s_query"],
-        "results_limit": body.get("results_limit"),
-        "sort": None,
         "matched": matched,
         "sample": first["preview"]["sample"],
         "rendering": None,

@@ -37,7 +37,10 @@ async def test_squery_schema_resource(h: Harness) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_bulk_job_resource_template(h: Harness) -> None:
     templates = await h.client.list_resource_templates()
-    assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
+    assert [t.uri_template for t in templates.resource_templates] == [
+        "close://bulk-jobs/{id}",
+        "close://reverts/{job_id}",
+    ]
     args = {
         "filter": {"lead_status": "Qualified"},
         "edit": {"type": "set_lead_status", "lead_status": "Customer"},
@@ -50,7 +53,7 @@ async def test_bulk_job_resource_template(h: Harness) -> None:
     job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
     assert job["id"] == job_id
     assert job["kind"] == "edit"
-    assert job["s_query"] == submitted["preview"]["s_query"]
+    assert job["s_query"] == submitted["preview"]["request"]["s_query"]
 
 
 async def test_bulk_job_resource_rejects_unknown_ids(h: Harness) -> None:
@@ -62,6 +65,22 @@ async def test_bulk_job_resource_rejects_unknown_ids(h: Harness) -> None:
 async def test_jobs_template_follows_toolsets(h: Harness) -> None:
     templates = await h.client.list_resource_templates()
     assert templates.resource_templates == []
+
+
+@pytest.mark.harness(read_only=True)
+async def test_revert_plans_are_not_offered_read_only(h: Harness) -> None:
+    templates = await h.client.list_resource_templates()
+    assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
+
+
+async def test_revert_plan_resource_of_an_edit_never_reverted_and_of_a_non_edit(h: Harness) -> None:
+    plan = json.loads(_text(await h.client.read_resource("close://reverts/bulkedit_abc")))
+    assert plan == {"job_id": "bulkedit_abc", "plan": None, "sent": []}
+    with pytest.raises(MCPError, match="'bulkdelete_abc' is not a bulk edit id"):
+        await h.client.read_resource("close://reverts/bulkdelete_abc")
+    with pytest.raises(MCPError, match="is not a bulk job id"):
+        await h.client.read_resource("close://reverts/bulkedit_a:b")
+    assert h.sandbox.requests == []
 
 
 @pytest.mark.parametrize("mode", MODES)

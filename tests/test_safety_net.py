@@ -10,14 +10,17 @@ import argparse
 import io
 import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from mcp import types
 
 from close_mcp.cli import commands
 from close_mcp.close import leads as walking
+from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.safety import snapshots
 from close_mcp.safety.restore import (
     Progress,
@@ -116,8 +119,9 @@ async def revert(h: Harness, job_id: str, **extra: Any) -> dict[str, Any]:
         token = result["confirmation_token"]
         result = await h.call("revert_bulk_edit", {**args, "confirmation_token": token})
     assert result["status"] == "submitted", result
-    for job in result["result"]["jobs"]:
-        await run_to_done(h, job["id"])
+    assert result["result"]["jobs_count"] == len(result["result"]["jobs"])  # all shown
+    for job_id in result["result"]["jobs"]:
+        await run_to_done(h, job_id)
     return result
 
 
@@ -145,7 +149,7 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     ]
     # The snapshot: one search over the request's exact query, just before the POST (the
     # confirmed call also GETs bulk_action/edit/, looking for a job this token already made).
-    s_query = done["preview"]["s_query"]
+    s_query = done["preview"]["request"]["s_query"]
     post = next(i for i, r in enumerate(sent(h)) if r[:2] == ("POST", "bulk_action/edit/"))
     assert sent(h)[post - 1 : post + 1] == [
         (
@@ -204,7 +208,7 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     assert state(sb) == before
     lines = [e for e in h.audit.entries() if e["tool"] == "revert_bulk_edit"]
     assert [(e["outcome"], e["path"], e.get("job_id")) for e in lines] == [
-        ("submitted", "/bulk_action/edit/", reverted["result"]["jobs"][0]["id"]),
+        ("submitted", "/bulk_action/edit/", reverted["job"]["id"]),
         ("submitted", "/bulk_action/edit/", None),  # the plan, once all of it went
     ]
     # Nothing is left to put back: a second revert is refused without a write.
@@ -254,15 +258,10 @@ async def test_multi_value_edit_reverts_each_old_value(h: Harness) -> None:
     }
 
     h.clear()
-    reverted = await revert(h, done["job"]["id"])
-    assert reverted["preview"]["request"]["returns"] == [
-        {"value": ["CRM", "Dialer"], "leads": 6},
-        {"value": None, "leads": 6},
-        {"value": ["API"], "leads": 1},
-        {"value": ["Email", "Reporting"], "leads": 1},
-    ]
-    writes = [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()]
-    assert writes == [
+    job_id = done["job"]["id"]
+    sent_at = datetime.fromtimestamp(h.clock.time(), tz=UTC).isoformat()  # the clock stands
+    reverted = await revert(h, job_id)
+    exact = [
         (
             "POST",
             "bulk_action/edit/",
@@ -288,8 +287,103 @@ async def test_multi_value_edit_reverts_each_old_value(h: Harness) -> None:
         ("PUT", f"lead/{pair[0]}/", {f"custom.{products}": ["API"]}),
         ("PUT", f"lead/{pair[1]}/", {f"custom.{products}": ["Email", "Reporting"]}),
     ]
-    assert reverted["result"]["updated_leads"] == pair
+    writes = [(r.method, r.path.removeprefix(API), r.json) for r in h.writes()]
+    assert writes == exact
     assert state(sb) == before
+    returns = [
+        {"value": ["CRM", "Dialer"], "leads": 6},
+        {"value": None, "leads": 6},
+        {"value": ["API"], "leads": 1},
+        {"value": ["Email", "Reporting"], "leads": 1},
+    ]
+    requests = [{"method": m, "path": "/" + p, "body": b} for m, p, b in exact]
+    # The whole plan is the resource; the result shows the first three of each list.
+    resource = await h.client.read_resource(f"close://reverts/{job_id}")
+    (content,) = resource.contents
+    assert isinstance(content, types.TextResourceContents)
+    document = json.loads(content.text)
+    plan = {
+        "job_id": job_id,
+        "field": f"custom.{products}",
+        "returns": returns,
+        "returns_count": 4,
+        "left_alone": {
+            "changed_since": [],
+            "changed_since_count": 0,
+            "already_back": 0,
+            "not_found": [],
+            "not_found_count": 0,
+        },
+        "requests": requests,
+        "requests_count": 4,
+        "requests_shown": "exact",
+        "plan_sha256": document["plan"]["plan_sha256"],
+    }
+    jobs = reverted["result"]["jobs"]
+    assert document == {
+        "job_id": job_id,
+        "plan": plan,
+        "sent": [
+            {"sent_at": sent_at, "job_id": jobs[0]},
+            {"sent_at": sent_at, "job_id": jobs[1]},
+            {"sent_at": sent_at, "lead_id": pair[0]},
+            {"sent_at": sent_at, "lead_id": pair[1]},
+        ],
+    }
+    shown = {
+        **plan,
+        "returns": returns[:3],
+        "requests": requests[:3],
+        "full_plan": f"close://reverts/{job_id}",
+    }
+    labels = [
+        ('["CRM", "Dialer"]', 6),
+        ("empty", 6),
+        ('["API"]', 1),
+    ]
+    assert reverted == {
+        "status": "submitted",
+        "tool": "revert_bulk_edit",
+        "message": f"Submitted: Revert {job_id}: put the old value back on 14 leads (2 bulk "
+        "edit jobs and 2 lead updates). Follow each job with wait_for_bulk_job: `job` is the "
+        "first, result.jobs the first few, the resource preview.request.full_plan every one.",
+        "preview": {
+            "path": "/bulk_action/edit/",
+            "request": shown,
+            "matched": 14,
+            "sample": reverted["preview"]["sample"],
+            "rendering": None,
+            "notes": [
+                *(
+                    f"{n} lead{'s' if n != 1 else ''} return to custom.{products} {label}."
+                    for label, n in labels
+                ),
+                "1 leads return to 1 other value (the resource full_plan lists them).",
+                "Sends 2 bulk edit jobs and 2 single-lead updates, in order; follow the jobs "
+                "with wait_for_bulk_job. The revert itself takes no snapshot.",
+            ],
+        },
+        "confirmation_token": None,
+        "expires_at": None,
+        "reason": None,
+        "job": reverted["job"],
+        "result": {
+            "jobs": jobs,
+            "jobs_count": 2,
+            "updated_leads": pair,
+            "updated_leads_count": 2,
+            "leads": 14,
+        },
+        "snapshot": None,
+        "crm_data_notice": CRM_DATA_NOTICE,
+    }
+    assert [s["id"] for s in reverted["preview"]["sample"]] == sorted(chosen)[:5]
+    assert reverted["job"]["id"] == jobs[0]
+    # What Close echoes of an edit job (the strict sandbox echoes no more).
+    assert reverted["job"]["details"] == {
+        "type": "set_custom_field",
+        "custom_field_name": "Products",
+    }
 
 
 # -- a third party changed some leads since the edit ------------------------------------------
@@ -327,8 +421,8 @@ async def test_leads_changed_since_are_reported_and_left_alone(h: Harness) -> No
     assert left["changed_since_count"] == 2
     assert reverted["preview"]["matched"] == len(qualified) - 2
     assert reverted["preview"]["notes"][1] == (
-        f"2 leads were changed by someone else since the edit and are left alone: "
-        f"{others[0]}, {others[1]}. Pass include_changed_since=true to put them back as well."
+        "2 leads were changed by someone else since the edit and are left alone "
+        "(left_alone.changed_since). Pass include_changed_since=true to put them back as well."
     )
     assert [(r.method, (r.json or {})["s_query"]) for r in h.writes()] == [
         ("POST", ids_query(qualified[2:]))
@@ -420,7 +514,8 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
     token = first["confirmation_token"]
     first = await h.call("revert_bulk_edit", {"job_id": job_id, "confirmation_token": token})
     assert first["status"] == "submitted"
-    [revert_job] = [job["id"] for job in first["result"]["jobs"]]
+    [revert_job] = first["result"]["jobs"]
+    assert first["job"]["id"] == revert_job
     # The revert's job id is recorded as soon as it was sent: one line appended to its
     # revert records, the snapshot itself unchanged.
     assert [r["job_id"] for r in await reverts(h, job_id)] == [revert_job]
@@ -570,12 +665,12 @@ async def test_snapshot_walks_past_the_cursor_cap(
                 "on_or_after": {"type": "fixed_utc", "value": moment.isoformat()},
             },
         }
-        return {"type": "and", "queries": [done["preview"]["s_query"], cond]}
+        return {"type": "and", "queries": [done["preview"]["request"]["s_query"], cond]}
 
     # Three walks past the cap each time the leads are read: for the token's binding when it
     # was minted, again when it was confirmed, then for the snapshot.
     assert [w["query"] for w in walks] == [
-        done["preview"]["s_query"],
+        done["preview"]["request"]["s_query"],
         since(fifty),
         since(ninety_nine),
     ] * 3
@@ -667,7 +762,7 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
         ("POST", "bulk_action/delete/"),
     ]
     assert sent(h)[5][2] == {
-        "query": done["preview"]["s_query"],
+        "query": done["preview"]["request"]["s_query"],
         "_limit": 200,
         "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
         "sort": BY_CREATED,

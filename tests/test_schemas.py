@@ -1,7 +1,7 @@
 """The checked-in tool contract: `tool_schemas/` is current, and the server enforces it.
 
 Generic over the tools: a tool added later is covered once `close-mcp schemas` has written
-its file. Argument sets that break a tool's checked-in `inputSchema` (checked with
+its file. Argument sets that break a tool's checked-in input schema under `enforced/` (checked with
 `jsonschema` first) must come back as tool errors, with nothing sent to Close's write
 endpoints.
 """
@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from close_mcp.cli.main import main
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.selection.squery import SQUERY_SCHEMA
-from close_mcp.server.schemas import SQUERY_FILE, write_or_check
+from close_mcp.server.schemas import ENFORCED, SQUERY_FILE, write_or_check
 from tests.harness import MODES, Harness, Mode, text_of
 
 FOLDER = Path(__file__).resolve().parent.parent / "tool_schemas"
@@ -33,6 +33,14 @@ def tool_files() -> dict[str, dict[str, Any]]:
         path.stem: json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(FOLDER.glob("*.json"))
         if path.name != SQUERY_FILE
+    }
+
+
+def enforced_files() -> dict[str, dict[str, Any]]:
+    """The full input schema of each tool, the one the server checks calls against."""
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((FOLDER / ENFORCED).glob("*.json"))
     }
 
 
@@ -64,6 +72,11 @@ def test_folder_holds_one_complete_file_per_tool_and_the_s_query_schema() -> Non
         assert doc["outputSchema"]["type"] == "object", stem
         Draft202012Validator.check_schema(doc["inputSchema"])
         Draft202012Validator.check_schema(doc["outputSchema"])
+    assert set(enforced_files()) == set(files)
+    for stem, schema in enforced_files().items():
+        Draft202012Validator.check_schema(schema)
+        # the lean listed schema names exactly the arguments the server accepts
+        assert set(schema["properties"]) == set(files[stem]["inputSchema"]["properties"]), stem
     squery = json.loads((FOLDER / SQUERY_FILE).read_text(encoding="utf-8"))
     assert squery == SQUERY_SCHEMA
     Draft202012Validator.check_schema(squery)
@@ -75,7 +88,8 @@ def test_check_passes_on_the_committed_folder(
     assert main(["schemas", "--check", "--dir", str(copy)]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == f"{copy}/ matches the code ({len(tool_files()) + 1} files)\n"
+    count = 2 * len(tool_files()) + 1
+    assert captured.err == f"{copy}/ matches the code ({count} files)\n"
 
 
 def test_check_fails_naming_an_altered_file(copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,10 +122,14 @@ def test_writing_repairs_the_folder_to_the_committed_bytes(
     (copy / "lookup.json").write_text("{}\n", encoding="utf-8")
     (copy / "search_leads.json").unlink()
     assert main(["schemas", "--dir", str(copy)]) == 0
-    assert capsys.readouterr().err == f"wrote 2 of {len(tool_files()) + 1} files to {copy}/\n"
-    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in FOLDER.iterdir())
-    for path in FOLDER.iterdir():
-        assert (copy / path.name).read_bytes() == path.read_bytes(), path.name
+    count = 2 * len(tool_files()) + 1
+    assert capsys.readouterr().err == f"wrote 2 of {count} files to {copy}/\n"
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == sorted(
+        p.relative_to(FOLDER) for p in FOLDER.rglob("*")
+    )
+    for path in FOLDER.rglob("*.json"):
+        relative = path.relative_to(FOLDER)
+        assert (copy / relative).read_bytes() == path.read_bytes(), relative
     assert write_or_check(str(copy), check=True) == 0
 
 
@@ -263,7 +281,22 @@ def bases(h: Harness, job_id: str) -> dict[str, dict[str, Any]]:
             "sequence": "Onboarding",
         },
         "create_bulk_delete": {"filter": lead},
+        "cancel_email": {"activity_id": scheduled_email(h)},
     }
+
+
+def scheduled_email(h: Harness) -> str:
+    """An email waiting to go out, made straight in the sandbox: what cancel_email takes back."""
+    from close_mcp.sandbox import emails
+
+    data = {
+        "lead_id": next(iter(h.sandbox.store.leads)),
+        "status": "scheduled",
+        "date_scheduled": "2026-01-02T09:00:00+00:00",
+        "sender": "sandra@sandbox.example",
+        "body_text": "x",
+    }
+    return str(emails.create(h.sandbox.store, data, h.clock.time())["id"])
 
 
 def fallback_base(schema: dict[str, Any], h: Harness, job_id: str) -> dict[str, Any]:
@@ -283,9 +316,7 @@ async def refused(h: Harness, tool: str, arguments: dict[str, Any], schema: dict
 async def check_refusals(h: Harness, *, lax: bool) -> None:
     job_id = await make_job(h)
     known = bases(h, job_id)
-    files = tool_files()
-    for tool, doc in files.items():
-        schema = doc["inputSchema"]
+    for tool, schema in enforced_files().items():
         if tool in known:
             base = known[tool]
             assert Draft202012Validator(schema).is_valid(base), tool

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -84,9 +86,6 @@ async def test_draft_is_created_at_once_with_the_exact_body(h: Harness) -> None:
         "preview": {
             "path": "/activity/email/",
             "request": body,
-            "s_query": None,
-            "results_limit": None,
-            "sort": None,
             "matched": 2,
             "sample": sample(lead, h),
             "rendering": {
@@ -283,6 +282,7 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
         "bcc": [],
         "subject": expected["subject"],
         "body": expected["body"],
+        "contact_id": contact.id,
         "template": "Intro",
     }
     assert preview["preview"]["notes"] == [
@@ -312,6 +312,48 @@ async def test_template_is_rendered_in_the_preview_and_by_close(h: Harness) -> N
     assert email["subject"] == expected["subject"]
     assert email["body_text"] == expected["body"]
     assert result["result"]["subject"] == expected["subject"]
+
+
+async def test_a_template_is_rendered_for_a_contact_chosen_and_named(h: Harness) -> None:
+    """Close renders a template only for a lead and a contact: with `to` given and no
+    contact_id, the contact holding the recipient is chosen, rendered for and posted."""
+    store = h.sandbox.store
+    lead = a_lead(h, contacts=2)
+    contact = lead.contacts[1]
+    address = contact.emails[0]["email"]
+    template = email_template(store, "Intro")
+    args = {"lead_id": lead.id, "to": [address], "template": "Intro"}
+    preview = await h.call("send_email", {**args, "dry_run": True})
+    assert preview["preview"]["rendering"]["contact_id"] == contact.id
+    assert preview["preview"]["rendering"]["body"].startswith(f"Hi {contact.name.split()[0]},")
+    assert preview["preview"]["notes"] == [
+        f"The template is rendered for contact {contact.id} ({contact.name}), the email filed "
+        "under it.",
+        "Close renders the template 'Intro' for this lead when it saves.",
+    ]
+    render = [r.query for r in h.sandbox.requests if r.path.endswith("/render/")]
+    assert render == [{"lead_id": lead.id, "contact_id": contact.id}]
+    await h.call("send_email", args)
+    body = {
+        "lead_id": lead.id,
+        "status": "draft",
+        "contact_id": contact.id,
+        "to": [address],
+        "template_id": template.id,
+    }
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+
+
+async def test_a_template_for_a_lead_without_contacts_is_refused(h: Harness) -> None:
+    lead = next(iter(h.sandbox.store.leads.values()))
+    lead.contacts.clear()  # as Close allows: a lead with no contact
+    args = {"lead_id": lead.id, "to": ["x@example.com"], "template": "Intro"}
+    error = await h.error("send_email", args)
+    assert error == (
+        f"template: lead {lead.id} has no contact, and Close renders a template for a lead and "
+        "one of its contacts; write the body instead"
+    )
+    assert h.sandbox.requests[-1].path == f"/api/v1/lead/{lead.id}/"
 
 
 async def test_template_given_by_id_keeps_the_subject_given(h: Harness) -> None:
@@ -733,16 +775,29 @@ async def test_send_email_is_listed_with_explicit_annotations(h: Harness) -> Non
     assert set(props) == {
         "lead_id", "contact_id", "to", "cc", "bcc", "subject", "body_text", "body_html",
         "template", "status", "sender", "email_account", "date_scheduled", "send_in",
-        "followup_date", "dry_run", "confirmation_token",
+        "followup_date", "in_reply_to_id", "followup_sequence", "followup_sequence_delay",
+        "dry_run", "confirmation_token",
     }  # fmt: skip
     assert tool.input_schema["required"] == ["lead_id"]
+    # Listed lean (limits enforced, not spelled out) and nullable, for strict clients.
     assert props["send_in"] == {
-        "description": "outbox only: delay sending by 0-59 seconds.",
+        "description": "outbox: send after 0-59 seconds.",
+        "type": ["integer", "null"],
+    }
+    assert props["subject"] == {
+        "description": "Subject (a template supplies one).",
+        "type": ["string", "null"],
+    }
+    enforced = json.loads(
+        (Path(__file__).parent.parent / "tool_schemas/enforced/send_email.json").read_text()
+    )["properties"]
+    assert enforced["send_in"] == {
+        "description": "outbox: send after 0-59 seconds.",
         "exclusiveMaximum": 60,
         "minimum": 0,
         "type": "integer",
     }
-    assert props["subject"] == {
+    assert enforced["subject"] == {
         "description": "Subject (a template supplies one).",
         "maxLength": 1000,
         "type": "string",
@@ -754,3 +809,159 @@ async def test_send_toolset_off_removes_the_tool(h: Harness) -> None:
     names = {t.name for t in (await h.client.list_tools()).tools}
     assert "send_email" not in names
     assert {"pause_bulk_job", "resume_bulk_job"} <= names
+
+
+# -- replies and follow-up sequences -----------------------------------------------------------
+
+
+def an_email(h: Harness, lead: Lead, **fields: Any) -> dict[str, Any]:
+    """An email activity put straight into the sandbox, as if made in Close's app."""
+    from close_mcp.sandbox import emails
+
+    data = {"lead_id": lead.id, "status": "inbox", "sender": "ann@example.com", **fields}
+    return emails.create(h.sandbox.store, data, h.clock.time())
+
+
+def sequence_id(h: Harness, name: str) -> str:
+    return next(s.id for s in h.sandbox.store.sequences.values() if s.name == name)
+
+
+async def test_a_reply_is_sent_in_the_thread_of_the_email_it_answers(h: Harness) -> None:
+    lead = a_lead(h)
+    received = an_email(h, lead, subject="Pricing?", to=["sandra@sandbox.example"])
+    h.clear()
+    args = {
+        "lead_id": lead.id,
+        "status": "outbox",
+        "sender": SENDER,
+        "subject": "Re: Pricing?",
+        "body_text": "Here it is.",
+        "in_reply_to_id": received["id"],
+    }
+    first = await h.call("send_email", args)
+    assert first["status"] == "confirmation_required"
+    address = lead.contacts[0].emails[0]["email"]
+    body = {
+        "lead_id": lead.id,
+        "status": "outbox",
+        "contact_id": lead.contacts[0].id,
+        "to": [address],
+        "subject": "Re: Pricing?",
+        "body_text": "Here it is.",
+        "sender": SENDER,
+        "in_reply_to_id": received["id"],
+    }
+    assert first["preview"]["request"] == body
+    assert first["preview"]["rendering"]["in_reply_to"] == {
+        "id": received["id"],
+        "subject": "Pricing?",
+        "thread_id": received["thread_id"],
+        "direction": "incoming",
+    }
+    assert (
+        f"A reply to {received['id']} (subject 'Pricing?'): Close keeps it in thread "
+        f"{received['thread_id']}." in first["preview"]["notes"]
+    )
+    reads = [(r.method, r.path, r.query) for r in h.sandbox.requests if "activity" in r.path]
+    assert reads == [
+        (
+            "GET",
+            f"/api/v1/activity/email/{received['id']}/",
+            {"_fields": "id,lead_id,thread_id,subject,status,direction"},
+        )
+    ]
+    assert h.writes() == []
+
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "submitted"
+    assert posted(h) == [("POST", EMAIL_PATH, body)]
+    reply = h.sandbox.store.emails[done["result"]["id"]]
+    assert reply["in_reply_to_id"] == received["id"]
+    assert reply["thread_id"] == received["thread_id"] == done["result"]["thread_id"]
+
+
+async def test_a_reply_to_an_unknown_email_or_another_leads_email_is_refused(h: Harness) -> None:
+    leads = [lead for lead in h.sandbox.store.leads.values() if lead.contacts]
+    lead, other = leads[0], leads[1]
+    elsewhere = an_email(h, other, subject="Hi")
+    base = {"lead_id": lead.id, "body_text": "x", "to": ["ann@example.com"]}
+    unknown = await h.error("send_email", {**base, "in_reply_to_id": "acti_nope"})
+    assert unknown == (
+        "in_reply_to_id: Close has no email activity 'acti_nope' (or this key cannot see it)"
+    )
+    foreign = await h.error("send_email", {**base, "in_reply_to_id": elsewhere["id"]})
+    assert foreign == (
+        f"in_reply_to_id: {elsewhere['id']!r} is an email of lead {other.id}, not of "
+        f"{lead.id}; a reply stays on the lead of the email it answers"
+    )
+    shape = await h.error("send_email", {**base, "in_reply_to_id": "lead_x"})
+    assert shape == "in_reply_to_id: 'lead_x' does not match '^acti_[A-Za-z0-9]+$'"
+    assert h.writes() == []
+
+
+async def test_a_followup_sequence_is_resolved_by_name_with_its_delay(h: Harness) -> None:
+    lead = a_lead(h)
+    onboarding = sequence_id(h, "Onboarding")
+    args = {
+        "lead_id": lead.id,
+        "status": "scheduled",
+        "date_scheduled": LATER,
+        "sender": SENDER,
+        "body_text": "x",
+        "followup_sequence": "onboarding",
+        "followup_sequence_delay": 3 * 86_400,
+    }
+    first = await h.call("send_email", args)
+    request = first["preview"]["request"]
+    assert request["followup_sequence_id"] == onboarding
+    assert request["followup_sequence_delay"] == 259_200
+    assert "followup_sequence" not in request
+    assert first["preview"]["rendering"]["followup_sequence"] == "Onboarding"
+    assert (
+        f"If nobody replies, Close subscribes the recipient to the sequence 'Onboarding' "
+        f"({onboarding}) after 72 hours; that sequence then emails them."
+    ) in first["preview"]["notes"]
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    ((_, _, body),) = posted(h)
+    assert body == request
+    saved = h.sandbox.store.emails[done["result"]["id"]]
+    assert (saved["followup_sequence_id"], saved["followup_sequence_delay"]) == (
+        onboarding,
+        259_200,
+    )
+
+
+FOLLOWUP_RULES: list[tuple[str, dict[str, Any], str]] = [
+    (
+        "delay without a sequence",
+        {"followup_sequence_delay": 86_400},
+        "followup_sequence_delay: only with followup_sequence (the sequence it starts)",
+    ),
+    (
+        "logged email",
+        {"status": "sent", "followup_sequence": "Onboarding"},
+        "followup_sequence: only for an email that goes out (draft, outbox, scheduled), not sent",
+    ),
+    (
+        "unknown sequence",
+        {"followup_sequence": "Onboardin"},
+        "followup_sequence: No sequence named 'Onboardin'. Closest: 'Onboarding' (ID). Use "
+        'lookup(kind="sequences") to list them.',
+    ),
+]
+
+
+async def test_followup_sequence_rules_are_enforced_before_sending(h: Harness) -> None:
+    onboarding = sequence_id(h, "Onboarding")
+    base = {"lead_id": a_lead(h).id, "body_text": "x", "to": ["ann@example.com"]}
+    for name, args, message in FOLLOWUP_RULES:
+        error = await h.error("send_email", {**base, **args})
+        assert error == message.replace("(ID)", f"({onboarding})"), name
+    short = await h.error(
+        "send_email", {**base, "followup_sequence": "Onboarding", "followup_sequence_delay": 3600}
+    )
+    assert short == "followup_sequence_delay: 3600 is less than the minimum of 86400"
+    h.sandbox.store.sequences[onboarding].status = "paused"
+    paused = await h.error("send_email", {**base, "followup_sequence": onboarding})
+    assert paused == "followup_sequence: 'Onboarding' is paused; pick an active sequence"
+    assert h.writes() == []

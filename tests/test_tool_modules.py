@@ -47,6 +47,6 @@ def test_no_module_with_resolvers_postpones_annotations(path: Path) -> None:
 
 def test_no_resolver_is_a_tool_argument() -> None:
     runtime = Runtime(load_settings(sandbox=True))
-    for tool in build_tools(runtime):
+    for tool in build_tools(runtime).tools:
         properties = set(tool.parameters.get("properties", {}))
         assert not properties & RESOLVED, (tool.name, properties & RESOLVED)

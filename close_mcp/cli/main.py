@@ -1,4 +1,4 @@
-"""The `close-mcp` command: serve, sandbox, demo, schemas, restore.
+"""The `close-mcp` command: serve, sandbox, demo, schemas, restore, check.
 
 Heavy imports happen inside the subcommands, so `close-mcp --help` and the stdio server
 start fast. Configuration errors end the program with one line on stderr and exit code 2;
@@ -15,6 +15,25 @@ from collections.abc import Sequence
 from close_mcp import __version__
 
 EXIT_CONFIG = 2
+# Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
+# would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
+DRIFT_NAMES = ("status-label", "render-body", "search-count")
+CHECK_DESCRIPTION = """\
+Check the configured Close account answers the way close-mcp reads it: one read-only
+request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
+schema, email templates, sequences, connected accounts, smart views, users, a count-only
+search, a one-lead search, a lead, a template rendered for one lead and contact, the
+bulk job lists of each kind, the email activities), each answer checked against the
+fields the code reads. Prints a table and never writes: only GETs, and searches (POST
+data/search/, which change nothing)."""
+CHECK_EPILOG = """\
+environment:
+  CLOSE_API_KEY       the Close API key to check with (required unless --sandbox)
+  CLOSE_API_BASE_URL  the API root (default https://api.close.com/api/v1/)
+
+Each row is an endpoint and "ok", or "differs:" naming the field that is missing or has
+another type than close-mcp reads. Exit status: 0 when every answer has the expected shape,
+1 when one differs or an endpoint fails, 2 on a configuration error."""
 
 
 STATE_DIR = "$XDG_STATE_HOME/close-mcp, else ~/.local/state/close-mcp"
@@ -142,6 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="share of requests answered with a 5xx (default: 0.0)",
     )
+    sandbox.add_argument(
+        "--drift",
+        choices=DRIFT_NAMES,
+        help="answer one endpoint with a deliberately changed shape, for trying close-mcp "
+        "check: status-label (lead statuses name their label `name`), render-body (a "
+        "rendered template has no body), search-count (count.total becomes count.n_total) "
+        "(default: none, Close's shapes)",
+    )
+
+    check = sub.add_parser(
+        "check",
+        help="read-only probes of every Close endpoint close-mcp relies on",
+        description=CHECK_DESCRIPTION,
+        epilog=CHECK_EPILOG,
+        formatter_class=raw,
+    )
+    check.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="check the embedded sandbox instead of Close, to see what the check does "
+        "(default: the account of CLOSE_API_KEY)",
+    )
+    check.add_argument(
+        "--drift",
+        choices=DRIFT_NAMES,
+        help="with --sandbox: the sandbox answers one endpoint with a changed shape "
+        "(see close-mcp sandbox --help; default: none)",
+    )
 
     sub.add_parser(
         "demo",
@@ -263,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
                 rate_limit=parse_rate(args.rate_limit),
                 fault_rate=args.fault_rate,
+                drift=args.drift,
             )
             anyio.run(lambda: serve_sandbox(**options))
             return 0
@@ -270,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from close_mcp.cli.demo import run_demo
 
             return int(run_demo())
+        if command == "check":
+            from close_mcp.cli.check import check
+
+            return check(args)
         if command == "restore":
             from close_mcp.cli.commands import restore
 

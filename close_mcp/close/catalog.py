@@ -109,10 +109,12 @@ class SmartView(_Model):
     @model_validator(mode="before")
     @classmethod
     def _unwrap(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "query" in data:
+        # Close's view also has `query`: the old text form, null for views made with an
+        # s_query. Only a tree already unwrapped (a dict) is taken as the query.
+        if not isinstance(data, dict) or isinstance(data.get("query"), dict):
             return data
         stored = data.get("s_query")
-        out = {k: v for k, v in data.items() if k != "s_query"}
+        out = {k: v for k, v in data.items() if k not in ("s_query", "query")}
         if isinstance(stored, dict) and isinstance(stored.get("query"), dict):
             out["query"] = stored["query"]
             out.setdefault("results_limit", stored.get("results_limit"))
@@ -128,8 +130,12 @@ class Identity(_Base):
 
 
 class EmailAccount(_Model):
+    """A connected account. Close lists every kind (zoom, calendars) under one id prefix;
+    only one with an identity to send as is an email account."""
+
     identities: list[Identity] = Field(default_factory=list)
     user_id: str | None = None
+    kind: str | None = Field(default=None, alias="_type")
 
     @field_validator("identities", mode="before")
     @classmethod
@@ -139,6 +145,10 @@ class EmailAccount(_Model):
     @property
     def name(self) -> str:
         return self.identities[0].email if self.identities else self.id
+
+    @property
+    def sends_email(self) -> bool:
+        return bool(self.identities) and self.kind not in NOT_EMAIL_KINDS
 
 
 class User(_Model):
@@ -155,6 +165,8 @@ class User(_Model):
 
 
 T = TypeVar("T", bound=_Model)
+# Connected account kinds that never send email, whatever else they carry.
+NOT_EMAIL_KINDS: Final = frozenset({"zoom", "calendly"})
 
 
 @dataclass(frozen=True)
@@ -167,6 +179,7 @@ class _KindSpec(Generic[T]):
     prefix: str
     model: type[T]
     names: Callable[[T], list[str]]
+    keep: Callable[[T], bool] = lambda item: True  # the items of this kind in Close's list
 
 
 def _account_names(account: EmailAccount) -> list[str]:
@@ -194,7 +207,7 @@ _SMART_VIEWS: Final = _KindSpec(
 )  # fmt: skip
 _EMAIL_ACCOUNTS: Final = _KindSpec(
     "email_accounts", "email account", "email accounts", "connected_account/", True,
-    "emailacct_", EmailAccount, _account_names,
+    "emailacct_", EmailAccount, _account_names, lambda account: account.sends_email,
 )  # fmt: skip
 _USERS: Final = _KindSpec(
     "users", "user", "users", "user/", True, "user_", User, lambda u: [u.name, u.email]
@@ -282,7 +295,8 @@ class Catalog:
                 else:
                     page = await self._client.get(spec.path)
                     raw = page.get("data", []) if isinstance(page, dict) else []
-                self._cache[spec.kind] = [_parse(spec, item) for item in raw]
+                parsed = [_parse(spec, item) for item in raw]
+                self._cache[spec.kind] = [item for item in parsed if spec.keep(item)]
             items: list[T] = self._cache[spec.kind]
             return items
 
@@ -328,7 +342,11 @@ class Catalog:
             if exc.status not in (400, 404, 405):
                 raise
             raw = None
-        if not isinstance(raw, dict) or raw.get("id") != item_id:
+        if (
+            not isinstance(raw, dict)
+            or raw.get("id") != item_id
+            or not spec.keep(_parse(spec, raw))
+        ):
             raise NameNotFound(
                 f"No {spec.one} has the id {item_id!r}. "
                 f'Use lookup(kind="{spec.kind}") to list them.',

@@ -55,6 +55,8 @@ DEFAULT_BASE_URL: Final = "https://api.close.com/api/v1/"
 USER_AGENT: Final = f"close-mcp/{__version__} (+https://pypi.org/project/close-mcp/)"
 DEFAULT_PAGE_SIZE: Final = 100
 SEARCH_PAGE_SIZE: Final = 200
+# Close's largest page: a `_limit` above it is a 400, not a smaller page, so none is asked for.
+MAX_PAGE_SIZE: Final = 200
 JSON = Any
 
 
@@ -169,6 +171,11 @@ def error_from_response(
             **where,
         )
     return CloseAPIError(f"Close answered {status}: {detail or 'unexpected error'}", **where)
+
+
+def count_body(query: JSON) -> dict[str, Any]:
+    """Close's count-only search: `results_limit: 0` with `include_counts`, no leads back."""
+    return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
 
 
 class CloseClient:
@@ -351,7 +358,9 @@ class CloseClient:
         page_size: int = DEFAULT_PAGE_SIZE,
         max_items: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item of a `_skip`/`_limit` list, following `has_more`."""
+        """Every item of a `_skip`/`_limit` list, following `has_more` (pages of at most
+        MAX_PAGE_SIZE, whatever `page_size` asks)."""
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
         items: list[dict[str, Any]] = []
         skip = 0
         while True:
@@ -375,8 +384,8 @@ class CloseClient:
         sort: list[JSON] | None = None,
         include_counts: bool = False,
     ) -> dict[str, Any]:
-        """One page of `/data/search/` over leads."""
-        body: dict[str, Any] = {"query": query, "_limit": limit}
+        """One page of `/data/search/` over leads (at most MAX_PAGE_SIZE of them)."""
+        body: dict[str, Any] = {"query": query, "_limit": min(limit, MAX_PAGE_SIZE)}
         if fields is not None:
             body["_fields"] = {"lead": fields}
         if cursor:
@@ -394,8 +403,7 @@ class CloseClient:
 
     async def count(self, query: JSON) -> int:
         """How many leads match, without fetching any."""
-        body = {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
-        page = await self.post("data/search/", body, idempotent=True)
+        page = await self.post("data/search/", count_body(query), idempotent=True)
         try:
             return int(page["count"]["total"])
         except (KeyError, TypeError, ValueError):

@@ -14,12 +14,15 @@ The plan, worked out fresh on every call from the snapshot and the leads' values
   request body near 30 KB; Close documents no cap on a query's size. An old value that was
   absent becomes `clear_custom_field`. Each request is a `PlannedRequest`: method, path,
   the exact body sent, and the leads it puts back.
-- The whole plan is one write: its `WriteRequest.body` (`plan_body`) describes every
-  request (in full for small plans, else summarized, always with `plan_sha256` over the
-  exact requests), so one confirmation token binds all of them, and a lead that changes
-  between preview and confirmation changes the plan and refuses the token. Requests are
-  sent in order (`plan_sender`); each gets its own audit line (with its job id) as it goes,
-  then the plan gets one.
+- The whole plan is one write: its `WriteRequest.body` (`plan_body`) shows the first few
+  groups, requests and left-alone leads with their counts (a request in full for small
+  plans, else summarized) and `plan_sha256` over every exact request, so one confirmation
+  token binds all of them, and a lead that changes between preview and confirmation
+  changes the plan and refuses the token. The preview of a 50,000-lead revert stays the
+  size of a 500-lead one; the whole plan (`plan_document`) is kept in the store and read on
+  demand as the resource `close://reverts/<job_id>` (`revert_resource`), with what the
+  reverts of that edit sent. Requests are sent in order (`plan_sender`); each gets its own
+  audit line (with its job id) as it goes, then the plan gets one.
 - Each job the revert sends is appended to the edit's revert records (`reverts:<job_id>` in
   the state store, see `close_mcp.safety.snapshots`) as soon as Close answers, with the
   leads updated one by one (those are batched with the next job or the end: a lead already
@@ -51,6 +54,7 @@ from close_mcp.close.jobs import (
     FINISHED_STATUSES,
     PAUSED_STATUS,
     RUNNING_STATUSES,
+    JobSummary,
     job_path,
     summarize_job,
 )
@@ -58,13 +62,13 @@ from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNe
 from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key
 from close_mcp.selection.query import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.writes.pipeline import LeadSample, PlanAnswer
 from close_mcp.writes.sender import Method, Sender
 
 PER_LEAD_MAX: Final = 3
 IDS_PER_REQUEST: Final = 1000
-FULL_PLAN_MAX: Final = 100  # leads; above this the preview summarizes the requests
-LISTED_MAX: Final = 50
+FULL_PLAN_MAX: Final = 25  # leads; above this the preview summarizes the requests (bounded tokens)
+SHOWN_MAX: Final = 3  # items of each list in a preview (the rest: `close://reverts/<job_id>`)
 # The lock on sending a revert plan expires this long after its holder died (a plan is at
 # most 50 bulk edits and a few PUTs: seconds, not minutes).
 REVERT_LOCK_TTL_S: Final = 600.0
@@ -303,25 +307,60 @@ def _digest(requests: Sequence[PlannedRequest]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def plan_body(snapshot: EditSnapshot, plan: Plan, include_changed_since: bool) -> dict[str, Any]:
-    """What the preview shows and the token binds: the whole plan (digest always)."""
+def revert_uri(job_id: str) -> str:
+    """The resource with the whole plan of a revert of `job_id` and what reverts sent."""
+    return f"close://reverts/{job_id}"
+
+
+def plan_document(
+    snapshot: EditSnapshot, plan: Plan, include_changed_since: bool, *, shown: int | None = None
+) -> dict[str, Any]:
+    """The plan: every group, request and left-alone lead, or (`shown`) the first of each
+    with the counts. Either way `plan_sha256` covers every exact request."""
     full = plan.leads <= FULL_PLAN_MAX
-    changed = [] if include_changed_since else plan.changed_since[:LISTED_MAX]
+    changed = [] if include_changed_since else plan.changed_since
     return {
         "job_id": snapshot.job_id,
         "field": snapshot.field,
-        "returns": [r.shown() for r in plan.returns],
+        "returns": [r.shown() for r in plan.returns[:shown]],
+        "returns_count": len(plan.returns),
         "left_alone": {
-            "changed_since": [c.shown() for c in changed],
-            "changed_since_count": 0 if include_changed_since else len(plan.changed_since),
+            "changed_since": [c.shown() for c in changed[:shown]],
+            "changed_since_count": len(changed),
             "already_back": plan.already_back,
-            "not_found": plan.not_found[:LISTED_MAX],
+            "not_found": plan.not_found[:shown],
             "not_found_count": len(plan.not_found),
         },
-        "requests": [r.shown(summarized=not full) for r in plan.requests],
+        "requests": [r.shown(summarized=not full) for r in plan.requests[:shown]],
+        "requests_count": len(plan.requests),
         "requests_shown": "exact" if full else "summarized",
         "plan_sha256": _digest(plan.requests),
     }
+
+
+def plan_body(snapshot: EditSnapshot, plan: Plan, include_changed_since: bool) -> dict[str, Any]:
+    """What the preview shows and the token binds: the first few of each list, the counts,
+    the digest of every request, and where the rest is."""
+    body = plan_document(snapshot, plan, include_changed_since, shown=SHOWN_MAX)
+    return {**body, "full_plan": revert_uri(snapshot.job_id)}
+
+
+def plan_key(job_id: str) -> str:
+    return f"revert-plan:{job_id}"
+
+
+async def keep_plan(store: StateStore, document: dict[str, Any]) -> None:
+    """Keep the latest plan of a revert of its edit, for `close://reverts/<job_id>`."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    await store.put(plan_key(str(document["job_id"])), text)
+
+
+async def revert_resource(store: StateStore, job_id: str) -> dict[str, Any]:
+    """The latest plan made for reverting `job_id` (None before any), and everything the
+    reverts of that edit sent (`{sent_at, job_id}` or `{sent_at, lead_id}`, in order)."""
+    text = await store.get(plan_key(job_id))
+    sent = [json.loads(line) for line in await store.lines(reverts_key(job_id))]
+    return {"job_id": job_id, "plan": json.loads(text) if text else None, "sent": sent}
 
 
 def _label(value: Any, labels: dict[str, str]) -> str:
@@ -338,21 +377,26 @@ def plan_notes(
     what = "status" if snapshot.field == "status_id" else snapshot.field
     notes = [
         f"{r.leads} lead{'s' if r.leads != 1 else ''} return to {what} {_label(r.value, labels)}."
-        for r in plan.returns
+        for r in plan.returns[:SHOWN_MAX]
     ]
+    if len(plan.returns) > SHOWN_MAX:
+        rest = plan.returns[SHOWN_MAX:]
+        notes.append(
+            f"{sum(r.leads for r in rest)} leads return to {len(rest)} other "
+            f"value{'s' if len(rest) != 1 else ''} (the resource full_plan lists them)."
+        )
     if plan.changed_since:
-        ids = ", ".join(c.id for c in plan.changed_since[:10])
-        more = "" if len(plan.changed_since) <= 10 else f" and {len(plan.changed_since) - 10} more"
+        # Their ids: the request's left_alone.changed_since (the first), the resource (all).
         if include_changed_since:
             notes.append(
                 f"{len(plan.changed_since)} leads were changed by someone else since the edit "
-                f"and are put back too (include_changed_since): {ids}{more}."
+                "and are put back too (include_changed_since)."
             )
         else:
             notes.append(
                 f"{len(plan.changed_since)} leads were changed by someone else since the edit "
-                f"and are left alone: {ids}{more}. Pass include_changed_since=true to put "
-                "them back as well."
+                "and are left alone (left_alone.changed_since). Pass "
+                "include_changed_since=true to put them back as well."
             )
     if plan.already_back:
         notes.append(f"{plan.already_back} leads already have their old value: nothing to do.")
@@ -409,12 +453,12 @@ def plan_sender(
     snapshot: EditSnapshot,
     requests: Sequence[PlannedRequest],
     matched: int,
-) -> Callable[[Sender], Awaitable[dict[str, Any]]]:
+) -> Callable[[Sender], Awaitable[PlanAnswer]]:
     """Send the plan's requests in order under the edit's revert lock, each audited and
     recorded in the store (see the module docstring); a failure says what already went."""
     job_id = snapshot.job_id
 
-    async def send(sender: Sender) -> dict[str, Any]:
+    async def send(sender: Sender) -> PlanAnswer:
         async with held(
             store, revert_lock(job_id), ttl_s=REVERT_LOCK_TTL_S, busy=sending_message(job_id)
         ):
@@ -434,14 +478,14 @@ async def _send_plan(
     sender: Sender,
     requests: Sequence[PlannedRequest],
     matched: int,
-) -> dict[str, Any]:
-    jobs: list[dict[str, Any]] = []
+) -> PlanAnswer:
+    jobs: list[JobSummary] = []
     updated: list[str] = []
     unrecorded: list[dict[str, Any]] = []  # lead updates, written with the next job
 
     def stopped(number: int) -> str:
         sent = f"already sent: {len(jobs)} jobs, {len(updated)} lead updates"
-        ids = [job["id"] for job in jobs]
+        ids = [job.id for job in jobs]
         again = (
             f"Once {', '.join(ids)} {'is' if len(ids) == 1 else 'are'} done "
             "(wait_for_bulk_job), call revert_bulk_edit again"
@@ -467,7 +511,7 @@ async def _send_plan(
                 raise SafetyNetError(f"{exc} {stopped(number)}") from exc
             if item.starts_job:
                 job = summarize_job(answer)
-                jobs.append(job.model_dump(mode="json", exclude_none=True))
+                jobs.append(job)
                 sent_job: str | None = job.id
             else:
                 updated.append(item.lead_ids[0])
@@ -495,7 +539,35 @@ async def _send_plan(
         if unrecorded:
             with contextlib.suppress(Exception):
                 await record_revert(store, job_id, unrecorded)
-    return {"jobs": jobs, "updated_leads": updated, "leads": matched}
+    return plan_answer(jobs, updated, matched)
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def plan_answer(jobs: list[JobSummary], updated: list[str], leads: int) -> PlanAnswer:
+    """The result of a revert that went: the first job in full (the result's `job`), the
+    first few job ids and lead updates with their counts; all of them in the resource."""
+    sent = [_plural(len(jobs), "bulk edit job")] if jobs else []
+    if updated or not jobs:
+        sent.append(_plural(len(updated), "lead update"))
+    follow = ""
+    if len(jobs) == 1:
+        follow = " Follow the job with wait_for_bulk_job."
+    elif jobs:
+        follow = (
+            " Follow each job with wait_for_bulk_job: `job` is the first, result.jobs the "
+            "first few, the resource preview.request.full_plan every one."
+        )
+    result = {
+        "jobs": [job.id for job in jobs[:SHOWN_MAX]],
+        "jobs_count": len(jobs),
+        "updated_leads": updated[:SHOWN_MAX],
+        "updated_leads_count": len(updated),
+        "leads": leads,
+    }
+    return PlanAnswer(jobs=jobs, result=result, sent=" and ".join(sent), follow=follow)
 
 
 def unfinished_message(unfinished: list[tuple[str, str]]) -> str:

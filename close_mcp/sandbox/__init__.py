@@ -9,6 +9,8 @@
   `custom_fields`, `templates`, `sequences`, `email_accounts`, `users`, `saved_searches`,
   `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON dicts).
 - `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
+- `Sandbox(drift=NAME)` answers one endpoint with a deliberately changed shape (`drift`), so
+  `close-mcp check` can be seen to catch it.
 - `sb.inject_faults` misbehaves on demand (`faults`; `sb.faults_served` counts the faults
   served, by kind), `sb.advance` moves a FakeClock.
 - Jobs (`jobs`): `created` 0.5 s, `loading` to 1 s (counts null), then `processing` at

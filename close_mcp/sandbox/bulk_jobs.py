@@ -18,7 +18,16 @@ from close_mcp.sandbox import emails
 from close_mcp.sandbox.errors import BadRequest, NotFound
 from close_mcp.sandbox.evaluator import Compiler, check_results_limit, check_sort, select
 from close_mcp.sandbox.leads import check_custom_value
-from close_mcp.sandbox.store import JSON, CustomField, Job, Lead, Store, Subscription, from_epoch
+from close_mcp.sandbox.store import (
+    JSON,
+    Contact,
+    CustomField,
+    Job,
+    Lead,
+    Store,
+    Subscription,
+    from_epoch,
+)
 
 CREATED_SECONDS = 0.5
 LOAD_SECONDS = 1.0
@@ -32,6 +41,25 @@ PREFIXES = {
     "delete": "bulkdelete",
 }
 RUNNING = ("created", "loading", "processing")
+# The request fields Close documents for each kind (the bulk actions page and its examples);
+# anything else is refused, so a client cannot rely on a field Close would not read.
+SELECTION_FIELDS = ("s_query", "results_limit", "sort", "send_done_email")
+REQUEST_FIELDS = {
+    "edit": (
+        "type", "lead_status_id", "custom_field_id", "custom_field_name", "custom_field_value",
+        "custom_field_values", "custom_field_operation",
+    ),
+    "email": ("template_id", "contact_preference"),
+    "sequence_subscription": (
+        "action_type", "sequence_id", "sender_account_id", "sender_name", "sender_email",
+        "contact_preference",
+    ),
+    "delete": ("bulk_object_type",),
+}  # fmt: skip
+# Close's BulkEmailContactPreference: `lead` (the first contact with an email, its first
+# address), `contact` (each contact's first address) and `all`, which the reference lists
+# without describing; the sandbox reads it as every address of every contact (unverified).
+EMAIL_PREFERENCES = ("lead", "contact", "all")
 FINISHED = ("done", "error")
 
 
@@ -76,6 +104,16 @@ class SubscriptionIndex:
             self._pairs.discard((sub.contact_id, sub.sequence_id))
 
 
+def email_targets(lead: Lead, preference: str) -> list[tuple[Contact, int]]:
+    """Whom a bulk email (or a subscription) with this contact preference reaches on a lead:
+    (contact, which of its addresses), contacts without an address left out."""
+    with_email = [c for c in lead.contacts if c.emails]
+    if preference == "all":
+        return [(c, i) for c in with_email for i in range(len(c.emails))]
+    firsts = [(c, 0) for c in with_email]
+    return firsts[:1] if preference == "lead" else firsts
+
+
 @dataclass
 class JobRunner:
     """Creates, advances, pauses and resumes the store's jobs at `speed` objects per second."""
@@ -88,6 +126,9 @@ class JobRunner:
     def create(self, kind: str, data: Any, now: float) -> Job:
         if not isinstance(data, dict):
             raise BadRequest({}, ["Expected a JSON object."])
+        unknown = sorted(set(data) - set(SELECTION_FIELDS) - set(REQUEST_FIELDS[kind]))
+        if unknown:
+            raise BadRequest({key: "Unknown field." for key in unknown})
         if data.get("s_query") is None:
             raise BadRequest({"s_query": "This field is required."})
         Compiler(self.store, from_epoch(now)).node(data["s_query"], "s_query", "lead")
@@ -194,18 +235,11 @@ class JobRunner:
         if template_id not in self.store.templates:
             raise BadRequest({"template_id": "Email template not found."})
         preference = data.get("contact_preference", "lead")
-        if preference not in ("lead", "contact"):
-            raise BadRequest({"contact_preference": "Must be 'lead' or 'contact'."})
-        account_id = data.get("email_account_id")
-        if account_id is None:
-            mine = self.store.email_accounts.values()
-            account = next(a for a in mine if a.user_id == self.store.me.id)
-        else:
-            found = self.store.email_accounts.get(account_id)
-            if found is None:
-                raise BadRequest({"email_account_id": "Email account not found."})
-            account = found
-        sender = data.get("sender") or account.identities[0]["email"]
+        if preference not in EMAIL_PREFERENCES:
+            raise BadRequest({"contact_preference": "Must be 'lead', 'contact' or 'all'."})
+        mine = self.store.email_accounts.values()
+        account = next(a for a in mine if a.user_id == self.store.me.id)
+        sender = account.identities[0]["email"]
         return {
             "template_id": template_id,
             "contact_preference": preference,
@@ -318,8 +352,11 @@ class JobRunner:
         subscribe = job.kind == "sequence_subscription" and job.params["action_type"] == "subscribe"
         if job.kind != "email" and not subscribe:
             return [None]
-        with_email: list[str | None] = [c.id for c in lead.contacts if c.emails]
-        return with_email[:1] if job.params["contact_preference"] == "lead" else with_email
+        # A contact's first address is "cont_x", its next ones (preference `all`) "cont_x#1", ...
+        return [
+            contact.id if i == 0 else f"{contact.id}#{i}"
+            for contact, i in email_targets(lead, job.params["contact_preference"])
+        ]
 
     def _apply(
         self, job: Job, lead_id: str, target_id: str | None, now: float, subs: SubscriptionIndex
@@ -363,15 +400,17 @@ class JobRunner:
         else:
             lead.custom.pop(cf.id, None)
 
-    def _email(self, job: Job, lead: Lead, contact_id: str | None, now: float) -> None:
+    def _email(self, job: Job, lead: Lead, target: str | None, now: float) -> None:
+        contact_id, _, nth = (target or "").partition("#")
         contact = next((c for c in lead.contacts if c.id == contact_id), None)
-        if contact is None or not contact.emails:
+        index = int(nth or 0)
+        if contact is None or len(contact.emails) <= index:
             return
         request = {
             "lead_id": lead.id,
             "contact_id": contact.id,
             "status": "sent",
-            "to": [contact.emails[0]["email"]],
+            "to": [contact.emails[index]["email"]],
             "template_id": job.params["template_id"],
             "sender": job.params["sender"],
             "email_account_id": job.params["email_account_id"],

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from close_mcp.clock import Clock, FakeClock, SystemClock, utc_datetime
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import JobRunner
+from close_mcp.sandbox.drift import apply_drift, check_drift
 from close_mcp.sandbox.errors import ApiError, BadRequest
 from close_mcp.sandbox.faults import (
     API_ROOT,
@@ -73,6 +74,7 @@ class Sandbox:
         fault_rate: float = 0.0,
         slow_seconds: float = 0.0,
         job_speed: float = 200.0,
+        drift: str | None = None,
     ) -> None:
         if job_speed <= 0:
             raise ValueError("job_speed must be positive")
@@ -80,6 +82,8 @@ class Sandbox:
             raise ValueError("rate_limit must be positive or None")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
+        check_drift(drift)
+        self.drift = drift  # a changed answer shape (`close_mcp.sandbox.drift`), or None
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.api_key = api_key
         self.fault_rate = fault_rate
@@ -256,6 +260,7 @@ async def _route(
         sandbox.jobs.advance_all(now)
         emails.deliver_due(sandbox.store, now)
         call = Call(method, params, dict(request.query_params), body, now)
-        return _json(200, handler(call), headers)
+        answer = apply_drift(sandbox.drift, method, relative, handler(call))
+        return _json(200, answer, headers)
     except ApiError as exc:
         return _json(exc.status, exc.body, headers)

@@ -3,6 +3,11 @@
 `outbox` emails stay `outbox` until `send_in` seconds (default 0) have passed on the clock and
 `scheduled` ones until `date_scheduled`; then the next request finds them `sent`, with
 `date_sent` set. Until then setting them back to `draft` cancels them. Only drafts can be edited.
+
+Replies and follow-up sequences, as Close's email reference documents them: `in_reply_to_id`
+names an email activity that must exist, and the reply joins its thread (`thread_id`);
+`followup_sequence_id` names a sequence that must exist, `followup_sequence_delay` is whole
+seconds, at least 86400 (a day), and `followup_sequence_add_cc_bcc` a boolean.
 """
 
 from __future__ import annotations
@@ -18,10 +23,23 @@ STATUSES = ("draft", "inbox", "scheduled", "outbox", "sent", "error")
 NEEDS_SENDER = ("inbox", "scheduled", "outbox", "error")
 FILE_URL_PREFIX = "https://app.close.com/go/file/"
 MAX_BODY = 1_048_576
+MIN_FOLLOWUP_SEQUENCE_DELAY = 86_400  # Close: followup_sequence_delay >= 86400
 EDITABLE = (
     "contact_id", "to", "cc", "bcc", "subject", "body_text", "body_html", "template_id",
     "sender", "email_account_id", "date_scheduled", "send_in", "followup_date", "attachments",
-    "status",
+    "status", "in_reply_to_id", "followup_sequence_id", "followup_sequence_delay",
+    "followup_sequence_add_cc_bcc",
+)  # fmt: skip
+
+# The request fields Close documents for `POST /activity/email/` (its request schema, plus
+# `date_scheduled` and `send_in`, which its prose requires for scheduled and outbox). Any
+# other field is refused, so a client cannot rely on one Close would ignore.
+CREATE_FIELDS = (
+    "lead_id", "status", "activity_at", "attachments", "bcc", "body_html", "body_text", "cc",
+    "contact_id", "created_by", "date_created", "email_account_id", "followup_date",
+    "followup_sequence_add_cc_bcc", "followup_sequence_delay", "followup_sequence_id",
+    "in_reply_to_id", "opens", "organization_id", "sender", "subject", "template_id", "to",
+    "user_id", "date_scheduled", "send_in",
 )  # fmt: skip
 
 
@@ -76,6 +94,7 @@ def _check(store: Store, data: JSON, lead: Lead) -> dict[str, str]:
     account_id = data.get("email_account_id")
     if account_id is not None and account_id not in store.email_accounts:
         errors["email_account_id"] = "Email account not found."
+    errors.update(_check_thread_and_followup(store, data))
     attachments = data.get("attachments")
     if attachments is not None and not (
         isinstance(attachments, list)
@@ -86,6 +105,37 @@ def _check(store: Store, data: JSON, lead: Lead) -> dict[str, str]:
     ):
         errors["attachments"] = f"Each attachment needs a url starting {FILE_URL_PREFIX}."
     return errors
+
+
+def _check_thread_and_followup(store: Store, data: JSON) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    reply_to = data.get("in_reply_to_id")
+    if reply_to is not None and (not isinstance(reply_to, str) or reply_to not in store.emails):
+        errors["in_reply_to_id"] = "Email activity not found."
+    sequence_id = data.get("followup_sequence_id")
+    if sequence_id is not None and (
+        not isinstance(sequence_id, str) or sequence_id not in store.sequences
+    ):
+        errors["followup_sequence_id"] = "Sequence not found."
+    delay = data.get("followup_sequence_delay")
+    if delay is not None and (
+        not isinstance(delay, int) or isinstance(delay, bool) or delay < MIN_FOLLOWUP_SEQUENCE_DELAY
+    ):
+        errors["followup_sequence_delay"] = (
+            f"Ensure this value is greater than or equal to {MIN_FOLLOWUP_SEQUENCE_DELAY}."
+        )
+    add_cc_bcc = data.get("followup_sequence_add_cc_bcc")
+    if add_cc_bcc is not None and not isinstance(add_cc_bcc, bool):
+        errors["followup_sequence_add_cc_bcc"] = "Must be a boolean."
+    return errors
+
+
+def _thread_of(store: Store, data: JSON) -> str:
+    """A reply joins the thread of the email it answers; anything else starts one."""
+    replied = store.emails.get(data.get("in_reply_to_id") or "")
+    if replied is not None and replied.get("thread_id"):
+        return str(replied["thread_id"])
+    return store.new_id("acti")
 
 
 def _lead_of(store: Store, data: JSON) -> Lead:
@@ -130,6 +180,9 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
     """POST /activity/email/: validate like Close, store, and answer the activity."""
     if not isinstance(data, dict):
         raise BadRequest({}, ["Expected a JSON object."])
+    unknown = sorted(set(data) - set(CREATE_FIELDS))
+    if unknown:
+        raise BadRequest({key: "Unknown field." for key in unknown})
     lead = _lead_of(store, data)
     errors = _check(store, data, lead)
     if errors:
@@ -143,7 +196,7 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
     email: JSON = {
         "_type": "Email",
         "id": email_id,
-        "thread_id": store.new_id("acti"),
+        "thread_id": _thread_of(store, data),
         "lead_id": lead.id,
         "contact_id": data.get("contact_id"),
         "status": data["status"],
@@ -165,7 +218,13 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
         "attachments": list(data.get("attachments") or []),
         "bulk_email_action_id": bulk_email_action_id,
         "has_reply": False,
-        "in_reply_to_id": None,
+        "in_reply_to_id": data.get("in_reply_to_id"),
+        "followup_sequence_id": data.get("followup_sequence_id"),
+        "followup_sequence_delay": data.get("followup_sequence_delay"),
+        "followup_sequence_add_cc_bcc": bool(data.get("followup_sequence_add_cc_bcc")),
+        "need_smtp_credentials": False,
+        "send_as_id": None,
+        "envelope": {},
         "message_ids": [],
         "references": [],
         "users": [],

@@ -47,16 +47,18 @@ def render_text(text: str, store: Store, lead: Lead, contact: Contact | None) ->
 
 
 def render_template(
-    store: Store, template: EmailTemplate, lead: Lead, contact: Contact | None
+    store: Store, template: EmailTemplate, lead: Lead, contact: Contact, address: int = 0
 ) -> JSON:
-    """The `/email_template/{id}/render/` answer for one lead and (optionally) one contact."""
-    email = contact.emails[0]["email"] if contact and contact.emails else None
+    """The `/email_template/{id}/render/` answer for one lead and contact (to its address
+    number `address`, its first by default)."""
+    emails = contact.emails
+    email = emails[address]["email"] if len(emails) > address else None
     return {
         "id": template.id,
         "name": template.name,
         "template_id": template.id,
         "lead_id": lead.id,
-        "contact_id": contact.id if contact else None,
+        "contact_id": contact.id,
         "email": email,
         "to": [email] if email else [],
         "subject": render_text(template.subject, store, lead, contact),

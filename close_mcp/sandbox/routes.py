@@ -6,13 +6,15 @@ does auth, rate limiting, faults and the request log around them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from close_mcp.sandbox import emails
-from close_mcp.sandbox.bulk_jobs import PREFIXES, JobRunner
+from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
 from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
 from close_mcp.sandbox.evaluator import (
     Compiler,
@@ -23,12 +25,14 @@ from close_mcp.sandbox.evaluator import (
 )
 from close_mcp.sandbox.leads import create_lead, update_lead
 from close_mcp.sandbox.render import render_template
-from close_mcp.sandbox.store import JSON, Lead, Store, from_epoch
+from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Store, from_epoch
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
 CURSOR_SECONDS = 30.0
 MAX_WALK = 10_000
+MAX_RENDER_ENTRY = 99
+LEAD_NODE: JSON = {"type": "object_type", "object_type": "lead"}
 
 
 @dataclass
@@ -72,6 +76,21 @@ def narrow(obj: JSON, query: dict[str, str]) -> JSON:
     return {name: obj[name] for name in names if name in obj}
 
 
+def page_limit(raw: Any, name: str = "_limit") -> int:
+    """A page size within Close's maximum: more is a 400, as in Close, never a silent cap."""
+    if raw > MAX_LIMIT:
+        raise BadRequest({name: f"Must be at most {MAX_LIMIT}."})
+    return int(raw)
+
+
+def unordered(items: list[JSON]) -> list[JSON]:
+    """Close documents no order for job and email-activity lists, so the sandbox lists them
+    in one no code can rely on: a shuffle by a hash of the id. It is stable from one request
+    to the next (paging with `_skip` sees each item once) but neither newest nor oldest first.
+    """
+    return sorted(items, key=lambda item: hashlib.sha256(str(item["id"]).encode()).digest())
+
+
 def page(
     items: Sequence[Any], query: dict[str, str], render: Callable[[Any], JSON] | None = None
 ) -> JSON:
@@ -81,7 +100,7 @@ def page(
     lead of a large organization for each page of 100 made paging through it quadratic.
     """
     skip = _int_param(query, "_skip", 0, 0)
-    limit = min(_int_param(query, "_limit", DEFAULT_LIMIT, 1), MAX_LIMIT)
+    limit = page_limit(_int_param(query, "_limit", DEFAULT_LIMIT, 1))
     chunk = items[skip : skip + limit]
     shown = chunk if render is None else [render(i) for i in chunk]
     return {"data": [narrow(i, query) for i in shown], "has_more": skip + limit < len(items)}
@@ -102,6 +121,7 @@ class Api:
             (r"status/lead/(?P<id>[^/]+)/", {"GET": self.status}),
             (r"custom_field/lead/", {"GET": self.custom_fields}),
             (r"custom_field/lead/(?P<id>[^/]+)/", {"GET": self.custom_field}),
+            (r"custom_field_schema/lead/", {"GET": self.custom_field_schema}),
             (r"email_template/", {"GET": self.templates}),
             (r"email_template/(?P<id>[^/]+)/", {"GET": self.template}),
             (r"email_template/(?P<id>[^/]+)/render/", {"GET": self.render}),
@@ -158,6 +178,10 @@ class Api:
     def custom_fields(self, call: Call) -> JSON:
         return page([cf.to_json() for cf in self.store.custom_fields.values()], call.query)
 
+    def custom_field_schema(self, call: Call) -> JSON:
+        """Every field a lead can hold, in display order, as `{"fields": [...]}` (not paged)."""
+        return {"fields": [cf.to_json() for cf in self.store.custom_fields.values()]}
+
     def custom_field(self, call: Call) -> JSON:
         cf = self.store.custom_fields.get(call.params["id"])
         if cf is None:
@@ -175,23 +199,84 @@ class Api:
         return narrow(template.to_json(self.store.org), call.query)
 
     def render(self, call: Call) -> JSON:
+        """Close's two forms: one lead and contact (`lead_id` and `contact_id`, both
+        required), or entry `entry` (0-99) of a search (`query` text or `s_query` JSON, with
+        `results_limit`, `sort`), counted by lead (`mode=lead`, the default) or by contact
+        (`mode=contact`); `contact_preference` picks the addresses as a bulk email would and
+        `email_account_id` must be an email account. Past the last entry: `{}`."""
         template = self.store.templates.get(call.params["id"])
         if template is None:
             raise NotFound("Email template not found.")
-        lead_id = call.query.get("lead_id")
-        if not lead_id:
-            raise BadRequest({"lead_id": "This field is required."})
-        lead = self.store.leads.get(lead_id)
+        query = call.query
+        account_id = query.get("email_account_id")
+        if account_id is not None and account_id not in self.store.email_accounts:
+            raise BadRequest({"email_account_id": "Email account not found."})
+        if "query" in query or "s_query" in query:
+            return self._render_entry(template, call)
+        missing = {
+            key: "This field is required (or give query for the search form)."
+            for key in ("lead_id", "contact_id")
+            if not query.get(key)
+        }
+        if missing:
+            raise BadRequest(missing)
+        lead = self.store.leads.get(query["lead_id"])
         if lead is None:
             raise BadRequest({"lead_id": "Lead not found."})
-        contact_id = call.query.get("contact_id")
-        if contact_id:
-            contact = next((c for c in lead.contacts if c.id == contact_id), None)
-            if contact is None:
-                raise BadRequest({"contact_id": "Contact not found on this lead."})
-        else:
-            contact = lead.contacts[0] if lead.contacts else None
+        contact = next((c for c in lead.contacts if c.id == query["contact_id"]), None)
+        if contact is None:
+            raise BadRequest({"contact_id": "Contact not found on this lead."})
         return render_template(self.store, template, lead, contact)
+
+    def _render_entry(self, template: EmailTemplate, call: Call) -> JSON:
+        query = call.query
+        entry = _int_param(query, "entry", 0, 0)
+        if entry > MAX_RENDER_ENTRY:
+            raise BadRequest({"entry": f"Must be between 0 and {MAX_RENDER_ENTRY}."})
+        mode = query.get("mode", "lead")
+        if mode not in ("lead", "contact"):
+            raise BadRequest({"mode": "Must be 'lead' or 'contact'."})
+        preference = query.get("contact_preference", mode)
+        if preference not in EMAIL_PREFERENCES:
+            raise BadRequest({"contact_preference": "Must be 'lead', 'contact' or 'all'."})
+        leads = self._render_selection(call)
+        # mode lead counts leads that have an address; mode contact counts the addresses
+        # the contact preference reaches.
+        targets = [(lead, email_targets(lead, preference)) for lead in leads]
+        if mode == "lead":
+            chosen = [(lead, pairs[0]) for lead, pairs in targets if pairs]
+        else:
+            chosen = [(lead, pair) for lead, pairs in targets for pair in pairs]
+        if entry >= len(chosen):
+            return {}
+        lead, (contact, address) = chosen[entry]
+        return render_template(self.store, template, lead, contact, address)
+
+    def _render_selection(self, call: Call) -> list[Lead]:
+        query = call.query
+        results_limit = None
+        if "results_limit" in query:
+            results_limit = _int_param(query, "results_limit", 0, 0)
+        now = from_epoch(call.now)
+        if "s_query" in query:
+            try:
+                tree = json.loads(query["s_query"])
+            except ValueError:
+                raise BadRequest({"s_query": "Must be a JSON query tree."}) from None
+            sort = None
+            if "sort" in query:
+                try:
+                    sort = json.loads(query["sort"])
+                except ValueError:
+                    raise BadRequest({"sort": "Must be a JSON list."}) from None
+            return select(self.store, tree, results_limit, sort, now, "s_query")
+        text = query["query"].strip()
+        if not text:
+            raise BadRequest({"query": "This field is required."})
+        words = {"type": "text", "mode": "full_words", "value": text}
+        return select(
+            self.store, {"type": "and", "queries": [LEAD_NODE, words]}, results_limit, None, now
+        )
 
     def sequences(self, call: Call) -> JSON:
         org = self.store.org
@@ -216,13 +301,20 @@ class Api:
         return page(subs, call.query, lambda s: s.to_json(self.store.org))
 
     def accounts(self, call: Call) -> JSON:
-        return page([a.to_json() for a in self.store.email_accounts.values()], call.query)
+        """Every connected account: email ones and the others (zoom), as Close lists them."""
+        listed = [a.to_json() for a in self.store.email_accounts.values()]
+        listed += [dict(a) for a in self.store.other_accounts.values()]
+        return page(listed, call.query)
 
     def account(self, call: Call) -> JSON:
-        account = self.store.email_accounts.get(call.params["id"])
-        if account is None:
+        account_id = call.params["id"]
+        account = self.store.email_accounts.get(account_id)
+        if account is not None:
+            return narrow(account.to_json(), call.query)
+        other = self.store.other_accounts.get(account_id)
+        if other is None:
             raise NotFound("Connected account not found.")
-        return narrow(account.to_json(), call.query)
+        return narrow(dict(other), call.query)
 
     def users(self, call: Call) -> JSON:
         org = self.store.org
@@ -282,7 +374,7 @@ class Api:
         limit = body.get("_limit", DEFAULT_LIMIT)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise BadRequest({"_limit": "Must be a non-negative integer."})
-        limit = min(limit, MAX_LIMIT)
+        limit = page_limit(limit)
         fields = self._search_fields(body.get("_fields"))
         results_limit = check_results_limit(body.get("results_limit"), "results_limit")
         include_counts = body.get("include_counts", False)
@@ -349,9 +441,8 @@ class Api:
     def list_jobs(self, call: Call) -> JSON:
         kind = call.params["kind"]
         org = self.store.org
-        jobs = [j for j in reversed(self.store.jobs.values()) if j.kind == kind]
-        jobs.sort(key=lambda j: j.date_created, reverse=True)  # newest first, ties too
-        return page([j.to_json(org) for j in jobs], call.query)
+        jobs = [j.to_json(org) for j in self.store.jobs.values() if j.kind == kind]
+        return page(unordered(jobs), call.query)
 
     def create_job(self, call: Call) -> JSON:
         job = self.jobs.create(call.params["kind"], call.json, call.now)
@@ -370,7 +461,7 @@ class Api:
     def list_emails(self, call: Call) -> JSON:
         lead_id = call.query.get("lead_id")
         items = [e for e in self.store.emails.values() if lead_id in (None, e["lead_id"])]
-        return page(items, call.query, dict)
+        return page(unordered(items), call.query, dict)
 
     def create_email(self, call: Call) -> JSON:
         return emails.create(self.store, call.json, call.now)

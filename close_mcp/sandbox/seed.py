@@ -10,6 +10,7 @@ import random
 from datetime import datetime, timedelta
 
 from close_mcp.sandbox.store import (
+    JSON,
     Contact,
     CustomField,
     EmailAccount,
@@ -67,6 +68,7 @@ def build_store(n_leads: int, seed: int, now: datetime) -> Store:
         store.leads[lead.id] = lead
     _saved_searches(store)
     _subscriptions(store, rng, now)
+    _zoom_account(store)  # last, so the ids drawn before it stay what they were
     return store
 
 
@@ -137,6 +139,21 @@ def _accounts(store: Store, other: User) -> None:
     ]
     for account in accounts:
         store.email_accounts[account.id] = account
+
+
+def _zoom_account(store: Store) -> None:
+    """Close lists every connected account, not only email ones: a zoom account of mine, with
+    the same id prefix, so only its `_type` and its lack of identities tell it apart."""
+    me = store.me
+    account: JSON = {
+        "id": store.new_id("emailacct"),
+        "_type": "zoom",
+        "user_id": me.id,
+        "email": me.email,
+        "identities": [],
+        "zoom_account_plan": "pro",
+    }
+    store.other_accounts[account["id"]] = account
 
 
 def _sequences(store: Store) -> None:

@@ -7,6 +7,7 @@ Close's JSON shape (`to_json`), so the routes stay thin.
 
 from __future__ import annotations
 
+import json
 import random
 import string
 from dataclasses import dataclass, field
@@ -17,6 +18,13 @@ JSON = dict[str, Any]
 
 _ALNUM = string.ascii_letters + string.digits
 _PAIRS = [_ALNUM[n % 62] + _ALNUM[n // 62] for n in range(62 * 62)]  # two base-62 digits
+# What a bulk edit job shows of its request: Close's BulkEditAction documents these four and
+# nothing else (no custom_field_id, custom_field_values or custom_field_operation).
+EDIT_ECHO = ("type", "lead_status_id", "custom_field_name", "custom_field_value")
+
+
+# Objects the seed makes without a date of their own (smart views) date from here.
+SEEDED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def iso(moment: datetime) -> str:
@@ -166,16 +174,23 @@ class SavedSearch:
     name: str
     s_query: JSON
     user_id: str
+    date_created: datetime | None = None  # None: when the organization was seeded
 
     def to_json(self, org: Organization) -> JSON:
+        created = iso(self.date_created or SEEDED_AT)
         return {
             "id": self.id,
             "name": self.name,
             "type": "lead",
             "s_query": self.s_query,
+            "query": None,  # the old text form; views made with s_query have none
+            "description": None,
             "is_shared": True,
+            "is_user_dependent": False,
             "user_id": self.user_id,
             "organization_id": org.id,
+            "date_created": created,
+            "date_updated": created,
         }
 
 
@@ -205,11 +220,13 @@ class Contact:
             "name": self.name,
             "display_name": self.name,
             "title": self.title,
-            "emails": [dict(e) for e in self.emails],
+            "emails": [{"is_unsubscribed": False, **e} for e in self.emails],
             "phones": [dict(p) for p in self.phones],
             "urls": [],
             "date_created": iso(self.date_created),
             "date_updated": iso(self.date_updated),
+            "created_by": None,
+            "updated_by": None,
             "organization_id": org.id,
         }
 
@@ -251,6 +268,7 @@ class Lead:
             **(
                 {"contacts": [c.to_json(store.org) for c in self.contacts]} if with_contacts else {}
             ),
+            "contact_ids": [c.id for c in self.contacts],
             "opportunities": [],
             "tasks": [],
             "addresses": [],
@@ -360,7 +378,17 @@ class Job:
             "date_updated": iso(self.date_updated),
             "organization_id": org.id,
         }
-        answer.update(self.params)
+        answer.update(self.echo())
+        return answer
+
+    def echo(self) -> JSON:
+        """The kind's own fields as Close documents them on the job (see EDIT_ECHO)."""
+        if self.kind != "edit":
+            return dict(self.params)
+        answer = {key: self.params.get(key) for key in EDIT_ECHO}
+        value = answer["custom_field_value"]
+        if value is not None and not isinstance(value, str):  # documented: string or null
+            answer["custom_field_value"] = json.dumps(value)
         return answer
 
 
@@ -377,6 +405,8 @@ class Store:
     templates: dict[str, EmailTemplate] = field(default_factory=dict)
     sequences: dict[str, Sequence] = field(default_factory=dict)
     email_accounts: dict[str, EmailAccount] = field(default_factory=dict)
+    # Connected accounts of other kinds (a zoom account): listed, never a sender.
+    other_accounts: dict[str, JSON] = field(default_factory=dict)
     saved_searches: dict[str, SavedSearch] = field(default_factory=dict)
     leads: dict[str, Lead] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)

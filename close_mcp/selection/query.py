@@ -30,7 +30,12 @@ from pydantic import (
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
 from close_mcp.errors import ArgumentError
-from close_mcp.selection.squery import MAX_OFFSET, validate_s_query, validate_sort
+from close_mcp.selection.squery import (
+    MAX_OFFSET,
+    expand_sort_fields,
+    validate_s_query,
+    validate_sort,
+)
 
 __all__ = [
     "LeadFilter",
@@ -90,7 +95,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "2025-01-31, or 2025-01-31T10:00:00Z (a timezone is required)."
+_DATE_DESCRIPTION: Final = "2025-01-31 or 2025-01-31T10:00:00Z"
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -119,6 +124,24 @@ def parse_when(value: str) -> date | datetime:
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
         raise ValueError(f"{shown(value)} has no timezone; add Z (UTC) or an offset like +02:00")
     raise ValueError(f"{shown(value)} is not a date; {_DATE_HELP}")
+
+
+def _custom_fields_as_list_too(schema: dict[str, Any]) -> None:
+    """The map form also as a list of {custom_field, value}: clients that cannot express a
+    map (Gemini; OpenAI's strict mode) are shown the list (see `server.compact`)."""
+    arms = schema["anyOf"]
+    mapping = next(arm for arm in arms if arm.get("type") == "object")
+    item = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "custom_field": {"type": "string", "minLength": 1, "maxLength": 200},
+            "value": mapping["additionalProperties"],
+        },
+        "required": ["custom_field", "value"],
+    }
+    listed = {"type": "array", "items": item, "minItems": 1, "maxItems": mapping["maxProperties"]}
+    arms.insert(arms.index(mapping) + 1, listed)
 
 
 def parse_duration(value: str) -> dict[str, int]:
@@ -151,42 +174,56 @@ class LeadFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    smart_view: Text | None = Field(
-        default=None, description="Leads of this smart view (name or save_ id)."
-    )
+    smart_view: Text | None = Field(default=None, description="Smart view name or save_ id.")
     lead_ids: list[LeadId] | None = Field(
-        default=None, min_length=1, max_length=1000, description="These leads (lead_ ids)."
+        default=None, min_length=1, max_length=1000, description="lead_ ids."
     )
     lead_status: Text | Annotated[list[Text], Field(min_length=1, max_length=100)] | None = Field(
-        default=None, description="Lead status label or stat_ id; a list means any of them."
+        default=None, description="Status label or stat_ id; a list: any of them."
     )
     name: Text | None = Field(default=None, description="Words in the lead name.")
-    text: Text | None = Field(default=None, description="Full-text search over the lead.")
+    text: Text | None = Field(default=None, description="Full-text search.")
     custom_fields: Annotated[dict[str, CustomValue], Field(min_length=1, max_length=50)] | None = (
         Field(
             default=None,
             description=(
-                "{custom field name or cf_ id: value}; a list of strings means any of them."
+                "[{custom_field: name or cf_ id, value}]; a list of strings as value: any of them."
             ),
+            json_schema_extra=_custom_fields_as_list_too,
         )
     )
     created_after: str | None = Field(
-        default=None, description="Created on or after. " + _DATE_DESCRIPTION
+        default=None, description="Created on or after: " + _DATE_DESCRIPTION + "."
     )
-    created_before: str | None = Field(default=None, description="Created before; same format.")
-    updated_after: str | None = Field(default=None, description="Updated on or after; same format.")
-    updated_before: str | None = Field(default=None, description="Updated before; same format.")
+    created_before: str | None = Field(default=None, description="Created before.")
+    updated_after: str | None = Field(default=None, description="Updated on or after.")
+    updated_before: str | None = Field(default=None, description="Updated before.")
     has_email: bool | None = Field(
-        default=None, description="Some contact has an email address (false: none has)."
+        default=None, description="A contact has an email (false: none has)."
     )
     created_within: str | None = Field(
         default=None,
-        description="Created within this span up to now: 90d, 12h, 2w, or ISO-8601 like P90D, "
-        "PT12H. Not with created_after.",
+        description="Created in the last 90d, 12h, 2w or ISO-8601 span (P90D); not with "
+        "created_after.",
     )
     updated_within: str | None = Field(
         default=None, description="Updated within this span up to now; same format."
     )
+
+    @field_validator("custom_fields", mode="before")
+    @classmethod
+    def _from_list(cls, value: object) -> object:
+        """[{custom_field, value}] as {custom_field: value}; a field named twice is refused."""
+        if not isinstance(value, list):
+            return value
+        found: dict[object, object] = {}
+        for item in value:
+            if not (isinstance(item, dict) and set(item) == {"custom_field", "value"}):
+                raise ValueError("each item must be {custom_field, value}")
+            if item["custom_field"] in found:
+                raise ValueError(f"{shown(item['custom_field'])} is given twice")
+            found[item["custom_field"]] = item["value"]
+        return found
 
     @field_validator("created_after", "created_before", "updated_after", "updated_before")
     @classmethod
@@ -755,6 +792,7 @@ async def resolve_selection(
             f"must be a whole number from 1 to {MAX_RESULTS_LIMIT}, not {results_limit!r}",
         )
     if sort is not None:
+        sort = expand_sort_fields(sort)
         validate_sort(sort)
 
     source: Literal["filter", "s_query"]

@@ -313,6 +313,27 @@ _VALID: OrderedDict[str, None] = OrderedDict()  # canonical JSON of trees alread
 _VALID_KEEP: Final = 256
 
 
+def expand_sort_fields(sort: list[Any]) -> list[Any]:
+    """Sort keys may be named: "date_created" (a lead field) or "cf_..." (a custom field),
+    "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
+    field is named so. Expanded here to the sort keys Close expects."""
+    expanded: list[Any] = []
+    for key in sort:
+        if isinstance(key, str):
+            name = key.removeprefix("-")
+            key = {"direction": "desc" if key.startswith("-") else "asc", "field": name}
+        if isinstance(key, dict) and isinstance(key.get("field"), str):
+            key = {**key, "field": _field_ref(key["field"])}
+        expanded.append(key)
+    return expanded
+
+
+def _field_ref(name: str) -> dict[str, str]:
+    if name.startswith("cf_"):
+        return {"type": "custom_field", "custom_field_id": name}
+    return {"type": "regular_field", "object_type": "lead", "field_name": name}
+
+
 def validate_sort(sort: object, *, root: str = "sort") -> None:
     """Raise `SQueryError` unless `sort` is a list of `{direction, field}` sort keys."""
     _check_size(sort, root, count_nodes=False)

@@ -1,9 +1,11 @@
-"""Resources and prompts: the query grammar, jobs by URI, and a safe clean-up workflow.
+"""Resources and prompts: the query grammar, jobs by URI, revert plans, and a safe clean-up
+workflow.
 
 The `s_query` schema as a resource lets a client show the model the grammar only when it
 writes a raw query. Jobs as `close://bulk-jobs/{id}` let clients that follow resources
-watch a job. The prompt walks a person and a model through a bulk clean-up with every
-safety step in order.
+watch a job. A revert plan too large for a tool result (a 50,000-lead edit is 50 bulk
+edits) is read whole as `close://reverts/{job_id}`. The prompt walks a person and a model
+through a bulk clean-up with every safety step in order.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from close_mcp.close.jobs import job_kind, job_path, summarize_job
-from close_mcp.errors import CloseError, MissingAPIKey, UnknownJobId
+from close_mcp.errors import CloseError, MissingAPIKey, SafetyNetError, UnknownJobId
+from close_mcp.safety.revert import revert_resource
+from close_mcp.safety.snapshots import check_job_id
 from close_mcp.selection.squery import SQUERY_SCHEMA
 from close_mcp.server.runtime import Runtime
 
@@ -45,6 +49,16 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
             raise ResourceError(str(exc)) from exc
         return summarize_job(raw, with_query=True).model_dump_json(indent=2)
 
+    async def revert_plan(job_id: str) -> str:
+        if not job_id.startswith("bulkedit_"):
+            raise ResourceError(f"{job_id!r} is not a bulk edit id (bulkedit_...)")
+        try:
+            check_job_id(job_id)
+        except SafetyNetError as exc:
+            raise ResourceError(str(exc)) from exc
+        document = await revert_resource(runtime.store, job_id)
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
     def safe_bulk_cleanup(goal: str) -> str:
         return CLEANUP_PROMPT.format(goal=goal.strip() or "(describe the leads to clean up)")
 
@@ -63,6 +77,16 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
             description="Status and progress of one bulk job (bulkedit_, bulkemail_, ...).",
             mime_type="application/json",
         )(bulk_job)
+    if "edit" in runtime.settings.toolsets and not runtime.settings.read_only:
+        server.resource(
+            "close://reverts/{job_id}",
+            name="revert_plan",
+            title="The plan of a revert_bulk_edit",
+            description="Every group, request and left-alone lead of the latest revert plan of "
+            "a bulk edit (previews show the first few), and every job and lead update its "
+            "reverts sent.",
+            mime_type="application/json",
+        )(revert_plan)
     server.prompt(
         name="safe_bulk_cleanup",
         title="Safe bulk clean-up",

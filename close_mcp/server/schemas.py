@@ -1,8 +1,11 @@
 """`close-mcp schemas`: the tool contract as checked-in JSON, and a check that it is current.
 
 `tool_schemas/` holds one file per tool (name, title, description, annotations, input and
-output schema) and the `s_query` grammar. Users and outside tests read these files; CI
-fails when the code and the files disagree, so the contract never drifts silently.
+output schema, as `tools/list` gives them), the `s_query` grammar, and under `enforced/` the
+full input schema of each tool, every limit included, that the server checks each call
+against (`tools/list` shows a lean version: see `compact.listed_input`). Users and outside
+tests read these files; CI fails when the code and the files disagree, so the contract
+never drifts silently.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import anyio
 from close_mcp.selection.squery import SQUERY_SCHEMA
 
 SQUERY_FILE = "s_query.schema.json"
+ENFORCED = "enforced"
 TABLE_START = "<!-- tools:start -->"
 TABLE_END = "<!-- tools:end -->"
 
@@ -27,21 +31,30 @@ def _dump(data: Any) -> str:
 
 async def tool_documents() -> dict[str, dict[str, Any]]:
     """Every tool of a server with every toolset on, as the JSON `tools/list` would give."""
+    return (await _documents())[0]
+
+
+async def _documents() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The `tools/list` documents and the input schemas the server enforces, by tool."""
     from close_mcp.config import load_settings
-    from close_mcp.server.app import build_server
+    from close_mcp.server.app import CloseMCPServer, build_server
     from close_mcp.server.runtime import Runtime
 
     settings = load_settings({}, sandbox=True, audit_log="off")
     server = build_server(Runtime(settings))
+    assert isinstance(server, CloseMCPServer)
     documents: dict[str, dict[str, Any]] = {}
     for tool in await server.list_tools():
         doc = tool.model_dump(mode="json", by_alias=True, exclude_none=True)
         documents[tool.name] = doc
-    return documents
+    return documents, dict(server.enforced_schemas)
 
 
 def expected_files() -> dict[str, str]:
-    files = {f"{name}.json": _dump(doc) for name, doc in anyio.run(tool_documents).items()}
+    """Relative path -> content of every file `tool_schemas/` should hold."""
+    documents, enforced = anyio.run(_documents)
+    files = {f"{name}.json": _dump(doc) for name, doc in documents.items()}
+    files.update({f"{ENFORCED}/{name}.json": _dump(schema) for name, schema in enforced.items()})
     files[SQUERY_FILE] = _dump(SQUERY_SCHEMA)
     return files
 
@@ -77,7 +90,11 @@ def write_or_check(directory: str, *, check: bool) -> int:
     files = expected_files()
     readme = folder.parent / "README.md"
     if readme.exists() and TABLE_START in (text := readme.read_text(encoding="utf-8")):
-        documents = [json.loads(files[name]) for name in sorted(files) if name != SQUERY_FILE]
+        documents = [
+            json.loads(files[name])
+            for name in sorted(files)
+            if name != SQUERY_FILE and "/" not in name
+        ]
         wanted = readme_with_table(text, tools_table(documents))
         if wanted != text:
             if check:
@@ -87,7 +104,11 @@ def write_or_check(directory: str, *, check: bool) -> int:
                 )
                 return 1
             readme.write_text(wanted, encoding="utf-8")
-    present = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
+    present = {
+        p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+        for pattern in ("*.json", f"{ENFORCED}/*.json")
+        for p in folder.glob(pattern)
+    }
     stale = sorted(name for name in files if present.get(name) != files[name])
     extra = sorted(set(present) - set(files))
     if check:
@@ -100,7 +121,7 @@ def write_or_check(directory: str, *, check: bool) -> int:
             return 1
         print(f"{folder}/ matches the code ({len(files)} files)", file=sys.stderr)
         return 0
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ENFORCED).mkdir(parents=True, exist_ok=True)
     for name in extra:
         (folder / name).unlink()
     for name in stale:

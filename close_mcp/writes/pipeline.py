@@ -36,7 +36,14 @@ from mcp.server.mcpserver import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.jobs import CRM_DATA_NOTICE, JobKind, JobSummary, job_path, summarize_job
+from close_mcp.close.jobs import (
+    CrmResult,
+    JobKind,
+    JobSummary,
+    job_echo,
+    job_path,
+    summarize_job,
+)
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, read_binding
@@ -47,7 +54,8 @@ from close_mcp.writes.tokens import TOKEN_TTL_S
 # own (less this much for clocks that disagree); an id already attributed never does.
 RECONCILE_SKEW_S = 2.0
 ATTRIBUTED_TTL_S = 24 * 3600.0
-# Close's lists are read page by page until a whole page is older than the window.
+# Close documents no order for its job and email-activity lists, so a lookup reads the whole
+# list (each item's `date_created` decides), up to this many pages of Close's default size.
 LOOKUP_PAGE = 100
 LOOKUP_MAX_PAGES = 10
 
@@ -64,19 +72,20 @@ class Preview(BaseModel):
     """What would be sent, and what it would touch."""
 
     path: str = Field(description="The Close API path the request goes to.")
-    request: dict[str, Any] = Field(description="The exact JSON body that would be sent.")
-    s_query: dict[str, Any] | None = None
-    results_limit: int | None = None
-    sort: list[dict[str, Any]] | None = None
+    request: dict[str, Any] = Field(
+        description="The exact JSON body that would be sent; its s_query (with results_limit "
+        "and sort) is the resolved selection, shown here only."
+    )
     matched: int = Field(description="How many leads (or emails) the action would touch.")
     sample: list[LeadSample] = Field(default_factory=list)
     rendering: dict[str, Any] | None = Field(
-        default=None, description="The email as Close renders it for the first sample lead."
+        default=None,
+        description="The email as Close renders it for the first lead and contact it reaches.",
     )
     notes: list[str] = Field(default_factory=list)
 
 
-class WriteResult(BaseModel):
+class WriteResult(CrmResult):
     model_config = ConfigDict(extra="forbid")
 
     status: Status
@@ -93,7 +102,11 @@ class WriteResult(BaseModel):
         default=None, description="What Close answered (for writes that are not jobs)."
     )
     snapshot: str | None = Field(default=None, description="File with the values before.")
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        """Lead names, an email's rendering, Close's answer, or a job's typed fields."""
+        shown = self.preview.sample or self.preview.rendering or self.result
+        return bool(shown) or (self.job is not None and self.job.quotes_crm_text)
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,9 @@ class RecentLookup:
     params: dict[str, Any]
     keys: tuple[str, ...]  # body keys compared with the found object
     where: str  # for messages: "the recent bulk delete jobs"
+    # Values the found object must show that the body does not hold as is: what a job echoes
+    # of its request (`job_echo`), under Close's names and in Close's forms.
+    echo: dict[str, Any] = field(default_factory=dict)
     # Statuses the object may have moved on to since (an outbox email becomes sent).
     later_status: dict[str, frozenset[str]] = field(default_factory=dict)
     # Keys that, left out of the body, must be empty on the object too: a job with a
@@ -118,7 +134,22 @@ class RecentLookup:
             return False
         if any(item.get(key) not in (None, [], {}) for key in self.absent_alike if key not in body):
             return False
+        if any(item.get(key) != value for key, value in self.echo.items()):
+            return False
         return all(item.get(key) == body[key] for key in self.keys if key in body)
+
+
+@dataclass(frozen=True)
+class PlanAnswer:
+    """What a write of several requests (a revert plan) answers once all of them went: the
+    jobs it started, in order (the first becomes the result's `job`), `result` (bounded: the
+    first few of each list, with counts), `sent` ("41 bulk edit jobs and 2 lead updates")
+    and `follow` (how to follow the jobs) for the message."""
+
+    jobs: list[JobSummary]
+    result: dict[str, Any]
+    sent: str
+    follow: str = ""
 
 
 class Safeguard(Protocol):
@@ -145,6 +176,9 @@ class WriteRequest:
     matched: int
     summary: str  # one line for a person: "Delete 42 leads"
     job_kind: JobKind | None = None
+    # What the job will show of this request (`job_echo`), for finding it again after an
+    # ambiguous failure; None: the body's fields the kind echoes.
+    echo: dict[str, Any] | None = None
     # Why a write that touches nothing is refused (None: it is not; one email touches one).
     when_empty: str | None = "the selection matches no leads"
     recent: RecentLookup | None = None  # defaults to the recent jobs of job_kind
@@ -158,9 +192,8 @@ class WriteRequest:
     always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
     safeguard: Safeguard | None = None
     # A write that is several requests (a revert plan) sends each through the `Sender`;
-    # `body` describes all of them, so the token binds the whole plan. Its answer becomes the
-    # result as is.
-    send: Callable[[Sender], Awaitable[dict[str, Any]]] | None = None
+    # `body` describes all of them, so the token binds the whole plan.
+    send: Callable[[Sender], Awaitable[PlanAnswer]] | None = None
     # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
     # looked for after an ambiguous failure and the object is not attributed to this write.
     method: Method = "POST"
@@ -169,9 +202,6 @@ class WriteRequest:
         return Preview(
             path="/" + self.path,
             request=self.body,
-            s_query=self.s_query,
-            results_limit=self.results_limit,
-            sort=self.sort,
             matched=self.matched,
             sample=self.sample,
             rendering=self.rendering,
@@ -352,19 +382,15 @@ class Pipeline:
         self, sender: Sender, request: WriteRequest, saved: str | None, *, owner: str
     ) -> WriteResult:
         if request.send is not None:
-            plan = request.send
-            answer = await sender.guard(
-                lambda: plan(sender), request.path, request.body, matched=request.matched
-            )
-        else:
-            answer = await sender.send(
-                request.method,
-                request.path,
-                request.body,
-                matched=request.matched,
-                snapshot=saved,
-                reconcile=self._reconcile(request),
-            )
+            return await self._send_plan(sender, request, request.send, saved)
+        answer = await sender.send(
+            request.method,
+            request.path,
+            request.body,
+            matched=request.matched,
+            snapshot=saved,
+            reconcile=self._reconcile(request),
+        )
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
         if saved is not None and job is not None and request.safeguard is not None:
@@ -388,7 +414,36 @@ class Pipeline:
             message=f"Submitted: {request.summary} ({what}).{follow}",
             preview=request.preview(),
             job=job,
-            result=None if job else answer if request.send else _compact(answer),
+            result=None if job else _compact(answer),
+            snapshot=saved,
+        )
+
+    async def _send_plan(
+        self,
+        sender: Sender,
+        request: WriteRequest,
+        plan: Callable[[Sender], Awaitable[PlanAnswer]],
+        saved: str | None,
+    ) -> WriteResult:
+        """A plan's requests are each audited as they go; then the plan once, with no job id
+        of its own (its jobs are the plan's requests' own)."""
+        answer: PlanAnswer = await sender.guard(
+            lambda: plan(sender), request.path, request.body, matched=request.matched
+        )
+        sender.record(
+            "submitted",
+            path="/" + request.path,
+            body=request.body,
+            matched=request.matched,
+            snapshot=saved,
+        )
+        return WriteResult(
+            status="submitted",
+            tool=request.tool,
+            message=f"Submitted: {request.summary} ({answer.sent}).{answer.follow}",
+            preview=request.preview(),
+            job=answer.jobs[0] if answer.jobs else None,
+            result=answer.result,
             snapshot=saved,
         )
 
@@ -401,7 +456,7 @@ class Pipeline:
             if lookup is None:
                 return None, ""
             try:
-                found = await self._find_recent(
+                found, complete = await self._find_recent(
                     request, since=started - RECONCILE_SKEW_S, owner=None
                 )
             except CloseError as failed:
@@ -411,6 +466,8 @@ class Pipeline:
                     "not be checked; look there before trying again."
                 )
             looked = f" Nothing matching was found among {lookup.where}"
+            if not complete:
+                looked += f" (only the first {LOOKUP_PAGE * LOOKUP_MAX_PAGES} Close listed)"
             return found, looked + "; look there before trying again."
 
         return reconcile
@@ -420,38 +477,38 @@ class Pipeline:
         minted_at = self.context.tokens.minted_at(token)
         if minted_at is None:
             return None
-        found = await self._find_recent(request, since=minted_at, owner=_owner(token))
+        found, _complete = await self._find_recent(request, since=minted_at, owner=_owner(token))
         if found is not None:
             return f"the confirmation token was already used ({found.get('id')})"
         return None
 
     async def _find_recent(
         self, request: WriteRequest, *, since: float, owner: str | None
-    ) -> dict[str, Any] | None:
-        """The object this exact write created since `since`, if Close has one.
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """The object this exact write created since `since`, if Close has one, and whether
+        the whole list was read.
 
-        Pages on while a page holds anything that recent (Close lists newest first; the
-        order is not documented, so `date_created` decides, never the position). An object
-        the store attributes to another write is passed over: only one attributed to `owner`
-        (this token), or to no write the store knows, counts."""
+        Close documents no order for these lists, so every page is read (up to
+        LOOKUP_MAX_PAGES) and each item's `date_created` decides, never its position. An
+        object the store attributes to another write is passed over: only one attributed to
+        `owner` (this token), or to no write the store knows, counts."""
         lookup = _recent_lookup(request)
         if lookup is None:
-            return None
+            return None, True
         for page in range(LOOKUP_MAX_PAGES):
             params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
             recent = await self.client.get(lookup.path, params)
             items = recent.get("data", []) if isinstance(recent, dict) else []
-            fresh = [item for item in items if _created_after(item, since)]
-            for item in fresh:
-                if not lookup.matches(item, request.body):
+            for item in items:
+                if not _created_after(item, since) or not lookup.matches(item, request.body):
                     continue
                 attributed = await self._attributed(item.get("id"))
                 if attributed is not None and attributed != owner:
                     continue
-                return dict(item)
-            if not fresh or not (isinstance(recent, dict) and recent.get("has_more")):
-                return None
-        return None
+                return dict(item), True
+            if not items or not (isinstance(recent, dict) and recent.get("has_more")):
+                return None, True
+        return None, False
 
     async def _attributed(self, object_id: Any) -> str | None:
         """Which write made this object (its owner mark), if the store knows."""
@@ -599,10 +656,12 @@ def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
         return None
     if request.recent is not None or request.job_kind is None:
         return request.recent
+    echo = request.echo if request.echo is not None else job_echo(request.job_kind, request.body)
     return RecentLookup(
         path=job_path(request.job_kind),
         params={},
-        keys=tuple(key for key in request.body if key != "send_done_email"),
+        keys=(),
+        echo=echo,
         absent_alike=("results_limit", "sort"),
         where=f"the recent bulk {request.job_kind} jobs (list_bulk_jobs)",
     )

@@ -349,7 +349,12 @@ def _bases(h: Harness, tool: str, revertable: list[str]) -> list[Base]:
         bases = [Base({**s, **subscribe}, (_flip_done_email, other_sequence)) for s in selections]
         for s in selections:
             for action in ("pause", "resume", "resume_finished"):
-                bases.append(Base({**s, "action_type": action}, (_flip_done_email, other_action)))
+                bases.append(
+                    Base(
+                        {**s, "action_type": action, "all_sequences": True},
+                        (_flip_done_email, other_action),
+                    )
+                )
                 bases.append(
                     Base(
                         {**s, "action_type": action, "sequence": "Win-back"},
@@ -737,7 +742,12 @@ def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
         kind: sum(tally.by_kind[kind][o] for o in AT_GATE) for kind in set(TOKEN_KINDS) | {"random"}
     }
     assert {k: n for k, n in thin.items() if n < KIND_FLOOR[mode]} == {}, thin
-    assert {k: c["submitted"] for k, c in tally.by_kind.items() if c["submitted"]} == {}
+    # (Junk arguments, "schema" and "hostile", may form a valid draft, which needs no token by
+    # design: `call` checks every submission is an unconfirmed email status.)
+    tokens = set(TOKEN_KINDS) | {"random"}
+    assert {
+        k: c["submitted"] for k, c in tally.by_kind.items() if c["submitted"] and k in tokens
+    } == {}
 
     gated = sum(sum(tally.outcomes[t][o] for o in AT_GATE) for t in GATE_TOOLS)
     record(f"fuzz[{mode}] per tool", "\n" + per_tool)

@@ -57,6 +57,7 @@ async def _scenarios(h: Harness, seen: list[str]) -> int:
         ("create_bulk_delete", {"s_query": {"type": "match_all"}}),
         ("send_email", {"lead_id": lead.id, "body_text": "Hi", "status": "outbox"}),
         ("revert_bulk_edit", {"job_id": "bulkedit_missing"}),
+        ("cancel_email", {"activity_id": "acti_missing"}),
     ]
     for tool, args in calls:
         seen.append((await h.call_raw(tool, args)).model_dump_json())
@@ -76,6 +77,7 @@ async def _scenarios(h: Harness, seen: list[str]) -> int:
                 "subject": "S",
                 "body_text": "B",
                 "status": "outbox",
+                "send_in": 30,  # so cancel_email can take it back
                 "sender": f'"Sandra" <{identity}>',
             },
         ),
@@ -84,6 +86,14 @@ async def _scenarios(h: Harness, seen: list[str]) -> int:
         first = await h.call(tool, args)
         second = await h.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
         seen += [json.dumps(first), json.dumps(second)]
+    # the email just sent to the outbox, taken back (confirmed too)
+    cancel = {"activity_id": second["result"]["id"]}
+    first = await h.call("cancel_email", cancel)
+    second = await h.call(
+        "cancel_email", {**cancel, "confirmation_token": first["confirmation_token"]}
+    )
+    assert second["status"] == "submitted", second
+    seen += [json.dumps(first), json.dumps(second)]
 
     async def raw(tool: str, args: dict[str, Any]) -> dict[str, Any]:
         result = await h.call_raw(tool, args)

@@ -51,7 +51,7 @@ async def test_token_minted_on_one_replica_confirms_on_the_other(
             assert replay["status"] == "refused"
     jobs = delete_jobs(close_api)
     assert len(jobs) == before + 1
-    assert jobs[0]["id"] == done["job"]["id"]
+    assert done["job"]["id"] in {job["id"] for job in jobs}  # Close's lists have no order
 
 
 async def test_replicas_with_different_secrets_refuse_each_others_tokens(

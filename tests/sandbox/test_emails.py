@@ -208,3 +208,49 @@ async def test_unknown_email_and_listing(sb: Sandbox, http: httpx.AsyncClient) -
     assert listed == {"data": [email], "has_more": False}
     other = (await http.get("activity/email/", params={"lead_id": "lead_other"})).json()
     assert other == {"data": [], "has_more": False}
+
+
+async def test_a_reply_joins_the_thread_of_the_email_it_answers(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    lead = a_lead(sb)
+    base = {"lead_id": lead.id, "status": "draft", "body_text": "x"}
+    first = (await http.post("activity/email/", json=base)).json()
+    reply = await http.post("activity/email/", json={**base, "in_reply_to_id": first["id"]})
+    assert reply.status_code == 200
+    assert reply.json()["in_reply_to_id"] == first["id"]
+    assert reply.json()["thread_id"] == first["thread_id"]
+    other = (await http.post("activity/email/", json=base)).json()
+    assert other["thread_id"] != first["thread_id"]
+    assert other["in_reply_to_id"] is None
+
+
+async def test_replies_and_followup_sequences_are_checked_as_close_does(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    """Close's reference: in_reply_to_id an email activity, followup_sequence_delay >= 86400."""
+    lead = a_lead(sb)
+    sequence = next(iter(sb.store.sequences))
+    base = {"lead_id": lead.id, "status": "draft", "body_text": "x"}
+    cases = [
+        ({"in_reply_to_id": "acti_nope"}, {"in_reply_to_id": "Email activity not found."}),
+        ({"followup_sequence_id": "seq_nope"}, {"followup_sequence_id": "Sequence not found."}),
+        (
+            {"followup_sequence_id": sequence, "followup_sequence_delay": 86_399},
+            {"followup_sequence_delay": "Ensure this value is greater than or equal to 86400."},
+        ),
+        (
+            {"followup_sequence_add_cc_bcc": "yes"},
+            {"followup_sequence_add_cc_bcc": "Must be a boolean."},
+        ),
+    ]
+    for extra, errors in cases:
+        answer = await http.post("activity/email/", json={**base, **extra})
+        assert (answer.status_code, answer.json()["field-errors"]) == (400, errors), extra
+    assert sb.store.emails == {}
+    ok = {"followup_sequence_id": sequence, "followup_sequence_delay": 86_400}
+    created = (await http.post("activity/email/", json={**base, **ok})).json()
+    assert {k: created[k] for k in (*ok, "followup_sequence_add_cc_bcc")} == {
+        **ok,
+        "followup_sequence_add_cc_bcc": False,
+    }

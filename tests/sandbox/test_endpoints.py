@@ -48,7 +48,12 @@ async def test_statuses_are_not_paged(sb: Sandbox, http: httpx.AsyncClient) -> N
         ("custom_field/lead/", lambda s: [cf.to_json() for cf in s.custom_fields.values()]),
         ("email_template/", lambda s: [t.to_json(s.org) for t in s.templates.values()]),
         ("sequence/", lambda s: [q.to_json(s.org) for q in s.sequences.values()]),
-        ("connected_account/", lambda s: [a.to_json() for a in s.email_accounts.values()]),
+        (
+            "connected_account/",
+            lambda s: (
+                [a.to_json() for a in s.email_accounts.values()] + list(s.other_accounts.values())
+            ),
+        ),
         ("user/", lambda s: [u.to_json(s.org) for u in s.users.values()]),
         ("saved_search/", lambda s: [v.to_json(s.org) for v in s.saved_searches.values()]),
     ],
@@ -127,13 +132,16 @@ async def test_get_lead_in_close_shape(sb: Sandbox, http: httpx.AsyncClient) -> 
         "name": contact.name,
         "display_name": contact.name,
         "title": contact.title,
-        "emails": contact.emails,
+        "emails": [{**e, "is_unsubscribed": False} for e in contact.emails],
         "phones": contact.phones,
         "urls": [],
         "date_created": iso(contact.date_created),
         "date_updated": iso(contact.date_updated),
+        "created_by": None,
+        "updated_by": None,
         "organization_id": store.org.id,
     }
+    assert answer["contact_ids"] == [c.id for c in lead.contacts]
     custom_keys = {k: v for k, v in answer.items() if k.startswith("custom.")}
     assert custom_keys == {f"custom.{k}": v for k, v in lead.custom.items()}
     assert answer["custom"] == {store.custom_fields[k].name: v for k, v in lead.custom.items()}
@@ -183,7 +191,9 @@ async def test_create_update_delete_lead(
     assert lead["date_created"] == "2025-03-01T10:00:00.000000+00:00"
     assert lead["status_label"] == "Customer"
     assert lead[f"custom.{products.id}"] == ["CRM", "API"]
-    assert lead["contacts"][0]["emails"] == [{"email": "anais@zr.example", "type": "office"}]
+    assert lead["contacts"][0]["emails"] == [
+        {"email": "anais@zr.example", "type": "office", "is_unsubscribed": False}
+    ]
 
     clock.advance(60)
     changed = await http.put(
@@ -269,15 +279,17 @@ async def test_render_template(sb: Sandbox, http: httpx.AsyncClient) -> None:
         "on their sales process. Worth a chat?\n\nSandra",
         "attachments": [],
     }
-    default = (await http.get(f"email_template/{template.id}/render/?lead_id={lead.id}")).json()
-    assert default["contact_id"] == lead.contacts[0].id
 
 
 async def test_render_errors(sb: Sandbox, http: httpx.AsyncClient) -> None:
     template_id = next(iter(sb.store.templates))
     lead_id = next(iter(sb.store.leads))
+    required = "This field is required (or give query for the search form)."
     missing = await http.get(f"email_template/{template_id}/render/")
-    assert missing.json() == {"errors": [], "field-errors": {"lead_id": "This field is required."}}
+    assert missing.json() == {
+        "errors": [],
+        "field-errors": {"lead_id": required, "contact_id": required},
+    }
     bad_contact = await http.get(
         f"email_template/{template_id}/render/", params={"lead_id": lead_id, "contact_id": "x"}
     )

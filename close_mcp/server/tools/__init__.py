@@ -17,7 +17,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
 from close_mcp.errors import CloseMcpError
-from close_mcp.server.compact import compact_input, compact_output
+from close_mcp.server.compact import SharedDefinitions, compact_input, compact_output, listed_input
 from close_mcp.server.runtime import Runtime
 
 P = ParamSpec("P")
@@ -38,11 +38,18 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 class Registrar:
-    """Collects the enabled tools, with compact schemas, before the server is built."""
+    """Collects the enabled tools, with compact schemas, before the server is built.
+
+    Each tool keeps two input schemas: the full one the server enforces (`enforced`, every
+    limit; checked in under `tool_schemas/enforced/`) and the lean one `tools/list` shows
+    (`compact.listed_input`), which every tool gets here, whoever wrote it.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.tools: list[Tool] = []
+        self.enforced: dict[str, dict[str, Any]] = {}
+        self._shared = SharedDefinitions()
 
     def enabled(self, toolset: str, *, writes: bool) -> bool:
         settings = self.runtime.settings
@@ -70,21 +77,23 @@ class Registrar:
             meta={"toolset": toolset},
             structured_output=True,
         )
-        tool.parameters = compact_input(tool.parameters)
+        self.enforced[name] = compact_input(tool.parameters)
+        tool.parameters = listed_input(self.enforced[name], tool=name, shared=self._shared)
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = compact_output(tool.fn_metadata.output_schema)
         self.tools.append(tool)
 
 
-def build_tools(runtime: Runtime) -> list[Tool]:
+def build_tools(runtime: Runtime) -> Registrar:
+    """Every enabled tool, with the input schemas the server enforces."""
     registrar = Registrar(runtime)
     for register in _modules():
         register(registrar)
-    return registrar.tools
+    return registrar
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import bulk, job_control, job_reads, leads, revert, send
+    from close_mcp.server.tools import bulk, cancel, job_control, job_reads, leads, revert, send
 
     return [
         leads.register,
@@ -93,4 +102,5 @@ def _modules() -> list[Callable[[Registrar], None]]:
         bulk.register,
         revert.register,
         send.register,
+        cancel.register,
     ]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.clock import Clock
 from close_mcp.close.catalog import Catalog, CustomField
-from close_mcp.close.jobs import JobKind, job_path
+from close_mcp.close.jobs import JobKind, job_echo, job_path
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
@@ -27,6 +27,7 @@ from close_mcp.selection.totals import counts_every_lead
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.rendering import render_bulk_email
 from close_mcp.server.tools.selection import (
     AllLeadsArg,
     DryRunArg,
@@ -38,7 +39,7 @@ from close_mcp.server.tools.selection import (
     TokenArg,
     preview_selection,
 )
-from close_mcp.server.tools.writing import TAKEN_OUT, TWO_STEP, confirmer, run_write
+from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 SAMPLE_SIZE = 5
@@ -57,13 +58,13 @@ class SetCustomField(_Spec):
     type: Literal["set_custom_field"]
     custom_field: str = Field(max_length=200, description="Custom field name or cf_ id.")
     value: str | int | float | bool | None = Field(
-        default=None, description="The new value (single-value fields)."
+        default=None, description="For single-value fields."
     )
     values: list[str] | None = Field(
-        default=None, max_length=100, description="The values (multi-value fields)."
+        default=None, max_length=100, description="For multi-value fields."
     )
     operation: Literal["replace", "add", "remove"] | None = Field(
-        default=None, description="For multi-value fields: replace (default), add or remove."
+        default=None, description="Multi-value: replace (default), add or remove."
     )
 
 
@@ -76,38 +77,55 @@ EditSpec = Annotated[SetLeadStatus | SetCustomField | ClearCustomField, Field(di
 
 
 # Each argument a tool and its `prepare` resolver share is declared once, here.
-EditArg = Annotated[EditSpec, Field(description="What to change on every selected lead.")]
+EditArg = Annotated[EditSpec, Field(description="What to change.")]
 TemplateArg = Annotated[str, Field(max_length=200, description="Email template name or tmpl_ id.")]
 EmailContactsArg = Annotated[
-    Literal["lead", "contact"],
-    Field(description="lead: the primary contact's first email; contact: every contact."),
+    Literal["lead", "contact", "all"],
+    Field(
+        description="lead: first contact with an email; contact: each contact's first "
+        "address; all: every address."
+    ),
 ]
 ActionTypeArg = Annotated[
     Literal["subscribe", "pause", "resume", "resume_finished"],
-    Field(description="subscribe contacts, or pause/resume their subscriptions."),
+    Field(
+        description="subscribe contacts never sent the sequence, or pause active "
+        "subscriptions, resume paused ones, resume_finished finished ones."
+    ),
 ]
 SequenceArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Sequence name or seq_ id (required to subscribe; otherwise "
-        "leaving it out means every sequence).",
+        description="Sequence name or seq_ id. Required for subscribe; otherwise this or "
+        "all_sequences.",
     ),
+]
+AllSequencesArg = Annotated[
+    bool,
+    Field(description="Not for subscribe: true acts on every sequence."),
 ]
 SenderAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Subscribe: email account (email or emailacct_)."),
+    Field(
+        max_length=200,
+        description="Required for subscribe (only): email account (email or emailacct_).",
+    ),
 ]
 SenderNameArg = Annotated[
-    str | None, Field(max_length=200, description="Subscribe: the sender's name.")
+    str | None,
+    Field(max_length=200, description="Subscribe only; default: the identity's name."),
 ]
 SenderEmailArg = Annotated[
     str | None,
-    Field(max_length=254, description="Subscribe: an identity of the sender account."),
+    Field(
+        max_length=254,
+        description="Subscribe only: an identity of sender_account; default: its first.",
+    ),
 ]
 SequenceContactsArg = Annotated[
     Literal["lead", "contact"],
-    Field(description="Subscribe: lead (primary contact) or contact (every contact)."),
+    Field(description="Subscribe: lead (primary contact) or contact (each contact)."),
 ]
 
 
@@ -118,7 +136,7 @@ class Chosen:
     filter: Any
     s_query: dict[str, Any] | None
     results_limit: int | None
-    sort: list[dict[str, Any]] | None
+    sort: list[str | dict[str, Any]] | None
     allow_all_leads: bool
     send_done_email: bool
 
@@ -202,18 +220,22 @@ def _leads(n: int) -> str:
     return f"{n} lead" if n == 1 else f"{n} leads"
 
 
-async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str]:
+async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str, str | None]:
+    """The edit's request fields, a phrase for people, and the custom field's name (the job
+    Close makes echoes the name, not the id)."""
     if isinstance(edit, SetLeadStatus):
         status = await catalog.resolve_status(edit.lead_status)
         return (
             {"type": "set_lead_status", "lead_status_id": status.id},
             f"set the status to {status.label!r}",
+            None,
         )
     field: CustomField = await catalog.resolve_custom_field(edit.custom_field)
     if isinstance(edit, ClearCustomField):
         return (
             {"type": "clear_custom_field", "custom_field_id": field.id},
             f"clear the custom field {field.name!r}",
+            field.name,
         )
     fields: dict[str, Any] = {"type": "set_custom_field", "custom_field_id": field.id}
     if field.accepts_multiple_values:
@@ -229,7 +251,7 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
         ]
         fields["custom_field_operation"] = edit.operation or "replace"
         verb = {"replace": "set", "add": "add", "remove": "remove"}[edit.operation or "replace"]
-        return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}"
+        return fields, f"{verb} {fields['custom_field_values']!r} on {field.name!r}", field.name
     if edit.operation is not None:
         raise ArgumentError(
             "edit.operation",
@@ -245,7 +267,7 @@ async def _edit_fields(edit: Any, catalog: Catalog) -> tuple[dict[str, Any], str
     fields["custom_field_value"] = await check_custom_value(
         field, edit.value, catalog, "edit.value"
     )
-    return fields, f"set {field.name!r} to {fields['custom_field_value']!r}"
+    return fields, f"set {field.name!r} to {fields['custom_field_value']!r}", field.name
 
 
 def register(reg: Registrar) -> None:
@@ -260,7 +282,7 @@ def register(reg: Registrar) -> None:
         chosen: ChosenArg,
     ) -> WriteRequest:
         call = runtime.call(ctx.headers)
-        fields, what = await _edit_fields(edit, call.catalog)
+        fields, what, field_name = await _edit_fields(edit, call.catalog)
         request = await _selection_request(
             call,
             chosen,
@@ -271,6 +293,7 @@ def register(reg: Registrar) -> None:
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
             clock=runtime.clock,
         )
+        request.echo = job_echo("edit", request.body, custom_field_name=field_name)
         SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
             request
         )
@@ -301,9 +324,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_edit",
         toolset="edit",
         title="Bulk edit leads",
-        description="Set the lead status, or set or clear a custom field, on every lead of a "
-        "selection, as one Close bulk job. Use search_leads first to check the selection; use "
-        "revert_bulk_edit to undo." + TWO_STEP + TAKEN_OUT,
+        description="Set the lead status, or set or clear a custom field, on the leads of a "
+        "selection (one Close bulk job). Undo: revert_bulk_edit.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -325,7 +347,11 @@ def register(reg: Registrar) -> None:
         found = await call.catalog.resolve_template(template)
         if found.is_archived:
             raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
-        who = "the primary contact" if contact_preference == "lead" else "every contact"
+        who = {
+            "lead": "the first contact",
+            "contact": "every contact",
+            "all": "every address of every contact",
+        }[contact_preference]
         request = await _selection_request(
             call,
             chosen,
@@ -337,13 +363,10 @@ def register(reg: Registrar) -> None:
             clock=runtime.clock,
         )
         if request.sample:
-            rendered = await call.client.get(
-                f"email_template/{found.id}/render/", {"lead_id": request.sample[0].id}
+            request.rendering, note = await render_bulk_email(
+                call.client, found.id, request.sample, contact_preference
             )
-            if isinstance(rendered, dict):
-                request.rendering = {
-                    k: rendered[k] for k in ("subject", "body", "email", "lead_id") if k in rendered
-                }
+            request.notes.append(note)
         return request
 
     confirm_email = confirmer(runtime, prepare_email)
@@ -372,9 +395,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_email",
         toolset="email",
         title="Bulk email leads",
-        description="Send an email template to the leads of a selection, as one Close bulk "
-        "job; real emails go out to customers. The preview renders the template for the first "
-        "sample lead." + TWO_STEP + TAKEN_OUT,
+        description="Email a template to the leads of a selection (one Close bulk job); real "
+        "emails reach customers.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -390,12 +412,25 @@ def register(reg: Registrar) -> None:
         ctx: Context,
         action_type: ActionTypeArg,
         sequence: SequenceArg,
+        all_sequences: AllSequencesArg,
         sender_account: SenderAccountArg,
         sender_name: SenderNameArg,
         sender_email: SenderEmailArg,
         contact_preference: SequenceContactsArg,
         chosen: ChosenArg,
     ) -> WriteRequest:
+        if action_type == "subscribe" and all_sequences:
+            raise ArgumentError(
+                "all_sequences", "not for subscribe, which takes one sequence; leave it out"
+            )
+        if action_type != "subscribe" and (sequence is None) == (not all_sequences):
+            raise ArgumentError(
+                "sequence",
+                f"give a sequence, or all_sequences: true to {action_type.replace('_', ' ')} "
+                "every sequence"
+                if sequence is None
+                else "give a sequence or all_sequences: true, not both",
+            )
         call = runtime.call(ctx.headers)
         fields: dict[str, Any] = {"action_type": action_type}
         seq_name = "all sequences"
@@ -412,7 +447,9 @@ def register(reg: Registrar) -> None:
             if missing:
                 raise ArgumentError(", ".join(missing), "required when action_type is subscribe")
             assert sender_account is not None
-            account = await call.catalog.resolve_email_account(sender_account)
+            account = await call.catalog.resolve_email_account(
+                sender_account, path="sender_account"
+            )
             identities = {i.email.lower(): i for i in account.identities}
             email = sender_email or (account.identities[0].email if account.identities else None)
             if email is None or (identities and email.lower() not in identities):
@@ -469,6 +506,7 @@ def register(reg: Registrar) -> None:
         answer: Annotated[ElicitationResult[Any], Resolve(confirm_sequence)],
         action_type: ActionTypeArg,
         sequence: SequenceArg = None,
+        all_sequences: AllSequencesArg = False,
         sender_account: SenderAccountArg = None,
         sender_name: SenderNameArg = None,
         sender_email: SenderEmailArg = None,
@@ -492,9 +530,7 @@ def register(reg: Registrar) -> None:
         toolset="sequences",
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
-        "them), or pause or resume their subscriptions, as one Close bulk job."
-        + TWO_STEP
-        + TAKEN_OUT,
+        "them), or pause or resume their subscriptions, as one Close bulk job.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
@@ -554,9 +590,8 @@ def register(reg: Registrar) -> None:
         name="create_bulk_delete",
         toolset="delete",
         title="Bulk delete leads",
-        description="Permanently delete every lead of a selection, with its contacts and "
-        "activities, as one Close bulk job. Always needs confirmation; the user may be asked "
-        "to type the number of leads." + TWO_STEP,
+        description="Permanently delete the leads of a selection, with their contacts and "
+        "activities (one Close bulk job). Always confirmed.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

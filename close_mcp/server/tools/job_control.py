@@ -23,12 +23,12 @@ from typing import Annotated, Any, Final, Literal
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
+    CrmResult,
     JobKind,
     JobSummary,
     job_kind,
@@ -69,18 +69,20 @@ def _close_refusal(exc: Exception) -> bool:
     return isinstance(exc, CloseAPIError) and exc.status in CLOSE_REFUSALS
 
 
+# Pausing twice is the same as pausing once: the repeat sends nothing and says so.
 CONTROL = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
 )
-# Resuming restarts whatever the job does: deleting leads, sending emails.
+# Resuming restarts whatever the job does: deleting leads, sending emails. Not idempotent: a
+# repeat finds the job no longer paused and is refused (and each resume is confirmed anew).
 RESUME = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
 )
 
 Verb = Literal["pause", "resume"]
 
 
-class JobControlResult(BaseModel):
+class JobControlResult(CrmResult):
     """What pause_bulk_job answers (resume_bulk_job answers a `WriteResult`)."""
 
     message: str = Field(description="What changed and what to do next.")
@@ -89,7 +91,9 @@ class JobControlResult(BaseModel):
     resume_before: str | None = Field(
         default=None, description="After a pause: Close refuses to resume after this time."
     )
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return self.job.quotes_crm_text
 
 
 def _when(raw: str | None) -> datetime | None:
@@ -107,10 +111,7 @@ def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:
     if job.finished:
         return f"it is {job.status}, and a finished job cannot be paused or resumed"
     if verb == "pause":
-        if job.status == "paused":
-            since = f" since {job.date_updated}" if job.date_updated else ""
-            return f"it is already paused{since}; use resume_bulk_job to restart it"
-        return None
+        return None  # an already paused job: `_Control.pause` answers without a write
     if job.status != "paused":
         return f"it is {job.status}, not paused; only a paused job can be resumed"
     paused_at = _when(job.date_updated)
@@ -160,6 +161,8 @@ class _Control:
 
     async def pause(self) -> JobControlResult:
         before = await self.checked()
+        if before.status == "paused":
+            return self._result(before, before, already=True)
         try:
             answer: Any = await self.sender.send(
                 "PUT", self.path, self.body, job_id=self.job_id, unaudited=_close_refusal
@@ -174,15 +177,22 @@ class _Control:
         self._record("submitted")
         return self._result(before, after)
 
-    def _result(self, before: JobSummary, after: JobSummary) -> JobControlResult:
+    def _result(
+        self, before: JobSummary, after: JobSummary, *, already: bool = False
+    ) -> JobControlResult:
         progress = ""
         if after.n_objects is not None:
             progress = f" at {after.n_objects_processed or 0} of {after.n_objects} objects"
         paused_at = _when(after.date_updated) or utc_datetime(self.runtime.clock)
         deadline = (paused_at + RESUME_LIMIT).isoformat(timespec="seconds")
+        done = (
+            f"Job {after.id} was already paused{progress}; nothing was sent."
+            if already
+            else f"Paused job {after.id}{progress}."
+        )
         return JobControlResult(
-            message=f"Paused job {after.id}{progress}. Resume it with resume_bulk_job "
-            f"before {deadline}; Close refuses later.",
+            message=f"{done} Resume it with resume_bulk_job before {deadline}; Close refuses "
+            "later.",
             previous_status=before.status,
             job=after,
             resume_before=deadline,
@@ -262,10 +272,8 @@ def register(reg: Registrar) -> None:
         name="pause_bulk_job",
         toolset="jobs",
         title="Pause a bulk job",
-        description="Pause a running Close bulk job (edit, email, sequence subscription, "
-        "delete) so it stops touching more leads; what it already did stays done. Needs no "
-        "confirmation: resume_bulk_job restarts it, within 7 days. A finished or already "
-        "paused job is refused.",
+        description="Pause a running Close bulk job; what it did stays done. Not confirmed; "
+        "resume_bulk_job restarts it within 7 days. A repeat changes nothing.",
         annotations=CONTROL,
     )
     reg.add(
@@ -273,12 +281,7 @@ def register(reg: Registrar) -> None:
         name="resume_bulk_job",
         toolset="jobs",
         title="Resume a paused bulk job",
-        description="Restart a bulk job paused with pause_bulk_job; it carries on where it "
-        "stopped. Resuming is confirmed like the job's own action: the first call sends "
-        "nothing; it previews what is left to do and gives a confirmation_token; show it to "
-        "the user and call again with the same job_id and the token once they agree. dry_run "
-        "only previews. (Unless the server's instructions say the job's action runs at once; "
-        "a delete never does.) Close refuses jobs that are not paused or were paused more than "
-        "7 days ago. Follow it with wait_for_bulk_job.",
+        description="Restart a paused bulk job where it stopped; confirmed like the job's own "
+        "action. Close refuses a job paused over 7 days.",
         annotations=RESUME,
     )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import heapq
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from close_mcp.close.jobs import (
-    CRM_DATA_NOTICE,
     JOB_KINDS,
     RUNNING_STATUSES,
+    CrmResult,
     JobDetail,
     JobKind,
     JobSummary,
@@ -27,11 +27,12 @@ READ = ToolAnnotations(
 )
 POLL_INTERVAL_S = 1.0
 MAX_SCAN = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 JobId = Annotated[
     str,
     Field(
-        description="A bulk job id (bulkedit_..., bulkemail_..., bulkseqsub_..., bulkdelete_...).",
+        description="bulkedit_, bulkemail_, bulkseqsub_ or bulkdelete_ id.",
         pattern=r"^bulk(edit|email|seqsub|delete)_[A-Za-z0-9]+$",
         max_length=100,
     ),
@@ -55,18 +56,36 @@ def _status_matches(job: dict[str, Any], status: str) -> bool:
     return job.get("status") == status
 
 
-class JobList(BaseModel):
+class JobList(CrmResult):
     jobs: list[JobSummary]
     has_more: bool = Field(description="More jobs exist past this page (raise offset).")
-    crm_data_notice: str = CRM_DATA_NOTICE
+    complete: bool = Field(
+        description=f"Every job was read. False: a kind has more than {MAX_SCAN} jobs and only "
+        f"the first {MAX_SCAN} Close listed of it (in no documented order) were sorted."
+    )
+
+    def holds_crm_text(self) -> bool:
+        return any(job.quotes_crm_text for job in self.jobs)
 
 
-class WaitResult(BaseModel):
+class WaitResult(CrmResult):
     job: JobSummary
     finished: bool = Field(description="The job reached done or error.")
     timed_out: bool = Field(description="timeout_s passed first; the job is still going.")
     waited_s: float
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return self.job.quotes_crm_text
+
+
+def _created(job: dict[str, Any]) -> datetime:
+    """When a job was made, for sorting; an unreadable date sorts last."""
+    raw = job.get("date_created")
+    try:
+        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register(reg: Registrar) -> None:
@@ -81,20 +100,21 @@ def register(reg: Registrar) -> None:
     ) -> JobList:
         client = runtime.client_for(ctx.headers)
         kinds = [kind] if kind else list(JOB_KINDS)
-        wanted = offset + limit + 1
-        streams: list[list[dict[str, Any]]] = []
-        # Filtering by status reads the newest MAX_SCAN jobs of each kind, no more.
-        scan = MAX_SCAN if status else wanted
+        # Close documents no order for its job lists: every job of each kind is read (up to
+        # MAX_SCAN) and sorted here by date_created, newest first.
+        found: list[dict[str, Any]] = []
+        complete = True
         for each in kinds:
-            raw = await client.list_all(job_path(each), page_size=min(100, scan), max_items=scan)
-            if status:
-                raw = [job for job in raw if _status_matches(job, status)]
-            streams.append(raw)
-        merged = heapq.merge(
-            *streams, key=lambda job: str(job.get("date_created") or ""), reverse=True
-        )
-        jobs = [summarize_job(job) for job in merged]
-        return JobList(jobs=jobs[offset : offset + limit], has_more=len(jobs) > offset + limit)
+            raw = await client.list_all(
+                job_path(each), page_size=min(100, MAX_SCAN + 1), max_items=MAX_SCAN + 1
+            )
+            complete = complete and len(raw) <= MAX_SCAN
+            found += [
+                job for job in raw[:MAX_SCAN] if status is None or _status_matches(job, status)
+            ]
+        found.sort(key=_created, reverse=True)
+        jobs = [summarize_job(job) for job in found[offset : offset + limit]]
+        return JobList(jobs=jobs, has_more=len(found) > offset + limit, complete=complete)
 
     async def get_bulk_job(ctx: Context, job_id: JobId) -> JobDetail:
         client = runtime.client_for(ctx.headers)
@@ -130,8 +150,8 @@ def register(reg: Registrar) -> None:
         name="list_bulk_jobs",
         toolset="jobs",
         title="List bulk jobs",
-        description="List Close bulk jobs (edit, email, sequence subscription, delete), newest "
-        "first, optionally of one kind or status. Use get_bulk_job for one job's details.",
+        description="List Close bulk jobs, newest first, optionally of one kind or status. "
+        "Reads every job of each kind, so give kind when you know it.",
         annotations=READ,
     )
     reg.add(
@@ -139,8 +159,7 @@ def register(reg: Registrar) -> None:
         name="get_bulk_job",
         toolset="jobs",
         title="Get a bulk job",
-        description="Read one bulk job: status, progress counts, its fields and the s_query it "
-        "ran on. The kind comes from the id prefix.",
+        description="Read one bulk job: status, progress, fields and s_query.",
         annotations=READ,
     )
     reg.add(
@@ -148,8 +167,7 @@ def register(reg: Registrar) -> None:
         name="wait_for_bulk_job",
         toolset="jobs",
         title="Wait for a bulk job",
-        description="Poll a bulk job until it is done, in error or paused, or until timeout_s, "
-        "sending progress notifications. A timeout is not an error: it returns the job's "
-        "current state with timed_out true.",
+        description="Wait until a bulk job is done, in error or paused, or timeout_s passed "
+        "(timed_out), with progress notifications.",
         annotations=READ,
     )

@@ -9,8 +9,8 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.clock import utc_datetime
-from close_mcp.close.catalog import KINDS, Kind, normalize_name
-from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.close.catalog import Kind, normalize_name
+from close_mcp.close.jobs import CrmResult
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
@@ -31,12 +31,14 @@ MAX_LEAD_CONTACTS = 50
 LEAD_FIELDS = "id,display_name,status_id,status_label,date_created,date_updated,contacts"
 
 
-class SearchResult(BaseModel):
+class SearchResult(CrmResult):
     s_query: dict[str, Any] = Field(description="The Close query the selection resolved to.")
     results_limit: int | None = None
     sort: list[dict[str, Any]] | None = None
-    total: int = Field(description="Leads matching the query.")
-    matched: int = Field(description="Leads a bulk action would touch (total capped by limit).")
+    total: int = Field(
+        description="Leads matching the query (a bulk action with results_limit touches at "
+        "most results_limit of them)."
+    )
     sample: list[LeadSample]
     matches_every_lead: bool = Field(
         description="The selection matches every lead in the organization (a bulk action "
@@ -45,7 +47,9 @@ class SearchResult(BaseModel):
     today: str = Field(
         description="The server's date (UTC), for reading dates and created_within spans."
     )
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return bool(self.sample)
 
 
 class LookupItem(BaseModel):
@@ -54,12 +58,14 @@ class LookupItem(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class LookupResult(BaseModel):
+class LookupResult(CrmResult):
     kind: Kind
     items: list[LookupItem]
     total: int = Field(description="Items of this kind (before the name filter).")
     truncated: bool = False
-    crm_data_notice: str = CRM_DATA_NOTICE
+
+    def holds_crm_text(self) -> bool:
+        return bool(self.items)
 
 
 class LeadContact(BaseModel):
@@ -70,7 +76,7 @@ class LeadContact(BaseModel):
     phones: list[str] = Field(default_factory=list)
 
 
-class LeadDetail(BaseModel):
+class LeadDetail(CrmResult):
     id: str
     display_name: str | None = None
     status_label: str | None = None
@@ -79,7 +85,6 @@ class LeadDetail(BaseModel):
     date_updated: str | None = None
     contacts: list[LeadContact]
     contacts_total: int = Field(description="Contacts the lead has (at most 50 are listed).")
-    crm_data_notice: str = CRM_DATA_NOTICE
 
 
 def _values(entries: object, key: str) -> list[str]:
@@ -165,7 +170,6 @@ def register(reg: Registrar) -> None:
             results_limit=selection.results_limit,
             sort=selection.sort,
             total=seen.total,
-            matched=seen.matched,
             sample=seen.sample,
             matches_every_lead=everything,
             today=utc_datetime(runtime.clock).date().isoformat(),
@@ -213,9 +217,8 @@ def register(reg: Registrar) -> None:
         name="search_leads",
         toolset="search",
         title="Search leads (dry run)",
-        description="Resolve a selection (filter or raw s_query) to Close's query and show how "
-        "many leads match and a sample. Use it before any bulk action to check what a "
-        "selection means; it changes nothing.",
+        description="Count and sample the leads a selection (filter or s_query) matches, with "
+        "Close's query. Use it before a bulk action.",
         annotations=READ,
     )
     reg.add(
@@ -223,8 +226,8 @@ def register(reg: Registrar) -> None:
         name="get_lead",
         toolset="search",
         title="Get a lead",
-        description="Read one lead: its status and its contacts with their email addresses "
-        "and phone numbers. Use it to pick the recipient (contact_id, to) of send_email.",
+        description="Read one lead: its status, and its contacts with their emails and phones, "
+        "to pick send_email's recipient (contact_id, to).",
         annotations=READ,
     )
     reg.add(
@@ -232,8 +235,7 @@ def register(reg: Registrar) -> None:
         name="lookup",
         toolset="search",
         title="Look up ids and names",
-        description="List the ids and names of one kind of thing in Close: "
-        + ", ".join(KINDS)
-        + ". Use it to find the exact names a filter or bulk action needs.",
+        description="List the ids and names of one kind of Close object, to find the exact "
+        "names filters and bulk actions take.",
         annotations=READ,
     )

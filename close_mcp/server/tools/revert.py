@@ -19,7 +19,9 @@ from close_mcp.safety.revert import (
     build_plan,
     check_jobs,
     check_not_sending,
+    keep_plan,
     plan_body,
+    plan_document,
     plan_notes,
     plan_sender,
     read_current,
@@ -38,15 +40,12 @@ EditJobIdArg = Annotated[
     Field(
         max_length=100,
         pattern=r"^bulkedit_[A-Za-z0-9]+$",
-        description="The bulk edit to undo (bulkedit_...), as create_bulk_edit answered.",
+        description="The bulk edit to undo (bulkedit_...).",
     ),
 ]
 IncludeChangedArg = Annotated[
     bool,
-    Field(
-        description="Also put back leads someone else changed since the edit "
-        "(normally reported and left alone)."
-    ),
+    Field(description="Also put back leads changed since the edit (normally left alone)."),
 ]
 
 
@@ -63,6 +62,8 @@ def register(reg: Registrar) -> None:
         status = await check_jobs(call.client, job_id, snapshot)
         current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
         plan = build_plan(snapshot, current, include_changed_since)
+        # The preview shows the first few of each list; the whole plan is read on demand.
+        await keep_plan(runtime.store, plan_document(snapshot, plan, include_changed_since))
         labels: dict[str, str] = {}
         if snapshot.field == "status_id":
             labels = {s.id: s.label for s in await call.catalog.lead_statuses()}
@@ -108,13 +109,9 @@ def register(reg: Registrar) -> None:
         name=TOOL,
         toolset="edit",
         title="Revert a bulk edit",
-        description="Undo a bulk edit made through create_bulk_edit: put back, lead by lead, "
-        "the values it overwrote, from the snapshot taken before it ran. Leads someone else "
-        "changed since are reported and left alone. Use after the edit finished (or was "
-        "paused); not for deletes (those are restored with `close-mcp restore`). Two steps: "
-        "the first call sends nothing; it previews how many leads return to which value and "
-        "gives a confirmation_token; call again with the token once the user agrees. dry_run "
-        "only previews. (Unless the server's instructions say edit runs at once.)",
+        description="Undo a create_bulk_edit: put back the values it overwrote, lead by lead, "
+        "from its snapshot; leads changed since are left alone and reported. For a finished or "
+        "paused edit.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

@@ -19,37 +19,45 @@ SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 
 FilterArg = Annotated[
     LeadFilter | None,
-    Field(description="Friendly selection; its fields are ANDed. Give this or s_query, not both."),
+    Field(description="Friendly selection, its fields ANDed. Give this or s_query."),
 ]
+# An open query tree, checked against the s_query grammar (selection.squery). Its root's
+# `type` is declared so that no client sees an object without properties (Gemini answers
+# those with a 400); the rest stays open.
 SQueryArg = Annotated[
     dict[str, Any] | None,
     Field(
-        description="A raw Close query tree (resource close://schemas/s_query). Give this or "
-        "filter, not both."
+        description="A raw Close query tree; grammar: resource close://schemas/s_query.",
+        json_schema_extra={"properties": {"type": {"type": "string"}}},
     ),
 ]
+# A sort key is a field name, "-" first for descending (as Close's `_order_by`), or the
+# {direction, field} object of the s_query grammar, which is accepted but not listed (an
+# open object: see `compact.listed_input`); selection.squery checks either in full.
+_SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
 ResultsLimitArg = Annotated[
     int | None,
-    Field(ge=1, le=100_000, description="Act on at most this many leads (in sort order)."),
+    Field(ge=1, le=100_000, description="At most this many leads, in sort order."),
 ]
 SortArg = Annotated[
-    list[dict[str, Any]] | None,
+    list[str | dict[str, Any]] | None,
     Field(
         max_length=5,
-        description="[{direction: asc|desc, field: <field ref of the s_query schema>}].",
+        description='Lead fields or cf_ ids, "-" first for descending: ["-date_created"].',
+        json_schema_extra={"items": _SORT_KEY},
     ),
 ]
 AllLeadsArg = Annotated[
     bool,
-    Field(description="Must be true to select every lead in the organization."),
+    Field(description="Required to select every lead."),
 ]
 SendDoneEmailArg = Annotated[bool, Field(description="Close emails the user when the job ends.")]
-DryRunArg = Annotated[bool, Field(description="Only preview; send nothing to Close.")]
+DryRunArg = Annotated[bool, Field(description="Only preview.")]
 TokenArg = Annotated[
     str | None,
     Field(
         max_length=1024,
-        description="From this tool's previous answer, once the user agreed to that preview.",
+        description="From this tool's preview, once the user agreed to it.",
     ),
 ]
 

@@ -11,8 +11,10 @@ Choices where Close leaves room:
 - A template and a body together are refused: Close renders the template only when no body
   is given, so the template would be silently ignored.
 - An empty `to` (except for `inbox`, a received email) is filled with the first address of
-  `contact_id`, else of the lead's first contact that has one, and that contact becomes
-  `contact_id`; the preview says so.
+  `contact_id`, else of the lead's first contact that has one; the preview says so.
+- Close renders a template for a lead and one of its contacts, so an email with a template
+  always names one (`contact_id`): the one given, else the contact holding a recipient (for
+  `inbox`, the sender), else the first with an address; the preview names it.
 - `date_scheduled`, `send_in` and `followup_date` are refused for statuses where Close would
   ignore them (a draft with a date is still only a draft).
 - A line break (CR or LF) in the subject, the sender or an address is refused: in a mail
@@ -21,6 +23,12 @@ Choices where Close leaves room:
   identities of the email accounts connected in Close; a logged email (sent, inbox) records
   what happened elsewhere, so its sender is taken as given.
 - Recipients who are not contacts of the lead are named in the preview's notes.
+- A reply (`in_reply_to_id`) must answer an email activity of the same lead; Close keeps it
+  in that email's thread, and the preview names the thread.
+- A follow-up sequence (`followup_sequence`, name or id, resolved like every name) is for an
+  email that goes out (draft, outbox, scheduled), must be active, and its delay is Close's
+  `followup_sequence_delay`: whole seconds, at least a day; a delay without a sequence is
+  refused (Close would have nothing to start).
 
 No `from __future__ import annotations` here (see `writing.py`).
 """
@@ -41,6 +49,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.rendering import clip, first_email, render
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import (
@@ -64,6 +73,8 @@ EMAIL_MATCH_KEYS: Final = (
     "sender",
     "body_text",
     "body_html",
+    "in_reply_to_id",
+    "followup_sequence_id",
 )
 NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
 LOGGED: Final = frozenset({"sent", "inbox"})  # only recorded: the sender is taken as given
@@ -72,8 +83,10 @@ FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
 MAX_SUBJECT: Final = 1000
 MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
 MAX_RECIPIENTS: Final = 100
-RENDER_CLIP: Final = 2000
 LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
+REPLIED_FIELDS: Final = "id,lead_id,thread_id,subject,status,direction"
+FOLLOWUP_SEQUENCE_STATUSES: Final = frozenset({"draft", "outbox", "scheduled"})
+MIN_FOLLOWUP_SEQUENCE_DELAY: Final = 86_400  # Close: followup_sequence_delay >= 86400 seconds
 
 # The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
 _ADDRESS = re.compile(
@@ -164,12 +177,6 @@ def _followup(value: str) -> str:
     return _aware("followup_date", value, example).isoformat()
 
 
-def _clip(text: str | None) -> str | None:
-    if text is None or len(text) <= RENDER_CLIP:
-        return text
-    return text[:RENDER_CLIP] + f"… ({len(text)} characters in all)"
-
-
 @dataclass
 class _Lead:
     id: str
@@ -190,15 +197,12 @@ async def _fetch_lead(client: CloseClient, lead_id: str) -> _Lead:
     return _Lead(lead_id, raw.get("display_name"), raw.get("status_label"), contacts)
 
 
-def _first_email(contact: dict[str, Any]) -> str | None:
-    for entry in contact.get("emails") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("email"), str) and entry["email"]:
-            return str(entry["email"])
-    return None
-
-
-def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
-    """The given contact (which must be the lead's), else the first one with an address."""
+def _pick_contact(
+    lead: _Lead, contact_id: str | None, addresses: list[str]
+) -> dict[str, Any] | None:
+    """The given contact (which must be the lead's); else the first one holding one of
+    `addresses`, else the first with an address, else the first (None: the lead has none).
+    Close renders a template for a lead and one contact, so one is always chosen."""
     if contact_id is not None:
         for contact in lead.contacts:
             if contact.get("id") == contact_id:
@@ -208,7 +212,22 @@ def _pick_contact(lead: _Lead, contact_id: str | None) -> dict[str, Any] | None:
             "contact_id",
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
         )
-    return next((c for c in lead.contacts if _first_email(c)), None)
+    for address in addresses:
+        for contact in lead.contacts:
+            if address.lower() in _addresses_of(contact):
+                return contact
+    with_email = [c for c in lead.contacts if first_email(c)]
+    if with_email:
+        return with_email[0]
+    return lead.contacts[0] if lead.contacts else None
+
+
+def _addresses_of(contact: dict[str, Any]) -> set[str]:
+    return {
+        str(entry["email"]).lower()
+        for entry in contact.get("emails") or []
+        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
+    }
 
 
 async def _check_identity(catalog: Catalog, sender_address: str) -> None:
@@ -225,17 +244,12 @@ async def _check_identity(catalog: Catalog, sender_address: str) -> None:
 
 def _strangers(lead: _Lead, recipients: list[str]) -> list[str]:
     """The recipients who are not contacts of the lead, in order, once each."""
-    known = {
-        str(entry["email"]).lower()
-        for contact in lead.contacts
-        for entry in contact.get("emails") or []
-        if isinstance(entry, dict) and isinstance(entry.get("email"), str)
-    }
+    known = {address for contact in lead.contacts for address in _addresses_of(contact)}
     return [r for r in dict.fromkeys(recipients) if r.lower() not in known]
 
 
 async def _account_id(catalog: Catalog, email_account: str, sender_address: str | None) -> str:
-    account = await catalog.resolve_email_account(email_account)
+    account = await catalog.resolve_email_account(email_account, path="email_account")
     identities = [i.email.lower() for i in account.identities]
     if sender_address is not None and identities and sender_address.lower() not in identities:
         raise ArgumentError(
@@ -298,83 +312,141 @@ def _check_combination(
         raise ArgumentError("body_text", "give body_text, body_html or a template")
 
 
+def _check_followup_sequence(
+    status: str, followup_sequence: str | None, followup_sequence_delay: int | None
+) -> None:
+    if followup_sequence_delay is not None and followup_sequence is None:
+        raise ArgumentError(
+            "followup_sequence_delay", "only with followup_sequence (the sequence it starts)"
+        )
+    if followup_sequence is not None and status not in FOLLOWUP_SEQUENCE_STATUSES:
+        raise ArgumentError(
+            "followup_sequence",
+            f"only for an email that goes out (draft, outbox, scheduled), not {status}",
+        )
+
+
+async def _replied_email(client: CloseClient, activity_id: str, lead_id: str) -> dict[str, Any]:
+    """The email a reply answers: it must exist and belong to the same lead."""
+    try:
+        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": REPLIED_FIELDS})
+    except NotFound:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("id") != activity_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
+        )
+    if raw.get("lead_id") != lead_id:
+        raise ArgumentError(
+            "in_reply_to_id",
+            f"{activity_id!r} is an email of lead {raw.get('lead_id')}, not of {lead_id}; a reply "
+            "stays on the lead of the email it answers",
+        )
+    return raw
+
+
+async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str, str]:
+    sequence = await catalog.resolve_sequence(name_or_id, path="followup_sequence")
+    if sequence.status not in (None, "active"):
+        raise ArgumentError(
+            "followup_sequence", f"{sequence.name!r} is {sequence.status}; pick an active sequence"
+        )
+    return sequence.id, sequence.name
+
+
 Address = Annotated[str, Field(max_length=254)]
-Recipients = Annotated[
-    list[Address] | None, Field(max_length=MAX_RECIPIENTS, description="Email addresses.")
-]
+Recipients = Annotated[list[Address] | None, Field(max_length=MAX_RECIPIENTS)]
 
 # Each argument send_email and its `prepare` resolver share is declared once, here.
 LeadIdArg = Annotated[
     str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="The lead (lead_...)."),
+    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
 ]
 ContactIdArg = Annotated[
     str | None,
     Field(
         pattern=r"^cont_[A-Za-z0-9]+$",
         max_length=100,
-        description="One of the lead's contacts (cont_...).",
+        description="One of the lead's contacts.",
     ),
 ]
 ToArg = Annotated[
     list[Address] | None,
     Field(
         max_length=MAX_RECIPIENTS,
-        description="Recipients. Empty: the first address of contact_id, else of the "
-        "lead's first contact with one (not for inbox).",
+        description="Default: contact_id's first address, else the lead's first contact's.",
     ),
 ]
 SubjectArg = Annotated[
     str | None,
     Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
 ]
-BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY, description="Plain text body.")]
-BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY, description="HTML body.")]
+BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY)]
+BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY)]
 TemplateArg = Annotated[
     str | None,
     Field(
         max_length=200,
-        description="Email template name or tmpl_ id, rendered by Close for this lead; "
-        "instead of a body, not with one.",
+        description="Template name or id, instead of a body.",
     ),
 ]
 StatusArg = Annotated[
     EmailStatus,
     Field(
-        description="draft (default, nothing sent), outbox (send now), scheduled (send "
-        "at date_scheduled), sent or inbox (only log an email sent or received "
-        "elsewhere)."
+        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
+        "inbox only log."
     ),
 ]
 SenderArg = Annotated[
     str | None,
     Field(
         max_length=400,
-        description='"Name" <name@example.com> or a bare address; required for '
-        "outbox, scheduled and inbox.",
+        description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
     ),
 ]
 EmailAccountArg = Annotated[
     str | None,
-    Field(max_length=200, description="Account to send from: its email or emailacct_ id."),
+    Field(max_length=200, description="Sending account (email or id)."),
 ]
 DateScheduledArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="scheduled only: ISO datetime with timezone, in the future.",
+        description="scheduled: future ISO datetime with offset.",
     ),
 ]
 SendInArg = Annotated[
     int | None,
-    Field(ge=0, lt=60, description="outbox only: delay sending by 0-59 seconds."),
+    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
 ]
 FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox, scheduled, sent: ISO date or datetime for a follow-up task "
-        "if nobody replies.",
+        description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
+    ),
+]
+InReplyToArg = Annotated[
+    str | None,
+    Field(
+        pattern=r"^acti_[A-Za-z0-9]+$",
+        max_length=100,
+        description="Email replied to.",
+    ),
+]
+FollowupSequenceArg = Annotated[
+    str | None,
+    Field(
+        max_length=200,
+        description="Sequence started if nobody replies.",
+    ),
+]
+FollowupSequenceDelayArg = Annotated[
+    int | None,
+    Field(
+        ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
+        le=365 * 86_400,
     ),
 ]
 
@@ -400,11 +472,15 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg,
         send_in: SendInArg,
         followup_date: FollowupDateArg,
+        in_reply_to_id: InReplyToArg,
+        followup_sequence: FollowupSequenceArg,
+        followup_sequence_delay: FollowupSequenceDelayArg,
     ) -> WriteRequest:
         _check_headers(subject, sender, {"to": to, "cc": cc, "bcc": bcc})
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
         )
+        _check_followup_sequence(status, followup_sequence, followup_sequence_delay)
         sender_address = _sender_address(sender) if sender else None
         to_list = _recipients("to", to)
         cc_list = _recipients("cc", cc)
@@ -414,18 +490,39 @@ def register(reg: Registrar) -> None:
 
         call = runtime.call(ctx.headers)
         lead = await _fetch_lead(call.client, lead_id)
-        contact = _pick_contact(lead, contact_id)
+        # An inbox email's recipients are this side's addresses: its sender is the contact's.
+        known = [sender_address] if status == "inbox" and sender_address else []
+        contact = _pick_contact(lead, contact_id, known or to_list + cc_list + bcc_list)
         notes: list[str] = []
+        replied = (
+            await _replied_email(call.client, in_reply_to_id, lead.id) if in_reply_to_id else None
+        )
+        sequence = (
+            await _followup_sequence_id(call.catalog, followup_sequence)
+            if followup_sequence
+            else None
+        )
         chosen_contact = contact_id
+        picked = str(contact.get("id")) if contact is not None else None
+        who = f"contact {picked} ({(contact or {}).get('name') or 'no name'})"
         if not to_list and status != "inbox" and contact is not None:
-            address = _first_email(contact)
+            address = first_email(contact)
             if address is not None:
                 to_list = [address]
-                chosen_contact = str(contact.get("id"))
+                chosen_contact = picked
                 notes.append(
-                    f"to was empty: the email goes to {address}, the first address of "
-                    f"contact {chosen_contact} ({contact.get('name') or 'no name'})."
+                    f"to was empty: the email goes to {address}, the first address of {who}."
                 )
+        if template is not None and chosen_contact is None:
+            # Close renders a template for the email's lead and contact: name one.
+            if picked is None:
+                raise ArgumentError(
+                    "template",
+                    f"lead {lead.id} has no contact, and Close renders a template for a lead "
+                    "and one of its contacts; write the body instead",
+                )
+            chosen_contact = picked
+            notes.append(f"The template is rendered for {who}, the email filed under it.")
         if status in SENDS and not to_list:
             raise ArgumentError(
                 "to",
@@ -467,6 +564,9 @@ def register(reg: Registrar) -> None:
             ("date_scheduled", scheduled),
             ("send_in", send_in),
             ("followup_date", followup),
+            ("in_reply_to_id", in_reply_to_id),
+            ("followup_sequence_id", sequence[0] if sequence else None),
+            ("followup_sequence_delay", followup_sequence_delay if sequence else None),
         ]
         body.update((k, v) for k, v in optional if v is not None)
 
@@ -474,21 +574,37 @@ def register(reg: Registrar) -> None:
         if sender:
             rendering["sender"] = body["sender"]
         rendering["subject"] = subject
-        rendering["body"] = _clip(body_text if body_text is not None else body_html)
-        if found is not None:
-            params = {"lead_id": lead.id}
-            if chosen_contact:
-                params["contact_id"] = chosen_contact
-            rendered = await call.client.get(f"email_template/{found.id}/render/", params)
-            rendered = rendered if isinstance(rendered, dict) else {}
+        rendering["body"] = clip(body_text if body_text is not None else body_html)
+        if found is not None and chosen_contact is not None:
+            rendered = await render(call.client, found.id, lead.id, chosen_contact)
+            rendering["contact_id"] = chosen_contact
             rendering["subject"] = subject or rendered.get("subject")
-            rendering["body"] = _clip(rendered.get("body"))
+            rendering["body"] = clip(rendered.get("body"))
             rendering["template"] = found.name
             notes.append(f"Close renders the template {found.name!r} for this lead when it saves.")
         if scheduled:
             rendering["date_scheduled"] = scheduled
         if send_in:
             rendering["send_in"] = send_in
+        if replied is not None:
+            rendering["in_reply_to"] = {
+                k: replied.get(k) for k in ("id", "subject", "thread_id", "direction")
+            }
+            notes.append(
+                f"A reply to {replied['id']} (subject {replied.get('subject')!r}): Close keeps "
+                f"it in thread {replied.get('thread_id')}."
+            )
+        if sequence is not None:
+            delay = (
+                f" after {followup_sequence_delay // 3600} hours"
+                if followup_sequence_delay
+                else " after Close's default delay"
+            )
+            rendering["followup_sequence"] = sequence[1]
+            notes.append(
+                f"If nobody replies, Close subscribes the recipient to the sequence "
+                f"{sequence[1]!r} ({sequence[0]}){delay}; that sequence then emails them."
+            )
 
         return WriteRequest(
             tool="send_email",
@@ -539,6 +655,9 @@ def register(reg: Registrar) -> None:
         date_scheduled: DateScheduledArg = None,
         send_in: SendInArg = None,
         followup_date: FollowupDateArg = None,
+        in_reply_to_id: InReplyToArg = None,
+        followup_sequence: FollowupSequenceArg = None,
+        followup_sequence_delay: FollowupSequenceDelayArg = None,
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
@@ -551,14 +670,8 @@ def register(reg: Registrar) -> None:
         name="send_email",
         toolset="send",
         title="Send, schedule, draft or log one email",
-        description="Create one email activity on a lead: a draft (default), an email sent now "
-        "(outbox) or later (scheduled), or a record of an email sent or received elsewhere "
-        "(sent, inbox). For many leads use create_bulk_email instead. outbox and scheduled "
-        "really send and need confirmation: the first call sends nothing; it answers with a "
-        "preview of recipients, subject and body plus a confirmation_token; show it to the "
-        "user and call again with the same arguments and the token once they agree (unless "
-        "the server's instructions say send runs at once). Drafts and logged emails reach "
-        "nobody and are created at once; dry_run only previews.",
+        description="Create one email activity on a lead; only outbox and scheduled are "
+        "confirmed. For many leads: create_bulk_email.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

@@ -16,16 +16,9 @@ from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, quest
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
 
-# Preview first (CLOSE_MCP_CONFIRM names every action by default): what the write tools'
-# descriptions say about their two steps.
-TWO_STEP = (
-    " Two steps: the first call sends nothing and answers with a preview and a "
-    "confirmation_token; show it to the user and call again with the same arguments and the "
-    "token once they agree. dry_run only previews."
-)
-# For the actions a person may take out of CLOSE_MCP_CONFIRM (every one but delete); the
-# server's instructions name those taken out.
-TAKEN_OUT = " (Unless the server's instructions say this action runs at once.)"
+# Preview first (CLOSE_MCP_CONFIRM names every action by default). The two steps are told
+# once, in the server's instructions (which also name the actions a person took out of the
+# list), not in every write tool's description: `tools/list` is read on every turn.
 
 
 def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any]]:

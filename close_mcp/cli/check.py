@@ -1,0 +1,332 @@
+"""`close-mcp check`: is this Close account answering the way close-mcp reads it?
+
+One read-only request to each endpoint close-mcp relies on (GETs, and searches, which Close
+serves as POST `/data/search/` but which change nothing), each answer checked against what
+the code reads: the same pydantic models the catalog parses with (`close.catalog`), the
+job summary's fields (`close.jobs.JobSummary`), the keys the lookup after an ambiguous email
+send compares (`send.EMAIL_MATCH_KEYS`), the count the client reads (`CloseClient.count`).
+A key the code reads that is missing is a difference even where the code has a default, since
+a default would quietly hide it. The result is a table, one row per endpoint: `ok`, or
+`differs:` naming the field. Nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from pydantic import BaseModel, ValidationError
+
+from close_mcp.close.catalog import (
+    CustomField,
+    EmailAccount,
+    Sequence,
+    SmartView,
+    Status,
+    Template,
+    User,
+)
+from close_mcp.close.client import CloseClient, count_body
+from close_mcp.close.jobs import JOB_KINDS, JobSummary, job_path, summarize_job
+from close_mcp.errors import CloseError, UnknownJobId
+from close_mcp.selection.query import LEAD_NODE
+from close_mcp.server.tools.selection import SAMPLE_FIELDS
+from close_mcp.server.tools.send import EMAIL_MATCH_KEYS, LEAD_FIELDS
+
+if TYPE_CHECKING:
+    from close_mcp.sandbox import Sandbox
+
+ITEMS: Final = 10  # items asked of each list: enough to see the shape, few enough to be quick
+# What close-mcp reads of a user (the model builds `name` from the first and last names).
+USER_KEYS: Final = ("id", "email", "first_name", "last_name")
+# JobSummary's fields that are Close's own (kind comes from the id; details are optional).
+JOB_KEYS: Final = tuple(
+    name for name in JobSummary.model_fields if name not in ("kind", "details", "s_query")
+    and name != "results_limit"
+)  # fmt: skip
+EMAIL_KEYS: Final = ("id", "status", "date_created", *EMAIL_MATCH_KEYS)
+RENDER_KEYS: Final = ("subject", "body")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one probe found: no problems means ok; `note` says what was looked at."""
+
+    problems: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    endpoint: str
+    verdict: Verdict
+
+    @property
+    def ok(self) -> bool:
+        return not self.verdict.problems
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+
+def _required(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(name for name, field in model.model_fields.items() if field.is_required())
+
+
+def item_problems(
+    item: Any, where: str, *, model: type[BaseModel] | None = None, keys: Iterable[str] = ()
+) -> list[str]:
+    """What in `item` differs from what the code reads: keys missing, values it cannot parse."""
+    if not isinstance(item, dict):
+        return [f"{where} is {type(item).__name__}, not an object"]
+    wanted = dict.fromkeys([*(_required(model) if model else ()), *keys])
+    problems = [f"{where}.{key} missing" for key in wanted if key not in item]
+    if model is not None and not problems:
+        try:
+            model.model_validate(item)
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = ".".join(str(part) for part in error["loc"])
+                problems.append(f"{where}.{loc}: {error['msg']}")
+    return problems
+
+
+def list_problems(
+    answer: Any,
+    *,
+    key: str = "data",
+    model: type[BaseModel] | None = None,
+    keys: Iterable[str] = (),
+) -> tuple[list[str], list[Any]]:
+    """The problems of a list answer (`{key: [...]}`) and its items."""
+    if not isinstance(answer, dict):
+        return [f"the answer is {type(answer).__name__}, not an object"], []
+    items = answer.get(key)
+    if not isinstance(items, list):
+        return [f"{key} missing" if key not in answer else f"{key} is not a list"], []
+    keys = tuple(keys)
+    # The same problem in several items is said once: the first item, and how many more.
+    seen: dict[str, list[str]] = {}
+    for i, item in enumerate(items):
+        for problem in item_problems(item, f"{key}[{i}]", model=model, keys=keys):
+            seen.setdefault(problem.replace(f"{key}[{i}]", f"{key}[]", 1), []).append(problem)
+    problems = [
+        found[0] + (f" (and in {len(found) - 1} more items)" if len(found) > 1 else "")
+        for found in seen.values()
+    ]
+    return problems, items
+
+
+def _counted(items: list[Any], what: str) -> str:
+    return f"{what}: {len(items)} checked" if items else f"{what}: none yet, only the list checked"
+
+
+# -- the probes ------------------------------------------------------------------------------
+
+
+class Checker:
+    """Runs the probes in order; later ones use what earlier ones found (a template, a lead)."""
+
+    def __init__(self, client: CloseClient) -> None:
+        self.client = client
+        self.rows: list[Row] = []
+        self.template_id: str | None = None
+        self.lead_id: str | None = None
+        self.contact_id: str | None = None
+
+    async def run(self) -> list[Row]:
+        probes: list[tuple[str, Callable[[], Awaitable[Verdict]]]] = [
+            ("GET me/", self.me),
+            ("GET status/lead/", self.statuses),
+            ("GET custom_field_schema/lead/", self.custom_fields),
+            ("GET email_template/", self.templates),
+            ("GET sequence/", self.sequences),
+            ("GET connected_account/", self.accounts),
+            ("GET saved_search/", self.smart_views),
+            ("GET user/", self.users),
+            ("POST data/search/ (count only)", self.count),
+            ("POST data/search/ (one lead)", self.sample),
+            ("GET lead/{id}/", self.lead),
+            ("GET email_template/{id}/render/", self.render),
+            *[(f"GET {job_path(kind)}", self._jobs_probe(kind)) for kind in JOB_KINDS],
+            ("GET activity/email/", self.emails),
+        ]
+        for endpoint, probe in probes:
+            try:
+                verdict = await probe()
+            except CloseError as exc:
+                verdict = Verdict((f"request failed: {exc}",))
+            self.rows.append(Row(endpoint, verdict))
+        return self.rows
+
+    async def _list(
+        self,
+        path: str,
+        what: str,
+        *,
+        model: type[BaseModel] | None = None,
+        keys: Iterable[str] = (),
+    ) -> tuple[Verdict, list[Any]]:
+        answer = await self.client.get(path, {"_limit": ITEMS})
+        problems, items = list_problems(answer, model=model, keys=keys)
+        return Verdict(tuple(problems), _counted(items, what)), items
+
+    async def me(self) -> Verdict:
+        answer = await self.client.get("me/")
+        return Verdict(tuple(item_problems(answer, "me", model=User, keys=USER_KEYS)))
+
+    async def statuses(self) -> Verdict:
+        answer = await self.client.get("status/lead/")
+        problems, items = list_problems(answer, model=Status)
+        return Verdict(tuple(problems), _counted(items, "statuses"))
+
+    async def custom_fields(self) -> Verdict:
+        answer = await self.client.get("custom_field_schema/lead/")
+        problems, items = list_problems(answer, key="fields", model=CustomField)
+        return Verdict(tuple(problems), _counted(items, "fields"))
+
+    async def templates(self) -> Verdict:
+        row, items = await self._list("email_template/", "templates", model=Template)
+        active = [
+            t for t in items if isinstance(t, dict) and t.get("id") and not t.get("is_archived")
+        ]
+        self.template_id = str(active[0]["id"]) if active else None
+        return row
+
+    async def sequences(self) -> Verdict:
+        return (await self._list("sequence/", "sequences", model=Sequence))[0]
+
+    async def accounts(self) -> Verdict:
+        return (await self._list("connected_account/", "accounts", model=EmailAccount))[0]
+
+    async def smart_views(self) -> Verdict:
+        return (await self._list("saved_search/", "smart views", model=SmartView))[0]
+
+    async def users(self) -> Verdict:
+        return (await self._list("user/", "users", model=User, keys=USER_KEYS))[0]
+
+    async def count(self) -> Verdict:
+        answer = await self.client.post(
+            "data/search/", count_body(dict(LEAD_NODE)), idempotent=True
+        )
+        count = answer.get("count") if isinstance(answer, dict) else None
+        if not isinstance(count, dict):
+            return Verdict(("count missing",))
+        total = count.get("total")
+        if type(total) is not int:
+            return Verdict(
+                ("count.total missing" if "total" not in count else "count.total: not an integer",)
+            )
+        return Verdict((), f"{total} leads")
+
+    async def sample(self) -> Verdict:
+        page = await self.client.search_page(dict(LEAD_NODE), fields=SAMPLE_FIELDS, limit=1)
+        problems, items = list_problems(page, keys=SAMPLE_FIELDS)
+        if items and isinstance(items[0], dict):
+            self.lead_id = items[0].get("id")
+        return Verdict(tuple(problems), _counted(items, "leads"))
+
+    async def lead(self) -> Verdict:
+        if self.lead_id is None:
+            return Verdict((), "not checked: no lead found")
+        answer = await self.client.get(f"lead/{self.lead_id}/", {"_fields": LEAD_FIELDS})
+        problems = item_problems(answer, "lead", keys=LEAD_FIELDS.split(","))
+        contacts = answer.get("contacts") if isinstance(answer, dict) else None
+        for i, contact in enumerate(contacts if isinstance(contacts, list) else []):
+            where = f"lead.contacts[{i}]"
+            problems += item_problems(contact, where, keys=("id", "name", "emails"))
+            emails = contact.get("emails") if isinstance(contact, dict) else None
+            for j, entry in enumerate(emails if isinstance(emails, list) else []):
+                problems += item_problems(entry, f"{where}.emails[{j}]", keys=("email",))
+            if self.contact_id is None and isinstance(contact, dict) and contact.get("emails"):
+                self.contact_id = contact.get("id")
+        return Verdict(tuple(problems))
+
+    async def render(self) -> Verdict:
+        if self.template_id is None or self.lead_id is None or self.contact_id is None:
+            return Verdict((), "not checked: no active template, or no lead with a contact")
+        params = {"lead_id": self.lead_id, "contact_id": self.contact_id}
+        answer = await self.client.get(f"email_template/{self.template_id}/render/", params)
+        return Verdict(tuple(item_problems(answer, "render", keys=RENDER_KEYS)))
+
+    def _jobs_probe(self, kind: Any) -> Callable[[], Awaitable[Verdict]]:
+        async def probe() -> Verdict:
+            listed, items = await self._list(job_path(kind), "jobs", keys=JOB_KEYS)
+            problems = list(listed.problems)
+            for i, item in enumerate(items):
+                try:
+                    summarize_job(item)
+                except (UnknownJobId, AttributeError, ValueError, TypeError) as exc:
+                    problems.append(f"data[{i}].id: {exc}")
+            return Verdict(tuple(problems), _counted(items, "jobs"))
+
+        return probe
+
+    async def emails(self) -> Verdict:
+        return (await self._list("activity/email/", "emails", keys=EMAIL_KEYS))[0]
+
+
+async def run_check(client: CloseClient) -> list[Row]:
+    return await Checker(client).run()
+
+
+def table(rows: list[Row]) -> str:
+    width = max(len(row.endpoint) for row in rows)
+    lines = [f"{'endpoint'.ljust(width)}  result"]
+    for row in rows:
+        problems, note = row.verdict.problems, row.verdict.note
+        if not problems:
+            text = "ok" + (f" ({note})" if note else "")
+        else:
+            text = "differs: " + "; ".join(problems[:5])
+            if len(problems) > 5:
+                text += f"; and {len(problems) - 5} more"
+        lines.append(f"{row.endpoint.ljust(width)}  {text}")
+    differing = sum(not row.ok for row in rows)
+    lines.append("")
+    lines.append(
+        f"{len(rows)} endpoints checked, {differing} differ."
+        if differing
+        else f"{len(rows)} endpoints checked, all answer as close-mcp expects."
+    )
+    return "\n".join(lines)
+
+
+def check(
+    args: argparse.Namespace,
+    *,
+    env: Any = None,
+    stdout: TextIO | None = None,
+    sandbox: Sandbox | None = None,
+) -> int:
+    """The command: the table on stdout, exit 1 on any difference. `sandbox`: check this one
+    (a test's) instead of a fresh embedded sandbox, with --sandbox."""
+    import anyio
+
+    from close_mcp.config import load_settings
+    from close_mcp.errors import ConfigError
+
+    stdout = stdout or sys.stdout
+    if args.drift and not args.sandbox:
+        raise ConfigError("--drift needs --sandbox (it changes the embedded sandbox's answers)")
+    settings = load_settings(env, sandbox=args.sandbox)
+
+    async def run() -> list[Row]:
+        if args.sandbox:
+            from close_mcp.sandbox import Sandbox
+            from close_mcp.server.runtime import SANDBOX_BASE_URL
+
+            local = sandbox or Sandbox(n_leads=50, drift=args.drift)
+            client = CloseClient(local.api_key, SANDBOX_BASE_URL, transport=local.transport())
+        else:
+            assert settings.api_key is not None  # load_settings requires it without --sandbox
+            client = CloseClient(settings.api_key.get_secret_value(), settings.base_url)
+        async with client:
+            return await run_check(client)
+
+    rows = anyio.run(run)
+    print(table(rows), file=stdout)
+    return 0 if all(row.ok for row in rows) else 1

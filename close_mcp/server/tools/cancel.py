@@ -1,0 +1,178 @@
+"""`cancel_email` (toolset `send`): an outbox or scheduled email set back to draft.
+
+Close's email reference: "Scheduled emails, or emails in outbox that weren't sent yet can be
+canceled by setting the status back to `draft`." That is `PUT activity/email/{id}/
+{"status": "draft"}`, the undo of `send_email` inside its send delay (`send_in`, up to 59
+seconds) or before `date_scheduled`. The email is read first: one already sent, a draft, or a
+logged email (`sent`, `inbox`, `error`) is refused with the reason, nothing written. The PUT
+goes through the write pipeline like every write (preview, confirmation under the `send`
+action, audit); if Close sends the email between the read and the PUT, Close's refusal
+becomes the same clear tool error.
+
+No `from __future__ import annotations` here (see `writing.py`).
+"""
+
+from typing import Annotated, Any, Final
+
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from close_mcp.close.client import CloseClient
+from close_mcp.errors import ArgumentError, CloseAPIError, NotFound
+from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.selection import DryRunArg, TokenArg
+from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.pipeline import LeadSample, WriteRequest, WriteResult
+
+CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
+EMAIL_FIELDS: Final = (
+    "id,lead_id,contact_id,status,to,cc,bcc,subject,sender,body_text,date_scheduled,date_sent"
+)
+LEAD_FIELDS: Final = "id,display_name,status_label"
+CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
+BODY_CLIP: Final = 500
+# Why each status that is not cancellable cannot be.
+NOT_CANCELLABLE: Final = {
+    "sent": "it was already sent; Close cannot take back a sent email",
+    "draft": "it is a draft, which sends nothing (nothing to cancel)",
+    "inbox": "it is a received email (inbox), which sends nothing",
+    "error": "its sending failed (status error); it is not queued to go out",
+}
+
+ActivityIdArg = Annotated[
+    str,
+    Field(
+        pattern=r"^acti_[A-Za-z0-9]+$",
+        max_length=100,
+    ),
+]
+
+
+async def _read_email(client: CloseClient, activity_id: str) -> dict[str, Any]:
+    try:
+        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": EMAIL_FIELDS})
+    except NotFound:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("id") != activity_id:
+        raise ArgumentError(
+            "activity_id",
+            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
+        )
+    return raw
+
+
+async def _lead_sample(client: CloseClient, lead_id: str) -> list[LeadSample]:
+    """The email's lead, named for the person confirming; its id alone if Close has it no more."""
+    if not lead_id:
+        return []
+    try:
+        raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
+    except NotFound:
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    return [
+        LeadSample(
+            id=lead_id, display_name=raw.get("display_name"), status_label=raw.get("status_label")
+        )
+    ]
+
+
+def _check_cancellable(email: dict[str, Any]) -> None:
+    """Refused, with the reason, when Close would not cancel this email."""
+    status = str(email.get("status"))
+    if status not in CANCELLABLE:
+        reason = NOT_CANCELLABLE.get(status, f"its status is {status}, not outbox or scheduled")
+        raise ArgumentError("activity_id", f"cannot cancel {email['id']}: {reason}")
+
+
+def _cancel_request(email: dict[str, Any], sample: list[LeadSample]) -> WriteRequest:
+    """Setting a cancellable `email` back to draft, as a write."""
+    activity_id = str(email["id"])
+    status = str(email.get("status"))
+    to = [str(a) for a in email.get("to") or []]
+    who = ", ".join(to) or "no recipient"
+    subject = email.get("subject")
+    about = f" (subject {subject!r})" if subject else ""
+    when = (
+        f", scheduled for {email.get('date_scheduled')}"
+        if status == "scheduled"
+        else ", in the outbox"
+    )
+    body_text = email.get("body_text")
+    if isinstance(body_text, str) and len(body_text) > BODY_CLIP:
+        body_text = body_text[:BODY_CLIP] + f"… ({len(body_text)} characters in all)"
+    return WriteRequest(
+        tool="cancel_email",
+        action="send",
+        path=f"activity/email/{activity_id}/",
+        body={"status": "draft"},
+        matched=1,
+        summary=f"Cancel the email to {who}{about}{when}: set it back to draft",
+        method="PUT",
+        when_empty=None,
+        sample=sample,
+        rendering={
+            "status": status,
+            "to": to,
+            "cc": list(email.get("cc") or []),
+            "bcc": list(email.get("bcc") or []),
+            "sender": email.get("sender"),
+            "subject": subject,
+            "body": body_text,
+            "date_scheduled": email.get("date_scheduled"),
+        },
+        notes=[
+            "The email stays in Close as a draft (nothing is deleted); send it later with "
+            "send_email, or edit it in Close.",
+            "An outbox email goes once its send delay (send_in) has passed: if Close has sent "
+            "it by the time this is confirmed, the cancel is refused.",
+        ],
+    )
+
+
+def register(reg: Registrar) -> None:
+    runtime: Runtime = reg.runtime
+
+    @tool_errors
+    async def prepare(ctx: Context, activity_id: ActivityIdArg) -> WriteRequest:
+        client = runtime.client_for(ctx.headers)
+        email = await _read_email(client, activity_id)
+        _check_cancellable(email)
+        sample = await _lead_sample(client, str(email.get("lead_id") or ""))
+        return _cancel_request(email, sample)
+
+    confirm = confirmer(runtime, prepare)
+
+    async def cancel_email(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
+        activity_id: ActivityIdArg,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        try:
+            return await run_write(
+                runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+            )
+        except CloseAPIError as exc:
+            if exc.status in CLOSE_REFUSALS:
+                raise ToolError(f"cannot cancel {activity_id}: {exc.message}") from exc
+            raise
+
+    reg.add(
+        cancel_email,
+        name="cancel_email",
+        toolset="send",
+        title="Cancel an unsent email",
+        description="Undo send_email: an outbox or scheduled email back to draft.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )

@@ -1,0 +1,94 @@
+"""What `tools/list` costs a model, and what the lean listing leaves out (issue 18).
+
+Token counts are deterministic (o200k_base, bench/tokens.py), so the targets that
+bench/tool_list.py prints are asserted here too. The listed input schemas are lean; the
+server checks every call against the full ones (tool_schemas/enforced/, test_schemas.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bench.tool_list import FULL_TARGET, VISIBLE_TARGET, measure_documents
+from tests.harness import Harness
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets=None, n_leads=5)]
+
+LEFT_OUT = {
+    "$ref",
+    "$defs",
+    "oneOf",
+    "const",
+    "discriminator",
+    "title",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "maxProperties",
+    "minProperties",
+}
+
+
+async def documents(h: Harness) -> list[dict[str, Any]]:
+    tools = (await h.client.list_tools()).tools
+    return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+
+
+async def test_tools_list_is_within_its_token_targets(h: Harness) -> None:
+    docs = await documents(h)
+    assert len(docs) >= 13
+    figures = measure_documents(docs)
+    print(f"tools/list: {figures.full} tokens in full, {figures.visible} model-visible")
+    assert figures.full <= FULL_TARGET
+    assert figures.visible <= VISIBLE_TARGET
+
+
+def keywords(node: Any) -> set[str]:
+    """Schema keywords used anywhere (property names are not keywords)."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= keywords(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for sub in value.values():
+                    found |= keywords(sub)
+                continue
+            found.add(key)
+            if key == "additionalProperties" and isinstance(value, bool):
+                found.add("boolean additionalProperties")
+            found |= keywords(value)
+    return found
+
+
+async def test_listed_input_schemas_leave_out_what_clients_reject_or_need_not_read(
+    h: Harness,
+) -> None:
+    for doc in await documents(h):
+        used = keywords(doc["inputSchema"])
+        assert not used & (LEFT_OUT | {"boolean additionalProperties"}), (doc["name"], used)
+
+
+async def test_the_filter_is_described_once(h: Harness) -> None:
+    docs = {d["name"]: d for d in await documents(h)}
+    described = [
+        name
+        for name, doc in docs.items()
+        if "filter" in doc["inputSchema"]["properties"]
+        and "description" in doc["inputSchema"]["properties"]["filter"]["properties"]["name"]
+    ]
+    assert described == ["search_leads"]
+    brief = docs["create_bulk_delete"]["inputSchema"]["properties"]["filter"]
+    full = docs["search_leads"]["inputSchema"]["properties"]["filter"]
+    assert list(brief["properties"]) == list(full["properties"])  # every field, typed
+    assert "description" not in json.dumps(brief["properties"])
