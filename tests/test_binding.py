@@ -14,6 +14,7 @@ import pytest
 
 from close_mcp.sandbox.leads import create_lead
 from close_mcp.sandbox.store import SavedSearch
+from close_mcp.writes.binding import ENCODE_CHUNK, Binding, digest_of
 from tests.harness import MODES, Harness
 from tests.ids import email_template, status_id
 
@@ -131,3 +132,13 @@ def _status_tree(h: Harness, label: str) -> dict[str, Any]:
             "object_ids": [status_id(h, label)],
         },
     }
+
+
+@pytest.mark.parametrize("n", [None, 0, 1, ENCODE_CHUNK, 2 * ENCODE_CHUNK + 1])
+async def test_a_binding_encoded_in_chunks_is_the_same_text(n: int | None) -> None:
+    """The text (and so the digest a token carries) does not depend on how it was built."""
+    ids = None if n is None else frozenset(f'lead_{i:06d}é"' for i in range(n))
+    binding = Binding(ids, {"template": {"subject": "Hi ✓", "body": None}, "a": [2, 1]})
+    assert await binding.encode() == binding.to_json()
+    assert digest_of(await binding.encode()) == binding.digest()
+    assert Binding.from_json(await binding.encode()) == binding

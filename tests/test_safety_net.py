@@ -30,7 +30,7 @@ from close_mcp.safety.restore import (
     restore_leads,
     run_restore,
 )
-from close_mcp.safety.snapshots import read_backup, stored_backup
+from close_mcp.safety.snapshots import read_backup, read_document, stored_backup
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
@@ -87,10 +87,10 @@ def sent(h: Harness) -> list[tuple[str, str, Any]]:
 
 
 async def load(h: Harness, reference: str) -> dict[str, Any]:
-    """The document a `store:` reference names, in the harness's state store."""
-    text = await h.runtime.store.get(reference.removeprefix("store:"))
-    assert text is not None, reference
-    document: dict[str, Any] = json.loads(text)
+    """The document a `store:` reference names, in the harness's state store, its leads read
+    back from their list."""
+    document = await read_document(h.runtime.store, reference.removeprefix("store:"))
+    assert document is not None, reference
     return document
 
 
@@ -166,7 +166,7 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     ]
     document = await load(h, reference)
     assert document == {
-        "version": 1,
+        "version": 2,
         "job_id": job_id,
         "created_at": "2026-01-01T00:00:00+00:00",
         "tool": "create_bulk_edit",
@@ -812,6 +812,76 @@ async def test_backup_request_count_pages_of_200(h: Harness) -> None:
     stored = await stored_backup(h.runtime.store, done["job"]["id"])
     assert stored is not None
     assert len(stored) == 450
+
+
+@pytest.mark.harness(n_leads=450, audited=True)
+async def test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing(
+    tmp_path: Path, h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup goes to the store a page at a time; when the second page cannot be written,
+    the pages already written are removed, no file is left, and the delete is not sent."""
+    store = h.runtime.store
+    pages: list[str] = []
+    extend = store.extend
+
+    async def second_page_fails(key: str, lines: Any) -> None:
+        if key.startswith("backup-leads:"):
+            pages.append(key)
+            if len(pages) == 2:
+                raise OSError("disk full")
+        await extend(key, lines)
+
+    monkeypatch.setattr(store, "extend", second_page_fails)
+    args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
+    first = await h.call("create_bulk_delete", args)
+    error = await h.error(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert error.startswith("Could not save the backup before sending, so nothing was sent: ")
+    assert "disk full" in error
+    assert h.writes() == []
+    assert len(h.sandbox.store.leads) == 450
+    assert pages == [pages[0], pages[0]]  # one list, two pages tried
+    assert await store.lines(pages[0]) == []
+    assert list((tmp_path / "snapshots").iterdir()) == []
+    assert h.audit.entries()[-1]["outcome"] == "refused"
+
+
+async def test_documents_written_whole_by_an_earlier_version_are_still_read(h: Harness) -> None:
+    """A snapshot with its leads inline (version 1) still reverts, and a backup stored as one
+    JSON-lines text still reads back, lead for lead."""
+    sb = h.sandbox
+    before = state(sb)
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+        },
+    )
+    job_id = done["job"]["id"]
+    await run_to_done(h, job_id)
+    whole = await load(h, done["snapshot"])
+    await h.runtime.store.put(f"snapshot:{job_id}", json.dumps({**whole, "version": 1}))
+    assert await load(h, done["snapshot"]) == {**whole, "version": 1}
+    reverted = await revert(h, job_id)
+    assert reverted["status"] == "submitted"
+    assert state(sb) == before
+
+    args = {"filter": {"lead_status": "Qualified"}}
+    first = await h.call("create_bulk_delete", args)
+    deleted = await h.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    delete_id = deleted["job"]["id"]
+    leads = await stored_backup(h.runtime.store, delete_id)
+    assert leads
+    text = "".join(json.dumps(lead) + "\n" for lead in leads)
+    await h.runtime.store.put(f"backup:{delete_id}", text)
+    assert await stored_backup(h.runtime.store, delete_id) == leads
+    backup = await open_backup(h.runtime.store, delete_id)
+    assert backup.count == len(leads)
+    assert [lead async for lead in backup.leads()] == leads
 
 
 # -- the restore command ----------------------------------------------------------------------

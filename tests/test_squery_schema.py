@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -368,3 +370,35 @@ def test_an_accepted_tree_is_remembered_and_a_refused_one_is_not() -> None:
         with pytest.raises(SQueryError) as info:
             validate_s_query(bad)
         assert info.value.path == "s_query.queries[1].negate"
+
+
+def _heavy_tree(n: int) -> dict[str, Any]:
+    """An accepted tree of about 4 KB, different for every n."""
+    ids = [f"lead_{n:06d}{i:04d}{'x' * 20}" for i in range(100)]
+    return {
+        "type": "and",
+        "queries": [
+            LEAD,
+            {
+                "type": "field_condition",
+                "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+                "condition": {"type": "term", "values": ids},
+            },
+        ],
+    }
+
+
+def test_the_memo_of_accepted_trees_holds_no_tree() -> None:
+    """300 distinct 4 KB trees (1.2 MB of JSON) leave the memo holding a few KiB."""
+    validate_s_query(_heavy_tree(0))  # the validator and its schema compiled before measuring
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1, 301):
+            validate_s_query(_heavy_tree(n))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 128 * 1024, f"the memo holds {held / 1024:.0f} KiB after 300 trees"

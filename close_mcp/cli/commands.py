@@ -12,6 +12,7 @@ from close_mcp.config import Settings, load_settings
 from close_mcp.server.runtime import Runtime
 
 SANDBOX_JOB_SPEED = 60.0  # objects per second
+RESTORE_PROGRESS_S = 5.0  # a progress line on stderr at most this often
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -72,10 +73,11 @@ def restore(
         Report,
         confirmed,
         open_backup,
-        preview_text,
+        preview,
         run_restore,
     )
     from close_mcp.store import Busy
+    from close_mcp.writes.progress import Progress as Steps
     from close_mcp.writes.sender import Sender
 
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
@@ -94,21 +96,26 @@ def restore(
             except (OSError, SafetyNetError) as exc:
                 print(f"close-mcp: cannot read the backup: {exc}", file=stderr)
                 return None, None, 1
-            leads = backup.leads
 
             async def approve(progress: Progress) -> bool:
-                text = preview_text(backup.where, leads, progress, retry_unknown=retry_unknown)
-                print(text, file=stderr)
-                if not leads:
+                shown = await preview(backup, progress, retry_unknown=retry_unknown)
+                print(shown.text, file=stderr)
+                if not backup.count:
                     return False
-                sending = progress.to_send(leads, retry_unknown=retry_unknown)
-                if not sending:
+                if not shown.sending:
                     return True
                 return await anyio.to_thread.run_sync(
                     lambda: confirmed(
-                        len(sending), yes=args.yes, interactive=stdin.isatty(), ask=ask, err=stderr
+                        shown.sending,
+                        yes=args.yes,
+                        interactive=stdin.isatty(),
+                        ask=ask,
+                        err=stderr,
                     )
                 )
+
+            async def show(done: float, total: float | None, message: str) -> None:
+                print(f"close-mcp: {message}", file=stderr, flush=True)
 
             try:
                 report = await run_restore(
@@ -118,20 +125,20 @@ def restore(
                     approve=approve,
                     sandbox=args.sandbox,
                     retry_unknown=retry_unknown,
+                    steps=Steps(show, runtime.clock, every_s=RESTORE_PROGRESS_S),
                 )
             except Busy as exc:
                 print(f"close-mcp: not restored: {exc}", file=stderr)
                 return backup, None, 1
-            return backup, report, 0 if report is not None or not leads else 1
+            return backup, report, 0 if report is not None or not backup.count else 1
         finally:
             await runtime.aclose()
 
     backup, report, code = anyio.run(run)
     if backup is None or report is None:
         return code
-    leads = backup.leads
     print(json.dumps(report.to_json(), indent=2), file=stdout)
-    parts = [f"close-mcp: restored {len(report.restored)} of {len(leads)} leads"]
+    parts = [f"close-mcp: restored {len(report.restored)} of {backup.count} leads"]
     if report.already_restored:
         parts.append(f"{len(report.already_restored)} already restored by an earlier run")
     if report.failed:

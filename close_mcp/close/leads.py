@@ -6,6 +6,7 @@ carries all need the same leads the job will touch, read the same way.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
@@ -43,26 +44,42 @@ async def walk_leads(
     results_limit: int | None,
     sort: list[dict[str, Any]] | None,
 ) -> list[dict[str, Any]]:
-    """Every lead a bulk action with this selection touches, with `fields` (id always).
+    """Every lead of `iter_leads`, in a list (for selections that fit in memory)."""
+    return [
+        lead
+        async for lead in iter_leads(client, query, fields, results_limit=results_limit, sort=sort)
+    ]
+
+
+async def iter_leads(
+    client: CloseClient,
+    query: dict[str, Any],
+    fields: list[str],
+    *,
+    results_limit: int | None,
+    sort: list[dict[str, Any]] | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every lead a bulk action with this selection touches, with `fields` (id always), as
+    Close pages them: a caller that writes each page down holds one page, not the selection.
 
     Close ends one cursor walk at 10,000 leads. When `results_limit` is at most that, one
     walk with the request's exact query, results_limit and sort sees exactly the leads the
     job will. Otherwise the order does not matter (every match is touched), so this walks
     by `date_created` ascending and, when a walk reaches the cap, starts a new one at the
     last `date_created` seen (`on_or_after` is inclusive: leads created in that same
-    instant are read again and deduplicated by id). A new walk that adds nothing means more
-    than 10,000 leads share one creation instant: that is refused rather than cut short.
+    instant are read again and deduplicated by id, so the ids seen are kept, not the
+    leads). A new walk that adds nothing means more than 10,000 leads share one creation
+    instant: that is refused rather than cut short.
     """
     wanted = list(dict.fromkeys(["id", *fields]))
     if results_limit is not None and results_limit <= CURSOR_CAP:
-        return [
-            _hit(lead)
-            async for lead in client.search_iter(
-                query, fields=wanted, results_limit=results_limit, sort=sort, page_size=PAGE_SIZE
-            )
-        ]
+        async for lead in client.search_iter(
+            query, fields=wanted, results_limit=results_limit, sort=sort, page_size=PAGE_SIZE
+        ):
+            yield _hit(lead)
+        return
     keyed = list(dict.fromkeys([*wanted, "date_created"]))
-    seen: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     current = query
     while True:
         walked = 0
@@ -74,10 +91,11 @@ async def walk_leads(
             walked += 1
             last = lead.get("date_created") or last
             if lead["id"] not in seen:
-                seen[lead["id"]] = _hit(lead)
+                seen.add(lead["id"])
                 added += 1
+                yield _hit(lead)
         if walked < CURSOR_CAP:
-            return list(seen.values())
+            return
         if added == 0 or last is None:
             raise ArgumentError(
                 None,
@@ -86,6 +104,20 @@ async def walk_leads(
                 "selection.",
             )
         current = _created_since(query, last)
+
+
+async def pages(
+    leads: AsyncIterator[dict[str, Any]], size: int = PAGE_SIZE
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """`leads` in lists of `size` (the last one shorter)."""
+    page: list[dict[str, Any]] = []
+    async for lead in leads:
+        page.append(lead)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _hit(lead: dict[str, Any]) -> dict[str, Any]:

@@ -48,9 +48,9 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
@@ -60,11 +60,12 @@ from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
     backup_key,
-    read_backup,
+    find_backup,
+    iter_backup_file,
     reference,
-    stored_backup,
 )
 from close_mcp.store import Busy, StateStore
+from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
 
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
@@ -84,47 +85,77 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Backup:
-    """A backup to restore: its leads, its id (locks and journals are named after it),
-    where it was read (for messages and the audit), its file if it is one."""
+    """A backup to restore: its id (locks and journals are named after it), where it was
+    read (for messages and the audit), its file if it is one, how many leads it holds, and
+    where its leads are read from, one at a time (a 100,000-lead backup is never held whole)."""
 
     id: str
     where: str
-    leads: list[dict[str, Any]]
+    source: LeadSource
+    count: int
     path: Path | None = None
     in_store: bool = False
+
+    def leads(self) -> AsyncIterator[dict[str, Any]]:
+        return self.source()
+
+
+LeadSource = Callable[[], AsyncIterator[dict[str, Any]]]
 
 
 async def open_backup(store: StateStore, source: str) -> Backup:
     """The backup `source` names: a bulk delete job id (or its `store:backup:` reference),
-    read from the store, or a backup file. `SafetyNetError`/`OSError` when unreadable."""
+    read from the store, or a backup file. Every line is read once here, so a malformed one
+    is reported before anything is asked or sent. `SafetyNetError`/`OSError` when unreadable."""
     job_id = source.removeprefix(STORE_REF).removeprefix("backup:")
     if _DELETE_JOB.match(job_id) and not _is_file(source):
-        leads = await stored_backup(store, job_id)
-        if leads is None:
+        found = await find_backup(store, job_id)
+        if found is None:
             raise SafetyNetError(
                 f"no backup of {job_id} in the state store ({store!r}); set CLOSE_MCP_STORE "
                 "to the store of the server that ran the delete, or pass the backup file"
             )
-        return Backup(job_id, reference(backup_key(job_id)), leads, in_store=True)
-    backup = _read_file(Path(source))
+        stored = found
+
+        def from_store() -> AsyncIterator[dict[str, Any]]:
+            return stored.leads(store)
+
+        count = await _count(from_store())
+        return Backup(job_id, reference(backup_key(job_id)), from_store, count, in_store=True)
+    backup = await _read_file(Path(source))
     # The file copy of a backup the store holds too: one lock and one journal for both.
     if _DELETE_JOB.match(backup.id) and await store.get(backup_key(backup.id)) is not None:
-        return Backup(backup.id, backup.where, backup.leads, backup.path, in_store=True)
+        return replace(backup, in_store=True)
     return backup
+
+
+async def _count(leads: AsyncIterator[dict[str, Any]]) -> int:
+    count = 0
+    async for _ in leads:
+        count += 1
+    return count
 
 
 def _is_file(source: str) -> bool:
     return Path(source).exists()
 
 
-def _read_file(path: Path) -> Backup:
+async def _read_file(path: Path) -> Backup:
     """A backup file, named after its job when its name is one, else after its path."""
-    leads = read_backup(path)
+
+    async def from_file() -> AsyncIterator[dict[str, Any]]:
+        for lead in iter_backup_file(path):
+            yield lead
+
+    count = await _count(from_file())
+    return Backup(_file_backup_id(path), str(path), from_file, count, path=path)
+
+
+def _file_backup_id(path: Path) -> str:
     stem = path.name.removesuffix(".jsonl")
     if _DELETE_JOB.match(stem):
-        return Backup(stem, str(path), leads, path=path)
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    return Backup(f"file-{digest}", str(path), leads, path=path)
+        return stem
+    return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
 
 @asynccontextmanager
@@ -184,10 +215,11 @@ async def run_restore(
     approve: Callable[[Progress], Awaitable[bool]],
     sandbox: bool = False,
     retry_unknown: bool = False,
+    steps: Steps | None = None,
 ) -> Report | None:
     """Restore `backup` holding its lock from reading the journal to the last POST: `approve`
-    sees the journal (shows the preview, asks); None when it says no. `Busy` when another
-    restore of the backup runs."""
+    sees the journal (shows the preview, asks); None when it says no. Each lead handled is a
+    step of `steps`. `Busy` when another restore of the backup runs."""
     async with kept(
         store, f"restore:{backup.id}", ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup)
     ):
@@ -196,10 +228,12 @@ async def run_restore(
             return None
         return await restore_leads(
             sender(),
-            backup.leads,
+            backup.leads(),
             progress=progress,
             retry_unknown=retry_unknown,
             backup=backup.where,
+            steps=steps,
+            total=backup.count,
         )
 
 
@@ -346,13 +380,10 @@ class Progress:
             self._file.close()
             self._file = None
 
-    def to_send(self, leads: list[dict[str, Any]], *, retry_unknown: bool) -> list[dict[str, Any]]:
-        """The leads a run POSTs: not restored yet, and not of unknown outcome unless asked."""
-        return [
-            lead
-            for lead in leads
-            if lead["id"] not in self.restored and (retry_unknown or lead["id"] not in self.unknown)
-        ]
+    def sends(self, lead: dict[str, Any], *, retry_unknown: bool) -> bool:
+        """Whether a run POSTs `lead`: not restored yet, and not of unknown outcome unless
+        asked."""
+        return lead["id"] not in self.restored and (retry_unknown or lead["id"] not in self.unknown)
 
 
 def lead_body(lead: dict[str, Any]) -> dict[str, Any]:
@@ -382,20 +413,32 @@ def lead_body(lead: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def preview_text(
-    path: Path | str,
-    leads: list[dict[str, Any]],
-    progress: Progress | None = None,
-    *,
-    retry_unknown: bool = False,
-) -> str:
-    contacts = sum(len(lead.get("contacts") or []) for lead in leads)
-    lines = [f"Backup {path}: {len(leads)} leads with {contacts} contacts."]
-    sending = leads
+@dataclass
+class Preview:
+    text: str
+    sending: int  # leads this run would POST
+
+
+async def preview(
+    backup: Backup, progress: Progress | None = None, *, retry_unknown: bool = False
+) -> Preview:
+    """What a run would do, read in one pass over the backup (the first leads it sends are
+    listed)."""
+    contacts = 0
+    done = unknown = sending = 0
+    listed: list[dict[str, Any]] = []
+    async for lead in backup.leads():
+        contacts += len(lead.get("contacts") or [])
+        if progress is not None and lead["id"] in progress.restored:
+            done += 1
+        elif progress is not None and lead["id"] in progress.unknown:
+            unknown += 1
+        if progress is None or progress.sends(lead, retry_unknown=retry_unknown):
+            sending += 1
+            if len(listed) < PREVIEW_LEADS:
+                listed.append(lead)
+    lines = [f"Backup {backup.where}: {backup.count} leads with {contacts} contacts."]
     if progress is not None:
-        ids = {lead["id"] for lead in leads}
-        done = len(ids & set(progress.restored))
-        unknown = len(ids & set(progress.unknown) - set(progress.restored))
         if done:
             lines.append(
                 f"{done} of them were restored by an earlier run (recorded in "
@@ -412,21 +455,20 @@ def preview_text(
                 "created them): not sent again. Check in Close whether they exist; "
                 "--retry-unknown sends them again."
             )
-        sending = progress.to_send(leads, retry_unknown=retry_unknown)
     if not sending:
         lines.append("Nothing is left to send.")
-        return "\n".join(lines)
-    they = "They" if len(sending) == len(leads) else f"These {len(sending)} leads"
+        return Preview("\n".join(lines), 0)
+    they = "They" if sending == backup.count else f"These {sending} leads"
     lines.append(
         f"{they} will be re-created in Close with new ids (activities are not in the backup):"
     )
-    for lead in sending[:PREVIEW_LEADS]:
+    for lead in listed:
         status = lead.get("status_label") or lead.get("status_id") or "?"
         name = lead.get("display_name") or lead.get("name") or ""
         lines.append(f"  {lead['id']}  {name}  [{status}]")
-    if len(sending) > PREVIEW_LEADS:
-        lines.append(f"  ... and {len(sending) - PREVIEW_LEADS} more")
-    return "\n".join(lines)
+    if sending > PREVIEW_LEADS:
+        lines.append(f"  ... and {sending - PREVIEW_LEADS} more")
+    return Preview("\n".join(lines), sending)
 
 
 def confirmed(
@@ -451,11 +493,13 @@ def confirmed(
 
 async def restore_leads(
     sender: Sender,
-    leads: list[dict[str, Any]],
+    leads: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]],
     *,
     progress: Progress | None = None,
     retry_unknown: bool = False,
     backup: str | None = None,
+    steps: Steps | None = None,
+    total: int | None = None,
 ) -> Report:
     """POST each lead once through `sender`, which audits it (never retried: a POST that may
     have worked is not resent).
@@ -463,10 +507,14 @@ async def restore_leads(
     With `progress`, leads an earlier run restored are skipped (`already_restored`), those
     of unknown outcome are not sent unless `retry_unknown` (reported in `outcome_unknown`),
     and every POST is journaled before and after; a journal that cannot be written stops
-    the run (`stopped`)."""
+    the run (`stopped`). Each lead handled is a step of `steps` (of `total`)."""
     report = Report()
+    handled = 0
     try:
-        for lead in leads:
+        async for lead in _each(leads):
+            if steps is not None:
+                await steps.step(handled, total, f"restore: {handled} of {total} leads")
+            handled += 1
             old = lead["id"]
             if progress is not None and old in progress.restored:
                 report.already_restored[old] = progress.restored[old]
@@ -496,7 +544,20 @@ async def restore_leads(
     finally:
         if progress is not None:
             progress.close()
+    if steps is not None:
+        await steps.step(handled, handled, f"restore: {handled} of {total} leads")
     return report
+
+
+async def _each(
+    leads: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]],
+) -> AsyncIterator[dict[str, Any]]:
+    if isinstance(leads, AsyncIterable):
+        async for lead in leads:
+            yield lead
+    else:
+        for lead in leads:
+            yield lead
 
 
 async def _post(

@@ -2,7 +2,8 @@
 
 The plan, worked out fresh on every call from the snapshot and the leads' values now:
 
-- Each lead of the snapshot is read again (`/data/search/` over its id, 1000 ids a query).
+- Each lead of the snapshot is read again (`/data/search/` over its id, 1000 ids a query),
+  the snapshot itself read back from the store 1000 leads at a time (`plan_revert`).
   A lead whose value is what the edit set goes back; one whose value is the old one already
   is left (nothing to do); one whose value is neither was changed by someone else since
   the edit and is reported and left alone, unless `include_changed_since` is true; a lead
@@ -41,12 +42,16 @@ The MCP tool (`revert_bulk_edit`) is in `server/tools/revert.py`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import heapq
 import json
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import anyio.lowlevel
 
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
@@ -59,10 +64,11 @@ from close_mcp.close.jobs import (
     summarize_job,
 )
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
-from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key
+from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key, snapshot_leads
 from close_mcp.selection.query import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import LeadSample, PlanAnswer
+from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Sender
 
 PER_LEAD_MAX: Final = 3
@@ -189,6 +195,7 @@ class Plan:
     already_back: int = 0
     not_found: list[str] = field(default_factory=list)
     sample: list[LeadSample] = field(default_factory=list)
+    sha256: str | None = None  # `_digest(requests)`, when worked out already
 
     @property
     def leads(self) -> int:
@@ -250,9 +257,13 @@ async def check_jobs(client: CloseClient, job_id: str, snapshot: EditSnapshot) -
 
 
 async def read_current(
-    client: CloseClient, lead_field: str, ids: list[str]
+    client: CloseClient,
+    lead_field: str,
+    ids: list[str],
+    on_page: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The leads among `ids` that still exist, with their value of `lead_field` now."""
+    """The leads among `ids` that still exist, with their value of `lead_field` now;
+    `on_page` hears how many were read after each page of 200."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), IDS_PER_REQUEST):
         query = {
@@ -263,48 +274,113 @@ async def read_current(
             query, fields=["id", "display_name", "status_label", lead_field], page_size=200
         ):
             found[lead["id"]] = lead
+            if on_page is not None and len(found) % 200 == 0:
+                await on_page(len(found))
     return found
 
 
-def build_plan(
-    snapshot: EditSnapshot, current: dict[str, dict[str, Any]], include_changed_since: bool
+async def plan_revert(
+    client: CloseClient,
+    store: StateStore,
+    snapshot: EditSnapshot,
+    include_changed_since: bool,
+    progress: Progress | None = None,
 ) -> Plan:
-    plan = Plan()
-    groups: dict[Hashable, tuple[Any, list[str]]] = {}
-    for lead_id in sorted(snapshot.leads):
-        old = snapshot.leads[lead_id]
-        lead = current.get(lead_id)
-        if lead is None:
-            plan.not_found.append(lead_id)
-            continue
-        now = lead.get(snapshot.field)
-        if normalized(now) == normalized(old):
-            plan.already_back += 1
-            continue
-        if normalized(now) != normalized(value_after(snapshot.request, old)):
-            plan.changed_since.append(ChangedSince(id=lead_id, value_now=now, value_before=old))
-            if not include_changed_since:
-                continue
-        groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
-        if len(plan.sample) < SAMPLE_MAX:
-            plan.sample.append(
-                LeadSample(
-                    id=lead_id,
-                    display_name=lead.get("display_name"),
-                    status_label=lead.get("status_label"),
-                )
-            )
-    ordered = sorted(groups.values(), key=lambda g: (-len(g[1]), json.dumps(g[0], default=str)))
-    for value, ids in ordered:
-        plan.returns.append(Return(value=value, leads=len(ids)))
-        plan.requests.extend(_requests(snapshot, value, ids))
+    """The plan, from the snapshot read back `IDS_PER_REQUEST` leads at a time with their
+    values now: the snapshot is never held whole, only what the plan needs (the ids going
+    back, the leads left alone). Each batch is a step of `progress`."""
+    builder = _PlanBuilder(snapshot, include_changed_since)
+    done = 0
+    total = builder.count
+
+    async def step(before: int, read: int) -> None:
+        read += before
+        if progress is not None:
+            await progress.step(read, total, f"revert: {read} leads of the snapshot checked")
+
+    await step(0, 0)
+    async for batch in snapshot_leads(store, snapshot, batch=IDS_PER_REQUEST):
+        ids = [lead_id for lead_id, _ in batch]
+        current = await read_current(client, snapshot.field, ids, functools.partial(step, done))
+        builder.add(batch, current)
+        done += len(batch)
+        await step(done, 0)
+    if progress is not None:
+        progress.next_phase(done)
+    plan = builder.finish()
+    plan.sha256 = await _digest_serving(plan.requests)
     return plan
+
+
+class _PlanBuilder:
+    """Classifies the snapshot's leads batch by batch; `finish` orders everything by lead id,
+    so the plan is the same whatever order the snapshot was saved in."""
+
+    def __init__(self, snapshot: EditSnapshot, include_changed_since: bool) -> None:
+        self.snapshot = snapshot
+        self.include_changed_since = include_changed_since
+        self.count = snapshot.leads_count
+        self.plan = Plan()
+        # normalized old value -> (old value, ids going back to it)
+        self.groups: dict[Hashable, tuple[Any, list[str]]] = {}
+        self.samples: list[tuple[str, Any, Any]] = []  # (id, display_name, status_label)
+
+    def add(self, batch: list[tuple[str, Any]], current: dict[str, dict[str, Any]]) -> None:
+        snapshot, plan = self.snapshot, self.plan
+        for lead_id, old in batch:
+            lead = current.get(lead_id)
+            if lead is None:
+                plan.not_found.append(lead_id)
+                continue
+            now = lead.get(snapshot.field)
+            if normalized(now) == normalized(old):
+                plan.already_back += 1
+                continue
+            if normalized(now) != normalized(value_after(snapshot.request, old)):
+                plan.changed_since.append(ChangedSince(id=lead_id, value_now=now, value_before=old))
+                if not self.include_changed_since:
+                    continue
+            self.groups.setdefault(normalized(old), (old, []))[1].append(lead_id)
+            self.samples.append((lead_id, lead.get("display_name"), lead.get("status_label")))
+        self.samples = heapq.nsmallest(SAMPLE_MAX, self.samples, key=lambda s: s[0])
+
+    def finish(self) -> Plan:
+        plan = self.plan
+        plan.not_found.sort()
+        plan.changed_since.sort(key=lambda c: c.id)
+        plan.sample = [
+            LeadSample(id=lead_id, display_name=name, status_label=label)
+            for lead_id, name, label in self.samples
+        ]
+        for _, ids in self.groups.values():
+            ids.sort()
+        # Largest group first; equal ones by value, then by their first lead.
+        ordered = sorted(
+            self.groups.values(),
+            key=lambda g: (-len(g[1]), json.dumps(g[0], default=str), g[1][0]),
+        )
+        for value, ids in ordered:
+            plan.returns.append(Return(value=value, leads=len(ids)))
+            plan.requests.extend(_requests(self.snapshot, value, ids))
+        return plan
 
 
 def _digest(requests: Sequence[PlannedRequest]) -> str:
     exact = [r.shown() for r in requests]
     text = json.dumps(exact, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def _digest_serving(requests: Sequence[PlannedRequest]) -> str:
+    """`_digest`, the same value, one request at a time with the event loop served in
+    between (a 100,000-lead plan is 100 bulk edits of 1000 ids each)."""
+    digest = hashlib.sha256(b"[")
+    for number, request in enumerate(requests):
+        text = json.dumps(request.shown(), sort_keys=True, separators=(",", ":"))
+        digest.update((b"," if number else b"") + text.encode())
+        await anyio.lowlevel.checkpoint()
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 def revert_uri(job_id: str) -> str:
@@ -334,7 +410,7 @@ def plan_document(
         "requests": [r.shown(summarized=not full) for r in plan.requests[:shown]],
         "requests_count": len(plan.requests),
         "requests_shown": "exact" if full else "summarized",
-        "plan_sha256": _digest(plan.requests),
+        "plan_sha256": plan.sha256 or _digest(plan.requests),
     }
 
 
@@ -453,12 +529,13 @@ def plan_sender(
     snapshot: EditSnapshot,
     requests: Sequence[PlannedRequest],
     matched: int,
-) -> Callable[[Sender], Awaitable[PlanAnswer]]:
+) -> Callable[[Sender, Progress | None], Awaitable[PlanAnswer]]:
     """Send the plan's requests in order under the edit's revert lock, each audited and
-    recorded in the store (see the module docstring); a failure says what already went."""
+    recorded in the store (see the module docstring) and a step of `progress`; a failure
+    says what already went."""
     job_id = snapshot.job_id
 
-    async def send(sender: Sender) -> PlanAnswer:
+    async def send(sender: Sender, progress: Progress | None) -> PlanAnswer:
         async with held(
             store, revert_lock(job_id), ttl_s=REVERT_LOCK_TTL_S, busy=sending_message(job_id)
         ):
@@ -466,7 +543,7 @@ def plan_sender(
             if len(recorded) > snapshot.stored_reverts:
                 meanwhile = [json.loads(line) for line in recorded[snapshot.stored_reverts :]]
                 raise SafetyNetError(_sent_meanwhile(job_id, meanwhile))
-            return await _send_plan(clock, store, job_id, sender, requests, matched)
+            return await _send_plan(clock, store, job_id, sender, requests, matched, progress)
 
     return send
 
@@ -478,6 +555,7 @@ async def _send_plan(
     sender: Sender,
     requests: Sequence[PlannedRequest],
     matched: int,
+    progress: Progress | None,
 ) -> PlanAnswer:
     jobs: list[JobSummary] = []
     updated: list[str] = []
@@ -519,6 +597,10 @@ async def _send_plan(
             sender.record(
                 "submitted", path=item.path, body=item.body, matched=item.leads, job_id=sent_job
             )
+            if progress is not None:
+                await progress.step(
+                    number, len(requests), f"revert: {number} of {len(requests)} requests sent"
+                )
             sent_at = datetime.fromtimestamp(clock.time(), tz=UTC).isoformat()
             if sent_job is None:
                 unrecorded.append({"sent_at": sent_at, "lead_id": updated[-1]})

@@ -5,22 +5,33 @@ Close can undo neither a bulk edit nor a bulk delete, so just before such a job 
 about to overwrite and writes it down, in the state store (`close_mcp.store`) that every
 replica sharing `CLOSE_MCP_STORE` sees, so a revert or a restore works from any of them:
 
-- edit: `snapshot:<job_id>`, one JSON document `{version, job_id, created_at, tool,
-  request, field, leads: {lead_id: old value}}`, where `field` is `status_id` or
-  `custom.<cf_id>` and an absent custom value is `null`. `revert_bulk_edit` reads it.
-  What each revert sent goes to its own list, `reverts:<job_id>`: one JSON line
-  `{sent_at, job_id}` per bulk edit job, as soon as Close answers, and `{sent_at, lead_id}`
-  per lead updated one by one (`record_revert`: one append, never a rewrite).
-- delete: `backup:<job_id>`, one lead per line as `/data/search/` returned it (fields,
+- edit: `snapshot:<job_id>`, a small JSON header `{version: 2, job_id, created_at, tool,
+  request, field, leads_key, leads_count}`, where `field` is `status_id` or
+  `custom.<cf_id>`; its leads are the list `leads_key` (`snapshot-leads:<random>`), one
+  line `[lead_id, old value]` per lead (an absent custom value is `null`).
+  `revert_bulk_edit` reads it back a batch at a time. What each revert sent goes to its own
+  list, `reverts:<job_id>`: one JSON line `{sent_at, job_id}` per bulk edit job, as soon as
+  Close answers, and `{sent_at, lead_id}` per lead updated one by one (`record_revert`:
+  appended, never a rewrite).
+- delete: `backup:<job_id>`, the same header without `request`/`field`; its leads are the
+  list `backup-leads:<random>`, one lead per line as `/data/search/` returned it (fields,
   `custom.<cf_id>` values, contacts with emails and phones). `close-mcp restore <job_id>`
   reads it. The replica that ran the delete also keeps a copy on its disk,
   `<snapshot_dir>/<job_id>.jsonl` (folder 0700, file 0600, written to a private temporary
   name and renamed), so the leads survive the loss of the store (a Redis without
   persistence); `close-mcp restore <that file>` reads it.
 
-The job id is only known once Close answers the POST, so a document is first written as
+Both are streamed: each page of leads Close returns (200) is appended to the list (and the
+file) before the next is read, so the server holds one page (and, past 10,000 leads, the
+ids seen, to skip a lead read twice), never the leads of the selection; the header is
+written only once the list is complete; a walk that fails removes its list and
+nothing is sent. Documents written whole by earlier versions (a snapshot with its `leads`
+inline, version 1; a backup as one JSON-lines text) are still read.
+
+The job id is only known once Close answers the POST, so a header is first written as
 `snapshot:pending-<random>` / `backup:pending-<random>` and `attach` (the pipeline calls it
-with the job id) writes it under the job id and removes the pending one; a pending document
+with the job id) writes it under the job id and removes the pending one (the list of leads
+stays where it is: nothing of size is rewritten); a pending document
 that stays belongs to a POST that failed or whose outcome is unknown (the audit line names
 it). Documents have no expiry: they are kept until deleted from the store.
 
@@ -35,29 +46,35 @@ one); a backup adds one `GET /custom_field/lead/` to learn which custom fields t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+import anyio
 
 from close_mcp.clock import Clock
 from close_mcp.close import leads as walking
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import PAGE_SIZE, walk_leads
+from close_mcp.close.leads import PAGE_SIZE, iter_leads, pages
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
 from close_mcp.store import StateStore
+from close_mcp.writes.progress import Progress
 
 if TYPE_CHECKING:
     from close_mcp.writes.pipeline import WriteRequest
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 1  # one document with every lead inline (still read)
+STREAMED_VERSION: Final = 2  # a header naming the list of its leads
 EDIT_SUFFIX: Final = ".json"
 BACKUP_SUFFIX: Final = ".jsonl"
 PENDING: Final = "pending-"
@@ -74,6 +91,8 @@ BACKUP_FIELDS: Final = (
     "contacts",
 )
 STORE_REF: Final = "store:"
+# `json.dumps(x, ensure_ascii=False)` without building an encoder per call (one per lead).
+_to_json: Final = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
 
@@ -154,8 +173,11 @@ def _field_words(body: dict[str, Any]) -> str:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` readable by the user only (folder 0700, file 0600), atomically."""
+@contextmanager
+def private_file(path: Path) -> Iterator[TextIO]:
+    """A file at `path` readable by the user only (folder 0700, file 0600), written through
+    the handle and put in place (renamed from a private temporary name) only when the block
+    ends without an error; on an error nothing is left behind."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":
         os.chmod(path.parent, 0o700)
@@ -165,11 +187,17 @@ def write_private(path: Path, text: str) -> None:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the user only, atomically (see `private_file`)."""
+    with private_file(path) as handle:
+        handle.write(text)
 
 
 def _pending(folder: Path, kind: str, suffix: str) -> Path:
@@ -204,7 +232,14 @@ def reference(key: str) -> str:
 
 
 class _Saver:
-    """What the two safeguards share: the store, the clock, the client, the preview note."""
+    """What the two safeguards share: the store, the clock, the client, the preview note, and
+    writing the leads down page by page as Close returns them.
+
+    A document is a small header under `<what>:<key>` naming the list of its leads,
+    `<what>-leads:<random>`, one JSON line per lead, written a page (200 leads) at a time:
+    the server holds one page, never the selection. The header is written once every page
+    is, so a pending header always names a complete list; a walk that fails removes its
+    list and nothing is sent."""
 
     what: str
     kind: str  # the job kind in the key: "bulkedit" or "bulkdelete"
@@ -216,82 +251,108 @@ class _Saver:
         self.clock = clock
         self.client = client
         self.store = store
-        self._texts: dict[str, str] = {}  # pending key -> the document, until attached
+        self._headers: dict[str, dict[str, Any]] = {}  # pending key -> its header, until attached
 
     def prepare(self, request: WriteRequest) -> None:
         """Attach to the request and say in its preview what will be saved."""
         request.safeguard = self
         annotate(self.settings, request)
 
-    async def take(self, request: WriteRequest) -> str | None:
+    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
         raise NotImplementedError
 
     async def attach(self, saved: str, job_id: str) -> str:
-        """Write the document under `job_id` and drop the pending one; its reference.
+        """Write the header under `job_id` and drop the pending one; its reference (the list
+        of leads stays where it is: nothing of size is rewritten).
 
         The job exists by now: a store that fails here must not turn the submission into an
         error, so the document then stays under its pending key (the audit line names it)."""
         pending = saved.removeprefix(STORE_REF)
-        text = self._texts.pop(pending, None)
-        if text is None or not _JOB_ID.match(job_id):
+        header = self._headers.pop(pending, None)
+        if header is None or not _JOB_ID.match(job_id):
             return saved
         final = f"{self.what}:{job_id}"
         try:
-            await self.store.put(final, self._final_text(text, job_id))
+            await self.store.put(final, json.dumps({**header, "job_id": job_id}))
             await self.store.delete(pending)
         except Exception:
             log.exception("could not write %s (it stays as %s)", final, pending)
             return saved
         return reference(final)
 
-    def _final_text(self, text: str, job_id: str) -> str:
-        return text
-
-    async def _save(self, text: str) -> str:
-        pending = f"{self.what}:{PENDING}{secrets.token_hex(8)}"
-        await self.store.put(pending, text)
-        self._texts[pending] = text
-        return reference(pending)
-
     def _will_save(self, request: WriteRequest) -> bool:
         return why_not(self.settings, request) is None and request.s_query is not None
 
-    async def _walk(self, request: WriteRequest, fields: list[str]) -> list[dict[str, Any]]:
+    async def _write_leads(
+        self,
+        request: WriteRequest,
+        fields: list[str],
+        line: Callable[[dict[str, Any]], str],
+        header: dict[str, Any],
+        progress: Progress | None,
+        file: TextIO | None = None,
+    ) -> str:
+        """Walk the leads, append each page to a new list (and to `file`), then write the
+        pending header naming it; the pending reference. On any error the list is removed."""
         assert request.s_query is not None
-        return await walk_leads(
-            self.client,
-            request.s_query,
-            fields,
-            results_limit=request.results_limit,
-            sort=request.sort,
-        )
+        suffix = secrets.token_hex(8)
+        leads_key = f"{self.what}-leads:{suffix}"
+        written = 0
+        words = f"{self.what}: {{}} of {request.matched} leads saved"
+        try:
+            leads = iter_leads(
+                self.client,
+                request.s_query,
+                fields,
+                results_limit=request.results_limit,
+                sort=request.sort,
+            )
+            async for page in pages(leads):
+                text = [line(lead) for lead in page]
+                await self.store.extend(leads_key, text)
+                if file is not None:
+                    file.write("".join(t + "\n" for t in text))
+                written += len(page)
+                if progress is not None:
+                    await progress.step(written, request.matched, words.format(written))
+            pending = f"{self.what}:{PENDING}{suffix}"
+            full = {**header, "leads_key": leads_key, "leads_count": written}
+            await self.store.put(pending, json.dumps(full, ensure_ascii=False))
+        except BaseException:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.store.delete(leads_key)
+            raise
+        if progress is not None:
+            await progress.step(written, written, words.format(written))
+            progress.next_phase(written)
+        self._headers[pending] = full
+        return reference(pending)
 
-
-class SnapshotBeforeEdit(_Saver):
-    """Saves the current value of the field the edit changes on every lead it will touch."""
-
-    what = "snapshot"
-
-    async def take(self, request: WriteRequest) -> str | None:
-        if not self._will_save(request):
-            return None
-        field = edit_field(request.body)
-        leads = await self._walk(request, [field])
-        document = {
-            "version": SNAPSHOT_VERSION,
+    def _header(self, request: WriteRequest) -> dict[str, Any]:
+        return {
+            "version": STREAMED_VERSION,
             "job_id": None,
             "created_at": datetime.fromtimestamp(self.clock.time(), tz=UTC).isoformat(),
             "tool": request.tool,
-            "request": request.body,
-            "field": field,
-            "leads": {lead["id"]: lead.get(field) for lead in leads},
         }
-        return await self._save(json.dumps(document, ensure_ascii=False))
 
-    def _final_text(self, text: str, job_id: str) -> str:
-        document = json.loads(text)
-        document["job_id"] = job_id
-        return json.dumps(document, ensure_ascii=False)
+
+class SnapshotBeforeEdit(_Saver):
+    """Saves the current value of the field the edit changes on every lead it will touch:
+    one line `[lead_id, value]` per lead."""
+
+    what = "snapshot"
+
+    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
+        if not self._will_save(request):
+            return None
+        field = edit_field(request.body)
+
+        def line(lead: dict[str, Any]) -> str:
+            return _to_json([lead["id"], lead.get(field)])
+
+        header = {**self._header(request), "request": request.body, "field": field}
+        return await self._write_leads(request, [field], line, header, progress)
 
 
 class BackupBeforeDelete(_Saver):
@@ -312,15 +373,19 @@ class BackupBeforeDelete(_Saver):
         self._custom_field_ids = custom_field_ids
         self._files: dict[str, str] = {}  # pending key -> pending file
 
-    async def take(self, request: WriteRequest) -> str | None:
+    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
         if not self._will_save(request):
             return None
         custom = [f"custom.{cf}" for cf in await self._custom_field_ids()]
-        leads = await self._walk(request, [*BACKUP_FIELDS, *custom])
-        text = "".join(json.dumps(lead, ensure_ascii=False) + "\n" for lead in leads)
         path = _pending(snapshot_dir(self.settings), "bulkdelete", BACKUP_SUFFIX)
-        write_private(path, text)
-        saved = await self._save(text)
+
+        def line(lead: dict[str, Any]) -> str:
+            return _to_json(lead)
+
+        with private_file(path) as file:
+            saved = await self._write_leads(
+                request, [*BACKUP_FIELDS, *custom], line, self._header(request), progress, file
+            )
         self._files[saved] = str(path)
         return saved
 
@@ -341,7 +406,9 @@ class EditSnapshot:
     created_at: str
     request: dict[str, Any]
     field: str
-    leads: dict[str, Any]
+    leads_key: str | None  # the list of `[lead_id, old value]` lines (streamed snapshots)
+    inline: dict[str, Any] | None = None  # lead_id -> old value (earlier versions' documents)
+    leads_count: int = 0
     reverts: tuple[dict[str, Any], ...] = ()
     stored_reverts: int = 0  # how many of `reverts` the store held when this was read
 
@@ -363,7 +430,8 @@ def snapshot_path(settings: Settings, job_id: str) -> Path:
 
 
 async def load_edit_snapshot(settings: Settings, store: StateStore, job_id: str) -> EditSnapshot:
-    """The snapshot of the edit `job_id` with every revert recorded so far."""
+    """The header of the snapshot of the edit `job_id` with every revert recorded so far
+    (its leads are read with `snapshot_leads`)."""
     check_job_id(job_id)
     if not job_id.startswith("bulkedit_"):
         raise SafetyNetError(f"job_id {job_id!r} is not a bulk edit; only edits can be reverted")
@@ -386,13 +454,16 @@ async def load_edit_snapshot(settings: Settings, store: StateStore, job_id: str)
     try:
         data = json.loads(text)
         recorded = [json.loads(line) for line in await store.lines(reverts_key(job_id))]
+        streamed = "leads_key" in data
         return EditSnapshot(
             where=where,
             job_id=str(data["job_id"]),
             created_at=str(data["created_at"]),
             request=dict(data["request"]),
             field=str(data["field"]),
-            leads=dict(data["leads"]),
+            leads_key=str(data["leads_key"]) if streamed else None,
+            inline=None if streamed else dict(data["leads"]),
+            leads_count=int(data["leads_count"]) if streamed else len(data["leads"]),
             reverts=tuple(dict(r) for r in [*data.get("reverts", []), *recorded]),
             stored_reverts=len(recorded),
         )
@@ -400,38 +471,144 @@ async def load_edit_snapshot(settings: Settings, store: StateStore, job_id: str)
         raise SafetyNetError(f"The snapshot {where} cannot be read: {exc}") from exc
 
 
+async def snapshot_leads(
+    store: StateStore, snapshot: EditSnapshot, *, batch: int = 1000
+) -> AsyncIterator[list[tuple[str, Any]]]:
+    """The snapshot's `(lead_id, old value)` pairs in the order they were saved, `batch` at
+    a time; a malformed line is an error naming it."""
+    if snapshot.inline is not None:
+        pairs = list(snapshot.inline.items())
+        for start in range(0, len(pairs), batch):
+            yield pairs[start : start + batch]
+        return
+    assert snapshot.leads_key is not None
+    number = 0
+    async for lines in store.iter_lines(snapshot.leads_key, batch=batch):
+        chunk: list[tuple[str, Any]] = []
+        for line in lines:
+            number += 1
+            try:
+                lead_id, value = json.loads(line)
+            except ValueError as exc:
+                raise SafetyNetError(
+                    f"The snapshot {snapshot.where} cannot be read: lead {number}: {exc}"
+                ) from exc
+            if not isinstance(lead_id, str):
+                raise SafetyNetError(
+                    f"The snapshot {snapshot.where} cannot be read: lead {number} has no id"
+                )
+            chunk.append((lead_id, value))
+        yield chunk
+
+
+async def read_document(store: StateStore, key: str) -> dict[str, Any] | None:
+    """The snapshot or backup under `key` as one document, its leads put back in (`leads`:
+    `{lead_id: old value}` for a snapshot, the records for a backup); for looking at a small
+    one whole (tests, support), never on the way of a write."""
+    if key.startswith("backup:"):
+        found = await _backup_at(store, key)
+        if found is None:
+            return None
+        document = dict(found.header)
+        document.pop("leads_key", None)
+        document.pop("leads_count", None)
+        return {**document, "leads": [lead async for lead in found.leads(store)]}
+    text = await store.get(key)
+    if text is None:
+        return None
+    data: dict[str, Any] = json.loads(text)
+    if "leads_key" in data:
+        lines = await store.lines(data.pop("leads_key"))
+        data.pop("leads_count", None)
+        data["leads"] = {lead_id: value for lead_id, value in map(json.loads, lines)}
+    return data
+
+
 async def record_revert(store: StateStore, job_id: str, entries: list[dict[str, Any]]) -> None:
     """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the reverts of
-    the edit `job_id`: one line each, appended (the snapshot itself is never rewritten)."""
-    for entry in entries:
-        await store.append(reverts_key(job_id), json.dumps(entry, ensure_ascii=False))
+    the edit `job_id`: appended in one write (the snapshot itself is never rewritten)."""
+    await store.extend(reverts_key(job_id), [_to_json(entry) for entry in entries])
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    """A backup the store holds: a header naming its list of leads, or (written by an
+    earlier version) the whole JSON-lines text under `backup:<job_id>`."""
+
+    where: str
+    leads_key: str | None
+    text: str | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+
+    async def leads(self, store: StateStore) -> AsyncIterator[dict[str, Any]]:
+        """The backed-up leads in order, a batch at a time from the store."""
+        if self.leads_key is None:
+            for lead in parse_backup(self.text or "", self.where):
+                yield lead
+            return
+        number = 0
+        async for lines in store.iter_lines(self.leads_key):
+            for line in lines:
+                number += 1
+                yield parse_lead(line, self.where, number)
+
+
+async def find_backup(store: StateStore, job_id: str) -> StoredBackup | None:
+    """The backup of the delete `job_id` in the store; None if it has none."""
+    return await _backup_at(store, backup_key(job_id))
+
+
+async def _backup_at(store: StateStore, key: str) -> StoredBackup | None:
+    text = await store.get(key)
+    if text is None:
+        return None
+    try:
+        header = json.loads(text)
+    except ValueError:
+        header = None  # several lines: a backup written whole by an earlier version
+    if isinstance(header, dict) and isinstance(header.get("leads_key"), str):
+        return StoredBackup(reference(key), header["leads_key"], header=header)
+    return StoredBackup(reference(key), None, text)
 
 
 async def stored_backup(store: StateStore, job_id: str) -> list[dict[str, Any]] | None:
-    """The leads of the backup of the delete `job_id` in the store; None if it has none."""
-    text = await store.get(backup_key(job_id))
-    return None if text is None else parse_backup(text, reference(backup_key(job_id)))
+    """The leads of the backup of the delete `job_id` in the store, in a list (for a small
+    one); None if it has none."""
+    found = await find_backup(store, job_id)
+    return None if found is None else [lead async for lead in found.leads(store)]
+
+
+def iter_backup_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The leads of a backup file, in order, read line by line; a malformed line is an
+    error naming it."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield parse_lead(line, str(path), number)
+    except UnicodeDecodeError as exc:
+        raise SafetyNetError(f"{path} is not UTF-8 text: {exc}") from exc
 
 
 def read_backup(path: Path) -> list[dict[str, Any]]:
-    """The leads of a backup file, in order; a malformed line is an error naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SafetyNetError(f"{path} is not UTF-8 text: {exc}") from exc
-    return parse_backup(text, str(path))
+    """The leads of a backup file, in a list (for a small one)."""
+    return list(iter_backup_file(path))
 
 
 def parse_backup(text: str, where: str) -> list[dict[str, Any]]:
-    leads = []
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            lead = json.loads(line)
-        except ValueError as exc:
-            raise SafetyNetError(f"{where}:{number} is not JSON: {exc}") from exc
-        if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
-            raise SafetyNetError(f"{where}:{number} is not a lead record")
-        leads.append(lead)
-    return leads
+    return [
+        parse_lead(line, where, number)
+        for number, line in enumerate(text.split("\n"), 1)
+        if line.strip()
+    ]
+
+
+def parse_lead(line: str, where: str, number: int) -> dict[str, Any]:
+    """One line of a backup: a lead record with an id."""
+    try:
+        lead = json.loads(line)
+    except ValueError as exc:
+        raise SafetyNetError(f"{where}:{number} is not JSON: {exc}") from exc
+    if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
+        raise SafetyNetError(f"{where}:{number} is not a lead record")
+    return lead

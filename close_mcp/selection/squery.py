@@ -11,6 +11,7 @@ listing every alternative. Errors read `s_query.queries[1].condition.mode: ...`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import sys
@@ -292,11 +293,13 @@ def _validator(which: str) -> Draft202012Validator:
 def validate_s_query(tree: object, *, root: str = "s_query") -> None:
     """Raise `SQueryError` unless `tree` is a query tree Close's grammar allows, within limits."""
     _check_size(tree, root)
-    # An assistant sends the same tree to search, preview and confirm: check it once.
+    # An assistant sends the same tree to search, preview and confirm: check it once. The
+    # memo holds a digest of each accepted tree, never the tree: 256 of them are a few KiB
+    # whatever the trees weigh (trees of 0.9 MB each once held 257 MiB).
     try:
-        key = json.dumps(tree, sort_keys=True)
+        key = hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).digest()
     except (TypeError, ValueError):  # not JSON at all: the schema says why
-        key = ""
+        key = b""
     if key and key in _VALID:
         _VALID.move_to_end(key)
         return
@@ -309,7 +312,7 @@ def validate_s_query(tree: object, *, root: str = "s_query") -> None:
         _VALID.popitem(last=False)
 
 
-_VALID: OrderedDict[str, None] = OrderedDict()  # canonical JSON of trees already accepted
+_VALID: OrderedDict[bytes, None] = OrderedDict()  # SHA-256 of trees already accepted
 _VALID_KEEP: Final = 256
 
 

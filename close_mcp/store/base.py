@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
@@ -30,7 +30,8 @@ class StateStore(Protocol):
     async def put(self, key: str, value: str, *, ttl_s: float | None = None) -> None: ...
 
     async def delete(self, key: str, *, if_value: str | None = None) -> bool:
-        """Remove `key` (only while it holds `if_value`, when given); True if removed."""
+        """Remove `key` (only while it holds `if_value`, when given); True if removed.
+        Without `if_value` a list under `key` is removed too."""
         ...
 
     async def update(self, key: str, change: Update[T], *, ttl_s: float | None = None) -> T:
@@ -41,7 +42,17 @@ class StateStore(Protocol):
         """Add one line at the end of the list under `key` (journals, revert records)."""
         ...
 
+    async def extend(self, key: str, lines: Sequence[str]) -> None:
+        """Add `lines` at the end of the list under `key`, in order, in one write (a page
+        of a snapshot or a backup: one transaction, not one per line)."""
+        ...
+
     async def lines(self, key: str) -> list[str]: ...
+
+    def iter_lines(self, key: str, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """The list under `key` in order, `batch` lines at a time, never all of it at once
+        (a 100,000-lead backup is read back this way)."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -7,6 +7,7 @@ key in between. Expiry is Redis's own.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Final, TypeVar
 
 import redis.asyncio as aioredis
@@ -68,8 +69,23 @@ class RedisStore:
     async def append(self, key: str, line: str) -> None:
         await self._redis.rpush(PREFIX + key, line)
 
+    async def extend(self, key: str, lines: Sequence[str]) -> None:
+        if lines:
+            await self._redis.rpush(PREFIX + key, *lines)
+
     async def lines(self, key: str) -> list[str]:
         return [str(line) for line in await self._redis.lrange(PREFIX + key, 0, -1)]
+
+    async def iter_lines(self, key: str, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        start = 0
+        while True:
+            chunk = await self._redis.lrange(PREFIX + key, start, start + batch - 1)
+            if not chunk:
+                return
+            yield [str(line) for line in chunk]
+            if len(chunk) < batch:
+                return
+            start += len(chunk)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -1,16 +1,21 @@
 """The default store: one SQLite file that every process on the machine shares.
 
-Each operation is one short transaction; `BEGIN IMMEDIATE` takes the write lock first, so
-"set if absent" and read-modify-write are atomic across processes. WAL mode lets readers
-go on meanwhile. Expiry is a column compared with the store's clock.
+Each operation is one short transaction, run on a worker thread so that waiting for the
+disk never stalls the event loop; `BEGIN IMMEDIATE` takes the write lock first, so "set if
+absent" and read-modify-write are atomic across processes. WAL mode lets readers go on
+meanwhile. Lists (`append`/`extend`) are rows of their own, read back in batches by
+sequence number. Expiry is a column compared with the store's clock.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Final, TypeVar
+
+import anyio
 
 from close_mcp.clock import Clock, SystemClock
 from close_mcp.store.base import Update
@@ -46,51 +51,99 @@ class SQLiteStore:
         return f"SQLiteStore({self.path!r})"
 
     async def add(self, key: str, value: str, *, ttl_s: float | None = None) -> bool:
-        with self._transaction() as db:
-            if self._live(db, key) is not None:
-                return False
-            self._write(db, key, value, ttl_s)
-            return True
+        def add() -> bool:
+            with self._transaction() as db:
+                if self._live(db, key) is not None:
+                    return False
+                self._write(db, key, value, ttl_s)
+                return True
+
+        return await _off_loop(add)
 
     async def get(self, key: str) -> str | None:
-        with self._transaction() as db:
-            return self._live(db, key)
+        def get() -> str | None:
+            with self._transaction() as db:
+                return self._live(db, key)
+
+        return await _off_loop(get)
 
     async def put(self, key: str, value: str, *, ttl_s: float | None = None) -> None:
-        with self._transaction() as db:
-            self._write(db, key, value, ttl_s)
+        def put() -> None:
+            with self._transaction() as db:
+                self._write(db, key, value, ttl_s)
+
+        await _off_loop(put)
 
     async def delete(self, key: str, *, if_value: str | None = None) -> bool:
-        with self._transaction() as db:
-            current = self._live(db, key)
-            if current is None or (if_value is not None and current != if_value):
-                return False
-            db.execute("DELETE FROM kv WHERE key = ?", (key,))
-            return True
+        def delete() -> bool:
+            with self._transaction() as db:
+                listed = 0
+                if if_value is None:
+                    listed = db.execute("DELETE FROM lines WHERE key = ?", (key,)).rowcount
+                current = self._live(db, key)
+                if current is None or (if_value is not None and current != if_value):
+                    return listed > 0
+                db.execute("DELETE FROM kv WHERE key = ?", (key,))
+                return True
+
+        return await _off_loop(delete)
 
     async def update(self, key: str, change: Update[T], *, ttl_s: float | None = None) -> T:
-        with self._transaction() as db:
-            value, result = change(self._live(db, key))
-            self._write(db, key, value, ttl_s)
-            return result
+        def update() -> T:
+            with self._transaction() as db:
+                value, result = change(self._live(db, key))
+                self._write(db, key, value, ttl_s)
+                return result
+
+        return await _off_loop(update)
 
     async def append(self, key: str, line: str) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT INTO lines (key, line) VALUES (?, ?)", (key, line))
+        await self.extend(key, [line])
+
+    async def extend(self, key: str, lines: Sequence[str]) -> None:
+        def extend() -> None:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT INTO lines (key, line) VALUES (?, ?)", [(key, line) for line in lines]
+                )
+
+        if lines:
+            await _off_loop(extend)
 
     async def lines(self, key: str) -> list[str]:
-        with self._transaction() as db:
-            rows = db.execute("SELECT line FROM lines WHERE key = ? ORDER BY seq", (key,))
-            return [str(row[0]) for row in rows]
+        return [line async for batch in self.iter_lines(key) for line in batch]
+
+    async def iter_lines(self, key: str, *, batch: int = 1000) -> AsyncIterator[list[str]]:
+        after = -1  # the last seq read: each batch is an index range scan, never an OFFSET
+
+        def read() -> list[tuple[int, str]]:
+            with self._transaction(write=False) as db:
+                rows = db.execute(
+                    "SELECT seq, line FROM lines WHERE key = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (key, after, batch),
+                )
+                return [(int(row[0]), str(row[1])) for row in rows]
+
+        while True:
+            rows = await _off_loop(read)
+            if not rows:
+                return
+            yield [line for _, line in rows]
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
 
     async def aclose(self) -> None:
-        with self._lock:
-            self._db.close()
+        def close() -> None:
+            with self._lock:
+                self._db.close()
+
+        await _off_loop(close)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    def _transaction(self, *, write: bool = True) -> _Transaction:
+        return _Transaction(self._db, self._lock, write=write)
 
     def _live(self, db: sqlite3.Connection, key: str) -> str | None:
         row = db.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchone()
@@ -110,17 +163,25 @@ class SQLiteStore:
         )
 
 
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on an error) under the connection lock."""
+async def _off_loop(operation: Callable[[], T]) -> T:
+    """Run one operation on a worker thread: a write waits for the disk (and for another
+    process's lock, up to 30 s), and the event loop serves other calls meanwhile."""
+    return await anyio.to_thread.run_sync(operation)
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` (`BEGIN` for a read) ... `COMMIT` (or `ROLLBACK` on an error) under
+    the connection lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, *, write: bool) -> None:
         self._db = db
         self._lock = lock
+        self._begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
     def __enter__(self) -> sqlite3.Connection:
         self._lock.acquire()
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(self._begin)
         except BaseException:
             self._lock.release()
             raise

@@ -21,10 +21,19 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+import anyio.lowlevel
+
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import walk_leads
+from close_mcp.close.leads import PAGE_SIZE, iter_leads
+from close_mcp.writes.progress import Progress
 
 SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message
+ENCODE_CHUNK: Final = 5000  # lead ids encoded between two turns of the event loop
+
+
+def digest_of(text: str) -> str:
+    """The digest a token carries for a binding encoded as `text`."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,25 @@ class Binding:
     content: dict[str, Any]
 
     def digest(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()
+        return digest_of(self.to_json())
 
     def to_json(self) -> str:
         leads = None if self.lead_ids is None else sorted(self.lead_ids)
         return json.dumps({"leads": leads, "content": self.content}, sort_keys=True)
+
+    async def encode(self) -> str:
+        """`to_json()`, the same text, built `ENCODE_CHUNK` ids at a time with the event loop
+        served in between: 100,000 ids in one `json.dumps` held it for most of a second."""
+        if self.lead_ids is None:
+            return self.to_json()
+        ids = sorted(self.lead_ids)
+        parts = ['{"content": ', json.dumps(self.content, sort_keys=True), ', "leads": [']
+        for start in range(0, len(ids), ENCODE_CHUNK):
+            parts.append(", " if start else "")
+            parts.append(", ".join(map(json.dumps, ids[start : start + ENCODE_CHUNK])))
+            await anyio.lowlevel.checkpoint()
+        parts.append("]}")
+        return "".join(parts)
 
     @classmethod
     def from_json(cls, text: str) -> Binding:
@@ -72,12 +95,22 @@ async def read_binding(
     matched: int,
     body: dict[str, Any],
     limit: int,
+    progress: Progress | None = None,
 ) -> Binding:
-    """The binding as Close shows it now (the same requests at preview and at confirmation)."""
+    """The binding as Close shows it now (the same requests at preview and at confirmation);
+    reading the leads of a confirmed call is a phase of its `progress`."""
     lead_ids: frozenset[str] | None = None
     if s_query is not None and 0 < matched <= limit:
-        walked = await walk_leads(client, s_query, [], results_limit=results_limit, sort=sort)
-        lead_ids = frozenset(str(lead["id"]) for lead in walked)
+        walked = iter_leads(client, s_query, [], results_limit=results_limit, sort=sort)
+        ids: set[str] = set()
+        async for lead in walked:
+            ids.add(str(lead["id"]))
+            if progress is not None and len(ids) % PAGE_SIZE == 0:
+                await progress.step(len(ids), matched, _checking(len(ids), matched))
+        if progress is not None:
+            await progress.step(len(ids), len(ids), _checking(len(ids), matched))
+            progress.next_phase(len(ids))
+        lead_ids = frozenset(ids)
     elif s_query is not None and matched == 0:
         lead_ids = frozenset()
     return Binding(lead_ids, await _content(client, body))
@@ -94,6 +127,10 @@ async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(sequence, dict):
             content["sequence"] = {k: sequence.get(k) for k in ("steps", "name")}
     return content
+
+
+def _checking(read: int, matched: int) -> str:
+    return f"checking the selection: {read} of {matched} leads read"
 
 
 def _leads(n: int) -> str:

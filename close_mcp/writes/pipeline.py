@@ -46,7 +46,8 @@ from close_mcp.close.jobs import (
 )
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
-from close_mcp.writes.binding import Binding, read_binding
+from close_mcp.writes.binding import Binding, digest_of, read_binding
+from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
 
@@ -156,11 +157,12 @@ class Safeguard(Protocol):
     """What is saved before a write Close cannot undo (safety/ implements it).
 
     `take` runs after the token is spent, right before sending, and returns the file it wrote
-    (None: nothing to save); `attach` names that file after the job Close created."""
+    (None: nothing to save), reporting its pages to `progress`; `attach` names that file
+    after the job Close created."""
 
     what: str  # "snapshot" or "backup", for messages
 
-    async def take(self, request: WriteRequest) -> str | None: ...
+    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None: ...
 
     async def attach(self, saved: str, job_id: str) -> str: ...
 
@@ -192,8 +194,12 @@ class WriteRequest:
     always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
     safeguard: Safeguard | None = None
     # A write that is several requests (a revert plan) sends each through the `Sender`;
-    # `body` describes all of them, so the token binds the whole plan.
-    send: Callable[[Sender], Awaitable[PlanAnswer]] | None = None
+    # `body` describes all of them, so the token binds the whole plan; each request is a
+    # step of the call's progress.
+    send: Callable[[Sender, Progress | None], Awaitable[PlanAnswer]] | None = None
+    # Where the call's long steps report; set when preparing the request already reported
+    # some (a revert reads its snapshot back), so the values keep growing.
+    progress: Progress | None = None
     # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
     # looked for after an ambiguous failure and the object is not attributed to this write.
     method: Method = "POST"
@@ -317,9 +323,12 @@ def human_refusal(
 class Pipeline:
     """Runs a prepared `WriteRequest` to its outcome."""
 
-    def __init__(self, context: WriteContext, client: CloseClient) -> None:
+    def __init__(
+        self, context: WriteContext, client: CloseClient, progress: Progress | None = None
+    ) -> None:
         self.context = context
         self.client = client
+        self.progress = progress  # the long steps of a confirmed call report here
 
     async def run(
         self,
@@ -368,7 +377,7 @@ class Pipeline:
             return None
         what = request.safeguard.what
         try:
-            return await request.safeguard.take(request)
+            return await request.safeguard.take(request, self.progress)
         except Exception as exc:
             self._refused(
                 sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
@@ -422,13 +431,13 @@ class Pipeline:
         self,
         sender: Sender,
         request: WriteRequest,
-        plan: Callable[[Sender], Awaitable[PlanAnswer]],
+        plan: Callable[[Sender, Progress | None], Awaitable[PlanAnswer]],
         saved: str | None,
     ) -> WriteResult:
         """A plan's requests are each audited as they go; then the plan once, with no job id
         of its own (its jobs are the plan's requests' own)."""
         answer: PlanAnswer = await sender.guard(
-            lambda: plan(sender), request.path, request.body, matched=request.matched
+            lambda: plan(sender, self.progress), request.path, request.body, matched=request.matched
         )
         sender.record(
             "submitted",
@@ -549,6 +558,7 @@ class Pipeline:
             matched=request.matched,
             body=request.body,
             limit=limit,
+            progress=self.progress,
         )
 
     async def _drifted(self, request: WriteRequest, token: str) -> str | None:
@@ -557,7 +567,7 @@ class Pipeline:
         current = await self._binding(request)
         if expected is None and current is None:
             return None
-        if current is not None and current.digest() == expected:
+        if current is not None and digest_of(await current.encode()) == expected:
             return None
         saved = await self.context.store.get(f"binding:{nonce}")
         before = Binding.from_json(saved) if saved is not None else None
@@ -568,17 +578,16 @@ class Pipeline:
         self, request: WriteRequest, problem: str | None
     ) -> WriteResult:
         binding = await self._binding(request)
+        encoded = await binding.encode() if binding is not None else None
         minted = self.context.tokens.mint(
             request.tool,
             request.path,
             request.body,
             request.matched,
-            bound=binding.digest() if binding is not None else None,
+            bound=digest_of(encoded) if encoded is not None else None,
         )
-        if binding is not None:
-            await self.context.store.put(
-                f"binding:{minted.nonce}", binding.to_json(), ttl_s=TOKEN_TTL_S
-            )
+        if encoded is not None:
+            await self.context.store.put(f"binding:{minted.nonce}", encoded, ttl_s=TOKEN_TTL_S)
         ask = (
             f"{request.summary}. Show this preview to the user; if they agree, call "
             f"{request.tool} again with the same arguments and confirmation_token."

@@ -134,6 +134,26 @@ async def test_lines_keep_their_order(store: tuple[StateStore, FakeClock | None]
     assert await s.lines("journal") == [f'{{"n": {i}}}' for i in range(5)]
 
 
+async def test_long_lists_are_written_by_page_and_read_back_in_batches(
+    store: tuple[StateStore, FakeClock | None],
+) -> None:
+    s, _ = store
+    lines = [f'["lead_{i:05d}", {i}]' for i in range(2345)]
+    await s.extend("snapshot-leads:x", [])  # an empty page writes nothing
+    for start in range(0, len(lines), 200):
+        await s.extend("snapshot-leads:x", lines[start : start + 200])
+    await s.append("snapshot-leads:other", "not mine")
+    batches = [batch async for batch in s.iter_lines("snapshot-leads:x", batch=1000)]
+    assert [len(b) for b in batches] == [1000, 1000, 345]
+    assert [line for b in batches for line in b] == lines == await s.lines("snapshot-leads:x")
+    assert [b async for b in s.iter_lines("snapshot-leads:none")] == []
+    # Deleting the key removes its list (a failed snapshot leaves no half-written leads).
+    assert await s.delete("snapshot-leads:x")
+    assert await s.lines("snapshot-leads:x") == []
+    assert await s.lines("snapshot-leads:other") == ["not mine"]
+    assert not await s.delete("snapshot-leads:x")
+
+
 async def test_held_lock_refuses_a_second_holder_and_frees_itself(
     store: tuple[StateStore, FakeClock | None],
 ) -> None:

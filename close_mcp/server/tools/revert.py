@@ -16,21 +16,21 @@ from pydantic import Field
 
 from close_mcp.close.jobs import PAUSED_STATUS, job_path
 from close_mcp.safety.revert import (
-    build_plan,
     check_jobs,
     check_not_sending,
     keep_plan,
     plan_body,
     plan_document,
     plan_notes,
+    plan_revert,
     plan_sender,
-    read_current,
 )
 from close_mcp.safety.snapshots import load_edit_snapshot
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.progress import Progress
 
 TOOL: Final = "revert_bulk_edit"
 
@@ -60,8 +60,10 @@ def register(reg: Registrar) -> None:
         await check_not_sending(runtime.store, job_id)
         call = runtime.call(ctx.headers)
         status = await check_jobs(call.client, job_id, snapshot)
-        current = await read_current(call.client, snapshot.field, sorted(snapshot.leads))
-        plan = build_plan(snapshot, current, include_changed_since)
+        progress = Progress(ctx.report_progress, runtime.clock)
+        plan = await plan_revert(
+            call.client, runtime.store, snapshot, include_changed_since, progress
+        )
         # The preview shows the first few of each list; the whole plan is read on demand.
         await keep_plan(runtime.store, plan_document(snapshot, plan, include_changed_since))
         labels: dict[str, str] = {}
@@ -87,6 +89,7 @@ def register(reg: Registrar) -> None:
             notes=notes,
             send=plan_sender(runtime.clock, runtime.store, snapshot, plan.requests, plan.leads),
             when_empty="nothing to revert: no lead still has the value the edit set",
+            progress=progress,
         )
 
     confirm_revert = confirmer(runtime, prepare_revert)

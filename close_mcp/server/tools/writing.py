@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 
 from close_mcp.server.runtime import Runtime
 from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes.progress import Progress
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
 
@@ -44,8 +45,10 @@ async def run_write(
     dry_run: bool,
     token: str | None,
 ) -> WriteResult:
-    """The tool body of every write tool: the pipeline decides what happens."""
+    """The tool body of every write tool: the pipeline decides what happens; its long steps
+    send progress notifications to the client (when it asked for them)."""
     client = runtime.client_for(ctx.headers)
-    return await Pipeline(runtime.writes, client).run(
+    progress = request.progress or Progress(ctx.report_progress, runtime.clock)
+    return await Pipeline(runtime.writes, client, progress).run(
         request, dry_run=dry_run, token=token, answer=answer
     )
