@@ -6,6 +6,9 @@ with one line that says what is allowed. The API key is only ever read from the
 environment (argv is visible to other users of the machine) and is kept in a `SecretStr`
 so it cannot leak through a repr.
 
+Date filters: `CLOSE_MCP_TIMEZONE` (an IANA name such as America/New_York; default this
+machine's zone) is the zone Close reads a filter's dates in, sent as `X-TZ-Offset`.
+
 Preview first: by default every confirmable action (`edit, email, sequences, send, delete`)
 needs confirmation, so the first call of a write tool sends nothing. A person may take an
 action out of CLOSE_MCP_CONFIRM (or `--confirm`) knowingly, `edit` say; `delete` never leaves.
@@ -17,13 +20,16 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
 
 from close_mcp.close.client import DEFAULT_BASE_URL
+from close_mcp.close.timezone import zone_name
 from close_mcp.errors import ConfigError
 
 TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
@@ -55,6 +61,8 @@ class Settings:
     # The state store: a SQLite path, ":memory:", or a redis:// URL (may hold a password).
     store: SecretStr = field(default_factory=lambda: SecretStr(":memory:"))
     audit_to_stderr: bool = False  # CLOSE_MCP_AUDIT_LOG=stderr: JSON lines for a log collector
+    # CLOSE_MCP_TIMEZONE: the zone Close reads a filter's dates in; None: this machine's zone.
+    timezone: tzinfo | None = None
 
     def needs_confirmation(self, action: str) -> bool:
         return action in self.confirm
@@ -65,7 +73,7 @@ class Settings:
             f"toolsets={sorted(self.toolsets)}, confirm={sorted(self.confirm)}, "
             f"require_human={self.require_human}, sandbox={self.sandbox}, "
             f"audit_log={str(self.audit_log) if self.audit_log else None!r}, "
-            f"snapshot_limit={self.snapshot_limit})"
+            f"snapshot_limit={self.snapshot_limit}, timezone={zone_name(self.timezone)!r})"
         )
 
 
@@ -108,6 +116,20 @@ def parse_snapshot(name: str, value: str) -> int:
     if lowered.isdigit():
         return int(lowered)
     raise ConfigError(f"{name} must be on, off or a number of leads, not {value!r}")
+
+
+def parse_timezone(name: str, value: str) -> tzinfo | None:
+    """An IANA zone such as Europe/Berlin; empty means this machine's zone."""
+    key = value.strip()
+    if not key:
+        return None
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(
+            f"{name} must be an IANA time zone name such as America/New_York, Europe/Berlin "
+            f"or UTC, not {value!r}"
+        ) from None
 
 
 def default_audit_path(env: Mapping[str, str]) -> Path:
@@ -209,6 +231,8 @@ def load_settings(
     else:
         store = str(default_audit_path(env).parent / "state.sqlite3")
 
+    timezone = parse_timezone("CLOSE_MCP_TIMEZONE", env.get("CLOSE_MCP_TIMEZONE", ""))
+
     raw_token = env.get("CLOSE_MCP_HTTP_TOKEN", "")
     if raw_token and len(raw_token) < 16:
         raise ConfigError("CLOSE_MCP_HTTP_TOKEN must be at least 16 characters long")
@@ -230,4 +254,5 @@ def load_settings(
         http_token=SecretStr(raw_token) if raw_token else None,
         store=SecretStr(store),
         audit_to_stderr=audit_to_stderr,
+        timezone=timezone,
     )

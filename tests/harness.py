@@ -82,6 +82,8 @@ class Harness:
             {
                 "CLOSE_MCP_SECRET": "test-secret-0123456789abcdef",
                 "XDG_STATE_HOME": state.name,
+                # Dates in filters are days in this zone: UTC, whatever the machine's zone is.
+                "CLOSE_MCP_TIMEZONE": "UTC",
                 **(env or {}),
             },
             sandbox=True,

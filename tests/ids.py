@@ -53,6 +53,24 @@ def template_id(of: StoreOf, name: str) -> str:
     return email_template(of, name).id
 
 
+def lead_ids_condition(ids: list[str]) -> dict[str, Any]:
+    """The condition Close receives for "these leads": a `reference` typed `lead` on `id`,
+    the form Close's advanced filtering reference gives for ID fields."""
+    return {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+        "condition": {"type": "reference", "reference_type": "lead", "object_ids": list(ids)},
+    }
+
+
+def lead_ids_query(ids: list[str]) -> dict[str, Any]:
+    """The s_query Close receives for "these leads", written out by hand."""
+    return {
+        "type": "and",
+        "queries": [{"type": "object_type", "object_type": "lead"}, lead_ids_condition(ids)],
+    }
+
+
 def status_query(status_id: str) -> dict[str, Any]:
     """The s_query Close receives for "the leads with this status", written out by hand."""
     return {

@@ -66,6 +66,12 @@ CUSTOM_FIELDS = [
      "choices": ["EU", "US"]},
     {"id": "cf_ref", "name": "Referrer", "type": "contact", "accepts_multiple_values": False},
 ]  # fmt: skip
+# Shared fields: in the custom field schema, never in /custom_field/lead/ (Close's reference).
+SHARED_FIELDS = [
+    {"id": "cf_tier", "name": "Tier", "type": "choices", "accepts_multiple_values": False,
+     "choices": ["Gold", "Silver"], "is_shared": True},
+]  # fmt: skip
+SCHEMA = {"fields": [{**f, "is_shared": False} for f in CUSTOM_FIELDS] + SHARED_FIELDS}
 TEMPLATES = [
     {"id": "tmpl_welcome", "name": "Welcome", "subject": "Hi {{ lead.display_name }}",
      "body": "<p>Welcome</p>", "is_archived": False},
@@ -105,7 +111,7 @@ LISTS: dict[str, list[dict[str, Any]]] = {
     "connected_account/": ACCOUNTS,
     "user/": USERS,
 }
-PAGE = 4  # the fake serves at most this many per page, so paging is exercised
+PAGE = 2  # the fake serves at most this many per page, so paging is exercised
 
 
 class FakeClose:
@@ -119,6 +125,8 @@ class FakeClose:
         self.requests.append((request.method, str(request.url).removeprefix(BASE)))
         if path == "status/lead/":
             return httpx.Response(200, json={"data": STATUSES})
+        if path == "custom_field_schema/lead/":
+            return httpx.Response(200, json=SCHEMA)
         if path in LISTS:
             skip = int(request.url.params.get("_skip", "0"))
             limit = min(int(request.url.params.get("_limit", "100")), PAGE)
@@ -158,9 +166,12 @@ def catalog(fake: FakeClose) -> Catalog:
 async def test_models_are_parsed_from_closes_shapes(catalog: Catalog) -> None:
     assert await catalog.lead_statuses() == [Status(id=s["id"], label=s["label"]) for s in STATUSES]
     fields = await catalog.custom_fields()
-    assert [f.id for f in fields] == [f["id"] for f in CUSTOM_FIELDS]
+    assert [f.id for f in fields] == [f["id"] for f in CUSTOM_FIELDS] + ["cf_tier"]
     assert fields[2] == CustomField(
         id="cf_size", name="Employees", type="number", accepts_multiple_values=False, choices=[]
+    )
+    assert fields[-1] == CustomField(
+        id="cf_tier", name="Tier", type="choices", choices=["Gold", "Silver"], is_shared=True
     )
     assert (await catalog.email_templates())[0] == Template(
         id="tmpl_welcome",
@@ -293,6 +304,37 @@ async def test_unknown_id_is_an_error(catalog: Catalog, fake: FakeClose) -> None
     assert ("GET", "status/lead/stat_nope/") in fake.requests
 
 
+async def test_shared_custom_fields_resolve_like_regular_ones(catalog: Catalog) -> None:
+    assert (await catalog.resolve_custom_field("tier")).id == "cf_tier"
+    assert (await catalog.resolve_custom_field("cf_tier")).is_shared
+
+
+async def test_a_custom_field_id_missing_from_the_schema_is_unknown_at_once(
+    catalog: Catalog, fake: FakeClose
+) -> None:
+    """The schema lists every field leads can hold: no per-id GET for one it lacks."""
+    with pytest.raises(NameNotFound) as info:
+        await catalog.resolve_custom_field("cf_contact_only")
+    assert str(info.value) == (
+        "No custom field has the id 'cf_contact_only'. "
+        'Use lookup(kind="custom_fields") to list them.'
+    )
+    assert fake.requests == [("GET", "custom_field_schema/lead/")]
+
+
+@pytest.mark.parametrize("answer", [{"data": CUSTOM_FIELDS}, {"fields": None}, []])
+async def test_a_schema_without_its_fields_list_is_malformed(answer: object) -> None:
+    def close(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answer)
+
+    catalog = Catalog(CloseClient("api_test", BASE, transport=httpx.MockTransport(close)))
+    with pytest.raises(MalformedResponse) as info:
+        await catalog.custom_fields()
+    assert str(info.value) == (
+        "Close's list of custom fields had no 'fields' list. (GET custom_field_schema/lead/)"
+    )
+
+
 async def test_an_unlisted_id_is_fetched_once(catalog: Catalog, fake: FakeClose) -> None:
     assert (await catalog.resolve_template("tmpl_old")).name == "Old"
     assert (await catalog.resolve_template("tmpl_old")).is_archived
@@ -310,13 +352,14 @@ async def test_each_kind_is_fetched_once_per_catalog(fake: FakeClose) -> None:
     await catalog.resolve_custom_field("cf_notes")
     await catalog.resolve_user("Bo Chen")
     await catalog.custom_fields()
-    assert fake.listings() == {"status/lead/": 1, "custom_field/lead/": 1, "user/": 1}
-    # custom fields came in pages of 4: 9 fields, 3 requests, one listing
-    pages = [url for _, url in fake.requests if url.startswith("custom_field/lead/")]
-    assert pages == [
-        "custom_field/lead/?_skip=0&_limit=100",
-        "custom_field/lead/?_skip=4&_limit=100",
-        "custom_field/lead/?_skip=8&_limit=100",
+    assert fake.listings() == {"status/lead/": 1, "custom_field_schema/lead/": 1, "user/": 1}
+    # users came in pages of 2: 3 users, 2 requests, one listing; the schema is one GET
+    assert [url for _, url in fake.requests if url.startswith("user/")] == [
+        "user/?_skip=0&_limit=100",
+        "user/?_skip=2&_limit=100",
+    ]
+    assert [url for _, url in fake.requests if url.startswith("custom_field")] == [
+        "custom_field_schema/lead/"
     ]
 
     fresh = make_catalog(fake)

@@ -245,6 +245,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         (None, None, ["serve", "--sandbox", "--snapshot", "lots"], "lots"),
         (None, None, ["--sandbox", "--toolsets", "nope"], "nope"),
         (None, None, ["-v", "--sandbox", "--read-only", "--confirm", "edit,maybe"], "maybe"),
+        ("CLOSE_MCP_TIMEZONE", "Berlin", ["serve", "--sandbox"], "CLOSE_MCP_TIMEZONE"),
     ],
     ids=[
         "bare-command-needs-a-key",
@@ -254,6 +255,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         "snapshot-flag",
         "serve-flags-without-serve",
         "verbose-and-serve-flags-without-serve",
+        "timezone",
     ],
 )
 def test_settings_errors_exit_2_with_one_line(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -32,6 +33,7 @@ def test_defaults() -> None:
     assert s.audit_log == Path("/state/close-mcp/audit.jsonl")
     assert s.snapshot_limit == 50_000
     assert s.sandbox is False
+    assert s.timezone is None  # this machine's zone
 
 
 def test_every_variable_is_read() -> None:
@@ -44,6 +46,7 @@ def test_every_variable_is_read() -> None:
         CLOSE_MCP_SECRET="s" * 32,
         CLOSE_MCP_AUDIT_LOG="/tmp/audit.jsonl",
         CLOSE_MCP_SNAPSHOT="100",
+        CLOSE_MCP_TIMEZONE=" America/New_York ",
     )
     assert s.base_url == "http://127.0.0.1:8765/api/v1/"
     assert s.read_only is True
@@ -54,6 +57,8 @@ def test_every_variable_is_read() -> None:
     assert s.secret_is_shared is True
     assert s.audit_log == Path("/tmp/audit.jsonl")
     assert s.snapshot_limit == 100
+    assert s.timezone == ZoneInfo("America/New_York")
+    assert "timezone='America/New_York'" in repr(s)
 
 
 def test_delete_can_never_leave_the_confirmation_list() -> None:
@@ -121,6 +126,14 @@ def test_flags_override_environment() -> None:
         (
             {"CLOSE_MCP_HTTP_TOKEN": "abc"},
             "CLOSE_MCP_HTTP_TOKEN must be at least 16 characters long",
+        ),
+        *(
+            (
+                {"CLOSE_MCP_TIMEZONE": zone},
+                "CLOSE_MCP_TIMEZONE must be an IANA time zone name such as America/New_York, "
+                f"Europe/Berlin or UTC, not {zone!r}",
+            )
+            for zone in ("Mars/Olympus", "America", "../../etc/passwd", "+02:00", "EST 5")
         ),
     ],
 )

@@ -84,7 +84,11 @@ def every_lead_selections(h: Harness) -> dict[str, JSON]:
         "every status": {"filter": {"lead_status": list(STATUS_LABELS)}},
         "exists on id": {"s_query": fc(regular("id"), {"type": "exists"})},
         "not an impossible id": {
-            "s_query": fc(regular("id"), {"type": "term", "values": ["lead_nope"]}, negate=True)
+            "s_query": fc(
+                regular("id"),
+                {"type": "reference", "reference_type": "lead", "object_ids": ["lead_nope"]},
+                negate=True,
+            )
         },
         "X or not X, reordered": {
             "s_query": {"type": "or", "queries": [x, {**x_reordered, "negate": True}]}
@@ -382,13 +386,13 @@ def hostile_queries(deal_size: str) -> list[tuple[JSON, str]]:
     return [
         (deal(HUGE), "s_query.condition.gte: a number of about 401 digits is out of range"),
         (deal(DIGITS_5000), "s_query.condition.gte: a number of about 5000 digits is out of range"),
-        (deal("Infinity"), "s_query.condition.gte: must be a number, not a string"),
+        (deal("Infinity"), "s_query.condition.gte: must be a number or null, not a string"),
         (
             deal(-(10**309)),
             "s_query.condition.gte: a negative number of about 310 digits is out of range",
         ),
-        (deal(str(HUGE)), "s_query.condition.gte: must be a number, not a string"),
-        (deal("NaN"), "s_query.condition.gte: must be a number, not a string"),
+        (deal(str(HUGE)), "s_query.condition.gte: must be a number or null, not a string"),
+        (deal("NaN"), "s_query.condition.gte: must be a number or null, not a string"),
         (
             moment_query({"type": "fixed_utc", "value": LATE}),
             f"{where}.value: {LATE!r} {OUT_OF_UTC}",

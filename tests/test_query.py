@@ -96,7 +96,16 @@ ALONE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "lead_ids",
         {"lead_ids": ["lead_a1", "lead_B2"]},
-        lead_and(fc(regular("id"), {"type": "term", "values": ["lead_a1", "lead_B2"]})),
+        lead_and(
+            fc(
+                regular("id"),
+                {
+                    "type": "reference",
+                    "reference_type": "lead",
+                    "object_ids": ["lead_a1", "lead_B2"],
+                },
+            )
+        ),
     ),
     (
         "lead_status label",
@@ -318,7 +327,9 @@ async def test_all_fields_together_in_declared_order(catalog: Catalog) -> None:
     )
     assert tree == lead_and(
         HOT_TREE,
-        fc(regular("id"), {"type": "term", "values": ["lead_1"]}),
+        fc(
+            regular("id"), {"type": "reference", "reference_type": "lead", "object_ids": ["lead_1"]}
+        ),
         fc(
             regular("status_id"),
             {"type": "reference", "reference_type": "status.lead", "object_ids": ["stat_qual"]},
@@ -348,7 +359,9 @@ async def test_all_fields_together_in_declared_order(catalog: Catalog) -> None:
 
 
 def test_helpers_reused_elsewhere() -> None:
-    assert lead_ids_node(["lead_x"]) == fc(regular("id"), {"type": "term", "values": ["lead_x"]})
+    assert lead_ids_node(["lead_x"]) == fc(
+        regular("id"), {"type": "reference", "reference_type": "lead", "object_ids": ["lead_x"]}
+    )
     assert has_email_node(True) == HAS_EMAIL
     assert has_email_node(False) == {**HAS_EMAIL, "negate": True}
 
@@ -493,12 +506,35 @@ async def test_invalid_dates(catalog: Catalog, value: str, message: str) -> None
 
 async def test_after_must_be_before(catalog: Catalog) -> None:
     error = await selection_error(
-        catalog, filter={"updated_after": "2025-02-01", "updated_before": "2025-02-01T00:00:00Z"}
+        catalog, filter={"updated_after": "2025-02-01", "updated_before": "2025-02-01"}
     )
     assert error == (
         "filter: updated_after (2025-02-01) must be earlier than updated_before "
-        "(2025-02-01T00:00:00+00:00); no lead could match"
+        "(2025-02-01); no lead could match"
     )
+    # A day against an instant: Feb 1 starts at Jan 31, 10:00 UTC at the earliest (UTC+14).
+    error = await selection_error(
+        catalog, filter={"updated_after": "2025-02-01", "updated_before": "2025-01-31T10:00:00Z"}
+    )
+    assert error == (
+        "filter: updated_after (2025-02-01) must be earlier than updated_before "
+        "(2025-01-31T10:00:00+00:00); no lead could match"
+    )
+
+
+@pytest.mark.parametrize(
+    ("after", "before"),
+    [
+        ("2025-02-01", "2025-01-31T22:00:00Z"),  # Feb 1 begins at 19:00 UTC on Jan 31 in UTC+5
+        ("2025-01-31T10:00:00Z", "2025-01-31"),  # Jan 31 begins at 12:00 UTC in UTC-12
+    ],
+)
+async def test_a_range_some_time_zone_allows_is_not_refused(
+    catalog: Catalog, after: str, before: str
+) -> None:
+    """Days are read in CLOSE_MCP_TIMEZONE, which the filter cannot see: no false refusal."""
+    tree = await resolve(catalog, created_after=after, created_before=before)
+    assert tree["queries"][1]["condition"]["type"] == "moment_range"
 
 
 DURATIONS: list[tuple[str, dict[str, int]]] = [
@@ -726,13 +762,13 @@ async def test_sort_is_validated(catalog: Catalog) -> None:
 
 
 async def test_a_sort_field_may_be_named(catalog: Catalog) -> None:
-    """A sort key may be a field name or a cf_ id, "-" first for descending (what tools/list
-    shows), or an object whose field is named so."""
+    """A sort key may be a lead field, a custom field's name or cf_ id, "-" first for
+    descending (what tools/list shows), or an object whose field is named so."""
     selection = await resolve_selection(
         filter={"name": "x"},
         sort=[
             "-date_created",
-            "cf_ind",
+            "Industry",
             {"direction": "desc", "field": "cf_size"},
             {"direction": "asc", "field": regular("display_name")},
         ],
@@ -744,9 +780,17 @@ async def test_a_sort_field_may_be_named(catalog: Catalog) -> None:
         {"direction": "desc", "field": custom("cf_size")},
         {"direction": "asc", "field": regular("display_name")},
     ]
-    assert (
-        await selection_error(catalog, filter={"name": "x"}, sort=["-no such!"])
-        == "sort[0].field.field_name: 'no such!' is not a field name such as status_id"
+
+
+@pytest.mark.parametrize("name", ["-no such!", "A", "cf_nosuchfield"])
+async def test_a_sort_field_that_does_not_exist_is_refused_before_close(
+    catalog: Catalog, fake: FakeClose, name: str
+) -> None:
+    """Close answers 400 to a sort on a field it does not have (the fuzz found "A")."""
+    field = name.removeprefix("-")
+    assert await selection_error(catalog, filter={"name": "x"}, sort=[name]) == (
+        f"sort[0]: {field!r} is neither a lead field (date_created, date_updated, display_name, "
+        "name) nor a custom field's name or cf_ id; lookup(kind='custom_fields') lists them"
     )
 
 
@@ -869,4 +913,8 @@ async def test_resolving_reuses_the_catalog(catalog: Catalog, fake: FakeClose) -
     await resolve_selection(
         filter={"lead_status": "stat_won", "smart_view": "Hot leads"}, catalog=catalog
     )
-    assert fake.listings() == {"status/lead/": 1, "custom_field/lead/": 1, "saved_search/": 1}
+    assert fake.listings() == {
+        "status/lead/": 1,
+        "custom_field_schema/lead/": 1,
+        "saved_search/": 1,
+    }

@@ -20,7 +20,7 @@ from close_mcp.close.jobs import JobStatus
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
-from tests.ids import field_id, status_id
+from tests.ids import field_id, lead_ids_query, status_id
 
 # Only the read toolsets: the same tools, a faster server build.
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]
@@ -141,6 +141,15 @@ def _first_ids(store: Store) -> list[str]:
 
 
 MAY_2025 = datetime(2025, 6, 1, tzinfo=UTC)
+UI_COPIED_RANGE = {
+    "type": "field_condition",
+    "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    "condition": {
+        "type": "moment_range",
+        "on_or_after": None,
+        "before": {"type": "fixed_local_date", "value": "2025-06-01", "which": "start"},
+    },
+}
 JAN_2025_10H = datetime(2025, 1, 1, 10, tzinfo=UTC)
 
 CASES = [
@@ -163,6 +172,15 @@ CASES = [
             custom_node(field_id(s, "Industry"), {"type": "term", "values": ["Software"]})
         ),
         lambda s, lead: lead.custom.get(field_id(s, "Industry")) == "Software",
+    ),
+    Case(
+        # Shared fields are missing from /custom_field/lead/; the schema endpoint lists them.
+        "shared_custom_field",
+        lambda s: {"filter": {"custom_fields": {"Region": "emea"}}},
+        lambda s: and_lead(
+            custom_node(field_id(s, "Region"), {"type": "term", "values": ["EMEA"]})
+        ),
+        lambda s, lead: lead.custom.get(field_id(s, "Region")) == "EMEA",
     ),
     Case(
         "multi_choice_field_any_of",
@@ -232,7 +250,11 @@ CASES = [
             {
                 "type": "field_condition",
                 "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                "condition": {"type": "term", "values": _first_ids(s)},
+                "condition": {
+                    "type": "reference",
+                    "reference_type": "lead",
+                    "object_ids": _first_ids(s),
+                },
             }
         ),
         lambda s, lead: lead.id in _first_ids(s),
@@ -299,6 +321,19 @@ CASES = [
             {"negate": True, **status_node(status_id(s, "Bad Fit"))},
         ),
         lambda s, lead: field_id(s, "Lead Source") in lead.custom and label(s, lead) != "Bad Fit",
+    ),
+    Case(
+        # As Close's UI copies a filter: the bounds not used are null, and mean no bound.
+        "s_query_with_null_bounds",
+        lambda s: {"s_query": and_lead(UI_COPIED_RANGE)},
+        # the answer leaves nulls out (server.compact); Close received the tree as given
+        lambda s: and_lead(
+            {
+                **UI_COPIED_RANGE,
+                "condition": {k: v for k, v in UI_COPIED_RANGE["condition"].items() if v},
+            }
+        ),
+        lambda s, lead: lead.date_created < MAY_2025,
     ),
     Case(
         "all_leads_allowed",
@@ -759,14 +794,7 @@ def summary(store: Store, job: Job, *, with_query: bool = False) -> dict[str, An
 
 
 def ids_query(store: Store, n: int, start: int = 0) -> dict[str, Any]:
-    ids = list(store.leads)[start : start + n]
-    return and_lead(
-        {
-            "type": "field_condition",
-            "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-            "condition": {"type": "term", "values": ids},
-        }
-    )
+    return lead_ids_query(list(store.leads)[start : start + n])
 
 
 async def post_job(

@@ -37,12 +37,11 @@ from close_mcp.sandbox.store import iso as close_iso
 from close_mcp.store import Busy
 from close_mcp.writes.sender import Sender
 from tests.harness import MODES, Harness, StartHarness, run_to_done
-from tests.ids import field_id, status_id
+from tests.ids import field_id, lead_ids_query, status_id
 
 pytestmark = pytest.mark.anyio
 
 API = "/api/v1/"
-LEAD_NODE = {"type": "object_type", "object_type": "lead"}
 BY_CREATED = [
     {
         "direction": "asc",
@@ -74,12 +73,7 @@ def state(sb: Sandbox) -> dict[str, tuple[str, str, dict[str, Any]]]:
 
 
 def ids_query(ids: list[str]) -> dict[str, Any]:
-    condition = {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-        "condition": {"type": "term", "values": ids},
-    }
-    return {"type": "and", "queries": [LEAD_NODE, condition]}
+    return lead_ids_query(ids)
 
 
 def sent(h: Harness) -> list[tuple[str, str, Any]]:
@@ -217,6 +211,36 @@ async def test_status_edit_snapshot_then_revert_restores_every_lead(
     assert again["status"] == "refused"
     assert again["preview"]["request"]["left_alone"]["already_back"] == len(qualified)
     assert h.writes() == []
+
+
+# -- a shared custom field: edited, snapshotted and reverted like any other -------------------
+
+
+@pytest.mark.harness(audited=True)
+async def test_shared_custom_field_edit_is_snapshotted_and_reverted(h: Harness) -> None:
+    """Close lists shared fields in the custom field schema, not in /custom_field/lead/: the
+    edit must find the field by name, and the snapshot must hold its old values."""
+    sb = h.sandbox
+    region = field_id(sb, "Region")
+    qualified = with_status(sb, "Qualified")
+    olds = {i: sb.store.leads[i].custom.get(region) for i in qualified}
+    assert None in olds.values()
+    assert len(set(olds.values())) > 2
+    before = state(sb)
+    done = await edit(
+        h,
+        {
+            "filter": {"lead_status": "Qualified"},
+            "edit": {"type": "set_custom_field", "custom_field": "Region", "value": "APAC"},
+        },
+    )
+    assert done["preview"]["request"]["custom_field_id"] == region
+    assert all(sb.store.leads[i].custom[region] == "APAC" for i in qualified)
+    document = await load(h, done["snapshot"])
+    assert (document["field"], document["leads"]) == (f"custom.{region}", olds)
+
+    await revert(h, done["job"]["id"])
+    assert state(sb) == before
 
 
 # -- multi-value custom field: one bulk edit per old value, PUTs for small groups, clears ----
@@ -727,6 +751,9 @@ def recreate_body(lead: Lead) -> dict[str, Any]:
 async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, h: Harness) -> None:
     sb = h.sandbox
     doomed = with_status(sb, "Canceled")
+    # Values of a shared field (listed by the schema, not /custom_field/lead/) go and come back.
+    region = field_id(sb, "Region")
+    assert {sb.store.leads[i].custom.get(region) for i in doomed} - {None}
     expected = {i: record(sb, i) for i in doomed}
     originals = {i: sb.store.leads[i] for i in doomed}
     args = {"filter": {"lead_status": "Canceled"}}
@@ -757,7 +784,7 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
         ("POST", "data/search/"),  # the recount
         ("GET", "bulk_action/delete/"),  # the replay check
         ("POST", "data/search/"),  # the leads the token binds
-        ("GET", "custom_field/lead/"),  # the backup
+        ("GET", "custom_field_schema/lead/"),  # the backup
         ("POST", "data/search/"),
         ("POST", "bulk_action/delete/"),
     ]
@@ -773,6 +800,9 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     backup = read_backup(path)
     assert await stored_backup(h.runtime.store, job_id) == backup
     assert sorted(lead["id"] for lead in backup) == doomed
+    assert {lead["id"]: lead[f"custom.{region}"] for lead in backup} == {
+        i: originals[i].custom.get(region) for i in doomed
+    }
     h.clear()
     report = await restore_leads(_sender(h), backup)
     assert report.failed == {}
@@ -803,7 +833,7 @@ async def test_backup_request_count_pages_of_200(h: Harness) -> None:
         ("POST", "data/search/"),  # the leads the token binds: 450 ids, 3 pages
         ("POST", "data/search/"),
         ("POST", "data/search/"),
-        ("GET", "custom_field/lead/"),  # the backup: 3 pages of full records
+        ("GET", "custom_field_schema/lead/"),  # the backup: 3 pages of full records
         ("POST", "data/search/"),
         ("POST", "data/search/"),
         ("POST", "data/search/"),

@@ -23,6 +23,7 @@ from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.selection.squery import SQUERY_SCHEMA
 from close_mcp.server.schemas import ENFORCED, SQUERY_FILE, write_or_check
 from tests.harness import MODES, Harness, Mode, text_of
+from tests.ids import lead_ids_query
 
 FOLDER = Path(__file__).resolve().parent.parent / "tool_schemas"
 TOOL_KEYS = {"name", "title", "description", "annotations", "inputSchema", "outputSchema", "_meta"}
@@ -244,17 +245,7 @@ async def make_job(h: Harness) -> str:
     ) as http:
         status = next(iter(h.sandbox.store.statuses))
         lead = next(iter(h.sandbox.store.leads))
-        query = {
-            "type": "and",
-            "queries": [
-                {"type": "object_type", "object_type": "lead"},
-                {
-                    "type": "field_condition",
-                    "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                    "condition": {"type": "term", "values": [lead]},
-                },
-            ],
-        }
+        query = lead_ids_query([lead])
         body = {"s_query": query, "type": "set_lead_status", "lead_status_id": status}
         response = await http.post("bulk_action/edit/", json=body)
         assert response.status_code == 200, response.text

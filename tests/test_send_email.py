@@ -123,12 +123,12 @@ async def test_logged_emails_need_no_confirmation(status: str, h: Harness) -> No
         "sender": "Ann <ann@example.com>",
     }
     if status == "sent":
-        args["followup_date"] = "2026-01-09"
+        args["followup_date"] = "2026-01-09T09:00:00Z"
     result = await h.call("send_email", args)
     body = {k: v for k, v in args.items() if k != "followup_date"}
     body = {"lead_id": lead.id, "status": status, **body}
     if status == "sent":
-        body["followup_date"] = "2026-01-09"
+        body["followup_date"] = "2026-01-09T09:00:00+00:00"
     assert result["status"] == "submitted"
     assert posted(h) == [("POST", EMAIL_PATH, body)]
     assert result["result"] == stored(h, body)
@@ -619,13 +619,20 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "followup_date not for drafts",
-        {"body_text": "x", "followup_date": "2026-01-09"},
+        {"body_text": "x", "followup_date": "2026-01-09T09:00:00Z"},
         "followup_date: only for status outbox, scheduled or sent, not draft",
     ),
     (
         "followup_date syntax",
         {"status": "sent", "body_text": "x", "followup_date": "next week"},
-        "followup_date: 'next week' is not an ISO datetime with a timezone, e.g. 2026-03-09 or "
+        "followup_date: 'next week' is not an ISO datetime with a timezone, e.g. "
+        "2026-03-09T09:00:00+00:00",
+    ),
+    (
+        # Close types followup_date as a date-time: a bare date would be refused by Close.
+        "followup_date is a datetime, not a date",
+        {"status": "sent", "body_text": "x", "followup_date": "2026-01-09"},
+        "followup_date: '2026-01-09' is not an ISO datetime with a timezone, e.g. "
         "2026-03-09T09:00:00+00:00",
     ),
     ("body or template", {"subject": "x"}, "body_text: give body_text, body_html or a template"),

@@ -76,6 +76,31 @@ VALID: dict[str, Any] = {
         {"type": "reference", "reference_type": "status.lead", "object_ids": ["stat_1"]},
         {"type": "regular_field", "object_type": "lead", "field_name": "status_id"},
     ),
+    "lead ids (a reference typed lead)": cond(
+        {"type": "reference", "reference_type": "lead", "object_ids": ["lead_1", "lead_2"]},
+        {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+    ),
+    # Close documents both reference forms for user fields.
+    "user field as user": cond(
+        {"type": "reference", "reference_type": "user", "object_ids": ["user_1"]},
+        {"type": "regular_field", "object_type": "lead", "field_name": "created_by"},
+    ),
+    "user field as user_or_group": cond(
+        {"type": "reference", "reference_type": "user_or_group", "object_ids": ["user_1"]}
+    ),
+    # As Close's UI copies a filter: the unused bounds are null.
+    "null bounds": lead_and(
+        cond(
+            {
+                "type": "moment_range",
+                "on_or_after": None,
+                "before": {"type": "fixed_local_date", "value": "2025-01-01", "which": "start"},
+                "after": None,
+                "on_or_before": None,
+            }
+        ),
+        cond({"type": "number_range", "gte": 5, "lte": None, "gt": None, "lt": None}),
+    ),
     "number_range one bound": cond({"type": "number_range", "gt": 1.5}),
     "number_range all bounds": cond(
         {"type": "number_range", "gte": 1, "lte": 10, "gt": 0, "lt": 11}
@@ -220,7 +245,18 @@ INVALID: list[tuple[str, object, str]] = [
     (
         "number as string",
         cond({"type": "number_range", "gte": "5"}),
-        "s_query.condition.gte: must be a number, not a string",
+        "s_query.condition.gte: must be a number or null, not a string",
+    ),
+    (
+        "a bad bound beside a null one",
+        cond({"type": "moment_range", "on_or_after": None, "before": {"type": "yesterday"}}),
+        "s_query.condition.before.type: 'yesterday' is not one of 'now', 'fixed_utc', "
+        "'fixed_local_date', 'offset'",
+    ),
+    (
+        "a bound that is neither a moment nor null",
+        cond({"type": "moment_range", "before": "2025-01-01"}),
+        "s_query.condition.before: must be an object, not a string",
     ),
     (
         "bad custom field id",

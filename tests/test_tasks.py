@@ -21,7 +21,7 @@ from bench.tokens import count_tokens
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.sandbox.store import Lead, Store
 from tests.harness import Harness, ToolFailed, text_of
-from tests.ids import status_id
+from tests.ids import lead_ids_query, status_id
 
 pytestmark = pytest.mark.anyio
 
@@ -128,17 +128,7 @@ async def colleague_starts_a_job(h: Harness, lead_ids: list[str]) -> str:
     """A bulk edit started in Close by someone else (not through close-mcp), still loading."""
     store = h.sandbox.store
     body = {
-        "s_query": {
-            "type": "and",
-            "queries": [
-                {"type": "object_type", "object_type": "lead"},
-                {
-                    "type": "field_condition",
-                    "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                    "condition": {"type": "term", "values": lead_ids},
-                },
-            ],
-        },
+        "s_query": lead_ids_query(lead_ids),
         "type": "set_lead_status",
         "lead_status_id": status_id(store, "Bad Fit"),
     }

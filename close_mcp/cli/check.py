@@ -320,10 +320,17 @@ def check(
             from close_mcp.server.runtime import SANDBOX_BASE_URL
 
             local = sandbox or Sandbox(n_leads=50, drift=args.drift)
-            client = CloseClient(local.api_key, SANDBOX_BASE_URL, transport=local.transport())
+            client = CloseClient(
+                local.api_key,
+                SANDBOX_BASE_URL,
+                transport=local.transport(),
+                timezone=settings.timezone,
+            )
         else:
             assert settings.api_key is not None  # load_settings requires it without --sandbox
-            client = CloseClient(settings.api_key.get_secret_value(), settings.base_url)
+            client = CloseClient(
+                settings.api_key.get_secret_value(), settings.base_url, timezone=settings.timezone
+            )
         async with client:
             return await run_check(client)
 

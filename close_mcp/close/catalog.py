@@ -5,6 +5,10 @@ kind of thing at most once and keeps it for its own life only: the server makes 
 call, so a status renamed in Close is seen on the next call. Resolution takes a name or an id;
 a name that matches nothing or several things is an error that lists the closest names, so
 the assistant can correct itself instead of guessing.
+
+Custom fields come from `/custom_field_schema/lead/`, which lists every field leads can hold,
+regular and shared; `/custom_field/lead/` lists the regular ones only, so a shared field would
+be missing from filters, edits, snapshots and delete backups.
 """
 
 from __future__ import annotations
@@ -73,6 +77,12 @@ class CustomField(_Model):
     type: str
     accepts_multiple_values: bool = False
     choices: list[str] = Field(default_factory=list)
+    is_shared: bool = False  # a shared custom field (the schema says; the field is used alike)
+
+    @field_validator("is_shared", mode="before")
+    @classmethod
+    def _not_shared_if_null(cls, value: object) -> object:
+        return False if value is None else value
 
     @field_validator("accepts_multiple_values", mode="before")
     @classmethod
@@ -167,6 +177,9 @@ class User(_Model):
 T = TypeVar("T", bound=_Model)
 # Connected account kinds that never send email, whatever else they carry.
 NOT_EMAIL_KINDS: Final = frozenset({"zoom", "calendly"})
+# How a kind is listed: "paged" follows `_skip`/`_limit` over `{data, has_more}`; otherwise one
+# GET whose answer holds the items under that key (`{data}` statuses, `{fields}` the schema).
+Listing = Literal["paged", "data", "fields"]
 
 
 @dataclass(frozen=True)
@@ -175,11 +188,14 @@ class _KindSpec(Generic[T]):
     one: str  # "lead status"
     many: str  # "lead statuses"
     path: str
-    paged: bool
+    listing: Listing
     prefix: str
     model: type[T]
     names: Callable[[T], list[str]]
     keep: Callable[[T], bool] = lambda item: True  # the items of this kind in Close's list
+    # The listing holds every item there is: an id missing from it is unknown, not read from
+    # `<path><id>/` as an archived template or another user's view is.
+    complete: bool = False
 
 
 def _account_names(account: EmailAccount) -> list[str]:
@@ -187,30 +203,32 @@ def _account_names(account: EmailAccount) -> list[str]:
 
 
 _STATUSES: Final = _KindSpec(
-    "lead_statuses", "lead status", "lead statuses", "status/lead/", False, "stat_", Status,
+    "lead_statuses", "lead status", "lead statuses", "status/lead/", "data", "stat_", Status,
     lambda s: [s.label],
 )  # fmt: skip
+CUSTOM_FIELD_SCHEMA_PATH: Final = "custom_field_schema/lead/"
 _CUSTOM_FIELDS: Final = _KindSpec(
-    "custom_fields", "custom field", "custom fields", "custom_field/lead/", True, "cf_",
-    CustomField, lambda f: [f.name],
+    "custom_fields", "custom field", "custom fields", CUSTOM_FIELD_SCHEMA_PATH, "fields", "cf_",
+    CustomField, lambda f: [f.name], complete=True,
 )  # fmt: skip
 _TEMPLATES: Final = _KindSpec(
-    "email_templates", "email template", "email templates", "email_template/", True, "tmpl_",
+    "email_templates", "email template", "email templates", "email_template/", "paged", "tmpl_",
     Template, lambda t: [t.name],
 )  # fmt: skip
 _SEQUENCES: Final = _KindSpec(
-    "sequences", "sequence", "sequences", "sequence/", True, "seq_", Sequence, lambda s: [s.name]
-)
+    "sequences", "sequence", "sequences", "sequence/", "paged", "seq_", Sequence,
+    lambda s: [s.name],
+)  # fmt: skip
 _SMART_VIEWS: Final = _KindSpec(
-    "smart_views", "smart view", "smart views", "saved_search/", True, "save_", SmartView,
+    "smart_views", "smart view", "smart views", "saved_search/", "paged", "save_", SmartView,
     lambda v: [v.name],
 )  # fmt: skip
 _EMAIL_ACCOUNTS: Final = _KindSpec(
-    "email_accounts", "email account", "email accounts", "connected_account/", True,
+    "email_accounts", "email account", "email accounts", "connected_account/", "paged",
     "emailacct_", EmailAccount, _account_names, lambda account: account.sends_email,
 )  # fmt: skip
 _USERS: Final = _KindSpec(
-    "users", "user", "users", "user/", True, "user_", User, lambda u: [u.name, u.email]
+    "users", "user", "users", "user/", "paged", "user_", User, lambda u: [u.name, u.email]
 )
 
 
@@ -290,11 +308,10 @@ class Catalog:
         lock = self._locks.setdefault(spec.kind, anyio.Lock())
         async with lock:
             if spec.kind not in self._cache:
-                if spec.paged:
+                if spec.listing == "paged":
                     raw = await self._client.list_all(spec.path)
                 else:
-                    page = await self._client.get(spec.path)
-                    raw = page.get("data", []) if isinstance(page, dict) else []
+                    raw = _listed(spec, await self._client.get(spec.path))
                 parsed = [_parse(spec, item) for item in raw]
                 self._cache[spec.kind] = [item for item in parsed if spec.keep(item)]
             items: list[T] = self._cache[spec.kind]
@@ -336,12 +353,13 @@ class Catalog:
 
     async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str, path: str | None) -> T:
         """An id not in the listing (an archived template, another user's view): ask Close."""
+        raw = None
         try:
-            raw = await self._client.get(f"{spec.path}{item_id}/")
+            if not spec.complete:
+                raw = await self._client.get(f"{spec.path}{item_id}/")
         except CloseAPIError as exc:
             if exc.status not in (400, 404, 405):
                 raise
-            raw = None
         if (
             not isinstance(raw, dict)
             or raw.get("id") != item_id
@@ -371,6 +389,18 @@ _SPECS: Final[dict[Kind, _KindSpec[Any]]] = {
         _USERS,
     )
 }
+
+
+def _listed(spec: _KindSpec[T], answer: Any) -> list[Any]:
+    """The items of a one-GET listing; an answer without its list is Close's fault, said so."""
+    items = answer.get(spec.listing) if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        raise MalformedResponse(
+            f"Close's list of {spec.many} had no {spec.listing!r} list.",
+            method="GET",
+            path=spec.path,
+        )
+    return items
 
 
 def _parse(spec: _KindSpec[T], raw: Any) -> T:

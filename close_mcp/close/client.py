@@ -15,6 +15,8 @@ rules follow Close's own client and the fact that Close has no idempotency keys:
 - `POST` that creates something is never resent after an ambiguous failure (a 5xx, a
   timeout, a reset, an unreadable success): it raises `OutcomeUnknown` and the caller
   must look before trying again. A connection that was never opened is not ambiguous.
+- Every request carries `X-TZ-Offset` (`close_mcp.close.timezone`), the offset of the
+  configured zone at that moment, so Close reads a filter's local dates in that zone.
 
 Transport and clock are injectable, so tests run against `httpx.MockTransport` or the
 sandbox's ASGI app without a network and without sleeping.
@@ -26,6 +28,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping
+from datetime import tzinfo
 from typing import Any, Final
 
 import httpx
@@ -34,6 +37,7 @@ from close_mcp import __version__
 from close_mcp.clock import Clock, SystemClock
 from close_mcp.close.budget import RATE_RESET, Budget, LocalBudget, SharedBudget
 from close_mcp.close.budget import Pacer as Pacer  # its old home
+from close_mcp.close.timezone import TZ_OFFSET_HEADER, tz_offset_header
 from close_mcp.errors import (
     AuthenticationError,
     CloseAPIError,
@@ -192,15 +196,18 @@ class CloseClient:
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         store: StateStore | None = None,
+        timezone: tzinfo | None = None,
     ) -> None:
         """`store`: share the key's rate-limit budget with every process using that store
-        (see `close_mcp.close.budget`); None keeps it in this client."""
+        (see `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone
+        Close reads local dates in (`X-TZ-Offset`); None is this machine's zone."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
         self._clock: Clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
+        self._timezone = timezone
         self._blocked_until = 0.0  # the end of this client's latest 429 wait
         self._in_flight = 0  # requests under way, so an evicted client closes only when idle
         self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
@@ -252,6 +259,10 @@ class CloseClient:
         finally:
             self._in_flight -= 1
 
+    def tz_offset(self) -> str:
+        """The `X-TZ-Offset` a request sent now carries: the zone's offset at this moment."""
+        return tz_offset_header(self._timezone, self._clock.time())
+
     @property
     def idle(self) -> bool:
         """No request of this client is under way: it can be closed without breaking one."""
@@ -282,6 +293,7 @@ class CloseClient:
                     path,
                     params={k: _param(v) for k, v in (params or {}).items()},
                     json=json_body,
+                    headers={TZ_OFFSET_HEADER: self.tz_offset()},
                 )
             except httpx.TransportError as exc:
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)

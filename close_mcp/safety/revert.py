@@ -11,7 +11,7 @@ The plan, worked out fresh on every call from the snapshot and the leads' values
 - The leads going back are grouped by old value. A group of at most `PER_LEAD_MAX` leads is
   put back with one `PUT /lead/<id>/` each (immediate, no job to follow); a larger group
   with one bulk edit per `IDS_PER_REQUEST` leads, selecting exactly those leads with
-  `query.lead_ids_node` (an undocumented Close shape, isolated there). 1000 ids keep each
+  `query.lead_ids_node` (a documented `reference` on the lead id). 1000 ids keep each
   request body near 30 KB; Close documents no cap on a query's size. An old value that was
   absent becomes `clear_custom_field`. Each request is a `PlannedRequest`: method, path,
   the exact body sent, and the leads it puts back.

@@ -41,7 +41,8 @@ POST failed). Snapshots written by earlier versions as files (`<snapshot_dir>/<j
 are still read, their reverts recorded in the store.
 
 Cost, counted in the preview notes: ceil(n / 200) search requests for n leads (at least
-one); a backup adds one `GET /custom_field/lead/` to learn which custom fields to read.
+one); a backup adds one `GET /custom_field_schema/lead/` to learn which custom fields to
+read (regular and shared: `/custom_field/lead/` lists only the regular ones).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@
 
 - `sb.store` (`store.Store`) holds the data as dataclasses keyed by id: `leads` (with their
   `contacts`; `Lead.custom` maps `cf_` id -> value, a list for multi-value fields), `statuses`,
-  `custom_fields`, `templates`, `sequences`, `email_accounts`, `users`, `saved_searches`,
-  `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON dicts).
+  `custom_fields` (one shared: "Region", listed by `/custom_field_schema/lead/` and not by
+  `/custom_field/lead/`, as in Close), `templates`, `sequences`, `email_accounts`, `users`,
+  `saved_searches`, `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON
+  dicts).
 - `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
 - `Sandbox(drift=NAME)` answers one endpoint with a deliberately changed shape (`drift`), so
   `close-mcp check` can be seen to catch it.
@@ -17,7 +19,10 @@
   `job_speed` objects a clock-second, applying effects as they go, then `done`.
 - Choices where Close is silent: a path without its trailing slash gets a 308 to the slashed
   path; `count.total` is the number of matches capped by `results_limit`; searches without
-  `sort` list the newest leads first; local dates are taken in UTC (`X-TZ-Offset` ignored).
+  `sort` list the newest leads first.
+- Local dates (`fixed_local_date`, day ends, date custom fields) are days in the offset of the
+  request's `X-TZ-Offset` header (hours, `-4` or `5.5`), UTC without one; a bulk job keeps
+  the offset it was created with.
 
 `serve` runs a sandbox on loopback with uvicorn.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from close_mcp.sandbox import emails
@@ -123,7 +124,8 @@ class JobRunner:
 
     # -- creation ------------------------------------------------------------------------
 
-    def create(self, kind: str, data: Any, now: float) -> Job:
+    def create(self, kind: str, data: Any, now: float, tz: timedelta = timedelta(0)) -> Job:
+        """`tz`: the request's `X-TZ-Offset`; the job reads its local dates in it when it loads."""
         if not isinstance(data, dict):
             raise BadRequest({}, ["Expected a JSON object."])
         unknown = sorted(set(data) - set(SELECTION_FIELDS) - set(REQUEST_FIELDS[kind]))
@@ -131,7 +133,7 @@ class JobRunner:
             raise BadRequest({key: "Unknown field." for key in unknown})
         if data.get("s_query") is None:
             raise BadRequest({"s_query": "This field is required."})
-        Compiler(self.store, from_epoch(now)).node(data["s_query"], "s_query", "lead")
+        Compiler(self.store, from_epoch(now), tz).node(data["s_query"], "s_query", "lead")
         results_limit = check_results_limit(data.get("results_limit"), "results_limit")
         check_sort(self.store, data.get("sort"), "sort")
         send_done_email = data.get("send_done_email", True)
@@ -157,6 +159,7 @@ class JobRunner:
             date_created=moment,
             date_updated=moment,
             last_tick=now,
+            tz=tz,
         )
         self.store.jobs[job.id] = job
         return job
@@ -333,7 +336,13 @@ class JobRunner:
     def _load(self, job: Job, at: float) -> None:
         try:
             leads = select(
-                self.store, job.s_query, job.results_limit, job.sort, from_epoch(at), "s_query"
+                self.store,
+                job.s_query,
+                job.results_limit,
+                job.sort,
+                from_epoch(at),
+                "s_query",
+                tz=job.tz,
             )
         except BadRequest as exc:
             job.status, job.error = "error", str(exc.field_errors)

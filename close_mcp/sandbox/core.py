@@ -42,7 +42,7 @@ from close_mcp.sandbox.faults import (
     Verdict,
     rate_limited_body,
 )
-from close_mcp.sandbox.routes import Api, Call
+from close_mcp.sandbox.routes import TZ_HEADER, Api, Call, tz_offset
 from close_mcp.sandbox.seed import build_store
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -259,7 +259,8 @@ async def _route(
         now = sandbox.clock.time()
         sandbox.jobs.advance_all(now)
         emails.deliver_due(sandbox.store, now)
-        call = Call(method, params, dict(request.query_params), body, now)
+        tz = tz_offset(request.headers.get(TZ_HEADER))
+        call = Call(method, params, dict(request.query_params), body, now, tz)
         answer = apply_drift(sandbox.drift, method, relative, handler(call))
         return _json(200, answer, headers)
     except ApiError as exc:

@@ -44,8 +44,12 @@ CREATE_FIELDS = (
 
 
 def _parse_datetime(value: Any) -> datetime | None:
+    """A date-time (Close's type for `date_scheduled` and `followup_date`); a bare date is not."""
+    text = str(value)
+    if "T" not in text and " " not in text.strip():
+        return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

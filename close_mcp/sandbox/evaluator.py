@@ -34,35 +34,40 @@ class FieldSpec:
 
     kind: str  # text, choice, number, date, reference
     get: Callable[[Any], list[Any]]
-    reference_type: str | None = None
+    reference_types: tuple[str, ...] = ()  # what a reference condition may name, first preferred
 
 
 def _one(value: Any) -> list[Any]:
     return [] if value is None or value == "" else [value]
 
 
-def _day_start(value: str) -> datetime | None:
+def _day_start(value: str, tz: timedelta = timedelta(0)) -> datetime | None:
+    """The instant the day `value` begins where clocks are `tz` ahead of UTC."""
     try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-    except ValueError:
+        day = datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        return day - tz
+    except (ValueError, OverflowError):
         return None
 
 
+# Close documents both forms for user fields ("user" and "user_or_group").
+USER_REFERENCE = ("user_or_group", "user")
+
 LEAD_FIELDS: dict[str, FieldSpec] = {
-    "id": FieldSpec("reference", lambda o: [o.id]),
+    "id": FieldSpec("reference", lambda o: [o.id], ("lead",)),
     "name": FieldSpec("text", lambda o: _one(o.name)),
     "display_name": FieldSpec("text", lambda o: _one(o.display_name)),
     "description": FieldSpec("text", lambda o: _one(o.description)),
     "url": FieldSpec("text", lambda o: _one(o.url)),
-    "status_id": FieldSpec("reference", lambda o: [o.status_id], "status.lead"),
+    "status_id": FieldSpec("reference", lambda o: [o.status_id], ("status.lead",)),
     "date_created": FieldSpec("date", lambda o: [o.date_created]),
     "date_updated": FieldSpec("date", lambda o: [o.date_updated]),
-    "created_by": FieldSpec("reference", lambda o: _one(o.created_by), "user_or_group"),
+    "created_by": FieldSpec("reference", lambda o: _one(o.created_by), USER_REFERENCE),
     "num_contacts": FieldSpec("number", lambda o: [len(o.contacts)]),
 }
 CONTACT_FIELDS: dict[str, FieldSpec] = {
-    "id": FieldSpec("reference", lambda o: [o.id]),
-    "lead_id": FieldSpec("reference", lambda o: [o.lead_id]),
+    "id": FieldSpec("reference", lambda o: [o.id], ("contact",)),
+    "lead_id": FieldSpec("reference", lambda o: [o.lead_id], ("lead",)),
     "name": FieldSpec("text", lambda o: _one(o.name)),
     "display_name": FieldSpec("text", lambda o: _one(o.name)),
     "title": FieldSpec("text", lambda o: _one(o.title)),
@@ -84,7 +89,9 @@ CONDITIONS_BY_KIND = {
     "choice": {"text", "term", "exists"},
     "number": {"number_range", "term", "exists"},
     "date": {"moment_range", "exists"},
-    "reference": {"reference", "term", "exists"},
+    # ID fields take a reference condition naming the ID's type, as Close documents; a `term`
+    # on an ID is not documented, so it is refused.
+    "reference": {"reference", "exists"},
 }
 
 
@@ -124,15 +131,18 @@ def _midnight(moment: datetime) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MOMENT_BOUNDS = ("on_or_after", "after", "before", "on_or_before")
 OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
 
 
 class Compiler:
     """Turns a query tree into a predicate, checking every node on the way."""
 
-    def __init__(self, store: Store, now: datetime) -> None:
+    def __init__(self, store: Store, now: datetime, tz: timedelta = timedelta(0)) -> None:
+        """`tz`: the request's `X-TZ-Offset`, in which local dates and day ends are read."""
         self.store = store
         self.now = now
+        self.tz = tz
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -264,7 +274,7 @@ class Compiler:
                 raise QueryError(
                     {f"{path}.custom_field_id": f"Unknown lead custom field {cf_id!r}."}
                 )
-            return _custom_spec(cf.id, cf.type)
+            return _custom_spec(cf.id, cf.type, self.tz)
         if kind is None:
             raise QueryError({f"{path}.type": "Missing data for required field."})
         raise QueryError({f"{path}.type": f"Unknown field type {kind!r}."})
@@ -309,17 +319,18 @@ class Compiler:
         values = cond.get("values")
         if not isinstance(values, list) or not values:
             raise QueryError({f"{path}.values": "Must be a non-empty list."})
-        wanted = [v for v in values if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
-        if len(wanted) != len(values):
+        if not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values):
             raise QueryError({f"{path}.values": "Values must be strings or numbers."})
-        return _any_in(wanted)
+        wanted = set(values)
+        return lambda have: any(v in wanted for v in have)
 
     def _reference_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
         reference_type, ids = cond.get("reference_type"), cond.get("object_ids")
         if not isinstance(reference_type, str) or not reference_type:
             raise QueryError({f"{path}.reference_type": "Missing data for required field."})
-        if spec.reference_type is not None and reference_type != spec.reference_type:
-            raise QueryError({f"{path}.reference_type": f"Must be {spec.reference_type!r}."})
+        if spec.reference_types and reference_type not in spec.reference_types:
+            allowed = " or ".join(repr(t) for t in spec.reference_types)
+            raise QueryError({f"{path}.reference_type": f"Must be {allowed}."})
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise QueryError({f"{path}.object_ids": "Must be a list of ids."})
         wanted = set(ids)
@@ -351,19 +362,25 @@ class Compiler:
         return lambda have: any(check(float(v)) for v in have)
 
     def _moment_cond(self, cond: JSON, path: str, spec: FieldSpec) -> ValuePred:
-        start = end = None
-        if cond.get("on_or_after") is not None:
-            start = self.moment(cond["on_or_after"], f"{path}.on_or_after")
-        if cond.get("before") is not None:
-            end = self.moment(cond["before"], f"{path}.before")
+        """Each bound given (`null`, as Close's UI copies it, is no bound) must hold."""
+        at: dict[str, datetime | None] = {
+            key: None if cond.get(key) is None else self.moment(cond[key], f"{path}.{key}")
+            for key in MOMENT_BOUNDS
+        }
+        lo, lo_x, hi, hi_i = at["on_or_after"], at["after"], at["before"], at["on_or_before"]
 
         def check(moment: datetime) -> bool:
-            return (start is None or moment >= start) and (end is None or moment < end)
+            return (
+                (lo is None or moment >= lo)
+                and (lo_x is None or moment > lo_x)
+                and (hi is None or moment < hi)
+                and (hi_i is None or moment <= hi_i)
+            )
 
         return lambda have: any(check(v) for v in have)
 
     def moment(self, moment: Any, path: str) -> datetime:
-        """Resolve a moment to a UTC datetime; local dates are taken in UTC.
+        """Resolve a moment to a UTC datetime; local dates are days in the offset `tz`.
 
         A moment outside the calendar (year 10000 once in UTC, now minus 5,000 years) is a
         400 naming it, as Close answers, never a crash.
@@ -392,10 +409,13 @@ class Compiler:
             except OverflowError:
                 raise QueryError({f"{path}.value": "Date out of range."}) from None
         if kind == "fixed_local_date":
-            day = _day_start(str(moment.get("value")))
-            if day is None:
-                raise QueryError({f"{path}.value": "Not a valid date (YYYY-MM-DD)."})
-            return self._which(day, moment.get("which", "start"), f"{path}.which")
+            try:
+                day = datetime.combine(
+                    date.fromisoformat(str(moment.get("value"))), datetime.min.time(), tzinfo=UTC
+                )
+            except ValueError:
+                raise QueryError({f"{path}.value": "Not a valid date (YYYY-MM-DD)."}) from None
+            return self._which(day - self.tz, moment.get("which", "start"), f"{path}.which")
         if kind == "offset":
             return self._offset(moment, path)
         if kind is None:
@@ -403,10 +423,11 @@ class Compiler:
         raise QueryError({f"{path}.type": f"Unknown moment type {kind!r}."})
 
     def _which(self, moment: datetime, which: Any, path: str) -> datetime:
+        """The start or end of `moment`'s day, where days begin at midnight in the offset."""
         if which == "start":
-            return _midnight(moment)
+            return _midnight(moment + self.tz) - self.tz
         if which == "end":
-            return _midnight(moment) + timedelta(days=1)
+            return _midnight(moment + self.tz) - self.tz + timedelta(days=1)
         raise QueryError({path: "Must be 'start' or 'end'."})
 
     def _offset(self, moment: JSON, path: str) -> datetime:
@@ -434,32 +455,18 @@ class Compiler:
         return self._which(result, which_day_end, f"{path}.which_day_end")
 
 
-def _any_in(wanted: list[Any]) -> ValuePred:
-    """Whether any value is one of `wanted`, by set lookup: a revert selects leads by a term
-    on 1000 ids, and scanning that list for each of 100,000 leads made it quadratic."""
-    lookup = set(wanted)  # strings and numbers only (checked above)
-
-    def check(have: list[Any]) -> bool:
-        try:
-            return any(v in lookup for v in have)
-        except TypeError:  # an unhashable value on a lead (a list inside a list): compare
-            return any(v in wanted for v in have)
-
-    return check
-
-
-def _custom_spec(cf_id: str, cf_type: str) -> FieldSpec:
+def _custom_spec(cf_id: str, cf_type: str, tz: timedelta = timedelta(0)) -> FieldSpec:
     def get(lead: Any) -> list[Any]:
         value = lead.custom.get(cf_id)
         values = value if isinstance(value, list) else _one(value)
-        if cf_type == "date":
-            return [d for d in (_day_start(str(v)) for v in values) if d is not None]
+        if cf_type == "date":  # a day, which starts at midnight in the request's offset
+            return [d for d in (_day_start(str(v), tz) for v in values) if d is not None]
         return list(values)
 
     kind = {"text": "text", "number": "number", "date": "date", "choices": "choice"}.get(
         cf_type, "reference"
     )
-    return FieldSpec(kind, get, "user_or_group" if cf_type == "user" else None)
+    return FieldSpec(kind, get, USER_REFERENCE if cf_type == "user" else ())
 
 
 # -- sorting, selection, projection ----------------------------------------------------------
@@ -528,9 +535,10 @@ def select(
     now: datetime,
     prefix: str = "query",
     sort_path: str = "sort",
+    tz: timedelta = timedelta(0),
 ) -> list[Lead]:
     """The leads a query selects, sorted and capped, as a bulk job or a search sees them."""
-    pred = Compiler(store, now).node(tree, prefix, "lead")
+    pred = Compiler(store, now, tz).node(tree, prefix, "lead")
     keys = check_sort(store, sort, sort_path)
     ids = candidate_ids(tree)
     if ids is None:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from close_mcp.sandbox import emails
@@ -42,6 +43,7 @@ class Call:
     query: dict[str, str]
     json: Any
     now: float
+    tz: timedelta = timedelta(0)  # the `X-TZ-Offset` header: how far local clocks are ahead
 
 
 @dataclass
@@ -52,6 +54,24 @@ class CursorState:
 
 
 Handler = Callable[[Call], JSON]
+TZ_HEADER = "X-TZ-Offset"
+
+
+def tz_offset(header: str | None) -> timedelta:
+    """Close's `X-TZ-Offset`: the UTC offset in hours, `-4`, or `-2.5` for half hours.
+
+    Absent, dates are read in UTC. Close documents no range or other form, so anything but
+    a number of hours a real zone can have (-12 to +14) is refused.
+    """
+    if header is None:
+        return timedelta(0)
+    try:
+        hours = float(header.strip())
+    except ValueError:
+        hours = float("nan")
+    if not -12 <= hours <= 14:
+        raise BadRequest({TZ_HEADER: "Must be a UTC offset in hours, such as -4 or 5.5."})
+    return timedelta(minutes=round(hours * 60))
 
 
 def _int_param(query: dict[str, str], name: str, default: int, minimum: int) -> int:
@@ -176,17 +196,19 @@ class Api:
         return narrow(status.to_json(), call.query)
 
     def custom_fields(self, call: Call) -> JSON:
-        return page([cf.to_json() for cf in self.store.custom_fields.values()], call.query)
-
-    def custom_field_schema(self, call: Call) -> JSON:
-        """Every field a lead can hold, in display order, as `{"fields": [...]}` (not paged)."""
-        return {"fields": [cf.to_json() for cf in self.store.custom_fields.values()]}
+        """Regular lead fields only: Close lists shared ones elsewhere."""
+        regular = [cf for cf in self.store.custom_fields.values() if not cf.is_shared]
+        return page([cf.to_json() for cf in regular], call.query)
 
     def custom_field(self, call: Call) -> JSON:
         cf = self.store.custom_fields.get(call.params["id"])
-        if cf is None:
+        if cf is None or cf.is_shared:
             raise NotFound("Custom field not found.")
         return narrow(cf.to_json(), call.query)
+
+    def custom_field_schema(self, call: Call) -> JSON:
+        """Every field leads can hold, regular and shared, in order: `{"fields": [...]}`."""
+        return {"fields": [cf.schema_json() for cf in self.store.custom_fields.values()]}
 
     def templates(self, call: Call) -> JSON:
         org = self.store.org
@@ -382,7 +404,7 @@ class Api:
             raise BadRequest({"include_counts": "Must be a boolean."})
         cursor = body.get("cursor")
         if cursor is not None:
-            Compiler(self.store, from_epoch(call.now)).node(body["query"], "query", "lead")
+            Compiler(self.store, from_epoch(call.now), call.tz).node(body["query"], "query", "lead")
             check_sort(self.store, body.get("sort"), "sort")
             state = self._take_cursor(cursor, call.now)
             ids, offset = state.ids, state.offset
@@ -396,6 +418,7 @@ class Api:
                 None if count_only else results_limit,
                 body.get("sort"),
                 from_epoch(call.now),
+                tz=call.tz,
             )
             ids, offset = [lead.id for lead in leads], 0
             if count_only:
@@ -445,7 +468,7 @@ class Api:
         return page(unordered(jobs), call.query)
 
     def create_job(self, call: Call) -> JSON:
-        job = self.jobs.create(call.params["kind"], call.json, call.now)
+        job = self.jobs.create(call.params["kind"], call.json, call.now, call.tz)
         return job.to_json(self.store.org)
 
     def get_job(self, call: Call) -> JSON:

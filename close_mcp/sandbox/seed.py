@@ -29,6 +29,7 @@ from close_mcp.sandbox.store import (
 STATUS_LABELS = ["Potential", "Bad Fit", "Qualified", "Customer", "Canceled"]
 INDUSTRIES = ["Software", "Manufacturing", "Healthcare", "Finance", "Retail", "Education"]
 PRODUCTS = ["CRM", "Dialer", "Email", "Reporting", "API"]
+REGIONS = ["EMEA", "Americas", "APAC"]
 SOURCES = ["Webinar", "Referral", "Cold outreach", "Trade show", "Website form"]
 FIRST_NAMES = [
     "Anna", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas",
@@ -69,6 +70,7 @@ def build_store(n_leads: int, seed: int, now: datetime) -> Store:
     _saved_searches(store)
     _subscriptions(store, rng, now)
     _zoom_account(store)  # last, so the ids drawn before it stay what they were
+    _shared_fields(store, random.Random(f"{seed}-shared"), [me.id, other.id], now)
     return store
 
 
@@ -84,6 +86,36 @@ def _custom_fields(store: Store) -> None:
     ]
     for cf in fields:
         store.custom_fields[cf.id] = cf
+
+
+def _shared_fields(store: Store, rng: random.Random, user_ids: list[str], now: datetime) -> None:
+    """A shared custom field ("Region") with values on most leads.
+
+    Seeded last, from an RNG of its own (its id too), so the ids and values drawn before it
+    stay what they were before shared fields existed, and its id is the same whatever the
+    number of leads, like the other fields' ids.
+    """
+    field_id = IdMaker(rng)("cf")
+    region = CustomField(field_id, "Region", "choices", False, list(REGIONS), True)
+    store.custom_fields[region.id] = region
+    for lead in store.leads.values():
+        if rng.random() < 0.8:
+            lead.custom[region.id] = _value(region, rng, user_ids, now)
+
+
+def _value(cf: CustomField, rng: random.Random, user_ids: list[str], now: datetime) -> object:
+    """A random value `cf` can hold."""
+    if cf.type == "choices" and cf.accepts_multiple_values:
+        return rng.sample(cf.choices, rng.randint(1, 3))
+    if cf.type == "choices":
+        return rng.choice(cf.choices)
+    if cf.type == "number":
+        return rng.randrange(500, 100_000, 500)
+    if cf.type == "date":
+        return (now + timedelta(days=rng.randint(-200, 400))).date().isoformat()
+    if cf.type == "text":
+        return rng.choice(SOURCES)
+    return rng.choice(user_ids)
 
 
 def _templates(store: Store) -> None:
@@ -209,19 +241,7 @@ def _lead(store: Store, rng: random.Random, now: datetime, user_ids: list[str]) 
     for cf in store.custom_fields.values():
         if rng.random() < 0.2:
             continue
-        if cf.type == "choices" and cf.accepts_multiple_values:
-            custom[cf.id] = rng.sample(cf.choices, rng.randint(1, 3))
-        elif cf.type == "choices":
-            custom[cf.id] = rng.choice(cf.choices)
-        elif cf.type == "number":
-            custom[cf.id] = rng.randrange(500, 100_000, 500)
-        elif cf.type == "date":
-            day = now + timedelta(days=rng.randint(-200, 400))
-            custom[cf.id] = day.date().isoformat()
-        elif cf.type == "text":
-            custom[cf.id] = rng.choice(SOURCES)
-        elif cf.type == "user":
-            custom[cf.id] = rng.choice(user_ids)
+        custom[cf.id] = _value(cf, rng, user_ids, now)
     url = f"https://{domain}.example" if rng.random() < 0.7 else None
     return Lead(
         lead_id, name, status_id, contacts, custom, created, updated, url,

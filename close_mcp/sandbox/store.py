@@ -11,7 +11,7 @@ import json
 import random
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 JSON = dict[str, Any]
@@ -92,13 +92,20 @@ class LeadStatus:
 
 @dataclass
 class CustomField:
-    """A lead custom field. `type` is one of text, number, date, choices, user."""
+    """A lead custom field. `type` is one of text, number, date, choices, user.
+
+    A shared field (`is_shared`) is one Close lets several object types use: it is set and
+    filtered on leads like any other, but `/custom_field/lead/` does not list it;
+    `/custom_field_schema/lead/` (every field of leads) does. (Close's `/custom_field/shared/`
+    is not served: close-mcp does not use it.)
+    """
 
     id: str
     name: str
     type: str
     accepts_multiple_values: bool = False
     choices: list[str] = field(default_factory=list)
+    is_shared: bool = False
 
     def to_json(self) -> JSON:
         return {
@@ -110,6 +117,10 @@ class CustomField:
             "description": "",
             "editable_with_roles": [],
         }
+
+    def schema_json(self) -> JSON:
+        """The field as an item of `/custom_field_schema/lead/`, which says whether it is shared."""
+        return {**self.to_json(), "is_shared": self.is_shared}
 
 
 @dataclass
@@ -350,6 +361,7 @@ class Job:
     n_objects_processed: int = 0
     n_leads_processed: int = 0
     error: str | None = None
+    tz: timedelta = timedelta(0)  # the `X-TZ-Offset` it was created with, for its local dates
 
     @property
     def n_leads(self) -> int | None:

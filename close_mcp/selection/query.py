@@ -29,10 +29,9 @@ from pydantic import (
 )
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
-from close_mcp.errors import ArgumentError
+from close_mcp.errors import ArgumentError, NameNotFound
 from close_mcp.selection.squery import (
     MAX_OFFSET,
-    expand_sort_fields,
     validate_s_query,
     validate_sort,
 )
@@ -95,7 +94,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 _DATE_HELP: Final = (
     "use an ISO date like 2025-01-31 or a datetime with a timezone like 2025-01-31T10:00:00Z"
 )
-_DATE_DESCRIPTION: Final = "2025-01-31 or 2025-01-31T10:00:00Z"
+_DATE_DESCRIPTION: Final = "2025-01-31 (server time zone) or 2025-01-31T10:00Z"
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -252,7 +251,7 @@ class LeadFilter(BaseModel):
                     "range starts; give only one of them"
                 )
             after, before = getattr(self, f"{prefix}_after"), getattr(self, f"{prefix}_before")
-            if after is not None and before is not None and _instant(after) >= _instant(before):
+            if after is not None and before is not None and _contradicts(after, before):
                 raise ValueError(
                     f"{prefix}_after ({after}) must be earlier than {prefix}_before ({before}); "
                     "no lead could match"
@@ -260,12 +259,28 @@ class LeadFilter(BaseModel):
         return self
 
 
-def _instant(text: str) -> datetime:
-    """For ordering only: a date counts as its start in UTC (the org's timezone is unknown)."""
-    when = parse_when(text)
-    if isinstance(when, datetime):
-        return when
-    return datetime(when.year, when.month, when.day, tzinfo=UTC)
+# How far a day's start may be from its start in UTC: zones run from UTC-12 to UTC+14.
+_EARLIEST_DAY_START: Final = timedelta(hours=-14)
+_LATEST_DAY_START: Final = timedelta(hours=12)
+
+
+def _contradicts(after: str, before: str) -> bool:
+    """No lead can be on or after `after` and before `before`, in whatever time zone.
+
+    Two days, or two instants, compare as they are. A day against an instant depends on the
+    zone the day is read in (CLOSE_MCP_TIMEZONE, not known here): refuse only what no zone
+    allows, so a real range is never refused.
+    """
+    start, end = parse_when(after), parse_when(before)
+    if isinstance(start, datetime) == isinstance(end, datetime):
+        return start >= end
+    earliest = start if isinstance(start, datetime) else _utc_day(start) + _EARLIEST_DAY_START
+    latest = end if isinstance(end, datetime) else _utc_day(end) + _LATEST_DAY_START
+    return earliest >= latest
+
+
+def _utc_day(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # -- building blocks -----------------------------------------------------------------------
@@ -284,13 +299,15 @@ def _any_of(nodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def lead_ids_node(ids: list[str]) -> dict[str, Any]:
-    """Leads whose id is one of `ids`.
+    """Leads whose id is one of `ids`: the one place a lead-id condition is built.
 
-    Close does not document selecting leads by id in `/data/search/`; this is a `term`
-    condition on the regular field `id`, kept in this one function so that it is easy to
-    change once verified (revert of bulk edits reuses it).
+    Close's advanced filtering reference: ID fields take a `reference` condition with the
+    ID's type as `reference_type`, so the lead `id` field takes `reference_type: "lead"`.
+    `filter.lead_ids` and every revert plan use it.
     """
-    return _field_condition(_regular("id"), {"type": "term", "values": list(ids)})
+    return _field_condition(
+        _regular("id"), {"type": "reference", "reference_type": "lead", "object_ids": list(ids)}
+    )
 
 
 def has_email_node(has_email: bool) -> dict[str, Any]:
@@ -316,7 +333,8 @@ def has_email_node(has_email: bool) -> dict[str, Any]:
 
 
 def _moment(text: str) -> dict[str, Any]:
-    """A date is the start of that day in the org's timezone; a datetime is an instant in UTC."""
+    """A date is the start of that day where Close reads local dates: the zone of the
+    `X-TZ-Offset` the client sends (CLOSE_MCP_TIMEZONE). A datetime is an instant, in UTC."""
     when = parse_when(text)
     if isinstance(when, datetime):
         return {"type": "fixed_utc", "value": when.isoformat()}
@@ -765,6 +783,41 @@ def _filter_error(exc: ValidationError) -> ArgumentError:
     return ArgumentError(None, "; ".join(f"{path}: {message}" for path, message in problems))
 
 
+SORTABLE_LEAD_FIELDS: Final = ("date_created", "date_updated", "display_name", "name")
+
+
+async def _named_sort(sort: list[Any], catalog: Catalog) -> list[Any]:
+    """Sort keys may be named: "date_created" (a lead field), a custom field's name or cf_ id,
+    "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
+    field is named so. Expanded to the sort keys Close expects, and only to fields that exist:
+    Close answers an unknown sort field with a 400."""
+    if not isinstance(sort, list):
+        return sort
+    expanded: list[Any] = []
+    for i, key in enumerate(sort):
+        if isinstance(key, str):
+            direction = "desc" if key.startswith("-") else "asc"
+            key = {"direction": direction, "field": key.removeprefix("-")}
+        if isinstance(key, dict) and isinstance(key.get("field"), str):
+            key = {**key, "field": await _sort_field(key["field"], f"sort[{i}]", catalog)}
+        expanded.append(key)
+    return expanded
+
+
+async def _sort_field(name: str, path: str, catalog: Catalog) -> dict[str, str]:
+    if name in SORTABLE_LEAD_FIELDS:
+        return {"type": "regular_field", "object_type": "lead", "field_name": name}
+    try:
+        field = await catalog.resolve_custom_field(name, path=path)
+    except NameNotFound:
+        raise ArgumentError(
+            path,
+            f"{name!r} is neither a lead field ({', '.join(SORTABLE_LEAD_FIELDS)}) nor a "
+            "custom field's name or cf_ id; lookup(kind='custom_fields') lists them",
+        ) from None
+    return {"type": "custom_field", "custom_field_id": field.id}
+
+
 async def resolve_selection(
     *,
     filter: LeadFilter | dict[str, Any] | None = None,
@@ -792,7 +845,7 @@ async def resolve_selection(
             f"must be a whole number from 1 to {MAX_RESULTS_LIMIT}, not {results_limit!r}",
         )
     if sort is not None:
-        sort = expand_sort_fields(sort)
+        sort = await _named_sort(sort, catalog)
         validate_sort(sort)
 
     source: Literal["filter", "s_query"]

@@ -123,6 +123,13 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/$defs/{name}"}
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or null for "no bound": filters copied from Close's UI carry
+    `"on_or_after": null` and the like. (`if`/`else`, not `anyOf`, so an error names the
+    wrong key of the bound instead of "is not null".)"""
+    return {"if": {"type": "null"}, "else": schema}
+
+
 _NODE_VARIANTS: Final = {
     "and": _ref("node_and"),
     "or": _ref("node_or"),
@@ -209,17 +216,19 @@ _DEFS: Final[dict[str, Any]] = {
         ["reference_type", "object_ids"],
         {
             "reference_type": _string(
-                "a reference type such as status.lead or user_or_group", r"^[a-z][a-z_.]*$"
+                "the referenced ID's type, such as lead, status.lead, or user or "
+                "user_or_group for user fields",
+                r"^[a-z][a-z_.]*$",
             ),
             "object_ids": _array(_string("an object id", r"^[A-Za-z]+_[A-Za-z0-9_]+$")),
         },
     ),
     "condition_number_range": {
-        **_kind("number_range", [], {key: {"type": "number"} for key in NUMBER_BOUNDS}),
+        **_kind("number_range", [], {key: {"type": ["number", "null"]} for key in NUMBER_BOUNDS}),
         **_at_least_one(NUMBER_BOUNDS),
     },
     "condition_moment_range": {
-        **_kind("moment_range", [], {key: _ref("moment") for key in MOMENT_BOUNDS}),
+        **_kind("moment_range", [], {key: _or_null(_ref("moment")) for key in MOMENT_BOUNDS}),
         **_at_least_one(MOMENT_BOUNDS),
     },
     "condition_exists": _kind("exists", [], {}),
@@ -314,27 +323,6 @@ def validate_s_query(tree: object, *, root: str = "s_query") -> None:
 
 _VALID: OrderedDict[bytes, None] = OrderedDict()  # SHA-256 of trees already accepted
 _VALID_KEEP: Final = 256
-
-
-def expand_sort_fields(sort: list[Any]) -> list[Any]:
-    """Sort keys may be named: "date_created" (a lead field) or "cf_..." (a custom field),
-    "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
-    field is named so. Expanded here to the sort keys Close expects."""
-    expanded: list[Any] = []
-    for key in sort:
-        if isinstance(key, str):
-            name = key.removeprefix("-")
-            key = {"direction": "desc" if key.startswith("-") else "asc", "field": name}
-        if isinstance(key, dict) and isinstance(key.get("field"), str):
-            key = {**key, "field": _field_ref(key["field"])}
-        expanded.append(key)
-    return expanded
-
-
-def _field_ref(name: str) -> dict[str, str]:
-    if name.startswith("cf_"):
-        return {"type": "custom_field", "custom_field_id": name}
-    return {"type": "regular_field", "object_type": "lead", "field_name": name}
 
 
 def validate_sort(sort: object, *, root: str = "sort") -> None:

@@ -94,7 +94,12 @@ class Runtime:
         if client is None:
             # Through the store, every replica on this key paces from one rate-limit budget.
             client = CloseClient(
-                key, self._base_url, transport=self._transport, clock=self.clock, store=self.store
+                key,
+                self._base_url,
+                transport=self._transport,
+                clock=self.clock,
+                store=self.store,
+                timezone=self.settings.timezone,
             )
             self._clients[slot] = client
             if len(self._clients) > MAX_CLIENTS:

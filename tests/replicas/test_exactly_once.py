@@ -15,25 +15,14 @@ import httpx
 import pytest
 
 from close_mcp.sandbox import SANDBOX_API_KEY
+from tests.ids import lead_ids_query
 from tests.replicas.conftest import call, jobs, replica, session
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 EMAIL = {"filter": {"lead_status": "Qualified"}, "template": "Intro"}
 TOKENS = 50
-NOTHING = {
-    "s_query": {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                "condition": {"type": "term", "values": ["lead_none"]},
-            },
-        ],
-    }
-}
+NOTHING = {"s_query": lead_ids_query(["lead_none"])}
 
 
 async def _preview(url: str, tool: str, args: dict[str, Any]) -> str:

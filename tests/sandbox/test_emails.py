@@ -182,6 +182,15 @@ async def test_template_is_rendered_when_no_body(sb: Sandbox, http: httpx.AsyncC
             {"status": "draft", "email_account_id": "emailacct_x"},
             {"email_account_id": "Email account not found."},
         ),
+        # Close types followup_date (and date_scheduled) as a date-time: a bare date is not one.
+        (
+            {"status": "sent", "followup_date": "2026-03-09"},
+            {"followup_date": "Not a valid datetime."},
+        ),
+        (
+            {"status": "scheduled", "sender": SENDER, "date_scheduled": "2026-03-09"},
+            {"date_scheduled": "Not a valid datetime."},
+        ),
     ],
 )
 async def test_email_rules(

@@ -45,7 +45,10 @@ async def test_statuses_are_not_paged(sb: Sandbox, http: httpx.AsyncClient) -> N
 @pytest.mark.parametrize(
     ("path", "items"),
     [
-        ("custom_field/lead/", lambda s: [cf.to_json() for cf in s.custom_fields.values()]),
+        (
+            "custom_field/lead/",
+            lambda s: [cf.to_json() for cf in s.custom_fields.values() if not cf.is_shared],
+        ),
         ("email_template/", lambda s: [t.to_json(s.org) for t in s.templates.values()]),
         ("sequence/", lambda s: [q.to_json(s.org) for q in s.sequences.values()]),
         (
@@ -100,6 +103,59 @@ async def test_custom_field_shape(sb: Sandbox, http: httpx.AsyncClient) -> None:
         "choices": ["CRM", "Dialer", "Email", "Reporting", "API"],
         "description": "",
         "editable_with_roles": [],
+    }
+
+
+async def test_shared_fields_are_in_the_schema_not_the_lead_field_list(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    """Close: `/custom_field/lead/` lists regular lead fields only; the custom field schema
+    lists every field leads can hold, regular and shared, as `{"fields": [...]}`."""
+    region = custom_field(sb, "Region")
+    assert region.is_shared
+    listed = (await http.get("custom_field/lead/")).json()["data"]
+    assert region.id not in [cf["id"] for cf in listed]
+    assert (await http.get(f"custom_field/lead/{region.id}/")).status_code == 404
+    schema = (await http.get("custom_field_schema/lead/")).json()
+    assert schema == {
+        "fields": [
+            {**cf.to_json(), "is_shared": cf.is_shared} for cf in sb.store.custom_fields.values()
+        ]
+    }
+    assert {"id": region.id, "name": "Region", "type": "choices", "is_shared": True}.items() <= (
+        next(f for f in schema["fields"] if f["id"] == region.id).items()
+    )
+    assert [f["name"] for f in schema["fields"] if not f["is_shared"]] == [
+        cf["name"] for cf in listed
+    ]
+
+
+async def test_shared_field_values_are_read_written_and_filtered_like_others(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    region = custom_field(sb, "Region")
+    lead = next(lead for lead in sb.store.leads.values() if lead.custom.get(region.id))
+    key = f"custom.{region.id}"
+    answer = (await http.get(f"lead/{lead.id}/", params={"_fields": key})).json()
+    assert answer == {key: lead.custom[region.id]}
+    changed = await http.put(f"lead/{lead.id}/", json={key: "APAC"})
+    assert changed.json()[key] == "APAC"
+    refused = await http.put(f"lead/{lead.id}/", json={key: "Mars"})
+    assert refused.status_code == 400
+    query = {
+        "type": "and",
+        "queries": [
+            {"type": "object_type", "object_type": "lead"},
+            {
+                "type": "field_condition",
+                "field": {"type": "custom_field", "custom_field_id": region.id},
+                "condition": {"type": "term", "values": ["APAC"]},
+            },
+        ],
+    }
+    found = (await http.post("data/search/", json={"query": query, "_limit": 200})).json()
+    assert {hit["id"] for hit in found["data"]} == {
+        x.id for x in sb.store.leads.values() if x.custom.get(region.id) == "APAC"
     }
 
 

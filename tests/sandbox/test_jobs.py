@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -652,3 +653,59 @@ async def test_default_size_and_speed(clock: FakeClock) -> None:
         sb.advance(2.5)
         assert (await http.get(path)).json()["status"] == "done"
         assert sb.store.leads == {}
+
+
+async def test_a_job_reads_local_dates_in_the_offset_it_was_created_with(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    """The selection loads after the request, and still in that request's `X-TZ-Offset`."""
+    lead = next(iter(sb.store.leads.values()))
+    lead.date_created = datetime(2025, 6, 10, 2, 30, tzinfo=UTC)  # June 9, 22:30 in New York
+    june_9 = {
+        "type": "and",
+        "queries": [
+            LEAD_QUERY,
+            {
+                "type": "field_condition",
+                "field": {
+                    "type": "regular_field",
+                    "object_type": "lead",
+                    "field_name": "date_created",
+                },
+                "condition": {
+                    "type": "moment_range",
+                    "on_or_after": {
+                        "type": "fixed_local_date",
+                        "value": "2025-06-09",
+                        "which": "start",
+                    },
+                    "before": {"type": "fixed_local_date", "value": "2025-06-09", "which": "end"},
+                },
+            },
+        ],
+    }
+    body = {
+        "s_query": june_9,
+        "type": "set_lead_status",
+        "lead_status_id": status_id(sb, "Canceled"),
+    }
+    in_utc = (await http.post("bulk_action/edit/", json=body)).json()
+    in_new_york = (
+        await http.post("bulk_action/edit/", json=body, headers={"X-TZ-Offset": "-4"})
+    ).json()
+    sb.advance(60)
+    utc_done = (await http.get(f"bulk_action/edit/{in_utc['id']}/")).json()
+    ny_done = (await http.get(f"bulk_action/edit/{in_new_york['id']}/")).json()
+    assert (utc_done["status"], ny_done["status"]) == ("done", "done")
+
+    def created_between(start: datetime, hours: int = 24) -> set[str]:
+        end = start + timedelta(hours=hours)
+        return {x.id for x in sb.store.leads.values() if start <= x.date_created < end}
+
+    ny_day = created_between(datetime(2025, 6, 9, 4, tzinfo=UTC))
+    assert lead.id in ny_day
+    assert set(sb.jobs.get("edit", in_new_york["id"]).lead_ids or []) == ny_day
+    assert set(sb.jobs.get("edit", in_utc["id"]).lead_ids or []) == created_between(
+        datetime(2025, 6, 9, tzinfo=UTC)
+    )
+    assert ny_done["n_leads"] == len(ny_day)

@@ -25,13 +25,13 @@ from referencing.jsonschema import DRAFT202012
 
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
+from tests.ids import lead_ids_query
 
 pytestmark = pytest.mark.anyio
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "reference" / "close-openapi.yml"
 URI = "urn:close-openapi"
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-LEAD_NODE = {"type": "object_type", "object_type": "lead"}
 SENDER = "sandra@sandbox.example"
 
 
@@ -235,17 +235,7 @@ async def record_every_used_endpoint(sb: Sandbox, http: httpx.AsyncClient) -> Re
     await rec.call("post", "lead/", "/lead/", json=restored)
     await rec.call("put", f"lead/{lead.id}/", "/lead/{id}/", json={f"custom.{field.id}": None})
 
-    one_lead = {
-        "type": "and",
-        "queries": [
-            LEAD_NODE,
-            {
-                "type": "field_condition",
-                "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                "condition": {"type": "term", "values": [lead.id]},
-            },
-        ],
-    }
+    one_lead = lead_ids_query([lead.id])
     bodies = {
         "edit": {"s_query": one_lead, "type": "set_lead_status", "lead_status_id": status},
         "email": {

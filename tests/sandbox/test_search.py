@@ -658,3 +658,199 @@ async def test_a_number_out_of_range_is_a_400_not_a_crash(
                 "field-errors": {"query.queries.1.condition.lte": "Must be a finite number."},
             },
         )
+
+
+# -- Close's documented forms, and only those ------------------------------------------------
+
+
+def ids_reference(ids: list[str], reference_type: str = "lead") -> JSON:
+    return cond(
+        lead_field("id"),
+        {"type": "reference", "reference_type": reference_type, "object_ids": ids},
+    )
+
+
+async def test_lead_ids_take_the_documented_reference_form(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    """ID fields use a `reference` condition typed by the ID (Close's advanced filtering page);
+    a `term` on `id` is documented nowhere, so the sandbox refuses it as Close may."""
+    wanted = list(sb.store.leads)[3:9]
+    assert await search_ids(http, leads_and(ids_reference(wanted))) == [
+        lead.id
+        for lead in sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)[::-1]
+        if lead.id in wanted
+    ]
+    term = cond(lead_field("id"), {"type": "term", "values": wanted})
+    answer = await http.post("data/search/", json={"query": leads_and(term)})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "errors": [],
+            "field-errors": {
+                "query.queries.1.condition.type": (
+                    "Condition 'term' does not apply to a reference field."
+                )
+            },
+        },
+    )
+    answer = await http.post(
+        "data/search/", json={"query": leads_and(ids_reference(wanted, "contact"))}
+    )
+    assert answer.json()["field-errors"] == {
+        "query.queries.1.condition.reference_type": "Must be 'lead'."
+    }
+
+
+@pytest.mark.parametrize("reference_type", ["user", "user_or_group"])
+async def test_user_fields_take_both_documented_reference_types(
+    sb: Sandbox, http: httpx.AsyncClient, reference_type: str
+) -> None:
+    store = sb.store
+    owner = custom_field(sb, "Account Owner")
+    condition = {"type": "reference", "reference_type": reference_type, "object_ids": [store.me.id]}
+    assert await matched(http, leads_and(cond(custom(owner.id), condition))) == where(
+        sb, lambda lead: lead.custom.get(owner.id) == store.me.id
+    )
+    other = next(u for u in store.users if u != store.me.id)
+    next(iter(store.leads.values())).created_by = other
+    by_me = {**condition, "object_ids": [store.me.id]}
+    assert await matched(http, leads_and(cond(lead_field("created_by"), by_me))) == where(
+        sb, lambda lead: lead.created_by == store.me.id
+    )
+
+
+async def test_null_bounds_are_no_bounds(
+    sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """Filters copied from Close's UI carry `"on_or_after": null` and the like."""
+    cut = utc_datetime(clock) - timedelta(days=200)
+    fixed = {"type": "fixed_utc", "value": cut.isoformat()}
+    created = lead_field("date_created")
+    query = leads_and(
+        cond(
+            created,
+            {"type": "moment_range", "on_or_after": None, "before": fixed, "on_or_before": None},
+        )
+    )
+    assert await matched(http, query) == where(sb, lambda lead: lead.date_created < cut)
+    deal = custom_field(sb, "Deal Size")
+    query = leads_and(
+        cond(custom(deal.id), {"type": "number_range", "gte": 20000, "lte": None, "gt": None})
+    )
+    assert await matched(http, query) == where(
+        sb, lambda lead: (v := lead.custom.get(deal.id)) is not None and v >= 20000
+    )
+
+
+async def test_after_and_on_or_before_bounds(
+    sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """The other two bounds are honoured too, never read as 'no bound'."""
+    lead = list(sb.store.leads.values())[5]
+    at = {"type": "fixed_utc", "value": lead.date_created.isoformat()}
+    created = lead_field("date_created")
+
+    async def ids(**bounds: JSON) -> set[str]:
+        return await matched(http, leads_and(cond(created, {"type": "moment_range", **bounds})))
+
+    assert await ids(after=at) == where(sb, lambda x: x.date_created > lead.date_created)
+    assert await ids(on_or_before=at) == where(sb, lambda x: x.date_created <= lead.date_created)
+    assert lead.id in await ids(on_or_before=at)
+    assert lead.id not in await ids(after=at)
+
+
+# -- X-TZ-Offset: local dates are days in the request's offset ---------------------------------
+
+
+def _day(value: str, which: str = "start") -> JSON:
+    return {"type": "fixed_local_date", "value": value, "which": which}
+
+
+async def _on_day(http: httpx.AsyncClient, day: str, offset: str | None) -> set[str]:
+    query = leads_and(
+        cond(
+            lead_field("date_created"),
+            {"type": "moment_range", "on_or_after": _day(day), "before": _day(day, "end")},
+        )
+    )
+    headers = {} if offset is None else {"X-TZ-Offset": offset}
+    answer = await http.post("data/search/", json={"query": query}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return {hit["id"] for hit in answer.json()["data"]}
+
+
+async def test_local_dates_are_read_in_the_x_tz_offset(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    """A lead created at 02:30 UTC on June 10 was created on June 9 in New York (-4) and on
+    June 10 in UTC or Berlin (+2); half-hour offsets (Newfoundland, -2.5) count too."""
+    lead = next(iter(sb.store.leads.values()))
+    lead.date_created = datetime(2025, 6, 10, 2, 30, tzinfo=UTC)
+    assert lead.id in await _on_day(http, "2025-06-10", None)
+    assert lead.id in await _on_day(http, "2025-06-10", "2")
+    assert lead.id not in await _on_day(http, "2025-06-10", "-4")
+    assert lead.id in await _on_day(http, "2025-06-09", "-4")
+    assert lead.id not in await _on_day(http, "2025-06-09", None)
+    assert lead.id in await _on_day(http, "2025-06-10", "-2.5")
+    assert lead.id in await _on_day(http, "2025-06-09", "-3")
+
+
+async def test_day_ends_and_date_fields_follow_the_offset(
+    sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """Leads "created today" are those of the caller's today; a date field's day is the
+    caller's day in any offset."""
+    now = utc_datetime(clock)  # 2026-01-01T00:00Z: still Dec 31 in New York
+    lead = next(iter(sb.store.leads.values()))
+    lead.date_created = now - timedelta(hours=3)  # Dec 31, 21:00 UTC, 16:00 in New York
+    today = {
+        "type": "offset",
+        "direction": "past",
+        "moment": {"type": "now"},
+        "offset": {"days": 0},
+        "which_day_end": "start",
+    }
+    query = leads_and(
+        cond(lead_field("date_created"), {"type": "moment_range", "on_or_after": today})
+    )
+
+    async def created_today(offset: str) -> set[str]:
+        answer = await http.post(
+            "data/search/", json={"query": query}, headers={"X-TZ-Offset": offset}
+        )
+        return {hit["id"] for hit in answer.json()["data"]}
+
+    assert lead.id in await created_today("-5")
+    assert lead.id not in await created_today("0")
+    renewal = custom_field(sb, "Renewal Date")
+    lead.custom[renewal.id] = "2025-03-04"
+    on_day = leads_and(
+        cond(
+            custom(renewal.id),
+            {
+                "type": "moment_range",
+                "on_or_after": _day("2025-03-04"),
+                "before": _day("2025-03-04", "end"),
+            },
+        )
+    )
+    for offset in ("-11", "0", "5.5", "14"):
+        answer = await http.post(
+            "data/search/", json={"query": on_day}, headers={"X-TZ-Offset": offset}
+        )
+        assert lead.id in {hit["id"] for hit in answer.json()["data"]}, offset
+
+
+@pytest.mark.parametrize("offset", ["EST", "-4:00", "15", "nan", ""])
+async def test_a_bad_x_tz_offset_is_a_400(http: httpx.AsyncClient, offset: str) -> None:
+    answer = await http.post(
+        "data/search/", json={"query": LEAD_QUERY}, headers={"X-TZ-Offset": offset}
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {
+            "errors": [],
+            "field-errors": {"X-TZ-Offset": "Must be a UTC offset in hours, such as -4 or 5.5."},
+        },
+    )

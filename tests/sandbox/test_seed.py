@@ -26,6 +26,13 @@ def test_same_seed_same_data_and_ids() -> None:
     assert _dump(first) == _dump(second)
 
 
+def test_custom_field_ids_do_not_depend_on_the_number_of_leads() -> None:
+    """A backup taken in one sandbox restores into another of any size (same seed)."""
+    small = Sandbox(n_leads=5, clock=FakeClock()).store
+    large = Sandbox(n_leads=80, clock=FakeClock()).store
+    assert list(small.custom_fields) == list(large.custom_fields)
+
+
 def test_other_seed_other_data() -> None:
     first = Sandbox(n_leads=60, seed=3, clock=FakeClock()).store
     second = Sandbox(n_leads=60, seed=4, clock=FakeClock()).store
@@ -55,6 +62,9 @@ def test_organization_has_what_the_issue_lists() -> None:
         ("text", False),
         ("user", False),
     }
+    shared = [cf for cf in store.custom_fields.values() if cf.is_shared]
+    assert [(cf.name, cf.type) for cf in shared] == [("Region", "choices")]
+    assert 0 < sum(shared[0].id in lead.custom for lead in store.leads.values()) < 300
     assert len(store.templates) >= 3
     assert all("{{" in t.body for t in store.templates.values())
     assert len(store.sequences) >= 2

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from close_mcp.clock import utc_datetime
 from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
+from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
@@ -45,7 +45,7 @@ class SearchResult(CrmResult):
         "on it is refused without allow_all_leads: true)."
     )
     today: str = Field(
-        description="The server's date (UTC), for reading dates and created_within spans."
+        description="Today in the server's time zone, the one date filters are days in."
     )
 
     def holds_crm_text(self) -> bool:
@@ -172,7 +172,7 @@ def register(reg: Registrar) -> None:
             total=seen.total,
             sample=seen.sample,
             matches_every_lead=everything,
-            today=utc_datetime(runtime.clock).date().isoformat(),
+            today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
         )
 
     async def get_lead(

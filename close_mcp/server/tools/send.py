@@ -35,7 +35,7 @@ No `from __future__ import annotations` here (see `writing.py`).
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Annotated, Any, Final, Literal
 
@@ -168,13 +168,8 @@ def _schedule(value: str, clock: Clock) -> str:
 
 
 def _followup(value: str) -> str:
-    """An ISO date stays a date; anything else must be a datetime with a timezone."""
-    try:
-        return date.fromisoformat(value.strip()).isoformat()
-    except ValueError:
-        pass
-    example = "2026-03-09 or 2026-03-09T09:00:00+00:00"
-    return _aware("followup_date", value, example).isoformat()
+    """A datetime with a timezone: Close types `followup_date` as a date-time, not a date."""
+    return _aware("followup_date", value, "2026-03-09T09:00:00+00:00").isoformat()
 
 
 @dataclass
@@ -424,7 +419,7 @@ FollowupDateArg = Annotated[
     str | None,
     Field(
         max_length=64,
-        description="outbox/scheduled/sent: follow-up task date(time) if nobody replies.",
+        description="outbox/scheduled/sent: follow-up task datetime if no reply.",
     ),
 ]
 InReplyToArg = Annotated[
