@@ -43,3 +43,15 @@ def ms(seconds: float) -> str:
 
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
+
+
+def table(headers: tuple[str, ...], lines: list[tuple[str, ...]]) -> str:
+    """A Markdown table of any columns (the growth figures have more than a `Row`)."""
+    cells = [headers, *lines]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(out + [line(row) for row in lines])

@@ -3,7 +3,8 @@
     python bench/run.py                 # everything, full counts
     python bench/run.py --quick         # smaller counts, for a smoke run (~1 minute)
     python bench/run.py --only tools    # one group: cold, overhead, tools, sizes, results,
-                                        # ratelimit, memory
+                                        # ratelimit, memory, growth
+    python bench/run.py --growth-100k   # growth also at 100,000 leads (several minutes more)
 
 Figures, not assertions: the table marks each figure against its target (pass / MISS), and
 the exit code is 0 either way unless a benchmark itself broke.
@@ -24,13 +25,13 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `close_mcp` i
 
 import anyio
 
-from bench import cold_start, memory, overhead, ratelimit, results, scenarios, tool_list
+from bench import cold_start, growth, memory, overhead, ratelimit, results, scenarios, tool_list
 from bench.report import Row, render
 
-GROUPS = ("cold", "overhead", "tools", "sizes", "results", "ratelimit", "memory")
+GROUPS = ("cold", "overhead", "tools", "sizes", "results", "ratelimit", "memory", "growth")
 
 
-def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
+def build(quick: bool, growth_100k: bool = False) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
     async def cold() -> list[Row]:
         rows, _ = await cold_start.measure(runs=3 if quick else 7)
         return rows
@@ -55,6 +56,10 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
         rows, _ = await memory.measure(calls=2000 if quick else 10_000)
         return rows
 
+    async def grow() -> list[Row]:
+        sizes = (1_000,) if quick else growth.SIZES
+        return growth.rows(await growth.collect(sizes + ((growth.LARGE,) if growth_100k else ())))
+
     return {
         "cold": cold,
         "overhead": per_call,
@@ -63,6 +68,7 @@ def build(quick: bool) -> dict[str, Callable[[], Awaitable[list[Row]]]]:
         "results": tokens,
         "ratelimit": limited,
         "memory": mem,
+        "growth": grow,
     }
 
 
@@ -72,8 +78,11 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller counts (smoke run)")
     parser.add_argument("--only", choices=GROUPS, action="append", help="run only these groups")
+    parser.add_argument(
+        "--growth-100k", action="store_true", help="growth also at 100,000 leads (opt-in: slow)"
+    )
     args = parser.parse_args(argv)
-    groups = build(args.quick)
+    groups = build(args.quick, args.growth_100k)
     rows: list[Row] = []
     broken = 0
     for name in args.only or GROUPS:

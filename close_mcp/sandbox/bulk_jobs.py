@@ -64,6 +64,47 @@ EMAIL_PREFERENCES = ("lead", "contact", "all")
 FINISHED = ("done", "error")
 
 
+class SubscriptionIndex:
+    """The store's subscriptions by lead and by (contact, sequence), for one job's catch-up.
+
+    Deleting, pausing or subscribing 100,000 leads looked through every subscription for
+    each lead (quadratic). A catch-up builds this on first use, once, and keeps it and the
+    store in step as it applies its objects; nothing else runs meanwhile.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._by_lead: dict[str, list[Subscription]] | None = None
+        self._pairs: set[tuple[str, str]] = set()
+
+    def _built(self) -> dict[str, list[Subscription]]:
+        if self._by_lead is None:
+            self._by_lead = {}
+            for sub in self.store.subscriptions.values():
+                self._by_lead.setdefault(sub.lead_id, []).append(sub)
+                self._pairs.add((sub.contact_id, sub.sequence_id))
+        return self._by_lead
+
+    def of_lead(self, lead_id: str) -> list[Subscription]:
+        return list(self._built().get(lead_id, []))
+
+    def taken(self, contact_id: str, sequence_id: str) -> bool:
+        self._built()
+        return (contact_id, sequence_id) in self._pairs
+
+    def add(self, sub: Subscription) -> None:
+        self._built().setdefault(sub.lead_id, []).append(sub)
+        self._pairs.add((sub.contact_id, sub.sequence_id))
+        self.store.subscriptions[sub.id] = sub
+
+    def remove_lead(self, lead_id: str) -> None:
+        if not self.store.subscriptions:
+            return
+        for sub in self._built().pop(lead_id, []):
+            del self.store.subscriptions[sub.id]
+            self._pairs.discard((sub.contact_id, sub.sequence_id))
+
+
 def email_targets(lead: Lead, preference: str) -> list[tuple[Contact, int]]:
     """Whom a bulk email (or a subscription) with this contact preference reaches on a lead:
     (contact, which of its addresses), contacts without an address left out."""
@@ -281,8 +322,9 @@ class JobRunner:
         done = int((job.run_seconds - LOAD_SECONDS + EPSILON) * self.speed)
         target = min(len(job.objects), done)
         if target > job.n_objects_processed:
+            subs = SubscriptionIndex(self.store)
             for lead_id, target_id in job.objects[job.n_objects_processed : target]:
-                self._apply(job, lead_id, target_id, now)
+                self._apply(job, lead_id, target_id, now, subs)
             job.n_objects_processed = target
             job.n_leads_processed = bisect.bisect_right(job.lead_ends, target)
             job.date_updated = from_epoch(now)
@@ -325,21 +367,22 @@ class JobRunner:
             for contact, i in email_targets(lead, job.params["contact_preference"])
         ]
 
-    def _apply(self, job: Job, lead_id: str, target_id: str | None, now: float) -> None:
+    def _apply(
+        self, job: Job, lead_id: str, target_id: str | None, now: float, subs: SubscriptionIndex
+    ) -> None:
         lead = self.store.leads.get(lead_id)
         if lead is None:
             return
         if job.kind == "delete":
             del self.store.leads[lead_id]
-            for sub_id in [s.id for s in self.store.subscriptions.values() if s.lead_id == lead_id]:
-                del self.store.subscriptions[sub_id]
+            subs.remove_lead(lead_id)
         elif job.kind == "edit":
             self._edit(job.params, lead)
             lead.date_updated = from_epoch(now)
         elif job.kind == "email":
             self._email(job, lead, target_id, now)
         else:
-            self._sequence(job.params, lead, target_id, now)
+            self._sequence(job.params, lead, target_id, now, subs)
 
     def _edit(self, params: JSON, lead: Lead) -> None:
         if params["type"] == "set_lead_status":
@@ -383,30 +426,33 @@ class JobRunner:
         }
         emails.create(self.store, request, now, bulk_email_action_id=job.id)
 
-    def _sequence(self, params: JSON, lead: Lead, contact_id: str | None, now: float) -> None:
+    def _sequence(
+        self,
+        params: JSON,
+        lead: Lead,
+        contact_id: str | None,
+        now: float,
+        subs: SubscriptionIndex,
+    ) -> None:
         store, sequence_id = self.store, params["sequence_id"]
         moment = from_epoch(now)
         if params["action_type"] == "subscribe":
             contact = next((c for c in lead.contacts if c.id == contact_id), None)
-            taken = any(
-                s.contact_id == contact_id and s.sequence_id == sequence_id
-                for s in store.subscriptions.values()
-            )
-            if contact is None or taken:
+            if contact is None or subs.taken(contact.id, sequence_id):
                 return
             sub = Subscription(
                 store.new_id("sub"), sequence_id, contact.id, lead.id, "active",
                 params["sender_account_id"], params["sender_name"], params["sender_email"],
                 moment, moment,
             )  # fmt: skip
-            store.subscriptions[sub.id] = sub
+            subs.add(sub)
             return
         before, after = {
             "pause": ("active", "paused"),
             "resume": ("paused", "active"),
             "resume_finished": ("finished", "active"),
         }[params["action_type"]]
-        for sub in store.subscriptions.values():
+        for sub in subs.of_lead(lead.id):
             if (
                 sub.lead_id == lead.id
                 and sub.status == before
