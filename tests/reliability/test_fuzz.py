@@ -96,6 +96,7 @@ GATE_TOOLS: Final = (
     "create_bulk_delete",
     "send_email",
     "revert_bulk_edit",
+    "cancel_email",
 )
 CONTROL_TOOLS: Final = ("pause_bulk_job", "resume_bulk_job")
 OUTCOMES: Final = (
@@ -236,6 +237,36 @@ async def _seed_revertable_edits(h: Harness) -> list[str]:
     return done
 
 
+async def _seed_cancellable_emails(h: Harness) -> list[str]:
+    """Two emails scheduled through the server for years ahead, so they stay cancellable for
+    the whole run: cancel_email can preview them and every hostile token meets its gate."""
+    lead = next(
+        lead
+        for lead in sorted(h.sandbox.store.leads.values(), key=lambda x: x.id)
+        if any(c.emails for c in lead.contacts)
+    )
+    account = next(iter(h.sandbox.store.email_accounts.values()))
+    sender = f'"Sandra" <{account.identities[0]["email"]}>'
+    scheduled = []
+    for subject in ("Later", "Much later"):
+        args = {
+            "lead_id": lead.id,
+            "status": "scheduled",
+            "date_scheduled": "2031-01-06T09:00:00+00:00",
+            "sender": sender,
+            "subject": subject,
+            "body_text": "Hi",
+        }
+        first = await h.call("send_email", args)
+        assert first["status"] == "confirmation_required", first
+        sent = await h.call(
+            "send_email", {**args, "confirmation_token": first["confirmation_token"]}
+        )
+        assert sent["status"] == "submitted", sent
+        scheduled.append(sent["result"]["id"])
+    return scheduled
+
+
 def _seed_controllable_jobs(h: Harness, running: int, paused: int) -> list[str]:
     """Harmless jobs to pause and resume: they set Qualified on leads that are Qualified."""
     qualified = status_id(h, "Qualified")
@@ -292,7 +323,8 @@ def _selections(h: Harness) -> list[Args]:
     ]
 
 
-def _bases(h: Harness, tool: str, revertable: list[str]) -> list[Base]:
+def _bases(h: Harness, tool: str, seeded: Seeded) -> list[Base]:
+    revertable = seeded.revertable
     store = h.sandbox.store
     selections = _selections(h)
     account = next(iter(store.email_accounts.values()))
@@ -406,10 +438,25 @@ def _bases(h: Harness, tool: str, revertable: list[str]) -> list[Base]:
             for job in revertable
             for more in ({}, {"include_changed_since": True})
         ]
+    if tool == "cancel_email":
+        emails = seeded.cancellable
+
+        def other_email(a: Args) -> Args:
+            return {**a, "activity_id": emails[1 - emails.index(a["activity_id"])]}
+
+        return [Base({"activity_id": email}, (other_email,)) for email in emails]
     raise AssertionError(tool)
 
 
 # -- tokens ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    """What the server made before the run, for the tools that act on earlier writes."""
+
+    revertable: list[str]  # finished bulk edits with snapshots
+    cancellable: list[str]  # scheduled emails
 
 
 @dataclass
@@ -581,7 +628,7 @@ def _fuzz_tool(
     tool: types.Tool,
     mode: Mode,
     tally: Tally,
-    revertable: list[str],
+    seeded: Seeded,
 ) -> None:
     schema = tool.input_schema
     name = tool.name
@@ -597,7 +644,7 @@ def _fuzz_tool(
     sweep: list[Planned] = []
     if name in GATE_TOOLS or name in CONTROL_TOOLS:
         if name in GATE_TOOLS:
-            bases, kinds = _bases(h, name, revertable), TOKEN_KINDS
+            bases, kinds = _bases(h, name, seeded), TOKEN_KINDS
         else:
             jobs = [*mine, *sorted(h.sandbox.store.jobs)[:6], "bulkedit_nosuchjob", "bulkemail_0"]
             bases, kinds = [Base({"job_id": j}, ()) for j in jobs], ("job",)
@@ -712,16 +759,21 @@ def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
     tally = Tally()
     with portal_harness(mode=mode, confirm=CONFIRM_ALL, n_leads=120) as (portal, h):
         _seed_jobs(h)
-        revertable = portal.call(_seed_revertable_edits, h)
+        seeded = Seeded(
+            revertable=portal.call(_seed_revertable_edits, h),
+            cancellable=portal.call(_seed_cancellable_emails, h),
+        )
         h.clear()
         gate = Gate(h)
         tools = portal.call(h.client.list_tools).tools
         names = {t.name for t in tools}
         assert names >= {*GATE_TOOLS, *CONTROL_TOOLS, "search_leads"}, names
         for tool in tools:
-            _fuzz_tool(portal, h, gate, tool, mode, tally, revertable)
+            _fuzz_tool(portal, h, gate, tool, mode, tally, seeded)
     per_tool = _table(f"fuzz[{mode}] tool", tally.outcomes, OUTCOMES)
-    per_kind = _table(f"fuzz[{mode}] token (6 gated tools)", tally.by_kind, OUTCOMES[:-3])
+    per_kind = _table(
+        f"fuzz[{mode}] token ({len(GATE_TOOLS)} gated tools)", tally.by_kind, OUTCOMES[:-3]
+    )
     print(f"\n{per_tool}\n{per_kind}")
     total: Counter[str] = sum(tally.outcomes.values(), Counter())
     calls = sum(total.values())
@@ -755,9 +807,9 @@ def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
     record(
         f"fuzz[{mode}]",
         f"{calls} fuzzed calls over {len(tally.outcomes)} tools ({calls - junk} with valid "
-        f"arguments: hostile tokens for the six confirmable tools, real job ids for pause and "
+        f"arguments: hostile tokens for the seven confirmable tools, real job ids for pause and "
         f"resume; {tally.kinds['schema']} from the schema, {tally.kinds['hostile']} hostile); "
-        f"{gated} reached the confirmation gate of the six confirmable tools; every write tool "
+        f"{gated} reached the confirmation gate of the seven confirmable tools; every write tool "
         f"at its gate at least {GATE_FLOOR[mode]} times (fewest: {min(reached.values())}); "
         f"{total['submitted']} submitted (drafts, logged emails, pause/resume), "
         f"{total['error']} tool errors, {total['crash']} crashes; {tally.liveness} liveness "
