@@ -3,7 +3,7 @@
 Two figures, both with o200k_base (bench/tokens.py) over compact JSON of the answer with every
 toolset on: the whole answer ("full": what a client receives and may cache) and what a client
 passes on to the model ("model-visible": each tool's name, description and input schema).
-Token counts are deterministic, so `tests/test_tool_list_size.py` asserts the targets too.
+Token counts are deterministic, so `tests/test_tool_list.py` asserts the targets too.
 """
 
 from __future__ import annotations
