@@ -15,12 +15,11 @@ No `from __future__ import annotations` here (see `writing.py`).
 from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.close.client import CloseClient
-from close_mcp.errors import ArgumentError, CloseAPIError, NotFound
+from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
@@ -32,7 +31,6 @@ EMAIL_FIELDS: Final = (
     "id,lead_id,contact_id,status,to,cc,bcc,subject,sender,body_text,date_scheduled,date_sent"
 )
 LEAD_FIELDS: Final = "id,display_name,status_label"
-CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
 BODY_CLIP: Final = 500
 # Why each status that is not cancellable cannot be.
 NOT_CANCELLABLE: Final = {
@@ -154,14 +152,15 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        try:
-            return await run_write(
-                runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-            )
-        except CloseAPIError as exc:
-            if exc.status in CLOSE_REFUSALS:
-                raise ToolError(f"cannot cancel {activity_id}: {exc.message}") from exc
-            raise
+        return await run_write(
+            runtime,
+            ctx,
+            request,
+            answer,
+            dry_run=dry_run,
+            token=confirmation_token,
+            refused=f"cannot cancel {activity_id}",
+        )
 
     reg.add(
         cancel_email,

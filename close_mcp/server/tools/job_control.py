@@ -40,13 +40,12 @@ from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.job_reads import JobId
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
 
 RESUME_LIMIT: Final = timedelta(days=7)
-CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
 # The CLOSE_MCP_CONFIRM action a job of each kind is, and what it does to what it reaches.
 ACTIONS: Final[dict[JobKind, str]] = {
     "edit": "edit",
@@ -258,14 +257,15 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        try:
-            return await run_write(
-                runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-            )
-        except CloseAPIError as exc:
-            if exc.status in CLOSE_REFUSALS:
-                raise ToolError(f"cannot resume this job: {exc.message}") from exc
-            raise
+        return await run_write(
+            runtime,
+            ctx,
+            request,
+            answer,
+            dry_run=dry_run,
+            token=confirmation_token,
+            refused="cannot resume this job",
+        )
 
     reg.add(
         pause_bulk_job,

@@ -7,15 +7,19 @@ silently becomes a tool argument (tests/test_tool_modules.py fails if one does).
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
 
+from close_mcp.errors import CloseAPIError
 from close_mcp.server.runtime import Runtime
 from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
 from close_mcp.writes.progress import Progress
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
+# Close saying no to a change of an object's state (not paused, already sent, gone).
+CLOSE_REFUSALS: Final = frozenset({400, 404, 405})
 
 # Preview first (CLOSE_MCP_CONFIRM names every action by default). The two steps are told
 # once, in the server's instructions (which also name the actions a person took out of the
@@ -44,11 +48,18 @@ async def run_write(
     *,
     dry_run: bool,
     token: str | None,
+    refused: str | None = None,
 ) -> WriteResult:
     """The tool body of every write tool: the pipeline decides what happens; its long steps
-    send progress notifications to the client (when it asked for them)."""
+    send progress notifications to the client (when it asked for them). With `refused`, a
+    refusal from Close (`CLOSE_REFUSALS`) is a tool error that starts with it."""
     client = runtime.client_for(ctx.headers)
     progress = request.progress or Progress(ctx.report_progress, runtime.clock)
-    return await Pipeline(runtime.writes, client, progress).run(
-        request, dry_run=dry_run, token=token, answer=answer
-    )
+    try:
+        return await Pipeline(runtime.writes, client, progress).run(
+            request, dry_run=dry_run, token=token, answer=answer
+        )
+    except CloseAPIError as exc:
+        if refused is not None and exc.status in CLOSE_REFUSALS:
+            raise ToolError(f"{refused}: {exc.message}") from exc
+        raise
