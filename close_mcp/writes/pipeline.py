@@ -407,24 +407,17 @@ class Pipeline:
         owned = job.id if job else str(answer_id or "") or None
         if request.method == "POST":
             await self._attribute(owned, owner)
-        sender.record(
-            "submitted",
-            path="/" + request.path,
-            body=request.body,
-            matched=request.matched,
-            job_id=owned,
-            snapshot=saved,
-        )
         what = f"job {job.id}" if job else str(answer_id or "the request")
         follow = " Follow it with wait_for_bulk_job." if job else ""
-        return WriteResult(
-            status="submitted",
-            tool=request.tool,
-            message=f"Submitted: {request.summary} ({what}).{follow}",
-            preview=request.preview(),
+        return _submitted(
+            sender,
+            request,
+            saved,
+            job_id=owned,
+            what=what,
+            follow=follow,
             job=job,
             result=None if job else _compact(answer),
-            snapshot=saved,
         )
 
     async def _send_plan(
@@ -439,21 +432,15 @@ class Pipeline:
         answer: PlanAnswer = await sender.guard(
             lambda: plan(sender, self.progress), request.path, request.body, matched=request.matched
         )
-        sender.record(
-            "submitted",
-            path="/" + request.path,
-            body=request.body,
-            matched=request.matched,
-            snapshot=saved,
-        )
-        return WriteResult(
-            status="submitted",
-            tool=request.tool,
-            message=f"Submitted: {request.summary} ({answer.sent}).{answer.follow}",
-            preview=request.preview(),
+        return _submitted(
+            sender,
+            request,
+            saved,
+            job_id=None,
+            what=answer.sent,
+            follow=answer.follow,
             job=answer.jobs[0] if answer.jobs else None,
             result=answer.result,
-            snapshot=saved,
         )
 
     def _reconcile(self, request: WriteRequest) -> Reconcile:
@@ -647,6 +634,37 @@ def _owner(token: str | None) -> str:
     if token is None:
         return "unconfirmed"
     return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def _submitted(
+    sender: Sender,
+    request: WriteRequest,
+    saved: str | None,
+    *,
+    job_id: str | None,
+    what: str,
+    follow: str,
+    job: JobSummary | None,
+    result: dict[str, Any] | None,
+) -> WriteResult:
+    """Audit a write Close accepted, and say so: `what` it made, and how to `follow` it."""
+    sender.record(
+        "submitted",
+        path="/" + request.path,
+        body=request.body,
+        matched=request.matched,
+        job_id=job_id,
+        snapshot=saved,
+    )
+    return WriteResult(
+        status="submitted",
+        tool=request.tool,
+        message=f"Submitted: {request.summary} ({what}).{follow}",
+        preview=request.preview(),
+        job=job,
+        result=result,
+        snapshot=saved,
+    )
 
 
 def _job_or_none(answer: Any) -> JobSummary | None:
