@@ -156,6 +156,19 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        name="binding-off-with-snapshots-off",
+        file=PIPELINE,
+        edits=(
+            (
+                "limit = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT",
+                "limit = self.context.settings.snapshot_limit",
+            ),
+        ),
+        breaks="with CLOSE_MCP_SNAPSHOT=off a token binds the count only, not each lead",
+        guards="issue 23 item 22: the binding holds with snapshots off",
+        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+    ),
+    Mutant(
         name="replay-check-off",
         file=PIPELINE,
         edits=(
