@@ -23,10 +23,12 @@ from pydantic import ValidationError as PydanticValidationError
 from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
 from close_mcp.server.compact import without_nulls
+from close_mcp.server.idlists import shorten
 from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
 from close_mcp.server.validation import model_problem, schema_problem
+from close_mcp.store.base import StateStore
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \
@@ -68,8 +70,15 @@ class CloseMCPServer(MCPServer):
     resolved or sent.
     """
 
-    def __init__(self, *args: Any, enforced: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        enforced: dict[str, dict[str, Any]],
+        store: StateStore | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.store = store  # where the id lists results leave out are kept (`idlists`)
         # The full input schemas (every limit), not the lean ones `tools/list` shows.
         self.enforced_schemas = enforced
         self._validators = {name: Draft202012Validator(s) for name, s in enforced.items()}
@@ -100,12 +109,20 @@ class CloseMCPServer(MCPServer):
                 where, what = problem
                 raise ToolError(f"Error executing tool {name}: {where}: {what}")
         try:
-            return compact_text(await super().call_tool(name, arguments, context))
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, PydanticValidationError):
                 cause = exc.__cause__
                 raise ToolError(f"Error executing tool {name}: {model_problem(cause)}") from cause
             raise
+        if (
+            self.store is not None
+            and isinstance(result, CallToolResult)
+            and result.structured_content is not None
+        ):
+            short = await shorten(self.store, result.structured_content)
+            result = result.model_copy(update={"structured_content": short})
+        return compact_text(result)
 
 
 def compact_text(
@@ -179,6 +196,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         request_state_security=request_state_security(runtime),
         tools=registrar.tools,
         enforced=registrar.enforced,
+        store=runtime.store,
     )
     register_resources(server, runtime)
     return server
