@@ -266,3 +266,83 @@ async def test_the_subscribe_preview_names_whom_it_reaches_and_why_leads_are_ski
         f"{without} leads with no contact with an email address; {len(primary)} contacts that "
         "had this sequence before."
     )
+
+
+# -- errors that name the fix (issue 26) ------------------------------------------------------
+
+QUALIFIED = {"lead_status": "Qualified"}
+SET_CUSTOMER = {"type": "set_lead_status", "lead_status": "Customer"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=60)
+async def test_a_wrong_field_inside_filter_or_edit_names_its_path_a_close_match_and_the_allowed(
+    h: Harness,
+) -> None:
+    wrong_edit = {"filter": QUALIFIED, "edit": {"type": "set_lead_status", "status": "Customer"}}
+    assert await h.error("create_bulk_edit", wrong_edit) == (
+        "edit.status: unknown field; did you mean 'lead_status'? Allowed: type, lead_status"
+    )
+    wrong_filter = {"filter": {"status": "Qualified"}, "edit": SET_CUSTOMER}
+    assert await h.error("create_bulk_edit", wrong_filter) == (
+        "filter.status: unknown field; did you mean 'lead_status'? Allowed: smart_view, "
+        "lead_ids, lead_status, name, text, custom_fields, created_after, created_before, "
+        "updated_after, updated_before, has_email, created_within, updated_within"
+    )
+    misplaced = {"filter": QUALIFIED, "lead_status": "Customer"}
+    error = await h.error("create_bulk_edit", misplaced)
+    assert error.startswith("lead_status: unknown argument; did you mean 'edit.lead_status'?")
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("job_id", "says"),
+    [
+        ("bulkdelete_abc", "close-mcp restore bulkdelete_abc"),
+        ("bulkemail_abc", "emails sent cannot be called back"),
+        ("bulkseqsub_abc", "action_type pause"),
+    ],
+)
+@pytest.mark.harness(n_leads=60)
+async def test_a_revert_of_another_kind_of_job_says_what_undoes_it(
+    h: Harness, job_id: str, says: str
+) -> None:
+    error = await h.error("revert_bulk_edit", {"job_id": job_id})
+    assert error.startswith(f"job_id: {job_id} is a ")
+    assert says in error
+    assert error.endswith("revert_bulk_edit undoes bulk edits (bulkedit_...) only")
+    assert h.sandbox.requests == []
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_send_email_takes_the_sender_from_an_account_with_one_identity(h: Harness) -> None:
+    store = h.sandbox.store
+    single = next(
+        a
+        for a in store.email_accounts.values()
+        if a.user_id == store.me.id and len(a.identities) == 1
+    )
+    double = next(a for a in store.email_accounts.values() if len(a.identities) == 2)
+    lead = next(lead for lead in store.leads.values() if addressed(lead))
+    args = {
+        "lead_id": lead.id,
+        "subject": "Hello",
+        "body_text": "Hi",
+        "status": "outbox",
+        "email_account": single.id,
+    }
+    first = await h.call("send_email", args)
+    identity = single.identities[0]
+    sender = f'"{identity["name"]}" <{identity["email"]}>'
+    assert first["preview"]["request"]["sender"] == sender
+    assert first["preview"]["request"]["email_account_id"] == single.id
+    assert f"The sender is {sender}, the one identity of {single.id}." in first["preview"]["notes"]
+    done = await h.call("send_email", {**args, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "submitted"
+    [sent] = h.writes()
+    assert sent.json["sender"] == sender
+    error = await h.error("send_email", {**args, "email_account": double.id})
+    assert error == (
+        f"sender: required for status outbox: {double.id} has 2 identities "
+        f"({', '.join(i['email'] for i in double.identities)}); pass the one to send as"
+    )
