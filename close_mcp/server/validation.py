@@ -83,10 +83,9 @@ def _union_problem(error: SchemaError) -> tuple[str, str] | None:
 def _unknown_field(error: SchemaError) -> tuple[str, str]:
     """A field an object does not take, by its path, with the close match and the allowed
     names (jsonschema says only "Additional properties are not allowed")."""
-    allowed = (
-        list((error.schema or {}).get("properties", {})) if isinstance(error.schema, dict) else []
-    )
-    extra = [name for name in error.instance if name not in allowed]
+    schema, instance = error.schema, error.instance
+    allowed = list(schema.get("properties", {})) if isinstance(schema, dict) else []
+    extra = [name for name in instance if name not in allowed] if isinstance(instance, dict) else []
     first = str(extra[0]) if extra else "?"
     where = path_of([*error.absolute_path, first])
     folded = {_fold(name): name for name in allowed}
