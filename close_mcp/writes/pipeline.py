@@ -411,7 +411,10 @@ class Pipeline:
                     )
                 return await self._confirmation_required(request, problem)
         saved = await self._safeguard(sender, request)
-        return await self._send(sender, request, saved, owner=_owner(token))
+        result = await self._send(sender, request, saved, owner=_owner(token))
+        if confirm:  # its preview came with the token: the answer does not repeat it
+            result.preview = request.sent()
+        return result
 
     async def _safeguard(self, sender: Sender, request: WriteRequest) -> str | None:
         """Save what the write will overwrite; if that fails, nothing is sent."""
@@ -702,7 +705,7 @@ def _submitted(
         status="submitted",
         tool=request.tool,
         message=f"Submitted: {request.summary} ({what}).{follow}",
-        preview=request.sent(),
+        preview=request.preview(),
         job=job,
         result=result,
         snapshot=saved,

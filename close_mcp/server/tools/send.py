@@ -296,8 +296,8 @@ def _check_combination(
     if status in NEEDS_SENDER and not sender:
         raise ArgumentError(
             "sender",
-            f"required for status {status} (outbox, scheduled and inbox need one; for outbox "
-            "and scheduled, an email_account with one identity gives it)",
+            f"required for status {status} (outbox, scheduled and inbox need one"
+            + ("; or an email_account with one identity)" if status in SENDS else ")"),
         )
     if status == "scheduled" and date_scheduled is None:
         raise ArgumentError("date_scheduled", "required for status scheduled")
