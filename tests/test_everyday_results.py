@@ -15,6 +15,7 @@ import pytest
 from mcp import types
 
 from bench.tokens import count_tokens
+from close_mcp.server.idlists import shortened
 from tests.harness import MODES, Harness, text_of
 from tests.ids import status_id
 
@@ -346,3 +347,13 @@ async def test_send_email_takes_the_sender_from_an_account_with_one_identity(h: 
         f"sender: required for status outbox: {double.id} has 2 identities "
         f"({', '.join(i['email'] for i in double.identities)}); pass the one to send as"
     )
+
+
+def test_only_lists_of_close_ids_are_shortened() -> None:
+    fields = [f"date_field_{i}" for i in range(20)]
+    ids = [f"lead_{i:022d}" for i in range(20)]
+    found: dict[str, list[str]] = {}
+    assert shortened({"a": fields, "b": ids[:10]}, found) == {"a": fields, "b": ids[:10]}
+    assert found == {}
+    assert shortened({"a": [ids]}, found) == {"a": [short_ids(ids)]}
+    assert found == {sha256_of(ids): ids}

@@ -21,7 +21,11 @@ LONG: Final = 10  # lists up to this long are shown whole
 SHOWN: Final = 3
 KEPT_S: Final = 7 * 24 * 3600.0  # a week: as long as anyone follows a job
 URI: Final = "close://id-lists/{sha256}"
-_ID: Final = re.compile(r"^[a-z]+_[A-Za-z0-9]+$")
+# Close's ids by their prefixes: a list of field names (`date_created`) or choices is no id list.
+_ID: Final = re.compile(
+    r"^(lead|cont|acti|stat|user|cf|tmpl|seq|sub|save|emailacct|orga|oppo|task|bulk[a-z]+)"
+    r"_[A-Za-z0-9]+$"
+)
 _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 
 
