@@ -290,6 +290,10 @@ async def test_a_wrong_field_inside_filter_or_edit_names_its_path_a_close_match_
         "lead_ids, lead_status, name, text, custom_fields, created_after, created_before, "
         "updated_after, updated_before, has_email, created_within, updated_within"
     )
+    listed = {"filter": {"custom_fields": [{"field": "Region", "value": "EU"}]}}
+    assert await h.error("search_leads", listed) == (
+        "filter.custom_fields.0.field: unknown field. Allowed: custom_field, value"
+    )
     misplaced = {"filter": QUALIFIED, "lead_status": "Customer"}
     error = await h.error("create_bulk_edit", misplaced)
     assert error.startswith("lead_status: unknown argument; did you mean 'edit.lead_status'?")

@@ -74,6 +74,17 @@ def _union_problem(error: SchemaError) -> tuple[str, str] | None:
             path_of(list(constants[0].absolute_path)),
             f"{shown(constants[0].instance)} is not one of {allowed}",
         )
+    # The one arm whose JSON type the value has (a list where a map or a list is taken): its
+    # own first error says more than "not valid under any of the given schemas".
+    typed = [
+        errors
+        for errors in arms.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errors)
+    ]
+    if len(typed) == 1 and len(arms) > 1:
+        inner = best_match(typed[0])
+        if inner is not None:
+            return schema_problem(inner)
     if all(e.validator == "type" and not e.relative_path for e in error.context):
         kinds = [_type_name(e.validator_value, e.schema) for e in error.context]
         return where, f"{shown(error.instance)} is not {_one_of_words(kinds)}"
@@ -94,7 +105,7 @@ def _unknown_field(error: SchemaError) -> tuple[str, str]:
     )
     hint = f"; did you mean {guess!r}?" if guess else ""
     more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
-    return where, f"unknown field{more}{hint} Allowed: {', '.join(allowed)}"
+    return where, f"unknown field{more}{hint or '.'} Allowed: {', '.join(allowed)}"
 
 
 def _fold(name: str) -> str:
