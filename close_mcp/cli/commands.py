@@ -46,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
-        server.run("stdio")
+        from close_mcp.server.stdio import run_stdio
+
+        run_stdio(server)
         return 0
     from close_mcp.server.http import run_http
 
