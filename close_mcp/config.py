@@ -231,6 +231,17 @@ def load_settings(
     else:
         store = str(default_audit_path(env).parent / "state.sqlite3")
 
+    if raw_secret and store == ":memory:" and not sandbox:
+        # A shared secret means replicas; a spent nonce in one process's memory lets each
+        # replica take the same token once (issue 23, item 12). The sandbox is its own Close,
+        # one per process: nothing to share.
+        raise ConfigError(
+            "CLOSE_MCP_SECRET is set (replicas) but CLOSE_MCP_STORE is :memory:, private to "
+            "this process: a confirmation token could be used once on each replica. Set "
+            "CLOSE_MCP_STORE to a SQLite file or redis:// URL every replica shares, or unset "
+            "CLOSE_MCP_SECRET"
+        )
+
     timezone = parse_timezone("CLOSE_MCP_TIMEZONE", env.get("CLOSE_MCP_TIMEZONE", ""))
 
     raw_token = env.get("CLOSE_MCP_HTTP_TOKEN", "")
