@@ -59,6 +59,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import (
     AuthenticatedUser,
     AuthorizationContext,
+    RequireAuthMiddleware,
     authorization_context,
 )
 from mcp.server.auth.provider import AccessToken
@@ -66,11 +67,14 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from close_mcp import __version__
+from close_mcp.server.oauth import CALLBACK_PATH, SANDBOX_AUTHORIZE_PATH, KnownGrantTypes
 from close_mcp.server.runtime import KEY_HEADER, Runtime
 
 log = logging.getLogger(__name__)
@@ -178,15 +182,23 @@ class Callers:
         app: ASGIApp,
         open_sessions: Callable[[AuthorizationContext], int],
         limit: int = MAX_SESSIONS_PER_CALLER,
+        *,
+        identify: bool = True,
     ) -> None:
+        """`identify`: give a request without an authenticated user the identity of its
+        credentials; False behind OAuth, where such a request was already refused."""
         self.app = app
         self.open_sessions = open_sessions
         self.limit = limit
+        self.identify = identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/mcp"):
             user = scope.get("user")
-            if not isinstance(user, AuthenticatedUser):  # OAuth's middleware sets its own
+            if not isinstance(user, AuthenticatedUser):
+                if not self.identify:
+                    await _refuse(send, "sign in first", [])
+                    return
                 identity = caller_identity(scope["headers"])
                 user = AuthenticatedUser(AccessToken(token="", client_id=identity, scopes=[]))
                 scope["user"] = user
@@ -216,6 +228,12 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         return JSONResponse({"status": "ok", "name": "close-mcp", "version": __version__})
 
     server.custom_route("/health", methods=["GET"])(health)
+    sign_in = runtime.sign_in
+    if sign_in is not None:
+        server.custom_route(CALLBACK_PATH, methods=["GET"])(sign_in.callback)
+        if runtime.sandbox is not None:
+            consent = runtime.sandbox.oauth.authorize
+            server.custom_route(SANDBOX_AUTHORIZE_PATH, methods=["GET"])(consent)
 
     app: ASGIApp = server.streamable_http_app(
         host=host,
@@ -232,8 +250,19 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         # no count of them: read its table.
         return sum(1 for held in manager._session_owners.values() if held == owner)
 
-    app = AuthContextMiddleware(Callers(app, open_sessions))
     settings = runtime.settings
+    if sign_in is not None:
+        # The SDK's bearer middleware has set the signed-in user by the time /mcp is served:
+        # count sessions for that user, inside its check that a token came at all.
+        assert isinstance(app, Starlette)
+        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
+        required = route.app
+        assert isinstance(required, RequireAuthMiddleware)
+        required.app = Callers(required.app, open_sessions, identify=False)
+        token = next(r for r in app.routes if isinstance(r, Route) and r.path == "/token")
+        token.app = KnownGrantTypes(token.app)
+        return app
+    app = AuthContextMiddleware(Callers(app, open_sessions))
     if settings.http_token is not None:
         app = BearerToken(app, settings.http_token.get_secret_value())
     elif settings.api_key is not None:

@@ -1,0 +1,359 @@
+"""Issue 30: sign in with Close, through real `close-mcp serve --sandbox --transport http --oauth`.
+
+The MCP Python SDK's own OAuth client connects knowing only the server's URL: it meets the
+401, reads the protected-resource and authorization-server metadata, registers itself, and
+sends the person (here: a scripted browser that follows redirects) through close-mcp's
+authorize endpoint to the sandbox's Close consent screen, which signs its seeded user in at
+once, and back. Then it reads, confirms a write (audited under the sandbox user), refreshes.
+Forged, revoked and reused credentials are refused as the RFCs say; a second replica sharing
+the secret and the store accepts the token. The expiry case runs in process, on a fake clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
+from starlette.applications import Starlette
+
+from close_mcp.clock import FakeClock
+from close_mcp.config import load_settings
+from close_mcp.sandbox import Sandbox
+from close_mcp.server.app import build_server
+from close_mcp.server.http import build_http_app
+from close_mcp.server.runtime import Runtime
+from tests.processes import clean_env, free_port, running
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+REDIRECT: Final = "http://127.0.0.1:1/callback"  # the MCP client's; never fetched
+SHARED: Final = "oauth-replica-secret-0123456789"
+INIT: Final[dict[str, Any]] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "oauth-test", "version": "1"},
+    },
+}
+ACCEPT: Final = {"Accept": "application/json, text/event-stream"}
+
+
+class Memory(TokenStorage):
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+class Browser:
+    """Follows the authorization redirects as a browser would, until the MCP client's
+    redirect URI; records every hop so a test can look at what passed through it."""
+
+    def __init__(self) -> None:
+        self.hops: list[str] = []
+        self.landed: str | None = None
+
+    async def visit(self, url: str) -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            while not url.startswith(REDIRECT):
+                self.hops.append(url)
+                answer = await http.get(url)
+                assert answer.status_code in (302, 303, 307), (answer.status_code, answer.text)
+                url = answer.headers["location"]
+        self.landed = url
+
+    async def back(self) -> AuthorizationCodeResult:
+        assert self.landed is not None
+        query = parse_qs(urlsplit(self.landed).query)
+        return AuthorizationCodeResult(code=query["code"][0], state=query.get("state", [None])[0])
+
+
+def oauth_client(url: str, storage: Memory, browser: Browser) -> OAuthClientProvider:
+    metadata = OAuthClientMetadata(
+        client_name="close-mcp oauth test",
+        redirect_uris=[AnyUrl(REDIRECT)],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+    )
+    return OAuthClientProvider(
+        server_url=url,
+        client_metadata=metadata,
+        storage=storage,
+        redirect_handler=browser.visit,
+        callback_handler=browser.back,
+    )
+
+
+@asynccontextmanager
+async def server(tmp_path: Path, name: str = "a", **env: str) -> AsyncIterator[str]:
+    port = free_port()
+    settings = {"CLOSE_MCP_AUDIT_LOG": str(tmp_path / f"{name}-audit.jsonl"), **env}
+    args = ["serve", "--sandbox", "--transport", "http", "--oauth", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with running(
+        args, env=clean_env(**settings), health=base + "/health", log=tmp_path / f"{name}.log"
+    ):
+        yield base
+
+
+@asynccontextmanager
+async def signed_in(base: str, storage: Memory, browser: Browser) -> AsyncIterator[Client]:
+    auth = oauth_client(base + "/mcp", storage, browser)
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=60) as http,
+        Client(streamable_http_client(base + "/mcp", http_client=http)) as client,
+    ):
+        yield client
+
+
+async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {**ACCEPT, "Authorization": f"Bearer {token}"}
+
+
+async def token_request(
+    base: str, client: OAuthClientInformationFull, **form: str
+) -> httpx.Response:
+    body = {"client_id": client.client_id, **form}
+    if client.client_secret:
+        body["client_secret"] = client.client_secret
+    async with httpx.AsyncClient() as http:
+        return await http.post(base + "/token", data=body)
+
+
+async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
+    tmp_path: Path,
+) -> None:
+    storage, browser = Memory(), Browser()
+    async with server(tmp_path) as base, signed_in(base, storage, browser) as client:
+        users = await call(client, "lookup", {"kind": "users"})
+        sandra = next(u for u in users["items"] if "sandra" in json.dumps(u).lower())
+        found = await call(client, "search_leads", {"filter": {"lead_status": "Canceled"}})
+        assert found["total"] > 0
+        edit = {
+            "filter": {"lead_status": "Canceled"},
+            "edit": {"type": "set_lead_status", "lead_status": "Bad Fit"},
+        }
+        preview = await call(client, "create_bulk_edit", edit)
+        assert preview["status"] == "confirmation_required"
+        done = await call(
+            client,
+            "create_bulk_edit",
+            {**edit, "confirmation_token": preview["confirmation_token"]},
+        )
+        assert done["status"] == "submitted"
+    # The way through: close-mcp's authorize, the sandbox's consent screen, our callback.
+    paths = [urlsplit(hop).path for hop in browser.hops]
+    assert paths == ["/authorize", "/sandbox/oauth2/authorize/", "/oauth/callback"]
+    consent = parse_qs(urlsplit(browser.hops[1]).query)
+    assert consent["response_type"] == ["code"]
+    assert consent["redirect_uri"] == [base + "/oauth/callback"]
+    assert storage.tokens is not None
+    assert storage.tokens.expires_in == 900
+    audit = [json.loads(line) for line in (tmp_path / "a-audit.jsonl").read_text().splitlines()]
+    submitted = [line for line in audit if line["outcome"] == "submitted"]
+    assert len(submitted) == 1
+    assert submitted[0]["tool"] == "create_bulk_edit"
+    assert submitted[0]["close_user"] == sandra["id"]
+    assert submitted[0]["close_org"].startswith("orga_")
+    # Nothing of Close's tokens or the app's secret left the server in what the client saw.
+    server_log = (tmp_path / "a.log").read_text()
+    assert "access_token" not in server_log
+
+
+async def test_refresh_revocation_forgery_and_a_reused_code(tmp_path: Path) -> None:
+    storage, browser = Memory(), Browser()
+    async with server(tmp_path) as base:
+        async with signed_in(base, storage, browser) as client:
+            await call(client, "lookup", {"kind": "lead_statuses"})
+        assert storage.tokens is not None
+        assert storage.client is not None
+        first = storage.tokens
+        registered = storage.client
+        async with httpx.AsyncClient(timeout=30) as http:
+            # The code worked once: a second exchange is invalid_grant.
+            code = parse_qs(urlsplit(browser.landed or "").query)["code"][0]
+            reused = await token_request(
+                base,
+                registered,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=REDIRECT,
+                code_verifier="v" * 64,
+            )
+            assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+            # A refreshed token works; the refresh token it replaced does not, twice.
+            assert first.refresh_token is not None
+            renewed = await token_request(
+                base, registered, grant_type="refresh_token", refresh_token=first.refresh_token
+            )
+            assert renewed.status_code == 200, renewed.text
+            fresh = renewed.json()
+            assert fresh["access_token"] != first.access_token
+            assert (
+                await http.post(base + "/mcp", headers=bearer(fresh["access_token"]), json=INIT)
+            ).status_code == 200
+            again = await token_request(
+                base, registered, grant_type="refresh_token", refresh_token=first.refresh_token
+            )
+            assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+            # Other grant types and bad clients get the RFC's errors.
+            odd = await token_request(base, registered, grant_type="password")
+            assert odd.json()["error"] == "unsupported_grant_type"
+            stranger = OAuthClientInformationFull(
+                client_id="nobody", client_secret="x", redirect_uris=[AnyUrl(REDIRECT)]
+            )
+            unknown = await token_request(
+                base, stranger, grant_type="refresh_token", refresh_token="r"
+            )
+            assert unknown.json()["error"] == "invalid_client"
+            # A forged token: 401 with the challenge that points at the metadata.
+            forged = await http.post(base + "/mcp", headers=bearer("forged-" + "x" * 40), json=INIT)
+            assert forged.status_code == 401
+            challenge = forged.headers["www-authenticate"]
+            assert (
+                f'resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"' in challenge
+            )
+            # Revoked: the sign-in ends, every token of it with it.
+            revoke = {"token": fresh["access_token"], "client_id": registered.client_id}
+            if registered.client_secret:
+                revoke["client_secret"] = registered.client_secret
+            assert (await http.post(base + "/revoke", data=revoke)).status_code == 200
+            for token in (fresh["access_token"], first.access_token):
+                gone = await http.post(base + "/mcp", headers=bearer(token), json=INIT)
+                assert gone.status_code == 401
+            after = await token_request(
+                base, registered, grant_type="refresh_token", refresh_token=fresh["refresh_token"]
+            )
+            assert (after.status_code, after.json()["error"]) == (400, "invalid_grant")
+            # Nothing about Close's tokens in any error.
+            for answer in (reused, again, odd, unknown, after):
+                assert "close" not in answer.text.lower()
+
+
+async def test_a_second_replica_accepts_the_token(tmp_path: Path) -> None:
+    """Two replicas behind one public URL, sharing CLOSE_MCP_SECRET and the store."""
+    shared = {"CLOSE_MCP_SECRET": SHARED, "CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    storage, browser = Memory(), Browser()
+    async with server(tmp_path, "a", **shared) as first:
+        async with signed_in(first, storage, browser) as client:
+            await call(client, "lookup", {"kind": "lead_statuses"})
+        assert storage.tokens is not None
+        token = storage.tokens.access_token
+        async with (
+            server(tmp_path, "b", CLOSE_MCP_PUBLIC_URL=first, **shared) as second,
+            httpx.AsyncClient(timeout=30) as http,
+        ):
+            answer = await http.post(second + "/mcp", headers=bearer(token), json=INIT)
+            assert answer.status_code == 200, answer.text
+            body = json.loads(answer.text.split("data: ", 1)[1])
+            assert body["result"]["serverInfo"]["name"] == "close-mcp"
+            forged = await http.post(second + "/mcp", headers=bearer(token + "x"), json=INIT)
+            assert forged.status_code == 401
+
+
+async def test_an_expired_token_is_refused(tmp_path: Path) -> None:
+    """In process, on a fake clock: 15 minutes and one second after it was issued."""
+    clock = FakeClock(start=time.time())
+    settings = load_settings(
+        {"CLOSE_MCP_SECRET": "s" * 32, "CLOSE_MCP_PUBLIC_URL": "http://127.0.0.1:8000"},
+        sandbox=True,
+        audit_log="off",
+        oauth=True,
+    )
+    sandbox = Sandbox(n_leads=20, clock=clock)
+    runtime = Runtime(settings, sandbox=sandbox, clock=clock)
+    app = build_http_app(build_server(runtime), runtime, host="127.0.0.1", port=8000)
+    assert isinstance(app, Starlette)
+    assert runtime.sign_in is not None
+    storage, browser = Memory(), Browser()
+    base = "http://127.0.0.1:8000"
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=base) as http,
+    ):
+        verifier = secrets.token_urlsafe(48)
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .decode()
+            .rstrip("=")
+        )
+        registered = (
+            await http.post(
+                "/register",
+                json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"},
+            )
+        ).json()
+        step = await http.get(
+            "/authorize",
+            params={
+                "client_id": registered["client_id"],
+                "response_type": "code",
+                "redirect_uri": REDIRECT,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "state": "s1",
+                "resource": base + "/mcp",
+            },
+        )
+        while not step.headers["location"].startswith(REDIRECT):
+            step = await http.get(step.headers["location"])
+        code = parse_qs(urlsplit(step.headers["location"]).query)["code"][0]
+        tokens = (
+            await http.post(
+                "/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT,
+                    "code_verifier": verifier,
+                    "client_id": registered["client_id"],
+                    "resource": base + "/mcp",
+                },
+            )
+        ).json()
+        assert (
+            await http.post("/mcp", headers=bearer(tokens["access_token"]), json=INIT)
+        ).status_code == 200
+        clock.advance(15 * 60 + 1)
+        expired = await http.post("/mcp", headers=bearer(tokens["access_token"]), json=INIT)
+        assert expired.status_code == 401
+    await runtime.aclose()
+    del storage, browser
