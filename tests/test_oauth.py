@@ -288,72 +288,107 @@ async def test_a_second_replica_accepts_the_token(tmp_path: Path) -> None:
             assert forged.status_code == 401
 
 
-async def test_an_expired_token_is_refused(tmp_path: Path) -> None:
-    """In process, on a fake clock: 15 minutes and one second after it was issued."""
-    clock = FakeClock(start=time.time())
+BASE: Final = "http://127.0.0.1:8000"
+
+
+@asynccontextmanager
+async def in_process(
+    clock: FakeClock, sandbox: Sandbox
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """The HTTP app in process, signed in once by hand (PKCE S256): the client, the tokens."""
     settings = load_settings(
-        {"CLOSE_MCP_SECRET": "s" * 32, "CLOSE_MCP_PUBLIC_URL": "http://127.0.0.1:8000"},
+        {"CLOSE_MCP_SECRET": "s" * 32, "CLOSE_MCP_PUBLIC_URL": BASE},
         sandbox=True,
         audit_log="off",
         oauth=True,
     )
-    sandbox = Sandbox(n_leads=20, clock=clock)
     runtime = Runtime(settings, sandbox=sandbox, clock=clock)
     app = build_http_app(build_server(runtime), runtime, host="127.0.0.1", port=8000)
     assert isinstance(app, Starlette)
-    assert runtime.sign_in is not None
-    storage, browser = Memory(), Browser()
-    base = "http://127.0.0.1:8000"
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url=base) as http,
+        httpx.AsyncClient(transport=transport, base_url=BASE) as http,
     ):
         verifier = secrets.token_urlsafe(48)
-        challenge = (
-            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-            .decode()
-            .rstrip("=")
-        )
-        registered = (
-            await http.post(
-                "/register",
-                json={"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"},
-            )
-        ).json()
-        step = await http.get(
-            "/authorize",
-            params={
-                "client_id": registered["client_id"],
-                "response_type": "code",
-                "redirect_uri": REDIRECT,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "state": "s1",
-                "resource": base + "/mcp",
-            },
-        )
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        client = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}
+        registered = (await http.post("/register", json=client)).json()
+        authorize = {
+            "client_id": registered["client_id"],
+            "response_type": "code",
+            "redirect_uri": REDIRECT,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "s1",
+            "resource": BASE + "/mcp",
+        }
+        step = await http.get("/authorize", params=authorize)
         while not step.headers["location"].startswith(REDIRECT):
             step = await http.get(step.headers["location"])
-        code = parse_qs(urlsplit(step.headers["location"]).query)["code"][0]
-        tokens = (
-            await http.post(
-                "/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": REDIRECT,
-                    "code_verifier": verifier,
-                    "client_id": registered["client_id"],
-                    "resource": base + "/mcp",
-                },
-            )
-        ).json()
-        assert (
-            await http.post("/mcp", headers=bearer(tokens["access_token"]), json=INIT)
-        ).status_code == 200
+        back = parse_qs(urlsplit(step.headers["location"]).query)
+        assert back["state"] == ["s1"]
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": back["code"][0],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": registered["client_id"],
+            "resource": BASE + "/mcp",
+        }
+        tokens = (await http.post("/token", data=exchange)).json()
+        tokens["client_id"] = registered["client_id"]
+        yield http, tokens
+    await runtime.aclose()
+
+
+async def lookup_over(http: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    """A legacy session opened with the token, and one read tool call in it."""
+    opened = await http.post("/mcp", headers=bearer(token), json=INIT)
+    assert opened.status_code == 200, opened.text
+    session = {**bearer(token), "mcp-session-id": opened.headers["mcp-session-id"]}
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await http.post("/mcp", headers=session, json=note)).status_code == 202
+    params = {"name": "lookup", "arguments": {"kind": "lead_statuses"}}
+    body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
+    answer = await http.post("/mcp", headers=session, json=body)
+    line = next(x for x in answer.text.splitlines() if x.startswith("data: "))
+    result: dict[str, Any] = json.loads(line.removeprefix("data: "))["result"]
+    return result
+
+
+async def test_an_expired_token_is_refused() -> None:
+    """In process, on a fake clock: 15 minutes and one second after it was issued."""
+    clock = FakeClock(start=time.time())
+    async with in_process(clock, Sandbox(n_leads=20, clock=clock)) as (http, tokens):
+        assert (await lookup_over(http, tokens["access_token"]))["isError"] is False
         clock.advance(15 * 60 + 1)
         expired = await http.post("/mcp", headers=bearer(tokens["access_token"]), json=INIT)
         assert expired.status_code == 401
-    await runtime.aclose()
-    del storage, browser
+        # Its refresh token still renews the sign-in.
+        renew = {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": tokens["client_id"],
+        }
+        renewed = (await http.post("/token", data=renew)).json()
+        assert (await lookup_over(http, renewed["access_token"]))["isError"] is False
+
+
+async def test_closes_token_is_refreshed_before_it_expires() -> None:
+    """Close's access token (10 minutes here) is renewed with its refresh token once it has
+    less than 5 minutes left, so calls keep working past its expiry."""
+    clock = FakeClock(start=time.time())
+    sandbox = Sandbox(n_leads=20, clock=clock)
+    sandbox.oauth.access_lifetime_s = 600
+    async with in_process(clock, sandbox) as (http, tokens):
+        issued = set(sandbox.oauth._access)
+        assert len(issued) == 1
+        clock.advance(6 * 60)  # 4 minutes left on Close's token
+        assert (await lookup_over(http, tokens["access_token"]))["isError"] is False
+        assert len(sandbox.oauth._access) == 2  # one refresh with Close
+        clock.advance(6 * 60)  # the first Close token has expired; ours has 3 minutes left
+        assert not sandbox.oauth.accepts(next(iter(issued)))
+        result = await lookup_over(http, tokens["access_token"])
+        assert result["isError"] is False, result

@@ -302,8 +302,10 @@ class CloseSignIn:
             scopes=record["scopes"],
             expires_at=record["expires_at"],
             resource=record.get("resource"),
-            subject=grant["user"],
-            claims={"org": grant["org"]},
+            # Sessions and sealed requestState are bound to (client, issuer, subject): the
+            # person in that organization.
+            subject=f"{grant['org']}/{grant['user']}",
+            claims={"iss": self.public_url},
             close_token=SecretStr(close.access_token),
             close_user=grant["user"],
             close_org=grant["org"],
