@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 REDIRECT: Final = "http://127.0.0.1:1/callback"  # the MCP client's; never fetched
 SHARED: Final = "oauth-replica-secret-0123456789"
+CANARY: Final = "close-app-secret-CANARY-0123456789"
 INIT: Final[dict[str, Any]] = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -161,7 +162,8 @@ async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
     tmp_path: Path,
 ) -> None:
     storage, browser = Memory(), Browser()
-    async with server(tmp_path) as base, signed_in(base, storage, browser) as client:
+    app = {"CLOSE_MCP_OAUTH_CLIENT_ID": "oa_sandbox_app", "CLOSE_MCP_OAUTH_CLIENT_SECRET": CANARY}
+    async with server(tmp_path, **app) as base, signed_in(base, storage, browser) as client:
         users = await call(client, "lookup", {"kind": "users"})
         sandra = next(u for u in users["items"] if "sandra" in json.dumps(u).lower())
         found = await call(client, "search_leads", {"filter": {"lead_status": "Canceled"}})
@@ -183,6 +185,7 @@ async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
     assert paths == ["/authorize", "/sandbox/oauth2/authorize/", "/oauth/callback"]
     consent = parse_qs(urlsplit(browser.hops[1]).query)
     assert consent["response_type"] == ["code"]
+    assert consent["client_id"] == ["oa_sandbox_app"]
     assert consent["redirect_uri"] == [base + "/oauth/callback"]
     assert storage.tokens is not None
     assert storage.tokens.expires_in == 900
@@ -192,9 +195,10 @@ async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
     assert submitted[0]["tool"] == "create_bulk_edit"
     assert submitted[0]["close_user"] == sandra["id"]
     assert submitted[0]["close_org"].startswith("orga_")
-    # Nothing of Close's tokens or the app's secret left the server in what the client saw.
+    # The Close app's secret is in no hop, log or audit line.
     server_log = (tmp_path / "a.log").read_text()
-    assert "access_token" not in server_log
+    seen = [*browser.hops, browser.landed or "", server_log, json.dumps(audit)]
+    assert not [text for text in seen if CANARY in text]
 
 
 async def test_refresh_revocation_forgery_and_a_reused_code(tmp_path: Path) -> None:
@@ -392,3 +396,29 @@ async def test_closes_token_is_refreshed_before_it_expires() -> None:
         assert not sandbox.oauth.accepts(next(iter(issued)))
         result = await lookup_over(http, tokens["access_token"])
         assert result["isError"] is False, result
+
+
+async def test_authorize_refuses_what_the_client_did_not_register() -> None:
+    """The SDK's checks, as this server serves them: exact redirect URI, PKCE S256 only, and
+    a resource that is this server's /mcp."""
+    clock = FakeClock(start=time.time())
+    async with in_process(clock, Sandbox(n_leads=20, clock=clock)) as (http, tokens):
+        good = {
+            "client_id": tokens["client_id"],
+            "response_type": "code",
+            "redirect_uri": REDIRECT,
+            "code_challenge": "c" * 43,
+            "code_challenge_method": "S256",
+            "state": "s2",
+            "resource": BASE + "/mcp",
+        }
+        elsewhere = await http.get("/authorize", params={**good, "redirect_uri": REDIRECT + "x"})
+        assert elsewhere.status_code == 400
+        assert elsewhere.json()["error"] == "invalid_request"
+        plain = await http.get("/authorize", params={**good, "code_challenge_method": "plain"})
+        assert parse_qs(urlsplit(plain.headers["location"]).query)["error"] == ["invalid_request"]
+        other = await http.get(
+            "/authorize", params={**good, "resource": "https://evil.example/mcp"}
+        )
+        back = parse_qs(urlsplit(other.headers["location"]).query)
+        assert (back["error"], back["state"]) == (["invalid_target"], ["s2"])
