@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import httpx2
 import pytest
+import redis
 from mcp.client import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
 from mcp.client.streamable_http import streamable_http_client
@@ -39,6 +40,9 @@ from close_mcp.server.app import build_server
 from close_mcp.server.http import build_http_app
 from close_mcp.server.runtime import Runtime
 from tests.processes import clean_env, free_port, running
+from tests.redis_server import redis_url
+
+__all__ = ["redis_url"]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -271,9 +275,19 @@ async def test_refresh_revocation_forgery_and_a_reused_code(tmp_path: Path) -> N
                 assert "close" not in answer.text.lower()
 
 
-async def test_a_second_replica_accepts_the_token(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        fresh = url.rpartition("/")[0] + "/2"  # database 2, emptied for this test
+        redis.Redis.from_url(fresh).flushdb()
+        return fresh
+    return str(tmp_path / "state.sqlite3")
+
+
+async def test_a_second_replica_accepts_the_token(tmp_path: Path, store: str) -> None:
     """Two replicas behind one public URL, sharing CLOSE_MCP_SECRET and the store."""
-    shared = {"CLOSE_MCP_SECRET": SHARED, "CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    shared = {"CLOSE_MCP_SECRET": SHARED, "CLOSE_MCP_STORE": store}
     storage, browser = Memory(), Browser()
     async with server(tmp_path, "a", **shared) as first:
         async with signed_in(first, storage, browser) as client:
