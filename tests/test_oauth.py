@@ -357,6 +357,9 @@ async def in_process(
         }
         tokens = (await http.post("/token", data=exchange)).json()
         tokens["client_id"] = registered["client_id"]
+        # The code works once, even with the right verifier.
+        again = await http.post("/token", data=exchange)
+        assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
         yield http, tokens
     await runtime.aclose()
 
