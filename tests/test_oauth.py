@@ -26,6 +26,7 @@ import httpx
 import httpx2
 import pytest
 import redis
+from mcp import types
 from mcp.client import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
 from mcp.client.streamable_http import streamable_http_client
@@ -132,11 +133,31 @@ async def server(tmp_path: Path, name: str = "a", **env: str) -> AsyncIterator[s
 
 
 @asynccontextmanager
-async def signed_in(base: str, storage: Memory, browser: Browser) -> AsyncIterator[Client]:
+async def signed_in(
+    base: str,
+    storage: Memory,
+    browser: Browser,
+    mode: str = "auto",
+    questions: list[str] | None = None,
+) -> AsyncIterator[Client]:
+    """The SDK's client with its OAuth provider; with `questions`, it declares elicitation
+    and its person approves whatever they are asked (each question recorded)."""
     auth = oauth_client(base + "/mcp", storage, browser)
+    person = None
+    if questions is not None:
+        asked = questions
+
+        async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"approve": True})
+
     async with (
         httpx2.AsyncClient(auth=auth, timeout=60) as http,
-        Client(streamable_http_client(base + "/mcp", http_client=http)) as client,
+        Client(
+            streamable_http_client(base + "/mcp", http_client=http),
+            mode=mode,
+            elicitation_callback=person,
+        ) as client,
     ):
         yield client
 
@@ -162,12 +183,18 @@ async def token_request(
         return await http.post(base + "/token", data=body)
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
-    storage, browser = Memory(), Browser()
+    """In both protocol eras; the person is asked (a legacy session's question and a new-era
+    sealed state are both bound to the signed-in person) and approves."""
+    storage, browser, questions = Memory(), Browser(), []
     app = {"CLOSE_MCP_OAUTH_CLIENT_ID": "oa_sandbox_app", "CLOSE_MCP_OAUTH_CLIENT_SECRET": CANARY}
-    async with server(tmp_path, **app) as base, signed_in(base, storage, browser) as client:
+    async with (
+        server(tmp_path, **app) as base,
+        signed_in(base, storage, browser, mode, questions) as client,
+    ):
         users = await call(client, "lookup", {"kind": "users"})
         sandra = next(u for u in users["items"] if "sandra" in json.dumps(u).lower())
         found = await call(client, "search_leads", {"filter": {"lead_status": "Canceled"}})
@@ -184,6 +211,7 @@ async def test_the_sdk_client_signs_in_with_close_reads_and_confirms_a_write(
             {**edit, "confirmation_token": preview["confirmation_token"]},
         )
         assert done["status"] == "submitted"
+    assert len(questions) == 1, questions
     # The way through: close-mcp's authorize, the sandbox's consent screen, our callback.
     paths = [urlsplit(hop).path for hop in browser.hops]
     assert paths == ["/authorize", "/sandbox/oauth2/authorize/", "/oauth/callback"]
