@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 
 from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
+from close_mcp.errors import ConfigError
 from close_mcp.sandbox import Sandbox
 from close_mcp.server.app import build_server
 from close_mcp.server.http import build_http_app
@@ -467,3 +468,46 @@ async def test_authorize_refuses_what_the_client_did_not_register() -> None:
         )
         back = parse_qs(urlsplit(other.headers["location"]).query)
         assert (back["error"], back["state"]) == (["invalid_target"], ["s2"])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CLOSE_MCP_OAUTH_CLIENT_ID": "oa_1"},
+            "OAuth needs the Close OAuth app: set CLOSE_MCP_OAUTH_CLIENT_ID and "
+            "CLOSE_MCP_OAUTH_CLIENT_SECRET (Close: Settings > Developer > OAuth Apps)",
+        ),
+        (
+            {
+                "CLOSE_MCP_OAUTH_CLIENT_ID": "oa_1",
+                "CLOSE_MCP_OAUTH_CLIENT_SECRET": "s" * 20,
+                "CLOSE_MCP_HTTP_TOKEN": "t" * 20,
+            },
+            "CLOSE_MCP_HTTP_TOKEN and OAuth both take Authorization: Bearer; set only one",
+        ),
+        (
+            {"CLOSE_MCP_PUBLIC_URL": "mcp.example.com"},
+            "CLOSE_MCP_PUBLIC_URL must be an http(s) URL such as "
+            "https://api.close.com/api/v1/, not 'mcp.example.com'",
+        ),
+    ],
+)
+def test_oauth_settings_stop_with_one_clear_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as stopped:
+        load_settings({"CLOSE_API_KEY": "api_x", **env}, oauth=True)
+    assert str(stopped.value) == message
+
+
+def test_the_close_app_secret_is_not_in_the_settings_repr() -> None:
+    settings = load_settings(
+        {
+            "CLOSE_API_KEY": "api_x",
+            "CLOSE_MCP_OAUTH_CLIENT_ID": "oa_1",
+            "CLOSE_MCP_OAUTH_CLIENT_SECRET": CANARY,
+            "CLOSE_MCP_PUBLIC_URL": "https://mcp.example.com/",
+        }
+    )
+    assert (settings.oauth, settings.public_url) == (True, "https://mcp.example.com")
+    assert CANARY not in repr(settings)
+    assert CANARY not in str(settings)

@@ -48,7 +48,9 @@ def _oauth_public_url(settings: Settings, args: argparse.Namespace) -> Settings:
     from close_mcp.server.http import LOOPBACK
 
     if args.transport != "http":
-        raise ConfigError("OAuth sign-in works over HTTP: add --transport http")
+        if args.oauth:
+            raise ConfigError("OAuth sign-in works over HTTP: add --transport http")
+        return replace(settings, oauth=False)  # the app's variables set, serving stdio
     if settings.public_url is not None:
         return settings
     if args.host not in LOOPBACK:

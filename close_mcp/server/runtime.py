@@ -79,7 +79,10 @@ class Runtime:
             settings.audit_log, self.clock, stream=sys.stderr if settings.audit_to_stderr else None
         )
         self.writes = WriteContext(settings, self.tokens, self.audit, self.clock, self.store)
-        self.sign_in = self._sign_in() if settings.oauth else None
+        # Only `serve --transport http` sets a public URL for OAuth (cli/commands.py): other
+        # commands, run with the OAuth app's variables in the environment, sign no one in.
+        signs_in = settings.oauth and settings.public_url is not None
+        self.sign_in = self._sign_in() if signs_in else None
 
     def _sign_in(self) -> CloseSignIn:
         """OAuth sign-in with Close (`close_mcp.server.oauth`). With the sandbox, its OAuth app
