@@ -395,12 +395,19 @@ async def in_process(
 
 async def lookup_over(http: httpx.AsyncClient, token: str) -> dict[str, Any]:
     """A legacy session opened with the token, and one read tool call in it."""
+    return await call_over(http, token, "lookup", {"kind": "lead_statuses"})
+
+
+async def call_over(
+    http: httpx.AsyncClient, token: str, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """A legacy session opened with the token, and one tool call in it: its result."""
     opened = await http.post("/mcp", headers=bearer(token), json=INIT)
     assert opened.status_code == 200, opened.text
     session = {**bearer(token), "mcp-session-id": opened.headers["mcp-session-id"]}
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     assert (await http.post("/mcp", headers=session, json=note)).status_code == 202
-    params = {"name": "lookup", "arguments": {"kind": "lead_statuses"}}
+    params = {"name": tool, "arguments": arguments}
     body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}
     answer = await http.post("/mcp", headers=session, json=body)
     line = next(x for x in answer.text.splitlines() if x.startswith("data: "))
@@ -468,6 +475,27 @@ async def test_authorize_refuses_what_the_client_did_not_register() -> None:
         )
         back = parse_qs(urlsplit(other.headers["location"]).query)
         assert (back["error"], back["state"]) == (["invalid_target"], ["s2"])
+
+
+async def test_a_confirmation_outlives_a_refresh_of_closes_token() -> None:
+    """Preview with one Close token, confirm after close-mcp renewed it: the token confirms
+    the same person's write (it is bound to who signed in, not to Close's token of the day)."""
+    clock = FakeClock(start=time.time())
+    sandbox = Sandbox(n_leads=20, clock=clock)
+    sandbox.oauth.access_lifetime_s = 600
+    edit = {
+        "filter": {"lead_status": "Canceled"},
+        "edit": {"type": "set_lead_status", "lead_status": "Bad Fit"},
+    }
+    async with in_process(clock, sandbox) as (http, tokens):
+        preview = await call_over(http, tokens["access_token"], "create_bulk_edit", edit)
+        content = preview["structuredContent"]
+        assert content["status"] == "confirmation_required"
+        clock.advance(6 * 60)  # Close's token is renewed on the next call
+        confirm = {**edit, "confirmation_token": content["confirmation_token"]}
+        done = await call_over(http, tokens["access_token"], "create_bulk_edit", confirm)
+        assert len(sandbox.oauth._access) == 2
+        assert done["structuredContent"]["status"] == "submitted", done
 
 
 @pytest.mark.parametrize(
