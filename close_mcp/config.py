@@ -258,6 +258,10 @@ def load_settings(
     public_url = None
     if raw_public := env.get("CLOSE_MCP_PUBLIC_URL", "").strip():
         public_url = parse_base_url("CLOSE_MCP_PUBLIC_URL", raw_public).rstrip("/")
+        parts = urlsplit(public_url)
+        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # OAuth (RFC 8414, and Close's redirect URLs) needs https off loopback.
+            raise ConfigError(f"CLOSE_MCP_PUBLIC_URL must be an https URL, not {raw_public!r}")
     client_id = env.get("CLOSE_MCP_OAUTH_CLIENT_ID", "").strip() or None
     client_secret = env.get("CLOSE_MCP_OAUTH_CLIENT_SECRET", "").strip() or None
     # OAuth is on when asked for (--oauth) or when the Close app is configured.

@@ -515,6 +515,10 @@ async def test_a_confirmation_outlives_a_refresh_of_closes_token() -> None:
             "CLOSE_MCP_HTTP_TOKEN and OAuth both take Authorization: Bearer; set only one",
         ),
         (
+            {"CLOSE_MCP_PUBLIC_URL": "http://mcp.example.com"},
+            "CLOSE_MCP_PUBLIC_URL must be an https URL, not 'http://mcp.example.com'",
+        ),
+        (
             {"CLOSE_MCP_PUBLIC_URL": "mcp.example.com"},
             "CLOSE_MCP_PUBLIC_URL must be an http(s) URL such as "
             "https://api.close.com/api/v1/, not 'mcp.example.com'",

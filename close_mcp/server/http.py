@@ -44,6 +44,10 @@ in it. With OAuth the SDK's own bearer middleware sets that user instead. The sa
 binds a new-era `requestState`. Each identity may hold `MAX_SESSIONS_PER_CALLER` sessions at
 once (429 beyond), so one caller's flood of `initialize` requests does not fill the
 process's session table for everyone.
+
+Sign in with Close (`--oauth`, issue 30): the SDK's auth routes and bearer middleware stand
+in front of `/mcp` (`close_mcp.server.oauth`); the identity is then the signed-in person, and
+neither the bearer token above nor the server's own Close key is used.
 """
 
 from __future__ import annotations
@@ -140,12 +144,14 @@ class BearerToken:
 
 
 def caller_identity(headers: list[tuple[bytes, bytes]]) -> str:
-    """A digest of the credentials a request brings: its bearer token and its Close key."""
-    found = {name.lower(): value for name, value in headers}
+    """A digest of the credentials a request brings: its bearer token and its Close key
+    (every value of each, in order, should a header come twice)."""
     digest = hashlib.sha256(b"close-mcp caller\0")
-    for name in (b"authorization", KEY_HEADER.encode()):
-        value = found.get(name, b"").strip()
-        digest.update(len(value).to_bytes(4, "big") + value)
+    for wanted in (b"authorization", KEY_HEADER.encode()):
+        values = [value.strip() for name, value in headers if name.lower() == wanted]
+        digest.update(len(values).to_bytes(4, "big"))
+        for value in values:
+            digest.update(len(value).to_bytes(4, "big") + value)
     return "caller:" + digest.hexdigest()
 
 
