@@ -24,6 +24,7 @@ from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
 from close_mcp.server.compact import without_nulls
 from close_mcp.server.idlists import shorten
+from close_mcp.server.oauth import auth_settings
 from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
@@ -218,6 +219,13 @@ def build_server(runtime: Runtime) -> MCPServer:
     # httpx logs every request at INFO; the request log belongs to the audit file instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registrar = build_tools(runtime)
+    sign_in: dict[str, Any] = {}
+    if runtime.sign_in is not None:
+        # OAuth sign-in with Close: the SDK serves the protocol, `CloseSignIn` backs it.
+        sign_in = {
+            "auth": auth_settings(runtime.sign_in.public_url),
+            "auth_server_provider": runtime.sign_in,
+        }
     server: MCPServer = CloseMCPServer(
         name="close-mcp",
         title="Close CRM bulk actions",
@@ -229,6 +237,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         tools=registrar.tools,
         enforced=registrar.enforced,
         store=runtime.store,
+        **sign_in,
     )
     register_resources(server, runtime)
     return server
