@@ -46,11 +46,26 @@ def serve(args: argparse.Namespace) -> int:
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
+        if sys.stdin.isatty():  # a person ran it in a terminal: say it is not hung
+            print(
+                "close-mcp: waiting for an MCP client on stdin (this is a stdio server: an MCP "
+                "client starts it; Ctrl-C stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
         server.run("stdio")
         return 0
+    from close_mcp.cli.ports import listen, url
     from close_mcp.server.http import run_http
 
-    run_http(server, runtime, host=args.host, port=args.port)
+    sock = listen(args.host, args.port)  # before any banner: a busy port is one line
+    print(
+        f"close-mcp: serving MCP (Streamable HTTP) at {url(args.host, args.port, '/mcp')} "
+        f"(health: {url(args.host, args.port, '/health')}); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_http(server, runtime, host=args.host, port=args.port, sock=sock)
     return 0
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import socket
 from typing import Final
 
 from mcp.server.mcpserver import MCPServer
@@ -141,8 +142,18 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
     return app
 
 
-def run_http(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> None:
+def run_http(
+    server: MCPServer,
+    runtime: Runtime,
+    *,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted; `sock` is the listening socket the command line bound to
+    (host, port) before it said where it listens."""
     import uvicorn
 
     app = build_http_app(server, runtime, host=host, port=port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
