@@ -22,7 +22,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.outside.toolcache import in_ci
+from tests.outside.toolcache import Unavailable, in_ci, switched_off
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -65,7 +65,13 @@ def local(server: dict[str, Any], home: Path) -> StdioServerParameters:
     args = [str(arg).replace(PLACEHOLDER, str(REPO)) for arg in server.get("args", [])]
     if command == f"{PLACEHOLDER}/.venv/bin/close-mcp":
         command = str(venv_bin / "close-mcp")
-    elif Path(command).name == "uvx":
+    elif Path(command).name == "uvx":  # installs from PyPI: an outside tool
+        try:
+            switched_off()
+        except Unavailable as exc:
+            if in_ci():
+                pytest.fail(f"{exc} (CI is set: the outside clients must run)", pytrace=False)
+            pytest.skip(str(exc))
         uv = shutil.which("uv", path=str(venv_bin)) or shutil.which("uv")
         if uv is None:
             pytest.skip("uv is not installed (pip install -e '.[test]' brings it)")

@@ -84,6 +84,16 @@ def _in_ci_a_failure(exc: Unavailable) -> Exception:
     return exc
 
 
+SWITCH: Final = "CLOSE_MCP_OUTSIDE_CLIENTS"
+
+
+def switched_off() -> None:
+    """`CLOSE_MCP_OUTSIDE_CLIENTS=off`: do not even try the registries (a machine without
+    them); the tests that need an outside tool skip at once. In CI that is a failure."""
+    if os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "false", "no"):
+        raise Unavailable(f"{SWITCH}=off: the outside clients are switched off")
+
+
 def cache_dir() -> Path:
     root = Path(os.environ.get("CLOSE_MCP_TOOL_CACHE") or REPO / ".ci" / "cache")
     root.mkdir(parents=True, exist_ok=True)
@@ -166,6 +176,7 @@ def _system_node_major() -> int:
 def npm_tools() -> NpmTools:
     """The pinned npm tools, installed on first use (`Unavailable`, in CI `InstallFailed`)."""
     try:
+        switched_off()
         return _npm_tools()
     except Unavailable as exc:
         raise _in_ci_a_failure(exc) from exc
@@ -200,6 +211,7 @@ def mcpb_cli() -> list[str]:
     """The pinned `mcpb` CLI, run by the machine's node, installed on first use into its own
     folder of the cache (`Unavailable`, in CI `InstallFailed`)."""
     try:
+        switched_off()
         node = shutil.which("node")
         if node is None:
             raise Unavailable("node is not installed")
@@ -226,6 +238,7 @@ def langchain_python() -> Path:
     """The Python of a separate venv with langchain-mcp-adapters (mcp 1.x), created on first use
     (`Unavailable`, in CI `InstallFailed`)."""
     try:
+        switched_off()
         return _langchain_python()
     except Unavailable as exc:
         raise _in_ci_a_failure(exc) from exc
