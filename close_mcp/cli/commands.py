@@ -40,9 +40,13 @@ def make_runtime(settings: Settings) -> Runtime:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from close_mcp.cli.ports import listen, url
     from close_mcp.server.app import build_server
 
     settings = settings_from_args(args)
+    # Over HTTP the port is taken first, before any line names it: a busy port is one line,
+    # at once rather than after the sandbox is seeded.
+    sock = listen(args.host, args.port) if args.transport == "http" else None
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
@@ -55,10 +59,8 @@ def serve(args: argparse.Namespace) -> int:
             )
         server.run("stdio")
         return 0
-    from close_mcp.cli.ports import listen, url
     from close_mcp.server.http import run_http
 
-    sock = listen(args.host, args.port)  # before any banner: a busy port is one line
     print(
         f"close-mcp: serving MCP (Streamable HTTP) at {url(args.host, args.port, '/mcp')} "
         f"(health: {url(args.host, args.port, '/health')}); Ctrl-C stops it",

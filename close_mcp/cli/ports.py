@@ -15,15 +15,15 @@ from close_mcp.errors import ConfigError
 
 def listen(host: str, port: int) -> socket.socket:
     """A socket bound to (host, port), for uvicorn's `serve(sockets=[...])`."""
+    # As uvicorn binds when it makes the socket itself: IPv6 for an address with a colon.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sock.bind((host, port))
     except socket.gaierror as exc:
+        sock.close()
         raise ConfigError(f"--host {host!r} is not an address this machine has: {exc}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn sets it
-    try:
-        sock.bind(address)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
