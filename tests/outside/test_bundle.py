@@ -27,8 +27,7 @@ from tests.outside.toolcache import InstallFailed, Unavailable, in_ci, mcpb_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = sorted(p.stem for p in (REPO / "tool_schemas").glob("*.json") if p.stem != "s_query.schema")
-# read only, toolsets search and jobs: the read tools of the two
-SEARCH_AND_JOBS_READ = [
+READ_TOOLS = [
     "get_bulk_job",
     "get_lead",
     "list_bulk_jobs",
@@ -144,17 +143,41 @@ async def test_the_unpacked_bundle_starts_as_its_manifest_says_and_lists_its_too
     assert await listed(params) == TOOLS
 
 
+SEARCH_AND_EDIT = ["create_bulk_edit", "get_lead", "lookup", "revert_bulk_edit", "search_leads"]
+
+
 @pytest.mark.anyio
-async def test_the_bundle_settings_reach_the_server(unpacked: Path, tmp_path: Path) -> None:
-    """Read only, toolsets and time zone, as a user sets them in the host's settings."""
-    chosen = {
-        "api_key": "api_bundle_test_key",
-        "read_only": True,
-        "toolsets": "search,jobs",
-        "timezone": "America/New_York",
-    }
-    params = launch(unpacked, chosen, tmp_path)
-    assert params.env is not None
-    assert params.env["CLOSE_MCP_READ_ONLY"] == "true"
-    assert params.env["CLOSE_MCP_TIMEZONE"] == "America/New_York"
-    assert await listed(params) == SEARCH_AND_JOBS_READ
+@pytest.mark.parametrize(
+    ("chosen", "tools"),
+    [({"read_only": True}, READ_TOOLS), ({"toolsets": "search,edit"}, SEARCH_AND_EDIT)],
+    ids=["read-only", "toolsets"],
+)
+async def test_the_read_only_and_toolsets_settings_reach_the_server(
+    unpacked: Path, tmp_path: Path, chosen: dict[str, Any], tools: list[str]
+) -> None:
+    params = launch(unpacked, {"api_key": "api_bundle_test_key", **chosen}, tmp_path)
+    assert await listed(params) == tools
+
+
+def test_the_time_zone_setting_reaches_the_server(unpacked: Path, tmp_path: Path) -> None:
+    """A zone the server does not know stops it with its one line; a real one starts it."""
+
+    def start(zone: str) -> subprocess.CompletedProcess[str]:
+        params = launch(unpacked, {"api_key": "api_bundle_test_key", "timezone": zone}, tmp_path)
+        return subprocess.run(
+            [params.command, *params.args],
+            env=params.env,
+            cwd=params.cwd,
+            stdin=subprocess.DEVNULL,  # EOF: a server that started ends at once
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT_S,
+            check=False,
+        )
+
+    good, bad = start("America/New_York"), start("Mars/Olympus_Mons")
+    assert good.returncode == 0, good.stderr
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines()[-1].startswith(
+        "close-mcp: error: CLOSE_MCP_TIMEZONE must be an IANA time zone"
+    ), bad.stderr
