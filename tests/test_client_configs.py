@@ -48,14 +48,23 @@ def readme_first_config() -> dict[str, Any]:
 
 
 def servers() -> list[tuple[str, dict[str, Any]]]:
-    found = [
-        (f"README/{name}", server) for name, server in readme_first_config()["mcpServers"].items()
-    ]
+    """Each distinct launch line (command, args, env names) once, named by every config that
+    has it: most files share `serve` and `serve --sandbox`, and each start costs seconds."""
+    found: dict[str, tuple[list[str], dict[str, Any]]] = {}
+
+    def add(name: str, server: dict[str, Any]) -> None:
+        line = json.dumps(
+            [server["command"], server.get("args", []), sorted(server.get("env", {}))]
+        )
+        found.setdefault(line, ([], server))[0].append(name)
+
+    for name, server in readme_first_config()["mcpServers"].items():
+        add(f"README/{name}", server)
     for path in sorted(EXAMPLES.rglob("*.json")):
         config = json.loads(path.read_text())
         for name, server in (config.get("mcpServers") or config["servers"]).items():
-            found.append((f"{path.relative_to(EXAMPLES).as_posix()}/{name}", server))
-    return found
+            add(f"{path.relative_to(EXAMPLES).as_posix()}/{name}", server)
+    return [("+".join(names), server) for names, server in found.values()]
 
 
 def local(server: dict[str, Any], home: Path) -> StdioServerParameters:
