@@ -103,6 +103,7 @@ def test_http_says_on_stderr_the_url_it_listens_on(env: dict[str, str]) -> None:
         line = read_line(proc.stderr.fileno(), time.monotonic() + TIMEOUT_S)
         # The line comes once the port is bound: the URL it names answers at once.
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+    assert proc.stderr.read() == b""  # that one line, nothing else until it stopped
     assert line == (
         f"close-mcp: serving MCP (Streamable HTTP) at http://127.0.0.1:{port}/mcp "
         f"(health: http://127.0.0.1:{port}/health); Ctrl-C stops it\n"
@@ -120,9 +121,11 @@ def test_stdio_in_a_terminal_says_it_waits_for_a_client(env: dict[str, str]) -> 
         with started(proc):
             assert proc.stderr is not None
             line = read_line(proc.stderr.fileno(), time.monotonic() + TIMEOUT_S)
+        rest = proc.stderr.read()
     finally:
         os.close(controller)
         os.close(terminal)
+    assert rest == b""  # one line, nothing else until it was stopped
     assert line == (
         "close-mcp: waiting for an MCP client on stdin (this is a stdio server: an MCP client "
         "starts it; Ctrl-C stops it)\n"
