@@ -452,6 +452,13 @@ class Compiler:
         which_day_end = moment.get("which_day_end")
         if which_day_end is None:
             return result
+        if which_day_end not in ("start", "end"):
+            raise QueryError({f"{path}.which_day_end": "Must be 'start' or 'end'."})
+        if any(offset.get(unit) for unit in ("hours", "minutes", "seconds")):
+            # Our reading, not documented: Close's UI sends day ends with whole days, and the
+            # public scripts that send hours or minutes with `which_day_end` read them as
+            # "the last N hours", so a span with a time part is not rounded to a day end.
+            return result
         return self._which(result, which_day_end, f"{path}.which_day_end")
 
 

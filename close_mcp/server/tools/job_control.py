@@ -35,6 +35,7 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.errors import CloseAPIError
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
@@ -96,13 +97,7 @@ class JobControlResult(CrmResult):
 
 
 def _when(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
+    return close_time(raw)
 
 
 def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:

@@ -20,6 +20,7 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.server.tools import Registrar
 
 READ = ToolAnnotations(
@@ -80,12 +81,7 @@ class WaitResult(CrmResult):
 
 def _created(job: dict[str, Any]) -> datetime:
     """When a job was made, for sorting; an unreadable date sorts last."""
-    raw = job.get("date_created")
-    try:
-        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return EPOCH
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return close_time(job.get("date_created")) or EPOCH
 
 
 def register(reg: Registrar) -> None:
