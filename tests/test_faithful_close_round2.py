@@ -9,6 +9,7 @@ what it does.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -225,3 +226,84 @@ async def test_contact_preference_all_is_marked_undocumented(h: Harness) -> None
     tools = {tool.name: tool for tool in (await h.client.list_tools()).tools}
     described = tools["create_bulk_email"].input_schema["properties"]["contact_preference"]
     assert described["description"].endswith("all: undocumented by Close.")
+
+
+# -- 7. null job status; a resume retried after a 5xx -----------------------------------------
+
+
+class NullStatus(httpx.AsyncBaseTransport):
+    """The sandbox, with every bulk job's `status` answered as null (the OpenAPI allows it)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.inner = sandbox.transport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if "/bulk_action/" not in request.url.path or request.method != "GET":
+            return response
+        body = json.loads(await response.aread())
+        for job in body.get("data", [body]):
+            job["status"] = None
+        return httpx.Response(response.status_code, json=body)
+
+
+async def test_a_null_job_status_is_unknown_and_not_waited_out(start_harness: Any) -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=N_LEADS, clock=clock)
+    h: Harness = await start_harness(sandbox=sandbox, clock=clock, transport=NullStatus(sandbox))
+    store = sandbox.store
+    job = sandbox.jobs.create(
+        "edit",
+        {
+            "s_query": {"type": "object_type", "object_type": "lead"},
+            "type": "set_lead_status",
+            "lead_status_id": next(iter(store.statuses)),
+        },
+        clock.time(),
+    )
+    read = await h.call("get_bulk_job", {"job_id": job.id})
+    assert read["status"] == "unknown"
+    started = clock.time()
+    waited = await h.call("wait_for_bulk_job", {"job_id": job.id, "timeout_s": 600})
+    assert clock.time() == started  # answered at once, not after 600 s
+    assert (waited["job"]["status"], waited["finished"], waited["timed_out"]) == (
+        "unknown",
+        False,
+        False,
+    )
+    listed = await h.call("list_bulk_jobs", {"kind": "edit"})
+    assert [j["status"] for j in listed["jobs"]] == ["unknown"]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_a_resume_whose_first_put_worked_is_not_reported_as_refused(h: Harness) -> None:
+    store = h.sandbox.store
+    job = h.sandbox.jobs.create(
+        "edit",
+        {
+            "s_query": {"type": "object_type", "object_type": "lead"},
+            "type": "set_lead_status",
+            "lead_status_id": next(iter(store.statuses)),
+        },
+        h.clock.time(),
+    )
+    h.sandbox.jobs.set_status(job, {"status": "paused"}, h.clock.time())
+    first = await h.call("resume_bulk_job", {"job_id": job.id})
+    path = f"bulk_action/edit/{job.id}/"
+    # The first PUT resumes the job but its answer is lost (504); the client retries the PUT,
+    # which Close refuses: the job is no longer paused.
+    h.sandbox.inject_faults("after_commit", 1, path, "PUT")
+    done = await h.call(
+        "resume_bulk_job", {"job_id": job.id, "confirmation_token": first["confirmation_token"]}
+    )
+    puts = [r.status for r in h.writes()]
+    assert len(puts) == 2
+    assert puts[1] == 400
+    assert done["status"] == "submitted"
+    assert done["job"]["status"] == "resuming"
+    assert done["message"] == (
+        f"Close refused the resume (Close rejected the request: status: Only a paused bulk "
+        f"action can be resumed.), but job {job.id} is now resuming: it was resumed (by an "
+        "earlier try of this call whose answer was lost, or meanwhile by someone else). "
+        "Follow it with wait_for_bulk_job; do not resume it again."
+    )

@@ -135,7 +135,8 @@ def register(reg: Registrar) -> None:
                     job.n_objects_processed, job.n_objects, f"{job.status}: {job.id}"
                 )
             waited = clock.time() - started
-            if job.finished or job.status == "paused":
+            if job.finished or job.status in ("paused", "unknown"):
+                # `unknown`: Close gave no status, so nothing says waiting will end (issue 25).
                 return WaitResult(job=job, finished=job.finished, timed_out=False, waited_s=waited)
             if waited + POLL_INTERVAL_S > timeout_s:
                 return WaitResult(job=job, finished=False, timed_out=True, waited_s=waited)
