@@ -14,14 +14,18 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
 from close_mcp.clock import FakeClock
+from close_mcp.close.client import CloseClient
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.server.runtime import SANDBOX_BASE_URL
+from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from tests.harness import Harness
 from tests.ids import custom_field
 
@@ -307,3 +311,85 @@ async def test_a_resume_whose_first_put_worked_is_not_reported_as_refused(h: Har
         "earlier try of this call whose answer was lost, or meanwhile by someone else). "
         "Follow it with wait_for_bulk_job; do not resume it again."
     )
+
+
+# -- 6. one rate-limit budget per endpoint group ----------------------------------------------
+
+
+class ParkedClock(FakeClock):
+    """A FakeClock whose `sleep` parks until `advance` reaches its deadline, so a call that
+    waits and a call that does not can be told apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: list[tuple[float, anyio.Event]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        woken = anyio.Event()
+        self.parked.append((self.time() + seconds, woken))
+        await woken.wait()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        for deadline, woken in self.parked:
+            if deadline <= self.time():
+                woken.set()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "store"])
+async def test_a_429_on_search_does_not_delay_a_status_lookup(shared: bool) -> None:
+    clock = ParkedClock()
+    seen: list[tuple[float, str, str, int]] = []
+
+    def close(request: httpx.Request) -> httpx.Response:
+        searching = request.url.path.endswith("/data/search/")
+        status = 429 if searching and not seen else 200
+        seen.append((clock.time() - start, request.method, request.url.path, status))
+        if status == 429:
+            return httpx.Response(
+                429, json={}, headers={"RateLimit": "limit=10, remaining=0, reset=30"}
+            )
+        return httpx.Response(
+            200,
+            json={"data": [], "cursor": None},
+            headers={"RateLimit": "limit=10, remaining=9, reset=1"},
+        )
+
+    start = clock.time()
+    store = SQLiteStore(MEMORY, clock=clock) if shared else None
+    client = CloseClient(
+        SANDBOX_API_KEY, "https://api.close.example/api/v1/",
+        transport=httpx.MockTransport(close), clock=clock, store=store,
+    )  # fmt: skip
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(partial(client.post, "data/search/", {"query": {}}, idempotent=True))
+        await anyio.wait_all_tasks_blocked()
+        assert clock.sleeps == [30.0]  # the search waits out Close's reset
+        tg.start_soon(client.get, "status/lead/")
+        await anyio.wait_all_tasks_blocked()
+        looked_up_at_once = seen[-1] == (0.0, "GET", "/api/v1/status/lead/", 200)
+        clock.advance(30.0)
+    assert looked_up_at_once, seen
+    assert [s[3] for s in seen] == [429, 200, 200]
+    assert seen[-1][:3] == (30.0, "POST", "/api/v1/data/search/")
+    await client.aclose()
+    if store is not None:
+        await store.aclose()
+
+
+async def test_the_sandbox_limits_each_endpoint_group_apart() -> None:
+    """As Close's rate-limit page says: an exhausted group answers 429, another group goes on."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=5, clock=clock, rate_limit=2)
+    async with httpx.AsyncClient(
+        transport=sandbox.transport(), base_url=SANDBOX_BASE_URL, auth=(SANDBOX_API_KEY, "")
+    ) as close:
+        search = {"query": {"type": "object_type", "object_type": "lead"}}
+        statuses = [(await close.post("data/search/", json=search)).status_code for _ in range(3)]
+        lookup = await close.get("status/lead/")
+        leads = [(await close.get("lead/")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert lookup.status_code == 200
+    assert lookup.headers["RateLimit"] == "limit=2, remaining=1, reset=0.50"
+    assert leads == [200, 200, 429]

@@ -40,6 +40,7 @@ from close_mcp.sandbox.faults import (
     FaultPlan,
     RateLimiter,
     Verdict,
+    endpoint_group,
     rate_limited_body,
 )
 from close_mcp.sandbox.routes import TZ_HEADER, Api, Call, tz_offset
@@ -222,7 +223,8 @@ async def _answer(
         return _json(401, {"error": "Unauthorized"})
     headers: dict[str, str] = {}
     if sandbox._limiter is not None:
-        verdict = sandbox._limiter.check(sandbox.api_key, sandbox.clock.time())
+        bucket = f"{sandbox.api_key} {endpoint_group(method, path)}"
+        verdict = sandbox._limiter.check(bucket, sandbox.clock.time())
         headers = verdict.headers()
         if not verdict.allowed:
             return _json(429, rate_limited_body(verdict.reset), headers)
