@@ -217,6 +217,7 @@ class CloseClient:
         self._rng = rng or random.Random()
         self._timezone = timezone
         self._in_flight = 0  # requests under way, so an evicted client closes only when idle
+        self.last_rate_limit: str | None = None  # the latest answer's header (close-mcp check)
         # One budget per endpoint group, as Close enforces its limits (close.budget).
         self._budgets: dict[str, Budget] = {}
         self._new_budget: Callable[[str], Budget] = (
@@ -473,6 +474,7 @@ class CloseClient:
 
     async def _note_budget(self, budget: Budget, response: httpx.Response) -> None:
         header = response.headers.get("RateLimit")
+        self.last_rate_limit = header
         if header and response.status_code != 429:
             await budget.observe(header, self._clock.time())
 

@@ -263,7 +263,7 @@ async def _route(
         emails.deliver_due(sandbox.store, now)
         tz = tz_offset(request.headers.get(TZ_HEADER))
         call = Call(method, params, dict(request.query_params), body, now, tz)
-        answer = apply_drift(sandbox.drift, method, relative, handler(call))
+        answer = apply_drift(sandbox.drift, method, relative, handler(call), body)
         return _json(200, answer, headers)
     except ApiError as exc:
         return _json(exc.status, exc.body, headers)

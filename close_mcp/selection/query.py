@@ -797,6 +797,11 @@ def _filter_error(exc: ValidationError) -> ArgumentError:
 SORTABLE_LEAD_FIELDS: Final = ("date_created", "date_updated", "display_name", "name")
 
 
+async def resolve_sort(sort: list[Any], catalog: Catalog) -> list[Any]:
+    """Sort keys as the tools send them to Close (see `_named_sort`)."""
+    return await _named_sort(sort, catalog)
+
+
 async def _named_sort(sort: list[Any], catalog: Catalog) -> list[Any]:
     """Sort keys may be named: "date_created" (a lead field), a custom field's name or cf_ id,
     "-" first for descending as in Close's `_order_by`; or a {direction, field} object whose
