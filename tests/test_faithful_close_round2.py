@@ -393,3 +393,56 @@ async def test_the_sandbox_limits_each_endpoint_group_apart() -> None:
     assert lookup.status_code == 200
     assert lookup.headers["RateLimit"] == "limit=2, remaining=1, reset=0.50"
     assert leads == [200, 200, 429]
+
+
+# -- 8. the sandbox at least as strict as Close ------------------------------------------------
+
+
+def _field_moment(field: dict[str, Any], moment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "and",
+        "queries": [
+            {"type": "object_type", "object_type": "lead"},
+            {
+                "type": "field_condition",
+                "field": field,
+                "condition": {"type": "moment_range", "on_or_after": moment},
+            },
+        ],
+    }
+
+
+async def test_the_sandbox_refuses_a_naive_fixed_utc_and_a_fixed_utc_on_a_date_field() -> None:
+    sandbox = Sandbox(n_leads=5, clock=FakeClock())
+    renewal = custom_field(sandbox, "Renewal Date")
+    created = {"type": "regular_field", "object_type": "lead", "field_name": "date_created"}
+    on_date = {"type": "custom_field", "custom_field_id": renewal.id}
+    where = "query.queries.1.condition.on_or_after"
+    async with httpx.AsyncClient(
+        transport=sandbox.transport(), base_url=SANDBOX_BASE_URL, auth=(SANDBOX_API_KEY, "")
+    ) as close:
+
+        async def search(tree: dict[str, Any]) -> httpx.Response:
+            return await close.post("data/search/", json={"query": tree})
+
+        naive = await search(
+            _field_moment(created, {"type": "fixed_utc", "value": "2025-01-31T10:00:00"})
+        )
+        on_a_day = await search(
+            _field_moment(on_date, {"type": "fixed_utc", "value": "2025-01-31T10:00:00+00:00"})
+        )
+        aware = await search(
+            _field_moment(created, {"type": "fixed_utc", "value": "2025-01-31T10:00:00+00:00"})
+        )
+        local = await search(
+            _field_moment(on_date, {"type": "fixed_local_date", "value": "2025-01-31"})
+        )
+    assert (naive.status_code, naive.json()["field-errors"]) == (
+        400,
+        {f"{where}.value": "A fixed_utc moment needs a UTC offset (Z or +00:00)."},
+    )
+    assert (on_a_day.status_code, on_a_day.json()["field-errors"]) == (
+        400,
+        {f"{where}.type": "A date field takes fixed_local_date moments, not fixed_utc."},
+    )
+    assert (aware.status_code, local.status_code) == (200, 200)
