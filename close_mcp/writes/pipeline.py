@@ -46,7 +46,7 @@ from close_mcp.close.jobs import (
 )
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
-from close_mcp.writes.binding import Binding, digest_of, read_binding
+from close_mcp.writes.binding import Binding, LeadSet, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
@@ -157,12 +157,21 @@ class Safeguard(Protocol):
     """What is saved before a write Close cannot undo (safety/ implements it).
 
     `take` runs after the token is spent, right before sending, and returns the file it wrote
-    (None: nothing to save), reporting its pages to `progress`; `attach` names that file
-    after the job Close created."""
+    (None: nothing to save, and no lead was read), reporting its pages to `progress` and
+    handing each page to `observe` as it arrives (the binding check folds the same pages:
+    one read of the leads); `discard` removes what `take` wrote when the check then refuses;
+    `attach` names that file after the job Close created."""
 
     what: str  # "snapshot" or "backup", for messages
 
-    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None: ...
+    async def take(
+        self,
+        request: WriteRequest,
+        progress: Progress | None = None,
+        observe: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> str | None: ...
+
+    async def discard(self, saved: str) -> None: ...
 
     async def attach(self, saved: str, job_id: str) -> str: ...
 
@@ -359,8 +368,6 @@ class Pipeline:
             if problem is None:
                 problem = await self._replayed(request, token)
             if problem is None:
-                problem = await self._drifted(request, token)
-            if problem is None:
                 try:
                     await self.context.tokens.spend(token)
                 except TokenRejected as exc:
@@ -368,16 +375,50 @@ class Pipeline:
             if problem is not None:
                 self._refused(sender, request, problem)
                 return await self._confirmation_required(request, problem)
-        saved = await self._safeguard(sender, request)
+        saved, drifted = await self._read_once(sender, request, token if confirm else None)
+        if drifted is not None:
+            problem, current = drifted
+            self._refused(sender, request, problem)
+            return await self._confirmation_required(request, problem, current)
         return await self._send(sender, request, saved, owner=_owner(token))
 
-    async def _safeguard(self, sender: Sender, request: WriteRequest) -> str | None:
+    async def _read_once(
+        self, sender: Sender, request: WriteRequest, token: str | None
+    ) -> tuple[str | None, tuple[str, Binding] | None]:
+        """The snapshot or backup, and whether what the token was bound to still holds,
+        from one read of the leads: the safeguard's pages are folded into the lead set as
+        they arrive (when it saves nothing, the ids alone are read). The digests are
+        compared once the last page is in; a difference discards what was written and
+        answers why, with the binding read now (for the fresh token)."""
+        binding = token is not None and self._binds(request)
+        leads = self._lead_set(request) if binding else None
+        observe = leads.add_page if leads is not None else None
+        saved = await self._safeguard(sender, request, observe)
+        if token is None or not binding:
+            return saved, None
+        nonce, expected = self.context.tokens.bound(token)
+        current = await self._binding(request, leads, walk=saved is None)
+        if expected is not None and current.digest() == expected:
+            return saved, None
+        if saved is not None and request.safeguard is not None:
+            await request.safeguard.discard(saved)
+        stored = await self.context.store.get(f"binding:{nonce}")
+        before = Binding.from_json(stored) if stored is not None else None
+        problem = f"what the preview showed has changed: {current.changes_since(before)}"
+        return None, (problem, current)
+
+    async def _safeguard(
+        self,
+        sender: Sender,
+        request: WriteRequest,
+        observe: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> str | None:
         """Save what the write will overwrite; if that fails, nothing is sent."""
         if request.safeguard is None:
             return None
         what = request.safeguard.what
         try:
-            return await request.safeguard.take(request, self.progress)
+            return await request.safeguard.take(request, self.progress, observe)
         except Exception as exc:
             self._refused(
                 sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
@@ -524,19 +565,23 @@ class Pipeline:
             reason=reason,
         )
 
-    async def _binding(self, request: WriteRequest) -> Binding | None:
-        """What this request touches and sends beyond its body, read from Close now."""
-        if request.s_query is None and not _names_content(request.body):
+    def _binds(self, request: WriteRequest) -> bool:
+        """The request reaches leads or content its body does not hold."""
+        return request.s_query is not None or _names_content(request.body)
+
+    def _lead_set(self, request: WriteRequest) -> LeadSet | None:
+        """Every lead is bound whatever CLOSE_MCP_SNAPSHOT says (it limits what is stored:
+        the ids kept to name what changed), and with snapshots off too."""
+        if request.s_query is None:
             return None
-        # Snapshots switched off do not switch the binding off: it reads ids only.
-        limit = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
-        if request.s_query is not None and request.matched > limit:
-            note = (
-                f"The confirmation binds the count of leads ({request.matched}), not each lead: "
-                f"more than CLOSE_MCP_SNAPSHOT ({limit}) are selected."
-            )
-            if note not in request.notes:
-                request.notes.append(note)
+        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
+        return LeadSet(self.context.tokens.lead_key(), keep)
+
+    async def _binding(
+        self, request: WriteRequest, leads: LeadSet | None, *, walk: bool = True
+    ) -> Binding:
+        """What this request touches and sends beyond its body, read from Close now (the
+        leads from `leads` as a walk already fed it, unless `walk`)."""
         return await read_binding(
             self.client,
             s_query=request.s_query,
@@ -544,34 +589,23 @@ class Pipeline:
             sort=request.sort,
             matched=request.matched,
             body=request.body,
-            limit=limit,
+            leads=leads,
+            walk=walk,
             progress=self.progress,
         )
 
-    async def _drifted(self, request: WriteRequest, token: str) -> str | None:
-        """Why what the preview showed no longer holds (other leads, an edited template)."""
-        nonce, expected = self.context.tokens.bound(token)
-        current = await self._binding(request)
-        if expected is None and current is None:
-            return None
-        if current is not None and digest_of(await current.encode()) == expected:
-            return None
-        saved = await self.context.store.get(f"binding:{nonce}")
-        before = Binding.from_json(saved) if saved is not None else None
-        now = current or Binding(None, {})
-        return f"what the preview showed has changed: {now.changes_since(before)}"
-
     async def _confirmation_required(
-        self, request: WriteRequest, problem: str | None
+        self, request: WriteRequest, problem: str | None, binding: Binding | None = None
     ) -> WriteResult:
-        binding = await self._binding(request)
+        if binding is None and self._binds(request):
+            binding = await self._binding(request, self._lead_set(request))
         encoded = await binding.encode() if binding is not None else None
         minted = self.context.tokens.mint(
             request.tool,
             request.path,
             request.body,
             request.matched,
-            bound=digest_of(encoded) if encoded is not None else None,
+            bound=binding.digest() if binding is not None else None,
         )
         if encoded is not None:
             await self.context.store.put(f"binding:{minted.nonce}", encoded, ttl_s=TOKEN_TTL_S)
