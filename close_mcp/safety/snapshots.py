@@ -65,7 +65,7 @@ import anyio
 from close_mcp.clock import Clock
 from close_mcp.close import leads as walking
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import PAGE_SIZE, iter_leads, pages
+from close_mcp.close.leads import iter_leads, pages
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
 from close_mcp.store import StateStore
@@ -109,8 +109,8 @@ def snapshot_dir(settings: Settings) -> Path:
 
 
 def search_cost(n_leads: int) -> int:
-    """Search requests to read n leads: pages of 200, plus one new walk per 10,000 (about)."""
-    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // walking.CURSOR_CAP
+    """Search requests to read n leads (`close.leads.read_cost`)."""
+    return walking.read_cost(n_leads)
 
 
 # -- deciding --------------------------------------------------------------------------------

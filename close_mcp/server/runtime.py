@@ -26,6 +26,7 @@ from close_mcp.config import Settings
 from close_mcp.errors import MissingAPIKey
 from close_mcp.store import open_store
 from close_mcp.writes.audit import AuditLog
+from close_mcp.writes.background import ServerJobs
 from close_mcp.writes.sender import WriteContext
 from close_mcp.writes.tokens import ConfirmationTokens
 
@@ -75,6 +76,7 @@ class Runtime:
             settings.audit_log, self.clock, stream=sys.stderr if settings.audit_to_stderr else None
         )
         self.writes = WriteContext(settings, self.tokens, self.audit, self.clock, self.store)
+        self.server_jobs = ServerJobs(self.store, self.clock)
 
     def __repr__(self) -> str:
         return f"Runtime(base_url={self._base_url!r}, sandbox={self.sandbox is not None})"
@@ -127,6 +129,7 @@ class Runtime:
         return Call(client=client, catalog=Catalog(client))
 
     async def aclose(self) -> None:
+        await self.server_jobs.aclose()
         for client in [*self._clients.values(), *self._retiring]:
             await client.aclose()
         self._clients.clear()

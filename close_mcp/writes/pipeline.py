@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import anyio
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -46,6 +47,13 @@ from close_mcp.close.jobs import (
 )
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
+from close_mcp.writes.background import (
+    ServerJobs,
+    new_id,
+    read_seconds,
+    runs_as_job,
+    summary,
+)
 from close_mcp.writes.binding import Binding, LeadSet, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
@@ -60,7 +68,8 @@ ATTRIBUTED_TTL_S = 24 * 3600.0
 LOOKUP_PAGE = 100
 LOOKUP_MAX_PAGES = 10
 
-Status = Literal["preview", "confirmation_required", "submitted", "refused"]
+# accepted: confirmed, and carried out as a server job (`close_mcp.writes.background`).
+Status = Literal["preview", "confirmation_required", "submitted", "refused", "accepted"]
 
 
 class LeadSample(BaseModel):
@@ -333,11 +342,16 @@ class Pipeline:
     """Runs a prepared `WriteRequest` to its outcome."""
 
     def __init__(
-        self, context: WriteContext, client: CloseClient, progress: Progress | None = None
+        self,
+        context: WriteContext,
+        client: CloseClient,
+        progress: Progress | None = None,
+        jobs: ServerJobs | None = None,
     ) -> None:
         self.context = context
         self.client = client
         self.progress = progress  # the long steps of a confirmed call report here
+        self.jobs = jobs  # where a confirmed write too long to read in one call runs
 
     async def run(
         self,
@@ -347,6 +361,14 @@ class Pipeline:
         token: str | None,
         answer: ElicitationResult[Any] | None,
     ) -> WriteResult:
+        long = self._runs_as_job(request)
+        if long:
+            request.notes.append(
+                f"Reading the {request.matched} leads before sending takes about "
+                f"{read_seconds(request.matched):.0f} s at Close's 20 requests a second, longer "
+                "than many clients wait for one call: once confirmed it runs as a job, to "
+                "follow with wait_for_bulk_job."
+            )
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
         sender = Sender(self.context.audit, self.client, request.tool)
@@ -375,12 +397,72 @@ class Pipeline:
             if problem is not None:
                 self._refused(sender, request, problem)
                 return await self._confirmation_required(request, problem)
+        if confirm and long and token is not None:
+            return await self._start_job(sender, request, token)
         saved, drifted = await self._read_once(sender, request, token if confirm else None)
         if drifted is not None:
             problem, current = drifted
             self._refused(sender, request, problem)
             return await self._confirmation_required(request, problem, current)
         return await self._send(sender, request, saved, owner=_owner(token))
+
+    def _runs_as_job(self, request: WriteRequest) -> bool:
+        """A bulk action whose reading alone outlasts a client's patience (and a server that
+        can carry it out)."""
+        return (
+            self.jobs is not None
+            and request.job_kind is not None
+            and request.send is None
+            and request.s_query is not None
+            and runs_as_job(request.matched)
+        )
+
+    async def _start_job(self, sender: Sender, request: WriteRequest, token: str) -> WriteResult:
+        """Answer `accepted` now and carry the confirmed write out in the background: the
+        same read, check and send as a call would, reported to the job's state."""
+        assert self.jobs is not None
+        assert request.job_kind is not None
+        jobs = self.jobs
+        job_id = new_id(request.job_kind)
+
+        async def sink(value: float, total: float | None, message: str) -> None:
+            await jobs.record(job_id, "reading", read=value, total=total, message=message)
+
+        pipeline = Pipeline(self.context, self.client, Progress(sink, self.context.clock))
+
+        async def work() -> None:
+            try:
+                saved, drifted = await pipeline._read_once(sender, request, token)
+            except Exception as exc:
+                await jobs.record(job_id, "failed", reason=str(exc))
+                return
+            if drifted is not None:
+                problem = drifted[0]
+                pipeline._refused(sender, request, problem)
+                reason = f"Refused: {problem}. Nothing was sent; call again for a fresh preview."
+                await jobs.record(job_id, "refused", reason=reason)
+                return
+            await jobs.record(job_id, "sending")
+            with anyio.CancelScope(shield=True):  # a request that left is seen through
+                try:
+                    result = await pipeline._send(sender, request, saved, owner=_owner(token))
+                except Exception as exc:
+                    await jobs.record(job_id, "failed", reason=str(exc))
+                    return
+                sent = result.job.id if result.job is not None else None
+                await jobs.record(job_id, "sent", job_id=sent, snapshot=result.snapshot)
+
+        await jobs.start(job_id, work)
+        saved = f"its {request.safeguard.what} is whole and " if request.safeguard else ""
+        return self._result(
+            request,
+            "accepted",
+            f"Accepted: {request.summary}. Reading the {request.matched} leads takes about "
+            f"{read_seconds(request.matched):.0f} s, so it runs as job {job_id}: nothing is "
+            f"sent to Close before {saved}the leads are found to be the ones confirmed. "
+            "Follow it with wait_for_bulk_job; once sent, it follows Close's job.",
+            job=summary(job_id, {"state": "reading"}),
+        )
 
     async def _read_once(
         self, sender: Sender, request: WriteRequest, token: str | None
