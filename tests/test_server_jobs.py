@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
+from close_mcp.clock import FakeClock
 from close_mcp.safety.snapshots import stored_backup
+from close_mcp.sandbox import Sandbox
 from close_mcp.writes import background
-from tests.harness import MODES, Harness
+from tests.harness import MODES, Harness, StartHarness
 from tests.ids import status_id
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60)]
@@ -130,3 +134,55 @@ async def test_a_job_whose_server_stopped_reads_as_stopped(h: Harness) -> None:
         "sending"
     )
     assert h.writes() == []
+
+
+class HeldBackup(httpx.AsyncBaseTransport):
+    """The sandbox, with the backup's search pages held until `release` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.release = anyio.Event()
+        self.held = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/data/search/") and b'"contacts"' in request.content:
+            self.held.set()
+            await self.release.wait()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_pausing_a_job_still_reading_stops_it_and_nothing_is_sent(
+    start_harness: StartHarness,
+) -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=60, clock=clock)
+    gate = HeldBackup(sandbox.transport())
+    h = await start_harness(sandbox=sandbox, clock=clock, transport=gate)
+    _first, done = await _accepted(h, QUALIFIED)
+    handle = done["job"]["id"]
+    await gate.held.wait()  # the job is reading its backup
+    paused = await h.call("pause_bulk_job", {"job_id": handle})
+    assert paused["message"].startswith(f"Stopped job {handle} before anything was sent")
+    assert paused["job"]["status"] == "error"
+    again = await h.call("pause_bulk_job", {"job_id": handle})  # a repeat: the same answer
+    assert again["message"] == paused["message"]
+    gate.release.set()
+    waited = await h.call("wait_for_bulk_job", {"job_id": handle, "timeout_s": 600})
+    assert waited["job"]["details"] == {"server_job": "refused", "reason": background.STOPPED}
+    assert h.writes() == []
+    assert h.sandbox.store.leads.keys() >= set(_qualified(h))
+
+
+async def test_pausing_a_job_once_sent_pauses_closes_job(h: Harness) -> None:
+    _first, done = await _accepted(h, QUALIFIED)
+    handle = done["job"]["id"]
+    job = {"id": handle}
+    for _ in range(200):  # the job runs beside these reads; Close's job waits for the clock
+        job = await h.call("get_bulk_job", {"job_id": handle})
+        if not job["id"].startswith("bulkdelete_mcp"):
+            break
+    assert not job["id"].startswith("bulkdelete_mcp")
+    paused = await h.call("pause_bulk_job", {"job_id": handle})
+    assert paused["job"]["id"] == job["id"]
+    assert paused["job"]["status"] == "paused"
+    assert [r.method for r in h.writes()] == ["POST", "PUT"]

@@ -16,7 +16,11 @@ rest out in this server process:
   `wait_for_bulk_job` and `get_bulk_job` on any replica sharing the store follow it, then
   follow Close's job;
 - a state that stops moving (the process died) reads as stopped: before `sending`, nothing
-  was sent; from `sending` on, whether Close got the request is unknown (look at its jobs).
+  was sent; from `sending` on, whether Close got the request is unknown (look at its jobs);
+- `pause_bulk_job` on it before it is sent stops it for good: the job and the pause each try
+  to `decide` (atomically in the store, once for all replicas) between "send" and "stop", so
+  either the pause wins and nothing is ever sent (what the read wrote is discarded when it
+  ends), or the job is being sent and the pause then applies to Close's job.
 
 The id has the form of the kind's Close ids (`bulkdelete_mcp<hex>`) so the job tools take it
 as they are (their schemas, which every client reads on every turn, stay as they are); Close
@@ -70,8 +74,22 @@ def is_server_job(job_id: str) -> bool:
     return any(job_id.startswith(prefix + MARK) for prefix in _PREFIX.values())
 
 
+STOPPED: Final = (
+    "stopped by pause_bulk_job before anything was sent; call the tool again for a fresh preview"
+)
+
+
 def _key(job_id: str) -> str:
     return f"serverjob:{job_id}"
+
+
+async def decide(store: StateStore, job_id: str, decision: str) -> str:
+    """Decide, once for every replica, whether the job is sent or stopped: the first caller's
+    `decision` ("send" or "stop") holds; answers the one that holds."""
+    key = f"serverjob-decided:{job_id}"
+    if await store.add(key, decision, ttl_s=STATE_TTL_S):
+        return decision
+    return await store.get(key) or decision
 
 
 class ServerJobs:

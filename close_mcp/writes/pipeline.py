@@ -48,7 +48,9 @@ from close_mcp.close.jobs import (
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.background import (
+    STOPPED,
     ServerJobs,
+    decide,
     new_id,
     read_seconds,
     runs_as_job,
@@ -441,6 +443,12 @@ class Pipeline:
                 pipeline._refused(sender, request, problem)
                 reason = f"Refused: {problem}. Nothing was sent; call again for a fresh preview."
                 await jobs.record(job_id, "refused", reason=reason)
+                return
+            if await decide(self.context.store, job_id, "send") != "send":
+                if saved is not None and request.safeguard is not None:
+                    await request.safeguard.discard(saved)
+                pipeline._refused(sender, request, STOPPED)
+                await jobs.record(job_id, "refused", reason=STOPPED)
                 return
             await jobs.record(job_id, "sending")
             with anyio.CancelScope(shield=True):  # a request that left is seen through
