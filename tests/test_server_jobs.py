@@ -54,6 +54,16 @@ async def _accepted(h: Harness, args: dict[str, Any]) -> tuple[dict[str, Any], d
     return first, done
 
 
+async def _ended(h: Harness, handle: str) -> dict[str, Any]:
+    """Read the server job until it was sent or ended (each read lets it run; the fake clock
+    stays put, so Close's job does not move and the job's state never looks stale)."""
+    for _ in range(500):
+        job = await h.call("get_bulk_job", {"job_id": handle})
+        if job["id"] != handle or job["status"] == "error":
+            return job
+    raise AssertionError(f"{handle} did not end")
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_long_delete_runs_as_a_job_sent_once_its_backup_is_whole(h: Harness) -> None:
     doomed = _qualified(h)
@@ -65,6 +75,7 @@ async def test_a_long_delete_runs_as_a_job_sent_once_its_backup_is_whole(h: Harn
         f"Accepted: Bulk delete: permanently delete {len(doomed)} leads"
     )
     assert "nothing is sent to Close before its backup is whole" in done["message"]
+    await _ended(h, handle)
     waited = await h.call("wait_for_bulk_job", {"job_id": handle, "timeout_s": 600})
     assert waited["finished"] is True
     close_job = waited["job"]["id"]
@@ -99,6 +110,7 @@ async def test_a_swap_found_by_the_job_refuses_and_sends_nothing(h: Harness) -> 
         "create_bulk_delete", {**QUALIFIED, "confirmation_token": first["confirmation_token"]}
     )
     assert done["status"] == "accepted"
+    await _ended(h, done["job"]["id"])
     waited = await h.call("wait_for_bulk_job", {"job_id": done["job"]["id"], "timeout_s": 600})
     assert waited["finished"] is True
     assert waited["job"]["status"] == "error"
@@ -167,6 +179,7 @@ async def test_pausing_a_job_still_reading_stops_it_and_nothing_is_sent(
     again = await h.call("pause_bulk_job", {"job_id": handle})  # a repeat: the same answer
     assert again["message"] == paused["message"]
     gate.release.set()
+    await _ended(h, handle)
     waited = await h.call("wait_for_bulk_job", {"job_id": handle, "timeout_s": 600})
     assert waited["job"]["details"] == {"server_job": "refused", "reason": background.STOPPED}
     assert h.writes() == []
@@ -176,11 +189,7 @@ async def test_pausing_a_job_still_reading_stops_it_and_nothing_is_sent(
 async def test_pausing_a_job_once_sent_pauses_closes_job(h: Harness) -> None:
     _first, done = await _accepted(h, QUALIFIED)
     handle = done["job"]["id"]
-    job = {"id": handle}
-    for _ in range(200):  # the job runs beside these reads; Close's job waits for the clock
-        job = await h.call("get_bulk_job", {"job_id": handle})
-        if not job["id"].startswith("bulkdelete_mcp"):
-            break
+    job = await _ended(h, handle)
     assert not job["id"].startswith("bulkdelete_mcp")
     paused = await h.call("pause_bulk_job", {"job_id": handle})
     assert paused["job"]["id"] == job["id"]
