@@ -21,7 +21,6 @@ message can name the leads that left and joined.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,14 +44,15 @@ def digest_of(text: str) -> str:
 class LeadSet:
     """The set of leads a walk read, as a digest folded page by page.
 
-    The digest is the sum, modulo 2**256, of HMAC-SHA256(key, lead id) over the leads, with
-    their count: the same whatever order Close returns them in, so nothing is sorted or
-    held. The key comes from `CLOSE_MCP_SECRET` (`ConfirmationTokens.lead_key`): without it
-    no one can choose another set of leads with the same sum. The ids themselves are kept
+    The digest is the sum, modulo 2**256, of a keyed BLAKE2b MAC of each lead id (one C call
+    a lead: half the time of HMAC-SHA256), with their count: the same whatever order Close
+    returns them in, so nothing is sorted or held. The key comes from `CLOSE_MCP_SECRET`
+    (`ConfirmationTokens.lead_key`): without it no one can choose another set of leads with
+    the same sum. The ids themselves are kept
     only up to `keep` (the snapshot limit), for the message that names what changed."""
 
     def __init__(self, key: bytes, keep: int) -> None:
-        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._key = hashlib.sha256(key).digest()  # BLAKE2b takes a key of at most 64 bytes
         self._sum = 0
         self._keep = keep
         self.count = 0
@@ -61,11 +61,11 @@ class LeadSet:
     def add_page(self, page: list[dict[str, Any]]) -> None:
         """Fold in a page of leads as Close returned them (each with its `id`)."""
         total = self._sum
+        key = self._key
         for lead in page:
-            mac = self._mac.copy()
             lead_id = str(lead["id"])
-            mac.update(lead_id.encode())
-            total += int.from_bytes(mac.digest(), "big")
+            mac = hashlib.blake2b(lead_id.encode(), key=key, digest_size=32).digest()
+            total += int.from_bytes(mac, "big")
             if self._ids is not None:
                 self._ids.add(lead_id)
         self._sum = total % _MOD
