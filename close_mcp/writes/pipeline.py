@@ -414,6 +414,7 @@ class Pipeline:
         return (
             self.jobs is not None
             and request.job_kind is not None
+            and request.method == "POST"  # a new job: not a resume, not a revert plan
             and request.send is None
             and request.s_query is not None
             and runs_as_job(request.matched)
