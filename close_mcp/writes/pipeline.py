@@ -9,8 +9,10 @@ leads it touches, a sample). Everything that makes writes safe lives here, once:
 - The confirmed call rebuilds the request from its arguments and recounts; the token must
   fit both, must not be expired or spent, and a person asked through elicitation must agree
   (for a delete: type the number of leads). Anything else is `refused` with a fresh preview.
-- A `Safeguard` (the snapshot before an edit, the backup before a delete) runs after the
-  token is spent and before the request leaves; if it fails, nothing is sent.
+- A `Safeguard` (the snapshot before an edit, the backup before a delete) runs once the
+  token and the person's answer are checked, before the token is spent and the request
+  leaves; if it fails, nothing is sent. Its pages are also what the binding (the leads the
+  token was bound to) is checked against: one read of the leads (`_read_once`).
 - The request leaves through `Sender`, once. After an ambiguous failure the recent jobs (or
   emails) are searched for it before anything is reported; it is never resent.
 
@@ -167,7 +169,8 @@ class PlanAnswer:
 class Safeguard(Protocol):
     """What is saved before a write Close cannot undo (safety/ implements it).
 
-    `take` runs after the token is spent, right before sending, and returns the file it wrote
+    `take` runs once the token is checked, right before it is spent and the request sent, and
+    returns the file it wrote
     (None: nothing to save, and no lead was read), reporting its pages to `progress` and
     handing each page to `observe` as it arrives (the binding check folds the same pages:
     one read of the leads); `discard` removes what `take` wrote when the check then refuses;
@@ -391,22 +394,31 @@ class Pipeline:
             )
             if problem is None:
                 problem = await self._replayed(request, token)
+            if problem is None and long:  # read in the background, once the token is spent
+                return await self._start_job(sender, request, token)
+            saved: str | None = None
+            current: Binding | None = None
+            if problem is None:
+                saved, drifted = await self._read_once(sender, request, token)
+                if drifted is not None:
+                    problem, current = drifted
             if problem is None:
                 try:
                     await self.context.tokens.spend(token)
                 except TokenRejected as exc:
                     problem = str(exc)
+                    await self._discard(request, saved)
             if problem is not None:
                 self._refused(sender, request, problem)
-                return await self._confirmation_required(request, problem)
-        if confirm and long and token is not None:
-            return await self._start_job(sender, request, token)
-        saved, drifted = await self._read_once(sender, request, token if confirm else None)
-        if drifted is not None:
-            problem, current = drifted
-            self._refused(sender, request, problem)
-            return await self._confirmation_required(request, problem, current)
+                return await self._confirmation_required(request, problem, current)
+        else:
+            saved, _ = await self._read_once(sender, request, None)
         return await self._send(sender, request, saved, owner=_owner(token))
+
+    async def _discard(self, request: WriteRequest, saved: str | None) -> None:
+        """Remove a snapshot or backup taken for a write that is then refused."""
+        if saved is not None and request.safeguard is not None:
+            await request.safeguard.discard(saved)
 
     def _runs_as_job(self, request: WriteRequest) -> bool:
         """A bulk action whose reading alone outlasts a client's patience (and a server that
@@ -421,10 +433,16 @@ class Pipeline:
         )
 
     async def _start_job(self, sender: Sender, request: WriteRequest, token: str) -> WriteResult:
-        """Answer `accepted` now and carry the confirmed write out in the background: the
-        same read, check and send as a call would, reported to the job's state."""
+        """Spend the token, answer `accepted` now and carry the confirmed write out in the
+        background: the same read, check and send as a call would, reported to the job's
+        state (a refusal then is the job's end: the token is spent, a fresh preview needed)."""
         assert self.jobs is not None
         assert request.job_kind is not None
+        try:
+            await self.context.tokens.spend(token)
+        except TokenRejected as exc:
+            self._refused(sender, request, str(exc))
+            return await self._confirmation_required(request, str(exc))
         jobs = self.jobs
         job_id = new_id(request.job_kind)
 
@@ -446,8 +464,7 @@ class Pipeline:
                 await jobs.record(job_id, "refused", reason=reason)
                 return
             if await decide(self.context.store, job_id, "send") != "send":
-                if saved is not None and request.safeguard is not None:
-                    await request.safeguard.discard(saved)
+                await pipeline._discard(request, saved)
                 pipeline._refused(sender, request, STOPPED)
                 await jobs.record(job_id, "refused", reason=STOPPED)
                 return
@@ -491,8 +508,7 @@ class Pipeline:
         current = await self._binding(request, leads, walk=saved is None)
         if expected is not None and current.digest() == expected:
             return saved, None
-        if saved is not None and request.safeguard is not None:
-            await request.safeguard.discard(saved)
+        await self._discard(request, saved)
         stored = await self.context.store.get(f"binding:{nonce}")
         before = Binding.from_json(stored) if stored is not None else None
         problem = f"what the preview showed has changed: {current.changes_since(before)}"
@@ -516,7 +532,7 @@ class Pipeline:
             )
             raise SafetyNetError(
                 f"Could not save the {what} before sending, so nothing was sent: {exc} "
-                "Call again (without the spent token) for a fresh confirmation."
+                "Call again for a fresh confirmation."
             ) from exc
 
     async def _send(
