@@ -56,6 +56,7 @@ from typing import IO, Any, Final, Literal, TextIO
 
 import anyio
 
+from close_mcp.clock import Clock, SystemClock
 from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
@@ -159,9 +160,13 @@ def _file_backup_id(path: Path) -> str:
 
 
 @asynccontextmanager
-async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
+async def kept(
+    store: StateStore, name: str, *, ttl_s: float, busy: str, clock: Clock | None = None
+) -> AsyncIterator[None]:
     """Like `close_mcp.store.held`, for a long block: the lock is renewed every third of
-    `ttl_s` while the block runs, so it outlives a long run but not a dead process."""
+    `ttl_s` (of `clock`) while the block runs, so it outlives a long run but not a dead
+    process; it is released only while it is still ours."""
+    clock = clock or SystemClock()
     owner = secrets.token_hex(8)
     key = f"lock:{name}"
     if not await store.add(key, owner, ttl_s=ttl_s):
@@ -174,7 +179,7 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
 
     async def renew() -> None:
         while True:
-            await anyio.sleep(ttl_s / 3)
+            await clock.sleep(ttl_s / 3)
             try:
                 await store.update(key, renewed, ttl_s=ttl_s)
             except _Lost:
@@ -216,12 +221,18 @@ async def run_restore(
     sandbox: bool = False,
     retry_unknown: bool = False,
     steps: Steps | None = None,
+    clock: Clock | None = None,
 ) -> Report | None:
     """Restore `backup` holding its lock from reading the journal to the last POST: `approve`
     sees the journal (shows the preview, asks); None when it says no. Each lead handled is a
-    step of `steps`. `Busy` when another restore of the backup runs."""
+    step of `steps`. `Busy` when another restore of the backup runs. The lock is renewed on
+    `clock` while the run lives."""
     async with kept(
-        store, f"restore:{backup.id}", ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup)
+        store,
+        f"restore:{backup.id}",
+        ttl_s=RESTORE_LOCK_TTL_S,
+        busy=busy_message(backup),
+        clock=clock,
     ):
         progress = await Progress.open(store, backup, sandbox=sandbox)
         if not await approve(progress):
