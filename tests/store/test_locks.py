@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
@@ -27,6 +28,7 @@ from close_mcp.store.sqlite import SQLiteStore
 from close_mcp.writes.sender import Sender
 
 pytestmark = pytest.mark.anyio
+Hold = Callable[..., AbstractAsyncContextManager[None]]
 
 
 class SteppedClock:
@@ -72,41 +74,43 @@ def _name() -> str:
     return f"revert:bulkedit_{secrets.token_hex(6)}"  # tests share one Redis: one lock each
 
 
-async def test_release_of_an_expired_lock_leaves_the_new_holder_alone(store: StateStore) -> None:
+@pytest.mark.parametrize("hold", [held, kept], ids=["held", "kept"])
+async def test_release_of_an_expired_lock_leaves_the_new_holder_alone(
+    store: StateStore, hold: Hold
+) -> None:
     """Two blocks interleaved as they are in life: A takes the lock, it expires, B takes it,
     A ends (its release must leave B's lock), B is still protected, B ends."""
-    for hold in (held, kept):
-        name = _name()
-        a_lost, a_may_end, b_took_it, a_ended = (anyio.Event() for _ in range(4))
-        seen: list[str | None] = []
+    name = _name()
+    a_lost, a_may_end, b_took_it, a_ended = (anyio.Event() for _ in range(4))
+    seen: list[str | None] = []
 
-        async def a() -> None:
-            async with hold(store, name, ttl_s=60, busy="a"):
-                await store.delete(f"lock:{name}")  # A's lock expired while A worked
-                a_lost.set()
-                await a_may_end.wait()
-            a_ended.set()
+    async def a() -> None:
+        async with hold(store, name, ttl_s=60, busy="a"):
+            await store.delete(f"lock:{name}")  # A's lock expired while A worked
+            a_lost.set()
+            await a_may_end.wait()
+        a_ended.set()
 
-        async def b() -> None:
-            async with hold(store, name, ttl_s=60, busy="b"):
-                b_took_it.set()
-                await a_ended.wait()
-                seen.append(await store.get(f"lock:{name}"))
-                try:
-                    async with held(store, name, ttl_s=60, busy="c"):
-                        seen.append("c took the lock")
-                except Busy:
-                    seen.append("c refused")
+    async def b() -> None:
+        async with hold(store, name, ttl_s=60, busy="b"):
+            b_took_it.set()
+            await a_ended.wait()
+            seen.append(await store.get(f"lock:{name}"))
+            try:
+                async with held(store, name, ttl_s=60, busy="c"):
+                    seen.append("c took the lock")
+            except Busy:
+                seen.append("c refused")
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(a)
-            await a_lost.wait()
-            tasks.start_soon(b)
-            await b_took_it.wait()
-            a_may_end.set()
-        assert seen[0] is not None, hold.__name__  # B's lock survived A's release
-        assert seen[1] == "c refused", hold.__name__
-        assert await store.get(f"lock:{name}") is None  # B released its own lock
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(a)
+        await a_lost.wait()
+        tasks.start_soon(b)
+        await b_took_it.wait()
+        a_may_end.set()
+    assert seen[0] is not None  # B's lock survived A's release
+    assert seen[1] == "c refused"
+    assert await store.get(f"lock:{name}") is None  # B released its own lock
 
 
 def _backup_file(tmp_path: Path) -> Path:
