@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, Mode, accept, decline
 from tests.ids import email_template, template_id
@@ -563,10 +564,10 @@ async def test_contact_of_another_lead_is_refused(h: Harness) -> None:
     lead, other = leads[0], leads[1]
     args = {"lead_id": lead.id, "contact_id": other.contacts[0].id, "body_text": "x"}
     error = await h.error("send_email", args)
-    listed = ", ".join(f"{c.id} ({c.name})" for c in lead.contacts)
+    listed = ", ".join(f"{c.id} ({c.name!r})" for c in lead.contacts)
     assert error == (
         f"contact_id: {other.contacts[0].id!r} is not a contact of lead {lead.id}; "
-        f"its contacts: {listed}"
+        f"its contacts: {listed} ({ERROR_CRM_NOTICE})"
     )
     assert h.writes() == []
 
@@ -703,13 +704,13 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
     (
         "archived template",
         {"template": "Old newsletter"},
-        "template: 'Old newsletter' is archived; pick an active one",
+        f"template: 'Old newsletter' is archived; pick an active one ({ERROR_CRM_NOTICE})",
     ),
     (
         "unknown template",
         {"template": "Intr"},
         "No email template named 'Intr'. Closest: 'Intro' (ID). Use "
-        'lookup(kind="email_templates") to list them.',
+        f'lookup(kind="email_templates") to list them. ({ERROR_CRM_NOTICE})',
     ),
 ]
 
@@ -994,7 +995,7 @@ FOLLOWUP_RULES: list[tuple[str, dict[str, Any], str]] = [
         "unknown sequence",
         {"followup_sequence": "Onboardin"},
         "followup_sequence: No sequence named 'Onboardin'. Closest: 'Onboarding' (ID). Use "
-        'lookup(kind="sequences") to list them.',
+        f'lookup(kind="sequences") to list them. ({ERROR_CRM_NOTICE})',
     ),
 ]
 
@@ -1011,5 +1012,7 @@ async def test_followup_sequence_rules_are_enforced_before_sending(h: Harness) -
     assert short == "followup_sequence_delay: 3600 is less than the minimum of 86400"
     h.sandbox.store.sequences[onboarding].status = "paused"
     paused = await h.error("send_email", {**base, "followup_sequence": onboarding})
-    assert paused == "followup_sequence: 'Onboarding' is paused; pick an active sequence"
+    assert paused == (
+        f"followup_sequence: 'Onboarding' is paused; pick an active sequence ({ERROR_CRM_NOTICE})"
+    )
     assert h.writes() == []

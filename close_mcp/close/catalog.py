@@ -362,12 +362,13 @@ class Catalog:
                 ids=ids,
                 path=path,
             )
+        closest = _closest(spec, items, query)
         raise NameNotFound(
-            f"No {spec.one} named {query!r}.{_closest(spec, items, query)} "
-            f'Use lookup(kind="{spec.kind}") to list them.',
+            f'No {spec.one} named {query!r}.{closest} Use lookup(kind="{spec.kind}") to list them.',
             kind=spec.kind,
             query=query,
             path=path,
+            quotes_crm_text=bool(closest),
         )
 
     async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str, path: str | None) -> T:

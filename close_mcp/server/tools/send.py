@@ -59,6 +59,7 @@ from close_mcp.writes.pipeline import (
     RecentLookup,
     WriteRequest,
     WriteResult,
+    quoted,
 )
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
@@ -204,10 +205,14 @@ def _pick_contact(
         for contact in lead.contacts:
             if contact.get("id") == contact_id:
                 return contact
-        listed = ", ".join(f"{c.get('id')} ({c.get('name') or 'no name'})" for c in lead.contacts)
+        listed = ", ".join(
+            f"{c.get('id')} ({quoted(str(c['name'])) if c.get('name') else 'no name'})"
+            for c in lead.contacts
+        )
         raise ArgumentError(
             "contact_id",
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
+            quotes_crm_text=bool(lead.contacts),
         )
     for address in addresses:
         for contact in lead.contacts:
@@ -359,7 +364,9 @@ async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str,
     sequence = await catalog.resolve_sequence(name_or_id, path="followup_sequence")
     if sequence.status not in (None, "active"):
         raise ArgumentError(
-            "followup_sequence", f"{sequence.name!r} is {sequence.status}; pick an active sequence"
+            "followup_sequence",
+            f"{quoted(sequence.name)} is {sequence.status}; pick an active sequence",
+            quotes_crm_text=True,
         )
     return sequence.id, sequence.name
 
@@ -542,7 +549,11 @@ def register(reg: Registrar) -> None:
         if template is not None:
             found = await call.catalog.resolve_template(template)
             if found.is_archived:
-                raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
+                raise ArgumentError(
+                    "template",
+                    f"{quoted(found.name)} is archived; pick an active one",
+                    quotes_crm_text=True,
+                )
         account_id = (
             await _account_id(call.catalog, email_account, sender_address)
             if email_account
