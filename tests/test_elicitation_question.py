@@ -81,9 +81,11 @@ async def test_a_client_declaring_only_url_elicitation_is_not_asked(
     assert done["status"] == "submitted", done
     assert h.questions == []
     strict = await start_harness(elicit=decline(), env={"CLOSE_MCP_REQUIRE_HUMAN": "1"})
-    refused = await _confirm_delete(strict, QUALIFIED)
+    refused = await strict.call("create_bulk_delete", QUALIFIED)
     assert refused["status"] == "refused"
     assert refused["reason"].startswith("CLOSE_MCP_REQUIRE_HUMAN is set")
+    assert strict.questions == []
+    assert strict.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -26,6 +26,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         require_human=args.require_human,
         audit_log=args.audit_log,
         snapshot=args.snapshot,
+        oauth=getattr(args, "oauth", None),
     )
 
 
@@ -39,18 +40,58 @@ def make_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, sandbox=sandbox)
 
 
+def _oauth_public_url(settings: Settings, args: argparse.Namespace) -> Settings:
+    """OAuth is for HTTP; on loopback the public URL defaults to the address served."""
+    from dataclasses import replace
+
+    from close_mcp.errors import ConfigError
+    from close_mcp.server.http import LOOPBACK
+
+    if args.transport != "http":
+        if args.oauth:
+            raise ConfigError("OAuth sign-in works over HTTP: add --transport http")
+        return replace(settings, oauth=False)  # the app's variables set, serving stdio
+    if settings.public_url is not None:
+        return settings
+    if args.host not in LOOPBACK:
+        raise ConfigError("OAuth needs CLOSE_MCP_PUBLIC_URL, the server's external base URL")
+    host = "[::1]" if args.host == "::1" else args.host
+    return replace(settings, public_url=f"http://{host}:{args.port}")
+
+
 def serve(args: argparse.Namespace) -> int:
+    from close_mcp.cli.ports import listen, url
     from close_mcp.server.app import build_server
 
     settings = settings_from_args(args)
+    if settings.oauth:
+        settings = _oauth_public_url(settings, args)
+    # Over HTTP the port is taken first, before any line names it: a busy port is one line,
+    # at once rather than after the sandbox is seeded.
+    sock = listen(args.host, args.port) if args.transport == "http" else None
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
-        server.run("stdio")
+        if sys.stdin.isatty():  # a person ran it in a terminal: say it is not hung
+            print(
+                "close-mcp: waiting for an MCP client on stdin (this is a stdio server: an MCP "
+                "client starts it; Ctrl-C stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        from close_mcp.server.stdio import run_stdio
+
+        run_stdio(server)
         return 0
     from close_mcp.server.http import run_http
 
-    run_http(server, runtime, host=args.host, port=args.port)
+    print(
+        f"close-mcp: serving MCP (Streamable HTTP) at {url(args.host, args.port, '/mcp')} "
+        f"(health: {url(args.host, args.port, '/health')}); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_http(server, runtime, host=args.host, port=args.port, sock=sock)
     return 0
 
 

@@ -45,14 +45,20 @@ SERVE_ENVIRONMENT = f"""environment (a flag overrides its variable):
   CLOSE_MCP_TOOLSETS       --toolsets (default: all)
   CLOSE_MCP_CONFIRM        --confirm (default: all; delete always)
   CLOSE_MCP_REQUIRE_HUMAN  --require-human (default: off)
-  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir)
+  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir, with
+                           --sandbox too)
   CLOSE_MCP_SNAPSHOT       --snapshot (default: on, up to 50,000 leads)
   CLOSE_MCP_SECRET         key that signs confirmation tokens, the same on every replica
                            (default: random per process)
   CLOSE_MCP_STORE          the state store: a SQLite path or redis://host:port/db
-                           (default: state.sqlite3 in the state dir)
+                           (default: state.sqlite3 in the state dir; with --sandbox:
+                           :memory:, forgotten when the server stops)
   CLOSE_MCP_TIMEZONE       time zone of date-only filters (default: the machine's)
   CLOSE_MCP_HTTP_TOKEN     bearer token required on /mcp over HTTP (default: none)
+  CLOSE_MCP_PUBLIC_URL     the server's external base URL, for OAuth (default: none;
+                           http://HOST:PORT on loopback)
+  CLOSE_MCP_OAUTH_CLIENT_ID, CLOSE_MCP_OAUTH_CLIENT_SECRET
+                           the operator's Close OAuth app; OAuth is on when both are set
 the state dir: {STATE_DIR}"""
 
 
@@ -131,9 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--transport", choices=("stdio", "http"), default="stdio", help="default: stdio"
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1, loopback)"
+        "--host",
+        default="127.0.0.1",
+        help="HTTP bind address, with --transport http (default: 127.0.0.1, loopback)",
     )
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="HTTP port, with --transport http (default: 8000)"
+    )
+    serve.add_argument(
+        "--oauth",
+        action="store_true",
+        default=None,
+        help="over HTTP, people sign in with Close (OAuth); with --sandbox the whole flow runs "
+        "here (default: on when CLOSE_MCP_OAUTH_CLIENT_ID and _SECRET are set)",
+    )
     _add_policy_flags(serve)
 
     sandbox = sub.add_parser(
@@ -277,6 +294,12 @@ def with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> li
     lead = 0
     while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
         lead += 1
+    if lead < len(argv) and not argv[lead].startswith("-"):
+        # A word where a command goes is a mistyped command, not an argument of `serve`.
+        parser.error(
+            f"unknown command {argv[lead]!r}; the commands are: {', '.join(sorted(commands))} "
+            "(without one: serve)"
+        )
     return [*argv[:lead], "serve", *argv[lead:]]
 
 
@@ -301,11 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "sandbox":
             import anyio
 
+            from close_mcp.cli.ports import listen
             from close_mcp.sandbox import serve as serve_sandbox
 
             options = dict(
                 host=args.host,
                 port=args.port,
+                sock=listen(args.host, args.port),  # bound before the banner names it
                 n_leads=args.leads,
                 seed=args.seed,
                 rate_limit=parse_rate(args.rate_limit),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from datetime import tzinfo
 from typing import Any, Final
 
@@ -182,6 +182,20 @@ def count_body(query: JSON) -> dict[str, Any]:
     return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
 
 
+class _Bearer(httpx.Auth):
+    """`Authorization: Bearer <OAuth access token>`; repr shows no token."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return "_Bearer()"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
 class CloseClient:
     """An async client for Close's REST API. Create one per API key; close it when done."""
 
@@ -197,10 +211,12 @@ class CloseClient:
         rng: random.Random | None = None,
         store: StateStore | None = None,
         timezone: tzinfo | None = None,
+        bearer: bool = False,
     ) -> None:
         """`store`: share the key's rate-limit budget with every process using that store
         (see `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone
-        Close reads local dates in (`X-TZ-Offset`); None is this machine's zone."""
+        Close reads local dates in (`X-TZ-Offset`); None is this machine's zone. `bearer`:
+        `api_key` is an OAuth access token, sent as `Authorization: Bearer`."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
@@ -213,7 +229,7 @@ class CloseClient:
         self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            auth=httpx.BasicAuth(api_key, ""),
+            auth=_Bearer(api_key) if bearer else httpx.BasicAuth(api_key, ""),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,

@@ -78,7 +78,32 @@ EMAIL_FIELDS: dict[str, FieldSpec] = {
     "email": FieldSpec("text", lambda o: _one(o["email"])),
     "type": FieldSpec("choice", lambda o: _one(o.get("type"))),
 }
-REGULAR_FIELDS = {"lead": LEAD_FIELDS, "contact": CONTACT_FIELDS, "contact_email": EMAIL_FIELDS}
+
+
+def _when(value: Any) -> list[datetime]:
+    """An activity's ISO date as a UTC datetime (none when absent or unreadable)."""
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        return [datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)]
+    except ValueError:
+        return []
+
+
+# An email activity, as Close's UI filters it ("emailed in the last 30 days": outgoing, by
+# `date`): `date` is when it was sent, or made when it was not sent.
+EMAIL_ACTIVITY_FIELDS: dict[str, FieldSpec] = {
+    "direction": FieldSpec("choice", lambda o: _one(o.get("direction"))),
+    "status": FieldSpec("choice", lambda o: _one(o.get("status"))),
+    "date": FieldSpec("date", lambda o: _when(o.get("date_sent") or o.get("date_created"))),
+    "date_created": FieldSpec("date", lambda o: _when(o.get("date_created"))),
+}
+REGULAR_FIELDS = {
+    "lead": LEAD_FIELDS,
+    "contact": CONTACT_FIELDS,
+    "contact_email": EMAIL_FIELDS,
+    "activity.email": EMAIL_ACTIVITY_FIELDS,
+}
 RELATIONS: dict[tuple[str, str], Callable[[Any], list[Any]]] = {
     ("lead", "contact"): lambda lead: list(lead.contacts),
     ("lead", "contact_email"): lambda lead: [e for c in lead.contacts for e in c.emails],
@@ -143,6 +168,7 @@ class Compiler:
         self.store = store
         self.now = now
         self.tz = tz
+        self._emails_by_lead: dict[str, list[JSON]] | None = None
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -208,6 +234,8 @@ class Compiler:
         if not isinstance(related, str):
             raise QueryError({f"{path}.related_object_type": "Missing data for required field."})
         relation = RELATIONS.get((ctx, related))
+        if (ctx, related) == ("lead", "activity.email"):
+            relation = self._emails_of
         if relation is None:
             raise QueryError(
                 {
@@ -220,6 +248,14 @@ class Compiler:
             raise QueryError({f"{path}.related_query": "Missing data for required field."})
         inner = self.node(node["related_query"], f"{path}.related_query", related, depth + 1)
         return lambda obj: any(inner(r) for r in relation(obj))
+
+    def _emails_of(self, lead: Lead) -> list[JSON]:
+        """The lead's email activities (indexed once per query)."""
+        if self._emails_by_lead is None:
+            self._emails_by_lead = {}
+            for email in self.store.emails.values():
+                self._emails_by_lead.setdefault(str(email.get("lead_id")), []).append(email)
+        return self._emails_by_lead.get(lead.id, [])
 
     def _saved_search(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
         view_id = node.get("saved_search_id")
