@@ -24,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from mcp.server.mcpserver import (
@@ -47,6 +47,7 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, digest_of, read_binding
@@ -129,6 +130,9 @@ class RecentLookup:
     # Keys that, left out of the body, must be empty on the object too: a job with a
     # `results_limit` acted on fewer leads than a request without one.
     absent_alike: tuple[str, ...] = ()
+    # A list filter Close documents for "created on or after" (`date_created__gte` on
+    # /activity/email/): sent with the look-up's start, so the list holds only the new.
+    since_param: str | None = None
 
     def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:
         if "status" in body and item.get("status") not in {
@@ -579,6 +583,10 @@ class Pipeline:
             return None, True
         for page in range(LOOKUP_MAX_PAGES):
             params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
+            if lookup.since_param is not None:
+                params[lookup.since_param] = datetime.fromtimestamp(
+                    since - LOOKUP_SLACK_S, tz=UTC
+                ).isoformat()
             recent = await self.client.get(lookup.path, params)
             items = recent.get("data", []) if isinstance(recent, dict) else []
             for item in items:
@@ -699,14 +707,13 @@ class Pipeline:
 
 
 def _created_after(job: dict[str, Any], since: float) -> bool:
-    raw = job.get("date_created")
-    if not isinstance(raw, str):
-        return False
-    try:
-        created = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return created.timestamp() >= since - 1.0
+    created = close_time(job.get("date_created"))
+    return created is not None and created.timestamp() >= since - 1.0
+
+
+# How far before the look-up's start the list filter reaches: clocks of this machine and
+# Close's may differ a little; `_created_after` then decides to the second.
+LOOKUP_SLACK_S = 60.0
 
 
 def _names_content(body: dict[str, Any]) -> bool:

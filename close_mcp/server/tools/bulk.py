@@ -90,7 +90,7 @@ EmailContactsArg = Annotated[
     Literal["lead", "contact", "all"],
     Field(
         description="lead: first contact with an email; contact: each contact's first "
-        "address; all: every address."
+        "address; all: undocumented by Close."
     ),
 ]
 ActionTypeArg = Annotated[
@@ -361,7 +361,7 @@ def register(reg: Registrar) -> None:
         who = {
             "lead": "the first contact",
             "contact": "every contact",
-            "all": "every address of every contact",
+            "all": "the recipients of contact_preference all (undocumented by Close)",
         }[contact_preference]
         request = await _selection_request(
             call,

@@ -668,6 +668,7 @@ def register(reg: Registrar) -> None:
                     "scheduled": frozenset({"outbox", "sending", "sent"}),
                 },
                 where=f"the email activities of lead {lead.id}",
+                since_param="date_created__gte",
             ),
             sample=[
                 LeadSample(
