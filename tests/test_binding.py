@@ -16,7 +16,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.safety.snapshots import snapshot_dir
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.leads import create_lead
-from close_mcp.sandbox.store import SavedSearch
+from close_mcp.sandbox.store import SavedSearch, Sequence
 from close_mcp.writes.binding import ENCODE_CHUNK, Binding, LeadSet
 from tests.harness import MODES, Harness, StartHarness
 from tests.ids import email_template, status_id
@@ -85,6 +85,77 @@ async def test_a_template_edited_after_the_preview_refuses(h: Harness) -> None:
     email_template(h, "Intro").body = "Completely different words, sent to every customer."
     reason = await _refused_because(h, "create_bulk_email", args, token)
     assert reason == "what the preview showed has changed: the template changed"
+
+
+async def test_a_template_subject_edited_after_the_preview_refuses(h: Harness) -> None:
+    args = {**QUALIFIED, "template": "Intro"}
+    token = await _token(h, "create_bulk_email", args)
+    email_template(h, "Intro").subject = "Your account will be closed today"
+    reason = await _refused_because(h, "create_bulk_email", args, token)
+    assert reason == "what the preview showed has changed: the template changed"
+
+
+SUBSCRIBE = {
+    **QUALIFIED,
+    "action_type": "subscribe",
+    "sequence": "Onboarding",
+    "sender_account": "sandra@sandbox.example",
+}
+
+
+def _onboarding(h: Harness) -> Sequence:
+    return next(s for s in h.sandbox.store.sequences.values() if s.name == "Onboarding")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_sequence_step_template_rewritten_after_the_preview_refuses(h: Harness) -> None:
+    """The steps name their templates by id: rewriting the second step's template keeps the
+    steps (and the body) the same, and still changes what the sequence sends."""
+    token = await _token(h, "create_bulk_sequence_subscription", SUBSCRIBE)
+    second = h.sandbox.store.templates[_onboarding(h).steps[1]["email_template_id"]]
+    second.body = "Reply with your card number to keep your account."
+    reason = await _refused_because(h, "create_bulk_sequence_subscription", SUBSCRIBE, token)
+    assert reason == "what the preview showed has changed: the step templates changed"
+    # Its subject alone counts too.
+    token = await _token(h, "create_bulk_sequence_subscription", SUBSCRIBE)
+    second.subject = "Urgent: your account"
+    reason = await _refused_because(h, "create_bulk_sequence_subscription", SUBSCRIBE, token)
+    assert reason == "what the preview showed has changed: the step templates changed"
+
+
+async def test_a_sequence_whose_steps_changed_after_the_preview_refuses(h: Harness) -> None:
+    token = await _token(h, "create_bulk_sequence_subscription", SUBSCRIBE)
+    _onboarding(h).steps[1]["delay"] = 0  # the follow-up now goes out at once
+    reason = await _refused_because(h, "create_bulk_sequence_subscription", SUBSCRIBE, token)
+    assert reason == "what the preview showed has changed: the sequence changed"
+
+
+async def test_an_unchanged_sequence_still_submits(h: Harness) -> None:
+    token = await _token(h, "create_bulk_sequence_subscription", SUBSCRIBE)
+    done = await h.call(
+        "create_bulk_sequence_subscription", {**SUBSCRIBE, "confirmation_token": token}
+    )
+    assert done["status"] == "submitted"
+    assert len(h.writes()) == 1
+
+
+@pytest.mark.harness(env={"CLOSE_MCP_SNAPSHOT": "off"})
+async def test_with_snapshots_off_a_lead_swapped_at_the_same_count_still_refuses(
+    h: Harness,
+) -> None:
+    """Snapshots off means no snapshot, not a looser confirmation: the leads stay bound."""
+    token = await _token(h, "create_bulk_delete", QUALIFIED)
+    store = h.sandbox.store
+    qualified, bad_fit = status_id(h, "Qualified"), status_id(h, "Bad Fit")
+    leaving = sorted(lead.id for lead in store.leads.values() if lead.status_id == qualified)[0]
+    joining = sorted(lead.id for lead in store.leads.values() if lead.status_id == bad_fit)[0]
+    store.leads[leaving].status_id = bad_fit
+    store.leads[joining].status_id = qualified
+    reason = await _refused_because(h, "create_bulk_delete", QUALIFIED, token)
+    assert reason == (
+        f"what the preview showed has changed: 1 lead left the selection ({leaving}); "
+        f"1 lead joined it ({joining})"
+    )
 
 
 async def test_an_unchanged_selection_and_template_still_submit(h: Harness) -> None:

@@ -9,7 +9,8 @@ digest of the `Binding` the preview saw:
   a streamed digest (`LeadSet`): each page is folded in as it arrives, so every lead is
   bound whatever `CLOSE_MCP_SNAPSHOT` says (that limit is about what is stored, not about
   what was confirmed) and the server never holds more than the ids it keeps for messages;
-- the content: the email template's subject and body, the sequence's steps and sender.
+- the content: the email template's subject and body; a sequence's steps, its sender and
+  the subject and body of every template its steps send.
 
 At confirmation the binding is read again, from the very pages the snapshot or backup is
 written from (one read of the leads, `Safeguard.take`); any difference refuses the call
@@ -192,7 +193,27 @@ async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
         sequence = await client.get(f"sequence/{body['sequence_id']}/")
         if isinstance(sequence, dict):
             content["sequence"] = {k: sequence.get(k) for k in ("steps", "name")}
+            content["step_templates"] = await _step_templates(client, sequence.get("steps"))
     return content
+
+
+async def _step_templates(client: CloseClient, steps: Any) -> dict[str, Any]:
+    """The subject and body of every template the sequence's steps send: a step names its
+    template by id, so a template rewritten after the preview keeps the steps the same."""
+    ids = [
+        step["email_template_id"]
+        for step in (steps if isinstance(steps, list) else [])
+        if isinstance(step, dict) and isinstance(step.get("email_template_id"), str)
+    ]
+    templates: dict[str, Any] = {}
+    for template_id in dict.fromkeys(ids):
+        template = await client.get(f"email_template/{template_id}/")
+        templates[template_id] = (
+            {k: template.get(k) for k in ("subject", "body")}
+            if isinstance(template, dict)
+            else None
+        )
+    return templates
 
 
 def _checking(read: int, matched: int) -> str:

@@ -21,7 +21,9 @@ The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never th
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +38,7 @@ from mcp.server.mcpserver import (
     Elicit,
     ElicitationResult,
 )
+from mcp.types import ClientCapabilities
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
@@ -277,6 +280,12 @@ def cannot_ask(answer: ElicitationResult[Any] | None) -> bool:
     return answer is None or (isinstance(answer, AcceptedElicitation) and answer.data == CANNOT_ASK)
 
 
+# CRM text quoted in a question to the person is clipped to this many characters.
+QUOTE_CLIP = 40
+# A quoted value as `repr` writes it.
+_LITERAL = re.compile(r"'(?:[^'\\\n]|\\.)*'" r'|"(?:[^"\\\n]|\\.)*"')
+
+
 def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
     return (
         request.always_confirm
@@ -305,35 +314,67 @@ async def question(
     there would be and the client cannot ask its user (known before any token is handed out)."""
     if dry_run or not needs_confirmation(context, request):
         return NOT_ASKED
-    caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
+    if not can_ask(ctx.client_capabilities):
         return CANNOT_ASK
     if token is None or await check_token(context, request, token) is not None:
         return NOT_ASKED
     what = _what_it_touches(request)
+    summary = _clip_quoted(request.summary)
     if request.action == "delete":
         return Elicit(
-            f"{request.summary}{what}. This cannot be undone in Close. To confirm, type the "
+            f"{summary}{what}. This cannot be undone in Close. To confirm, type the "
             f"number of leads that will be deleted ({request.matched}).",
             TypedCount,
         )
-    return Elicit(f"{request.summary}{what}. Run it now?", Approval)
+    return Elicit(f"{summary}{what}. Run it now?", Approval)
+
+
+def can_ask(caps: ClientCapabilities | None) -> bool:
+    """Whether the client can be asked a form question: it declared elicitation, as
+    `{"form": {}}` or, as clients of 2025-06-18 and before do (there were no modes yet), as a
+    bare `{}`. A client that declared only `url` mode cannot answer a form."""
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def quoted(text: str, limit: int = QUOTE_CLIP) -> str:
+    """CRM text inside a sentence the server speaks to the person: clipped to `limit`
+    characters and quoted as a literal (line breaks and control characters escaped), so a
+    lead named like an instruction reads as a short value, never as the server's words."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _clip_quoted(sentence: str) -> str:
+    """`sentence` with every quoted value in it (the summaries quote CRM text with `!r`)
+    clipped as `quoted` clips it."""
+
+    def clip(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        if isinstance(value, str) and len(value) > QUOTE_CLIP:
+            return quoted(value)
+        return match.group(0)
+
+    return _LITERAL.sub(clip, sentence)
 
 
 def _what_it_touches(request: WriteRequest) -> str:
-    """For the person's question: up to three sample leads, and an email's subject and sender."""
+    """For the person's question: up to three sample leads, and an email's subject and sender,
+    each clipped and quoted."""
     parts: list[str] = []
-    names = [repr(s.display_name or s.id) for s in request.sample[:3]]
+    names = [quoted(s.display_name or s.id) for s in request.sample[:3]]
     if names:
         more = request.matched - len(names)
         parts.append(", ".join(names) + (f" and {more} more" if more > 0 else ""))
     rendering = request.rendering or {}
     subject = request.body.get("subject") or rendering.get("subject")
     if subject:
-        parts.append(f"subject {str(subject)[:120]!r}")
+        parts.append(f"subject {quoted(str(subject), QUOTE_CLIP * 2)}")
     sender = request.body.get("sender") or request.body.get("sender_email")
     if sender:
-        parts.append(f"from {sender}")
+        parts.append(f"from {quoted(str(sender), QUOTE_CLIP * 2)}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
