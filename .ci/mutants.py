@@ -142,10 +142,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file=PIPELINE,
         edits=(
             (
-                '    """Why what the preview showed no longer holds (other leads, an edited'
-                ' template)."""\n',
-                '    """Why what the preview showed no longer holds (other leads, an edited'
-                ' template)."""\n        return None\n',
+                "if expected is not None and current.digest() == expected:",
+                "if True:",
             ),
         ),
         breaks="a token fits other leads at the same count, or an edited template",
@@ -160,8 +158,9 @@ MUTANTS: tuple[Mutant, ...] = (
         file=PIPELINE,
         edits=(
             (
-                "limit = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT",
-                "limit = self.context.settings.snapshot_limit",
+                "binding = token is not None and self._binds(request)\n",
+                "binding = token is not None and self._binds(request)"
+                " and bool(self.context.settings.snapshot_limit)\n",
             ),
         ),
         breaks="with CLOSE_MCP_SNAPSHOT=off a token binds the count only, not each lead",
@@ -286,9 +285,9 @@ MUTANTS: tuple[Mutant, ...] = (
         file=PIPELINE,
         edits=(
             (
-                "            return await request.safeguard.take(request, self.progress)\n"
+                "            return await request.safeguard.take(request, self.progress, observe)\n"
                 "        except Exception as exc:\n",
-                "            return await request.safeguard.take(request, self.progress)\n"
+                "            return await request.safeguard.take(request, self.progress, observe)\n"
                 "        except Exception as exc:\n"
                 "            return None\n",
             ),
