@@ -91,6 +91,38 @@ MUTANTS: tuple[Mutant, ...] = (
             T_SEND + "test_a_token_for_other_arguments_is_refused",
         ),
     ),
+    *(
+        Mutant(
+            name=f"digest-without-{field.replace('_', '-')}",
+            file=TOKENS,
+            edits=(
+                (
+                    '    return hashlib.sha256(canonical_json({"tool": tool, "path": path, "body":'
+                    " body})).hexdigest()\n",
+                    "    if isinstance(body, dict):\n"
+                    f"        body = {{k: v for k, v in body.items() if k != {field!r}}}\n"
+                    '    return hashlib.sha256(canonical_json({"tool": tool, "path": path, "body":'
+                    " body})).hexdigest()\n",
+                ),
+            ),
+            breaks=f"a token fits the same request with another {field}",
+            guards="issue 23 item 23: the request digest covers every sender field, the time, Bcc",
+            tests=tuple(f"tests/test_request_digest.py::{t}" for t in tests),
+        )
+        for field, tests in (
+            ("sender", ("test_an_email_token_does_not_send_from_another_identity",)),
+            *(
+                (key, (f"test_a_subscription_token_does_not_run_with_another_sender[{case}]",))
+                for key, case in (
+                    ("sender_account_id", "sender_account"),
+                    ("sender_email", "sender_email"),
+                    ("sender_name", "sender_name"),
+                )
+            ),
+            ("date_scheduled", ("test_an_email_token_does_not_send_at_another_time",)),
+            ("bcc", ("test_an_email_token_does_not_send_to_a_swapped_bcc",)),
+        )
+    ),
     Mutant(
         name="expiry-off",
         file=TOKENS,
