@@ -329,6 +329,40 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_SAFETY + "test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing",),
     ),
     Mutant(
+        name="sender-domain-only",
+        file=SEND,
+        edits=(
+            (
+                "if sender_address.lower() in {i.lower() for i in identities}:",
+                'if sender_address.lower().rpartition("@")[2]'
+                ' in {i.lower().rpartition("@")[2] for i in identities}:',
+            ),
+        ),
+        breaks="any address at a connected domain (ceo@) passes as the caller's identity",
+        guards="issue 23 item 25: the sender is checked address for address",
+        tests=(
+            T_SEND + "test_only_the_callers_own_identities_may_send[legacy-same-domain]",
+            T_SEND + "test_only_the_callers_own_identities_may_send[auto-same-domain]",
+        ),
+    ),
+    Mutant(
+        name="bare-elicitation-not-asked",
+        file=PIPELINE,
+        edits=(
+            (
+                "return elicitation is not None and"
+                " (elicitation.form is not None or elicitation.url is None)",
+                "return elicitation is not None and elicitation.form is not None",
+            ),
+        ),
+        breaks="a 2025-06-18 client declaring `elicitation: {}` is never asked",
+        guards="issue 23 item 24: elicitation capability detection",
+        tests=(
+            "tests/test_elicitation_question.py::"
+            "test_a_client_declaring_a_bare_elicitation_capability_is_asked",
+        ),
+    ),
+    Mutant(
         name="sender-identity-off",
         file=SEND,
         edits=(
