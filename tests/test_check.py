@@ -15,7 +15,8 @@ from close_mcp.cli.main import DRIFT_NAMES, build_parser, main
 from close_mcp.clock import FakeClock
 from close_mcp.close.catalog import Status
 from close_mcp.sandbox import Sandbox, emails
-from close_mcp.sandbox.drift import DRIFTS
+from close_mcp.sandbox.drift import CRM_DRIFTS, DRIFTS
+from close_mcp.sandbox.routes import Call
 from tests.processes import clean_env, free_port, running
 
 API = "/api/v1/"
@@ -35,6 +36,8 @@ def a_sandbox(drift: str | None = None) -> Sandbox:
     )
     sandbox.jobs.create("delete", {"s_query": s_query}, now)
     emails.create(store, {"lead_id": lead.id, "status": "draft", "body_text": "x"}, now)
+    export = {"s_query": s_query, "format": "json", "type": "leads"}
+    sandbox.crm.create_export(Call("POST", {}, {}, export, now))
     return sandbox
 
 
@@ -63,6 +66,15 @@ EXPECTED_REQUESTS = [
     ("GET", "bulk_action/sequence_subscription/"),
     ("GET", "bulk_action/delete/"),
     ("GET", "activity/email/"),
+    ("GET", "pipeline/"),
+    ("GET", "status/opportunity/"),
+    ("GET", "opportunity/"),
+    ("GET", "opportunity/{id}/"),
+    ("GET", "task/"),
+    ("GET", "task/{id}/"),
+    ("GET", "export/"),
+    ("GET", "export/{id}/"),
+    ("GET", "event/"),
 ]
 
 
@@ -89,8 +101,17 @@ def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
         "GET bulk_action/sequence_subscription/  ok (jobs: none yet, only the list checked)\n"
         "GET bulk_action/delete/                 ok (jobs: 1 checked)\n"
         "GET activity/email/                     ok (emails: 1 checked)\n"
+        "GET pipeline/                           ok (pipelines: 2 checked)\n"
+        "GET status/opportunity/                 ok (statuses: 8 checked)\n"
+        "GET opportunity/                        ok (opportunities: 10 checked)\n"
+        "GET opportunity/{id}/                   ok\n"
+        "GET task/                               ok (tasks: 10 checked)\n"
+        "GET task/{id}/                          ok\n"
+        "GET export/                             ok (exports: 1 checked)\n"
+        "GET export/{id}/                        ok\n"
+        "GET event/ (deleted leads)              ok (events: 3 checked)\n"
         "\n"
-        "17 endpoints checked, all answer as close-mcp expects.\n"
+        "26 endpoints checked, all answer as close-mcp expects.\n"
     )
 
 
@@ -105,10 +126,10 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
     ), [(r.method, r.path) for r in requests]
     lead = requests[10].path.split("/")[-2]
     template = requests[11].path.split("/")[-3]
-    shown = [
-        (r.method, r.path.removeprefix(API).replace(lead, "{id}").replace(template, "{id}"))
-        for r in requests
-    ]
+    ids = {lead, template, *(r.path.split("/")[-2] for r in requests[20:27:2])}
+    shown = [(r.method, r.path.removeprefix(API)) for r in requests]
+    for one in ids:
+        shown = [(method, path.replace(one, "{id}")) for method, path in shown]
     assert shown == EXPECTED_REQUESTS
     searches = [r.json for r in requests if r.method == "POST"]
     lead_node = {"type": "object_type", "object_type": "lead"}
@@ -132,17 +153,57 @@ DRIFTED = {
 }
 
 
-@pytest.mark.parametrize("drift", sorted(DRIFTS))
+@pytest.mark.parametrize("drift", sorted(set(DRIFTS) - set(CRM_DRIFTS)))
 def test_a_changed_shape_names_the_endpoint_and_field_and_exits_1(drift: str) -> None:
     code, out = run_check(a_sandbox(drift))
     assert code == 1
     lines = out.splitlines()
     assert [line for line in lines if "differs" in line] == [DRIFTED[drift]]
-    assert lines[-1] == "17 endpoints checked, 1 differ."
+    assert lines[-1] == "26 endpoints checked, 1 differ."
+
+
+# Issue 28's endpoints: a drift of a list and its single object shows in both rows.
+CRM_DRIFTED = {
+    "pipeline-statuses": [
+        "GET pipeline/                           differs: data[0].statuses missing "
+        "(and in 1 more items)"
+    ],
+    "opportunity-status-type": [
+        "GET status/opportunity/                 differs: data[0].type missing "
+        "(and in 7 more items)"
+    ],
+    "opportunity-user": [
+        "GET opportunity/                        differs: data[0].user_id missing "
+        "(and in 9 more items)",
+        "GET opportunity/{id}/                   differs: opportunity.user_id missing",
+    ],
+    "task-assignee": [
+        "GET task/                               differs: data[0].assigned_to missing "
+        "(and in 9 more items)",
+        "GET task/{id}/                          differs: task.assigned_to missing",
+    ],
+    "export-url": [
+        "GET export/                             differs: data[0].download_url missing",
+        "GET export/{id}/                        differs: export.download_url missing",
+    ],
+    "event-previous-data": [
+        "GET event/ (deleted leads)              differs: data[0].previous_data missing "
+        "(and in 2 more items)"
+    ],
+}
+
+
+@pytest.mark.parametrize("drift", sorted(CRM_DRIFTED))
+def test_each_crm_probe_notices_its_drift(drift: str) -> None:
+    code, out = run_check(a_sandbox(drift))
+    assert code == 1
+    lines = out.splitlines()
+    assert [line for line in lines if "differs" in line] == CRM_DRIFTED[drift]
+    assert lines[-1] == f"26 endpoints checked, {len(CRM_DRIFTED[drift])} differ."
 
 
 def test_the_drift_names_match_between_the_cli_and_the_sandbox() -> None:
-    assert set(DRIFT_NAMES) == set(DRIFTS) == set(DRIFTED)
+    assert set(DRIFT_NAMES) == set(DRIFTS) == set(DRIFTED) | set(CRM_DRIFTED)
 
 
 def test_shape_problems_name_the_field_and_the_type() -> None:

@@ -17,7 +17,17 @@ from close_mcp import __version__
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
-DRIFT_NAMES = ("status-label", "render-body", "search-count")
+# Issue 28's endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
+# tasks, exports and the event log (close_mcp.sandbox.drift.CRM_DRIFTS).
+CRM_DRIFT_NAMES = (
+    "pipeline-statuses",
+    "opportunity-status-type",
+    "opportunity-user",
+    "task-assignee",
+    "export-url",
+    "event-previous-data",
+)
+DRIFT_NAMES = ("status-label", "render-body", "search-count", *CRM_DRIFT_NAMES)
 CHECK_DESCRIPTION = """\
 Check the configured Close account answers the way close-mcp reads it: one read-only
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
@@ -177,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DRIFT_NAMES,
         help="answer one endpoint with a deliberately changed shape, for trying close-mcp "
         "check: status-label (lead statuses name their label `name`), render-body (a "
-        "rendered template has no body), search-count (count.total becomes count.n_total) "
-        "(default: none, Close's shapes)",
+        "rendered template has no body), search-count (count.total becomes count.n_total); "
+        "for opportunities, tasks, exports and events, one field renamed: "
+        + ", ".join(CRM_DRIFT_NAMES)
+        + " (default: none, Close's shapes)",
     )
 
     check = sub.add_parser(

@@ -41,6 +41,17 @@ EVENT_COMBOS: Final = frozenset(
 
 JSON = dict[str, Any]
 
+# What close-mcp reads of each object (`close-mcp check` asks Close for each).
+PIPELINE_KEYS: Final = ("id", "name", "statuses")
+OPPORTUNITY_STATUS_KEYS: Final = ("id", "label", "type", "pipeline_id")
+OPPORTUNITY_KEYS: Final = (
+    "id", "lead_id", "status_id", "status_type", "pipeline_id", "user_id", "value",
+    "value_period", "confidence", "date_won", "note", "date_updated",
+)  # fmt: skip
+TASK_KEYS: Final = ("id", "lead_id", "assigned_to", "date", "is_complete", "text", "date_updated")
+EXPORT_KEYS: Final = ("id", "status", "download_url")
+EVENT_KEYS: Final = ("id", "object_type", "object_id", "lead_id", "action", "date_created")
+
 
 def _day(value: date | str) -> str:
     return value.isoformat() if isinstance(value, date) else value

@@ -203,6 +203,7 @@ class Crm:
                 {"GET": self.task, "PUT": self.update_task, "DELETE": self.delete_task},
             ),
             (r"lead/merge/", {"POST": self.merge}),
+            (r"export/", {"GET": self.exports}),
             (r"export/lead/", {"POST": self.create_export}),
             (r"export/(?P<id>[^/]+)/", {"GET": self.export}),
             (r"event/", {"GET": self.events}),
@@ -789,6 +790,11 @@ class Crm:
             "date_updated": iso(export.date_created),
             "organization_id": self.store.org.id,
         }
+
+    def exports(self, call: Call) -> JSON:
+        check_params(call.query, {"_limit", "_skip", "_fields"})
+        listed = [self.export_json(e, call) for e in self.store.exports.values()]
+        return page(unordered(listed), call.query)
 
     def export(self, call: Call) -> JSON:
         check_params(call.query, {"_fields"})
