@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -32,6 +33,7 @@ from close_mcp.sandbox.store import (
     JSON,
     Event,
     Export,
+    IdMaker,
     Lead,
     Opportunity,
     Store,
@@ -187,6 +189,9 @@ class Crm:
         self.store = store
         self.job_speed = job_speed
         self._owner_cache: tuple[tuple[int, int], set[str]] | None = None
+        # Event ids from a generator of their own: deletes made by the flows that existed
+        # before the event log must not shift the ids the store hands out next.
+        self._event_id = IdMaker(random.Random(f"{store.org.id}-events"))
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
         return [
@@ -222,7 +227,7 @@ class Crm:
         **extra: Any,
     ) -> Event:
         event = Event(
-            self.store.new_id("ev"), object_type, object_id, lead_id, action, now,
+            self._event_id("ev"), object_type, object_id, lead_id, action, now,
             self.store.me.id, **extra,
         )  # fmt: skip
         self.store.events.append(event)

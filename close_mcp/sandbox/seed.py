@@ -363,8 +363,9 @@ def _crm(store: Store, rng: random.Random, now: datetime) -> None:
                 task = _task(lead, rng, new_id("task"), users, now)
                 store.tasks[task.id] = task
     for days in DELETED_ELSEWHERE:
-        lead = _lead(Store(new_id, store.org, store.me, statuses=store.statuses), rng, now, users)
-        lead.custom = {k: v for k, v in lead.custom.items() if k in store.custom_fields}
+        scratch = Store(new_id, store.org, store.me, statuses=store.statuses)
+        scratch.custom_fields = store.custom_fields
+        lead = _lead(scratch, rng, now, users)
         when = now - timedelta(days=days, hours=rng.uniform(0, 12))
         for contact in lead.contacts:
             store.events.append(

@@ -386,3 +386,30 @@ async def test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses(
     assert _bad(await http.get("event/", params={"action": "deleted"}))["errors"] == [
         "Unsupported combination of filters: action."
     ]
+
+
+async def test_a_bulk_delete_logs_each_lead_and_takes_its_opportunities_and_tasks(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    store = sb.store
+    chosen = sorted({o.lead_id for o in store.opportunities.values()})[:3]
+    owned = sorted(o.id for o in store.opportunities.values() if o.lead_id in chosen)
+    owned += sorted(t.id for t in store.tasks.values() if t.lead_id in chosen)
+    shown = {i: (await http.get(f"lead/{i}/")).json() for i in chosen}
+    job = (await http.post("bulk_action/delete/", json={"s_query": lead_ids_query(chosen)})).json()
+    sb.advance(60)
+    assert (await http.get(f"bulk_action/delete/{job['id']}/")).json()["status"] == "done"
+    assert not {o.lead_id for o in store.opportunities.values()} & set(chosen)
+    assert not {t.lead_id for t in store.tasks.values()} & set(chosen)
+    for lead_id in chosen:
+        events = (await http.get("event/", params={"lead_id": lead_id})).json()["data"]
+        lead_event = next(e for e in events if e["object_type"] == "lead")
+        assert (lead_event["action"], lead_event["previous_data"]) == ("deleted", shown[lead_id])
+        children = sorted(e["object_id"] for e in events if e["object_type"] != "lead")
+        contacts = [c["id"] for c in shown[lead_id]["contacts"]]
+        mine = [i for i in owned if i in children]
+        assert children == sorted([*contacts, *mine])
+    assert sorted(
+        e.object_id for e in store.events if e.object_type != "lead" and e.lead_id in chosen
+        and not e.object_id.startswith("cont_")
+    ) == sorted(owned)  # fmt: skip
