@@ -11,9 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
+from close_mcp.clock import FakeClock
 from close_mcp.close import crm
+from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import OpportunityFilter, TaskFilter
 from close_mcp.errors import ArgumentError, OutcomeUnknown, ServerError
+from close_mcp.sandbox import Sandbox
 from tests.test_client import KEY, Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
@@ -204,3 +207,26 @@ async def test_deleted_leads_follow_the_event_cursor_at_50_a_page() -> None:
     ]
     with pytest.raises(ArgumentError, match="action"):
         await anext(crm.iter_events(client, {"action": "deleted"}))
+
+
+async def test_against_the_sandbox_a_pipeline_selects_exactly_its_opportunities() -> None:
+    sb = Sandbox(n_leads=300, clock=FakeClock())
+    store = sb.store
+    renewals = next(p.id for p in store.pipelines.values() if p.name == "Renewals")
+    async with CloseClient(
+        sb.api_key, "http://sandbox/api/v1/", transport=sb.transport(), clock=sb.clock
+    ) as client:
+        found = await crm.list_opportunities(
+            client, OpportunityFilter(pipeline_id=renewals, user_ids=(store.me.id,))
+        )
+        tasks = await crm.list_tasks(client, TaskFilter(assigned_to=store.me.id, is_complete=False))
+    assert sorted(o["id"] for o in found) == sorted(
+        o.id
+        for o in store.opportunities.values()
+        if store.opportunity_statuses[o.status_id].pipeline_id == renewals
+        and o.user_id == store.me.id
+    )
+    assert sorted(t["id"] for t in tasks) == sorted(
+        t.id for t in store.tasks.values() if t.assigned_to == store.me.id and not t.is_complete
+    )
+    assert found

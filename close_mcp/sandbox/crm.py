@@ -309,7 +309,7 @@ class Crm:
         start = 0
         cursor = query.get("_cursor")
         if cursor:
-            start = self._cursor_position(cursor, matches)
+            start = self._cursor_position(cursor, matches, limit)
         chunk = matches[start : start + limit]
         end = start + len(chunk)
         return {
@@ -318,13 +318,13 @@ class Crm:
             "cursor_previous": f"prev.{chunk[0].id}" if chunk and start > 0 else None,
         }
 
-    def _cursor_position(self, cursor: str, matches: list[Event]) -> int:
+    def _cursor_position(self, cursor: str, matches: list[Event], limit: int) -> int:
         direction, _, event_id = cursor.partition(".")
         ids = [e.id for e in matches]
         if direction not in ("next", "prev") or event_id not in ids:
             raise BadRequest({"_cursor": "Invalid cursor (give the same filters as before)."})
         at = ids.index(event_id)
-        return at + 1 if direction == "next" else max(0, at - EVENT_MAX_LIMIT)
+        return at + 1 if direction == "next" else max(0, at - limit)
 
     def event(self, call: Call) -> JSON:
         for e in self._visible_events(from_epoch(call.now)):

@@ -377,6 +377,15 @@ async def test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses(
     ]
     assert seen == expected
     assert len(seen) > 50
+    first = (
+        await http.get("event/", params={"object_type": "contact", "action": "deleted"})
+    ).json()
+    second_params = {"object_type": "contact", "action": "deleted", "_cursor": first["cursor_next"]}
+    second = (await http.get("event/", params=second_params)).json()
+    assert first["cursor_previous"] is None
+    back_params = {**second_params, "_cursor": second["cursor_previous"]}
+    back = (await http.get("event/", params=back_params)).json()
+    assert [e["id"] for e in back["data"]] == [e["id"] for e in first["data"]]
     assert (
         "_skip"
         in _bad(await http.get("event/", params={"object_type": "lead", "_skip": 10}))[
