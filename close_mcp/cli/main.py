@@ -188,9 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer one endpoint with a deliberately changed shape, for trying close-mcp "
         "check: status-label (lead statuses name their label `name`), render-body (a "
         "rendered template has no body), search-count (count.total becomes count.n_total); "
-        "for opportunities, tasks, exports and events, one field renamed: "
-        + ", ".join(CRM_DRIFT_NAMES)
-        + " (default: none, Close's shapes)",
+        "the others rename one field in pipelines, opportunity statuses, opportunities, "
+        "tasks, exports or the event log, as their names say (default: none, Close's shapes)",
     )
 
     check = sub.add_parser(
