@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from close_mcp.cli.check import check, item_problems, list_problems
+from close_mcp.cli.check import check, item_problems, list_problems, rate_limit_problems
 from close_mcp.cli.main import DRIFT_NAMES, build_parser, main
 from close_mcp.clock import FakeClock
 from close_mcp.close.catalog import Status
 from close_mcp.sandbox import Sandbox, emails
-from close_mcp.sandbox.drift import CRM_DRIFTS, DRIFTS
+from close_mcp.sandbox.drift import DRIFTS
 from close_mcp.sandbox.routes import Call
 from tests.processes import clean_env, free_port, running
 
@@ -60,6 +60,18 @@ EXPECTED_REQUESTS = [
     ("POST", "data/search/"),
     ("POST", "data/search/"),
     ("GET", "lead/{id}/"),
+    ("POST", "data/search/"),  # the count probes, one per query kind
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("GET", "status/lead/"),  # the catalog resolving what the filters name
+    ("POST", "data/search/"),
+    ("GET", "custom_field_schema/lead/"),
+    ("GET", "user/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
     ("GET", "email_template/{id}/render/"),
     ("GET", "bulk_action/edit/"),
     ("GET", "bulk_action/email/"),
@@ -76,47 +88,66 @@ EXPECTED_REQUESTS = [
     ("GET", "export/{id}/"),
     ("GET", "event/"),
 ]
+ROWS = 35
+KINDS = [
+    "lead-id reference",
+    "offset moment",
+    "fixed_local_date",
+    "status.lead",
+    "user_or_group",
+    "has_related contact_email",
+    "text (name)",
+    "text (full text)",
+    "sort on a custom field",
+]
+W = 54  # the endpoint column
+
+
+def row(endpoint: str, result: str) -> str:
+    return f"{endpoint.ljust(W)}{result}"
 
 
 def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
     sandbox = a_sandbox()
     code, out = run_check(sandbox)
     assert code == 0, out
-    assert out == (
-        "endpoint                                result\n"
-        "GET me/                                 ok\n"
-        "GET status/lead/                        ok (statuses: 5 checked)\n"
-        "GET custom_field_schema/lead/           ok (fields: 7 checked)\n"  # 6 regular, 1 shared
-        "GET email_template/                     ok (templates: 4 checked)\n"
-        "GET sequence/                           ok (sequences: 2 checked)\n"
-        "GET connected_account/                  ok (accounts: 4 checked)\n"
-        "GET saved_search/                       ok (smart views: 2 checked)\n"
-        "GET user/                               ok (users: 2 checked)\n"
-        "POST data/search/ (count only)          ok (30 leads)\n"
-        "POST data/search/ (one lead)            ok (leads: 1 checked)\n"
-        "GET lead/{id}/                          ok\n"
-        "GET email_template/{id}/render/         ok\n"
-        "GET bulk_action/edit/                   ok (jobs: 1 checked)\n"
-        "GET bulk_action/email/                  ok (jobs: none yet, only the list checked)\n"
-        "GET bulk_action/sequence_subscription/  ok (jobs: none yet, only the list checked)\n"
-        "GET bulk_action/delete/                 ok (jobs: 1 checked)\n"
-        "GET activity/email/                     ok (emails: 1 checked)\n"
-        "GET pipeline/                           ok (pipelines: 2 checked)\n"
-        "GET status/opportunity/                 ok (statuses: 8 checked)\n"
-        "GET opportunity/                        ok (opportunities: 10 checked)\n"
-        "GET opportunity/{id}/                   ok\n"
-        "GET task/                               ok (tasks: 10 checked)\n"
-        "GET task/{id}/                          ok\n"
-        "GET export/                             ok (exports: 1 checked)\n"
-        "GET export/{id}/                        ok\n"
-        "GET event/ (deleted leads)              ok (events: 3 checked)\n"
-        "\n"
-        "26 endpoints checked, all answer as close-mcp expects.\n"
-    )
+    assert out.splitlines() == [
+        row("endpoint", "result"),
+        row("GET me/", "ok (no RateLimit header on this answer)"),
+        row("GET status/lead/", "ok (statuses: 5 checked)"),
+        row("GET custom_field_schema/lead/", "ok (fields: 7 checked)"),  # 6 regular, 1 shared
+        row("GET email_template/", "ok (templates: 4 checked)"),
+        row("GET sequence/", "ok (sequences: 2 checked)"),
+        row("GET connected_account/", "ok (accounts: 4 checked)"),
+        row("GET saved_search/", "ok (smart views: 2 checked)"),
+        row("GET user/", "ok (users: 2 checked)"),
+        row("POST data/search/ (count only)", "ok (30 leads)"),
+        row("POST data/search/ (one lead)", "ok (leads: 1 checked)"),
+        row("GET lead/{id}/", "ok"),
+        *[row(f"POST data/search/ (count: {kind})", "ok (1 as expected)") for kind in KINDS],
+        row("GET email_template/{id}/render/", "ok"),
+        row("GET bulk_action/edit/", "ok (jobs: 1 checked)"),
+        row("GET bulk_action/email/", "ok (jobs: none yet, only the list checked)"),
+        row("GET bulk_action/sequence_subscription/", "ok (jobs: none yet, only the list checked)"),
+        row("GET bulk_action/delete/", "ok (jobs: 1 checked)"),
+        row("GET activity/email/", "ok (emails: 1 checked)"),
+        row("GET pipeline/", "ok (pipelines: 2 checked)"),
+        row("GET status/opportunity/", "ok (statuses: 8 checked)"),
+        row("GET opportunity/", "ok (opportunities: 10 checked)"),
+        row("GET opportunity/{id}/", "ok"),
+        row("GET task/", "ok (tasks: 10 checked)"),
+        row("GET task/{id}/", "ok"),
+        row("GET export/", "ok (exports: 1 checked)"),
+        row("GET export/{id}/", "ok"),
+        row("GET event/ (deleted leads)", "ok (events: 3 checked)"),
+        "",
+        f"{ROWS} endpoints checked, all answer as close-mcp expects.",
+    ]
 
 
 def test_the_check_only_reads_one_request_per_endpoint() -> None:
-    """Only GETs and searches (POST data/search/ with a query, which change nothing)."""
+    """Only GETs and searches (POST data/search/ with a query, which change nothing); every
+    count probe asks for a count alone, of the sampled lead and one query kind."""
     sandbox = a_sandbox()
     run_check(sandbox)
     requests = sandbox.requests
@@ -125,85 +156,113 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
         for r in requests
     ), [(r.method, r.path) for r in requests]
     lead = requests[10].path.split("/")[-2]
-    template = requests[11].path.split("/")[-3]
-    ids = {lead, template, *(r.path.split("/")[-2] for r in requests[20:27:2])}
+    template = requests[23].path.split("/")[-3]
+    # the single opportunity, task and export the CRM probes read after their lists
+    singles = {r.path.split("/")[-2] for r in requests[-6:-1:2]}
     shown = [(r.method, r.path.removeprefix(API)) for r in requests]
-    for one in ids:
+    for one in {lead, template, *singles}:
         shown = [(method, path.replace(one, "{id}")) for method, path in shown]
     assert shown == EXPECTED_REQUESTS
     searches = [r.json for r in requests if r.method == "POST"]
     lead_node = {"type": "object_type", "object_type": "lead"}
     sample_fields = {"lead": ["id", "display_name", "status_label"]}
-    assert searches == [
+    assert searches[:2] == [
         {"query": lead_node, "include_counts": True, "results_limit": 0, "_limit": 0},
         {"query": lead_node, "_limit": 1, "_fields": sample_fields},
     ]
-    contact = requests[11].query["contact_id"]
-    assert requests[11].query == {"lead_id": lead, "contact_id": contact}
+    by_id = {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+        "condition": {"type": "reference", "reference_type": "lead", "object_ids": [lead]},
+    }
+    for probe in searches[2:]:
+        assert (probe["include_counts"], probe["results_limit"], probe["_limit"]) == (True, 0, 0)
+        assert probe["query"]["queries"][:2] == [lead_node, by_id]
+    assert searches[2]["query"]["queries"] == [lead_node, by_id]
+    assert searches[-1]["sort"][0]["field"]["type"] == "custom_field"
+    contact = requests[23].query["contact_id"]
+    assert requests[23].query == {"lead_id": lead, "contact_id": contact}
     assert contact in {c.id for c in sandbox.store.leads[lead].contacts}
     assert all(r.status == 200 for r in requests)
 
 
-# Each changed shape, the row that must say so, and nothing else differing.
+MISCOUNT = "differs: counted 2 leads where the sampled lead makes 1"
+# Each changed answer, the rows that must say so, and nothing else differing.
 DRIFTED = {
-    "status-label": "GET status/lead/                        differs: data[0].label missing "
-    "(and in 4 more items)",
-    "render-body": "GET email_template/{id}/render/         differs: render.body missing",
-    "search-count": "POST data/search/ (count only)          differs: count.total missing",
+    "status-label": [
+        row("GET status/lead/", "differs: data[0].label missing (and in 4 more items)"),
+        row(  # the filter names the status, and the catalog cannot read the list
+            "POST data/search/ (count: status.lead)",
+            "differs: request failed: Close's list of lead statuses had an item this server "
+            "cannot read (label: Field required). (GET status/lead/)",
+        ),
+    ],
+    "render-body": [row("GET email_template/{id}/render/", "differs: render.body missing")],
+    "search-count": [
+        row("POST data/search/ (count only)", "differs: count.total missing"),
+        *[
+            row(
+                f"POST data/search/ (count: {kind})",
+                "differs: count.total missing or not an integer",
+            )
+            for kind in KINDS
+        ],
+    ],
+    "email-date": [
+        row(
+            "GET activity/email/",
+            "differs: data[0].date_created: '06/26/2015 02:01' is not a timestamp",
+        )
+    ],
+    # every probe selects the sampled lead by its id
+    "query-lead-id": [row(f"POST data/search/ (count: {kind})", MISCOUNT) for kind in KINDS],
+    "query-offset": [row("POST data/search/ (count: offset moment)", MISCOUNT)],
+    "query-local-date": [row("POST data/search/ (count: fixed_local_date)", MISCOUNT)],
+    "query-status": [row("POST data/search/ (count: status.lead)", MISCOUNT)],
+    "query-user": [row("POST data/search/ (count: user_or_group)", MISCOUNT)],
+    "query-has-related": [row("POST data/search/ (count: has_related contact_email)", MISCOUNT)],
+    "query-text": [row("POST data/search/ (count: text (name))", MISCOUNT)],
+    "query-full-text": [row("POST data/search/ (count: text (full text))", MISCOUNT)],
+    "query-sort": [row("POST data/search/ (count: sort on a custom field)", MISCOUNT)],
+    # Issue 28's endpoints: a list's drift shows in its single object's row too.
+    "pipeline-statuses": [
+        row("GET pipeline/", "differs: data[0].statuses missing (and in 1 more items)")
+    ],
+    "opportunity-status-type": [
+        row("GET status/opportunity/", "differs: data[0].type missing (and in 7 more items)")
+    ],
+    "opportunity-user": [
+        row("GET opportunity/", "differs: data[0].user_id missing (and in 9 more items)"),
+        row("GET opportunity/{id}/", "differs: opportunity.user_id missing"),
+    ],
+    "task-assignee": [
+        row("GET task/", "differs: data[0].assigned_to missing (and in 9 more items)"),
+        row("GET task/{id}/", "differs: task.assigned_to missing"),
+    ],
+    "export-url": [
+        row("GET export/", "differs: data[0].download_url missing"),
+        row("GET export/{id}/", "differs: export.download_url missing"),
+    ],
+    "event-previous-data": [
+        row(
+            "GET event/ (deleted leads)",
+            "differs: data[0].previous_data missing (and in 2 more items)",
+        )
+    ],
 }
 
 
-@pytest.mark.parametrize("drift", sorted(set(DRIFTS) - set(CRM_DRIFTS)))
+@pytest.mark.parametrize("drift", sorted(DRIFTS))
 def test_a_changed_shape_names_the_endpoint_and_field_and_exits_1(drift: str) -> None:
     code, out = run_check(a_sandbox(drift))
     assert code == 1
     lines = out.splitlines()
-    assert [line for line in lines if "differs" in line] == [DRIFTED[drift]]
-    assert lines[-1] == "26 endpoints checked, 1 differ."
-
-
-# Issue 28's endpoints: a drift of a list and its single object shows in both rows.
-CRM_DRIFTED = {
-    "pipeline-statuses": [
-        "GET pipeline/                           differs: data[0].statuses missing "
-        "(and in 1 more items)"
-    ],
-    "opportunity-status-type": [
-        "GET status/opportunity/                 differs: data[0].type missing "
-        "(and in 7 more items)"
-    ],
-    "opportunity-user": [
-        "GET opportunity/                        differs: data[0].user_id missing "
-        "(and in 9 more items)",
-        "GET opportunity/{id}/                   differs: opportunity.user_id missing",
-    ],
-    "task-assignee": [
-        "GET task/                               differs: data[0].assigned_to missing "
-        "(and in 9 more items)",
-        "GET task/{id}/                          differs: task.assigned_to missing",
-    ],
-    "export-url": [
-        "GET export/                             differs: data[0].download_url missing",
-        "GET export/{id}/                        differs: export.download_url missing",
-    ],
-    "event-previous-data": [
-        "GET event/ (deleted leads)              differs: data[0].previous_data missing "
-        "(and in 2 more items)"
-    ],
-}
-
-
-@pytest.mark.parametrize("drift", sorted(CRM_DRIFTED))
-def test_each_crm_probe_notices_its_drift(drift: str) -> None:
-    code, out = run_check(a_sandbox(drift))
-    assert code == 1
-    lines = out.splitlines()
-    assert [line for line in lines if "differs" in line] == CRM_DRIFTED[drift]
-    assert lines[-1] == f"26 endpoints checked, {len(CRM_DRIFTED[drift])} differ."
+    assert [line for line in lines if "differs" in line] == DRIFTED[drift]
+    assert lines[-1] == f"{ROWS} endpoints checked, {len(DRIFTED[drift])} differ."
 
 
 def test_the_drift_names_match_between_the_cli_and_the_sandbox() -> None:
-    assert set(DRIFT_NAMES) == set(DRIFTS) == set(DRIFTED) | set(CRM_DRIFTED)
+    assert set(DRIFT_NAMES) == set(DRIFTS) == set(DRIFTED)
 
 
 def test_shape_problems_name_the_field_and_the_type() -> None:
@@ -221,7 +280,7 @@ def test_a_failing_endpoint_is_a_difference() -> None:
     code, out = run_check(sandbox)
     assert code == 1
     (line,) = [line for line in out.splitlines() if "differs" in line]
-    assert line.startswith("GET sequence/                           differs: request failed: ")
+    assert line.startswith(row("GET sequence/", "differs: request failed: "))
 
 
 def test_help_says_what_it_does_and_the_variables_it_reads(
@@ -290,3 +349,17 @@ def test_check_a_served_sandbox_through_the_environment(tmp_path: Path) -> None:
         }
         render = rows["GET email_template/{id}/render/"]
         assert render.endswith("differs: render.body missing" if drift else "ok"), render
+
+
+def test_the_ratelimit_header_is_read_as_the_client_paces_by_it() -> None:
+    sandbox = Sandbox(n_leads=30, clock=FakeClock(), rate_limit=100)
+    code, out = run_check(sandbox)
+    assert code == 0, out
+    assert out.splitlines()[1] == row(
+        "GET me/", "ok (RateLimit: limit=100, remaining=99, reset=0.01)"
+    )
+    assert rate_limit_problems("limit=100, left=5, reset=2") == (
+        ["RateLimit 'limit=100, left=5, reset=2': no remaining"],
+        "",
+    )
+    assert rate_limit_problems(None) == ([], "no RateLimit header on this answer")
