@@ -48,7 +48,8 @@ Check the configured Close account answers the way close-mcp reads it: one read-
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
 schema, email templates, sequences, connected accounts, smart views, users, a count-only
 search, a one-lead search, a lead, a template rendered for one lead and contact, the
-bulk job lists of each kind, the email activities), each answer checked against the
+bulk job lists of each kind, the email activities, pipelines, opportunity statuses,
+opportunities, tasks, exports and deleted leads' events), each answer checked against the
 fields the code reads (timestamps and the RateLimit header included), and a count probe
 of one sampled lead for every query kind close-mcp sends (an offset moment,
 fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
