@@ -31,9 +31,9 @@ from close_mcp.sandbox.routes import (
 )
 from close_mcp.sandbox.store import (
     JSON,
+    Contact,
     Event,
     Export,
-    IdMaker,
     Lead,
     Opportunity,
     Store,
@@ -189,9 +189,11 @@ class Crm:
         self.store = store
         self.job_speed = job_speed
         self._owner_cache: tuple[tuple[int, int], set[str]] | None = None
-        # Event ids from a generator of their own: deletes made by the flows that existed
-        # before the event log must not shift the ids the store hands out next.
-        self._event_id = IdMaker(random.Random(f"{store.org.id}-events"))
+        # Event ids of their own (deletes made by the flows that existed before the event
+        # log must not shift the ids the store hands out next), and cheap: a bulk delete
+        # logs each lead and its contacts. An odd multiplier mod 2**88 maps the counter
+        # one-to-one onto 22 hex digits.
+        self._events = random.Random(f"{store.org.id}-events").getrandbits(64)
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
         return [
@@ -217,6 +219,10 @@ class Crm:
 
     # -- the event log -------------------------------------------------------------------
 
+    def _event_id(self) -> str:
+        self._events += 1
+        return f"ev_{self._events * 0x9E3779B97F4A7C15 % (1 << 88):022x}"
+
     def emit(
         self,
         object_type: str,
@@ -227,7 +233,7 @@ class Crm:
         **extra: Any,
     ) -> Event:
         event = Event(
-            self._event_id("ev"), object_type, object_id, lead_id, action, now,
+            self._event_id(), object_type, object_id, lead_id, action, now,
             self.store.me.id, **extra,
         )  # fmt: skip
         self.store.events.append(event)
@@ -237,15 +243,15 @@ class Crm:
         """The events of a deleted lead: its children's `deleted` events (each with its
         `previous_data`), then the lead's own, whose `previous_data` is the lead as GET
         showed it. Its opportunities and tasks go with it."""
-        store, meta = self.store, meta or {}
+        store, meta = self.store, meta or {}  # one meta for all: events copy it when shown
         for contact in lead.contacts:
             self.emit(
-                "contact", contact.id, lead.id, "deleted", now, meta=dict(meta),
+                "contact", contact.id, lead.id, "deleted", now, meta=meta,
                 later=lambda c=contact: c.to_json(store.org),
             )  # fmt: skip
         if lead.id in self._owners():
             for opp in [o for o in store.opportunities.values() if o.lead_id == lead.id]:
-                data = self.opportunity_json(opp)
+                data = self.opportunity_json(opp, lead)
                 del store.opportunities[opp.id]
                 self.emit(
                     "opportunity",
@@ -254,10 +260,10 @@ class Crm:
                     "deleted",
                     now,
                     previous_data=data,
-                    meta=dict(meta),
+                    meta=meta,
                 )
             for task in [t for t in store.tasks.values() if t.lead_id == lead.id]:
-                data = self.task_json(task)
+                data = self.task_json(task, lead)
                 del store.tasks[task.id]
                 self.emit(
                     "task.lead",
@@ -266,11 +272,11 @@ class Crm:
                     "deleted",
                     now,
                     previous_data=data,
-                    meta=dict(meta),
+                    meta=meta,
                 )
             self._owner_cache = None
         self.emit(
-            "lead", lead.id, lead.id, "deleted", now, meta=dict(meta),
+            "lead", lead.id, lead.id, "deleted", now, meta=meta,
             later=lambda: lead.to_json(store),
         )  # fmt: skip
 
@@ -372,13 +378,14 @@ class Crm:
 
     # -- opportunities -------------------------------------------------------------------
 
-    def opportunity_json(self, opp: Opportunity) -> JSON:
+    def opportunity_json(self, opp: Opportunity, lead: Lead | None = None) -> JSON:
+        """`lead`: the opportunity's lead when the store no longer holds it (being deleted)."""
         store = self.store
         status = store.opportunity_statuses[opp.status_id]
         pipeline = store.pipelines[status.pipeline_id]
-        lead = store.leads.get(opp.lead_id)
+        lead = lead or store.leads.get(opp.lead_id)
         user = store.users.get(opp.user_id)
-        contact = store.contact(opp.contact_id) if opp.contact_id else None
+        contact = _contact_of(lead, opp.contact_id)
         annual = (
             None if opp.value is None else opp.value * (12 if opp.value_period == "monthly" else 1)
         )
@@ -539,11 +546,11 @@ class Crm:
 
     # -- tasks ---------------------------------------------------------------------------
 
-    def task_json(self, task: Task) -> JSON:
+    def task_json(self, task: Task, lead: Lead | None = None) -> JSON:
         store = self.store
-        lead = store.leads.get(task.lead_id)
+        lead = lead or store.leads.get(task.lead_id)
         names = {u.id: u.full_name for u in store.users.values()}
-        contact = store.contact(task.contact_id) if task.contact_id else None
+        contact = _contact_of(lead, task.contact_id)
         return {
             "id": task.id,
             "_type": "lead",
@@ -843,6 +850,14 @@ class Crm:
         for row in rows:
             writer.writerow({k: _cell(v) for k, v in row.items()})
         return out.getvalue().encode()
+
+
+def _contact_of(lead: Lead | None, contact_id: str | None) -> Contact | None:
+    """The contact on this lead (looking on the lead, not through every lead: a bulk delete
+    renders each deleted lead's opportunities)."""
+    if lead is None or contact_id is None:
+        return None
+    return next((c for c in lead.contacts if c.id == contact_id), None)
 
 
 def _cell(value: Any) -> Any:

@@ -466,7 +466,7 @@ class Task:
     contact_id: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
     """One entry of Close's event log."""
 
