@@ -408,7 +408,7 @@ class Crm:
             "value": opp.value,
             "value_period": opp.value_period,
             "value_currency": "USD",
-            "value_formatted": None if opp.value is None else f"${opp.value / 100:,.0f}",
+            "value_formatted": _formatted(opp.value, opp.value_period),
             "expected_value": expected,
             "annualized_value": annual,
             "annualized_expected_value": None if annual is None else annual * opp.confidence // 100,
@@ -858,6 +858,14 @@ def _contact_of(lead: Lead | None, contact_id: str | None) -> Contact | None:
     if lead is None or contact_id is None:
         return None
     return next((c for c in lead.contacts if c.id == contact_id), None)
+
+
+def _formatted(value: int | None, period: str) -> str | None:
+    """`$3,000` for 300000 cents, `$50 monthly` for a monthly 5000 (Close's examples)."""
+    if value is None:
+        return None
+    suffix = {"monthly": " monthly", "annual": " annual"}.get(period, "")
+    return f"${value / 100:,.0f}{suffix}"
 
 
 def _cell(value: Any) -> Any:
