@@ -53,6 +53,10 @@ TOKENS = "close_mcp/writes/tokens.py"
 PIPELINE = "close_mcp/writes/pipeline.py"
 CLIENT = "close_mcp/close/client.py"
 SEND = "close_mcp/server/tools/send.py"
+HTTP = "close_mcp/server/http.py"
+OAUTH = "close_mcp/server/oauth.py"
+RESTORE = "close_mcp/safety/restore.py"
+BINDING = "close_mcp/writes/binding.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
@@ -61,6 +65,15 @@ T_RECENT = "tests/test_recent_lookup.py::"
 T_SAFETY = "tests/test_safety_net.py::"
 T_SEND = "tests/test_send_email.py::"
 T_FAULTS = "tests/reliability/test_faults.py::"
+T_SESSIONS = "tests/reliability/test_http_sessions.py::"
+T_HOSTILE = "tests/reliability/test_stdio_hostile.py::"
+T_UNTRUSTED = "tests/reliability/test_untrusted_data.py::"
+T_OAUTH = "tests/test_oauth.py::"
+T_CLI = "tests/test_cli_messages.py::"
+T_RELEASE = "tests/test_release.py::"
+T_EVERYDAY = "tests/test_everyday_results.py::"
+T_ROUND2 = "tests/test_faithful_close_round2.py::"
+T_LOCKS = "tests/store/test_locks.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -377,6 +390,633 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             T_SEND + "test_a_sender_must_be_a_connected_identity_unless_the_email_is_only_logged",
         ),
+    ),
+    # -- issue 23 items 2, 12, 18, 19 and issue 30 (HTTP callers, OAuth) ----------------------
+    Mutant(
+        name="http-caller-anyone",
+        file=HTTP,
+        edits=(('identity = caller_identity(scope["headers"])', 'identity = "caller:anyone"'),),
+        breaks="every caller without OAuth is one caller: B answers or uses A's session",
+        guards="issue 23 item 2: a session belongs to the credentials that opened it",
+        tests=(T_SESSIONS + "test_another_caller_cannot_answer_or_use_a_legacy_session",),
+    ),
+    Mutant(
+        name="http-caller-ignores-key",
+        file=HTTP,
+        edits=(
+            (
+                'for wanted in (b"authorization", KEY_HEADER.encode()):',
+                'for wanted in (b"authorization",):',
+            ),
+        ),
+        breaks="two callers with other Close keys (and the same bearer) are one caller",
+        guards="issue 23 item 2: the caller is its bearer token and its Close key",
+        tests=(
+            T_SESSIONS + "test_another_caller_cannot_answer_or_use_a_legacy_session[env0-a0-b0]",
+            T_SESSIONS + "test_another_caller_cannot_answer_or_use_a_legacy_session[env1-a1-b1]",
+        ),
+    ),
+    Mutant(
+        name="http-sessions-uncapped",
+        file=HTTP,
+        edits=(("if held >= self.limit:", "if False:"),),
+        breaks="one caller opens sessions without limit",
+        guards="issue 23 item 18: sessions are capped per caller",
+        tests=(T_SESSIONS + "test_sessions_are_capped_per_caller",),
+    ),
+    Mutant(
+        name="secret-with-memory-store",
+        file="close_mcp/config.py",
+        edits=(('if raw_secret and store == ":memory:" and not sandbox:', "if False:"),),
+        breaks="replicas sharing a secret each keep spent nonces in memory (a token used twice)",
+        guards="issue 23 item 12: a shared secret needs a shared store",
+        tests=(T_SESSIONS + "test_a_shared_secret_with_a_process_local_store_refuses_to_start",),
+    ),
+    Mutant(
+        name="date-min-overflows",
+        file="close_mcp/selection/query.py",
+        edits=(("if day == date.min:", "if False:"),),
+        breaks="0001-01-01 overflows inside the query check instead of a tool error",
+        guards="issue 23 item 19: hostile input gets a tool error naming the field",
+        tests=(
+            T_HOSTILE + "test_dates_at_the_ends_of_the_calendar_get_a_tool_error_naming_the_field",
+        ),
+    ),
+    Mutant(
+        name="stdio-unparsable-unanswered",
+        file="close_mcp/server/stdio.py",
+        edits=(
+            (
+                "answer = answer_for(item) if isinstance(item, Exception) else None",
+                "answer = None",
+            ),
+        ),
+        breaks="a request the parser cannot read gets no JSON-RPC error (the client waits)",
+        guards="issue 23 item 19: every request gets an answer with its id",
+        tests=(T_HOSTILE + "test_a_request_nested_5000_deep_gets_a_json_rpc_error_with_its_id",),
+    ),
+    Mutant(
+        name="oauth-code-reusable",
+        file=OAUTH,
+        edits=(
+            (
+                "        if raw is None or not spent:\n"
+                '            raise TokenError("invalid_grant", "authorization code already used")\n'
+                "        await self.store.delete(key)\n",
+                "        if raw is None:\n"
+                '            raise TokenError("invalid_grant", "authorization code already used")\n',
+            ),
+        ),
+        breaks="an authorization code is exchanged more than once",
+        guards="issue 30: an authorization code is single-use",
+        tests=(T_OAUTH + "test_an_expired_token_is_refused",),
+    ),
+    Mutant(
+        name="oauth-refresh-reusable",
+        file=OAUTH,
+        edits=(
+            (
+                "        if raw is None or not spent:\n"
+                '            raise TokenError("invalid_grant", "refresh token already used")\n'
+                "        await self.store.delete(key)\n",
+                "        if raw is None:\n"
+                '            raise TokenError("invalid_grant", "refresh token already used")\n',
+            ),
+        ),
+        breaks="a refresh token is exchanged more than once (no rotation)",
+        guards="issue 30: refresh tokens rotate",
+        tests=(T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",),
+    ),
+    Mutant(
+        name="oauth-revoke-noop",
+        file=OAUTH,
+        edits=(
+            (
+                '        """Ends the whole sign-in: both tokens stop working on every replica."""\n',
+                '        """Ends the whole sign-in: both tokens stop working on every replica."""\n'
+                "        return\n",
+            ),
+        ),
+        breaks="a revoked token keeps working",
+        guards="issue 30: revocation ends the sign-in",
+        tests=(T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",),
+    ),
+    Mutant(
+        name="oauth-close-refresh-late",
+        file=OAUTH,
+        edits=(("CLOSE_REFRESH_MARGIN_S: Final = 5 * 60", "CLOSE_REFRESH_MARGIN_S: Final = 0"),),
+        breaks="Close's access token is used until it expires mid-call",
+        guards="issue 30: Close's token is refreshed before it expires",
+        tests=(T_OAUTH + "test_closes_token_is_refreshed_before_it_expires",),
+    ),
+    Mutant(
+        name="oauth-resource-unchecked",
+        file=OAUTH,
+        edits=(
+            (
+                '        if params.resource is not None and params.resource.rstrip("/") !='
+                " self.resource_url:\n"
+                '            raise AuthorizeError("invalid_target", "this server\'s resource is'
+                ' its /mcp URL")\n',
+                "",
+            ),
+        ),
+        breaks="a token is issued for another resource (RFC 8707)",
+        guards="issue 30: the resource indicator is this server's /mcp",
+        tests=(T_OAUTH + "test_authorize_refuses_what_the_client_did_not_register",),
+    ),
+    Mutant(
+        name="oauth-any-grant-type",
+        file=OAUTH,
+        edits=(
+            (
+                "if not more and grant is not None and grant not in GRANT_TYPES:",
+                "if not more and grant is not None and False:",
+            ),
+        ),
+        breaks="an unknown grant_type reaches the SDK instead of unsupported_grant_type",
+        guards="issue 30: only the two grant types are taken",
+        tests=(T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",),
+    ),
+    # -- issue 29 (CLI messages, release metadata) --------------------------------------------
+    Mutant(
+        name="busy-port-traceback",
+        file="close_mcp/cli/ports.py",
+        edits=(("if exc.errno == errno.EADDRINUSE:", "if False:"),),
+        breaks="a busy port ends in an OSError traceback, not one line naming --port",
+        guards="issue 29: a busy port is one line naming it and the flag",
+        tests=(T_CLI + "test_a_busy_port_is_one_line_naming_it_and_the_flag",),
+    ),
+    Mutant(
+        name="unknown-command-serves",
+        file="close_mcp/cli/main.py",
+        edits=(
+            (
+                '    if lead < len(argv) and not argv[lead].startswith("-"):\n'
+                "        # A word where a command goes",
+                "    if False:\n        # A word where a command goes",
+            ),
+        ),
+        breaks="a mistyped command is passed to `serve` instead of naming the commands",
+        guards="issue 29: an unknown command names the commands",
+        tests=(T_CLI + "test_an_unknown_command_names_the_commands",),
+    ),
+    Mutant(
+        name="release-key-not-secret",
+        file="release/check.py",
+        edits=(
+            (
+                'if not (key.get("isSecret") is True and key.get("isRequired") is True):',
+                "if False:",
+            ),
+        ),
+        breaks="server.json may publish CLOSE_API_KEY as a plain, optional setting",
+        guards="issue 29: the API key is a required secret in server.json",
+        tests=(T_RELEASE + "test_each_guard_fails_with_a_line_saying_what[secret]",),
+    ),
+    Mutant(
+        name="release-schema-unpinned",
+        file="release/check.py",
+        edits=(("if hashlib.sha256(raw_schema).hexdigest() != SCHEMA_SHA256:", "if False:"),),
+        breaks="a changed copy of the registry's schema validates server.json",
+        guards="issue 29: the kept registry schema is pinned by its sha256",
+        tests=(T_RELEASE + "test_a_changed_schema_file_is_refused",),
+    ),
+    # -- issue 26 (results and previews) ------------------------------------------------------
+    Mutant(
+        name="id-lists-never-shortened",
+        file="close_mcp/server/idlists.py",
+        edits=(("and len(value) > LONG\n", "and len(value) > 10**6\n"),),
+        breaks="a 1000-id selection is echoed whole in the result",
+        guards="issue 26: long id lists are shortened, the whole list a resource",
+        tests=(T_EVERYDAY + "test_a_1000_id_selection_answers_small_and_sends_every_id",),
+    ),
+    Mutant(
+        name="empty-selection-with-token",
+        file=PIPELINE,
+        edits=(
+            (
+                "if request.matched == 0 and request.when_empty is not None:",
+                "if token_problem is None and request.matched == 0"
+                " and request.when_empty is not None:",
+            ),
+        ),
+        breaks="a selection that now matches nothing hands out a token to act on 0 leads",
+        guards="issue 26: nothing to do means no token",
+        tests=(
+            T_EVERYDAY
+            + "test_a_selection_that_now_matches_nothing_answers_nothing_to_do_without_a_token",
+        ),
+    ),
+    Mutant(
+        name="used-token-gets-fresh-one",
+        file=PIPELINE,
+        edits=(("if problem.startswith(USED_TOKEN):", "if False:"),),
+        breaks="a used token's refusal hands out a fresh token (the same write again)",
+        guards="issue 26: a used token is refused without a fresh one",
+        tests=(T_EVERYDAY + "test_a_used_token_is_refused_without_a_fresh_one",),
+    ),
+    Mutant(
+        name="cannot-ask-as-not-asked",
+        file=PIPELINE,
+        edits=(("        return CANNOT_ASK\n", "        return NOT_ASKED\n"),),
+        breaks="a client that cannot ask its user is not told a human must confirm",
+        guards="issue 26: without elicitation a token suffices unless a human is required",
+        tests=(T_BULK + "test_without_elicitation_token_suffices_unless_human_required",),
+    ),
+    Mutant(
+        name="reach-counts-taken",
+        file="close_mcp/server/tools/reach.py",
+        edits=(
+            (
+                "found = [(cid, a) for cid, a in every if cid not in taken]",
+                "found = [(cid, a) for cid, a in every]",
+            ),
+        ),
+        breaks="the subscribe preview counts contacts that already had the sequence",
+        guards="issue 26: the preview names whom it reaches and why leads are skipped",
+        tests=(
+            T_EVERYDAY
+            + "test_the_subscribe_preview_names_whom_it_reaches_and_why_leads_are_skipped",
+        ),
+    ),
+    Mutant(
+        name="revert-any-job",
+        file="close_mcp/server/tools/revert.py",
+        edits=(
+            (
+                '    """A revert of another kind of job says what undoes that kind instead."""\n',
+                '    """A revert of another kind of job says what undoes that kind instead."""\n'
+                "    return\n",
+            ),
+        ),
+        breaks="a revert of a delete or an email job is not told what undoes it",
+        guards="issue 26: a revert of another kind of job says what undoes it",
+        tests=(T_EVERYDAY + "test_a_revert_of_another_kind_of_job_says_what_undoes_it",),
+    ),
+    Mutant(
+        name="sole-identity-takes-first",
+        file=SEND,
+        edits=(("if len(account.identities) != 1:", "if len(account.identities) < 1:"),),
+        breaks="an account with several identities sends as the first without asking",
+        guards="issue 26: the sender is implied only by an account with one identity",
+        tests=(T_EVERYDAY + "test_send_email_takes_the_sender_from_an_account_with_one_identity",),
+    ),
+    # -- issue 25 (Close's clock, time zones and 429s) ----------------------------------------
+    Mutant(
+        name="shared-wait-off",
+        file=CLIENT,
+        edits=(
+            (
+                "await budget.block(now + wait)  # held by every call of this group",
+                "await self._clock.sleep(wait)",
+            ),
+        ),
+        breaks="calls that start during a 429's wait go out and hit the limit again",
+        guards="issue 25: a 429's wait is shared by its endpoint group",
+        tests=(T_CLIENT + "test_429_wait_is_shared_by_the_calls_that_start_during_it",),
+    ),
+    Mutant(
+        name="naive-close-time-local",
+        file="close_mcp/close/times.py",
+        edits=(
+            (
+                "    if moment.tzinfo is None:\n        return moment.replace(tzinfo=UTC)\n",
+                "    if moment.tzinfo is None:\n        return moment.astimezone(UTC)\n",
+            ),
+        ),
+        breaks="Close's offset-less times are read in the server's time zone",
+        guards="issue 25: Close's naive times are UTC",
+        tests=(T_ROUND2 + "test_an_ambiguous_outbox_send_is_found_in_tokyo",),
+    ),
+    Mutant(
+        name="recent-lookup-unfiltered",
+        file=PIPELINE,
+        edits=(("if lookup.since_param is not None:", "if False:"),),
+        breaks="reconciliation reads the newest page only, missing this write's email",
+        guards="issue 25: the recent lookup asks Close for items since the write",
+        tests=(
+            T_ROUND2 + "test_an_ambiguous_outbox_send_is_found_in_tokyo",
+            "tests/test_faithful_lookup.py::"
+            "test_an_emails_reconciliation_reads_past_a_page_with_nothing_recent",
+        ),
+    ),
+    Mutant(
+        name="date-field-takes-time",
+        file="close_mcp/selection/values.py",
+        edits=(('if kind == "date" and isinstance(when, datetime):', "if False:"),),
+        breaks="a time for a date field gets a token, then fails inside Close's job",
+        guards="issue 25: a date field takes a day, refused before any token",
+        tests=(T_ROUND2 + "test_a_time_for_a_date_field_is_refused_before_any_token",),
+    ),
+    Mutant(
+        name="one-budget-for-all",
+        file=CLIENT,
+        edits=(("group = endpoint_group(method, path)", 'group = "all"'),),
+        breaks="a 429 on search delays every other call",
+        guards="issue 25: rate limits are per endpoint group",
+        tests=(T_ROUND2 + "test_a_429_on_search_does_not_delay_a_status_lookup",),
+    ),
+    Mutant(
+        name="unknown-status-waited-out",
+        file="close_mcp/server/tools/job_reads.py",
+        edits=(('("paused", "unknown")', '("paused",)'),),
+        breaks="a job whose status Close reports as null is waited on until the timeout",
+        guards="issue 25: a null status is unknown, not running",
+        tests=(T_ROUND2 + "test_a_null_job_status_is_unknown_and_not_waited_out",),
+    ),
+    Mutant(
+        name="resumed-anyway-unread",
+        file="close_mcp/server/tools/job_control.py",
+        edits=(
+            (
+                '    did. Read the job before reporting "cannot resume" (issue 25); None if it is'
+                ' not running."""\n',
+                '    did. Read the job before reporting "cannot resume" (issue 25); None if it is'
+                ' not running."""\n    return None\n',
+            ),
+        ),
+        breaks="a resume whose first PUT worked is reported as refused",
+        guards="issue 25: a refused PUT reads the job before saying cannot resume",
+        tests=(T_ROUND2 + "test_a_resume_whose_first_put_worked_is_not_reported_as_refused",),
+    ),
+    Mutant(
+        name="sandbox-naive-fixed-utc",
+        file="close_mcp/sandbox/evaluator.py",
+        edits=(
+            (
+                "                raise QueryError(\n"
+                '                    {f"{path}.value": "A fixed_utc moment needs a UTC offset'
+                ' (Z or +00:00)."}\n'
+                "                )\n",
+                "                return parsed.replace(tzinfo=UTC)\n",
+            ),
+        ),
+        breaks="the sandbox takes a fixed_utc without an offset, which Close refuses",
+        guards="issue 25: the sandbox is as strict as Close on moments",
+        tests=(
+            T_ROUND2 + "test_the_sandbox_refuses_a_naive_fixed_utc_and_a_fixed_utc_on_a_date_field",
+        ),
+    ),
+    Mutant(
+        name="relative-span-day-end",
+        file="close_mcp/selection/query.py",
+        edits=(('        "which_day_end": "start",\n    }\n', "    }\n"),),
+        breaks="a relative span is sent in a form Close's UI does not export",
+        guards="issue 25: relative spans are sent as Close's UI exports them",
+        tests=(T_ROUND2 + "test_relative_spans_are_sent_in_the_form_closes_ui_exports",),
+    ),
+    # -- issue 27, 23.11, 23.22 (leads read once, bound whatever the snapshot) ----------------
+    Mutant(
+        name="read-once-walks-twice",
+        file=PIPELINE,
+        edits=(("walk=saved is None)", "walk=True)"),),
+        breaks="a confirmed edit or delete reads its leads twice (backup, then binding)",
+        guards="issue 27: a confirmed write reads its leads once",
+        tests=("tests/test_read_once.py::test_a_confirmed_edit_or_delete_reads_its_leads_once",),
+    ),
+    Mutant(
+        name="drift-keeps-backup",
+        file=PIPELINE,
+        edits=(
+            (
+                "            return saved, None\n        await self._discard(request, saved)\n",
+                "            return saved, None\n",
+            ),
+        ),
+        breaks="a backup of leads a refused write never touched is kept (and restorable)",
+        guards="issue 27: a swap found once the backup is written discards it",
+        tests=(T_BINDING + "test_a_swap_found_once_the_backup_is_written_discards_it",),
+    ),
+    Mutant(
+        name="unbound-above-snapshot-limit",
+        file=PIPELINE,
+        edits=(
+            (
+                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n",
+                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n"
+                "        if request.matched > keep:\n            return None\n",
+            ),
+        ),
+        breaks="above the snapshot limit a token binds the count only",
+        guards="issue 23 item 11: every lead is bound, whatever the snapshot limit",
+        tests=(T_BINDING + "test_above_the_snapshot_limit_a_same_count_swap_still_refuses",),
+    ),
+    Mutant(
+        name="snapshot-limit-off-by-one",
+        file="close_mcp/safety/snapshots.py",
+        edits=(("if request.matched > limit:", "if request.matched >= limit:"),),
+        breaks="a selection of exactly the snapshot limit is not saved",
+        guards="issue 27: the snapshot limit is inclusive",
+        tests=(T_BINDING + "test_at_the_snapshot_limit_every_lead_is_bound_and_saved[0]",),
+    ),
+    Mutant(
+        name="lead-set-unkeyed",
+        file="close_mcp/writes/binding.py",
+        edits=(
+            (
+                "self._key = hashlib.sha256(key).digest()",
+                'self._key = hashlib.sha256(b"").digest()',
+            ),
+        ),
+        breaks="the lead-set digest is the same under any key (guessable from the ids)",
+        guards="issue 27: the lead-set digest is keyed",
+        tests=(T_BINDING + "test_a_lead_set_digest_is_the_set_not_the_order_and_needs_the_key",),
+    ),
+    Mutant(
+        name="paused-server-job-sends",
+        file=PIPELINE,
+        edits=(('if await decide(self.context.store, job_id, "send") != "send":', "if False:"),),
+        breaks="a server job paused while reading its leads still sends",
+        guards="issue 27: pausing a job still reading stops it, nothing sent",
+        tests=(
+            "tests/test_server_jobs.py::"
+            "test_pausing_a_job_still_reading_stops_it_and_nothing_is_sent",
+        ),
+    ),
+    Mutant(
+        name="stale-server-job-running",
+        file="close_mcp/writes/background.py",
+        edits=(
+            (
+                'if state.get("state") in ("reading", "sending") and clock.time() - state["at"]'
+                " > STALE_S:",
+                "if False:",
+            ),
+        ),
+        breaks="a job whose server stopped reads as running forever",
+        guards="issue 27: a job whose server stopped reads as stopped",
+        tests=("tests/test_server_jobs.py::test_a_job_whose_server_stopped_reads_as_stopped",),
+    ),
+    # -- issue 23 items 5, 7, 9, 14, 15, 16, 21, 22 (locks, restores, binding, senders) -------
+    Mutant(
+        name="held-lock-deletes-any",
+        file="close_mcp/store/base.py",
+        edits=(("await store.delete(key, if_value=owner)", "await store.delete(key)"),),
+        breaks="a holder whose lock expired deletes the new holder's lock",
+        guards="issue 23 item 5: a lock is released by its owner only",
+        tests=(
+            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-held]",
+        ),
+    ),
+    Mutant(
+        name="kept-lock-deletes-any",
+        file=RESTORE,
+        edits=(("await store.delete(key, if_value=owner)", "await store.delete(key)"),),
+        breaks="a restore whose lock expired deletes the new holder's lock",
+        guards="issue 23 item 5: a lock is released by its owner only",
+        tests=(
+            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-kept]",
+        ),
+    ),
+    Mutant(
+        name="kept-lock-not-renewed",
+        file=RESTORE,
+        edits=(("tasks.start_soon(renew)", "pass"),),
+        breaks="a long restore's lock expires and a second restore starts beside it",
+        guards="issue 23 item 5: the restore lock is renewed while it runs",
+        tests=(T_LOCKS + "test_the_restore_lock_is_renewed_while_a_restore_runs",),
+    ),
+    Mutant(
+        name="sqlite-delete-ignores-owner",
+        file="close_mcp/store/sqlite.py",
+        edits=(
+            (
+                "if current is None or (if_value is not None and current != if_value):",
+                "if current is None:",
+            ),
+        ),
+        breaks="SQLite's conditional delete deletes whatever the key holds",
+        guards="issue 23 item 5: a lock is released by its owner only (SQLite)",
+        tests=(
+            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-held]",
+        ),
+    ),
+    Mutant(
+        name="redis-delete-ignores-owner",
+        file="close_mcp/store/redis.py",
+        edits=(
+            (
+                "\"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del',"
+                ' KEYS[1]) end return 0"',
+                "\"return redis.call('del', KEYS[1])\"",
+            ),
+        ),
+        breaks="Redis's conditional delete deletes whatever the key holds",
+        guards="issue 23 item 5: a lock is released by its owner only (Redis)",
+        tests=(
+            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[redis-held]",
+        ),
+    ),
+    Mutant(
+        name="revert-plan-any-key",
+        file="close_mcp/server/resources.py",
+        edits=(("await shown_to_caller(job_id, ctx)", "pass"),),
+        breaks="a revert plan is read with a key Close does not show the edit to",
+        guards="issue 23 item 7: a revert plan is read-only to a key that sees the edit",
+        tests=(
+            "tests/test_resources.py::"
+            "test_a_revert_plan_is_read_only_with_a_key_close_shows_the_edit_to",
+        ),
+    ),
+    Mutant(
+        name="restore-journal-beside-copy",
+        file=RESTORE,
+        edits=(
+            (
+                "if backup.path is not None and not backup.in_store"
+                " and (sandbox or _forgets(store)):",
+                "if backup.path is not None and not backup.in_store:",
+            ),
+        ),
+        breaks="a copy of a backup file restores its leads again (journal beside the file)",
+        guards="issue 23 item 9: a restore's journal is keyed by the backup's identity",
+        tests=(
+            "tests/test_restore_identity.py::test_a_copy_of_a_backup_file_restores_nothing_again",
+        ),
+    ),
+    Mutant(
+        name="binding-without-step-templates",
+        file=BINDING,
+        edits=(
+            (
+                '            content["step_templates"] = await _step_templates(client,'
+                ' sequence.get("steps"))\n',
+                "",
+            ),
+        ),
+        breaks="a sequence step's template rewritten after the preview still sends",
+        guards="issue 23 item 22: the binding covers a sequence's step templates",
+        tests=(T_BINDING + "test_a_sequence_step_template_rewritten_after_the_preview_refuses",),
+    ),
+    Mutant(
+        name="binding-without-subject",
+        file=BINDING,
+        edits=(
+            (
+                'content["template"] = {k: template.get(k) for k in ("subject", "body")}',
+                'content["template"] = {k: template.get(k) for k in ("body",)}',
+            ),
+        ),
+        breaks="a template whose subject was edited after the preview still sends",
+        guards="issue 23 item 22: the binding covers a template's subject and body",
+        tests=(T_BINDING + "test_a_template_subject_edited_after_the_preview_refuses",),
+    ),
+    Mutant(
+        name="binding-without-steps",
+        file=BINDING,
+        edits=(('for k in ("steps", "name")}', 'for k in ("name",)}'),),
+        breaks="a sequence whose steps changed after the preview still subscribes",
+        guards="issue 23 item 22: the binding covers a sequence's steps",
+        tests=(T_BINDING + "test_a_sequence_whose_steps_changed_after_the_preview_refuses",),
+    ),
+    Mutant(
+        name="colleagues-identities-own",
+        file="close_mcp/close/catalog.py",
+        edits=(
+            (
+                "return [a for a in await self.email_accounts() if a.user_id == me]",
+                "return [a for a in await self.email_accounts() if me]",
+            ),
+        ),
+        breaks="a colleague's identity passes as the caller's sender",
+        guards="issue 23 item 14: only the caller's own identities send",
+        tests=(
+            T_SEND + "test_only_the_callers_own_identities_may_send[legacy-colleague]",
+            T_SEND + "test_only_the_callers_own_identities_may_send[auto-colleague]",
+        ),
+    ),
+    Mutant(
+        name="colleagues-account-sends",
+        file=SEND,
+        edits=(("if account.user_id != await catalog.me_id():", "if False:"),),
+        breaks="an email goes out through a colleague's email account",
+        guards="issue 23 item 14: only the caller's own email accounts send",
+        tests=(T_SEND + "test_a_colleagues_email_account_is_refused",),
+    ),
+    Mutant(
+        name="quoted-unclipped",
+        file=PIPELINE,
+        edits=(
+            (
+                'return repr(text if len(text) <= limit else text[: limit - 1] + "…")',
+                "return repr(text)",
+            ),
+        ),
+        breaks="a lead named like an instruction is put whole into the question",
+        guards="issue 23 item 15: CRM text in the question is clipped and quoted",
+        tests=(
+            "tests/test_elicitation_question.py::"
+            "test_a_lead_named_like_an_instruction_is_clipped_and_quoted",
+        ),
+    ),
+    Mutant(
+        name="crm-errors-unfenced",
+        file="close_mcp/server/tools/__init__.py",
+        edits=(("if exc.quotes_crm_text:", "if False:"),),
+        breaks="a tool error quoting CRM text reads as the server's own words",
+        guards="issue 23 item 16: tool errors that quote CRM text are fenced",
+        tests=(T_UNTRUSTED + "test_tool_errors_that_quote_crm_text_are_fenced_too",),
     ),
 )
 
