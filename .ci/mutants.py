@@ -464,7 +464,8 @@ MUTANTS: tuple[Mutant, ...] = (
                 '            raise TokenError("invalid_grant", "authorization code already used")\n'
                 "        await self.store.delete(key)\n",
                 "        if raw is None:\n"
-                '            raise TokenError("invalid_grant", "authorization code already used")\n',
+                '            raise TokenError("invalid_grant",'
+                ' "authorization code already used")\n',
             ),
         ),
         breaks="an authorization code is exchanged more than once",
@@ -492,9 +493,10 @@ MUTANTS: tuple[Mutant, ...] = (
         file=OAUTH,
         edits=(
             (
-                '        """Ends the whole sign-in: both tokens stop working on every replica."""\n',
-                '        """Ends the whole sign-in: both tokens stop working on every replica."""\n'
-                "        return\n",
+                '        """Ends the whole sign-in: both tokens stop working on every'
+                ' replica."""\n',
+                '        """Ends the whole sign-in: both tokens stop working on every'
+                ' replica."""\n        return\n',
             ),
         ),
         breaks="a revoked token keeps working",
