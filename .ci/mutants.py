@@ -470,7 +470,10 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="an authorization code is exchanged more than once",
         guards="issue 30: an authorization code is single-use",
-        tests=(T_OAUTH + "test_an_expired_token_is_refused",),
+        tests=(
+            T_OAUTH + "test_an_expired_token_is_refused",
+            T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",
+        ),
     ),
     Mutant(
         name="oauth-refresh-reusable",
