@@ -221,15 +221,18 @@ async def test_initialize_needs_the_bearer_token_where_one_is_configured(
 def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`close-mcp serve --transport http` that should stop at start (bounded by a timeout)."""
     args = ["serve", "--transport", "http", "--port", str(free_port())]
-    return subprocess.run(
-        [sys.executable, "-m", "close_mcp", *args],
-        env=clean_env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), **env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "close_mcp", *args],
+            env=clean_env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), **env),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the server started and served instead of stopping: {exc.stderr!r}")
 
 
 def test_a_shared_secret_with_a_process_local_store_refuses_to_start(tmp_path: Path) -> None:
