@@ -437,11 +437,11 @@ async def test_the_sandbox_refuses_a_naive_fixed_utc_and_a_fixed_utc_on_a_date_f
         local = await search(
             _field_moment(on_date, {"type": "fixed_local_date", "value": "2025-01-31"})
         )
-    assert (naive.status_code, naive.json()["field-errors"]) == (
+    assert (naive.status_code, naive.json().get("field-errors")) == (
         400,
         {f"{where}.value": "A fixed_utc moment needs a UTC offset (Z or +00:00)."},
     )
-    assert (on_a_day.status_code, on_a_day.json()["field-errors"]) == (
+    assert (on_a_day.status_code, on_a_day.json().get("field-errors")) == (
         400,
         {f"{where}.type": "A date field takes fixed_local_date moments, not fixed_utc."},
     )
