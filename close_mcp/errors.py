@@ -4,6 +4,7 @@
     ├── ArgumentError               a tool argument is wrong; `path` names it ("filter.lead_status")
     │   ├── SQueryError             a raw `s_query` or `sort` that does not fit Close's grammar
     │   ├── UnknownJobId            not a Close bulk job id (the prefix says the kind)
+    │   ├── EveryLeadRefused        a selection of every lead without `allow_all_leads`
     │   └── ResolutionError         a name that does not identify exactly one thing of its kind
     │       ├── NameNotFound        nothing has that name (or id)
     │       └── AmbiguousName       several share it; `ids` lists them, the caller passes one
@@ -20,6 +21,7 @@
     │   └── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
     │                               it may or may not have happened, so it must not be resent
     ├── SafetyNetError              a snapshot or backup that cannot be taken or read
+    ├── AuditUnavailable            the audit log cannot be written, so no write is sent
     ├── ConfigError                 a setting is missing or malformed (one line naming it)
     │   └── MissingAPIKey           no Close key configured and none sent with the request
     └── TokenRejected               a confirmation token that does not allow this call; the
@@ -66,6 +68,11 @@ class UnknownJobId(ArgumentError):
             f"job_id {job_id!r} is not a Close bulk job id; it must start with one of "
             + ", ".join(prefixes),
         )
+
+
+class EveryLeadRefused(ArgumentError):
+    """A selection that matches every lead, by its wording or its count, not allowed as such;
+    a write tool audits it as a refusal."""
 
 
 class ResolutionError(ArgumentError):
@@ -199,6 +206,10 @@ class OutcomeUnknown(CloseError):
 
 class SafetyNetError(CloseMcpError):
     """A snapshot or backup that cannot be taken or read; the message says what to do."""
+
+
+class AuditUnavailable(CloseMcpError):
+    """The audit log cannot be written: a write it would miss is not sent."""
 
 
 class ConfigError(CloseMcpError):

@@ -24,6 +24,7 @@ sandbox's ASGI app without a network and without sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -177,6 +178,13 @@ def error_from_response(
     return CloseAPIError(f"Close answered {status}: {detail or 'unexpected error'}", **where)
 
 
+def caller_digest(api_key: str) -> str:
+    """Who calls Close, as an opaque digest: the one place a caller's identity is derived
+    (confirmation tokens are bound to it). A sign-in that knows the Close user and
+    organization behind a credential passes its own digest as `CloseClient(caller=...)`."""
+    return hashlib.sha256(b"close-mcp caller\x00" + api_key.encode()).hexdigest()
+
+
 def count_body(query: JSON) -> dict[str, Any]:
     """Close's count-only search: `results_limit: 0` with `include_counts`, no leads back."""
     return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
@@ -197,13 +205,16 @@ class CloseClient:
         rng: random.Random | None = None,
         store: StateStore | None = None,
         timezone: tzinfo | None = None,
+        caller: str | None = None,
     ) -> None:
-        """`store`: share the key's rate-limit budget with every process using that store
+        """`caller`: the identity digest tokens are bound to (default: `caller_digest` of the
+        key). `store`: share the key's rate-limit budget with every process using that store
         (see `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone
         Close reads local dates in (`X-TZ-Offset`); None is this machine's zone."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
+        self.caller = caller or caller_digest(api_key)
         self._clock: Clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
