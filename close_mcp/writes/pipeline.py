@@ -229,8 +229,8 @@ class WriteRequest:
 # The answers are taken as the client sent them (`Any`, with the schema the client sees) and
 # checked strictly by `human_refusal`: "17", 17.0 or True is not the number 17, and "yes",
 # "on" or 1 is not an approval. A lenient model would have coerced them. An answer without
-# the field validates too (None; the schema still requires it), so a malformed answer is a
-# refusal the pipeline audits, not an error raised before the tool runs.
+# the field validates too (as None, which is neither; the schema still requires it), so a
+# malformed answer is a refusal the pipeline audits, not an error raised before the tool runs.
 class TypedCount(BaseModel):
     model_config = ConfigDict(json_schema_extra={"required": ["count"]})
 
@@ -337,15 +337,11 @@ def human_refusal(
         return "the person cancelled the confirmation"
     data = answer.data
     if isinstance(data, TypedCount):
-        if data.count is None:
-            return "the person's answer holds no count"
         if type(data.count) is not int:
             return f"the person's answer {data.count!r} is not a whole number of leads"
         if data.count != request.matched:
             return f"the person typed {data.count}, but the action would delete {request.matched}"
         return None
-    if isinstance(data, Approval) and data.approve is None:
-        return "the person's answer holds no yes or no"
     if isinstance(data, Approval) and type(data.approve) is not bool:
         return f"the person's answer {data.approve!r} is not a yes or no"
     if isinstance(data, Approval) and data.approve:
