@@ -553,3 +553,40 @@ async def test_one_cancel_confirmation_cancels_once(h: Harness) -> None:
         "the confirmation token was already used",
     )
     assert len(h.writes()) == 1
+
+
+class PauseAnswerLost(httpx.AsyncBaseTransport):
+    """Close pauses the job, but its answer is unreadable and the job cannot be read back."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.inner = sandbox.transport()
+        self.paused = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.paused and request.method == "GET":
+            return httpx.Response(503, json={"error": "Service unavailable"})
+        response = await self.inner.handle_async_request(request)
+        if request.method == "PUT":
+            self.paused = True
+            return httpx.Response(200, json={"unexpected": True})
+        return response
+
+
+async def test_a_pause_close_accepted_is_never_an_error(
+    start_harness: StartHarness, tmp_path: Path
+) -> None:
+    """Issue 23 (3): reading the job back after the PUT fails; the pause happened all the same."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=40, clock=clock)
+    h = await start_harness(
+        sandbox=sandbox, clock=clock, transport=PauseAnswerLost(sandbox), audit_dir=tmp_path
+    )
+    job = h.sandbox.jobs.create(
+        "delete", {"s_query": status_query(status_id(h, "Qualified"))}, h.clock.time()
+    )
+    paused = await h.call("pause_bulk_job", {"job_id": job.id})
+    assert job.status == "paused"
+    assert (paused["previous_status"], paused["job"]["status"]) == ("created", "paused")
+    assert paused["message"].startswith(f"Paused job {job.id}. Resume it with resume_bulk_job")
+    assert outcomes(h) == [("pause_bulk_job", "submitted")]
+    assert [w[0] for w in writes(h)] == ["PUT"]

@@ -17,6 +17,7 @@ what is left to do; the token binds the job and the number of objects left.
 No `from __future__ import annotations` here (see `writing.py`).
 """
 
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
@@ -44,6 +45,8 @@ from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
+
+log = logging.getLogger(__name__)
 
 RESUME_LIMIT: Final = timedelta(days=7)
 # The CLOSE_MCP_CONFIRM action a job of each kind is, and what it does to what it reaches.
@@ -185,10 +188,17 @@ class _Control:
             if exc.status in CLOSE_REFUSALS:
                 raise self.refuse(exc.message) from exc
             raise
-        if not (isinstance(answer, dict) and answer.get("id") == self.job_id):
-            answer = await self.client.get(self.path)  # Close's answer shape is unverified
-        after = summarize_job(answer)
+        # Close accepted the pause: it is audited first, and reading the job back cannot
+        # turn it into an error (the job as read before, paused, stands in).
         self._record("submitted")
+        try:
+            if not (isinstance(answer, dict) and answer.get("id") == self.job_id):
+                answer = await self.client.get(self.path)  # Close's answer shape is unverified
+            after = summarize_job(answer)
+        except Exception as exc:
+            log.error("pause_bulk_job: %s was paused, but reading it back failed: %s",
+                      self.job_id, exc)  # fmt: skip
+            after = before.model_copy(update={"status": "paused"})
         return self._result(before, after)
 
     def _result(
