@@ -644,6 +644,7 @@ async def test_no_snapshot_above_the_limit_needs_confirmation(
     reads = ["data/search/"] if snapshot == "off" else []  # the leads the token binds
     assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
         "data/search/",  # the recount
+        "data/search/",  # the organization's total, counted at every call
         *reads,
         "bulk_action/edit/",  # and no snapshot
     ]
@@ -782,13 +783,14 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     assert [(m, p) for m, p, _ in sent(h)] == [
         ("GET", "status/lead/"),
         ("POST", "data/search/"),  # the recount
+        ("POST", "data/search/"),  # the organization's total, counted at every call
         ("GET", "bulk_action/delete/"),  # the replay check
         ("POST", "data/search/"),  # the leads the token binds
         ("GET", "custom_field_schema/lead/"),  # the backup
         ("POST", "data/search/"),
         ("POST", "bulk_action/delete/"),
     ]
-    assert sent(h)[5][2] == {
+    assert sent(h)[6][2] == {
         "query": done["preview"]["request"]["s_query"],
         "_limit": 200,
         "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
