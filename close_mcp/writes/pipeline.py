@@ -454,9 +454,10 @@ class Pipeline:
             snapshot=saved,
             reconcile=self._reconcile(request),
         )
-        # Close accepted the write: from here on nothing may turn it into an error. The audit
-        # line and the `submitted` result come first; bookkeeping that fails after them is
-        # logged and said in the result, never raised (a retry would send it twice).
+        # Close accepted the write: from here on nothing may turn it into an error (a retry
+        # would send it twice). The saved file is named after the job (guarded: the audit
+        # line names it), then the audit line and the `submitted` result are made; the
+        # bookkeeping after them that fails is logged and said in the result, never raised.
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
         owned = job.id if job else str(answer_id or "") or None
