@@ -590,3 +590,42 @@ async def test_a_pause_close_accepted_is_never_an_error(
     assert paused["message"].startswith(f"Paused job {job.id}. Resume it with resume_bulk_job")
     assert outcomes(h) == [("pause_bulk_job", "submitted")]
     assert [w[0] for w in writes(h)] == ["PUT"]
+
+
+class JobWithoutQuery(httpx.AsyncBaseTransport):
+    """A Close that does not show a job's `s_query` (the job then cannot be counted here)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.inner = sandbox.transport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "GET" and "/bulk_action/" in request.url.path:
+            await response.aread()
+            data = response.json()
+            data.pop("s_query", None)
+            return httpx.Response(response.status_code, json=data)
+        return response
+
+
+async def test_an_uncounted_job_whose_query_close_does_not_show_is_refused(
+    start_harness: StartHarness, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=40, clock=clock)
+    h = await start_harness(
+        sandbox=sandbox, clock=clock, transport=JobWithoutQuery(sandbox), audit_dir=tmp_path
+    )
+    job = h.sandbox.jobs.create(
+        "delete", {"s_query": status_query(status_id(h, "Qualified"))}, h.clock.time()
+    )
+    h.sandbox.jobs.set_status(job, PAUSED, h.clock.time())
+    reason = (
+        "Close has not counted its selection yet and does not show its query; wait until "
+        "get_bulk_job shows n_objects, then resume it"
+    )
+    assert await h.error("resume_bulk_job", {"job_id": job.id}) == (
+        f"cannot resume this job: {reason}"
+    )
+    assert [(e["outcome"], e["reason"]) for e in h.audit.entries()] == [("refused", reason)]
+    assert h.writes() == []
