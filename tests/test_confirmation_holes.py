@@ -629,3 +629,23 @@ async def test_an_uncounted_job_whose_query_close_does_not_show_is_refused(
     )
     assert [(e["outcome"], e["reason"]) for e in h.audit.entries()] == [("refused", reason)]
     assert h.writes() == []
+
+
+async def test_an_accepted_answer_without_content_is_a_refusal_and_audited(
+    start_harness: StartHarness, tmp_path: Path
+) -> None:
+    """An answer the SDK cannot read at all (accepted, no content) fails before the tool
+    runs: it still sends nothing and leaves an audit line."""
+    h = await start_harness(
+        elicit=lambda _message: types.ElicitResult(action="accept", content=None),
+        audit_dir=tmp_path,
+    )
+    first = await h.call("create_bulk_delete", QUALIFIED)
+    error = await h.error(
+        "create_bulk_delete", {**QUALIFIED, "confirmation_token": first["confirmation_token"]}
+    )
+    assert "elicitation" in error, error
+    (entry,) = h.audit.entries()
+    assert (entry["tool"], entry["outcome"]) == ("create_bulk_delete", "refused")
+    assert entry["reason"] == f"the person's answer could not be read: {error}"
+    assert h.writes() == []

@@ -27,6 +27,7 @@ from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
 from close_mcp.server.validation import model_problem, schema_problem
+from close_mcp.writes.audit import AuditLog
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \
@@ -68,8 +69,16 @@ class CloseMCPServer(MCPServer):
     resolved or sent.
     """
 
-    def __init__(self, *args: Any, enforced: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        enforced: dict[str, dict[str, Any]],
+        audit: AuditLog | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # Where an answer of the person that the SDK could not read is recorded as a refusal.
+        self.audit = audit
         # The full input schemas (every limit), not the lean ones `tools/list` shows.
         self.enforced_schemas = enforced
         self._validators = {name: Draft202012Validator(s) for name, s in enforced.items()}
@@ -105,6 +114,12 @@ class CloseMCPServer(MCPServer):
             if isinstance(exc.__cause__, PydanticValidationError):
                 cause = exc.__cause__
                 raise ToolError(f"Error executing tool {name}: {model_problem(cause)}") from cause
+            text = str(exc).removeprefix(f"Error executing tool {name}: ")
+            if self.audit is not None and text.startswith("Resolver ") and "elicitation" in text:
+                # The person's answer could not be read at all (accepted without content):
+                # the write never ran, and this refusal is audited like every other.
+                reason = f"the person's answer could not be read: {text}"
+                self.audit.record(tool=name, outcome="refused", reason=reason)
             raise
 
 
@@ -179,6 +194,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         request_state_security=request_state_security(runtime),
         tools=registrar.tools,
         enforced=registrar.enforced,
+        audit=runtime.audit,
     )
     register_resources(server, runtime)
     return server
