@@ -63,6 +63,12 @@ class Settings:
     audit_to_stderr: bool = False  # CLOSE_MCP_AUDIT_LOG=stderr: JSON lines for a log collector
     # CLOSE_MCP_TIMEZONE: the zone Close reads a filter's dates in; None: this machine's zone.
     timezone: tzinfo | None = None
+    # OAuth sign-in with Close (`serve --transport http --oauth`): the server's external base
+    # URL and the operator's Close OAuth app. The app's secret never leaves the token request.
+    oauth: bool = False
+    public_url: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: SecretStr | None = None
 
     def needs_confirmation(self, action: str) -> bool:
         return action in self.confirm
@@ -156,6 +162,7 @@ def load_settings(
     require_human: bool | None = None,
     audit_log: str | None = None,
     snapshot: str | None = None,
+    oauth: bool | None = None,
 ) -> Settings:
     """Read the environment, apply flag overrides (None means 'not given'), validate everything."""
     env = os.environ if env is None else env
@@ -231,11 +238,44 @@ def load_settings(
     else:
         store = str(default_audit_path(env).parent / "state.sqlite3")
 
+    if raw_secret and store == ":memory:" and not sandbox:
+        # A shared secret means replicas; a spent nonce in one process's memory lets each
+        # replica take the same token once (issue 23, item 12). The sandbox is its own Close,
+        # one per process: nothing to share.
+        raise ConfigError(
+            "CLOSE_MCP_SECRET is set (replicas) but CLOSE_MCP_STORE is :memory:, private to "
+            "this process: a confirmation token could be used once on each replica. Set "
+            "CLOSE_MCP_STORE to a SQLite file or redis:// URL every replica shares, or unset "
+            "CLOSE_MCP_SECRET"
+        )
+
     timezone = parse_timezone("CLOSE_MCP_TIMEZONE", env.get("CLOSE_MCP_TIMEZONE", ""))
 
     raw_token = env.get("CLOSE_MCP_HTTP_TOKEN", "")
     if raw_token and len(raw_token) < 16:
         raise ConfigError("CLOSE_MCP_HTTP_TOKEN must be at least 16 characters long")
+
+    public_url = None
+    if raw_public := env.get("CLOSE_MCP_PUBLIC_URL", "").strip():
+        public_url = parse_base_url("CLOSE_MCP_PUBLIC_URL", raw_public).rstrip("/")
+        parts = urlsplit(public_url)
+        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # OAuth (RFC 8414, and Close's redirect URLs) needs https off loopback.
+            raise ConfigError(f"CLOSE_MCP_PUBLIC_URL must be an https URL, not {raw_public!r}")
+    client_id = env.get("CLOSE_MCP_OAUTH_CLIENT_ID", "").strip() or None
+    client_secret = env.get("CLOSE_MCP_OAUTH_CLIENT_SECRET", "").strip() or None
+    # OAuth is on when asked for (--oauth) or when the Close app is configured.
+    use_oauth = bool(oauth) or (client_id is not None and client_secret is not None)
+    if use_oauth:
+        if (client_id is None or client_secret is None) and not sandbox:
+            raise ConfigError(
+                "OAuth needs the Close OAuth app: set CLOSE_MCP_OAUTH_CLIENT_ID and "
+                "CLOSE_MCP_OAUTH_CLIENT_SECRET (Close: Settings > Developer > OAuth Apps)"
+            )
+        if raw_token:
+            raise ConfigError(
+                "CLOSE_MCP_HTTP_TOKEN and OAuth both take Authorization: Bearer; set only one"
+            )
 
     return Settings(
         api_key=api_key,
@@ -255,4 +295,8 @@ def load_settings(
         store=SecretStr(store),
         audit_to_stderr=audit_to_stderr,
         timezone=timezone,
+        oauth=use_oauth,
+        public_url=public_url,
+        oauth_client_id=client_id,
+        oauth_client_secret=SecretStr(client_secret) if client_secret else None,
     )

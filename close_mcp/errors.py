@@ -201,6 +201,16 @@ class OutcomeUnknown(CloseError):
     """
 
 
+class CloseOAuthError(CloseError):
+    """Close's OAuth token endpoint refused or failed; `error` is the OAuth error code.
+
+    The message holds the code and an HTTP status at most, never a token or code."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(f"Close's OAuth token endpoint: {error} ({detail})")
+        self.error = error
+
+
 # -- the safety net, configuration, confirmation ------------------------------------------
 
 

@@ -26,6 +26,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         require_human=args.require_human,
         audit_log=args.audit_log,
         snapshot=args.snapshot,
+        oauth=getattr(args, "oauth", None),
     )
 
 
@@ -39,14 +40,37 @@ def make_runtime(settings: Settings) -> Runtime:
     return Runtime(settings, sandbox=sandbox)
 
 
+def _oauth_public_url(settings: Settings, args: argparse.Namespace) -> Settings:
+    """OAuth is for HTTP; on loopback the public URL defaults to the address served."""
+    from dataclasses import replace
+
+    from close_mcp.errors import ConfigError
+    from close_mcp.server.http import LOOPBACK
+
+    if args.transport != "http":
+        if args.oauth:
+            raise ConfigError("OAuth sign-in works over HTTP: add --transport http")
+        return replace(settings, oauth=False)  # the app's variables set, serving stdio
+    if settings.public_url is not None:
+        return settings
+    if args.host not in LOOPBACK:
+        raise ConfigError("OAuth needs CLOSE_MCP_PUBLIC_URL, the server's external base URL")
+    host = "[::1]" if args.host == "::1" else args.host
+    return replace(settings, public_url=f"http://{host}:{args.port}")
+
+
 def serve(args: argparse.Namespace) -> int:
     from close_mcp.server.app import build_server
 
     settings = settings_from_args(args)
+    if settings.oauth:
+        settings = _oauth_public_url(settings, args)
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
-        server.run("stdio")
+        from close_mcp.server.stdio import run_stdio
+
+        run_stdio(server)
         return 0
     from close_mcp.server.http import run_http
 

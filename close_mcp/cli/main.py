@@ -53,6 +53,10 @@ SERVE_ENVIRONMENT = f"""environment (a flag overrides its variable):
                            (default: state.sqlite3 in the state dir)
   CLOSE_MCP_TIMEZONE       time zone of date-only filters (default: the machine's)
   CLOSE_MCP_HTTP_TOKEN     bearer token required on /mcp over HTTP (default: none)
+  CLOSE_MCP_PUBLIC_URL     the server's external base URL, for OAuth (default: none;
+                           http://HOST:PORT on loopback)
+  CLOSE_MCP_OAUTH_CLIENT_ID, CLOSE_MCP_OAUTH_CLIENT_SECRET
+                           the operator's Close OAuth app; OAuth is on when both are set
 the state dir: {STATE_DIR}"""
 
 
@@ -134,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1, loopback)"
     )
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    serve.add_argument(
+        "--oauth",
+        action="store_true",
+        default=None,
+        help="over HTTP, people sign in with Close (OAuth); with --sandbox the whole flow runs "
+        "here (default: on when CLOSE_MCP_OAUTH_CLIENT_ID and _SECRET are set)",
+    )
     _add_policy_flags(serve)
 
     sandbox = sub.add_parser(

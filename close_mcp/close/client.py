@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from datetime import tzinfo
 from typing import Any, Final
 
@@ -178,16 +178,35 @@ def error_from_response(
     return CloseAPIError(f"Close answered {status}: {detail or 'unexpected error'}", **where)
 
 
-def caller_digest(api_key: str) -> str:
+def caller_digest(identity: str) -> str:
     """Who calls Close, as an opaque digest: the one place a caller's identity is derived
-    (confirmation tokens are bound to it). A sign-in that knows the Close user and
-    organization behind a credential passes its own digest as `CloseClient(caller=...)`."""
-    return hashlib.sha256(b"close-mcp caller\x00" + api_key.encode()).hexdigest()
+    (confirmation tokens are bound to it). `identity` is an API key, or for a person signed
+    in with Close (whose access token is refreshed) `close_identity(user, organization)`."""
+    return hashlib.sha256(b"close-mcp caller\x00" + identity.encode()).hexdigest()
+
+
+def close_identity(user_id: str, organization_id: str) -> str:
+    """The identity of a Close user in one organization, whatever credential they act with."""
+    return f"close-user:{user_id}@{organization_id}"
 
 
 def count_body(query: JSON) -> dict[str, Any]:
     """Close's count-only search: `results_limit: 0` with `include_counts`, no leads back."""
     return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
+
+
+class _Bearer(httpx.Auth):
+    """`Authorization: Bearer <OAuth access token>`; repr shows no token."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return "_Bearer()"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
 
 class CloseClient:
@@ -206,11 +225,14 @@ class CloseClient:
         store: StateStore | None = None,
         timezone: tzinfo | None = None,
         caller: str | None = None,
+        bearer: bool = False,
     ) -> None:
         """`caller`: the identity digest tokens are bound to (default: `caller_digest` of the
-        key). `store`: share the key's rate-limit budget with every process using that store
-        (see `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone
-        Close reads local dates in (`X-TZ-Offset`); None is this machine's zone."""
+        key; a signed-in person's is `caller_digest(close_identity(...))`). `store`: share the
+        key's rate-limit budget with every process using that store (see
+        `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone Close
+        reads local dates in (`X-TZ-Offset`); None is this machine's zone. `bearer`:
+        `api_key` is an OAuth access token, sent as `Authorization: Bearer`."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
@@ -224,7 +246,7 @@ class CloseClient:
         self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            auth=httpx.BasicAuth(api_key, ""),
+            auth=_Bearer(api_key) if bearer else httpx.BasicAuth(api_key, ""),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,

@@ -42,6 +42,7 @@ from close_mcp.sandbox.faults import (
     Verdict,
     rate_limited_body,
 )
+from close_mcp.sandbox.oauth import SandboxOAuth
 from close_mcp.sandbox.routes import TZ_HEADER, Api, Call, tz_offset
 from close_mcp.sandbox.seed import build_store
 
@@ -95,6 +96,8 @@ class Sandbox:
         self._faults = FaultPlan()
         self._fault_rng = random.Random(seed + 1)
         self._limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+        # Close's OAuth for the seeded user (`close_mcp.sandbox.oauth`).
+        self.oauth = SandboxOAuth(self.clock, self.store.me.id, self.store.org.id)
         self.app: Starlette = build_app(self)
 
     def transport(self) -> httpx.ASGITransport:
@@ -201,7 +204,13 @@ def build_app(sandbox: Sandbox) -> Starlette:
         record.status = response.status_code
         return response
 
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=METHODS)])
+    return Starlette(
+        routes=[
+            Route("/oauth2/authorize/", sandbox.oauth.authorize, methods=["GET"]),
+            Route("/oauth2/token/", sandbox.oauth.token, methods=["POST"]),
+            Route("/{path:path}", endpoint, methods=METHODS),
+        ]
+    )
 
 
 async def _answer(
@@ -218,7 +227,8 @@ async def _answer(
     if sandbox.fault_rate and sandbox._fault_rng.random() < sandbox.fault_rate:
         status = sandbox._fault_rng.choice([502, 503])
         return _json(status, {"error": f"Sandbox fault: HTTP {status}"})
-    if _api_key(request) != sandbox.api_key:
+    given = _api_key(request)
+    if given != sandbox.api_key and not sandbox.oauth.accepts(given):
         return _json(401, {"error": "Unauthorized"})
     headers: dict[str, str] = {}
     if sandbox._limiter is not None:

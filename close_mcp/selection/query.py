@@ -111,14 +111,18 @@ def parse_when(value: str) -> date | datetime:
     text = value.strip()
     try:
         if _DATE.match(text):
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
+            if day == date.min:  # its start east of UTC is in year 0: `_contradicts` overflowed
+                raise OverflowError
+            return day
         if _DATETIME.match(text):
             return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError:
         raise ValueError(f"{shown(value)} is not a real date; {_DATE_HELP}") from None
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
         raise ValueError(
-            f"{shown(value)} is out of range: in UTC it falls outside the years 1 to 9999"
+            f"{shown(value)} is out of range: in UTC it falls outside the years 1 to 9999 "
+            "(the first whole day allowed is 0001-01-02)"
         ) from None
     if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", text):
         raise ValueError(f"{shown(value)} has no timezone; add Z (UTC) or an offset like +02:00")

@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
 from close_mcp.server.compact import without_nulls
+from close_mcp.server.oauth import auth_settings
 from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
@@ -184,6 +185,13 @@ def build_server(runtime: Runtime) -> MCPServer:
     # httpx logs every request at INFO; the request log belongs to the audit file instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registrar = build_tools(runtime)
+    sign_in: dict[str, Any] = {}
+    if runtime.sign_in is not None:
+        # OAuth sign-in with Close: the SDK serves the protocol, `CloseSignIn` backs it.
+        sign_in = {
+            "auth": auth_settings(runtime.sign_in.public_url),
+            "auth_server_provider": runtime.sign_in,
+        }
     server: MCPServer = CloseMCPServer(
         name="close-mcp",
         title="Close CRM bulk actions",
@@ -195,6 +203,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         tools=registrar.tools,
         enforced=registrar.enforced,
         audit=runtime.audit,
+        **sign_in,
     )
     register_resources(server, runtime)
     return server

@@ -34,26 +34,59 @@ without a request, or when its process stops; its id then answers 404 and the cl
 initialize again (the SDK's own client reports "Session terminated" and leaves that to its
 user). A legacy request that comes without a session (no `initialize` first) is refused with
 400, as the protocol asks.
+
+Whose session it is (issue 23, items 2 and 18). A session belongs to the credentials that
+opened it: `Callers` gives every `/mcp` request an identity, a digest of its bearer token and
+its `Close-API-Key`, as the SDK's authenticated user, and the SDK's session manager refuses
+(404, as for an unknown session) any request or JSON-RPC response on a session whose
+identity differs, so whoever learns a session id cannot answer its person's question or act
+in it. With OAuth the SDK's own bearer middleware sets that user instead. The same identity
+binds a new-era `requestState`. Each identity may hold `MAX_SESSIONS_PER_CALLER` sessions at
+once (429 beyond), so one caller's flood of `initialize` requests does not fill the
+process's session table for everyone.
+
+Sign in with Close (`--oauth`, issue 30): the SDK's auth routes and bearer middleware stand
+in front of `/mcp` (`close_mcp.server.oauth`); the identity is then the signed-in person, and
+neither the bearer token above nor the server's own Close key is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import logging
+from collections.abc import Callable
 from typing import Final
 
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import (
+    AuthenticatedUser,
+    AuthorizationContext,
+    RequireAuthMiddleware,
+    authorization_context,
+)
+from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from close_mcp import __version__
+from close_mcp.server.oauth import CALLBACK_PATH, SANDBOX_AUTHORIZE_PATH, KnownGrantTypes
 from close_mcp.server.runtime import KEY_HEADER, Runtime
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1_000_000
 # A legacy-era session (see the module docstring) ends after this long without a request.
 SESSION_IDLE_S: Final = 30 * 60.0
+MAX_SESSIONS_PER_CALLER: Final = 32
 LOOPBACK: Final = ("127.0.0.1", "localhost", "::1")
 
 
@@ -110,6 +143,83 @@ class BearerToken:
         await self.app(scope, receive, send)
 
 
+def caller_identity(headers: list[tuple[bytes, bytes]]) -> str:
+    """A digest of the credentials a request brings: its bearer token and its Close key
+    (every value of each, in order, should a header come twice)."""
+    digest = hashlib.sha256(b"close-mcp caller\0")
+    for wanted in (b"authorization", KEY_HEADER.encode()):
+        values = [value.strip() for name, value in headers if name.lower() == wanted]
+        digest.update(len(values).to_bytes(4, "big"))
+        for value in values:
+            digest.update(len(value).to_bytes(4, "big") + value)
+    return "caller:" + digest.hexdigest()
+
+
+def _opens_a_session(scope: Scope) -> bool:
+    """A legacy-era POST without a session id: the request that may open one."""
+    if scope["method"] != "POST":
+        return False
+    headers = dict(scope["headers"])
+    if MCP_SESSION_ID_HEADER.lower().encode() in headers:
+        return False
+    version = headers.get(b"mcp-protocol-version")
+    return version is None or version.decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
+
+
+async def _too_many(send: Send, message: str) -> None:
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+class Callers:
+    """Binds each legacy session to its caller's credentials and caps sessions per caller.
+
+    `open_sessions(owner)` counts the sessions the SDK holds for that owner."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        open_sessions: Callable[[AuthorizationContext], int],
+        limit: int = MAX_SESSIONS_PER_CALLER,
+        *,
+        identify: bool = True,
+    ) -> None:
+        """`identify`: give a request without an authenticated user the identity of its
+        credentials; False behind OAuth, where such a request was already refused."""
+        self.app = app
+        self.open_sessions = open_sessions
+        self.limit = limit
+        self.identify = identify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mcp"):
+            user = scope.get("user")
+            if not isinstance(user, AuthenticatedUser):
+                if not self.identify:
+                    await _refuse(send, "sign in first", [])
+                    return
+                identity = caller_identity(scope["headers"])
+                user = AuthenticatedUser(AccessToken(token="", client_id=identity, scopes=[]))
+                scope["user"] = user
+            if _opens_a_session(scope):
+                held = self.open_sessions(authorization_context(user))
+                if held >= self.limit:
+                    await _too_many(
+                        send,
+                        f"this caller already has {held} open sessions; end one (HTTP DELETE "
+                        "with its Mcp-Session-Id) or let one expire before opening another",
+                    )
+                    return
+        await self.app(scope, receive, send)
+
+
 def security_for(host: str, port: int) -> TransportSecuritySettings:
     if host in LOOPBACK:
         hosts = [f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")]
@@ -124,6 +234,12 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         return JSONResponse({"status": "ok", "name": "close-mcp", "version": __version__})
 
     server.custom_route("/health", methods=["GET"])(health)
+    sign_in = runtime.sign_in
+    if sign_in is not None:
+        server.custom_route(CALLBACK_PATH, methods=["GET"])(sign_in.callback)
+        if runtime.sandbox is not None:
+            consent = runtime.sandbox.oauth.authorize
+            server.custom_route(SANDBOX_AUTHORIZE_PATH, methods=["GET"])(consent)
 
     app: ASGIApp = server.streamable_http_app(
         host=host,
@@ -133,7 +249,26 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
         stateless_http=False,
         session_idle_timeout=SESSION_IDLE_S,
     )
+    manager = server.session_manager
+
+    def open_sessions(owner: AuthorizationContext) -> int:
+        # The SDK keeps who opened each session (it checks it on every request) and offers
+        # no count of them: read its table.
+        return sum(1 for held in manager._session_owners.values() if held == owner)
+
     settings = runtime.settings
+    if sign_in is not None:
+        # The SDK's bearer middleware has set the signed-in user by the time /mcp is served:
+        # count sessions for that user, inside its check that a token came at all.
+        assert isinstance(app, Starlette)
+        route = next(r for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
+        required = route.app
+        assert isinstance(required, RequireAuthMiddleware)
+        required.app = Callers(required.app, open_sessions, identify=False)
+        token = next(r for r in app.routes if isinstance(r, Route) and r.path == "/token")
+        token.app = KnownGrantTypes(token.app)
+        return app
+    app = AuthContextMiddleware(Callers(app, open_sessions))
     if settings.http_token is not None:
         app = BearerToken(app, settings.http_token.get_secret_value())
     elif settings.api_key is not None:
@@ -144,5 +279,14 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
 def run_http(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> None:
     import uvicorn
 
+    settings = runtime.settings
+    store = settings.store.get_secret_value()
+    if settings.secret_is_shared and not settings.sandbox and "://" not in store:
+        log.warning(
+            "CLOSE_MCP_SECRET is set (replicas) and the store is the SQLite file %s: only "
+            "processes on this machine share it. Replicas on other machines must share one "
+            "CLOSE_MCP_STORE=redis://... or each could use a confirmation token once",
+            store,
+        )
     app = build_http_app(server, runtime, host=host, port=port)
     uvicorn.run(app, host=host, port=port, log_level="warning")

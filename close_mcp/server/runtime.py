@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 import sys
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -18,14 +19,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import httpx
+from mcp.server.auth.middleware.auth_context import get_access_token
 
 from close_mcp.clock import Clock, SystemClock
 from close_mcp.close.catalog import Catalog
-from close_mcp.close.client import CloseClient
+from close_mcp.close.client import CloseClient, caller_digest, close_identity
+from close_mcp.close.oauth import CloseOAuthApp
 from close_mcp.config import Settings
-from close_mcp.errors import MissingAPIKey
+from close_mcp.errors import ConfigError, MissingAPIKey
+from close_mcp.server.oauth import SANDBOX_AUTHORIZE_PATH, CloseAccessToken, CloseSignIn
 from close_mcp.store import open_store
-from close_mcp.writes.audit import AuditLog
+from close_mcp.writes.audit import AUDIT_CALLER, AuditLog
 from close_mcp.writes.sender import WriteContext
 from close_mcp.writes.tokens import ConfirmationTokens
 
@@ -75,21 +79,73 @@ class Runtime:
             settings.audit_log, self.clock, stream=sys.stderr if settings.audit_to_stderr else None
         )
         self.writes = WriteContext(settings, self.tokens, self.audit, self.clock, self.store)
+        # Only `serve --transport http` sets a public URL for OAuth (cli/commands.py): other
+        # commands, run with the OAuth app's variables in the environment, sign no one in.
+        signs_in = settings.oauth and settings.public_url is not None
+        self.sign_in = self._sign_in() if signs_in else None
+
+    def _sign_in(self) -> CloseSignIn:
+        """OAuth sign-in with Close (`close_mcp.server.oauth`). With the sandbox, its OAuth app
+        is registered here and its consent screen is served by this server (`/sandbox/`)."""
+        settings = self.settings
+        if settings.public_url is None:
+            raise ConfigError("OAuth needs CLOSE_MCP_PUBLIC_URL, the server's external base URL")
+        client_id = settings.oauth_client_id
+        secret = (
+            settings.oauth_client_secret.get_secret_value()
+            if settings.oauth_client_secret
+            else None
+        )
+        authorize_url = None
+        if self.sandbox is not None:
+            client_id = client_id or "sandbox-oauth-app"
+            secret = secret or secrets.token_urlsafe(24)
+            self.sandbox.oauth.register(client_id, secret)
+            authorize_url = settings.public_url + SANDBOX_AUTHORIZE_PATH
+        if client_id is None or secret is None:
+            raise ConfigError(
+                "OAuth needs CLOSE_MCP_OAUTH_CLIENT_ID and CLOSE_MCP_OAUTH_CLIENT_SECRET"
+            )
+        close = CloseOAuthApp(
+            client_id,
+            secret,
+            self._base_url,
+            transport=self._transport,
+            authorize_url=authorize_url,
+            clock=self.clock,
+        )
+        return CloseSignIn(
+            close,
+            self.store,
+            public_url=settings.public_url,
+            secret=settings.secret.get_secret_value(),
+            clock=self.clock,
+        )
 
     def __repr__(self) -> str:
         return f"Runtime(base_url={self._base_url!r}, sandbox={self.sandbox is not None})"
 
     def client_for(self, headers: Mapping[str, str] | None = None) -> CloseClient:
         """The client for the key in the request's `Close-API-Key` header, else the default."""
+        signed_in = get_access_token() if self.sign_in is not None else None
+        bearer = isinstance(signed_in, CloseAccessToken)
         key = None
-        if headers is not None:
+        caller = None
+        if isinstance(signed_in, CloseAccessToken):
+            # Tokens are the person's: their Close user in their organization, not the access
+            # token (refreshed while a confirmation is pending).
+            caller = caller_digest(close_identity(signed_in.close_user, signed_in.close_org))
+            # Signed in with Close: act with that person's Close token, whatever else came.
+            key = signed_in.close_token.get_secret_value()
+            AUDIT_CALLER.set({"close_user": signed_in.close_user, "close_org": signed_in.close_org})
+        elif headers is not None:
             key = next((v for k, v in headers.items() if k.lower() == KEY_HEADER), None)
-        key = (key or "").strip() or self._default_key
+        key = (key or "").strip() or (None if self.sign_in is not None else self._default_key)
         if not key:
             raise MissingAPIKey(
                 "No Close API key: set CLOSE_API_KEY for the server or send a Close-API-Key header."
             )
-        slot = hashlib.sha256(key.encode()).hexdigest()
+        slot = ("bearer:" if bearer else "") + hashlib.sha256(key.encode()).hexdigest()
         client = self._clients.get(slot)
         if client is None:
             # Through the store, every replica on this key paces from one rate-limit budget.
@@ -100,6 +156,8 @@ class Runtime:
                 clock=self.clock,
                 store=self.store,
                 timezone=self.settings.timezone,
+                bearer=bearer,
+                caller=caller,
             )
             self._clients[slot] = client
             if len(self._clients) > MAX_CLIENTS:
@@ -133,4 +191,6 @@ class Runtime:
         self._retiring.clear()
         if self._closing:
             await asyncio.gather(*self._closing)
+        if self.sign_in is not None:
+            await self.sign_in.close.aclose()
         await self.store.aclose()

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -23,6 +25,11 @@ log = logging.getLogger(__name__)
 # submitted: Close accepted it; refused: nothing was sent; failed: Close said no (nothing
 # happened); outcome_unknown: it may or may not have happened, so it is never resent.
 AuditOutcome = Literal["submitted", "refused", "failed", "outcome_unknown"]
+
+
+# Who the current call acts for, when a person signed in with Close (OAuth): their Close
+# user and organization, added to every audit line the call writes. Set by the server layer.
+AUDIT_CALLER: ContextVar[Mapping[str, str] | None] = ContextVar("audit_caller", default=None)
 
 
 class AuditLog:
@@ -60,6 +67,8 @@ class AuditLog:
             "snapshot": snapshot,
             "reason": reason,
         }
+        if (caller := AUDIT_CALLER.get()) is not None:
+            entry.update(caller)
         line = json.dumps({k: v for k, v in entry.items() if v is not None}, ensure_ascii=False)
         if self.stream is not None:
             with self._lock:

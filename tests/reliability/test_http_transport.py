@@ -21,7 +21,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.config import load_settings
 from close_mcp.sandbox import Sandbox
 from close_mcp.server.app import build_server
-from close_mcp.server.http import MAX_BODY_BYTES, BearerToken, OwnKeyRequired, build_http_app
+from close_mcp.server.http import MAX_BODY_BYTES, build_http_app
 from close_mcp.server.runtime import Runtime
 
 pytestmark = pytest.mark.anyio
@@ -51,8 +51,9 @@ async def http_client(
     )
     runtime = Runtime(settings, sandbox=sandbox or Sandbox(n_leads=20, clock=FakeClock()))
     app = build_http_app(build_server(runtime), runtime, host="127.0.0.1", port=8000)
-    inner = app.app if isinstance(app, BearerToken | OwnKeyRequired) else app
-    assert isinstance(inner, Starlette)
+    inner = app
+    while not isinstance(inner, Starlette):  # through the middleware in front of it
+        inner = inner.app  # type: ignore[attr-defined]
     async with (
         inner.router.lifespan_context(inner),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
@@ -142,9 +143,11 @@ async def test_per_request_key_is_used_and_never_echoed(caplog: pytest.LogCaptur
         assert result["isError"] is True
         assert text.startswith("Error executing tool lookup: Close did not accept the API key")
         assert canary not in answer.text
-        # The key was this request's only: the same session without it uses the server's.
+        # The session belongs to that key (issue 23, item 2): without it, it is not found;
+        # a session opened without a key uses the server's.
         without = {k: v for k, v in headers.items() if k != "Close-API-Key"}
-        default = await client.post("/mcp", headers=without, json=call)
+        assert (await client.post("/mcp", headers=without, json=call)).status_code == 404
+        default = await client.post("/mcp", headers=await opened(client, CALL), json=call)
         assert _data(default)["result"]["isError"] is False
     assert canary not in caplog.text
 
