@@ -5,6 +5,8 @@ Each lookup takes the store, the sandbox or the harness, and fails loudly on an 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Protocol
 
 from close_mcp.sandbox import Sandbox
@@ -51,6 +53,27 @@ def email_template(of: StoreOf, name: str) -> EmailTemplate:
 
 def template_id(of: StoreOf, name: str) -> str:
     return email_template(of, name).id
+
+
+def shown_ids(ids: list[str]) -> Any:
+    """An id list as a result shows it (issue 26): whole up to 10 ids, else its count, first
+    three, sha256 (of the compact JSON list) and the resource with the whole list."""
+    if len(ids) <= 10:
+        return list(ids)
+    sha = hashlib.sha256(json.dumps(list(ids), separators=(",", ":")).encode()).hexdigest()
+    return {
+        "count": len(ids),
+        "first": list(ids[:3]),
+        "sha256": sha,
+        "all": f"close://id-lists/{sha}",
+    }
+
+
+def shown_ids_query(ids: list[str]) -> dict[str, Any]:
+    """`lead_ids_query` as a result shows it."""
+    query = lead_ids_query(ids)
+    query["queries"][1]["condition"]["object_ids"] = shown_ids(ids)
+    return query
 
 
 def lead_ids_condition(ids: list[str]) -> dict[str, Any]:

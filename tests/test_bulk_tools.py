@@ -626,11 +626,12 @@ async def test_elicitation_with_the_right_number_deletes(start_harness: StartHar
     count = len(leads_with_status(probe.sandbox, "Qualified"))
 
     h = await start_harness(n_leads=60, elicit=accept({"count": count}))
-    token = await _token(h)
+    first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
+    token = first["confirmation_token"]
     done = await h.call("create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token})
     assert done["status"] == "submitted"
     # The person is told which leads: the first three the preview showed, by name.
-    shown = ", ".join(repr(lead["display_name"]) for lead in done["preview"]["sample"][:3])
+    shown = ", ".join(repr(lead["display_name"]) for lead in first["preview"]["sample"][:3])
     assert h.questions == [
         f"Bulk delete: permanently delete {count} leads ({shown} and {count - 3} more). This "
         f"cannot be undone in Close. To confirm, type the number of leads that will be deleted "
@@ -696,9 +697,17 @@ async def test_without_elicitation_token_suffices_unless_human_required(
     done = await h.call("create_bulk_delete", {"filter": QUALIFIED, "confirmation_token": token})
     assert done["status"] == "submitted"
 
+    # Issue 26: said on the first call, with no token (a token could never be confirmed here).
     h = await start_harness(require_human=True)
-    token = await _token(h)
-    await _refused(h, token, "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user")
+    first = await h.call("create_bulk_delete", {"filter": QUALIFIED})
+    assert (first["status"], first["confirmation_token"], first["reason"]) == (
+        "refused",
+        None,
+        "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user (no elicitation "
+        "support), so confirmed actions are refused",
+    )
+    assert first["message"].startswith("Refused: CLOSE_MCP_REQUIRE_HUMAN is set")
+    assert h.writes() == []
 
 
 # -- the all-leads rule, read-only mode and toolsets ------------------------------------------
@@ -827,10 +836,10 @@ async def test_a_relative_selection_that_moved_on_before_the_confirmation_is_ref
     now = datetime.fromtimestamp(h.clock.time(), tz=UTC)
     edge = next(iter(h.sandbox.store.leads.values()))
     edge.date_created = now - timedelta(days=30) + timedelta(seconds=60)
-    args = {"filter": {"created_within": "30d"}}
+    args = {"filter": {"created_within": "720h"}}  # hours: not rounded to a day's start
     first = await h.call("create_bulk_delete", args)
     assert first["status"] == "confirmation_required"
-    h.clock.advance(120)  # the edge lead is now 30 days and a minute old
+    h.clock.advance(120)  # the edge lead is now 720 hours and a minute old
     token = first["confirmation_token"]
     refused = await h.call("create_bulk_delete", {**args, "confirmation_token": token})
     assert refused["status"] == "refused"

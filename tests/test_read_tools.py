@@ -460,7 +460,9 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
     store = h.sandbox.store
 
     def created_within(days: int) -> list[Lead]:
+        """From the start of the day (UTC here) `days` days ago: `which_day_end: start`."""
         cutoff = datetime.fromtimestamp(h.clock.time(), tz=UTC) - timedelta(days=days)
+        cutoff = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
         return newest_first([lead for lead in store.leads.values() if lead.date_created >= cutoff])
 
     arguments = {"filter": {"created_within": "90d"}, "sample_size": 3}
@@ -482,7 +484,16 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
                         "type": "offset",
                         "direction": "past",
                         "moment": {"type": "now"},
-                        "offset": {"days": 90},
+                        "offset": {
+                            "years": 0,
+                            "months": 0,
+                            "weeks": 0,
+                            "days": 90,
+                            "hours": 0,
+                            "minutes": 0,
+                            "seconds": 0,
+                        },
+                        "which_day_end": "start",
                     },
                 },
             }

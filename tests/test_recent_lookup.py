@@ -91,7 +91,8 @@ def submitted(
         "tool": "create_bulk_delete",
         "message": f"Submitted: Bulk delete: permanently delete {matched} leads (job {job_id}). "
         "Follow it with wait_for_bulk_job.",
-        "preview": preview(first, body, matched),
+        # The sample came with the token; the answer does not repeat it (issue 26).
+        "preview": {**preview(first, body, matched), "sample": []},
         "confirmation_token": None,
         "expires_at": None,
         "reason": None,
@@ -112,26 +113,20 @@ def submitted(
         },
         "result": None,
         "snapshot": snapshot,
-        "crm_data_notice": NOTICE,
     }
 
 
-def refused(
-    h: Harness, first: dict[str, Any], body: dict[str, Any], reason: str, result: dict[str, Any]
-) -> dict[str, Any]:
+def refused_as_used(first: dict[str, Any], body: dict[str, Any], reason: str) -> dict[str, Any]:
+    """A used token is refused with no fresh one: a new token would invite the same call."""
     matched = first["preview"]["matched"]
-    fresh = result["confirmation_token"]
-    assert isinstance(fresh, str)
-    assert fresh != first["confirmation_token"]
     return {
         "status": "refused",
         "tool": "create_bulk_delete",
-        "message": f"Refused: {reason}. Nothing was sent. A fresh preview is included. Bulk "
-        f"delete: permanently delete {matched} leads. Show this preview to the user; if they "
-        "agree, call create_bulk_delete again with the same arguments and confirmation_token.",
+        "message": f"Refused: {reason}. Nothing was sent now, and no new token is given: to do "
+        "it again, ask the user first, then call without confirmation_token for a new preview.",
         "preview": preview(first, body, matched),
-        "confirmation_token": fresh,
-        "expires_at": at(h, 600, "seconds"),
+        "confirmation_token": None,
+        "expires_at": None,
         "reason": reason,
         "job": None,
         "result": None,
@@ -244,7 +239,7 @@ async def test_token_used_on_one_server_is_refused_by_the_other_from_closes_jobs
         a.clear()
         replay = await confirm(b, QUALIFIED, first)
         reason = f"the confirmation token was already used ({job_id})"
-        assert replay == refused(b, first, body, reason, replay)
+        assert replay == refused_as_used(first, body, reason)
         assert job_calls(b) == ["GET"]
         assert writes(b) == []
         assert delete_jobs(b) == [job_id]

@@ -40,6 +40,7 @@ async def test_bulk_job_resource_template(h: Harness) -> None:
     assert [t.uri_template for t in templates.resource_templates] == [
         "close://bulk-jobs/{id}",
         "close://reverts/{job_id}",
+        "close://id-lists/{sha256}",
     ]
     args = {
         "filter": {"lead_status": "Qualified"},
@@ -64,13 +65,17 @@ async def test_bulk_job_resource_rejects_unknown_ids(h: Harness) -> None:
 @pytest.mark.harness(toolsets="search")
 async def test_jobs_template_follows_toolsets(h: Harness) -> None:
     templates = await h.client.list_resource_templates()
-    assert templates.resource_templates == []
+    # Every result may shorten an id list (issue 26): its whole list is always readable.
+    assert [t.uri_template for t in templates.resource_templates] == ["close://id-lists/{sha256}"]
 
 
 @pytest.mark.harness(read_only=True)
 async def test_revert_plans_are_not_offered_read_only(h: Harness) -> None:
     templates = await h.client.list_resource_templates()
-    assert [t.uri_template for t in templates.resource_templates] == ["close://bulk-jobs/{id}"]
+    assert [t.uri_template for t in templates.resource_templates] == [
+        "close://bulk-jobs/{id}",
+        "close://id-lists/{sha256}",
+    ]
 
 
 async def test_revert_plan_resource_of_an_edit_never_reverted_and_of_a_non_edit(h: Harness) -> None:

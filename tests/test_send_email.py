@@ -562,12 +562,14 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
     (
         "sender for outbox",
         {"status": "outbox", "body_text": "x"},
-        "sender: required for status outbox (outbox, scheduled and inbox need one)",
+        "sender: required for status outbox (outbox, scheduled and inbox need one; or an "
+        "email_account with one identity)",
     ),
     (
         "sender for scheduled",
         {"status": "scheduled", "body_text": "x", "date_scheduled": LATER},
-        "sender: required for status scheduled (outbox, scheduled and inbox need one)",
+        "sender: required for status scheduled (outbox, scheduled and inbox need one; or an "
+        "email_account with one identity)",
     ),
     (
         "sender for inbox",

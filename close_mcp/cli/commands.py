@@ -60,21 +60,38 @@ def _oauth_public_url(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from close_mcp.cli.ports import listen, url
     from close_mcp.server.app import build_server
 
     settings = settings_from_args(args)
     if settings.oauth:
         settings = _oauth_public_url(settings, args)
+    # Over HTTP the port is taken first, before any line names it: a busy port is one line,
+    # at once rather than after the sandbox is seeded.
+    sock = listen(args.host, args.port) if args.transport == "http" else None
     runtime = make_runtime(settings)
     server = build_server(runtime)
     if args.transport == "stdio":
+        if sys.stdin.isatty():  # a person ran it in a terminal: say it is not hung
+            print(
+                "close-mcp: waiting for an MCP client on stdin (this is a stdio server: an MCP "
+                "client starts it; Ctrl-C stops it)",
+                file=sys.stderr,
+                flush=True,
+            )
         from close_mcp.server.stdio import run_stdio
 
         run_stdio(server)
         return 0
     from close_mcp.server.http import run_http
 
-    run_http(server, runtime, host=args.host, port=args.port)
+    print(
+        f"close-mcp: serving MCP (Streamable HTTP) at {url(args.host, args.port, '/mcp')} "
+        f"(health: {url(args.host, args.port, '/health')}); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    run_http(server, runtime, host=args.host, port=args.port, sock=sock)
     return 0
 
 

@@ -17,14 +17,32 @@ from close_mcp import __version__
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
-DRIFT_NAMES = ("status-label", "render-body", "search-count")
+DRIFT_NAMES = (
+    "status-label",
+    "render-body",
+    "search-count",
+    "email-date",
+    "query-lead-id",
+    "query-offset",
+    "query-local-date",
+    "query-status",
+    "query-user",
+    "query-has-related",
+    "query-text",
+    "query-full-text",
+    "query-sort",
+)
 CHECK_DESCRIPTION = """\
 Check the configured Close account answers the way close-mcp reads it: one read-only
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
 schema, email templates, sequences, connected accounts, smart views, users, a count-only
 search, a one-lead search, a lead, a template rendered for one lead and contact, the
 bulk job lists of each kind, the email activities), each answer checked against the
-fields the code reads. Prints a table and never writes: only GETs, and searches (POST
+fields the code reads (timestamps and the RateLimit header included), and a count probe
+of one sampled lead for every query kind close-mcp sends (an offset moment,
+fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
+contact_email, text conditions, a sort on a custom field), each of which must count
+exactly that lead. Prints a table and never writes: only GETs, and searches (POST
 data/search/, which change nothing)."""
 CHECK_EPILOG = """\
 environment:
@@ -45,12 +63,14 @@ SERVE_ENVIRONMENT = f"""environment (a flag overrides its variable):
   CLOSE_MCP_TOOLSETS       --toolsets (default: all)
   CLOSE_MCP_CONFIRM        --confirm (default: all; delete always)
   CLOSE_MCP_REQUIRE_HUMAN  --require-human (default: off)
-  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir)
+  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir, with
+                           --sandbox too)
   CLOSE_MCP_SNAPSHOT       --snapshot (default: on, up to 50,000 leads)
   CLOSE_MCP_SECRET         key that signs confirmation tokens, the same on every replica
                            (default: random per process)
   CLOSE_MCP_STORE          the state store: a SQLite path or redis://host:port/db
-                           (default: state.sqlite3 in the state dir)
+                           (default: state.sqlite3 in the state dir; with --sandbox:
+                           :memory:, forgotten when the server stops)
   CLOSE_MCP_TIMEZONE       time zone of date-only filters (default: the machine's)
   CLOSE_MCP_HTTP_TOKEN     bearer token required on /mcp over HTTP (default: none)
   CLOSE_MCP_PUBLIC_URL     the server's external base URL, for OAuth (default: none;
@@ -135,9 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--transport", choices=("stdio", "http"), default="stdio", help="default: stdio"
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1, loopback)"
+        "--host",
+        default="127.0.0.1",
+        help="HTTP bind address, with --transport http (default: 127.0.0.1, loopback)",
     )
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="HTTP port, with --transport http (default: 8000)"
+    )
     serve.add_argument(
         "--oauth",
         action="store_true",
@@ -288,6 +312,12 @@ def with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> li
     lead = 0
     while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
         lead += 1
+    if lead < len(argv) and not argv[lead].startswith("-"):
+        # A word where a command goes is a mistyped command, not an argument of `serve`.
+        parser.error(
+            f"unknown command {argv[lead]!r}; the commands are: {', '.join(sorted(commands))} "
+            "(without one: serve)"
+        )
     return [*argv[:lead], "serve", *argv[lead:]]
 
 
@@ -312,11 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "sandbox":
             import anyio
 
+            from close_mcp.cli.ports import listen
             from close_mcp.sandbox import serve as serve_sandbox
 
             options = dict(
                 host=args.host,
                 port=args.port,
+                sock=listen(args.host, args.port),  # bound before the banner names it
                 n_leads=args.leads,
                 seed=args.seed,
                 rate_limit=parse_rate(args.rate_limit),

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
+from close_mcp.close.times import utc_text
 from close_mcp.errors import ArgumentError
 
 PAGE_SIZE: Final = 200  # Close's largest search page
@@ -22,7 +23,7 @@ def _created_since(query: dict[str, Any], moment: str) -> dict[str, Any]:
         "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
         "condition": {
             "type": "moment_range",
-            "on_or_after": {"type": "fixed_utc", "value": moment},
+            "on_or_after": {"type": "fixed_utc", "value": utc_text(moment)},
         },
     }
     return {"type": "and", "queries": [query, condition]}

@@ -35,6 +35,7 @@ class FieldSpec:
     kind: str  # text, choice, number, date, reference
     get: Callable[[Any], list[Any]]
     reference_types: tuple[str, ...] = ()  # what a reference condition may name, first preferred
+    day_only: bool = False  # a date custom field: a day, compared with local dates only
 
 
 def _one(value: Any) -> list[Any]:
@@ -78,7 +79,32 @@ EMAIL_FIELDS: dict[str, FieldSpec] = {
     "email": FieldSpec("text", lambda o: _one(o["email"])),
     "type": FieldSpec("choice", lambda o: _one(o.get("type"))),
 }
-REGULAR_FIELDS = {"lead": LEAD_FIELDS, "contact": CONTACT_FIELDS, "contact_email": EMAIL_FIELDS}
+
+
+def _when(value: Any) -> list[datetime]:
+    """An activity's ISO date as a UTC datetime (none when absent or unreadable)."""
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        return [datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)]
+    except ValueError:
+        return []
+
+
+# An email activity, as Close's UI filters it ("emailed in the last 30 days": outgoing, by
+# `date`): `date` is when it was sent, or made when it was not sent.
+EMAIL_ACTIVITY_FIELDS: dict[str, FieldSpec] = {
+    "direction": FieldSpec("choice", lambda o: _one(o.get("direction"))),
+    "status": FieldSpec("choice", lambda o: _one(o.get("status"))),
+    "date": FieldSpec("date", lambda o: _when(o.get("date_sent") or o.get("date_created"))),
+    "date_created": FieldSpec("date", lambda o: _when(o.get("date_created"))),
+}
+REGULAR_FIELDS = {
+    "lead": LEAD_FIELDS,
+    "contact": CONTACT_FIELDS,
+    "contact_email": EMAIL_FIELDS,
+    "activity.email": EMAIL_ACTIVITY_FIELDS,
+}
 RELATIONS: dict[tuple[str, str], Callable[[Any], list[Any]]] = {
     ("lead", "contact"): lambda lead: list(lead.contacts),
     ("lead", "contact_email"): lambda lead: [e for c in lead.contacts for e in c.emails],
@@ -143,6 +169,7 @@ class Compiler:
         self.store = store
         self.now = now
         self.tz = tz
+        self._emails_by_lead: dict[str, list[JSON]] | None = None
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -208,6 +235,8 @@ class Compiler:
         if not isinstance(related, str):
             raise QueryError({f"{path}.related_object_type": "Missing data for required field."})
         relation = RELATIONS.get((ctx, related))
+        if (ctx, related) == ("lead", "activity.email"):
+            relation = self._emails_of
         if relation is None:
             raise QueryError(
                 {
@@ -220,6 +249,14 @@ class Compiler:
             raise QueryError({f"{path}.related_query": "Missing data for required field."})
         inner = self.node(node["related_query"], f"{path}.related_query", related, depth + 1)
         return lambda obj: any(inner(r) for r in relation(obj))
+
+    def _emails_of(self, lead: Lead) -> list[JSON]:
+        """The lead's email activities (indexed once per query)."""
+        if self._emails_by_lead is None:
+            self._emails_by_lead = {}
+            for email in self.store.emails.values():
+                self._emails_by_lead.setdefault(str(email.get("lead_id")), []).append(email)
+        return self._emails_by_lead.get(lead.id, [])
 
     def _saved_search(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
         view_id = node.get("saved_search_id")
@@ -367,6 +404,16 @@ class Compiler:
             key: None if cond.get(key) is None else self.moment(cond[key], f"{path}.{key}")
             for key in MOMENT_BOUNDS
         }
+        if spec.day_only:
+            for key in MOMENT_BOUNDS:
+                if isinstance(cond.get(key), dict) and cond[key].get("type") == "fixed_utc":
+                    raise QueryError(
+                        {
+                            f"{path}.{key}.type": (
+                                "A date field takes fixed_local_date moments, not fixed_utc."
+                            )
+                        }
+                    )
         lo, lo_x, hi, hi_i = at["on_or_after"], at["after"], at["before"], at["on_or_before"]
 
         def check(moment: datetime) -> bool:
@@ -402,8 +449,10 @@ class Compiler:
                 parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError:
                 raise QueryError({f"{path}.value": "Not a valid datetime."}) from None
-            if not parsed.tzinfo:
-                return parsed.replace(tzinfo=UTC)
+            if not parsed.tzinfo:  # as strict as close-mcp's grammar: an instant has an offset
+                raise QueryError(
+                    {f"{path}.value": "A fixed_utc moment needs a UTC offset (Z or +00:00)."}
+                )
             try:
                 return parsed.astimezone(UTC)
             except OverflowError:
@@ -452,6 +501,13 @@ class Compiler:
         which_day_end = moment.get("which_day_end")
         if which_day_end is None:
             return result
+        if which_day_end not in ("start", "end"):
+            raise QueryError({f"{path}.which_day_end": "Must be 'start' or 'end'."})
+        if any(offset.get(unit) for unit in ("hours", "minutes", "seconds")):
+            # Our reading, not documented: Close's UI sends day ends with whole days, and the
+            # public scripts that send hours or minutes with `which_day_end` read them as
+            # "the last N hours", so a span with a time part is not rounded to a day end.
+            return result
         return self._which(result, which_day_end, f"{path}.which_day_end")
 
 
@@ -466,7 +522,9 @@ def _custom_spec(cf_id: str, cf_type: str, tz: timedelta = timedelta(0)) -> Fiel
     kind = {"text": "text", "number": "number", "date": "date", "choices": "choice"}.get(
         cf_type, "reference"
     )
-    return FieldSpec(kind, get, USER_REFERENCE if cf_type == "user" else ())
+    return FieldSpec(
+        kind, get, USER_REFERENCE if cf_type == "user" else (), day_only=cf_type == "date"
+    )
 
 
 # -- sorting, selection, projection ----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from typing import Any, TextIO
 
@@ -20,14 +21,20 @@ def banner(base_url: str, api_key: str) -> str:
 
 
 async def serve(
-    host: str = "127.0.0.1", port: int = 8765, out: TextIO | None = None, **sandbox_options: Any
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    out: TextIO | None = None,
+    sock: socket.socket | None = None,
+    **sandbox_options: Any,
 ) -> None:
     """Run a fresh `Sandbox(**sandbox_options)` until cancelled; print its URL and key first
-    (on stdout: this is not an MCP command, and uvicorn logs to stderr)."""
+    (on stdout: this is not an MCP command, and uvicorn logs to stderr). `sock`, already bound
+    to host and port, is what the command line passes, so the banner follows the bind."""
     sandbox = Sandbox(**{k: v for k, v in sandbox_options.items() if v is not None})
-    print(banner(f"http://{host}:{port}/api/v1/", sandbox.api_key), file=out or sys.stdout)
+    shown = f"[{host}]" if ":" in host else host
+    print(banner(f"http://{shown}:{port}/api/v1/", sandbox.api_key), file=out or sys.stdout)
     (out or sys.stdout).flush()
     import uvicorn  # only when serving: `serve --sandbox` runs the app in-process
 
     config = uvicorn.Config(sandbox.app, host=host, port=port, log_level="warning")
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=[sock] if sock is not None else None)

@@ -23,11 +23,13 @@ from pydantic import ValidationError as PydanticValidationError
 from close_mcp import __version__
 from close_mcp.config import CONFIRMABLE_ACTIONS, Settings
 from close_mcp.server.compact import without_nulls
+from close_mcp.server.idlists import shorten
 from close_mcp.server.oauth import auth_settings
 from close_mcp.server.resources import register_resources
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
 from close_mcp.server.validation import model_problem, schema_problem
+from close_mcp.store.base import StateStore
 from close_mcp.writes.audit import AuditLog
 
 INSTRUCTIONS = """\
@@ -74,16 +76,19 @@ class CloseMCPServer(MCPServer):
         self,
         *args: Any,
         enforced: dict[str, dict[str, Any]],
+        store: StateStore | None = None,
         audit: AuditLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.store = store  # where the id lists results leave out are kept (`idlists`)
         # Where an answer of the person that the SDK could not read is recorded as a refusal.
         self.audit = audit
         # The full input schemas (every limit), not the lean ones `tools/list` shows.
         self.enforced_schemas = enforced
         self._validators = {name: Draft202012Validator(s) for name, s in enforced.items()}
         self._allowed = {name: list(s.get("properties", {})) for name, s in enforced.items()}
+        self._nested = {name: _nested_names(s) for name, s in enforced.items()}
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -93,7 +98,8 @@ class CloseMCPServer(MCPServer):
             unknown = [key for key in arguments if key not in self._allowed[name]]
             if unknown:
                 raise ToolError(
-                    f"Error executing tool {name}: {_unknown(unknown, self._allowed[name])}"
+                    f"Error executing tool {name}: "
+                    f"{_unknown(unknown, self._allowed[name], self._nested[name])}"
                 )
         validator = self._validators.get(name)
         if validator is not None:
@@ -110,7 +116,7 @@ class CloseMCPServer(MCPServer):
                 where, what = problem
                 raise ToolError(f"Error executing tool {name}: {where}: {what}")
         try:
-            return compact_text(await super().call_tool(name, arguments, context))
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, PydanticValidationError):
                 cause = exc.__cause__
@@ -122,6 +128,14 @@ class CloseMCPServer(MCPServer):
                 reason = f"the person's answer could not be read: {text}"
                 self.audit.record(tool=name, outcome="refused", reason=reason)
             raise
+        if (
+            self.store is not None
+            and isinstance(result, CallToolResult)
+            and result.structured_content is not None
+        ):
+            short = await shorten(self.store, result.structured_content)
+            result = result.model_copy(update={"structured_content": short})
+        return compact_text(result)
 
 
 def compact_text(
@@ -135,16 +149,46 @@ def compact_text(
     return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
 
-def _unknown(unknown: list[str], allowed: list[str]) -> str:
-    """Names the first unknown argument, what it probably meant, and every allowed name."""
+def _unknown(unknown: list[str], allowed: list[str], nested: dict[str, str] | None = None) -> str:
+    """Names the first unknown argument, what it probably meant (an argument of that name
+    inside another first: a top-level `lead_status` meant `edit.lead_status`), and every
+    allowed name."""
     first = unknown[0]
     folded = {_fold(name): name for name in allowed}
-    guess = folded.get(_fold(first)) or next(
-        iter(difflib.get_close_matches(first, allowed, 1)), None
+    inside = (nested or {}).get(first) or {_fold(k): v for k, v in (nested or {}).items()}.get(
+        _fold(first)
+    )
+    guess = (
+        inside
+        or folded.get(_fold(first))
+        or next(iter(difflib.get_close_matches(first, allowed, 1)), None)
     )
     hint = f"; did you mean {guess!r}?" if guess else ""
     more = f" (and {len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
     return f"{first}: unknown argument{more}{hint} Nothing was sent. Allowed: {', '.join(allowed)}"
+
+
+def _nested_names(schema: dict[str, Any]) -> dict[str, str]:
+    """The fields of each object argument, by name: {"lead_status": "edit.lead_status"}
+    (the first argument that has a field of that name wins; arguments' own names never)."""
+    defs = schema.get("$defs", {})
+
+    def resolved(node: Any) -> list[dict[str, Any]]:
+        if not isinstance(node, dict):
+            return []
+        if "$ref" in node:
+            return resolved(defs.get(str(node["$ref"]).rsplit("/", 1)[-1]))
+        arms = [a for key in ("oneOf", "anyOf") for a in node.get(key, [])]
+        return [node, *(n for arm in arms for n in resolved(arm))]
+
+    found: dict[str, str] = {}
+    top = schema.get("properties", {})
+    for argument, sub in top.items():
+        for node in resolved(sub):
+            for field in node.get("properties", {}) or {}:
+                if field not in top and field != "type":
+                    found.setdefault(field, f"{argument}.{field}")
+    return found
 
 
 def _fold(name: str) -> str:
@@ -202,6 +246,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         request_state_security=request_state_security(runtime),
         tools=registrar.tools,
         enforced=registrar.enforced,
+        store=runtime.store,
         audit=runtime.audit,
         **sign_in,
     )

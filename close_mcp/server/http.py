@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Final
 
@@ -276,7 +277,16 @@ def build_http_app(server: MCPServer, runtime: Runtime, *, host: str, port: int)
     return app
 
 
-def run_http(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> None:
+def run_http(
+    server: MCPServer,
+    runtime: Runtime,
+    *,
+    host: str,
+    port: int,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted; `sock` is the listening socket the command line bound to
+    (host, port) before it said where it listens."""
     import uvicorn
 
     settings = runtime.settings
@@ -289,4 +299,5 @@ def run_http(server: MCPServer, runtime: Runtime, *, host: str, port: int) -> No
             store,
         )
     app = build_http_app(server, runtime, host=host, port=port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -4,7 +4,8 @@ workflow.
 The `s_query` schema as a resource lets a client show the model the grammar only when it
 writes a raw query. Jobs as `close://bulk-jobs/{id}` let clients that follow resources
 watch a job. A revert plan too large for a tool result (a 50,000-lead edit is 50 bulk
-edits) is read whole as `close://reverts/{job_id}`. The prompt walks a person and a model
+edits) is read whole as `close://reverts/{job_id}`, and a long id list a result shortened as
+`close://id-lists/{sha256}`. The prompt walks a person and a model
 through a bulk clean-up with every safety step in order.
 """
 
@@ -20,6 +21,7 @@ from close_mcp.errors import CloseError, MissingAPIKey, SafetyNetError, UnknownJ
 from close_mcp.safety.revert import revert_resource
 from close_mcp.safety.snapshots import check_job_id
 from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.server.idlists import URI, id_list
 from close_mcp.server.runtime import Runtime
 
 CLEANUP_PROMPT = """\
@@ -59,6 +61,14 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
         document = await revert_resource(runtime.store, job_id)
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
+    async def whole_id_list(sha256: str) -> str:
+        ids = await id_list(runtime.store, sha256)
+        if ids is None:
+            raise ResourceError(
+                f"no id list {sha256!r} is kept (lists are kept a week after a result showed them)"
+            )
+        return json.dumps(ids, separators=(",", ":"))
+
     def safe_bulk_cleanup(goal: str) -> str:
         return CLEANUP_PROMPT.format(goal=goal.strip() or "(describe the leads to clean up)")
 
@@ -87,6 +97,13 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
             "reverts sent.",
             mime_type="application/json",
         )(revert_plan)
+    server.resource(
+        URI,
+        name="id_list",
+        title="A whole id list",
+        description="A list of ids a result shortened to its count, first ids and sha256.",
+        mime_type="application/json",
+    )(whole_id_list)
     server.prompt(
         name="safe_bulk_cleanup",
         title="Safe bulk clean-up",

@@ -9,6 +9,7 @@ search_leadsArguments" and a link to its documentation. Both are rewritten here.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,8 @@ def schema_problem(error: SchemaError) -> tuple[str, str]:
     union = _union_problem(error)
     if union is not None:
         return union
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        return _unknown_field(error)
     message = str(error.message)
     full = repr(error.instance)
     if len(full) > _SHOWN:
@@ -71,10 +74,43 @@ def _union_problem(error: SchemaError) -> tuple[str, str] | None:
             path_of(list(constants[0].absolute_path)),
             f"{shown(constants[0].instance)} is not one of {allowed}",
         )
+    # The one arm whose JSON type the value has (a list where a map or a list is taken): its
+    # own first error says more than "not valid under any of the given schemas".
+    typed = [
+        errors
+        for errors in arms.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errors)
+    ]
+    if len(typed) == 1 and len(arms) > 1:
+        inner = best_match(typed[0])
+        if inner is not None:
+            return schema_problem(inner)
     if all(e.validator == "type" and not e.relative_path for e in error.context):
         kinds = [_type_name(e.validator_value, e.schema) for e in error.context]
         return where, f"{shown(error.instance)} is not {_one_of_words(kinds)}"
     return None
+
+
+def _unknown_field(error: SchemaError) -> tuple[str, str]:
+    """A field an object does not take, by its path, with the close match and the allowed
+    names (jsonschema says only "Additional properties are not allowed")."""
+    schema, instance = error.schema, error.instance
+    allowed = list(schema.get("properties", {})) if isinstance(schema, dict) else []
+    extra = [name for name in instance if name not in allowed] if isinstance(instance, dict) else []
+    first = str(extra[0]) if extra else "?"
+    where = path_of([*error.absolute_path, first])
+    folded = {_fold(name): name for name in allowed}
+    guess = folded.get(_fold(first)) or next(
+        iter(difflib.get_close_matches(first, allowed, 1)), None
+    )
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+    return where, f"unknown field{more}{hint or '.'} Allowed: {', '.join(allowed)}"
+
+
+def _fold(name: str) -> str:
+    """leadStatus, lead-status and LEAD_STATUS fold to the same key."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def _type_name(kind: Any, schema: Any) -> str:

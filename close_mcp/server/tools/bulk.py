@@ -26,6 +26,13 @@ from close_mcp.selection.totals import counts_every_lead
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.reach import (
+    bulk_sender,
+    count_reach,
+    email_note,
+    sequence_note,
+    subscribed_contacts,
+)
 from close_mcp.server.tools.rendering import render_bulk_email
 from close_mcp.server.tools.selection import (
     AllLeadsArg,
@@ -83,7 +90,7 @@ EmailContactsArg = Annotated[
     Literal["lead", "contact", "all"],
     Field(
         description="lead: first contact with an email; contact: each contact's first "
-        "address; all: every address."
+        "address; all: undocumented by Close."
     ),
 ]
 ActionTypeArg = Annotated[
@@ -360,7 +367,7 @@ def register(reg: Registrar) -> None:
         who = {
             "lead": "the first contact",
             "contact": "every contact",
-            "all": "every address of every contact",
+            "all": "the recipients of contact_preference all (undocumented by Close)",
         }[contact_preference]
         request = await _selection_request(
             call,
@@ -377,6 +384,14 @@ def register(reg: Registrar) -> None:
                 call.client, found.id, request.sample, contact_preference
             )
             request.notes.append(note)
+        if request.matched:
+            reach = await count_reach(call.client, request, contact_preference)
+            sender = await bulk_sender(call.client)
+            request.notes.insert(0, email_note(reach, request.matched, sender))
+            request.summary = (
+                f"Bulk email: send {found.name!r} now, {reach.recipients} emails to {who} of "
+                f"{_leads(request.matched)}"
+            )
         return request
 
     confirm_email = confirmer(runtime, prepare_email)
@@ -492,12 +507,12 @@ def register(reg: Registrar) -> None:
                     ", ".join(given), f"only for action_type subscribe; leave out for {action_type}"
                 )
         verbs = {
-            "subscribe": f"subscribe the contacts of {{}} to {seq_name}",
+            "subscribe": f"subscribe contacts of {{}} to {seq_name}",
             "pause": f"pause {seq_name} for {{}}",
             "resume": f"resume {seq_name} for {{}}",
             "resume_finished": f"resume finished {seq_name} for {{}}",
         }
-        return await _selection_request(
+        request = await _selection_request(
             call,
             chosen,
             tool="create_bulk_sequence_subscription",
@@ -507,6 +522,15 @@ def register(reg: Registrar) -> None:
             describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
             audit=runtime.audit,
         )
+        if action_type == "subscribe" and request.matched:
+            taken = await subscribed_contacts(call.client, fields["sequence_id"])
+            reach = await count_reach(call.client, request, contact_preference, taken)
+            request.notes.insert(0, sequence_note(reach, request.matched, contact_preference))
+            request.summary = (
+                f"Bulk sequence: subscribe {reach.recipients} contacts of "
+                f"{_leads(request.matched)} to {seq_name}"
+            )
+        return request
 
     confirm_sequence = confirmer(runtime, prepare_sequence)
 

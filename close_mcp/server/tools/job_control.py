@@ -29,6 +29,7 @@ from pydantic import Field
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import (
+    RUNNING_STATUSES,
     CrmResult,
     JobKind,
     JobSummary,
@@ -36,7 +37,8 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
-from close_mcp.errors import CloseAPIError
+from close_mcp.close.times import close_time
+from close_mcp.errors import CloseAPIError, CloseError
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.job_reads import JobId
@@ -106,13 +108,7 @@ class JobControlResult(CrmResult):
 
 
 def _when(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
+    return close_time(raw)
 
 
 def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:
@@ -240,6 +236,31 @@ def _left(job: JobSummary) -> tuple[int, str] | None:
     )
 
 
+async def _resumed_anyway(
+    control: _Control, request: WriteRequest, refusal: CloseAPIError
+) -> WriteResult | None:
+    """Close refused the PUT, yet the job (paused when this call checked it) runs now: a first
+    try whose answer was lost to a 5xx resumed it before the client retried, or someone else
+    did. Read the job before reporting "cannot resume" (issue 25); None if it is not running."""
+    try:
+        job = summarize_job(await control.client.get(control.path))
+    except CloseError:
+        return None
+    if job.status not in RUNNING_STATUSES and job.status != "done":
+        return None
+    message = (
+        f"Close refused the resume ({refusal.message}), but job {job.id} is now {job.status}: "
+        "it was resumed (by an earlier try of this call whose answer was lost, or meanwhile "
+        "by someone else). Follow it with wait_for_bulk_job; do not resume it again."
+    )
+    control.sender.record(
+        "submitted", path="/" + control.path, body=control.body, job_id=job.id, reason=message
+    )
+    return WriteResult(
+        status="submitted", tool=request.tool, message=message, preview=request.preview(), job=job
+    )
+
+
 async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
     """Resuming `job`, as a write: the PUT, what is left to do, and the job's own action.
 
@@ -322,15 +343,24 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run_write(
-            runtime,
-            ctx,
-            request,
-            answer,
-            dry_run=dry_run,
-            token=confirmation_token,
-            refused="cannot resume this job",
-        )
+        try:
+            return await run_write(
+                runtime,
+                ctx,
+                request,
+                answer,
+                dry_run=dry_run,
+                token=confirmation_token,
+                refused="cannot resume this job",
+            )
+        except ToolError as refused:
+            if not isinstance(refused.__cause__, CloseAPIError):
+                raise
+            control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
+            resumed = await _resumed_anyway(control, request, refused.__cause__)
+            if resumed is None:
+                raise
+            return resumed
 
     reg.add(
         pause_bulk_job,

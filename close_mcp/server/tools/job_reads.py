@@ -20,6 +20,7 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.server.tools import Registrar
 
 READ = ToolAnnotations(
@@ -80,12 +81,7 @@ class WaitResult(CrmResult):
 
 def _created(job: dict[str, Any]) -> datetime:
     """When a job was made, for sorting; an unreadable date sorts last."""
-    raw = job.get("date_created")
-    try:
-        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return EPOCH
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return close_time(job.get("date_created")) or EPOCH
 
 
 def register(reg: Registrar) -> None:
@@ -139,7 +135,8 @@ def register(reg: Registrar) -> None:
                     job.n_objects_processed, job.n_objects, f"{job.status}: {job.id}"
                 )
             waited = clock.time() - started
-            if job.finished or job.status == "paused":
+            if job.finished or job.status in ("paused", "unknown"):
+                # `unknown`: Close gave no status, so nothing says waiting will end (issue 25).
                 return WaitResult(job=job, finished=job.finished, timed_out=False, waited_s=waited)
             if waited + POLL_INTERVAL_S > timeout_s:
                 return WaitResult(job=job, finished=False, timed_out=True, waited_s=waited)

@@ -15,6 +15,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.close.jobs import PAUSED_STATUS, job_path
+from close_mcp.errors import ArgumentError
 from close_mcp.safety.revert import (
     check_jobs,
     check_not_sending,
@@ -39,7 +40,7 @@ EditJobIdArg = Annotated[
     str,
     Field(
         max_length=100,
-        pattern=r"^bulkedit_[A-Za-z0-9]+$",
+        pattern=r"^bulk[a-z]+_[A-Za-z0-9]+$",  # another kind is told what undoes it
         description="The bulk edit to undo (bulkedit_...).",
     ),
 ]
@@ -49,6 +50,34 @@ IncludeChangedArg = Annotated[
 ]
 
 
+OTHER_UNDO: Final = {
+    "bulkdelete_": "a bulk delete: its leads come back from the backup taken before it, with "
+    "`close-mcp restore {job_id}` (new ids; fields, custom fields and contacts come back, "
+    "activities do not)",
+    "bulkemail_": "a bulk email: emails sent cannot be called back; pause_bulk_job stops one "
+    "still running",
+    "bulkseqsub_": "a sequence subscription job: create_bulk_sequence_subscription with "
+    "action_type pause on the same selection stops the subscriptions it made; pause_bulk_job "
+    "stops one still running",
+}
+
+
+def _only_edits(job_id: str) -> None:
+    """A revert of another kind of job says what undoes that kind instead."""
+    if job_id.startswith("bulkedit_"):
+        return
+    for prefix, undo in OTHER_UNDO.items():
+        if job_id.startswith(prefix):
+            raise ArgumentError(
+                "job_id",
+                f"{job_id} is {undo.format(job_id=job_id)}; revert_bulk_edit undoes bulk edits "
+                "(bulkedit_...) only",
+            )
+    raise ArgumentError(
+        "job_id", f"{job_id!r} is not a bulk edit id; revert_bulk_edit takes bulkedit_..."
+    )
+
+
 def register(reg: Registrar) -> None:
     runtime = reg.runtime
 
@@ -56,6 +85,7 @@ def register(reg: Registrar) -> None:
     async def prepare_revert(
         ctx: Context, job_id: EditJobIdArg, include_changed_since: IncludeChangedArg
     ) -> WriteRequest:
+        _only_edits(job_id)
         snapshot = await load_edit_snapshot(runtime.settings, runtime.store, job_id)
         await check_not_sending(runtime.store, job_id)
         call = runtime.call(ctx.headers)

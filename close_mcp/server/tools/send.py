@@ -255,6 +255,21 @@ async def _account_id(catalog: Catalog, email_account: str, sender_address: str 
     return account.id
 
 
+async def _sole_identity(catalog: Catalog, email_account: str, status: str) -> str:
+    """The sender an email account implies when it has one identity to send as."""
+    account = await catalog.resolve_email_account(email_account, path="email_account")
+    if len(account.identities) != 1:
+        listed = ", ".join(i.email for i in account.identities) or "none"
+        raise ArgumentError(
+            "sender",
+            f"required for status {status}: {account.id} has {len(account.identities)} "
+            f"identities ({listed}); pass the one to send as",
+        )
+    identity = account.identities[0]
+    name = identity.name.replace('"', "'").replace("\\", "")
+    return f'"{name}" <{identity.email}>' if name else identity.email
+
+
 def _summary(status: str, to: list[str], sender: str | None, subject: str | None) -> str:
     who = ", ".join(to) or "no recipient yet"
     about = f" (subject {subject!r})" if subject else ""
@@ -280,7 +295,9 @@ def _check_combination(
     """Close's rules that tie fields to the status, before anything is fetched."""
     if status in NEEDS_SENDER and not sender:
         raise ArgumentError(
-            "sender", f"required for status {status} (outbox, scheduled and inbox need one)"
+            "sender",
+            f"required for status {status} (outbox, scheduled and inbox need one"
+            + ("; or an email_account with one identity)" if status in SENDS else ")"),
         )
     if status == "scheduled" and date_scheduled is None:
         raise ArgumentError("date_scheduled", "required for status scheduled")
@@ -471,6 +488,11 @@ def register(reg: Registrar) -> None:
         followup_sequence: FollowupSequenceArg,
         followup_sequence_delay: FollowupSequenceDelayArg,
     ) -> WriteRequest:
+        from_account = None
+        if sender is None and email_account is not None and status in SENDS:
+            sender = from_account = await _sole_identity(
+                runtime.call(ctx.headers).catalog, email_account, status
+            )
         _check_headers(subject, sender, {"to": to, "cc": cc, "bcc": bcc})
         _check_combination(
             status, sender, date_scheduled, send_in, followup_date, body_text, body_html, template
@@ -544,6 +566,8 @@ def register(reg: Registrar) -> None:
                     "should get this email."
                 )
 
+        if from_account is not None:
+            notes.append(f"The sender is {from_account}, the one identity of {email_account}.")
         body: dict[str, Any] = {"lead_id": lead.id, "status": status}
         optional: list[tuple[str, Any]] = [
             ("contact_id", chosen_contact),
@@ -619,6 +643,7 @@ def register(reg: Registrar) -> None:
                     "scheduled": frozenset({"outbox", "sending", "sent"}),
                 },
                 where=f"the email activities of lead {lead.id}",
+                since_param="date_created__gte",
             ),
             sample=[
                 LeadSample(

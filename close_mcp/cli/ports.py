@@ -1,0 +1,46 @@
+"""Listening sockets bound by the command line before anything is printed.
+
+A banner that names a URL is printed only once the port is ours: a busy port ends the command
+with one line naming the port and `--port` (a `ConfigError`, exit 2), instead of a banner that
+points at whatever else owns the port followed by the server's own traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from close_mcp.errors import ConfigError
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), for uvicorn's `serve(sockets=[...])`."""
+    # As uvicorn binds when it makes the socket itself: IPv6 for an address with a colon.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except socket.gaierror as exc:
+        sock.close()
+        raise ConfigError(f"--host {host!r} is not an address this machine has: {exc}") from None
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use; choose another with --port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"port {port} on {host} needs privileges this user lacks; choose another with "
+                "--port (1024 or above)"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url(host: str, port: int, path: str = "") -> str:
+    """`http://host:port/path`, with an IPv6 address in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
