@@ -17,6 +17,7 @@ import pytest
 
 from close_mcp.clock import FakeClock
 from close_mcp.close.jobs import JobStatus
+from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
@@ -626,12 +627,13 @@ def _errors(store: Store) -> list[tuple[dict[str, Any], str]]:
         (
             {"filter": {"lead_status": "Qualifed"}},
             f"filter.lead_status: No lead status named 'Qualifed'. Closest: 'Qualified' "
-            f'({qualified}). Use lookup(kind="lead_statuses") to list them.',
+            f'({qualified}). Use lookup(kind="lead_statuses") to list them. ({ERROR_CRM_NOTICE})',
         ),
         (
             {"filter": {"lead_status": ["Customer", "Custmer"]}},
             f"filter.lead_status[1]: No lead status named 'Custmer'. Closest: 'Customer' "
-            f'({status_id(store, "Customer")}). Use lookup(kind="lead_statuses") to list them.',
+            f'({status_id(store, "Customer")}). Use lookup(kind="lead_statuses") to list them. '
+            f"({ERROR_CRM_NOTICE})",
         ),
         (
             {

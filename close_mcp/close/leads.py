@@ -37,6 +37,11 @@ _BY_CREATED: Final = [
 ]
 
 
+def read_cost(n_leads: int) -> int:
+    """Search requests to read n leads: pages of 200, plus one new walk per 10,000 (about)."""
+    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // CURSOR_CAP
+
+
 async def walk_leads(
     client: CloseClient,
     query: dict[str, Any],

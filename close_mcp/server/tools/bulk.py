@@ -47,7 +47,7 @@ from close_mcp.server.tools.selection import (
 )
 from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.audit import AuditLog
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.pipeline import WriteRequest, WriteResult, quoted
 
 SAMPLE_SIZE = 5
 
@@ -363,7 +363,11 @@ def register(reg: Registrar) -> None:
         call = runtime.call(ctx.headers)
         found = await call.catalog.resolve_template(template)
         if found.is_archived:
-            raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
+            raise ArgumentError(
+                "template",
+                f"{quoted(found.name)} is archived; pick an active one",
+                quotes_crm_text=True,
+            )
         who = {
             "lead": "the first contact",
             "contact": "every contact",

@@ -45,6 +45,7 @@ from close_mcp.server.tools.job_reads import JobId
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
+from close_mcp.writes.background import STOPPED, decide, server_job, summary
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
 
@@ -219,6 +220,28 @@ class _Control:
         )
 
 
+async def _stop(runtime: Runtime, job_id: str, state: dict[str, Any]) -> JobControlResult:
+    """Pausing a server job not sent yet stops it for good (`background.decide`): nothing is
+    sent; the job audits the refusal when its read ends."""
+    before = summary(job_id, state)
+    if state.get("state") in ("refused", "failed"):
+        raise ToolError(
+            f"cannot pause this job: it ended before anything was sent ({state.get('reason')})"
+        )
+    if await decide(runtime.store, job_id, "stop") != "stop":
+        raise ToolError(
+            "cannot pause this job yet: it is being sent to Close right now; call "
+            "pause_bulk_job again in a moment to pause Close's job"
+        )
+    return JobControlResult(
+        message=f"Stopped job {job_id} before anything was sent to Close: it will not be "
+        "sent and cannot be resumed; call the tool again for a fresh preview if it is still "
+        "wanted.",
+        previous_status=before.status,
+        job=summary(job_id, {"state": "refused", "reason": STOPPED}),
+    )
+
+
 def _left(job: JobSummary) -> tuple[int, str] | None:
     """How many objects the job has left, and a sentence on where it stopped; None when
     Close has not counted its selection yet."""
@@ -319,6 +342,11 @@ def register(reg: Registrar) -> None:
 
     async def pause_bulk_job(ctx: Context, job_id: JobId) -> JobControlResult:
         client = runtime.client_for(ctx.headers)
+        state = await server_job(runtime.store, runtime.clock, job_id)
+        if state is not None and not state.get("job_id"):
+            return await _stop(runtime, job_id, state)
+        if state is not None:  # the server job was sent: pausing it pauses Close's job
+            job_id = str(state["job_id"])
         return await _Control(runtime, client, "pause", job_id).pause()
 
     @tool_errors
