@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Harness, Mode, StartHarness
+from tests.reliability.support import FIGURES
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,3 +70,30 @@ async def start_harness(harness_options: dict[str, Any]) -> AsyncIterator[StartH
 @pytest.fixture
 async def h(start_harness: StartHarness) -> Harness:
     return await start_harness()
+
+
+# -- what the reliability suites measured, printed after the run -----------------------------
+#
+# Under pytest-xdist (README's test command runs `-n auto --dist loadfile`: each file whole on
+# one worker) the tests record their figures in the workers; each worker hands them to the
+# controller as it stops, and the controller prints them all.
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:  # a pytest-xdist worker
+        output["close_mcp_figures"] = dict(FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist's controller: a worker stopped; take its figures."""
+    FIGURES.update(getattr(node, "workeroutput", {}).get("close_mcp_figures", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("close-mcp reliability figures")
+    for name, value in sorted(FIGURES.items()):
+        terminalreporter.write_line(f"{name}: {value}")

@@ -317,6 +317,22 @@ async def test_reconciliation_ignores_an_identical_job_from_an_earlier_confirmed
 
 
 @pytest.mark.harness(n_leads=N_LEADS)
+async def test_reconciliation_ignores_a_job_another_token_made_just_before(h: Harness) -> None:
+    """Another token's identical delete, made 1.5 s before this POST: inside the window that
+    allows for clock skew, so only its attribution to that token keeps it from being claimed."""
+    theirs = await submit(h, QUALIFIED)  # another token, confirmed and sent through the server
+    h.sandbox.fail_job(theirs)  # it never ran: the count is unchanged
+    h.clock.advance(1.2)  # minted after it: the replay check passes it over by its time
+    first = await ask(h, QUALIFIED)
+    h.clock.advance(0.3)
+    h.clear()
+    assert await confirm_failing(h, QUALIFIED, first) == OUTCOME_UNKNOWN
+    assert job_calls(h) == ["GET", "POST", "GET"]
+    assert writes(h) == [("POST", DELETE_PATH, delete_body(h, "Qualified"))]
+    assert delete_jobs(h) == [theirs]
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
 async def test_reconciliation_ignores_a_job_on_a_narrower_selection(h: Harness) -> None:
     other = await submit(h, {**QUALIFIED, "results_limit": 3})
     h.sandbox.fail_job(other)

@@ -7,6 +7,7 @@ Redis database on the real server from `redis_url`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -43,7 +44,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where both replicas keep their shared state (a fresh one for each test)."""
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
-        fresh = url.rpartition("/")[0] + "/1"  # database 1, emptied: nothing from earlier tests
+        # A database of its own, emptied: nothing from earlier tests. Each pytest-xdist worker
+        # (gw0, gw1, ...) takes its own, so one worker's flush never empties another's test.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        fresh = url.rpartition("/")[0] + f"/{1 + int(worker or 0) % 15}"
         redis.Redis.from_url(fresh).flushdb()
         return fresh
     return str(tmp_path / "state.sqlite3")
