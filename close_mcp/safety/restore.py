@@ -56,7 +56,7 @@ from typing import IO, Any, Final, Literal, TextIO
 
 import anyio
 
-from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.errors import CloseError, LockLost, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
     backup_key,
@@ -169,7 +169,7 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
 
     def renewed(current: str | None) -> tuple[str, bool]:
         if current != owner:
-            raise _Lost
+            raise LockLost
         return owner, True
 
     async def renew() -> None:
@@ -177,7 +177,7 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
             await anyio.sleep(ttl_s / 3)
             try:
                 await store.update(key, renewed, ttl_s=ttl_s)
-            except _Lost:
+            except LockLost:
                 log.error("the lock %s expired while held", name)
                 return
             except Exception as exc:  # a store hiccup: try again on the next beat
@@ -193,10 +193,6 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
     finally:
         with anyio.CancelScope(shield=True):
             await store.delete(key, if_value=owner)
-
-
-class _Lost(Exception):
-    """The lock is no longer ours (it expired and someone else took it)."""
 
 
 def busy_message(backup: Backup) -> str:
