@@ -240,7 +240,7 @@ def load_settings(
 
     if raw_secret and store == ":memory:" and not sandbox:
         # A shared secret means replicas; a spent nonce in one process's memory lets each
-        # replica take the same token once (issue 23, item 12). The sandbox is its own Close,
+        # replica take the same token once. The sandbox is its own Close,
         # one per process: nothing to share.
         raise ConfigError(
             "CLOSE_MCP_SECRET is set (replicas) but CLOSE_MCP_STORE is :memory:, private to "

@@ -36,7 +36,6 @@ import httpx
 from close_mcp import __version__
 from close_mcp.clock import Clock, SystemClock
 from close_mcp.close.budget import RATE_RESET, Budget, LocalBudget, SharedBudget
-from close_mcp.close.budget import Pacer as Pacer  # its old home
 from close_mcp.close.timezone import TZ_OFFSET_HEADER, tz_offset_header
 from close_mcp.errors import (
     AuthenticationError,
