@@ -1,5 +1,8 @@
 """Settings from the environment, overridden by command-line flags, checked strictly at start.
 
+Each setting is one row of `close_mcp.settings_table` (variable, flag, parser, default); this
+module reads every row and adds the rules that join two settings.
+
 A typo in a safety setting must not silently fall back to a default: an unknown toolset,
 an unknown action, a value that is not a boolean or a malformed URL stops the program
 with one line that says what is allowed. The API key is only ever read from the
