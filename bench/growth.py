@@ -2,6 +2,7 @@
 
     python -m bench.growth                        # 1,000 and 10,000 leads (about 2 minutes)
     python -m bench.growth --sizes 1000,10000,100000 --json out.json   # 100k: ~5-10 minutes
+    python -m bench.growth --before main.json --after branch.json   # compare two runs
 
 `close-mcp serve` runs on stdio in a child process (so the RSS is the server's alone), with
 `CLOSE_MCP_SNAPSHOT=200000` and its state store and snapshots in a temporary directory. It
@@ -447,6 +448,37 @@ def figure_table(figures: list[Figure]) -> str:
     return table(HEADERS, lines)
 
 
+COMPARE_HEADERS = (
+    "leads", "action", "requests before", "requests after", "at 20/s before", "at 20/s after",
+)  # fmt: skip
+
+
+def compare_table(before: list[Figure], after: list[Figure]) -> str:
+    """Requests and the least time at Close's 20 requests a second, per size and action,
+    of two runs (`--before`): what a change costs or saves, whatever the machine's load."""
+    earlier = {(f.leads, f.action): f for f in before if f.action != "failed"}
+    lines: list[tuple[str, ...]] = []
+    for f in after:
+        if f.action == "failed":
+            continue
+        b = earlier.get((f.leads, f.action))
+        lines.append(
+            (
+                f"{f.leads:,}",
+                f.action,
+                f"{b.requests:,}" if b else "-",
+                f"{f.requests:,}",
+                f"{b.at_rate_s:.1f} s" if b else "-",
+                f"{f.at_rate_s:.1f} s",
+            )
+        )
+    return table(COMPARE_HEADERS, lines)
+
+
+def load(path: str) -> list[Figure]:
+    return [Figure(**item) for item in json.loads(Path(path).read_text())]
+
+
 def target_rows(figures: list[Figure]) -> list[Row]:
     """Issue 19's targets, shown for the largest size measured and judged at 100k only."""
     largest = max((f.leads for f in figures if f.action != "failed"), default=0)
@@ -535,10 +567,29 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES), type=parse_sizes)
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument(
+        "--before",
+        action="append",
+        default=[],
+        help="figures (--json) of an earlier run to "
+        "compare with, requests and time at 20/s per action (repeatable: one file per size)",
+    )
+    parser.add_argument(
+        "--after",
+        action="append",
+        default=[],
+        help="compare these figures (--json) with --before instead of running",
+    )
     args = parser.parse_args(argv)
-    figures = await collect(args.sizes)
+    if args.after:
+        figures = [f for path in args.after for f in load(path)]
+    else:
+        figures = await collect(args.sizes)
     print(figure_table(figures))
     print()
+    if args.before:
+        print(compare_table([f for path in args.before for f in load(path)], figures))
+        print()
     from bench.report import render
 
     print(render(target_rows(figures)))

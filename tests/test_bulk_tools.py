@@ -836,10 +836,10 @@ async def test_a_relative_selection_that_moved_on_before_the_confirmation_is_ref
     now = datetime.fromtimestamp(h.clock.time(), tz=UTC)
     edge = next(iter(h.sandbox.store.leads.values()))
     edge.date_created = now - timedelta(days=30) + timedelta(seconds=60)
-    args = {"filter": {"created_within": "30d"}}
+    args = {"filter": {"created_within": "720h"}}  # hours: not rounded to a day's start
     first = await h.call("create_bulk_delete", args)
     assert first["status"] == "confirmation_required"
-    h.clock.advance(120)  # the edge lead is now 30 days and a minute old
+    h.clock.advance(120)  # the edge lead is now 720 hours and a minute old
     token = first["confirmation_token"]
     refused = await h.call("create_bulk_delete", {**args, "confirmation_token": token})
     assert refused["status"] == "refused"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from close_mcp.cli.check import check, item_problems, list_problems
+from close_mcp.cli.check import check, item_problems, list_problems, rate_limit_problems
 from close_mcp.cli.main import DRIFT_NAMES, build_parser, main
 from close_mcp.clock import FakeClock
 from close_mcp.close.catalog import Status
@@ -57,6 +57,18 @@ EXPECTED_REQUESTS = [
     ("POST", "data/search/"),
     ("POST", "data/search/"),
     ("GET", "lead/{id}/"),
+    ("POST", "data/search/"),  # the count probes, one per query kind
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("GET", "status/lead/"),  # the catalog resolving what the filters name
+    ("POST", "data/search/"),
+    ("GET", "custom_field_schema/lead/"),
+    ("GET", "user/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
+    ("POST", "data/search/"),
     ("GET", "email_template/{id}/render/"),
     ("GET", "bulk_action/edit/"),
     ("GET", "bulk_action/email/"),
@@ -64,38 +76,57 @@ EXPECTED_REQUESTS = [
     ("GET", "bulk_action/delete/"),
     ("GET", "activity/email/"),
 ]
+ROWS = 26
+KINDS = [
+    "lead-id reference",
+    "offset moment",
+    "fixed_local_date",
+    "status.lead",
+    "user_or_group",
+    "has_related contact_email",
+    "text (name)",
+    "text (full text)",
+    "sort on a custom field",
+]
+W = 54  # the endpoint column
+
+
+def row(endpoint: str, result: str) -> str:
+    return f"{endpoint.ljust(W)}{result}"
 
 
 def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
     sandbox = a_sandbox()
     code, out = run_check(sandbox)
     assert code == 0, out
-    assert out == (
-        "endpoint                                result\n"
-        "GET me/                                 ok\n"
-        "GET status/lead/                        ok (statuses: 5 checked)\n"
-        "GET custom_field_schema/lead/           ok (fields: 7 checked)\n"  # 6 regular, 1 shared
-        "GET email_template/                     ok (templates: 4 checked)\n"
-        "GET sequence/                           ok (sequences: 2 checked)\n"
-        "GET connected_account/                  ok (accounts: 4 checked)\n"
-        "GET saved_search/                       ok (smart views: 2 checked)\n"
-        "GET user/                               ok (users: 2 checked)\n"
-        "POST data/search/ (count only)          ok (30 leads)\n"
-        "POST data/search/ (one lead)            ok (leads: 1 checked)\n"
-        "GET lead/{id}/                          ok\n"
-        "GET email_template/{id}/render/         ok\n"
-        "GET bulk_action/edit/                   ok (jobs: 1 checked)\n"
-        "GET bulk_action/email/                  ok (jobs: none yet, only the list checked)\n"
-        "GET bulk_action/sequence_subscription/  ok (jobs: none yet, only the list checked)\n"
-        "GET bulk_action/delete/                 ok (jobs: 1 checked)\n"
-        "GET activity/email/                     ok (emails: 1 checked)\n"
-        "\n"
-        "17 endpoints checked, all answer as close-mcp expects.\n"
-    )
+    assert out.splitlines() == [
+        row("endpoint", "result"),
+        row("GET me/", "ok (no RateLimit header on this answer)"),
+        row("GET status/lead/", "ok (statuses: 5 checked)"),
+        row("GET custom_field_schema/lead/", "ok (fields: 7 checked)"),  # 6 regular, 1 shared
+        row("GET email_template/", "ok (templates: 4 checked)"),
+        row("GET sequence/", "ok (sequences: 2 checked)"),
+        row("GET connected_account/", "ok (accounts: 4 checked)"),
+        row("GET saved_search/", "ok (smart views: 2 checked)"),
+        row("GET user/", "ok (users: 2 checked)"),
+        row("POST data/search/ (count only)", "ok (30 leads)"),
+        row("POST data/search/ (one lead)", "ok (leads: 1 checked)"),
+        row("GET lead/{id}/", "ok"),
+        *[row(f"POST data/search/ (count: {kind})", "ok (1 as expected)") for kind in KINDS],
+        row("GET email_template/{id}/render/", "ok"),
+        row("GET bulk_action/edit/", "ok (jobs: 1 checked)"),
+        row("GET bulk_action/email/", "ok (jobs: none yet, only the list checked)"),
+        row("GET bulk_action/sequence_subscription/", "ok (jobs: none yet, only the list checked)"),
+        row("GET bulk_action/delete/", "ok (jobs: 1 checked)"),
+        row("GET activity/email/", "ok (emails: 1 checked)"),
+        "",
+        f"{ROWS} endpoints checked, all answer as close-mcp expects.",
+    ]
 
 
 def test_the_check_only_reads_one_request_per_endpoint() -> None:
-    """Only GETs and searches (POST data/search/ with a query, which change nothing)."""
+    """Only GETs and searches (POST data/search/ with a query, which change nothing); every
+    count probe asks for a count alone, of the sampled lead and one query kind."""
     sandbox = a_sandbox()
     run_check(sandbox)
     requests = sandbox.requests
@@ -104,7 +135,7 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
         for r in requests
     ), [(r.method, r.path) for r in requests]
     lead = requests[10].path.split("/")[-2]
-    template = requests[11].path.split("/")[-3]
+    template = requests[23].path.split("/")[-3]
     shown = [
         (r.method, r.path.removeprefix(API).replace(lead, "{id}").replace(template, "{id}"))
         for r in requests
@@ -113,22 +144,64 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
     searches = [r.json for r in requests if r.method == "POST"]
     lead_node = {"type": "object_type", "object_type": "lead"}
     sample_fields = {"lead": ["id", "display_name", "status_label"]}
-    assert searches == [
+    assert searches[:2] == [
         {"query": lead_node, "include_counts": True, "results_limit": 0, "_limit": 0},
         {"query": lead_node, "_limit": 1, "_fields": sample_fields},
     ]
-    contact = requests[11].query["contact_id"]
-    assert requests[11].query == {"lead_id": lead, "contact_id": contact}
+    by_id = {
+        "type": "field_condition",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
+        "condition": {"type": "reference", "reference_type": "lead", "object_ids": [lead]},
+    }
+    for probe in searches[2:]:
+        assert (probe["include_counts"], probe["results_limit"], probe["_limit"]) == (True, 0, 0)
+        assert probe["query"]["queries"][:2] == [lead_node, by_id]
+    assert searches[2]["query"]["queries"] == [lead_node, by_id]
+    assert searches[-1]["sort"][0]["field"]["type"] == "custom_field"
+    contact = requests[23].query["contact_id"]
+    assert requests[23].query == {"lead_id": lead, "contact_id": contact}
     assert contact in {c.id for c in sandbox.store.leads[lead].contacts}
     assert all(r.status == 200 for r in requests)
 
 
-# Each changed shape, the row that must say so, and nothing else differing.
+MISCOUNT = "differs: counted 2 leads where the sampled lead makes 1"
+# Each changed answer, the rows that must say so, and nothing else differing.
 DRIFTED = {
-    "status-label": "GET status/lead/                        differs: data[0].label missing "
-    "(and in 4 more items)",
-    "render-body": "GET email_template/{id}/render/         differs: render.body missing",
-    "search-count": "POST data/search/ (count only)          differs: count.total missing",
+    "status-label": [
+        row("GET status/lead/", "differs: data[0].label missing (and in 4 more items)"),
+        row(  # the filter names the status, and the catalog cannot read the list
+            "POST data/search/ (count: status.lead)",
+            "differs: request failed: Close's list of lead statuses had an item this server "
+            "cannot read (label: Field required). (GET status/lead/)",
+        ),
+    ],
+    "render-body": [row("GET email_template/{id}/render/", "differs: render.body missing")],
+    "search-count": [
+        row("POST data/search/ (count only)", "differs: count.total missing"),
+        *[
+            row(
+                f"POST data/search/ (count: {kind})",
+                "differs: count.total missing or not an integer",
+            )
+            for kind in KINDS
+        ],
+    ],
+    "email-date": [
+        row(
+            "GET activity/email/",
+            "differs: data[0].date_created: '06/26/2015 02:01' is not a timestamp",
+        )
+    ],
+    # every probe selects the sampled lead by its id
+    "query-lead-id": [row(f"POST data/search/ (count: {kind})", MISCOUNT) for kind in KINDS],
+    "query-offset": [row("POST data/search/ (count: offset moment)", MISCOUNT)],
+    "query-local-date": [row("POST data/search/ (count: fixed_local_date)", MISCOUNT)],
+    "query-status": [row("POST data/search/ (count: status.lead)", MISCOUNT)],
+    "query-user": [row("POST data/search/ (count: user_or_group)", MISCOUNT)],
+    "query-has-related": [row("POST data/search/ (count: has_related contact_email)", MISCOUNT)],
+    "query-text": [row("POST data/search/ (count: text (name))", MISCOUNT)],
+    "query-full-text": [row("POST data/search/ (count: text (full text))", MISCOUNT)],
+    "query-sort": [row("POST data/search/ (count: sort on a custom field)", MISCOUNT)],
 }
 
 
@@ -137,8 +210,8 @@ def test_a_changed_shape_names_the_endpoint_and_field_and_exits_1(drift: str) ->
     code, out = run_check(a_sandbox(drift))
     assert code == 1
     lines = out.splitlines()
-    assert [line for line in lines if "differs" in line] == [DRIFTED[drift]]
-    assert lines[-1] == "17 endpoints checked, 1 differ."
+    assert [line for line in lines if "differs" in line] == DRIFTED[drift]
+    assert lines[-1] == f"{ROWS} endpoints checked, {len(DRIFTED[drift])} differ."
 
 
 def test_the_drift_names_match_between_the_cli_and_the_sandbox() -> None:
@@ -160,7 +233,7 @@ def test_a_failing_endpoint_is_a_difference() -> None:
     code, out = run_check(sandbox)
     assert code == 1
     (line,) = [line for line in out.splitlines() if "differs" in line]
-    assert line.startswith("GET sequence/                           differs: request failed: ")
+    assert line.startswith(row("GET sequence/", "differs: request failed: "))
 
 
 def test_help_says_what_it_does_and_the_variables_it_reads(
@@ -229,3 +302,17 @@ def test_check_a_served_sandbox_through_the_environment(tmp_path: Path) -> None:
         }
         render = rows["GET email_template/{id}/render/"]
         assert render.endswith("differs: render.body missing" if drift else "ok"), render
+
+
+def test_the_ratelimit_header_is_read_as_the_client_paces_by_it() -> None:
+    sandbox = Sandbox(n_leads=30, clock=FakeClock(), rate_limit=100)
+    code, out = run_check(sandbox)
+    assert code == 0, out
+    assert out.splitlines()[1] == row(
+        "GET me/", "ok (RateLimit: limit=100, remaining=99, reset=0.01)"
+    )
+    assert rate_limit_problems("limit=100, left=5, reset=2") == (
+        ["RateLimit 'limit=100, left=5, reset=2': no remaining"],
+        "",
+    )
+    assert rate_limit_problems(None) == ([], "no RateLimit header on this answer")

@@ -392,8 +392,9 @@ class HeldClock(FakeClock):
 
 
 async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
-    """Close limits per key: once one call met a 429 with `reset=2`, calls made during those 2 s
-    wait them out too instead of each meeting its own 429 first."""
+    """Close limits per key and endpoint group: once one call met a 429 with `reset=2`, calls
+    to the same group made during those 2 s wait them out too instead of each meeting its own
+    429 first."""
     clock = HeldClock()
     start = clock.time()
     seen: list[tuple[float, int, str]] = []  # (seconds since start, status, path)
@@ -410,28 +411,30 @@ async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
     got: dict[str, Any] = {}
 
     async def get(name: str) -> None:
-        got[name] = await client.get(name)
+        got[name] = await client.get(f"lead/{name}")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(get, "first")
         await anyio.wait_all_tasks_blocked()
-        assert seen == [(0.0, 429, "/api/v1/first/")]  # and it waits out the reset
+        assert seen == [(0.0, 429, "/api/v1/lead/first/")]  # and it waits out the reset
         for name in ("b", "c", "d", "e"):
             tg.start_soon(get, name)
         await anyio.wait_all_tasks_blocked()
         # the four calls made during the wait are waiting too: none reached Close
-        assert seen == [(0.0, 429, "/api/v1/first/")]
+        assert seen == [(0.0, 429, "/api/v1/lead/first/")]
         assert clock.sleeps == [2.0] * 5
         clock.advance(2.0)
     assert sorted(seen) == [
-        (0.0, 429, "/api/v1/first/"),
-        (2.0, 200, "/api/v1/b/"),
-        (2.0, 200, "/api/v1/c/"),
-        (2.0, 200, "/api/v1/d/"),
-        (2.0, 200, "/api/v1/e/"),
-        (2.0, 200, "/api/v1/first/"),
+        (0.0, 429, "/api/v1/lead/first/"),
+        (2.0, 200, "/api/v1/lead/b/"),
+        (2.0, 200, "/api/v1/lead/c/"),
+        (2.0, 200, "/api/v1/lead/d/"),
+        (2.0, 200, "/api/v1/lead/e/"),
+        (2.0, 200, "/api/v1/lead/first/"),
     ]
-    assert got == {name: {"path": f"/api/v1/{name}/"} for name in ("first", "b", "c", "d", "e")}
+    assert got == {
+        name: {"path": f"/api/v1/lead/{name}/"} for name in ("first", "b", "c", "d", "e")
+    }
     assert clock.sleeps == [2.0] * 5
 
 
@@ -478,8 +481,8 @@ async def _two_replicas_on_one_key(same_store: bool) -> tuple[Bucket, HeldClock]
     stores = [SQLiteStore(MEMORY, clock=clock)]
     stores.append(stores[0] if same_store else SQLiteStore(MEMORY, clock=clock))
     a, b = (CloseClient(KEY, BASE, transport=transport, clock=clock, store=s) for s in stores)
-    await _together(clock, partial(a.get, "me"))
-    await _together(clock, partial(b.get, "me"))
+    await _together(clock, partial(a.get, "lead/a"))  # one endpoint group throughout
+    await _together(clock, partial(b.get, "lead/b"))
     await _together(clock, *(partial(c.get, f"lead/{i}") for c in (a, b) for i in range(3)))
     for store in dict.fromkeys(stores):
         await store.aclose()
@@ -537,9 +540,9 @@ async def test_429_wait_is_shared_through_the_store() -> None:
         for _ in range(2)
     )
     async with anyio.create_task_group() as tg:
-        tg.start_soon(a.get, "first")
+        tg.start_soon(a.get, "lead/first")
         await anyio.wait_all_tasks_blocked()
-        tg.start_soon(b.get, "second")
+        tg.start_soon(b.get, "lead/second")
         await anyio.wait_all_tasks_blocked()
         assert seen == [(0.0, 429)]  # the second call waits without asking Close
         clock.advance(2.0)
@@ -574,7 +577,8 @@ async def test_shared_budget_keeps_no_api_key_in_the_store() -> None:
     store = SQLiteStore(MEMORY)
     client = CloseClient(KEY, BASE, transport=httpx.MockTransport(Bucket(FakeClock())), store=store)
     await client.get("me/")
-    record = await store.get("ratelimit:" + hashlib.sha256(KEY.encode()).hexdigest())
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    record = await store.get(f"ratelimit:{digest}:GET:me")
     assert record is not None
     assert json.loads(record)["capacity"] == 4
     rows = store._db.execute("SELECT key || value FROM kv").fetchall()

@@ -88,7 +88,7 @@ async def test_bulk_email_to_every_address(h: Harness) -> None:
     }
     first = await h.call("create_bulk_email", args)
     assert first["preview"]["notes"][-1].endswith(
-        "contact_preference all sends to every email address of every contact."
+        "the sandbox reads it as every email address of every contact)."
     )
     done = await h.call(
         "create_bulk_email", {**args, "confirmation_token": first["confirmation_token"]}

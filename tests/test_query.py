@@ -51,8 +51,18 @@ def utc(value: str) -> dict[str, Any]:
     return {"type": "fixed_utc", "value": value}
 
 
+UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+
+
 def ago(**offset: int) -> dict[str, Any]:
-    return {"type": "offset", "direction": "past", "moment": {"type": "now"}, "offset": offset}
+    """The relative moment as Close's UI exports it: all seven units, and `which_day_end`."""
+    return {
+        "type": "offset",
+        "direction": "past",
+        "moment": {"type": "now"},
+        "offset": {unit: offset.get(unit, 0) for unit in UNITS},
+        "which_day_end": "start",
+    }
 
 
 HAS_EMAIL = {

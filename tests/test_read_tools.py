@@ -17,6 +17,7 @@ import pytest
 
 from close_mcp.clock import FakeClock
 from close_mcp.close.jobs import JobStatus
+from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
@@ -460,7 +461,9 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
     store = h.sandbox.store
 
     def created_within(days: int) -> list[Lead]:
+        """From the start of the day (UTC here) `days` days ago: `which_day_end: start`."""
         cutoff = datetime.fromtimestamp(h.clock.time(), tz=UTC) - timedelta(days=days)
+        cutoff = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
         return newest_first([lead for lead in store.leads.values() if lead.date_created >= cutoff])
 
     arguments = {"filter": {"created_within": "90d"}, "sample_size": 3}
@@ -482,7 +485,16 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
                         "type": "offset",
                         "direction": "past",
                         "moment": {"type": "now"},
-                        "offset": {"days": 90},
+                        "offset": {
+                            "years": 0,
+                            "months": 0,
+                            "weeks": 0,
+                            "days": 90,
+                            "hours": 0,
+                            "minutes": 0,
+                            "seconds": 0,
+                        },
+                        "which_day_end": "start",
                     },
                 },
             }
@@ -615,12 +627,13 @@ def _errors(store: Store) -> list[tuple[dict[str, Any], str]]:
         (
             {"filter": {"lead_status": "Qualifed"}},
             f"filter.lead_status: No lead status named 'Qualifed'. Closest: 'Qualified' "
-            f'({qualified}). Use lookup(kind="lead_statuses") to list them.',
+            f'({qualified}). Use lookup(kind="lead_statuses") to list them. ({ERROR_CRM_NOTICE})',
         ),
         (
             {"filter": {"lead_status": ["Customer", "Custmer"]}},
             f"filter.lead_status[1]: No lead status named 'Custmer'. Closest: 'Customer' "
-            f'({status_id(store, "Customer")}). Use lookup(kind="lead_statuses") to list them.',
+            f'({status_id(store, "Customer")}). Use lookup(kind="lead_statuses") to list them. '
+            f"({ERROR_CRM_NOTICE})",
         ),
         (
             {

@@ -626,18 +626,9 @@ async def test_no_snapshot_above_the_limit_needs_confirmation(
         if snapshot == "off"
         else f"it touches {n} leads, more than CLOSE_MCP_SNAPSHOT allows (5)"
     )
-    bound = (
-        []  # with snapshots off the token still binds every lead (up to the default limit)
-        if snapshot == "off"
-        else [
-            f"The confirmation binds the count of leads ({n}), not each lead: more than "
-            "CLOSE_MCP_SNAPSHOT (5) are selected."
-        ]
-    )
     assert first["preview"]["notes"] == [
         f"No snapshot will be taken because {why}: this cannot be undone with "
         "revert_bulk_edit. Confirmation is required.",
-        *bound,
     ]
     h.clear()
     done = await h.call(
@@ -645,10 +636,11 @@ async def test_no_snapshot_above_the_limit_needs_confirmation(
     )
     assert done["status"] == "submitted"
     assert done["snapshot"] is None
-    reads = ["data/search/"] if snapshot == "off" else []  # the leads the token binds
+    # Without a snapshot, the leads the token binds are still read (ids only), whatever the
+    # limit: it is about what is stored, not about what was confirmed.
     assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
         "data/search/",  # the recount
-        *reads,
+        "data/search/",  # the leads the token binds
         "bulk_action/edit/",  # and no snapshot
     ]
     assert not (tmp_path / "snapshots").exists()
@@ -696,12 +688,12 @@ async def test_snapshot_walks_past_the_cursor_cap(
         return {"type": "and", "queries": [done["preview"]["request"]["s_query"], cond]}
 
     # Three walks past the cap each time the leads are read: for the token's binding when it
-    # was minted, again when it was confirmed, then for the snapshot.
+    # was minted, then at confirmation for the snapshot and the binding check at once.
     assert [w["query"] for w in walks] == [
         done["preview"]["request"]["s_query"],
         since(fifty),
         since(ninety_nine),
-    ] * 3
+    ] * 2
     leads = (await load(h, done["snapshot"]))["leads"]
     assert len(leads) == len(sb.store.leads) == 120
     assert set(leads) == set(sb.store.leads)
@@ -781,18 +773,17 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     assert mode_of(path.parent) == 0o700
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     custom_fields = [f"custom.{cf}" for cf in sb.store.custom_fields]
-    # The backup, after the recount, the replay check and the binding: the field list, then one
-    # search page for these few leads.
+    # The backup, after the recount and the replay check: the field list, then one search page
+    # for these few leads, which the binding check reads too (one read of the leads).
     assert [(m, p) for m, p, _ in sent(h)] == [
         ("GET", "status/lead/"),
         ("POST", "data/search/"),  # the recount
         ("GET", "bulk_action/delete/"),  # the replay check
-        ("POST", "data/search/"),  # the leads the token binds
         ("GET", "custom_field_schema/lead/"),  # the backup
-        ("POST", "data/search/"),
+        ("POST", "data/search/"),  # its leads, and the leads the token binds
         ("POST", "bulk_action/delete/"),
     ]
-    assert sent(h)[5][2] == {
+    assert sent(h)[4][2] == {
         "query": done["preview"]["request"]["s_query"],
         "_limit": 200,
         "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
@@ -834,11 +825,8 @@ async def test_backup_request_count_pages_of_200(h: Harness) -> None:
     assert [(r.method, r.path.removeprefix(API)) for r in h.sandbox.requests] == [
         ("POST", "data/search/"),  # the recount
         ("GET", "bulk_action/delete/"),  # the replay check
-        ("POST", "data/search/"),  # the leads the token binds: 450 ids, 3 pages
-        ("POST", "data/search/"),
-        ("POST", "data/search/"),
-        ("GET", "custom_field_schema/lead/"),  # the backup: 3 pages of full records
-        ("POST", "data/search/"),
+        ("GET", "custom_field_schema/lead/"),  # the backup: 3 pages of full records,
+        ("POST", "data/search/"),  # from which the binding is checked too
         ("POST", "data/search/"),
         ("POST", "data/search/"),
         ("POST", "bulk_action/delete/"),

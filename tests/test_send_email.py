@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from close_mcp.close.jobs import CRM_DATA_NOTICE
+from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, Mode, accept, decline
 from tests.ids import email_template, template_id
@@ -406,6 +407,50 @@ async def test_inbox_keeps_to_as_given(h: Harness) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("sender", "why"),
+    [
+        # A colleague's connected identity: Close lists it, but it is not the caller's.
+        ('"Tomás Ortega" <tomas@sandbox.example>', " (it is another user's identity)"),
+        # Another address at a connected domain: the whole address must match.
+        ('"The CEO" <ceo@sandbox.example>', ""),
+        ("sandra@sandbox.example.evil.example", ""),
+    ],
+    ids=["colleague", "same-domain", "domain-suffix"],
+)
+async def test_only_the_callers_own_identities_may_send(h: Harness, sender: str, why: str) -> None:
+    lead = a_lead(h)
+    base = {"lead_id": lead.id, "to": [lead.contacts[0].emails[0]["email"]], "body_text": "x"}
+    address = sender.split("<")[-1].rstrip(">")
+    for status, extra in (("outbox", {}), ("scheduled", {"date_scheduled": LATER}), ("draft", {})):
+        error = await h.error("send_email", {**base, "status": status, "sender": sender, **extra})
+        assert error == (
+            f"sender: {address!r} is not one of your connected email identities{why}; allowed: "
+            "sandra@sandbox.example, sales@sandbox.example, sandra.box@gmail.example"
+        ), status
+    assert h.writes() == []
+
+
+async def test_a_colleagues_email_account_is_refused(h: Harness) -> None:
+    store = h.sandbox.store
+    theirs = next(a for a in store.email_accounts.values() if a.user_id != store.me.id)
+    lead = a_lead(h)
+    args = {
+        "lead_id": lead.id,
+        "to": [lead.contacts[0].emails[0]["email"]],
+        "body_text": "x",
+        "status": "outbox",
+        "sender": "tomas@sandbox.example",
+    }
+    for account in (theirs.id, "tomas@sandbox.example"):
+        error = await h.error("send_email", {**args, "email_account": account})
+        assert error == (
+            f"email_account: {theirs.id} is another user's account; send from one of your own: "
+            "sandra@sandbox.example, sandra.box@gmail.example"
+        )
+    assert h.writes() == []
+
+
 async def test_email_account_is_resolved_and_must_own_the_sender(h: Harness) -> None:
     account = next(
         a
@@ -436,10 +481,7 @@ async def test_a_sender_must_be_a_connected_identity_unless_the_email_is_only_lo
     lead = a_lead(h)
     address = lead.contacts[0].emails[0]["email"]
     base = {"lead_id": lead.id, "to": [address], "body_text": "x"}
-    allowed = (
-        "sandra@sandbox.example, sales@sandbox.example, sandra.box@gmail.example, "
-        "tomas@sandbox.example"
-    )
+    allowed = "sandra@sandbox.example, sales@sandbox.example, sandra.box@gmail.example"
     cases = [
         ("draft", {}),
         ("outbox", {}),
@@ -522,10 +564,10 @@ async def test_contact_of_another_lead_is_refused(h: Harness) -> None:
     lead, other = leads[0], leads[1]
     args = {"lead_id": lead.id, "contact_id": other.contacts[0].id, "body_text": "x"}
     error = await h.error("send_email", args)
-    listed = ", ".join(f"{c.id} ({c.name})" for c in lead.contacts)
+    listed = ", ".join(f"{c.id} ({c.name!r})" for c in lead.contacts)
     assert error == (
         f"contact_id: {other.contacts[0].id!r} is not a contact of lead {lead.id}; "
-        f"its contacts: {listed}"
+        f"its contacts: {listed} ({ERROR_CRM_NOTICE})"
     )
     assert h.writes() == []
 
@@ -664,13 +706,13 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
     (
         "archived template",
         {"template": "Old newsletter"},
-        "template: 'Old newsletter' is archived; pick an active one",
+        f"template: 'Old newsletter' is archived; pick an active one ({ERROR_CRM_NOTICE})",
     ),
     (
         "unknown template",
         {"template": "Intr"},
         "No email template named 'Intr'. Closest: 'Intro' (ID). Use "
-        'lookup(kind="email_templates") to list them.',
+        f'lookup(kind="email_templates") to list them. ({ERROR_CRM_NOTICE})',
     ),
 ]
 
@@ -955,7 +997,7 @@ FOLLOWUP_RULES: list[tuple[str, dict[str, Any], str]] = [
         "unknown sequence",
         {"followup_sequence": "Onboardin"},
         "followup_sequence: No sequence named 'Onboardin'. Closest: 'Onboarding' (ID). Use "
-        'lookup(kind="sequences") to list them.',
+        f'lookup(kind="sequences") to list them. ({ERROR_CRM_NOTICE})',
     ),
 ]
 
@@ -972,5 +1014,7 @@ async def test_followup_sequence_rules_are_enforced_before_sending(h: Harness) -
     assert short == "followup_sequence_delay: 3600 is less than the minimum of 86400"
     h.sandbox.store.sequences[onboarding].status = "paused"
     paused = await h.error("send_email", {**base, "followup_sequence": onboarding})
-    assert paused == "followup_sequence: 'Onboarding' is paused; pick an active sequence"
+    assert paused == (
+        f"followup_sequence: 'Onboarding' is paused; pick an active sequence ({ERROR_CRM_NOTICE})"
+    )
     assert h.writes() == []

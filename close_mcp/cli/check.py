@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from pydantic import BaseModel, ValidationError
 
+from close_mcp.close.budget import RATE_LIMIT, RATE_REMAINING, RATE_RESET
 from close_mcp.close.catalog import (
+    Catalog,
     CustomField,
     EmailAccount,
     Sequence,
@@ -31,8 +33,9 @@ from close_mcp.close.catalog import (
 )
 from close_mcp.close.client import CloseClient, count_body
 from close_mcp.close.jobs import JOB_KINDS, JobSummary, job_path, summarize_job
+from close_mcp.close.times import close_time
 from close_mcp.errors import CloseError, UnknownJobId
-from close_mcp.selection.query import LEAD_NODE
+from close_mcp.selection.query import LEAD_NODE, LeadFilter, resolve_filter, resolve_sort
 from close_mcp.server.tools.selection import SAMPLE_FIELDS
 from close_mcp.server.tools.send import EMAIL_MATCH_KEYS, LEAD_FIELDS
 
@@ -49,6 +52,22 @@ JOB_KEYS: Final = tuple(
 )  # fmt: skip
 EMAIL_KEYS: Final = ("id", "status", "date_created", *EMAIL_MATCH_KEYS)
 RENDER_KEYS: Final = ("subject", "body")
+# Timestamps close-mcp reads, by answer: each must be a timestamp (an offset, or none: UTC).
+TIMESTAMPS: Final = ("date_created", "date_updated")
+# The count probes: one per node and condition kind close-mcp sends, each a filter of the
+# sampled lead (`lead_ids`, the lead-id `reference`) and the kind, built by the very code the
+# tools use, so Close must count exactly the one lead. (label, the filter's other fields)
+QUERY_KINDS: Final = (
+    "lead-id reference",
+    "offset moment",
+    "fixed_local_date",
+    "status.lead",
+    "user_or_group",
+    "has_related contact_email",
+    "text (name)",
+    "text (full text)",
+    "sort on a custom field",
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,37 @@ def list_problems(
     return problems, items
 
 
+def timestamp_problems(item: Any, where: str) -> list[str]:
+    """`date_created`/`date_updated` that `close_time` cannot read (absent ones are left to
+    the key checks)."""
+    if not isinstance(item, dict):
+        return []
+    return [
+        f"{where}.{key}: {item[key]!r} is not a timestamp"
+        for key in TIMESTAMPS
+        if item.get(key) is not None and close_time(item[key]) is None
+    ]
+
+
+def rate_limit_problems(header: str | None) -> tuple[list[str], str]:
+    """Close's `RateLimit: limit=100, remaining=50, reset=5`: absent is allowed (Close says
+    it can be), anything else must have the three numbers the client paces by."""
+    if header is None:
+        return [], "no RateLimit header on this answer"
+    missing = [
+        name
+        for name, rx in (
+            ("limit", RATE_LIMIT),
+            ("remaining", RATE_REMAINING),
+            ("reset", RATE_RESET),
+        )
+        if rx.search(header) is None
+    ]
+    if missing:
+        return [f"RateLimit {header!r}: no {', '.join(missing)}"], ""
+    return [], f"RateLimit: {header}"
+
+
 def _counted(items: list[Any], what: str) -> str:
     return f"{what}: {len(items)} checked" if items else f"{what}: none yet, only the list checked"
 
@@ -136,6 +186,8 @@ class Checker:
         self.template_id: str | None = None
         self.lead_id: str | None = None
         self.contact_id: str | None = None
+        self.lead: dict[str, Any] = {}  # the sampled lead, as `lead/{id}/` answered
+        self.catalog = Catalog(client)
 
     async def run(self) -> list[Row]:
         probes: list[tuple[str, Callable[[], Awaitable[Verdict]]]] = [
@@ -149,7 +201,11 @@ class Checker:
             ("GET user/", self.users),
             ("POST data/search/ (count only)", self.count),
             ("POST data/search/ (one lead)", self.sample),
-            ("GET lead/{id}/", self.lead),
+            ("GET lead/{id}/", self.read_lead),
+            *[
+                (f"POST data/search/ (count: {kind})", self._kind_probe(kind))
+                for kind in QUERY_KINDS
+            ],
             ("GET email_template/{id}/render/", self.render),
             *[(f"GET {job_path(kind)}", self._jobs_probe(kind)) for kind in JOB_KINDS],
             ("GET activity/email/", self.emails),
@@ -176,7 +232,9 @@ class Checker:
 
     async def me(self) -> Verdict:
         answer = await self.client.get("me/")
-        return Verdict(tuple(item_problems(answer, "me", model=User, keys=USER_KEYS)))
+        problems = item_problems(answer, "me", model=User, keys=USER_KEYS)
+        header, note = rate_limit_problems(self.client.last_rate_limit)
+        return Verdict(tuple(problems + header), note)
 
     async def statuses(self) -> Verdict:
         answer = await self.client.get("status/lead/")
@@ -229,11 +287,14 @@ class Checker:
             self.lead_id = items[0].get("id")
         return Verdict(tuple(problems), _counted(items, "leads"))
 
-    async def lead(self) -> Verdict:
+    async def read_lead(self) -> Verdict:
         if self.lead_id is None:
             return Verdict((), "not checked: no lead found")
-        answer = await self.client.get(f"lead/{self.lead_id}/", {"_fields": LEAD_FIELDS})
-        problems = item_problems(answer, "lead", keys=LEAD_FIELDS.split(","))
+        fields = f"{LEAD_FIELDS},status_id,date_created,date_updated"
+        answer = await self.client.get(f"lead/{self.lead_id}/", {"_fields": fields})
+        problems = item_problems(answer, "lead", keys=fields.split(","))
+        problems += timestamp_problems(answer, "lead")
+        self.lead = answer if isinstance(answer, dict) else {}
         contacts = answer.get("contacts") if isinstance(answer, dict) else None
         for i, contact in enumerate(contacts if isinstance(contacts, list) else []):
             where = f"lead.contacts[{i}]"
@@ -252,11 +313,75 @@ class Checker:
         answer = await self.client.get(f"email_template/{self.template_id}/render/", params)
         return Verdict(tuple(item_problems(answer, "render", keys=RENDER_KEYS)))
 
+    def _kind_probe(self, kind: str) -> Callable[[], Awaitable[Verdict]]:
+        async def probe() -> Verdict:
+            if self.lead_id is None:
+                return Verdict((), "not checked: no lead found")
+            built = await self._kind_query(kind)
+            if isinstance(built, str):
+                return Verdict((), f"not checked: {built}")
+            tree, sort, expected = built
+            body = {**count_body(tree), **({"sort": sort} if sort else {})}
+            answer = await self.client.post("data/search/", body, idempotent=True)
+            count = answer.get("count") if isinstance(answer, dict) else None
+            total = count.get("total") if isinstance(count, dict) else None
+            if type(total) is not int:
+                return Verdict(("count.total missing or not an integer",))
+            if total != expected:
+                return Verdict((f"counted {total} leads where the sampled lead makes {expected}",))
+            return Verdict((), f"{total} as expected")
+
+        return probe
+
+    async def _kind_query(self, kind: str) -> tuple[dict[str, Any], list[Any] | None, int] | str:
+        """The query of one count probe, the sort it carries, and the count Close must answer;
+        or why it cannot be asked of this account."""
+        assert self.lead_id is not None
+        ids = [self.lead_id]
+        lead = self.lead
+        name = str(lead.get("display_name") or "")
+        word = next((w for w in name.split() if w.isalnum()), None)
+        fields: dict[str, Any] = {}
+        expected = 1
+        if kind == "offset moment":
+            fields = {"created_within": "36500d"}
+        elif kind == "fixed_local_date":
+            fields = {"created_after": "1970-01-01"}
+        elif kind == "status.lead":
+            if not lead.get("status_id"):
+                return "the sampled lead has no status"
+            fields = {"lead_status": str(lead["status_id"])}
+        elif kind == "has_related contact_email":
+            fields = {"has_email": True}
+            expected = 1 if self.contact_id is not None else 0
+        elif kind in ("text (name)", "text (full text)"):
+            if word is None:
+                return "the sampled lead's name has no plain word"
+            fields = {"name": word} if kind == "text (name)" else {"text": word}
+        tree = await resolve_filter(LeadFilter(lead_ids=ids, **fields), self.catalog)
+        sort: list[Any] | None = None
+        if kind == "user_or_group":
+            users = [f for f in await self.catalog.custom_fields() if f.type == "user"]
+            people = await self.catalog.users()
+            if not users or not people:
+                return "no user custom field, or no user"
+            one = LeadFilter(custom_fields={users[0].id: people[0].id})
+            node = (await resolve_filter(one, self.catalog))["queries"][-1]
+            # the condition or its negation: true of every lead, so the count stays 1
+            tree["queries"].append({"type": "or", "queries": [node, {**node, "negate": True}]})
+        elif kind == "sort on a custom field":
+            fields_ = await self.catalog.custom_fields()
+            if not fields_:
+                return "no custom field"
+            sort = await resolve_sort([fields_[0].id], self.catalog)
+        return tree, sort, expected
+
     def _jobs_probe(self, kind: Any) -> Callable[[], Awaitable[Verdict]]:
         async def probe() -> Verdict:
             listed, items = await self._list(job_path(kind), "jobs", keys=JOB_KEYS)
             problems = list(listed.problems)
             for i, item in enumerate(items):
+                problems += timestamp_problems(item, f"data[{i}]")
                 try:
                     summarize_job(item)
                 except (UnknownJobId, AttributeError, ValueError, TypeError) as exc:
@@ -266,7 +391,12 @@ class Checker:
         return probe
 
     async def emails(self) -> Verdict:
-        return (await self._list("activity/email/", "emails", keys=EMAIL_KEYS))[0]
+        listed, items = await self._list("activity/email/", "emails", keys=EMAIL_KEYS)
+        problems = [
+            *listed.problems,
+            *(p for i, item in enumerate(items) for p in timestamp_problems(item, f"data[{i}]")),
+        ]
+        return Verdict(tuple(problems), listed.note)
 
 
 async def run_check(client: CloseClient) -> list[Row]:

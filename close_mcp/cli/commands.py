@@ -167,6 +167,7 @@ def restore(
                     sandbox=args.sandbox,
                     retry_unknown=retry_unknown,
                     steps=Steps(show, runtime.clock, every_s=RESTORE_PROGRESS_S),
+                    clock=runtime.clock,
                 )
             except Busy as exc:
                 print(f"close-mcp: not restored: {exc}", file=stderr)

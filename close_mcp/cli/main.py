@@ -18,14 +18,32 @@ from close_mcp.settings_table import SETTINGS, STATE_DIR, flag_help, help_enviro
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
-DRIFT_NAMES = ("status-label", "render-body", "search-count")
+DRIFT_NAMES = (
+    "status-label",
+    "render-body",
+    "search-count",
+    "email-date",
+    "query-lead-id",
+    "query-offset",
+    "query-local-date",
+    "query-status",
+    "query-user",
+    "query-has-related",
+    "query-text",
+    "query-full-text",
+    "query-sort",
+)
 CHECK_DESCRIPTION = """\
 Check the configured Close account answers the way close-mcp reads it: one read-only
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
 schema, email templates, sequences, connected accounts, smart views, users, a count-only
 search, a one-lead search, a lead, a template rendered for one lead and contact, the
 bulk job lists of each kind, the email activities), each answer checked against the
-fields the code reads. Prints a table and never writes: only GETs, and searches (POST
+fields the code reads (timestamps and the RateLimit header included), and a count probe
+of one sampled lead for every query kind close-mcp sends (an offset moment,
+fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
+contact_email, text conditions, a sort on a custom field), each of which must count
+exactly that lead. Prints a table and never writes: only GETs, and searches (POST
 data/search/, which change nothing)."""
 CHECK_EPILOG = """\
 environment:

@@ -1,10 +1,14 @@
-"""Close's rate-limit budget for one API key: estimated from answers, spent one share at a time.
+"""Close's rate-limit budgets for one API key: estimated from answers, spent one share at a time.
 
-Close limits requests per API key, and says how much is left in each answer's `RateLimit`
-header. `Pacer` is the estimate (the math); a budget is where the estimate lives:
+Close limits requests per API key and per endpoint group ("grouping endpoint URL paths and
+methods together": its rate-limit page), and says how much is left of the request's group in
+each answer's `RateLimit` header. Its headers do not name the group, so `endpoint_group` is
+close-mcp's reading of it; each group has its own budget, so a 429 on `/data/search/` holds
+the searches, not a lookup of statuses. `Pacer` is the estimate (the math); a budget is where
+the estimate lives:
 
 - `LocalBudget`: in this process. Right for one process per key.
-- `SharedBudget`: one record per key in the state store, changed only by `store.update`
+- `SharedBudget`: one record per key and group in the state store, changed only by `store.update`
   (atomic read-modify-write), so every process that shares the store (replicas on one SQLite
   file or one Redis) spends one budget: their requests leave one by one, as if one process
   sent them all, instead of each believing it has the whole budget and meeting 429s. The
@@ -127,17 +131,28 @@ class LocalBudget:
         return self.pacer.reserve(now)
 
 
-def budget_key(api_key: str) -> str:
-    """The store key of a Close key's budget: a digest, so the store never holds the key."""
-    return "ratelimit:" + hashlib.sha256(api_key.encode()).hexdigest()
+def endpoint_group(method: str, path: str) -> str:
+    """The rate-limit group of a request, as close-mcp reads Close's page: reads (GET) apart
+    from writes (POST, PUT, DELETE), by the path's first segment (`GET lead`, `POST data`).
+    Close's own example ("GETs to /api/v1/lead/ and POSTs/PUTs to /api/v1/activity/ may be
+    counted as two different API groups") fits it; the real groups are not published."""
+    first = path.strip("/").split("/", 1)[0]
+    return f"{'GET' if method.upper() == 'GET' else 'write'}:{first}"
+
+
+def budget_key(api_key: str, group: str) -> str:
+    """The store key of one group's budget of a Close key: a digest, so the store never holds
+    the key."""
+    return f"ratelimit:{hashlib.sha256(api_key.encode()).hexdigest()}:{group}"
 
 
 class SharedBudget:
-    """The budget of every process sharing `store`: one record per API key, see above."""
+    """The budget of every process sharing `store`: one record per API key and endpoint
+    group, see above."""
 
-    def __init__(self, store: StateStore, api_key: str) -> None:
+    def __init__(self, store: StateStore, api_key: str, group: str) -> None:
         self._store = store
-        self._key = budget_key(api_key)
+        self._key = budget_key(api_key, group)
         self._local = Pacer()  # used for a step only while the store fails
         self._failing = False
 

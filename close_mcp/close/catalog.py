@@ -267,6 +267,7 @@ class Catalog:
         self._client = client
         self._cache: dict[Kind, list[Any]] = {}
         self._locks: dict[Kind, anyio.Lock] = {}
+        self._me_id: str | None = None
 
     # -- per kind: its listing, and its resolution of a name or id (`path=` names the argument
     # at fault in the error); an email account also resolves by an identity's address or
@@ -278,6 +279,24 @@ class Catalog:
     smart_views, resolve_smart_view = _Listing(_SMART_VIEWS), _Resolver(_SMART_VIEWS)
     email_accounts, resolve_email_account = _Listing(_EMAIL_ACCOUNTS), _Resolver(_EMAIL_ACCOUNTS)
     users, resolve_user = _Listing(_USERS), _Resolver(_USERS)
+
+    async def me_id(self) -> str:
+        """The id of the user the key (or OAuth token) acts as, from `GET /me/`."""
+        if self._me_id is None:
+            answer = await self._client.get("me/")
+            user_id = answer.get("id") if isinstance(answer, dict) else None
+            if not isinstance(user_id, str) or not user_id:
+                raise MalformedResponse(
+                    "Close's answer about the current user had no id.", method="GET", path="me/"
+                )
+            self._me_id = user_id
+        return self._me_id
+
+    async def own_email_accounts(self) -> list[EmailAccount]:
+        """The email accounts the calling user connected: a colleague's are listed by
+        Close too, but are not theirs to send as."""
+        me = await self.me_id()
+        return [a for a in await self.email_accounts() if a.user_id == me]
 
     async def entries(self, kind: Kind) -> list[tuple[str, str]]:
         """`(id, name)` of every item of a kind, for listing them to an assistant."""
@@ -325,12 +344,13 @@ class Catalog:
                 ids=ids,
                 path=path,
             )
+        closest = _closest(spec, items, query)
         raise NameNotFound(
-            f"No {spec.one} named {query!r}.{_closest(spec, items, query)} "
-            f'Use lookup(kind="{spec.kind}") to list them.',
+            f'No {spec.one} named {query!r}.{closest} Use lookup(kind="{spec.kind}") to list them.',
             kind=spec.kind,
             query=query,
             path=path,
+            quotes_crm_text=bool(closest),
         )
 
     async def _fetch_unlisted(self, spec: _KindSpec[T], item_id: str, path: str | None) -> T:

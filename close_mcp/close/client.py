@@ -6,10 +6,12 @@ rules follow Close's own client and the fact that Close has no idempotency keys:
 
 - 429: wait for `RateLimit: reset=` (else `Retry-After`, else the body's `rate_reset`,
   else 2 s; capped), then retry. Close did not act on a 429, so this is safe for writes.
-  The wait is shared: while one call waits out a 429, new calls wait too.
-- Pacing: each answer's `RateLimit` header updates an estimate of the key's budget, and each
-  request waits for its share of it (`close_mcp.close.budget`). Given the state store, the
-  estimate and the 429 wait are shared by every process using it (replicas on one key).
+  The wait is shared: while one call waits out a 429, new calls to the same endpoint group
+  wait too (Close limits per group; other groups go on).
+- Pacing: each answer's `RateLimit` header updates an estimate of its endpoint group's
+  budget, and each request waits for its share of it (`close_mcp.close.budget`). Given the
+  state store, the estimates and the 429 waits are shared by every process using it
+  (replicas on one key).
 - 5xx and transport errors: retried with exponential backoff and jitter, but only for
   reads and `PUT` (which sets fields to values, so repeating it is harmless).
 - `POST` that creates something is never resent after an ambiguous failure (a 5xx, a
@@ -27,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from datetime import tzinfo
 from typing import Any, Final
 
@@ -35,7 +37,13 @@ import httpx
 
 from close_mcp import __version__
 from close_mcp.clock import Clock, SystemClock
-from close_mcp.close.budget import RATE_RESET, Budget, LocalBudget, SharedBudget
+from close_mcp.close.budget import (
+    RATE_RESET,
+    Budget,
+    LocalBudget,
+    SharedBudget,
+    endpoint_group,
+)
 from close_mcp.close.timezone import TZ_OFFSET_HEADER, tz_offset_header
 from close_mcp.errors import (
     AuthenticationError,
@@ -223,9 +231,15 @@ class CloseClient:
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._timezone = timezone
-        self._blocked_until = 0.0  # the end of this client's latest 429 wait
         self._in_flight = 0  # requests under way, so an evicted client closes only when idle
-        self._budget: Budget = LocalBudget() if store is None else SharedBudget(store, api_key)
+        self.last_rate_limit: str | None = None  # the latest answer's header (close-mcp check)
+        # One budget per endpoint group, as Close enforces its limits (close.budget).
+        self._budgets: dict[str, Budget] = {}
+        self._new_budget: Callable[[str], Budget] = (
+            (lambda group: LocalBudget())
+            if store is None
+            else (lambda group: SharedBudget(store, api_key, group))
+        )
         self._http = httpx.AsyncClient(
             base_url=base_url,
             auth=_Bearer(api_key) if bearer else httpx.BasicAuth(api_key, ""),
@@ -297,11 +311,12 @@ class CloseClient:
         retry_errors: bool,
     ) -> JSON:
         path = normalize_path(path)
+        budget = self._budget(method, path)
         rate_limit_retries = 0
         error_retries = 0
         first_limited: float | None = None
         while True:
-            await self._wait_for_rate_limit()
+            await self._wait_for_rate_limit(budget)
             try:
                 response = await self._http.request(
                     method,
@@ -327,7 +342,7 @@ class CloseClient:
             except ValueError:
                 body, unreadable = None, True
             log.debug("%s /%s -> %s", method, path, status)
-            await self._note_budget(response)
+            await self._note_budget(budget, response)
             if response.is_success and not unreadable:
                 return body
 
@@ -340,8 +355,7 @@ class CloseClient:
                     and now + wait - first_limited <= self._retry.max_rate_limit_total
                 ):
                     rate_limit_retries += 1
-                    self._blocked_until = max(self._blocked_until, now + wait)
-                    await self._budget.block(self._blocked_until)
+                    await budget.block(now + wait)  # held by every call of this group
                     log.info("rate limited on %s /%s; waiting %.2fs", method, path, wait)
                     continue
                 raise RateLimited(
@@ -466,17 +480,25 @@ class CloseClient:
 
     # -- internals ---------------------------------------------------------------------
 
-    async def _note_budget(self, response: httpx.Response) -> None:
-        header = response.headers.get("RateLimit")
-        if header and response.status_code != 429:
-            await self._budget.observe(header, self._clock.time())
+    def _budget(self, method: str, path: str) -> Budget:
+        """The budget of the request's endpoint group (made on first use)."""
+        group = endpoint_group(method, path)
+        if group not in self._budgets:
+            self._budgets[group] = self._new_budget(group)
+        return self._budgets[group]
 
-    async def _wait_for_rate_limit(self) -> None:
+    async def _note_budget(self, budget: Budget, response: httpx.Response) -> None:
+        header = response.headers.get("RateLimit")
+        self.last_rate_limit = header
+        if header and response.status_code != 429:
+            await budget.observe(header, self._clock.time())
+
+    async def _wait_for_rate_limit(self, budget: Budget) -> None:
         """Wait out a 429, then for this request's share of the budget Close announced."""
-        blocked = await self._budget.blocked_until() - self._clock.time()
+        blocked = await budget.blocked_until() - self._clock.time()
         if blocked > 0:
             await self._clock.sleep(blocked)
-        share = await self._budget.reserve(self._clock.time())
+        share = await budget.reserve(self._clock.time())
         if share > 0:
             await self._clock.sleep(min(share, self._retry.max_rate_limit_wait))
 

@@ -193,12 +193,17 @@ class JobDetail(JobSummary, CrmResult):
         return self.quotes_crm_text
 
 
+def _status(raw: object) -> str:
+    """The job's status; `unknown` when Close gives none (its OpenAPI allows null)."""
+    return raw if isinstance(raw, str) and raw else "unknown"
+
+
 def summarize_job(raw: dict[str, Any], *, with_query: bool = False) -> JobSummary:
     job_id = str(raw.get("id", ""))
     return JobSummary(
         id=job_id,
         kind=job_kind(job_id),
-        status=str(raw.get("status", "unknown")),
+        status=_status(raw.get("status")),
         n_leads=raw.get("n_leads"),
         n_leads_processed=raw.get("n_leads_processed"),
         n_objects=raw.get("n_objects"),

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
+from close_mcp.close.times import utc_text
 from close_mcp.errors import ArgumentError
 
 PAGE_SIZE: Final = 200  # Close's largest search page
@@ -22,7 +23,7 @@ def _created_since(query: dict[str, Any], moment: str) -> dict[str, Any]:
         "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
         "condition": {
             "type": "moment_range",
-            "on_or_after": {"type": "fixed_utc", "value": moment},
+            "on_or_after": {"type": "fixed_utc", "value": utc_text(moment)},
         },
     }
     return {"type": "and", "queries": [query, condition]}
@@ -34,6 +35,11 @@ _BY_CREATED: Final = [
         "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
     }
 ]
+
+
+def read_cost(n_leads: int) -> int:
+    """Search requests to read n leads: pages of 200, plus one new walk per 10,000 (about)."""
+    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // CURSOR_CAP
 
 
 async def walk_leads(

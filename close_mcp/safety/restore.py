@@ -17,19 +17,25 @@ reference the delete answered): the backup is read from the state store, so any 
 sharing `CLOSE_MCP_STORE` can restore it. Or it is a backup file (the copy the replica that
 ran the delete keeps, or one written by an earlier version).
 
+A backup's identity is its content: the sha256 of its leads, one canonical JSON line each,
+in order (`Backup.identity`, `sha256:<hex>`), the same whether it is read from the store,
+from its file, or from a copy of that file in another folder or under another name.
+
 One restore per backup at a time: the whole run (preview, confirmation, every POST) holds
-the lock `restore:<backup id>` in the state store (the job id; for a file not named after
-one, a digest of its path), renewed while the run lives and gone a minute after it dies. A
-second run meanwhile says another restore of that backup is running and exits non-zero,
-sending nothing.
+the lock `restore:<identity>` in the state store (and `restore:<job id>` when the backup
+names its delete, as earlier versions locked it), renewed while the run lives and gone a
+minute after it dies. A second run meanwhile, from any copy, says another restore of that
+backup is running and exits non-zero, sending nothing.
 
 Running it again must not create the leads twice, and a lead has no idempotency key Close
 could check, so the command keeps a journal of what it did, read and written under that
-lock. For a backup in the store it is in the store too, the list `restored:<job_id>` (so
-two machines sharing Redis see it); for a backup file the store does not hold, it is a file
-beside the backup, `<backup>.restored.jsonl` (`.sandbox-restored.jsonl` with `--sandbox`, so
-trying the command never hides a real restore), mode 0600, appended and synced as it
-happens. Either way it is one JSON line per event (rewriting a whole document after each of
+lock, in the store: the list `restored:<identity>` (so a copy of the backup, or a machine
+sharing Redis, sees it). Journals of earlier versions are read too: the list
+`restored:<job_id>` and the file beside a backup file, `<backup>.restored.jsonl`. Two cases
+keep their journal in that file beside the backup, mode 0600, appended and synced as it
+happens: `--sandbox` (`.sandbox-restored.jsonl`, so trying the command never hides a real
+restore) and a store that ends with the process (`:memory:`). Either way it is one JSON
+line per event (rewriting a whole document after each of
 up to 50,000 leads would cost quadratic time): `sending` before a lead's POST, then
 `restored` with the new id, `failed` (Close refused it: nothing was created, a re-run sends
 it again) or `outcome_unknown`. A `sending` with nothing after it (the run was killed
@@ -42,6 +48,7 @@ duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,6 +63,7 @@ from typing import IO, Any, Final, Literal, TextIO
 
 import anyio
 
+from close_mcp.clock import Clock, SystemClock
 from close_mcp.errors import CloseError, LockLost, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
@@ -65,6 +73,7 @@ from close_mcp.safety.snapshots import (
     reference,
 )
 from close_mcp.store import Busy, StateStore
+from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
 
@@ -93,11 +102,23 @@ class Backup:
     where: str
     source: LeadSource
     count: int
+    digest: str  # sha256 of its leads (see `_survey`): the same for every copy of it
     path: Path | None = None
     in_store: bool = False
 
     def leads(self) -> AsyncIterator[dict[str, Any]]:
         return self.source()
+
+    @property
+    def identity(self) -> str:
+        """What its journal and lock are named after: its content, wherever it is read from
+        (the store, its file, a copy of that file under any name)."""
+        return f"sha256:{self.digest}"
+
+    @property
+    def job_id(self) -> str | None:
+        """The delete it backs up, when its id names one (older journals and locks used it)."""
+        return self.id if _DELETE_JOB.match(self.id) else None
 
 
 LeadSource = Callable[[], AsyncIterator[dict[str, Any]]]
@@ -120,8 +141,10 @@ async def open_backup(store: StateStore, source: str) -> Backup:
         def from_store() -> AsyncIterator[dict[str, Any]]:
             return stored.leads(store)
 
-        count = await _count(from_store())
-        return Backup(job_id, reference(backup_key(job_id)), from_store, count, in_store=True)
+        count, digest = await _survey(from_store())
+        return Backup(
+            job_id, reference(backup_key(job_id)), from_store, count, digest, in_store=True
+        )
     backup = await _read_file(Path(source))
     # The file copy of a backup the store holds too: one lock and one journal for both.
     if _DELETE_JOB.match(backup.id) and await store.get(backup_key(backup.id)) is not None:
@@ -129,11 +152,16 @@ async def open_backup(store: StateStore, source: str) -> Backup:
     return backup
 
 
-async def _count(leads: AsyncIterator[dict[str, Any]]) -> int:
+async def _survey(leads: AsyncIterator[dict[str, Any]]) -> tuple[int, str]:
+    """How many leads, and the digest of their canonical JSON lines in order: the backup's
+    identity, the same whether it is read from the store or from any copy of its file."""
     count = 0
-    async for _ in leads:
+    digest = hashlib.sha256()
+    async for lead in leads:
         count += 1
-    return count
+        digest.update(json.dumps(lead, sort_keys=True, separators=(",", ":")).encode())
+        digest.update(b"\n")
+    return count, digest.hexdigest()
 
 
 def _is_file(source: str) -> bool:
@@ -147,8 +175,8 @@ async def _read_file(path: Path) -> Backup:
         for lead in iter_backup_file(path):
             yield lead
 
-    count = await _count(from_file())
-    return Backup(_file_backup_id(path), str(path), from_file, count, path=path)
+    count, digest = await _survey(from_file())
+    return Backup(_file_backup_id(path), str(path), from_file, count, digest, path=path)
 
 
 def _file_backup_id(path: Path) -> str:
@@ -159,9 +187,13 @@ def _file_backup_id(path: Path) -> str:
 
 
 @asynccontextmanager
-async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
+async def kept(
+    store: StateStore, name: str, *, ttl_s: float, busy: str, clock: Clock | None = None
+) -> AsyncIterator[None]:
     """Like `close_mcp.store.held`, for a long block: the lock is renewed every third of
-    `ttl_s` while the block runs, so it outlives a long run but not a dead process."""
+    `ttl_s` (of `clock`) while the block runs, so it outlives a long run but not a dead
+    process; it is released only while it is still ours."""
+    clock = clock or SystemClock()
     owner = secrets.token_hex(8)
     key = f"lock:{name}"
     if not await store.add(key, owner, ttl_s=ttl_s):
@@ -174,7 +206,7 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
 
     async def renew() -> None:
         while True:
-            await anyio.sleep(ttl_s / 3)
+            await clock.sleep(ttl_s / 3)
             try:
                 await store.update(key, renewed, ttl_s=ttl_s)
             except LockLost:
@@ -195,6 +227,12 @@ async def kept(store: StateStore, name: str, *, ttl_s: float, busy: str) -> Asyn
             await store.delete(key, if_value=owner)
 
 
+def _forgets(store: StateStore) -> bool:
+    """A store that ends with this process (`:memory:`): a journal there would not outlive
+    the run."""
+    return isinstance(store, SQLiteStore) and store.path == MEMORY
+
+
 def busy_message(backup: Backup) -> str:
     return (
         f"another restore of {backup.where} is running (here or on a machine sharing the "
@@ -212,13 +250,22 @@ async def run_restore(
     sandbox: bool = False,
     retry_unknown: bool = False,
     steps: Steps | None = None,
+    clock: Clock | None = None,
 ) -> Report | None:
     """Restore `backup` holding its lock from reading the journal to the last POST: `approve`
     sees the journal (shows the preview, asks); None when it says no. Each lead handled is a
-    step of `steps`. `Busy` when another restore of the backup runs."""
-    async with kept(
-        store, f"restore:{backup.id}", ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup)
-    ):
+    step of `steps`. `Busy` when another restore of the backup runs. The lock is renewed on
+    `clock` while the run lives."""
+    # Named after its content, so two copies of one backup exclude each other too; and after
+    # its delete, as earlier versions named it.
+    names = [f"restore:{backup.identity}"]
+    if backup.job_id is not None:
+        names.insert(0, f"restore:{backup.job_id}")
+    async with contextlib.AsyncExitStack() as locks:
+        for name in names:
+            await locks.enter_async_context(
+                kept(store, name, ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup), clock=clock)
+            )
         progress = await Progress.open(store, backup, sandbox=sandbox)
         if not await approve(progress):
             return None
@@ -265,7 +312,8 @@ def progress_path(backup: Path, *, sandbox: bool = False) -> Path:
 
 
 def journal_key(backup_id: str, *, sandbox: bool = False) -> str:
-    """The store journal of a backup the store holds (see the module docstring)."""
+    """The store journal of a backup, by its identity (or, as earlier versions named it,
+    by its delete's job id); see the module docstring."""
     return f"{'sandbox-' if sandbox else ''}restored:{backup_id}"
 
 
@@ -297,15 +345,20 @@ class Progress:
 
     @classmethod
     async def open(cls, store: StateStore, backup: Backup, *, sandbox: bool = False) -> Progress:
-        """The journal of `backup`: in the store when the store holds the backup (a file
-        journal an earlier version left beside its file copy is read too), else the file."""
-        if not backup.in_store:
-            assert backup.path is not None
+        """The journal of `backup`, in the store under its identity (its content): a restore
+        from a copy of the backup, under any name, sees what every earlier run did. What
+        earlier versions journaled is read too (the file beside the backup, the list named
+        after its delete). A backup file restored `--sandbox`, or with a store that ends with
+        the process, keeps its journal in the file beside it, as before."""
+        if backup.path is not None and not backup.in_store and (sandbox or _forgets(store)):
             return cls.load(backup.path, sandbox=sandbox)
-        progress = cls(None, store=store, key=journal_key(backup.id, sandbox=sandbox))
+        progress = cls(None, store=store, key=journal_key(backup.identity, sandbox=sandbox))
         if backup.path is not None:
             progress._read_file(progress_path(backup.path, sandbox=sandbox))
             progress._torn = False
+        if backup.job_id is not None:
+            for line in await store.lines(journal_key(backup.job_id, sandbox=sandbox)):
+                progress._read_line(line)
         for line in await store.lines(progress.where.removeprefix(STORE_REF)):
             progress._read_line(line)
         return progress

@@ -65,7 +65,7 @@ import anyio
 from close_mcp.clock import Clock
 from close_mcp.close import leads as walking
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import PAGE_SIZE, iter_leads, pages
+from close_mcp.close.leads import iter_leads, pages
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
 from close_mcp.store import StateStore
@@ -96,6 +96,8 @@ STORE_REF: Final = "store:"
 _to_json: Final = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
 _JOB_ID = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
+# Hears each page of leads a snapshot or backup walks (the binding check folds them in).
+Observe = Callable[[list[dict[str, Any]]], None] | None
 
 
 def snapshot_dir(settings: Settings) -> Path:
@@ -107,8 +109,8 @@ def snapshot_dir(settings: Settings) -> Path:
 
 
 def search_cost(n_leads: int) -> int:
-    """Search requests to read n leads: pages of 200, plus one new walk per 10,000 (about)."""
-    return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // walking.CURSOR_CAP
+    """Search requests to read n leads (`close.leads.read_cost`)."""
+    return walking.read_cost(n_leads)
 
 
 # -- deciding --------------------------------------------------------------------------------
@@ -259,8 +261,20 @@ class _Saver:
         request.safeguard = self
         annotate(self.settings, request)
 
-    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
+    async def take(
+        self, request: WriteRequest, progress: Progress | None = None, observe: Observe = None
+    ) -> str | None:
         raise NotImplementedError
+
+    async def discard(self, saved: str) -> None:
+        """Remove a pending document `take` wrote (its list of leads, its header; a backup's
+        file too): the binding check refused the write it was taken for."""
+        pending = saved.removeprefix(STORE_REF)
+        header = self._headers.pop(pending, None)
+        with anyio.CancelScope(shield=True):
+            if header is not None:
+                await self.store.delete(str(header["leads_key"]))
+            await self.store.delete(pending)
 
     async def attach(self, saved: str, job_id: str) -> str:
         """Write the header under `job_id` and drop the pending one; its reference (the list
@@ -291,10 +305,12 @@ class _Saver:
         line: Callable[[dict[str, Any]], str],
         header: dict[str, Any],
         progress: Progress | None,
+        observe: Observe,
         file: TextIO | None = None,
     ) -> str:
-        """Walk the leads, append each page to a new list (and to `file`), then write the
-        pending header naming it; the pending reference. On any error the list is removed."""
+        """Walk the leads, append each page to a new list (and to `file`) and hand it to
+        `observe`, then write the pending header naming it; the pending reference. On any
+        error the list is removed."""
         assert request.s_query is not None
         suffix = secrets.token_hex(8)
         leads_key = f"{self.what}-leads:{suffix}"
@@ -309,6 +325,8 @@ class _Saver:
                 sort=request.sort,
             )
             async for page in pages(leads):
+                if observe is not None:
+                    observe(page)
                 text = [line(lead) for lead in page]
                 await self.store.extend(leads_key, text)
                 if file is not None:
@@ -344,7 +362,9 @@ class SnapshotBeforeEdit(_Saver):
 
     what = "snapshot"
 
-    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
+    async def take(
+        self, request: WriteRequest, progress: Progress | None = None, observe: Observe = None
+    ) -> str | None:
         if not self._will_save(request):
             return None
         field = edit_field(request.body)
@@ -353,7 +373,7 @@ class SnapshotBeforeEdit(_Saver):
             return _to_json([lead["id"], lead.get(field)])
 
         header = {**self._header(request), "request": request.body, "field": field}
-        return await self._write_leads(request, [field], line, header, progress)
+        return await self._write_leads(request, [field], line, header, progress, observe)
 
 
 class BackupBeforeDelete(_Saver):
@@ -374,7 +394,9 @@ class BackupBeforeDelete(_Saver):
         self._custom_field_ids = custom_field_ids
         self._files: dict[str, str] = {}  # pending key -> pending file
 
-    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None:
+    async def take(
+        self, request: WriteRequest, progress: Progress | None = None, observe: Observe = None
+    ) -> str | None:
         if not self._will_save(request):
             return None
         custom = [f"custom.{cf}" for cf in await self._custom_field_ids()]
@@ -385,10 +407,22 @@ class BackupBeforeDelete(_Saver):
 
         with private_file(path) as file:
             saved = await self._write_leads(
-                request, [*BACKUP_FIELDS, *custom], line, self._header(request), progress, file
+                request,
+                [*BACKUP_FIELDS, *custom],
+                line,
+                self._header(request),
+                progress,
+                observe,
+                file,
             )
         self._files[saved] = str(path)
         return saved
+
+    async def discard(self, saved: str) -> None:
+        file = self._files.pop(saved, None)
+        if file is not None:
+            await anyio.Path(file).unlink(missing_ok=True)
+        await super().discard(saved)
 
     async def attach(self, saved: str, job_id: str) -> str:
         file = self._files.pop(saved, None)

@@ -40,6 +40,7 @@ from close_mcp.sandbox.faults import (
     FaultPlan,
     RateLimiter,
     Verdict,
+    endpoint_group,
     rate_limited_body,
 )
 from close_mcp.sandbox.oauth import SandboxOAuth
@@ -232,7 +233,8 @@ async def _answer(
         return _json(401, {"error": "Unauthorized"})
     headers: dict[str, str] = {}
     if sandbox._limiter is not None:
-        verdict = sandbox._limiter.check(sandbox.api_key, sandbox.clock.time())
+        bucket = f"{sandbox.api_key} {endpoint_group(method, path)}"
+        verdict = sandbox._limiter.check(bucket, sandbox.clock.time())
         headers = verdict.headers()
         if not verdict.allowed:
             return _json(429, rate_limited_body(verdict.reset), headers)
@@ -271,7 +273,7 @@ async def _route(
         emails.deliver_due(sandbox.store, now)
         tz = tz_offset(request.headers.get(TZ_HEADER))
         call = Call(method, params, dict(request.query_params), body, now, tz)
-        answer = apply_drift(sandbox.drift, method, relative, handler(call))
+        answer = apply_drift(sandbox.drift, method, relative, handler(call), body)
         return _json(200, answer, headers)
     except ApiError as exc:
         return _json(exc.status, exc.body, headers)

@@ -1,8 +1,10 @@
-"""Deliberately changed answer shapes, to show that `close-mcp check` notices when Close's
-answers stop looking like what close-mcp reads.
+"""Deliberately changed answers, to show that `close-mcp check` notices when Close's answers
+stop looking like what close-mcp reads.
 
 `Sandbox(drift=NAME)` (and `close-mcp sandbox --drift NAME`) changes one endpoint's answers
-as a future Close might: a field renamed or dropped. Everything else answers as usual.
+as a future Close might: a field renamed or dropped, a timestamp in another format, or (the
+`query-*` drifts) a count that differs for searches holding one node or condition kind, as
+if Close read that kind otherwise. Everything else answers as usual.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Drift:
     path: re.Pattern[str]  # relative to /api/v1/
     change: Callable[[Any], Any]
     what: str  # for --help
+    when: Callable[[Any], bool] = lambda body: True  # on the request body
 
 
 def _rename_in_items(old: str, new: str) -> Callable[[Any], Any]:
@@ -52,6 +55,77 @@ def _rename_count_total(answer: Any) -> Any:
     return {**answer, "count": count}
 
 
+def _miscount(answer: Any) -> Any:
+    if not isinstance(answer, dict) or not isinstance(answer.get("count"), dict):
+        return answer
+    count = answer["count"]
+    total = count.get("total")
+    return {**answer, "count": {**count, "total": total + 1 if type(total) is int else total}}
+
+
+def _nodes(value: Any) -> list[dict[str, Any]]:
+    """Every object inside a JSON value."""
+    found: list[dict[str, Any]] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _holds(test: Callable[[dict[str, Any]], bool]) -> Callable[[Any], bool]:
+    def when(body: Any) -> bool:
+        query = body.get("query") if isinstance(body, dict) else None
+        return any(test(node) for node in _nodes(query))
+
+    return when
+
+
+def _full_text(body: Any) -> bool:
+    query = body.get("query") if isinstance(body, dict) else None
+    return any(
+        isinstance(child, dict) and child.get("type") == "text"
+        for node in _nodes(query)
+        for child in (node["queries"] if isinstance(node.get("queries"), list) else [])
+    )
+
+
+def _custom_sort(body: Any) -> bool:
+    sort = body.get("sort") if isinstance(body, dict) else None
+    return any(node.get("type") == "custom_field" for node in _nodes(sort))
+
+
+def _reference(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda node: node.get("type") == "reference" and node.get("reference_type") == kind
+
+
+def _text_condition(node: dict[str, Any]) -> bool:
+    condition = node.get("condition")
+    return (
+        node.get("type") == "field_condition"
+        and isinstance(condition, dict)
+        and condition.get("type") == "text"
+    )
+
+
+def _query_drift(when: Callable[[Any], bool], what: str) -> Drift:
+    return Drift("POST", re.compile(r"data/search/\Z"), _miscount, what, when)
+
+
+def _email_dates_in_another_format(answer: Any) -> Any:
+    if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+        return answer
+    items = [
+        {**item, "date_created": "06/26/2015 02:01"} if isinstance(item, dict) else item
+        for item in answer["data"]
+    ]
+    return {**answer, "data": items}
+
+
 DRIFTS: Final[dict[str, Drift]] = {
     "status-label": Drift(
         "GET",
@@ -71,6 +145,37 @@ DRIFTS: Final[dict[str, Drift]] = {
         _rename_count_total,
         "search counts come as `count.n_total` instead of `count.total`",
     ),
+    "email-date": Drift(
+        "GET",
+        re.compile(r"activity/email/\Z"),
+        _email_dates_in_another_format,
+        "email activities' date_created in another format (06/26/2015 02:01)",
+    ),
+    "query-lead-id": _query_drift(
+        _holds(_reference("lead")), "a lead-id reference is counted otherwise"
+    ),
+    "query-offset": _query_drift(
+        _holds(lambda n: n.get("type") == "offset"), "an offset moment is counted otherwise"
+    ),
+    "query-local-date": _query_drift(
+        _holds(lambda n: n.get("type") == "fixed_local_date"),
+        "a fixed_local_date moment is counted otherwise",
+    ),
+    "query-status": _query_drift(
+        _holds(_reference("status.lead")), "a status.lead reference is counted otherwise"
+    ),
+    "query-user": _query_drift(
+        _holds(_reference("user_or_group")), "a user_or_group reference is counted otherwise"
+    ),
+    "query-has-related": _query_drift(
+        _holds(lambda n: n.get("related_object_type") == "contact_email"),
+        "has_related contact_email is counted otherwise",
+    ),
+    "query-text": _query_drift(
+        _holds(_text_condition), "a text condition on a field is counted otherwise"
+    ),
+    "query-full-text": _query_drift(_full_text, "a full-text node is counted otherwise"),
+    "query-sort": _query_drift(_custom_sort, "a sort on a custom field changes the count"),
 }
 
 
@@ -79,9 +184,10 @@ def check_drift(name: str | None) -> None:
         raise ValueError(f"unknown drift {name!r}; known: {', '.join(DRIFTS)}")
 
 
-def apply_drift(name: str | None, method: str, path: str, answer: Any) -> Any:
-    """`answer` as the drift `name` changes it (unchanged for other endpoints, or no drift)."""
+def apply_drift(name: str | None, method: str, path: str, answer: Any, body: Any = None) -> Any:
+    """`answer` to a request with `body` as the drift `name` changes it (unchanged for other
+    endpoints and requests, or no drift)."""
     drift = DRIFTS.get(name) if name is not None else None
     if drift is None or drift.method != method or drift.path.match(path) is None:
         return answer
-    return drift.change(answer)
+    return drift.change(answer) if drift.when(body) else answer

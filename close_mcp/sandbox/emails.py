@@ -12,12 +12,12 @@ seconds, at least 86400 (a day), and `followup_sequence_add_cc_bcc` a boolean.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from close_mcp.sandbox.errors import BadRequest, NotFound
 from close_mcp.sandbox.render import render_text
-from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso
+from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso, naive_iso
 
 STATUSES = ("draft", "inbox", "scheduled", "outbox", "sent", "error")
 NEEDS_SENDER = ("inbox", "scheduled", "outbox", "error")
@@ -53,6 +53,23 @@ def _parse_datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def stored_time(text: str) -> datetime:
+    """One of this module's own timestamps (UTC, without an offset) as a UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def query_time(raw: str) -> datetime | None:
+    """A list filter's bound: a date-time (no offset: UTC) or a date (its UTC midnight)."""
+    text = raw.strip()
+    try:
+        if "T" in text:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _check(store: Store, data: JSON, lead: Lead) -> dict[str, str]:
@@ -191,7 +208,7 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
     errors = _check(store, data, lead)
     if errors:
         raise BadRequest(errors)
-    moment = iso(from_epoch(now))
+    moment = naive_iso(from_epoch(now))  # as Close's example answers: no offset
     email_id = store.new_id("acti")
     sender = data.get("sender")
     if sender is None and data["status"] == "sent":
@@ -280,7 +297,7 @@ def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
         raise BadRequest(errors)
     send_in = merged.pop("send_in", None)
     email.update({k: v for k, v in merged.items() if k in EDITABLE})
-    email["date_updated"] = iso(from_epoch(now))
+    email["date_updated"] = naive_iso(from_epoch(now))
     _fill_from_template(store, email, lead)
     _schedule(store, email, send_in, now)
     return dict(email)
@@ -292,6 +309,6 @@ def deliver_due(store: Store, now: float) -> None:
         if send_at <= now:
             email = store.emails[email_id]
             email["status"] = "sent"
-            email["date_sent"] = iso(from_epoch(send_at))
+            email["date_sent"] = naive_iso(from_epoch(send_at))
             email["date_updated"] = email["date_sent"]
             del store.email_send_at[email_id]

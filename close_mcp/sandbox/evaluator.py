@@ -35,6 +35,7 @@ class FieldSpec:
     kind: str  # text, choice, number, date, reference
     get: Callable[[Any], list[Any]]
     reference_types: tuple[str, ...] = ()  # what a reference condition may name, first preferred
+    day_only: bool = False  # a date custom field: a day, compared with local dates only
 
 
 def _one(value: Any) -> list[Any]:
@@ -403,6 +404,16 @@ class Compiler:
             key: None if cond.get(key) is None else self.moment(cond[key], f"{path}.{key}")
             for key in MOMENT_BOUNDS
         }
+        if spec.day_only:
+            for key in MOMENT_BOUNDS:
+                if isinstance(cond.get(key), dict) and cond[key].get("type") == "fixed_utc":
+                    raise QueryError(
+                        {
+                            f"{path}.{key}.type": (
+                                "A date field takes fixed_local_date moments, not fixed_utc."
+                            )
+                        }
+                    )
         lo, lo_x, hi, hi_i = at["on_or_after"], at["after"], at["before"], at["on_or_before"]
 
         def check(moment: datetime) -> bool:
@@ -438,8 +449,10 @@ class Compiler:
                 parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
             except ValueError:
                 raise QueryError({f"{path}.value": "Not a valid datetime."}) from None
-            if not parsed.tzinfo:
-                return parsed.replace(tzinfo=UTC)
+            if not parsed.tzinfo:  # as strict as close-mcp's grammar: an instant has an offset
+                raise QueryError(
+                    {f"{path}.value": "A fixed_utc moment needs a UTC offset (Z or +00:00)."}
+                )
             try:
                 return parsed.astimezone(UTC)
             except OverflowError:
@@ -488,6 +501,13 @@ class Compiler:
         which_day_end = moment.get("which_day_end")
         if which_day_end is None:
             return result
+        if which_day_end not in ("start", "end"):
+            raise QueryError({f"{path}.which_day_end": "Must be 'start' or 'end'."})
+        if any(offset.get(unit) for unit in ("hours", "minutes", "seconds")):
+            # Our reading, not documented: Close's UI sends day ends with whole days, and the
+            # public scripts that send hours or minutes with `which_day_end` read them as
+            # "the last N hours", so a span with a time part is not rounded to a day end.
+            return result
         return self._which(result, which_day_end, f"{path}.which_day_end")
 
 
@@ -502,7 +522,9 @@ def _custom_spec(cf_id: str, cf_type: str, tz: timedelta = timedelta(0)) -> Fiel
     kind = {"text": "text", "number": "number", "date": "date", "choices": "choice"}.get(
         cf_type, "reference"
     )
-    return FieldSpec(kind, get, USER_REFERENCE if cf_type == "user" else ())
+    return FieldSpec(
+        kind, get, USER_REFERENCE if cf_type == "user" else (), day_only=cf_type == "date"
+    )
 
 
 # -- sorting, selection, projection ----------------------------------------------------------

@@ -122,9 +122,18 @@ def rate_limited_body(reset: float) -> dict[str, object]:
     }
 
 
+def endpoint_group(method: str, path: str) -> str:
+    """The rate-limit group of a request: Close limits "per endpoint group", grouping paths
+    and methods; the sandbox groups reads (GET) and writes by the path's first segment under
+    /api/v1/ (close-mcp's client reads Close's page the same way)."""
+    first = path.removeprefix(API_ROOT).strip("/").split("/", 1)[0]
+    return f"{'GET' if method.upper() == 'GET' else 'write'}:{first}"
+
+
 @dataclass
 class RateLimiter:
-    """A token bucket per API key: `rate` requests a second, bursts of up to `rate` (at least 1).
+    """A token bucket per API key and endpoint group (the caller's `key`): `rate` requests a
+    second, bursts of up to `rate` (at least 1).
 
     The `RateLimit` header's `reset` is the time until the bucket is full again; on a 429 it is
     the time until the next request would pass.

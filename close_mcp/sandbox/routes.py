@@ -11,8 +11,8 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
@@ -34,6 +34,14 @@ CURSOR_SECONDS = 30.0
 MAX_WALK = 10_000
 MAX_RENDER_ENTRY = 99
 LEAD_NODE: JSON = {"type": "object_type", "object_type": "lead"}
+
+
+DATE_FILTERS: Final[dict[str, Callable[[datetime, datetime], bool]]] = {
+    "gte": lambda have, bound: have >= bound,
+    "gt": lambda have, bound: have > bound,
+    "lte": lambda have, bound: have <= bound,
+    "lt": lambda have, bound: have < bound,
+}
 
 
 @dataclass
@@ -482,8 +490,18 @@ class Api:
     # -- email activities ----------------------------------------------------------------
 
     def list_emails(self, call: Call) -> JSON:
+        """`lead_id`, and the `date_created__gte/gt/lte/lt` filters Close documents (a
+        date-time or a date; one that is neither is a 400, as Close's schema allows no other)."""
         lead_id = call.query.get("lead_id")
         items = [e for e in self.store.emails.values() if lead_id in (None, e["lead_id"])]
+        for name, holds in DATE_FILTERS.items():
+            raw = call.query.get(f"date_created__{name}")
+            if raw is None:
+                continue
+            bound = emails.query_time(raw)
+            if bound is None:
+                raise BadRequest({f"date_created__{name}": "Not a valid date-time or date."})
+            items = [e for e in items if holds(emails.stored_time(e["date_created"]), bound)]
         return page(unordered(items), call.query, dict)
 
     def create_email(self, call: Call) -> JSON:

@@ -32,6 +32,12 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def naive_iso(moment: datetime) -> str:
+    """The form Close's email activity example answers in: UTC without an offset,
+    `2015-06-26T02:01:43.059265`; clients must read it as UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 

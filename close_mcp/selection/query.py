@@ -345,14 +345,25 @@ def _moment(text: str) -> dict[str, Any]:
     return {"type": "fixed_local_date", "value": when.isoformat(), "which": "start"}
 
 
+OFFSET_UNITS: Final = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+
+
 def _since_moment(duration: str) -> dict[str, Any]:
     """`now` minus the duration, as Close's relative moment: Close reads `now` when it runs the
-    query, so a job started later selects by its own clock."""
+    query, so a job started later selects by its own clock.
+
+    The form is the one every query exported from Close's UI has: all seven units, zeros
+    included, and `which_day_end`. `start` because this is a lower bound: a span of whole
+    days reaches back to the start of its first day (in the `X-TZ-Offset` zone), as Close's
+    "in the last 90 days" does; README "Selecting leads" says what that means for `12h`.
+    """
+    offset = parse_duration(duration)
     return {
         "type": "offset",
         "direction": "past",
         "moment": {"type": "now"},
-        "offset": parse_duration(duration),
+        "offset": {unit: offset.get(unit, 0) for unit in OFFSET_UNITS},
+        "which_day_end": "start",
     }
 
 
@@ -788,6 +799,11 @@ def _filter_error(exc: ValidationError) -> ArgumentError:
 
 
 SORTABLE_LEAD_FIELDS: Final = ("date_created", "date_updated", "display_name", "name")
+
+
+async def resolve_sort(sort: list[Any], catalog: Catalog) -> list[Any]:
+    """Sort keys as the tools send them to Close (see `_named_sort`)."""
+    return await _named_sort(sort, catalog)
 
 
 async def _named_sort(sort: list[Any], catalog: Catalog) -> list[Any]:

@@ -6,6 +6,7 @@ started; checking here turns that into one clear tool error before anything is s
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from close_mcp.close.catalog import Catalog, CustomField
@@ -16,6 +17,7 @@ from close_mcp.selection.query import (
     check_choice,
     check_number,
     parse_when,
+    shown,
 )
 
 
@@ -30,9 +32,17 @@ async def check_custom_value(field: CustomField, value: Any, catalog: Catalog, p
         return str(value)
     if kind in DATE_FIELD_TYPES:
         try:
-            return parse_when(str(value)).isoformat()
+            when = parse_when(str(value))
         except ValueError as exc:
             raise ArgumentError(path, str(exc)) from None
+        if kind == "date" and isinstance(when, datetime):
+            # A date field holds a day: Close refuses a time in it, but only inside the job.
+            raise ArgumentError(
+                path,
+                f"{field.name!r} is a date field; {shown(value)} has a time, give a plain "
+                "date like 2025-01-31",
+            )
+        return when.isoformat()
     if kind == "choices":
         return check_choice(str(value), field, path)
     if kind == "user":

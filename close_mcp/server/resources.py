@@ -51,15 +51,31 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
             raise ResourceError(str(exc)) from exc
         return summarize_job(raw, with_query=True).model_dump_json(indent=2)
 
-    async def revert_plan(job_id: str) -> str:
+    async def revert_plan(job_id: str, ctx: Context) -> str:
         if not job_id.startswith("bulkedit_"):
             raise ResourceError(f"{job_id!r} is not a bulk edit id (bulkedit_...)")
         try:
             check_job_id(job_id)
+            await shown_to_caller(job_id, ctx)
         except SafetyNetError as exc:
             raise ResourceError(str(exc)) from exc
         document = await revert_resource(runtime.store, job_id)
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    async def shown_to_caller(job_id: str, ctx: Context) -> None:
+        """The store holds every caller's plans (lead ids, old values, request bodies): one
+        is read only for a caller whose key Close shows that job to. Any other answer from
+        Close (an unknown job, a key it rejects, no key) refuses, without saying whether the
+        store holds anything for that job."""
+        try:
+            await runtime.client_for(ctx.headers).get(job_path("edit", job_id))
+        except MissingAPIKey as exc:
+            raise ResourceError(str(exc)) from exc
+        except CloseError as exc:
+            raise ResourceError(
+                f"Close does not show the bulk edit {job_id} to this API key ({exc}); its "
+                "revert plan is readable only with a key that can read the job"
+            ) from exc
 
     async def whole_id_list(sha256: str) -> str:
         ids = await id_list(runtime.store, sha256)

@@ -30,6 +30,7 @@ from close_mcp.errors import ConfigError, MissingAPIKey
 from close_mcp.server.oauth import SANDBOX_AUTHORIZE_PATH, CloseAccessToken, CloseSignIn
 from close_mcp.store import open_store
 from close_mcp.writes.audit import AUDIT_CALLER, AuditLog
+from close_mcp.writes.background import ServerJobs
 from close_mcp.writes.sender import WriteContext
 from close_mcp.writes.tokens import ConfirmationTokens
 
@@ -79,6 +80,7 @@ class Runtime:
             settings.audit_log, self.clock, stream=sys.stderr if settings.audit_to_stderr else None
         )
         self.writes = WriteContext(settings, self.tokens, self.audit, self.clock, self.store)
+        self.server_jobs = ServerJobs(self.store, self.clock)
         # Only `serve --transport http` sets a public URL for OAuth (cli/commands.py): other
         # commands, run with the OAuth app's variables in the environment, sign no one in.
         signs_in = settings.oauth and settings.public_url is not None
@@ -180,6 +182,7 @@ class Runtime:
         return Call(client=client, catalog=Catalog(client))
 
     async def aclose(self) -> None:
+        await self.server_jobs.aclose()
         for client in [*self._clients.values(), *self._retiring]:
             await client.aclose()
         self._clients.clear()

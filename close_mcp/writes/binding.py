@@ -5,13 +5,18 @@ the words it will send. A lead that leaves the selection while another joins kee
 count; a template edited after the preview keeps the body. So a token also carries a
 digest of the `Binding` the preview saw:
 
-- the ids of every lead the action touches, read with the same paging as the snapshot, up
-  to the snapshot limit (above it only the count is bound, and the preview says so);
-- the content: the email template's subject and body, the sequence's steps and sender.
+- the set of every lead the action touches, read with the same paging as the snapshot, as
+  a streamed digest (`LeadSet`): each page is folded in as it arrives, so every lead is
+  bound whatever `CLOSE_MCP_SNAPSHOT` says (that limit is about what is stored, not about
+  what was confirmed) and the server never holds more than the ids it keeps for messages;
+- the content: the email template's subject and body; a sequence's steps, its sender and
+  the subject and body of every template its steps send.
 
-At confirmation the binding is read again; any difference refuses the call with a fresh
-preview that says what changed. The binding the preview saw is kept in the state store
-under the token's nonce, so the message can name the leads that left and joined.
+At confirmation the binding is read again, from the very pages the snapshot or backup is
+written from (one read of the leads, `Safeguard.take`); any difference refuses the call
+with a fresh preview that says what changed. The binding the preview saw is kept in the
+state store under the token's nonce, with the lead ids up to the snapshot limit, so the
+message can name the leads that left and joined.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from typing import Any, Final
 import anyio.lowlevel
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import PAGE_SIZE, iter_leads
+from close_mcp.close.leads import iter_leads, pages
 from close_mcp.writes.progress import Progress
 
 SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message
 ENCODE_CHUNK: Final = 5000  # lead ids encoded between two turns of the event loop
+_MOD: Final = 1 << 256
 
 
 def digest_of(text: str) -> str:
@@ -36,17 +42,65 @@ def digest_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Binding:
-    lead_ids: frozenset[str] | None  # None: more leads than the limit; only the count is bound
-    content: dict[str, Any]
+class LeadSet:
+    """The set of leads a walk read, as a digest folded page by page.
+
+    The digest is the sum, modulo 2**256, of a keyed BLAKE2b MAC of each lead id (one C call
+    a lead: half the time of HMAC-SHA256), with their count: the same whatever order Close
+    returns them in, so nothing is sorted or held. The key comes from `CLOSE_MCP_SECRET`
+    (`ConfirmationTokens.lead_key`): without it no one can choose another set of leads with
+    the same sum. The ids themselves are kept
+    only up to `keep` (the snapshot limit), for the message that names what changed."""
+
+    def __init__(self, key: bytes, keep: int) -> None:
+        self._key = hashlib.sha256(key).digest()  # BLAKE2b takes a key of at most 64 bytes
+        self._sum = 0
+        self._keep = keep
+        self.count = 0
+        self._ids: set[str] | None = set()
+
+    def add_page(self, page: list[dict[str, Any]]) -> None:
+        """Fold in a page of leads as Close returned them (each with its `id`)."""
+        total = self._sum
+        key = self._key
+        for lead in page:
+            lead_id = str(lead["id"])
+            mac = hashlib.blake2b(lead_id.encode(), key=key, digest_size=32).digest()
+            total += int.from_bytes(mac, "big")
+            if self._ids is not None:
+                self._ids.add(lead_id)
+        self._sum = total % _MOD
+        self.count += len(page)
+        if self._ids is not None and len(self._ids) > self._keep:
+            self._ids = None
 
     def digest(self) -> str:
-        return digest_of(self.to_json())
+        return f"{self.count}:{self._sum:064x}"
+
+    def ids(self) -> frozenset[str] | None:
+        """The ids read, or None past `keep` of them."""
+        return None if self._ids is None else frozenset(self._ids)
+
+
+@dataclass(frozen=True)
+class Binding:
+    # The lead set's digest (`LeadSet.digest`); None: the request selects no leads.
+    leads: str | None
+    content: dict[str, Any]
+    # The ids of the leads, for naming what changed; None above the snapshot limit.
+    lead_ids: frozenset[str] | None = None
+    count: int = 0
+
+    def digest(self) -> str:
+        """What the token carries: the lead set's digest and the content, never the ids."""
+        return digest_of(json.dumps({"leads": self.leads, "content": self.content}, sort_keys=True))
 
     def to_json(self) -> str:
-        leads = None if self.lead_ids is None else sorted(self.lead_ids)
-        return json.dumps({"leads": leads, "content": self.content}, sort_keys=True)
+        ids = None if self.lead_ids is None else sorted(self.lead_ids)
+        return json.dumps(
+            {"leads": self.leads, "count": self.count, "ids": ids, "content": self.content},
+            sort_keys=True,
+        )
 
     async def encode(self) -> str:
         """`to_json()`, the same text, built `ENCODE_CHUNK` ids at a time with the event loop
@@ -54,19 +108,28 @@ class Binding:
         if self.lead_ids is None:
             return self.to_json()
         ids = sorted(self.lead_ids)
-        parts = ['{"content": ', json.dumps(self.content, sort_keys=True), ', "leads": [']
+        parts = [
+            '{"content": ',
+            json.dumps(self.content, sort_keys=True),
+            f', "count": {json.dumps(self.count)}, "ids": [',
+        ]
         for start in range(0, len(ids), ENCODE_CHUNK):
             parts.append(", " if start else "")
             parts.append(", ".join(map(json.dumps, ids[start : start + ENCODE_CHUNK])))
             await anyio.lowlevel.checkpoint()
-        parts.append("]}")
+        parts.append(f'], "leads": {json.dumps(self.leads)}}}')
         return "".join(parts)
 
     @classmethod
     def from_json(cls, text: str) -> Binding:
         data = json.loads(text)
-        leads = data.get("leads")
-        return cls(None if leads is None else frozenset(leads), dict(data.get("content") or {}))
+        ids = data.get("ids")
+        return cls(
+            data.get("leads"),
+            dict(data.get("content") or {}),
+            None if ids is None else frozenset(ids),
+            int(data.get("count") or 0),
+        )
 
     def changes_since(self, before: Binding | None) -> str:
         """What differs from the binding the preview saw, for the person and the model."""
@@ -80,6 +143,9 @@ class Binding:
                 parts.append(f"{_leads(len(left))} left the selection ({_some(left)})")
             if joined:
                 parts.append(f"{_leads(len(joined))} joined it ({_some(joined)})")
+        elif self.leads != before.leads:
+            counts = "as many" if self.count == before.count else f"{before.count} then"
+            parts.append(f"other leads are selected than the ones previewed ({counts})")
         for key in sorted(set(self.content) | set(before.content)):
             if self.content.get(key) != before.content.get(key):
                 parts.append(f"the {key.replace('_', ' ')} changed")
@@ -94,26 +160,27 @@ async def read_binding(
     sort: list[dict[str, Any]] | None,
     matched: int,
     body: dict[str, Any],
-    limit: int,
+    leads: LeadSet | None,
+    walk: bool = True,
     progress: Progress | None = None,
 ) -> Binding:
-    """The binding as Close shows it now (the same requests at preview and at confirmation);
-    reading the leads of a confirmed call is a phase of its `progress`."""
-    lead_ids: frozenset[str] | None = None
-    if s_query is not None and 0 < matched <= limit:
+    """The binding as Close shows it now. `leads` is None when no lead set is to be read
+    (no selection). With `walk` it is filled here with the same requests as a snapshot's,
+    ids only, reported to `progress` as a phase of the call; without, it holds the pages
+    of a walk already made (the snapshot's or the backup's, fed page by page)."""
+    if walk and leads is not None and s_query is not None and matched > 0:
         walked = iter_leads(client, s_query, [], results_limit=results_limit, sort=sort)
-        ids: set[str] = set()
-        async for lead in walked:
-            ids.add(str(lead["id"]))
-            if progress is not None and len(ids) % PAGE_SIZE == 0:
-                await progress.step(len(ids), matched, _checking(len(ids), matched))
+        async for page in pages(walked):
+            leads.add_page(page)
+            if progress is not None:
+                await progress.step(leads.count, matched, _checking(leads.count, matched))
         if progress is not None:
-            await progress.step(len(ids), len(ids), _checking(len(ids), matched))
-            progress.next_phase(len(ids))
-        lead_ids = frozenset(ids)
-    elif s_query is not None and matched == 0:
-        lead_ids = frozenset()
-    return Binding(lead_ids, await _content(client, body))
+            await progress.step(leads.count, leads.count, _checking(leads.count, matched))
+            progress.next_phase(leads.count)
+    content = await _content(client, body)
+    if leads is None:
+        return Binding(None, content)
+    return Binding(leads.digest(), content, leads.ids(), leads.count)
 
 
 async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +193,27 @@ async def _content(client: CloseClient, body: dict[str, Any]) -> dict[str, Any]:
         sequence = await client.get(f"sequence/{body['sequence_id']}/")
         if isinstance(sequence, dict):
             content["sequence"] = {k: sequence.get(k) for k in ("steps", "name")}
+            content["step_templates"] = await _step_templates(client, sequence.get("steps"))
     return content
+
+
+async def _step_templates(client: CloseClient, steps: Any) -> dict[str, Any]:
+    """The subject and body of every template the sequence's steps send: a step names its
+    template by id, so a template rewritten after the preview keeps the steps the same."""
+    ids = [
+        step["email_template_id"]
+        for step in (steps if isinstance(steps, list) else [])
+        if isinstance(step, dict) and isinstance(step.get("email_template_id"), str)
+    ]
+    templates: dict[str, Any] = {}
+    for template_id in dict.fromkeys(ids):
+        template = await client.get(f"email_template/{template_id}/")
+        templates[template_id] = (
+            {k: template.get(k) for k in ("subject", "body")}
+            if isinstance(template, dict)
+            else None
+        )
+    return templates
 
 
 def _checking(read: int, matched: int) -> str:

@@ -9,8 +9,10 @@ leads it touches, a sample). Everything that makes writes safe lives here, once:
 - The confirmed call rebuilds the request from its arguments and recounts; the token must
   fit both, must not be expired or spent, and a person asked through elicitation must agree
   (for a delete: type the number of leads). Anything else is `refused` with a fresh preview.
-- A `Safeguard` (the snapshot before an edit, the backup before a delete) runs after the
-  token is spent and before the request leaves; if it fails, nothing is sent.
+- A `Safeguard` (the snapshot before an edit, the backup before a delete) runs once the
+  token and the person's answer are checked, before the token is spent and the request
+  leaves; if it fails, nothing is sent. Its pages are also what the binding (the leads the
+  token was bound to) is checked against: one read of the leads (`_read_once`).
 - The request leaves through `Sender`, once. After an ambiguous failure the recent jobs (or
   emails) are searched for it before anything is reported; it is never resent.
 
@@ -19,12 +21,15 @@ The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never th
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+import anyio
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -33,6 +38,7 @@ from mcp.server.mcpserver import (
     Elicit,
     ElicitationResult,
 )
+from mcp.types import ClientCapabilities
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.client import CloseClient
@@ -44,9 +50,19 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
-from close_mcp.writes.binding import Binding, digest_of, read_binding
+from close_mcp.writes.background import (
+    STOPPED,
+    ServerJobs,
+    decide,
+    new_id,
+    read_seconds,
+    runs_as_job,
+    summary,
+)
+from close_mcp.writes.binding import Binding, LeadSet, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
@@ -60,7 +76,8 @@ ATTRIBUTED_TTL_S = 24 * 3600.0
 LOOKUP_PAGE = 100
 LOOKUP_MAX_PAGES = 10
 
-Status = Literal["preview", "confirmation_required", "submitted", "refused"]
+# accepted: confirmed, and carried out as a server job (`close_mcp.writes.background`).
+Status = Literal["preview", "confirmation_required", "submitted", "refused", "accepted"]
 
 
 class LeadSample(BaseModel):
@@ -126,6 +143,9 @@ class RecentLookup:
     # Keys that, left out of the body, must be empty on the object too: a job with a
     # `results_limit` acted on fewer leads than a request without one.
     absent_alike: tuple[str, ...] = ()
+    # A list filter Close documents for "created on or after" (`date_created__gte` on
+    # /activity/email/): sent with the look-up's start, so the list holds only the new.
+    since_param: str | None = None
 
     def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:
         if "status" in body and item.get("status") not in {
@@ -156,13 +176,23 @@ class PlanAnswer:
 class Safeguard(Protocol):
     """What is saved before a write Close cannot undo (safety/ implements it).
 
-    `take` runs after the token is spent, right before sending, and returns the file it wrote
-    (None: nothing to save), reporting its pages to `progress`; `attach` names that file
-    after the job Close created."""
+    `take` runs once the token is checked, right before it is spent and the request sent, and
+    returns the file it wrote
+    (None: nothing to save, and no lead was read), reporting its pages to `progress` and
+    handing each page to `observe` as it arrives (the binding check folds the same pages:
+    one read of the leads); `discard` removes what `take` wrote when the check then refuses;
+    `attach` names that file after the job Close created."""
 
     what: str  # "snapshot" or "backup", for messages
 
-    async def take(self, request: WriteRequest, progress: Progress | None = None) -> str | None: ...
+    async def take(
+        self,
+        request: WriteRequest,
+        progress: Progress | None = None,
+        observe: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> str | None: ...
+
+    async def discard(self, saved: str) -> None: ...
 
     async def attach(self, saved: str, job_id: str) -> str: ...
 
@@ -250,6 +280,12 @@ def cannot_ask(answer: ElicitationResult[Any] | None) -> bool:
     return answer is None or (isinstance(answer, AcceptedElicitation) and answer.data == CANNOT_ASK)
 
 
+# CRM text quoted in a question to the person is clipped to this many characters.
+QUOTE_CLIP = 40
+# A quoted value as `repr` writes it.
+_LITERAL = re.compile(r"'(?:[^'\\\n]|\\.)*'" r'|"(?:[^"\\\n]|\\.)*"')
+
+
 def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
     return (
         request.always_confirm
@@ -278,35 +314,67 @@ async def question(
     there would be and the client cannot ask its user (known before any token is handed out)."""
     if dry_run or not needs_confirmation(context, request):
         return NOT_ASKED
-    caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
+    if not can_ask(ctx.client_capabilities):
         return CANNOT_ASK
     if token is None or await check_token(context, request, token) is not None:
         return NOT_ASKED
     what = _what_it_touches(request)
+    summary = _clip_quoted(request.summary)
     if request.action == "delete":
         return Elicit(
-            f"{request.summary}{what}. This cannot be undone in Close. To confirm, type the "
+            f"{summary}{what}. This cannot be undone in Close. To confirm, type the "
             f"number of leads that will be deleted ({request.matched}).",
             TypedCount,
         )
-    return Elicit(f"{request.summary}{what}. Run it now?", Approval)
+    return Elicit(f"{summary}{what}. Run it now?", Approval)
+
+
+def can_ask(caps: ClientCapabilities | None) -> bool:
+    """Whether the client can be asked a form question: it declared elicitation, as
+    `{"form": {}}` or, as clients of 2025-06-18 and before do (there were no modes yet), as a
+    bare `{}`. A client that declared only `url` mode cannot answer a form."""
+    elicitation = caps.elicitation if caps is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def quoted(text: str, limit: int = QUOTE_CLIP) -> str:
+    """CRM text inside a sentence the server speaks to the person: clipped to `limit`
+    characters and quoted as a literal (line breaks and control characters escaped), so a
+    lead named like an instruction reads as a short value, never as the server's words."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _clip_quoted(sentence: str) -> str:
+    """`sentence` with every quoted value in it (the summaries quote CRM text with `!r`)
+    clipped as `quoted` clips it."""
+
+    def clip(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        if isinstance(value, str) and len(value) > QUOTE_CLIP:
+            return quoted(value)
+        return match.group(0)
+
+    return _LITERAL.sub(clip, sentence)
 
 
 def _what_it_touches(request: WriteRequest) -> str:
-    """For the person's question: up to three sample leads, and an email's subject and sender."""
+    """For the person's question: up to three sample leads, and an email's subject and sender,
+    each clipped and quoted."""
     parts: list[str] = []
-    names = [repr(s.display_name or s.id) for s in request.sample[:3]]
+    names = [quoted(s.display_name or s.id) for s in request.sample[:3]]
     if names:
         more = request.matched - len(names)
         parts.append(", ".join(names) + (f" and {more} more" if more > 0 else ""))
     rendering = request.rendering or {}
     subject = request.body.get("subject") or rendering.get("subject")
     if subject:
-        parts.append(f"subject {str(subject)[:120]!r}")
+        parts.append(f"subject {quoted(str(subject), QUOTE_CLIP * 2)}")
     sender = request.body.get("sender") or request.body.get("sender_email")
     if sender:
-        parts.append(f"from {sender}")
+        parts.append(f"from {quoted(str(sender), QUOTE_CLIP * 2)}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -340,11 +408,16 @@ class Pipeline:
     """Runs a prepared `WriteRequest` to its outcome."""
 
     def __init__(
-        self, context: WriteContext, client: CloseClient, progress: Progress | None = None
+        self,
+        context: WriteContext,
+        client: CloseClient,
+        progress: Progress | None = None,
+        jobs: ServerJobs | None = None,
     ) -> None:
         self.context = context
         self.client = client
         self.progress = progress  # the long steps of a confirmed call report here
+        self.jobs = jobs  # where a confirmed write too long to read in one call runs
 
     async def run(
         self,
@@ -354,6 +427,14 @@ class Pipeline:
         token: str | None,
         answer: ElicitationResult[Any] | None,
     ) -> WriteResult:
+        long = self._runs_as_job(request)
+        if long:
+            request.notes.append(
+                f"Reading the {request.matched} leads before sending takes about "
+                f"{read_seconds(request.matched):.0f} s at Close's 20 requests a second, longer "
+                "than many clients wait for one call: once confirmed it runs as a job, to "
+                "follow with wait_for_bulk_job."
+            )
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
         sender = Sender(self.context.audit, self.client, request.tool)
@@ -391,13 +472,20 @@ class Pipeline:
             )
             if problem is None:
                 problem = await self._replayed(request, token)
+            if problem is None and long:  # read in the background, once the token is spent
+                return await self._start_job(sender, request, token)
+            saved: str | None = None
+            current: Binding | None = None
             if problem is None:
-                problem = await self._drifted(request, token)
+                saved, drifted = await self._read_once(sender, request, token)
+                if drifted is not None:
+                    problem, current = drifted
             if problem is None:
                 try:
                     await self.context.tokens.spend(token)
                 except TokenRejected as exc:
                     problem = str(exc)
+                    await self._discard(request, saved)
             if problem is not None:
                 self._refused(sender, request, problem)
                 if problem.startswith(USED_TOKEN):
@@ -409,27 +497,132 @@ class Pipeline:
                         "confirmation_token for a new preview.",
                         reason=problem,
                     )
-                return await self._confirmation_required(request, problem)
-        saved = await self._safeguard(sender, request)
+                return await self._confirmation_required(request, problem, current)
+        else:
+            saved, _ = await self._read_once(sender, request, None)
         result = await self._send(sender, request, saved, owner=_owner(token))
         if confirm:  # its preview came with the token: the answer does not repeat it
             result.preview = request.sent()
         return result
 
-    async def _safeguard(self, sender: Sender, request: WriteRequest) -> str | None:
+    async def _discard(self, request: WriteRequest, saved: str | None) -> None:
+        """Remove a snapshot or backup taken for a write that is then refused."""
+        if saved is not None and request.safeguard is not None:
+            await request.safeguard.discard(saved)
+
+    def _runs_as_job(self, request: WriteRequest) -> bool:
+        """A bulk action whose reading alone outlasts a client's patience (and a server that
+        can carry it out)."""
+        return (
+            self.jobs is not None
+            and request.job_kind is not None
+            and request.method == "POST"  # a new job: not a resume, not a revert plan
+            and request.send is None
+            and request.s_query is not None
+            and runs_as_job(request.matched)
+        )
+
+    async def _start_job(self, sender: Sender, request: WriteRequest, token: str) -> WriteResult:
+        """Spend the token, answer `accepted` now and carry the confirmed write out in the
+        background: the same read, check and send as a call would, reported to the job's
+        state (a refusal then is the job's end: the token is spent, a fresh preview needed)."""
+        assert self.jobs is not None
+        assert request.job_kind is not None
+        try:
+            await self.context.tokens.spend(token)
+        except TokenRejected as exc:
+            self._refused(sender, request, str(exc))
+            return await self._confirmation_required(request, str(exc))
+        jobs = self.jobs
+        job_id = new_id(request.job_kind)
+
+        async def sink(value: float, total: float | None, message: str) -> None:
+            await jobs.record(job_id, "reading", read=value, total=total, message=message)
+
+        pipeline = Pipeline(self.context, self.client, Progress(sink, self.context.clock))
+
+        async def work() -> None:
+            try:
+                saved, drifted = await pipeline._read_once(sender, request, token)
+            except Exception as exc:
+                await jobs.record(job_id, "failed", reason=str(exc))
+                return
+            if drifted is not None:
+                problem = drifted[0]
+                pipeline._refused(sender, request, problem)
+                reason = f"Refused: {problem}. Nothing was sent; call again for a fresh preview."
+                await jobs.record(job_id, "refused", reason=reason)
+                return
+            if await decide(self.context.store, job_id, "send") != "send":
+                await pipeline._discard(request, saved)
+                pipeline._refused(sender, request, STOPPED)
+                await jobs.record(job_id, "refused", reason=STOPPED)
+                return
+            await jobs.record(job_id, "sending")
+            with anyio.CancelScope(shield=True):  # a request that left is seen through
+                try:
+                    result = await pipeline._send(sender, request, saved, owner=_owner(token))
+                except Exception as exc:
+                    await jobs.record(job_id, "failed", reason=str(exc))
+                    return
+                sent = result.job.id if result.job is not None else None
+                await jobs.record(job_id, "sent", job_id=sent, snapshot=result.snapshot)
+
+        await jobs.start(job_id, work)
+        saved = f"its {request.safeguard.what} is whole and " if request.safeguard else ""
+        return self._result(
+            request,
+            "accepted",
+            f"Accepted: {request.summary}. Reading the {request.matched} leads takes about "
+            f"{read_seconds(request.matched):.0f} s, so it runs as job {job_id}: nothing is "
+            f"sent to Close before {saved}the leads are found to be the ones confirmed. "
+            "Follow it with wait_for_bulk_job; once sent, it follows Close's job.",
+            job=summary(job_id, {"state": "reading"}),
+        )
+
+    async def _read_once(
+        self, sender: Sender, request: WriteRequest, token: str | None
+    ) -> tuple[str | None, tuple[str, Binding] | None]:
+        """The snapshot or backup, and whether what the token was bound to still holds,
+        from one read of the leads: the safeguard's pages are folded into the lead set as
+        they arrive (when it saves nothing, the ids alone are read). The digests are
+        compared once the last page is in; a difference discards what was written and
+        answers why, with the binding read now (for the fresh token)."""
+        binding = token is not None and self._binds(request)
+        leads = self._lead_set(request) if binding else None
+        observe = leads.add_page if leads is not None else None
+        saved = await self._safeguard(sender, request, observe)
+        if token is None or not binding:
+            return saved, None
+        nonce, expected = self.context.tokens.bound(token)
+        current = await self._binding(request, leads, walk=saved is None)
+        if expected is not None and current.digest() == expected:
+            return saved, None
+        await self._discard(request, saved)
+        stored = await self.context.store.get(f"binding:{nonce}")
+        before = Binding.from_json(stored) if stored is not None else None
+        problem = f"what the preview showed has changed: {current.changes_since(before)}"
+        return None, (problem, current)
+
+    async def _safeguard(
+        self,
+        sender: Sender,
+        request: WriteRequest,
+        observe: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> str | None:
         """Save what the write will overwrite; if that fails, nothing is sent."""
         if request.safeguard is None:
             return None
         what = request.safeguard.what
         try:
-            return await request.safeguard.take(request, self.progress)
+            return await request.safeguard.take(request, self.progress, observe)
         except Exception as exc:
             self._refused(
                 sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
             )
             raise SafetyNetError(
                 f"Could not save the {what} before sending, so nothing was sent: {exc} "
-                "Call again (without the spent token) for a fresh confirmation."
+                "Call again for a fresh confirmation."
             ) from exc
 
     async def _send(
@@ -538,6 +731,10 @@ class Pipeline:
             return None, True
         for page in range(LOOKUP_MAX_PAGES):
             params = {**lookup.params, "_skip": page * LOOKUP_PAGE, "_limit": LOOKUP_PAGE}
+            if lookup.since_param is not None:
+                params[lookup.since_param] = datetime.fromtimestamp(
+                    since - LOOKUP_SLACK_S, tz=UTC
+                ).isoformat()
             recent = await self.client.get(lookup.path, params)
             items = recent.get("data", []) if isinstance(recent, dict) else []
             for item in items:
@@ -569,19 +766,23 @@ class Pipeline:
             reason=reason,
         )
 
-    async def _binding(self, request: WriteRequest) -> Binding | None:
-        """What this request touches and sends beyond its body, read from Close now."""
-        if request.s_query is None and not _names_content(request.body):
+    def _binds(self, request: WriteRequest) -> bool:
+        """The request reaches leads or content its body does not hold."""
+        return request.s_query is not None or _names_content(request.body)
+
+    def _lead_set(self, request: WriteRequest) -> LeadSet | None:
+        """Every lead is bound whatever CLOSE_MCP_SNAPSHOT says (it limits what is stored:
+        the ids kept to name what changed), and with snapshots off too."""
+        if request.s_query is None:
             return None
-        # Snapshots switched off do not switch the binding off: it reads ids only.
-        limit = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
-        if request.s_query is not None and request.matched > limit:
-            note = (
-                f"The confirmation binds the count of leads ({request.matched}), not each lead: "
-                f"more than CLOSE_MCP_SNAPSHOT ({limit}) are selected."
-            )
-            if note not in request.notes:
-                request.notes.append(note)
+        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
+        return LeadSet(self.context.tokens.lead_key(), keep)
+
+    async def _binding(
+        self, request: WriteRequest, leads: LeadSet | None, *, walk: bool = True
+    ) -> Binding:
+        """What this request touches and sends beyond its body, read from Close now (the
+        leads from `leads` as a walk already fed it, unless `walk`)."""
         return await read_binding(
             self.client,
             s_query=request.s_query,
@@ -589,34 +790,23 @@ class Pipeline:
             sort=request.sort,
             matched=request.matched,
             body=request.body,
-            limit=limit,
+            leads=leads,
+            walk=walk,
             progress=self.progress,
         )
 
-    async def _drifted(self, request: WriteRequest, token: str) -> str | None:
-        """Why what the preview showed no longer holds (other leads, an edited template)."""
-        nonce, expected = self.context.tokens.bound(token)
-        current = await self._binding(request)
-        if expected is None and current is None:
-            return None
-        if current is not None and digest_of(await current.encode()) == expected:
-            return None
-        saved = await self.context.store.get(f"binding:{nonce}")
-        before = Binding.from_json(saved) if saved is not None else None
-        now = current or Binding(None, {})
-        return f"what the preview showed has changed: {now.changes_since(before)}"
-
     async def _confirmation_required(
-        self, request: WriteRequest, problem: str | None
+        self, request: WriteRequest, problem: str | None, binding: Binding | None = None
     ) -> WriteResult:
-        binding = await self._binding(request)
+        if binding is None and self._binds(request):
+            binding = await self._binding(request, self._lead_set(request))
         encoded = await binding.encode() if binding is not None else None
         minted = self.context.tokens.mint(
             request.tool,
             request.path,
             request.body,
             request.matched,
-            bound=digest_of(encoded) if encoded is not None else None,
+            bound=binding.digest() if binding is not None else None,
         )
         if encoded is not None:
             await self.context.store.put(f"binding:{minted.nonce}", encoded, ttl_s=TOKEN_TTL_S)
@@ -658,14 +848,13 @@ class Pipeline:
 
 
 def _created_after(job: dict[str, Any], since: float) -> bool:
-    raw = job.get("date_created")
-    if not isinstance(raw, str):
-        return False
-    try:
-        created = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return created.timestamp() >= since - 1.0
+    created = close_time(job.get("date_created"))
+    return created is not None and created.timestamp() >= since - 1.0
+
+
+# How far before the look-up's start the list filter reaches: clocks of this machine and
+# Close's may differ a little; `_created_after` then decides to the second.
+LOOKUP_SLACK_S = 60.0
 
 
 def _names_content(body: dict[str, Any]) -> bool:

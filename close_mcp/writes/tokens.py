@@ -120,6 +120,12 @@ class ConfirmationTokens:
             )
         return nonce
 
+    def lead_key(self) -> bytes:
+        """The key of the lead-set digest a token carries (`binding.LeadSet`), derived from
+        the signing key: replicas that share `CLOSE_MCP_SECRET` compute the same digests,
+        and no one without it can pick two sets of leads with the same one."""
+        return hmac.new(self._secret, b"close-mcp lead set", hashlib.sha256).digest()
+
     def minted_at(self, token: str) -> float | None:
         try:
             return float(self._payload(token)["e"]) - self._ttl

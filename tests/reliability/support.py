@@ -365,6 +365,9 @@ def sandbox_hints(h: Harness) -> dict[str, st.SearchStrategy[JsonValue]]:
     sequences = [s.name for s in store.sequences.values()]
     accounts = [a.id for a in store.email_accounts.values()]
     identities = [i["email"] for a in store.email_accounts.values() for i in a.identities]
+    # send_email sends only as the caller's own accounts and identities.
+    mine = [a for a in store.email_accounts.values() if a.user_id == store.me.id]
+    own_identities = [i["email"] for a in mine for i in a.identities]
     contacts = [c.id for lead in list(store.leads.values())[:10] for c in lead.contacts]
     views = [v.name for v in store.saved_searches.values()]
     jobs = sorted(store.jobs) or ["bulkedit_nosuchjob"]
@@ -392,8 +395,8 @@ def sandbox_hints(h: Harness) -> dict[str, st.SearchStrategy[JsonValue]]:
         "sequence": st.sampled_from(sequences),
         "sender_account": st.sampled_from(accounts),
         "sender_email": st.sampled_from(identities),
-        "email_account": st.sampled_from(accounts),
-        "sender": st.sampled_from([f'"Sandra" <{i}>' for i in identities]),
+        "email_account": st.sampled_from([a.id for a in mine]),
+        "sender": st.sampled_from([f'"Sandra" <{i}>' for i in own_identities]),
         "to": st.lists(st.sampled_from([*identities, "buyer@example.com"]), max_size=2),
         "smart_view": st.sampled_from(views),
         "name": st.sampled_from(["Acme", "Globex Inc.", "Café"]),

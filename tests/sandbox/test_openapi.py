@@ -1,6 +1,12 @@
 """The sandbox's answers, for every endpoint close-mcp uses, against the response schemas of
 Close's published OpenAPI description (tests/reference/close-openapi.yml), so the sandbox
-cannot drift from Close's documented shapes.
+cannot drift from Close's documented shapes; and the requests made of it (query parameters
+and JSON bodies) against the same description's parameters and request bodies.
+
+Formats are asserted, `date-time` and `date` included (jsonschema checks neither `date-time`
+without an extra package, so the checkers are written here). A request's `date-time` must be
+RFC 3339, with its offset; an answer's may lack the offset, because Close's own email
+activity example answers `"date_created": "2015-06-26T02:01:43.059265"` (UTC).
 
 The schemas are OpenAPI 3.1, that is JSON Schema 2020-12: jsonschema validates them, and the
 whole document is one `referencing` resource, so every `$ref` (`#/components/schemas/...`)
@@ -12,14 +18,17 @@ each with the reason.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
@@ -139,6 +148,45 @@ UNDESCRIBED = [
 ]
 
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_ISO_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$")
+
+
+def _real(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _formats(*, naive_ok: bool) -> FormatChecker:
+    checker = FormatChecker(formats=())
+
+    @checker.checks("date-time")
+    def date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        shaped = _RFC3339.match(value) or (naive_ok and _ISO_NAIVE.match(value))
+        return bool(shaped) and _real(value)
+
+    @checker.checks("date")
+    def a_date(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return False
+        return re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None
+
+    return checker
+
+
+ANSWER_FORMATS = _formats(naive_ok=True)  # Close's examples answer naive UTC timestamps
+REQUEST_FORMATS = _formats(naive_ok=False)
+
+
 def _schema_name(method: str, path: str) -> str:
     content = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]
     return str(content["schema"]["$ref"].rsplit("/", 1)[1])
@@ -147,7 +195,47 @@ def _schema_name(method: str, path: str) -> str:
 def response_validator(method: str, path: str) -> Draft202012Validator:
     schema = SPEC["paths"][path][method]["responses"]["200"]["content"]["application/json"]
     ref = schema["schema"]["$ref"]
-    return Draft202012Validator({"$ref": URI + ref}, registry=REGISTRY)
+    return Draft202012Validator(
+        {"$ref": URI + ref}, registry=REGISTRY, format_checker=ANSWER_FORMATS
+    )
+
+
+def _anchored(schema: Any) -> Any:
+    """An inline schema of the document, its `#/...` references made absolute."""
+    return json.loads(json.dumps(schema).replace('"$ref": "#/', f'"$ref": "{URI}#/'))
+
+
+def request_problems(method: str, path: str, params: dict[str, Any] | None, body: Any) -> list[str]:
+    """What in a request differs from the operation's parameters and request body: a query
+    parameter it does not list, a value or a body its schemas (formats included) refuse."""
+    operation = SPEC["paths"][path][method]
+    listed = {
+        p["name"]: p.get("schema", {})
+        for p in operation.get("parameters", [])
+        if p.get("in") == "query"
+    }
+    found: list[str] = []
+    for name, value in (params or {}).items():
+        if name not in listed:
+            found.append(f"query {name}: not a parameter of {method.upper()} {path}")
+            continue
+        schema = _anchored(listed[name])
+        described = json.dumps(schema)
+        numeric = isinstance(value, str) and value.isdigit() and "integer" in described
+        listed_form = isinstance(value, str) and '"array"' in described  # a,b,c
+        checked: Any = int(value) if numeric else value.split(",") if listed_form else value
+        validator = Draft202012Validator(schema, registry=REGISTRY, format_checker=REQUEST_FORMATS)
+        found += [f"query {name}: {e.message[:200]}" for e in validator.iter_errors(checked)]
+    described = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    if body is not None and "schema" in described:
+        validator = Draft202012Validator(
+            _anchored(described["schema"]), registry=REGISTRY, format_checker=REQUEST_FORMATS
+        )
+        found += [
+            f"body {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:200]}"
+            for e in validator.iter_errors(body)
+        ]
+    return found
 
 
 def problems(method: str, path: str, answer: Any) -> list[str]:
@@ -186,12 +274,14 @@ class Recorder:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
         self.answers: dict[tuple[str, str], list[Any]] = {}
+        self.requests: list[tuple[str, str, dict[str, Any] | None, Any]] = []
 
     async def call(self, method: str, url: str, spec_path: str, **kwargs: Any) -> Any:
         response = await self.http.request(method.upper(), url, **kwargs)
         assert response.status_code == 200, (method, url, response.text)
         answer = response.json()
         self.answers.setdefault((method, spec_path), []).append(answer)
+        self.requests.append((method, spec_path, kwargs.get("params"), kwargs.get("json")))
         return answer
 
 
@@ -283,6 +373,8 @@ async def record_every_used_endpoint(sb: Sandbox, http: httpx.AsyncClient) -> Re
     cancel = {"status": "draft"}
     await rec.call("put", f"activity/email/{later['id']}/", "/activity/email/{id}/", json=cancel)
     await rec.call("get", "activity/email/", "/activity/email/", params={"lead_id": other.id})
+    since = {"lead_id": other.id, "date_created__gte": "2026-01-01T00:00:00+00:00"}
+    await rec.call("get", "activity/email/", "/activity/email/", params=since)  # the look-up
     return rec
 
 
@@ -300,6 +392,28 @@ async def test_the_sandbox_answers_as_the_openapi_description_says() -> None:
         if found
     }
     assert failures == {}
+    refused = {
+        f"{method.upper()} {path}": found
+        for method, path, params, body in rec.requests
+        for found in [request_problems(method, path, params, body)]
+        if found
+    }
+    assert refused == {}
+
+
+def test_a_request_off_the_description_is_caught() -> None:
+    """The request validation can fail: a naive date-time, an unknown parameter, a bad body."""
+    naive = {"date_created__gte": "2026-01-01T00:00:00"}
+    assert request_problems("get", "/activity/email/", naive, None) != []
+    assert request_problems("get", "/activity/email/", {"since": "x"}, None) == [
+        "query since: not a parameter of GET /activity/email/"
+    ]
+    late = {"lead_id": "lead_1", "status": "outbox", "followup_date": "2026-01-05T09:00:00"}
+    assert any(
+        p.startswith("body followup_date")
+        for p in request_problems("post", "/activity/email/", None, late)
+    )
+    assert problems("get", "/activity/email/{id}/", {"date_created": "2015-06-26 02:01"}) != []
 
 
 def test_a_drifted_answer_is_caught() -> None:

@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
 
-from close_mcp.errors import CloseMcpError
+from close_mcp.errors import ERROR_CRM_NOTICE, CloseMcpError
 from close_mcp.server.compact import SharedDefinitions, compact_input, compact_output, listed_input
 from close_mcp.server.runtime import Runtime
 
@@ -25,13 +25,16 @@ R = TypeVar("R")
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Raise anticipated failures as `ToolError`, so the model reads a message it can act on."""
+    """Raise anticipated failures as `ToolError`, so the model reads a message it can act on;
+    one that quotes CRM text ends with the notice that it is data."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
         except CloseMcpError as exc:
+            if exc.quotes_crm_text:
+                raise ToolError(f"{exc} ({ERROR_CRM_NOTICE})") from exc
             raise ToolError(str(exc)) from exc
 
     return wrapper

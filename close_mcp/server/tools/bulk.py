@@ -47,7 +47,7 @@ from close_mcp.server.tools.selection import (
     preview_selection,
 )
 from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.pipeline import WriteRequest, WriteResult, quoted
 
 SAMPLE_SIZE = 5
 
@@ -90,7 +90,7 @@ EmailContactsArg = Annotated[
     Literal["lead", "contact", "all"],
     Field(
         description="lead: first contact with an email; contact: each contact's first "
-        "address; all: every address."
+        "address; all: undocumented by Close."
     ),
 ]
 ActionTypeArg = Annotated[
@@ -353,11 +353,15 @@ def register(reg: Registrar) -> None:
         call = runtime.call(ctx.headers)
         found = await call.catalog.resolve_template(template)
         if found.is_archived:
-            raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
+            raise ArgumentError(
+                "template",
+                f"{quoted(found.name)} is archived; pick an active one",
+                quotes_crm_text=True,
+            )
         who = {
             "lead": "the first contact",
             "contact": "every contact",
-            "all": "every address of every contact",
+            "all": "the recipients of contact_preference all (undocumented by Close)",
         }[contact_preference]
         request = await _selection_request(
             call,

@@ -28,6 +28,7 @@ from pydantic import Field
 from close_mcp.clock import utc_datetime
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import (
+    RUNNING_STATUSES,
     CrmResult,
     JobKind,
     JobSummary,
@@ -35,13 +36,15 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
-from close_mcp.errors import CloseAPIError
+from close_mcp.close.times import close_time
+from close_mcp.errors import CloseAPIError, CloseError
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.job_reads import JobId
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
+from close_mcp.writes.background import STOPPED, decide, server_job, summary
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
 
@@ -96,13 +99,7 @@ class JobControlResult(CrmResult):
 
 
 def _when(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
+    return close_time(raw)
 
 
 def _problem(verb: Verb, job: JobSummary, now: datetime) -> str | None:
@@ -198,6 +195,28 @@ class _Control:
         )
 
 
+async def _stop(runtime: Runtime, job_id: str, state: dict[str, Any]) -> JobControlResult:
+    """Pausing a server job not sent yet stops it for good (`background.decide`): nothing is
+    sent; the job audits the refusal when its read ends."""
+    before = summary(job_id, state)
+    if state.get("state") in ("refused", "failed"):
+        raise ToolError(
+            f"cannot pause this job: it ended before anything was sent ({state.get('reason')})"
+        )
+    if await decide(runtime.store, job_id, "stop") != "stop":
+        raise ToolError(
+            "cannot pause this job yet: it is being sent to Close right now; call "
+            "pause_bulk_job again in a moment to pause Close's job"
+        )
+    return JobControlResult(
+        message=f"Stopped job {job_id} before anything was sent to Close: it will not be "
+        "sent and cannot be resumed; call the tool again for a fresh preview if it is still "
+        "wanted.",
+        previous_status=before.status,
+        job=summary(job_id, {"state": "refused", "reason": STOPPED}),
+    )
+
+
 def _left(job: JobSummary) -> tuple[int, str]:
     """How many objects the job has left, and a sentence on where it stopped."""
     if job.n_objects is None:
@@ -214,6 +233,31 @@ def _left(job: JobSummary) -> tuple[int, str]:
     leads = f" ({job.n_leads} leads selected)" if job.n_leads is not None else ""
     return max(job.n_objects - done, 0), (
         f"Job {job.id} was paused at {done} of {job.n_objects} objects{leads}."
+    )
+
+
+async def _resumed_anyway(
+    control: _Control, request: WriteRequest, refusal: CloseAPIError
+) -> WriteResult | None:
+    """Close refused the PUT, yet the job (paused when this call checked it) runs now: a first
+    try whose answer was lost to a 5xx resumed it before the client retried, or someone else
+    did. Read the job before reporting "cannot resume" (issue 25); None if it is not running."""
+    try:
+        job = summarize_job(await control.client.get(control.path))
+    except CloseError:
+        return None
+    if job.status not in RUNNING_STATUSES and job.status != "done":
+        return None
+    message = (
+        f"Close refused the resume ({refusal.message}), but job {job.id} is now {job.status}: "
+        "it was resumed (by an earlier try of this call whose answer was lost, or meanwhile "
+        "by someone else). Follow it with wait_for_bulk_job; do not resume it again."
+    )
+    control.sender.record(
+        "submitted", path="/" + control.path, body=control.body, job_id=job.id, reason=message
+    )
+    return WriteResult(
+        status="submitted", tool=request.tool, message=message, preview=request.preview(), job=job
     )
 
 
@@ -240,6 +284,11 @@ def register(reg: Registrar) -> None:
 
     async def pause_bulk_job(ctx: Context, job_id: JobId) -> JobControlResult:
         client = runtime.client_for(ctx.headers)
+        state = await server_job(runtime.store, runtime.clock, job_id)
+        if state is not None and not state.get("job_id"):
+            return await _stop(runtime, job_id, state)
+        if state is not None:  # the server job was sent: pausing it pauses Close's job
+            job_id = str(state["job_id"])
         return await _Control(runtime, client, "pause", job_id).pause()
 
     @tool_errors
@@ -257,15 +306,24 @@ def register(reg: Registrar) -> None:
         dry_run: DryRunArg = False,
         confirmation_token: TokenArg = None,
     ) -> WriteResult:
-        return await run_write(
-            runtime,
-            ctx,
-            request,
-            answer,
-            dry_run=dry_run,
-            token=confirmation_token,
-            refused="cannot resume this job",
-        )
+        try:
+            return await run_write(
+                runtime,
+                ctx,
+                request,
+                answer,
+                dry_run=dry_run,
+                token=confirmation_token,
+                refused="cannot resume this job",
+            )
+        except ToolError as refused:
+            if not isinstance(refused.__cause__, CloseAPIError):
+                raise
+            control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
+            resumed = await _resumed_anyway(control, request, refused.__cause__)
+            if resumed is None:
+                raise
+            return resumed
 
     reg.add(
         pause_bulk_job,

@@ -20,7 +20,9 @@ from close_mcp.close.jobs import (
     job_path,
     summarize_job,
 )
+from close_mcp.close.times import close_time
 from close_mcp.server.tools import Registrar
+from close_mcp.writes.background import server_job, summary
 
 READ = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -80,12 +82,7 @@ class WaitResult(CrmResult):
 
 def _created(job: dict[str, Any]) -> datetime:
     """When a job was made, for sorting; an unreadable date sorts last."""
-    raw = job.get("date_created")
-    try:
-        moment = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return EPOCH
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return close_time(job.get("date_created")) or EPOCH
 
 
 def register(reg: Registrar) -> None:
@@ -118,6 +115,10 @@ def register(reg: Registrar) -> None:
 
     async def get_bulk_job(ctx: Context, job_id: JobId) -> JobDetail:
         client = runtime.client_for(ctx.headers)
+        state = await server_job(runtime.store, runtime.clock, job_id)
+        if state is not None and not state.get("job_id"):
+            return JobDetail(**summary(job_id, state).model_dump())
+        job_id = str(state["job_id"]) if state is not None else job_id
         raw = await client.get(job_path(job_kind(job_id), job_id))
         return JobDetail(**summarize_job(raw, with_query=True).model_dump())
 
@@ -129,9 +130,25 @@ def register(reg: Registrar) -> None:
         ] = 60,
     ) -> WaitResult:
         client = runtime.client_for(ctx.headers)
-        path = job_path(job_kind(job_id), job_id)
         clock = runtime.clock
         started = clock.time()
+        # A server job (a confirmed write still reading its leads) first, then Close's job.
+        while (state := await server_job(runtime.store, clock, job_id)) is not None:
+            if state.get("job_id"):
+                job_id = str(state["job_id"])
+                break
+            job = summary(job_id, state)
+            if job.n_objects is not None and job.n_objects_processed is not None:
+                await ctx.report_progress(
+                    job.n_objects_processed, job.n_objects, str(job.details.get("progress"))
+                )
+            waited = clock.time() - started
+            if job.status == "error" or state.get("state") == "sent":
+                return WaitResult(job=job, finished=True, timed_out=False, waited_s=waited)
+            if waited + POLL_INTERVAL_S > timeout_s:
+                return WaitResult(job=job, finished=False, timed_out=True, waited_s=waited)
+            await clock.sleep(POLL_INTERVAL_S)
+        path = job_path(job_kind(job_id), job_id)
         while True:
             job = summarize_job(await client.get(path), with_query=False)
             if job.n_objects is not None and job.n_objects_processed is not None:
@@ -139,7 +156,8 @@ def register(reg: Registrar) -> None:
                     job.n_objects_processed, job.n_objects, f"{job.status}: {job.id}"
                 )
             waited = clock.time() - started
-            if job.finished or job.status == "paused":
+            if job.finished or job.status in ("paused", "unknown"):
+                # `unknown`: Close gave no status, so nothing says waiting will end (issue 25).
                 return WaitResult(job=job, finished=job.finished, timed_out=False, waited_s=waited)
             if waited + POLL_INTERVAL_S > timeout_s:
                 return WaitResult(job=job, finished=False, timed_out=True, waited_s=waited)

@@ -3,8 +3,9 @@
 Close's `GET /email_template/{id}/render/` needs both `lead_id` and `contact_id` in its
 single form, so the contact is always chosen here, explicitly, and the preview names it.
 A bulk email reaches, on each lead, the contacts that have an address (`lead`: the first of
-them; `contact`: each one's first address; `all`: each address), so whatever the preference
-its first email goes to the first contact with an address of the first lead that has one.
+them; `contact`: each one's first address; `all`: Close lists the value without saying what it
+does, so every text here says so), so whatever the preference its first email goes to the
+first contact with an address of the first lead that has one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ RENDER_CLIP: Final = 2000
 BULK_REACH: Final = {
     "lead": "the first contact with an email address of each lead (its first address)",
     "contact": "every contact with an email address (each one's first address)",
-    "all": "every email address of every contact",
+    "all": (
+        "recipients Close does not document (the value is listed in Close's reference without "
+        "a meaning; the sandbox reads it as every email address of every contact)"
+    ),
 }
 
 

@@ -19,9 +19,11 @@ Choices where Close leaves room:
   ignore them (a draft with a date is still only a draft).
 - A line break (CR or LF) in the subject, the sender or an address is refused: in a mail
   header it would start a new header (a hidden Bcc, say).
-- The sender of an email that may go out (draft, outbox, scheduled) must be one of the
-  identities of the email accounts connected in Close; a logged email (sent, inbox) records
-  what happened elsewhere, so its sender is taken as given.
+- The sender of an email that may go out (draft, outbox, scheduled) must be, address for
+  address, one of the identities of the email accounts the calling user (`GET /me/`)
+  connected in Close, and `email_account` one of those accounts: Close lists colleagues'
+  accounts too, and nobody confirms an email in a colleague's name. A logged email (sent,
+  inbox) records what happened elsewhere, so its sender is taken as given.
 - Recipients who are not contacts of the lead are named in the preview's notes.
 - A reply (`in_reply_to_id`) must answer an email activity of the same lead; Close keeps it
   in that email's thread, and the preview names the thread.
@@ -57,6 +59,7 @@ from close_mcp.writes.pipeline import (
     RecentLookup,
     WriteRequest,
     WriteResult,
+    quoted,
 )
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
@@ -202,10 +205,14 @@ def _pick_contact(
         for contact in lead.contacts:
             if contact.get("id") == contact_id:
                 return contact
-        listed = ", ".join(f"{c.get('id')} ({c.get('name') or 'no name'})" for c in lead.contacts)
+        listed = ", ".join(
+            f"{c.get('id')} ({quoted(str(c['name'])) if c.get('name') else 'no name'})"
+            for c in lead.contacts
+        )
         raise ArgumentError(
             "contact_id",
             f"{contact_id!r} is not a contact of lead {lead.id}; its contacts: {listed or 'none'}",
+            quotes_crm_text=bool(lead.contacts),
         )
     for address in addresses:
         for contact in lead.contacts:
@@ -226,14 +233,20 @@ def _addresses_of(contact: dict[str, Any]) -> set[str]:
 
 
 async def _check_identity(catalog: Catalog, sender_address: str) -> None:
-    """The sender must be an identity of an email account connected in Close."""
-    identities = [i.email for a in await catalog.email_accounts() for i in a.identities]
+    """The sender must be, address for address, an identity of an email account the calling
+    user connected in Close: not a colleague's, and not another address at the same domain."""
+    identities = [i.email for a in await catalog.own_email_accounts() for i in a.identities]
     if sender_address.lower() in {i.lower() for i in identities}:
         return
-    allowed = ", ".join(dict.fromkeys(identities)) or "none (no email account is connected)"
+    allowed = ", ".join(dict.fromkeys(identities)) or "none (you have no email account connected)"
+    others = {i.email.lower() for a in await catalog.email_accounts() for i in a.identities} - {
+        i.lower() for i in identities
+    }
+    whose = " (it is another user's identity)" if sender_address.lower() in others else ""
     raise ArgumentError(
         "sender",
-        f"{sender_address!r} is not one of your connected email identities; allowed: {allowed}",
+        f"{sender_address!r} is not one of your connected email identities{whose}; "
+        f"allowed: {allowed}",
     )
 
 
@@ -245,6 +258,12 @@ def _strangers(lead: _Lead, recipients: list[str]) -> list[str]:
 
 async def _account_id(catalog: Catalog, email_account: str, sender_address: str | None) -> str:
     account = await catalog.resolve_email_account(email_account, path="email_account")
+    if account.user_id != await catalog.me_id():
+        raise ArgumentError(
+            "email_account",
+            f"{account.id} is another user's account; send from one of your own: "
+            + (", ".join(a.name for a in await catalog.own_email_accounts()) or "none"),
+        )
     identities = [i.email.lower() for i in account.identities]
     if sender_address is not None and identities and sender_address.lower() not in identities:
         raise ArgumentError(
@@ -362,7 +381,9 @@ async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str,
     sequence = await catalog.resolve_sequence(name_or_id, path="followup_sequence")
     if sequence.status not in (None, "active"):
         raise ArgumentError(
-            "followup_sequence", f"{sequence.name!r} is {sequence.status}; pick an active sequence"
+            "followup_sequence",
+            f"{quoted(sequence.name)} is {sequence.status}; pick an active sequence",
+            quotes_crm_text=True,
         )
     return sequence.id, sequence.name
 
@@ -550,7 +571,11 @@ def register(reg: Registrar) -> None:
         if template is not None:
             found = await call.catalog.resolve_template(template)
             if found.is_archived:
-                raise ArgumentError("template", f"{found.name!r} is archived; pick an active one")
+                raise ArgumentError(
+                    "template",
+                    f"{quoted(found.name)} is archived; pick an active one",
+                    quotes_crm_text=True,
+                )
         account_id = (
             await _account_id(call.catalog, email_account, sender_address)
             if email_account
@@ -643,6 +668,7 @@ def register(reg: Registrar) -> None:
                     "scheduled": frozenset({"outbox", "sending", "sent"}),
                 },
                 where=f"the email activities of lead {lead.id}",
+                since_param="date_created__gte",
             ),
             sample=[
                 LeadSample(

@@ -56,7 +56,7 @@ async def run_write(
     client = runtime.client_for(ctx.headers)
     progress = request.progress or Progress(ctx.report_progress, runtime.clock)
     try:
-        return await Pipeline(runtime.writes, client, progress).run(
+        return await Pipeline(runtime.writes, client, progress, runtime.server_jobs).run(
             request, dry_run=dry_run, token=token, answer=answer
         )
     except CloseAPIError as exc:
