@@ -3,6 +3,8 @@ and `serve --help`, and README's configuration table is the one the rows build."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,3 +130,20 @@ def test_readme_table_is_the_one_the_rows_build() -> None:
 
 def test_the_api_root_in_help_is_the_clients() -> None:
     assert CLOSE_API_ROOT == DEFAULT_BASE_URL
+
+
+def test_help_loads_no_http_client_nor_pydantic() -> None:
+    """The table is read by `close-mcp --help`, which must start fast."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, close_mcp.cli.main; "
+            "print(sorted({'httpx', 'pydantic'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == "[]\n"
