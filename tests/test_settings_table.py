@@ -16,6 +16,7 @@ from close_mcp.cli.commands import settings_from_args
 from close_mcp.cli.main import build_parser, main
 from close_mcp.close.client import DEFAULT_BASE_URL
 from close_mcp.config import Settings, load_settings
+from close_mcp.errors import ConfigError
 from close_mcp.settings_table import (
     CLOSE_API_ROOT,
     SETTINGS,
@@ -147,3 +148,26 @@ def test_help_loads_no_http_client_nor_pydantic() -> None:
         check=True,
     )
     assert done.stdout == "[]\n"
+
+
+@pytest.mark.parametrize("variable", SAMPLES)
+def test_an_empty_variable_is_unset_unless_its_row_reads_blanks(variable: str) -> None:
+    row = ROWS[variable]
+    env = {**BASE, variable: ""}
+    refused = {
+        "CLOSE_API_KEY": "CLOSE_API_KEY is not set",
+        "CLOSE_MCP_TOOLSETS": "CLOSE_MCP_TOOLSETS is empty; allowed: search,",
+        "CLOSE_MCP_SNAPSHOT": "CLOSE_MCP_SNAPSHOT must be on, off or a number",
+    }
+    if variable in refused:
+        with pytest.raises(ConfigError, match=f"^{refused[variable]}"):
+            load_settings(env)
+    elif variable == "CLOSE_MCP_CONFIRM":  # none but delete, which never leaves
+        assert load_settings(env).confirm == {"delete"}
+    elif variable == "CLOSE_MCP_SECRET":  # unset: a random one, this process's own
+        assert load_settings(env).secret_is_shared is False
+    else:
+        assert _field(load_settings(env), row) == _field(load_settings(BASE), row)
+    assert row.blank_is_value == (
+        variable in ("CLOSE_MCP_TOOLSETS", "CLOSE_MCP_SNAPSHOT", "CLOSE_MCP_CONFIRM")
+    )
