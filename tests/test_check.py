@@ -16,6 +16,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.close.catalog import Status
 from close_mcp.sandbox import Sandbox, emails
 from close_mcp.sandbox.drift import DRIFTS
+from close_mcp.sandbox.routes import Call
 from tests.processes import clean_env, free_port, running
 
 API = "/api/v1/"
@@ -35,6 +36,8 @@ def a_sandbox(drift: str | None = None) -> Sandbox:
     )
     sandbox.jobs.create("delete", {"s_query": s_query}, now)
     emails.create(store, {"lead_id": lead.id, "status": "draft", "body_text": "x"}, now)
+    export = {"s_query": s_query, "format": "json", "type": "leads"}
+    sandbox.crm.create_export(Call("POST", {}, {}, export, now))
     return sandbox
 
 
@@ -75,8 +78,17 @@ EXPECTED_REQUESTS = [
     ("GET", "bulk_action/sequence_subscription/"),
     ("GET", "bulk_action/delete/"),
     ("GET", "activity/email/"),
+    ("GET", "pipeline/"),
+    ("GET", "status/opportunity/"),
+    ("GET", "opportunity/"),
+    ("GET", "opportunity/{id}/"),
+    ("GET", "task/"),
+    ("GET", "task/{id}/"),
+    ("GET", "export/"),
+    ("GET", "export/{id}/"),
+    ("GET", "event/"),
 ]
-ROWS = 26
+ROWS = 35
 KINDS = [
     "lead-id reference",
     "offset moment",
@@ -119,6 +131,15 @@ def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
         row("GET bulk_action/sequence_subscription/", "ok (jobs: none yet, only the list checked)"),
         row("GET bulk_action/delete/", "ok (jobs: 1 checked)"),
         row("GET activity/email/", "ok (emails: 1 checked)"),
+        row("GET pipeline/", "ok (pipelines: 2 checked)"),
+        row("GET status/opportunity/", "ok (statuses: 8 checked)"),
+        row("GET opportunity/", "ok (opportunities: 10 checked)"),
+        row("GET opportunity/{id}/", "ok"),
+        row("GET task/", "ok (tasks: 10 checked)"),
+        row("GET task/{id}/", "ok"),
+        row("GET export/", "ok (exports: 1 checked)"),
+        row("GET export/{id}/", "ok"),
+        row("GET event/ (deleted leads)", "ok (events: 3 checked)"),
         "",
         f"{ROWS} endpoints checked, all answer as close-mcp expects.",
     ]
@@ -136,10 +157,11 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
     ), [(r.method, r.path) for r in requests]
     lead = requests[10].path.split("/")[-2]
     template = requests[23].path.split("/")[-3]
-    shown = [
-        (r.method, r.path.removeprefix(API).replace(lead, "{id}").replace(template, "{id}"))
-        for r in requests
-    ]
+    # the single opportunity, task and export the CRM probes read after their lists
+    singles = {r.path.split("/")[-2] for r in requests[-6:-1:2]}
+    shown = [(r.method, r.path.removeprefix(API)) for r in requests]
+    for one in {lead, template, *singles}:
+        shown = [(method, path.replace(one, "{id}")) for method, path in shown]
     assert shown == EXPECTED_REQUESTS
     searches = [r.json for r in requests if r.method == "POST"]
     lead_node = {"type": "object_type", "object_type": "lead"}
@@ -202,6 +224,31 @@ DRIFTED = {
     "query-text": [row("POST data/search/ (count: text (name))", MISCOUNT)],
     "query-full-text": [row("POST data/search/ (count: text (full text))", MISCOUNT)],
     "query-sort": [row("POST data/search/ (count: sort on a custom field)", MISCOUNT)],
+    # Issue 28's endpoints: a list's drift shows in its single object's row too.
+    "pipeline-statuses": [
+        row("GET pipeline/", "differs: data[0].statuses missing (and in 1 more items)")
+    ],
+    "opportunity-status-type": [
+        row("GET status/opportunity/", "differs: data[0].type missing (and in 7 more items)")
+    ],
+    "opportunity-user": [
+        row("GET opportunity/", "differs: data[0].user_id missing (and in 9 more items)"),
+        row("GET opportunity/{id}/", "differs: opportunity.user_id missing"),
+    ],
+    "task-assignee": [
+        row("GET task/", "differs: data[0].assigned_to missing (and in 9 more items)"),
+        row("GET task/{id}/", "differs: task.assigned_to missing"),
+    ],
+    "export-url": [
+        row("GET export/", "differs: data[0].download_url missing"),
+        row("GET export/{id}/", "differs: export.download_url missing"),
+    ],
+    "event-previous-data": [
+        row(
+            "GET event/ (deleted leads)",
+            "differs: data[0].previous_data missing (and in 2 more items)",
+        )
+    ],
 }
 
 

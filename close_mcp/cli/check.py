@@ -32,6 +32,14 @@ from close_mcp.close.catalog import (
     User,
 )
 from close_mcp.close.client import CloseClient, count_body
+from close_mcp.close.crm import (
+    EVENT_KEYS,
+    EXPORT_KEYS,
+    OPPORTUNITY_KEYS,
+    OPPORTUNITY_STATUS_KEYS,
+    PIPELINE_KEYS,
+    TASK_KEYS,
+)
 from close_mcp.close.jobs import JOB_KINDS, JobSummary, job_path, summarize_job
 from close_mcp.close.times import close_time
 from close_mcp.errors import CloseError, UnknownJobId
@@ -210,6 +218,7 @@ class Checker:
             *[(f"GET {job_path(kind)}", self._jobs_probe(kind)) for kind in JOB_KINDS],
             ("GET activity/email/", self.emails),
         ]
+        probes += CrmProbes(self.client).probes()
         for endpoint, probe in probes:
             try:
                 verdict = await probe()
@@ -397,6 +406,114 @@ class Checker:
             *(p for i, item in enumerate(items) for p in timestamp_problems(item, f"data[{i}]")),
         ]
         return Verdict(tuple(problems), listed.note)
+
+
+# -- opportunities, pipelines, tasks, exports, the event log (issue 28) -----------------
+# One read each, the answer's keys against what `close.crm` reads. Nothing is written: a
+# lead merge and an export's creation are POSTs, so only their read sides are probed (the
+# export list and one export; the deleted leads' events with their `previous_data`).
+
+Probe = Callable[[], Awaitable[Verdict]]
+
+
+def _first_id(items: list[Any]) -> str | None:
+    first = items[0] if items else None
+    value = first.get("id") if isinstance(first, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class CrmProbes:
+    """The probes in order; the single-object ones read an id the list before found."""
+
+    def __init__(self, client: CloseClient) -> None:
+        self.client = client
+        self.opportunity_id: str | None = None
+        self.task_id: str | None = None
+        self.export_id: str | None = None
+
+    def probes(self) -> list[tuple[str, Probe]]:
+        return [
+            ("GET pipeline/", self.pipelines),
+            ("GET status/opportunity/", self.statuses),
+            ("GET opportunity/", self.opportunities),
+            ("GET opportunity/{id}/", self.opportunity),
+            ("GET task/", self.tasks),
+            ("GET task/{id}/", self.task),
+            ("GET export/", self.exports),
+            ("GET export/{id}/", self.export),
+            ("GET event/ (deleted leads)", self.deleted_leads),
+        ]
+
+    async def _list(
+        self, path: str, what: str, keys: tuple[str, ...], params: dict[str, Any] | None = None
+    ) -> tuple[Verdict, list[Any]]:
+        answer = await self.client.get(path, {"_limit": ITEMS, **(params or {})})
+        problems, items = list_problems(answer, keys=keys)
+        return Verdict(tuple(problems), _counted(items, what)), items
+
+    async def _one(self, path: str | None, what: str, keys: tuple[str, ...]) -> Verdict:
+        if path is None:
+            return Verdict((), f"not checked: no {what} found")
+        answer = await self.client.get(path)
+        return Verdict(tuple(item_problems(answer, what, keys=keys)))
+
+    async def pipelines(self) -> Verdict:
+        verdict, items = await self._list("pipeline/", "pipelines", PIPELINE_KEYS)
+        problems = list(verdict.problems)
+        for i, item in enumerate(items):
+            statuses = item.get("statuses") if isinstance(item, dict) else None
+            for j, status in enumerate(statuses if isinstance(statuses, list) else []):
+                where = f"data[{i}].statuses[{j}]"
+                problems += item_problems(status, where, keys=("id", "label", "type"))
+        return Verdict(tuple(problems), verdict.note)
+
+    async def statuses(self) -> Verdict:
+        answer = await self.client.get("status/opportunity/")
+        problems, items = list_problems(answer, keys=OPPORTUNITY_STATUS_KEYS)
+        return Verdict(tuple(problems), _counted(items, "statuses"))
+
+    async def opportunities(self) -> Verdict:
+        verdict, items = await self._list("opportunity/", "opportunities", OPPORTUNITY_KEYS)
+        self.opportunity_id = _first_id(items)
+        return verdict
+
+    async def opportunity(self) -> Verdict:
+        path = f"opportunity/{self.opportunity_id}/" if self.opportunity_id else None
+        return await self._one(path, "opportunity", OPPORTUNITY_KEYS)
+
+    async def tasks(self) -> Verdict:
+        verdict, items = await self._list("task/", "tasks", TASK_KEYS, {"_type": "lead"})
+        self.task_id = _first_id(items)
+        return verdict
+
+    async def task(self) -> Verdict:
+        path = f"task/{self.task_id}/" if self.task_id else None
+        return await self._one(path, "task", TASK_KEYS)
+
+    async def exports(self) -> Verdict:
+        verdict, items = await self._list("export/", "exports", EXPORT_KEYS)
+        self.export_id = _first_id(items)
+        return verdict
+
+    async def export(self) -> Verdict:
+        path = f"export/{self.export_id}/" if self.export_id else None
+        return await self._one(path, "export", EXPORT_KEYS)
+
+    async def deleted_leads(self) -> Verdict:
+        params = {"object_type": "lead", "action": "deleted"}
+        verdict, items = await self._list("event/", "events", EVENT_KEYS, params)
+        problems = list(verdict.problems)
+        unlike = []
+        for i, event in enumerate(items):
+            previous = event.get("previous_data") if isinstance(event, dict) else None
+            if not isinstance(previous, dict):
+                unlike.append(f"data[{i}].previous_data missing")
+            elif previous.get("id") != event.get("object_id"):
+                unlike.append(f"data[{i}].previous_data.id is not the lead's")
+        if unlike:
+            more = f" (and in {len(unlike) - 1} more items)" if len(unlike) > 1 else ""
+            problems.append(unlike[0] + more)
+        return Verdict(tuple(problems), verdict.note)
 
 
 async def run_check(client: CloseClient) -> list[Row]:

@@ -18,6 +18,16 @@ from close_mcp.settings_table import SETTINGS, STATE_DIR, flag_help, help_enviro
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
+# Issue 28's endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
+# tasks, exports and the event log (close_mcp.sandbox.drift.CRM_DRIFTS).
+CRM_DRIFT_NAMES = (
+    "pipeline-statuses",
+    "opportunity-status-type",
+    "opportunity-user",
+    "task-assignee",
+    "export-url",
+    "event-previous-data",
+)
 DRIFT_NAMES = (
     "status-label",
     "render-body",
@@ -32,13 +42,15 @@ DRIFT_NAMES = (
     "query-text",
     "query-full-text",
     "query-sort",
+    *CRM_DRIFT_NAMES,
 )
 CHECK_DESCRIPTION = """\
 Check the configured Close account answers the way close-mcp reads it: one read-only
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
 schema, email templates, sequences, connected accounts, smart views, users, a count-only
 search, a one-lead search, a lead, a template rendered for one lead and contact, the
-bulk job lists of each kind, the email activities), each answer checked against the
+bulk job lists of each kind, the email activities, pipelines, opportunity statuses,
+opportunities, tasks, exports and deleted leads' events), each answer checked against the
 fields the code reads (timestamps and the RateLimit header included), and a count probe
 of one sampled lead for every query kind close-mcp sends (an offset moment,
 fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
@@ -149,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DRIFT_NAMES,
         help="answer one endpoint with a deliberately changed shape, for trying close-mcp "
         "check: status-label (lead statuses name their label `name`), render-body (a "
-        "rendered template has no body), search-count (count.total becomes count.n_total) "
-        "(default: none, Close's shapes)",
+        "rendered template has no body), search-count (count.total becomes count.n_total); "
+        "the others rename one field in pipelines, opportunity statuses, opportunities, "
+        "tasks, exports or the event log, as their names say (default: none, Close's shapes)",
     )
 
     check = sub.add_parser(

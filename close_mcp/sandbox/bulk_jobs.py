@@ -11,6 +11,7 @@ longer evaluates when it loads (a smart view deleted meanwhile) ends in `error`.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -121,6 +122,9 @@ class JobRunner:
 
     store: Store
     speed: float
+    # What else a deleted lead takes with it (its opportunities, tasks and event log
+    # entries: `close_mcp.sandbox.crm`), given the lead and the time.
+    on_delete: Callable[[Lead, float], None] | None = None
 
     # -- creation ------------------------------------------------------------------------
 
@@ -376,6 +380,8 @@ class JobRunner:
         if job.kind == "delete":
             del self.store.leads[lead_id]
             subs.remove_lead(lead_id)
+            if self.on_delete is not None:
+                self.on_delete(lead, now)
         elif job.kind == "edit":
             self._edit(job.params, lead)
             lead.date_updated = from_epoch(now)

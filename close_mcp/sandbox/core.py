@@ -31,6 +31,7 @@ from starlette.routing import Route
 from close_mcp.clock import Clock, FakeClock, SystemClock, utc_datetime
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import JobRunner
+from close_mcp.sandbox.crm import EXPORT_PATH, Crm
 from close_mcp.sandbox.drift import apply_drift, check_drift
 from close_mcp.sandbox.errors import ApiError, BadRequest
 from close_mcp.sandbox.faults import (
@@ -46,6 +47,7 @@ from close_mcp.sandbox.faults import (
 from close_mcp.sandbox.oauth import SandboxOAuth
 from close_mcp.sandbox.routes import TZ_HEADER, Api, Call, tz_offset
 from close_mcp.sandbox.seed import build_store
+from close_mcp.sandbox.store import from_epoch
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 SANDBOX_API_KEY = "api_sandbox_0000000000000000000000"
@@ -92,7 +94,9 @@ class Sandbox:
         self.slow_seconds = slow_seconds
         self.store = build_store(n_leads, seed, utc_datetime(self.clock))
         self.jobs = JobRunner(self.store, job_speed)
-        self.api = Api(self.store, self.jobs)
+        self.crm = Crm(self.store, job_speed)
+        self.jobs.on_delete = lambda lead, now: self.crm.deleted_lead(lead, from_epoch(now))
+        self.api = Api(self.store, self.jobs, self.crm.routes(), self.jobs.on_delete)
         self.requests: list[RecordedRequest] = []
         self._faults = FaultPlan()
         self._fault_rng = random.Random(seed + 1)
@@ -205,8 +209,23 @@ def build_app(sandbox: Sandbox) -> Starlette:
         record.status = response.status_code
         return response
 
+    async def export_file(request: Request) -> Response:
+        """A finished export's file, gzip-compressed as Close serves it; the link's token is
+        its only key (Close's download links are signed URLs, without the API key)."""
+        sandbox._record("GET", request.url.path, dict(request.query_params), None)
+        try:
+            export = sandbox.crm.download(
+                request.path_params["id"], request.path_params["token"], sandbox.clock.time()
+            )
+        except ApiError as exc:
+            return _json(exc.status, exc.body)
+        media = "application/json" if export.format == "json" else "text/csv"
+        headers = {"Content-Encoding": "gzip"}
+        return Response(export.content, 200, headers=headers, media_type=media)
+
     return Starlette(
         routes=[
+            Route(EXPORT_PATH + "{id}/{token}/", export_file, methods=["GET"]),
             Route("/oauth2/authorize/", sandbox.oauth.authorize, methods=["GET"]),
             Route("/oauth2/token/", sandbox.oauth.token, methods=["POST"]),
             Route("/{path:path}", endpoint, methods=METHODS),
@@ -272,7 +291,8 @@ async def _route(
         sandbox.jobs.advance_all(now)
         emails.deliver_due(sandbox.store, now)
         tz = tz_offset(request.headers.get(TZ_HEADER))
-        call = Call(method, params, dict(request.query_params), body, now, tz)
+        base = str(request.base_url)
+        call = Call(method, params, dict(request.query_params), body, now, tz, base)
         answer = apply_drift(sandbox.drift, method, relative, handler(call), body)
         return _json(200, answer, headers)
     except ApiError as exc:

@@ -179,6 +179,60 @@ DRIFTS: Final[dict[str, Drift]] = {
 }
 
 
+def _rename(old: str, new: str) -> Callable[[Any], Any]:
+    """`old` renamed in a list's items or in a single object's answer."""
+    in_items = _rename_in_items(old, new)
+
+    def change(answer: Any) -> Any:
+        if isinstance(answer, dict) and "data" not in answer:
+            return {(new if k == old else k): v for k, v in answer.items()}
+        return in_items(answer)
+
+    return change
+
+
+# Issue 28's endpoints (`close_mcp.close.crm`), one drift for each probe of `close-mcp check`.
+CRM_DRIFTS: Final[dict[str, Drift]] = {
+    "pipeline-statuses": Drift(
+        "GET",
+        re.compile(r"pipeline/\Z"),
+        _rename_in_items("statuses", "stages"),
+        "pipelines list their statuses as `stages`",
+    ),
+    "opportunity-status-type": Drift(
+        "GET",
+        re.compile(r"status/opportunity/\Z"),
+        _rename_in_items("type", "status_type"),
+        "opportunity statuses say `status_type` instead of `type`",
+    ),
+    "opportunity-user": Drift(
+        "GET",
+        re.compile(r"opportunity/(?:[^/]+/)?\Z"),
+        _rename("user_id", "owner_id"),
+        "opportunities name their user `owner_id`",
+    ),
+    "task-assignee": Drift(
+        "GET",
+        re.compile(r"task/(?:[^/]+/)?\Z"),
+        _rename("assigned_to", "assignee"),
+        "tasks name their assignee `assignee`",
+    ),
+    "export-url": Drift(
+        "GET",
+        re.compile(r"export/(?:[^/]+/)?\Z"),
+        _rename("download_url", "url"),
+        "exports give their file as `url`",
+    ),
+    "event-previous-data": Drift(
+        "GET",
+        re.compile(r"event/\Z"),
+        _rename_in_items("previous_data", "before"),
+        "events hold the old object as `before`",
+    ),
+}
+DRIFTS.update(CRM_DRIFTS)
+
+
 def check_drift(name: str | None) -> None:
     if name is not None and name not in DRIFTS:
         raise ValueError(f"unknown drift {name!r}; known: {', '.join(DRIFTS)}")

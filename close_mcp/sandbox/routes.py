@@ -52,6 +52,7 @@ class Call:
     json: Any
     now: float
     tz: timedelta = timedelta(0)  # the `X-TZ-Offset` header: how far local clocks are ahead
+    base_url: str = ""  # the sandbox's own address, for links it hands out (export files)
 
 
 @dataclass
@@ -137,9 +138,16 @@ def page(
 class Api:
     """Routes -> handlers. Paths are matched relative to /api/v1/ and end with a slash."""
 
-    def __init__(self, store: Store, jobs: JobRunner) -> None:
+    def __init__(
+        self,
+        store: Store,
+        jobs: JobRunner,
+        extra: list[tuple[str, dict[str, Handler]]] | None = None,
+        on_delete: Callable[[Lead, float], None] | None = None,
+    ) -> None:
         self.store = store
         self.jobs = jobs
+        self.on_delete = on_delete  # the event log's record of a deleted lead
         self.cursors: dict[str, CursorState] = {}
         self._cursor_count = 0
         kinds = "|".join(PREFIXES)
@@ -176,6 +184,7 @@ class Api:
             (r"activity/email/", {"GET": self.list_emails, "POST": self.create_email}),
             (r"activity/email/(?P<id>[^/]+)/", {"GET": self.get_email, "PUT": self.update_email}),
         ]
+        table = [*(extra or []), *table]  # `lead/merge/` before `lead/{id}/`
         self.routes = [(re.compile(pattern + r"\Z"), methods) for pattern, methods in table]
 
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
@@ -390,7 +399,10 @@ class Api:
         return update_lead(self.store, lead, call.json, call.now).to_json(self.store)
 
     def delete_lead(self, call: Call) -> JSON:
-        del self.store.leads[self._lead(call.params["id"]).id]
+        lead = self._lead(call.params["id"])
+        del self.store.leads[lead.id]
+        if self.on_delete is not None:
+            self.on_delete(lead, call.now)
         return {}
 
     # -- advanced filtering --------------------------------------------------------------

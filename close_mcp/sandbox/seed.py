@@ -15,14 +15,19 @@ from close_mcp.sandbox.store import (
     CustomField,
     EmailAccount,
     EmailTemplate,
+    Event,
     IdMaker,
     Lead,
     LeadStatus,
+    Opportunity,
+    OpportunityStatus,
     Organization,
+    Pipeline,
     SavedSearch,
     Sequence,
     Store,
     Subscription,
+    Task,
     User,
 )
 
@@ -46,6 +51,16 @@ COMPANY_WORDS = [
     "Red", "Northern", "Pacific", "Bright", "Silver", "Atlas", "Zenith", "Café", "Größe",
 ]  # fmt: skip
 COMPANY_SUFFIXES = ["Inc.", "LLC", "Labs", "Systems", "Group", "Partners", "GmbH", "Co."]
+PIPELINES = {
+    "Sales": [("Discovery", "active"), ("Demo Completed", "active"), ("Proposal Sent", "active"),
+              ("Won", "won"), ("Lost", "lost")],
+    "Renewals": [("Renewal Due", "active"), ("Renewed", "won"), ("Churned", "lost")],
+}  # fmt: skip
+TASK_TEXTS = ["Call back", "Send proposal", "Follow up on demo", "Check renewal", "Intro email"]
+OPP_SHARE = 0.4  # leads with opportunities (of the first CRM_LEADS)
+CRM_LEADS = 400  # opportunities and tasks go on the first leads only, so a large
+# organization seeds as fast as before
+DELETED_ELSEWHERE = [2, 12, 29, 45]  # days ago: leads deleted in Close's UI (45: past the log)
 TITLES = ["CEO", "CTO", "VP Sales", "Head of Operations", "Engineer", "Buyer", ""]
 
 
@@ -71,6 +86,7 @@ def build_store(n_leads: int, seed: int, now: datetime) -> Store:
     _subscriptions(store, rng, now)
     _zoom_account(store)  # last, so the ids drawn before it stay what they were
     _shared_fields(store, random.Random(f"{seed}-shared"), [me.id, other.id], now)
+    _crm(store, random.Random(f"{seed}-crm"), now)
     return store
 
 
@@ -319,3 +335,77 @@ def _subscriptions(store: Store, rng: random.Random, now: datetime) -> None:
             account.identities[0]["name"], account.identities[0]["email"], now, now,
         )  # fmt: skip
         store.subscriptions[sub.id] = sub
+
+
+def _crm(store: Store, rng: random.Random, now: datetime) -> None:
+    """Pipelines, opportunity statuses, opportunities across them, open and done tasks, and
+    leads deleted outside close-mcp (their `deleted` events in the event log).
+
+    Seeded last, from an RNG and ids of its own, so everything drawn before keeps its ids
+    and values, and ids the sandbox makes later (`store.new_id`) stay what they were.
+    """
+    new_id = IdMaker(rng)
+    for name, statuses in PIPELINES.items():
+        pipeline = Pipeline(new_id("pipe"), name)
+        store.pipelines[pipeline.id] = pipeline
+        for label, kind in statuses:
+            status = OpportunityStatus(new_id("stat"), label, kind, pipeline.id)
+            store.opportunity_statuses[status.id] = status
+    opp_statuses = list(store.opportunity_statuses.values())
+    users = list(store.users)
+    for lead in list(store.leads.values())[:CRM_LEADS]:
+        if rng.random() < OPP_SHARE:
+            for _ in range(rng.randint(1, 2)):
+                opp = _opportunity(lead, rng, new_id("oppo"), rng.choice(opp_statuses), users, now)
+                store.opportunities[opp.id] = opp
+        if rng.random() < 0.5:
+            for _ in range(rng.randint(1, 2)):
+                task = _task(lead, rng, new_id("task"), users, now)
+                store.tasks[task.id] = task
+    for days in DELETED_ELSEWHERE:
+        scratch = Store(new_id, store.org, store.me, statuses=store.statuses)
+        scratch.custom_fields = store.custom_fields
+        lead = _lead(scratch, rng, now, users)
+        when = now - timedelta(days=days, hours=rng.uniform(0, 12))
+        for contact in lead.contacts:
+            store.events.append(
+                Event(new_id("ev"), "contact", contact.id, lead.id, "deleted", when, users[1],
+                      previous_data=contact.to_json(store.org))
+            )  # fmt: skip
+        store.events.append(
+            Event(new_id("ev"), "lead", lead.id, lead.id, "deleted", when, users[1],
+                  previous_data=lead.to_json(store))
+        )  # fmt: skip
+    store.events.sort(key=lambda e: e.date_created)
+
+
+def _opportunity(
+    lead: Lead, rng: random.Random, opp_id: str, status: OpportunityStatus, users: list[str],
+    now: datetime,
+) -> Opportunity:  # fmt: skip
+    span = max((now - lead.date_created).total_seconds(), 1.0)
+    created = lead.date_created + timedelta(seconds=rng.uniform(0, span))
+    updated = created + timedelta(seconds=rng.uniform(0, (now - created).total_seconds()))
+    won = None
+    if status.type == "won":
+        won = updated.date().isoformat()
+    elif status.type == "active" and rng.random() < 0.6:  # an expected close date
+        won = (now + timedelta(days=rng.randint(-10, 90))).date().isoformat()
+    return Opportunity(
+        opp_id, lead.id, status.id, rng.choice(users), rng.randrange(50_000, 5_000_000, 10_000),
+        rng.choice(["one_time", "one_time", "monthly", "annual"]),
+        {"active": rng.choice([10, 25, 50, 75]), "won": 100, "lost": 0}[status.type],
+        rng.choice(["", "Budget approved", "Needs legal review", "Champion: CTO"]),
+        created, updated, won, updated if status.type == "lost" else None,
+        lead.contacts[0].id if lead.contacts and rng.random() < 0.7 else None, users[0], users[0],
+    )  # fmt: skip
+
+
+def _task(lead: Lead, rng: random.Random, task_id: str, users: list[str], now: datetime) -> Task:
+    due = now + timedelta(days=rng.randint(-30, 30))
+    date = due.date().isoformat() if rng.random() < 0.7 else due.replace(microsecond=0).isoformat()
+    created = min(now, max(lead.date_created, due - timedelta(days=rng.randint(1, 20))))
+    return Task(
+        task_id, lead.id, rng.choice(users), rng.choice(TASK_TEXTS), date,
+        due < now and rng.random() < 0.5, created, created, users[0], users[0],
+    )  # fmt: skip

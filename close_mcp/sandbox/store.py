@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -411,6 +412,119 @@ class Job:
 
 
 @dataclass
+class Pipeline:
+    id: str
+    name: str
+
+
+@dataclass
+class OpportunityStatus:
+    """An opportunity status: `type` is active, won or lost; it belongs to one pipeline."""
+
+    id: str
+    label: str
+    type: str
+    pipeline_id: str
+
+
+@dataclass
+class Opportunity:
+    """`value` is in cents, as Close's; `date_won` is a date (on an active opportunity,
+    the expected close date Close's UI shows)."""
+
+    id: str
+    lead_id: str
+    status_id: str
+    user_id: str
+    value: int | None
+    value_period: str  # one_time, monthly, annual
+    confidence: int
+    note: str
+    date_created: datetime
+    date_updated: datetime
+    date_won: str | None = None
+    date_lost: datetime | None = None
+    contact_id: str | None = None
+    created_by: str | None = None
+    updated_by: str | None = None
+
+
+@dataclass
+class Task:
+    """A lead task (`_type` lead). `date` is a date or a date-time string, as Close takes it."""
+
+    id: str
+    lead_id: str
+    assigned_to: str
+    text: str
+    date: str | None
+    is_complete: bool
+    date_created: datetime
+    date_updated: datetime
+    created_by: str | None = None
+    updated_by: str | None = None
+    contact_id: str | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    """One entry of Close's event log."""
+
+    id: str
+    object_type: str
+    object_id: str
+    lead_id: str | None
+    action: str
+    date_created: datetime
+    user_id: str | None
+    data: JSON | None = None
+    previous_data: JSON | None = None
+    changed_fields: list[str] = field(default_factory=list)
+    meta: JSON = field(default_factory=dict)
+    request_id: str | None = None
+    # `previous_data` made when read: a bulk delete of 100,000 leads keeps the deleted
+    # objects, not 100,000 rendered copies of them.
+    later: Callable[[], JSON] | None = None
+
+    def to_json(self, org: Organization) -> JSON:
+        return {
+            "id": self.id,
+            "date_created": iso(self.date_created),
+            "date_updated": iso(self.date_created),
+            "organization_id": org.id,
+            "user_id": self.user_id,
+            "request_id": self.request_id,
+            "api_key_id": None,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "lead_id": self.lead_id,
+            "action": self.action,
+            "changed_fields": list(self.changed_fields),
+            "meta": dict(self.meta),
+            "data": self.data,
+            "previous_data": self.later() if self.later is not None else self.previous_data,
+        }
+
+
+@dataclass
+class Export:
+    """A lead export: the file is made when it is created (`content`, gzip-compressed) and
+    offered once `ready_at` has passed, as Close's finishes in the background."""
+
+    id: str
+    format: str
+    type: str
+    body: JSON
+    n_leads: int
+    content: bytes
+    token: str
+    created_by: str
+    date_created: datetime
+    started_at: float
+    ready_at: float
+
+
+@dataclass
 class Store:
     """The whole organization. Ids of new objects come from `new_id`, seeded like the data."""
 
@@ -431,6 +545,13 @@ class Store:
     emails: dict[str, JSON] = field(default_factory=dict)  # acti_ id -> Close email activity
     email_send_at: dict[str, float] = field(default_factory=dict)  # unsent outbox/scheduled
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # Opportunities, tasks, the event log and exports (`close_mcp.sandbox.crm`).
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    opportunity_statuses: dict[str, OpportunityStatus] = field(default_factory=dict)
+    opportunities: dict[str, Opportunity] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)  # oldest first
+    exports: dict[str, Export] = field(default_factory=dict)
 
     def contact(self, contact_id: str) -> Contact | None:
         for lead in self.leads.values():

@@ -362,10 +362,10 @@ async def test_missing_trailing_slash_redirects(http: httpx.AsyncClient) -> None
 
 
 async def test_unknown_path_and_wrong_method(http: httpx.AsyncClient) -> None:
-    unknown = await http.get("opportunity/")
+    unknown = await http.get("note/")
     assert (unknown.status_code, unknown.json()) == (
         404,
-        {"error": "No such endpoint: /api/v1/opportunity/"},
+        {"error": "No such endpoint: /api/v1/note/"},
     )
     wrong = await http.delete("me/")
     assert (wrong.status_code, wrong.json()) == (405, {"error": "Method DELETE not allowed."})

@@ -62,9 +62,18 @@ def _followup_sequence_delay_at_least_a_day(schemas: dict[str, Any]) -> None:
     delay["minimum"] = 86_400
 
 
+def _task_date_is_a_date_or_a_date_time(schemas: dict[str, Any]) -> None:
+    """The task update page: `date` is "either a date or a date-time". The file says
+    `oneOf` date / date-time, which no string can satisfy when formats are annotations only
+    (both branches match), so it is read as `anyOf`."""
+    for name in ("UpdateNotificationDate", "UpdateNotificationDueDate"):
+        schemas[name]["anyOf"] = schemas[name].pop("oneOf")
+
+
 SEED_OVERRIDES: list[Callable[[dict[str, Any]], None]] = [
     _email_sender_may_carry_a_name,
     _followup_sequence_delay_at_least_a_day,
+    _task_date_is_a_date_or_a_date_time,
 ]
 
 
@@ -425,3 +434,97 @@ def test_a_drifted_answer_is_caught() -> None:
     job = {"id": "bulkedit_1", "n_objects_processed": "3"}
     found = problems("get", "/bulk_action/edit/{id}/", job)
     assert "n_objects_processed: '3' is not of type 'integer'" in found
+
+
+# Opportunities, pipelines, tasks, merge, exports and the event log (issue 28's groundwork:
+# `close_mcp.close.crm`), kept apart from USED until tools call them.
+CRM_USED = [
+    ("get", "/pipeline/"),
+    ("get", "/status/opportunity/"),
+    ("get", "/opportunity/"),
+    ("get", "/opportunity/{id}/"),
+    ("put", "/opportunity/{id}/"),
+    ("get", "/task/"),
+    ("get", "/task/{id}/"),
+    ("put", "/task/{id}/"),
+    ("delete", "/task/{id}/"),
+    ("post", "/lead/merge/"),
+    ("post", "/export/lead/"),
+    ("get", "/export/{id}/"),
+    ("get", "/event/"),
+    ("get", "/event/{id}/"),
+]
+# Of those, the answers the OpenAPI file leaves undescribed (only the opportunity's is).
+CRM_UNDESCRIBED = [(m, p) for m, p in CRM_USED if p not in ("/opportunity/", "/opportunity/{id}/")]
+# Request bodies the file describes: a task's update (UpdateNotification) and an export's
+# flags (CreateExportFlags); the others are "Any type".
+CRM_REQUESTS = [("put", "/task/{id}/"), ("post", "/export/lead/")]
+
+
+def test_the_crm_endpoints_are_described_as_expected() -> None:
+    schemas = SPEC["components"]["schemas"]
+    for method, path in CRM_USED:
+        assert method in SPEC["paths"].get(path, {}), (method, path)
+    undescribed = [
+        (m, p) for m, p in CRM_USED if schemas[_schema_name(m, p)].get("properties") == {}
+    ]
+    assert undescribed == CRM_UNDESCRIBED
+    for method, path in CRM_REQUESTS:
+        ref = SPEC["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        assert "$ref" in ref, (method, path)
+    assert request_problems("put", "/task/{id}/", None, {"priority": "urgent"}) == [
+        "body priority: 'urgent' is not one of ['high', 'medium']"
+    ]
+
+
+async def test_the_crm_answers_and_requests_match_the_openapi_description() -> None:
+    sb = Sandbox(n_leads=60, clock=FakeClock())
+    store = sb.store
+    async with httpx.AsyncClient(
+        transport=sb.transport(), base_url="http://sandbox/api/v1/", auth=(sb.api_key, "")
+    ) as http:
+        rec = Recorder(http)
+        opp = next(iter(store.opportunities.values()))
+        won = next(s.id for s in store.opportunity_statuses.values() if s.type == "won")
+        task = next(iter(store.tasks.values()))
+        await rec.call("get", "pipeline/", "/pipeline/")
+        await rec.call("get", "status/opportunity/", "/status/opportunity/")
+        await rec.call("get", "opportunity/", "/opportunity/", params={"_limit": 200})
+        await rec.call("get", "opportunity/", "/opportunity/", params={"status_type": "lost"})
+        await rec.call("get", f"opportunity/{opp.id}/", "/opportunity/{id}/")
+        change = {"status_id": won, "confidence": 100, "date_won": "2026-01-02"}
+        await rec.call("put", f"opportunity/{opp.id}/", "/opportunity/{id}/", json=change)
+        await rec.call("get", "task/", "/task/", params={"is_complete": "false"})
+        await rec.call("get", f"task/{task.id}/", "/task/{id}/")
+        task_change = {"is_complete": True, "assigned_to": store.me.id, "date": "2026-01-05"}
+        await rec.call("put", f"task/{task.id}/", "/task/{id}/", json=task_change)
+        await rec.call("delete", f"task/{task.id}/", "/task/{id}/")
+        source, destination = list(store.leads)[:2]
+        merge = {"source": source, "destination": destination}
+        await rec.call("post", "lead/merge/", "/lead/merge/", json=merge)
+        export_body = {
+            "s_query": lead_ids_query([destination]),
+            "format": "json",
+            "type": "leads",
+            "include_activities": False,
+            "send_done_email": False,
+        }
+        export = await rec.call("post", "export/lead/", "/export/lead/", json=export_body)
+        sb.advance(30)
+        await rec.call("get", f"export/{export['id']}/", "/export/{id}/")
+        events = await rec.call("get", "event/", "/event/", params={"lead_id": source})
+        await rec.call("get", f"event/{events['data'][0]['id']}/", "/event/{id}/")
+    assert sorted(rec.answers) == sorted(CRM_USED)
+    failures = {
+        f"{method.upper()} {path}": found
+        for (method, path), answers in rec.answers.items()
+        for found in [sorted({p for answer in answers for p in problems(method, path, answer)})]
+        if found
+    }
+    assert failures == {}
+    assert {
+        f"{m.upper()} {p}": found
+        for m, p, params, body in rec.requests
+        for found in [request_problems(m, p, params, body)]
+        if found
+    } == {}
