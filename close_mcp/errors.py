@@ -18,8 +18,12 @@
     │   │   └── ServerError         5xx after the retries ran out
     │   ├── TransportError          no answer at all (timeout, refused, reset) after retries
     │   ├── MalformedResponse       an answer that is not the JSON Close promises
-    │   └── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
-    │                               it may or may not have happened, so it must not be resent
+    │   ├── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
+    │   │                           it may or may not have happened, so it must not be resent
+    │   └── CloseOAuthError         Close's OAuth token endpoint refused or failed
+    ├── Busy                        a lock another call (or replica) holds; nothing was sent
+    ├── LockLost                    a lock held for a long run expired and another took it
+    ├── DemoFailed                  a tool call of `close-mcp demo` failed
     ├── SafetyNetError              a snapshot or backup that cannot be taken or read
     ├── AuditUnavailable            the audit log cannot be written, so no write is sent
     ├── ConfigError                 a setting is missing or malformed (one line naming it)
@@ -30,6 +34,9 @@
 Every message is written for the person or model reading a tool error: it says what
 happened and what to do. No error ever holds the API key: requests are described by
 method and path only, and bodies come from Close's answers, never from our headers.
+
+The sandbox's errors (`close_mcp/sandbox/errors.py`, Close's error answers as the fake Close
+gives them) stay apart: the sandbox imports nothing of the server, this tree included.
 """
 
 from __future__ import annotations
@@ -252,3 +259,18 @@ class MissingAPIKey(ConfigError):
 
 class TokenRejected(CloseMcpError):
     """Why a token does not allow this call; the message is shown to the model."""
+
+
+# -- locks and the demo --------------------------------------------------------------------
+
+
+class Busy(CloseMcpError):
+    """A lock is held by another call (or replica); the message says what is going on."""
+
+
+class LockLost(CloseMcpError):
+    """A lock renewed while held is no longer ours (it expired and someone else took it)."""
+
+
+class DemoFailed(CloseMcpError):
+    """A tool call of `close-mcp demo` failed; the message names the tool and its error."""

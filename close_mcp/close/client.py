@@ -45,7 +45,6 @@ from close_mcp.close.budget import (
     SharedBudget,
     endpoint_group,
 )
-from close_mcp.close.budget import Pacer as Pacer  # its old home
 from close_mcp.close.timezone import TZ_OFFSET_HEADER, tz_offset_header
 from close_mcp.errors import (
     AuthenticationError,
