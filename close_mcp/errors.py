@@ -4,6 +4,7 @@
     ├── ArgumentError               a tool argument is wrong; `path` names it ("filter.lead_status")
     │   ├── SQueryError             a raw `s_query` or `sort` that does not fit Close's grammar
     │   ├── UnknownJobId            not a Close bulk job id (the prefix says the kind)
+    │   ├── EveryLeadRefused        a selection of every lead without `allow_all_leads`
     │   └── ResolutionError         a name that does not identify exactly one thing of its kind
     │       ├── NameNotFound        nothing has that name (or id)
     │       └── AmbiguousName       several share it; `ids` lists them, the caller passes one
@@ -17,9 +18,14 @@
     │   │   └── ServerError         5xx after the retries ran out
     │   ├── TransportError          no answer at all (timeout, refused, reset) after retries
     │   ├── MalformedResponse       an answer that is not the JSON Close promises
-    │   └── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
-    │                               it may or may not have happened, so it must not be resent
+    │   ├── OutcomeUnknown          a write whose fate is unknown (POST failed ambiguously);
+    │   │                           it may or may not have happened, so it must not be resent
+    │   └── CloseOAuthError         Close's OAuth token endpoint refused or failed
+    ├── Busy                        a lock another call (or replica) holds; nothing was sent
+    ├── LockLost                    a lock held for a long run expired and another took it
+    ├── DemoFailed                  a tool call of `close-mcp demo` failed
     ├── SafetyNetError              a snapshot or backup that cannot be taken or read
+    ├── AuditUnavailable            the audit log cannot be written, so no write is sent
     ├── ConfigError                 a setting is missing or malformed (one line naming it)
     │   └── MissingAPIKey           no Close key configured and none sent with the request
     └── TokenRejected               a confirmation token that does not allow this call; the
@@ -28,6 +34,9 @@
 Every message is written for the person or model reading a tool error: it says what
 happened and what to do. No error ever holds the API key: requests are described by
 method and path only, and bodies come from Close's answers, never from our headers.
+
+The sandbox's errors (`close_mcp/sandbox/errors.py`, Close's error answers as the fake Close
+gives them) stay apart: the sandbox imports nothing of the server, this tree included.
 """
 
 from __future__ import annotations
@@ -78,6 +87,11 @@ class UnknownJobId(ArgumentError):
             f"job_id {job_id!r} is not a Close bulk job id; it must start with one of "
             + ", ".join(prefixes),
         )
+
+
+class EveryLeadRefused(ArgumentError):
+    """A selection that matches every lead, by its wording or its count, not allowed as such;
+    a write tool audits it as a refusal."""
 
 
 class ResolutionError(ArgumentError):
@@ -231,6 +245,10 @@ class SafetyNetError(CloseMcpError):
     """A snapshot or backup that cannot be taken or read; the message says what to do."""
 
 
+class AuditUnavailable(CloseMcpError):
+    """The audit log cannot be written: a write it would miss is not sent."""
+
+
 class ConfigError(CloseMcpError):
     """A setting is missing or malformed; the message is one line naming it and what is allowed."""
 
@@ -241,3 +259,18 @@ class MissingAPIKey(ConfigError):
 
 class TokenRejected(CloseMcpError):
     """Why a token does not allow this call; the message is shown to the model."""
+
+
+# -- locks and the demo --------------------------------------------------------------------
+
+
+class Busy(CloseMcpError):
+    """A lock is held by another call (or replica); the message says what is going on."""
+
+
+class LockLost(CloseMcpError):
+    """A lock renewed while held is no longer ours (it expired and someone else took it)."""
+
+
+class DemoFailed(CloseMcpError):
+    """A tool call of `close-mcp demo` failed; the message names the tool and its error."""

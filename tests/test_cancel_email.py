@@ -119,12 +119,17 @@ async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h:
     stored = await h.runtime.client_for().get(f"activity/email/{email['id']}/")
     assert (stored["status"], stored["date_sent"]) == ("draft", None)
 
-    # The token again: the email is a draft now, so there is nothing left to cancel.
-    again = await h.error("cancel_email", {"activity_id": email["id"], "confirmation_token": token})
-    assert again == (
-        f"activity_id: cannot cancel {email['id']}: it is a draft, which sends nothing "
-        "(nothing to cancel)"
+    # The token again: the email is a draft now, so there is nothing left to cancel. The
+    # tool is idempotent: the repeat is an answer without a write, not an error.
+    again = await h.call("cancel_email", {"activity_id": email["id"], "confirmation_token": token})
+    reason = f"{email['id']} is already a draft: there is nothing to cancel"
+    assert (again["status"], again["reason"], again["message"], again["confirmation_token"]) == (
+        "refused",
+        reason,
+        f"Refused: {reason}. Nothing was sent.",
+        None,
     )
+    assert again["preview"]["matched"] == 0
     assert len(h.writes()) == 1
     assert h.audit.entries() == [
         {
@@ -135,13 +140,21 @@ async def test_cancel_previews_then_sets_the_email_back_to_draft(status: str, h:
             "request": {"status": "draft"},
             "matched": 1,
             "job_id": email["id"],
-        }
+        },
+        {
+            "time": "2026-01-03T00:00:00+00:00",
+            "tool": "cancel_email",
+            "outcome": "refused",
+            "path": f"/activity/email/{email['id']}/",
+            "request": {"status": "draft"},
+            "matched": 0,
+            "reason": reason,
+        },
     ]
 
 
 REFUSALS = [
     ("sent", "it was already sent; Close cannot take back a sent email"),
-    ("draft", "it is a draft, which sends nothing (nothing to cancel)"),
     ("inbox", "it is a received email (inbox), which sends nothing"),
 ]
 

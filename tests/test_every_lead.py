@@ -135,7 +135,8 @@ async def test_every_lead_selections_are_refused(h: Harness, tool: str) -> None:
         assert all(path == SEARCH for method, path in reads(h) if method == "POST"), name
 
 
-async def test_the_organization_is_counted_once_per_30_seconds(h: Harness) -> None:
+async def test_the_organization_is_counted_at_every_call(h: Harness) -> None:
+    """Issue 23: never a kept total, which deletes made meanwhile would leave too high."""
     args = {"filter": {"created_after": "1900-01-01"}, "edit": EDIT}
     await h.error("create_bulk_edit", args)
     bodies = [r.json for r in searches(h)]
@@ -165,13 +166,8 @@ async def test_the_organization_is_counted_once_per_30_seconds(h: Harness) -> No
         COUNT_ALL,
     ]
     h.clear()
-    h.clock.advance(29)
     await h.error("create_bulk_delete", {"filter": {"created_after": "1900-01-01"}})
-    assert [r.json for r in searches(h)] == bodies[:1]  # the total is kept
-    h.clear()
-    h.clock.advance(2)
-    await h.error("create_bulk_delete", {"filter": {"created_after": "1900-01-01"}})
-    assert [r.json for r in searches(h)] == bodies  # 31 s later: counted again
+    assert [r.json for r in searches(h)] == bodies  # at once: counted again
 
 
 @pytest.mark.harness(confirm="email,sequences,send,delete")

@@ -20,7 +20,10 @@ from tests.ids import status_id
 # 40 leads at 10 objects a second: a job is created, loads in 1 s, then runs for 4 s.
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.harness(n_leads=40, sandbox_options={"job_speed": 10}, toolsets="jobs"),
+    # Resuming a job needs the toolset of its kind, so each kind's toolset is on.
+    pytest.mark.harness(
+        n_leads=40, sandbox_options={"job_speed": 10}, toolsets="jobs,edit,email,sequences,delete"
+    ),
 ]
 
 ALL_LEADS = {"type": "object_type", "object_type": "lead"}

@@ -640,6 +640,7 @@ async def test_no_snapshot_above_the_limit_needs_confirmation(
     # limit: it is about what is stored, not about what was confirmed.
     assert [r.path.removeprefix(API) for r in h.sandbox.requests if r.method == "POST"] == [
         "data/search/",  # the recount
+        "data/search/",  # the organization's total, counted at every call
         "data/search/",  # the leads the token binds
         "bulk_action/edit/",  # and no snapshot
     ]
@@ -778,12 +779,13 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     assert [(m, p) for m, p, _ in sent(h)] == [
         ("GET", "status/lead/"),
         ("POST", "data/search/"),  # the recount
+        ("POST", "data/search/"),  # the organization's total, counted at every call
         ("GET", "bulk_action/delete/"),  # the replay check
         ("GET", "custom_field_schema/lead/"),  # the backup
         ("POST", "data/search/"),  # its leads, and the leads the token binds
         ("POST", "bulk_action/delete/"),
     ]
-    assert sent(h)[4][2] == {
+    assert sent(h)[5][2] == {
         "query": done["preview"]["request"]["s_query"],
         "_limit": 200,
         "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},

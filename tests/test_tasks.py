@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from bench.tokens import count_tokens
+from close_mcp.close.times import close_time
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.sandbox.store import Lead, Store
 from tests.harness import Harness, ToolFailed, text_of
@@ -340,7 +341,8 @@ def emailed_since(store: Store, since: datetime) -> set[str]:
         str(email["lead_id"])
         for email in store.emails.values()
         if email["direction"] == "outgoing"
-        and datetime.fromisoformat(str(email["date_sent"] or email["date_created"])) >= since
+        and (sent := close_time(email["date_sent"] or email["date_created"])) is not None
+        and sent >= since
     }
 
 

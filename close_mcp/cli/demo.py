@@ -29,12 +29,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from close_mcp.config import default_audit_path
+from close_mcp.errors import DemoFailed
 
 console = Console(stderr=False, highlight=False)
-
-
-class DemoFailed(Exception):
-    pass
 
 
 class Demo:

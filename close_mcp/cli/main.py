@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from close_mcp import __version__
+from close_mcp.settings_table import SETTINGS, STATE_DIR, flag_help, help_environment
 
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
@@ -66,77 +67,24 @@ another type than close-mcp reads. Exit status: 0 when every answer has the expe
 1 when one differs or an endpoint fails, 2 on a configuration error."""
 
 
-STATE_DIR = "$XDG_STATE_HOME/close-mcp, else ~/.local/state/close-mcp"
-SERVE_ENVIRONMENT = f"""environment (a flag overrides its variable):
-  CLOSE_API_KEY            Close API key; never a flag. Required unless --sandbox (over HTTP
-                           each request may bring its own, in a Close-API-Key header)
-  CLOSE_API_BASE_URL       API root (default: https://api.close.com/api/v1/)
-  CLOSE_MCP_READ_ONLY      --read-only (default: off)
-  CLOSE_MCP_TOOLSETS       --toolsets (default: all)
-  CLOSE_MCP_CONFIRM        --confirm (default: all; delete always)
-  CLOSE_MCP_REQUIRE_HUMAN  --require-human (default: off)
-  CLOSE_MCP_AUDIT_LOG      --audit-log (default: audit.jsonl in the state dir, with
-                           --sandbox too)
-  CLOSE_MCP_SNAPSHOT       --snapshot (default: on, up to 50,000 leads)
-  CLOSE_MCP_SECRET         key that signs confirmation tokens, the same on every replica
-                           (default: random per process)
-  CLOSE_MCP_STORE          the state store: a SQLite path or redis://host:port/db
-                           (default: state.sqlite3 in the state dir; with --sandbox:
-                           :memory:, forgotten when the server stops)
-  CLOSE_MCP_TIMEZONE       time zone of date-only filters (default: the machine's)
-  CLOSE_MCP_HTTP_TOKEN     bearer token required on /mcp over HTTP (default: none)
-  CLOSE_MCP_PUBLIC_URL     the server's external base URL, for OAuth (default: none;
-                           http://HOST:PORT on loopback)
-  CLOSE_MCP_OAUTH_CLIENT_ID, CLOSE_MCP_OAUTH_CLIENT_SECRET
-                           the operator's Close OAuth app; OAuth is on when both are set
-the state dir: {STATE_DIR}"""
+SERVE_ENVIRONMENT = help_environment()
 
 
 def _add_policy_flags(parser: argparse.ArgumentParser) -> None:
+    """`--sandbox`, then a flag for each row of the settings table that has one."""
     parser.add_argument(
         "--sandbox",
         action="store_true",
         help="run against the embedded sandbox (a local fake Close; no key needed; "
         "default: off, the real Close of CLOSE_API_KEY)",
     )
-    parser.add_argument(
-        "--read-only",
-        action="store_true",
-        default=None,
-        help="register only the read tools (env CLOSE_MCP_READ_ONLY=1; default: off)",
-    )
-    parser.add_argument(
-        "--toolsets",
-        metavar="LIST",
-        help="comma list of search,jobs,edit,email,sequences,delete,send "
-        "(env CLOSE_MCP_TOOLSETS; default: all of them)",
-    )
-    parser.add_argument(
-        "--confirm",
-        metavar="LIST",
-        help="actions that need confirmation, so that their first call only previews: "
-        "edit,email,sequences,send,delete (CLOSE_MCP_CONFIRM; default: all of them; taking "
-        "one out, edit say, makes its first call send at once; delete is always included)",
-    )
-    parser.add_argument(
-        "--require-human",
-        action="store_true",
-        default=None,
-        help="refuse confirmed actions when the client cannot ask its user "
-        "(env CLOSE_MCP_REQUIRE_HUMAN=1; default: off)",
-    )
-    parser.add_argument(
-        "--audit-log",
-        metavar="PATH",
-        help="JSON-lines audit file, 'off' or 'stderr' (env CLOSE_MCP_AUDIT_LOG; default: "
-        "audit.jsonl in the state dir)",
-    )
-    parser.add_argument(
-        "--snapshot",
-        metavar="on|off|N",
-        help="snapshot before edits and deletes, up to N leads (env CLOSE_MCP_SNAPSHOT; "
-        "default: on, up to 50,000)",
-    )
+    for row in SETTINGS:
+        if row.flag is None:
+            continue
+        if row.metavar is None:  # a switch: None when not given, so the variable decides
+            parser.add_argument(row.flag, action="store_true", default=None, help=flag_help(row))
+        else:
+            parser.add_argument(row.flag, metavar=row.metavar, help=flag_help(row))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,9 @@ def listen(host: str, port: int) -> socket.socket:
                 "--port (1024 or above)"
             ) from None
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    # Listening now, not when uvicorn starts: a client that reads the banner and connects at
+    # once waits in the backlog instead of being refused while the server is still starting.
+    sock.listen(socket.SOMAXCONN)
     sock.set_inheritable(True)
     return sock
 

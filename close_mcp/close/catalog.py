@@ -14,9 +14,10 @@ be missing from filters, edits, snapshots and delete backups.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, Literal, TypeVar
+from functools import partial
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar, get_args
 
 import anyio
 from pydantic import (
@@ -40,15 +41,7 @@ Kind = Literal[
     "email_accounts",
     "users",
 ]
-KINDS: Final[tuple[Kind, ...]] = (
-    "lead_statuses",
-    "custom_fields",
-    "email_templates",
-    "sequences",
-    "smart_views",
-    "email_accounts",
-    "users",
-)
+KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 
 
 # -- models: only the fields this project uses; Close sends more -------------------------
@@ -175,6 +168,7 @@ class User(_Model):
 
 
 T = TypeVar("T", bound=_Model)
+T_co = TypeVar("T_co", bound=_Model, covariant=True)
 # Connected account kinds that never send email, whatever else they carry.
 NOT_EMAIL_KINDS: Final = frozenset({"zoom", "calendly"})
 # How a kind is listed: "paged" follows `_skip`/`_limit` over `{data, has_more}`; otherwise one
@@ -237,6 +231,35 @@ def normalize_name(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+class _Listing(Generic[T]):
+    """`catalog.users()`: every item of one kind, fetched at most once per catalog."""
+
+    def __init__(self, spec: _KindSpec[T]) -> None:
+        self._spec = spec
+
+    def __get__(self, catalog: Catalog, owner: object = None) -> Callable[[], Awaitable[list[T]]]:
+        return partial(catalog._list, self._spec)
+
+
+class _Resolve(Protocol[T_co]):
+    def __call__(self, name_or_id: str, *, path: str | None = None) -> Awaitable[T_co]: ...
+
+
+class _Resolver(Generic[T]):
+    """`catalog.resolve_user(name_or_id, path=...)`: the one item of a kind a name or id means."""
+
+    def __init__(self, spec: _KindSpec[T]) -> None:
+        self._spec = spec
+
+    def __get__(self, catalog: Catalog, owner: object = None) -> _Resolve[T]:
+        spec = self._spec
+
+        def resolve(name_or_id: str, *, path: str | None = None) -> Awaitable[T]:
+            return catalog._resolve(spec, name_or_id, path)
+
+        return resolve
+
+
 class Catalog:
     """Lookups for one tool call: each kind is fetched at most once, concurrent callers share it."""
 
@@ -246,28 +269,16 @@ class Catalog:
         self._locks: dict[Kind, anyio.Lock] = {}
         self._me_id: str | None = None
 
-    # -- listings ----------------------------------------------------------------------
-
-    async def lead_statuses(self) -> list[Status]:
-        return await self._list(_STATUSES)
-
-    async def custom_fields(self) -> list[CustomField]:
-        return await self._list(_CUSTOM_FIELDS)
-
-    async def email_templates(self) -> list[Template]:
-        return await self._list(_TEMPLATES)
-
-    async def sequences(self) -> list[Sequence]:
-        return await self._list(_SEQUENCES)
-
-    async def smart_views(self) -> list[SmartView]:
-        return await self._list(_SMART_VIEWS)
-
-    async def email_accounts(self) -> list[EmailAccount]:
-        return await self._list(_EMAIL_ACCOUNTS)
-
-    async def users(self) -> list[User]:
-        return await self._list(_USERS)
+    # -- per kind: its listing, and its resolution of a name or id (`path=` names the argument
+    # at fault in the error); an email account also resolves by an identity's address or
+    # sender name, a user by full name or email address.
+    lead_statuses, resolve_status = _Listing(_STATUSES), _Resolver(_STATUSES)
+    custom_fields, resolve_custom_field = _Listing(_CUSTOM_FIELDS), _Resolver(_CUSTOM_FIELDS)
+    email_templates, resolve_template = _Listing(_TEMPLATES), _Resolver(_TEMPLATES)
+    sequences, resolve_sequence = _Listing(_SEQUENCES), _Resolver(_SEQUENCES)
+    smart_views, resolve_smart_view = _Listing(_SMART_VIEWS), _Resolver(_SMART_VIEWS)
+    email_accounts, resolve_email_account = _Listing(_EMAIL_ACCOUNTS), _Resolver(_EMAIL_ACCOUNTS)
+    users, resolve_user = _Listing(_USERS), _Resolver(_USERS)
 
     async def me_id(self) -> str:
         """The id of the user the key (or OAuth token) acts as, from `GET /me/`."""
@@ -291,35 +302,6 @@ class Catalog:
         """`(id, name)` of every item of a kind, for listing them to an assistant."""
         spec: _KindSpec[Any] = _SPECS[kind]
         return [(item.id, spec.names(item)[0]) for item in await self._list(spec)]
-
-    # -- resolution --------------------------------------------------------------------
-
-    async def resolve_status(self, name_or_id: str, *, path: str | None = None) -> Status:
-        return await self._resolve(_STATUSES, name_or_id, path)
-
-    async def resolve_custom_field(
-        self, name_or_id: str, *, path: str | None = None
-    ) -> CustomField:
-        return await self._resolve(_CUSTOM_FIELDS, name_or_id, path)
-
-    async def resolve_template(self, name_or_id: str, *, path: str | None = None) -> Template:
-        return await self._resolve(_TEMPLATES, name_or_id, path)
-
-    async def resolve_sequence(self, name_or_id: str, *, path: str | None = None) -> Sequence:
-        return await self._resolve(_SEQUENCES, name_or_id, path)
-
-    async def resolve_smart_view(self, name_or_id: str, *, path: str | None = None) -> SmartView:
-        return await self._resolve(_SMART_VIEWS, name_or_id, path)
-
-    async def resolve_email_account(
-        self, name_or_id: str, *, path: str | None = None
-    ) -> EmailAccount:
-        """By id, by an identity's email address, or by an identity's sender name."""
-        return await self._resolve(_EMAIL_ACCOUNTS, name_or_id, path)
-
-    async def resolve_user(self, name_or_id: str, *, path: str | None = None) -> User:
-        """By id, full name or email address."""
-        return await self._resolve(_USERS, name_or_id, path)
 
     # -- internals ---------------------------------------------------------------------
 

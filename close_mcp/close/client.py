@@ -26,6 +26,7 @@ sandbox's ASGI app without a network and without sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -44,7 +45,6 @@ from close_mcp.close.budget import (
     SharedBudget,
     endpoint_group,
 )
-from close_mcp.close.budget import Pacer as Pacer  # its old home
 from close_mcp.close.timezone import TZ_OFFSET_HEADER, tz_offset_header
 from close_mcp.errors import (
     AuthenticationError,
@@ -185,6 +185,18 @@ def error_from_response(
     return CloseAPIError(f"Close answered {status}: {detail or 'unexpected error'}", **where)
 
 
+def caller_digest(identity: str) -> str:
+    """Who calls Close, as an opaque digest: the one place a caller's identity is derived
+    (confirmation tokens are bound to it). `identity` is an API key, or for a person signed
+    in with Close (whose access token is refreshed) `close_identity(user, organization)`."""
+    return hashlib.sha256(b"close-mcp caller\x00" + identity.encode()).hexdigest()
+
+
+def close_identity(user_id: str, organization_id: str) -> str:
+    """The identity of a Close user in one organization, whatever credential they act with."""
+    return f"close-user:{user_id}@{organization_id}"
+
+
 def count_body(query: JSON) -> dict[str, Any]:
     """Close's count-only search: `results_limit: 0` with `include_counts`, no leads back."""
     return {"query": query, "include_counts": True, "results_limit": 0, "_limit": 0}
@@ -219,15 +231,19 @@ class CloseClient:
         rng: random.Random | None = None,
         store: StateStore | None = None,
         timezone: tzinfo | None = None,
+        caller: str | None = None,
         bearer: bool = False,
     ) -> None:
-        """`store`: share the key's rate-limit budget with every process using that store
-        (see `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone
-        Close reads local dates in (`X-TZ-Offset`); None is this machine's zone. `bearer`:
+        """`caller`: the identity digest tokens are bound to (default: `caller_digest` of the
+        key; a signed-in person's is `caller_digest(close_identity(...))`). `store`: share the
+        key's rate-limit budget with every process using that store (see
+        `close_mcp.close.budget`); None keeps it in this client. `timezone`: the zone Close
+        reads local dates in (`X-TZ-Offset`); None is this machine's zone. `bearer`:
         `api_key` is an OAuth access token, sent as `Authorization: Bearer`."""
         if not base_url.endswith("/"):
             base_url += "/"
         self.base_url = base_url
+        self.caller = caller or caller_digest(api_key)
         self._clock: Clock = clock or SystemClock()
         self._retry = retry or RetryPolicy()
         self._rng = rng or random.Random()

@@ -124,6 +124,20 @@ ECHOED_FIELDS: Final[dict[JobKind, tuple[str, ...]]] = {
 }
 
 
+# Request fields a job never shows and that change what it does: two requests that differ
+# only there make jobs that look alike (a multi-value edit's values and operation).
+UNTOLD_FIELDS: Final[dict[JobKind, tuple[str, ...]]] = {
+    "edit": ("custom_field_values", "custom_field_operation"),
+}
+
+
+def untold(kind: JobKind, body: dict[str, Any]) -> str:
+    """Why a job made from `body` cannot be told apart from another request's ("" if it can)."""
+    if any(key in body for key in UNTOLD_FIELDS.get(kind, ())):
+        return "Close's jobs show neither the values nor the operation of a multi-value edit"
+    return ""
+
+
 def echoed_value(value: Any) -> Any:
     """A custom field value as an edit job echoes it: Close documents a string (or null), so a
     number or a boolean is compared in its JSON text (unverified: how Close writes them)."""

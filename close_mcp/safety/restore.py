@@ -64,7 +64,7 @@ from typing import IO, Any, Final, Literal, TextIO
 import anyio
 
 from close_mcp.clock import Clock, SystemClock
-from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
+from close_mcp.errors import CloseError, LockLost, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
     backup_key,
@@ -201,7 +201,7 @@ async def kept(
 
     def renewed(current: str | None) -> tuple[str, bool]:
         if current != owner:
-            raise _Lost
+            raise LockLost
         return owner, True
 
     async def renew() -> None:
@@ -209,7 +209,7 @@ async def kept(
             await clock.sleep(ttl_s / 3)
             try:
                 await store.update(key, renewed, ttl_s=ttl_s)
-            except _Lost:
+            except LockLost:
                 log.error("the lock %s expired while held", name)
                 return
             except Exception as exc:  # a store hiccup: try again on the next beat
@@ -231,10 +231,6 @@ def _forgets(store: StateStore) -> bool:
     """A store that ends with this process (`:memory:`): a journal there would not outlive
     the run."""
     return isinstance(store, SQLiteStore) and store.path == MEMORY
-
-
-class _Lost(Exception):
-    """The lock is no longer ours (it expired and someone else took it)."""
 
 
 def busy_message(backup: Backup) -> str:

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
-from close_mcp.errors import ArgumentError, NameNotFound
+from close_mcp.errors import ArgumentError, EveryLeadRefused, NameNotFound
 from close_mcp.selection.squery import (
     MAX_OFFSET,
     validate_s_query,
@@ -733,9 +733,9 @@ def _base_none(node: dict[str, Any]) -> bool:
     return False
 
 
-def all_leads_refused(source: str) -> ArgumentError:
+def all_leads_refused(source: str) -> EveryLeadRefused:
     """The refusal of a selection that matches every lead, by its wording or by its count."""
-    return ArgumentError(
+    return EveryLeadRefused(
         source,
         "the selection matches every lead in the organization; pass "
         "`allow_all_leads: true` if that is really meant",

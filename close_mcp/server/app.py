@@ -30,6 +30,7 @@ from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
 from close_mcp.server.validation import model_problem, schema_problem
 from close_mcp.store.base import StateStore
+from close_mcp.writes.audit import AuditLog
 
 INSTRUCTIONS = """\
 close-mcp runs Close CRM bulk actions safely. Start with search_leads to see how many and \
@@ -76,10 +77,13 @@ class CloseMCPServer(MCPServer):
         *args: Any,
         enforced: dict[str, dict[str, Any]],
         store: StateStore | None = None,
+        audit: AuditLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.store = store  # where the id lists results leave out are kept (`idlists`)
+        # Where an answer of the person that the SDK could not read is recorded as a refusal.
+        self.audit = audit
         # The full input schemas (every limit), not the lean ones `tools/list` shows.
         self.enforced_schemas = enforced
         self._validators = {name: Draft202012Validator(s) for name, s in enforced.items()}
@@ -117,6 +121,12 @@ class CloseMCPServer(MCPServer):
             if isinstance(exc.__cause__, PydanticValidationError):
                 cause = exc.__cause__
                 raise ToolError(f"Error executing tool {name}: {model_problem(cause)}") from cause
+            text = str(exc).removeprefix(f"Error executing tool {name}: ")
+            if self.audit is not None and text.startswith("Resolver ") and "elicitation" in text:
+                # The person's answer could not be read at all (accepted without content):
+                # the write never ran, and this refusal is audited like every other.
+                reason = f"the person's answer could not be read: {text}"
+                self.audit.record(tool=name, outcome="refused", reason=reason)
             raise
         if (
             self.store is not None
@@ -237,6 +247,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         tools=registrar.tools,
         enforced=registrar.enforced,
         store=runtime.store,
+        audit=runtime.audit,
         **sign_in,
     )
     register_resources(server, runtime)

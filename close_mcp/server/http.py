@@ -10,7 +10,7 @@ are: with a bearer token configured, an authenticated request without a `Close-A
 it; without one, a `/mcp` request that brings no key of its own is refused (401), since any
 process that can reach the port would otherwise act in Close as the server's user.
 
-Which clients are asked (issue 16). A write is put to the person only if the client declared
+Which clients are asked. A write is put to the person only if the client declared
 elicitation, and the two protocol eras declare it differently:
 
 - A new-era client (2026-07-28) declares its capabilities with every request, and the question
@@ -19,9 +19,10 @@ elicitation, and the two protocol eras declare it differently:
   `MCP-Protocol-Version` is not a handshake version down this path whatever the app's mode.
 - An older client (2025-11-25 and before) declares them once, in `initialize`, and is asked
   with an `elicitation/create` request whose reply is a later POST. Both need a session: with
-  `stateless_http=True` the SDK served each such request with an empty connection (no
-  capabilities, no way back to the client), so such a client was never asked (a delete went
-  through without the person; with `CLOSE_MCP_REQUIRE_HUMAN=1` it could confirm nothing).
+  `stateless_http=True` the SDK serves each such request with an empty connection (no
+  capabilities, no way back to the client), so such a client would never be asked (a delete
+  would go through without the person; with `CLOSE_MCP_REQUIRE_HUMAN=1` it could confirm
+  nothing).
   The app is therefore stateful (`stateless_http=False`): `initialize` opens a session held
   in this process, answered with an `Mcp-Session-Id`, and the client sends that id back.
 
@@ -35,7 +36,7 @@ initialize again (the SDK's own client reports "Session terminated" and leaves t
 user). A legacy request that comes without a session (no `initialize` first) is refused with
 400, as the protocol asks.
 
-Whose session it is (issue 23, items 2 and 18). A session belongs to the credentials that
+Whose session it is. A session belongs to the credentials that
 opened it: `Callers` gives every `/mcp` request an identity, a digest of its bearer token and
 its `Close-API-Key`, as the SDK's authenticated user, and the SDK's session manager refuses
 (404, as for an unknown session) any request or JSON-RPC response on a session whose
@@ -45,7 +46,7 @@ binds a new-era `requestState`. Each identity may hold `MAX_SESSIONS_PER_CALLER`
 once (429 beyond), so one caller's flood of `initialize` requests does not fill the
 process's session table for everyone.
 
-Sign in with Close (`--oauth`, issue 30): the SDK's auth routes and bearer middleware stand
+Sign in with Close (`--oauth`): the SDK's auth routes and bearer middleware stand
 in front of `/mcp` (`close_mcp.server.oauth`); the identity is then the signed-in person, and
 neither the bearer token above nor the server's own Close key is used.
 """

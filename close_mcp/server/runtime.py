@@ -23,7 +23,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 
 from close_mcp.clock import Clock, SystemClock
 from close_mcp.close.catalog import Catalog
-from close_mcp.close.client import CloseClient
+from close_mcp.close.client import CloseClient, caller_digest, close_identity
 from close_mcp.close.oauth import CloseOAuthApp
 from close_mcp.config import Settings
 from close_mcp.errors import ConfigError, MissingAPIKey
@@ -132,7 +132,11 @@ class Runtime:
         signed_in = get_access_token() if self.sign_in is not None else None
         bearer = isinstance(signed_in, CloseAccessToken)
         key = None
+        caller = None
         if isinstance(signed_in, CloseAccessToken):
+            # Tokens are the person's: their Close user in their organization, not the access
+            # token (refreshed while a confirmation is pending).
+            caller = caller_digest(close_identity(signed_in.close_user, signed_in.close_org))
             # Signed in with Close: act with that person's Close token, whatever else came.
             key = signed_in.close_token.get_secret_value()
             AUDIT_CALLER.set({"close_user": signed_in.close_user, "close_org": signed_in.close_org})
@@ -155,6 +159,7 @@ class Runtime:
                 store=self.store,
                 timezone=self.settings.timezone,
                 bearer=bearer,
+                caller=caller,
             )
             self._clients[slot] = client
             if len(self._clients) > MAX_CLIENTS:

@@ -2,8 +2,8 @@
 
 The SDK's stdio reader hands a line it cannot parse (JSON nested deeper than its parser's
 limit, or JSON that is no JSON-RPC message) to the server as an exception, and the server
-drops it without a word: the client waits forever for an answer to that id (issue 23, item
-19). `Answering` sits between the two: such a line is answered with the JSON-RPC error its
+drops it without a word: the client would wait forever for an answer to that id.
+`Answering` sits between the two: such a line is answered with the JSON-RPC error its
 kind calls for (-32700 parse error, -32600 invalid request), carrying the request's id when it
 can be found at the top level of the line, else `null` as JSON-RPC asks.
 """

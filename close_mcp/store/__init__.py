@@ -15,7 +15,8 @@ Keys expire when a `ttl_s` is given (nonces and locks with the token lifetime); 
 without one are kept until deleted.
 """
 
-from close_mcp.store.base import Busy, StateStore, Update, held
+from close_mcp.errors import Busy
+from close_mcp.store.base import StateStore, Update, held
 from close_mcp.store.open import open_store
 
 __all__ = ["Busy", "StateStore", "Update", "held", "open_store"]

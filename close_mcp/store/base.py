@@ -7,15 +7,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
-from close_mcp.errors import CloseMcpError
+from close_mcp.errors import Busy
 
 T = TypeVar("T")
 # A read-modify-write: the current value (None when absent) -> (the new value, the result).
 Update = Callable[[str | None], tuple[str, T]]
-
-
-class Busy(CloseMcpError):
-    """A lock is held by another call (or replica); the message says what is going on."""
 
 
 class StateStore(Protocol):

@@ -86,6 +86,21 @@ class AuditLog:
             # The write already happened (or was refused); losing the line must not hide that.
             log.error("could not write the audit log %s: %s", self.path, exc)
 
+    def unwritable(self) -> str | None:
+        """Why a line could not be written now (None: it can, or the log is off): checked
+        before a write is sent, so nothing reaches Close that the log would miss."""
+        if self.stream is not None:
+            return "the audit stream is closed" if self.stream.closed else None
+        if self.path is None:
+            return None
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as exc:
+            return f"the audit log {self.path} cannot be written ({exc})"
+        return None
+
     def entries(self) -> list[dict[str, Any]]:
         if self.path is None or not self.path.exists():
             return []

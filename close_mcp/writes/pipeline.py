@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from close_mcp.close.jobs import (
     job_echo,
     job_path,
     summarize_job,
+    untold,
 )
 from close_mcp.close.times import close_time
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
@@ -66,6 +68,8 @@ from close_mcp.writes.binding import Binding, LeadSet, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Method, Reconcile, Sender, WriteContext
 from close_mcp.writes.tokens import TOKEN_TTL_S
+
+log = logging.getLogger(__name__)
 
 # After an ambiguous failure, only an object created after the request left counts as its
 # own (less this much for clocks that disagree); an id already attributed never does.
@@ -146,6 +150,9 @@ class RecentLookup:
     # A list filter Close documents for "created on or after" (`date_created__gte` on
     # /activity/email/): sent with the look-up's start, so the list holds only the new.
     since_param: str | None = None
+    # Why the object cannot be told apart from another write's (what it shows leaves out
+    # part of the request); then reconciliation never claims one. Empty: it can.
+    untold: str = ""
 
     def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:
         if "status" in body and item.get("status") not in {
@@ -233,6 +240,10 @@ class WriteRequest:
     # PUT changes an object that exists (resuming a job): nothing is created, so nothing is
     # looked for after an ambiguous failure and the object is not attributed to this write.
     method: Method = "POST"
+    # The change already holds (an email that is already a draft): the call is answered
+    # `refused` with this reason, whatever the token, and nothing is asked or sent, so an
+    # idempotent tool's repeat is an answer, not an error.
+    already: str | None = None
 
     def preview(self) -> Preview:
         return Preview(
@@ -254,16 +265,25 @@ class WriteRequest:
 
 # The answers are taken as the client sent them (`Any`, with the schema the client sees) and
 # checked strictly by `human_refusal`: "17", 17.0 or True is not the number 17, and "yes",
-# "on" or 1 is not an approval. A lenient model would have coerced them.
+# "on" or 1 is not an approval. A lenient model would have coerced them. An answer without
+# the field validates too (as None, which is neither; the schema still requires it), so a
+# malformed answer is a refusal the pipeline audits, not an error raised before the tool runs.
 class TypedCount(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"required": ["count"]})
+
     count: Any = Field(
+        default=None,
         description="Type the number of leads that will be deleted.",
         json_schema_extra={"type": "integer"},
     )
 
 
 class Approval(BaseModel):
-    approve: Any = Field(description="Run this action now?", json_schema_extra={"type": "boolean"})
+    model_config = ConfigDict(json_schema_extra={"required": ["approve"]})
+
+    approve: Any = Field(
+        default=None, description="Run this action now?", json_schema_extra={"type": "boolean"}
+    )
 
 
 NOT_ASKED = "not asked"
@@ -295,28 +315,37 @@ def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:
 
 
 async def check_token(
-    context: WriteContext, request: WriteRequest, token: str | None
+    context: WriteContext, request: WriteRequest, token: str | None, *, caller: str
 ) -> str | None:
-    """Why the token does not fit this request, or None when it does (nothing is spent)."""
+    """Why the token does not fit this request by this caller, or None when it does
+    (nothing is spent)."""
     if token is None:
         return None
     try:
-        await context.tokens.check(token, request.tool, request.path, request.body, request.matched)
+        await context.tokens.check(
+            token, request.tool, request.path, request.body, request.matched, caller=caller
+        )
     except TokenRejected as exc:
         return str(exc)
     return None
 
 
 async def question(
-    ctx: Context, context: WriteContext, request: WriteRequest, dry_run: bool, token: str | None
+    ctx: Context,
+    context: WriteContext,
+    request: WriteRequest,
+    dry_run: bool,
+    token: str | None,
+    *,
+    caller: str,
 ) -> Elicit[TypedCount] | Elicit[Approval] | str:
     """The question for the person; NOT_ASKED when there is nothing to ask, CANNOT_ASK when
     there would be and the client cannot ask its user (known before any token is handed out)."""
-    if dry_run or not needs_confirmation(context, request):
+    if dry_run or request.already or not needs_confirmation(context, request):
         return NOT_ASKED
     if not can_ask(ctx.client_capabilities):
         return CANNOT_ASK
-    if token is None or await check_token(context, request, token) is not None:
+    if token is None or await check_token(context, request, token, caller=caller) is not None:
         return NOT_ASKED
     what = _what_it_touches(request)
     summary = _clip_quoted(request.summary)
@@ -427,6 +456,12 @@ class Pipeline:
         token: str | None,
         answer: ElicitationResult[Any] | None,
     ) -> WriteResult:
+        sender = Sender(self.context.audit, self.client, request.tool)
+        if request.already is not None:
+            if not dry_run:
+                self._refused(sender, request, request.already)
+            message = f"Refused: {request.already}. Nothing was sent."
+            return self._result(request, "refused", message, reason=request.already)
         long = self._runs_as_job(request)
         if long:
             request.notes.append(
@@ -437,10 +472,12 @@ class Pipeline:
             )
         if dry_run:
             return self._result(request, "preview", self._preview_message(request))
-        sender = Sender(self.context.audit, self.client, request.tool)
         confirm = needs_confirmation(self.context, request)
         # A bad token is the first thing to report: "already used" says more than "no leads".
-        token_problem = await check_token(self.context, request, token) if confirm else None
+        caller = self.client.caller
+        token_problem = (
+            await check_token(self.context, request, token, caller=caller) if confirm else None
+        )
         if request.matched == 0 and request.when_empty is not None:
             # Nothing to confirm, so no token: one "to delete 0 leads" only invites a call.
             reason = request.when_empty
@@ -472,6 +509,8 @@ class Pipeline:
             )
             if problem is None:
                 problem = await self._replayed(request, token)
+            if problem is None:
+                problem = self._unrecorded()
             if problem is None and long:  # read in the background, once the token is spent
                 return await self._start_job(sender, request, token)
             saved: str | None = None
@@ -498,12 +537,27 @@ class Pipeline:
                         reason=problem,
                     )
                 return await self._confirmation_required(request, problem, current)
+        elif (unrecorded := self._unrecorded()) is not None:
+            self._refused(sender, request, unrecorded)
+            return self._result(
+                request, "refused", f"Refused: {unrecorded}. Nothing was sent.", reason=unrecorded
+            )
         else:
             saved, _ = await self._read_once(sender, request, None)
         result = await self._send(sender, request, saved, owner=_owner(token))
         if confirm:  # its preview came with the token: the answer does not repeat it
             result.preview = request.sent()
         return result
+
+    def _unrecorded(self) -> str | None:
+        """Why the write could not be audited (the log cannot be written), or None."""
+        problem = self.context.audit.unwritable()
+        if problem is None:
+            return None
+        return (
+            f"{problem}, and no write is sent unless it is recorded; fix it (or set "
+            "CLOSE_MCP_AUDIT_LOG) and confirm again"
+        )
 
     async def _discard(self, request: WriteRequest, saved: str | None) -> None:
         """Remove a snapshot or backup taken for a write that is then refused."""
@@ -638,16 +692,22 @@ class Pipeline:
             snapshot=saved,
             reconcile=self._reconcile(request),
         )
+        # Close accepted the write: from here on nothing may turn it into an error (a retry
+        # would send it twice). The saved file is named after the job (guarded: the audit
+        # line names it), then the audit line and the `submitted` result are made; the
+        # bookkeeping after them that fails is logged and said in the result, never raised.
         job = _job_or_none(answer) if request.job_kind else None
         answer_id = answer.get("id") if isinstance(answer, dict) else None
-        if saved is not None and job is not None and request.safeguard is not None:
-            saved = await request.safeguard.attach(saved, job.id)  # named by the job it belongs to
         owned = job.id if job else str(answer_id or "") or None
-        if request.method == "POST":
-            await self._attribute(owned, owner)
         what = f"job {job.id}" if job else str(answer_id or "the request")
+        if saved is not None and job is not None and request.safeguard is not None:
+            try:  # named by the job it belongs to (attach keeps `saved` when it cannot)
+                saved = await request.safeguard.attach(saved, job.id)
+            except Exception as exc:
+                log.error("%s: could not name the %s after %s: %s", request.tool,
+                          request.safeguard.what, what, exc)  # fmt: skip
         follow = " Follow it with wait_for_bulk_job." if job else ""
-        return _submitted(
+        result = _submitted(
             sender,
             request,
             saved,
@@ -657,6 +717,19 @@ class Pipeline:
             job=job,
             result=None if job else _compact(answer),
         )
+        if request.method == "POST":
+            try:
+                await self._attribute(owned, owner)
+            except Exception as exc:
+                log.error("%s: %s was submitted, but recording it in the state store failed: %s",
+                          request.tool, what, exc)  # fmt: skip
+                made = "The job was made" if job else "It was made"
+                result.message += (
+                    f" {made}, but recording it in the state store failed ({exc}): another "
+                    "confirmation of this same request may not see it as used; check "
+                    f"{'list_bulk_jobs' if job else 'list_emails'} before confirming it again."
+                )
+        return result
 
     async def _send_plan(
         self,
@@ -689,14 +762,23 @@ class Pipeline:
             lookup = _recent_lookup(request)
             if lookup is None:
                 return None, ""
+            if lookup.untold:
+                # What Close shows of the object cannot tell this write from another one:
+                # claiming a look-alike would report someone else's job as this one.
+                return None, (
+                    f" {lookup.untold}, so a job among {lookup.where} cannot be told apart "
+                    "from another's; look there before trying again."
+                )
             try:
                 found, complete = await self._find_recent(
                     request, since=started - RECONCILE_SKEW_S, owner=None
                 )
-            except CloseError as failed:
-                # Never let the lookup's own error ("try again shortly") stand in for this.
+            except Exception as failed:
+                # Never let the lookup's own error ("try again shortly"), nor the store's,
+                # stand in for this.
+                reason = failed.message if isinstance(failed, CloseError) else str(failed)
                 return None, (
-                    f" Looking among {lookup.where} failed too ({failed.message}): it could "
+                    f" Looking among {lookup.where} failed too ({reason}): it could "
                     "not be checked; look there before trying again."
                 )
             looked = f" Nothing matching was found among {lookup.where}"
@@ -806,6 +888,7 @@ class Pipeline:
             request.path,
             request.body,
             request.matched,
+            caller=self.client.caller,
             bound=binding.digest() if binding is not None else None,
         )
         if encoded is not None:
@@ -925,6 +1008,7 @@ def _recent_lookup(request: WriteRequest) -> RecentLookup | None:
         echo=echo,
         absent_alike=("results_limit", "sort"),
         where=f"the recent bulk {request.job_kind} jobs (list_bulk_jobs)",
+        untold=untold(request.job_kind, request.body),
     )
 
 

@@ -17,7 +17,7 @@ from anyio import get_cancelled_exc_class
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.config import Settings
-from close_mcp.errors import OutcomeUnknown
+from close_mcp.errors import AuditUnavailable, OutcomeUnknown
 from close_mcp.store import StateStore
 from close_mcp.writes.audit import AuditLog, AuditOutcome
 from close_mcp.writes.tokens import ConfirmationTokens
@@ -85,13 +85,19 @@ class Sender:
         reconcile: Reconcile | None = None,
         unaudited: Callable[[Exception], bool] = lambda exc: False,
     ) -> Any:
-        """Run `call` (one request, or a plan whose requests each go through `send`); a
+        """Run `call` (one request, or a plan whose requests each go through `send`), only
+        while the audit log can be written (else `AuditUnavailable`, nothing sent); a
         failure is audited (`failed` or `outcome_unknown`) and raised.
 
         Success is audited by the caller with `record("submitted", ...)`, once it knows the
         job id and where the snapshot went; so is an error `unaudited` picks out (Close
         refusing a pause, say), which the caller records as `refused`."""
         audited = "/" + path.lstrip("/")
+        if (problem := self.audit.unwritable()) is not None:
+            raise AuditUnavailable(
+                f"{problem}; nothing was sent, since no write goes unrecorded: fix it (or set "
+                "CLOSE_MCP_AUDIT_LOG) and try again"
+            )
         try:
             return await call()
         except OutcomeUnknown as exc:

@@ -1,7 +1,9 @@
 """Confirmation tokens: proof that exactly this request, on this many leads, was previewed.
 
 A token is `<payload>.<mac>`, both base64url. The payload names the tool, a digest of the
-exact request body and path, the matched count, an expiry and a nonce; the MAC is
+exact request body and path, the matched count, the caller (a keyed tag of the opaque caller
+identity digest `CloseClient.caller`: a colleague's key, or a key of another organization,
+cannot confirm it), an expiry and a nonce; the MAC is
 HMAC-SHA256 under `CLOSE_MCP_SECRET` (or a per-process random key). Changing any argument
 changes the body, so the token no longer fits; a changed count is caught by the recount.
 A token is single-use: its nonce is spent in the state store (`close_mcp.store`) before
@@ -74,15 +76,24 @@ class ConfirmationTokens:
         return f"ConfirmationTokens(ttl_s={self._ttl})"
 
     def mint(
-        self, tool: str, path: str, body: Any, matched: int, *, bound: str | None = None
+        self,
+        tool: str,
+        path: str,
+        body: Any,
+        matched: int,
+        *,
+        caller: str,
+        bound: str | None = None,
     ) -> Minted:
-        """`bound`: the digest of what the preview saw beyond the body (leads, content)."""
+        """`caller`: who previewed (`CloseClient.caller`); `bound`: the digest of what the
+        preview saw beyond the body (leads, content)."""
         expires = self._clock.time() + self._ttl
         nonce = secrets.token_urlsafe(12)
         payload = {
             "t": tool,
             "d": request_digest(tool, path, body),
             "m": matched,
+            "c": self._caller_tag(caller),
             "e": round(expires, 3),
             "n": nonce,
         }
@@ -98,11 +109,19 @@ class ConfirmationTokens:
         bound = payload.get("b")
         return str(payload.get("n", "")), bound if isinstance(bound, str) else None
 
-    async def check(self, token: str, tool: str, path: str, body: Any, matched: int) -> str:
-        """Raise `TokenRejected` unless the token fits this exact call; return its nonce."""
+    async def check(
+        self, token: str, tool: str, path: str, body: Any, matched: int, *, caller: str
+    ) -> str:
+        """Raise `TokenRejected` unless the token fits this exact call by this `caller`;
+        return its nonce."""
         payload = self._payload(token)
         if payload.get("t") != tool:
             raise TokenRejected(f"the confirmation token was issued for {payload.get('t')!r}")
+        if not hmac.compare_digest(str(payload.get("c", "")), self._caller_tag(caller)):
+            raise TokenRejected(
+                "the confirmation token was issued to another caller (another Close API key "
+                "or organization); confirm a preview made with your own key"
+            )
         if float(payload.get("e", 0)) <= self._clock.time():
             raise TokenRejected("the confirmation token has expired (tokens last 10 minutes)")
         nonce = str(payload.get("n", ""))
@@ -157,6 +176,12 @@ class ConfirmationTokens:
         if not isinstance(payload, dict):
             raise TokenRejected("the confirmation token is malformed")
         return payload
+
+    def _caller_tag(self, caller: str) -> str:
+        """The caller as a token carries it: keyed, so a token shows no digest of a key."""
+        return _b64(
+            hmac.new(self._secret, b"caller\x00" + caller.encode(), hashlib.sha256).digest()
+        )[:22]
 
     def _mac(self, encoded: str) -> str:
         return _b64(hmac.new(self._secret, encoded.encode(), hashlib.sha256).digest())

@@ -63,7 +63,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import MCPError, types
 
-from close_mcp.sandbox import RecordedRequest
+from close_mcp.close.client import caller_digest
+from close_mcp.sandbox import SANDBOX_API_KEY, RecordedRequest
 from close_mcp.writes.tokens import ConfirmationTokens, canonical_json
 from tests.harness import Harness, Mode, run_to_done, text_of
 from tests.ids import status_id, status_query
@@ -82,6 +83,8 @@ from tests.reliability.support import (
     sandbox_hints,
 )
 
+# Each near-miss token is minted for the caller the fuzzed server sees: only its flaw differs.
+CALLER = caller_digest(SANDBOX_API_KEY)
 CONFIRM_ALL = "edit,email,sequences,send,delete"
 # Calls per tool. Write tools: three quarters a sweep of valid arguments with hostile tokens,
 # one quarter hypothesis junk; read tools: all hypothesis (schema-drawn and hostile).
@@ -535,19 +538,25 @@ class Gate:
             if others:
                 return kind, others[twist % len(others)]
         if kind == "near_expired":
-            return kind, self.expired.mint(tool, mine.path, mine.body, mine.matched).token
+            return kind, self.expired.mint(
+                tool, mine.path, mine.body, mine.matched, caller=CALLER
+            ).token
         if kind == "near_count":
             wrong: Any = [mine.matched + 1, mine.matched - 1, 10**12, str(mine.matched)][twist % 4]
-            return kind, self.lasting.mint(tool, mine.path, mine.body, wrong).token
+            return kind, self.lasting.mint(tool, mine.path, mine.body, wrong, caller=CALLER).token
         if kind == "near_digest":
             body = {**mine.body, "fuzz": twist}
             path = mine.path if twist % 2 else mine.path + "x/"
-            return kind, self.lasting.mint(tool, path, body, mine.matched).token
+            return kind, self.lasting.mint(tool, path, body, mine.matched, caller=CALLER).token
         if kind == "near_tool":
             other = [t for t in GATE_TOOLS if t != tool][twist % (len(GATE_TOOLS) - 1)]
-            return kind, self.lasting.mint(other, mine.path, mine.body, mine.matched).token
+            return kind, self.lasting.mint(
+                other, mine.path, mine.body, mine.matched, caller=CALLER
+            ).token
         if kind == "near_secret":
-            return kind, self.stranger.mint(tool, mine.path, mine.body, mine.matched).token
+            return kind, self.stranger.mint(
+                tool, mine.path, mine.body, mine.matched, caller=CALLER
+            ).token
         junk = [*NASTY_TEXT, "x" * 1024, "a.b", "..", "eyJ0IjoiY3JlYXRlX2J1bGtfZGVsZXRlIn0.forged"]
         return "random", junk[twist % len(junk)]
 

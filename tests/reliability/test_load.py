@@ -7,7 +7,7 @@ What is measured is close-mcp's side. The sandbox's token bucket (20 at once, 20
 caps the requests it *accepts* in any one-second window at 40 whatever the client does, so a
 bound on accepted requests proves nothing about the client. close-mcp has no burst limit of its
 own: it learns the budget from each answer's `RateLimit` header and every request reserves the
-next share of it (`close_mcp.close.client.Pacer`). So the test counts every request that reached the
+next share of it (`close_mcp.close.budget.Pacer`). So the test counts every request that reached the
 sandbox, 429s included: the 429s met, and the busiest one-second window of requests sent after
 the first second. Without the pacing (or with a pacer that forgets the shares it promised) both
 are far above the bounds: hundreds to thousands of 429s, over 100 requests sent in a second.

@@ -17,10 +17,9 @@ from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from close_mcp.clock import Clock
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_echo, job_path
-from close_mcp.errors import ArgumentError
+from close_mcp.errors import ArgumentError, EveryLeadRefused
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
 from close_mcp.selection.totals import counts_every_lead
@@ -47,6 +46,7 @@ from close_mcp.server.tools.selection import (
     preview_selection,
 )
 from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.audit import AuditLog
 from close_mcp.writes.pipeline import WriteRequest, WriteResult, quoted
 
 SAMPLE_SIZE = 5
@@ -172,22 +172,32 @@ async def _selection_request(
     kind: JobKind,
     fields: dict[str, Any],
     describe: Callable[[int], str],
-    clock: Clock,
+    audit: AuditLog,
 ) -> WriteRequest:
     """The request for a bulk action on a selection, with the count and sample it touches.
 
     A selection matches every lead when its wording says so (`matches_everything`) or when
-    its count is the organization's total: either is refused without `allow_all_leads`, and
-    with it always needs confirmation.
+    its count, taken now (never a kept total: leads deleted meanwhile would make every lead
+    left look narrower), is the organization's total: either is refused without
+    `allow_all_leads`, and audited; with it, it always needs confirmation.
     """
-    selection: Selection = await resolve_selection(
-        filter=chosen.filter,
-        s_query=chosen.s_query,
-        results_limit=chosen.results_limit,
-        sort=chosen.sort,
-        allow_all_leads=chosen.allow_all_leads,
-        catalog=call.catalog,
-    )
+
+    def refused(exc: EveryLeadRefused, body: Any = None, matched: int | None = None) -> None:
+        audit.record(tool=tool, outcome="refused", path="/" + job_path(kind), request=body,
+                     matched=matched, reason=str(exc))  # fmt: skip
+
+    try:
+        selection: Selection = await resolve_selection(
+            filter=chosen.filter,
+            s_query=chosen.s_query,
+            results_limit=chosen.results_limit,
+            sort=chosen.sort,
+            allow_all_leads=chosen.allow_all_leads,
+            catalog=call.catalog,
+        )
+    except EveryLeadRefused as exc:
+        refused(exc)
+        raise
     body: dict[str, Any] = {"s_query": selection.s_query}
     if selection.results_limit is not None:
         body["results_limit"] = selection.results_limit
@@ -196,11 +206,11 @@ async def _selection_request(
     body["send_done_email"] = chosen.send_done_email
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
-    everything = selection.matches_everything or await counts_every_lead(
-        call.client, clock, seen.matched
-    )
+    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
     if everything and not chosen.allow_all_leads:
-        raise all_leads_refused(selection.source)
+        refusal = all_leads_refused(selection.source)
+        refused(refusal, body, seen.matched)
+        raise refusal
     notes = []
     if everything:
         notes.append("This selection matches every lead in the organization.")
@@ -298,7 +308,7 @@ def register(reg: Registrar) -> None:
             kind="edit",
             fields=fields,
             describe=lambda n: f"Bulk edit: {what} on {_leads(n)}",
-            clock=runtime.clock,
+            audit=runtime.audit,
         )
         request.echo = job_echo("edit", request.body, custom_field_name=field_name)
         SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
@@ -371,7 +381,7 @@ def register(reg: Registrar) -> None:
             kind="email",
             fields={"template_id": found.id, "contact_preference": contact_preference},
             describe=lambda n: f"Bulk email: send {found.name!r} to {who} of {_leads(n)}",
-            clock=runtime.clock,
+            audit=runtime.audit,
         )
         if request.sample:
             request.rendering, note = await render_bulk_email(
@@ -514,7 +524,7 @@ def register(reg: Registrar) -> None:
             kind="sequence_subscription",
             fields=fields,
             describe=lambda n: "Bulk sequence: " + verbs[action_type].format(_leads(n)),
-            clock=runtime.clock,
+            audit=runtime.audit,
         )
         if action_type == "subscribe" and request.matched:
             taken = await subscribed_contacts(call.client, fields["sequence_id"])
@@ -583,7 +593,7 @@ def register(reg: Registrar) -> None:
             kind="delete",
             fields={},
             describe=lambda n: f"Bulk delete: permanently delete {_leads(n)}",
-            clock=runtime.clock,
+            audit=runtime.audit,
         )
 
         async def custom_field_ids() -> list[str]:

@@ -3,8 +3,10 @@
 Close's email reference: "Scheduled emails, or emails in outbox that weren't sent yet can be
 canceled by setting the status back to `draft`." That is `PUT activity/email/{id}/
 {"status": "draft"}`, the undo of `send_email` inside its send delay (`send_in`, up to 59
-seconds) or before `date_scheduled`. The email is read first: one already sent, a draft, or a
-logged email (`sent`, `inbox`, `error`) is refused with the reason, nothing written. The PUT
+seconds) or before `date_scheduled`. The email is read first: one already sent or a logged
+email (`sent`, `inbox`, `error`) is refused with the reason, nothing written; a draft (a
+repeat of a cancel) is answered `refused`, "already a draft", without a write or an error,
+as the tool's idempotent annotation promises. The PUT
 goes through the write pipeline like every write (preview, confirmation under the `send`
 action, audit); if Close sends the email between the read and the PUT, Close's refusal
 becomes the same clear tool error.
@@ -35,7 +37,6 @@ BODY_CLIP: Final = 500
 # Why each status that is not cancellable cannot be.
 NOT_CANCELLABLE: Final = {
     "sent": "it was already sent; Close cannot take back a sent email",
-    "draft": "it is a draft, which sends nothing (nothing to cancel)",
     "inbox": "it is a received email (inbox), which sends nothing",
     "error": "its sending failed (status error); it is not queued to go out",
 }
@@ -79,9 +80,10 @@ async def _lead_sample(client: CloseClient, lead_id: str) -> list[LeadSample]:
 
 
 def _check_cancellable(email: dict[str, Any]) -> None:
-    """Refused, with the reason, when Close would not cancel this email."""
+    """Refused, with the reason, when Close would not cancel this email (a draft is
+    answered without a write: what a cancel makes already holds)."""
     status = str(email.get("status"))
-    if status not in CANCELLABLE:
+    if status not in CANCELLABLE | {"draft"}:
         reason = NOT_CANCELLABLE.get(status, f"its status is {status}, not outbox or scheduled")
         raise ArgumentError("activity_id", f"cannot cancel {email['id']}: {reason}")
 
@@ -140,7 +142,11 @@ def register(reg: Registrar) -> None:
         email = await _read_email(client, activity_id)
         _check_cancellable(email)
         sample = await _lead_sample(client, str(email.get("lead_id") or ""))
-        return _cancel_request(email, sample)
+        request = _cancel_request(email, sample)
+        if email.get("status") == "draft":  # cancelled already, or never queued: idempotent
+            request.matched = 0
+            request.already = f"{activity_id} is already a draft: there is nothing to cancel"
+        return request
 
     confirm = confirmer(runtime, prepare)
 

@@ -17,6 +17,7 @@ what is left to do; the token binds the job and the number of objects left.
 No `from __future__ import annotations` here (see `writing.py`).
 """
 
+import logging
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
@@ -48,9 +49,18 @@ from close_mcp.writes.background import STOPPED, decide, server_job, summary
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.sender import Sender
 
+log = logging.getLogger(__name__)
+
 RESUME_LIMIT: Final = timedelta(days=7)
 # The CLOSE_MCP_CONFIRM action a job of each kind is, and what it does to what it reaches.
 ACTIONS: Final[dict[JobKind, str]] = {
+    "edit": "edit",
+    "email": "email",
+    "sequence_subscription": "sequences",
+    "delete": "delete",
+}
+# The toolset whose tools do what a job of each kind does: resuming one needs it enabled.
+TOOLSETS: Final[dict[JobKind, str]] = {
     "edit": "edit",
     "email": "email",
     "sequence_subscription": "sequences",
@@ -132,6 +142,9 @@ class _Control:
         self.path = job_path(job_kind(job_id), job_id)
         self.body = {"status": "paused" if verb == "pause" else "resuming"}
         self.sender = Sender(runtime.audit, client, f"{verb}_bulk_job")
+        # The job's selection (s_query, results_limit) and sort, once read.
+        self.selection: JobSummary | None = None
+        self.sort: list[dict[str, Any]] | None = None
 
     def refuse(self, reason: str) -> ToolError:
         self._record("refused", reason=reason)
@@ -143,9 +156,14 @@ class _Control:
         )
 
     async def checked(self) -> JobSummary:
-        """The job as Close has it now; refused (and audited) when the change cannot happen."""
+        """The job as Close has it now (its selection kept aside); refused (and audited) when
+        the change cannot happen."""
         try:
-            before = summarize_job(await self.client.get(self.path))
+            raw = await self.client.get(self.path)
+            before = summarize_job(raw)
+            self.selection = summarize_job(raw, with_query=True)
+            sort = raw.get("sort") if isinstance(raw, dict) else None
+            self.sort = sort if isinstance(sort, list) and sort else None
         except CloseAPIError as exc:
             if exc.status in CLOSE_REFUSALS:
                 raise self.refuse(exc.message) from exc
@@ -167,10 +185,17 @@ class _Control:
             if exc.status in CLOSE_REFUSALS:
                 raise self.refuse(exc.message) from exc
             raise
-        if not (isinstance(answer, dict) and answer.get("id") == self.job_id):
-            answer = await self.client.get(self.path)  # Close's answer shape is unverified
-        after = summarize_job(answer)
+        # Close accepted the pause: it is audited first, and reading the job back cannot
+        # turn it into an error (the job as read before, paused, stands in).
         self._record("submitted")
+        try:
+            if not (isinstance(answer, dict) and answer.get("id") == self.job_id):
+                answer = await self.client.get(self.path)  # Close's answer shape is unverified
+            after = summarize_job(answer)
+        except Exception as exc:
+            log.error("pause_bulk_job: %s was paused, but reading it back failed: %s",
+                      self.job_id, exc)  # fmt: skip
+            after = before.model_copy(update={"status": "paused"})
         return self._result(before, after)
 
     def _result(
@@ -217,14 +242,12 @@ async def _stop(runtime: Runtime, job_id: str, state: dict[str, Any]) -> JobCont
     )
 
 
-def _left(job: JobSummary) -> tuple[int, str]:
-    """How many objects the job has left, and a sentence on where it stopped."""
+def _left(job: JobSummary) -> tuple[int, str] | None:
+    """How many objects the job has left, and a sentence on where it stopped; None when
+    Close has not counted its selection yet."""
     if job.n_objects is None:
         if job.n_leads is None:
-            return 0, (
-                f"Job {job.id} was paused before Close counted its selection: how many leads "
-                "it will touch is not known yet."
-            )
+            return None
         done = job.n_leads_processed or 0
         return max(job.n_leads - done, 0), (
             f"Job {job.id} was paused at {done} of {job.n_leads} leads."
@@ -261,21 +284,56 @@ async def _resumed_anyway(
     )
 
 
-def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
-    """Resuming `job`, as a write: the PUT, what is left to do, and the job's own action."""
-    left, where = _left(job)
+async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
+    """Resuming `job`, as a write: the PUT, what is left to do, and the job's own action.
+
+    A job paused before Close counted its selection has no count to show: its query is
+    counted now (never shown or confirmed as 0), and the token binds that count and those
+    leads, as for a new bulk action."""
+    left = _left(job)
+    if left is not None:
+        count, where = left
+        return WriteRequest(
+            tool="resume_bulk_job",
+            action=ACTIONS[job.kind],
+            path=control.path,
+            body=control.body,
+            matched=count,
+            summary=f"Resume the paused bulk {job.kind} job {job.id}: {count} "
+            f"object{'s' if count != 1 else ''} left",
+            job_kind=job.kind,
+            method="PUT",
+            when_empty=None,  # a job with nothing left may still be resumed, to let it finish
+            notes=[f"{where} Resuming carries on with the {count} left.", EFFECTS[job.kind]],
+        )
+    selection = control.selection
+    if selection is None or not isinstance(selection.s_query, dict):
+        raise control.refuse(
+            "Close has not counted its selection yet and does not show its query; wait until "
+            "get_bulk_job shows n_objects, then resume it"
+        )
+    count = await control.client.count(selection.s_query)
+    if selection.results_limit is not None:
+        count = min(count, selection.results_limit)
     return WriteRequest(
         tool="resume_bulk_job",
         action=ACTIONS[job.kind],
         path=control.path,
         body=control.body,
-        matched=left,
-        summary=f"Resume the paused bulk {job.kind} job {job.id}: {left} "
-        f"object{'s' if left != 1 else ''} left",
+        matched=count,
+        summary=f"Resume the paused bulk {job.kind} job {job.id}: {count} "
+        f"lead{'s' if count != 1 else ''} left",
         job_kind=job.kind,
         method="PUT",
-        when_empty=None,  # a job with nothing left may still be resumed, to let it finish
-        notes=[f"{where} Resuming carries on with the {left} left.", EFFECTS[job.kind]],
+        when_empty=None,
+        s_query=selection.s_query,
+        results_limit=selection.results_limit,
+        sort=control.sort,
+        notes=[
+            f"Job {job.id} was paused before Close counted its selection: its query matches "
+            f"{count} leads now (counted for this preview). Resuming carries on with them.",
+            EFFECTS[job.kind],
+        ],
     )
 
 
@@ -294,7 +352,14 @@ def register(reg: Registrar) -> None:
     @tool_errors
     async def prepare_resume(ctx: Context, job_id: JobId) -> WriteRequest:
         control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
-        return resume_request(control, await control.checked())
+        kind = job_kind(job_id)
+        if TOOLSETS[kind] not in runtime.settings.toolsets:
+            # Resuming does what the job does: it needs that action's tools, not only `jobs`.
+            raise control.refuse(
+                f"{job_id} is a bulk {kind} job, and resuming it needs the {TOOLSETS[kind]} "
+                "toolset, which this server does not enable (CLOSE_MCP_TOOLSETS)"
+            )
+        return await resume_request(control, await control.checked())
 
     confirm_resume = confirmer(runtime, prepare_resume)
 

@@ -163,7 +163,7 @@ def register(reg: Registrar) -> None:
         )
         seen = await preview_selection(call.client, selection, sample_size)
         everything = selection.matches_everything or await counts_every_lead(
-            call.client, runtime.clock, seen.matched
+            call.client, seen.matched
         )
         return SearchResult(
             s_query=selection.s_query,

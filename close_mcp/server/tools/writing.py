@@ -35,7 +35,10 @@ def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any
         dry_run: bool,
         confirmation_token: str | None,
     ) -> Elicit[Any] | str:
-        return await question(ctx, runtime.writes, request, dry_run, confirmation_token)
+        caller = runtime.client_for(ctx.headers).caller
+        return await question(
+            ctx, runtime.writes, request, dry_run, confirmation_token, caller=caller
+        )
 
     return confirm
 
