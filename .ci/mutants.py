@@ -58,6 +58,7 @@ OAUTH = "close_mcp/server/oauth.py"
 RESTORE = "close_mcp/safety/restore.py"
 BINDING = "close_mcp/writes/binding.py"
 JOB_CONTROL = "close_mcp/server/tools/job_control.py"
+SANDBOX_CRM = "close_mcp/sandbox/crm.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
@@ -76,6 +77,7 @@ T_EVERYDAY = "tests/test_everyday_results.py::"
 T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
+T_SANDBOX_CRM = "tests/sandbox/test_crm.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -1178,6 +1180,92 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             T_HOLES + "test_one_resume_confirmation_resumes_once",
             T_HOLES + "test_one_cancel_confirmation_cancels_once",
+        ),
+    ),
+    # -- issue 28 groundwork (the sandbox's CRM objects as Close has them; the CRM client) ----
+    Mutant(
+        name="sandbox-events-uncapped",
+        file=SANDBOX_CRM,
+        edits=(
+            (
+                'limit = min(_int_param(query, "_limit", EVENT_MAX_LIMIT, 1), EVENT_MAX_LIMIT)',
+                'limit = _int_param(query, "_limit", EVENT_MAX_LIMIT, 1)',
+            ),
+        ),
+        breaks="the sandbox's event log answers pages of more than 50, which Close caps",
+        guards="issue 28: the sandbox pages the event log as Close does",
+        tests=(
+            T_SANDBOX_CRM + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
+        ),
+    ),
+    Mutant(
+        name="sandbox-events-forever",
+        file=SANDBOX_CRM,
+        edits=(
+            (
+                "horizon = now - timedelta(days=EVENT_DAYS)",
+                "horizon = now - timedelta(days=10 * EVENT_DAYS)",
+            ),
+        ),
+        breaks="the sandbox's event log shows deletes older than Close's 30 days",
+        guards="issue 28: the event log goes 30 days back, as Close's",
+        tests=(
+            T_SANDBOX_CRM
+            + "test_the_event_log_keeps_30_days_of_deleted_leads_with_their_previous_data",
+        ),
+    ),
+    Mutant(
+        name="sandbox-events-any-filters",
+        file=SANDBOX_CRM,
+        edits=(("if given not in EVENT_COMBOS:", "if False:"),),
+        breaks="the sandbox takes event filter combinations Close refuses",
+        guards="issue 28: the sandbox refuses what Close refuses",
+        tests=(
+            T_SANDBOX_CRM + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
+        ),
+    ),
+    Mutant(
+        name="merge-resent",
+        file="close_mcp/close/crm.py",
+        edits=(
+            (
+                'await client.request("POST", "lead/merge/", json_body=body, retry_errors=False)',
+                'await client.request("POST", "lead/merge/", json_body=body, retry_errors=True)',
+            ),
+        ),
+        breaks="a merge is sent again after a 5xx (the source may be gone already)",
+        guards="design: a write is sent once (lead merge)",
+        tests=(
+            "tests/test_close_crm.py::"
+            "test_a_merge_is_one_post_never_repeated_after_an_ambiguous_failure",
+        ),
+    ),
+    Mutant(
+        name="pipeline-filter-ignored",
+        file="close_mcp/close/crm.py",
+        edits=(
+            (
+                "tuple(s for s in status_ids if s in in_pipeline) if status_ids else"
+                " tuple(in_pipeline)",
+                "status_ids if status_ids else tuple(in_pipeline)",
+            ),
+        ),
+        breaks="statuses asked for outside the pipeline select opportunities of other pipelines",
+        guards="issue 28: a pipeline is sent as its statuses (Close cannot filter by it)",
+        tests=(
+            "tests/test_close_crm.py::"
+            "test_a_pipeline_without_the_asked_statuses_selects_nothing_without_listing",
+        ),
+    ),
+    Mutant(
+        name="check-deleted-leads-unread",
+        file="close_mcp/cli/check.py",
+        edits=(("        if unlike:\n", "        if False:\n"),),
+        breaks="`close-mcp check` misses a deleted-lead event without its previous data",
+        guards="issue 28: check names each drift of Close's answers",
+        tests=(
+            "tests/test_check.py::"
+            "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[event-previous-data]",
         ),
     ),
 )
