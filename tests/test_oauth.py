@@ -244,7 +244,9 @@ async def test_refresh_revocation_forgery_and_a_reused_code(tmp_path: Path) -> N
         first = storage.tokens
         registered = storage.client
         async with httpx.AsyncClient(timeout=30) as http:
-            # The code worked once: a second exchange is invalid_grant.
+            # A second exchange of the code is invalid_grant. The SDK client keeps its PKCE
+            # verifier to itself, so this one is wrong and would be refused anyway: that the code
+            # works once with the right verifier is test_an_expired_token_is_refused's (in process).
             code = parse_qs(urlsplit(browser.landed or "").query)["code"][0]
             reused = await token_request(
                 base,
