@@ -601,6 +601,14 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_EVERYDAY + "test_a_1000_id_selection_answers_small_and_sends_every_id",),
     ),
     Mutant(
+        name="id-lists-any-caller",
+        file="close_mcp/server/idlists.py",
+        edits=(('    return f"id-list:{caller}:{sha256}"', '    return f"id-list:{sha256}"'),),
+        breaks="another key that learns a list's sha256 reads the whole list",
+        guards="issue 23 item 5: a store-backed resource is read only by the caller it was for",
+        tests=(T_EVERYDAY + "test_an_id_list_is_read_only_by_the_caller_whose_result_showed_it",),
+    ),
+    Mutant(
         name="empty-selection-with-token",
         file=PIPELINE,
         edits=(

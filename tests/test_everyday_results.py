@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import types
+from mcp import MCPError, types
 
 from bench.tokens import count_tokens
+from close_mcp.sandbox import Sandbox
 from close_mcp.server.idlists import shortened
-from tests.harness import MODES, Harness, text_of
+from tests.harness import MODES, Harness, StartHarness, text_of
 from tests.ids import status_id
 
 pytestmark = pytest.mark.anyio
@@ -361,3 +363,28 @@ def test_only_lists_of_close_ids_are_shortened() -> None:
     assert found == {}
     assert shortened({"a": [ids]}, found) == {"a": [short_ids(ids)]}
     assert found == {sha256_of(ids): ids}
+
+
+async def test_an_id_list_is_read_only_by_the_caller_whose_result_showed_it(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    """The store is shared by replicas and by every key a team sends: a list a result shortened
+    is read back only by the caller (Close key) it was shown to, not by another key that learns
+    its sha256."""
+    store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    owner = await start_harness(env=store)
+    ids = sorted(owner.sandbox.store.leads)[:20]
+    found = await owner.call("search_leads", {"filter": {"lead_ids": ids}})
+    assert found["s_query"] == ids_query(short_ids(ids))
+    uri = f"close://id-lists/{sha256_of(ids)}"
+    [content] = (await owner.client.read_resource(uri)).contents
+    assert isinstance(content, types.TextResourceContents)
+    assert json.loads(content.text) == ids
+
+    other_org = Sandbox(n_leads=20, seed=99, api_key="api_other_org_012345", clock=owner.clock)
+    stranger = await start_harness(
+        env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
+    )
+    with pytest.raises(MCPError, match="no id list") as refused:
+        await stranger.client.read_resource(uri)
+    assert not [i for i in ids if i in str(refused.value)]

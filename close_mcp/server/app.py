@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -77,11 +78,13 @@ class CloseMCPServer(MCPServer):
         *args: Any,
         enforced: dict[str, dict[str, Any]],
         store: StateStore | None = None,
+        caller_of: Callable[[Mapping[str, str] | None], str] | None = None,
         audit: AuditLog | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.store = store  # where the id lists results leave out are kept (`idlists`)
+        self.caller_of = caller_of  # whom they are kept for: the request's Close caller
         # Where an answer of the person that the SDK could not read is recorded as a refusal.
         self.audit = audit
         # The full input schemas (every limit), not the lean ones `tools/list` shows.
@@ -130,10 +133,12 @@ class CloseMCPServer(MCPServer):
             raise
         if (
             self.store is not None
+            and self.caller_of is not None
             and isinstance(result, CallToolResult)
             and result.structured_content is not None
         ):
-            short = await shorten(self.store, result.structured_content)
+            caller = self.caller_of(context.headers if context is not None else None)
+            short = await shorten(self.store, caller, result.structured_content)
             result = result.model_copy(update={"structured_content": short})
         return compact_text(result)
 
@@ -247,6 +252,7 @@ def build_server(runtime: Runtime) -> MCPServer:
         tools=registrar.tools,
         enforced=registrar.enforced,
         store=runtime.store,
+        caller_of=lambda headers: runtime.client_for(headers).caller,
         audit=runtime.audit,
         **sign_in,
     )

@@ -5,7 +5,9 @@ request and a job's query: 18,000 tokens each time, over the 1,500 a result may 
 result passes through `shorten` on its way out, so no tool can forget it: a list of more than
 `LONG` ids becomes `{count, first, sha256, all}`, and the whole list is the resource
 `close://id-lists/<sha256>` (kept in the state store). Only what the model reads changes: the
-request sent, the token's binding and the audit log keep every id.
+request sent, the token's binding and the audit log keep every id. The store is shared by
+replicas and by every key a team sends, so a list is kept under the caller it was shown to
+(`CloseClient.caller`, the digest tokens are bound to) and read back only by that caller.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def digest(ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(ids, separators=(",", ":")).encode()).hexdigest()
 
 
-def key(sha256: str) -> str:
-    return f"id-list:{sha256}"
+def key(caller: str, sha256: str) -> str:
+    return f"id-list:{caller}:{sha256}"
 
 
 def _long_id_list(value: object) -> bool:
@@ -64,20 +66,21 @@ def shortened(value: Any, found: dict[str, list[str]]) -> Any:
     return value
 
 
-async def shorten(store: StateStore, value: Any) -> Any:
-    """`value` as a result shows it; the whole lists kept for their resource."""
+async def shorten(store: StateStore, caller: str, value: Any) -> Any:
+    """`value` as a result shows it; the whole lists kept for `caller` to read back."""
     found: dict[str, list[str]] = {}
     out = shortened(value, found)
     for sha, ids in found.items():
-        await store.put(key(sha), json.dumps(ids, separators=(",", ":")), ttl_s=KEPT_S)
+        await store.put(key(caller, sha), json.dumps(ids, separators=(",", ":")), ttl_s=KEPT_S)
     return out
 
 
-async def id_list(store: StateStore, sha256: str) -> list[str] | None:
-    """The whole list a shortened one names, or None (unknown, or expired)."""
+async def id_list(store: StateStore, caller: str, sha256: str) -> list[str] | None:
+    """The whole list a shortened one names, if it was shown to `caller`; else None
+    (unknown, expired, or another caller's)."""
     if not _SHA256.match(sha256):
         return None
-    text = await store.get(key(sha256))
+    text = await store.get(key(caller, sha256))
     if text is None:
         return None
     ids = json.loads(text)

@@ -77,11 +77,16 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
                 "revert plan is readable only with a key that can read the job"
             ) from exc
 
-    async def whole_id_list(sha256: str) -> str:
-        ids = await id_list(runtime.store, sha256)
+    async def whole_id_list(sha256: str, ctx: Context) -> str:
+        try:
+            caller = runtime.client_for(ctx.headers).caller
+        except MissingAPIKey as exc:
+            raise ResourceError(str(exc)) from exc
+        ids = await id_list(runtime.store, caller, sha256)
         if ids is None:
             raise ResourceError(
-                f"no id list {sha256!r} is kept (lists are kept a week after a result showed them)"
+                f"no id list {sha256!r} is kept for this caller (lists are kept a week after a "
+                "result showed them, for the Close key or person it showed them to)"
             )
         return json.dumps(ids, separators=(",", ":"))
 
