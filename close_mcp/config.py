@@ -35,6 +35,7 @@ from close_mcp.errors import ConfigError
 from close_mcp.settings_table import (
     CONFIRMABLE_ACTIONS,
     DEFAULT_CONFIRM,
+    DEFAULT_TOOLSETS,
     DEFAULT_SNAPSHOT_LIMIT,
     SETTINGS,
     TOOLSETS,
@@ -45,6 +46,7 @@ from close_mcp.settings_table import (
 __all__ = [
     "CONFIRMABLE_ACTIONS",
     "DEFAULT_CONFIRM",
+    "DEFAULT_TOOLSETS",
     "DEFAULT_SNAPSHOT_LIMIT",
     "TOOLSETS",
     "Settings",
@@ -58,7 +60,7 @@ class Settings:
     api_key: SecretStr | None
     base_url: str = DEFAULT_BASE_URL
     read_only: bool = False
-    toolsets: frozenset[str] = frozenset(TOOLSETS)
+    toolsets: frozenset[str] = frozenset(DEFAULT_TOOLSETS)
     confirm: frozenset[str] = frozenset(DEFAULT_CONFIRM)
     require_human: bool = False
     secret: SecretStr = field(default_factory=lambda: SecretStr(secrets.token_hex(32)))

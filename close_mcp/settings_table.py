@@ -26,8 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from close_mcp.errors import ConfigError
 
-TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
-CONFIRMABLE_ACTIONS: Final = ("edit", "email", "sequences", "send", "delete")
+# The default toolsets, then the opt-in ones (a write Close has no bulk endpoint or undo for,
+# or that carries CRM data out): on only when named, or with `all`.
+DEFAULT_TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
+OPT_IN_TOOLSETS: Final = ("export", "opportunities", "tasks")
+TOOLSETS: Final = DEFAULT_TOOLSETS + OPT_IN_TOOLSETS
+ALL_TOOLSETS: Final = "all"
+CONFIRMABLE_ACTIONS: Final = (
+    "edit", "email", "sequences", "send", "delete", "export", "opportunities", "tasks",
+)  # fmt: skip
 # Every action, so that no write tool sends on its first call unless a person said otherwise.
 DEFAULT_CONFIRM: Final = CONFIRMABLE_ACTIONS
 DEFAULT_SNAPSHOT_LIMIT: Final = 50_000
@@ -63,10 +70,11 @@ def parse_names(name: str, value: str, allowed: tuple[str, ...]) -> frozenset[st
 
 
 def parse_toolsets(name: str, value: str) -> frozenset[str]:
-    chosen = parse_names(name, value, TOOLSETS)
+    """A comma list of toolsets; `all` among them turns every one on, opt-in ones too."""
+    chosen = parse_names(name, value, (*TOOLSETS, ALL_TOOLSETS))
     if not chosen:
-        raise ConfigError(f"{name} is empty; allowed: {', '.join(TOOLSETS)}")
-    return chosen
+        raise ConfigError(f"{name} is empty; allowed: {', '.join((*TOOLSETS, ALL_TOOLSETS))}")
+    return frozenset(TOOLSETS) if ALL_TOOLSETS in chosen else chosen
 
 
 def parse_confirm(name: str, value: str) -> frozenset[str]:
@@ -187,9 +195,11 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         parse_bool, flag="--read-only", flag_help="register only the read tools",
     ),
     Setting(
-        "CLOSE_MCP_TOOLSETS", "toolsets", f"comma list of `{', '.join(TOOLSETS)}`",
-        "all of them", parse_toolsets, flag="--toolsets", metavar="LIST",
-        flag_help=f"comma list of {','.join(TOOLSETS)}", blank_is_value=True,
+        "CLOSE_MCP_TOOLSETS", "toolsets",
+        f"comma list of `{', '.join(DEFAULT_TOOLSETS)}`, and the opt-in "
+        f"`{', '.join(OPT_IN_TOOLSETS)}`; `{ALL_TOOLSETS}` for every one",
+        "all but the opt-in ones", parse_toolsets, flag="--toolsets", metavar="LIST",
+        flag_help=f"comma list of {','.join(TOOLSETS)}, or {ALL_TOOLSETS}", blank_is_value=True,
     ),
     Setting(
         "CLOSE_MCP_CONFIRM", "confirm",

@@ -26,7 +26,9 @@ def test_defaults() -> None:
     assert s.base_url == DEFAULT_BASE_URL
     assert s.read_only is False
     assert s.toolsets == {"search", "jobs", "edit", "email", "sequences", "delete", "send"}
-    assert s.confirm == {"edit", "email", "sequences", "send", "delete"}
+    assert s.confirm == {
+        "edit", "email", "sequences", "send", "delete", "export", "opportunities", "tasks"
+    }  # fmt: skip
     assert s.require_human is False
     assert s.secret_is_shared is False
     assert len(s.secret.get_secret_value()) == 64
@@ -61,6 +63,14 @@ def test_every_variable_is_read() -> None:
     assert "timezone='America/New_York'" in repr(s)
 
 
+def test_all_turns_on_every_toolset_the_opt_in_ones_too() -> None:
+    every = {"search", "jobs", "edit", "email", "sequences", "delete", "send"}
+    every |= {"export", "opportunities", "tasks"}
+    assert settings(CLOSE_MCP_TOOLSETS="all").toolsets == every
+    assert settings(CLOSE_MCP_TOOLSETS="search, ALL").toolsets == every
+    assert load_settings(BASE_ENV, toolsets="tasks").toolsets == {"tasks"}
+
+
 def test_delete_can_never_leave_the_confirmation_list() -> None:
     assert settings(CLOSE_MCP_CONFIRM="").confirm == {"delete"}
     assert settings(CLOSE_MCP_CONFIRM="email").confirm == {"email", "delete"}
@@ -89,16 +99,17 @@ def test_flags_override_environment() -> None:
         (
             {"CLOSE_MCP_TOOLSETS": "search,emails"},
             "CLOSE_MCP_TOOLSETS: unknown name 'emails'; allowed: search, jobs, edit, email, "
-            "sequences, delete, send",
+            "sequences, delete, send, export, opportunities, tasks, all",
         ),
         (
             {"CLOSE_MCP_TOOLSETS": " , "},
             "CLOSE_MCP_TOOLSETS is empty; allowed: search, jobs, edit, email, sequences, "
-            "delete, send",
+            "delete, send, export, opportunities, tasks, all",
         ),
         (
             {"CLOSE_MCP_CONFIRM": "delete,nuke"},
-            "CLOSE_MCP_CONFIRM: unknown name 'nuke'; allowed: edit, email, sequences, send, delete",
+            "CLOSE_MCP_CONFIRM: unknown name 'nuke'; allowed: edit, email, sequences, send, "
+            "delete, export, opportunities, tasks",
         ),
         (
             {"CLOSE_MCP_READ_ONLY": "maybe"},
