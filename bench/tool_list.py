@@ -1,8 +1,9 @@
 """The size of `tools/list` in tokens, as a model meets it: `python bench/tool_list.py`.
 
-Two figures, both with o200k_base (bench/tokens.py) over compact JSON of the answer with every
-toolset on: the whole answer ("full": what a client receives and may cache) and what a client
-passes on to the model ("model-visible": each tool's name, description and input schema).
+Two figures, both with o200k_base (bench/tokens.py) over compact JSON of the answer with the
+default toolsets on: the whole answer ("full": what a client receives and may cache) and what a
+client passes on to the model ("model-visible": each tool's name, description and input
+schema); then both again with every toolset on (`CLOSE_MCP_TOOLSETS=all`, the opt-in ones too).
 Token counts are deterministic, so `tests/test_tool_list.py` asserts the targets too.
 """
 
@@ -23,6 +24,7 @@ from bench.tokens import count_json_tokens
 
 FULL_TARGET = 5000
 VISIBLE_TARGET = 3500
+ALL_FULL_TARGET = 6000  # every toolset on
 VISIBLE_KEYS = ("name", "description", "inputSchema")
 
 
@@ -50,15 +52,16 @@ def measure_documents(tools: list[dict[str, Any]]) -> ToolListFigures:
     )
 
 
-async def measure() -> ToolListFigures:
-    """`tools/list` of a server with every toolset on, through an in-process MCP client."""
+async def measure(toolsets: str | None = None) -> ToolListFigures:
+    """`tools/list` of a server with the default toolsets on (or `toolsets`, "all" say),
+    through an in-process MCP client."""
     from mcp.client import Client
 
     from close_mcp.config import load_settings
     from close_mcp.server.app import build_server
     from close_mcp.server.runtime import Runtime
 
-    runtime = Runtime(load_settings({}, sandbox=True, audit_log="off"))
+    runtime = Runtime(load_settings({}, sandbox=True, audit_log="off", toolsets=toolsets))
     try:
         async with Client(build_server(runtime)) as client:
             listed = await client.list_tools()
@@ -88,8 +91,21 @@ def rows(fig: ToolListFigures) -> list[Row]:
     return out
 
 
+def all_rows(fig: ToolListFigures) -> list[Row]:
+    return [
+        Row(
+            f"tools/list, every toolset (all), {len(fig.per_tool)} tools, full",
+            f"{fig.full:,} tok",
+            target=f"<= {ALL_FULL_TARGET:,} tok",
+            ok=fig.full <= ALL_FULL_TARGET,
+        ),
+        Row("tools/list, every toolset (all), model-visible", f"{fig.visible:,} tok"),
+    ]
+
+
 async def main() -> int:
-    print(render(rows(await measure())))
+    every = await measure("all")
+    print(render(rows(await measure()) + all_rows(every)))
     return 0
 
 

@@ -35,8 +35,8 @@ from close_mcp.errors import ConfigError
 from close_mcp.settings_table import (
     CONFIRMABLE_ACTIONS,
     DEFAULT_CONFIRM,
-    DEFAULT_TOOLSETS,
     DEFAULT_SNAPSHOT_LIMIT,
+    DEFAULT_TOOLSETS,
     SETTINGS,
     TOOLSETS,
     Setting,
@@ -46,8 +46,8 @@ from close_mcp.settings_table import (
 __all__ = [
     "CONFIRMABLE_ACTIONS",
     "DEFAULT_CONFIRM",
-    "DEFAULT_TOOLSETS",
     "DEFAULT_SNAPSHOT_LIMIT",
+    "DEFAULT_TOOLSETS",
     "TOOLSETS",
     "Settings",
     "default_audit_path",

@@ -12,6 +12,7 @@ through a bulk clean-up with every safety step in order.
 from __future__ import annotations
 
 import json
+import re
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
@@ -23,6 +24,7 @@ from close_mcp.safety.snapshots import check_job_id
 from close_mcp.selection.squery import SQUERY_SCHEMA
 from close_mcp.server.idlists import URI, id_list
 from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools.export import shown as export_shown
 
 CLEANUP_PROMPT = """\
 Help me clean up leads in Close safely: {goal}
@@ -50,6 +52,16 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
         except (UnknownJobId, CloseError, MissingAPIKey) as exc:
             raise ResourceError(str(exc)) from exc
         return summarize_job(raw, with_query=True).model_dump_json(indent=2)
+
+    async def lead_export(id: str, ctx: Context) -> str:
+        """An export's status and, once done, its download link, read with the caller's key."""
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,100}", id):
+            raise ResourceError(f"{id!r} is not an export id")
+        try:
+            raw = await runtime.client_for(ctx.headers).get(f"export/{id}/")
+            return json.dumps(export_shown(raw), separators=(",", ":"))
+        except (CloseError, MissingAPIKey) as exc:
+            raise ResourceError(str(exc)) from exc
 
     async def revert_plan(job_id: str, ctx: Context) -> str:
         if not job_id.startswith("bulkedit_"):
@@ -108,6 +120,14 @@ def register_resources(server: MCPServer, runtime: Runtime) -> None:
             description="Status and progress of one bulk job (bulkedit_, bulkemail_, ...).",
             mime_type="application/json",
         )(bulk_job)
+    if "export" in runtime.settings.toolsets and not runtime.settings.read_only:
+        server.resource(
+            "close://exports/{id}",
+            name="lead_export",
+            title="A lead export",
+            description="Status of an export_leads export and, once done, its download_url.",
+            mime_type="application/json",
+        )(lead_export)
     if "edit" in runtime.settings.toolsets and not runtime.settings.read_only:
         server.resource(
             "close://reverts/{job_id}",

@@ -40,7 +40,7 @@ async def _documents() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, A
     from close_mcp.server.app import CloseMCPServer, build_server
     from close_mcp.server.runtime import Runtime
 
-    settings = load_settings({}, sandbox=True, audit_log="off")
+    settings = load_settings({}, sandbox=True, audit_log="off", toolsets="all")
     server = build_server(Runtime(settings))
     assert isinstance(server, CloseMCPServer)
     documents: dict[str, dict[str, Any]] = {}

@@ -96,7 +96,18 @@ def build_tools(runtime: Runtime) -> Registrar:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import bulk, cancel, job_control, job_reads, leads, revert, send
+    from close_mcp.server.tools import (
+        bulk,
+        cancel,
+        export,
+        job_control,
+        job_reads,
+        leads,
+        opportunities,
+        revert,
+        send,
+        tasks,
+    )
 
     return [
         leads.register,
@@ -106,4 +117,7 @@ def _modules() -> list[Callable[[Registrar], None]]:
         revert.register,
         send.register,
         cancel.register,
+        export.register,
+        opportunities.register,
+        tasks.register,
     ]

@@ -1,0 +1,221 @@
+"""`export_leads` (toolset `export`, opt-in): Close's lead export (`POST /export/lead/`) for a
+lead selection, JSON or CSV. An export carries CRM data out of Close, so it is confirmed like
+any write (the action `export` in CLOSE_MCP_CONFIRM): the preview shows the selection, its
+count and a sample, and the token binds the exact leads. Once sent, the call follows the
+export for up to `WAIT_S` (progress on each look) and answers its download link when done;
+a longer one is followed with the resource `close://exports/{id}` (Close also emails it).
+
+No `from __future__ import annotations` here (see `writing.py`).
+"""
+
+from typing import Annotated, Any, Final, Literal
+
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from close_mcp.clock import Clock
+from close_mcp.close.client import CloseClient
+from close_mcp.close.crm import EXPORT_KEYS
+from close_mcp.errors import MalformedResponse
+from close_mcp.selection.query import all_leads_refused, resolve_selection
+from close_mcp.selection.totals import counts_every_lead
+from close_mcp.server.runtime import Call, Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.selection import (
+    AllLeadsArg,
+    DryRunArg,
+    FilterArg,
+    ResultsLimitArg,
+    SortArg,
+    SQueryArg,
+    TokenArg,
+    preview_selection,
+)
+from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.pipeline import PlanAnswer, RecentLookup, WriteRequest, WriteResult
+from close_mcp.writes.progress import Progress
+from close_mcp.writes.sender import Sender
+
+TOOL: Final = "export_leads"
+PATH: Final = "export/lead/"
+WAIT_S: Final = 30.0
+POLL_S: Final = 2.0
+SAMPLE_SIZE: Final = 5
+
+FormatArg = Annotated[Literal["json", "csv"], Field(description="json (backups) or csv.")]
+TypeArg = Annotated[
+    Literal["leads", "contacts", "lead_opps"],
+    Field(description="One row per lead, per contact, or per opportunity."),
+]
+FieldsArg = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+    Field(max_length=100, description="Only these fields (Close's export field names)."),
+]
+
+
+def export_uri(export_id: str) -> str:
+    return f"close://exports/{export_id}"
+
+
+def shown(answer: Any) -> dict[str, Any]:
+    """What a result shows of an export: its id, status, size and (when done) its link."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+        raise MalformedResponse("Close's export had no id.", path=PATH)
+    return {k: answer.get(k) for k in (*EXPORT_KEYS, "n_leads", "format", "type")}
+
+
+def follower(
+    client: CloseClient, clock: Clock, body: dict[str, Any], matched: int
+) -> Any:  # the plan `WriteRequest.send` runs
+    """POST the export once, then read it until it is done, fails, or WAIT_S passes."""
+
+    async def send(sender: Sender, progress: Progress | None) -> PlanAnswer:
+        answer = await sender.send("POST", PATH, body, matched=matched)
+        export = shown(answer)
+        sender.record("submitted", path="/" + PATH, body=body, matched=matched,
+                      job_id=export["id"])  # fmt: skip
+        started = clock.time()
+        looks = int(WAIT_S / POLL_S)
+        for look in range(1, looks + 1):
+            if export.get("status") in ("done", "error"):
+                break
+            if progress is not None:
+                await progress.step(look, looks, f"export {export['id']}: {export['status']}")
+            await clock.sleep(POLL_S)
+            try:
+                export = shown(await client.get(f"export/{export['id']}/"))
+            except Exception:  # the export exists: a failed look is not a failed write
+                break
+            if clock.time() - started >= WAIT_S:
+                break
+        if export.get("status") == "done" and export.get("download_url"):
+            follow = " Its file (gzip-compressed) is at result.download_url."
+        else:
+            follow = (
+                f" It is {export.get('status')}: read {export_uri(export['id'])} for its "
+                "download_url once done (Close also emails the link)."
+            )
+        return PlanAnswer(jobs=[], result=export, sent=f"export {export['id']}", follow=follow)
+
+    return send
+
+
+async def prepare(
+    runtime: Runtime,
+    call: Call,
+    *,
+    filter: Any,
+    s_query: dict[str, Any] | None,
+    results_limit: int | None,
+    sort: list[Any] | None,
+    allow_all_leads: bool,
+    format: str,
+    type: str,
+    fields: list[str] | None,
+) -> WriteRequest:
+    selection = await resolve_selection(
+        filter=filter,
+        s_query=s_query,
+        results_limit=results_limit,
+        sort=sort,
+        allow_all_leads=allow_all_leads,
+        catalog=call.catalog,
+    )
+    body: dict[str, Any] = {"s_query": selection.s_query, "format": format, "type": type}
+    if fields:
+        body["fields"] = list(dict.fromkeys(fields))
+    if selection.results_limit is not None:
+        body["results_limit"] = selection.results_limit
+    if selection.sort:
+        body["sort"] = selection.sort
+    body["send_done_email"] = True  # the link reaches the person even after the call ends
+    seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
+    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
+    if everything and not allow_all_leads:
+        raise all_leads_refused(selection.source)
+    notes = [f"Close writes the file and gives a download link; this call waits up to "
+             f"{WAIT_S:.0f} s for it."]  # fmt: skip
+    if everything:
+        notes.append("This selection matches every lead in the organization.")
+    n = seen.matched
+    return WriteRequest(
+        tool=TOOL,
+        action="export",
+        path=PATH,
+        body=body,
+        matched=n,
+        summary=f"Export {n} lead{'s' if n != 1 else ''} as {format} ({type})",
+        recent=RecentLookup(
+            path="export/",
+            params={},
+            keys=("format", "type", "fields", "results_limit"),
+            echo={"s_query": selection.s_query},
+            where="the recent exports",
+        ),
+        selects_everything=everything,
+        s_query=selection.s_query,
+        results_limit=selection.results_limit,
+        sort=selection.sort,
+        sample=seen.sample,
+        notes=notes,
+        send=follower(call.client, runtime.clock, body, n),
+    )
+
+
+def register(reg: Registrar) -> None:
+    runtime = reg.runtime
+
+    @tool_errors
+    async def prepare_export(
+        ctx: Context,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+        allow_all_leads: AllLeadsArg,
+        format: FormatArg,
+        type: TypeArg,
+        fields: FieldsArg,
+    ) -> WriteRequest:
+        return await prepare(
+            runtime, runtime.call(ctx.headers), filter=filter, s_query=s_query,
+            results_limit=results_limit, sort=sort, allow_all_leads=allow_all_leads,
+            format=format, type=type, fields=fields,
+        )  # fmt: skip
+
+    confirm = confirmer(runtime, prepare_export)
+
+    async def export_leads(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_export)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        allow_all_leads: AllLeadsArg = False,
+        format: FormatArg = "json",
+        type: TypeArg = "leads",
+        fields: FieldsArg = None,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
+
+    reg.add(
+        export_leads,
+        name=TOOL,
+        toolset="export",
+        title="Export leads",
+        description="Close's lead export (a file, JSON or CSV) of a lead selection; answers "
+        "the download link when ready. Not for looking at a few leads (search_leads).",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )

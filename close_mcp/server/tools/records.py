@@ -1,0 +1,124 @@
+"""What the per-record write tools (`update_opportunities`, `update_tasks`) share at the MCP
+surface: the lead selection narrowed to lead ids, the write request of a run or of its undo.
+
+The machinery (records, plan, snapshot, sending, undo) is `close_mcp.safety.records`.
+
+No `from __future__ import annotations` here (see `writing.py`).
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from close_mcp.errors import ArgumentError
+from close_mcp.safety.records import (
+    RecordKind,
+    RecordPlan,
+    RecordSnapshot,
+    collect,
+    lead_ids,
+    new_run_id,
+    plan_body,
+    plan_changes,
+    plan_notes,
+    plan_sender,
+    plan_undo,
+)
+from close_mcp.selection.query import resolve_selection
+from close_mcp.server.runtime import Call, Runtime
+from close_mcp.writes.pipeline import WriteRequest
+
+UndoArg = Annotated[
+    str | None,
+    Field(
+        max_length=100,
+        pattern=r"^[a-z]+_[0-9a-f]+$",
+        description="Run id from an earlier call's result: put its old values back. Alone.",
+    ),
+]
+
+
+async def selected_leads(
+    call: Call,
+    filter: Any,
+    s_query: dict[str, Any] | None,
+    results_limit: int | None,
+    sort: list[Any] | None,
+) -> tuple[list[str] | None, dict[str, Any] | None]:
+    """The lead ids of the lead selection, with its resolved s_query (None, None: none given)."""
+    if filter is None and s_query is None:
+        if results_limit is not None or sort is not None:
+            raise ArgumentError("results_limit", "only with a lead selection (filter or s_query)")
+        return None, None
+    selection = await resolve_selection(
+        filter=filter,
+        s_query=s_query,
+        results_limit=results_limit,
+        sort=sort,
+        allow_all_leads=True,  # the records' own criteria still narrow (one is required)
+        catalog=call.catalog,
+    )
+    ids = await lead_ids(call.client, selection.s_query, selection.results_limit, selection.sort)
+    shown: dict[str, Any] = {"s_query": selection.s_query}
+    if selection.results_limit is not None:
+        shown["results_limit"] = selection.results_limit
+    if selection.sort:
+        shown["sort"] = selection.sort
+    return (None if selection.matches_everything else ids), shown
+
+
+async def run_request(
+    runtime: Runtime,
+    call: Call,
+    kind: RecordKind,
+    *,
+    action: str,
+    what: dict[str, Any],
+    list_records: Callable[[str | None], Awaitable[list[dict[str, Any]]]],
+    leads: list[str] | None,
+    target: dict[str, Any] | None,
+    describe: str,
+) -> WriteRequest:
+    """The write request of one run: `target` set on (None: delete) the records selected."""
+    records = await collect(kind, list_records, leads)
+    plan = plan_changes(kind, records, target)
+    return _request(runtime, call, kind, action, what, plan, describe)
+
+
+async def undo_request(
+    runtime: Runtime, call: Call, kind: RecordKind, *, action: str, run_id: str
+) -> WriteRequest:
+    """The write request that undoes the run `run_id`."""
+    plan = await plan_undo(call.client, runtime.store, kind, run_id)
+    describe = f"undo {run_id}: put the old values back on"
+    return _request(runtime, call, kind, action, {"undo": run_id}, plan, describe, undo=run_id)
+
+
+def _request(
+    runtime: Runtime,
+    call: Call,
+    kind: RecordKind,
+    action: str,
+    what: dict[str, Any],
+    plan: RecordPlan,
+    describe: str,
+    undo: str | None = None,
+) -> WriteRequest:
+    run_id = new_run_id(kind)
+    n = len(plan.changes)
+    request = WriteRequest(
+        tool=kind.tool,
+        action=action,
+        path=kind.path(),
+        body=plan_body(kind, what, plan),
+        matched=n,
+        summary=f"{describe.capitalize()} {n} {kind.object if n == 1 else kind.plural}",
+        when_empty=f"no {kind.object} needs a change",
+        sample=plan.sample(),
+        notes=plan_notes(kind, plan, undo=undo is not None),
+        send=plan_sender(call.client, runtime.store, kind, run_id, plan, undoing=undo),
+        method="PUT",
+    )
+    request.safeguard = RecordSnapshot(runtime.store, runtime.clock, kind, run_id, plan)
+    return request

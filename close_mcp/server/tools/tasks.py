@@ -1,0 +1,201 @@
+"""`update_tasks` (toolset `tasks`, opt-in): complete, reassign, reschedule or delete many lead
+tasks, one paced request each, snapshotted (a deleted task whole), with undo.
+
+This module only says how tasks are selected and which fields are set; the run is
+`close_mcp.safety.records` (see `server/tools/records.py`).
+
+No `from __future__ import annotations` here (see `writing.py`).
+"""
+
+from datetime import date
+from typing import Annotated, Any, Final
+
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from close_mcp.close.crm import TASK_KEYS, TaskFilter, list_tasks
+from close_mcp.errors import ArgumentError
+from close_mcp.safety.records import RecordKind
+from close_mcp.server.runtime import Call, Runtime
+from close_mcp.server.tools import Registrar, tool_errors
+from close_mcp.server.tools.records import UndoArg, run_request, selected_leads, undo_request
+from close_mcp.server.tools.selection import (
+    DryRunArg,
+    FilterArg,
+    ResultsLimitArg,
+    SortArg,
+    SQueryArg,
+    TokenArg,
+)
+from close_mcp.server.tools.writing import confirmer, run_write
+from close_mcp.writes.pipeline import WriteRequest, WriteResult
+
+TOOL: Final = "update_tasks"
+# A deleted task is created again (`POST /task/`) from these.
+RECREATE: Final = ("lead_id", "assigned_to", "text", "date", "is_complete")
+KIND: Final = RecordKind("task", "tasks", TOOL, "taskupd_", recreate=RECREATE)
+
+
+class TaskWhere(BaseModel):
+    """Which tasks, besides the lead selection: every given field must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignee: str | None = Field(default=None, max_length=200, description="Name, email, id.")
+    is_complete: bool | None = None
+    due_after: date | None = Field(default=None, description="Due on or after.")
+    due_before: date | None = Field(default=None, description="Due on or before.")
+
+
+class TaskChange(BaseModel):
+    """What to set; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    complete: bool | None = Field(default=None, description="true completes, false reopens.")
+    assignee: str | None = Field(default=None, max_length=200, description="Reassign to.")
+    due_date: date | None = Field(default=None, description="Reschedule to.")
+
+
+WhereArg = Annotated[TaskWhere | None, Field(description="Task criteria.")]
+ChangeArg = Annotated[TaskChange | None, Field(description="What to set; or delete.")]
+DeleteArg = Annotated[bool, Field(description="Delete the tasks instead (backed up first).")]
+
+
+async def _target(call: Call, change: TaskChange) -> tuple[dict[str, Any], dict[str, Any]]:
+    target: dict[str, Any] = {}
+    shown: dict[str, Any] = {}
+    if change.complete is not None:
+        target["is_complete"] = shown["complete"] = change.complete
+    if change.assignee is not None:
+        user = await call.catalog.resolve_user(change.assignee, path="change.assignee")
+        target["assigned_to"] = user.id
+        shown["assignee"] = f"{user.name} ({user.id})"
+    if change.due_date is not None:
+        target["date"] = shown["due_date"] = change.due_date.isoformat()
+    if not target:
+        raise ArgumentError("change", "give at least one field to set (or delete: true)")
+    return target, shown
+
+
+async def prepare(
+    runtime: Runtime,
+    call: Call,
+    *,
+    where: TaskWhere | None,
+    change: TaskChange | None,
+    delete: bool,
+    undo: str | None,
+    filter: Any,
+    s_query: dict[str, Any] | None,
+    results_limit: int | None,
+    sort: list[Any] | None,
+) -> WriteRequest:
+    """The write request of one call: a run on the selected tasks, or an undo."""
+    if undo is not None:
+        given = [n for n, v in (("where", where), ("change", change), ("filter", filter),
+                                ("s_query", s_query), ("delete", delete or None))
+                 if v is not None]  # fmt: skip
+        if given:
+            raise ArgumentError("undo", f"give undo alone, not with {', '.join(given)}")
+        return await undo_request(runtime, call, KIND, action="tasks", run_id=undo)
+    if (change is None) == (not delete):
+        raise ArgumentError("change", "give exactly one of change or delete: true (or undo)")
+    target: dict[str, Any] | None = None
+    shown: dict[str, Any] = {"delete": True}
+    if change is not None:
+        target, shown = await _target(call, change)
+    where = where or TaskWhere()
+    leads, lead_selection = await selected_leads(call, filter, s_query, results_limit, sort)
+    assignee = None
+    if where.assignee is not None:
+        assignee = (await call.catalog.resolve_user(where.assignee, path="where.assignee")).id
+    if lead_selection is None and where == TaskWhere():
+        raise ArgumentError(
+            "where", "give at least one criterion (where, or a lead selection: filter or s_query)"
+        )
+
+    async def list_records(lead_id: str | None) -> list[dict[str, Any]]:
+        criteria = TaskFilter(
+            assigned_to=assignee,
+            lead_id=lead_id,
+            is_complete=where.is_complete,
+            due_from=where.due_after,
+            due_to=where.due_before,
+        )
+        return await list_tasks(call.client, criteria, fields=(*TASK_KEYS, "lead_name"))
+
+    described: dict[str, Any] = {"where": where.model_dump(mode="json", exclude_none=True)}
+    if lead_selection is not None:
+        described["leads"] = lead_selection
+    described["change"] = shown
+    return await run_request(
+        runtime,
+        call,
+        KIND,
+        action="tasks",
+        what=described,
+        list_records=list_records,
+        leads=leads,
+        target=target,
+        describe="delete" if target is None else "update",
+    )
+
+
+def register(reg: Registrar) -> None:
+    runtime = reg.runtime
+
+    @tool_errors
+    async def prepare_update(
+        ctx: Context,
+        where: WhereArg,
+        change: ChangeArg,
+        delete: DeleteArg,
+        undo: UndoArg,
+        filter: FilterArg,
+        s_query: SQueryArg,
+        results_limit: ResultsLimitArg,
+        sort: SortArg,
+    ) -> WriteRequest:
+        return await prepare(
+            runtime, runtime.call(ctx.headers), where=where, change=change, delete=delete,
+            undo=undo, filter=filter, s_query=s_query, results_limit=results_limit, sort=sort,
+        )  # fmt: skip
+
+    confirm = confirmer(runtime, prepare_update)
+
+    async def update_tasks(
+        ctx: Context,
+        request: Annotated[WriteRequest, Resolve(prepare_update)],
+        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
+        where: WhereArg = None,
+        change: ChangeArg = None,
+        delete: DeleteArg = False,
+        undo: UndoArg = None,
+        filter: FilterArg = None,
+        s_query: SQueryArg = None,
+        results_limit: ResultsLimitArg = None,
+        sort: SortArg = None,
+        dry_run: DryRunArg = False,
+        confirmation_token: TokenArg = None,
+    ) -> WriteResult:
+        return await run_write(
+            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
+        )
+
+    reg.add(
+        update_tasks,
+        name=TOOL,
+        toolset="tasks",
+        title="Update tasks",
+        description="Complete, reassign, reschedule or delete the lead tasks of a lead "
+        "selection and/or `where`: one request each, old values (deleted tasks whole) saved; "
+        "`undo` a run by its id.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
