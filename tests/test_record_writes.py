@@ -1,0 +1,188 @@
+"""update_opportunities and update_tasks (issue 28): per-record writes through a real MCP
+client, against the sandbox: preview, confirmation, the exact requests that reach Close, refusal
+on drift (a record changed or added since the preview), partial failures, and the undo."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import pytest
+
+from close_mcp.sandbox.store import Opportunity
+from tests.harness import MODES, Harness, Mode, StartHarness
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120, toolsets="all")]
+
+
+def owner_with_opps(h: Harness) -> str:
+    """The user owning the most opportunities in the sandbox."""
+    counts: dict[str, int] = {}
+    for opp in h.sandbox.store.opportunities.values():
+        counts[opp.user_id] = counts.get(opp.user_id, 0) + 1
+    return max(counts, key=lambda u: counts[u])
+
+
+def opps_of(h: Harness, user_id: str) -> dict[str, Opportunity]:
+    return {
+        o.id: copy.copy(o) for o in h.sandbox.store.opportunities.values() if o.user_id == user_id
+    }
+
+
+async def confirmed(h: Harness, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """Preview with a token, then the confirmed call; returns the confirmed result."""
+    first = await h.call(tool, arguments)
+    assert first["status"] == "confirmation_required", first
+    return await h.call(tool, {**arguments, "confirmation_token": first["confirmation_token"]})
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_update_opportunities_previews_sends_one_put_each_and_undoes(
+    start_harness: StartHarness, mode: Mode
+) -> None:
+    h = await start_harness(mode=mode)
+    user = owner_with_opps(h)
+    before = opps_of(h, user)
+    assert len(before) >= 3
+    args = {"where": {"user": user}, "change": {"confidence": 95}}
+    preview = await h.call("update_opportunities", {**args, "dry_run": True})
+    assert preview["status"] == "preview"
+    changing = sorted(i for i, o in before.items() if o.confidence != 95)
+    body = preview["preview"]["request"]
+    assert body["requests_count"] == len(changing) == preview["preview"]["matched"]
+    assert body["requests"][0] == {
+        "path": f"/opportunity/{changing[0]}/",
+        "id": changing[0],
+        "method": "PUT",
+        "before": {"confidence": before[changing[0]].confidence},
+        "after": {"confidence": 95},
+    }
+    assert h.writes() == []
+
+    done = await confirmed(h, "update_opportunities", args)
+    assert done["status"] == "submitted", done
+    writes = h.writes()
+    assert [(w.method, w.path, w.json) for w in writes] == [
+        ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": 95}) for i in changing
+    ]
+    assert {o.id: o.confidence for o in opps_of(h, user).values()} == dict.fromkeys(before, 95)
+    run_id = done["result"]["run_id"]
+    assert done["result"]["done_count"] == len(changing)
+    assert done["result"]["failed_count"] == 0
+    assert run_id in done["message"]
+    assert done["snapshot"] == f"store:records:{run_id}"
+
+    h.clear()
+    undone = await confirmed(h, "update_opportunities", {"undo": run_id})
+    assert undone["status"] == "submitted", undone
+    assert [(w.method, w.path, w.json) for w in h.writes()] == [
+        ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": before[i].confidence})
+        for i in changing
+    ]
+    assert {i: o.confidence for i, o in opps_of(h, user).items()} == {
+        i: o.confidence for i, o in before.items()
+    }
+    # Nothing left to undo: a second undo is refused and sends nothing.
+    h.clear()
+    again = await h.call("update_opportunities", {"undo": run_id})
+    assert again["status"] == "refused"
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize("drift", ["changed", "added"])
+async def test_a_record_changed_or_added_since_the_preview_refuses_the_token(
+    h: Harness, drift: str
+) -> None:
+    user = owner_with_opps(h)
+    args = {"where": {"user": user}, "change": {"confidence": 95}}
+    first = await h.call("update_opportunities", args)
+    assert first["status"] == "confirmation_required"
+    store = h.sandbox.store
+    if drift == "changed":
+        changed = min((o for o in store.opportunities.values() if o.user_id == user), key=lambda o: o.id)
+        changed.confidence = 1 if changed.confidence != 1 else 2
+    else:
+        model = next(o for o in store.opportunities.values() if o.user_id == user)
+        store.opportunities["oppo_added"] = dataclasses.replace(
+            model, id="oppo_added", confidence=10
+        )
+    answer = await h.call(
+        "update_opportunities", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert answer["status"] == "refused"
+    assert "different arguments" in answer["reason"]
+    assert answer["confirmation_token"]  # a fresh preview, with its own token
+    assert h.writes() == []
+
+
+async def test_a_record_close_refuses_is_reported_and_the_run_goes_on(h: Harness) -> None:
+    user = owner_with_opps(h)
+    changing = sorted(i for i, o in opps_of(h, user).items() if o.confidence != 95)
+    h.sandbox.inject_faults("5xx", 1, f"opportunity/{changing[1]}/", "PUT", status=400)
+    done = await confirmed(h, "update_opportunities", {"where": {"user": user},
+                                                       "change": {"confidence": 95}})  # fmt: skip
+    assert done["status"] == "submitted"
+    assert done["result"]["done_count"] == len(changing) - 1
+    assert done["result"]["failed_count"] == 1
+    assert done["result"]["failed"][0]["id"] == changing[1]
+    assert [w.path for w in h.writes()] == [f"/api/v1/opportunity/{i}/" for i in changing]
+    assert h.sandbox.store.opportunities[changing[1]].confidence != 95
+
+
+async def test_bad_arguments_are_tool_errors_and_send_nothing(h: Harness) -> None:
+    assert "at least one criterion" in await h.error(
+        "update_opportunities", {"change": {"confidence": 5}}
+    )
+    assert "no opportunity status 'Nope'" in await h.error(
+        "update_opportunities", {"where": {"status_type": "won"}, "change": {"status": "Nope"}}
+    )
+    assert "give undo alone" in await h.error(
+        "update_tasks", {"undo": "taskupd_00", "change": {"complete": True}}
+    )
+    assert "exactly one of change or delete" in await h.error(
+        "update_tasks", {"where": {"is_complete": False}}
+    )
+    assert "not a run of update_tasks" in await h.error("update_tasks", {"undo": "oppupd_00"})
+    assert h.sandbox.requests == [] or h.writes() == []
+
+
+async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> None:
+    store = h.sandbox.store
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    open_before = {
+        t.id: copy.copy(t)
+        for t in store.tasks.values()
+        if t.assigned_to == user and not t.is_complete
+    }
+    assert open_before
+    done = await confirmed(h, "update_tasks", {"where": {"assignee": user, "is_complete": False},
+                                               "change": {"complete": True}})  # fmt: skip
+    assert done["status"] == "submitted"
+    assert all(store.tasks[i].is_complete for i in open_before)
+    assert [(w.method, w.json) for w in h.writes()] == [("PUT", {"is_complete": True})] * len(
+        open_before
+    )
+    undone = await confirmed(h, "update_tasks", {"undo": done["result"]["run_id"]})
+    assert undone["status"] == "submitted"
+    assert not any(store.tasks[i].is_complete for i in open_before)
+
+    h.clear()
+    deleted = await confirmed(h, "update_tasks", {"where": {"assignee": user,
+                                                            "is_complete": False},
+                                                  "delete": True})  # fmt: skip
+    assert deleted["status"] == "submitted"
+    assert not set(open_before) & set(store.tasks)
+    assert [(w.method, w.path) for w in h.writes()] == [
+        ("DELETE", f"/api/v1/task/{i}/") for i in sorted(open_before)
+    ]
+    h.clear()
+    restored = await confirmed(h, "update_tasks", {"undo": deleted["result"]["run_id"]})
+    assert restored["status"] == "submitted"
+    again = {
+        (t.lead_id, t.text, t.date, t.assigned_to)
+        for t in store.tasks.values()
+        if t.assigned_to == user and not t.is_complete
+    }
+    assert again == {(t.lead_id, t.text, t.date, t.assigned_to) for t in open_before.values()}
+    assert [w.method for w in h.writes()] == ["POST"] * len(open_before)
