@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from close_mcp.close.times import close_time
 from close_mcp.sandbox.store import Opportunity
 from tests.harness import MODES, Harness, Mode, StartHarness
 
@@ -77,8 +78,7 @@ async def test_update_opportunities_previews_sends_one_put_each_and_undoes(
     undone = await confirmed(h, "update_opportunities", {"undo": run_id})
     assert undone["status"] == "submitted", undone
     assert [(w.method, w.path, w.json) for w in h.writes()] == [
-        ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": before[i].confidence})
-        for i in changing
+        ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": before[i].confidence}) for i in changing
     ]
     assert {i: o.confidence for i, o in opps_of(h, user).items()} == {
         i: o.confidence for i, o in before.items()
@@ -100,7 +100,8 @@ async def test_a_record_changed_or_added_since_the_preview_refuses_the_token(
     assert first["status"] == "confirmation_required"
     store = h.sandbox.store
     if drift == "changed":
-        changed = min((o for o in store.opportunities.values() if o.user_id == user), key=lambda o: o.id)
+        mine = [o for o in store.opportunities.values() if o.user_id == user]
+        changed = min(mine, key=lambda o: o.id)
         changed.confidence = 1 if changed.confidence != 1 else 2
     else:
         model = next(o for o in store.opportunities.values() if o.user_id == user)
@@ -180,9 +181,11 @@ async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> Non
     restored = await confirmed(h, "update_tasks", {"undo": deleted["result"]["run_id"]})
     assert restored["status"] == "submitted"
     again = {
-        (t.lead_id, t.text, t.date, t.assigned_to)
+        (t.lead_id, t.text, close_time(t.date), t.assigned_to)
         for t in store.tasks.values()
         if t.assigned_to == user and not t.is_complete
     }
-    assert again == {(t.lead_id, t.text, t.date, t.assigned_to) for t in open_before.values()}
+    assert again == {
+        (t.lead_id, t.text, close_time(t.date), t.assigned_to) for t in open_before.values()
+    }
     assert [w.method for w in h.writes()] == ["POST"] * len(open_before)

@@ -41,6 +41,7 @@ from typing import Any, Final, Literal
 
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
+from close_mcp.close.times import close_time
 from close_mcp.errors import (
     ArgumentError,
     AuthenticationError,
@@ -140,6 +141,17 @@ class RecordPlan:
         ]
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two values of a field are the same: empty alike, and two date-times equal as
+    moments (Close writes back `...T00:00:00+00:00` as `...T00:00:00.000000+00:00`)."""
+    if normalized(a) == normalized(b):
+        return True
+    if isinstance(a, str) and isinstance(b, str) and "T" in a and "T" in b:
+        moments = close_time(a), close_time(b)
+        return moments[0] is not None and moments[0] == moments[1]
+    return False
+
+
 def new_run_id(kind: RecordKind) -> str:
     return kind.prefix + secrets.token_hex(RUN_ID_CHARS // 2)
 
@@ -210,7 +222,7 @@ def plan_changes(
             backup = {k: record.get(k) for k in kind.recreate}
             plan.changes.append(RecordChange(record_id, "DELETE", backup, None, lead_id, name))
             continue
-        differ = {k: v for k, v in target.items() if normalized(record.get(k)) != normalized(v)}
+        differ = {k: v for k, v in target.items() if not same(record.get(k), v)}
         if not differ:
             plan.already += 1
             continue
@@ -369,9 +381,9 @@ async def plan_undo(
             after = change.after or {}
             current = {k: now.get(k) for k in after}
             name = now.get("lead_name")
-            if all(normalized(current[k]) == normalized(change.before.get(k)) for k in after):
+            if all(same(current[k], change.before.get(k)) for k in after):
                 plan.already += 1
-            elif all(normalized(current[k]) == normalized(v) for k, v in after.items()):
+            elif all(same(current[k], v) for k, v in after.items()):
                 plan.changes.append(
                     RecordChange(change.id, "PUT", current, change.before, change.lead_id, name)
                 )

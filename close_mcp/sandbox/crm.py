@@ -70,6 +70,10 @@ TASK_PARAMS: Final = {
 # modified." `due_date` is the newer name of `date`. Other keys of UpdateNotification exist
 # but cannot be changed here.
 TASK_WRITABLE: Final = {"assigned_to", "date", "due_date", "is_complete", "text"}
+# POST /task/: "Currently only tasks of type lead and outgoing_call can be created"; the
+# sandbox makes lead tasks (its GET lists only those).
+TASK_CREATE: Final = {"_type", "lead_id", "contact_id", "assigned_to", "text", "date", "due_date",
+                      "is_complete"}  # fmt: skip
 TASK_FIXED: Final = {
     "agent_config_id", "contact_id", "created_by", "is_dateless", "lead_id",
     "organization_id", "priority", "resolution",
@@ -204,7 +208,7 @@ class Crm:
                 r"opportunity/(?P<id>[^/]+)/",
                 {"GET": self.opportunity, "PUT": self.update_opportunity},
             ),
-            (r"task/", {"GET": self.tasks}),
+            (r"task/", {"GET": self.tasks, "POST": self.create_task}),
             (
                 r"task/(?P<id>[^/]+)/",
                 {"GET": self.task, "PUT": self.update_task, "DELETE": self.delete_task},
@@ -668,6 +672,42 @@ class Crm:
                 "task.lead", task.id, task.lead_id, action, now, data=after,
                 previous_data={k: before.get(k) for k in changed}, changed_fields=changed,
             )  # fmt: skip
+        return narrow(after, call.query)
+
+    def create_task(self, call: Call) -> JSON:
+        check_params(call.query, {"_fields"})
+        data = check_keys(call.json, TASK_CREATE)
+        errors: dict[str, str] = {}
+        if data.get("_type", "lead") != "lead":
+            errors["_type"] = "The sandbox creates lead tasks only."
+        lead = self.store.leads.get(str(data.get("lead_id")))
+        if lead is None:
+            errors["lead_id"] = "Lead not found."
+        if not isinstance(data.get("text"), str) or not data["text"]:
+            errors["text"] = "This field is required."
+        assignee = data.get("assigned_to", self.store.me.id)
+        if assignee not in self.store.users:
+            errors["assigned_to"] = "User not found."
+        if not isinstance(data.get("is_complete", False), bool):
+            errors["is_complete"] = "Must be a boolean."
+        contact = data.get("contact_id")
+        found = self.store.contact(contact) if contact is not None else None
+        if contact is not None and (found is None or lead is None or found.lead_id != lead.id):
+            errors["contact_id"] = "Contact not found on this lead."
+        if errors:
+            raise BadRequest(errors)
+        assert lead is not None
+        due = data.get("date", data.get("due_date"))
+        now = from_epoch(call.now)
+        task = Task(
+            self.store.new_id("task"), lead.id, str(assignee), data["text"],
+            _date_or_moment(due, "date") if due is not None else None,
+            bool(data.get("is_complete", False)), now, now, self.store.me.id, self.store.me.id,
+            contact,
+        )  # fmt: skip
+        self.store.tasks[task.id] = task
+        after = self.task_json(task)
+        self.emit("task.lead", task.id, task.lead_id, "created", now, data=after)
         return narrow(after, call.query)
 
     def delete_task(self, call: Call) -> JSON:

@@ -33,7 +33,7 @@ from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 TOOL: Final = "update_tasks"
 # A deleted task is created again (`POST /task/`) from these.
-RECREATE: Final = ("lead_id", "assigned_to", "text", "date", "is_complete")
+RECREATE: Final = ("_type", "lead_id", "contact_id", "assigned_to", "text", "date", "is_complete")
 KIND: Final = RecordKind("task", "tasks", TOOL, "taskupd_", recreate=RECREATE)
 
 
@@ -124,7 +124,7 @@ async def prepare(
             due_from=where.due_after,
             due_to=where.due_before,
         )
-        return await list_tasks(call.client, criteria, fields=(*TASK_KEYS, "lead_name"))
+        return await list_tasks(call.client, criteria, fields=(*TASK_KEYS, *RECREATE, "lead_name"))
 
     described: dict[str, Any] = {"where": where.model_dump(mode="json", exclude_none=True)}
     if lead_selection is not None:
