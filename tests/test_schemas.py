@@ -145,7 +145,7 @@ def test_writing_into_a_new_folder(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.harness(n_leads=5)
+@pytest.mark.harness(n_leads=5, toolsets="all")
 async def test_files_equal_what_tools_list_serves(mode: Mode, h: Harness) -> None:
     listed = (await h.client.list_tools()).tools
     files = tool_files()
@@ -335,7 +335,7 @@ async def check_refusals(h: Harness, *, lax: bool) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.harness(n_leads=20)
+@pytest.mark.harness(n_leads=20, toolsets="all")
 @pytest.mark.parametrize("mode", MODES)
 async def test_calls_breaking_the_input_schema_are_tool_errors_and_write_nothing(
     h: Harness,
@@ -344,6 +344,6 @@ async def test_calls_breaking_the_input_schema_are_tool_errors_and_write_nothing
 
 
 @pytest.mark.anyio
-@pytest.mark.harness(n_leads=20)
+@pytest.mark.harness(n_leads=20, toolsets="all")
 async def test_values_a_lenient_parser_would_coerce_are_refused(h: Harness) -> None:
     await check_refusals(h, lax=True)
