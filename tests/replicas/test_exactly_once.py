@@ -89,3 +89,48 @@ def _posts(close_api: str) -> int:
     return sum(
         len(jobs(close_api, kind)) for kind in ("edit", "email", "sequence_subscription", "delete")
     )
+
+
+async def test_a_per_record_run_confirmed_on_both_replicas_at_once_goes_once(
+    close_api: str, store: str, tmp_path: Path
+) -> None:
+    """update_opportunities (issue 28): one token at both replicas at once, three times; one
+    call sends the run, the other is refused, and every record was written once and only
+    once (Close's opportunities hold the value; a second run would have found them there)."""
+    outcomes: list[dict[str, Any]] = []
+    async with (
+        replica(close_api, tmp_path, "a", store=store, CLOSE_MCP_TOOLSETS="all") as a,
+        replica(close_api, tmp_path, "b", store=store, CLOSE_MCP_TOOLSETS="all") as b,
+        session(a) as on_a,
+        session(b) as on_b,
+    ):
+        for confidence in (61, 62, 63):
+            args = {
+                "where": {"status_type": "active", "close_after": "2000-01-01"},
+                "change": {"confidence": confidence},
+            }
+            first = await call(on_a, "update_opportunities", args)
+            assert first["status"] == "confirmation_required", first
+            planned = first["preview"]["matched"]
+            assert planned > 0
+            confirmed = {**args, "confirmation_token": first["confirmation_token"]}
+            answers: list[dict[str, Any]] = []
+
+            async def confirm(client: Any, answers: list[dict[str, Any]] = answers) -> None:
+                answers.append(await call(client, "update_opportunities", confirmed))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(confirm, on_a)
+                tg.start_soon(confirm, on_b)
+            assert sorted(x["status"] for x in answers) == ["refused", "submitted"], answers
+            sent = next(x for x in answers if x["status"] == "submitted")
+            assert sent["result"]["done_count"] == planned
+            assert sent["result"]["failed_count"] == 0
+            outcomes.extend(answers)
+            opps = httpx.get(
+                close_api + "opportunity/",
+                params={"status_type": "active", "_limit": 200},
+                auth=(SANDBOX_API_KEY, ""),
+            ).json()["data"]
+            assert sum(o["confidence"] == confidence for o in opps) == planned
+    assert len(outcomes) == 6
