@@ -116,7 +116,11 @@ async def test_a_per_record_run_confirmed_on_both_replicas_at_once_goes_once(
             confirmed = {**args, "confirmation_token": first["confirmation_token"]}
             answers: list[dict[str, Any]] = []
 
-            async def confirm(client: Any, answers: list[dict[str, Any]] = answers) -> None:
+            async def confirm(
+                client: Any,
+                answers: list[dict[str, Any]] = answers,
+                confirmed: dict[str, Any] = confirmed,
+            ) -> None:
                 answers.append(await call(client, "update_opportunities", confirmed))
 
             async with anyio.create_task_group() as tg:
@@ -127,10 +131,21 @@ async def test_a_per_record_run_confirmed_on_both_replicas_at_once_goes_once(
             assert sent["result"]["done_count"] == planned
             assert sent["result"]["failed_count"] == 0
             outcomes.extend(answers)
-            opps = httpx.get(
-                close_api + "opportunity/",
-                params={"status_type": "active", "_limit": 200},
-                auth=(SANDBOX_API_KEY, ""),
-            ).json()["data"]
-            assert sum(o["confidence"] == confidence for o in opps) == planned
+            assert active_with(close_api, confidence) == planned
     assert len(outcomes) == 6
+
+
+def active_with(close_api: str, confidence: int) -> int:
+    """How many active opportunities Close holds with this confidence (all pages)."""
+    found = 0
+    skip = 0
+    while True:
+        answer = httpx.get(
+            close_api + "opportunity/",
+            params={"status_type": "active", "_skip": skip, "_limit": 200},
+            auth=(SANDBOX_API_KEY, ""),
+        ).json()
+        found += sum(o["confidence"] == confidence for o in answer["data"])
+        skip += len(answer["data"])
+        if not answer.get("has_more") or not answer["data"]:
+            return found
