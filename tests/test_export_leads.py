@@ -1,0 +1,83 @@
+"""export_leads (issue 28) through a real MCP client against the sandbox: the preview shows the
+selection and its count, the token binds the exact leads, the confirmed call sends one
+`POST /export/lead/` and answers the download link, and the file holds the leads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from close_mcp.close.crm import download_export
+from tests.harness import MODES, Harness, Mode, StartHarness
+from tests.ids import status_id
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60, toolsets="all")]
+
+ARGS = {"filter": {"lead_status": "Qualified"}, "format": "json", "type": "leads"}
+
+
+def qualified(h: Harness) -> list[str]:
+    wanted = status_id(h, "Qualified")
+    return sorted(i for i, lead in h.sandbox.store.leads.items() if lead.status_id == wanted)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_export_previews_then_sends_once_and_answers_the_link(
+    start_harness: StartHarness, mode: Mode
+) -> None:
+    h = await start_harness(mode=mode)
+    leads = qualified(h)
+    assert leads
+    first = await h.call("export_leads", ARGS)
+    assert first["status"] == "confirmation_required"
+    assert first["preview"]["path"] == "/export/lead/"
+    assert first["preview"]["matched"] == len(leads)
+    assert {s["id"] for s in first["preview"]["sample"]} <= set(leads)
+    body = first["preview"]["request"]
+    assert body["format"] == "json" and body["type"] == "leads"
+    assert h.writes() == []
+
+    done = await h.call("export_leads", {**ARGS, "confirmation_token": first["confirmation_token"]})
+    assert done["status"] == "submitted", done
+    writes = h.writes()
+    assert [(w.method, w.path, w.json) for w in writes] == [
+        ("POST", "/api/v1/export/lead/", body)
+    ]
+    export = done["result"]
+    assert export["status"] == "done"
+    assert export["n_leads"] == len(leads)
+    assert export["download_url"]
+    data = await download_export(export["download_url"], transport=h.sandbox.transport())
+    rows = json.loads(gzip.decompress(data)) if data[:2] == b"\x1f\x8b" else json.loads(data)
+    assert sorted(r["id"] for r in rows) == leads
+
+    read = await h.client.read_resource(f"close://exports/{export['id']}")
+    text = read.contents[0].text  # type: ignore[union-attr]
+    assert json.loads(text)["download_url"] == export["download_url"]
+
+
+async def test_a_lead_added_to_the_selection_since_the_preview_refuses_the_export(
+    h: Harness,
+) -> None:
+    first = await h.call("export_leads", ARGS)
+    store = h.sandbox.store
+    wanted = status_id(h, "Qualified")
+    other = next(lead for lead in store.leads.values() if lead.status_id != wanted)
+    other.status_id = wanted
+    answer = await h.call(
+        "export_leads", {**ARGS, "confirmation_token": first["confirmation_token"]}
+    )
+    assert answer["status"] == "refused"
+    assert answer["preview"]["matched"] == first["preview"]["matched"] + 1
+    assert h.writes() == []
+
+
+async def test_export_is_an_action_that_can_be_left_unconfirmed(
+    start_harness: StartHarness,
+) -> None:
+    h = await start_harness(confirm="edit")
+    done = await h.call("export_leads", ARGS)
+    assert done["status"] == "submitted"
+    assert [w.path for w in h.writes()] == ["/api/v1/export/lead/"]
