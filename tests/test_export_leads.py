@@ -36,15 +36,17 @@ async def test_export_previews_then_sends_once_and_answers_the_link(
     assert first["preview"]["matched"] == len(leads)
     assert {s["id"] for s in first["preview"]["sample"]} <= set(leads)
     body = first["preview"]["request"]
-    assert body["format"] == "json" and body["type"] == "leads"
+    assert {k: v for k, v in body.items() if k != "s_query"} == {
+        "format": "json",
+        "type": "leads",
+        "send_done_email": True,
+    }
     assert h.writes() == []
 
     done = await h.call("export_leads", {**ARGS, "confirmation_token": first["confirmation_token"]})
     assert done["status"] == "submitted", done
     writes = h.writes()
-    assert [(w.method, w.path, w.json) for w in writes] == [
-        ("POST", "/api/v1/export/lead/", body)
-    ]
+    assert [(w.method, w.path, w.json) for w in writes] == [("POST", "/api/v1/export/lead/", body)]
     export = done["result"]
     assert export["status"] == "done"
     assert export["n_leads"] == len(leads)
