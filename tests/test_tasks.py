@@ -475,3 +475,69 @@ async def test_bulk_edit_a_1000_id_selection_and_revert_it(h: Harness) -> None:
 
     print("\n" + model.report())
     assert {name: t.largest for name, t in model.tasks.items() if t.largest > 1500} == {}
+
+
+@pytest.mark.harness(n_leads=400, toolsets="all")
+async def test_reassign_everything_of_a_departed_user_and_undo_it(h: Harness) -> None:
+    """ "Tomás left: give Sandra his accounts, his opportunities and his open tasks", then
+    "undo all of that" (issue 28), with every toolset on (CLOSE_MCP_TOOLSETS=all)."""
+    store = h.sandbox.store
+    model = Model(h)
+    departed = next(u for u in store.users.values() if u.email == "tomas@sandbox.example")
+    successor = next(u for u in store.users.values() if u.email == "sandra@sandbox.example")
+    owner_cf = next(cf.id for cf in store.custom_fields.values() if cf.name == "Account Owner")
+
+    def owners() -> dict[str, Any]:
+        return {i: lead.custom.get(owner_cf) for i, lead in store.leads.items()}
+
+    def opp_owners() -> dict[str, str]:
+        return {o.id: o.user_id for o in store.opportunities.values()}
+
+    def open_tasks() -> dict[str, str]:
+        return {t.id: t.assigned_to for t in store.tasks.values() if not t.is_complete}
+
+    before = (owners(), opp_owners(), open_tasks())
+    his_leads = {i for i, owner in before[0].items() if owner == departed.id}
+    his_opps = {i for i, owner in before[1].items() if owner == departed.id}
+    his_tasks = {i for i, owner in before[2].items() if owner == departed.id}
+    assert his_leads
+    assert his_opps
+    assert his_tasks
+
+    model.task("reassign a departed user")
+    leads = await model.write(
+        "create_bulk_edit",
+        {
+            "filter": {"custom_fields": {"Account Owner": departed.email}},
+            "edit": {
+                "type": "set_custom_field",
+                "custom_field": "Account Owner",
+                "value": successor.email,
+            },
+        },
+    )
+    await model.wait(leads["job"]["id"])
+    opps = await model.write(
+        "update_opportunities",
+        {"where": {"user": departed.email}, "change": {"user": successor.email}},
+    )
+    tasks = await model.write(
+        "update_tasks",
+        {
+            "where": {"assignee": departed.email, "is_complete": False},
+            "change": {"assignee": successor.email},
+        },
+    )
+    assert owners() == {i: successor.id if i in his_leads else o for i, o in before[0].items()}
+    assert opp_owners() == {i: successor.id if i in his_opps else o for i, o in before[1].items()}
+    assert open_tasks() == {i: successor.id if i in his_tasks else o for i, o in before[2].items()}
+
+    model.task("undo the reassignment")
+    reverted = await model.write("revert_bulk_edit", {"job_id": leads["job"]["id"]})
+    if reverted["job"] is not None:
+        await model.wait(reverted["job"]["id"])
+    await model.write("update_opportunities", {"undo": opps["result"]["run_id"]})
+    await model.write("update_tasks", {"undo": tasks["result"]["run_id"]})
+    assert (owners(), opp_owners(), open_tasks()) == before
+    print("\n" + model.report())
+    assert model.tally.largest <= 1500
