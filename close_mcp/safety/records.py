@@ -76,6 +76,9 @@ class RecordKind:
     prefix: str  # of its run ids: "oppupd_"
     # What a deleted record is created again from (a task); empty: never deleted.
     recreate: tuple[str, ...] = ()
+    # Fields Close changes along with one a run sets (a won status sets an opportunity's
+    # date_won): saved with it, so the undo puts them back too.
+    alongside: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def path(self, record_id: str | None = None) -> str:
         return f"{self.object}/{record_id}/" if record_id else f"{self.object}/"
@@ -227,6 +230,8 @@ def plan_changes(
             plan.already += 1
             continue
         before = {k: record.get(k) for k in differ}
+        for extra in (e for k in differ for e in kind.alongside.get(k, ()) if e not in target):
+            before[extra] = record.get(extra)
         plan.changes.append(RecordChange(record_id, "PUT", before, differ, lead_id, name))
     return plan
 

@@ -85,7 +85,7 @@ from tests.reliability.support import (
 
 # Each near-miss token is minted for the caller the fuzzed server sees: only its flaw differs.
 CALLER = caller_digest(SANDBOX_API_KEY)
-CONFIRM_ALL = "edit,email,sequences,send,delete"
+CONFIRM_ALL = "edit,email,sequences,send,delete,export,opportunities,tasks"
 # Calls per tool. Write tools: three quarters a sweep of valid arguments with hostile tokens,
 # one quarter hypothesis junk; read tools: all hypothesis (schema-drawn and hostile).
 EXAMPLES = {"legacy": 120, "auto": 30}
@@ -100,6 +100,9 @@ GATE_TOOLS: Final = (
     "send_email",
     "revert_bulk_edit",
     "cancel_email",
+    "export_leads",
+    "update_opportunities",
+    "update_tasks",
 )
 CONTROL_TOOLS: Final = ("pause_bulk_job", "resume_bulk_job")
 OUTCOMES: Final = (
@@ -448,7 +451,45 @@ def _bases(h: Harness, tool: str, seeded: Seeded) -> list[Base]:
             return {**a, "activity_id": emails[1 - emails.index(a["activity_id"])]}
 
         return [Base({"activity_id": email}, (other_email,)) for email in emails]
-    raise AssertionError(tool)
+    return _record_bases(tool, selections)
+
+
+def _record_bases(tool: str, selections: list[Args]) -> list[Base]:
+    """export_leads and the per-record tools (issue 28)."""
+    if tool == "export_leads":
+
+        def other_format(a: Args) -> Args:
+            return {**a, "format": "csv" if a.get("format") == "json" else "json"}
+
+        def other_type(a: Args) -> Args:
+            return {**a, "type": "contacts" if a.get("type") == "leads" else "leads"}
+
+        return [
+            Base({**s, "format": f, "type": t}, (other_format, other_type))
+            for s in selections
+            for f in ("json", "csv")
+            for t in ("leads", "lead_opps")
+        ]
+    wheres: list[Args] = [{}, {"status_type": "active"}, {"close_after": "2026-01-01"}]
+    changes: list[Args] = [{"confidence": 40}, {"value": 120_000}, {"status": "Won"}]
+    if tool == "update_tasks":
+        wheres = [{"is_complete": False}, {"due_before": "2026-01-15"}]
+        changes = [{"complete": True}, {"due_date": "2026-03-01"}]
+
+    def other_change(a: Args) -> Args:
+        if "delete" in a:
+            return {k: v for k, v in a.items() if k != "delete"} | {"change": changes[0]}
+        return {**a, "change": changes[(changes.index(a["change"]) + 1) % len(changes)]}
+
+    bases = [
+        Base({**s, "where": w, "change": c}, (other_change,))
+        for s in selections[:4]
+        for w in wheres
+        for c in changes
+    ]
+    if tool == "update_tasks":
+        bases += [Base({**s, "delete": True}, (other_change,)) for s in selections[:4]]
+    return bases
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -766,7 +807,10 @@ def _table(title: str, rows: dict[str, Counter[str]], columns: tuple[str, ...]) 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
     tally = Tally()
-    with portal_harness(mode=mode, confirm=CONFIRM_ALL, n_leads=120) as (portal, h):
+    with portal_harness(mode=mode, confirm=CONFIRM_ALL, n_leads=120, toolsets="all") as (
+        portal,
+        h,
+    ):
         _seed_jobs(h)
         seeded = Seeded(
             revertable=portal.call(_seed_revertable_edits, h),
@@ -816,9 +860,10 @@ def test_every_tool_survives_schema_and_hostile_arguments(mode: Mode) -> None:
     record(
         f"fuzz[{mode}]",
         f"{calls} fuzzed calls over {len(tally.outcomes)} tools ({calls - junk} with valid "
-        f"arguments: hostile tokens for the seven confirmable tools, real job ids for pause and "
-        f"resume; {tally.kinds['schema']} from the schema, {tally.kinds['hostile']} hostile); "
-        f"{gated} reached the confirmation gate of the seven confirmable tools; every write tool "
+        f"arguments: hostile tokens for the {len(GATE_TOOLS)} confirmable tools, real job ids "
+        f"for pause and resume; {tally.kinds['schema']} from the schema, "
+        f"{tally.kinds['hostile']} hostile); {gated} reached the confirmation gate of the "
+        f"{len(GATE_TOOLS)} confirmable tools; every write tool "
         f"at its gate at least {GATE_FLOOR[mode]} times (fewest: {min(reached.values())}); "
         f"{total['submitted']} submitted (drafts, logged emails, pause/resume), "
         f"{total['error']} tool errors, {total['crash']} crashes; {tally.liveness} liveness "

@@ -39,7 +39,10 @@ from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
 
 TOOL: Final = "update_opportunities"
-KIND: Final = RecordKind("opportunity", "opportunities", TOOL, "oppupd_")
+# A won status sets date_won when the opportunity has none: the undo puts it back too.
+KIND: Final = RecordKind(
+    "opportunity", "opportunities", TOOL, "oppupd_", alongside={"status_id": ("date_won",)}
+)
 
 
 class OpportunityWhere(BaseModel):
