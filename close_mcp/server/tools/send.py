@@ -33,21 +33,27 @@ Choices where Close leaves room:
   refused (Close would have nothing to start).
 """
 
-import re
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parseaddr
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final
 
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
 
-from close_mcp.clock import Clock, utc_datetime
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.rendering import clip, first_email, render
+from close_mcp.server.tools.send_arguments import (
+    SENDS,
+    SendArguments,
+    address_of_sender,
+    check_combination,
+    check_followup_sequence,
+    check_headers,
+    parse_followup,
+    parse_recipients,
+    parse_schedule,
+)
 from close_mcp.writes.pipeline import (
     LeadSample,
     RecentLookup,
@@ -55,8 +61,6 @@ from close_mcp.writes.pipeline import (
     quoted,
 )
 
-EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
-SENDS: Final = frozenset({"outbox", "scheduled"})
 # What identifies an email activity this call created, when its outcome is unknown.
 EMAIL_MATCH_KEYS: Final = (
     "lead_id",
@@ -72,100 +76,9 @@ EMAIL_MATCH_KEYS: Final = (
     "in_reply_to_id",
     "followup_sequence_id",
 )
-NEEDS_SENDER: Final = frozenset({"outbox", "scheduled", "inbox"})
 LOGGED: Final = frozenset({"sent", "inbox"})  # only recorded: the sender is taken as given
-LINE_BREAKS: Final = ("\r", "\n")
-FOLLOWUP_STATUSES: Final = frozenset({"outbox", "scheduled", "sent"})
-MAX_SUBJECT: Final = 1000
-MAX_BODY: Final = 1_048_576  # Close: at most 1048576 characters per body
-MAX_RECIPIENTS: Final = 100
 LEAD_FIELDS: Final = "id,display_name,status_label,contacts"
 REPLIED_FIELDS: Final = "id,lead_id,thread_id,subject,status,direction"
-FOLLOWUP_SEQUENCE_STATUSES: Final = frozenset({"draft", "outbox", "scheduled"})
-MIN_FOLLOWUP_SEQUENCE_DELAY: Final = 86_400  # Close: followup_sequence_delay >= 86400 seconds
-
-# The HTML living standard's address syntax, with a dotted domain: robust, and no dependency.
-_ADDRESS = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
-
-
-def valid_address(value: str) -> bool:
-    return len(value) <= 254 and _ADDRESS.fullmatch(value) is not None
-
-
-def _one_line(field: str, value: str | None) -> None:
-    """A header field with a line break would let its text start another header."""
-    if value is not None and any(brk in value for brk in LINE_BREAKS):
-        raise ArgumentError(
-            field,
-            f"{value!r} contains a line break (CR or LF); a header field must be one line",
-        )
-
-
-def _check_headers(
-    subject: str | None, sender: str | None, recipients: dict[str, list[str] | None]
-) -> None:
-    _one_line("subject", subject)
-    _one_line("sender", sender)
-    for field, values in recipients.items():
-        for i, value in enumerate(values or []):
-            _one_line(f"{field}[{i}]", value)
-
-
-def _recipients(field: str, values: list[str] | None) -> list[str]:
-    """Bare, valid addresses, stripped; the first bad one is an error naming its position."""
-    out: list[str] = []
-    for i, raw in enumerate(values or []):
-        value = raw.strip()
-        if not valid_address(value):
-            raise ArgumentError(
-                f"{field}[{i}]",
-                f"{raw!r} is not a valid email address; give bare addresses like name@example.com",
-            )
-        out.append(value)
-    return out
-
-
-def _sender_address(sender: str) -> str:
-    """The address inside `"Name" <a@b.c>` or a bare address; an error when there is none."""
-    _name, address = parseaddr(sender)
-    if "\n" in sender or "\r" in sender or not valid_address(address):
-        raise ArgumentError(
-            "sender",
-            f'{sender!r} is not a sender; use "Name" <name@example.com> or a bare address',
-        )
-    return address
-
-
-def _aware(field: str, value: str, example: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise ArgumentError(
-            field, f"{value!r} is not an ISO datetime with a timezone, e.g. {example}"
-        )
-    return parsed
-
-
-def _schedule(value: str, clock: Clock) -> str:
-    when = _aware("date_scheduled", value, "2026-03-02T09:00:00+00:00")
-    now = utc_datetime(clock)
-    if when <= now:
-        raise ArgumentError(
-            "date_scheduled",
-            f"{value!r} is not in the future (it is now {now.isoformat(timespec='seconds')})",
-        )
-    return when.isoformat()
-
-
-def _followup(value: str) -> str:
-    """A datetime with a timezone: Close types `followup_date` as a date-time, not a date."""
-    return _aware("followup_date", value, "2026-03-09T09:00:00+00:00").isoformat()
 
 
 @dataclass
@@ -294,62 +207,6 @@ def _summary(status: str, to: list[str], sender: str | None, subject: str | None
     }[status]
 
 
-def _check_combination(
-    status: str,
-    sender: str | None,
-    date_scheduled: str | None,
-    send_in: int | None,
-    followup_date: str | None,
-    body_text: str | None,
-    body_html: str | None,
-    template: str | None,
-) -> None:
-    """Close's rules that tie fields to the status, before anything is fetched."""
-    if status in NEEDS_SENDER and not sender:
-        raise ArgumentError(
-            "sender",
-            f"required for status {status} (outbox, scheduled and inbox need one"
-            + ("; or an email_account with one identity)" if status in SENDS else ")"),
-        )
-    if status == "scheduled" and date_scheduled is None:
-        raise ArgumentError("date_scheduled", "required for status scheduled")
-    if status != "scheduled" and date_scheduled is not None:
-        raise ArgumentError(
-            "date_scheduled", f"only for status scheduled; with {status} it would be ignored"
-        )
-    if send_in is not None and status != "outbox":
-        raise ArgumentError(
-            "send_in", f"only for status outbox (a delay before sending), not {status}"
-        )
-    if followup_date is not None and status not in FOLLOWUP_STATUSES:
-        raise ArgumentError(
-            "followup_date", f"only for status outbox, scheduled or sent, not {status}"
-        )
-    bodies = [n for n, v in (("body_text", body_text), ("body_html", body_html)) if v is not None]
-    if template is not None and bodies:
-        raise ArgumentError(
-            "template",
-            f"give a template or {' and '.join(bodies)}, not both: Close renders the template "
-            "only when no body is given",
-        )
-    if template is None and not bodies:
-        raise ArgumentError("body_text", "give body_text, body_html or a template")
-
-
-def _check_followup_sequence(
-    status: str, followup_sequence: str | None, followup_sequence_delay: int | None
-) -> None:
-    if followup_sequence_delay is not None and followup_sequence is None:
-        raise ArgumentError(
-            "followup_sequence_delay", "only with followup_sequence (the sequence it starts)"
-        )
-    if followup_sequence is not None and status not in FOLLOWUP_SEQUENCE_STATUSES:
-        raise ArgumentError(
-            "followup_sequence",
-            f"only for an email that goes out (draft, outbox, scheduled), not {status}",
-        )
-
-
 async def _replied_email(client: CloseClient, activity_id: str, lead_id: str) -> dict[str, Any]:
     """The email a reply answers: it must exist and belong to the same lead."""
     try:
@@ -381,123 +238,6 @@ async def _followup_sequence_id(catalog: Catalog, name_or_id: str) -> tuple[str,
     return sequence.id, sequence.name
 
 
-Address = Annotated[str, Field(max_length=254)]
-Recipients = Annotated[list[Address] | None, Field(max_length=MAX_RECIPIENTS)]
-
-# Each argument send_email and its `prepare` resolver share is declared once, here.
-LeadIdArg = Annotated[
-    str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
-]
-ContactIdArg = Annotated[
-    str | None,
-    Field(
-        pattern=r"^cont_[A-Za-z0-9]+$",
-        max_length=100,
-        description="One of the lead's contacts.",
-    ),
-]
-ToArg = Annotated[
-    list[Address] | None,
-    Field(
-        max_length=MAX_RECIPIENTS,
-        description="Default: contact_id's first address, else the lead's first contact's.",
-    ),
-]
-SubjectArg = Annotated[
-    str | None,
-    Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
-]
-BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY)]
-BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY)]
-TemplateArg = Annotated[
-    str | None,
-    Field(
-        max_length=200,
-        description="Template name or id, instead of a body.",
-    ),
-]
-StatusArg = Annotated[
-    EmailStatus,
-    Field(
-        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
-        "inbox only log."
-    ),
-]
-SenderArg = Annotated[
-    str | None,
-    Field(
-        max_length=400,
-        description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
-    ),
-]
-EmailAccountArg = Annotated[
-    str | None,
-    Field(max_length=200, description="Sending account (email or id)."),
-]
-DateScheduledArg = Annotated[
-    str | None,
-    Field(
-        max_length=64,
-        description="scheduled: future ISO datetime with offset.",
-    ),
-]
-SendInArg = Annotated[
-    int | None,
-    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
-]
-FollowupDateArg = Annotated[
-    str | None,
-    Field(
-        max_length=64,
-        description="outbox/scheduled/sent: follow-up task datetime if no reply.",
-    ),
-]
-InReplyToArg = Annotated[
-    str | None,
-    Field(
-        pattern=r"^acti_[A-Za-z0-9]+$",
-        max_length=100,
-        description="Email replied to.",
-    ),
-]
-FollowupSequenceArg = Annotated[
-    str | None,
-    Field(
-        max_length=200,
-        description="Sequence started if nobody replies.",
-    ),
-]
-FollowupSequenceDelayArg = Annotated[
-    int | None,
-    Field(
-        ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
-        le=365 * 86_400,
-    ),
-]
-
-
-class SendArguments(BaseModel):
-    lead_id: LeadIdArg
-    contact_id: ContactIdArg = None
-    to: ToArg = None
-    cc: Recipients = None
-    bcc: Recipients = None
-    subject: SubjectArg = None
-    body_text: BodyTextArg = None
-    body_html: BodyHtmlArg = None
-    template: TemplateArg = None
-    status: StatusArg = "draft"
-    sender: SenderArg = None
-    email_account: EmailAccountArg = None
-    date_scheduled: DateScheduledArg = None
-    send_in: SendInArg = None
-    followup_date: FollowupDateArg = None
-    in_reply_to_id: InReplyToArg = None
-    followup_sequence: FollowupSequenceArg = None
-    followup_sequence_delay: FollowupSequenceDelayArg = None
-
-
 async def prepare_send(invocation: Invocation, args: SendArguments) -> WriteRequest:
     sender = args.sender
     from_account = None
@@ -505,8 +245,8 @@ async def prepare_send(invocation: Invocation, args: SendArguments) -> WriteRequ
         sender = from_account = await _sole_identity(
             invocation.call.catalog, args.email_account, args.status
         )
-    _check_headers(args.subject, sender, {"to": args.to, "cc": args.cc, "bcc": args.bcc})
-    _check_combination(
+    check_headers(args.subject, sender, {"to": args.to, "cc": args.cc, "bcc": args.bcc})
+    check_combination(
         args.status,
         sender,
         args.date_scheduled,
@@ -516,15 +256,17 @@ async def prepare_send(invocation: Invocation, args: SendArguments) -> WriteRequ
         args.body_html,
         args.template,
     )
-    _check_followup_sequence(args.status, args.followup_sequence, args.followup_sequence_delay)
-    sender_address = _sender_address(sender) if sender else None
-    to_list = _recipients("to", args.to)
-    cc_list = _recipients("cc", args.cc)
-    bcc_list = _recipients("bcc", args.bcc)
+    check_followup_sequence(args.status, args.followup_sequence, args.followup_sequence_delay)
+    sender_address = address_of_sender(sender) if sender else None
+    to_list = parse_recipients("to", args.to)
+    cc_list = parse_recipients("cc", args.cc)
+    bcc_list = parse_recipients("bcc", args.bcc)
     scheduled = (
-        _schedule(args.date_scheduled, invocation.runtime.clock) if args.date_scheduled else None
+        parse_schedule(args.date_scheduled, invocation.runtime.clock)
+        if args.date_scheduled
+        else None
     )
-    followup = _followup(args.followup_date) if args.followup_date else None
+    followup = parse_followup(args.followup_date) if args.followup_date else None
 
     call = invocation.call
     lead = await _fetch_lead(call.client, args.lead_id)
