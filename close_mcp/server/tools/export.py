@@ -4,13 +4,10 @@ any write (the action `export` in CLOSE_MCP_CONFIRM): the preview shows the sele
 count and a sample, and the token binds the exact leads. Once sent, the call follows the
 export for up to `WAIT_S` (progress on each look) and answers its download link when done;
 a longer one is followed with the resource `close://exports/{id}` (Close also emails it).
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from typing import Annotated, Any, Final, Literal
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -20,20 +17,9 @@ from close_mcp.close.crm import EXPORT_KEYS
 from close_mcp.errors import MalformedResponse
 from close_mcp.selection.query import all_leads_refused, resolve_selection
 from close_mcp.selection.totals import counts_every_lead
-from close_mcp.server.runtime import Call, Runtime
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.selection import (
-    AllLeadsArg,
-    DryRunArg,
-    FilterArg,
-    ResultsLimitArg,
-    SortArg,
-    SQueryArg,
-    TokenArg,
-    preview_selection,
-)
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import PlanAnswer, RecentLookup, WriteRequest, WriteResult
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.selection import LeadSelection, preview_selection
+from close_mcp.writes.pipeline import PlanAnswer, RecentLookup, WriteRequest
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Sender
 
@@ -52,6 +38,12 @@ FieldsArg = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
     Field(max_length=100, description="Only these fields (Close's export field names)."),
 ]
+
+
+class ExportArguments(LeadSelection):
+    format: FormatArg = "json"
+    type: TypeArg = "leads"
+    fields: FieldsArg = None
 
 
 def export_uri(export_id: str) -> str:
@@ -101,24 +93,16 @@ def follower(
     return send
 
 
-async def prepare(
-    runtime: Runtime,
-    call: Call,
-    *,
-    filter: Any,
-    s_query: dict[str, Any] | None,
-    results_limit: int | None,
-    sort: list[Any] | None,
-    allow_all_leads: bool,
-    format: str,
-    type: str,
-    fields: list[str] | None,
-) -> WriteRequest:
+async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest:
+    """The export of the selected leads, with their count and a sample."""
+    runtime, call = invocation.runtime, invocation.call
+    fields, allow_all_leads = args.fields, args.allow_all_leads
+    format, type = args.format, args.type
     selection = await resolve_selection(
-        filter=filter,
-        s_query=s_query,
-        results_limit=results_limit,
-        sort=sort,
+        filter=args.filter,
+        s_query=args.s_query,
+        results_limit=args.results_limit,
+        sort=args.sort,
         allow_all_leads=allow_all_leads,
         catalog=call.catalog,
     )
@@ -163,50 +147,8 @@ async def prepare(
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
-
-    @tool_errors
-    async def prepare_export(
-        ctx: Context,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-        allow_all_leads: AllLeadsArg,
-        format: FormatArg,
-        type: TypeArg,
-        fields: FieldsArg,
-    ) -> WriteRequest:
-        return await prepare(
-            runtime, runtime.call(ctx.headers), filter=filter, s_query=s_query,
-            results_limit=results_limit, sort=sort, allow_all_leads=allow_all_leads,
-            format=format, type=type, fields=fields,
-        )  # fmt: skip
-
-    confirm = confirmer(runtime, prepare_export)
-
-    async def export_leads(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_export)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        filter: FilterArg = None,
-        s_query: SQueryArg = None,
-        results_limit: ResultsLimitArg = None,
-        sort: SortArg = None,
-        allow_all_leads: AllLeadsArg = False,
-        format: FormatArg = "json",
-        type: TypeArg = "leads",
-        fields: FieldsArg = None,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-        )
-
-    reg.add(
-        export_leads,
+TOOLS = (
+    WriteTool(
         name=TOOL,
         toolset="export",
         title="Export leads",
@@ -218,4 +160,7 @@ def register(reg: Registrar) -> None:
             idempotent_hint=False,
             open_world_hint=True,
         ),
-    )
+        arguments=ExportArguments,
+        prepare=prepare,
+    ),
+)

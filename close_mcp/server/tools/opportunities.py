@@ -3,14 +3,11 @@ expected close date of many opportunities, one paced `PUT` each, snapshotted, wi
 
 This module only says how opportunities are selected and which fields are set; the run is
 `close_mcp.safety.records` (see `server/tools/records.py`).
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from datetime import date
 from typing import Annotated, Any, Final, Literal
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,19 +21,16 @@ from close_mcp.close.crm import (
 )
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
-from close_mcp.server.runtime import Call, Runtime
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.records import UndoArg, run_request, selected_leads, undo_request
-from close_mcp.server.tools.selection import (
-    DryRunArg,
-    FilterArg,
-    ResultsLimitArg,
-    SortArg,
-    SQueryArg,
-    TokenArg,
+from close_mcp.server.runtime import Call
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.records import (
+    RecordSelection,
+    UndoArg,
+    run_request,
+    selected_leads,
+    undo_request,
 )
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.pipeline import WriteRequest
 
 TOOL: Final = "update_opportunities"
 # A won status sets date_won when the opportunity has none: the undo puts it back too.
@@ -74,6 +68,12 @@ class OpportunityChange(BaseModel):
 
 WhereArg = Annotated[OpportunityWhere | None, Field(description="Opportunity criteria.")]
 ChangeArg = Annotated[OpportunityChange | None, Field(description="What to set.")]
+
+
+class OpportunitiesArguments(RecordSelection):
+    where: WhereArg = None
+    change: ChangeArg = None
+    undo: UndoArg = None
 
 
 async def _statuses(
@@ -135,19 +135,16 @@ async def _target(call: Call, change: OpportunityChange) -> tuple[dict[str, Any]
     return target, shown
 
 
-async def prepare(
-    runtime: Runtime,
-    call: Call,
-    *,
-    where: OpportunityWhere | None,
-    change: OpportunityChange | None,
-    undo: str | None,
-    filter: Any,
-    s_query: dict[str, Any] | None,
-    results_limit: int | None,
-    sort: list[Any] | None,
-) -> WriteRequest:
+async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> WriteRequest:
     """The write request of one call: a run on the selected opportunities, or an undo."""
+    runtime, call = invocation.runtime, invocation.call
+    where, change, undo, filter, s_query = (
+        args.where,
+        args.change,
+        args.undo,
+        args.filter,
+        args.s_query,
+    )
     if undo is not None:
         given = [n for n, v in (("where", where), ("change", change), ("filter", filter),
                                 ("s_query", s_query)) if v is not None]  # fmt: skip
@@ -158,7 +155,7 @@ async def prepare(
         raise ArgumentError("change", "give what to set (or undo, to undo a run)")
     target, shown = await _target(call, change)
     where = where or OpportunityWhere()
-    leads, lead_selection = await selected_leads(call, filter, s_query, results_limit, sort)
+    leads, lead_selection = await selected_leads(call, args)
     pipeline_id = await _pipeline(call, where.pipeline) if where.pipeline else None
     status_ids: tuple[str, ...] = ()
     if where.status:
@@ -203,47 +200,8 @@ async def prepare(
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
-
-    @tool_errors
-    async def prepare_update(
-        ctx: Context,
-        where: WhereArg,
-        change: ChangeArg,
-        undo: UndoArg,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-    ) -> WriteRequest:
-        return await prepare(
-            runtime, runtime.call(ctx.headers), where=where, change=change, undo=undo,
-            filter=filter, s_query=s_query, results_limit=results_limit, sort=sort,
-        )  # fmt: skip
-
-    confirm = confirmer(runtime, prepare_update)
-
-    async def update_opportunities(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_update)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        where: WhereArg = None,
-        change: ChangeArg = None,
-        undo: UndoArg = None,
-        filter: FilterArg = None,
-        s_query: SQueryArg = None,
-        results_limit: ResultsLimitArg = None,
-        sort: SortArg = None,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-        )
-
-    reg.add(
-        update_opportunities,
+TOOLS = (
+    WriteTool(
         name=TOOL,
         toolset="opportunities",
         title="Update opportunities",
@@ -256,4 +214,7 @@ def register(reg: Registrar) -> None:
             idempotent_hint=False,
             open_world_hint=False,
         ),
-    )
+        arguments=OpportunitiesArguments,
+        prepare=prepare,
+    ),
+)

@@ -2,14 +2,12 @@
 surface: the lead selection narrowed to lead ids, the write request of a run or of its undo.
 
 The machinery (records, plan, snapshot, sending, undo) is `close_mcp.safety.records`.
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import (
@@ -27,6 +25,7 @@ from close_mcp.safety.records import (
 )
 from close_mcp.selection.query import resolve_selection
 from close_mcp.server.runtime import Call, Runtime
+from close_mcp.server.tools.selection import FilterArg, ResultsLimitArg, SortArg, SQueryArg
 from close_mcp.writes.pipeline import WriteRequest
 
 UndoArg = Annotated[
@@ -39,23 +38,30 @@ UndoArg = Annotated[
 ]
 
 
+class RecordSelection(BaseModel):
+    """The lead selection of a per-record tool: optional (the records' own criteria may do),
+    and never "every lead" refused: one criterion is required, and MAX_RECORDS caps a run."""
+
+    filter: FilterArg = None
+    s_query: SQueryArg = None
+    results_limit: ResultsLimitArg = None
+    sort: SortArg = None
+
+
 async def selected_leads(
-    call: Call,
-    filter: Any,
-    s_query: dict[str, Any] | None,
-    results_limit: int | None,
-    sort: list[Any] | None,
+    call: Call, args: RecordSelection
 ) -> tuple[list[str] | None, dict[str, Any] | None]:
     """The lead ids of the lead selection, with its resolved s_query (None, None: none given)."""
-    if filter is None and s_query is None:
-        if results_limit is not None or sort is not None:
-            raise ArgumentError("results_limit", "only with a lead selection (filter or s_query)")
+    if args.filter is None and args.s_query is None:
+        if args.results_limit is not None or args.sort is not None:
+            field = "results_limit" if args.results_limit is not None else "sort"
+            raise ArgumentError(field, "only with a lead selection (filter or s_query)")
         return None, None
     selection = await resolve_selection(
-        filter=filter,
-        s_query=s_query,
-        results_limit=results_limit,
-        sort=sort,
+        filter=args.filter,
+        s_query=args.s_query,
+        results_limit=args.results_limit,
+        sort=args.sort,
         allow_all_leads=True,  # the records' own criteria still narrow (one is required)
         catalog=call.catalog,
     )

@@ -3,33 +3,27 @@ tasks, one paced request each, snapshotted (a deleted task whole), with undo.
 
 This module only says how tasks are selected and which fields are set; the run is
 `close_mcp.safety.records` (see `server/tools/records.py`).
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from datetime import date
 from typing import Annotated, Any, Final
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.crm import TASK_KEYS, TaskFilter, list_tasks
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
-from close_mcp.server.runtime import Call, Runtime
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.records import UndoArg, run_request, selected_leads, undo_request
-from close_mcp.server.tools.selection import (
-    DryRunArg,
-    FilterArg,
-    ResultsLimitArg,
-    SortArg,
-    SQueryArg,
-    TokenArg,
+from close_mcp.server.runtime import Call
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.records import (
+    RecordSelection,
+    UndoArg,
+    run_request,
+    selected_leads,
+    undo_request,
 )
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.pipeline import WriteRequest
 
 TOOL: Final = "update_tasks"
 # A deleted task is created again (`POST /task/`) from these.
@@ -63,6 +57,13 @@ ChangeArg = Annotated[TaskChange | None, Field(description="What to set; or dele
 DeleteArg = Annotated[bool, Field(description="Delete the tasks instead (backed up first).")]
 
 
+class TasksArguments(RecordSelection):
+    where: WhereArg = None
+    change: ChangeArg = None
+    delete: DeleteArg = False
+    undo: UndoArg = None
+
+
 async def _target(call: Call, change: TaskChange) -> tuple[dict[str, Any], dict[str, Any]]:
     target: dict[str, Any] = {}
     shown: dict[str, Any] = {}
@@ -79,20 +80,11 @@ async def _target(call: Call, change: TaskChange) -> tuple[dict[str, Any], dict[
     return target, shown
 
 
-async def prepare(
-    runtime: Runtime,
-    call: Call,
-    *,
-    where: TaskWhere | None,
-    change: TaskChange | None,
-    delete: bool,
-    undo: str | None,
-    filter: Any,
-    s_query: dict[str, Any] | None,
-    results_limit: int | None,
-    sort: list[Any] | None,
-) -> WriteRequest:
+async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
     """The write request of one call: a run on the selected tasks, or an undo."""
+    runtime, call = invocation.runtime, invocation.call
+    where, change, delete, undo = args.where, args.change, args.delete, args.undo
+    filter, s_query = args.filter, args.s_query
     if undo is not None:
         given = [n for n, v in (("where", where), ("change", change), ("filter", filter),
                                 ("s_query", s_query), ("delete", delete or None))
@@ -107,7 +99,7 @@ async def prepare(
     if change is not None:
         target, shown = await _target(call, change)
     where = where or TaskWhere()
-    leads, lead_selection = await selected_leads(call, filter, s_query, results_limit, sort)
+    leads, lead_selection = await selected_leads(call, args)
     assignee = None
     if where.assignee is not None:
         assignee = (await call.catalog.resolve_user(where.assignee, path="where.assignee")).id
@@ -143,49 +135,8 @@ async def prepare(
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
-
-    @tool_errors
-    async def prepare_update(
-        ctx: Context,
-        where: WhereArg,
-        change: ChangeArg,
-        delete: DeleteArg,
-        undo: UndoArg,
-        filter: FilterArg,
-        s_query: SQueryArg,
-        results_limit: ResultsLimitArg,
-        sort: SortArg,
-    ) -> WriteRequest:
-        return await prepare(
-            runtime, runtime.call(ctx.headers), where=where, change=change, delete=delete,
-            undo=undo, filter=filter, s_query=s_query, results_limit=results_limit, sort=sort,
-        )  # fmt: skip
-
-    confirm = confirmer(runtime, prepare_update)
-
-    async def update_tasks(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_update)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        where: WhereArg = None,
-        change: ChangeArg = None,
-        delete: DeleteArg = False,
-        undo: UndoArg = None,
-        filter: FilterArg = None,
-        s_query: SQueryArg = None,
-        results_limit: ResultsLimitArg = None,
-        sort: SortArg = None,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-        )
-
-    reg.add(
-        update_tasks,
+TOOLS = (
+    WriteTool(
         name=TOOL,
         toolset="tasks",
         title="Update tasks",
@@ -198,4 +149,7 @@ def register(reg: Registrar) -> None:
             idempotent_hint=False,
             open_world_hint=False,
         ),
-    )
+        arguments=TasksArguments,
+        prepare=prepare,
+    ),
+)
