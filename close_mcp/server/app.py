@@ -54,7 +54,12 @@ def instructions(settings: Settings) -> str:
     Preview first is the default; a server where someone removed `edit` must not tell the
     model that a bulk edit's first call is only a preview.
     """
-    direct = [action for action in CONFIRMABLE_ACTIONS if not settings.needs_confirmation(action)]
+    # Each action is named after its toolset: only the tools this server lists are told of.
+    direct = [
+        action
+        for action in CONFIRMABLE_ACTIONS
+        if not settings.needs_confirmation(action) and action in settings.toolsets
+    ]
     if not direct:
         return INSTRUCTIONS
     return (

@@ -27,21 +27,25 @@ async def selection_request(
     *,
     tool: str,
     action: str,
-    kind: JobKind,
+    kind: JobKind | None,
     fields: dict[str, Any],
     describe: Callable[[int], str],
+    path: str | None = None,
 ) -> WriteRequest:
     """The request for a bulk action on a selection, with the count and sample it touches.
 
     A selection matches every lead when its wording says so (`matches_everything`) or when
     its count, taken now (never a kept total: leads deleted meanwhile would make every lead
     left look narrower), is the organization's total: either is refused without
-    `allow_all_leads`, and audited; with it, it always needs confirmation.
+    `allow_all_leads`, and audited; with it, it always needs confirmation. `path`: where a
+    write on a selection that is not a bulk job goes (`kind` None: a lead export).
     """
     call, audit = invocation.call, invocation.runtime.audit
+    path = path if path is not None else job_path(kind) if kind is not None else None
+    assert path is not None, "a selection request goes to a bulk job's path or to `path`"
 
     def refused(exc: EveryLeadRefused, body: Any = None, matched: int | None = None) -> None:
-        audit.record(tool=tool, outcome="refused", path="/" + job_path(kind), request=body,
+        audit.record(tool=tool, outcome="refused", path="/" + path, request=body,
                      matched=matched, reason=str(exc))  # fmt: skip
 
     try:
@@ -77,7 +81,7 @@ async def selection_request(
     return WriteRequest(
         tool=tool,
         action=action,
-        path=job_path(kind),
+        path=path,
         body=body,
         matched=seen.matched,
         summary=describe(seen.matched),

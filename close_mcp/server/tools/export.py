@@ -3,7 +3,8 @@ lead selection, JSON or CSV. An export carries CRM data out of Close, so it is c
 any write (the action `export` in CLOSE_MCP_CONFIRM): the preview shows the selection, its
 count and a sample, and the token binds the exact leads. Once sent, the call follows the
 export for up to `WAIT_S` (progress on each look) and answers its download link when done;
-a longer one is followed with the resource `close://exports/{id}` (Close also emails it).
+a longer one is followed with the resource `close://exports/{id}` (and Close emails the
+link unless `send_done_email` is false).
 """
 
 from typing import Annotated, Any, Final, Literal
@@ -15,10 +16,9 @@ from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import EXPORT_KEYS
 from close_mcp.errors import MalformedResponse
-from close_mcp.selection.query import all_leads_refused, resolve_selection
-from close_mcp.selection.totals import counts_every_lead
+from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
-from close_mcp.server.tools.selection import LeadSelection, preview_selection
+from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.pipeline import PlanAnswer, RecentLookup, WriteRequest
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Sender
@@ -27,7 +27,6 @@ TOOL: Final = "export_leads"
 PATH: Final = "export/lead/"
 WAIT_S: Final = 30.0
 POLL_S: Final = 2.0
-SAMPLE_SIZE: Final = 5
 
 FormatArg = Annotated[Literal["json", "csv"], Field(description="json (backups) or csv.")]
 TypeArg = Annotated[
@@ -40,7 +39,7 @@ FieldsArg = Annotated[
 ]
 
 
-class ExportArguments(LeadSelection):
+class ExportArguments(BulkSelection):
     format: FormatArg = "json"
     type: TypeArg = "leads"
     fields: FieldsArg = None
@@ -84,9 +83,10 @@ def follower(
         if export.get("status") == "done" and export.get("download_url"):
             follow = " Its file (gzip-compressed) is at result.download_url."
         else:
+            emailed = " (Close also emails the link)" if body.get("send_done_email") else ""
             follow = (
                 f" It is {export.get('status')}: read {export_uri(export['id'])} for its "
-                "download_url once done (Close also emails the link)."
+                f"download_url once done{emailed}."
             )
         return PlanAnswer(jobs=[], result=export, sent=f"export {export['id']}", follow=follow)
 
@@ -95,56 +95,33 @@ def follower(
 
 async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest:
     """The export of the selected leads, with their count and a sample."""
-    runtime, call = invocation.runtime, invocation.call
-    fields, allow_all_leads = args.fields, args.allow_all_leads
-    format, type = args.format, args.type
-    selection = await resolve_selection(
-        filter=args.filter,
-        s_query=args.s_query,
-        results_limit=args.results_limit,
-        sort=args.sort,
-        allow_all_leads=allow_all_leads,
-        catalog=call.catalog,
-    )
-    body: dict[str, Any] = {"s_query": selection.s_query, "format": format, "type": type}
-    if fields:
-        body["fields"] = list(dict.fromkeys(fields))
-    if selection.results_limit is not None:
-        body["results_limit"] = selection.results_limit
-    if selection.sort:
-        body["sort"] = selection.sort
-    body["send_done_email"] = True  # the link reaches the person even after the call ends
-    seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
-    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
-    if everything and not allow_all_leads:
-        raise all_leads_refused(selection.source)
-    notes = [f"Close writes the file and gives a download link; this call waits up to "
-             f"{WAIT_S:.0f} s for it."]  # fmt: skip
-    if everything:
-        notes.append("This selection matches every lead in the organization.")
-    n = seen.matched
-    return WriteRequest(
+    fields: dict[str, Any] = {"format": args.format, "type": args.type}
+    if args.fields:
+        fields["fields"] = list(dict.fromkeys(args.fields))
+    request = await selection_request(
+        invocation,
+        args,
         tool=TOOL,
         action="export",
+        kind=None,
         path=PATH,
-        body=body,
-        matched=n,
-        summary=f"Export {n} lead{'s' if n != 1 else ''} as {format} ({type})",
-        recent=RecentLookup(
-            path="export/",
-            params={},
-            keys=("format", "type", "fields", "results_limit"),
-            echo={"s_query": selection.s_query},
-            where="the recent exports",
-        ),
-        selects_everything=everything,
-        s_query=selection.s_query,
-        results_limit=selection.results_limit,
-        sort=selection.sort,
-        sample=seen.sample,
-        notes=notes,
-        send=follower(call.client, runtime.clock, body, n),
+        fields=fields,
+        describe=lambda n: f"Export {leads(n)} as {args.format} ({args.type})",
     )
+    request.recent = RecentLookup(
+        path="export/",
+        params={},
+        keys=("format", "type", "fields", "results_limit"),
+        echo={"s_query": request.s_query},
+        where="the recent exports",
+    )
+    request.notes.insert(
+        0, f"Close writes the file and gives a download link; this call waits up to "
+        f"{WAIT_S:.0f} s for it.",
+    )  # fmt: skip
+    request.send = follower(invocation.call.client, invocation.runtime.clock, request.body,
+                            request.matched)  # fmt: skip
+    return request
 
 
 TOOLS = (
