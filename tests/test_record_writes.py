@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from close_mcp.clock import FakeClock
 from close_mcp.close.times import close_time
+from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Opportunity
 from tests.harness import MODES, Harness, Mode, StartHarness
+from tests.test_progress import MAX_GAP_S, OneSecondPerRequest, _longest_gap
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120, toolsets="all")]
 
@@ -189,3 +192,33 @@ async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> Non
         (t.lead_id, t.text, close_time(t.date), t.assigned_to) for t in open_before.values()
     }
     assert [w.method for w in h.writes()] == ["POST"] * len(open_before)
+
+
+async def test_a_long_run_sends_progress_on_each_record(start_harness: StartHarness) -> None:
+    """Each request takes a second of the fake clock: the confirmed call reports each record
+    sent (at most one notification a second), ending with the last."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=120, clock=clock)
+    h = await start_harness(
+        sandbox=sandbox, clock=clock, transport=OneSecondPerRequest(sandbox.transport(), clock)
+    )
+    args = {"where": {"status_type": "active"}, "change": {"confidence": 33}}
+    first = await h.call("update_opportunities", args)
+    n = first["preview"]["matched"]
+    assert n >= 10
+    heard: list[tuple[float, float, float | None, str | None]] = []
+
+    async def callback(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((h.clock.time(), progress, total, message))
+
+    started = h.clock.time()
+    done = await h.client.call_tool(
+        "update_opportunities",
+        {**args, "confirmation_token": first["confirmation_token"]},
+        progress_callback=callback,
+    )
+    assert not done.is_error, done.content
+    assert len(heard) >= n // 2
+    assert [value for _, value, _, _ in heard] == sorted({value for _, value, _, _ in heard})
+    assert heard[-1][1:] == (n, n, f"update_opportunities: {n} of {n} opportunities sent")
+    assert _longest_gap(started, [at for at, *_ in heard], h.clock.time()) <= MAX_GAP_S
