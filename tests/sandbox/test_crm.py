@@ -226,6 +226,27 @@ async def test_updating_and_deleting_a_task(sb: Sandbox, http: httpx.AsyncClient
     assert events[0]["previous_data"]["assigned_to"] == other
 
 
+async def test_creating_a_lead_task_and_what_it_refuses(
+    sb: Sandbox, http: httpx.AsyncClient
+) -> None:
+    lead = next(iter(sb.store.leads))
+    other = next(u for u in sb.store.users if u != sb.store.me.id)
+    body = {"_type": "lead", "lead_id": lead, "text": "Call back", "assigned_to": other,
+            "date": "2026-02-01", "is_complete": False}  # fmt: skip
+    made = (await http.post("task/", json=body)).json()
+    assert {k: made[k] for k in body} == body
+    assert (await http.get(f"task/{made['id']}/")).json()["text"] == "Call back"
+    assert _bad(await http.post("task/", json={"lead_id": "lead_x"}))["field-errors"] == {
+        "lead_id": "Lead not found.",
+        "text": "This field is required.",
+    }
+    refused = await http.post("task/", json={**body, "_type": "email_followup"})
+    assert _bad(refused)["field-errors"] == {"_type": "The sandbox creates lead tasks only."}
+    assert _bad(await http.post("task/", json={**body, "owner": other}))["field-errors"] == {
+        "owner": "Unknown field."
+    }
+
+
 async def test_merging_moves_everything_to_the_destination_and_deletes_the_source(
     sb: Sandbox, http: httpx.AsyncClient
 ) -> None:
