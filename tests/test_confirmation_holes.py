@@ -30,7 +30,8 @@ from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox, emails
 from close_mcp.sandbox.store import Job
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import MODES, Harness, Mode, StartHarness, run_to_done
-from tests.ids import field_id, status_id, status_query
+from tests.ids import field_id, status_id
+from tests.queries import status_query
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40)]
 

@@ -21,7 +21,8 @@ from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
-from tests.ids import field_id, lead_ids_query, status_id
+from tests.ids import field_id, status_id
+from tests.queries import lead_ids_query
 
 # Only the read toolsets: the same tools, a faster server build.
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]

@@ -21,8 +21,8 @@ from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_echo, job_path
 from close_mcp.errors import ArgumentError, EveryLeadRefused
 from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
-from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
-from close_mcp.selection.totals import counts_every_lead
+from close_mcp.selection import every_lead
+from close_mcp.selection.resolve import Selection, resolve_selection
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.runtime import Call
 from close_mcp.server.tools import Registrar, tool_errors
@@ -176,10 +176,8 @@ async def _selection_request(
 ) -> WriteRequest:
     """The request for a bulk action on a selection, with the count and sample it touches.
 
-    A selection matches every lead when its wording says so (`matches_everything`) or when
-    its count, taken now (never a kept total: leads deleted meanwhile would make every lead
-    left look narrower), is the organization's total: either is refused without
-    `allow_all_leads`, and audited; with it, it always needs confirmation.
+    Every lead (`every_lead.decide`: by its wording, or by its count taken now) is refused
+    without `allow_all_leads`, and audited; with it, it always needs confirmation.
     """
 
     def refused(exc: EveryLeadRefused, body: Any = None, matched: int | None = None) -> None:
@@ -206,11 +204,17 @@ async def _selection_request(
     body["send_done_email"] = chosen.send_done_email
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
-    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
-    if everything and not chosen.allow_all_leads:
-        refusal = all_leads_refused(selection.source)
-        refused(refusal, body, seen.matched)
-        raise refusal
+    verdict = await every_lead.decide(
+        selection.s_query,
+        selection.source,
+        allow=chosen.allow_all_leads,
+        client=call.client,
+        matched=seen.matched,
+    )
+    if verdict.refusal is not None:
+        refused(verdict.refusal, body, seen.matched)
+        raise verdict.refusal
+    everything = verdict.every_lead
     notes = []
     if everything:
         notes.append("This selection matches every lead in the organization.")
