@@ -179,6 +179,7 @@ def _utc_day(day: date) -> datetime:
 
 
 def filter_error(exc: ValidationError) -> ArgumentError:
+    """The model's errors as one `ArgumentError` naming each field at fault (`filter.x`)."""
     problems: list[tuple[str, str]] = []
     allowed = ", ".join(LeadFilter.model_fields)
     for error in exc.errors():

@@ -52,9 +52,8 @@ def parse_when(value: str) -> date | datetime:
     try:
         if _DATE.match(text):
             day = date.fromisoformat(text)
-            if (
-                day == date.min
-            ):  # its start east of UTC is in year 0: `filter._contradicts` overflowed
+            # its start east of UTC is in year 0: `filter._contradicts` overflowed
+            if day == date.min:
                 raise OverflowError
             return day
         if _DATETIME.match(text):

@@ -21,6 +21,18 @@ def test_parse_when() -> None:
     assert parse_when("2025-01-31T10:00+01:30").isoformat() == "2025-01-31T08:30:00+00:00"
 
 
+@pytest.mark.parametrize("value", ["0001-01-01", "9999-12-31T23:59:59-14:00"])
+def test_a_moment_outside_the_years_1_to_9999_in_utc_is_refused(value: str) -> None:
+    """0001-01-01 starts in year 0 east of UTC: refused here, not overflowing later."""
+    with pytest.raises(ValueError, match="out of range") as info:
+        parse_when(value)
+    assert str(info.value) == (
+        f"{value!r} is out of range: in UTC it falls outside the years 1 to 9999 "
+        "(the first whole day allowed is 0001-01-02)"
+    )
+    assert parse_when("0001-01-02").isoformat() == "0001-01-02"
+
+
 DURATIONS: list[tuple[str, dict[str, int]]] = [
     ("90d", {"days": 90}),
     (" 12H ", {"hours": 12}),
