@@ -45,8 +45,9 @@ def fc(field: JSON, condition: JSON, **extra: Any) -> JSON:
 
 
 def lead_and(*nodes: JSON) -> JSON:
-    """The lead node and `nodes`, ANDed: the form every resolved selection has."""
-    return {"type": "and", "queries": [LEAD, *nodes]}
+    """The lead node and `nodes`, ANDed: the form every resolved selection has. (A fresh tree
+    each time: tests may change what they are given.)"""
+    return {"type": "and", "queries": [dict(LEAD), *nodes]}
 
 
 def negated(node: JSON) -> JSON:
