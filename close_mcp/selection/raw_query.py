@@ -198,22 +198,20 @@ _JSON_TYPES: Final = {
 }
 
 
+# Python's types as JSON's, bool before int (a bool is an int in Python).
+_AS_JSON: Final = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "an object"),
+)
+
+
 def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    return next((name for kind, name in _AS_JSON if isinstance(value, kind)), type(value).__name__)
 
 
 def _quoted(values: Iterable[object]) -> str:
