@@ -23,7 +23,8 @@ from close_mcp.safety.records import (
     plan_sender,
     plan_undo,
 )
-from close_mcp.selection.query import resolve_selection
+from close_mcp.selection.every_lead import matches_everything
+from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.runtime import Call, Runtime
 from close_mcp.server.tools.selection import FilterArg, ResultsLimitArg, SortArg, SQueryArg
 from close_mcp.writes.pipeline import WriteRequest
@@ -71,7 +72,7 @@ async def selected_leads(
         shown["results_limit"] = selection.results_limit
     if selection.sort:
         shown["sort"] = selection.sort
-    return (None if selection.matches_everything else ids), shown
+    return (None if matches_everything(selection.s_query) else ids), shown
 
 
 async def run_request(
