@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.tool_list import FULL_TARGET, VISIBLE_TARGET, measure_documents
+from bench.tool_list import ALL_FULL_TARGET, FULL_TARGET, VISIBLE_TARGET, measure_documents
 from tests.harness import Harness
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets=None, n_leads=5)]
@@ -50,6 +50,16 @@ async def test_tools_list_is_within_its_token_targets(h: Harness) -> None:
     print(f"tools/list: {figures.full} tokens in full, {figures.visible} model-visible")
     assert figures.full <= FULL_TARGET
     assert figures.visible <= VISIBLE_TARGET
+
+
+@pytest.mark.harness(toolsets="all")
+async def test_every_toolset_on_stays_within_its_full_target(h: Harness) -> None:
+    """CLOSE_MCP_TOOLSETS=all adds the opt-in tools (export, opportunities, tasks)."""
+    docs = await documents(h)
+    assert {"export_leads", "update_opportunities", "update_tasks"} <= {d["name"] for d in docs}
+    figures = measure_documents(docs)
+    print(f"tools/list, every toolset: {figures.full} tokens in full")
+    assert figures.full <= ALL_FULL_TARGET
 
 
 def keywords(node: Any) -> set[str]:
