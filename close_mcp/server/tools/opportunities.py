@@ -26,8 +26,10 @@ from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.records import (
     RecordSelection,
     UndoArg,
+    described,
     run_request,
     selected_leads,
+    undo_alone,
     undo_request,
 )
 from close_mcp.writes.pipeline import WriteRequest
@@ -138,24 +140,16 @@ async def _target(call: Call, change: OpportunityChange) -> tuple[dict[str, Any]
 async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> WriteRequest:
     """The write request of one call: a run on the selected opportunities, or an undo."""
     runtime, call = invocation.runtime, invocation.call
-    where, change, undo, filter, s_query = (
-        args.where,
-        args.change,
-        args.undo,
-        args.filter,
-        args.s_query,
-    )
-    if undo is not None:
-        given = [n for n, v in (("where", where), ("change", change), ("filter", filter),
-                                ("s_query", s_query)) if v is not None]  # fmt: skip
-        if given:
-            raise ArgumentError("undo", f"give undo alone, not with {', '.join(given)}")
-        return await undo_request(runtime, call, KIND, action="opportunities", run_id=undo)
+    where, change = args.where, args.change
+    if args.undo is not None:
+        undo_alone(args, where=where, change=change)
+        return await undo_request(runtime, call, KIND, action="opportunities", run_id=args.undo)
     if change is None:
         raise ArgumentError("change", "give what to set (or undo, to undo a run)")
     target, shown = await _target(call, change)
     where = where or OpportunityWhere()
     leads, lead_selection = await selected_leads(call, args)
+    what = described(where, lead_selection, shown)
     pipeline_id = await _pipeline(call, where.pipeline) if where.pipeline else None
     status_ids: tuple[str, ...] = ()
     if where.status:
@@ -164,10 +158,6 @@ async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> Write
     user_id = None
     if where.user is not None:
         user_id = (await call.catalog.resolve_user(where.user, path="where.user")).id
-    if lead_selection is None and where == OpportunityWhere():
-        raise ArgumentError(
-            "where", "give at least one criterion (where, or a lead selection: filter or s_query)"
-        )
 
     async def list_records(lead_id: str | None) -> list[dict[str, Any]]:
         criteria = OpportunityFilter(
@@ -183,16 +173,12 @@ async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> Write
             call.client, criteria, fields=(*OPPORTUNITY_KEYS, "lead_name")
         )
 
-    described: dict[str, Any] = {"where": where.model_dump(mode="json", exclude_none=True)}
-    if lead_selection is not None:
-        described["leads"] = lead_selection
-    described["change"] = shown
     return await run_request(
         runtime,
         call,
         KIND,
         action="opportunities",
-        what=described,
+        what=what,
         list_records=list_records,
         leads=leads,
         target=target,

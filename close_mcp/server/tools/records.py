@@ -49,6 +49,30 @@ class RecordSelection(BaseModel):
     sort: SortArg = None
 
 
+def undo_alone(args: RecordSelection, **given: Any) -> None:
+    """An undo comes alone: with a selection or a change the call would mean two things."""
+    also = {"filter": args.filter, "s_query": args.s_query, **given}
+    named = [name for name, value in also.items() if value not in (None, False)]
+    if named:
+        raise ArgumentError("undo", f"give undo alone, not with {', '.join(named)}")
+
+
+def described(
+    where: BaseModel, lead_selection: dict[str, Any] | None, change: dict[str, Any]
+) -> dict[str, Any]:
+    """What the preview says the call asked for: the criteria, the leads, the change. A call
+    with no criterion at all (it would select every record) is refused."""
+    criteria = where.model_dump(mode="json", exclude_none=True)
+    if lead_selection is None and not criteria:
+        raise ArgumentError(
+            "where", "give at least one criterion (where, or a lead selection: filter or s_query)"
+        )
+    shown: dict[str, Any] = {"where": criteria}
+    if lead_selection is not None:
+        shown["leads"] = lead_selection
+    return {**shown, "change": change}
+
+
 async def selected_leads(
     call: Call, args: RecordSelection
 ) -> tuple[list[str] | None, dict[str, Any] | None]:

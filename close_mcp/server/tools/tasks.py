@@ -19,8 +19,10 @@ from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.records import (
     RecordSelection,
     UndoArg,
+    described,
     run_request,
     selected_leads,
+    undo_alone,
     undo_request,
 )
 from close_mcp.writes.pipeline import WriteRequest
@@ -83,15 +85,10 @@ async def _target(call: Call, change: TaskChange) -> tuple[dict[str, Any], dict[
 async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
     """The write request of one call: a run on the selected tasks, or an undo."""
     runtime, call = invocation.runtime, invocation.call
-    where, change, delete, undo = args.where, args.change, args.delete, args.undo
-    filter, s_query = args.filter, args.s_query
-    if undo is not None:
-        given = [n for n, v in (("where", where), ("change", change), ("filter", filter),
-                                ("s_query", s_query), ("delete", delete or None))
-                 if v is not None]  # fmt: skip
-        if given:
-            raise ArgumentError("undo", f"give undo alone, not with {', '.join(given)}")
-        return await undo_request(runtime, call, KIND, action="tasks", run_id=undo)
+    where, change, delete = args.where, args.change, args.delete
+    if args.undo is not None:
+        undo_alone(args, where=where, change=change, delete=delete)
+        return await undo_request(runtime, call, KIND, action="tasks", run_id=args.undo)
     if (change is None) == (not delete):
         raise ArgumentError("change", "give exactly one of change or delete: true (or undo)")
     target: dict[str, Any] | None = None
@@ -100,13 +97,10 @@ async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
         target, shown = await _target(call, change)
     where = where or TaskWhere()
     leads, lead_selection = await selected_leads(call, args)
+    what = described(where, lead_selection, shown)
     assignee = None
     if where.assignee is not None:
         assignee = (await call.catalog.resolve_user(where.assignee, path="where.assignee")).id
-    if lead_selection is None and where == TaskWhere():
-        raise ArgumentError(
-            "where", "give at least one criterion (where, or a lead selection: filter or s_query)"
-        )
 
     async def list_records(lead_id: str | None) -> list[dict[str, Any]]:
         criteria = TaskFilter(
@@ -118,16 +112,12 @@ async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
         )
         return await list_tasks(call.client, criteria, fields=(*TASK_KEYS, *RECREATE, "lead_name"))
 
-    described: dict[str, Any] = {"where": where.model_dump(mode="json", exclude_none=True)}
-    if lead_selection is not None:
-        described["leads"] = lead_selection
-    described["change"] = shown
     return await run_request(
         runtime,
         call,
         KIND,
         action="tasks",
-        what=described,
+        what=what,
         list_records=list_records,
         leads=leads,
         target=target,
