@@ -90,13 +90,15 @@ async def selected_leads(
         allow_all_leads=True,  # the records' own criteria still narrow (one is required)
         catalog=call.catalog,
     )
+    if matches_everything(selection.s_query):
+        return None, None  # every lead narrows nothing: not a criterion
     ids = await lead_ids(call.client, selection.s_query, selection.results_limit, selection.sort)
     shown: dict[str, Any] = {"s_query": selection.s_query}
     if selection.results_limit is not None:
         shown["results_limit"] = selection.results_limit
     if selection.sort:
         shown["sort"] = selection.sort
-    return (None if matches_everything(selection.s_query) else ids), shown
+    return ids, shown
 
 
 async def run_request(
