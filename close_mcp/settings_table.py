@@ -199,12 +199,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         f"comma list of `{', '.join(DEFAULT_TOOLSETS)}`, and the opt-in "
         f"`{', '.join(OPT_IN_TOOLSETS)}`; `{ALL_TOOLSETS}` for every one",
         "all but the opt-in ones", parse_toolsets, flag="--toolsets", metavar="LIST",
-        flag_help=f"comma list of {','.join(TOOLSETS)}, or {ALL_TOOLSETS}", blank_is_value=True,
+        flag_help=f"comma list of {', '.join(TOOLSETS)}, or {ALL_TOOLSETS}", blank_is_value=True,
     ),
     Setting(
         "CLOSE_MCP_CONFIRM", "confirm",
         "actions that need confirmation, so that their first call only previews: "
-        f"`{','.join(CONFIRMABLE_ACTIONS)}`",
+        f"`{', '.join(CONFIRMABLE_ACTIONS)}`",
         "all of them; taking one out, edit say, makes its first call send at once; delete "
         "is always included", parse_confirm, flag="--confirm", metavar="LIST",
         blank_is_value=True,

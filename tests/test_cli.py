@@ -177,7 +177,10 @@ def test_serve_help_says_every_action_is_confirmed_by_default(env: dict[str, str
     assert (done.returncode, done.stderr) == (0, "")
     text = " ".join(done.stdout.split())
     assert "--confirm LIST actions that need confirmation, so that their first call only " in text
-    assert "edit,email,sequences,send,delete (CLOSE_MCP_CONFIRM; default: all of them;" in text
+    assert (
+        "edit, email, sequences, send, delete, export, opportunities, tasks (CLOSE_MCP_CONFIRM; "
+        "default: all of them;" in text
+    )
 
 
 def test_console_script_is_installed(env: dict[str, str]) -> None:

@@ -35,7 +35,8 @@ error, was counted with the validation errors.
 Every call must end in a result that matches the tool's output schema or in a tool error that
 says why (the SDK's bare "Error executing tool X" is a crash; crashes are counted and must be
 0). The server must keep serving. Every action needs confirmation here
-(`confirm=edit,email,sequences,send,delete`) and no fuzzed call carries a valid token, so
+(`confirm=edit,email,sequences,send,delete,export,opportunities,tasks`, every toolset on) and
+no fuzzed call carries a valid token, so
 nothing may reach the sandbox that writes, except what needs no confirmation by design: a draft
 or logged email (`send_email` status draft, sent, inbox) and pausing or resuming a job. Close
 must never answer a request with 400: the server validates before sending.
