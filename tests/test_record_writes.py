@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
+from bench.tokens import count_tokens
 from close_mcp.clock import FakeClock
 from close_mcp.close.times import close_time
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Opportunity
-from tests.harness import MODES, Harness, Mode, StartHarness
+from tests.harness import MODES, Harness, Mode, StartHarness, text_of
 from tests.test_progress import MAX_GAP_S, OneSecondPerRequest, _longest_gap
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120, toolsets="all")]
@@ -228,3 +229,18 @@ async def test_a_long_run_sends_progress_on_each_record(start_harness: StartHarn
     assert [value for _, value, _, _ in heard] == sorted({value for _, value, _, _ in heard})
     assert heard[-1][1:] == (n, n, f"update_opportunities: {n} of {n} opportunities sent")
     assert _longest_gap(started, [at for at, *_ in heard], h.clock.time()) <= MAX_GAP_S
+
+
+@pytest.mark.harness(n_leads=400)
+async def test_a_preview_over_hundreds_of_named_leads_stays_small(h: Harness) -> None:
+    """400 lead ids in the selection, a run on their open tasks: the confirmation request
+    (the preview with its token) stays within 1,500 tokens, the id list shortened."""
+    ids = sorted(h.sandbox.store.leads)
+    args = {"filter": {"lead_ids": ids}, "where": {"is_complete": False},
+            "change": {"due_date": "2026-04-01"}}  # fmt: skip
+    result = await h.call_raw("update_tasks", args)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "confirmation_required"
+    assert result.structured_content["preview"]["matched"] > 50
+    assert count_tokens(text_of(result)) <= 1500
