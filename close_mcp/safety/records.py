@@ -51,7 +51,7 @@ from close_mcp.errors import (
     SafetyNetError,
 )
 from close_mcp.safety.revert import normalized
-from close_mcp.store import StateStore, held
+from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import LeadSample, PlanAnswer, WriteRequest
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.sender import Sender
@@ -365,6 +365,11 @@ async def plan_undo(
     """What puts back the old values of the run `run_id`, from its snapshot and each record
     read now (one GET each, paced like the run)."""
     await load_run(store, kind, run_id)
+    if await store.get(f"lock:{run_lock(run_id)}") is not None:
+        raise Busy(
+            f"The run {run_id} is still being sent (by this server or another replica); "
+            "nothing was sent. Undo it once it is done."
+        )
     plan = RecordPlan()
     async for batch in run_changes(store, run_id):
         for change in batch:
@@ -403,6 +408,10 @@ def undo_lock(run_id: str) -> str:
     return f"records-undo:{run_id}"
 
 
+def run_lock(run_id: str) -> str:
+    return f"records-run:{run_id}"
+
+
 # -- sending --------------------------------------------------------------------------------
 
 # Close refusing every request of the run alike: going on would only fail the rest.
@@ -422,8 +431,15 @@ def plan_sender(
     the run being undone, whose lock is held while they go."""
 
     async def send(sender: Sender, progress: Progress | None) -> PlanAnswer:
-        if undoing is None:
-            return await _send_all(client, kind, run_id, plan.changes, sender, progress)
+        # Held while the run goes, so that no undo plans from a run half sent.
+        busy = f"The run {run_id} is already being sent; nothing was sent again."
+        async with held(store, run_lock(run_id), ttl_s=UNDO_LOCK_TTL_S, busy=busy):
+            if undoing is None:
+                return await _send_all(client, kind, run_id, plan.changes, sender, progress)
+            return await _send_undo(sender, progress)
+
+    async def _send_undo(sender: Sender, progress: Progress | None) -> PlanAnswer:
+        assert undoing is not None
         busy = (
             f"Another undo of {undoing} is being sent right now (by this server or another "
             "replica); nothing was sent. Call again once it is done: it plans only what is "

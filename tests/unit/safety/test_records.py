@@ -192,3 +192,14 @@ async def test_one_undo_of_a_run_at_a_time() -> None:
     send = plan_sender(client, store, OPPS, "oppupd_cd", plan, undoing="oppupd_ab")
     with pytest.raises(Busy, match="Another undo of oppupd_ab"):
         await send(Sender(AuditLog(None, clock), client, OPPS.tool), None)
+
+
+async def test_no_undo_is_planned_while_its_run_is_being_sent() -> None:
+    store = SQLiteStore(MEMORY, clock=FakeClock())
+    run = plan_changes(OPPS, [opp("o1", 50)], {"confidence": 90})
+    request = WriteRequest("update_opportunities", "opportunities", "opportunity/", {}, 1, "x")
+    await RecordSnapshot(store, FakeClock(), OPPS, "oppupd_ab", run).take(request)
+    client, _ = make(Recorder())
+    await store.add("lock:records-run:oppupd_ab", "a replica", ttl_s=60)
+    with pytest.raises(Busy, match="still being sent"):
+        await plan_undo(client, store, OPPS, "oppupd_ab")
