@@ -96,7 +96,16 @@ def build_tools(runtime: Runtime) -> Registrar:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import bulk, cancel, job_control, job_reads, leads, revert, send
+    from close_mcp.server.tools import (
+        bulk,
+        cancel,
+        job_control,
+        job_reads,
+        leads,
+        restore,
+        revert,
+        send,
+    )
 
     return [
         leads.register,
@@ -104,6 +113,7 @@ def _modules() -> list[Callable[[Registrar], None]]:
         job_control.register,
         bulk.register,
         revert.register,
+        restore.register,
         send.register,
         cancel.register,
     ]
