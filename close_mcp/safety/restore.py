@@ -121,12 +121,17 @@ async def kept(
             if not await store.add(key, owner, ttl_s=ttl_s):
                 raise Busy(busy)
             taken.append(key)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(renew)
-            try:
-                yield
-            finally:
-                tasks.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(renew)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the block's own error, not wrapped by the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
     finally:
         with anyio.CancelScope(shield=True):
             for key in taken:

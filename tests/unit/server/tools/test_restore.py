@@ -342,3 +342,50 @@ async def test_the_delete_preview_says_what_a_restore_brings_back(h: Harness) ->
         "restore_leads re-creates them with new ids; activities, opportunities and tasks "
         "are not restored."
     )
+
+
+async def test_a_restore_that_another_run_overtook_after_the_check_sends_nothing(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica restores one of the planned leads between this call's check of the
+    token and its taking the locks: the journal, read again under the locks, refuses."""
+    job_id, before = await delete_canceled(h)
+    first = await h.call("restore_leads", {"backup": job_id})
+    store = h.runtime.store
+    add = store.add
+    overtaken = sorted(before)[0]
+
+    async def add_after_another_run(key: str, value: str, *, ttl_s: float | None = None) -> bool:
+        if key == "lock:restore:leads":
+            line = json.dumps({"old_id": overtaken, "event": "restored", "new_id": "lead_other"})
+            await store.append("sandbox-restored:leads", line)
+        return await add(key, value, ttl_s=ttl_s)
+
+    monkeypatch.setattr(store, "add", add_after_another_run)
+    h.clear()
+    error = await h.error(
+        "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert error == (
+        f"another restore sent 1 of these leads after the preview ({overtaken}); nothing was "
+        "sent. Call restore_leads again for a fresh preview: it leaves out what is restored."
+    )
+    assert posts(h) == []
+
+
+async def test_a_restore_while_another_one_is_sending_sends_nothing(h: Harness) -> None:
+    job_id, _ = await delete_canceled(h)
+    first = await h.call("restore_leads", {"backup": job_id})
+    # Another replica sharing the store is sending a restore (of any source) right now.
+    assert await h.runtime.store.add("lock:restore:leads", "another-replica", ttl_s=60)
+    h.clear()
+    error = await h.error(
+        "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert error == (
+        f"another restore of store:backup:{job_id} is running (here or on a machine sharing the "
+        "state store); nothing was sent. Let it finish, then run this again: it skips what that "
+        "run restored."
+    )
+    assert posts(h) == []
+    assert await h.runtime.store.get("lock:restore:leads") == "another-replica"
