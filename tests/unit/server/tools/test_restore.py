@@ -389,3 +389,67 @@ async def test_a_restore_while_another_one_is_sending_sends_nothing(h: Harness) 
     )
     assert posts(h) == []
     assert await h.runtime.store.get("lock:restore:leads") == "another-replica"
+
+
+async def test_a_token_is_refused_when_the_backup_changed_since_the_preview(h: Harness) -> None:
+    """Same leads, same count: only a name in the stored backup differs."""
+    job_id, _ = await delete_canceled(h)
+    first = await h.call("restore_leads", {"backup": job_id})
+    store = h.runtime.store
+    header = json.loads(await store.get(f"backup:{job_id}") or "{}")
+    lines = await store.lines(header["leads_key"])
+    changed = json.loads(lines[0]) | {"name": "Someone Else Inc."}
+    await store.delete(header["leads_key"])
+    await store.extend(header["leads_key"], [json.dumps(changed), *lines[1:]])
+    h.clear()
+    refused = await h.call(
+        "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert refused["status"] == "refused"
+    assert refused["reason"] == (
+        "the confirmation token was issued for different arguments; confirm the new preview instead"
+    )
+    assert refused["preview"]["matched"] == first["preview"]["matched"]
+    assert refused["preview"]["request"]["identity"] != first["preview"]["request"]["identity"]
+    assert posts(h) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_restore_reports_its_progress_lead_by_lead(
+    start_harness: StartHarness, mode: str
+) -> None:
+    h = await start_harness(mode=mode)
+    job_id, before = await delete_canceled(h)
+    n = len(before)
+    first = await h.call("restore_leads", {"backup": job_id})
+    heard: list[tuple[float, float | None, str | None]] = []
+
+    async def callback(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((progress, total, message))
+
+    done = await h.client.call_tool(
+        "restore_leads",
+        {"backup": job_id, "confirmation_token": first["confirmation_token"]},
+        progress_callback=callback,
+    )
+    assert not done.is_error, done.content
+    values = [value for value, _, _ in heard]
+    assert values == sorted(set(values))
+    assert heard[0][2] == f"restore: 0 of {n} leads"
+    assert heard[-1] == (n, n, f"restore: {n} of {n} leads")
+
+
+async def test_deleted_by_reads_only_that_users_deletions(h: Harness) -> None:
+    sb = h.sandbox
+    since = (now_of(h) - timedelta(days=30)).date().isoformat()
+    by = {e.user_id for e in sb.store.events if e.object_type == "lead" and e.action == "deleted"}
+    assert len(by) == 1
+    (deleter,) = by
+    mine = await h.call("restore_leads", {"deleted_since": since, "deleted_by": sb.store.me.id})
+    assert deleter != sb.store.me.id
+    assert mine["status"] == "refused"
+    assert mine["reason"] == f"nothing to restore from {mine['preview']['request']['source']}"
+    theirs = await h.call("restore_leads", {"deleted_since": since, "deleted_by": deleter})
+    assert theirs["preview"]["matched"] == 3
+    assert [r.query.get("user_id") for r in sb.requests] == [sb.store.me.id, deleter]
+    assert h.writes() == []
