@@ -32,7 +32,6 @@ from close_mcp.safety.journal import Progress
 from close_mcp.safety.restore import (
     RESTORE_LOCK_TTL_S,
     Report,
-    busy_message,
     kept,
     lead_body,
     restore_leads,
@@ -230,7 +229,11 @@ def plan_sender(
         names.append(f"restore:{backup.job_id}")
 
     async def send(sender: Sender, steps: Steps | None) -> PlanAnswer:
-        busy = busy_message(backup)
+        busy = (
+            f"another restore is being sent (by this server or a replica sharing its state "
+            f"store); nothing was sent. Let it finish, then call {TOOL} again: it leaves out "
+            "what that run restored."
+        )
         async with kept(store, names, ttl_s=RESTORE_LOCK_TTL_S, busy=busy, clock=clock):
             journal = await Progress.open(store, backup, sandbox=sandbox)
             moved = [i for i in plan.ids if i in journal.restored or i in journal.unknown]

@@ -383,9 +383,9 @@ async def test_a_restore_while_another_one_is_sending_sends_nothing(h: Harness) 
         "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
     )
     assert error == (
-        f"another restore of store:backup:{job_id} is running (here or on a machine sharing the "
-        "state store); nothing was sent. Let it finish, then run this again: it skips what that "
-        "run restored."
+        "another restore is being sent (by this server or a replica sharing its state store); "
+        "nothing was sent. Let it finish, then call restore_leads again: it leaves out what "
+        "that run restored."
     )
     assert posts(h) == []
     assert await h.runtime.store.get("lock:restore:leads") == "another-replica"
