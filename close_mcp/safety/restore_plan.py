@@ -230,7 +230,7 @@ def plan_sender(
 
     async def send(sender: Sender, steps: Steps | None) -> PlanAnswer:
         busy = (
-            f"another restore is being sent (by this server or a replica sharing its state "
+            "another restore is being sent (by this server or a replica sharing its state "
             f"store); nothing was sent. Let it finish, then call {TOOL} again: it leaves out "
             "what that run restored."
         )
