@@ -1,23 +1,20 @@
 """`restore_leads`: bring back deleted leads, from a delete's backup or Close's event log.
 
-The sources, the plan and its sending are `close_mcp.safety.restore_plan`; this module is the
-MCP tool: it hands the plan to the pipeline as one write, confirmed by the typed count.
+The sources, the plan and its sending are `close_mcp.safety.restore_plan`; this module
+declares the tool: the pipeline previews the plan as one write, confirmed by the typed count
+like a delete.
 
-No `from __future__ import annotations` here (see `writing.py`).
+No `from __future__ import annotations` here (see `declare.py`).
 """
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from close_mcp.safety.restore_plan import TOOL, prepare_restore
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
-from close_mcp.writes.progress import Progress
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.writes.pipeline import WriteRequest
 
 BackupArg = Annotated[
     str | None,
@@ -29,10 +26,7 @@ BackupArg = Annotated[
 ]
 SinceArg = Annotated[
     str | None,
-    Field(
-        max_length=40,
-        description="Or: deleted since this date (30 days back at most).",
-    ),
+    Field(max_length=40, description="Or: deleted since this date (30 days back at most)."),
 ]
 ByArg = Annotated[
     str | None,
@@ -48,48 +42,30 @@ LeadIdsArg = Annotated[
 ]
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+class RestoreArguments(BaseModel):
+    backup: BackupArg = None
+    deleted_since: SinceArg = None
+    deleted_by: ByArg = None
+    lead_ids: LeadIdsArg = None
 
-    @tool_errors
-    async def prepare(
-        ctx: Context,
-        backup: BackupArg,
-        deleted_since: SinceArg,
-        deleted_by: ByArg,
-        lead_ids: LeadIdsArg,
-    ) -> WriteRequest:
-        return await prepare_restore(
-            runtime.store,
-            runtime.clock,
-            runtime.client_for(ctx.headers),
-            backup=backup,
-            deleted_since=deleted_since,
-            deleted_by=deleted_by,
-            lead_ids=lead_ids,
-            sandbox=runtime.settings.sandbox,
-            progress=Progress(ctx.report_progress, runtime.clock),
-        )
 
-    confirm = confirmer(runtime, prepare)
+async def prepare_restore_leads(invocation: Invocation, args: RestoreArguments) -> WriteRequest:
+    runtime = invocation.runtime
+    return await prepare_restore(
+        runtime.store,
+        runtime.clock,
+        invocation.call.client,
+        backup=args.backup,
+        deleted_since=args.deleted_since,
+        deleted_by=args.deleted_by,
+        lead_ids=args.lead_ids,
+        sandbox=runtime.settings.sandbox,
+        progress=invocation.progress(),
+    )
 
-    async def restore_leads(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        backup: BackupArg = None,
-        deleted_since: SinceArg = None,
-        deleted_by: ByArg = None,
-        lead_ids: LeadIdsArg = None,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-        )
 
-    reg.add(
-        restore_leads,
+TOOLS = (
+    WriteTool(
         name=TOOL,
         toolset="delete",
         title="Restore deleted leads",
@@ -101,4 +77,7 @@ def register(reg: Registrar) -> None:
             idempotent_hint=False,
             open_world_hint=False,
         ),
-    )
+        arguments=RestoreArguments,
+        prepare=prepare_restore_leads,
+    ),
+)
