@@ -453,3 +453,35 @@ async def test_deleted_by_reads_only_that_users_deletions(h: Harness) -> None:
     assert theirs["preview"]["matched"] == 3
     assert [r.query.get("user_id") for r in sb.requests] == [sb.store.me.id, deleter]
     assert h.writes() == []
+
+
+async def test_the_event_log_is_read_page_by_page_past_50_deletions(h: Harness) -> None:
+    """60 leads deleted today: two pages of Close's event log (50 a page, by cursor)."""
+    chosen = sorted(h.sandbox.store.leads)[:60]
+    args = {"filter": {"lead_ids": chosen}}
+    first = await h.call("create_bulk_delete", args)
+    done = await h.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    await run_to_done(h, done["job"]["id"])
+    h.clear()
+    today = now_of(h).date().isoformat()
+    preview = await h.call("restore_leads", {"deleted_since": today})
+    assert preview["preview"]["matched"] == 60
+    pages = [r.query for r in h.sandbox.requests]
+    assert [p.get("_cursor", "").partition(".")[0] for p in pages] == ["", "next"]
+    assert h.writes() == []
+
+
+@pytest.mark.harness(sandbox_options={"drift": "event-previous-data"})
+async def test_deletions_whose_event_kept_no_previous_data_are_counted_as_not_restorable(
+    h: Harness,
+) -> None:
+    since = (now_of(h) - timedelta(days=30)).date().isoformat()
+    answer = await h.call("restore_leads", {"deleted_since": since})
+    assert answer["status"] == "refused"
+    assert answer["preview"]["matched"] == 0
+    assert answer["preview"]["notes"][0] == (
+        "3 deleted leads have no previous_data in the event log: they cannot be restored."
+    )
+    assert answer["confirmation_token"] is None
