@@ -4,6 +4,7 @@ back after a preview and the typed count, never twice, refused when its source c
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -485,3 +486,44 @@ async def test_deletions_whose_event_kept_no_previous_data_are_counted_as_not_re
         "3 deleted leads have no previous_data in the event log: they cannot be restored."
     )
     assert answer["confirmation_token"] is None
+
+
+async def test_faults_from_close_never_duplicate_a_lead(h: Harness) -> None:
+    """A POST that timed out after Close made the lead is held back as outcome unknown, never
+    sent again; one Close refused (nothing made) is sent again by the next restore."""
+    names_before = Counter(lead.name for lead in h.sandbox.store.leads.values())
+    job_id, before = await delete_canceled(h)
+    n = len(before)
+    first = await h.call("restore_leads", {"backup": job_id})
+    h.sandbox.inject_faults("timeout_after_commit", path_prefix="lead/", method="POST")
+    h.sandbox.inject_faults("5xx", path_prefix="lead/", method="POST", status=400)
+    h.clear()
+    done = await h.call(
+        "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert done["status"] == "submitted"
+    result = done["result"]
+    assert (result["restored_count"], result["outcome_unknown_count"], result["failed_count"]) == (
+        n - 2,
+        1,
+        1,
+    )
+    assert "1 failed (Close refused them; nothing was created)" in done["message"]
+    assert "1 have an unknown outcome: check in Close whether they exist" in done["message"]
+    assert len(posts(h)) == n  # each lead once; Close made n - 1 of them
+
+    (refused,) = result["failed"]
+    again = await h.call("restore_leads", {"backup": job_id})
+    assert again["preview"]["matched"] == 1
+    assert again["preview"]["request"]["old_ids"] == [refused]
+    assert again["preview"]["notes"][1:] == [
+        f"{n - 2} of its leads were restored by an earlier run: skipped.",
+        "1 had an unknown outcome in an earlier run (Close may have created them): not sent "
+        "again; check in Close whether they exist.",
+    ]
+    h.clear()
+    await h.call(
+        "restore_leads", {"backup": job_id, "confirmation_token": again["confirmation_token"]}
+    )
+    assert [p["name"] for p in posts(h)] == [before[refused].name]
+    assert Counter(lead.name for lead in h.sandbox.store.leads.values()) == names_before
