@@ -172,7 +172,8 @@ async def test_a_rerun_restores_nothing_twice_and_a_spent_token_sends_nothing(
     again = await h.call("restore_leads", args)
     assert again["status"] == "refused"
     assert again["confirmation_token"] is None
-    fresh = await h.call("restore_leads", {"backup": job_id})
+    # The reference the delete answered with (`snapshot`) names the same backup.
+    fresh = await h.call("restore_leads", {"backup": f"store:backup:{job_id}"})
     assert fresh["status"] == "refused"
     assert fresh["reason"] == (
         f"nothing to restore from store:backup:{job_id}: every lead of it was restored already"
