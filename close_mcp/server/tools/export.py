@@ -28,14 +28,14 @@ PATH: Final = "export/lead/"
 WAIT_S: Final = 30.0
 POLL_S: Final = 2.0
 
-FormatArg = Annotated[Literal["json", "csv"], Field(description="json (backups) or csv.")]
+FormatArg = Annotated[Literal["json", "csv"], Field()]
 TypeArg = Annotated[
     Literal["leads", "contacts", "lead_opps"],
-    Field(description="One row per lead, per contact, or per opportunity."),
+    Field(),
 ]
 FieldsArg = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
-    Field(max_length=100, description="Only these fields (Close's export field names)."),
+    Field(max_length=100, description="Close's export field names."),
 ]
 
 
@@ -129,8 +129,8 @@ TOOLS = (
         name=TOOL,
         toolset="export",
         title="Export leads",
-        description="Close's lead export (a file, JSON or CSV) of a lead selection; answers "
-        "the download link when ready. Not for looking at a few leads (search_leads).",
+        description="Close's lead export (a JSON or CSV file) of a selection; answers its "
+        "download link.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=False,

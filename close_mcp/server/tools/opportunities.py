@@ -46,14 +46,12 @@ class OpportunityWhere(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: list[str] | None = Field(
-        default=None, max_length=20, description="Opportunity status labels or ids."
-    )
+    status: list[str] | None = Field(default=None, max_length=20)
     status_type: Literal["active", "won", "lost"] | None = None
-    user: str | None = Field(default=None, max_length=200, description="Owner: name, email, id.")
-    pipeline: str | None = Field(default=None, max_length=200, description="Name or id.")
-    close_after: date | None = Field(default=None, description="Expected close on or after.")
-    close_before: date | None = Field(default=None, description="Expected close on or before.")
+    user: str | None = Field(default=None, max_length=200, description="Owner.")
+    pipeline: str | None = Field(default=None, max_length=200)
+    close_after: date | None = Field(default=None, description="Expected close date, from.")
+    close_before: date | None = None
 
 
 class OpportunityChange(BaseModel):
@@ -61,15 +59,15 @@ class OpportunityChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str | None = Field(default=None, max_length=200, description="Label or id.")
+    status: str | None = Field(default=None, max_length=200)
     user: str | None = Field(default=None, max_length=200, description="New owner.")
-    value: int | None = Field(default=None, ge=0, description="In cents, as Close keeps it.")
+    value: int | None = Field(default=None, ge=0, description="In cents.")
     confidence: int | None = Field(default=None, ge=0, le=100)
     expected_close_date: date | None = None
 
 
-WhereArg = Annotated[OpportunityWhere | None, Field(description="Opportunity criteria.")]
-ChangeArg = Annotated[OpportunityChange | None, Field(description="What to set.")]
+WhereArg = Annotated[OpportunityWhere | None, Field()]
+ChangeArg = Annotated[OpportunityChange | None, Field()]
 
 
 class OpportunitiesArguments(RecordSelection):
@@ -191,9 +189,8 @@ TOOLS = (
         name=TOOL,
         toolset="opportunities",
         title="Update opportunities",
-        description="Set status, owner, value, confidence or expected close date on the "
-        "opportunities of a lead selection and/or `where`: one request each, old values "
-        "saved; `undo` a run by its id.",
+        description="Set status, owner, value, confidence or close date on the opportunities "
+        "of leads and/or `where`, one request each; `undo` takes a run id.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,

@@ -26,27 +26,20 @@ from close_mcp.safety.records import (
 from close_mcp.selection.every_lead import matches_everything
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.runtime import Call, Runtime
-from close_mcp.server.tools.selection import FilterArg, ResultsLimitArg, SortArg, SQueryArg
+from close_mcp.server.tools.selection import FilterArg, SQueryArg
 from close_mcp.writes.pipeline import WriteRequest
 
-UndoArg = Annotated[
-    str | None,
-    Field(
-        max_length=100,
-        pattern=r"^[a-z]+_[0-9a-f]+$",
-        description="Run id from an earlier call's result: put its old values back. Alone.",
-    ),
-]
+# What undo does is in each tool's description ("`undo` takes a run id"): told once.
+UndoArg = Annotated[str | None, Field(max_length=100, pattern=r"^[a-z]+_[0-9a-f]+$")]
 
 
 class RecordSelection(BaseModel):
     """The lead selection of a per-record tool: optional (the records' own criteria may do),
-    and never "every lead" refused: one criterion is required, and MAX_RECORDS caps a run."""
+    and never "every lead" refused: one criterion is required, and MAX_RECORDS caps a run.
+    No results_limit or sort: a run acts on every record of the leads, never on the first."""
 
     filter: FilterArg = None
     s_query: SQueryArg = None
-    results_limit: ResultsLimitArg = None
-    sort: SortArg = None
 
 
 def undo_alone(args: RecordSelection, **given: Any) -> None:
@@ -78,15 +71,10 @@ async def selected_leads(
 ) -> tuple[list[str] | None, dict[str, Any] | None]:
     """The lead ids of the lead selection, with its resolved s_query (None, None: none given)."""
     if args.filter is None and args.s_query is None:
-        if args.results_limit is not None or args.sort is not None:
-            field = "results_limit" if args.results_limit is not None else "sort"
-            raise ArgumentError(field, "only with a lead selection (filter or s_query)")
         return None, None
     selection = await resolve_selection(
         filter=args.filter,
         s_query=args.s_query,
-        results_limit=args.results_limit,
-        sort=args.sort,
         allow_all_leads=True,  # the records' own criteria still narrow (one is required)
         catalog=call.catalog,
     )

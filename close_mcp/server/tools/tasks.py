@@ -38,10 +38,10 @@ class TaskWhere(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str | None = Field(default=None, max_length=200, description="Name, email, id.")
+    assignee: str | None = Field(default=None, max_length=200)
     is_complete: bool | None = None
-    due_after: date | None = Field(default=None, description="Due on or after.")
-    due_before: date | None = Field(default=None, description="Due on or before.")
+    due_after: date | None = None
+    due_before: date | None = None
 
 
 class TaskChange(BaseModel):
@@ -49,14 +49,14 @@ class TaskChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    complete: bool | None = Field(default=None, description="true completes, false reopens.")
-    assignee: str | None = Field(default=None, max_length=200, description="Reassign to.")
-    due_date: date | None = Field(default=None, description="Reschedule to.")
+    complete: bool | None = None
+    assignee: str | None = Field(default=None, max_length=200)
+    due_date: date | None = None
 
 
-WhereArg = Annotated[TaskWhere | None, Field(description="Task criteria.")]
-ChangeArg = Annotated[TaskChange | None, Field(description="What to set; or delete.")]
-DeleteArg = Annotated[bool, Field(description="Delete the tasks instead (backed up first).")]
+WhereArg = Annotated[TaskWhere | None, Field()]
+ChangeArg = Annotated[TaskChange | None, Field()]
+DeleteArg = Annotated[bool, Field(description="Instead of a change.")]
 
 
 class TasksArguments(RecordSelection):
@@ -130,9 +130,8 @@ TOOLS = (
         name=TOOL,
         toolset="tasks",
         title="Update tasks",
-        description="Complete, reassign, reschedule or delete the lead tasks of a lead "
-        "selection and/or `where`: one request each, old values (deleted tasks whole) saved; "
-        "`undo` a run by its id.",
+        description="Complete, reassign, reschedule or delete the tasks of leads and/or "
+        "`where`, one request each; `undo` takes a run id.",
         annotations=ToolAnnotations(
             read_only_hint=False,
             destructive_hint=True,
