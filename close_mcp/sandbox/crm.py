@@ -12,7 +12,9 @@ cursors, at most 50 a page, no `_skip`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from close_mcp.sandbox.events import EventLog
 from close_mcp.sandbox.exports import Exports
@@ -59,30 +61,17 @@ class Crm:
                 later=lambda c=contact: c.to_json(store.org),
             )  # fmt: skip
         if lead.id in self._owners():
-            for opp in [o for o in store.opportunities.values() if o.lead_id == lead.id]:
-                data = self.opportunities.opportunity_json(opp, lead)
-                del store.opportunities[opp.id]
-                self.log.emit(
-                    "opportunity",
-                    opp.id,
-                    lead.id,
-                    "deleted",
-                    now,
-                    previous_data=data,
-                    meta=meta,
-                )
-            for task in [t for t in store.tasks.values() if t.lead_id == lead.id]:
-                data = self.tasks.task_json(task, lead)
-                del store.tasks[task.id]
-                self.log.emit(
-                    "task.lead",
-                    task.id,
-                    lead.id,
-                    "deleted",
-                    now,
-                    previous_data=data,
-                    meta=meta,
-                )
+            owned: list[tuple[str, dict[str, Any], Callable[[Any, Lead], JSON]]] = [
+                ("opportunity", store.opportunities, self.opportunities.opportunity_json),
+                ("task.lead", store.tasks, self.tasks.task_json),
+            ]
+            for object_type, objects, render in owned:
+                for obj in [o for o in objects.values() if o.lead_id == lead.id]:
+                    data = render(obj, lead)
+                    del objects[obj.id]
+                    self.log.emit(
+                        object_type, obj.id, lead.id, "deleted", now, previous_data=data, meta=meta
+                    )
             self._owner_cache = None
         self.log.emit(
             "lead", lead.id, lead.id, "deleted", now, meta=meta,

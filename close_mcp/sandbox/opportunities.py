@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, found
 from close_mcp.sandbox.events import EventLog
 from close_mcp.sandbox.params import (
     DATE_OPS,
@@ -142,12 +142,6 @@ class Opportunities:
             "organization_id": store.org.id,
         }
 
-    def _opportunity(self, opp_id: str) -> Opportunity:
-        opp = self.store.opportunities.get(opp_id)
-        if opp is None:
-            raise NotFound("Opportunity not found.")
-        return opp
-
     def opportunities(self, call: Call) -> JSON:
         query = call.query
         check_params(query, OPP_PARAMS)
@@ -189,10 +183,11 @@ class Opportunities:
 
     def opportunity(self, call: Call) -> JSON:
         check_params(call.query, {"_fields"})
-        return narrow(self.opportunity_json(self._opportunity(call.params["id"])), call.query)
+        opp = found(self.store.opportunities, call.params["id"], "Opportunity")
+        return narrow(self.opportunity_json(opp), call.query)
 
     def update_opportunity(self, call: Call) -> JSON:
-        opp = self._opportunity(call.params["id"])
+        opp = found(self.store.opportunities, call.params["id"], "Opportunity")
         data = check_keys(call.json, OPP_WRITABLE)
         before = self.opportunity_json(opp)
         changes: JSON = {}

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound, found
 from close_mcp.sandbox.evaluator import Compiler
 from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
 from close_mcp.sandbox.leads import create_lead, update_lead
@@ -202,9 +202,7 @@ class Api:
         return {"data": [narrow(s.to_json(), call.query) for s in self.store.statuses.values()]}
 
     def status(self, call: Call) -> JSON:
-        status = self.store.statuses.get(call.params["id"])
-        if status is None:
-            raise NotFound("Lead status not found.")
+        status = found(self.store.statuses, call.params["id"], "Lead status")
         return narrow(status.to_json(), call.query)
 
     def custom_fields(self, call: Call) -> JSON:
@@ -227,9 +225,7 @@ class Api:
         return page([t.to_json(org) for t in self.store.templates.values()], call.query)
 
     def template(self, call: Call) -> JSON:
-        template = self.store.templates.get(call.params["id"])
-        if template is None:
-            raise NotFound("Email template not found.")
+        template = found(self.store.templates, call.params["id"], "Email template")
         return narrow(template.to_json(self.store.org), call.query)
 
     def render(self, call: Call) -> JSON:
@@ -238,9 +234,7 @@ class Api:
         `results_limit`, `sort`), counted by lead (`mode=lead`, the default) or by contact
         (`mode=contact`); `contact_preference` picks the addresses as a bulk email would and
         `email_account_id` must be an email account. Past the last entry: `{}`."""
-        template = self.store.templates.get(call.params["id"])
-        if template is None:
-            raise NotFound("Email template not found.")
+        template = found(self.store.templates, call.params["id"], "Email template")
         query = call.query
         account_id = query.get("email_account_id")
         if account_id is not None and account_id not in self.store.email_accounts:
@@ -317,9 +311,7 @@ class Api:
         return page([s.to_json(org) for s in self.store.sequences.values()], call.query)
 
     def sequence(self, call: Call) -> JSON:
-        seq = self.store.sequences.get(call.params["id"])
-        if seq is None:
-            raise NotFound("Sequence not found.")
+        seq = found(self.store.sequences, call.params["id"], "Sequence")
         return narrow(seq.to_json(self.store.org), call.query)
 
     def subscriptions(self, call: Call) -> JSON:
@@ -365,18 +357,10 @@ class Api:
         return page([v.to_json(org) for v in self.store.saved_searches.values()], call.query)
 
     def saved_search(self, call: Call) -> JSON:
-        view = self.store.saved_searches.get(call.params["id"])
-        if view is None:
-            raise NotFound("Saved search not found.")
+        view = found(self.store.saved_searches, call.params["id"], "Saved search")
         return narrow(view.to_json(self.store.org), call.query)
 
     # -- leads ---------------------------------------------------------------------------
-
-    def _lead(self, lead_id: str) -> Lead:
-        lead = self.store.leads.get(lead_id)
-        if lead is None:
-            raise NotFound("Lead not found.")
-        return lead
 
     def leads(self, call: Call) -> JSON:
         return page(
@@ -384,17 +368,18 @@ class Api:
         )
 
     def lead(self, call: Call) -> JSON:
-        return narrow(self._lead(call.params["id"]).to_json(self.store), call.query)
+        lead = found(self.store.leads, call.params["id"], "Lead")
+        return narrow(lead.to_json(self.store), call.query)
 
     def create_lead(self, call: Call) -> JSON:
         return create_lead(self.store, call.json, call.now).to_json(self.store)
 
     def update_lead(self, call: Call) -> JSON:
-        lead = self._lead(call.params["id"])
+        lead = found(self.store.leads, call.params["id"], "Lead")
         return update_lead(self.store, lead, call.json, call.now).to_json(self.store)
 
     def delete_lead(self, call: Call) -> JSON:
-        lead = self._lead(call.params["id"])
+        lead = found(self.store.leads, call.params["id"], "Lead")
         del self.store.leads[lead.id]
         if self.on_delete is not None:
             self.on_delete(lead, call.now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, found
 from close_mcp.sandbox.events import EventLog
 from close_mcp.sandbox.opportunities import contact_of
 from close_mcp.sandbox.params import (
@@ -86,12 +86,6 @@ class Tasks:
             "organization_id": store.org.id,
         }
 
-    def _task(self, task_id: str) -> Task:
-        task = self.store.tasks.get(task_id)
-        if task is None:
-            raise NotFound("Task not found.")
-        return task
-
     def tasks(self, call: Call) -> JSON:
         query = call.query
         check_params(query, TASK_PARAMS)
@@ -143,11 +137,12 @@ class Tasks:
 
     def task(self, call: Call) -> JSON:
         check_params(call.query, {"_fields"})
-        return narrow(self.task_json(self._task(call.params["id"])), call.query)
+        task = found(self.store.tasks, call.params["id"], "Task")
+        return narrow(self.task_json(task), call.query)
 
     def update_task(self, call: Call) -> JSON:
         check_params(call.query, {"_fields"})
-        task = self._task(call.params["id"])
+        task = found(self.store.tasks, call.params["id"], "Task")
         data = check_keys(call.json, TASK_WRITABLE, TASK_FIXED)
         before = self.task_json(task)
         if "assigned_to" in data and data["assigned_to"] not in self.store.users:
@@ -181,7 +176,7 @@ class Tasks:
         return narrow(after, call.query)
 
     def delete_task(self, call: Call) -> JSON:
-        task = self._task(call.params["id"])
+        task = found(self.store.tasks, call.params["id"], "Task")
         data = self.task_json(task)
         del self.store.tasks[task.id]
         self.log.emit(

@@ -218,12 +218,7 @@ class CloseSignIn:
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
         key = f"oauth:code:{_digest(authorization_code.code)}"
-        raw = await self.store.get(key)
-        # Spent before anything is issued: of two concurrent exchanges on any replicas, one wins.
-        spent = await self.store.add(f"{key}:spent", "1", ttl_s=CODE_LIFETIME_S)
-        if raw is None or not spent:
-            raise TokenError("invalid_grant", "authorization code already used")
-        await self.store.delete(key)
+        raw = await self._spend(key, CODE_LIFETIME_S, "authorization code")
         return await self._issue(
             json.loads(raw)["grant"], client.client_id, authorization_code.scopes
         )
@@ -249,13 +244,19 @@ class CloseSignIn:
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
         key = f"oauth:refresh:{_digest(refresh_token.token)}"
-        raw = await self.store.get(key)
-        spent = await self.store.add(f"{key}:spent", "1", ttl_s=REFRESH_LIFETIME_S)
-        if raw is None or not spent:
-            raise TokenError("invalid_grant", "refresh token already used")
-        await self.store.delete(key)
+        raw = await self._spend(key, REFRESH_LIFETIME_S, "refresh token")
         grant_id = json.loads(raw)["grant"]
         return await self._issue(grant_id, client.client_id, scopes or refresh_token.scopes)
+
+    async def _spend(self, key: str, ttl_s: int, what: str) -> str:
+        """The single-use record at `key` (a code, a refresh token), spent before anything is
+        issued: of two concurrent exchanges on any replicas, one wins; a later one is refused."""
+        raw = await self.store.get(key)
+        spent = await self.store.add(f"{key}:spent", "1", ttl_s=ttl_s)
+        if raw is None or not spent:
+            raise TokenError("invalid_grant", f"{what} already used")
+        await self.store.delete(key)
+        return raw
 
     async def _issue(self, grant_id: str, client_id: str, scopes: list[str]) -> OAuthToken:
         grant = await self._grant(grant_id)
