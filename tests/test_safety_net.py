@@ -19,7 +19,7 @@ import pytest
 from mcp import types
 
 from close_mcp.cli import commands
-from close_mcp.close import leads as walking
+from close_mcp.close import lead_walk as walking
 from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.safety import snapshots
 from close_mcp.safety.restore import (

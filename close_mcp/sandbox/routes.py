@@ -19,7 +19,7 @@ from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, 
 from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound, found
 from close_mcp.sandbox.evaluator import Compiler
 from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
-from close_mcp.sandbox.leads import create_lead, update_lead
+from close_mcp.sandbox.lead_writes import create_lead, update_lead
 from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Store, from_epoch
 
