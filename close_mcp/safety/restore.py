@@ -54,17 +54,13 @@ import json
 import logging
 import os
 import re
-import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Final, Literal, TextIO
 
-import anyio
-
 from close_mcp.clock import Clock, SystemClock
-from close_mcp.errors import CloseError, LockLost, OutcomeUnknown, SafetyNetError
+from close_mcp.errors import CloseError, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import (
     STORE_REF,
     backup_key,
@@ -72,7 +68,7 @@ from close_mcp.safety.snapshots import (
     iter_backup_file,
     reference,
 )
-from close_mcp.store import Busy, StateStore
+from close_mcp.store import StateStore, held
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
@@ -186,47 +182,6 @@ def _file_backup_id(path: Path) -> str:
     return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
 
-@asynccontextmanager
-async def kept(
-    store: StateStore, name: str, *, ttl_s: float, busy: str, clock: Clock | None = None
-) -> AsyncIterator[None]:
-    """Like `close_mcp.store.held`, for a long block: the lock is renewed every third of
-    `ttl_s` (of `clock`) while the block runs, so it outlives a long run but not a dead
-    process; it is released only while it is still ours."""
-    clock = clock or SystemClock()
-    owner = secrets.token_hex(8)
-    key = f"lock:{name}"
-    if not await store.add(key, owner, ttl_s=ttl_s):
-        raise Busy(busy)
-
-    def renewed(current: str | None) -> tuple[str, bool]:
-        if current != owner:
-            raise LockLost
-        return owner, True
-
-    async def renew() -> None:
-        while True:
-            await clock.sleep(ttl_s / 3)
-            try:
-                await store.update(key, renewed, ttl_s=ttl_s)
-            except LockLost:
-                log.error("the lock %s expired while held", name)
-                return
-            except Exception as exc:  # a store hiccup: try again on the next beat
-                log.warning("could not renew the lock %s: %s", name, exc)
-
-    try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(renew)
-            try:
-                yield
-            finally:
-                tasks.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await store.delete(key, if_value=owner)
-
-
 def _forgets(store: StateStore) -> bool:
     """A store that ends with this process (`:memory:`): a journal there would not outlive
     the run."""
@@ -261,10 +216,11 @@ async def run_restore(
     names = [f"restore:{backup.identity}"]
     if backup.job_id is not None:
         names.insert(0, f"restore:{backup.job_id}")
+    renew, busy = clock or SystemClock(), busy_message(backup)
     async with contextlib.AsyncExitStack() as locks:
         for name in names:
             await locks.enter_async_context(
-                kept(store, name, ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup), clock=clock)
+                held(store, name, ttl_s=RESTORE_LOCK_TTL_S, busy=busy, renew=renew)
             )
         progress = await Progress.open(store, backup, sandbox=sandbox)
         if not await approve(progress):

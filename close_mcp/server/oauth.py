@@ -85,6 +85,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _token_fields(token: str, record: dict[str, Any]) -> dict[str, Any]:
+    """An access or refresh token's stored record, as the SDK's token types take it."""
+    keys = ("client_id", "scopes", "expires_at")
+    return {"token": token, **{k: record[k] for k in keys}, "resource": record.get("resource")}
+
+
 def _cipher(secret: str) -> Fernet:
     key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"close-mcp oauth close tokens"
@@ -232,13 +238,7 @@ class CloseSignIn:
         record = json.loads(raw)
         if record["client_id"] != client.client_id:
             return None
-        return RefreshToken(
-            token=refresh_token,
-            client_id=record["client_id"],
-            scopes=record["scopes"],
-            expires_at=record["expires_at"],
-            resource=record.get("resource"),
-        )
+        return RefreshToken(**_token_fields(refresh_token, record))
 
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
@@ -298,11 +298,7 @@ class CloseSignIn:
         if close is None:
             return None
         return CloseAccessToken(
-            token=token,
-            client_id=record["client_id"],
-            scopes=record["scopes"],
-            expires_at=record["expires_at"],
-            resource=record.get("resource"),
+            **_token_fields(token, record),
             # Sessions and sealed requestState are bound to (client, issuer, subject): the
             # person in that organization.
             subject=f"{grant['org']}/{grant['user']}",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
-from close_mcp.errors import Busy
+import anyio
+
+from close_mcp.clock import Clock
+from close_mcp.errors import Busy, LockLost
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # A read-modify-write: the current value (None when absent) -> (the new value, the result).
@@ -54,15 +60,48 @@ class StateStore(Protocol):
 
 
 @asynccontextmanager
-async def held(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
+async def held(
+    store: StateStore, name: str, *, ttl_s: float, busy: str, renew: Clock | None = None
+) -> AsyncIterator[None]:
     """Hold the lock `name` for the block, or raise `Busy(busy)` when someone else holds it.
 
-    The lock expires after `ttl_s` even if its holder dies, so a crash cannot wedge it."""
+    The lock expires after `ttl_s` even if its holder dies, so a crash cannot wedge it. With
+    `renew`, it is renewed every third of `ttl_s` (of that clock) while the block runs, so it
+    outlives a long block (a restore) but not a dead process. It is released only while it
+    is still ours."""
     owner = secrets.token_hex(8)
     key = f"lock:{name}"
     if not await store.add(key, owner, ttl_s=ttl_s):
         raise Busy(busy)
     try:
-        yield
+        if renew is None:
+            yield
+        else:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_renew, store, name, owner, ttl_s, renew)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
     finally:
-        await store.delete(key, if_value=owner)
+        with anyio.CancelScope(shield=True):
+            await store.delete(key, if_value=owner)
+
+
+async def _renew(store: StateStore, name: str, owner: str, ttl_s: float, clock: Clock) -> None:
+    """Renew the lock `name` of `owner` every third of `ttl_s` until it is not ours."""
+
+    def renewed(current: str | None) -> tuple[str, bool]:
+        if current != owner:
+            raise LockLost
+        return owner, True
+
+    while True:
+        await clock.sleep(ttl_s / 3)
+        try:
+            await store.update(f"lock:{name}", renewed, ttl_s=ttl_s)
+        except LockLost:
+            log.error("the lock %s expired while held", name)
+            return
+        except Exception as exc:  # a store hiccup: try again on the next beat
+            log.warning("could not renew the lock %s: %s", name, exc)
