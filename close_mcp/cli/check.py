@@ -408,7 +408,7 @@ class Checker:
         return Verdict(tuple(problems), listed.note)
 
 
-# -- opportunities, pipelines, tasks, exports, the event log (issue 28) -----------------
+# -- opportunities, pipelines, tasks, exports, the event log ----------------------------
 # One read each, the answer's keys against what `close.crm` reads. Nothing is written: a
 # lead merge and an export's creation are POSTs, so only their read sides are probed (the
 # export list and one export; the deleted leads' events with their `previous_data`).

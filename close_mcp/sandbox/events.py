@@ -38,10 +38,10 @@ class EventLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        # Event ids of their own (deletes made by the flows that existed before the event
-        # log must not shift the ids the store hands out next), and cheap: a bulk delete
-        # logs each lead and its contacts. An odd multiplier mod 2**88 maps the counter
-        # one-to-one onto 22 hex digits.
+        # Event ids of their own, so logging never shifts the ids the store hands out next
+        # (a delete logs events; the ids of what is created after it stay the same), and
+        # cheap: a bulk delete logs each lead and its contacts. An odd multiplier mod 2**88
+        # maps the counter one-to-one onto 22 hex digits.
         self._events = random.Random(f"{store.org.id}-events").getrandbits(64)
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
