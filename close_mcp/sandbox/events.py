@@ -4,6 +4,7 @@ the filter combinations Close supports; `emit` writes it the way Close's actions
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -117,3 +118,11 @@ class EventLog:
             if e.id == call.params["id"]:
                 return e.to_json(self.store.org)
         raise NotFound("Event not found.")
+
+
+@dataclass
+class Logged:
+    """Handlers of objects whose changes are logged in `log` (opportunities, tasks)."""
+
+    store: Store
+    log: EventLog

@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from close_mcp.sandbox.errors import ApiError, BadRequest, found
@@ -26,16 +27,14 @@ EXPORT_TYPES: Final = ("leads", "contacts", "lead_opps")
 DATE_FORMATS: Final = ("original", "iso8601", "excel")
 
 
+@dataclass
 class Exports:
     """The handlers; an export's file is made when it is asked for, ready `job_speed` leads a
     clock-second later."""
 
-    def __init__(
-        self, store: Store, job_speed: float, opportunity_json: Callable[[Opportunity], JSON]
-    ) -> None:
-        self.store = store
-        self.job_speed = job_speed
-        self.opportunity_json = opportunity_json
+    store: Store
+    job_speed: float
+    opportunity_json: Callable[[Opportunity], JSON]
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
         return [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from close_mcp.sandbox.errors import BadRequest, found
-from close_mcp.sandbox.events import EventLog
+from close_mcp.sandbox.events import Logged
 from close_mcp.sandbox.params import (
     DATE_OPS,
     check_keys,
@@ -19,7 +19,7 @@ from close_mcp.sandbox.params import (
     when,
 )
 from close_mcp.sandbox.routes import Call, Handler, narrow, page, unordered
-from close_mcp.sandbox.store import JSON, Contact, Lead, Opportunity, Store, from_epoch, iso
+from close_mcp.sandbox.store import JSON, Contact, Lead, Opportunity, from_epoch, iso
 
 # The documented filters of GET /opportunity/ (the OpenAPI file's parameters).
 OPP_PARAMS: Final = {
@@ -36,12 +36,8 @@ OPP_WRITABLE: Final = {
 VALUE_PERIODS: Final = ("one_time", "monthly", "annual")
 
 
-class Opportunities:
+class Opportunities(Logged):
     """The handlers; an update is logged in `log`."""
-
-    def __init__(self, store: Store, log: EventLog) -> None:
-        self.store = store
-        self.log = log
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
         return [

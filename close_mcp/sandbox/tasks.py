@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from close_mcp.sandbox.errors import BadRequest, found
-from close_mcp.sandbox.events import EventLog
+from close_mcp.sandbox.events import Logged
 from close_mcp.sandbox.opportunities import contact_of
 from close_mcp.sandbox.params import (
     DATE_OPS,
@@ -21,7 +21,7 @@ from close_mcp.sandbox.params import (
     when,
 )
 from close_mcp.sandbox.routes import Call, Handler, narrow, page, unordered
-from close_mcp.sandbox.store import JSON, Lead, Store, Task, from_epoch, iso
+from close_mcp.sandbox.store import JSON, Lead, Task, from_epoch, iso
 
 TASK_PARAMS: Final = {
     "_limit", "_skip", "_fields", "id", "id__in", "assigned_to", "is_complete", "lead_id",
@@ -40,12 +40,8 @@ TASK_FIXED: Final = {
 }  # fmt: skip
 
 
-class Tasks:
+class Tasks(Logged):
     """The handlers; an update or a delete is logged in `log`."""
-
-    def __init__(self, store: Store, log: EventLog) -> None:
-        self.store = store
-        self.log = log
 
     def routes(self) -> list[tuple[str, dict[str, Handler]]]:
         return [
