@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
@@ -21,7 +21,7 @@ from close_mcp.sandbox.evaluator import Compiler
 from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
 from close_mcp.sandbox.lead_writes import create_lead, update_lead
 from close_mcp.sandbox.render import render_template
-from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Store, from_epoch
+from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Organization, Store, from_epoch
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
@@ -58,6 +58,14 @@ class CursorState:
 
 
 Handler = Callable[[Call], JSON]
+
+
+class OrgObject(Protocol):
+    """An object Close shows as its organization's (a template, a sequence, a user)."""
+
+    def to_json(self, org: Organization) -> JSON: ...
+
+
 TZ_HEADER = "X-TZ-Offset"
 
 
@@ -220,13 +228,19 @@ class Api:
         """Every field leads can hold, regular and shared, in order: `{"fields": [...]}`."""
         return {"fields": [cf.schema_json() for cf in self.store.custom_fields.values()]}
 
+    def _listed(self, items: Mapping[str, OrgObject], call: Call) -> JSON:
+        """A page of `items`, as the organization's objects."""
+        return page([item.to_json(self.store.org) for item in items.values()], call.query)
+
+    def _one(self, items: Mapping[str, OrgObject], call: Call, what: str) -> JSON:
+        """The item the path names (404 naming `what` when there is none)."""
+        return narrow(found(items, call.params["id"], what).to_json(self.store.org), call.query)
+
     def templates(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([t.to_json(org) for t in self.store.templates.values()], call.query)
+        return self._listed(self.store.templates, call)
 
     def template(self, call: Call) -> JSON:
-        template = found(self.store.templates, call.params["id"], "Email template")
-        return narrow(template.to_json(self.store.org), call.query)
+        return self._one(self.store.templates, call, "Email template")
 
     def render(self, call: Call) -> JSON:
         """Close's two forms: one lead and contact (`lead_id` and `contact_id`, both
@@ -307,12 +321,10 @@ class Api:
         )
 
     def sequences(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([s.to_json(org) for s in self.store.sequences.values()], call.query)
+        return self._listed(self.store.sequences, call)
 
     def sequence(self, call: Call) -> JSON:
-        seq = found(self.store.sequences, call.params["id"], "Sequence")
-        return narrow(seq.to_json(self.store.org), call.query)
+        return self._one(self.store.sequences, call, "Sequence")
 
     def subscriptions(self, call: Call) -> JSON:
         """Filterable by `sequence_id`, `contact_id`, `lead_id`, as Close's list is."""
@@ -343,22 +355,16 @@ class Api:
         return narrow(dict(other), call.query)
 
     def users(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([u.to_json(org) for u in self.store.users.values()], call.query)
+        return self._listed(self.store.users, call)
 
     def user(self, call: Call) -> JSON:
-        user = self.store.users.get(call.params["id"])
-        if user is None:
-            raise NotFound("User not found.")
-        return narrow(user.to_json(self.store.org), call.query)
+        return self._one(self.store.users, call, "User")
 
     def saved_searches(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([v.to_json(org) for v in self.store.saved_searches.values()], call.query)
+        return self._listed(self.store.saved_searches, call)
 
     def saved_search(self, call: Call) -> JSON:
-        view = found(self.store.saved_searches, call.params["id"], "Saved search")
-        return narrow(view.to_json(self.store.org), call.query)
+        return self._one(self.store.saved_searches, call, "Saved search")
 
     # -- leads ---------------------------------------------------------------------------
 
