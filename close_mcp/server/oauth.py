@@ -214,10 +214,10 @@ class CloseSignIn:
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
-        raw = await self.store.get(f"oauth:code:{_digest(authorization_code)}")
-        if raw is None:
+        stored = await self._record("code", authorization_code)
+        if stored is None:
             return None
-        record = AuthorizationCode.model_validate(json.loads(raw)["code"])
+        record = AuthorizationCode.model_validate(stored["code"])
         return record if record.client_id == client.client_id else None
 
     async def exchange_authorization_code(
@@ -232,11 +232,8 @@ class CloseSignIn:
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> RefreshToken | None:
-        raw = await self.store.get(f"oauth:refresh:{_digest(refresh_token)}")
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        if record["client_id"] != client.client_id:
+        record = await self._record("refresh", refresh_token)
+        if record is None or record["client_id"] != client.client_id:
             return None
         return RefreshToken(**_token_fields(refresh_token, record))
 
@@ -285,11 +282,8 @@ class CloseSignIn:
         )
 
     async def load_access_token(self, token: str) -> CloseAccessToken | None:
-        raw = await self.store.get(f"oauth:access:{_digest(token)}")
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        if record["expires_at"] <= self._clock.time():
+        record = await self._record("access", token)
+        if record is None or record["expires_at"] <= self._clock.time():
             return None
         grant = await self._grant(record["grant"])
         if grant is None:
@@ -317,6 +311,12 @@ class CloseSignIn:
                 await self.store.delete(f"oauth:{kind}:{_digest(token.token)}")
 
     # -- grants ----------------------------------------------------------------------------
+
+    async def _record(self, kind: str, secret: str) -> dict[str, Any] | None:
+        """What the store keeps of a code or token of `kind` (by its digest: the secret itself
+        is never stored); None when it has none."""
+        raw = await self.store.get(f"oauth:{kind}:{_digest(secret)}")
+        return None if raw is None else dict(json.loads(raw))
 
     async def _grant(self, grant_id: str) -> dict[str, Any] | None:
         raw = await self.store.get(f"oauth:grant:{grant_id}")
