@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from close_mcp.sandbox.errors import BadRequest, NotFound, found
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer, found
 from close_mcp.sandbox.render import render_text
 from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso, naive_iso
 
@@ -289,7 +289,7 @@ def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
     merged = {**email, **data}
     lead = store.leads.get(email["lead_id"])
     if lead is None:
-        raise NotFound("The email's lead no longer exists.")
+        raise NotFoundAnswer("The email's lead no longer exists.")
     errors = _check(store, merged, lead)
     if errors:
         raise BadRequest(errors)

@@ -29,7 +29,9 @@ class BadRequest(ApiError):
         self.field_errors = dict(field_errors)
 
 
-class NotFound(ApiError):
+class NotFoundAnswer(ApiError):
+    """404 `{"error": message}`: the sandbox's answer (the client raises `errors.NotFound`)."""
+
     def __init__(self, message: str = "Not found") -> None:
         super().__init__(404, {"error": message})
 
@@ -38,7 +40,7 @@ def found(items: Mapping[str, T], key: str, what: str) -> T:
     """`items[key]`, or the 404 Close answers for a `what` it does not have."""
     item = items.get(key)
     if item is None:
-        raise NotFound(f"{what} not found.")
+        raise NotFoundAnswer(f"{what} not found.")
     return item
 
 

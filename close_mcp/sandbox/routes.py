@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound, found
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer, found
 from close_mcp.sandbox.evaluator import Compiler
 from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
 from close_mcp.sandbox.lead_writes import create_lead, update_lead
@@ -199,7 +199,7 @@ class Api:
             if method not in methods:
                 raise ApiError(405, {"error": f"Method {method} not allowed."})
             return methods[method], match.groupdict()
-        raise NotFound(f"No such endpoint: /api/v1/{path}")
+        raise NotFoundAnswer(f"No such endpoint: /api/v1/{path}")
 
     # -- organization lookups ------------------------------------------------------------
 
@@ -221,7 +221,7 @@ class Api:
     def custom_field(self, call: Call) -> JSON:
         cf = self.store.custom_fields.get(call.params["id"])
         if cf is None or cf.is_shared:
-            raise NotFound("Custom field not found.")
+            raise NotFoundAnswer("Custom field not found.")
         return narrow(cf.to_json(), call.query)
 
     def custom_field_schema(self, call: Call) -> JSON:
@@ -351,7 +351,7 @@ class Api:
             return narrow(account.to_json(), call.query)
         other = self.store.other_accounts.get(account_id)
         if other is None:
-            raise NotFound("Connected account not found.")
+            raise NotFoundAnswer("Connected account not found.")
         return narrow(dict(other), call.query)
 
     def users(self, call: Call) -> JSON:
@@ -508,7 +508,7 @@ class Api:
     def get_email(self, call: Call) -> JSON:
         email = self.store.emails.get(call.params["id"])
         if email is None:
-            raise NotFound("Email activity not found.")
+            raise NotFoundAnswer("Email activity not found.")
         return narrow(dict(email), call.query)
 
     def update_email(self, call: Call) -> JSON:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from close_mcp.sandbox import Sandbox
-from tests.ids import lead_ids_query
+from tests.queries import lead_ids_query
 from tests.sandbox.conftest import bad
 
 pytestmark = pytest.mark.anyio
