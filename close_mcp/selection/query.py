@@ -17,12 +17,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     field_validator,
     model_validator,
@@ -30,6 +30,8 @@ from pydantic import (
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
 from close_mcp.errors import ArgumentError, EveryLeadRefused, NameNotFound
+from close_mcp.selection.activity import SPAN_FIELDS, WHEN_FIELDS, ActivityFields, activity_nodes
+from close_mcp.selection.ranges import FieldRange, range_node, schema_with_range
 from close_mcp.selection.squery import (
     MAX_OFFSET,
     validate_s_query,
@@ -78,16 +80,29 @@ _SHORT_UNITS: Final = {"h": "hours", "d": "days", "w": "weeks"}
 
 def _custom_value(value: object, handler: ValidatorFunctionWrapHandler) -> object:
     """One clear message instead of one error per member of the union."""
+    if isinstance(value, dict):  # a range: its own message names gte / lte
+        try:
+            return FieldRange.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(
+                "a range is {gte, lte} (numbers, or dates like 2025-01-31): "
+                + "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            ) from None
     try:
         return handler(value)
     except ValidationError:
         raise ValueError(
-            "must be a string, a number, a boolean or a list of strings, "
+            "must be a string, a number, a boolean, a list of strings or a range {gte, lte}, "
             f"not {type(value).__name__}"
         ) from None
 
 
-CustomValue = Annotated[bool | int | float | str | list[str], WrapValidator(_custom_value)]
+_PlainValue = bool | int | float | str | list[str]
+CustomValue = Annotated[
+    _PlainValue | FieldRange,
+    WrapValidator(_custom_value),
+    WithJsonSchema(schema_with_range(_PlainValue)),
+]
 LeadId = Annotated[str, StringConstraints(pattern=r"^lead_[A-Za-z0-9]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
@@ -171,7 +186,7 @@ def parse_duration(value: str) -> dict[str, int]:
     return offset
 
 
-class LeadFilter(BaseModel):
+class LeadFilter(ActivityFields):
     # Friendly lead selection; every field given must hold (they are ANDed). A comment, not a
     # docstring: the tool argument already says so, and the schema is sent on every turn.
 
@@ -190,7 +205,8 @@ class LeadFilter(BaseModel):
         Field(
             default=None,
             description=(
-                "[{custom_field: name or cf_ id, value}]; a list of strings as value: any of them."
+                "[{custom_field: name or cf_ id, value}]; value a list of strings: any of them; "
+                "{gte, lte}: a number or date range."
             ),
             json_schema_extra=_custom_fields_as_list_too,
         )
@@ -228,12 +244,14 @@ class LeadFilter(BaseModel):
             found[item["custom_field"]] = item["value"]
         return found
 
-    @field_validator("created_after", "created_before", "updated_after", "updated_before")
+    @field_validator(
+        "created_after", "created_before", "updated_after", "updated_before", *WHEN_FIELDS
+    )
     @classmethod
     def _iso(cls, value: str | None) -> str | None:
         return None if value is None else parse_when(value).isoformat()
 
-    @field_validator("created_within", "updated_within")
+    @field_validator("created_within", "updated_within", *SPAN_FIELDS)
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -469,6 +487,8 @@ def check_choice(value: str, field: CustomField, path: str) -> str:
 async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
     path = _custom_path(key)
     field = await catalog.resolve_custom_field(key, path=path)
+    if isinstance(value, FieldRange):
+        return range_node(field, value, path)
     ref = {"type": "custom_field", "custom_field_id": field.id}
     values: list[object] = list(value) if isinstance(value, list) else [value]
     if not values:
@@ -537,6 +557,7 @@ async def resolve_filter(filter: LeadFilter, catalog: Catalog) -> dict[str, Any]
         )
     if filter.has_email is not None:
         nodes.append(has_email_node(filter.has_email))
+    nodes += await activity_nodes(filter, catalog, since=_since_moment, at=_moment)
     return {"type": "and", "queries": nodes}
 
 
