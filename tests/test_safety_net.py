@@ -917,7 +917,7 @@ class Terminal(io.StringIO):
 
 
 def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
-    from close_mcp.sandbox.evaluator import project
+    from close_mcp.sandbox.lead_selection import project
 
     fields = [*snapshots.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
     leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)[:n]

@@ -29,3 +29,6 @@ class BadRequest(ApiError):
 class NotFound(ApiError):
     def __init__(self, message: str = "Not found") -> None:
         super().__init__(404, {"error": message})
+
+
+QueryError = BadRequest  # a query Close would refuse: field path -> message

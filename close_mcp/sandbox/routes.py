@@ -17,13 +17,8 @@ from typing import Any, Final
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
 from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
-from close_mcp.sandbox.evaluator import (
-    Compiler,
-    check_results_limit,
-    check_sort,
-    project,
-    select,
-)
+from close_mcp.sandbox.evaluator import Compiler
+from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
 from close_mcp.sandbox.leads import create_lead, update_lead
 from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Store, from_epoch
