@@ -398,6 +398,7 @@ _SPECS: Final[dict[Kind, _KindSpec[Any]]] = {
         _SMART_VIEWS,
         _EMAIL_ACCOUNTS,
         _USERS,
+        _OPPORTUNITY_STATUSES,
     )
 }
 

@@ -81,6 +81,9 @@ _SHORT_UNITS: Final = {"h": "hours", "d": "days", "w": "weeks"}
 def _custom_value(value: object, handler: ValidatorFunctionWrapHandler) -> object:
     """One clear message instead of one error per member of the union."""
     if isinstance(value, dict):  # a range: its own message names gte / lte
+        unknown = [key for key in value if key not in FieldRange.model_fields]
+        if unknown:
+            raise ValueError(f"an object here is a range {{gte, lte}}, not {shown(unknown[0])}")
         try:
             return FieldRange.model_validate(value)
         except ValidationError as exc:

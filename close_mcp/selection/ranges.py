@@ -52,7 +52,9 @@ def _number(value: object, path: str) -> float | int:
     except OverflowError:  # an int past a double's range
         finite = False
     if not finite:
-        raise ArgumentError(path, f"{value!r} is out of range for a number field")
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
+        raise ArgumentError(path, f"{shown} is out of range for a number field")
     return value
 
 
