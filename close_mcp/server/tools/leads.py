@@ -12,6 +12,7 @@ from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
@@ -47,6 +48,7 @@ class SearchResult(CrmResult):
     today: str = Field(
         description="Today in the server's time zone, the one date filters are days in."
     )
+    selection: str = Field(description="This selection's handle, kept an hour for this key.")
 
     def holds_crm_text(self) -> bool:
         return bool(self.sample)
@@ -165,6 +167,10 @@ def register(reg: Registrar) -> None:
         everything = selection.matches_everything or await counts_every_lead(
             call.client, seen.matched
         )
+        friendly = None if filter is None else filter.model_dump(mode="json", exclude_none=True)
+        handle = await keep_selection(
+            runtime.store, call.client.caller, HeldSelection(selection, friendly)
+        )
         return SearchResult(
             s_query=selection.s_query,
             results_limit=selection.results_limit,
@@ -173,6 +179,7 @@ def register(reg: Registrar) -> None:
             sample=seen.sample,
             matches_every_lead=everything,
             today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
+            selection=handle,
         )
 
     async def get_lead(
