@@ -656,11 +656,11 @@ async def test_empty_filter_is_refused(catalog: Catalog) -> None:
 
 async def test_filter_shape_errors(catalog: Catalog) -> None:
     assert await selection_error(catalog, filter={"status": "New"}) == (
-        "filter.status: unknown field; the filter fields are: name_starts_with, emailed_within, "
-        "not_emailed_within, called_within, not_called_within, last_activity_after, "
-        "last_activity_before, opportunity_status, smart_view, lead_ids, "
+        "filter.status: unknown field; the filter fields are: smart_view, lead_ids, "
         "lead_status, name, text, custom_fields, created_after, created_before, updated_after, "
-        "updated_before, has_email, created_within, updated_within"
+        "updated_before, has_email, created_within, updated_within, name_starts_with, "
+        "emailed_within, not_emailed_within, called_within, not_called_within, "
+        "last_activity_after, last_activity_before, opportunity_status"
     )
     assert await selection_error(catalog, filter={"lead_ids": ["lead_1", "cont_2"]}) == (
         "filter.lead_ids[1]: String should match pattern '^lead_[A-Za-z0-9]+$'"

@@ -22,6 +22,7 @@ __all__ = [
     "SPAN_FIELDS",
     "WHEN_FIELDS",
     "ActivityFields",
+    "activity_fields_last",
     "activity_nodes",
     "called_node",
     "emailed_node",
@@ -61,6 +62,14 @@ class ActivityFields(BaseModel):
     opportunity_status: (
         _Text | Annotated[list[_Text], Field(min_length=1, max_length=50)] | None
     ) = Field(default=None, description="Has an opportunity in this status (label or id).")
+
+
+def activity_fields_last(schema: dict[str, Any]) -> None:
+    """The filter's schema with these fields after its own (pydantic lists a base class's
+    fields first): the everyday fields lead `tools/list` and the "allowed" of an error."""
+    properties = schema["properties"]
+    for name in ActivityFields.model_fields:
+        properties[name] = properties.pop(name)
 
 
 # The moment builders of the filter tree (`selection.query`, which imports this module):

@@ -30,7 +30,13 @@ from pydantic import (
 
 from close_mcp.close.catalog import Catalog, CustomField, SmartView
 from close_mcp.errors import ArgumentError, EveryLeadRefused, NameNotFound
-from close_mcp.selection.activity import SPAN_FIELDS, WHEN_FIELDS, ActivityFields, activity_nodes
+from close_mcp.selection.activity import (
+    SPAN_FIELDS,
+    WHEN_FIELDS,
+    ActivityFields,
+    activity_fields_last,
+    activity_nodes,
+)
 from close_mcp.selection.ranges import FieldRange, range_node, schema_with_range
 from close_mcp.selection.squery import (
     MAX_OFFSET,
@@ -193,7 +199,7 @@ class LeadFilter(ActivityFields):
     # Friendly lead selection; every field given must hold (they are ANDed). A comment, not a
     # docstring: the tool argument already says so, and the schema is sent on every turn.
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=activity_fields_last)
 
     smart_view: Text | None = Field(default=None, description="Smart view name or save_ id.")
     lead_ids: list[LeadId] | None = Field(
@@ -808,7 +814,7 @@ def _limited_view(
 
 def _filter_error(exc: ValidationError) -> ArgumentError:
     problems: list[tuple[str, str]] = []
-    allowed = ", ".join(LeadFilter.model_fields)
+    allowed = ", ".join(LeadFilter.model_json_schema()["properties"])
     for error in exc.errors():
         path = "filter"
         for part in error["loc"]:
