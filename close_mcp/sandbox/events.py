@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
 from close_mcp.sandbox.params import DATE_OPS, check_params, date_filters
 from close_mcp.sandbox.routes import Call, Handler, _int_param
 from close_mcp.sandbox.store import JSON, Event, Store, from_epoch
@@ -116,4 +116,4 @@ class EventLog:
         for e in self._visible_events(from_epoch(call.now)):
             if e.id == call.params["id"]:
                 return e.to_json(self.store.org)
-        raise NotFound("Event not found.")
+        raise NotFoundAnswer("Event not found.")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer
 from close_mcp.sandbox.lead_selection import check_results_limit, select
 from close_mcp.sandbox.params import check_keys, check_params
 from close_mcp.sandbox.routes import Call, Handler, narrow, page, unordered
@@ -120,7 +120,7 @@ class Exports:
         check_params(call.query, {"_fields"})
         export = self.store.exports.get(call.params["id"])
         if export is None:
-            raise NotFound("Export not found.")
+            raise NotFoundAnswer("Export not found.")
         return narrow(self.export_json(export, call), call.query)
 
     def download(self, export_id: str, token: str, now: float) -> Export:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
 from close_mcp.sandbox.events import EventLog
 from close_mcp.sandbox.params import (
     DATE_OPS,
@@ -145,7 +145,7 @@ class Opportunities:
     def _opportunity(self, opp_id: str) -> Opportunity:
         opp = self.store.opportunities.get(opp_id)
         if opp is None:
-            raise NotFound("Opportunity not found.")
+            raise NotFoundAnswer("Opportunity not found.")
         return opp
 
     def opportunities(self, call: Call) -> JSON:

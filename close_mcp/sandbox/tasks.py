@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
 from close_mcp.sandbox.events import EventLog
 from close_mcp.sandbox.opportunities import contact_of
 from close_mcp.sandbox.params import (
@@ -89,7 +89,7 @@ class Tasks:
     def _task(self, task_id: str) -> Task:
         task = self.store.tasks.get(task_id)
         if task is None:
-            raise NotFound("Task not found.")
+            raise NotFoundAnswer("Task not found.")
         return task
 
     def tasks(self, call: Call) -> JSON:

@@ -72,7 +72,7 @@ def activity_fields_last(schema: dict[str, Any]) -> None:
         properties[name] = properties.pop(name)
 
 
-# The moment builders of the filter tree (`selection.query`, which imports this module):
+# The moment builders of the filter tree (`selection.tree`, which imports this module):
 # `since("30d")` is `now` minus the span, `at("2025-01-31")` a day's start or an instant.
 Moment = Callable[[str], dict[str, Any]]
 

@@ -2,11 +2,11 @@
 tool given that name acts on the same selection, without the model repeating the filter (or
 1,000 lead ids) in every call.
 
-A handle keeps the resolved `s_query`, `results_limit`, `sort`, whether it matches every lead,
-and the friendly filter it came from, in the state store (shared by replicas) for an hour,
-under the caller that made it (`CloseClient.caller`, the digest tokens are bound to): the
-store serves every key a team sends, so another key that learns a handle gets "unknown", as
-for an id list (`server.idlists`). A handle names what was resolved, not the leads: a bulk
+A handle keeps the resolved `s_query`, `results_limit`, `sort` and the friendly filter it came
+from, in the state store (shared by replicas) for an hour, under the caller that made it
+(`CloseClient.caller`, the digest tokens are bound to): the store serves every key a team
+sends, so another key that learns a handle gets "unknown", as for an id list
+(`server.idlists`). A handle names what was resolved, not the leads: a bulk
 tool counts again, and its token binds the leads it will really touch.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from close_mcp.errors import ArgumentError
-from close_mcp.selection.query import Selection
+from close_mcp.selection.resolve import Selection
 from close_mcp.store.base import StateStore
 
 __all__ = ["KEPT_S", "HeldSelection", "keep_selection", "resolve_handle"]
@@ -49,7 +49,6 @@ def _record(held: HeldSelection) -> str:
             "results_limit": s.results_limit,
             "sort": s.sort,
             "source": s.source,
-            "matches_everything": s.matches_everything,
             "filter": held.filter,
         },
         sort_keys=True,
@@ -86,6 +85,5 @@ async def resolve_handle(store: StateStore, handle: str, caller: str) -> HeldSel
         results_limit=data["results_limit"],
         sort=data["sort"],
         source=data["source"],
-        matches_everything=data["matches_everything"],
     )
     return HeldSelection(selection, data["filter"])

@@ -12,7 +12,9 @@ from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError
 from close_mcp.sandbox import Sandbox
-from close_mcp.selection.query import LeadFilter, resolve_filter, resolve_selection
+from close_mcp.selection.filter import LeadFilter
+from close_mcp.selection.resolve import resolve_selection
+from close_mcp.selection.tree import resolve_filter
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError
 from close_mcp.sandbox import Sandbox
-from close_mcp.selection.query import resolve_selection
+from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 
 pytestmark = pytest.mark.anyio
