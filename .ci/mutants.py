@@ -78,6 +78,7 @@ T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_CRM = "tests/sandbox/test_crm.py::"
+T_RESTORE_TOOL = "tests/unit/server/tools/test_restore.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -938,7 +939,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="restore-journal-beside-copy",
-        file=RESTORE,
+        file="close_mcp/safety/journal.py",
         edits=(
             (
                 "if backup.path is not None and not backup.in_store"
@@ -1123,7 +1124,7 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 24: 'every lead' decided in one function, counting only when it matters",
         tests=(
             "tests/unit/selection/test_every_lead.py::"
-            "test_no_count_is_asked_for_when_it_cannot_change_the_answer",
+            "test_no_count_is_asked_for_when_it_cannot_change_the_answer[nothing matched]",
         ),
     ),
     Mutant(
@@ -1306,6 +1307,82 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/test_check.py::"
             "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[event-previous-data]",
+        ),
+    ),
+    # -- issue 26/28: restore_leads (backups and the event log) --------------------------------
+    Mutant(
+        name="restore-shared-journal-unread",
+        file="close_mcp/safety/journal.py",
+        edits=(("for line in await store.lines(shared):", "for line in []:"),),
+        breaks="a lead restored from its backup comes back again from the event log",
+        guards="issue 28: a lead is never restored twice, whatever the source",
+        tests=(
+            T_RESTORE_TOOL
+            + "test_a_lead_restored_from_its_backup_is_not_restored_from_the_event_log",
+        ),
+    ),
+    Mutant(
+        name="restore-overtaken-sends",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(("            if moved:", "            if False:"),),
+        breaks="a restore another run overtook after the check sends its leads again",
+        guards="issue 26: restore_leads exactly once",
+        tests=(
+            T_RESTORE_TOOL
+            + "test_a_restore_that_another_run_overtook_after_the_check_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="restore-global-lock-off",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(
+            (
+                '    names = [ALL_RESTORES, f"restore:{backup.identity}"]',
+                '    names = [f"restore:{backup.identity}"]',
+            ),
+        ),
+        breaks="two restores of different sources send the same lead at once",
+        guards="issue 28: one restore sends at a time",
+        tests=(T_RESTORE_TOOL + "test_a_restore_while_another_one_is_sending_sends_nothing",),
+    ),
+    Mutant(
+        name="restore-token-unbound",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(
+            ('"identity": backup.identity,', '"identity": "x",'),
+            ('"leads_sha256": plan.digest,', '"leads_sha256": "x",'),
+        ),
+        breaks="a token fits a backup that changed since its preview",
+        guards="design: a token binds the exact records and content",
+        tests=(
+            T_RESTORE_TOOL + "test_a_token_is_refused_when_the_backup_changed_since_the_preview",
+        ),
+    ),
+    Mutant(
+        name="restore-since-unbounded",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(("    if moment.date() < oldest.date():", "    if False:"),),
+        breaks="deleted_since older than Close keeps events is taken as complete",
+        guards="issue 28: within the period Close keeps events",
+        tests=(T_RESTORE_TOOL + "test_deleted_since_reaches_back_30_days_only",),
+    ),
+    Mutant(
+        name="restore-count-untyped",
+        file=PIPELINE,
+        edits=(('if request.action == "delete" and request.counted != "deleted":', "if False:"),),
+        breaks="a restore is confirmed with the delete's wording",
+        guards="issue 26: restore_leads with the same typed-count confirmation as a delete",
+        tests=(T_RESTORE_TOOL + "test_a_delete_comes_back_after_the_preview_and_the_typed_count",),
+    ),
+    Mutant(
+        name="restore-locks-leak",
+        file=RESTORE,
+        edits=(("taken.append(key)", "pass"),),
+        breaks="a busy second lock leaves the first one held",
+        guards="issue 23 item 21: locks released by their owner",
+        tests=(
+            "tests/unit/safety/test_restore.py::"
+            "test_a_busy_second_lock_releases_the_first_and_runs_nothing",
         ),
     ),
 )
