@@ -47,7 +47,9 @@ from close_mcp.server.tools.selection import (
 )
 from close_mcp.server.tools.writing import confirmer, run_write
 from close_mcp.writes.audit import AuditLog
-from close_mcp.writes.pipeline import WriteRequest, WriteResult, quoted
+from close_mcp.writes.gate import quoted
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 SAMPLE_SIZE = 5
 

@@ -22,11 +22,13 @@ from pydantic import Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import LeadSample, WriteRequest, WriteResult
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
 EMAIL_FIELDS: Final = (

@@ -46,7 +46,8 @@ from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.background import STOPPED, decide, server_job, summary
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 from close_mcp.writes.sender import Sender
 
 log = logging.getLogger(__name__)

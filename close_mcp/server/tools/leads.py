@@ -13,6 +13,7 @@ from close_mcp.close.jobs import CrmResult
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
+from close_mcp.selection.sample import LeadSample
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
 from close_mcp.server.tools.job_reads import READ
@@ -24,7 +25,6 @@ from close_mcp.server.tools.selection import (
     SQueryArg,
     preview_selection,
 )
-from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 MAX_LEAD_CONTACTS = 50

@@ -30,8 +30,9 @@ from close_mcp.safety.snapshots import load_edit_snapshot
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 TOOL: Final = "revert_bulk_edit"
 

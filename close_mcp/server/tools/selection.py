@@ -13,7 +13,7 @@ from pydantic import Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.selection.query import LeadFilter, Selection
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 
 SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 

@@ -49,18 +49,16 @@ from close_mcp.clock import Clock, utc_datetime
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import Registrar, tool_errors
 from close_mcp.server.tools.rendering import clip, first_email, render
 from close_mcp.server.tools.selection import DryRunArg, TokenArg
 from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import (
-    LeadSample,
-    RecentLookup,
-    WriteRequest,
-    WriteResult,
-    quoted,
-)
+from close_mcp.writes.gate import quoted
+from close_mcp.writes.reconcile import RecentLookup
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
 SENDS: Final = frozenset({"outbox", "scheduled"})

@@ -14,8 +14,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from close_mcp.errors import CloseAPIError
 from close_mcp.server.runtime import Runtime
-from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes.gate import Decision, question
+from close_mcp.writes.pipeline import Pipeline
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 Prepare = Callable[..., Awaitable[WriteRequest]]
 # Close saying no to a change of an object's state (not paused, already sent, gone).
@@ -34,7 +37,7 @@ def confirmer(runtime: Runtime, prepare: Prepare) -> Callable[..., Awaitable[Any
         request: Annotated[WriteRequest, Resolve(prepare)],
         dry_run: bool,
         confirmation_token: str | None,
-    ) -> Elicit[Any] | str:
+    ) -> Elicit[Any] | Decision:
         caller = runtime.client_for(ctx.headers).caller
         return await question(
             ctx, runtime.writes, request, dry_run, confirmation_token, caller=caller
