@@ -41,3 +41,31 @@ async def test_a_token_that_expires_while_its_person_answers_sends_nothing(
     assert done["confirmation_token"] not in (None, first["confirmation_token"])
     assert h.writes() == []
     assert [(e["outcome"], e.get("reason")) for e in h.audit.entries()] == [("refused", EXPIRED)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_token_that_does_not_fit_is_refused_without_asking_the_person(
+    mode: Mode, start_harness: StartHarness
+) -> None:
+    """A person's answer implies the token fitted when they were asked (the pipeline checks
+    no token again), so a token that does not fit is never put to the person."""
+    asked: list[str] = []
+
+    def approving_person(message: str) -> types.ElicitResult:
+        asked.append(message)
+        return types.ElicitResult(action="accept", content={"count": doomed})
+
+    h: Harness = await start_harness(mode=mode, elicit=approving_person)
+    qualified = status_id(h, "Qualified")
+    doomed = sum(1 for lead in h.sandbox.store.leads.values() if lead.status_id == qualified)
+    other = await h.call("create_bulk_delete", {"filter": {"lead_status": "Customer"}})
+    done = await h.call(
+        "create_bulk_delete", {**QUALIFIED, "confirmation_token": other["confirmation_token"]}
+    )
+    problem = (
+        "the confirmation token was issued for different arguments; confirm the new preview instead"
+    )
+    assert (done["status"], done["reason"]) == ("refused", problem)
+    assert asked == []
+    assert h.writes() == []
+    assert [(e["outcome"], e.get("reason")) for e in h.audit.entries()] == [("refused", problem)]
