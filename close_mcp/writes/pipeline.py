@@ -1,7 +1,7 @@
 """The one path every write takes: preview, confirmation, recount, send once, audit.
 
-A write tool only builds a `WriteRequest` (the exact path and body it would POST, how many
-leads it touches, a sample). Everything that makes writes safe lives here, once:
+A write tool only builds a `WriteRequest` (`request`: the exact path and body it would POST,
+how many leads it touches, a sample). Everything that makes writes safe runs from here, once:
 
 - `dry_run` returns the preview and sends nothing.
 - An action that needs confirmation (by policy, or because it selects every lead) answers
@@ -9,12 +9,14 @@ leads it touches, a sample). Everything that makes writes safe lives here, once:
 - The confirmed call rebuilds the request from its arguments and recounts; the token must
   fit both, must not be expired or spent, and a person asked through elicitation must agree
   (for a delete: type the number of leads). Anything else is `refused` with a fresh preview.
+  The gate (`gate`) decides this once per call and hands its `Decision` on.
 - A `Safeguard` (the snapshot before an edit, the backup before a delete) runs once the
   token and the person's answer are checked, before the token is spent and the request
   leaves; if it fails, nothing is sent. Its pages are also what the binding (the leads the
-  token was bound to) is checked against: one read of the leads (`_read_once`).
+  token was bound to) is checked against: one read of the leads (`read_once`).
 - The request leaves through `Sender`, once. After an ambiguous failure the recent jobs (or
-  emails) are searched for it before anything is reported; it is never resent.
+  emails) are searched for it before anything is reported (`reconcile`); it is never resent.
+  What it answers is a `WriteResult` (`results`).
 
 The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never the server.
 """
@@ -30,8 +32,7 @@ from mcp.server.mcpserver import ElicitationResult
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import JobSummary
-from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
-from close_mcp.errors import SafetyNetError, TokenRejected
+from close_mcp.errors import TokenRejected
 from close_mcp.writes import gate
 from close_mcp.writes.background import (
     STOPPED,
@@ -42,7 +43,7 @@ from close_mcp.writes.background import (
     runs_as_job,
     summary,
 )
-from close_mcp.writes.binding import Binding, LeadSet, read_binding
+from close_mcp.writes.binding import Binding
 from close_mcp.writes.gate import (
     REQUIRE_HUMAN_REFUSAL,
     Decision,
@@ -51,6 +52,7 @@ from close_mcp.writes.gate import (
     human_refusal,
 )
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.read_once import ReadOnce, refuse
 from close_mcp.writes.reconcile import USED_TOKEN, Reconciler, owner_of
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer, Status, WriteResult, compact, job_or_none
@@ -75,6 +77,7 @@ class Pipeline:
         self.progress = progress  # the long steps of a confirmed call report here
         self.jobs = jobs  # where a confirmed write too long to read in one call runs
         self.reconciler = Reconciler(context, client)
+        self.reads = ReadOnce(context, client, progress)
 
     async def run(
         self,
@@ -89,7 +92,7 @@ class Pipeline:
         sender = Sender(self.context.audit, self.client, request.tool)
         if request.already is not None:
             if not dry_run:
-                self._refused(sender, request, request.already)
+                refuse(sender, request, request.already)
             message = f"Refused: {request.already}. Nothing was sent."
             return self._result(request, "refused", message, reason=request.already)
         long = self._runs_as_job(request)
@@ -115,7 +118,7 @@ class Pipeline:
             reason = request.when_empty
             if token_problem is not None and token_problem.startswith(USED_TOKEN):
                 reason = f"{token_problem}, and {reason}"
-            self._refused(sender, request, reason)
+            refuse(sender, request, reason)
             return self._result(
                 request,
                 "refused",
@@ -126,7 +129,7 @@ class Pipeline:
             if self.context.settings.require_human and cannot_ask(answer):
                 # Said before any token is handed out: no token could ever be confirmed here.
                 reason = REQUIRE_HUMAN_REFUSAL
-                self._refused(sender, request, reason)
+                refuse(sender, request, reason)
                 return self._result(
                     request,
                     "refused",
@@ -148,7 +151,7 @@ class Pipeline:
             saved: str | None = None
             current: Binding | None = None
             if problem is None:
-                saved, drifted = await self._read_once(sender, request, token)
+                saved, drifted = await self.reads.read(sender, request, token)
                 if drifted is not None:
                     problem, current = drifted
             if problem is None:
@@ -156,9 +159,9 @@ class Pipeline:
                     await self.context.tokens.spend(token)
                 except TokenRejected as exc:
                     problem = str(exc)
-                    await self._discard(request, saved)
+                    await self.reads.discard(request, saved)
             if problem is not None:
-                self._refused(sender, request, problem)
+                refuse(sender, request, problem)
                 if problem.startswith(USED_TOKEN):
                     return self._result(
                         request,
@@ -170,12 +173,12 @@ class Pipeline:
                     )
                 return await self._confirmation_required(request, problem, current)
         elif (unrecorded := self._unrecorded()) is not None:
-            self._refused(sender, request, unrecorded)
+            refuse(sender, request, unrecorded)
             return self._result(
                 request, "refused", f"Refused: {unrecorded}. Nothing was sent.", reason=unrecorded
             )
         else:
-            saved, _ = await self._read_once(sender, request, None)
+            saved, _ = await self.reads.read(sender, request, None)
         result = await self._send(sender, request, saved, owner=owner_of(token))
         if confirm:  # its preview came with the token: the answer does not repeat it
             result.preview = request.sent()
@@ -190,11 +193,6 @@ class Pipeline:
             f"{problem}, and no write is sent unless it is recorded; fix it (or set "
             "CLOSE_MCP_AUDIT_LOG) and confirm again"
         )
-
-    async def _discard(self, request: WriteRequest, saved: str | None) -> None:
-        """Remove a snapshot or backup taken for a write that is then refused."""
-        if saved is not None and request.safeguard is not None:
-            await request.safeguard.discard(saved)
 
     def _runs_as_job(self, request: WriteRequest) -> bool:
         """A bulk action whose reading alone outlasts a client's patience (and a server that
@@ -217,7 +215,7 @@ class Pipeline:
         try:
             await self.context.tokens.spend(token)
         except TokenRejected as exc:
-            self._refused(sender, request, str(exc))
+            refuse(sender, request, str(exc))
             return await self._confirmation_required(request, str(exc))
         jobs = self.jobs
         job_id = new_id(request.job_kind)
@@ -229,19 +227,19 @@ class Pipeline:
 
         async def work() -> None:
             try:
-                saved, drifted = await pipeline._read_once(sender, request, token)
+                saved, drifted = await pipeline.reads.read(sender, request, token)
             except Exception as exc:
                 await jobs.record(job_id, "failed", reason=str(exc))
                 return
             if drifted is not None:
                 problem = drifted[0]
-                pipeline._refused(sender, request, problem)
+                refuse(sender, request, problem)
                 reason = f"Refused: {problem}. Nothing was sent; call again for a fresh preview."
                 await jobs.record(job_id, "refused", reason=reason)
                 return
             if await decide(self.context.store, job_id, "send") != "send":
-                await pipeline._discard(request, saved)
-                pipeline._refused(sender, request, STOPPED)
+                await pipeline.reads.discard(request, saved)
+                refuse(sender, request, STOPPED)
                 await jobs.record(job_id, "refused", reason=STOPPED)
                 return
             await jobs.record(job_id, "sending")
@@ -265,51 +263,6 @@ class Pipeline:
             "Follow it with wait_for_bulk_job; once sent, it follows Close's job.",
             job=summary(job_id, {"state": "reading"}),
         )
-
-    async def _read_once(
-        self, sender: Sender, request: WriteRequest, token: str | None
-    ) -> tuple[str | None, tuple[str, Binding] | None]:
-        """The snapshot or backup, and whether what the token was bound to still holds,
-        from one read of the leads: the safeguard's pages are folded into the lead set as
-        they arrive (when it saves nothing, the ids alone are read). The digests are
-        compared once the last page is in; a difference discards what was written and
-        answers why, with the binding read now (for the fresh token)."""
-        binding = token is not None and self._binds(request)
-        leads = self._lead_set(request) if binding else None
-        observe = leads.add_page if leads is not None else None
-        saved = await self._safeguard(sender, request, observe)
-        if token is None or not binding:
-            return saved, None
-        nonce, expected = self.context.tokens.bound(token)
-        current = await self._binding(request, leads, walk=saved is None)
-        if expected is not None and current.digest() == expected:
-            return saved, None
-        await self._discard(request, saved)
-        stored = await self.context.store.get(f"binding:{nonce}")
-        before = Binding.from_json(stored) if stored is not None else None
-        problem = f"what the preview showed has changed: {current.changes_since(before)}"
-        return None, (problem, current)
-
-    async def _safeguard(
-        self,
-        sender: Sender,
-        request: WriteRequest,
-        observe: Callable[[list[dict[str, Any]]], None] | None = None,
-    ) -> str | None:
-        """Save what the write will overwrite; if that fails, nothing is sent."""
-        if request.safeguard is None:
-            return None
-        what = request.safeguard.what
-        try:
-            return await request.safeguard.take(request, self.progress, observe)
-        except Exception as exc:
-            self._refused(
-                sender, request, f"the {what} before sending failed ({exc}); nothing was sent"
-            )
-            raise SafetyNetError(
-                f"Could not save the {what} before sending, so nothing was sent: {exc} "
-                "Call again for a fresh confirmation."
-            ) from exc
 
     async def _send(
         self, sender: Sender, request: WriteRequest, saved: str | None, *, owner: str
@@ -386,49 +339,11 @@ class Pipeline:
             result=answer.result,
         )
 
-    def _refused(self, sender: Sender, request: WriteRequest, reason: str) -> None:
-        sender.record(
-            "refused",
-            path="/" + request.path,
-            body=request.body,
-            matched=request.matched,
-            reason=reason,
-        )
-
-    def _binds(self, request: WriteRequest) -> bool:
-        """The request reaches leads or content its body does not hold."""
-        return request.s_query is not None or _names_content(request.body)
-
-    def _lead_set(self, request: WriteRequest) -> LeadSet | None:
-        """Every lead is bound whatever CLOSE_MCP_SNAPSHOT says (it limits what is stored:
-        the ids kept to name what changed), and with snapshots off too."""
-        if request.s_query is None:
-            return None
-        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
-        return LeadSet(self.context.tokens.lead_key(), keep)
-
-    async def _binding(
-        self, request: WriteRequest, leads: LeadSet | None, *, walk: bool = True
-    ) -> Binding:
-        """What this request touches and sends beyond its body, read from Close now (the
-        leads from `leads` as a walk already fed it, unless `walk`)."""
-        return await read_binding(
-            self.client,
-            s_query=request.s_query,
-            results_limit=request.results_limit,
-            sort=request.sort,
-            matched=request.matched,
-            body=request.body,
-            leads=leads,
-            walk=walk,
-            progress=self.progress,
-        )
-
     async def _confirmation_required(
         self, request: WriteRequest, problem: str | None, binding: Binding | None = None
     ) -> WriteResult:
-        if binding is None and self._binds(request):
-            binding = await self._binding(request, self._lead_set(request))
+        if binding is None and self.reads.binds(request):
+            binding = await self.reads.binding(request, self.reads.lead_set(request))
         encoded = await binding.encode() if binding is not None else None
         minted = self.context.tokens.mint(
             request.tool,
@@ -475,11 +390,6 @@ class Pipeline:
         return WriteResult(
             status=status, tool=request.tool, message=message, preview=request.preview(), **extra
         )
-
-
-def _names_content(body: dict[str, Any]) -> bool:
-    """The body points at content Close keeps elsewhere (a template, a sequence)."""
-    return isinstance(body.get("template_id"), str) or isinstance(body.get("sequence_id"), str)
 
 
 def _submitted(
