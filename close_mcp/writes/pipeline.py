@@ -52,7 +52,7 @@ from close_mcp.writes.gate import (
     human_refusal,
 )
 from close_mcp.writes.progress import Progress
-from close_mcp.writes.read_once import ReadOnce, refuse
+from close_mcp.writes.read_once import ReadOnce, record, refuse
 from close_mcp.writes.reconcile import USED_TOKEN, Reconciler, owner_of
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer, Status, WriteResult, compact, job_or_none
@@ -404,14 +404,7 @@ def _submitted(
     result: dict[str, Any] | None,
 ) -> WriteResult:
     """Audit a write Close accepted, and say so: `what` it made, and how to `follow` it."""
-    sender.record(
-        "submitted",
-        path="/" + request.path,
-        body=request.body,
-        matched=request.matched,
-        job_id=job_id,
-        snapshot=saved,
-    )
+    record(sender, request, "submitted", job_id=job_id, snapshot=saved)
     return WriteResult(
         status="submitted",
         tool=request.tool,

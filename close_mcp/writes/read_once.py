@@ -15,6 +15,7 @@ from typing import Any
 from close_mcp.close.client import CloseClient
 from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import SafetyNetError
+from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.binding import Binding, LeadSet, read_binding
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.request import WriteRequest
@@ -111,13 +112,22 @@ class ReadOnce:
 
 def refuse(sender: Sender, request: WriteRequest, reason: str) -> None:
     """Audit that `request` was refused: nothing was sent."""
-    sender.record(
-        "refused",
-        path="/" + request.path,
-        body=request.body,
-        matched=request.matched,
-        reason=reason,
-    )
+    record(sender, request, "refused", reason=reason)
+
+
+def record(
+    sender: Sender,
+    request: WriteRequest,
+    outcome: AuditOutcome,
+    *,
+    reason: str | None = None,
+    job_id: str | None = None,
+    snapshot: str | None = None,
+) -> None:
+    """The audit line of `request`'s outcome."""
+    path = "/" + request.path
+    sender.record(outcome, path=path, body=request.body, matched=request.matched,
+                  reason=reason, job_id=job_id, snapshot=snapshot)  # fmt: skip
 
 
 def _names_content(body: dict[str, Any]) -> bool:
