@@ -46,6 +46,14 @@ class TypedCount(BaseModel):
     )
 
 
+class TypedRestoreCount(TypedCount):
+    count: Any = Field(
+        default=None,
+        description="Type the number of leads that will be restored.",
+        json_schema_extra={"type": "integer"},
+    )
+
+
 class Approval(BaseModel):
     model_config = ConfigDict(json_schema_extra={"required": ["approve"]})
 
@@ -155,7 +163,7 @@ async def question(
     token: str | None,
     *,
     caller: str,
-) -> Elicit[TypedCount] | Elicit[Approval] | Decision:
+) -> Elicit[TypedCount] | Elicit[TypedRestoreCount] | Elicit[Approval] | Decision:
     """The question for the person, or the call's `Decision` when there is none to ask (its
     `answer` CANNOT_ASK when there would be one and the client cannot ask its user: known
     before any token is handed out). Either way the pipeline gets the decision made here."""
@@ -168,6 +176,12 @@ async def question(
         return decision
     what = _what_it_touches(request)
     summary = _clip_quoted(request.summary)
+    if request.action == "delete" and request.counted != "deleted":
+        return Elicit(
+            f"{summary}{what}. To confirm, type the number of leads that will be "
+            f"{request.counted} ({request.matched}).",
+            TypedRestoreCount,
+        )
     if request.action == "delete":
         return Elicit(
             f"{summary}{what}. This cannot be undone in Close. To confirm, type the "
@@ -243,7 +257,10 @@ def human_refusal(
         if type(data.count) is not int:
             return f"the person's answer {data.count!r} is not a whole number of leads"
         if data.count != request.matched:
-            return f"the person typed {data.count}, but the action would delete {request.matched}"
+            return (
+                f"the person typed {data.count}, but the action would "
+                f"{request.counted.removesuffix('d')} {request.matched}"
+            )
         return None
     if isinstance(data, Approval) and type(data.approve) is not bool:
         return f"the person's answer {data.approve!r} is not a yes or no"

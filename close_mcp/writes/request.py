@@ -83,6 +83,8 @@ class WriteRequest:
     # `refused` with this reason, whatever the token, and nothing is asked or sent, so an
     # idempotent tool's repeat is an answer, not an error.
     already: str | None = None
+    # What a person typing the count confirms (action `delete`): "deleted", or "restored".
+    counted: str = "deleted"
 
     def preview(self) -> Preview:
         return Preview(
