@@ -17,7 +17,7 @@ from close_mcp.selection.handles import resolve_handle
 from close_mcp.selection.resolve import Selection, resolve_selection
 from close_mcp.server.tools.declare import Invocation
 from close_mcp.server.tools.selection import BulkSelection, preview_selection
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 SAMPLE_SIZE: Final = 5
 

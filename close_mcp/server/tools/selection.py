@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from close_mcp.close.client import CloseClient
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.resolve import Selection
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 
 SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 
