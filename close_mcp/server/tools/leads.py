@@ -14,9 +14,9 @@ from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection import every_lead
 from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.resolve import resolve_selection
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import LeadSelection, preview_selection
-from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 MAX_LEAD_CONTACTS = 50
