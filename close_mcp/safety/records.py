@@ -51,9 +51,11 @@ from close_mcp.errors import (
     SafetyNetError,
 )
 from close_mcp.safety.revert import normalized
+from close_mcp.selection.sample import LeadSample
 from close_mcp.store import Busy, StateStore, held
-from close_mcp.writes.pipeline import LeadSample, PlanAnswer, WriteRequest
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Sender
 
 MAX_RECORDS: Final = 5_000

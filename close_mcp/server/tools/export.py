@@ -19,8 +19,10 @@ from close_mcp.errors import MalformedResponse
 from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.pipeline import PlanAnswer, RecentLookup, WriteRequest
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.reconcile import RecentLookup
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Sender
 
 TOOL: Final = "export_leads"

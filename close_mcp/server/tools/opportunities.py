@@ -32,7 +32,7 @@ from close_mcp.server.tools.records import (
     undo_alone,
     undo_request,
 )
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "update_opportunities"
 # A won status sets date_won when the opportunity has none: the undo puts it back too.

@@ -27,7 +27,7 @@ from close_mcp.selection.every_lead import matches_everything
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.runtime import Call, Runtime
 from close_mcp.server.tools.selection import FilterArg, SQueryArg
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 # What undo does is in each tool's description ("`undo` takes a run id"): told once.
 UndoArg = Annotated[str | None, Field(max_length=100, pattern=r"^[a-z]+_[0-9a-f]+$")]

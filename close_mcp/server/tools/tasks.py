@@ -25,7 +25,7 @@ from close_mcp.server.tools.records import (
     undo_alone,
     undo_request,
 )
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "update_tasks"
 # A deleted task is created again (`POST /task/`) from these.

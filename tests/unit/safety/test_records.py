@@ -23,7 +23,7 @@ from close_mcp.safety.records import (
 from close_mcp.store import Busy
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.audit import AuditLog
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.sender import Sender
 from tests.test_client import Recorder, make, ok
 

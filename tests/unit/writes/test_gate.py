@@ -49,6 +49,9 @@ PATHS = {
     "sequences": "lead/bulk_action/sequence_subscription/",
     "send": "activity/email/",
     "delete": "lead/bulk_action/delete/",
+    "export": "export/lead/",
+    "opportunities": "opportunity/",
+    "tasks": "task/",
 }
 
 
