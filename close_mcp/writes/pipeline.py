@@ -53,7 +53,6 @@ from close_mcp.close.jobs import (
     untold,
 )
 from close_mcp.close.times import close_time
-from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import CloseError, SafetyNetError, TokenRejected, UnknownJobId
 from close_mcp.writes.background import (
     STOPPED,
@@ -857,7 +856,7 @@ class Pipeline:
         the ids kept to name what changed), and with snapshots off too."""
         if request.s_query is None:
             return None
-        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
+        keep = self.context.settings.lead_ids_kept
         return LeadSet(self.context.tokens.lead_key(), keep)
 
     async def _binding(

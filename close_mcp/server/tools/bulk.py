@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import JobKind, job_echo, job_path
 from close_mcp.errors import ArgumentError, EveryLeadRefused
-from close_mcp.safety.snapshots import BackupBeforeDelete, SnapshotBeforeEdit
+from close_mcp.safety.snapshot_writer import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.selection.values import check_custom_value
@@ -311,10 +311,8 @@ def register(reg: Registrar) -> None:
             audit=runtime.audit,
         )
         request.echo = job_echo("edit", request.body, custom_field_name=field_name)
-        SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(
-            request
-        )
-        return request
+        snapshot = SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store)
+        return snapshot.prepare(request).attach(request)
 
     confirm_edit = confirmer(runtime, prepare_edit)
 
@@ -599,10 +597,10 @@ def register(reg: Registrar) -> None:
         async def custom_field_ids() -> list[str]:
             return [cf.id for cf in await call.catalog.custom_fields()]
 
-        BackupBeforeDelete(
+        backup = BackupBeforeDelete(
             runtime.settings, runtime.clock, call.client, runtime.store, custom_field_ids
-        ).prepare(request)
-        return request
+        )
+        return backup.prepare(request).attach(request)
 
     confirm_delete = confirmer(runtime, prepare_delete)
 
