@@ -1246,7 +1246,9 @@ def test_restore_command_by_job_id_holds_the_backup_lock(
 
     async def seed() -> None:
         store = open_store(store_path)
-        await store.put(f"backup:{job_id}", "".join(json.dumps(r) + "\n" for r in rows))
+        await store.extend("backup-leads:held0", [json.dumps(r) for r in rows])
+        header = {"version": 2, "job_id": job_id, "leads_key": "backup-leads:held0"}
+        await store.put(f"backup:{job_id}", json.dumps({**header, "leads_count": len(rows)}))
         await store.add(f"lock:restore:{job_id}", "someone-else", ttl_s=60)
         await store.aclose()
 
