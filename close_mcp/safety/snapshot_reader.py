@@ -155,10 +155,7 @@ async def _backup_at(store: StateStore, key: str) -> StoredBackup | None:
     if text is None:
         return None
     where = reference(key)
-    try:
-        header = json.loads(text)
-    except ValueError as exc:
-        raise SafetyNetError(f"The backup {where} cannot be read: {exc}") from exc
+    header = _loads(text, f"The backup {where} cannot be read")
     if not isinstance(header, dict) or not isinstance(header.get("leads_key"), str):
         raise SafetyNetError(f"The backup {where} cannot be read: it names no list of leads")
     return StoredBackup(where, header["leads_key"], header=header)
@@ -190,10 +187,15 @@ def read_backup(path: Path) -> list[dict[str, Any]]:
 
 def parse_lead(line: str, where: str, number: int) -> dict[str, Any]:
     """One line of a backup: a lead record with an id."""
-    try:
-        lead = json.loads(line)
-    except ValueError as exc:
-        raise SafetyNetError(f"{where}:{number} is not JSON: {exc}") from exc
+    lead = _loads(line, f"{where}:{number} is not JSON")
     if not isinstance(lead, dict) or not isinstance(lead.get("id"), str):
         raise SafetyNetError(f"{where}:{number} is not a lead record")
     return lead
+
+
+def _loads(text: str, problem: str) -> Any:
+    """`text` as JSON, or a `SafetyNetError` saying `problem` and why."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SafetyNetError(f"{problem}: {exc}") from exc
