@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.close.catalog import Kind, normalize_name
@@ -14,16 +13,8 @@ from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
-from close_mcp.server.tools import Registrar
-from close_mcp.server.tools.job_reads import READ
-from close_mcp.server.tools.selection import (
-    AllLeadsArg,
-    FilterArg,
-    ResultsLimitArg,
-    SortArg,
-    SQueryArg,
-    preview_selection,
-)
+from close_mcp.server.tools.declare import DirectTool, Invocation
+from close_mcp.server.tools.selection import LeadSelection, preview_selection
 from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
@@ -140,102 +131,101 @@ def _matches(name: str, wanted: str) -> bool:
     return b in a or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+class SearchArguments(LeadSelection):
+    sample_size: Annotated[int, Field(ge=0, le=50, description="Leads to show.")] = 5
 
-    async def search_leads(
-        ctx: Context,
-        filter: FilterArg = None,
-        s_query: SQueryArg = None,
-        results_limit: ResultsLimitArg = None,
-        sort: SortArg = None,
-        sample_size: Annotated[int, Field(ge=0, le=50, description="Leads to show.")] = 5,
-        allow_all_leads: AllLeadsArg = False,
-    ) -> SearchResult:
-        call = runtime.call(ctx.headers)
-        selection = await resolve_selection(
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            catalog=call.catalog,
-        )
-        seen = await preview_selection(call.client, selection, sample_size)
-        everything = selection.matches_everything or await counts_every_lead(
-            call.client, seen.matched
-        )
-        return SearchResult(
-            s_query=selection.s_query,
-            results_limit=selection.results_limit,
-            sort=selection.sort,
-            total=seen.total,
-            sample=seen.sample,
-            matches_every_lead=everything,
-            today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
-        )
 
-    async def get_lead(
-        ctx: Context,
-        lead_id: Annotated[
-            str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
-        ],
-    ) -> LeadDetail:
-        client = runtime.client_for(ctx.headers)
-        try:
-            raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
-        except NotFound:
-            raise ArgumentError(
-                "lead_id",
-                f"Close has no lead {lead_id!r} (or this key cannot see it); find leads "
-                "with search_leads",
-            ) from None
-        return lead_detail(raw if isinstance(raw, dict) else {"id": lead_id})
+async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchResult:
+    call, runtime = invocation.call, invocation.runtime
+    selection = await resolve_selection(
+        filter=args.filter,
+        s_query=args.s_query,
+        results_limit=args.results_limit,
+        sort=args.sort,
+        allow_all_leads=args.allow_all_leads,
+        catalog=call.catalog,
+    )
+    seen = await preview_selection(call.client, selection, args.sample_size)
+    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
+    return SearchResult(
+        s_query=selection.s_query,
+        results_limit=selection.results_limit,
+        sort=selection.sort,
+        total=seen.total,
+        sample=seen.sample,
+        matches_every_lead=everything,
+        today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
+    )
 
-    async def lookup(
-        ctx: Context,
-        kind: Annotated[Kind, Field(description="What to list.")],
-        name: Annotated[
-            str | None, Field(max_length=200, description="Only items whose name is like this.")
-        ] = None,
-    ) -> LookupResult:
-        call = runtime.call(ctx.headers)
-        items: list[Any] = list(await getattr(call.catalog, kind)())
-        total = len(items)
-        if name:
-            items = [item for item in items if _matches(item.name, name)]
-        listed = [
-            LookupItem(id=item.id, name=item.name, details=_details(kind, item))
-            for item in items[:MAX_LOOKUP_ITEMS]
-        ]
-        return LookupResult(
-            kind=kind, items=listed, total=total, truncated=len(items) > MAX_LOOKUP_ITEMS
-        )
 
-    reg.add(
-        search_leads,
+class LeadArguments(BaseModel):
+    lead_id: Annotated[
+        str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
+    ]
+
+
+async def get_lead(invocation: Invocation, args: LeadArguments) -> LeadDetail:
+    try:
+        raw = await invocation.call.client.get(f"lead/{args.lead_id}/", {"_fields": LEAD_FIELDS})
+    except NotFound:
+        raise ArgumentError(
+            "lead_id",
+            f"Close has no lead {args.lead_id!r} (or this key cannot see it); find leads "
+            "with search_leads",
+        ) from None
+    return lead_detail(raw if isinstance(raw, dict) else {"id": args.lead_id})
+
+
+class LookupArguments(BaseModel):
+    kind: Annotated[Kind, Field(description="What to list.")]
+    name: Annotated[
+        str | None, Field(max_length=200, description="Only items whose name is like this.")
+    ] = None
+
+
+async def lookup(invocation: Invocation, args: LookupArguments) -> LookupResult:
+    items: list[Any] = list(await getattr(invocation.call.catalog, args.kind)())
+    total = len(items)
+    if args.name:
+        items = [item for item in items if _matches(item.name, args.name)]
+    listed = [
+        LookupItem(id=item.id, name=item.name, details=_details(args.kind, item))
+        for item in items[:MAX_LOOKUP_ITEMS]
+    ]
+    return LookupResult(
+        kind=args.kind, items=listed, total=total, truncated=len(items) > MAX_LOOKUP_ITEMS
+    )
+
+
+TOOLS = (
+    DirectTool(
         name="search_leads",
         toolset="search",
         title="Search leads (dry run)",
         description="Count and sample the leads a selection (filter or s_query) matches, with "
         "Close's query. Use it before a bulk action.",
-        annotations=READ,
-    )
-    reg.add(
-        get_lead,
+        arguments=SearchArguments,
+        run=search_leads,
+        result=SearchResult,
+    ),
+    DirectTool(
         name="get_lead",
         toolset="search",
         title="Get a lead",
         description="Read one lead: its status, and its contacts with their emails and phones, "
         "to pick send_email's recipient (contact_id, to).",
-        annotations=READ,
-    )
-    reg.add(
-        lookup,
+        arguments=LeadArguments,
+        run=get_lead,
+        result=LeadDetail,
+    ),
+    DirectTool(
         name="lookup",
         toolset="search",
         title="Look up ids and names",
         description="List the ids and names of one kind of Close object, to find the exact "
         "names filters and bulk actions take.",
-        annotations=READ,
-    )
+        arguments=LookupArguments,
+        run=lookup,
+        result=LookupResult,
+    ),
+)
