@@ -86,7 +86,7 @@ BACKUP_FIELDS: Final = (
 )
 STORE_REF: Final = "store:"
 # `json.dumps(x, ensure_ascii=False)` without building an encoder per call (one per lead).
-to_json: Final = json.JSONEncoder(ensure_ascii=False).encode
+_to_json: Final = json.JSONEncoder(ensure_ascii=False).encode
 log = logging.getLogger(__name__)
 JOB_ID: Final = re.compile(r"^bulk[a-z]+_[A-Za-z0-9]+$")
 # Hears each page of leads a snapshot or backup walks (the binding check folds them in).
@@ -164,7 +164,6 @@ class _Saver:
     list and nothing is sent."""
 
     what: str
-    kind: str  # the job kind in the key: "bulkedit" or "bulkdelete"
 
     def __init__(
         self, settings: Settings, clock: Clock, client: CloseClient, store: StateStore
@@ -284,7 +283,7 @@ class SnapshotBeforeEdit(_Saver):
         field = edit_field(request.body)
 
         def line(lead: dict[str, Any]) -> str:
-            return to_json([lead["id"], lead.get(field)])
+            return _to_json([lead["id"], lead.get(field)])
 
         header = {**self._header(request), "request": request.body, "field": field}
         return await self._write_leads(request, [field], line, header, progress, observe)
@@ -315,7 +314,7 @@ class BackupBeforeDelete(_Saver):
         path = _pending(snapshot_dir(self.settings), "bulkdelete", BACKUP_SUFFIX)
 
         def line(lead: dict[str, Any]) -> str:
-            return to_json(lead)
+            return _to_json(lead)
 
         with private_file(path) as file:
             saved = await self._write_leads(
@@ -346,4 +345,4 @@ class BackupBeforeDelete(_Saver):
 async def record_revert(store: StateStore, job_id: str, entries: list[dict[str, Any]]) -> None:
     """Add what a revert sent (`{sent_at, job_id}` or `{sent_at, lead_id}`) to the reverts of
     the edit `job_id`: appended in one write (the snapshot itself is never rewritten)."""
-    await store.extend(reverts_key(job_id), [to_json(entry) for entry in entries])
+    await store.extend(reverts_key(job_id), [_to_json(entry) for entry in entries])
