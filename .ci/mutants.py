@@ -438,7 +438,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="date-min-overflows",
-        file="close_mcp/selection/query.py",
+        file="close_mcp/selection/parsers.py",
         edits=(("if day == date.min:", "if False:"),),
         breaks="0001-01-01 overflows inside the query check instead of a tool error",
         guards="issue 23 item 19: hostile input gets a tool error naming the field",
@@ -777,7 +777,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="relative-span-day-end",
-        file="close_mcp/selection/query.py",
+        file="close_mcp/selection/tree.py",
         edits=(('        "which_day_end": "start",\n    }\n', "    }\n"),),
         breaks="a relative span is sent in a form Close's UI does not export",
         guards="issue 25: relative spans are sent as Close's UI exports them",
@@ -1072,18 +1072,17 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="lead-total-kept",
-        file="close_mcp/selection/totals.py",
+        file="close_mcp/selection/every_lead.py",
         edits=(
             (
-                "async def lead_total(client: CloseClient) -> int:\n"
-                '    """How many leads the organization has now: one count request, never'
-                ' kept."""\n'
-                "    return await client.count(dict(LEAD_NODE))\n",
-                "_KEPT: dict[int, int] = {}\n\n\n"
-                "async def lead_total(client: CloseClient) -> int:\n"
+                "    return matched >= await client.count(dict(LEAD_NODE))\n",
                 "    if id(client) not in _KEPT:\n"
                 "        _KEPT[id(client)] = await client.count(dict(LEAD_NODE))\n"
-                "    return _KEPT[id(client)]\n",
+                "    return matched >= _KEPT[id(client)]\n",
+            ),
+            (
+                "async def _counts_every_lead(",
+                "_KEPT: dict[int, int] = {}\n\n\nasync def _counts_every_lead(",
             ),
         ),
         breaks="every lead left after a delete passes as narrower than a kept total",
@@ -1096,10 +1095,47 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="every-lead-refusal-unaudited",
         file="close_mcp/server/tools/bulk.py",
-        edits=(("refused(refusal, body, seen.matched)", "pass"),),
+        edits=(("refused(verdict.refusal, body, seen.matched)", "pass"),),
         breaks="an every-lead refusal leaves no audit line",
         guards="issue 23 item 6: every refusal is audited",
         tests=(T_HOLES + "test_every_lead_refusals_are_audited",),
+    ),
+    Mutant(
+        name="every-lead-count-ignored",
+        file="close_mcp/selection/every_lead.py",
+        edits=(
+            (
+                "if not everything and client is not None and matched is not None:",
+                "if False:",
+            ),
+        ),
+        breaks="a selection whose count is the organization's total passes as narrower",
+        guards="design: every lead is decided by counting, not by the query's wording",
+        tests=(
+            "tests/unit/selection/test_every_lead.py::test_a_count_of_every_lead_is_every_lead",
+        ),
+    ),
+    Mutant(
+        name="empty-org-counted",
+        file="close_mcp/selection/every_lead.py",
+        edits=(("    if matched <= 0:\n        return False\n", ""),),
+        breaks="a selection matching nothing costs a count of the organization",
+        guards="issue 24: 'every lead' decided in one function, counting only when it matters",
+        tests=(
+            "tests/unit/selection/test_every_lead.py::"
+            "test_no_count_is_asked_for_when_it_cannot_change_the_answer[nothing matched]",
+        ),
+    ),
+    Mutant(
+        name="view-tree-shared",
+        file="close_mcp/selection/smart_views.py",
+        edits=(("copy.deepcopy(view.query)", "view.query"),),
+        breaks="inlining a saved search edits the view's stored query",
+        guards="design: saved_search nodes are inlined from the view's stored query",
+        tests=(
+            "tests/unit/selection/test_smart_views.py::"
+            "test_a_negated_saved_search_node_is_the_views_tree_negated",
+        ),
     ),
     Mutant(
         name="unwritable-audit-confirms",

@@ -52,7 +52,7 @@ from close_mcp.safety.revert_messages import (
 from close_mcp.safety.revert_plan import Plan, PlanBuilder, PlannedRequest, digest_serving
 from close_mcp.safety.snapshot_reader import EditSnapshot, snapshot_leads
 from close_mcp.safety.snapshot_writer import record_revert, reverts_key
-from close_mcp.selection.query import LEAD_NODE, lead_ids_node
+from close_mcp.selection.nodes import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import PlanAnswer
 from close_mcp.writes.progress import Progress

@@ -54,7 +54,7 @@ def safeguarding(settings: Settings, request: WriteRequest, safeguard: Safeguard
     what = safeguard.what
     reason = why_not(settings, request)
     if reason is not None:
-        undo = "revert_bulk_edit" if what == "snapshot" else "close-mcp restore"
+        undo = "revert_bulk_edit" if what == "snapshot" else "restore_leads"
         note = (
             f"No {what} will be taken because {reason}: this cannot be undone with {undo}. "
             "Confirmation is required."
@@ -71,8 +71,8 @@ def safeguarding(settings: Settings, request: WriteRequest, safeguard: Safeguard
     else:
         note = (
             f"Before sending, the full records of the {request.matched} leads (fields, custom "
-            f"fields, contacts) are saved so close-mcp restore can re-create them ({cost} more "
-            "Close requests)."
+            f"fields, contacts) are saved ({cost} more Close requests): restore_leads "
+            "re-creates them with new ids; activities, opportunities and tasks are not restored."
         )
     return Guard(saves, (note,))
 

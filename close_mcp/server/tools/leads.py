@@ -11,8 +11,8 @@ from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
-from close_mcp.selection.query import resolve_selection
-from close_mcp.selection.totals import counts_every_lead
+from close_mcp.selection import every_lead
+from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import LeadSelection, preview_selection
 from close_mcp.writes.pipeline import LeadSample
@@ -146,7 +146,16 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
         catalog=call.catalog,
     )
     seen = await preview_selection(call.client, selection, args.sample_size)
-    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
+    # A search is only a read: counted as every lead, it says so rather than refusing.
+    everything = (
+        await every_lead.decide(
+            selection.s_query,
+            selection.source,
+            allow=args.allow_all_leads,
+            client=call.client,
+            matched=seen.matched,
+        )
+    ).every_lead
     return SearchResult(
         s_query=selection.s_query,
         results_limit=selection.results_limit,

@@ -81,7 +81,7 @@ def saved_note(matched: int) -> str:
 
 
 def not_saved_note(what: str, reason: str) -> str:
-    undo = "revert_bulk_edit" if what == "snapshot" else "close-mcp restore"
+    undo = "revert_bulk_edit" if what == "snapshot" else "restore_leads"
     return (
         f"No {what} will be taken because {reason}: this cannot be undone with {undo}. "
         "Confirmation is required."
@@ -122,8 +122,8 @@ def test_the_backup_follows_the_same_limit(matched: int, saves: bool, client: Cl
         cost = search_cost(matched) + 1  # and the custom field schema
         assert guard.notes == (
             f"Before sending, the full records of the {matched} leads (fields, custom fields, "
-            f"contacts) are saved so close-mcp restore can re-create them ({cost} more Close "
-            "requests).",
+            f"contacts) are saved ({cost} more Close requests): restore_leads re-creates them "
+            "with new ids; activities, opportunities and tasks are not restored.",
         )
 
 
