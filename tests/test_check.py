@@ -38,7 +38,7 @@ def a_sandbox(drift: str | None = None) -> Sandbox:
     sandbox.jobs.create("delete", {"s_query": s_query}, now)
     emails.create(store, {"lead_id": lead.id, "status": "draft", "body_text": "x"}, now)
     export = {"s_query": s_query, "format": "json", "type": "leads"}
-    sandbox.crm.create_export(Call("POST", {}, {}, export, now))
+    sandbox.crm.exports.create_export(Call("POST", {}, {}, export, now))
     return sandbox
 
 

@@ -18,7 +18,7 @@ from close_mcp.settings_table import SETTINGS, STATE_DIR, flag_help, help_enviro
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
-# Issue 28's endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
+# The CRM endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
 # tasks, exports and the event log (close_mcp.sandbox.drift.CRM_DRIFTS).
 CRM_DRIFT_NAMES = (
     "pipeline-statuses",

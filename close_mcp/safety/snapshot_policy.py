@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from close_mcp.close import leads as walking
+from close_mcp.close import lead_walk as walking
 from close_mcp.config import Settings
 from close_mcp.writes.guard import Guard
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def search_cost(n_leads: int) -> int:
-    """Search requests to read n leads (`close.leads.read_cost`)."""
+    """Search requests to read n leads (`close.lead_walk.read_cost`)."""
     return walking.read_cost(n_leads)
 
 

@@ -59,7 +59,7 @@ import anyio
 
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import iter_leads, pages
+from close_mcp.close.lead_walk import iter_leads, pages
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.safety.snapshot_policy import edit_field, safeguarding
 from close_mcp.store import StateStore

@@ -545,7 +545,7 @@ class Store:
     emails: dict[str, JSON] = field(default_factory=dict)  # acti_ id -> Close email activity
     email_send_at: dict[str, float] = field(default_factory=dict)  # unsent outbox/scheduled
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    # Opportunities, tasks, the event log and exports (`close_mcp.sandbox.crm`).
+    # Opportunities, tasks, the event log and exports (`close_mcp.sandbox.crm` joins them).
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     opportunity_statuses: dict[str, OpportunityStatus] = field(default_factory=dict)
     opportunities: dict[str, Opportunity] = field(default_factory=dict)
