@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from pydantic import BaseModel, ValidationError
 
+from close_mcp.cli.check_filters import FILTER_KINDS, either_way, filter_probe
 from close_mcp.close.budget import RATE_LIMIT, RATE_REMAINING, RATE_RESET
 from close_mcp.close.catalog import (
     Catalog,
@@ -77,6 +78,7 @@ QUERY_KINDS: Final = (
     "has_related contact_email",
     "text (name)",
     "text (full text)",
+    *FILTER_KINDS,
     "sort on a custom field",
 )
 
@@ -370,7 +372,15 @@ class Checker:
             if word is None:
                 return "the sampled lead's name has no plain word"
             fields = {"name": word} if kind == "text (name)" else {"text": word}
+        either = False
+        if kind in FILTER_KINDS:
+            probe = await filter_probe(kind, self.catalog, word)
+            if isinstance(probe, str):
+                return probe
+            fields, either = probe
         tree = await resolve_filter(LeadFilter(lead_ids=ids, **fields), self.catalog)
+        if either:
+            either_way(tree)
         sort: list[Any] | None = None
         if kind == "user_or_group":
             users = [f for f in await self.catalog.custom_fields() if f.type == "user"]

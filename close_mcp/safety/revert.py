@@ -54,8 +54,8 @@ from close_mcp.safety.snapshot_reader import EditSnapshot, snapshot_leads
 from close_mcp.safety.snapshot_writer import record_revert, reverts_key
 from close_mcp.selection.nodes import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
-from close_mcp.writes.pipeline import PlanAnswer
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Sender
 
 # The lock on sending a revert plan expires this long after its holder died (a plan is at

@@ -10,7 +10,7 @@ from typing import Any
 from close_mcp.close.jobs import PAUSED_STATUS, JobSummary
 from close_mcp.safety.revert_plan import SHOWN_MAX, Plan, normalized
 from close_mcp.safety.snapshot_reader import EditSnapshot
-from close_mcp.writes.pipeline import PlanAnswer
+from close_mcp.writes.results import PlanAnswer
 
 
 def _label(value: Any, labels: dict[str, str]) -> str:

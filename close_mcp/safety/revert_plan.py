@@ -39,7 +39,7 @@ import anyio.lowlevel
 from close_mcp.close.jobs import job_path
 from close_mcp.safety.snapshot_reader import EditSnapshot
 from close_mcp.selection.nodes import LEAD_NODE, lead_ids_node
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 from close_mcp.writes.sender import Method
 
 PER_LEAD_MAX: Final = 3

@@ -17,7 +17,7 @@ from close_mcp.config import Settings
 from close_mcp.writes.guard import Guard
 
 if TYPE_CHECKING:
-    from close_mcp.writes.pipeline import Safeguard, WriteRequest
+    from close_mcp.writes.request import Safeguard, WriteRequest
 
 
 def search_cost(n_leads: int) -> int:

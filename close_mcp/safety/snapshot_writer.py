@@ -67,7 +67,7 @@ from close_mcp.writes.guard import Guard
 from close_mcp.writes.progress import Progress
 
 if TYPE_CHECKING:
-    from close_mcp.writes.pipeline import WriteRequest
+    from close_mcp.writes.request import WriteRequest
 
 DOCUMENT_VERSION: Final = 2  # a header naming the list of its leads
 BACKUP_SUFFIX: Final = ".jsonl"

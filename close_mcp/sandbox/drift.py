@@ -214,6 +214,32 @@ CRM_DRIFTS: Final[dict[str, Drift]] = {
 DRIFTS.update(CRM_DRIFTS)
 
 
+def _related(object_type: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda node: node.get("related_object_type") == object_type
+
+
+# The friendly filter's activity, opportunity, range and prefix forms (issue 26).
+FILTER_DRIFTS: Final[dict[str, Drift]] = {
+    "query-email-activity": _query_drift(
+        _holds(_related("activity.email")), "has_related activity.email is counted otherwise"
+    ),
+    "query-call-activity": _query_drift(
+        _holds(_related("activity.call")), "has_related activity.call is counted otherwise"
+    ),
+    "query-opportunity": _query_drift(
+        _holds(_related("opportunity")), "has_related opportunity is counted otherwise"
+    ),
+    "query-number-range": _query_drift(
+        _holds(lambda n: n.get("type") == "number_range"), "a number_range is counted otherwise"
+    ),
+    "query-prefix": _query_drift(
+        _holds(lambda n: n.get("mode") == "beginning_of_words"),
+        "a beginning_of_words text condition is counted otherwise",
+    ),
+}
+DRIFTS.update(FILTER_DRIFTS)
+
+
 def check_drift(name: str | None) -> None:
     if name is not None and name not in DRIFTS:
         raise ValueError(f"unknown drift {name!r}; known: {', '.join(DRIFTS)}")

@@ -20,6 +20,7 @@ from close_mcp.sandbox.query_fields import (
     FieldSpec,
     custom_spec,
 )
+from close_mcp.sandbox.related import RELATED_KINDS, LeadRelated
 from close_mcp.sandbox.store import JSON, Contact, Lead, Store
 
 Pred = Callable[[Any], bool]
@@ -62,7 +63,7 @@ class Compiler:
         self.now = now
         self.tz = tz
         self.moment = Moments(now, tz).moment
-        self._emails_by_lead: dict[str, list[JSON]] | None = None
+        self._related = LeadRelated(store)
 
     # -- nodes ---------------------------------------------------------------------------
 
@@ -128,8 +129,8 @@ class Compiler:
         if not isinstance(related, str):
             raise QueryError({f"{path}.related_object_type": "Missing data for required field."})
         relation = RELATIONS.get((ctx, related))
-        if (ctx, related) == ("lead", "activity.email"):
-            relation = self._emails_of
+        if ctx == "lead" and related in RELATED_KINDS:
+            relation = self._related.of(related)
         if relation is None:
             raise QueryError(
                 {
@@ -142,14 +143,6 @@ class Compiler:
             raise QueryError({f"{path}.related_query": "Missing data for required field."})
         inner = self.node(node["related_query"], f"{path}.related_query", related, depth + 1)
         return lambda obj: any(inner(r) for r in relation(obj))
-
-    def _emails_of(self, lead: Lead) -> list[JSON]:
-        """The lead's email activities (indexed once per query)."""
-        if self._emails_by_lead is None:
-            self._emails_by_lead = {}
-            for email in self.store.emails.values():
-                self._emails_by_lead.setdefault(str(email.get("lead_id")), []).append(email)
-        return self._emails_by_lead.get(lead.id, [])
 
     def _saved_search(self, node: JSON, path: str, ctx: str, depth: int) -> Pred:
         view_id = node.get("saved_search_id")

@@ -64,13 +64,15 @@ EMAIL_FIELDS: dict[str, FieldSpec] = {
 
 
 def _when(value: Any) -> list[datetime]:
-    """An activity's ISO date as a UTC datetime (none when absent or unreadable)."""
+    """An activity's ISO date as a UTC datetime (none when absent or unreadable); without an
+    offset it is UTC, as Close's activities answer (`naive_iso`), whatever the machine's zone."""
     if not isinstance(value, str) or not value:
         return []
     try:
-        return [datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)]
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return []
+    return [moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)]
 
 
 # An email activity, as Close's UI filters it ("emailed in the last 30 days": outgoing, by
@@ -81,11 +83,31 @@ EMAIL_ACTIVITY_FIELDS: dict[str, FieldSpec] = {
     "date": FieldSpec("date", lambda o: _when(o.get("date_sent") or o.get("date_created"))),
     "date_created": FieldSpec("date", lambda o: _when(o.get("date_created"))),
 }
+# A call, as Close's call activity has it: `direction` inbound or outbound, `date` when it
+# happened (`activity_at`, else when it was logged).
+CALL_ACTIVITY_FIELDS: dict[str, FieldSpec] = {
+    "direction": FieldSpec("choice", lambda o: _one(o.get("direction"))),
+    "status": FieldSpec("choice", lambda o: _one(o.get("status"))),
+    "date": FieldSpec("date", lambda o: _when(o.get("activity_at") or o.get("date_created"))),
+    "date_created": FieldSpec("date", lambda o: _when(o.get("date_created"))),
+    "duration": FieldSpec("number", lambda o: _one(o.get("duration"))),
+}
+# An opportunity: its status is a `status.opportunity` reference (a lead status's id, or the
+# lead's reference type, is refused as Close refuses it).
+OPPORTUNITY_FIELDS: dict[str, FieldSpec] = {
+    "status_id": FieldSpec("reference", lambda o: [o.status_id], ("status.opportunity",)),
+    "user_id": FieldSpec("reference", lambda o: [o.user_id], USER_REFERENCE),
+    "value": FieldSpec("number", lambda o: _one(o.value)),
+    "date_created": FieldSpec("date", lambda o: [o.date_created]),
+    "date_updated": FieldSpec("date", lambda o: [o.date_updated]),
+}
 REGULAR_FIELDS = {
     "lead": LEAD_FIELDS,
     "contact": CONTACT_FIELDS,
     "contact_email": EMAIL_FIELDS,
     "activity.email": EMAIL_ACTIVITY_FIELDS,
+    "activity.call": CALL_ACTIVITY_FIELDS,
+    "opportunity": OPPORTUNITY_FIELDS,
 }
 RELATIONS: dict[tuple[str, str], Callable[[Any], list[Any]]] = {
     ("lead", "contact"): lambda lead: list(lead.contacts),

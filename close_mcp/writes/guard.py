@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from close_mcp.writes.pipeline import Safeguard, WriteRequest
+    from close_mcp.writes.request import Safeguard, WriteRequest
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from close_mcp.close.jobs import CrmResult
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection import every_lead
+from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.resolve import resolve_selection
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import LeadSelection, preview_selection
-from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 MAX_LEAD_CONTACTS = 50
@@ -38,6 +39,7 @@ class SearchResult(CrmResult):
     today: str = Field(
         description="Today in the server's time zone, the one date filters are days in."
     )
+    selection: str = Field(description="This selection's handle, kept an hour for this key.")
 
     def holds_crm_text(self) -> bool:
         return bool(self.sample)
@@ -156,6 +158,12 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
             matched=seen.matched,
         )
     ).every_lead
+    friendly = (
+        None if args.filter is None else args.filter.model_dump(mode="json", exclude_none=True)
+    )
+    handle = await keep_selection(
+        runtime.store, call.client.caller, HeldSelection(selection, friendly)
+    )
     return SearchResult(
         s_query=selection.s_query,
         results_limit=selection.results_limit,
@@ -164,6 +172,7 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
         sample=seen.sample,
         matches_every_lead=everything,
         today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
+        selection=handle,
     )
 
 

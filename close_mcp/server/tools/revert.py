@@ -25,7 +25,7 @@ from close_mcp.safety.revert_messages import plan_notes
 from close_mcp.safety.revert_plan import plan_body, plan_document
 from close_mcp.safety.snapshot_reader import load_edit_snapshot
 from close_mcp.server.tools.declare import Invocation, WriteTool
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
 

@@ -23,7 +23,7 @@ from close_mcp.safety.revert_plan import (
     value_after,
 )
 from close_mcp.safety.snapshot_reader import EditSnapshot
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 
 pytestmark = pytest.mark.anyio
 

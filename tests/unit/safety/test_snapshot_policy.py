@@ -16,7 +16,7 @@ from close_mcp.safety.snapshot_policy import safeguarding, search_cost, why_not
 from close_mcp.safety.snapshot_writer import BackupBeforeDelete, SnapshotBeforeEdit
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.guard import Guard
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 LIMIT = 400
 QUERY: dict[str, Any] = {"type": "and", "queries": [{"type": "object_type", "object_type": "lead"}]}

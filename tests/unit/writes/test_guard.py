@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from close_mcp.writes.guard import Guard
-from close_mcp.writes.pipeline import Safeguard, WriteRequest
+from close_mcp.writes.request import Safeguard, WriteRequest
 
 
 class Saves:
