@@ -798,8 +798,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n",
-                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n"
+                "        keep = self.context.settings.lead_ids_kept\n",
+                "        keep = self.context.settings.lead_ids_kept\n"
                 "        if request.matched > keep:\n            return None\n",
             ),
         ),
@@ -809,8 +809,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="snapshot-limit-off-by-one",
-        file="close_mcp/safety/snapshots.py",
-        edits=(("if request.matched > limit:", "if request.matched >= limit:"),),
+        file="close_mcp/config.py",
+        edits=(("        if matched > limit:", "        if matched >= limit:"),),
         breaks="a selection of exactly the snapshot limit is not saved",
         guards="issue 27: the snapshot limit is inclusive",
         tests=(T_BINDING + "test_at_the_snapshot_limit_every_lead_is_bound_and_saved[0]",),
@@ -1449,6 +1449,70 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a token for other arguments is taken because the decision's finding is lost",
         guards="issue 24: the confirmation decision is made once and passed on",
         tests=(T_BULK + "test_token_for_other_arguments_is_refused",),
+    ),
+    # -- issue 24: safeguards return what they add; the snapshot limit in one place ------------
+    Mutant(
+        name="unsaved-write-not-confirmed",
+        file="close_mcp/safety/snapshot_policy.py",
+        edits=(
+            ("return Guard(None, (note,), always_confirm=True)", "return Guard(None, (note,))"),
+        ),
+        breaks="a write with no snapshot (above the limit) goes out without confirmation",
+        guards="design: a write above the snapshot limit always needs confirmation",
+        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation",),
+    ),
+    Mutant(
+        name="guard-walks-without-selection",
+        file="close_mcp/safety/snapshot_policy.py",
+        edits=(("return Guard(saves, (note,))", "return Guard(safeguard, (note,))"),),
+        breaks="a request without a selection gets a safeguard that walks nothing",
+        guards="issue 24: safeguards return what they add",
+        tests=(
+            "tests/unit/safety/test_snapshot_policy.py::"
+            "test_a_request_without_a_selection_has_nothing_to_walk",
+        ),
+    ),
+    Mutant(
+        name="snapshot-off-ignored",
+        file="close_mcp/config.py",
+        edits=(("        if limit == 0:\n", "        if False:\n"),),
+        breaks="CLOSE_MCP_SNAPSHOT=off still takes snapshots and backups",
+        guards="issue 24: the snapshot limit decided in one place",
+        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+    ),
+    Mutant(
+        name="guard-drops-always-confirm",
+        file="close_mcp/writes/guard.py",
+        edits=(
+            (
+                "always_confirm=request.always_confirm or self.always_confirm",
+                "always_confirm=self.always_confirm",
+            ),
+        ),
+        breaks="attaching a safeguard takes away a confirmation the request already needed",
+        guards="issue 24: a prepared request is never edited, only added to",
+        tests=("tests/unit/writes/test_guard.py::test_always_confirm_is_added_never_taken_away",),
+    ),
+    Mutant(
+        name="revert-per-lead-boundary",
+        file="close_mcp/safety/revert_plan.py",
+        edits=(("if len(ids) <= PER_LEAD_MAX:", "if len(ids) < PER_LEAD_MAX:"),),
+        breaks="a group of exactly PER_LEAD_MAX leads is reverted as a bulk edit",
+        guards="design: revert puts small groups back lead by lead",
+        tests=(
+            "tests/unit/safety/test_revert_plan.py::"
+            "test_up_to_per_lead_max_leads_of_a_value_are_put_back_one_by_one",
+        ),
+    ),
+    Mutant(
+        name="revert-changed-leads-overwritten",
+        file="close_mcp/safety/revert_plan.py",
+        edits=(("if not self.include_changed_since:", "if self.include_changed_since:"),),
+        breaks="a revert overwrites leads changed since the edit",
+        guards="design: leads changed since the edit are left alone and reported",
+        tests=(
+            "tests/unit/safety/test_revert_plan.py::test_each_lead_goes_back_is_left_or_reported",
+        ),
     ),
 )
 

@@ -4,7 +4,6 @@ first (`revert_bulk_edit` puts them back)."""
 
 from typing import Annotated, Any, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.catalog import Catalog, CustomField
@@ -13,7 +12,7 @@ from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshot_writer import SnapshotBeforeEdit
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
 
@@ -127,12 +126,7 @@ TOOLS = (
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on the leads of a "
         "selection (one Close bulk job). Undo: revert_bulk_edit.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=EditArguments,
         prepare=prepare_edit,
     ),

@@ -9,7 +9,6 @@ pipeline as one write.
 
 from typing import Annotated, Final
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.close.jobs import PAUSED_STATUS, job_path
@@ -24,7 +23,7 @@ from close_mcp.safety.revert import (
 from close_mcp.safety.revert_messages import plan_notes
 from close_mcp.safety.revert_plan import plan_body, plan_document
 from close_mcp.safety.snapshot_reader import load_edit_snapshot
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
@@ -124,12 +123,7 @@ TOOLS = (
         description="Undo a create_bulk_edit: put back the values it overwrote, lead by lead, "
         "from its snapshot; leads changed since are left alone and reported. For a finished or "
         "paused edit.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=RevertArguments,
         prepare=prepare_revert,
     ),
