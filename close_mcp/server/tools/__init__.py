@@ -96,10 +96,20 @@ def build_tools(runtime: Runtime) -> Registrar:
 
 
 def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import bulk, cancel, job_control, job_reads, leads, revert, send
+    from close_mcp.server.tools import (
+        bulk,
+        cancel,
+        emails,
+        job_control,
+        job_reads,
+        leads,
+        revert,
+        send,
+    )
 
     return [
         leads.register,
+        emails.register,
         job_reads.register,
         job_control.register,
         bulk.register,

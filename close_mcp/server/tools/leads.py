@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
+from close_mcp.close.leads import lead_page, resume_after
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.query import resolve_selection
@@ -17,16 +18,20 @@ from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
 from close_mcp.server.tools.job_reads import READ
 from close_mcp.server.tools.selection import (
+    SAMPLE_FIELDS,
     AllLeadsArg,
     FilterArg,
     ResultsLimitArg,
     SortArg,
     SQueryArg,
-    preview_selection,
 )
 from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
+MAX_SAMPLE = 200  # one Close search page
+# The sample's share of a result's 1,500 o200k tokens. A lead line costs ~32 tokens in the
+# sandbox (~45 with Close's longer ids), so a page holds 25 to 45 leads, whatever was asked.
+SAMPLE_TOKENS = 1_100
 MAX_LEAD_CONTACTS = 50
 LEAD_FIELDS = "id,display_name,status_id,status_label,date_created,date_updated,contacts"
 
@@ -40,6 +45,10 @@ class SearchResult(CrmResult):
         "most results_limit of them)."
     )
     sample: list[LeadSample]
+    next_cursor: str | None = Field(
+        default=None,
+        description="More leads: repeat the call with cursor set to this. Null at the end.",
+    )
     matches_every_lead: bool = Field(
         description="The selection matches every lead in the organization (a bulk action "
         "on it is refused without allow_all_leads: true)."
@@ -122,6 +131,25 @@ def lead_detail(raw: dict[str, Any]) -> LeadDetail:
     )
 
 
+def _line_tokens(lead: LeadSample) -> float:
+    """An upper estimate of a sample line's o200k tokens, without a tokenizer: random ids
+    take a token per ~1.6 characters, names per ~2.5 bytes (non-Latin letters are longer)."""
+    text = len((lead.display_name or "").encode()) + len((lead.status_label or "").encode())
+    return len(lead.id) / 1.5 + text / 2.5 + 14
+
+
+def fit_sample(leads: list[LeadSample], budget: float = SAMPLE_TOKENS) -> list[LeadSample]:
+    """The first leads whose lines fit the budget (at least one)."""
+    kept: list[LeadSample] = []
+    spent = 0.0
+    for lead in leads:
+        spent += _line_tokens(lead)
+        if kept and spent > budget:
+            break
+        kept.append(lead)
+    return kept
+
+
 def _details(kind: Kind, item: BaseModel) -> dict[str, Any]:
     data = item.model_dump(exclude_none=True)
     keep: dict[str, tuple[str, ...]] = {
@@ -149,7 +177,18 @@ def register(reg: Registrar) -> None:
         s_query: SQueryArg = None,
         results_limit: ResultsLimitArg = None,
         sort: SortArg = None,
-        sample_size: Annotated[int, Field(ge=0, le=50, description="Leads to show.")] = 5,
+        sample_size: Annotated[
+            int,
+            Field(
+                ge=0,
+                le=MAX_SAMPLE,
+                description="Leads to show, at most 200 (fewer if they would not fit; "
+                "next_cursor goes on).",
+            ),
+        ] = 5,
+        cursor: Annotated[
+            str | None, Field(max_length=2000, description="next_cursor of the last page.")
+        ] = None,
         allow_all_leads: AllLeadsArg = False,
     ) -> SearchResult:
         call = runtime.call(ctx.headers)
@@ -161,16 +200,37 @@ def register(reg: Registrar) -> None:
             allow_all_leads=allow_all_leads,
             catalog=call.catalog,
         )
-        seen = await preview_selection(call.client, selection, sample_size)
-        everything = selection.matches_everything or await counts_every_lead(
-            call.client, seen.matched
+        page = await lead_page(
+            call.client,
+            selection.s_query,
+            SAMPLE_FIELDS,
+            limit=max(sample_size, 1),
+            sort=selection.sort,
+            results_limit=selection.results_limit,
+            cursor=cursor,
         )
+        total = len(page.leads) if page.total is None else page.total
+        matched = total if selection.results_limit is None else min(total, selection.results_limit)
+        rows = [
+            LeadSample(
+                id=str(lead.get("id")),
+                display_name=lead.get("display_name"),
+                status_label=lead.get("status_label"),
+            )
+            for lead in page.leads[: max(0, min(sample_size, matched - page.offset))]
+        ]
+        sample = fit_sample(rows)
+        next_cursor = page.cursor
+        if len(sample) < len(rows):  # cut to fit: go on right after the last one shown
+            next_cursor = resume_after(page, len(sample))
+        everything = selection.matches_everything or await counts_every_lead(call.client, matched)
         return SearchResult(
             s_query=selection.s_query,
             results_limit=selection.results_limit,
             sort=selection.sort,
-            total=seen.total,
-            sample=seen.sample,
+            total=total,
+            sample=sample,
+            next_cursor=next_cursor if sample_size else None,
             matches_every_lead=everything,
             today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
         )
