@@ -198,7 +198,8 @@ async def lead_page(
     results_limit: int | None,
     cursor: str | None = None,
 ) -> LeadPage:
-    """One page of a selection's leads with the total, and a cursor for the next.
+    """One page of a selection's leads with the total of every match (`results_limit` is
+    the caller's to apply), and a cursor for the next.
 
     Close's own cursor expires 30 seconds after its page, sooner than a person or a model
     may come back, so the cursor handed out also holds how many leads were shown and the
@@ -206,12 +207,9 @@ async def lead_page(
     skips to that offset (pages of 200, the last one cut to land on it): slower, not wrong.
     """
     digest = _selection_digest(query, sort, results_limit)
-    page_args: dict[str, Any] = {
-        "fields": fields,
-        "sort": sort,
-        "results_limit": results_limit,
-        "include_counts": True,
-    }
+    # Close counts past `results_limit` only without it, so it is not sent: the total is
+    # every match, and the caller stops at results_limit (the digest still binds it).
+    page_args: dict[str, Any] = {"fields": fields, "sort": sort, "include_counts": True}
     offset = 0
     if cursor is None:
         page = await client.search_page(query, limit=limit, **page_args)

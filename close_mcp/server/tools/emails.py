@@ -119,7 +119,7 @@ def register(reg: Registrar) -> None:
     async def list_emails(
         ctx: Context,
         lead_id: LeadIdArg,
-        offset: Annotated[int, Field(ge=0, le=MAX_EMAILS, description="Skip this many.")] = 0,
+        offset: Annotated[int, Field(ge=0, le=MAX_EMAILS)] = 0,
         limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="At most 10.")] = DEFAULT_PAGE,
     ) -> EmailList:
         client = runtime.client_for(ctx.headers)
@@ -130,7 +130,6 @@ def register(reg: Registrar) -> None:
         name="list_emails",
         toolset="search",
         title="List a lead's emails",
-        description="A lead's emails, newest first: ids for in_reply_to_id and cancel_email, "
-        "status to see if one went out.",
+        description="A lead's emails, newest first, with ids for in_reply_to_id and cancel_email.",
         annotations=READ,
     )

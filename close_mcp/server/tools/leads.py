@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
+from close_mcp.close.activities import lead_subscriptions
 from close_mcp.close.catalog import Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
 from close_mcp.close.leads import lead_page, resume_after
@@ -29,10 +30,12 @@ from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 MAX_SAMPLE = 200  # one Close search page
-# The sample's share of a result's 1,500 o200k tokens. A lead line costs ~32 tokens in the
-# sandbox (~45 with Close's longer ids), so a page holds 25 to 45 leads, whatever was asked.
-SAMPLE_TOKENS = 1_100
+# What a search result may take of the 1,500 o200k tokens, with a margin for the estimate. A
+# lead line costs ~32 tokens in the sandbox (~45 with Close's longer ids), so a page holds 30
+# to 40 leads, whatever sample_size asked (measured with bench/tokens.py).
+RESULT_TOKENS = 1_400
 MAX_LEAD_CONTACTS = 50
+MAX_LEAD_SUBSCRIPTIONS = 20
 LEAD_FIELDS = "id,display_name,status_id,status_label,date_created,date_updated,contacts"
 
 
@@ -85,6 +88,12 @@ class LeadContact(BaseModel):
     phones: list[str] = Field(default_factory=list)
 
 
+class LeadSubscription(BaseModel):
+    sequence: str = Field(description="The sequence's name (its id if Close has no such one).")
+    status: str | None = None
+    contact_id: str | None = None
+
+
 class LeadDetail(CrmResult):
     id: str
     display_name: str | None = None
@@ -94,6 +103,10 @@ class LeadDetail(CrmResult):
     date_updated: str | None = None
     contacts: list[LeadContact]
     contacts_total: int = Field(description="Contacts the lead has (at most 50 are listed).")
+    subscriptions: list[LeadSubscription] = Field(
+        default_factory=list, description="Its contacts' sequence subscriptions (at most 20)."
+    )
+    subscriptions_total: int = 0
 
 
 def _values(entries: object, key: str) -> list[str]:
@@ -107,8 +120,15 @@ def _values(entries: object, key: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def lead_detail(raw: dict[str, Any]) -> LeadDetail:
-    """A lead as Close returns it, cut down to what choosing a recipient needs."""
+def lead_detail(
+    raw: dict[str, Any],
+    subscriptions: list[dict[str, Any]] | None = None,
+    sequence_names: dict[str, str] | None = None,
+) -> LeadDetail:
+    """A lead as Close returns it, cut down to what choosing a recipient needs, with its
+    sequence subscriptions (sequence by name, status, contact)."""
+    subs = subscriptions or []
+    names = sequence_names or {}
     contacts = [c for c in raw.get("contacts") or [] if isinstance(c, dict)]
     return LeadDetail(
         id=str(raw.get("id")),
@@ -128,17 +148,33 @@ def lead_detail(raw: dict[str, Any]) -> LeadDetail:
             for c in contacts[:MAX_LEAD_CONTACTS]
         ],
         contacts_total=len(contacts),
+        subscriptions=[
+            LeadSubscription(
+                sequence=names.get(str(s.get("sequence_id")), str(s.get("sequence_id"))),
+                status=s.get("status"),
+                contact_id=s.get("contact_id"),
+            )
+            for s in subs[:MAX_LEAD_SUBSCRIPTIONS]
+        ],
+        subscriptions_total=len(subs),
     )
 
 
+def text_tokens(text: str, per_token: float = 2.5) -> float:
+    """An upper estimate of o200k tokens without a tokenizer: ASCII at `per_token` characters
+    a token (JSON with ids ~2.5, words ~3), other letters (accents, CJK) two tokens each."""
+    wide = sum(1 for ch in text if ord(ch) > 127)
+    return (len(text) - wide) / per_token + 2 * wide
+
+
 def _line_tokens(lead: LeadSample) -> float:
-    """An upper estimate of a sample line's o200k tokens, without a tokenizer: random ids
-    take a token per ~1.6 characters, names per ~2.5 bytes (non-Latin letters are longer)."""
-    text = len((lead.display_name or "").encode()) + len((lead.status_label or "").encode())
-    return len(lead.id) / 1.5 + text / 2.5 + 14
+    """A sample line as the result's JSON shows it: a random id at ~1.6 characters a token,
+    the name and status at ~2.4 (names can look random too), ~12 tokens of keys and quotes."""
+    words = (lead.display_name or "") + (lead.status_label or "")
+    return len(lead.id) / 1.6 + text_tokens(words, 2.4) + 12
 
 
-def fit_sample(leads: list[LeadSample], budget: float = SAMPLE_TOKENS) -> list[LeadSample]:
+def fit_sample(leads: list[LeadSample], budget: float) -> list[LeadSample]:
     """The first leads whose lines fit the budget (at least one)."""
     kept: list[LeadSample] = []
     spent = 0.0
@@ -182,8 +218,7 @@ def register(reg: Registrar) -> None:
             Field(
                 ge=0,
                 le=MAX_SAMPLE,
-                description="Leads to show, at most 200 (fewer if they would not fit; "
-                "next_cursor goes on).",
+                description="Leads to show, at most 200 (fewer if too long).",
             ),
         ] = 5,
         cursor: Annotated[
@@ -219,21 +254,25 @@ def register(reg: Registrar) -> None:
             )
             for lead in page.leads[: max(0, min(sample_size, matched - page.offset))]
         ]
-        sample = fit_sample(rows)
-        next_cursor = page.cursor
-        if len(sample) < len(rows):  # cut to fit: go on right after the last one shown
-            next_cursor = resume_after(page, len(sample))
         everything = selection.matches_everything or await counts_every_lead(call.client, matched)
-        return SearchResult(
+        result = SearchResult(
             s_query=selection.s_query,
             results_limit=selection.results_limit,
             sort=selection.sort,
             total=total,
-            sample=sample,
-            next_cursor=next_cursor if sample_size else None,
+            sample=[],
+            next_cursor=page.cursor if sample_size else None,
             matches_every_lead=everything,
             today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
         )
+        # The rest of the result as the client gets it (compact JSON), and the cursor.
+        rest = text_tokens(result.model_dump_json()) + 50
+        result.sample = fit_sample(rows, RESULT_TOKENS - rest)
+        if len(result.sample) < len(rows):  # cut to fit: go on right after the last shown
+            result.next_cursor = resume_after(page, len(result.sample))
+        if page.offset + len(result.sample) >= matched:  # results_limit reached
+            result.next_cursor = None
+        return result
 
     async def get_lead(
         ctx: Context,
@@ -241,16 +280,18 @@ def register(reg: Registrar) -> None:
             str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
         ],
     ) -> LeadDetail:
-        client = runtime.client_for(ctx.headers)
+        call = runtime.call(ctx.headers)
         try:
-            raw = await client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
+            raw = await call.client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
         except NotFound:
             raise ArgumentError(
                 "lead_id",
                 f"Close has no lead {lead_id!r} (or this key cannot see it); find leads "
                 "with search_leads",
             ) from None
-        return lead_detail(raw if isinstance(raw, dict) else {"id": lead_id})
+        subs, _ = await lead_subscriptions(call.client, lead_id)
+        names = {s.id: s.name for s in await call.catalog.sequences()} if subs else {}
+        return lead_detail(raw if isinstance(raw, dict) else {"id": lead_id}, subs, names)
 
     async def lookup(
         ctx: Context,
@@ -286,8 +327,8 @@ def register(reg: Registrar) -> None:
         name="get_lead",
         toolset="search",
         title="Get a lead",
-        description="Read one lead: its status, and its contacts with their emails and phones, "
-        "to pick send_email's recipient (contact_id, to).",
+        description="Read one lead: its status, its contacts with their emails and phones, "
+        "to pick send_email's recipient (contact_id, to), and sequences.",
         annotations=READ,
     )
     reg.add(

@@ -38,7 +38,8 @@ async def walk(client: CloseClient, clock: FakeClock, limit: int, pause: float) 
         page = await lead_page(
             client, LEADS, ["id"], limit=limit, sort=BY_NAME, results_limit=None, cursor=cursor
         )
-        assert page.total == 90 and page.offset == len(seen)
+        assert page.total == 90
+        assert page.offset == len(seen)
         seen += [lead["id"] for lead in page.leads]
         cursor = page.cursor
         if cursor is None:
