@@ -50,6 +50,15 @@ MAX_OFFSET: Final = {
     "seconds": 315_569_520_000,
 }
 MAX_NUMBER: Final = sys.float_info.max
+# Fields of Close's object types that close-mcp's filters and checks name (close-api.md;
+# activity.email as Close's UI exports "emailed in the last 30 days"): the schema's examples,
+# which `lookup(kind="s_query")` lists. Close knows more; these are the ones relied on.
+NAMED_FIELDS: Final = (
+    ("lead", "name"), ("lead", "display_name"), ("lead", "status_id"),
+    ("lead", "date_created"), ("lead", "date_updated"), ("lead", "url"),
+    ("contact", "name"), ("contact", "title"), ("contact_email", "email"),
+    ("activity.email", "direction"), ("activity.email", "date"),
+)  # fmt: skip
 
 _DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATETIME_PATTERN: Final = (
@@ -159,6 +168,13 @@ _MOMENT_VARIANTS: Final = {
     "offset": _ref("moment_offset"),
 }
 
+# A `type` outside a union is named with what the node is, and where to see each form.
+_UNION_ROLES: Final = {
+    tuple(_NODE_VARIANTS): "node",
+    tuple(_FIELD_VARIANTS): "field",
+    tuple(_CONDITION_VARIANTS): "condition",
+    tuple(_MOMENT_VARIANTS): "moment",
+}
 _TEXT_MODE: Final = {"enum": list(TEXT_MODES)}
 _WHICH: Final = {"enum": ["start", "end"]}
 _TERM_VALUE: Final = {"type": ["string", "number", "boolean"], "maxLength": MAX_STRING}
@@ -197,14 +213,22 @@ _DEFS: Final[dict[str, Any]] = {
         "text", ["mode", "value"], {"mode": _TEXT_MODE, "value": _string()}, negate=True
     ),
     "field": _union("A field reference.", _FIELD_VARIANTS),
-    "field_regular": _kind(
-        "regular_field",
-        ["object_type", "field_name"],
-        {
-            "object_type": _OBJECT_TYPE,
-            "field_name": _string("a field name such as status_id", r"^[A-Za-z_][A-Za-z0-9_.]*$"),
-        },
-    ),
+    "field_regular": {
+        **_kind(
+            "regular_field",
+            ["object_type", "field_name"],
+            {
+                "object_type": _OBJECT_TYPE,
+                "field_name": _string(
+                    "a field name such as status_id", r"^[A-Za-z_][A-Za-z0-9_.]*$"
+                ),
+            },
+        ),
+        "examples": [
+            {"type": "regular_field", "object_type": kind, "field_name": name}
+            for kind, name in NAMED_FIELDS
+        ],
+    },
     "field_custom": _kind(
         "custom_field", ["custom_field_id"], {"custom_field_id": _id("cf_", "a custom field")}
     ),
@@ -503,7 +527,9 @@ def _message(error: SchemaError) -> str:
     validator = error.validator
     expected: Any = error.validator_value
     if validator == "enum":
-        return f"{value!r} is not one of {_quoted(expected)}"
+        role = _UNION_ROLES.get(tuple(expected))
+        hint = f" ({role} types; lookup kind s_query shows their keys)" if role else ""
+        return f"{value!r} is not one of {_quoted(expected)}{hint}"
     if validator == "const":
         return f"must be {expected!r}, not {value!r}"
     if validator == "required":

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from close_mcp.close.activities import lead_subscriptions
-from close_mcp.close.catalog import Kind, normalize_name
+from close_mcp.close.catalog import KINDS, Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
 from close_mcp.close.leads import lead_page, resume_after
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.grammar import forms, named_fields
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
 from close_mcp.server.tools import Registrar
@@ -70,14 +72,40 @@ class LookupItem(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+# The catalog's kinds, and the query grammar (not a Close object: selection.grammar). One
+# flat enum, not a union (a union lists as anyOf: more tokens on every turn).
+LookupKind = Literal[
+    "lead_statuses", "custom_fields", "email_templates", "sequences", "smart_views",
+    "email_accounts", "users", "s_query",
+]  # fmt: skip
+assert get_args(LookupKind) == (*KINDS, "s_query"), "lookup's kinds must follow the catalog's"
+SQUERY_NOTE = (
+    "s_query forms: id is the type, name what it is (node, field, condition, moment; "
+    "object_type lists fields), details its keys (? optional). Every node may carry "
+    "negate: true. Whole grammar: resource close://schemas/s_query."
+)
+
+
 class LookupResult(CrmResult):
-    kind: Kind
+    kind: LookupKind
     items: list[LookupItem]
     total: int = Field(description="Items of this kind (before the name filter).")
     truncated: bool = False
+    note: str | SkipJsonSchema[None] = Field(default=None, description="How to read the items.")
+    OMIT_NONE = ("note",)
 
     def holds_crm_text(self) -> bool:
-        return bool(self.items)
+        return bool(self.items) and self.kind != "s_query"
+
+
+def squery_items() -> list[LookupItem]:
+    """The grammar's forms, then the object types with the fields queries name."""
+    items = [LookupItem(id=f.type, name=f.role, details=f.keys) for f in forms()]
+    items += [
+        LookupItem(id=kind, name="object_type", details={"fields": fields})
+        for kind, fields in named_fields().items()
+    ]
+    return items
 
 
 class LeadContact(BaseModel):
@@ -295,11 +323,15 @@ def register(reg: Registrar) -> None:
 
     async def lookup(
         ctx: Context,
-        kind: Annotated[Kind, Field(description="What to list.")],
+        kind: Annotated[LookupKind, Field(description="What to list.")],
         name: Annotated[
             str | None, Field(max_length=200, description="Only items whose name is like this.")
         ] = None,
     ) -> LookupResult:
+        if kind == "s_query":
+            grammar = squery_items()
+            shown = [i for i in grammar if not name or _matches(f"{i.name} {i.id}", name)]
+            return LookupResult(kind=kind, items=shown, total=len(grammar), note=SQUERY_NOTE)
         call = runtime.call(ctx.headers)
         items: list[Any] = list(await getattr(call.catalog, kind)())
         total = len(items)

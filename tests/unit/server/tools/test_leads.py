@@ -3,6 +3,9 @@ against the sandbox: what the model sees, what Close is asked, and every result 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from bench.tokens import count_tokens
@@ -11,6 +14,7 @@ from tests.harness import MODES, Harness, text_of
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search")]
 
 BY_NAME = ["display_name"]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -95,3 +99,53 @@ async def test_pages_stop_at_results_limit_and_total_counts_every_match(h: Harne
     names = sorted(lead.display_name.casefold() for lead in store.leads.values())[:7]
     shown = [s["display_name"].casefold() for s in first["sample"] + rest["sample"]]
     assert shown == names
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=5)
+async def test_lookup_s_query_lists_the_grammar_from_its_schema(h: Harness) -> None:
+    schema = json.loads((REPO / "tool_schemas" / "s_query.schema.json").read_text())
+    unions = {
+        role: [b["if"]["properties"]["type"]["const"] for b in schema["$defs"][role]["allOf"]]
+        for role in ("node", "field", "condition", "moment")
+    }
+    result = await h.call_raw("lookup", {"kind": "s_query"})
+    got = result.structured_content
+    assert got is not None
+    forms = [(i["name"], i["id"]) for i in got["items"] if i["name"] != "object_type"]
+    assert forms == [(role, kind) for role, kinds in unions.items() for kind in kinds]
+    items = {(i["name"], i["id"]): i["details"] for i in got["items"]}
+    assert items[("node", "field_condition")] == {"field": "field", "condition": "condition"}
+    assert items[("moment", "offset")] == {
+        "direction": "past|future",
+        "moment": "moment",
+        "offset": "{years|months|weeks|days|hours|minutes|seconds: integer}",
+        "which_day_end?": "start|end",
+    }
+    assert items[("condition", "moment_range")]["on_or_after?"] == "moment or null"
+    examples = schema["$defs"]["field_regular"]["examples"]
+    assert items[("object_type", "activity.email")] == {
+        "fields": [e["field_name"] for e in examples if e["object_type"] == "activity.email"]
+    }
+    assert got["total"] == len(got["items"])
+    assert "negate: true" in got["note"]
+    assert "crm_data_notice" not in got  # the grammar is not CRM data
+    assert h.sandbox.requests == []  # nothing asked of Close
+    tokens = count_tokens(text_of(result))
+    print(f"\nlookup s_query: {len(got['items'])} items, {tokens} o200k tokens")
+    assert tokens <= 1500
+    moments = await h.call("lookup", {"kind": "s_query", "name": "moment"})
+    assert [i["id"] for i in moments["items"]] == ["moment_range", *unions["moment"]]
+
+
+@pytest.mark.harness(n_leads=5)
+async def test_a_bad_s_query_type_names_the_node_and_points_to_the_grammar(h: Harness) -> None:
+    tree = {"type": "and", "queries": [{"type": "object_type", "object_type": "lead"},
+                                       {"type": "activity", "kind": "email"}]}  # fmt: skip
+    message = await h.error("search_leads", {"s_query": tree})
+    assert message == (
+        "s_query.queries[1].type: 'activity' is not one of 'and', 'or', 'object_type', "
+        "'field_condition', 'has_related', 'match_all', 'saved_search', 'text' (node types; "
+        "lookup kind s_query shows their keys)"
+    )
+    assert h.sandbox.requests == []
