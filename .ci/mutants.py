@@ -384,8 +384,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file=SEND,
         edits=(
             (
-                "        if sender_address is not None and status not in LOGGED:\n"
-                "            await _check_identity(call.catalog, sender_address)\n",
+                "    if sender_address is not None and args.status not in LOGGED:\n"
+                "        await _check_identity(call.catalog, sender_address)\n",
                 "",
             ),
         ),
@@ -1029,7 +1029,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="crm-errors-unfenced",
-        file="close_mcp/server/tools/__init__.py",
+        file="close_mcp/server/tools/declare.py",
         edits=(("if exc.quotes_crm_text:", "if False:"),),
         breaks="a tool error quoting CRM text reads as the server's own words",
         guards="issue 23 item 16: tool errors that quote CRM text are fenced",

@@ -2,9 +2,10 @@
 
 The SDK reads `Resolve(...)` markers from evaluated annotations. With
 `from __future__ import annotations` in a tool module, every annotation is a string, the
-markers are never seen, and each resolver (`request`, `answer`, `chosen`) silently becomes an
-argument the model must fill in. `test_files_equal_what_tools_list_serves` (test_schemas.py)
-would then fail on the drifted schema; these name the cause directly.
+markers are never seen, and each resolver (`request`, `answer`) silently becomes an argument
+the model must fill in. Only `declare.py`, which builds every tool's signature, writes
+them. `test_files_equal_what_tools_list_serves` (test_schemas.py) would then fail on the
+drifted schema; these name the cause directly.
 """
 
 import ast
@@ -17,7 +18,7 @@ from close_mcp.server.runtime import Runtime
 from close_mcp.server.tools import build_tools
 
 TOOLS_DIR = Path(__file__).resolve().parents[1] / "close_mcp" / "server" / "tools"
-RESOLVED = {"ctx", "request", "answer", "chosen"}
+RESOLVED = {"ctx", "request", "answer", "invocation", "args"}
 
 
 def _postpones_annotations(path: Path) -> bool:
@@ -34,7 +35,7 @@ RESOLVING = sorted(p for p in TOOLS_DIR.glob("*.py") if "Resolve(" in p.read_tex
 
 
 def test_the_modules_with_resolvers_are_found() -> None:
-    assert {p.name for p in RESOLVING} >= {"bulk.py", "revert.py", "send.py", "writing.py"}
+    assert {p.name for p in RESOLVING} == {"declare.py"}
 
 
 @pytest.mark.parametrize("path", RESOLVING, ids=lambda p: p.name)

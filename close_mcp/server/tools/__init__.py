@@ -1,43 +1,36 @@
-"""The tools, one module per toolset family, registered according to the settings.
+"""The tools: each module of this package declares its tools (`TOOLS`, see `declare`), and
+the registry here finds them, keeps those the settings enable, and builds their schemas.
 
-Every tool is declared through `Registrar.add`, which knows its toolset and whether it
-writes. A tool outside the enabled toolsets, or a writing tool in read-only mode, is never
-registered. Every anticipated failure (bad arguments, unknown names, errors from Close)
-reaches the model as a tool error whose text says what to fix.
+A tool outside the enabled toolsets, or a writing tool in read-only mode, is never
+registered. Adding a tool is adding a module: nothing here names one. Every anticipated
+failure (bad arguments, unknown names, errors from Close) reaches the model as a tool error
+whose text says what to fix.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+import importlib
+import pkgutil
+from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver.tools import Tool as SdkTool
 
-from close_mcp.errors import ERROR_CRM_NOTICE, CloseMcpError
 from close_mcp.server.compact import SharedDefinitions, compact_input, compact_output, listed_input
 from close_mcp.server.runtime import Runtime
+from close_mcp.server.tools.declare import Tool, tool_errors, tool_function
+from close_mcp.settings_table import TOOLSETS
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Raise anticipated failures as `ToolError`, so the model reads a message it can act on;
-    one that quotes CRM text ends with the notice that it is data."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except CloseMcpError as exc:
-            if exc.quotes_crm_text:
-                raise ToolError(f"{exc} ({ERROR_CRM_NOTICE})") from exc
-            raise ToolError(str(exc)) from exc
-
-    return wrapper
+def declarations() -> list[Tool]:
+    """Every tool the package declares, as `tools/list` shows them: by toolset (in the
+    settings' order), in each toolset the read tools first, then by module and place."""
+    found: list[Tool] = []
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        found += getattr(importlib.import_module(f"{__name__}.{module.name}"), "TOOLS", ())
+    rank = {toolset: i for i, toolset in enumerate(TOOLSETS)}
+    return sorted(
+        found, key=lambda t: (rank.get(t.toolset, len(rank)), not t.annotations.read_only_hint)
+    )
 
 
 class Registrar:
@@ -45,75 +38,44 @@ class Registrar:
 
     Each tool keeps two input schemas: the full one the server enforces (`enforced`, every
     limit; checked in under `tool_schemas/enforced/`) and the lean one `tools/list` shows
-    (`compact.listed_input`), which every tool gets here, whoever wrote it.
+    (`compact.listed_input`).
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.tools: list[Tool] = []
+        self.tools: list[SdkTool] = []
         self.enforced: dict[str, dict[str, Any]] = {}
         self._shared = SharedDefinitions()
 
-    def enabled(self, toolset: str, *, writes: bool) -> bool:
+    def enabled(self, tool: Tool) -> bool:
         settings = self.runtime.settings
-        return toolset in settings.toolsets and not (writes and settings.read_only)
+        writes = not tool.annotations.read_only_hint
+        return tool.toolset in settings.toolsets and not (writes and settings.read_only)
 
-    def add(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        *,
-        name: str,
-        toolset: str,
-        title: str,
-        description: str,
-        annotations: ToolAnnotations,
-    ) -> None:
-        writes = not annotations.read_only_hint
-        if not self.enabled(toolset, writes=writes):
+    def add(self, tool: Tool) -> None:
+        if not self.enabled(tool):
             return
-        tool = Tool.from_function(
-            tool_errors(fn),
-            name=name,
-            title=title,
-            description=description,
-            annotations=annotations,
-            meta={"toolset": toolset},
+        sdk_tool = SdkTool.from_function(
+            tool_errors(tool_function(tool, self.runtime)),
+            name=tool.name,
+            title=tool.title,
+            description=tool.description,
+            annotations=tool.annotations,
+            meta={"toolset": tool.toolset},
             structured_output=True,
         )
-        self.enforced[name] = compact_input(tool.parameters)
-        tool.parameters = listed_input(self.enforced[name], tool=name, shared=self._shared)
-        if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = compact_output(tool.fn_metadata.output_schema)
-        self.tools.append(tool)
+        self.enforced[tool.name] = compact_input(sdk_tool.parameters)
+        sdk_tool.parameters = listed_input(
+            self.enforced[tool.name], tool=tool.name, shared=self._shared
+        )
+        if sdk_tool.fn_metadata.output_schema is not None:
+            sdk_tool.fn_metadata.output_schema = compact_output(sdk_tool.fn_metadata.output_schema)
+        self.tools.append(sdk_tool)
 
 
 def build_tools(runtime: Runtime) -> Registrar:
     """Every enabled tool, with the input schemas the server enforces."""
     registrar = Registrar(runtime)
-    for register in _modules():
-        register(registrar)
+    for tool in declarations():
+        registrar.add(tool)
     return registrar
-
-
-def _modules() -> list[Callable[[Registrar], None]]:
-    from close_mcp.server.tools import (
-        bulk,
-        cancel,
-        emails,
-        job_control,
-        job_reads,
-        leads,
-        revert,
-        send,
-    )
-
-    return [
-        leads.register,
-        emails.register,
-        job_reads.register,
-        job_control.register,
-        bulk.register,
-        revert.register,
-        send.register,
-        cancel.register,
-    ]

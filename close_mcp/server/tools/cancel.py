@@ -10,23 +10,17 @@ as the tool's idempotent annotation promises. The PUT
 goes through the write pipeline like every write (preview, confirmation under the `send`
 action, audit); if Close sends the email between the read and the PUT, Close's refusal
 becomes the same clear tool error.
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 from typing import Annotated, Any, Final
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
-from close_mcp.server.runtime import Runtime
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import LeadSample, WriteRequest, WriteResult
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.writes.pipeline import LeadSample, WriteRequest
 
 CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
 EMAIL_FIELDS: Final = (
@@ -133,43 +127,24 @@ def _cancel_request(email: dict[str, Any], sample: list[LeadSample]) -> WriteReq
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime: Runtime = reg.runtime
+class CancelArguments(BaseModel):
+    activity_id: ActivityIdArg
 
-    @tool_errors
-    async def prepare(ctx: Context, activity_id: ActivityIdArg) -> WriteRequest:
-        client = runtime.client_for(ctx.headers)
-        email = await _read_email(client, activity_id)
-        _check_cancellable(email)
-        sample = await _lead_sample(client, str(email.get("lead_id") or ""))
-        request = _cancel_request(email, sample)
-        if email.get("status") == "draft":  # cancelled already, or never queued: idempotent
-            request.matched = 0
-            request.already = f"{activity_id} is already a draft: there is nothing to cancel"
-        return request
 
-    confirm = confirmer(runtime, prepare)
+async def prepare_cancel(invocation: Invocation, args: CancelArguments) -> WriteRequest:
+    client = invocation.call.client
+    email = await _read_email(client, args.activity_id)
+    _check_cancellable(email)
+    sample = await _lead_sample(client, str(email.get("lead_id") or ""))
+    request = _cancel_request(email, sample)
+    if email.get("status") == "draft":  # cancelled already, or never queued: idempotent
+        request.matched = 0
+        request.already = f"{args.activity_id} is already a draft: there is nothing to cancel"
+    return request
 
-    async def cancel_email(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm)],
-        activity_id: ActivityIdArg,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime,
-            ctx,
-            request,
-            answer,
-            dry_run=dry_run,
-            token=confirmation_token,
-            refused=f"cannot cancel {activity_id}",
-        )
 
-    reg.add(
-        cancel_email,
+TOOLS = (
+    WriteTool(
         name="cancel_email",
         toolset="send",
         title="Cancel an unsent email",
@@ -180,4 +155,8 @@ def register(reg: Registrar) -> None:
             idempotent_hint=True,
             open_world_hint=False,
         ),
-    )
+        arguments=CancelArguments,
+        prepare=prepare_cancel,
+        refused=lambda args: f"cannot cancel {args.activity_id}",
+    ),
+)

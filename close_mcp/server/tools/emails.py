@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from close_mcp.close.activities import JSON, MAX_EMAILS, lead_emails
@@ -17,8 +16,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.jobs import CrmResult
 from close_mcp.close.times import close_time
 from close_mcp.errors import ArgumentError, NotFound
-from close_mcp.server.tools import Registrar
-from close_mcp.server.tools.job_reads import READ
+from close_mcp.server.tools.declare import DirectTool, Invocation
 
 DEFAULT_PAGE = 5
 MAX_PAGE = 10  # an email line is ~90 o200k tokens (three ids): 10 stay well under 1,500
@@ -113,23 +111,24 @@ async def list_lead_emails(client: CloseClient, lead_id: str, offset: int, limit
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+class EmailsArguments(BaseModel):
+    lead_id: LeadIdArg
+    offset: Annotated[int, Field(ge=0, le=MAX_EMAILS)] = 0
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="At most 10.")] = DEFAULT_PAGE
 
-    async def list_emails(
-        ctx: Context,
-        lead_id: LeadIdArg,
-        offset: Annotated[int, Field(ge=0, le=MAX_EMAILS)] = 0,
-        limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="At most 10.")] = DEFAULT_PAGE,
-    ) -> EmailList:
-        client = runtime.client_for(ctx.headers)
-        return await list_lead_emails(client, lead_id, offset, limit)
 
-    reg.add(
-        list_emails,
+async def list_emails(invocation: Invocation, args: EmailsArguments) -> EmailList:
+    return await list_lead_emails(invocation.call.client, args.lead_id, args.offset, args.limit)
+
+
+TOOLS = (
+    DirectTool(
         name="list_emails",
         toolset="search",
         title="List a lead's emails",
         description="A lead's emails, newest first, with ids for in_reply_to_id and cancel_email.",
-        annotations=READ,
-    )
+        arguments=EmailsArguments,
+        run=list_emails,
+        result=EmailList,
+    ),
+)

@@ -13,15 +13,12 @@ through the write pipeline like the action the job is: resuming a delete is alwa
 confirmed, resuming an edit, email or sequence subscription when that action
 (`edit`, `email`, `sequences`) is in CLOSE_MCP_CONFIRM, as it is by default. The preview says
 what is left to do; the token binds the job and the number of objects left.
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
 import logging
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -40,10 +37,8 @@ from close_mcp.close.jobs import (
 from close_mcp.close.times import close_time
 from close_mcp.errors import CloseAPIError, CloseError
 from close_mcp.server.runtime import Runtime
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.job_reads import JobId
-from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.server.tools.writing import CLOSE_REFUSALS, confirmer, run_write
+from close_mcp.server.tools.declare import CLOSE_REFUSALS, DirectTool, Invocation, WriteTool
+from close_mcp.server.tools.job_reads import JobArguments
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.background import STOPPED, decide, server_job, summary
 from close_mcp.writes.pipeline import WriteRequest, WriteResult
@@ -337,74 +332,58 @@ async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+async def pause_bulk_job(invocation: Invocation, args: JobArguments) -> JobControlResult:
+    runtime, job_id = invocation.runtime, args.job_id
+    state = await server_job(runtime.store, runtime.clock, job_id)
+    if state is not None and not state.get("job_id"):
+        return await _stop(runtime, job_id, state)
+    if state is not None:  # the server job was sent: pausing it pauses Close's job
+        job_id = str(state["job_id"])
+    return await _Control(runtime, invocation.call.client, "pause", job_id).pause()
 
-    async def pause_bulk_job(ctx: Context, job_id: JobId) -> JobControlResult:
-        client = runtime.client_for(ctx.headers)
-        state = await server_job(runtime.store, runtime.clock, job_id)
-        if state is not None and not state.get("job_id"):
-            return await _stop(runtime, job_id, state)
-        if state is not None:  # the server job was sent: pausing it pauses Close's job
-            job_id = str(state["job_id"])
-        return await _Control(runtime, client, "pause", job_id).pause()
 
-    @tool_errors
-    async def prepare_resume(ctx: Context, job_id: JobId) -> WriteRequest:
-        control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
-        kind = job_kind(job_id)
-        if TOOLSETS[kind] not in runtime.settings.toolsets:
-            # Resuming does what the job does: it needs that action's tools, not only `jobs`.
-            raise control.refuse(
-                f"{job_id} is a bulk {kind} job, and resuming it needs the {TOOLSETS[kind]} "
-                "toolset, which this server does not enable (CLOSE_MCP_TOOLSETS)"
-            )
-        return await resume_request(control, await control.checked())
+async def prepare_resume(invocation: Invocation, args: JobArguments) -> WriteRequest:
+    runtime = invocation.runtime
+    control = _Control(runtime, invocation.call.client, "resume", args.job_id)
+    kind = job_kind(args.job_id)
+    if TOOLSETS[kind] not in runtime.settings.toolsets:
+        # Resuming does what the job does: it needs that action's tools, not only `jobs`.
+        raise control.refuse(
+            f"{args.job_id} is a bulk {kind} job, and resuming it needs the {TOOLSETS[kind]} "
+            "toolset, which this server does not enable (CLOSE_MCP_TOOLSETS)"
+        )
+    return await resume_request(control, await control.checked())
 
-    confirm_resume = confirmer(runtime, prepare_resume)
 
-    async def resume_bulk_job(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_resume)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm_resume)],
-        job_id: JobId,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        try:
-            return await run_write(
-                runtime,
-                ctx,
-                request,
-                answer,
-                dry_run=dry_run,
-                token=confirmation_token,
-                refused="cannot resume this job",
-            )
-        except ToolError as refused:
-            if not isinstance(refused.__cause__, CloseAPIError):
-                raise
-            control = _Control(runtime, runtime.client_for(ctx.headers), "resume", job_id)
-            resumed = await _resumed_anyway(control, request, refused.__cause__)
-            if resumed is None:
-                raise
-            return resumed
+async def _recover_resume(
+    invocation: Invocation, args: JobArguments, request: WriteRequest, refusal: CloseAPIError
+) -> WriteResult | None:
+    control = _Control(invocation.runtime, invocation.call.client, "resume", args.job_id)
+    return await _resumed_anyway(control, request, refusal)
 
-    reg.add(
-        pause_bulk_job,
+
+TOOLS = (
+    DirectTool(
         name="pause_bulk_job",
         toolset="jobs",
         title="Pause a bulk job",
         description="Pause a running Close bulk job; what it did stays done. Not confirmed; "
         "resume_bulk_job restarts it within 7 days. A repeat changes nothing.",
         annotations=CONTROL,
-    )
-    reg.add(
-        resume_bulk_job,
+        arguments=JobArguments,
+        run=pause_bulk_job,
+        result=JobControlResult,
+    ),
+    WriteTool(
         name="resume_bulk_job",
         toolset="jobs",
         title="Resume a paused bulk job",
         description="Restart a paused bulk job where it stopped; confirmed like the job's own "
         "action. Close refuses a job paused over 7 days.",
         annotations=RESUME,
-    )
+        arguments=JobArguments,
+        prepare=prepare_resume,
+        refused=lambda args: "cannot resume this job",
+        recover=_recover_resume,
+    ),
+)

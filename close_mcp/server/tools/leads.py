@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal, get_args
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
@@ -18,16 +17,8 @@ from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.grammar import forms, named_fields
 from close_mcp.selection.query import resolve_selection
 from close_mcp.selection.totals import counts_every_lead
-from close_mcp.server.tools import Registrar
-from close_mcp.server.tools.job_reads import READ
-from close_mcp.server.tools.selection import (
-    SAMPLE_FIELDS,
-    AllLeadsArg,
-    FilterArg,
-    ResultsLimitArg,
-    SortArg,
-    SQueryArg,
-)
+from close_mcp.server.tools.declare import DirectTool, Invocation
+from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection
 from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
@@ -232,143 +223,141 @@ def _matches(name: str, wanted: str) -> bool:
     return b in a or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+class SearchArguments(LeadSelection):
+    sample_size: Annotated[
+        int,
+        Field(ge=0, le=MAX_SAMPLE, description="Leads to show, at most 200 (fewer if too long)."),
+    ] = 5
+    cursor: Annotated[
+        str | None, Field(max_length=2000, description="next_cursor of the last page.")
+    ] = None
 
-    async def search_leads(
-        ctx: Context,
-        filter: FilterArg = None,
-        s_query: SQueryArg = None,
-        results_limit: ResultsLimitArg = None,
-        sort: SortArg = None,
-        sample_size: Annotated[
-            int,
-            Field(
-                ge=0,
-                le=MAX_SAMPLE,
-                description="Leads to show, at most 200 (fewer if too long).",
-            ),
-        ] = 5,
-        cursor: Annotated[
-            str | None, Field(max_length=2000, description="next_cursor of the last page.")
-        ] = None,
-        allow_all_leads: AllLeadsArg = False,
-    ) -> SearchResult:
-        call = runtime.call(ctx.headers)
-        selection = await resolve_selection(
-            filter=filter,
-            s_query=s_query,
-            results_limit=results_limit,
-            sort=sort,
-            allow_all_leads=allow_all_leads,
-            catalog=call.catalog,
-        )
-        page = await lead_page(
-            call.client,
-            selection.s_query,
-            SAMPLE_FIELDS,
-            limit=max(sample_size, 1),
-            sort=selection.sort,
-            results_limit=selection.results_limit,
-            cursor=cursor,
-        )
-        total = len(page.leads) if page.total is None else page.total
-        matched = total if selection.results_limit is None else min(total, selection.results_limit)
-        rows = [
-            LeadSample(
-                id=str(lead.get("id")),
-                display_name=lead.get("display_name"),
-                status_label=lead.get("status_label"),
-            )
-            for lead in page.leads[: max(0, min(sample_size, matched - page.offset))]
-        ]
-        everything = selection.matches_everything or await counts_every_lead(call.client, matched)
-        result = SearchResult(
-            s_query=selection.s_query,
-            results_limit=selection.results_limit,
-            sort=selection.sort,
-            total=total,
-            sample=[],
-            next_cursor=page.cursor if sample_size else None,
-            matches_every_lead=everything,
-            today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
-        )
-        # The rest of the result as the client gets it (compact JSON), and the cursor.
-        rest = text_tokens(result.model_dump_json()) + 50
-        result.sample = fit_sample(rows, RESULT_TOKENS - rest)
-        if len(result.sample) < len(rows):  # cut to fit: go on right after the last shown
-            result.next_cursor = resume_after(page, len(result.sample))
-        if page.offset + len(result.sample) >= matched:  # results_limit reached
-            result.next_cursor = None
-        return result
 
-    async def get_lead(
-        ctx: Context,
-        lead_id: Annotated[
-            str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
-        ],
-    ) -> LeadDetail:
-        call = runtime.call(ctx.headers)
-        try:
-            raw = await call.client.get(f"lead/{lead_id}/", {"_fields": LEAD_FIELDS})
-        except NotFound:
-            raise ArgumentError(
-                "lead_id",
-                f"Close has no lead {lead_id!r} (or this key cannot see it); find leads "
-                "with search_leads",
-            ) from None
-        subs, _ = await lead_subscriptions(call.client, lead_id)
-        names = {s.id: s.name for s in await call.catalog.sequences()} if subs else {}
-        return lead_detail(raw if isinstance(raw, dict) else {"id": lead_id}, subs, names)
-
-    async def lookup(
-        ctx: Context,
-        kind: Annotated[LookupKind, Field(description="What to list.")],
-        name: Annotated[
-            str | None, Field(max_length=200, description="Only items whose name is like this.")
-        ] = None,
-    ) -> LookupResult:
-        if kind == "s_query":
-            grammar = squery_items()
-            shown = [i for i in grammar if not name or _matches(f"{i.name} {i.id}", name)]
-            return LookupResult(kind=kind, items=shown, total=len(grammar), note=SQUERY_NOTE)
-        call = runtime.call(ctx.headers)
-        items: list[Any] = list(await getattr(call.catalog, kind)())
-        total = len(items)
-        if name:
-            items = [item for item in items if _matches(item.name, name)]
-        listed = [
-            LookupItem(id=item.id, name=item.name, details=_details(kind, item))
-            for item in items[:MAX_LOOKUP_ITEMS]
-        ]
-        return LookupResult(
-            kind=kind, items=listed, total=total, truncated=len(items) > MAX_LOOKUP_ITEMS
+async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchResult:
+    call, runtime = invocation.call, invocation.runtime
+    selection = await resolve_selection(
+        filter=args.filter,
+        s_query=args.s_query,
+        results_limit=args.results_limit,
+        sort=args.sort,
+        allow_all_leads=args.allow_all_leads,
+        catalog=call.catalog,
+    )
+    page = await lead_page(
+        call.client,
+        selection.s_query,
+        SAMPLE_FIELDS,
+        limit=max(args.sample_size, 1),
+        sort=selection.sort,
+        results_limit=selection.results_limit,
+        cursor=args.cursor,
+    )
+    total = len(page.leads) if page.total is None else page.total
+    matched = total if selection.results_limit is None else min(total, selection.results_limit)
+    rows = [
+        LeadSample(
+            id=str(lead.get("id")),
+            display_name=lead.get("display_name"),
+            status_label=lead.get("status_label"),
         )
+        for lead in page.leads[: max(0, min(args.sample_size, matched - page.offset))]
+    ]
+    everything = selection.matches_everything or await counts_every_lead(call.client, matched)
+    result = SearchResult(
+        s_query=selection.s_query,
+        results_limit=selection.results_limit,
+        sort=selection.sort,
+        total=total,
+        sample=[],
+        next_cursor=page.cursor if args.sample_size else None,
+        matches_every_lead=everything,
+        today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
+    )
+    # The rest of the result as the client gets it (compact JSON), and the cursor.
+    rest = text_tokens(result.model_dump_json()) + 50
+    result.sample = fit_sample(rows, RESULT_TOKENS - rest)
+    if len(result.sample) < len(rows):  # cut to fit: go on right after the last shown
+        result.next_cursor = resume_after(page, len(result.sample))
+    if page.offset + len(result.sample) >= matched:  # results_limit reached
+        result.next_cursor = None
+    return result
 
-    reg.add(
-        search_leads,
+
+class LeadArguments(BaseModel):
+    lead_id: Annotated[
+        str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
+    ]
+
+
+async def get_lead(invocation: Invocation, args: LeadArguments) -> LeadDetail:
+    try:
+        raw = await invocation.call.client.get(f"lead/{args.lead_id}/", {"_fields": LEAD_FIELDS})
+    except NotFound:
+        raise ArgumentError(
+            "lead_id",
+            f"Close has no lead {args.lead_id!r} (or this key cannot see it); find leads "
+            "with search_leads",
+        ) from None
+    call = invocation.call
+    subs, _ = await lead_subscriptions(call.client, args.lead_id)
+    names = {s.id: s.name for s in await call.catalog.sequences()} if subs else {}
+    return lead_detail(raw if isinstance(raw, dict) else {"id": args.lead_id}, subs, names)
+
+
+class LookupArguments(BaseModel):
+    kind: Annotated[LookupKind, Field(description="What to list.")]
+    name: Annotated[
+        str | None, Field(max_length=200, description="Only items whose name is like this.")
+    ] = None
+
+
+async def lookup(invocation: Invocation, args: LookupArguments) -> LookupResult:
+    if args.kind == "s_query":
+        grammar = squery_items()
+        shown = [i for i in grammar if not args.name or _matches(f"{i.name} {i.id}", args.name)]
+        return LookupResult(kind=args.kind, items=shown, total=len(grammar), note=SQUERY_NOTE)
+    items: list[Any] = list(await getattr(invocation.call.catalog, args.kind)())
+    total = len(items)
+    if args.name:
+        items = [item for item in items if _matches(item.name, args.name)]
+    listed = [
+        LookupItem(id=item.id, name=item.name, details=_details(args.kind, item))
+        for item in items[:MAX_LOOKUP_ITEMS]
+    ]
+    return LookupResult(
+        kind=args.kind, items=listed, total=total, truncated=len(items) > MAX_LOOKUP_ITEMS
+    )
+
+
+TOOLS = (
+    DirectTool(
         name="search_leads",
         toolset="search",
         title="Search leads (dry run)",
         description="Count and sample the leads a selection (filter or s_query) matches, with "
         "Close's query. Use it before a bulk action.",
-        annotations=READ,
-    )
-    reg.add(
-        get_lead,
+        arguments=SearchArguments,
+        run=search_leads,
+        result=SearchResult,
+    ),
+    DirectTool(
         name="get_lead",
         toolset="search",
         title="Get a lead",
         description="Read one lead: its status, its contacts with their emails and phones, "
         "to pick send_email's recipient (contact_id, to), and sequences.",
-        annotations=READ,
-    )
-    reg.add(
-        lookup,
+        arguments=LeadArguments,
+        run=get_lead,
+        result=LeadDetail,
+    ),
+    DirectTool(
         name="lookup",
         toolset="search",
         title="Look up ids and names",
         description="List the ids and names of one kind of Close object, to find the exact "
         "names filters and bulk actions take.",
-        annotations=READ,
-    )
+        arguments=LookupArguments,
+        run=lookup,
+        result=LookupResult,
+    ),
+)

@@ -4,15 +4,12 @@ The planning (what goes back, the requests, how they are sent, recorded and refu
 an earlier revert runs or is being sent) is `close_mcp.safety.revert`; this module is the
 MCP tool: it reads the snapshot and the jobs from the state store and Close, builds the plan
 and hands it to the pipeline as one write.
-
-No `from __future__ import annotations` here (see `writing.py`).
 """
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from close_mcp.close.jobs import PAUSED_STATUS, job_path
 from close_mcp.errors import ArgumentError
@@ -27,15 +24,11 @@ from close_mcp.safety.revert import (
     plan_sender,
 )
 from close_mcp.safety.snapshots import load_edit_snapshot
-from close_mcp.server.tools import Registrar, tool_errors
-from close_mcp.server.tools.selection import DryRunArg, TokenArg
-from close_mcp.server.tools.writing import confirmer, run_write
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
-from close_mcp.writes.progress import Progress
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.writes.pipeline import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
 
-# The arguments the tool and its `prepare` resolver share, declared once.
 EditJobIdArg = Annotated[
     str,
     Field(
@@ -78,67 +71,53 @@ def _only_edits(job_id: str) -> None:
     )
 
 
-def register(reg: Registrar) -> None:
-    runtime = reg.runtime
+class RevertArguments(BaseModel):
+    job_id: EditJobIdArg
+    include_changed_since: IncludeChangedArg = False
 
-    @tool_errors
-    async def prepare_revert(
-        ctx: Context, job_id: EditJobIdArg, include_changed_since: IncludeChangedArg
-    ) -> WriteRequest:
-        _only_edits(job_id)
-        snapshot = await load_edit_snapshot(runtime.settings, runtime.store, job_id)
-        await check_not_sending(runtime.store, job_id)
-        call = runtime.call(ctx.headers)
-        status = await check_jobs(call.client, job_id, snapshot)
-        progress = Progress(ctx.report_progress, runtime.clock)
-        plan = await plan_revert(
-            call.client, runtime.store, snapshot, include_changed_since, progress
+
+async def prepare_revert(invocation: Invocation, args: RevertArguments) -> WriteRequest:
+    job_id, runtime = args.job_id, invocation.runtime
+    _only_edits(job_id)
+    snapshot = await load_edit_snapshot(runtime.settings, runtime.store, job_id)
+    await check_not_sending(runtime.store, job_id)
+    call = invocation.call
+    status = await check_jobs(call.client, job_id, snapshot)
+    progress = invocation.progress()
+    plan = await plan_revert(
+        call.client, runtime.store, snapshot, args.include_changed_since, progress
+    )
+    # The preview shows the first few of each list; the whole plan is read on demand.
+    await keep_plan(runtime.store, plan_document(snapshot, plan, args.include_changed_since))
+    labels: dict[str, str] = {}
+    if snapshot.field == "status_id":
+        labels = {s.id: s.label for s in await call.catalog.lead_statuses()}
+    notes = plan_notes(snapshot, plan, args.include_changed_since, labels)
+    if status == PAUSED_STATUS:
+        notes.append(
+            "The edit is paused: resuming it later would apply it again to the leads it "
+            "had not reached."
         )
-        # The preview shows the first few of each list; the whole plan is read on demand.
-        await keep_plan(runtime.store, plan_document(snapshot, plan, include_changed_since))
-        labels: dict[str, str] = {}
-        if snapshot.field == "status_id":
-            labels = {s.id: s.label for s in await call.catalog.lead_statuses()}
-        notes = plan_notes(snapshot, plan, include_changed_since, labels)
-        if status == PAUSED_STATUS:
-            notes.append(
-                "The edit is paused: resuming it later would apply it again to the leads it "
-                "had not reached."
-            )
-        if not plan.requests:
-            notes.append("Nothing to revert.")
-        return WriteRequest(
-            tool=TOOL,
-            action="edit",
-            path=job_path("edit") if plan.starts_jobs else "lead/",
-            body=plan_body(snapshot, plan, include_changed_since),
-            matched=plan.leads,
-            summary=f"Revert {job_id}: put the old value back on {plan.leads} "
-            f"lead{'s' if plan.leads != 1 else ''}",
-            sample=plan.sample,
-            notes=notes,
-            send=plan_sender(runtime.clock, runtime.store, snapshot, plan.requests, plan.leads),
-            when_empty="nothing to revert: no lead still has the value the edit set",
-            progress=progress,
-        )
+    if not plan.requests:
+        notes.append("Nothing to revert.")
+    return WriteRequest(
+        tool=TOOL,
+        action="edit",
+        path=job_path("edit") if plan.starts_jobs else "lead/",
+        body=plan_body(snapshot, plan, args.include_changed_since),
+        matched=plan.leads,
+        summary=f"Revert {job_id}: put the old value back on {plan.leads} "
+        f"lead{'s' if plan.leads != 1 else ''}",
+        sample=plan.sample,
+        notes=notes,
+        send=plan_sender(runtime.clock, runtime.store, snapshot, plan.requests, plan.leads),
+        when_empty="nothing to revert: no lead still has the value the edit set",
+        progress=progress,
+    )
 
-    confirm_revert = confirmer(runtime, prepare_revert)
 
-    async def revert_bulk_edit(
-        ctx: Context,
-        request: Annotated[WriteRequest, Resolve(prepare_revert)],
-        answer: Annotated[ElicitationResult[Any], Resolve(confirm_revert)],
-        job_id: EditJobIdArg,
-        include_changed_since: IncludeChangedArg = False,
-        dry_run: DryRunArg = False,
-        confirmation_token: TokenArg = None,
-    ) -> WriteResult:
-        return await run_write(
-            runtime, ctx, request, answer, dry_run=dry_run, token=confirmation_token
-        )
-
-    reg.add(
-        revert_bulk_edit,
+TOOLS = (
+    WriteTool(
         name=TOOL,
         toolset="edit",
         title="Revert a bulk edit",
@@ -151,4 +130,7 @@ def register(reg: Registrar) -> None:
             idempotent_hint=False,
             open_world_hint=False,
         ),
-    )
+        arguments=RevertArguments,
+        prepare=prepare_revert,
+    ),
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.selection.query import LeadFilter, Selection
@@ -60,6 +60,22 @@ TokenArg = Annotated[
         description="From this tool's preview, once the user agreed to it.",
     ),
 ]
+
+
+class LeadSelection(BaseModel):
+    """The arguments that choose leads, as search_leads takes them."""
+
+    filter: FilterArg = None
+    s_query: SQueryArg = None
+    results_limit: ResultsLimitArg = None
+    sort: SortArg = None
+    allow_all_leads: AllLeadsArg = False
+
+
+class BulkSelection(LeadSelection):
+    """The arguments every bulk tool shares: the leads, and whether Close mails the user."""
+
+    send_done_email: SendDoneEmailArg = True
 
 
 @dataclass

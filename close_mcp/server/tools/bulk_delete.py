@@ -1,0 +1,51 @@
+"""`create_bulk_delete` (toolset `delete`): permanently delete the leads of a selection, as
+one Close bulk job, always confirmed by the number of leads typed; a backup of the leads is
+taken first (`close-mcp restore` brings them back, with new ids)."""
+
+from mcp.types import ToolAnnotations
+
+from close_mcp.safety.snapshots import BackupBeforeDelete
+from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.writes.pipeline import WriteRequest
+
+
+async def prepare_delete(invocation: Invocation, args: BulkSelection) -> WriteRequest:
+    runtime, call = invocation.runtime, invocation.call
+    request = await selection_request(
+        invocation,
+        args,
+        tool="create_bulk_delete",
+        action="delete",
+        kind="delete",
+        fields={},
+        describe=lambda n: f"Bulk delete: permanently delete {leads(n)}",
+    )
+
+    async def custom_field_ids() -> list[str]:
+        return [cf.id for cf in await call.catalog.custom_fields()]
+
+    BackupBeforeDelete(
+        runtime.settings, runtime.clock, call.client, runtime.store, custom_field_ids
+    ).prepare(request)
+    return request
+
+
+TOOLS = (
+    WriteTool(
+        name="create_bulk_delete",
+        toolset="delete",
+        title="Bulk delete leads",
+        description="Permanently delete the leads of a selection, with their contacts and "
+        "activities (one Close bulk job). Always confirmed.",
+        annotations=ToolAnnotations(
+            read_only_hint=False,
+            destructive_hint=True,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+        arguments=BulkSelection,
+        prepare=prepare_delete,
+    ),
+)
