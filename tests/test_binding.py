@@ -20,6 +20,7 @@ from close_mcp.sandbox.store import SavedSearch, Sequence
 from close_mcp.writes.binding import ENCODE_CHUNK, Binding, LeadSet
 from tests.harness import MODES, Harness, StartHarness
 from tests.ids import email_template, status_id
+from tests.queries import status_condition
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60)]
 
@@ -247,15 +248,7 @@ async def test_a_smart_view_changed_after_the_preview_refuses(h: Harness) -> Non
 
 
 def _status_tree(h: Harness, label: str) -> dict[str, Any]:
-    return {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "status_id"},
-        "condition": {
-            "type": "reference",
-            "reference_type": "status.lead",
-            "object_ids": [status_id(h, label)],
-        },
-    }
+    return status_condition(status_id(h, label))
 
 
 @pytest.mark.parametrize("n", [None, 0, 1, ENCODE_CHUNK, 2 * ENCODE_CHUNK + 1])

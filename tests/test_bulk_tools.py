@@ -12,6 +12,7 @@ import pytest
 from close_mcp.sandbox import Sandbox
 from tests.harness import MODES, Harness, StartHarness, accept, cancel, decline, run_to_done
 from tests.ids import email_template, field_id, status_id
+from tests.queries import lead_and, status_condition
 
 pytestmark = pytest.mark.anyio
 
@@ -25,25 +26,7 @@ def leads_with_status(sb: Sandbox, label: str) -> list[str]:
 
 
 def status_query(sb: Sandbox, label: str) -> dict[str, Any]:
-    return {
-        "type": "and",
-        "queries": [
-            LEAD_NODE,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_id(sb, label)],
-                },
-            },
-        ],
-    }
+    return lead_and(status_condition(status_id(sb, label)))
 
 
 def posted(h: Harness) -> list[tuple[str, str, Any]]:

@@ -18,6 +18,7 @@ from close_mcp.sandbox import Sandbox, emails
 from close_mcp.sandbox.drift import DRIFTS
 from close_mcp.sandbox.routes import Call
 from tests.processes import clean_env, free_port, running
+from tests.queries import LEAD, lead_ids_condition
 
 API = "/api/v1/"
 SENDER = "sandra@sandbox.example"
@@ -164,17 +165,13 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
         shown = [(method, path.replace(one, "{id}")) for method, path in shown]
     assert shown == EXPECTED_REQUESTS
     searches = [r.json for r in requests if r.method == "POST"]
-    lead_node = {"type": "object_type", "object_type": "lead"}
+    lead_node = LEAD
     sample_fields = {"lead": ["id", "display_name", "status_label"]}
     assert searches[:2] == [
         {"query": lead_node, "include_counts": True, "results_limit": 0, "_limit": 0},
         {"query": lead_node, "_limit": 1, "_fields": sample_fields},
     ]
-    by_id = {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-        "condition": {"type": "reference", "reference_type": "lead", "object_ids": [lead]},
-    }
+    by_id = lead_ids_condition([lead])
     for probe in searches[2:]:
         assert (probe["include_counts"], probe["results_limit"], probe["_limit"]) == (True, 0, 0)
         assert probe["query"]["queries"][:2] == [lead_node, by_id]

@@ -30,7 +30,8 @@ from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox, emails
 from close_mcp.sandbox.store import Job
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import MODES, Harness, Mode, StartHarness, run_to_done
-from tests.ids import field_id, status_id, status_query
+from tests.ids import field_id, status_id
+from tests.queries import LEAD, lead_and, negated, status_condition, status_query
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40)]
 
@@ -230,26 +231,7 @@ async def test_every_remaining_lead_after_a_delete_is_still_every_lead(h: Harnes
 async def test_every_lead_is_recounted_at_confirmation(h: Harness) -> None:
     """Previewed while narrower; the leads outside it deleted before the confirmation."""
     canceled = status_id(h, "Canceled")
-    not_canceled = {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [canceled],
-                },
-                "negate": True,
-            },
-        ],
-    }
+    not_canceled = lead_and(negated(status_condition(canceled)))
     args = {"s_query": not_canceled, "edit": {"type": "set_lead_status", "lead_status": "Customer"}}
     first = await h.call("create_bulk_edit", args)
     assert first["status"] == "confirmation_required"
@@ -270,7 +252,7 @@ async def test_every_lead_is_recounted_at_confirmation(h: Harness) -> None:
 @pytest.mark.harness(audited=True)
 async def test_every_lead_refusals_are_audited(h: Harness) -> None:
     by_count = {"filter": {"created_after": "1900-01-01"}}
-    by_wording = {"s_query": {"type": "object_type", "object_type": "lead"}}
+    by_wording = {"s_query": LEAD}
     assert await h.error("create_bulk_delete", by_count) == f"filter: {EVERY_LEAD}"
     assert await h.error("create_bulk_delete", by_wording) == f"s_query: {EVERY_LEAD}"
     entries = h.audit.entries()
@@ -519,9 +501,7 @@ async def test_cancelling_an_email_twice_answers_the_repeat_without_a_write(h: H
 async def test_one_resume_confirmation_resumes_once(h: Harness) -> None:
     """Resume, pause, resume with the same token: the job is back where the token was made
     (paused, the same count left), so only the spent nonce refuses it."""
-    job = h.sandbox.jobs.create(
-        "delete", {"s_query": {"type": "object_type", "object_type": "lead"}}, h.clock.time()
-    )
+    job = h.sandbox.jobs.create("delete", {"s_query": dict(LEAD)}, h.clock.time())
     h.clock.advance(2.0)
     h.sandbox.jobs.advance(job, h.clock.time())
     h.sandbox.jobs.set_status(job, PAUSED, h.clock.time())

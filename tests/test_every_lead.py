@@ -18,11 +18,11 @@ from close_mcp.sandbox.seed import STATUS_LABELS
 from close_mcp.sandbox.store import SavedSearch
 from tests.harness import Harness
 from tests.ids import field_id, status_id
+from tests.queries import LEAD, fc, name_has, regular, status_condition
 
 pytestmark = pytest.mark.anyio
 
 JSON = dict[str, Any]
-LEAD: JSON = {"type": "object_type", "object_type": "lead"}
 SEARCH = "/api/v1/data/search/"
 COUNT_ALL: JSON = {"query": LEAD, "include_counts": True, "results_limit": 0, "_limit": 0}
 EDIT: JSON = {"type": "set_lead_status", "lead_status": "Qualified"}
@@ -32,23 +32,8 @@ REFUSAL = (
 )
 
 
-def regular(name: str) -> JSON:
-    return {"type": "regular_field", "object_type": "lead", "field_name": name}
-
-
-def fc(field: JSON, condition: JSON, **extra: Any) -> JSON:
-    return {"type": "field_condition", "field": field, "condition": condition, **extra}
-
-
-def name_has(word: str) -> JSON:
-    return fc(regular("name"), {"type": "text", "mode": "full_words", "value": word})
-
-
 def status_is(h: Harness, label: str) -> JSON:
-    return fc(
-        regular("status_id"),
-        {"type": "reference", "reference_type": "status.lead", "object_ids": [status_id(h, label)]},
-    )
+    return status_condition(status_id(h, label))
 
 
 def add_view(h: Harness, name: str, tree: JSON, results_limit: int | None = None) -> str:

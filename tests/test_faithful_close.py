@@ -17,7 +17,8 @@ from close_mcp.close.client import CloseClient
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import Harness
-from tests.ids import status_id, status_query, template_id
+from tests.ids import status_id, template_id
+from tests.queries import status_query
 
 pytestmark = pytest.mark.anyio
 

@@ -28,6 +28,7 @@ from close_mcp.server.runtime import SANDBOX_BASE_URL
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from tests.harness import Harness
 from tests.ids import custom_field
+from tests.queries import fc, lead_and, regular
 
 pytestmark = pytest.mark.anyio
 
@@ -47,21 +48,7 @@ def full_offset(direction: str = "past", which: str = "start", **units: int) -> 
 
 
 def created_since(moment: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {"type": "moment_range", "on_or_after": moment},
-            },
-        ],
-    }
+    return _field_moment(regular("date_created"), moment)
 
 
 # -- 1. relative spans in Close's full offset form ------------------------------------------
@@ -399,17 +386,7 @@ async def test_the_sandbox_limits_each_endpoint_group_apart() -> None:
 
 
 def _field_moment(field: dict[str, Any], moment: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": field,
-                "condition": {"type": "moment_range", "on_or_after": moment},
-            },
-        ],
-    }
+    return lead_and(fc(field, {"type": "moment_range", "on_or_after": moment}))
 
 
 async def test_the_sandbox_refuses_a_naive_fixed_utc_and_a_fixed_utc_on_a_date_field() -> None:

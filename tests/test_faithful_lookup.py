@@ -17,7 +17,8 @@ import pytest
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import Harness
-from tests.ids import custom_field, status_id, status_query
+from tests.ids import custom_field, status_id
+from tests.queries import status_query
 from tests.test_recent_lookup import two_servers
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,8 @@ from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.sandbox.store import Job, Lead, Store, iso
 from tests.harness import MODES, Harness, StartHarness
-from tests.ids import field_id, lead_ids_query, status_id
+from tests.ids import field_id, status_id
+from tests.queries import HAS_EMAIL, custom, fc, lead_and, lead_ids_query, negated, status_condition
 
 # Only the read toolsets: the same tools, a faster server build.
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]
@@ -84,44 +85,19 @@ def newest_first(leads: list[Lead]) -> list[Lead]:
 
 
 def status_node(*ids: str) -> dict[str, Any]:
-    return {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "status_id"},
-        "condition": {
-            "type": "reference",
-            "reference_type": "status.lead",
-            "object_ids": list(ids),
-        },
-    }
+    return status_condition(*ids)
 
 
 def custom_node(field_id: str, condition: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "field_condition",
-        "field": {"type": "custom_field", "custom_field_id": field_id},
-        "condition": condition,
-    }
+    return fc(custom(field_id), condition)
 
 
 def has_email_node(negate: bool) -> dict[str, Any]:
-    node: dict[str, Any] = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": "contact",
-        "related_query": {
-            "type": "has_related",
-            "this_object_type": "contact",
-            "related_object_type": "contact_email",
-            "related_query": {"type": "match_all"},
-        },
-    }
-    if negate:
-        node["negate"] = True
-    return node
+    return negated(HAS_EMAIL) if negate else dict(HAS_EMAIL)
 
 
 def and_lead(*nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "and", "queries": [LEAD, *nodes]}
+    return lead_and(*nodes)
 
 
 # -- search_leads cases ----------------------------------------------------------------------

@@ -27,7 +27,8 @@ from close_mcp.clock import FakeClock
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import Harness
-from tests.ids import status_id, status_query
+from tests.ids import status_id
+from tests.queries import status_query
 
 pytestmark = pytest.mark.anyio
 

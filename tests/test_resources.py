@@ -12,7 +12,7 @@ from mcp.client import Client
 
 from close_mcp.config import load_settings
 from close_mcp.sandbox import Sandbox
-from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.selection.grammar import SQUERY_SCHEMA
 from close_mcp.server.app import build_server
 from close_mcp.server.runtime import Runtime
 from tests.harness import MODES, Harness, StartHarness, run_to_done

@@ -37,7 +37,8 @@ from close_mcp.sandbox.store import iso as close_iso
 from close_mcp.store import Busy
 from close_mcp.writes.sender import Sender
 from tests.harness import MODES, Harness, StartHarness, run_to_done
-from tests.ids import field_id, lead_ids_query, shown_ids_query, status_id
+from tests.ids import field_id, status_id
+from tests.queries import lead_ids_query, shown_ids_query
 
 pytestmark = pytest.mark.anyio
 

@@ -20,10 +20,10 @@ from jsonschema import Draft202012Validator
 
 from close_mcp.cli.main import main
 from close_mcp.sandbox import SANDBOX_API_KEY
-from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.selection.grammar import SQUERY_SCHEMA
 from close_mcp.server.schemas import ENFORCED, SQUERY_FILE, write_or_check
 from tests.harness import MODES, Harness, Mode, text_of
-from tests.ids import lead_ids_query
+from tests.queries import lead_ids_query
 
 FOLDER = Path(__file__).resolve().parent.parent / "tool_schemas"
 TOOL_KEYS = {"name", "title", "description", "annotations", "inputSchema", "outputSchema", "_meta"}

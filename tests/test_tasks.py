@@ -22,7 +22,8 @@ from close_mcp.close.times import close_time
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.sandbox.store import Lead, Store
 from tests.harness import Harness, ToolFailed, text_of
-from tests.ids import lead_ids_query, status_id
+from tests.ids import status_id
+from tests.queries import lead_ids_query
 
 pytestmark = pytest.mark.anyio
 

@@ -43,7 +43,10 @@ from close_mcp.close.crm import (
 from close_mcp.close.jobs import JOB_KINDS, JobSummary, job_path, summarize_job
 from close_mcp.close.times import close_time
 from close_mcp.errors import CloseError, UnknownJobId
-from close_mcp.selection.query import LEAD_NODE, LeadFilter, resolve_filter, resolve_sort
+from close_mcp.selection.filter import LeadFilter
+from close_mcp.selection.nodes import LEAD_NODE
+from close_mcp.selection.sort import resolve_sort
+from close_mcp.selection.tree import resolve_filter
 from close_mcp.server.tools.selection import SAMPLE_FIELDS
 from close_mcp.server.tools.send import EMAIL_MATCH_KEYS, LEAD_FIELDS
 

@@ -65,7 +65,7 @@ from close_mcp.close.jobs import (
 )
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key, snapshot_leads
-from close_mcp.selection.query import LEAD_NODE, lead_ids_node
+from close_mcp.selection.nodes import LEAD_NODE, lead_ids_node
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.pipeline import LeadSample, PlanAnswer
 from close_mcp.writes.progress import Progress

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from close_mcp.sandbox import emails
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
 from close_mcp.sandbox.evaluator import Compiler, check_results_limit, check_sort, select
 from close_mcp.sandbox.leads import check_custom_value
 from close_mcp.sandbox.store import (
@@ -496,7 +496,7 @@ class JobRunner:
     def get(self, kind: str, job_id: str) -> Job:
         job = self.store.jobs.get(job_id)
         if job is None or job.kind != kind:
-            raise NotFound(f"Bulk action {job_id!r} not found.")
+            raise NotFoundAnswer(f"Bulk action {job_id!r} not found.")
         return job
 
     def fail(self, job_id: str, now: float, reason: str = "Failed by the test.") -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer
 from close_mcp.sandbox.evaluator import check_results_limit, select
 from close_mcp.sandbox.routes import (
     Call,
@@ -336,7 +336,7 @@ class Crm:
         for e in self._visible_events(from_epoch(call.now)):
             if e.id == call.params["id"]:
                 return e.to_json(self.store.org)
-        raise NotFound("Event not found.")
+        raise NotFoundAnswer("Event not found.")
 
     # -- pipelines and opportunity statuses ----------------------------------------------
 
@@ -431,7 +431,7 @@ class Crm:
     def _opportunity(self, opp_id: str) -> Opportunity:
         opp = self.store.opportunities.get(opp_id)
         if opp is None:
-            raise NotFound("Opportunity not found.")
+            raise NotFoundAnswer("Opportunity not found.")
         return opp
 
     def opportunities(self, call: Call) -> JSON:
@@ -579,7 +579,7 @@ class Crm:
     def _task(self, task_id: str) -> Task:
         task = self.store.tasks.get(task_id)
         if task is None:
-            raise NotFound("Task not found.")
+            raise NotFoundAnswer("Task not found.")
         return task
 
     def tasks(self, call: Call) -> JSON:
@@ -812,7 +812,7 @@ class Crm:
         check_params(call.query, {"_fields"})
         export = self.store.exports.get(call.params["id"])
         if export is None:
-            raise NotFound("Export not found.")
+            raise NotFoundAnswer("Export not found.")
         return narrow(self.export_json(export, call), call.query)
 
     def download(self, export_id: str, token: str, now: float) -> Export:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from close_mcp.sandbox.errors import BadRequest, NotFound
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
 from close_mcp.sandbox.render import render_text
 from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso, naive_iso
 
@@ -277,7 +277,7 @@ def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
     """PUT /activity/email/{id}/: edit a draft, or cancel an unsent scheduled/outbox email."""
     email = store.emails.get(email_id)
     if email is None:
-        raise NotFound("Email activity not found.")
+        raise NotFoundAnswer("Email activity not found.")
     if not isinstance(data, dict):
         raise BadRequest({}, ["Expected a JSON object."])
     unsent = email["status"] in ("scheduled", "outbox") and email_id in store.email_send_at
@@ -291,7 +291,7 @@ def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
     merged = {**email, **data}
     lead = store.leads.get(email["lead_id"])
     if lead is None:
-        raise NotFound("The email's lead no longer exists.")
+        raise NotFoundAnswer("The email's lead no longer exists.")
     errors = _check(store, merged, lead)
     if errors:
         raise BadRequest(errors)

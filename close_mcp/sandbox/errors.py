@@ -26,6 +26,8 @@ class BadRequest(ApiError):
         self.field_errors = dict(field_errors)
 
 
-class NotFound(ApiError):
+class NotFoundAnswer(ApiError):
+    """404 `{"error": message}`: the sandbox's answer (the client raises `errors.NotFound`)."""
+
     def __init__(self, message: str = "Not found") -> None:
         super().__init__(404, {"error": message})

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFound
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer
 from close_mcp.sandbox.evaluator import (
     Compiler,
     check_results_limit,
@@ -203,7 +203,7 @@ class Api:
             if method not in methods:
                 raise ApiError(405, {"error": f"Method {method} not allowed."})
             return methods[method], match.groupdict()
-        raise NotFound(f"No such endpoint: /api/v1/{path}")
+        raise NotFoundAnswer(f"No such endpoint: /api/v1/{path}")
 
     # -- organization lookups ------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class Api:
     def status(self, call: Call) -> JSON:
         status = self.store.statuses.get(call.params["id"])
         if status is None:
-            raise NotFound("Lead status not found.")
+            raise NotFoundAnswer("Lead status not found.")
         return narrow(status.to_json(), call.query)
 
     def custom_fields(self, call: Call) -> JSON:
@@ -227,7 +227,7 @@ class Api:
     def custom_field(self, call: Call) -> JSON:
         cf = self.store.custom_fields.get(call.params["id"])
         if cf is None or cf.is_shared:
-            raise NotFound("Custom field not found.")
+            raise NotFoundAnswer("Custom field not found.")
         return narrow(cf.to_json(), call.query)
 
     def custom_field_schema(self, call: Call) -> JSON:
@@ -241,7 +241,7 @@ class Api:
     def template(self, call: Call) -> JSON:
         template = self.store.templates.get(call.params["id"])
         if template is None:
-            raise NotFound("Email template not found.")
+            raise NotFoundAnswer("Email template not found.")
         return narrow(template.to_json(self.store.org), call.query)
 
     def render(self, call: Call) -> JSON:
@@ -252,7 +252,7 @@ class Api:
         `email_account_id` must be an email account. Past the last entry: `{}`."""
         template = self.store.templates.get(call.params["id"])
         if template is None:
-            raise NotFound("Email template not found.")
+            raise NotFoundAnswer("Email template not found.")
         query = call.query
         account_id = query.get("email_account_id")
         if account_id is not None and account_id not in self.store.email_accounts:
@@ -331,7 +331,7 @@ class Api:
     def sequence(self, call: Call) -> JSON:
         seq = self.store.sequences.get(call.params["id"])
         if seq is None:
-            raise NotFound("Sequence not found.")
+            raise NotFoundAnswer("Sequence not found.")
         return narrow(seq.to_json(self.store.org), call.query)
 
     def subscriptions(self, call: Call) -> JSON:
@@ -360,7 +360,7 @@ class Api:
             return narrow(account.to_json(), call.query)
         other = self.store.other_accounts.get(account_id)
         if other is None:
-            raise NotFound("Connected account not found.")
+            raise NotFoundAnswer("Connected account not found.")
         return narrow(dict(other), call.query)
 
     def users(self, call: Call) -> JSON:
@@ -370,7 +370,7 @@ class Api:
     def user(self, call: Call) -> JSON:
         user = self.store.users.get(call.params["id"])
         if user is None:
-            raise NotFound("User not found.")
+            raise NotFoundAnswer("User not found.")
         return narrow(user.to_json(self.store.org), call.query)
 
     def saved_searches(self, call: Call) -> JSON:
@@ -380,7 +380,7 @@ class Api:
     def saved_search(self, call: Call) -> JSON:
         view = self.store.saved_searches.get(call.params["id"])
         if view is None:
-            raise NotFound("Saved search not found.")
+            raise NotFoundAnswer("Saved search not found.")
         return narrow(view.to_json(self.store.org), call.query)
 
     # -- leads ---------------------------------------------------------------------------
@@ -388,7 +388,7 @@ class Api:
     def _lead(self, lead_id: str) -> Lead:
         lead = self.store.leads.get(lead_id)
         if lead is None:
-            raise NotFound("Lead not found.")
+            raise NotFoundAnswer("Lead not found.")
         return lead
 
     def leads(self, call: Call) -> JSON:
@@ -545,7 +545,7 @@ class Api:
     def get_email(self, call: Call) -> JSON:
         email = self.store.emails.get(call.params["id"])
         if email is None:
-            raise NotFound("Email activity not found.")
+            raise NotFoundAnswer("Email activity not found.")
         return narrow(dict(email), call.query)
 
     def update_email(self, call: Call) -> JSON:

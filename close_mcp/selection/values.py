@@ -11,13 +11,13 @@ from typing import Any
 
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.errors import ArgumentError
-from close_mcp.selection.query import (
+from close_mcp.selection.parsers import (
     DATE_FIELD_TYPES,
     TEXT_FIELD_TYPES,
     check_choice,
     check_number,
     parse_when,
-    shown,
+    short_repr,
 )
 
 
@@ -39,7 +39,7 @@ async def check_custom_value(field: CustomField, value: Any, catalog: Catalog, p
             # A date field holds a day: Close refuses a time in it, but only inside the job.
             raise ArgumentError(
                 path,
-                f"{field.name!r} is a date field; {shown(value)} has a time, give a plain "
+                f"{field.name!r} is a date field; {short_repr(value)} has a time, give a plain "
                 "date like 2025-01-31",
             )
         return when.isoformat()

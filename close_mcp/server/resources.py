@@ -20,7 +20,7 @@ from close_mcp.close.jobs import job_kind, job_path, summarize_job
 from close_mcp.errors import CloseError, MissingAPIKey, SafetyNetError, UnknownJobId
 from close_mcp.safety.revert import revert_resource
 from close_mcp.safety.snapshots import check_job_id
-from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.selection.grammar import SQUERY_SCHEMA
 from close_mcp.server.idlists import URI, id_list
 from close_mcp.server.runtime import Runtime
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from close_mcp.selection.squery import SQUERY_SCHEMA
+from close_mcp.selection.grammar import SQUERY_SCHEMA
 
 SQUERY_FILE = "s_query.schema.json"
 ENFORCED = "enforced"

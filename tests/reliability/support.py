@@ -23,7 +23,7 @@ from mcp import types
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import RecordedRequest
 from tests.harness import Harness, text_of
-from tests.ids import status_query
+from tests.queries import status_query
 
 # -- figures --------------------------------------------------------------------------------
 

@@ -67,7 +67,8 @@ from close_mcp.close.client import caller_digest
 from close_mcp.sandbox import SANDBOX_API_KEY, RecordedRequest
 from close_mcp.writes.tokens import ConfirmationTokens, canonical_json
 from tests.harness import Harness, Mode, run_to_done, text_of
-from tests.ids import status_id, status_query
+from tests.ids import status_id
+from tests.queries import status_query
 from tests.reliability.support import (
     API,
     HUGE,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from close_mcp.sandbox import SANDBOX_API_KEY
-from tests.ids import lead_ids_query
+from tests.queries import lead_ids_query
 from tests.replicas.conftest import call, jobs, replica, session
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -17,7 +17,7 @@ from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.crm import EVENT_DAYS
 from close_mcp.sandbox.seed import DELETED_ELSEWHERE
 from close_mcp.sandbox.store import from_epoch
-from tests.ids import lead_ids_query
+from tests.queries import lead_ids_query
 
 pytestmark = pytest.mark.anyio
 

@@ -13,6 +13,7 @@ from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead, iso
 from tests.ids import custom_field, email_template, status_id
+from tests.queries import lead_and, status_condition
 from tests.sandbox.conftest import LEAD_QUERY, client_for
 
 pytestmark = pytest.mark.anyio
@@ -34,26 +35,7 @@ async def slow_http(slow_sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def status_query(sb: Sandbox, label: str) -> JSON:
-    sid = status_id(sb, label)
-    return {
-        "type": "and",
-        "queries": [
-            LEAD_QUERY,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [sid],
-                },
-            },
-        ],
-    }
+    return lead_and(status_condition(status_id(sb, label)))
 
 
 def with_status(sb: Sandbox, label: str) -> list[Lead]:

@@ -34,7 +34,7 @@ from referencing.jsonschema import DRAFT202012
 
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
-from tests.ids import lead_ids_query
+from tests.queries import lead_ids_query
 
 pytestmark = pytest.mark.anyio
 

@@ -15,6 +15,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox, routes
 from tests.ids import status_id
+from tests.queries import lead_ids_condition, status_condition
 from tests.sandbox.conftest import LEAD_QUERY
 
 pytestmark = pytest.mark.anyio
@@ -23,25 +24,12 @@ JSON = dict[str, Any]
 
 
 def id_term(ids: list[str], **extra: Any) -> JSON:
-    """Leads by id, as `close_mcp.selection.query.lead_ids_node` selects them."""
-    return {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-        "condition": {"type": "reference", "reference_type": "lead", "object_ids": ids},
-        **extra,
-    }
+    """Leads by id, as `close_mcp.selection.nodes.lead_ids_node` selects them."""
+    return {**lead_ids_condition(ids), **extra}
 
 
 def status_is(sb: Sandbox, label: str) -> JSON:
-    return {
-        "type": "field_condition",
-        "field": {"type": "regular_field", "object_type": "lead", "field_name": "status_id"},
-        "condition": {
-            "type": "reference",
-            "reference_type": "status.lead",
-            "object_ids": [status_id(sb, label)],
-        },
-    }
+    return status_condition(status_id(sb, label))
 
 
 async def ids_of(http: httpx.AsyncClient, query: JSON) -> set[str]:

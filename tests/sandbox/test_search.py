@@ -14,27 +14,12 @@ from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
 from tests.ids import custom_field, status_id
+from tests.queries import custom, fc, lead_and, regular
 from tests.sandbox.conftest import LEAD_QUERY
 
 pytestmark = pytest.mark.anyio
 
 JSON = dict[str, Any]
-
-
-def lead_field(name: str) -> JSON:
-    return {"type": "regular_field", "object_type": "lead", "field_name": name}
-
-
-def custom(cf_id: str) -> JSON:
-    return {"type": "custom_field", "custom_field_id": cf_id}
-
-
-def cond(field: JSON, condition: JSON, **extra: Any) -> JSON:
-    return {"type": "field_condition", "field": field, "condition": condition, **extra}
-
-
-def leads_and(*queries: JSON) -> JSON:
-    return {"type": "and", "queries": [LEAD_QUERY, *queries]}
 
 
 async def search_ids(http: httpx.AsyncClient, query: JSON, **extra: Any) -> list[str]:
@@ -71,10 +56,10 @@ async def test_object_type_alone_matches_every_lead(sb: Sandbox, http: httpx.Asy
 async def test_text_modes_on_lead_name(sb: Sandbox, http: httpx.AsyncClient) -> None:
     name = next(iter(sb.store.leads.values())).name  # e.g. "Acme Inc."
     first, second = name.split(" ")
-    name_field = lead_field("name")
+    name_field = regular("name")
 
     def text(mode: str, value: str) -> JSON:
-        return leads_and(cond(name_field, {"type": "text", "mode": mode, "value": value}))
+        return lead_and(fc(name_field, {"type": "text", "mode": mode, "value": value}))
 
     expected = where(sb, lambda lead: words(first)[0] in words(lead.name))
     assert await matched(http, text("full_words", first.upper())) == expected
@@ -91,10 +76,10 @@ async def test_text_modes_on_lead_name(sb: Sandbox, http: httpx.AsyncClient) -> 
 
 async def test_term_on_single_and_multi_choices(sb: Sandbox, http: httpx.AsyncClient) -> None:
     industry, products = custom_field(sb, "Industry"), custom_field(sb, "Products")
-    query = leads_and(cond(custom(industry.id), {"type": "term", "values": ["Retail", "Finance"]}))
+    query = lead_and(fc(custom(industry.id), {"type": "term", "values": ["Retail", "Finance"]}))
     expected = where(sb, lambda lead: lead.custom.get(industry.id) in ("Retail", "Finance"))
     assert await matched(http, query) == expected
-    query = leads_and(cond(custom(products.id), {"type": "term", "values": ["CRM"]}))
+    query = lead_and(fc(custom(products.id), {"type": "term", "values": ["CRM"]}))
     expected = where(sb, lambda lead: "CRM" in lead.custom.get(products.id, []))
     assert await matched(http, query) == expected
 
@@ -102,16 +87,16 @@ async def test_term_on_single_and_multi_choices(sb: Sandbox, http: httpx.AsyncCl
 async def test_reference_on_status_and_user_fields(sb: Sandbox, http: httpx.AsyncClient) -> None:
     store = sb.store
     qualified = status_id(store, "Qualified")
-    query = leads_and(
-        cond(
-            lead_field("status_id"),
+    query = lead_and(
+        fc(
+            regular("status_id"),
             {"type": "reference", "reference_type": "status.lead", "object_ids": [qualified]},
         )
     )
     assert await matched(http, query) == where(sb, lambda lead: lead.status_id == qualified)
     owner = custom_field(sb, "Account Owner")
-    query = leads_and(
-        cond(
+    query = lead_and(
+        fc(
             custom(owner.id),
             {"type": "reference", "reference_type": "user_or_group", "object_ids": [store.me.id]},
         )
@@ -129,7 +114,7 @@ async def test_number_range(sb: Sandbox, http: httpx.AsyncClient) -> None:
         return None if value is None else float(value)
 
     def ranged(**bounds: float) -> JSON:
-        return leads_and(cond(custom(deal.id), {"type": "number_range", **bounds}))
+        return lead_and(fc(custom(deal.id), {"type": "number_range", **bounds}))
 
     assert await matched(http, ranged(gte=20000, lte=60000)) == where(
         sb, lambda lead: (s := size(lead)) is not None and 20000 <= s <= 60000
@@ -146,10 +131,10 @@ async def test_number_range(sb: Sandbox, http: httpx.AsyncClient) -> None:
 
 async def test_moment_ranges(sb: Sandbox, http: httpx.AsyncClient, clock: FakeClock) -> None:
     now = utc_datetime(clock)
-    created = lead_field("date_created")
+    created = regular("date_created")
 
     def moment_range(field: JSON, **ends: JSON) -> JSON:
-        return leads_and(cond(field, {"type": "moment_range", **ends}))
+        return lead_and(fc(field, {"type": "moment_range", **ends}))
 
     cut = now - timedelta(days=200, hours=5)
     fixed = {"type": "fixed_utc", "value": cut.isoformat()}
@@ -192,8 +177,8 @@ async def test_moment_offset_in_months_on_a_date_custom_field(
 ) -> None:
     renewal = custom_field(sb, "Renewal Date")
     now = utc_datetime(clock)  # 2026-01-01T00:00Z
-    query = leads_and(
-        cond(
+    query = lead_and(
+        fc(
             custom(renewal.id),
             {
                 "type": "moment_range",
@@ -222,14 +207,14 @@ async def test_moment_offset_in_months_on_a_date_custom_field(
 
 async def test_exists_and_negate(sb: Sandbox, http: httpx.AsyncClient) -> None:
     source = custom_field(sb, "Lead Source")
-    has_source = cond(custom(source.id), {"type": "exists"})
+    has_source = fc(custom(source.id), {"type": "exists"})
     expected = where(sb, lambda lead: source.id in lead.custom)
-    assert await matched(http, leads_and(has_source)) == expected
-    assert await matched(http, leads_and({**has_source, "negate": True})) == (
+    assert await matched(http, lead_and(has_source)) == expected
+    assert await matched(http, lead_and({**has_source, "negate": True})) == (
         set(sb.store.leads) - expected
     )
-    url_missing = cond(lead_field("url"), {"type": "exists"}, negate=True)
-    assert await matched(http, leads_and(url_missing)) == where(sb, lambda lead: lead.url is None)
+    url_missing = fc(regular("url"), {"type": "exists"}, negate=True)
+    assert await matched(http, lead_and(url_missing)) == where(sb, lambda lead: lead.url is None)
 
 
 async def test_and_or_negated(sb: Sandbox, http: httpx.AsyncClient) -> None:
@@ -237,14 +222,14 @@ async def test_and_or_negated(sb: Sandbox, http: httpx.AsyncClient) -> None:
     statuses = list(sb.store.statuses)
 
     def status_is(status_id: str) -> JSON:
-        return cond(
-            lead_field("status_id"),
+        return fc(
+            regular("status_id"),
             {"type": "reference", "reference_type": "status.lead", "object_ids": [status_id]},
         )
 
-    retail = cond(custom(industry.id), {"type": "term", "values": ["Retail"]})
+    retail = fc(custom(industry.id), {"type": "term", "values": ["Retail"]})
     either = {"type": "or", "queries": [status_is(statuses[0]), status_is(statuses[1])]}
-    query = leads_and({**either, "negate": True}, {"type": "and", "queries": [retail]})
+    query = lead_and({**either, "negate": True}, {"type": "and", "queries": [retail]})
     assert await matched(http, query) == where(
         sb,
         lambda lead: (
@@ -252,8 +237,8 @@ async def test_and_or_negated(sb: Sandbox, http: httpx.AsyncClient) -> None:
         ),
     )
     nothing = {"type": "or", "queries": []}
-    assert await matched(http, leads_and(nothing)) == set()
-    assert await matched(http, leads_and({**nothing, "negate": True})) == set(sb.store.leads)
+    assert await matched(http, lead_and(nothing)) == set()
+    assert await matched(http, lead_and({**nothing, "negate": True})) == set(sb.store.leads)
 
 
 async def test_has_related_contacts_and_emails(sb: Sandbox, http: httpx.AsyncClient) -> None:
@@ -274,18 +259,18 @@ async def test_has_related_contacts_and_emails(sb: Sandbox, http: httpx.AsyncCli
             "related_query": query,
         }
 
-    ceo = cond(
+    ceo = fc(
         {"type": "regular_field", "object_type": "contact", "field_name": "title"},
         {"type": "text", "mode": "exact_value", "value": "ceo"},
     )
-    assert await matched(http, leads_and(contacts(ceo))) == where(
+    assert await matched(http, lead_and(contacts(ceo))) == where(
         sb, lambda lead: any(c.title == "CEO" for c in lead.contacts)
     )
-    home = cond(
+    home = fc(
         {"type": "regular_field", "object_type": "contact_email", "field_name": "email"},
         {"type": "text", "mode": "phrase", "value": "home.example"},
     )
-    assert await matched(http, leads_and(contacts(emails(home)))) == where(
+    assert await matched(http, lead_and(contacts(emails(home)))) == where(
         sb,
         lambda lead: any(
             e["email"].endswith("@home.example") for c in lead.contacts for e in c.emails
@@ -293,16 +278,16 @@ async def test_has_related_contacts_and_emails(sb: Sandbox, http: httpx.AsyncCli
     )
     any_email = contacts(emails({"type": "match_all"}))
     with_email = where(sb, lambda lead: any(c.emails for c in lead.contacts))
-    assert await matched(http, leads_and(any_email)) == with_email
+    assert await matched(http, lead_and(any_email)) == with_email
     no_email = {**any_email, "negate": True}
-    assert await matched(http, leads_and(no_email)) == set(sb.store.leads) - with_email
+    assert await matched(http, lead_and(no_email)) == set(sb.store.leads) - with_email
     direct = {
         "type": "has_related",
         "this_object_type": "lead",
         "related_object_type": "contact_email",
         "related_query": {"type": "match_all"},
     }
-    assert await matched(http, leads_and(direct)) == with_email
+    assert await matched(http, lead_and(direct)) == with_email
 
 
 async def test_full_text_node(sb: Sandbox, http: httpx.AsyncClient) -> None:
@@ -315,7 +300,7 @@ async def test_full_text_node(sb: Sandbox, http: httpx.AsyncClient) -> None:
             out += [c.name, c.title, *(e["email"] for e in c.emails)]
         return out
 
-    query = leads_and({"type": "text", "mode": "full_words", "value": last})
+    query = lead_and({"type": "text", "mode": "full_words", "value": last})
     assert await matched(http, query) == where(
         sb, lambda lead: any(words(last)[0] in words(t) for t in texts(lead))
     )
@@ -328,14 +313,14 @@ async def test_saved_search_resolves_the_smart_view(sb: Sandbox, http: httpx.Asy
     qualified = status_id(sb, "Qualified")
     assert via_view == where(sb, lambda lead: lead.status_id == qualified)
     negated = {"type": "saved_search", "saved_search_id": view.id, "negate": True}
-    assert await matched(http, leads_and(negated)) == set(sb.store.leads) - via_view
+    assert await matched(http, lead_and(negated)) == set(sb.store.leads) - via_view
 
 
 async def test_sort_and_results_limit(sb: Sandbox, http: httpx.AsyncClient) -> None:
     deal = custom_field(sb, "Deal Size")
     sort = [
         {"direction": "desc", "field": custom(deal.id)},
-        {"direction": "asc", "field": lead_field("name")},
+        {"direction": "asc", "field": regular("name")},
     ]
     got = await search_ids(http, LEAD_QUERY, sort=sort)
     leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)
@@ -443,11 +428,11 @@ async def test_deleted_leads_drop_out_of_a_cursor_walk(
         ),
         ({"type": "and"}, {"query.queries": "Expected a list of queries."}),
         (
-            {"type": "and", "queries": [cond(lead_field("name"), {"type": "fuzzy"})]},
+            {"type": "and", "queries": [fc(regular("name"), {"type": "fuzzy"})]},
             {"query.queries.0.condition.type": "Unknown condition type 'fuzzy'."},
         ),
         (
-            cond(lead_field("name"), {"type": "text", "mode": "soundex", "value": "x"}),
+            fc(regular("name"), {"type": "text", "mode": "soundex", "value": "x"}),
             {
                 "query.condition.mode": (
                     "Must be one of: full_words, phrase, beginning_of_words, exact_value."
@@ -455,38 +440,38 @@ async def test_deleted_leads_drop_out_of_a_cursor_walk(
             },
         ),
         (
-            cond(lead_field("name"), {"type": "text", "mode": "phrase"}),
+            fc(regular("name"), {"type": "text", "mode": "phrase"}),
             {"query.condition.value": "Must be a non-empty string."},
         ),
         (
-            cond(lead_field("colour"), {"type": "exists"}),
+            fc(regular("colour"), {"type": "exists"}),
             {"query.field.field_name": "Unknown lead field 'colour'."},
         ),
         (
-            cond(custom("cf_nope"), {"type": "exists"}),
+            fc(custom("cf_nope"), {"type": "exists"}),
             {"query.field.custom_field_id": "Unknown lead custom field 'cf_nope'."},
         ),
         (
-            cond(lead_field("name"), {"type": "number_range", "gte": 1}),
+            fc(regular("name"), {"type": "number_range", "gte": 1}),
             {"query.condition.type": "Condition 'number_range' does not apply to a text field."},
         ),
         (
-            cond(
-                lead_field("status_id"),
+            fc(
+                regular("status_id"),
                 {"type": "reference", "reference_type": "user_or_group", "object_ids": []},
             ),
             {"query.condition.reference_type": "Must be 'status.lead'."},
         ),
         (
-            cond(
-                lead_field("date_created"),
+            fc(
+                regular("date_created"),
                 {"type": "moment_range", "before": {"type": "fixed_utc", "value": "yesterday"}},
             ),
             {"query.condition.before.value": "Not a valid datetime."},
         ),
         (
-            cond(
-                lead_field("date_created"),
+            fc(
+                regular("date_created"),
                 {
                     "type": "moment_range",
                     "before": {"type": "offset", "direction": "past", "moment": {"type": "now"}},
@@ -495,8 +480,8 @@ async def test_deleted_leads_drop_out_of_a_cursor_walk(
             {"query.condition.before.offset": "Missing data for required field."},
         ),
         (
-            cond(
-                lead_field("date_created"),
+            fc(
+                regular("date_created"),
                 {
                     "type": "moment_range",
                     "before": {"type": "fixed_local_date", "value": "2025-01-01", "which": "noon"},
@@ -546,7 +531,7 @@ async def test_bad_queries_name_the_path(
             {"results_limit": "Must be a non-negative integer or null."},
         ),
         (
-            {"query": LEAD_QUERY, "sort": [{"direction": "up", "field": lead_field("name")}]},
+            {"query": LEAD_QUERY, "sort": [{"direction": "up", "field": regular("name")}]},
             {"sort.0.direction": "Must be 'asc' or 'desc'."},
         ),
         (
@@ -566,9 +551,7 @@ async def test_bad_search_bodies(
 
 
 def _date_created_from(moment: JSON) -> JSON:
-    return leads_and(
-        cond(lead_field("date_created"), {"type": "moment_range", "on_or_after": moment})
-    )
+    return lead_and(fc(regular("date_created"), {"type": "moment_range", "on_or_after": moment}))
 
 
 def _past(**offset: int) -> JSON:
@@ -638,14 +621,14 @@ async def test_a_number_out_of_range_is_a_400_not_a_crash(
     sb: Sandbox, http: httpx.AsyncClient
 ) -> None:
     deal = custom(custom_field(sb, "Deal Size").id)
-    too_big = leads_and(cond(deal, {"type": "number_range", "gte": 10**400}))
+    too_big = lead_and(fc(deal, {"type": "number_range", "gte": 10**400}))
     answer = await http.post("data/search/", json={"query": too_big})
     assert (answer.status_code, answer.json()) == (
         400,
         {"errors": [], "field-errors": {"query.queries.1.condition.gte": "Number out of range."}},
     )
     for literal in ("NaN", "Infinity", "-Infinity"):  # Python's json writes and reads them
-        raw = json.dumps({"query": leads_and(cond(deal, {"type": "number_range", "lte": 0}))})
+        raw = json.dumps({"query": lead_and(fc(deal, {"type": "number_range", "lte": 0}))})
         answer = await http.post(
             "data/search/",
             content=raw.replace('"lte": 0', f'"lte": {literal}'),
@@ -664,8 +647,8 @@ async def test_a_number_out_of_range_is_a_400_not_a_crash(
 
 
 def ids_reference(ids: list[str], reference_type: str = "lead") -> JSON:
-    return cond(
-        lead_field("id"),
+    return fc(
+        regular("id"),
         {"type": "reference", "reference_type": reference_type, "object_ids": ids},
     )
 
@@ -676,13 +659,13 @@ async def test_lead_ids_take_the_documented_reference_form(
     """ID fields use a `reference` condition typed by the ID (Close's advanced filtering page);
     a `term` on `id` is documented nowhere, so the sandbox refuses it as Close may."""
     wanted = list(sb.store.leads)[3:9]
-    assert await search_ids(http, leads_and(ids_reference(wanted))) == [
+    assert await search_ids(http, lead_and(ids_reference(wanted))) == [
         lead.id
         for lead in sorted(sb.store.leads.values(), key=lambda lead: lead.date_created)[::-1]
         if lead.id in wanted
     ]
-    term = cond(lead_field("id"), {"type": "term", "values": wanted})
-    answer = await http.post("data/search/", json={"query": leads_and(term)})
+    term = fc(regular("id"), {"type": "term", "values": wanted})
+    answer = await http.post("data/search/", json={"query": lead_and(term)})
     assert (answer.status_code, answer.json()) == (
         400,
         {
@@ -695,7 +678,7 @@ async def test_lead_ids_take_the_documented_reference_form(
         },
     )
     answer = await http.post(
-        "data/search/", json={"query": leads_and(ids_reference(wanted, "contact"))}
+        "data/search/", json={"query": lead_and(ids_reference(wanted, "contact"))}
     )
     assert answer.json()["field-errors"] == {
         "query.queries.1.condition.reference_type": "Must be 'lead'."
@@ -709,13 +692,13 @@ async def test_user_fields_take_both_documented_reference_types(
     store = sb.store
     owner = custom_field(sb, "Account Owner")
     condition = {"type": "reference", "reference_type": reference_type, "object_ids": [store.me.id]}
-    assert await matched(http, leads_and(cond(custom(owner.id), condition))) == where(
+    assert await matched(http, lead_and(fc(custom(owner.id), condition))) == where(
         sb, lambda lead: lead.custom.get(owner.id) == store.me.id
     )
     other = next(u for u in store.users if u != store.me.id)
     next(iter(store.leads.values())).created_by = other
     by_me = {**condition, "object_ids": [store.me.id]}
-    assert await matched(http, leads_and(cond(lead_field("created_by"), by_me))) == where(
+    assert await matched(http, lead_and(fc(regular("created_by"), by_me))) == where(
         sb, lambda lead: lead.created_by == store.me.id
     )
 
@@ -726,17 +709,17 @@ async def test_null_bounds_are_no_bounds(
     """Filters copied from Close's UI carry `"on_or_after": null` and the like."""
     cut = utc_datetime(clock) - timedelta(days=200)
     fixed = {"type": "fixed_utc", "value": cut.isoformat()}
-    created = lead_field("date_created")
-    query = leads_and(
-        cond(
+    created = regular("date_created")
+    query = lead_and(
+        fc(
             created,
             {"type": "moment_range", "on_or_after": None, "before": fixed, "on_or_before": None},
         )
     )
     assert await matched(http, query) == where(sb, lambda lead: lead.date_created < cut)
     deal = custom_field(sb, "Deal Size")
-    query = leads_and(
-        cond(custom(deal.id), {"type": "number_range", "gte": 20000, "lte": None, "gt": None})
+    query = lead_and(
+        fc(custom(deal.id), {"type": "number_range", "gte": 20000, "lte": None, "gt": None})
     )
     assert await matched(http, query) == where(
         sb, lambda lead: (v := lead.custom.get(deal.id)) is not None and v >= 20000
@@ -749,10 +732,10 @@ async def test_after_and_on_or_before_bounds(
     """The other two bounds are honoured too, never read as 'no bound'."""
     lead = list(sb.store.leads.values())[5]
     at = {"type": "fixed_utc", "value": lead.date_created.isoformat()}
-    created = lead_field("date_created")
+    created = regular("date_created")
 
     async def ids(**bounds: JSON) -> set[str]:
-        return await matched(http, leads_and(cond(created, {"type": "moment_range", **bounds})))
+        return await matched(http, lead_and(fc(created, {"type": "moment_range", **bounds})))
 
     assert await ids(after=at) == where(sb, lambda x: x.date_created > lead.date_created)
     assert await ids(on_or_before=at) == where(sb, lambda x: x.date_created <= lead.date_created)
@@ -768,9 +751,9 @@ def _day(value: str, which: str = "start") -> JSON:
 
 
 async def _on_day(http: httpx.AsyncClient, day: str, offset: str | None) -> set[str]:
-    query = leads_and(
-        cond(
-            lead_field("date_created"),
+    query = lead_and(
+        fc(
+            regular("date_created"),
             {"type": "moment_range", "on_or_after": _day(day), "before": _day(day, "end")},
         )
     )
@@ -811,9 +794,7 @@ async def test_day_ends_and_date_fields_follow_the_offset(
         "offset": {"days": 0},
         "which_day_end": "start",
     }
-    query = leads_and(
-        cond(lead_field("date_created"), {"type": "moment_range", "on_or_after": today})
-    )
+    query = lead_and(fc(regular("date_created"), {"type": "moment_range", "on_or_after": today}))
 
     async def created_today(offset: str) -> set[str]:
         answer = await http.post(
@@ -825,8 +806,8 @@ async def test_day_ends_and_date_fields_follow_the_offset(
     assert lead.id not in await created_today("0")
     renewal = custom_field(sb, "Renewal Date")
     lead.custom[renewal.id] = "2025-03-04"
-    on_day = leads_and(
-        cond(
+    on_day = lead_and(
+        fc(
             custom(renewal.id),
             {
                 "type": "moment_range",

@@ -12,8 +12,8 @@ from typing import Any, Final
 
 from close_mcp.close.jobs import JobKind, job_path
 from close_mcp.errors import EveryLeadRefused
-from close_mcp.selection.query import Selection, all_leads_refused, resolve_selection
-from close_mcp.selection.totals import counts_every_lead
+from close_mcp.selection import every_lead
+from close_mcp.selection.resolve import Selection, resolve_selection
 from close_mcp.server.tools.declare import Invocation
 from close_mcp.server.tools.selection import BulkSelection, preview_selection
 from close_mcp.writes.pipeline import WriteRequest
@@ -33,10 +33,8 @@ async def selection_request(
 ) -> WriteRequest:
     """The request for a bulk action on a selection, with the count and sample it touches.
 
-    A selection matches every lead when its wording says so (`matches_everything`) or when
-    its count, taken now (never a kept total: leads deleted meanwhile would make every lead
-    left look narrower), is the organization's total: either is refused without
-    `allow_all_leads`, and audited; with it, it always needs confirmation.
+    Every lead (`every_lead.decide`: by its wording, or by its count taken now) is refused
+    without `allow_all_leads`, and audited; with it, it always needs confirmation.
     """
     call, audit = invocation.call, invocation.runtime.audit
 
@@ -64,11 +62,17 @@ async def selection_request(
     body["send_done_email"] = chosen.send_done_email
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
-    everything = selection.matches_everything or await counts_every_lead(call.client, seen.matched)
-    if everything and not chosen.allow_all_leads:
-        refusal = all_leads_refused(selection.source)
-        refused(refusal, body, seen.matched)
-        raise refusal
+    verdict = await every_lead.decide(
+        selection.s_query,
+        selection.source,
+        allow=chosen.allow_all_leads,
+        client=call.client,
+        matched=seen.matched,
+    )
+    if verdict.refusal is not None:
+        refused(verdict.refusal, body, seen.matched)
+        raise verdict.refusal
+    everything = verdict.every_lead
     notes = []
     if everything:
         notes.append("This selection matches every lead in the organization.")

@@ -14,9 +14,9 @@ from close_mcp.close.jobs import CrmResult
 from close_mcp.close.leads import lead_page, resume_after
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
-from close_mcp.selection.grammar import forms, named_fields
-from close_mcp.selection.query import resolve_selection
-from close_mcp.selection.totals import counts_every_lead
+from close_mcp.selection import every_lead
+from close_mcp.selection.forms import forms, named_fields
+from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection
 from close_mcp.writes.pipeline import LeadSample
@@ -262,7 +262,16 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
         )
         for lead in page.leads[: max(0, min(args.sample_size, matched - page.offset))]
     ]
-    everything = selection.matches_everything or await counts_every_lead(call.client, matched)
+    # A search is only a read: counted as every lead, it says so rather than refusing.
+    everything = (
+        await every_lead.decide(
+            selection.s_query,
+            selection.source,
+            allow=args.allow_all_leads,
+            client=call.client,
+            matched=matched,
+        )
+    ).every_lead
     result = SearchResult(
         s_query=selection.s_query,
         results_limit=selection.results_limit,

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
-from close_mcp.selection.query import LeadFilter, Selection
+from close_mcp.selection.filter import LeadFilter
+from close_mcp.selection.resolve import Selection
 from close_mcp.writes.pipeline import LeadSample
 
 SAMPLE_FIELDS = ["id", "display_name", "status_label"]
@@ -21,7 +22,7 @@ FilterArg = Annotated[
     LeadFilter | None,
     Field(description="Friendly selection, its fields ANDed. Give this or s_query."),
 ]
-# An open query tree, checked against the s_query grammar (selection.squery). Its root's
+# An open query tree, checked against the s_query grammar (selection.grammar). Its root's
 # `type` is declared so that no client sees an object without properties (Gemini answers
 # those with a 400); the rest stays open.
 SQueryArg = Annotated[
@@ -33,7 +34,7 @@ SQueryArg = Annotated[
 ]
 # A sort key is a field name, "-" first for descending (as Close's `_order_by`), or the
 # {direction, field} object of the s_query grammar, which is accepted but not listed (an
-# open object: see `compact.listed_input`); selection.squery checks either in full.
+# open object: see `compact.listed_input`); selection.raw_query checks either in full.
 _SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": True}]}
 ResultsLimitArg = Annotated[
     int | None,

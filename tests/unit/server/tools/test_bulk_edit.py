@@ -15,7 +15,8 @@ from close_mcp.server.tools.bulk_edit import (
     prepare_edit,
 )
 from close_mcp.server.tools.declare import Invocation
-from tests.ids import field_id, status_id, status_query
+from tests.ids import field_id, status_id
+from tests.queries import status_query
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,5 @@
-"""The s_query JSON Schema: the whole grammar accepted, mistakes rejected at their exact path."""
+"""Raw s_query trees and sorts checked: the whole grammar accepted, mistakes rejected at their
+exact path, limits JSON Schema cannot state enforced."""
 
 from __future__ import annotations
 
@@ -7,28 +8,18 @@ import tracemalloc
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from close_mcp.errors import SQueryError
-from close_mcp.selection.squery import (
-    MAX_DEPTH,
-    SORT_SCHEMA,
-    SQUERY_SCHEMA,
-    validate_s_query,
-    validate_sort,
-)
+from close_mcp.selection.grammar import MAX_DEPTH
+from close_mcp.selection.raw_query import validate_s_query, validate_sort
+from tests.queries import LEAD, custom, fc, lead_and, regular
 
-LEAD = {"type": "object_type", "object_type": "lead"}
-NAME = {"type": "regular_field", "object_type": "lead", "field_name": "name"}
-CF = {"type": "custom_field", "custom_field_id": "cf_abc123"}
+NAME = regular("name")
+CF = custom("cf_abc123")
 
 
 def cond(condition: dict[str, Any], field: dict[str, Any] = CF, **extra: Any) -> dict[str, Any]:
-    return {"type": "field_condition", "field": field, "condition": condition, **extra}
-
-
-def lead_and(*nodes: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "and", "queries": [LEAD, *nodes]}
+    return fc(field, condition, **extra)
 
 
 def moment(m: dict[str, Any]) -> dict[str, Any]:
@@ -352,50 +343,6 @@ def test_sort() -> None:
     with pytest.raises(SQueryError) as info:
         validate_sort({"direction": "asc"})
     assert str(info.value) == "sort: must be an array, not an object"
-
-
-def test_schemas_are_valid_draft_2020_12() -> None:
-    Draft202012Validator.check_schema(SQUERY_SCHEMA)
-    Draft202012Validator.check_schema(SORT_SCHEMA)
-    assert SQUERY_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-
-
-def test_every_object_schema_forbids_unknown_keys() -> None:
-    variants = {name: d for name, d in SQUERY_SCHEMA["$defs"].items() if "allOf" not in d}
-    assert len(variants) == 20  # 8 nodes, 2 field refs, 6 conditions, 4 moments
-    for schema in variants.values():
-        assert schema["additionalProperties"] is False
-    assert variants["moment_offset"]["properties"]["offset"]["additionalProperties"] is False
-    assert SORT_SCHEMA["items"]["additionalProperties"] is False
-
-
-def test_every_grammar_element_has_a_definition() -> None:
-    defs = SQUERY_SCHEMA["$defs"]
-    assert defs["node"]["properties"]["type"]["enum"] == [
-        "and",
-        "or",
-        "object_type",
-        "field_condition",
-        "has_related",
-        "match_all",
-        "saved_search",
-        "text",
-    ]
-    assert defs["field"]["properties"]["type"]["enum"] == ["regular_field", "custom_field"]
-    assert defs["condition"]["properties"]["type"]["enum"] == [
-        "text",
-        "term",
-        "reference",
-        "number_range",
-        "moment_range",
-        "exists",
-    ]
-    assert defs["moment"]["properties"]["type"]["enum"] == [
-        "now",
-        "fixed_utc",
-        "fixed_local_date",
-        "offset",
-    ]
 
 
 def test_an_accepted_tree_is_remembered_and_a_refused_one_is_not() -> None:

@@ -1,0 +1,112 @@
+"""Close query trees as tests write them, by hand: the one place they are spelled out.
+
+Written independently of `close_mcp.selection` on purpose: a test compares what the server
+builds with what Close's grammar says, so the expected tree must not come from the code
+under test. Ids are passed in (`tests.ids` finds the sandbox's by name).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.ids import shown_ids
+
+JSON = dict[str, Any]
+
+LEAD: JSON = {"type": "object_type", "object_type": "lead"}
+MATCH_ALL: JSON = {"type": "match_all"}
+# Leads with a contact that has an email address (negated: no contact has one).
+HAS_EMAIL: JSON = {
+    "type": "has_related",
+    "this_object_type": "lead",
+    "related_object_type": "contact",
+    "related_query": {
+        "type": "has_related",
+        "this_object_type": "contact",
+        "related_object_type": "contact_email",
+        "related_query": {"type": "match_all"},
+    },
+}
+OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+
+
+def regular(name: str) -> JSON:
+    """A lead's own field, such as `status_id`."""
+    return {"type": "regular_field", "object_type": "lead", "field_name": name}
+
+
+def custom(cf_id: str) -> JSON:
+    return {"type": "custom_field", "custom_field_id": cf_id}
+
+
+def fc(field: JSON, condition: JSON, **extra: Any) -> JSON:
+    """A field condition; `extra` such as `negate=True`."""
+    return {"type": "field_condition", "field": field, "condition": condition, **extra}
+
+
+def lead_and(*nodes: JSON) -> JSON:
+    """The lead node and `nodes`, ANDed: the form every resolved selection has. (A fresh tree
+    each time: tests may change what they are given.)"""
+    return {"type": "and", "queries": [dict(LEAD), *nodes]}
+
+
+def negated(node: JSON) -> JSON:
+    return {**node, "negate": True}
+
+
+def local(day: str) -> JSON:
+    """The start of a day where Close reads local dates."""
+    return {"type": "fixed_local_date", "value": day, "which": "start"}
+
+
+def utc(value: str) -> JSON:
+    return {"type": "fixed_utc", "value": value}
+
+
+def ago(**offset: int) -> JSON:
+    """The relative moment as Close's UI exports it: all seven units, and `which_day_end`."""
+    return {
+        "type": "offset",
+        "direction": "past",
+        "moment": {"type": "now"},
+        "offset": {unit: offset.get(unit, 0) for unit in OFFSET_UNITS},
+        "which_day_end": "start",
+    }
+
+
+def name_has(words: str) -> JSON:
+    """Leads whose name has these words."""
+    return fc(regular("name"), {"type": "text", "mode": "full_words", "value": words})
+
+
+def status_condition(*status_ids: str) -> JSON:
+    """Leads with one of these statuses."""
+    return fc(
+        regular("status_id"),
+        {"type": "reference", "reference_type": "status.lead", "object_ids": list(status_ids)},
+    )
+
+
+def status_query(*status_ids: str) -> JSON:
+    """The s_query Close receives for "the leads with this status"."""
+    return lead_and(status_condition(*status_ids))
+
+
+def lead_ids_condition(ids: list[str]) -> JSON:
+    """The condition Close receives for "these leads": a `reference` typed `lead` on `id`,
+    the form Close's advanced filtering reference gives for ID fields."""
+    return fc(
+        regular("id"), {"type": "reference", "reference_type": "lead", "object_ids": list(ids)}
+    )
+
+
+def lead_ids_query(ids: list[str]) -> JSON:
+    """The s_query Close receives for "these leads"."""
+    return lead_and(lead_ids_condition(ids))
+
+
+def shown_ids_query(ids: list[str]) -> JSON:
+    """`lead_ids_query` as a result shows it."""
+    query = lead_ids_query(ids)
+    query["queries"][1]["condition"]["object_ids"] = shown_ids(ids)
+    return query
