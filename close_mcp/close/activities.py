@@ -40,27 +40,29 @@ def email_moment(email: JSON) -> datetime:
     return close_time(email.get("activity_at")) or close_time(email.get("date_created")) or _EPOCH
 
 
+async def _lead_list(
+    client: CloseClient, path: str, lead_id: str, keys: tuple[str, ...], cap: int
+) -> tuple[list[JSON], bool]:
+    """Up to `cap` items of one of the lead's lists (pages of 200), and whether that was all."""
+    read = await client.list_all(
+        path,
+        {"lead_id": lead_id, "_fields": ",".join(keys)},
+        page_size=MAX_PAGE_SIZE,
+        max_items=cap + 1,
+    )
+    return [item for item in read[:cap] if isinstance(item, dict)], len(read) <= cap
+
+
 async def lead_emails(client: CloseClient, lead_id: str) -> LeadEmails:
     """The lead's email activities, newest first (ties by id, so pages never overlap)."""
-    read = await client.list_all(
-        "activity/email/",
-        {"lead_id": lead_id, "_fields": ",".join(EMAIL_KEYS)},
-        page_size=MAX_PAGE_SIZE,
-        max_items=MAX_EMAILS + 1,
-    )
-    emails = [e for e in read[:MAX_EMAILS] if isinstance(e, dict)]
+    emails, complete = await _lead_list(client, "activity/email/", lead_id, EMAIL_KEYS, MAX_EMAILS)
     emails.sort(key=lambda e: str(e.get("id")), reverse=True)
     emails.sort(key=email_moment, reverse=True)
-    return LeadEmails(emails=emails, complete=len(read) <= MAX_EMAILS)
+    return LeadEmails(emails=emails, complete=complete)
 
 
 async def lead_subscriptions(client: CloseClient, lead_id: str) -> tuple[list[JSON], bool]:
     """The lead's sequence subscriptions (one page of 200), and whether that was all of them."""
-    read = await client.list_all(
-        "sequence_subscription/",
-        {"lead_id": lead_id, "_fields": ",".join(SUBSCRIPTION_KEYS)},
-        page_size=MAX_PAGE_SIZE,
-        max_items=MAX_SUBSCRIPTIONS + 1,
+    return await _lead_list(
+        client, "sequence_subscription/", lead_id, SUBSCRIPTION_KEYS, MAX_SUBSCRIPTIONS
     )
-    subs = [s for s in read[:MAX_SUBSCRIPTIONS] if isinstance(s, dict)]
-    return subs, len(read) <= MAX_SUBSCRIPTIONS

@@ -18,7 +18,7 @@ from close_mcp.selection import every_lead
 from close_mcp.selection.forms import forms, named_fields
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.tools.declare import DirectTool, Invocation
-from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection
+from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection, lead_sample
 from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
@@ -254,14 +254,8 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
     )
     total = len(page.leads) if page.total is None else page.total
     matched = total if selection.results_limit is None else min(total, selection.results_limit)
-    rows = [
-        LeadSample(
-            id=str(lead.get("id")),
-            display_name=lead.get("display_name"),
-            status_label=lead.get("status_label"),
-        )
-        for lead in page.leads[: max(0, min(args.sample_size, matched - page.offset))]
-    ]
+    shown = page.leads[: max(0, min(args.sample_size, matched - page.offset))]
+    rows = [lead_sample(lead) for lead in shown]
     # A search is only a read: counted as every lead, it says so rather than refusing.
     everything = (
         await every_lead.decide(
