@@ -149,3 +149,19 @@ async def test_a_bad_s_query_type_names_the_node_and_points_to_the_grammar(h: Ha
         "lookup kind s_query shows their keys)"
     )
     assert h.sandbox.requests == []
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_a_cursor_still_works_after_closes_own_expired(h: Harness) -> None:
+    """A model may come back minutes later: Close's cursor lives 30 s, the page goes on."""
+    args = {"filter": {"created_after": "2000-01-01"}, "sort": BY_NAME, "sample_size": 10}
+    first = await h.call("search_leads", args)
+    h.clock.advance(300)
+    second = await h.call("search_leads", {**args, "cursor": first["next_cursor"]})
+    names = sorted(lead.display_name.casefold() for lead in h.sandbox.store.leads.values())
+    shown = [s["display_name"].casefold() for s in first["sample"] + second["sample"]]
+    assert shown == names[:20]
+    searches = [r for r in h.sandbox.requests if r.path.endswith("data/search/")]
+    expired = next(i for i, r in enumerate(searches) if r.status == 400)
+    walk, page = searches[expired + 1 : expired + 3]  # walk past the 10 shown, then the page
+    assert (walk.json["_limit"], walk.json.get("cursor"), page.json["_limit"]) == (10, None, 10)
