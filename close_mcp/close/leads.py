@@ -245,9 +245,9 @@ async def _resume(
     if close_cursor:
         try:
             return await client.search_page(query, limit=limit, cursor=close_cursor, **page_args)
-        except InvalidRequest as exc:
-            if "cursor" not in exc.field_errors:
-                raise
+        except InvalidRequest:
+            pass  # expired (how Close says so is unverified): a 400 for another reason
+            # comes back from the walk below, which asks the same without the cursor
     return await _skip_to(client, query, offset, limit, page_args)
 
 
