@@ -78,6 +78,7 @@ T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_CRM = "tests/sandbox/test_crm.py::"
+T_RESTORE_TOOL = "tests/unit/server/tools/test_restore.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -438,7 +439,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="date-min-overflows",
-        file="close_mcp/selection/query.py",
+        file="close_mcp/selection/parsers.py",
         edits=(("if day == date.min:", "if False:"),),
         breaks="0001-01-01 overflows inside the query check instead of a tool error",
         guards="issue 23 item 19: hostile input gets a tool error naming the field",
@@ -777,7 +778,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="relative-span-day-end",
-        file="close_mcp/selection/query.py",
+        file="close_mcp/selection/tree.py",
         edits=(('        "which_day_end": "start",\n    }\n', "    }\n"),),
         breaks="a relative span is sent in a form Close's UI does not export",
         guards="issue 25: relative spans are sent as Close's UI exports them",
@@ -938,7 +939,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="restore-journal-beside-copy",
-        file=RESTORE,
+        file="close_mcp/safety/journal.py",
         edits=(
             (
                 "if backup.path is not None and not backup.in_store"
@@ -1072,18 +1073,17 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="lead-total-kept",
-        file="close_mcp/selection/totals.py",
+        file="close_mcp/selection/every_lead.py",
         edits=(
             (
-                "async def lead_total(client: CloseClient) -> int:\n"
-                '    """How many leads the organization has now: one count request, never'
-                ' kept."""\n'
-                "    return await client.count(dict(LEAD_NODE))\n",
-                "_KEPT: dict[int, int] = {}\n\n\n"
-                "async def lead_total(client: CloseClient) -> int:\n"
+                "    return matched >= await client.count(dict(LEAD_NODE))\n",
                 "    if id(client) not in _KEPT:\n"
                 "        _KEPT[id(client)] = await client.count(dict(LEAD_NODE))\n"
-                "    return _KEPT[id(client)]\n",
+                "    return matched >= _KEPT[id(client)]\n",
+            ),
+            (
+                "async def _counts_every_lead(",
+                "_KEPT: dict[int, int] = {}\n\n\nasync def _counts_every_lead(",
             ),
         ),
         breaks="every lead left after a delete passes as narrower than a kept total",
@@ -1096,10 +1096,47 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="every-lead-refusal-unaudited",
         file="close_mcp/server/tools/bulk.py",
-        edits=(("refused(refusal, body, seen.matched)", "pass"),),
+        edits=(("refused(verdict.refusal, body, seen.matched)", "pass"),),
         breaks="an every-lead refusal leaves no audit line",
         guards="issue 23 item 6: every refusal is audited",
         tests=(T_HOLES + "test_every_lead_refusals_are_audited",),
+    ),
+    Mutant(
+        name="every-lead-count-ignored",
+        file="close_mcp/selection/every_lead.py",
+        edits=(
+            (
+                "if not everything and client is not None and matched is not None:",
+                "if False:",
+            ),
+        ),
+        breaks="a selection whose count is the organization's total passes as narrower",
+        guards="design: every lead is decided by counting, not by the query's wording",
+        tests=(
+            "tests/unit/selection/test_every_lead.py::test_a_count_of_every_lead_is_every_lead",
+        ),
+    ),
+    Mutant(
+        name="empty-org-counted",
+        file="close_mcp/selection/every_lead.py",
+        edits=(("    if matched <= 0:\n        return False\n", ""),),
+        breaks="a selection matching nothing costs a count of the organization",
+        guards="issue 24: 'every lead' decided in one function, counting only when it matters",
+        tests=(
+            "tests/unit/selection/test_every_lead.py::"
+            "test_no_count_is_asked_for_when_it_cannot_change_the_answer[nothing matched]",
+        ),
+    ),
+    Mutant(
+        name="view-tree-shared",
+        file="close_mcp/selection/smart_views.py",
+        edits=(("copy.deepcopy(view.query)", "view.query"),),
+        breaks="inlining a saved search edits the view's stored query",
+        guards="design: saved_search nodes are inlined from the view's stored query",
+        tests=(
+            "tests/unit/selection/test_smart_views.py::"
+            "test_a_negated_saved_search_node_is_the_views_tree_negated",
+        ),
     ),
     Mutant(
         name="unwritable-audit-confirms",
@@ -1270,6 +1307,82 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(
             "tests/test_check.py::"
             "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[event-previous-data]",
+        ),
+    ),
+    # -- issue 26/28: restore_leads (backups and the event log) --------------------------------
+    Mutant(
+        name="restore-shared-journal-unread",
+        file="close_mcp/safety/journal.py",
+        edits=(("for line in await store.lines(shared):", "for line in []:"),),
+        breaks="a lead restored from its backup comes back again from the event log",
+        guards="issue 28: a lead is never restored twice, whatever the source",
+        tests=(
+            T_RESTORE_TOOL
+            + "test_a_lead_restored_from_its_backup_is_not_restored_from_the_event_log",
+        ),
+    ),
+    Mutant(
+        name="restore-overtaken-sends",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(("            if moved:", "            if False:"),),
+        breaks="a restore another run overtook after the check sends its leads again",
+        guards="issue 26: restore_leads exactly once",
+        tests=(
+            T_RESTORE_TOOL
+            + "test_a_restore_that_another_run_overtook_after_the_check_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="restore-global-lock-off",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(
+            (
+                '    names = [ALL_RESTORES, f"restore:{backup.identity}"]',
+                '    names = [f"restore:{backup.identity}"]',
+            ),
+        ),
+        breaks="two restores of different sources send the same lead at once",
+        guards="issue 28: one restore sends at a time",
+        tests=(T_RESTORE_TOOL + "test_a_restore_while_another_one_is_sending_sends_nothing",),
+    ),
+    Mutant(
+        name="restore-token-unbound",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(
+            ('"identity": backup.identity,', '"identity": "x",'),
+            ('"leads_sha256": plan.digest,', '"leads_sha256": "x",'),
+        ),
+        breaks="a token fits a backup that changed since its preview",
+        guards="design: a token binds the exact records and content",
+        tests=(
+            T_RESTORE_TOOL + "test_a_token_is_refused_when_the_backup_changed_since_the_preview",
+        ),
+    ),
+    Mutant(
+        name="restore-since-unbounded",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(("    if moment.date() < oldest.date():", "    if False:"),),
+        breaks="deleted_since older than Close keeps events is taken as complete",
+        guards="issue 28: within the period Close keeps events",
+        tests=(T_RESTORE_TOOL + "test_deleted_since_reaches_back_30_days_only",),
+    ),
+    Mutant(
+        name="restore-count-untyped",
+        file=PIPELINE,
+        edits=(('if request.action == "delete" and request.counted != "deleted":', "if False:"),),
+        breaks="a restore is confirmed with the delete's wording",
+        guards="issue 26: restore_leads with the same typed-count confirmation as a delete",
+        tests=(T_RESTORE_TOOL + "test_a_delete_comes_back_after_the_preview_and_the_typed_count",),
+    ),
+    Mutant(
+        name="restore-locks-leak",
+        file=RESTORE,
+        edits=(("taken.append(key)", "pass"),),
+        breaks="a busy second lock leaves the first one held",
+        guards="issue 23 item 21: locks released by their owner",
+        tests=(
+            "tests/unit/safety/test_restore.py::"
+            "test_a_busy_second_lock_releases_the_first_and_runs_nothing",
         ),
     ),
 )

@@ -305,7 +305,7 @@ async def test_a_wrong_field_inside_filter_or_edit_names_its_path_a_close_match_
 @pytest.mark.parametrize(
     ("job_id", "says"),
     [
-        ("bulkdelete_abc", "close-mcp restore bulkdelete_abc"),
+        ("bulkdelete_abc", "restore_leads with backup bulkdelete_abc"),
         ("bulkemail_abc", "emails sent cannot be called back"),
         ("bulkseqsub_abc", "action_type pause"),
     ],

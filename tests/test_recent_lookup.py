@@ -75,7 +75,8 @@ def preview(first: dict[str, Any], body: dict[str, Any], matched: int) -> dict[s
         "rendering": None,
         "notes": [
             f"Before sending, the full records of the {matched} leads (fields, custom fields, "
-            "contacts) are saved so close-mcp restore can re-create them (2 more Close requests)."
+            "contacts) are saved (2 more Close requests): restore_leads re-creates them with new "
+            "ids; activities, opportunities and tasks are not restored."
         ],
     }
 

@@ -758,8 +758,8 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     first = await h.call("create_bulk_delete", args)
     assert first["preview"]["notes"] == [
         f"Before sending, the full records of the {len(doomed)} leads (fields, custom "
-        "fields, contacts) are saved so close-mcp restore can re-create them (2 more Close "
-        "requests)."
+        "fields, contacts) are saved (2 more Close requests): restore_leads re-creates them "
+        "with new ids; activities, opportunities and tasks are not restored."
     ]
     h.clear()
     done = await h.call(
@@ -820,7 +820,10 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
 async def test_backup_request_count_pages_of_200(h: Harness) -> None:
     args = {"s_query": {"type": "match_all"}, "allow_all_leads": True}
     first = await h.call("create_bulk_delete", args)
-    assert first["preview"]["notes"][-1].endswith("(4 more Close requests).")
+    assert first["preview"]["notes"][-1].startswith(
+        "Before sending, the full records of the 450 leads (fields, custom fields, contacts) "
+        "are saved (4 more Close requests): "
+    )
     h.clear()
     done = await h.call(
         "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}

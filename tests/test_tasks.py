@@ -10,12 +10,17 @@ the o200k_base tokens of the results' text (what a client hands the model).
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
 
 from bench.tokens import count_tokens
 from close_mcp.close.times import close_time
@@ -555,3 +560,61 @@ async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: H
     assert store.emails[reply_id]["status"] == "draft"
     print("\n" + model.report())
     assert model.tally.largest <= 1500
+
+
+class StdioServer:
+    """What `Model` drives, over a real `close-mcp serve --sandbox` process on stdio: the
+    sandbox lives in that process, so only the tools' answers are seen (what a preview sends
+    is checked by tests/unit/server/tools/test_restore.py in process)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def call_raw(self, tool: str, arguments: dict[str, Any]) -> Any:
+        return await self.client.call_tool(tool, arguments)
+
+    def writes(self) -> list[Any]:
+        return []
+
+
+async def test_delete_a_narrow_selection_and_restore_it_with_tools_only_in_serve_sandbox(
+    tmp_path: Path,
+) -> None:
+    """ "Delete those three Canceled leads" then "oh no, bring them back", in `serve --sandbox`
+    (the backups the delete takes and the restore share that process's one store)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "CLOSE_MCP_AUDIT_LOG": "off",
+    }
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "close_mcp", "serve", "--sandbox"], env=env
+    )
+    async with Client(params, mode="legacy") as client:
+        model = Model(StdioServer(client))  # type: ignore[arg-type]
+        model.task("delete three Canceled leads")
+        found = await model.call(
+            "search_leads", {"filter": {"lead_status": "Canceled"}, "sample_size": 3}
+        )
+        chosen = {lead["id"]: lead["display_name"] for lead in found["sample"]}
+        assert len(chosen) == 3
+        selection = {"filter": {"lead_ids": sorted(chosen)}}
+        deleted = await model.write("create_bulk_delete", selection)
+        await model.wait(deleted["job"]["id"])
+        gone = await model.call("search_leads", {**selection, "sample_size": 3})
+        assert gone["total"] == 0
+
+        model.task("restore them")
+        restored = await model.write("restore_leads", {"backup": deleted["job"]["id"]})
+        new_ids = restored["result"]["restored"]
+        assert sorted(new_ids) == sorted(chosen)
+        for old, new in new_ids.items():
+            lead = await model.call("get_lead", {"lead_id": new})
+            assert lead["display_name"] == chosen[old]
+        again = await model.call("restore_leads", {"backup": deleted["job"]["id"]})
+        assert again["status"] == "refused"
+        assert again["confirmation_token"] is None
+
+    print("\n" + model.report())
+    assert {name: t.largest for name, t in model.tasks.items() if t.largest > 1500} == {}

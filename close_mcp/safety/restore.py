@@ -48,156 +48,56 @@ duplicated.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import IO, Any, Final, Literal, TextIO
+from dataclasses import dataclass, field
+from typing import Any, Final, TextIO
 
 import anyio
 
 from close_mcp.clock import Clock, SystemClock
-from close_mcp.errors import CloseError, LockLost, OutcomeUnknown, SafetyNetError
-from close_mcp.safety.snapshots import (
-    STORE_REF,
-    backup_key,
-    find_backup,
-    iter_backup_file,
-    reference,
-)
+from close_mcp.errors import CloseError, LockLost, OutcomeUnknown
+from close_mcp.safety.backups import Backup, open_backup
+from close_mcp.safety.journal import Event, Progress, journal_key, progress_path
 from close_mcp.store import Busy, StateStore
-from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
 
+# Where they were defined before the module was split; `close-mcp restore` and tests use them.
+__all__ = ["Backup", "Progress", "journal_key", "open_backup", "progress_path"]
+
 LEAD_FIELDS = ("name", "status_id", "description", "url", "date_created")
 PREVIEW_LEADS = 10
-IN_FLIGHT: Final = "the restore stopped while this lead's POST was in flight"
 HELD_BACK: Final = (
     "outcome unknown in an earlier run ({why}); not sent again: check in Close whether it "
     "exists, then --retry-unknown sends it again"
 )
 
-Event = Literal["sending", "restored", "failed", "outcome_unknown"]
 # The restore lock expires this long after its holder stopped renewing it (died).
 RESTORE_LOCK_TTL_S: Final = 60.0
-_DELETE_JOB = re.compile(r"^bulkdelete_[A-Za-z0-9]+$")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backup:
-    """A backup to restore: its id (locks and journals are named after it), where it was
-    read (for messages and the audit), its file if it is one, how many leads it holds, and
-    where its leads are read from, one at a time (a 100,000-lead backup is never held whole)."""
-
-    id: str
-    where: str
-    source: LeadSource
-    count: int
-    digest: str  # sha256 of its leads (see `_survey`): the same for every copy of it
-    path: Path | None = None
-    in_store: bool = False
-
-    def leads(self) -> AsyncIterator[dict[str, Any]]:
-        return self.source()
-
-    @property
-    def identity(self) -> str:
-        """What its journal and lock are named after: its content, wherever it is read from
-        (the store, its file, a copy of that file under any name)."""
-        return f"sha256:{self.digest}"
-
-    @property
-    def job_id(self) -> str | None:
-        """The delete it backs up, when its id names one (older journals and locks used it)."""
-        return self.id if _DELETE_JOB.match(self.id) else None
-
-
-LeadSource = Callable[[], AsyncIterator[dict[str, Any]]]
-
-
-async def open_backup(store: StateStore, source: str) -> Backup:
-    """The backup `source` names: a bulk delete job id (or its `store:backup:` reference),
-    read from the store, or a backup file. Every line is read once here, so a malformed one
-    is reported before anything is asked or sent. `SafetyNetError`/`OSError` when unreadable."""
-    job_id = source.removeprefix(STORE_REF).removeprefix("backup:")
-    if _DELETE_JOB.match(job_id) and not _is_file(source):
-        found = await find_backup(store, job_id)
-        if found is None:
-            raise SafetyNetError(
-                f"no backup of {job_id} in the state store ({store!r}); set CLOSE_MCP_STORE "
-                "to the store of the server that ran the delete, or pass the backup file"
-            )
-        stored = found
-
-        def from_store() -> AsyncIterator[dict[str, Any]]:
-            return stored.leads(store)
-
-        count, digest = await _survey(from_store())
-        return Backup(
-            job_id, reference(backup_key(job_id)), from_store, count, digest, in_store=True
-        )
-    backup = await _read_file(Path(source))
-    # The file copy of a backup the store holds too: one lock and one journal for both.
-    if _DELETE_JOB.match(backup.id) and await store.get(backup_key(backup.id)) is not None:
-        return replace(backup, in_store=True)
-    return backup
-
-
-async def _survey(leads: AsyncIterator[dict[str, Any]]) -> tuple[int, str]:
-    """How many leads, and the digest of their canonical JSON lines in order: the backup's
-    identity, the same whether it is read from the store or from any copy of its file."""
-    count = 0
-    digest = hashlib.sha256()
-    async for lead in leads:
-        count += 1
-        digest.update(json.dumps(lead, sort_keys=True, separators=(",", ":")).encode())
-        digest.update(b"\n")
-    return count, digest.hexdigest()
-
-
-def _is_file(source: str) -> bool:
-    return Path(source).exists()
-
-
-async def _read_file(path: Path) -> Backup:
-    """A backup file, named after its job when its name is one, else after its path."""
-
-    async def from_file() -> AsyncIterator[dict[str, Any]]:
-        for lead in iter_backup_file(path):
-            yield lead
-
-    count, digest = await _survey(from_file())
-    return Backup(_file_backup_id(path), str(path), from_file, count, digest, path=path)
-
-
-def _file_backup_id(path: Path) -> str:
-    stem = path.name.removesuffix(".jsonl")
-    if _DELETE_JOB.match(stem):
-        return stem
-    return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
 
 
 @asynccontextmanager
 async def kept(
-    store: StateStore, name: str, *, ttl_s: float, busy: str, clock: Clock | None = None
+    store: StateStore,
+    name: str | Sequence[str],
+    *,
+    ttl_s: float,
+    busy: str,
+    clock: Clock | None = None,
 ) -> AsyncIterator[None]:
-    """Like `close_mcp.store.held`, for a long block: the lock is renewed every third of
-    `ttl_s` (of `clock`) while the block runs, so it outlives a long run but not a dead
-    process; it is released only while it is still ours."""
+    """Like `close_mcp.store.held`, for a long block: the lock (or every lock of a list,
+    taken in order: `Busy` when one is held) is renewed every third of `ttl_s` (of `clock`)
+    while the block runs, so it outlives a long run but not a dead process; it is released
+    only while it is still ours. One task renews them all (a fake clock advanced by several
+    renewers at once would outrun their time to live)."""
     clock = clock or SystemClock()
     owner = secrets.token_hex(8)
-    key = f"lock:{name}"
-    if not await store.add(key, owner, ttl_s=ttl_s):
-        raise Busy(busy)
+    names = [name] if isinstance(name, str) else list(name)
+    taken: list[str] = []
 
     def renewed(current: str | None) -> tuple[str, bool]:
         if current != owner:
@@ -207,30 +107,35 @@ async def kept(
     async def renew() -> None:
         while True:
             await clock.sleep(ttl_s / 3)
-            try:
-                await store.update(key, renewed, ttl_s=ttl_s)
-            except LockLost:
-                log.error("the lock %s expired while held", name)
-                return
-            except Exception as exc:  # a store hiccup: try again on the next beat
-                log.warning("could not renew the lock %s: %s", name, exc)
+            for key in taken:
+                try:
+                    await store.update(key, renewed, ttl_s=ttl_s)
+                except LockLost:
+                    log.error("the lock %s expired while held", key.removeprefix("lock:"))
+                    return
+                except Exception as exc:  # a store hiccup: try again on the next beat
+                    log.warning("could not renew the lock %s: %s", key, exc)
 
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(renew)
-            try:
-                yield
-            finally:
-                tasks.cancel_scope.cancel()
+        for key in (f"lock:{n}" for n in names):
+            if not await store.add(key, owner, ttl_s=ttl_s):
+                raise Busy(busy)
+            taken.append(key)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(renew)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the block's own error, not wrapped by the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
     finally:
         with anyio.CancelScope(shield=True):
-            await store.delete(key, if_value=owner)
-
-
-def _forgets(store: StateStore) -> bool:
-    """A store that ends with this process (`:memory:`): a journal there would not outlive
-    the run."""
-    return isinstance(store, SQLiteStore) and store.path == MEMORY
+            for key in taken:
+                await store.delete(key, if_value=owner)
 
 
 def busy_message(backup: Backup) -> str:
@@ -261,11 +166,7 @@ async def run_restore(
     names = [f"restore:{backup.identity}"]
     if backup.job_id is not None:
         names.insert(0, f"restore:{backup.job_id}")
-    async with contextlib.AsyncExitStack() as locks:
-        for name in names:
-            await locks.enter_async_context(
-                kept(store, name, ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup), clock=clock)
-            )
+    async with kept(store, names, ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup), clock=clock):
         progress = await Progress.open(store, backup, sandbox=sandbox)
         if not await approve(progress):
             return None
@@ -302,137 +203,6 @@ class Report:
     @property
     def complete(self) -> bool:
         return not (self.failed or self.outcome_unknown or self.stopped)
-
-
-def progress_path(backup: Path, *, sandbox: bool = False) -> Path:
-    """The progress file of a backup (see the module docstring)."""
-    return backup.with_name(
-        backup.name + (".sandbox-restored" if sandbox else ".restored") + ".jsonl"
-    )
-
-
-def journal_key(backup_id: str, *, sandbox: bool = False) -> str:
-    """The store journal of a backup, by its identity (or, as earlier versions named it,
-    by its delete's job id); see the module docstring."""
-    return f"{'sandbox-' if sandbox else ''}restored:{backup_id}"
-
-
-class Progress:
-    """What earlier runs did with a backup's leads, and the journal this run appends to: a
-    file (`path`), or a list in the store (`store`, `key`)."""
-
-    def __init__(
-        self, path: Path | None, *, store: StateStore | None = None, key: str | None = None
-    ) -> None:
-        self.path = path
-        self.store = store
-        self.key = key
-        self.restored: dict[str, str] = {}  # old id -> new id
-        self.unknown: dict[str, str] = {}  # old id -> why
-        self._file: IO[str] | None = None
-        self._torn = False  # the file ends without a newline: a line cut short by a crash
-
-    @property
-    def where(self) -> str:
-        return str(self.path) if self.path is not None else STORE_REF + str(self.key)
-
-    @classmethod
-    def load(cls, backup: Path, *, sandbox: bool = False) -> Progress:
-        """The journal file beside a backup file."""
-        progress = cls(progress_path(backup, sandbox=sandbox))
-        progress._read_file(progress_path(backup, sandbox=sandbox))
-        return progress
-
-    @classmethod
-    async def open(cls, store: StateStore, backup: Backup, *, sandbox: bool = False) -> Progress:
-        """The journal of `backup`, in the store under its identity (its content): a restore
-        from a copy of the backup, under any name, sees what every earlier run did. What
-        earlier versions journaled is read too (the file beside the backup, the list named
-        after its delete). A backup file restored `--sandbox`, or with a store that ends with
-        the process, keeps its journal in the file beside it, as before."""
-        if backup.path is not None and not backup.in_store and (sandbox or _forgets(store)):
-            return cls.load(backup.path, sandbox=sandbox)
-        progress = cls(None, store=store, key=journal_key(backup.identity, sandbox=sandbox))
-        if backup.path is not None:
-            progress._read_file(progress_path(backup.path, sandbox=sandbox))
-            progress._torn = False
-        if backup.job_id is not None:
-            for line in await store.lines(journal_key(backup.job_id, sandbox=sandbox)):
-                progress._read_line(line)
-        for line in await store.lines(progress.where.removeprefix(STORE_REF)):
-            progress._read_line(line)
-        return progress
-
-    def _read_file(self, path: Path) -> None:
-        try:
-            text = path.read_bytes().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise SafetyNetError(f"The progress file {path} cannot be read: {exc}") from exc
-        self._torn = bool(text) and not text.endswith("\n")
-        for line in text.split("\n"):
-            self._read_line(line)
-
-    def _read_line(self, line: str) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return  # empty, or cut short by a crash (its `sending` line stands)
-        if isinstance(event, dict) and isinstance(event.get("old_id"), str):
-            self._apply(event)
-
-    def _apply(self, event: dict[str, Any]) -> None:
-        old, kind = event["old_id"], event.get("event")
-        if kind == "sending":
-            self.unknown[old] = IN_FLIGHT
-        elif kind == "restored" and isinstance(event.get("new_id"), str):
-            self.restored[old] = event["new_id"]
-            self.unknown.pop(old, None)
-        elif kind == "outcome_unknown":
-            self.unknown[old] = str(event.get("reason") or "outcome unknown")
-        elif kind == "failed":
-            self.unknown.pop(old, None)
-
-    async def record(
-        self, old_id: str, event: Event, *, new_id: str | None = None, reason: str | None = None
-    ) -> None:
-        """Append one event: to the store, or to the file, synced to disk (the file is
-        created 0600 on first use)."""
-        line: dict[str, Any] = {"old_id": old_id, "event": event}
-        if new_id is not None:
-            line["new_id"] = new_id
-        if reason is not None:
-            line["reason"] = reason
-        if self.store is not None and self.key is not None:
-            await self.store.append(self.key, json.dumps(line))
-        else:
-            self._write(json.dumps(line) + "\n")
-        self._apply(line)
-
-    def _write(self, text: str) -> None:
-        assert self.path is not None
-        if self._file is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o600)
-            self._file = os.fdopen(fd, "a", encoding="ascii")
-            if self._torn:  # end the cut line, so this one stays readable
-                self._file.write("\n")
-                self._torn = False
-        self._file.write(text)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def sends(self, lead: dict[str, Any], *, retry_unknown: bool) -> bool:
-        """Whether a run POSTs `lead`: not restored yet, and not of unknown outcome unless
-        asked."""
-        return lead["id"] not in self.restored and (retry_unknown or lead["id"] not in self.unknown)
 
 
 def lead_body(lead: dict[str, Any]) -> dict[str, Any]:

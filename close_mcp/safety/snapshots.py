@@ -149,7 +149,7 @@ def annotate(settings: Settings, request: WriteRequest) -> None:
         request.always_confirm = True
         request.notes.append(
             f"No {what} will be taken because {reason}: this cannot be undone with "
-            f"{'revert_bulk_edit' if what == 'snapshot' else 'close-mcp restore'}. "
+            f"{'revert_bulk_edit' if what == 'snapshot' else 'restore_leads'}. "
             "Confirmation is required."
         )
         return
@@ -163,8 +163,8 @@ def annotate(settings: Settings, request: WriteRequest) -> None:
     else:
         request.notes.append(
             f"Before sending, the full records of the {request.matched} leads (fields, custom "
-            f"fields, contacts) are saved so close-mcp restore can re-create them ({cost} more "
-            "Close requests)."
+            f"fields, contacts) are saved ({cost} more Close requests): restore_leads "
+            "re-creates them with new ids; activities, opportunities and tasks are not restored."
         )
 
 

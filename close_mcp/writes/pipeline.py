@@ -244,6 +244,8 @@ class WriteRequest:
     # `refused` with this reason, whatever the token, and nothing is asked or sent, so an
     # idempotent tool's repeat is an answer, not an error.
     already: str | None = None
+    # What a person typing the count confirms (action `delete`): "deleted", or "restored".
+    counted: str = "deleted"
 
     def preview(self) -> Preview:
         return Preview(
@@ -274,6 +276,14 @@ class TypedCount(BaseModel):
     count: Any = Field(
         default=None,
         description="Type the number of leads that will be deleted.",
+        json_schema_extra={"type": "integer"},
+    )
+
+
+class TypedRestoreCount(TypedCount):
+    count: Any = Field(
+        default=None,
+        description="Type the number of leads that will be restored.",
         json_schema_extra={"type": "integer"},
     )
 
@@ -338,7 +348,7 @@ async def question(
     token: str | None,
     *,
     caller: str,
-) -> Elicit[TypedCount] | Elicit[Approval] | str:
+) -> Elicit[TypedCount] | Elicit[TypedRestoreCount] | Elicit[Approval] | str:
     """The question for the person; NOT_ASKED when there is nothing to ask, CANNOT_ASK when
     there would be and the client cannot ask its user (known before any token is handed out)."""
     if dry_run or request.already or not needs_confirmation(context, request):
@@ -349,6 +359,12 @@ async def question(
         return NOT_ASKED
     what = _what_it_touches(request)
     summary = _clip_quoted(request.summary)
+    if request.action == "delete" and request.counted != "deleted":
+        return Elicit(
+            f"{summary}{what}. To confirm, type the number of leads that will be "
+            f"{request.counted} ({request.matched}).",
+            TypedRestoreCount,
+        )
     if request.action == "delete":
         return Elicit(
             f"{summary}{what}. This cannot be undone in Close. To confirm, type the "
@@ -424,7 +440,10 @@ def human_refusal(
         if type(data.count) is not int:
             return f"the person's answer {data.count!r} is not a whole number of leads"
         if data.count != request.matched:
-            return f"the person typed {data.count}, but the action would delete {request.matched}"
+            return (
+                f"the person typed {data.count}, but the action would "
+                f"{request.counted.removesuffix('d')} {request.matched}"
+            )
         return None
     if isinstance(data, Approval) and type(data.approve) is not bool:
         return f"the person's answer {data.approve!r} is not a yes or no"

@@ -54,6 +54,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import jsonschema
@@ -101,6 +102,7 @@ GATE_TOOLS: Final = (
     "send_email",
     "revert_bulk_edit",
     "cancel_email",
+    "restore_leads",
 )
 CONTROL_TOOLS: Final = ("pause_bulk_job", "resume_bulk_job")
 OUTCOMES: Final = (
@@ -441,6 +443,22 @@ def _bases(h: Harness, tool: str, seeded: Seeded) -> list[Base]:
             Base({"job_id": job, **more}, (other_job,))
             for job in revertable
             for more in ({}, {"include_changed_since": True})
+        ]
+    if tool == "restore_leads":
+        # Close's event log: the three leads deleted within 30 days (the seeded ones). A
+        # date-time a little later still holds all three: same count, another request.
+        now = datetime.fromtimestamp(h.clock.time(), UTC)
+        since = (now - timedelta(days=30)).date().isoformat()
+        deleted = sorted(
+            e.object_id for e in store.events if e.object_type == "lead" and e.action == "deleted"
+        )
+
+        def later_since(a: Args) -> Args:
+            return {**a, "deleted_since": (now - timedelta(days=29, hours=13)).isoformat()}
+
+        return [
+            Base({"deleted_since": since}, (later_since,)),
+            Base({"deleted_since": since, "lead_ids": deleted[-2:]}, (later_since,)),
         ]
     if tool == "cancel_email":
         emails = seeded.cancellable

@@ -45,7 +45,7 @@ IncludeChangedArg = Annotated[
 
 OTHER_UNDO: Final = {
     "bulkdelete_": "a bulk delete: its leads come back from the backup taken before it, with "
-    "`close-mcp restore {job_id}` (new ids; fields, custom fields and contacts come back, "
+    "restore_leads with backup {job_id} (new ids; fields, custom fields and contacts come back, "
     "activities do not)",
     "bulkemail_": "a bulk email: emails sent cannot be called back; pause_bulk_job stops one "
     "still running",
