@@ -19,7 +19,9 @@ from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.tools.declare import DirectTool, Invocation
 
 DEFAULT_PAGE = 5
-MAX_PAGE = 10  # an email line is ~90 o200k tokens (three ids): 10 stay well under 1,500
+# An email line is ~100 o200k tokens in the sandbox and ~150 with Close's 48-character ids
+# (three of them): 8 stay under 1,500 either way.
+MAX_PAGE = 8
 SUBJECT_CHARS = 80
 
 LeadIdArg = Annotated[
@@ -114,7 +116,7 @@ async def list_lead_emails(client: CloseClient, lead_id: str, offset: int, limit
 class EmailsArguments(BaseModel):
     lead_id: LeadIdArg
     offset: Annotated[int, Field(ge=0, le=MAX_EMAILS)] = 0
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="At most 10.")] = DEFAULT_PAGE
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE, description="At most 8.")] = DEFAULT_PAGE
 
 
 async def list_emails(invocation: Invocation, args: EmailsArguments) -> EmailList:
