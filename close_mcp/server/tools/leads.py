@@ -28,7 +28,7 @@ MAX_SAMPLE = 200  # one Close search page
 # to 40 leads, whatever sample_size asked (measured with bench/tokens.py).
 RESULT_TOKENS = 1_400
 MAX_LEAD_CONTACTS = 50
-MAX_LEAD_SUBSCRIPTIONS = 20
+MAX_LEAD_SUBSCRIPTIONS = 10  # ~35 tokens each, beside up to 50 contacts
 LEAD_FIELDS = "id,display_name,status_id,status_label,date_created,date_updated,contacts"
 
 
@@ -123,7 +123,7 @@ class LeadDetail(CrmResult):
     contacts: list[LeadContact]
     contacts_total: int = Field(description="Contacts the lead has (at most 50 are listed).")
     subscriptions: list[LeadSubscription] = Field(
-        default_factory=list, description="Its contacts' sequence subscriptions (at most 20)."
+        default_factory=list, description="Its contacts' sequence subscriptions (at most 10)."
     )
     subscriptions_total: int = 0
 

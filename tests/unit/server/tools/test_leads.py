@@ -4,6 +4,7 @@ against the sandbox: what the model sees, what Close is asked, and every result 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,14 @@ async def test_a_cursor_still_works_after_closes_own_expired(h: Harness) -> None
     expired = next(i for i, r in enumerate(searches) if r.status == 400)
     walk, page = searches[expired + 1 : expired + 3]  # walk past the 10 shown, then the page
     assert (walk.json["_limit"], walk.json.get("cursor"), page.json["_limit"]) == (10, None, 10)
+
+
+@pytest.mark.harness(n_leads=5)
+async def test_get_lead_lists_at_most_10_subscriptions_and_says_how_many(h: Harness) -> None:
+    store = h.sandbox.store
+    sub = next(iter(store.subscriptions.values()))
+    for i in range(14):
+        store.subscriptions[f"sub_more{i}"] = replace(sub, id=f"sub_more{i}")
+    got = await h.call("get_lead", {"lead_id": sub.lead_id})
+    mine = sum(s.lead_id == sub.lead_id for s in store.subscriptions.values())
+    assert (len(got["subscriptions"]), got["subscriptions_total"]) == (10, mine)
