@@ -58,7 +58,7 @@ OAUTH = "close_mcp/server/oauth.py"
 RESTORE = "close_mcp/safety/restore.py"
 BINDING = "close_mcp/writes/binding.py"
 JOB_CONTROL = "close_mcp/server/tools/job_control.py"
-SANDBOX_CRM = "close_mcp/sandbox/crm.py"
+SANDBOX_EVENTS = "close_mcp/sandbox/events.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
@@ -77,7 +77,7 @@ T_EVERYDAY = "tests/test_everyday_results.py::"
 T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
-T_SANDBOX_CRM = "tests/sandbox/test_crm.py::"
+T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
 T_RESTORE_TOOL = "tests/unit/server/tools/test_restore.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
@@ -461,40 +461,25 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_HOSTILE + "test_a_request_nested_5000_deep_gets_a_json_rpc_error_with_its_id",),
     ),
     Mutant(
-        name="oauth-code-reusable",
+        name="oauth-grant-reusable",
         file=OAUTH,
         edits=(
             (
                 "        if raw is None or not spent:\n"
-                '            raise TokenError("invalid_grant", "authorization code already used")\n'
+                '            raise TokenError("invalid_grant", f"{what} already used")\n'
                 "        await self.store.delete(key)\n",
                 "        if raw is None:\n"
-                '            raise TokenError("invalid_grant",'
-                ' "authorization code already used")\n',
+                '            raise TokenError("invalid_grant", f"{what} already used")\n',
             ),
         ),
-        breaks="an authorization code is exchanged more than once",
-        guards="issue 30: an authorization code is single-use",
-        # in_process's second exchange (right verifier); the reuse in
-        # test_refresh_revocation_forgery_and_a_reused_code sends a wrong code_verifier, so
-        # the SDK refuses it whether or not the code was spent.
-        tests=(T_OAUTH + "test_an_expired_token_is_refused",),
-    ),
-    Mutant(
-        name="oauth-refresh-reusable",
-        file=OAUTH,
-        edits=(
-            (
-                "        if raw is None or not spent:\n"
-                '            raise TokenError("invalid_grant", "refresh token already used")\n'
-                "        await self.store.delete(key)\n",
-                "        if raw is None:\n"
-                '            raise TokenError("invalid_grant", "refresh token already used")\n',
-            ),
+        breaks="an authorization code or a refresh token is exchanged more than once",
+        guards="issue 30: authorization codes are single-use and refresh tokens rotate",
+        # in_process's second exchange (right verifier): the code; the reuse in
+        # test_refresh_revocation_forgery_and_a_reused_code: the refresh token.
+        tests=(
+            T_OAUTH + "test_an_expired_token_is_refused",
+            T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",
         ),
-        breaks="a refresh token is exchanged more than once (no rotation)",
-        guards="issue 30: refresh tokens rotate",
-        tests=(T_OAUTH + "test_refresh_revocation_forgery_and_a_reused_code",),
     ),
     Mutant(
         name="oauth-revoke-noop",
@@ -760,7 +745,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="sandbox-naive-fixed-utc",
-        file="close_mcp/sandbox/evaluator.py",
+        file="close_mcp/sandbox/moments.py",
         edits=(
             (
                 "                raise QueryError(\n"
@@ -870,27 +855,23 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="held-lock-deletes-any",
         file="close_mcp/store/base.py",
-        edits=(("await store.delete(key, if_value=owner)", "await store.delete(key)"),),
+        edits=(
+            (
+                'await store.delete(f"lock:{each}", if_value=owner)',
+                'await store.delete(f"lock:{each}")',
+            ),
+        ),
         breaks="a holder whose lock expired deletes the new holder's lock",
         guards="issue 23 item 5: a lock is released by its owner only",
         tests=(
             T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-held]",
+            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-renewed]",
         ),
     ),
     Mutant(
-        name="kept-lock-deletes-any",
-        file=RESTORE,
-        edits=(("await store.delete(key, if_value=owner)", "await store.delete(key)"),),
-        breaks="a restore whose lock expired deletes the new holder's lock",
-        guards="issue 23 item 5: a lock is released by its owner only",
-        tests=(
-            T_LOCKS + "test_release_of_an_expired_lock_leaves_the_new_holder_alone[sqlite-kept]",
-        ),
-    ),
-    Mutant(
-        name="kept-lock-not-renewed",
-        file=RESTORE,
-        edits=(("tasks.start_soon(renew)", "pass"),),
+        name="held-lock-not-renewed",
+        file="close_mcp/store/base.py",
+        edits=(("tasks.start_soon(_renew, store, taken, owner, ttl_s, renew)", "pass"),),
         breaks="a long restore's lock expires and a second restore starts beside it",
         guards="issue 23 item 5: the restore lock is renewed while it runs",
         tests=(T_LOCKS + "test_the_restore_lock_is_renewed_while_a_restore_runs",),
@@ -1230,7 +1211,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- issue 28 groundwork (the sandbox's CRM objects as Close has them; the CRM client) ----
     Mutant(
         name="sandbox-events-uncapped",
-        file=SANDBOX_CRM,
+        file=SANDBOX_EVENTS,
         edits=(
             (
                 'limit = min(_int_param(query, "_limit", EVENT_MAX_LIMIT, 1), EVENT_MAX_LIMIT)',
@@ -1240,12 +1221,13 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="the sandbox's event log answers pages of more than 50, which Close caps",
         guards="issue 28: the sandbox pages the event log as Close does",
         tests=(
-            T_SANDBOX_CRM + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
+            T_SANDBOX_EVENTS
+            + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
         ),
     ),
     Mutant(
         name="sandbox-events-forever",
-        file=SANDBOX_CRM,
+        file=SANDBOX_EVENTS,
         edits=(
             (
                 "horizon = now - timedelta(days=EVENT_DAYS)",
@@ -1255,18 +1237,19 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="the sandbox's event log shows deletes older than Close's 30 days",
         guards="issue 28: the event log goes 30 days back, as Close's",
         tests=(
-            T_SANDBOX_CRM
+            T_SANDBOX_EVENTS
             + "test_the_event_log_keeps_30_days_of_deleted_leads_with_their_previous_data",
         ),
     ),
     Mutant(
         name="sandbox-events-any-filters",
-        file=SANDBOX_CRM,
+        file=SANDBOX_EVENTS,
         edits=(("if given not in EVENT_COMBOS:", "if False:"),),
         breaks="the sandbox takes event filter combinations Close refuses",
         guards="issue 28: the sandbox refuses what Close refuses",
         tests=(
-            T_SANDBOX_CRM + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
+            T_SANDBOX_EVENTS
+            + "test_the_event_log_pages_with_cursors_and_refuses_what_close_refuses",
         ),
     ),
     Mutant(
@@ -1375,13 +1358,13 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=(T_RESTORE_TOOL + "test_a_delete_comes_back_after_the_preview_and_the_typed_count",),
     ),
     Mutant(
-        name="restore-locks-leak",
-        file=RESTORE,
-        edits=(("taken.append(key)", "pass"),),
+        name="held-locks-leak",
+        file="close_mcp/store/base.py",
+        edits=(("            taken.append(each)\n", "            pass\n"),),
         breaks="a busy second lock leaves the first one held",
         guards="issue 23 item 21: locks released by their owner",
         tests=(
-            "tests/unit/safety/test_restore.py::"
+            "tests/unit/store/test_held.py::"
             "test_a_busy_second_lock_releases_the_first_and_runs_nothing",
         ),
     ),

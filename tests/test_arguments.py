@@ -77,8 +77,8 @@ NOISE = ("validation error for", "Arguments", "pydantic", "https://", "Value err
         (
             "search_leads",
             {"filter": {"custom_fields": {"Industry": {"a": 1}}}},
-            "filter.custom_fields.Industry: {'a': 1} is not a boolean, an integer, a number, a "
-            "string or a list of strings",
+            # an object is a range
+            "filter.custom_fields.Industry.a: unknown field. Allowed: gte, lte",
         ),
         (
             "create_bulk_edit",

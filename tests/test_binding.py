@@ -15,7 +15,7 @@ import pytest
 from close_mcp.clock import FakeClock
 from close_mcp.safety.snapshots import snapshot_dir
 from close_mcp.sandbox import Sandbox
-from close_mcp.sandbox.leads import create_lead
+from close_mcp.sandbox.lead_writes import create_lead
 from close_mcp.sandbox.store import SavedSearch, Sequence
 from close_mcp.writes.binding import ENCODE_CHUNK, Binding, LeadSet
 from tests.harness import MODES, Harness, StartHarness

@@ -72,6 +72,9 @@ SHARED_FIELDS = [
      "choices": ["Gold", "Silver"], "is_shared": True},
 ]  # fmt: skip
 SCHEMA = {"fields": [{**f, "is_shared": False} for f in CUSTOM_FIELDS] + SHARED_FIELDS}
+OPPORTUNITY_STATUSES = [
+    {"id": "stat_oppwon", "label": "Won", "type": "won", "pipeline_id": "pipe_1"},
+]
 TEMPLATES = [
     {"id": "tmpl_welcome", "name": "Welcome", "subject": "Hi {{ lead.display_name }}",
      "body": "<p>Welcome</p>", "is_archived": False},
@@ -127,6 +130,8 @@ class FakeClose:
             return httpx.Response(200, json={"data": STATUSES})
         if path == "custom_field_schema/lead/":
             return httpx.Response(200, json=SCHEMA)
+        if path == "status/opportunity/":
+            return httpx.Response(200, json={"data": OPPORTUNITY_STATUSES})
         if path in LISTS:
             skip = int(request.url.params.get("_skip", "0"))
             limit = min(int(request.url.params.get("_limit", "100")), PAGE)

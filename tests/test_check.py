@@ -38,7 +38,7 @@ def a_sandbox(drift: str | None = None) -> Sandbox:
     sandbox.jobs.create("delete", {"s_query": s_query}, now)
     emails.create(store, {"lead_id": lead.id, "status": "draft", "body_text": "x"}, now)
     export = {"s_query": s_query, "format": "json", "type": "leads"}
-    sandbox.crm.create_export(Call("POST", {}, {}, export, now))
+    sandbox.crm.exports.create_export(Call("POST", {}, {}, export, now))
     return sandbox
 
 
@@ -72,7 +72,13 @@ EXPECTED_REQUESTS = [
     ("POST", "data/search/"),
     ("POST", "data/search/"),
     ("POST", "data/search/"),
-    ("POST", "data/search/"),
+    ("POST", "data/search/"),  # activity.email
+    ("POST", "data/search/"),  # activity.call
+    ("GET", "status/opportunity/"),
+    ("POST", "data/search/"),  # opportunity
+    ("POST", "data/search/"),  # number_range
+    ("POST", "data/search/"),  # name prefix
+    ("POST", "data/search/"),  # the sort
     ("GET", "email_template/{id}/render/"),
     ("GET", "bulk_action/edit/"),
     ("GET", "bulk_action/email/"),
@@ -89,7 +95,7 @@ EXPECTED_REQUESTS = [
     ("GET", "export/{id}/"),
     ("GET", "event/"),
 ]
-ROWS = 35
+ROWS = 40
 KINDS = [
     "lead-id reference",
     "offset moment",
@@ -99,9 +105,14 @@ KINDS = [
     "has_related contact_email",
     "text (name)",
     "text (full text)",
+    "has_related activity.email",
+    "has_related activity.call",
+    "has_related opportunity",
+    "number_range",
+    "text (name prefix)",
     "sort on a custom field",
 ]
-W = 54  # the endpoint column
+W = 55  # the endpoint column
 
 
 def row(endpoint: str, result: str) -> str:
@@ -157,7 +168,7 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
         for r in requests
     ), [(r.method, r.path) for r in requests]
     lead = requests[10].path.split("/")[-2]
-    template = requests[23].path.split("/")[-3]
+    template = requests[29].path.split("/")[-3]
     # the single opportunity, task and export the CRM probes read after their lists
     singles = {r.path.split("/")[-2] for r in requests[-6:-1:2]}
     shown = [(r.method, r.path.removeprefix(API)) for r in requests]
@@ -177,8 +188,8 @@ def test_the_check_only_reads_one_request_per_endpoint() -> None:
         assert probe["query"]["queries"][:2] == [lead_node, by_id]
     assert searches[2]["query"]["queries"] == [lead_node, by_id]
     assert searches[-1]["sort"][0]["field"]["type"] == "custom_field"
-    contact = requests[23].query["contact_id"]
-    assert requests[23].query == {"lead_id": lead, "contact_id": contact}
+    contact = requests[29].query["contact_id"]
+    assert requests[29].query == {"lead_id": lead, "contact_id": contact}
     assert contact in {c.id for c in sandbox.store.leads[lead].contacts}
     assert all(r.status == 200 for r in requests)
 
@@ -213,14 +224,28 @@ DRIFTED = {
     ],
     # every probe selects the sampled lead by its id
     "query-lead-id": [row(f"POST data/search/ (count: {kind})", MISCOUNT) for kind in KINDS],
-    "query-offset": [row("POST data/search/ (count: offset moment)", MISCOUNT)],
+    "query-offset": [  # the activity spans are offsets from now too
+        row(f"POST data/search/ (count: {kind})", MISCOUNT)
+        for kind in ("offset moment", "has_related activity.email", "has_related activity.call")
+    ],
     "query-local-date": [row("POST data/search/ (count: fixed_local_date)", MISCOUNT)],
     "query-status": [row("POST data/search/ (count: status.lead)", MISCOUNT)],
     "query-user": [row("POST data/search/ (count: user_or_group)", MISCOUNT)],
     "query-has-related": [row("POST data/search/ (count: has_related contact_email)", MISCOUNT)],
-    "query-text": [row("POST data/search/ (count: text (name))", MISCOUNT)],
+    "query-text": [
+        row(f"POST data/search/ (count: {kind})", MISCOUNT)
+        for kind in ("text (name)", "text (name prefix)")
+    ],
     "query-full-text": [row("POST data/search/ (count: text (full text))", MISCOUNT)],
     "query-sort": [row("POST data/search/ (count: sort on a custom field)", MISCOUNT)],
+    # Issue 26's friendly-filter forms.
+    "query-email-activity": [
+        row("POST data/search/ (count: has_related activity.email)", MISCOUNT)
+    ],
+    "query-call-activity": [row("POST data/search/ (count: has_related activity.call)", MISCOUNT)],
+    "query-opportunity": [row("POST data/search/ (count: has_related opportunity)", MISCOUNT)],
+    "query-number-range": [row("POST data/search/ (count: number_range)", MISCOUNT)],
+    "query-prefix": [row("POST data/search/ (count: text (name prefix))", MISCOUNT)],
     # Issue 28's endpoints: a list's drift shows in its single object's row too.
     "pipeline-statuses": [
         row("GET pipeline/", "differs: data[0].statuses missing (and in 1 more items)")

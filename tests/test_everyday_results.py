@@ -290,7 +290,9 @@ async def test_a_wrong_field_inside_filter_or_edit_names_its_path_a_close_match_
     assert await h.error("create_bulk_edit", wrong_filter) == (
         "filter.status: unknown field; did you mean 'lead_status'? Allowed: smart_view, "
         "lead_ids, lead_status, name, text, custom_fields, created_after, created_before, "
-        "updated_after, updated_before, has_email, created_within, updated_within"
+        "updated_after, updated_before, has_email, created_within, updated_within, "
+        "name_starts_with, emailed_within, not_emailed_within, called_within, not_called_within, "
+        "last_activity_after, last_activity_before, opportunity_status"
     )
     listed = {"filter": {"custom_fields": [{"field": "Region", "value": "EU"}]}}
     assert await h.error("search_leads", listed) == (

@@ -51,6 +51,19 @@ PREFIX = "Error executing tool {}: "
 TODAY = "2026-01-01"  # the harness's FakeClock starts at 2026-01-01T00:00:00Z
 
 
+class AnyHandle:
+    """Equal to any selection handle; what one names is pinned in test_selection_handles.py."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"sel_[0-9a-f]{32}", other) is not None
+
+    def __repr__(self) -> str:
+        return "<a sel_ handle>"
+
+
+HANDLE = AnyHandle()
+
+
 # -- plain-Python views of the store -------------------------------------------------------
 
 
@@ -355,6 +368,7 @@ async def test_search_leads_tree_total_and_sample_match_the_sandbox(case: Case, 
         "next_cursor": cursor_if(result, len(matching) > 4),
         "matches_every_lead": len(matching) == N_LEADS,
         "today": TODAY,
+        "selection": HANDLE,
         "crm_data_notice": NOTICE,
     }
     assert 0 < len(matching) < N_LEADS or case.id in ("lead_ids", "all_leads_allowed")
@@ -397,6 +411,7 @@ async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sampl
         "next_cursor": cursor_if(result, min(len(matching), 7) > 3),
         "matches_every_lead": False,
         "today": TODAY,
+        "selection": HANDLE,
         "crm_data_notice": NOTICE,
     }
 
@@ -429,6 +444,7 @@ async def test_search_leads_sample_size_zero_still_counts(h: Harness) -> None:
         "next_cursor": None,
         "matches_every_lead": False,
         "today": TODAY,
+        "selection": HANDLE,
     }
 
 
@@ -485,6 +501,7 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
         "next_cursor": cursor_if(now, len(recent) > 3),
         "matches_every_lead": False,
         "today": TODAY,
+        "selection": HANDLE,
         "crm_data_notice": NOTICE,
     }
     h.clock.advance(30 * 86400)

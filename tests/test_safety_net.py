@@ -19,7 +19,7 @@ import pytest
 from mcp import types
 
 from close_mcp.cli import commands
-from close_mcp.close import leads as walking
+from close_mcp.close import lead_walk as walking
 from close_mcp.close.jobs import CRM_DATA_NOTICE
 from close_mcp.safety import snapshots
 from close_mcp.safety.restore import (
@@ -921,7 +921,7 @@ class Terminal(io.StringIO):
 
 
 def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
-    from close_mcp.sandbox.evaluator import project
+    from close_mcp.sandbox.lead_selection import project
 
     fields = [*snapshots.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
     leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)[:n]

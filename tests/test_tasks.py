@@ -356,9 +356,8 @@ def emailed_since(store: Store, since: datetime) -> set[str]:
 async def test_count_potential_leads_created_in_90_days_and_not_emailed_in_30(h: Harness) -> None:
     """ "How many Potential leads created in the last 90 days have we not emailed in 30?"
 
-    The friendly filter has no activity fields (tools/list has no room for them, see the
-    issue 26 report), so the model writes the `s_query` Close's own UI exports for "emailed in
-    the last 30 days" (has_related lead -> activity.email) and negates it."""
+    One call with the friendly filter: `not_emailed_within` is the `has_related` lead ->
+    activity.email form Close's own UI exports for "emailed in the last 30 days", negated."""
     store = h.sandbox.store
     model = Model(h)
     model.task("count, not emailed in 30 days")
@@ -371,78 +370,27 @@ async def test_count_potential_leads_created_in_90_days_and_not_emailed_in_30(h:
     h.clock.advance(35 * 86_400)
     for lead in young[2:6]:  # emailed on the day (two of them both times)
         await log_sent_email(h, lead)
+    h.clock.advance(600)  # the question comes ten minutes later
 
-    statuses_found = await model.call("lookup", {"kind": "lead_statuses", "name": "Potential"})
-    status = statuses_found["items"][0]["id"]
-    email = "activity.email"
-    since = {"type": "offset", "direction": "past", "moment": {"type": "now"}}
-    s_query = {
-        "type": "and",
-        "queries": [
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status],
-                },
+    found = await model.call(
+        "search_leads",
+        {
+            "filter": {
+                "lead_status": "Potential",
+                "created_within": "90d",
+                "not_emailed_within": "30d",
             },
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {**since, "offset": {"days": 90}},
-                },
-            },
-            {
-                "type": "has_related",
-                "negate": True,
-                "this_object_type": "lead",
-                "related_object_type": email,
-                "related_query": {
-                    "type": "and",
-                    "queries": [
-                        {
-                            "type": "field_condition",
-                            "field": {
-                                "type": "regular_field",
-                                "object_type": email,
-                                "field_name": "direction",
-                            },
-                            "condition": {"type": "term", "values": ["outgoing"]},
-                        },
-                        {
-                            "type": "field_condition",
-                            "field": {
-                                "type": "regular_field",
-                                "object_type": email,
-                                "field_name": "date",
-                            },
-                            "condition": {
-                                "type": "moment_range",
-                                "on_or_after": {**since, "offset": {"days": 30}},
-                            },
-                        },
-                    ],
-                },
-            },
-        ],
-    }
-    found = await model.call("search_leads", {"s_query": s_query, "sample_size": 0})
+            "sample_size": 0,
+        },
+    )
 
-    created_since = now(h) - timedelta(days=90)
+    # A span of days reaches back to the start of its first day (UTC here), as Close's does.
+    def day_start(moment: datetime) -> datetime:
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    created_since = day_start(now(h) - timedelta(days=90))
     recent = {lead.id for lead in potential if lead.date_created >= created_since}
-    emailed = emailed_since(store, now(h) - timedelta(days=30))
+    emailed = emailed_since(store, day_start(now(h) - timedelta(days=30)))
     assert recent & emailed  # the negation really removes some
     assert {lead.id for lead in young[:2]} <= recent - emailed  # emailed before: still counted
     assert found["total"] == len(recent - emailed) > 0

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from pydantic import BaseModel, ValidationError
 
+from close_mcp.cli.check_filters import FILTER_KINDS, either_way, filter_probe
 from close_mcp.close.budget import RATE_LIMIT, RATE_REMAINING, RATE_RESET
 from close_mcp.close.catalog import (
     Catalog,
@@ -77,6 +78,7 @@ QUERY_KINDS: Final = (
     "has_related contact_email",
     "text (name)",
     "text (full text)",
+    *FILTER_KINDS,
     "sort on a custom field",
 )
 
@@ -370,7 +372,15 @@ class Checker:
             if word is None:
                 return "the sampled lead's name has no plain word"
             fields = {"name": word} if kind == "text (name)" else {"text": word}
+        either = False
+        if kind in FILTER_KINDS:
+            probe = await filter_probe(kind, self.catalog, word)
+            if isinstance(probe, str):
+                return probe
+            fields, either = probe
         tree = await resolve_filter(LeadFilter(lead_ids=ids, **fields), self.catalog)
+        if either:
+            either_way(tree)
         sort: list[Any] | None = None
         if kind == "user_or_group":
             users = [f for f in await self.catalog.custom_fields() if f.type == "user"]
@@ -411,7 +421,7 @@ class Checker:
         return Verdict(tuple(problems), listed.note)
 
 
-# -- opportunities, pipelines, tasks, exports, the event log (issue 28) -----------------
+# -- opportunities, pipelines, tasks, exports, the event log ----------------------------
 # One read each, the answer's keys against what `close.crm` reads. Nothing is written: a
 # lead merge and an export's creation are POSTs, so only their read sides are probed (the
 # export list and one export; the deleted leads' events with their `previous_data`).
@@ -430,22 +440,42 @@ class CrmProbes:
 
     def __init__(self, client: CloseClient) -> None:
         self.client = client
-        self.opportunity_id: str | None = None
-        self.task_id: str | None = None
-        self.export_id: str | None = None
 
     def probes(self) -> list[tuple[str, Probe]]:
+        opportunities = self._list_then_one(
+            "opportunity/", "opportunities", "opportunity", OPPORTUNITY_KEYS
+        )
+        tasks = self._list_then_one("task/", "tasks", "task", TASK_KEYS, {"_type": "lead"})
+        exports = self._list_then_one("export/", "exports", "export", EXPORT_KEYS)
         return [
             ("GET pipeline/", self.pipelines),
             ("GET status/opportunity/", self.statuses),
-            ("GET opportunity/", self.opportunities),
-            ("GET opportunity/{id}/", self.opportunity),
-            ("GET task/", self.tasks),
-            ("GET task/{id}/", self.task),
-            ("GET export/", self.exports),
-            ("GET export/{id}/", self.export),
+            *opportunities,
+            *tasks,
+            *exports,
             ("GET event/ (deleted leads)", self.deleted_leads),
         ]
+
+    def _list_then_one(
+        self,
+        path: str,
+        plural: str,
+        what: str,
+        keys: tuple[str, ...],
+        params: dict[str, Any] | None = None,
+    ) -> list[tuple[str, Probe]]:
+        """`GET path` and then `GET path{id}/` of the first object the list answered."""
+        first: list[str | None] = [None]
+
+        async def listed() -> Verdict:
+            verdict, items = await self._list(path, plural, keys, params)
+            first[0] = _first_id(items)
+            return verdict
+
+        async def one() -> Verdict:
+            return await self._one(f"{path}{first[0]}/" if first[0] else None, what, keys)
+
+        return [(f"GET {path}", listed), (f"GET {path}{{id}}/", one)]
 
     async def _list(
         self, path: str, what: str, keys: tuple[str, ...], params: dict[str, Any] | None = None
@@ -474,33 +504,6 @@ class CrmProbes:
         answer = await self.client.get("status/opportunity/")
         problems, items = list_problems(answer, keys=OPPORTUNITY_STATUS_KEYS)
         return Verdict(tuple(problems), _counted(items, "statuses"))
-
-    async def opportunities(self) -> Verdict:
-        verdict, items = await self._list("opportunity/", "opportunities", OPPORTUNITY_KEYS)
-        self.opportunity_id = _first_id(items)
-        return verdict
-
-    async def opportunity(self) -> Verdict:
-        path = f"opportunity/{self.opportunity_id}/" if self.opportunity_id else None
-        return await self._one(path, "opportunity", OPPORTUNITY_KEYS)
-
-    async def tasks(self) -> Verdict:
-        verdict, items = await self._list("task/", "tasks", TASK_KEYS, {"_type": "lead"})
-        self.task_id = _first_id(items)
-        return verdict
-
-    async def task(self) -> Verdict:
-        path = f"task/{self.task_id}/" if self.task_id else None
-        return await self._one(path, "task", TASK_KEYS)
-
-    async def exports(self) -> Verdict:
-        verdict, items = await self._list("export/", "exports", EXPORT_KEYS)
-        self.export_id = _first_id(items)
-        return verdict
-
-    async def export(self) -> Verdict:
-        path = f"export/{self.export_id}/" if self.export_id else None
-        return await self._one(path, "export", EXPORT_KEYS)
 
     async def deleted_leads(self) -> Verdict:
         params = {"object_type": "lead", "action": "deleted"}

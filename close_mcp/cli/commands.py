@@ -10,23 +10,24 @@ from typing import TextIO
 
 from close_mcp.config import Settings, load_settings
 from close_mcp.server.runtime import Runtime
+from close_mcp.settings_table import SETTINGS
 
 SANDBOX_JOB_SPEED = 60.0  # objects per second
 RESTORE_PROGRESS_S = 5.0  # a progress line on stderr at most this often
+# The flags of the settings table as argparse names them (`--audit-log`: `audit_log`).
+FLAG_NAMES = tuple(row.flag[2:].replace("-", "_") for row in SETTINGS if row.flag)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """`Settings` from the environment and the flags given: each settings-table flag is
+    passed on under its argparse name, which is `load_settings`' keyword for it."""
+    flags = {name: getattr(args, name) for name in FLAG_NAMES}
     return load_settings(
         sandbox=args.sandbox,
         # Over HTTP each request may bring its own key (Close-API-Key), so none is required.
         key_per_request=getattr(args, "transport", "stdio") == "http",
-        read_only=args.read_only,
-        toolsets=args.toolsets,
-        confirm=args.confirm,
-        require_human=args.require_human,
-        audit_log=args.audit_log,
-        snapshot=args.snapshot,
         oauth=getattr(args, "oauth", None),
+        **flags,
     )
 
 

@@ -18,7 +18,7 @@ from close_mcp.settings_table import SETTINGS, STATE_DIR, flag_help, help_enviro
 EXIT_CONFIG = 2
 # Kept here rather than imported from close_mcp.sandbox.drift: importing the sandbox package
 # would load Starlette for every `close-mcp --help`; a test keeps the two lists equal.
-# Issue 28's endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
+# The CRM endpoints: one field renamed in pipelines, opportunity statuses, opportunities,
 # tasks, exports and the event log (close_mcp.sandbox.drift.CRM_DRIFTS).
 CRM_DRIFT_NAMES = (
     "pipeline-statuses",
@@ -27,6 +27,14 @@ CRM_DRIFT_NAMES = (
     "task-assignee",
     "export-url",
     "event-previous-data",
+)
+# Issue 26's friendly-filter forms (close_mcp.sandbox.drift.FILTER_DRIFTS).
+FILTER_DRIFT_NAMES = (
+    "query-email-activity",
+    "query-call-activity",
+    "query-opportunity",
+    "query-number-range",
+    "query-prefix",
 )
 DRIFT_NAMES = (
     "status-label",
@@ -43,6 +51,7 @@ DRIFT_NAMES = (
     "query-full-text",
     "query-sort",
     *CRM_DRIFT_NAMES,
+    *FILTER_DRIFT_NAMES,
 )
 CHECK_DESCRIPTION = """\
 Check the configured Close account answers the way close-mcp reads it: one read-only
@@ -54,9 +63,10 @@ opportunities, tasks, exports and deleted leads' events), each answer checked ag
 fields the code reads (timestamps and the RateLimit header included), and a count probe
 of one sampled lead for every query kind close-mcp sends (an offset moment,
 fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
-contact_email, text conditions, a sort on a custom field), each of which must count
-exactly that lead. Prints a table and never writes: only GETs, and searches (POST
-data/search/, which change nothing)."""
+contact_email, activity.email, activity.call and opportunity, number_range, text
+conditions, a sort on a custom field), each of which must count exactly that lead.
+Prints a table and never writes: only GETs, and searches (POST data/search/, which
+change nothing)."""
 CHECK_EPILOG = """\
 environment:
   CLOSE_API_KEY       the Close API key to check with (required unless --sandbox)

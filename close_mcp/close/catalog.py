@@ -40,6 +40,7 @@ Kind = Literal[
     "smart_views",
     "email_accounts",
     "users",
+    "opportunity_statuses",
 ]
 KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 
@@ -224,6 +225,12 @@ _EMAIL_ACCOUNTS: Final = _KindSpec(
 _USERS: Final = _KindSpec(
     "users", "user", "users", "user/", "paged", "user_", User, lambda u: [u.name, u.email]
 )
+# Opportunity statuses share lead statuses' `stat_` prefix: the listing is complete, so a
+# lead status's id is unknown here rather than fetched as an opportunity status.
+_OPPORTUNITY_STATUSES: Final = _KindSpec(
+    "opportunity_statuses", "opportunity status", "opportunity statuses", "status/opportunity/",
+    "data", "stat_", Status, lambda s: [s.label], complete=True,
+)  # fmt: skip
 
 
 def normalize_name(name: str) -> str:
@@ -279,6 +286,8 @@ class Catalog:
     smart_views, resolve_smart_view = _Listing(_SMART_VIEWS), _Resolver(_SMART_VIEWS)
     email_accounts, resolve_email_account = _Listing(_EMAIL_ACCOUNTS), _Resolver(_EMAIL_ACCOUNTS)
     users, resolve_user = _Listing(_USERS), _Resolver(_USERS)
+    opportunity_statuses = _Listing(_OPPORTUNITY_STATUSES)
+    resolve_opportunity_status = _Resolver(_OPPORTUNITY_STATUSES)
 
     async def me_id(self) -> str:
         """The id of the user the key (or OAuth token) acts as, from `GET /me/`."""
@@ -389,6 +398,7 @@ _SPECS: Final[dict[Kind, _KindSpec[Any]]] = {
         _SMART_VIEWS,
         _EMAIL_ACCOUNTS,
         _USERS,
+        _OPPORTUNITY_STATUSES,
     )
 }
 

@@ -67,6 +67,26 @@ def _ids(values: tuple[str, ...]) -> str:
     return ",".join(values)
 
 
+async def _list_all(
+    client: CloseClient, path: str, params: JSON, fields: tuple[str, ...]
+) -> list[JSON]:
+    """Every page of a list, 200 at a time; `fields` (and the id) only when given."""
+    if fields:
+        params["_fields"] = ",".join(dict.fromkeys(("id", *fields)))
+    return await client.list_all(path, params, page_size=MAX_PAGE_SIZE)
+
+
+async def _update(
+    client: CloseClient, kind: str, object_id: str, changes: JSON, allowed: frozenset[str]
+) -> JSON:
+    """One `PUT` of `changes` to a `kind` object, refused before sending unless every
+    changed field is one close-mcp may set."""
+    if not changes or set(changes) - allowed:
+        names = ", ".join(sorted(allowed))
+        raise ArgumentError("changes", f"Only these fields can be set: {names}.")
+    return _object(await client.put(f"{kind}/{object_id}/", changes), kind)
+
+
 # -- pipelines and opportunity statuses --------------------------------------------------
 
 
@@ -151,9 +171,7 @@ async def list_opportunities(
     params = await opportunity_params(client, where)
     if params is None:
         return []
-    if fields:
-        params["_fields"] = ",".join(dict.fromkeys(("id", *fields)))
-    return await client.list_all("opportunity/", params, page_size=MAX_PAGE_SIZE)
+    return await _list_all(client, "opportunity/", params, fields)
 
 
 async def get_opportunity(client: CloseClient, opportunity_id: str) -> JSON:
@@ -163,11 +181,7 @@ async def get_opportunity(client: CloseClient, opportunity_id: str) -> JSON:
 async def update_opportunity(client: CloseClient, opportunity_id: str, changes: JSON) -> JSON:
     """One `PUT`: only the fields close-mcp changes (status, owner, value, confidence,
     expected close date as `date_won`, note)."""
-    unknown = sorted(set(changes) - OPPORTUNITY_CHANGES)
-    if unknown or not changes:
-        allowed = ", ".join(sorted(OPPORTUNITY_CHANGES))
-        raise ArgumentError("changes", f"Only these fields can be set: {allowed}.")
-    return _object(await client.put(f"opportunity/{opportunity_id}/", changes), "opportunity")
+    return await _update(client, "opportunity", opportunity_id, changes, OPPORTUNITY_CHANGES)
 
 
 # -- tasks -----------------------------------------------------------------------------
@@ -203,10 +217,7 @@ async def list_tasks(
     client: CloseClient, where: TaskFilter, *, fields: tuple[str, ...] = ()
 ) -> list[JSON]:
     """Every lead task `where` selects, in pages of 200."""
-    params = task_params(where)
-    if fields:
-        params["_fields"] = ",".join(dict.fromkeys(("id", *fields)))
-    return await client.list_all("task/", params, page_size=MAX_PAGE_SIZE)
+    return await _list_all(client, "task/", task_params(where), fields)
 
 
 async def get_task(client: CloseClient, task_id: str) -> JSON:
@@ -215,11 +226,7 @@ async def get_task(client: CloseClient, task_id: str) -> JSON:
 
 async def update_task(client: CloseClient, task_id: str, changes: JSON) -> JSON:
     """One `PUT` of what Close lets a task change: assignee, date, completion, text."""
-    unknown = sorted(set(changes) - TASK_CHANGES)
-    if unknown or not changes:
-        allowed = ", ".join(sorted(TASK_CHANGES))
-        raise ArgumentError("changes", f"Only these fields can be set: {allowed}.")
-    return _object(await client.put(f"task/{task_id}/", changes), "task")
+    return await _update(client, "task", task_id, changes, TASK_CHANGES)
 
 
 async def delete_task(client: CloseClient, task_id: str) -> None:

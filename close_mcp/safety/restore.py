@@ -49,19 +49,15 @@ duplicated.
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
-import anyio
-
 from close_mcp.clock import Clock, SystemClock
-from close_mcp.errors import CloseError, LockLost, OutcomeUnknown
+from close_mcp.errors import CloseError, OutcomeUnknown
 from close_mcp.safety.backups import Backup, open_backup
 from close_mcp.safety.journal import Event, Progress, journal_key, progress_path
-from close_mcp.store import Busy, StateStore
+from close_mcp.store import StateStore, held
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
 
@@ -78,64 +74,6 @@ HELD_BACK: Final = (
 # The restore lock expires this long after its holder stopped renewing it (died).
 RESTORE_LOCK_TTL_S: Final = 60.0
 log = logging.getLogger(__name__)
-
-
-@asynccontextmanager
-async def kept(
-    store: StateStore,
-    name: str | Sequence[str],
-    *,
-    ttl_s: float,
-    busy: str,
-    clock: Clock | None = None,
-) -> AsyncIterator[None]:
-    """Like `close_mcp.store.held`, for a long block: the lock (or every lock of a list,
-    taken in order: `Busy` when one is held) is renewed every third of `ttl_s` (of `clock`)
-    while the block runs, so it outlives a long run but not a dead process; it is released
-    only while it is still ours. One task renews them all (a fake clock advanced by several
-    renewers at once would outrun their time to live)."""
-    clock = clock or SystemClock()
-    owner = secrets.token_hex(8)
-    names = [name] if isinstance(name, str) else list(name)
-    taken: list[str] = []
-
-    def renewed(current: str | None) -> tuple[str, bool]:
-        if current != owner:
-            raise LockLost
-        return owner, True
-
-    async def renew() -> None:
-        while True:
-            await clock.sleep(ttl_s / 3)
-            for key in taken:
-                try:
-                    await store.update(key, renewed, ttl_s=ttl_s)
-                except LockLost:
-                    log.error("the lock %s expired while held", key.removeprefix("lock:"))
-                    return
-                except Exception as exc:  # a store hiccup: try again on the next beat
-                    log.warning("could not renew the lock %s: %s", key, exc)
-
-    try:
-        for key in (f"lock:{n}" for n in names):
-            if not await store.add(key, owner, ttl_s=ttl_s):
-                raise Busy(busy)
-            taken.append(key)
-        try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(renew)
-                try:
-                    yield
-                finally:
-                    tasks.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # the block's own error, not wrapped by the group
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-    finally:
-        with anyio.CancelScope(shield=True):
-            for key in taken:
-                await store.delete(key, if_value=owner)
 
 
 def busy_message(backup: Backup) -> str:
@@ -166,7 +104,13 @@ async def run_restore(
     names = [f"restore:{backup.identity}"]
     if backup.job_id is not None:
         names.insert(0, f"restore:{backup.job_id}")
-    async with kept(store, names, ttl_s=RESTORE_LOCK_TTL_S, busy=busy_message(backup), clock=clock):
+    async with held(
+        store,
+        names,
+        ttl_s=RESTORE_LOCK_TTL_S,
+        busy=busy_message(backup),
+        renew=clock or SystemClock(),
+    ):
         progress = await Progress.open(store, backup, sandbox=sandbox)
         if not await approve(progress):
             return None

@@ -32,11 +32,10 @@ from close_mcp.safety.journal import Progress
 from close_mcp.safety.restore import (
     RESTORE_LOCK_TTL_S,
     Report,
-    kept,
     lead_body,
     restore_leads,
 )
-from close_mcp.store import StateStore
+from close_mcp.store import StateStore, held
 from close_mcp.writes.pipeline import LeadSample, PlanAnswer, WriteRequest
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.sender import Sender
@@ -234,7 +233,7 @@ def plan_sender(
             f"store); nothing was sent. Let it finish, then call {TOOL} again: it leaves out "
             "what that run restored."
         )
-        async with kept(store, names, ttl_s=RESTORE_LOCK_TTL_S, busy=busy, clock=clock):
+        async with held(store, names, ttl_s=RESTORE_LOCK_TTL_S, busy=busy, renew=clock):
             journal = await Progress.open(store, backup, sandbox=sandbox)
             moved = [i for i in plan.ids if i in journal.restored or i in journal.unknown]
             if moved:

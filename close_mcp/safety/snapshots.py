@@ -63,9 +63,9 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import anyio
 
 from close_mcp.clock import Clock
-from close_mcp.close import leads as walking
+from close_mcp.close import lead_walk as walking
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import iter_leads, pages
+from close_mcp.close.lead_walk import iter_leads, pages
 from close_mcp.config import Settings, default_audit_path
 from close_mcp.errors import SafetyNetError
 from close_mcp.store import StateStore
@@ -109,7 +109,7 @@ def snapshot_dir(settings: Settings) -> Path:
 
 
 def search_cost(n_leads: int) -> int:
-    """Search requests to read n leads (`close.leads.read_cost`)."""
+    """Search requests to read n leads (`close.lead_walk.read_cost`)."""
     return walking.read_cost(n_leads)
 
 

@@ -8,14 +8,15 @@
   `contacts`; `Lead.custom` maps `cf_` id -> value, a list for multi-value fields), `statuses`,
   `custom_fields` (one shared: "Region", listed by `/custom_field_schema/lead/` and not by
   `/custom_field/lead/`, as in Close), `templates`, `sequences`, `email_accounts`, `users`,
-  `saved_searches`, `jobs`, `subscriptions`, and `emails` (email activities, as Close JSON
-  dicts).
+  `saved_searches`, `jobs`, `subscriptions`, `emails` (email activities, as Close JSON
+  dicts), and the CRM objects of `crm`: `pipelines`, `opportunity_statuses`,
+  `opportunities`, `tasks`, `events` (the event log) and `exports`.
 - `sb.requests` logs every request received (`RecordedRequest`), rejected ones included.
 - `Sandbox(drift=NAME)` answers one endpoint with a deliberately changed shape (`drift`), so
   `close-mcp check` can be seen to catch it.
 - `sb.inject_faults` misbehaves on demand (`faults`; `sb.faults_served` counts the faults
   served, by kind), `sb.advance` moves a FakeClock.
-- Jobs (`jobs`): `created` 0.5 s, `loading` to 1 s (counts null), then `processing` at
+- Jobs (`bulk_jobs`): `created` 0.5 s, `loading` to 1 s (counts null), then `processing` at
   `job_speed` objects a clock-second, applying effects as they go, then `done`.
 - Choices where Close is silent: a path without its trailing slash gets a 308 to the slashed
   path; `count.total` is the number of matches capped by `results_limit`; searches without

@@ -18,8 +18,9 @@ from typing import Any
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
-from close_mcp.sandbox.evaluator import Compiler, check_results_limit, check_sort, select
-from close_mcp.sandbox.leads import check_custom_value
+from close_mcp.sandbox.evaluator import Compiler
+from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, select
+from close_mcp.sandbox.lead_writes import check_custom_value
 from close_mcp.sandbox.store import (
     JSON,
     Contact,

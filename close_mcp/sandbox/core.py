@@ -31,9 +31,10 @@ from starlette.routing import Route
 from close_mcp.clock import Clock, FakeClock, SystemClock, utc_datetime
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import JobRunner
-from close_mcp.sandbox.crm import EXPORT_PATH, Crm
+from close_mcp.sandbox.crm import Crm
 from close_mcp.sandbox.drift import apply_drift, check_drift
 from close_mcp.sandbox.errors import ApiError, BadRequest
+from close_mcp.sandbox.exports import EXPORT_PATH
 from close_mcp.sandbox.faults import (
     API_ROOT,
     Fault,
@@ -214,7 +215,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
         its only key (Close's download links are signed URLs, without the API key)."""
         sandbox._record("GET", request.url.path, dict(request.query_params), None)
         try:
-            export = sandbox.crm.download(
+            export = sandbox.crm.exports.download(
                 request.path_params["id"], request.path_params["token"], sandbox.clock.time()
             )
         except ApiError as exc:

@@ -191,46 +191,53 @@ def _rename(old: str, new: str) -> Callable[[Any], Any]:
     return change
 
 
-# Issue 28's endpoints (`close_mcp.close.crm`), one drift for each probe of `close-mcp check`.
+# The CRM endpoints (`close_mcp.close.crm`), one drift for each probe of `close-mcp check`:
+# name, GET path (a list, or a list and its items), the key renamed, its new name, what.
+CRM_RENAMES: Final = (
+    ("pipeline-statuses", r"pipeline/", "statuses", "stages",
+     "pipelines list their statuses as `stages`"),
+    ("opportunity-status-type", r"status/opportunity/", "type", "status_type",
+     "opportunity statuses say `status_type` instead of `type`"),
+    ("opportunity-user", r"opportunity/(?:[^/]+/)?", "user_id", "owner_id",
+     "opportunities name their user `owner_id`"),
+    ("task-assignee", r"task/(?:[^/]+/)?", "assigned_to", "assignee",
+     "tasks name their assignee `assignee`"),
+    ("export-url", r"export/(?:[^/]+/)?", "download_url", "url",
+     "exports give their file as `url`"),
+    ("event-previous-data", r"event/", "previous_data", "before",
+     "events hold the old object as `before`"),
+)  # fmt: skip
 CRM_DRIFTS: Final[dict[str, Drift]] = {
-    "pipeline-statuses": Drift(
-        "GET",
-        re.compile(r"pipeline/\Z"),
-        _rename_in_items("statuses", "stages"),
-        "pipelines list their statuses as `stages`",
-    ),
-    "opportunity-status-type": Drift(
-        "GET",
-        re.compile(r"status/opportunity/\Z"),
-        _rename_in_items("type", "status_type"),
-        "opportunity statuses say `status_type` instead of `type`",
-    ),
-    "opportunity-user": Drift(
-        "GET",
-        re.compile(r"opportunity/(?:[^/]+/)?\Z"),
-        _rename("user_id", "owner_id"),
-        "opportunities name their user `owner_id`",
-    ),
-    "task-assignee": Drift(
-        "GET",
-        re.compile(r"task/(?:[^/]+/)?\Z"),
-        _rename("assigned_to", "assignee"),
-        "tasks name their assignee `assignee`",
-    ),
-    "export-url": Drift(
-        "GET",
-        re.compile(r"export/(?:[^/]+/)?\Z"),
-        _rename("download_url", "url"),
-        "exports give their file as `url`",
-    ),
-    "event-previous-data": Drift(
-        "GET",
-        re.compile(r"event/\Z"),
-        _rename_in_items("previous_data", "before"),
-        "events hold the old object as `before`",
-    ),
+    name: Drift("GET", re.compile(path + r"\Z"), _rename(old, new), what)
+    for name, path, old, new, what in CRM_RENAMES
 }
 DRIFTS.update(CRM_DRIFTS)
+
+
+def _related(object_type: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda node: node.get("related_object_type") == object_type
+
+
+# The friendly filter's activity, opportunity, range and prefix forms (issue 26).
+FILTER_DRIFTS: Final[dict[str, Drift]] = {
+    "query-email-activity": _query_drift(
+        _holds(_related("activity.email")), "has_related activity.email is counted otherwise"
+    ),
+    "query-call-activity": _query_drift(
+        _holds(_related("activity.call")), "has_related activity.call is counted otherwise"
+    ),
+    "query-opportunity": _query_drift(
+        _holds(_related("opportunity")), "has_related opportunity is counted otherwise"
+    ),
+    "query-number-range": _query_drift(
+        _holds(lambda n: n.get("type") == "number_range"), "a number_range is counted otherwise"
+    ),
+    "query-prefix": _query_drift(
+        _holds(lambda n: n.get("mode") == "beginning_of_words"),
+        "a beginning_of_words text condition is counted otherwise",
+    ),
+}
+DRIFTS.update(FILTER_DRIFTS)
 
 
 def check_drift(name: str | None) -> None:

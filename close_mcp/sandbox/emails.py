@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer
+from close_mcp.sandbox.errors import BadRequest, NotFoundAnswer, found
 from close_mcp.sandbox.render import render_text
 from close_mcp.sandbox.store import JSON, Contact, Lead, Store, from_epoch, iso, naive_iso
 
@@ -275,9 +275,7 @@ def create(store: Store, data: Any, now: float, bulk_email_action_id: str | None
 
 def update(store: Store, email_id: str, data: Any, now: float) -> JSON:
     """PUT /activity/email/{id}/: edit a draft, or cancel an unsent scheduled/outbox email."""
-    email = store.emails.get(email_id)
-    if email is None:
-        raise NotFoundAnswer("Email activity not found.")
+    email = found(store.emails, email_id, "Email activity")
     if not isinstance(data, dict):
         raise BadRequest({}, ["Expected a JSON object."])
     unsent = email["status"] in ("scheduled", "outbox") and email_id in store.email_send_at

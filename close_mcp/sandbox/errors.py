@@ -6,7 +6,10 @@ and other refusals with `{"error": message}`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -31,3 +34,14 @@ class NotFoundAnswer(ApiError):
 
     def __init__(self, message: str = "Not found") -> None:
         super().__init__(404, {"error": message})
+
+
+def found(items: Mapping[str, T], key: str, what: str) -> T:
+    """`items[key]`, or the 404 Close answers for a `what` it does not have."""
+    item = items.get(key)
+    if item is None:
+        raise NotFoundAnswer(f"{what} not found.")
+    return item
+
+
+QueryError = BadRequest  # a query Close would refuse: field path -> message

@@ -9,24 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from close_mcp.sandbox import emails
 from close_mcp.sandbox.bulk_jobs import EMAIL_PREFERENCES, PREFIXES, JobRunner, email_targets
-from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer
-from close_mcp.sandbox.evaluator import (
-    Compiler,
-    check_results_limit,
-    check_sort,
-    project,
-    select,
-)
-from close_mcp.sandbox.leads import create_lead, update_lead
+from close_mcp.sandbox.errors import ApiError, BadRequest, NotFoundAnswer, found
+from close_mcp.sandbox.evaluator import Compiler
+from close_mcp.sandbox.lead_selection import check_results_limit, check_sort, project, select
+from close_mcp.sandbox.lead_writes import create_lead, update_lead
 from close_mcp.sandbox.render import render_template
-from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Store, from_epoch
+from close_mcp.sandbox.store import JSON, EmailTemplate, Lead, Organization, Store, from_epoch
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
@@ -70,6 +65,14 @@ class CursorState:
 
 
 Handler = Callable[[Call], JSON]
+
+
+class OrgObject(Protocol):
+    """An object Close shows as its organization's (a template, a sequence, a user)."""
+
+    def to_json(self, org: Organization) -> JSON: ...
+
+
 TZ_HEADER = "X-TZ-Offset"
 
 
@@ -214,9 +217,7 @@ class Api:
         return {"data": [narrow(s.to_json(), call.query) for s in self.store.statuses.values()]}
 
     def status(self, call: Call) -> JSON:
-        status = self.store.statuses.get(call.params["id"])
-        if status is None:
-            raise NotFoundAnswer("Lead status not found.")
+        status = found(self.store.statuses, call.params["id"], "Lead status")
         return narrow(status.to_json(), call.query)
 
     def custom_fields(self, call: Call) -> JSON:
@@ -234,15 +235,19 @@ class Api:
         """Every field leads can hold, regular and shared, in order: `{"fields": [...]}`."""
         return {"fields": [cf.schema_json() for cf in self.store.custom_fields.values()]}
 
+    def _listed(self, items: Mapping[str, OrgObject], call: Call) -> JSON:
+        """A page of `items`, as the organization's objects."""
+        return page([item.to_json(self.store.org) for item in items.values()], call.query)
+
+    def _one(self, items: Mapping[str, OrgObject], call: Call, what: str) -> JSON:
+        """The item the path names (404 naming `what` when there is none)."""
+        return narrow(found(items, call.params["id"], what).to_json(self.store.org), call.query)
+
     def templates(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([t.to_json(org) for t in self.store.templates.values()], call.query)
+        return self._listed(self.store.templates, call)
 
     def template(self, call: Call) -> JSON:
-        template = self.store.templates.get(call.params["id"])
-        if template is None:
-            raise NotFoundAnswer("Email template not found.")
-        return narrow(template.to_json(self.store.org), call.query)
+        return self._one(self.store.templates, call, "Email template")
 
     def render(self, call: Call) -> JSON:
         """Close's two forms: one lead and contact (`lead_id` and `contact_id`, both
@@ -250,9 +255,7 @@ class Api:
         `results_limit`, `sort`), counted by lead (`mode=lead`, the default) or by contact
         (`mode=contact`); `contact_preference` picks the addresses as a bulk email would and
         `email_account_id` must be an email account. Past the last entry: `{}`."""
-        template = self.store.templates.get(call.params["id"])
-        if template is None:
-            raise NotFoundAnswer("Email template not found.")
+        template = found(self.store.templates, call.params["id"], "Email template")
         query = call.query
         account_id = query.get("email_account_id")
         if account_id is not None and account_id not in self.store.email_accounts:
@@ -325,14 +328,10 @@ class Api:
         )
 
     def sequences(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([s.to_json(org) for s in self.store.sequences.values()], call.query)
+        return self._listed(self.store.sequences, call)
 
     def sequence(self, call: Call) -> JSON:
-        seq = self.store.sequences.get(call.params["id"])
-        if seq is None:
-            raise NotFoundAnswer("Sequence not found.")
-        return narrow(seq.to_json(self.store.org), call.query)
+        return self._one(self.store.sequences, call, "Sequence")
 
     def subscriptions(self, call: Call) -> JSON:
         """Filterable by `sequence_id`, `contact_id`, `lead_id`, as Close's list is; Close
@@ -364,32 +363,18 @@ class Api:
         return narrow(dict(other), call.query)
 
     def users(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([u.to_json(org) for u in self.store.users.values()], call.query)
+        return self._listed(self.store.users, call)
 
     def user(self, call: Call) -> JSON:
-        user = self.store.users.get(call.params["id"])
-        if user is None:
-            raise NotFoundAnswer("User not found.")
-        return narrow(user.to_json(self.store.org), call.query)
+        return self._one(self.store.users, call, "User")
 
     def saved_searches(self, call: Call) -> JSON:
-        org = self.store.org
-        return page([v.to_json(org) for v in self.store.saved_searches.values()], call.query)
+        return self._listed(self.store.saved_searches, call)
 
     def saved_search(self, call: Call) -> JSON:
-        view = self.store.saved_searches.get(call.params["id"])
-        if view is None:
-            raise NotFoundAnswer("Saved search not found.")
-        return narrow(view.to_json(self.store.org), call.query)
+        return self._one(self.store.saved_searches, call, "Saved search")
 
     # -- leads ---------------------------------------------------------------------------
-
-    def _lead(self, lead_id: str) -> Lead:
-        lead = self.store.leads.get(lead_id)
-        if lead is None:
-            raise NotFoundAnswer("Lead not found.")
-        return lead
 
     def leads(self, call: Call) -> JSON:
         return page(
@@ -397,17 +382,18 @@ class Api:
         )
 
     def lead(self, call: Call) -> JSON:
-        return narrow(self._lead(call.params["id"]).to_json(self.store), call.query)
+        lead = found(self.store.leads, call.params["id"], "Lead")
+        return narrow(lead.to_json(self.store), call.query)
 
     def create_lead(self, call: Call) -> JSON:
         return create_lead(self.store, call.json, call.now).to_json(self.store)
 
     def update_lead(self, call: Call) -> JSON:
-        lead = self._lead(call.params["id"])
+        lead = found(self.store.leads, call.params["id"], "Lead")
         return update_lead(self.store, lead, call.json, call.now).to_json(self.store)
 
     def delete_lead(self, call: Call) -> JSON:
-        lead = self._lead(call.params["id"])
+        lead = found(self.store.leads, call.params["id"], "Lead")
         del self.store.leads[lead.id]
         if self.on_delete is not None:
             self.on_delete(lead, call.now)

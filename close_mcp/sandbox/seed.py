@@ -267,50 +267,33 @@ def _lead(store: Store, rng: random.Random, now: datetime, user_ids: list[str]) 
 
 def _saved_searches(store: Store) -> None:
     status_by_label = {s.label: s.id for s in store.statuses.values()}
-    obj = {"type": "object_type", "object_type": "lead"}
-    qualified = {
-        "type": "and",
-        "queries": [
-            obj,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_by_label["Qualified"]],
-                },
-            },
-        ],
+
+    def leads_where(field_name: str, condition: dict[str, object]) -> dict[str, object]:
+        field = {"type": "regular_field", "object_type": "lead", "field_name": field_name}
+        return {
+            "type": "and",
+            "queries": [
+                {"type": "object_type", "object_type": "lead"},
+                {"type": "field_condition", "field": field, "condition": condition},
+            ],
+        }
+
+    qualified = leads_where(
+        "status_id",
+        {
+            "type": "reference",
+            "reference_type": "status.lead",
+            "object_ids": [status_by_label["Qualified"]],
+        },
+    )
+    thirty_days_ago = {
+        "type": "offset",
+        "direction": "past",
+        "moment": {"type": "now"},
+        "offset": {"days": 30},
+        "which_day_end": "start",
     }
-    recent = {
-        "type": "and",
-        "queries": [
-            obj,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {
-                        "type": "offset",
-                        "direction": "past",
-                        "moment": {"type": "now"},
-                        "offset": {"days": 30},
-                        "which_day_end": "start",
-                    },
-                },
-            },
-        ],
-    }
+    recent = leads_where("date_created", {"type": "moment_range", "on_or_after": thirty_days_ago})
     for name, tree in [("Qualified leads", qualified), ("Created in the last 30 days", recent)]:
         view = SavedSearch(
             store.new_id("save"),

@@ -543,9 +543,10 @@ class Store:
     leads: dict[str, Lead] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     emails: dict[str, JSON] = field(default_factory=dict)  # acti_ id -> Close email activity
+    calls: dict[str, JSON] = field(default_factory=dict)  # acti_ id -> Close call activity
     email_send_at: dict[str, float] = field(default_factory=dict)  # unsent outbox/scheduled
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    # Opportunities, tasks, the event log and exports (`close_mcp.sandbox.crm`).
+    # Opportunities, tasks, the event log and exports (`close_mcp.sandbox.crm` joins them).
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     opportunity_statuses: dict[str, OpportunityStatus] = field(default_factory=dict)
     opportunities: dict[str, Opportunity] = field(default_factory=dict)

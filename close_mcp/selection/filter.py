@@ -11,33 +11,58 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     WrapValidator,
     field_validator,
     model_validator,
 )
 
 from close_mcp.errors import ArgumentError
+from close_mcp.selection.activity import (
+    SPAN_FIELDS,
+    WHEN_FIELDS,
+    ActivityFields,
+    activity_fields_last,
+)
 from close_mcp.selection.parsers import parse_duration, parse_when, short_repr
+from close_mcp.selection.ranges import FieldRange, schema_with_range
 
 
 def _custom_value(value: object, handler: ValidatorFunctionWrapHandler) -> object:
     """One clear message instead of one error per member of the union."""
+    if isinstance(value, dict):  # a range: its own message names gte / lte
+        unknown = [key for key in value if key not in FieldRange.model_fields]
+        if unknown:
+            raise ValueError(
+                f"an object here is a range {{gte, lte}}, not {short_repr(unknown[0])}"
+            )
+        try:
+            return FieldRange.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(
+                "a range is {gte, lte} (numbers, or dates like 2025-01-31): "
+                + "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            ) from None
     try:
         return handler(value)
     except ValidationError:
         raise ValueError(
-            "must be a string, a number, a boolean or a list of strings, "
+            "must be a string, a number, a boolean, a list of strings or a range {gte, lte}, "
             f"not {type(value).__name__}"
         ) from None
 
 
-CustomValue = Annotated[bool | int | float | str | list[str], WrapValidator(_custom_value)]
+_PlainValue = bool | int | float | str | list[str]
+CustomValue = Annotated[
+    _PlainValue | FieldRange,
+    WrapValidator(_custom_value),
+    WithJsonSchema(schema_with_range(_PlainValue)),
+]
 LeadId = Annotated[str, StringConstraints(pattern=r"^lead_[A-Za-z0-9]+$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
@@ -62,11 +87,11 @@ def _custom_fields_as_list_too(schema: dict[str, Any]) -> None:
     arms.insert(arms.index(mapping) + 1, listed)
 
 
-class LeadFilter(BaseModel):
+class LeadFilter(ActivityFields):
     # Friendly lead selection; every field given must hold (they are ANDed). A comment, not a
     # docstring: the tool argument already says so, and the schema is sent on every turn.
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=activity_fields_last)
 
     smart_view: Text | None = Field(default=None, description="Smart view name or save_ id.")
     lead_ids: list[LeadId] | None = Field(
@@ -81,7 +106,8 @@ class LeadFilter(BaseModel):
         Field(
             default=None,
             description=(
-                "[{custom_field: name or cf_ id, value}]; a list of strings as value: any of them."
+                "[{custom_field: name or cf_ id, value}]; value a list of strings: any of them; "
+                "{gte, lte}: a number or date range."
             ),
             json_schema_extra=_custom_fields_as_list_too,
         )
@@ -119,12 +145,14 @@ class LeadFilter(BaseModel):
             found[item["custom_field"]] = item["value"]
         return found
 
-    @field_validator("created_after", "created_before", "updated_after", "updated_before")
+    @field_validator(
+        "created_after", "created_before", "updated_after", "updated_before", *WHEN_FIELDS
+    )
     @classmethod
     def _iso(cls, value: str | None) -> str | None:
         return None if value is None else parse_when(value).isoformat()
 
-    @field_validator("created_within", "updated_within")
+    @field_validator("created_within", "updated_within", *SPAN_FIELDS)
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -181,7 +209,7 @@ def _utc_day(day: date) -> datetime:
 def filter_error(exc: ValidationError) -> ArgumentError:
     """The model's errors as one `ArgumentError` naming each field at fault (`filter.x`)."""
     problems: list[tuple[str, str]] = []
-    allowed = ", ".join(LeadFilter.model_fields)
+    allowed = ", ".join(LeadFilter.model_json_schema()["properties"])
     for error in exc.errors():
         path = "filter"
         for part in error["loc"]:

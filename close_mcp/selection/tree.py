@@ -13,6 +13,7 @@ from typing import Any
 
 from close_mcp.close.catalog import Catalog
 from close_mcp.errors import ArgumentError
+from close_mcp.selection.activity import activity_nodes
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.grammar import OFFSET_UNITS
 from close_mcp.selection.nodes import (
@@ -33,6 +34,7 @@ from close_mcp.selection.parsers import (
     parse_duration,
     parse_when,
 )
+from close_mcp.selection.ranges import FieldRange, range_node
 from close_mcp.selection.smart_views import smart_view_node
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -106,6 +108,8 @@ def _custom_path(key: str) -> str:
 async def _custom_field_node(key: str, value: object, catalog: Catalog) -> dict[str, Any]:
     path = _custom_path(key)
     field = await catalog.resolve_custom_field(key, path=path)
+    if isinstance(value, FieldRange):
+        return range_node(field, value, path)
     ref = {"type": "custom_field", "custom_field_id": field.id}
     values: list[object] = list(value) if isinstance(value, list) else [value]
     if not values:
@@ -176,6 +180,7 @@ async def resolve_filter(filter: LeadFilter, catalog: Catalog) -> dict[str, Any]
         )
     if filter.has_email is not None:
         nodes.append(has_email_node(filter.has_email))
+    nodes += await activity_nodes(filter, catalog, since=_since_moment, at=_moment)
     return {"type": "and", "queries": nodes}
 
 

@@ -85,6 +85,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _token_fields(token: str, record: dict[str, Any]) -> dict[str, Any]:
+    """An access or refresh token's stored record, as the SDK's token types take it."""
+    keys = ("client_id", "scopes", "expires_at")
+    return {"token": token, **{k: record[k] for k in keys}, "resource": record.get("resource")}
+
+
 def _cipher(secret: str) -> Fernet:
     key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"close-mcp oauth close tokens"
@@ -208,22 +214,17 @@ class CloseSignIn:
     async def load_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: str
     ) -> AuthorizationCode | None:
-        raw = await self.store.get(f"oauth:code:{_digest(authorization_code)}")
-        if raw is None:
+        stored = await self._record("code", authorization_code)
+        if stored is None:
             return None
-        record = AuthorizationCode.model_validate(json.loads(raw)["code"])
+        record = AuthorizationCode.model_validate(stored["code"])
         return record if record.client_id == client.client_id else None
 
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
     ) -> OAuthToken:
         key = f"oauth:code:{_digest(authorization_code.code)}"
-        raw = await self.store.get(key)
-        # Spent before anything is issued: of two concurrent exchanges on any replicas, one wins.
-        spent = await self.store.add(f"{key}:spent", "1", ttl_s=CODE_LIFETIME_S)
-        if raw is None or not spent:
-            raise TokenError("invalid_grant", "authorization code already used")
-        await self.store.delete(key)
+        raw = await self._spend(key, CODE_LIFETIME_S, "authorization code")
         return await self._issue(
             json.loads(raw)["grant"], client.client_id, authorization_code.scopes
         )
@@ -231,31 +232,28 @@ class CloseSignIn:
     async def load_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: str
     ) -> RefreshToken | None:
-        raw = await self.store.get(f"oauth:refresh:{_digest(refresh_token)}")
-        if raw is None:
+        record = await self._record("refresh", refresh_token)
+        if record is None or record["client_id"] != client.client_id:
             return None
-        record = json.loads(raw)
-        if record["client_id"] != client.client_id:
-            return None
-        return RefreshToken(
-            token=refresh_token,
-            client_id=record["client_id"],
-            scopes=record["scopes"],
-            expires_at=record["expires_at"],
-            resource=record.get("resource"),
-        )
+        return RefreshToken(**_token_fields(refresh_token, record))
 
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
     ) -> OAuthToken:
         key = f"oauth:refresh:{_digest(refresh_token.token)}"
-        raw = await self.store.get(key)
-        spent = await self.store.add(f"{key}:spent", "1", ttl_s=REFRESH_LIFETIME_S)
-        if raw is None or not spent:
-            raise TokenError("invalid_grant", "refresh token already used")
-        await self.store.delete(key)
+        raw = await self._spend(key, REFRESH_LIFETIME_S, "refresh token")
         grant_id = json.loads(raw)["grant"]
         return await self._issue(grant_id, client.client_id, scopes or refresh_token.scopes)
+
+    async def _spend(self, key: str, ttl_s: int, what: str) -> str:
+        """The single-use record at `key` (a code, a refresh token), spent before anything is
+        issued: of two concurrent exchanges on any replicas, one wins; a later one is refused."""
+        raw = await self.store.get(key)
+        spent = await self.store.add(f"{key}:spent", "1", ttl_s=ttl_s)
+        if raw is None or not spent:
+            raise TokenError("invalid_grant", f"{what} already used")
+        await self.store.delete(key)
+        return raw
 
     async def _issue(self, grant_id: str, client_id: str, scopes: list[str]) -> OAuthToken:
         grant = await self._grant(grant_id)
@@ -284,11 +282,8 @@ class CloseSignIn:
         )
 
     async def load_access_token(self, token: str) -> CloseAccessToken | None:
-        raw = await self.store.get(f"oauth:access:{_digest(token)}")
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        if record["expires_at"] <= self._clock.time():
+        record = await self._record("access", token)
+        if record is None or record["expires_at"] <= self._clock.time():
             return None
         grant = await self._grant(record["grant"])
         if grant is None:
@@ -297,11 +292,7 @@ class CloseSignIn:
         if close is None:
             return None
         return CloseAccessToken(
-            token=token,
-            client_id=record["client_id"],
-            scopes=record["scopes"],
-            expires_at=record["expires_at"],
-            resource=record.get("resource"),
+            **_token_fields(token, record),
             # Sessions and sealed requestState are bound to (client, issuer, subject): the
             # person in that organization.
             subject=f"{grant['org']}/{grant['user']}",
@@ -320,6 +311,12 @@ class CloseSignIn:
                 await self.store.delete(f"oauth:{kind}:{_digest(token.token)}")
 
     # -- grants ----------------------------------------------------------------------------
+
+    async def _record(self, kind: str, secret: str) -> dict[str, Any] | None:
+        """What the store keeps of a code or token of `kind` (by its digest: the secret itself
+        is never stored); None when it has none."""
+        raw = await self.store.get(f"oauth:{kind}:{_digest(secret)}")
+        return None if raw is None else dict(json.loads(raw))
 
     async def _grant(self, grant_id: str) -> dict[str, Any] | None:
         raw = await self.store.get(f"oauth:grant:{grant_id}")

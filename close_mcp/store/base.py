@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
-from close_mcp.errors import Busy
+import anyio
+
+from close_mcp.clock import Clock
+from close_mcp.errors import Busy, LockLost
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # A read-modify-write: the current value (None when absent) -> (the new value, the result).
@@ -54,15 +60,67 @@ class StateStore(Protocol):
 
 
 @asynccontextmanager
-async def held(store: StateStore, name: str, *, ttl_s: float, busy: str) -> AsyncIterator[None]:
-    """Hold the lock `name` for the block, or raise `Busy(busy)` when someone else holds it.
+async def held(
+    store: StateStore,
+    name: str | Sequence[str],
+    *,
+    ttl_s: float,
+    busy: str,
+    renew: Clock | None = None,
+) -> AsyncIterator[None]:
+    """Hold the lock `name` (or every lock of a list, taken in order: all or none) for the
+    block, or raise `Busy(busy)` when someone else holds one.
 
-    The lock expires after `ttl_s` even if its holder dies, so a crash cannot wedge it."""
+    A lock expires after `ttl_s` even if its holder dies, so a crash cannot wedge it. With
+    `renew`, the locks are renewed every third of `ttl_s` (of that clock) while the block
+    runs, by one task (a fake clock advanced by several renewers would outrun their time to
+    live), so they outlive a long block (a restore) but not a dead process. Each is released
+    only while it is still ours, and also when the block is cancelled."""
     owner = secrets.token_hex(8)
-    key = f"lock:{name}"
-    if not await store.add(key, owner, ttl_s=ttl_s):
-        raise Busy(busy)
+    names = [name] if isinstance(name, str) else list(name)
+    taken: list[str] = []
     try:
-        yield
+        for each in names:
+            if not await store.add(f"lock:{each}", owner, ttl_s=ttl_s):
+                raise Busy(busy)
+            taken.append(each)
+        if renew is None:
+            yield
+            return
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_renew, store, taken, owner, ttl_s, renew)
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # the block's own error, not wrapped by the group
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
     finally:
-        await store.delete(key, if_value=owner)
+        with anyio.CancelScope(shield=True):
+            for each in taken:
+                await store.delete(f"lock:{each}", if_value=owner)
+
+
+async def _renew(
+    store: StateStore, names: list[str], owner: str, ttl_s: float, clock: Clock
+) -> None:
+    """Renew the locks `names` of `owner` every third of `ttl_s` until one is not ours."""
+
+    def renewed(current: str | None) -> tuple[str, bool]:
+        if current != owner:
+            raise LockLost
+        return owner, True
+
+    while True:
+        await clock.sleep(ttl_s / 3)
+        for name in names:
+            try:
+                await store.update(f"lock:{name}", renewed, ttl_s=ttl_s)
+            except LockLost:
+                log.error("the lock %s expired while held", name)
+                return
+            except Exception as exc:  # a store hiccup: try again on the next beat
+                log.warning("could not renew the lock %s: %s", name, exc)

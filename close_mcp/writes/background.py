@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from close_mcp.clock import Clock
 from close_mcp.close.jobs import JobKind, JobSummary, job_kind
-from close_mcp.close.leads import read_cost
+from close_mcp.close.lead_walk import read_cost
 from close_mcp.store import StateStore
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from typing import Any, Final
 import anyio.lowlevel
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import iter_leads, pages
+from close_mcp.close.lead_walk import iter_leads, pages
 from close_mcp.writes.progress import Progress
 
 SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message

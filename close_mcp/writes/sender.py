@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from anyio import get_cancelled_exc_class
 
@@ -26,6 +26,16 @@ Method = Literal["POST", "PUT"]
 # After an ambiguous failure: the object the write created if it can be found, else None,
 # and a sentence for the error saying where it was looked for.
 Reconcile = Callable[[], Awaitable[tuple[dict[str, Any] | None, str]]]
+
+
+class AuditOptions(TypedDict, total=False):
+    """`Sender.guard`'s keyword arguments, which `send` passes on."""
+
+    matched: int | None
+    snapshot: str | None
+    job_id: str | None
+    reconcile: Reconcile | None
+    unaudited: Callable[[Exception], bool]
 
 
 @dataclass(frozen=True)
@@ -49,29 +59,11 @@ class Sender:
         self.tool = tool
 
     async def send(
-        self,
-        method: Method,
-        path: str,
-        body: dict[str, Any],
-        *,
-        matched: int | None = None,
-        snapshot: str | None = None,
-        job_id: str | None = None,
-        reconcile: Reconcile | None = None,
-        unaudited: Callable[[Exception], bool] = lambda exc: False,
+        self, method: Method, path: str, body: dict[str, Any], **audit: Unpack[AuditOptions]
     ) -> Any:
         """Close's answer to one POST or PUT; see `guard` for what is audited."""
         request = self.client.post if method == "POST" else self.client.put
-        return await self.guard(
-            lambda: request(path, body),
-            path,
-            body,
-            matched=matched,
-            snapshot=snapshot,
-            job_id=job_id,
-            reconcile=reconcile,
-            unaudited=unaudited,
-        )
+        return await self.guard(lambda: request(path, body), path, body, **audit)
 
     async def guard(
         self,

@@ -42,3 +42,20 @@ def client_for(sandbox: Sandbox, auth: tuple[str, str] | None = None) -> httpx.A
 async def http(sb: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(sb) as client:
         yield client
+
+
+async def every(http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> list[Any]:
+    """Every item of a `_skip`/`_limit` list, page by page."""
+    items: list[Any] = []
+    while True:
+        answer = (await http.get(path, params={**params, "_skip": len(items)})).json()
+        items += answer["data"]
+        if not answer["has_more"]:
+            return items
+
+
+def bad(response: httpx.Response) -> dict[str, Any]:
+    """The body of a 400 (failing on any other status)."""
+    assert response.status_code == 400, response.text
+    body: dict[str, Any] = response.json()
+    return body

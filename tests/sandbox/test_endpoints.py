@@ -75,21 +75,25 @@ async def test_lists_page_with_skip_and_limit(
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "what"),
     [
-        "status/lead/",
-        "custom_field/lead/",
-        "email_template/",
-        "sequence/",
-        "connected_account/",
-        "user/",
-        "saved_search/",
+        ("status/lead/", "Lead status"),
+        ("custom_field/lead/", "Custom field"),
+        ("email_template/", "Email template"),
+        ("sequence/", "Sequence"),
+        ("connected_account/", "Connected account"),
+        ("user/", "User"),
+        ("saved_search/", "Saved search"),
+        ("lead/", "Lead"),
+        ("opportunity/", "Opportunity"),
+        ("task/", "Task"),
+        ("export/", "Export"),
+        ("activity/email/", "Email activity"),
     ],
 )
-async def test_unknown_ids_are_404(http: httpx.AsyncClient, path: str) -> None:
+async def test_unknown_ids_are_404(http: httpx.AsyncClient, path: str, what: str) -> None:
     answer = await http.get(f"{path}nope_1/")
-    assert answer.status_code == 404
-    assert set(answer.json()) == {"error"}
+    assert (answer.status_code, answer.json()) == (404, {"error": f"{what} not found."})
 
 
 async def test_custom_field_shape(sb: Sandbox, http: httpx.AsyncClient) -> None:

@@ -494,12 +494,8 @@ async def test_deleted_leads_drop_out_of_a_cursor_walk(
             {"query.object_type": "Expected 'lead' here; the sandbox searches leads only."},
         ),
         (
-            {"type": "has_related", "related_object_type": "opportunity", "related_query": {}},
-            {
-                "query.related_object_type": (
-                    "'lead' -> 'opportunity' is not supported by the sandbox."
-                )
-            },
+            {"type": "has_related", "related_object_type": "address", "related_query": {}},
+            {"query.related_object_type": ("'lead' -> 'address' is not supported by the sandbox.")},
         ),
         (
             {"type": "saved_search", "saved_search_id": "save_nope"},

@@ -5,6 +5,7 @@ the lock's lifetime keeps it renewed, so a second restore of the backup stays re
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -16,13 +17,8 @@ import anyio.lowlevel
 import pytest
 from anyio.abc import TaskStatus
 
-from close_mcp.safety.restore import (
-    RESTORE_LOCK_TTL_S,
-    Progress,
-    kept,
-    open_backup,
-    run_restore,
-)
+from close_mcp.clock import SystemClock
+from close_mcp.safety.restore import RESTORE_LOCK_TTL_S, Progress, open_backup, run_restore
 from close_mcp.store import Busy, StateStore, held, open_store
 from close_mcp.store.sqlite import SQLiteStore
 from close_mcp.writes.sender import Sender
@@ -70,11 +66,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.aclose()
 
 
+# `held` renewing the lock while the block runs, as a restore holds it.
+renewed = functools.partial(held, renew=SystemClock())
+
+
 def _name() -> str:
     return f"revert:bulkedit_{secrets.token_hex(6)}"  # tests share one Redis: one lock each
 
 
-@pytest.mark.parametrize("hold", [held, kept], ids=["held", "kept"])
+@pytest.mark.parametrize("hold", [held, renewed], ids=["held", "renewed"])
 async def test_release_of_an_expired_lock_leaves_the_new_holder_alone(
     store: StateStore, hold: Hold
 ) -> None:
@@ -162,6 +162,8 @@ async def test_a_lock_left_by_a_dead_restore_expires(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "state.sqlite3", clock=clock)
     assert await store.add("lock:restore:bulkdelete_dead", "dead-owner", ttl_s=RESTORE_LOCK_TTL_S)
     await clock.advance(RESTORE_LOCK_TTL_S)
-    async with kept(store, "restore:bulkdelete_dead", ttl_s=RESTORE_LOCK_TTL_S, busy="busy"):
+    async with held(
+        store, "restore:bulkdelete_dead", ttl_s=RESTORE_LOCK_TTL_S, busy="busy", renew=clock
+    ):
         pass
     await store.aclose()

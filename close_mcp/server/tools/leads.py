@@ -11,11 +11,12 @@ from pydantic.json_schema import SkipJsonSchema
 from close_mcp.close.activities import lead_subscriptions
 from close_mcp.close.catalog import KINDS, Kind, normalize_name
 from close_mcp.close.jobs import CrmResult
-from close_mcp.close.leads import lead_page, resume_after
+from close_mcp.close.lead_walk import lead_page, resume_after
 from close_mcp.close.timezone import local_date
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection import every_lead
 from close_mcp.selection.forms import forms, named_fields
+from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection, lead_sample
@@ -52,6 +53,7 @@ class SearchResult(CrmResult):
     today: str = Field(
         description="Today in the server's time zone, the one date filters are days in."
     )
+    selection: str = Field(description="This selection's handle, kept an hour for this key.")
 
     def holds_crm_text(self) -> bool:
         return bool(self.sample)
@@ -67,7 +69,7 @@ class LookupItem(BaseModel):
 # flat enum, not a union (a union lists as anyOf: more tokens on every turn).
 LookupKind = Literal[
     "lead_statuses", "custom_fields", "email_templates", "sequences", "smart_views",
-    "email_accounts", "users", "s_query",
+    "email_accounts", "users", "opportunity_statuses", "s_query",
 ]  # fmt: skip
 assert get_args(LookupKind) == (*KINDS, "s_query"), "lookup's kinds must follow the catalog's"
 SQUERY_NOTE = (
@@ -266,6 +268,12 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
             matched=matched,
         )
     ).every_lead
+    friendly = (
+        None if args.filter is None else args.filter.model_dump(mode="json", exclude_none=True)
+    )
+    handle = await keep_selection(
+        runtime.store, call.client.caller, HeldSelection(selection, friendly)
+    )
     result = SearchResult(
         s_query=selection.s_query,
         results_limit=selection.results_limit,
@@ -275,6 +283,7 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
         next_cursor=page.cursor if args.sample_size else None,
         matches_every_lead=everything,
         today=local_date(runtime.settings.timezone, runtime.clock.time()).isoformat(),
+        selection=handle,
     )
     # The rest of the result as the client gets it (compact JSON), and the cursor.
     rest = text_tokens(result.model_dump_json()) + 50

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from close_mcp.close.catalog import Catalog
+from close_mcp.selection.activity import ActivityFields
 from close_mcp.selection.filter import LeadFilter
 from tests.unit.selection.support import selection_error
 
@@ -124,14 +125,15 @@ async def test_filter_shape_errors(catalog: Catalog) -> None:
     assert await selection_error(catalog, filter={"status": "New"}) == (
         "filter.status: unknown field; the filter fields are: smart_view, lead_ids, "
         "lead_status, name, text, custom_fields, created_after, created_before, updated_after, "
-        "updated_before, has_email, created_within, updated_within"
+        "updated_before, has_email, created_within, updated_within, name_starts_with, "
+        "emailed_within, not_emailed_within, called_within, not_called_within, "
+        "last_activity_after, last_activity_before, opportunity_status"
     )
     assert await selection_error(catalog, filter={"lead_ids": ["lead_1", "cont_2"]}) == (
         "filter.lead_ids[1]: String should match pattern '^lead_[A-Za-z0-9]+$'"
     )
     assert await selection_error(catalog, filter={"custom_fields": {"Tags": {"a": 1}}}) == (
-        "filter.custom_fields.Tags: must be a string, a number, a boolean or a list of "
-        "strings, not dict"
+        "filter.custom_fields.Tags: an object here is a range {gte, lte}, not 'a'"
     )
     assert await selection_error(catalog, filter={"name": "", "has_email": "maybe"}) == (
         "filter.name: String should have at least 1 character; "
@@ -142,7 +144,9 @@ async def test_filter_shape_errors(catalog: Catalog) -> None:
 def test_filter_schema_describes_every_field() -> None:
     schema = LeadFilter.model_json_schema()
     assert schema["additionalProperties"] is False
-    assert list(schema["properties"]) == list(LeadFilter.model_fields)
+    # every field, the activity ones (selection.activity) after the everyday ones
+    assert sorted(schema["properties"]) == sorted(LeadFilter.model_fields)
+    assert list(schema["properties"])[-8:] == list(ActivityFields.model_fields)
     assert all(prop.get("description") for prop in schema["properties"].values())
 
 

@@ -47,21 +47,6 @@ def read_cost(n_leads: int) -> int:
     return max(1, -(-n_leads // PAGE_SIZE)) + n_leads // CURSOR_CAP
 
 
-async def walk_leads(
-    client: CloseClient,
-    query: dict[str, Any],
-    fields: list[str],
-    *,
-    results_limit: int | None,
-    sort: list[dict[str, Any]] | None,
-) -> list[dict[str, Any]]:
-    """Every lead of `iter_leads`, in a list (for selections that fit in memory)."""
-    return [
-        lead
-        async for lead in iter_leads(client, query, fields, results_limit=results_limit, sort=sort)
-    ]
-
-
 async def iter_leads(
     client: CloseClient,
     query: dict[str, Any],

@@ -1,4 +1,4 @@
-"""`close_mcp.close.leads.lead_page` against the sandbox: pages that go on from a cursor,
+"""`close_mcp.close.lead_walk.lead_page` against the sandbox: pages that go on from a cursor,
 after Close's own cursor expired too, and a cursor refused for another selection."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from close_mcp.clock import FakeClock
 from close_mcp.close.client import CloseClient
-from close_mcp.close.leads import lead_page, resume_after
+from close_mcp.close.lead_walk import lead_page, resume_after
 from close_mcp.errors import ArgumentError
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox
 
