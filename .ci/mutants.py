@@ -1368,6 +1368,46 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_busy_second_lock_releases_the_first_and_runs_nothing",
         ),
     ),
+    # -- issue 26: the friendly filter's activity fields and the selection handle ---------------
+    Mutant(
+        name="handle-any-caller",
+        file="close_mcp/selection/handles.py",
+        edits=(('    return f"selection:{caller}:{handle}"', '    return f"selection:{handle}"'),),
+        breaks="another key that learns a handle acts on the first key's selection",
+        guards="issue 23 item 5: what the store keeps for a caller is read by that caller only",
+        tests=(
+            "tests/test_selection_handles.py::"
+            "test_another_key_cannot_use_a_handle_even_through_a_shared_store",
+        ),
+    ),
+    Mutant(
+        name="handle-forever",
+        file="close_mcp/selection/handles.py",
+        edits=(("record, ttl_s=KEPT_S)", "record, ttl_s=None)"),),
+        breaks="a selection handle never expires",
+        guards="issue 26: a handle lasts an hour",
+        tests=("tests/test_selection_handles.py::test_a_handle_expires_after_an_hour",),
+    ),
+    Mutant(
+        name="not-emailed-is-emailed",
+        file="close_mcp/selection/activity.py",
+        edits=(("build(since(span), negate=negate)", "build(since(span))"),),
+        breaks="'not emailed within' selects the leads that were emailed",
+        guards="issue 26: activity in the friendly filter",
+        tests=(
+            "tests/test_tasks.py::test_count_potential_leads_created_in_90_days_and_not_emailed_in_30",
+        ),
+    ),
+    Mutant(
+        name="sandbox-opportunity-status-any-reference",
+        file="close_mcp/sandbox/query_fields.py",
+        edits=(
+            ('lambda o: [o.status_id], ("status.opportunity",))', "lambda o: [o.status_id], ())"),
+        ),
+        breaks="the sandbox takes an opportunity status condition Close refuses",
+        guards="design: the sandbox is as strict as Close",
+        tests=("tests/sandbox/test_related.py::test_forms_close_refuses_are_refused",),
+    ),
 )
 
 

@@ -17,7 +17,7 @@ import pytest
 from mcp import types
 from mcp.client.session import ClientSession
 
-from close_mcp.writes.pipeline import QUOTE_CLIP
+from close_mcp.writes.gate import QUOTE_CLIP
 from tests.harness import MODES, Harness, StartHarness, accept, decline
 from tests.ids import email_template
 

@@ -126,7 +126,7 @@ async def made_in_close(h: Harness, path: str, body: dict[str, Any]) -> str:
 async def test_reconciliation_reads_past_a_page_with_nothing_recent(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_PAGE", 2)
+    monkeypatch.setattr("close_mcp.writes.reconcile.LOOKUP_PAGE", 2)
     nothing = {"s_query": {"type": "or", "queries": []}}
     for _ in range(6):  # old deletes, made straight in Close
         await made_in_close(h, "bulk_action/delete/", nothing)
@@ -160,7 +160,7 @@ async def list_jobs(h: Harness, kind: str) -> list[dict[str, Any]]:
 async def test_an_emails_reconciliation_reads_past_a_page_with_nothing_recent(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_PAGE", 2)
+    monkeypatch.setattr("close_mcp.writes.reconcile.LOOKUP_PAGE", 2)
     lead = next(
         lead for lead in h.sandbox.store.leads.values() if lead.contacts and lead.contacts[0].emails
     )
@@ -207,8 +207,8 @@ async def test_an_emails_reconciliation_reads_past_a_page_with_nothing_recent(
 async def test_a_lookup_cut_short_says_how_much_it_read(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_PAGE", 2)
-    monkeypatch.setattr("close_mcp.writes.pipeline.LOOKUP_MAX_PAGES", 1)
+    monkeypatch.setattr("close_mcp.writes.reconcile.LOOKUP_PAGE", 2)
+    monkeypatch.setattr("close_mcp.writes.reconcile.LOOKUP_MAX_PAGES", 1)
     for _ in range(3):
         await made_in_close(h, "bulk_action/delete/", {"s_query": {"type": "or", "queries": []}})
     h.clock.advance(600)

@@ -81,3 +81,75 @@ async def test_a_malformed_handle_says_what_a_handle_is(h: Harness, handle: str)
     assert str(info.value) == (
         "selection: not a selection handle (sel_ and 32 hex digits, from search_leads)"
     )
+
+
+# -- the bulk tools take the handle -------------------------------------------------------------
+
+EDIT = {"type": "set_lead_status", "lead_status": "Qualified"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_bulk_tool_given_a_handle_acts_on_the_selection_search_leads_resolved(
+    h: Harness,
+) -> None:
+    found = await h.call("search_leads", {"filter": FILTER, "results_limit": 3, "sort": ["name"]})
+    by_handle = await h.call(
+        "create_bulk_edit", {"selection": found["selection"], "edit": EDIT, "dry_run": True}
+    )
+    by_filter = await h.call(
+        "create_bulk_edit",
+        {"filter": FILTER, "results_limit": 3, "sort": ["name"], "edit": EDIT, "dry_run": True},
+    )
+    assert by_handle["preview"]["request"] == by_filter["preview"]["request"]
+    assert by_handle["preview"]["request"]["results_limit"] == 3
+    assert by_handle["preview"]["matched"] == min(3, found["total"])
+    assert h.writes() == []
+
+
+async def test_a_handle_with_its_own_filter_or_limit_is_refused_before_anything_is_read(
+    h: Harness,
+) -> None:
+    found = await h.call("search_leads", {"filter": FILTER})
+    h.clear()
+    text = await h.error(
+        "create_bulk_delete",
+        {"selection": found["selection"], "filter": FILTER, "results_limit": 2},
+    )
+    assert text == (
+        "selection: names the leads, their limit and order already; leave out filter, "
+        "results_limit, or run search_leads again with them"
+    )
+    assert h.sandbox.requests == []
+
+
+async def test_a_bulk_tool_without_leads_says_how_to_name_them(h: Harness) -> None:
+    text = await h.error("create_bulk_delete", {"dry_run": True})
+    assert text == "name the leads: selection (from search_leads), filter or s_query"
+
+
+async def test_another_keys_handle_is_unknown_to_a_bulk_tool(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    owner = await start_harness(env=store)
+    found = await owner.call("search_leads", {"filter": FILTER})
+    other_org = Sandbox(n_leads=20, seed=99, api_key="api_other_org_012345", clock=owner.clock)
+    stranger = await start_harness(
+        env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
+    )
+    text = await stranger.error(
+        "create_bulk_delete", {"selection": found["selection"], "dry_run": True}
+    )
+    assert "is unknown or expired" in text
+    assert stranger.writes() == []
+
+
+async def test_bulk_tools_list_the_handle_and_leave_the_filter_to_search_leads(
+    h: Harness,
+) -> None:
+    listed = {t.name: t.input_schema for t in (await h.client.list_tools()).tools}
+    assert "filter" in listed["search_leads"]["properties"]
+    for name in ("create_bulk_edit", "create_bulk_email", "create_bulk_delete"):
+        properties = set(listed[name]["properties"])
+        assert "selection" in properties
+        assert not properties & {"filter", "results_limit", "sort"}, name

@@ -35,9 +35,11 @@ from close_mcp.safety.restore import (
     lead_body,
     restore_leads,
 )
+from close_mcp.selection.sample import LeadSample
 from close_mcp.store import StateStore, held
-from close_mcp.writes.pipeline import LeadSample, PlanAnswer, WriteRequest
 from close_mcp.writes.progress import Progress as Steps
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Sender
 
 TOOL: Final = "restore_leads"

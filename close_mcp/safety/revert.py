@@ -66,9 +66,10 @@ from close_mcp.close.jobs import (
 from close_mcp.errors import ArgumentError, CloseError, OutcomeUnknown, SafetyNetError
 from close_mcp.safety.snapshots import EditSnapshot, record_revert, reverts_key, snapshot_leads
 from close_mcp.selection.nodes import LEAD_NODE, lead_ids_node
+from close_mcp.selection.sample import LeadSample
 from close_mcp.store import Busy, StateStore, held
-from close_mcp.writes.pipeline import LeadSample, PlanAnswer
 from close_mcp.writes.progress import Progress
+from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Method, Sender
 
 PER_LEAD_MAX: Final = 3

@@ -72,7 +72,7 @@ from close_mcp.store import StateStore
 from close_mcp.writes.progress import Progress
 
 if TYPE_CHECKING:
-    from close_mcp.writes.pipeline import WriteRequest
+    from close_mcp.writes.request import WriteRequest
 
 SNAPSHOT_VERSION: Final = 1  # one document with every lead inline (still read)
 STREAMED_VERSION: Final = 2  # a header naming the list of its leads

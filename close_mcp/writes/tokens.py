@@ -153,9 +153,12 @@ class ConfirmationTokens:
 
     async def spend(self, token: str) -> None:
         """Mark the token used, atomically in the store, before anything is sent: of two
-        calls with one token (on any replica), one spends it and the other is refused."""
+        calls with one token (on any replica), one spends it and the other is refused. A
+        token that expired since it was checked (while its person answered) is refused."""
         payload = self._payload(token)
         lasts = float(payload.get("e", 0)) - self._clock.time()
+        if lasts <= 0:
+            raise TokenRejected("the confirmation token has expired (tokens last 10 minutes)")
         nonce = str(payload.get("n", ""))
         if not await self._store.add(_spent_key(nonce), "spent", ttl_s=max(lasts, 1.0)):
             raise TokenRejected("the confirmation token was already used")

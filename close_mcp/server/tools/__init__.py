@@ -68,6 +68,8 @@ class Registrar:
         sdk_tool.parameters = listed_input(
             self.enforced[tool.name], tool=tool.name, shared=self._shared
         )
+        for name in getattr(tool.arguments, "UNLISTED", ()):
+            del sdk_tool.parameters["properties"][name]
         if sdk_tool.fn_metadata.output_schema is not None:
             sdk_tool.fn_metadata.output_schema = compact_output(sdk_tool.fn_metadata.output_schema)
         self.tools.append(sdk_tool)

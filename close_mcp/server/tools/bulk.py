@@ -11,12 +11,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from close_mcp.close.jobs import JobKind, job_path
-from close_mcp.errors import EveryLeadRefused
+from close_mcp.errors import ArgumentError, EveryLeadRefused
 from close_mcp.selection import every_lead
+from close_mcp.selection.handles import resolve_handle
 from close_mcp.selection.resolve import Selection, resolve_selection
 from close_mcp.server.tools.declare import Invocation
 from close_mcp.server.tools.selection import BulkSelection, preview_selection
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 SAMPLE_SIZE: Final = 5
 
@@ -43,14 +44,7 @@ async def selection_request(
                      matched=matched, reason=str(exc))  # fmt: skip
 
     try:
-        selection: Selection = await resolve_selection(
-            filter=chosen.filter,
-            s_query=chosen.s_query,
-            results_limit=chosen.results_limit,
-            sort=chosen.sort,
-            allow_all_leads=chosen.allow_all_leads,
-            catalog=call.catalog,
-        )
+        selection = await chosen_selection(invocation, chosen)
     except EveryLeadRefused as exc:
         refused(exc)
         raise
@@ -93,6 +87,34 @@ async def selection_request(
         sample=seen.sample,
         notes=notes,
     )
+
+
+async def chosen_selection(invocation: Invocation, chosen: BulkSelection) -> Selection:
+    """The selection a bulk tool's arguments name: a search_leads handle, or a filter or
+    s_query resolved as search_leads resolves them."""
+    if chosen.selection is None:
+        if chosen.filter is None and chosen.s_query is None:
+            raise ArgumentError(
+                None, "name the leads: selection (from search_leads), filter or s_query"
+            )
+        return await resolve_selection(
+            filter=chosen.filter,
+            s_query=chosen.s_query,
+            results_limit=chosen.results_limit,
+            sort=chosen.sort,
+            allow_all_leads=chosen.allow_all_leads,
+            catalog=invocation.call.catalog,
+        )
+    also = [n for n in ("filter", "s_query", "results_limit", "sort") if getattr(chosen, n)]
+    if also:
+        raise ArgumentError(
+            "selection",
+            f"names the leads, their limit and order already; leave out {', '.join(also)}, "
+            "or run search_leads again with them",
+        )
+    runtime = invocation.runtime
+    held = await resolve_handle(runtime.store, chosen.selection, invocation.call.client.caller)
+    return held.selection
 
 
 def leads(n: int) -> str:

@@ -8,7 +8,7 @@ from close_mcp.safety.snapshots import BackupBeforeDelete
 from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 
 async def prepare_delete(invocation: Invocation, args: BulkSelection) -> WriteRequest:

@@ -15,7 +15,7 @@ from close_mcp.selection.values import check_custom_value
 from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 
 class _Spec(BaseModel):

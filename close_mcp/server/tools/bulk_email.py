@@ -13,7 +13,8 @@ from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.reach import bulk_sender, count_reach, email_note
 from close_mcp.server.tools.rendering import render_bulk_email
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.pipeline import WriteRequest, quoted
+from close_mcp.writes.gate import quoted
+from close_mcp.writes.request import WriteRequest
 
 
 class EmailArguments(BulkSelection):

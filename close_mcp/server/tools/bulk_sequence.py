@@ -13,7 +13,7 @@ from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.reach import count_reach, sequence_note, subscribed_contacts
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 Action = Literal["subscribe", "pause", "resume", "resume_finished"]
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import Invocation, WriteTool
-from close_mcp.writes.pipeline import LeadSample, WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
 EMAIL_FIELDS: Final = (

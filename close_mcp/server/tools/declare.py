@@ -28,8 +28,11 @@ from pydantic import BaseModel, Field
 from close_mcp.errors import ERROR_CRM_NOTICE, CloseAPIError, CloseMcpError
 from close_mcp.server.runtime import Call, Runtime
 from close_mcp.server.tools.selection import BulkSelection, DryRunArg, TokenArg
-from close_mcp.writes.pipeline import Pipeline, WriteRequest, WriteResult, question
+from close_mcp.writes.gate import Decision, question
+from close_mcp.writes.pipeline import Pipeline
 from close_mcp.writes.progress import Progress, Sink
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -130,7 +133,7 @@ def _write_function(tool: WriteTool, runtime: Runtime) -> Callable[..., Awaitabl
         request: Annotated[WriteRequest, Resolve(prepare)],
         dry_run: bool,
         confirmation_token: str | None,
-    ) -> Elicit[Any] | str:
+    ) -> Elicit[Any] | Decision:
         caller = runtime.client_for(ctx.headers).caller
         return await question(
             ctx, runtime.writes, request, dry_run, confirmation_token, caller=caller

@@ -41,7 +41,8 @@ from close_mcp.server.tools.declare import CLOSE_REFUSALS, DirectTool, Invocatio
 from close_mcp.server.tools.job_reads import JobArguments
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.background import STOPPED, decide, server_job, summary
-from close_mcp.writes.pipeline import WriteRequest, WriteResult
+from close_mcp.writes.request import WriteRequest
+from close_mcp.writes.results import WriteResult
 from close_mcp.writes.sender import Sender
 
 log = logging.getLogger(__name__)

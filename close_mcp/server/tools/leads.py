@@ -18,9 +18,9 @@ from close_mcp.selection import every_lead
 from close_mcp.selection.forms import forms, named_fields
 from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.resolve import resolve_selection
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import DirectTool, Invocation
 from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection, lead_sample
-from close_mcp.writes.pipeline import LeadSample
 
 MAX_LOOKUP_ITEMS = 100
 MAX_SAMPLE = 200  # one Close search page

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 MAX_LEADS: Final = 5000
 PAGE: Final = 200

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 
 RENDER_CLIP: Final = 2000
 BULK_REACH: Final = {

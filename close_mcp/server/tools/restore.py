@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from close_mcp.safety.restore_plan import TOOL, prepare_restore
 from close_mcp.server.tools.declare import Invocation, WriteTool
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 BackupArg = Annotated[
     str | None,

@@ -25,7 +25,7 @@ from close_mcp.safety.revert import (
 )
 from close_mcp.safety.snapshots import load_edit_snapshot
 from close_mcp.server.tools.declare import Invocation, WriteTool
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
 

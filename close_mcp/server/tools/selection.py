@@ -7,14 +7,14 @@ One Close search answers both "how many" and "which ones": `include_counts` with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.resolve import Selection
-from close_mcp.writes.pipeline import LeadSample
+from close_mcp.selection.sample import LeadSample
 
 SAMPLE_FIELDS = ["id", "display_name", "status_label"]
 
@@ -52,6 +52,15 @@ AllLeadsArg = Annotated[
     bool,
     Field(description="Required to select every lead."),
 ]
+SelectionArg = Annotated[
+    str | None,
+    Field(
+        max_length=40,
+        pattern=r"^sel_[0-9a-f]{32}$",
+        description="The leads of a search_leads result (its selection). Or filter or s_query "
+        "as in search_leads.",
+    ),
+]
 SendDoneEmailArg = Annotated[bool, Field(description="Close emails the user when the job ends.")]
 DryRunArg = Annotated[bool, Field(description="Only preview.")]
 TokenArg = Annotated[
@@ -74,8 +83,17 @@ class LeadSelection(BaseModel):
 
 
 class BulkSelection(LeadSelection):
-    """The arguments every bulk tool shares: the leads, and whether Close mails the user."""
+    """The arguments every bulk tool shares: the leads, and whether Close mails the user.
 
+    The leads are named once: search_leads describes the filter and answers a handle
+    (`selection`) that a bulk tool takes. A bulk tool still takes `filter`, `results_limit`
+    and `sort` as search_leads does, but `tools/list` leaves them out of its schema
+    (`UNLISTED`): each copy of the filter cost the model ~150 tokens on every turn.
+    """
+
+    UNLISTED: ClassVar[frozenset[str]] = frozenset({"filter", "results_limit", "sort"})
+
+    selection: SelectionArg = None
     send_done_email: SendDoneEmailArg = True
 
 

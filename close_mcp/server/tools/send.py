@@ -41,6 +41,7 @@ from mcp.types import ToolAnnotations
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
+from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.rendering import clip, first_email, render
 from close_mcp.server.tools.send_arguments import (
@@ -54,12 +55,9 @@ from close_mcp.server.tools.send_arguments import (
     parse_recipients,
     parse_schedule,
 )
-from close_mcp.writes.pipeline import (
-    LeadSample,
-    RecentLookup,
-    WriteRequest,
-    quoted,
-)
+from close_mcp.writes.gate import quoted
+from close_mcp.writes.reconcile import RecentLookup
+from close_mcp.writes.request import WriteRequest
 
 # What identifies an email activity this call created, when its outcome is unknown.
 EMAIL_MATCH_KEYS: Final = (

@@ -15,7 +15,7 @@ from close_mcp.server.tools import build_tools, declarations
 from close_mcp.server.tools.declare import DirectTool, Invocation, WriteTool, tool_function
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.settings_table import TOOLSETS
-from close_mcp.writes.pipeline import WriteRequest
+from close_mcp.writes.request import WriteRequest
 
 
 class EchoArguments(BaseModel):
