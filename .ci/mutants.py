@@ -189,7 +189,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="binding-drift-off",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
                 "if expected is not None and current.digest() == expected:",
@@ -205,11 +205,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="binding-off-with-snapshots-off",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "binding = token is not None and self._binds(request)\n",
-                "binding = token is not None and self._binds(request)"
+                "binding = token is not None and self.binds(request)\n",
+                "binding = token is not None and self.binds(request)"
                 " and bool(self.context.settings.snapshot_limit)\n",
             ),
         ),
@@ -219,7 +219,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="replay-check-off",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 '    """A job with this exact request made since the token was minted means it'
@@ -236,7 +236,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="matches-always-true",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 "    def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:\n",
@@ -253,7 +253,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="created-after-always-true",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 "def _created_after(job: dict[str, Any], since: float) -> bool:\n",
@@ -269,7 +269,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="attribution-off",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("if attributed is not None and attributed != owner:", "if False:"),),
         breaks="reconciliation claims a job another token made 1.5 s before this POST",
         guards="issue 23 item 26 (and 8): another write's job is never ours",
@@ -299,7 +299,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="no-confirmation-needed",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 "def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:\n",
@@ -313,7 +313,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="elicitation-ignored",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 '    """Why the person\'s answer (or its absence) stops this write, or None to go'
@@ -332,7 +332,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="safeguard-failure-sends",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
                 "            return await request.safeguard.take(request, self.progress, observe)\n"
@@ -365,7 +365,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="bare-elicitation-not-asked",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 "return elicitation is not None and"
@@ -621,8 +621,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="cannot-ask-as-not-asked",
-        file=PIPELINE,
-        edits=(("        return CANNOT_ASK\n", "        return NOT_ASKED\n"),),
+        file="close_mcp/writes/gate.py",
+        edits=(
+            ("        return replace(decision, answer=CANNOT_ASK)\n", "        return decision\n"),
+        ),
         breaks="a client that cannot ask its user is not told a human must confirm",
         guards="issue 26: without elicitation a token suffices unless a human is required",
         tests=(T_BULK + "test_without_elicitation_token_suffices_unless_human_required",),
@@ -694,7 +696,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="recent-lookup-unfiltered",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("if lookup.since_param is not None:", "if False:"),),
         breaks="reconciliation reads the newest page only, missing this write's email",
         guards="issue 25: the recent lookup asks Close for items since the write",
@@ -772,7 +774,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- issue 27, 23.11, 23.22 (leads read once, bound whatever the snapshot) ----------------
     Mutant(
         name="read-once-walks-twice",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(("walk=saved is None)", "walk=True)"),),
         breaks="a confirmed edit or delete reads its leads twice (backup, then binding)",
         guards="issue 27: a confirmed write reads its leads once",
@@ -780,10 +782,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="drift-keeps-backup",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "            return saved, None\n        await self._discard(request, saved)\n",
+                "            return saved, None\n        await self.discard(request, saved)\n",
                 "            return saved, None\n",
             ),
         ),
@@ -793,7 +795,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="unbound-above-snapshot-limit",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
                 "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n",
@@ -995,7 +997,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="quoted-unclipped",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 'return repr(text if len(text) <= limit else text[: limit - 1] + "…")',
@@ -1147,7 +1149,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="untold-job-reconciled",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("            if lookup.untold:\n", "            if False:\n"),),
         breaks="a multi-value edit's lost answer is reconciled to a look-alike job",
         guards="issue 23 item 8: a job that cannot be told apart is never claimed",
@@ -1351,7 +1353,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="restore-count-untyped",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(('if request.action == "delete" and request.counted != "deleted":', "if False:"),),
         breaks="a restore is confirmed with the delete's wording",
         guards="issue 26: restore_leads with the same typed-count confirmation as a delete",
@@ -1407,6 +1409,46 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="the sandbox takes an opportunity status condition Close refuses",
         guards="design: the sandbox is as strict as Close",
         tests=("tests/sandbox/test_related.py::test_forms_close_refuses_are_refused",),
+    ),
+    # -- issue 24: one confirmation decision per call ---------------------------------------
+    Mutant(
+        name="expired-token-spent",
+        file=TOKENS,
+        edits=(("        if lasts <= 0:\n", "        if False:\n"),),
+        breaks="a token that expired while its person answered is spent and acted on",
+        guards="design: a token expires after 10 minutes",
+        tests=(
+            "tests/unit/writes/test_pipeline.py::"
+            "test_a_token_that_expires_while_its_person_answers_sends_nothing[legacy]",
+            "tests/unit/writes/test_tokens.py::"
+            "test_a_token_that_expired_since_it_was_checked_is_not_spent",
+        ),
+    ),
+    Mutant(
+        name="unfitting-token-asks",
+        file="close_mcp/writes/gate.py",
+        edits=(
+            (
+                "    if token is None or decision.token_problem is not None:\n",
+                "    if token is None:\n",
+            ),
+        ),
+        breaks="the person is asked about a token that does not fit the call",
+        guards="issue 24: the confirmation decision is made once and passed on",
+        tests=(
+            "tests/unit/writes/test_pipeline.py::"
+            "test_a_token_that_does_not_fit_is_refused_without_asking_the_person",
+        ),
+    ),
+    Mutant(
+        name="decision-token-problem-dropped",
+        file=PIPELINE,
+        edits=(
+            ("        token_problem = decision.token_problem\n", "        token_problem = None\n"),
+        ),
+        breaks="a token for other arguments is taken because the decision's finding is lost",
+        guards="issue 24: the confirmation decision is made once and passed on",
+        tests=(T_BULK + "test_token_for_other_arguments_is_refused",),
     ),
 )
 

@@ -4,7 +4,7 @@ taken first (`close-mcp restore` brings them back, with new ids)."""
 
 from mcp.types import ToolAnnotations
 
-from close_mcp.safety.snapshots import BackupBeforeDelete
+from close_mcp.safety.snapshot_writer import BackupBeforeDelete
 from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
@@ -26,10 +26,10 @@ async def prepare_delete(invocation: Invocation, args: BulkSelection) -> WriteRe
     async def custom_field_ids() -> list[str]:
         return [cf.id for cf in await call.catalog.custom_fields()]
 
-    BackupBeforeDelete(
+    backup = BackupBeforeDelete(
         runtime.settings, runtime.clock, call.client, runtime.store, custom_field_ids
-    ).prepare(request)
-    return request
+    )
+    return backup.prepare(request).attach(request)
 
 
 TOOLS = (

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import job_echo
 from close_mcp.errors import ArgumentError
-from close_mcp.safety.snapshots import SnapshotBeforeEdit
+from close_mcp.safety.snapshot_writer import SnapshotBeforeEdit
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool
@@ -116,8 +116,8 @@ async def prepare_edit(invocation: Invocation, args: EditArguments) -> WriteRequ
         describe=lambda n: f"Bulk edit: {what} on {leads(n)}",
     )
     request.echo = job_echo("edit", request.body, custom_field_name=field_name)
-    SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(request)
-    return request
+    snapshot = SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store)
+    return snapshot.prepare(request).attach(request)
 
 
 TOOLS = (
