@@ -100,7 +100,8 @@ NOISE = ("validation error for", "Arguments", "pydantic", "https://", "Value err
             "search_leads",
             {"s_query": {"type": "nope"}},
             "s_query.type: 'nope' is not one of 'and', 'or', 'object_type', 'field_condition', "
-            "'has_related', 'match_all', 'saved_search', 'text'",
+            "'has_related', 'match_all', 'saved_search', 'text' (node types; lookup kind "
+            "s_query shows their keys)",
         ),
     ],
 )
