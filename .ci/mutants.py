@@ -1514,6 +1514,101 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/unit/safety/test_revert_plan.py::test_each_lead_goes_back_is_left_or_reported",
         ),
     ),
+    # -- issue 26: list_emails, search_leads pages, the sandbox's strict lists ----------------
+    Mutant(
+        name="emails-unsorted",
+        file="close_mcp/close/activities.py",
+        edits=(("    emails.sort(key=email_moment, reverse=True)\n", ""),),
+        breaks="list_emails pages in Close's undocumented order, not newest first",
+        guards="issue 26: a lead's emails newest first",
+        tests=(
+            "tests/unit/close/test_activities.py::test_lead_emails_are_newest_first_whatever_close_lists",
+            "tests/unit/server/tools/test_emails.py::test_list_emails_newest_first_in_pages",
+        ),
+    ),
+    Mutant(
+        name="cursor-any-selection",
+        file="close_mcp/close/lead_walk.py",
+        edits=(("if made_for != digest:", "if False:"),),
+        breaks="a search cursor made for one selection pages through another",
+        guards="issue 26: search_leads pages with a cursor of its selection",
+        tests=(
+            "tests/unit/close/test_lead_walk.py::test_a_cursor_for_another_selection_or_forged_is_refused",
+            "tests/unit/server/tools/test_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
+        ),
+    ),
+    Mutant(
+        name="cursor-dies-with-closes",
+        file="close_mcp/close/lead_walk.py",
+        edits=(("pass  # expired", "raise  # expired"),),
+        breaks="the next page fails once Close's own 30 s cursor expired",
+        guards="issue 26: search_leads pages with a cursor",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_a_cursor_still_works_after_closes_own_expired",
+        ),
+    ),
+    Mutant(
+        name="search-page-unbounded",
+        file="close_mcp/server/tools/leads.py",
+        edits=(("if kept and spent > budget:", "if False:"),),
+        breaks="a page of search_leads grows past the result budget",
+        guards="design: every result within 1,500 tokens",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
+        ),
+    ),
+    Mutant(
+        name="search-pages-past-limit",
+        file="close_mcp/server/tools/leads.py",
+        edits=(("if page.offset + len(result.sample) >= matched:", "if False:"),),
+        breaks="search_leads offers a next page past results_limit",
+        guards="issue 26: search_leads pages and says its limits",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
+        ),
+    ),
+    Mutant(
+        name="sandbox-email-list-any-params",
+        file="close_mcp/sandbox/routes.py",
+        edits=(
+            ("unknown = sorted(set(call.query) - EMAIL_LIST_PARAMS)", "unknown: list[str] = []"),
+        ),
+        breaks="the sandbox takes email-list parameters Close does not document",
+        guards="design: the sandbox is as strict as Close's documentation",
+        tests=(
+            "tests/unit/sandbox/test_routes.py::test_email_list_refuses_what_close_does_not_document",
+        ),
+    ),
+    Mutant(
+        name="sandbox-subscriptions-unfiltered",
+        file="close_mcp/sandbox/routes.py",
+        edits=(("if all(call.query.get(key) is None for key in keys):", "if False:"),),
+        breaks="the sandbox lists subscriptions without the filter Close requires",
+        guards="design: the sandbox is as strict as Close's documentation",
+        tests=(
+            "tests/unit/sandbox/test_routes.py::test_subscriptions_need_a_sequence_contact_or_lead",
+        ),
+    ),
+    Mutant(
+        name="email-subjects-unclipped",
+        file="close_mcp/server/tools/emails.py",
+        edits=(("return text if len(text) <= SUBJECT_CHARS else", "return text if True else"),),
+        breaks="a page of long subjects outgrows the result budget",
+        guards="design: every result within 1,500 tokens",
+        tests=(
+            "tests/unit/server/tools/test_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
+        ),
+    ),
+    Mutant(
+        name="emails-none-unsaid",
+        file="close_mcp/server/tools/emails.py",
+        edits=(("if not read.emails:", "if False:"),),
+        breaks="a lead without emails, or a wrong id, answers an empty page",
+        guards="issue 26: errors name the fix",
+        tests=(
+            "tests/unit/server/tools/test_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
+        ),
+    ),
 )
 
 

@@ -30,7 +30,7 @@ async def test_a_misspelled_argument_is_refused_with_a_guess(
         f"{spelling}: unknown argument; did you mean {meant!r}? Nothing was sent."
     )
     assert error.endswith(
-        "Allowed: edit, filter, s_query, results_limit, sort, allow_all_leads, "
+        "Allowed: edit, filter, s_query, results_limit, sort, allow_all_leads, selection, "
         "send_done_email, dry_run, confirmation_token"
     )
     assert h.sandbox.requests == []
