@@ -189,7 +189,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="binding-drift-off",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
                 "if expected is not None and current.digest() == expected:",
@@ -205,11 +205,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="binding-off-with-snapshots-off",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "binding = token is not None and self._binds(request)\n",
-                "binding = token is not None and self._binds(request)"
+                "binding = token is not None and self.binds(request)\n",
+                "binding = token is not None and self.binds(request)"
                 " and bool(self.context.settings.snapshot_limit)\n",
             ),
         ),
@@ -219,7 +219,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="replay-check-off",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 '    """A job with this exact request made since the token was minted means it'
@@ -236,7 +236,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="matches-always-true",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 "    def matches(self, item: dict[str, Any], body: dict[str, Any]) -> bool:\n",
@@ -253,7 +253,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="created-after-always-true",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(
             (
                 "def _created_after(job: dict[str, Any], since: float) -> bool:\n",
@@ -269,7 +269,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="attribution-off",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("if attributed is not None and attributed != owner:", "if False:"),),
         breaks="reconciliation claims a job another token made 1.5 s before this POST",
         guards="issue 23 item 26 (and 8): another write's job is never ours",
@@ -299,7 +299,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="no-confirmation-needed",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 "def needs_confirmation(context: WriteContext, request: WriteRequest) -> bool:\n",
@@ -313,7 +313,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="elicitation-ignored",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 '    """Why the person\'s answer (or its absence) stops this write, or None to go'
@@ -332,7 +332,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="safeguard-failure-sends",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
                 "            return await request.safeguard.take(request, self.progress, observe)\n"
@@ -365,7 +365,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="bare-elicitation-not-asked",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 "return elicitation is not None and"
@@ -621,8 +621,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="cannot-ask-as-not-asked",
-        file=PIPELINE,
-        edits=(("        return CANNOT_ASK\n", "        return NOT_ASKED\n"),),
+        file="close_mcp/writes/gate.py",
+        edits=(
+            ("        return replace(decision, answer=CANNOT_ASK)\n", "        return decision\n"),
+        ),
         breaks="a client that cannot ask its user is not told a human must confirm",
         guards="issue 26: without elicitation a token suffices unless a human is required",
         tests=(T_BULK + "test_without_elicitation_token_suffices_unless_human_required",),
@@ -694,7 +696,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="recent-lookup-unfiltered",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("if lookup.since_param is not None:", "if False:"),),
         breaks="reconciliation reads the newest page only, missing this write's email",
         guards="issue 25: the recent lookup asks Close for items since the write",
@@ -772,7 +774,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # -- issue 27, 23.11, 23.22 (leads read once, bound whatever the snapshot) ----------------
     Mutant(
         name="read-once-walks-twice",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(("walk=saved is None)", "walk=True)"),),
         breaks="a confirmed edit or delete reads its leads twice (backup, then binding)",
         guards="issue 27: a confirmed write reads its leads once",
@@ -780,10 +782,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="drift-keeps-backup",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "            return saved, None\n        await self._discard(request, saved)\n",
+                "            return saved, None\n        await self.discard(request, saved)\n",
                 "            return saved, None\n",
             ),
         ),
@@ -793,11 +795,11 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="unbound-above-snapshot-limit",
-        file=PIPELINE,
+        file="close_mcp/writes/read_once.py",
         edits=(
             (
-                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n",
-                "        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT\n"
+                "        keep = self.context.settings.lead_ids_kept\n",
+                "        keep = self.context.settings.lead_ids_kept\n"
                 "        if request.matched > keep:\n            return None\n",
             ),
         ),
@@ -807,8 +809,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="snapshot-limit-off-by-one",
-        file="close_mcp/safety/snapshots.py",
-        edits=(("if request.matched > limit:", "if request.matched >= limit:"),),
+        file="close_mcp/config.py",
+        edits=(("        if matched > limit:", "        if matched >= limit:"),),
         breaks="a selection of exactly the snapshot limit is not saved",
         guards="issue 27: the snapshot limit is inclusive",
         tests=(T_BINDING + "test_at_the_snapshot_limit_every_lead_is_bound_and_saved[0]",),
@@ -995,7 +997,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="quoted-unclipped",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(
             (
                 'return repr(text if len(text) <= limit else text[: limit - 1] + "…")',
@@ -1147,7 +1149,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="untold-job-reconciled",
-        file=PIPELINE,
+        file="close_mcp/writes/reconcile.py",
         edits=(("            if lookup.untold:\n", "            if False:\n"),),
         breaks="a multi-value edit's lost answer is reconciled to a look-alike job",
         guards="issue 23 item 8: a job that cannot be told apart is never claimed",
@@ -1351,7 +1353,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="restore-count-untyped",
-        file=PIPELINE,
+        file="close_mcp/writes/gate.py",
         edits=(('if request.action == "delete" and request.counted != "deleted":', "if False:"),),
         breaks="a restore is confirmed with the delete's wording",
         guards="issue 26: restore_leads with the same typed-count confirmation as a delete",
@@ -1407,6 +1409,205 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="the sandbox takes an opportunity status condition Close refuses",
         guards="design: the sandbox is as strict as Close",
         tests=("tests/sandbox/test_related.py::test_forms_close_refuses_are_refused",),
+    ),
+    # -- issue 24: one confirmation decision per call ---------------------------------------
+    Mutant(
+        name="expired-token-spent",
+        file=TOKENS,
+        edits=(("        if lasts <= 0:\n", "        if False:\n"),),
+        breaks="a token that expired while its person answered is spent and acted on",
+        guards="design: a token expires after 10 minutes",
+        tests=(
+            "tests/unit/writes/test_pipeline.py::"
+            "test_a_token_that_expires_while_its_person_answers_sends_nothing[legacy]",
+            "tests/unit/writes/test_tokens.py::"
+            "test_a_token_that_expired_since_it_was_checked_is_not_spent",
+        ),
+    ),
+    Mutant(
+        name="unfitting-token-asks",
+        file="close_mcp/writes/gate.py",
+        edits=(
+            (
+                "    if token is None or decision.token_problem is not None:\n",
+                "    if token is None:\n",
+            ),
+        ),
+        breaks="the person is asked about a token that does not fit the call",
+        guards="issue 24: the confirmation decision is made once and passed on",
+        tests=(
+            "tests/unit/writes/test_pipeline.py::"
+            "test_a_token_that_does_not_fit_is_refused_without_asking_the_person",
+        ),
+    ),
+    Mutant(
+        name="decision-token-problem-dropped",
+        file=PIPELINE,
+        edits=(
+            ("        token_problem = decision.token_problem\n", "        token_problem = None\n"),
+        ),
+        breaks="a token for other arguments is taken because the decision's finding is lost",
+        guards="issue 24: the confirmation decision is made once and passed on",
+        tests=(T_BULK + "test_token_for_other_arguments_is_refused",),
+    ),
+    # -- issue 24: safeguards return what they add; the snapshot limit in one place ------------
+    Mutant(
+        name="unsaved-write-not-confirmed",
+        file="close_mcp/safety/snapshot_policy.py",
+        edits=(
+            ("return Guard(None, (note,), always_confirm=True)", "return Guard(None, (note,))"),
+        ),
+        breaks="a write with no snapshot (above the limit) goes out without confirmation",
+        guards="design: a write above the snapshot limit always needs confirmation",
+        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation",),
+    ),
+    Mutant(
+        name="guard-walks-without-selection",
+        file="close_mcp/safety/snapshot_policy.py",
+        edits=(("return Guard(saves, (note,))", "return Guard(safeguard, (note,))"),),
+        breaks="a request without a selection gets a safeguard that walks nothing",
+        guards="issue 24: safeguards return what they add",
+        tests=(
+            "tests/unit/safety/test_snapshot_policy.py::"
+            "test_a_request_without_a_selection_has_nothing_to_walk",
+        ),
+    ),
+    Mutant(
+        name="snapshot-off-ignored",
+        file="close_mcp/config.py",
+        edits=(("        if limit == 0:\n", "        if False:\n"),),
+        breaks="CLOSE_MCP_SNAPSHOT=off still takes snapshots and backups",
+        guards="issue 24: the snapshot limit decided in one place",
+        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+    ),
+    Mutant(
+        name="guard-drops-always-confirm",
+        file="close_mcp/writes/guard.py",
+        edits=(
+            (
+                "always_confirm=request.always_confirm or self.always_confirm",
+                "always_confirm=self.always_confirm",
+            ),
+        ),
+        breaks="attaching a safeguard takes away a confirmation the request already needed",
+        guards="issue 24: a prepared request is never edited, only added to",
+        tests=("tests/unit/writes/test_guard.py::test_always_confirm_is_added_never_taken_away",),
+    ),
+    Mutant(
+        name="revert-per-lead-boundary",
+        file="close_mcp/safety/revert_plan.py",
+        edits=(("if len(ids) <= PER_LEAD_MAX:", "if len(ids) < PER_LEAD_MAX:"),),
+        breaks="a group of exactly PER_LEAD_MAX leads is reverted as a bulk edit",
+        guards="design: revert puts small groups back lead by lead",
+        tests=(
+            "tests/unit/safety/test_revert_plan.py::"
+            "test_up_to_per_lead_max_leads_of_a_value_are_put_back_one_by_one",
+        ),
+    ),
+    Mutant(
+        name="revert-changed-leads-overwritten",
+        file="close_mcp/safety/revert_plan.py",
+        edits=(("if not self.include_changed_since:", "if self.include_changed_since:"),),
+        breaks="a revert overwrites leads changed since the edit",
+        guards="design: leads changed since the edit are left alone and reported",
+        tests=(
+            "tests/unit/safety/test_revert_plan.py::test_each_lead_goes_back_is_left_or_reported",
+        ),
+    ),
+    # -- issue 26: list_emails, search_leads pages, the sandbox's strict lists ----------------
+    Mutant(
+        name="emails-unsorted",
+        file="close_mcp/close/activities.py",
+        edits=(("    emails.sort(key=email_moment, reverse=True)\n", ""),),
+        breaks="list_emails pages in Close's undocumented order, not newest first",
+        guards="issue 26: a lead's emails newest first",
+        tests=(
+            "tests/unit/close/test_activities.py::test_lead_emails_are_newest_first_whatever_close_lists",
+            "tests/unit/server/tools/test_emails.py::test_list_emails_newest_first_in_pages",
+        ),
+    ),
+    Mutant(
+        name="cursor-any-selection",
+        file="close_mcp/close/lead_walk.py",
+        edits=(("if made_for != digest:", "if False:"),),
+        breaks="a search cursor made for one selection pages through another",
+        guards="issue 26: search_leads pages with a cursor of its selection",
+        tests=(
+            "tests/unit/close/test_lead_walk.py::test_a_cursor_for_another_selection_or_forged_is_refused",
+            "tests/unit/server/tools/test_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
+        ),
+    ),
+    Mutant(
+        name="cursor-dies-with-closes",
+        file="close_mcp/close/lead_walk.py",
+        edits=(("pass  # expired", "raise  # expired"),),
+        breaks="the next page fails once Close's own 30 s cursor expired",
+        guards="issue 26: search_leads pages with a cursor",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_a_cursor_still_works_after_closes_own_expired",
+        ),
+    ),
+    Mutant(
+        name="search-page-unbounded",
+        file="close_mcp/server/tools/leads.py",
+        edits=(("if kept and spent > budget:", "if False:"),),
+        breaks="a page of search_leads grows past the result budget",
+        guards="design: every result within 1,500 tokens",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
+        ),
+    ),
+    Mutant(
+        name="search-pages-past-limit",
+        file="close_mcp/server/tools/leads.py",
+        edits=(("if page.offset + len(result.sample) >= matched:", "if False:"),),
+        breaks="search_leads offers a next page past results_limit",
+        guards="issue 26: search_leads pages and says its limits",
+        tests=(
+            "tests/unit/server/tools/test_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
+        ),
+    ),
+    Mutant(
+        name="sandbox-email-list-any-params",
+        file="close_mcp/sandbox/routes.py",
+        edits=(
+            ("unknown = sorted(set(call.query) - EMAIL_LIST_PARAMS)", "unknown: list[str] = []"),
+        ),
+        breaks="the sandbox takes email-list parameters Close does not document",
+        guards="design: the sandbox is as strict as Close's documentation",
+        tests=(
+            "tests/unit/sandbox/test_routes.py::test_email_list_refuses_what_close_does_not_document",
+        ),
+    ),
+    Mutant(
+        name="sandbox-subscriptions-unfiltered",
+        file="close_mcp/sandbox/routes.py",
+        edits=(("if all(call.query.get(key) is None for key in keys):", "if False:"),),
+        breaks="the sandbox lists subscriptions without the filter Close requires",
+        guards="design: the sandbox is as strict as Close's documentation",
+        tests=(
+            "tests/unit/sandbox/test_routes.py::test_subscriptions_need_a_sequence_contact_or_lead",
+        ),
+    ),
+    Mutant(
+        name="email-subjects-unclipped",
+        file="close_mcp/server/tools/emails.py",
+        edits=(("return text if len(text) <= SUBJECT_CHARS else", "return text if True else"),),
+        breaks="a page of long subjects outgrows the result budget",
+        guards="design: every result within 1,500 tokens",
+        tests=(
+            "tests/unit/server/tools/test_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
+        ),
+    ),
+    Mutant(
+        name="emails-none-unsaid",
+        file="close_mcp/server/tools/emails.py",
+        edits=(("if not read.emails:", "if False:"),),
+        breaks="a lead without emails, or a wrong id, answers an empty page",
+        guards="issue 26: errors name the fix",
+        tests=(
+            "tests/unit/server/tools/test_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
+        ),
     ),
 )
 

@@ -85,6 +85,25 @@ class Settings:
     def needs_confirmation(self, action: str) -> bool:
         return action in self.confirm
 
+    # CLOSE_MCP_SNAPSHOT is read here only: whether a snapshot or backup is taken
+    # (`close_mcp.safety.snapshot_policy`) and how many lead ids a binding keeps both ask these.
+    def snapshot_refusal(self, matched: int) -> str | None:
+        """Why CLOSE_MCP_SNAPSHOT allows no snapshot or backup of `matched` leads, or None
+        when it allows one (the limit is inclusive)."""
+        limit = self.snapshot_limit
+        if limit == 0:
+            return "CLOSE_MCP_SNAPSHOT is off"
+        if matched > limit:
+            return f"it touches {matched} leads, more than CLOSE_MCP_SNAPSHOT allows ({limit})"
+        return None
+
+    @property
+    def lead_ids_kept(self) -> int:
+        """How many lead ids a token's binding keeps to name what changed: as many as a
+        snapshot may hold, and the default when snapshots are off (every lead is bound
+        whatever the setting; this bounds only what is stored)."""
+        return self.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
+
     def __repr__(self) -> str:
         return (
             f"Settings(base_url={self.base_url!r}, read_only={self.read_only}, "

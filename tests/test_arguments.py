@@ -30,7 +30,7 @@ async def test_a_misspelled_argument_is_refused_with_a_guess(
         f"{spelling}: unknown argument; did you mean {meant!r}? Nothing was sent."
     )
     assert error.endswith(
-        "Allowed: edit, filter, s_query, results_limit, sort, allow_all_leads, "
+        "Allowed: edit, filter, s_query, results_limit, sort, allow_all_leads, selection, "
         "send_done_email, dry_run, confirmation_token"
     )
     assert h.sandbox.requests == []
@@ -100,7 +100,8 @@ NOISE = ("validation error for", "Arguments", "pydantic", "https://", "Value err
             "search_leads",
             {"s_query": {"type": "nope"}},
             "s_query.type: 'nope' is not one of 'and', 'or', 'object_type', 'field_condition', "
-            "'has_related', 'match_all', 'saved_search', 'text'",
+            "'has_related', 'match_all', 'saved_search', 'text' (node types; lookup kind "
+            "s_query shows their keys)",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from close_mcp.clock import FakeClock
-from close_mcp.safety.snapshots import snapshot_dir
+from close_mcp.safety.snapshot_writer import snapshot_dir
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.lead_writes import create_lead
 from close_mcp.sandbox.store import SavedSearch, Sequence

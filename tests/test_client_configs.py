@@ -33,6 +33,7 @@ READ_TOOLS = [
     "get_bulk_job",
     "get_lead",
     "list_bulk_jobs",
+    "list_emails",
     "lookup",
     "search_leads",
     "wait_for_bulk_job",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from close_mcp.safety.snapshots import search_cost
+from close_mcp.safety.snapshot_policy import search_cost
 from tests.harness import Harness, run_to_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=1000)]

@@ -365,6 +365,7 @@ async def test_search_leads_tree_total_and_sample_match_the_sandbox(case: Case, 
         "sort": None,
         "total": len(matching),
         "sample": sample_of(store, matching, 4),
+        "next_cursor": cursor_if(result, len(matching) > 4),
         "matches_every_lead": len(matching) == N_LEADS,
         "today": TODAY,
         "selection": HANDLE,
@@ -407,6 +408,7 @@ async def test_search_leads_results_limit_caps_matched_and_sort_orders_the_sampl
         "sort": DATE_CREATED_ASC,
         "total": len(matching),
         "sample": sample_of(store, matching, 3),
+        "next_cursor": cursor_if(result, min(len(matching), 7) > 3),
         "matches_every_lead": False,
         "today": TODAY,
         "selection": HANDLE,
@@ -439,6 +441,7 @@ async def test_search_leads_sample_size_zero_still_counts(h: Harness) -> None:
         "sort": None,
         "total": total,
         "sample": [],
+        "next_cursor": None,
         "matches_every_lead": False,
         "today": TODAY,
         "selection": HANDLE,
@@ -495,6 +498,7 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
         "sort": None,
         "total": len(recent),
         "sample": sample_of(store, recent, 3),
+        "next_cursor": cursor_if(now, len(recent) > 3),
         "matches_every_lead": False,
         "today": TODAY,
         "selection": HANDLE,
@@ -531,6 +535,14 @@ async def test_created_within_with_created_after_is_refused_before_close_is_aske
     assert h.sandbox.requests == []
 
 
+def cursor_if(result: dict[str, Any], more: bool) -> str | None:
+    """The result's next_cursor, which must be there exactly when more leads match than it
+    shows (tests/unit/server/tools/test_leads.py follows cursors)."""
+    cursor = result["next_cursor"]
+    assert (cursor is not None) == more, cursor
+    return cursor if isinstance(cursor, str) else None
+
+
 # -- get_lead --------------------------------------------------------------------------------
 
 
@@ -554,6 +566,16 @@ def lead_view(store: Store, lead: Lead) -> dict[str, Any]:
             for contact in lead.contacts
         ],
         "contacts_total": len(lead.contacts),
+        "subscriptions": [
+            {
+                "sequence": store.sequences[s.sequence_id].name,
+                "status": s.status,
+                "contact_id": s.contact_id,
+            }
+            for s in store.subscriptions.values()
+            if s.lead_id == lead.id
+        ],
+        "subscriptions_total": sum(s.lead_id == lead.id for s in store.subscriptions.values()),
         "crm_data_notice": NOTICE,
     }
 
@@ -575,7 +597,11 @@ async def test_get_lead_shows_status_contacts_emails_and_phones(h: Harness) -> N
     assert any(c.phones for c in lead.contacts)
     got = await h.call("get_lead", {"lead_id": lead.id})
     assert got == lead_view(store, lead)
-    assert [(r.method, r.path) for r in h.sandbox.requests] == [("GET", f"/api/v1/lead/{lead.id}/")]
+    assert [(r.method, r.path) for r in h.sandbox.requests] == [
+        ("GET", f"/api/v1/lead/{lead.id}/"),
+        ("GET", "/api/v1/sequence_subscription/"),
+        *([("GET", "/api/v1/sequence/")] if got["subscriptions"] else []),  # names, once
+    ]
     assert h.writes() == []
 
 

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from close_mcp.safety.restore import Progress, Report, open_backup, run_restore
-from close_mcp.safety.snapshots import snapshot_dir
+from close_mcp.safety.snapshot_writer import snapshot_dir
 from close_mcp.store import Busy
 from close_mcp.writes.sender import Sender
 from tests.harness import Harness, StartHarness, run_to_done

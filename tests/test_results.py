@@ -13,7 +13,7 @@ import pytest
 from mcp import types
 
 from bench.tokens import count_tokens
-from close_mcp.safety import revert as planner
+from close_mcp.safety import revert_plan as planner
 from tests.harness import Harness, StartHarness, run_to_done, text_of
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from mcp import types
 from close_mcp.cli import commands
 from close_mcp.close import lead_walk as walking
 from close_mcp.close.jobs import CRM_DATA_NOTICE
-from close_mcp.safety import snapshots
+from close_mcp.safety import snapshot_writer
 from close_mcp.safety.restore import (
     Progress,
     Report,
@@ -30,7 +30,7 @@ from close_mcp.safety.restore import (
     restore_leads,
     run_restore,
 )
-from close_mcp.safety.snapshots import read_backup, read_document, stored_backup
+from close_mcp.safety.snapshot_reader import read_backup, read_document, stored_backup
 from close_mcp.sandbox import Sandbox, routes
 from close_mcp.sandbox.store import Lead
 from close_mcp.sandbox.store import iso as close_iso
@@ -789,7 +789,7 @@ async def test_delete_backs_up_then_restore_recreates_the_leads(tmp_path: Path, 
     assert sent(h)[5][2] == {
         "query": done["preview"]["request"]["s_query"],
         "_limit": 200,
-        "_fields": {"lead": [*snapshots.BACKUP_FIELDS, *custom_fields]},
+        "_fields": {"lead": [*snapshot_writer.BACKUP_FIELDS, *custom_fields]},
         "sort": BY_CREATED,
     }
     await run_to_done(h, job_id)
@@ -875,43 +875,6 @@ async def test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing(
     assert h.audit.entries()[-1]["outcome"] == "refused"
 
 
-async def test_documents_written_whole_by_an_earlier_version_are_still_read(h: Harness) -> None:
-    """A snapshot with its leads inline (version 1) still reverts, and a backup stored as one
-    JSON-lines text still reads back, lead for lead."""
-    sb = h.sandbox
-    before = state(sb)
-    done = await edit(
-        h,
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
-    job_id = done["job"]["id"]
-    await run_to_done(h, job_id)
-    whole = await load(h, done["snapshot"])
-    await h.runtime.store.put(f"snapshot:{job_id}", json.dumps({**whole, "version": 1}))
-    assert await load(h, done["snapshot"]) == {**whole, "version": 1}
-    reverted = await revert(h, job_id)
-    assert reverted["status"] == "submitted"
-    assert state(sb) == before
-
-    args = {"filter": {"lead_status": "Qualified"}}
-    first = await h.call("create_bulk_delete", args)
-    deleted = await h.call(
-        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
-    )
-    delete_id = deleted["job"]["id"]
-    leads = await stored_backup(h.runtime.store, delete_id)
-    assert leads
-    text = "".join(json.dumps(lead) + "\n" for lead in leads)
-    await h.runtime.store.put(f"backup:{delete_id}", text)
-    assert await stored_backup(h.runtime.store, delete_id) == leads
-    backup = await open_backup(h.runtime.store, delete_id)
-    assert backup.count == len(leads)
-    assert [lead async for lead in backup.leads()] == leads
-
-
 # -- the restore command ----------------------------------------------------------------------
 
 
@@ -923,7 +886,7 @@ class Terminal(io.StringIO):
 def _backup(tmp_path: Path, sb: Sandbox, n: int) -> Path:
     from close_mcp.sandbox.lead_selection import project
 
-    fields = [*snapshots.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
+    fields = [*snapshot_writer.BACKUP_FIELDS, *(f"custom.{cf}" for cf in sb.store.custom_fields)]
     leads = sorted(sb.store.leads.values(), key=lambda lead: lead.id)[:n]
     path = tmp_path / "bulkdelete_test.jsonl"
     rows = [
@@ -1287,7 +1250,9 @@ def test_restore_command_by_job_id_holds_the_backup_lock(
 
     async def seed() -> None:
         store = open_store(store_path)
-        await store.put(f"backup:{job_id}", "".join(json.dumps(r) + "\n" for r in rows))
+        await store.extend("backup-leads:held0", [json.dumps(r) for r in rows])
+        header = {"version": 2, "job_id": job_id, "leads_key": "backup-leads:held0"}
+        await store.put(f"backup:{job_id}", json.dumps({**header, "leads_count": len(rows)}))
         await store.add(f"lock:restore:{job_id}", "someone-else", ttl_s=60)
         await store.aclose()
 

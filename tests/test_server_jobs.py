@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from close_mcp.clock import FakeClock
-from close_mcp.safety.snapshots import stored_backup
+from close_mcp.safety.snapshot_reader import stored_backup
 from close_mcp.sandbox import Sandbox
 from close_mcp.writes import background
 from tests.harness import MODES, Harness, StartHarness

@@ -497,6 +497,85 @@ async def test_reassign_everything_of_a_departed_user_and_undo_it(h: Harness) ->
     assert model.tally.largest <= 1500
 
 
+async def colleague_emails(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
+    """An email logged in Close directly (Close's UI, a colleague), not through close-mcp."""
+    async with httpx.AsyncClient(
+        transport=h.sandbox.transport(),
+        base_url="http://sandbox/api/v1/",
+        auth=(SANDBOX_API_KEY, ""),
+    ) as http:
+        answer = await http.post("activity/email/", json=body)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.mark.harness(n_leads=N_LEADS)
+async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: Harness) -> None:
+    """ "Reply to <lead>'s last email: tomorrow at 9, say we'll call Friday." Then: "Wait,
+    don't send that." The model finds the last email with list_emails (its id becomes
+    in_reply_to_id), schedules the reply, sees it is still scheduled, and cancels it."""
+    store = h.sandbox.store
+    named = unique_named_lead(store)
+    contact = next(c for c in named.contacts if c.emails)
+    address = contact.emails[0]["email"]
+    for body in (  # an older exchange, then their last email
+        {"status": "sent", "subject": "Our proposal", "to": [address]},
+        {"status": "inbox", "subject": "Re: Our proposal", "sender": address},
+        {"status": "inbox", "subject": "Pricing question", "sender": address},
+    ):
+        await colleague_emails(h, {"lead_id": named.id, "contact_id": contact.id, **body})
+        h.clock.advance(3600)
+    last = max(
+        (e for e in store.emails.values() if e["lead_id"] == named.id),
+        key=lambda e: e["date_created"],
+    )
+    model = Model(h)
+    model.task("reply to the last email, cancel")
+
+    found = await model.call("search_leads", {"filter": {"name": named.name}, "sample_size": 3})
+    lead_id = found["sample"][0]["id"]
+    emails = await model.call("list_emails", {"lead_id": lead_id})
+    newest = emails["emails"][0]
+    assert (newest["id"], newest["direction"]) == (last["id"], "incoming")
+    lead = await model.call("get_lead", {"lead_id": lead_id})
+    to = next(c for c in lead["contacts"] if c["id"] == newest["contact_id"])["emails"][0]
+    accounts = await model.call("lookup", {"kind": "email_accounts"})
+    identity = accounts["items"][0]["details"]["identities"][0]
+    tomorrow = (now(h) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    sent = await model.write(
+        "send_email",
+        {
+            "lead_id": lead_id,
+            "contact_id": newest["contact_id"],
+            "to": [to],
+            "subject": f"Re: {newest['subject']}",
+            "body_text": "Thanks for asking. We'll call you on Friday.",
+            "in_reply_to_id": newest["id"],
+            "status": "scheduled",
+            "date_scheduled": tomorrow.isoformat(),
+            "sender": f'"{identity["name"]}" <{identity["email"]}>',
+        },
+    )
+    reply_id = sent["result"]["id"]
+    check = await model.call("list_emails", {"lead_id": lead_id, "limit": 2})
+    assert [(e["id"], e["status"]) for e in check["emails"]] == [
+        (reply_id, "scheduled"),
+        (last["id"], "inbox"),
+    ]  # did it go out? not yet: scheduled, for tomorrow 9:00
+    assert check["emails"][0]["date"] == tomorrow.strftime("%Y-%m-%dT%H:%M:%SZ")
+    await model.write("cancel_email", {"activity_id": reply_id})
+
+    reply = store.emails[reply_id]
+    assert reply["status"] == "draft"
+    assert (reply["in_reply_to_id"], reply["thread_id"]) == (last["id"], last["thread_id"])
+    assert (reply["contact_id"], reply["to"]) == (contact.id, [address])
+    assert reply_id not in store.email_send_at  # nothing will go out
+    h.clock.advance(2 * 86_400)
+    assert store.emails[reply_id]["status"] == "draft"
+    print("\n" + model.report())
+    assert model.tally.largest <= 1500
+
+
 class StdioServer:
     """What `Model` drives, over a real `close-mcp serve --sandbox` process on stdio: the
     sandbox lives in that process, so only the tools' answers are seen (what a preview sends

@@ -7,7 +7,7 @@ keep the counts and the kind's own fields and drop the rest, to keep results sma
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -47,6 +47,9 @@ class CrmResult(BaseModel):
         default=None, description="Present when the result quotes CRM data."
     )
 
+    # Fields left out of the result when None (a key that is there says something).
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ()
+
     def holds_crm_text(self) -> bool:
         return True
 
@@ -60,6 +63,9 @@ class CrmResult(BaseModel):
         """The notice after the data it is about (a result's first bytes say what it is)."""
         data = handler(self)
         if isinstance(data, dict):
+            for key in self.OMIT_NONE:
+                if data.get(key, 0) is None:
+                    del data[key]
             notice = data.pop("crm_data_notice", None)
             if notice is not None:
                 data["crm_data_notice"] = notice

@@ -1,5 +1,5 @@
 """The backups a restore reads: a pre-delete backup in the state store or in a file (see
-`close_mcp.safety.snapshots`), each with an identity that is its content.
+`close_mcp.safety.snapshot_writer`), each with an identity that is its content.
 
 A backup's identity is the sha256 of its leads, one canonical JSON line each, in order
 (`Backup.identity`, `sha256:<hex>`), the same whether it is read from the store, from its
@@ -20,13 +20,8 @@ from typing import Any, Final
 from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import iter_events
 from close_mcp.errors import SafetyNetError
-from close_mcp.safety.snapshots import (
-    STORE_REF,
-    backup_key,
-    find_backup,
-    iter_backup_file,
-    reference,
-)
+from close_mcp.safety.snapshot_reader import find_backup, iter_backup_file
+from close_mcp.safety.snapshot_writer import STORE_REF, backup_key, reference
 from close_mcp.store import StateStore
 
 DELETE_JOB = re.compile(r"^bulkdelete_[A-Za-z0-9]+$")

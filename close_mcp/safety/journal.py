@@ -17,7 +17,7 @@ from typing import IO, Any, Final, Literal
 
 from close_mcp.errors import SafetyNetError
 from close_mcp.safety.backups import Backup
-from close_mcp.safety.snapshots import STORE_REF
+from close_mcp.safety.snapshot_writer import STORE_REF
 from close_mcp.store import StateStore
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 

@@ -50,7 +50,7 @@ from close_mcp.errors import (
     PermissionDenied,
     SafetyNetError,
 )
-from close_mcp.safety.revert import normalized
+from close_mcp.safety.revert_plan import normalized
 from close_mcp.selection.sample import LeadSample
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.writes.progress import Progress

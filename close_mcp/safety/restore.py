@@ -1,6 +1,6 @@
 """`close-mcp restore BACKUP`: re-create the leads of a pre-delete backup, after confirmation.
 
-Each line of the backup (see `close_mcp.safety.snapshots`) becomes one `POST /lead/` with what a
+Each line of the backup (see `safety.snapshot_writer`) becomes one `POST /lead/` with what a
 new lead can carry: name, status, description, url, `date_created` (as an import would),
 the `custom.<cf_id>` values, and the contacts with their emails and phones. Close gives new
 ids (the old ones are gone for good), so the command reports old -> new on stdout, one JSON

@@ -309,4 +309,5 @@ def deliver_due(store: Store, now: float) -> None:
             email["status"] = "sent"
             email["date_sent"] = naive_iso(from_epoch(send_at))
             email["date_updated"] = email["date_sent"]
+            email["activity_at"] = email["date_sent"]  # Close: when it was actually sent
             del store.email_send_at[email_id]

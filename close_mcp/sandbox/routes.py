@@ -31,6 +31,13 @@ MAX_RENDER_ENTRY = 99
 LEAD_NODE: JSON = {"type": "object_type", "object_type": "lead"}
 
 
+# The query parameters Close documents for `GET /activity/email/` (its API reference).
+EMAIL_LIST_PARAMS: Final = frozenset(
+    {"_limit", "_skip", "_fields", "id__in", "lead_id", "contact_id", "user_id",
+     "organization_id", "_type"}
+    | {f"{field}__{op}" for field in ("date_created", "activity_at")
+       for op in ("gte", "gt", "lte", "lt")}
+)  # fmt: skip
 DATE_FILTERS: Final[dict[str, Callable[[datetime, datetime], bool]]] = {
     "gte": lambda have, bound: have >= bound,
     "gt": lambda have, bound: have > bound,
@@ -327,14 +334,15 @@ class Api:
         return self._one(self.store.sequences, call, "Sequence")
 
     def subscriptions(self, call: Call) -> JSON:
-        """Filterable by `sequence_id`, `contact_id`, `lead_id`, as Close's list is."""
+        """Filterable by `sequence_id`, `contact_id`, `lead_id`, as Close's list is; Close
+        requires at least one of them (a 400 without)."""
+        keys = ("sequence_id", "contact_id", "lead_id")
+        if all(call.query.get(key) is None for key in keys):
+            raise BadRequest({}, ["At least one of sequence_id, contact_id, lead_id is required."])
         subs = [
             s
             for s in self.store.subscriptions.values()
-            if all(
-                call.query.get(key) in (None, getattr(s, key))
-                for key in ("sequence_id", "contact_id", "lead_id")
-            )
+            if all(call.query.get(key) in (None, getattr(s, key)) for key in keys)
         ]
         return page(subs, call.query, lambda s: s.to_json(self.store.org))
 
@@ -488,18 +496,33 @@ class Api:
     # -- email activities ----------------------------------------------------------------
 
     def list_emails(self, call: Call) -> JSON:
-        """`lead_id`, and the `date_created__gte/gt/lte/lt` filters Close documents (a
-        date-time or a date; one that is neither is a 400, as Close's schema allows no other)."""
-        lead_id = call.query.get("lead_id")
-        items = [e for e in self.store.emails.values() if lead_id in (None, e["lead_id"])]
-        for name, holds in DATE_FILTERS.items():
-            raw = call.query.get(f"date_created__{name}")
-            if raw is None:
-                continue
-            bound = emails.query_time(raw)
-            if bound is None:
-                raise BadRequest({f"date_created__{name}": "Not a valid date-time or date."})
-            items = [e for e in items if holds(emails.stored_time(e["date_created"]), bound)]
+        """The filters Close documents for this list and no other (a 400 names one it does
+        not, `_order_by` included: Close documents no order here): `lead_id`, `contact_id`,
+        `user_id`, `id__in` (comma lists), `_type`, and `date_created` / `activity_at` with
+        `__gte/gt/lte/lt` (a date-time or a date; anything else is a 400)."""
+        unknown = sorted(set(call.query) - EMAIL_LIST_PARAMS)
+        if unknown:
+            raise BadRequest(
+                {name: "Unknown parameter for listing email activities." for name in unknown}
+            )
+        items = list(self.store.emails.values())
+        for param, key in (
+            ("lead_id", "lead_id"), ("contact_id", "contact_id"), ("user_id", "user_id"),
+            ("id__in", "id"), ("_type", "_type"),
+        ):  # fmt: skip
+            raw = call.query.get(param)
+            if raw is not None:
+                wanted = {v.strip() for v in raw.split(",") if v.strip()}
+                items = [e for e in items if e.get(key) in wanted]
+        for field in ("date_created", "activity_at"):
+            for name, holds in DATE_FILTERS.items():
+                raw = call.query.get(f"{field}__{name}")
+                if raw is None:
+                    continue
+                bound = emails.query_time(raw)
+                if bound is None:
+                    raise BadRequest({f"{field}__{name}": "Not a valid date-time or date."})
+                items = [e for e in items if holds(emails.stored_time(e[field]), bound)]
         return page(unordered(items), call.query, dict)
 
     def create_email(self, call: Call) -> JSON:

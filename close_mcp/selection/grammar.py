@@ -38,6 +38,15 @@ MAX_OFFSET: Final = {
 }
 # The largest number a query may hold: a JSON number Close reads as a double.
 MAX_JSON_NUMBER: Final = sys.float_info.max
+# Fields of Close's object types that close-mcp's filters and checks name (close-api.md;
+# activity.email as Close's UI exports "emailed in the last 30 days"): the schema's examples,
+# which `lookup(kind="s_query")` lists. Close knows more; these are the ones relied on.
+NAMED_FIELDS: Final = (
+    ("lead", "name"), ("lead", "display_name"), ("lead", "status_id"),
+    ("lead", "date_created"), ("lead", "date_updated"), ("lead", "url"),
+    ("contact", "name"), ("contact", "title"), ("contact_email", "email"),
+    ("activity.email", "direction"), ("activity.email", "date"),
+)  # fmt: skip
 
 _DATE_PATTERN: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATETIME_PATTERN: Final = (
@@ -147,6 +156,13 @@ _MOMENT_VARIANTS: Final = {
     "offset": _ref("moment_offset"),
 }
 
+# A `type` outside a union is named with what the node is, and where to see each form.
+UNION_ROLES: Final = {
+    tuple(_NODE_VARIANTS): "node",
+    tuple(_FIELD_VARIANTS): "field",
+    tuple(_CONDITION_VARIANTS): "condition",
+    tuple(_MOMENT_VARIANTS): "moment",
+}
 _TEXT_MODE: Final = {"enum": list(TEXT_MODES)}
 _WHICH: Final = {"enum": ["start", "end"]}
 _TERM_VALUE: Final = {"type": ["string", "number", "boolean"], "maxLength": MAX_STRING}
@@ -185,14 +201,22 @@ _DEFS: Final[dict[str, Any]] = {
         "text", ["mode", "value"], {"mode": _TEXT_MODE, "value": _string()}, negate=True
     ),
     "field": _union("A field reference.", _FIELD_VARIANTS),
-    "field_regular": _kind(
-        "regular_field",
-        ["object_type", "field_name"],
-        {
-            "object_type": _OBJECT_TYPE,
-            "field_name": _string("a field name such as status_id", r"^[A-Za-z_][A-Za-z0-9_.]*$"),
-        },
-    ),
+    "field_regular": {
+        **_kind(
+            "regular_field",
+            ["object_type", "field_name"],
+            {
+                "object_type": _OBJECT_TYPE,
+                "field_name": _string(
+                    "a field name such as status_id", r"^[A-Za-z_][A-Za-z0-9_.]*$"
+                ),
+            },
+        ),
+        "examples": [
+            {"type": "regular_field", "object_type": kind, "field_name": name}
+            for kind, name in NAMED_FIELDS
+        ],
+    },
     "field_custom": _kind(
         "custom_field", ["custom_field_id"], {"custom_field_id": _id("cf_", "a custom field")}
     ),

@@ -31,6 +31,7 @@ from close_mcp.selection.grammar import (
     MAX_STRING,
     SORT_SCHEMA,
     SQUERY_SCHEMA,
+    UNION_ROLES,
 )
 
 
@@ -244,7 +245,9 @@ def _message(error: SchemaError) -> str:
     validator = error.validator
     expected: Any = error.validator_value
     if validator == "enum":
-        return f"{value!r} is not one of {_quoted(expected)}"
+        role = UNION_ROLES.get(tuple(expected))
+        hint = f" ({role} types; lookup kind s_query shows their keys)" if role else ""
+        return f"{value!r} is not one of {_quoted(expected)}{hint}"
     if validator == "const":
         return f"must be {expected!r}, not {value!r}"
     if validator == "required":

@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from close_mcp.close.jobs import job_kind, job_path, summarize_job
 from close_mcp.errors import CloseError, MissingAPIKey, SafetyNetError, UnknownJobId
 from close_mcp.safety.revert import revert_resource
-from close_mcp.safety.snapshots import check_job_id
+from close_mcp.safety.snapshot_reader import check_job_id
 from close_mcp.selection.grammar import SQUERY_SCHEMA
 from close_mcp.server.idlists import URI, id_list
 from close_mcp.server.runtime import Runtime

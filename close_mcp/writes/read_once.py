@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from close_mcp.close.client import CloseClient
-from close_mcp.config import DEFAULT_SNAPSHOT_LIMIT
 from close_mcp.errors import SafetyNetError
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.binding import Binding, LeadSet, read_binding
@@ -89,7 +88,7 @@ class ReadOnce:
         the ids kept to name what changed), and with snapshots off too."""
         if request.s_query is None:
             return None
-        keep = self.context.settings.snapshot_limit or DEFAULT_SNAPSHOT_LIMIT
+        keep = self.context.settings.lead_ids_kept
         return LeadSet(self.context.tokens.lead_key(), keep)
 
     async def binding(

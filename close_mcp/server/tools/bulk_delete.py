@@ -2,11 +2,9 @@
 one Close bulk job, always confirmed by the number of leads typed; a backup of the leads is
 taken first (`close-mcp restore` brings them back, with new ids)."""
 
-from mcp.types import ToolAnnotations
-
-from close_mcp.safety.snapshots import BackupBeforeDelete
+from close_mcp.safety.snapshot_writer import BackupBeforeDelete
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
 
@@ -26,10 +24,10 @@ async def prepare_delete(invocation: Invocation, args: BulkSelection) -> WriteRe
     async def custom_field_ids() -> list[str]:
         return [cf.id for cf in await call.catalog.custom_fields()]
 
-    BackupBeforeDelete(
+    backup = BackupBeforeDelete(
         runtime.settings, runtime.clock, call.client, runtime.store, custom_field_ids
-    ).prepare(request)
-    return request
+    )
+    return backup.prepare(request).attach(request)
 
 
 TOOLS = (
@@ -39,12 +37,7 @@ TOOLS = (
         title="Bulk delete leads",
         description="Permanently delete the leads of a selection, with their contacts and "
         "activities (one Close bulk job). Always confirmed.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=BulkSelection,
         prepare=prepare_delete,
     ),

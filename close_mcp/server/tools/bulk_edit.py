@@ -4,16 +4,15 @@ first (`revert_bulk_edit` puts them back)."""
 
 from typing import Annotated, Any, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.catalog import Catalog, CustomField
 from close_mcp.close.jobs import job_echo
 from close_mcp.errors import ArgumentError
-from close_mcp.safety.snapshots import SnapshotBeforeEdit
+from close_mcp.safety.snapshot_writer import SnapshotBeforeEdit
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
 
@@ -116,8 +115,8 @@ async def prepare_edit(invocation: Invocation, args: EditArguments) -> WriteRequ
         describe=lambda n: f"Bulk edit: {what} on {leads(n)}",
     )
     request.echo = job_echo("edit", request.body, custom_field_name=field_name)
-    SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store).prepare(request)
-    return request
+    snapshot = SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store)
+    return snapshot.prepare(request).attach(request)
 
 
 TOOLS = (
@@ -127,12 +126,7 @@ TOOLS = (
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on the leads of a "
         "selection (one Close bulk job). Undo: revert_bulk_edit.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=EditArguments,
         prepare=prepare_edit,
     ),

@@ -4,12 +4,11 @@ how many emails go out, from which sender, and shows the template rendered for a
 
 from typing import Annotated, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.errors import ArgumentError
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.reach import bulk_sender, count_reach, email_note
 from close_mcp.server.tools.rendering import render_bulk_email
 from close_mcp.server.tools.selection import BulkSelection
@@ -77,12 +76,7 @@ TOOLS = (
         title="Bulk email leads",
         description="Email a template to the leads of a selection (one Close bulk job); real "
         "emails reach customers.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=writes(open_world=True),
         arguments=EmailArguments,
         prepare=prepare_email,
     ),

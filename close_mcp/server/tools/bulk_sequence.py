@@ -5,12 +5,11 @@ one sequence, or on every sequence only with `all_sequences: true`."""
 
 from typing import Annotated, Any, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.errors import ArgumentError
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.reach import count_reach, sequence_note, subscribed_contacts
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
@@ -169,12 +168,7 @@ TOOLS = (
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
         "them), or pause or resume their subscriptions, as one Close bulk job.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=writes(open_world=True),
         arguments=SequenceArguments,
         prepare=prepare_sequence,
     ),

@@ -14,13 +14,12 @@ becomes the same clear tool error.
 
 from typing import Annotated, Any, Final
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.sample import LeadSample
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.writes.request import WriteRequest
 
 CANCELLABLE: Final = frozenset({"outbox", "scheduled"})
@@ -150,12 +149,7 @@ TOOLS = (
         toolset="send",
         title="Cancel an unsent email",
         description="Undo send_email: an outbox or scheduled email back to draft.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=writes(destructive=False, idempotent=True),
         arguments=CancelArguments,
         prepare=prepare_cancel,
         refused=lambda args: f"cannot cancel {args.activity_id}",

@@ -43,6 +43,20 @@ READ: Final = ToolAnnotations(
 )
 
 
+def writes(
+    *, destructive: bool = True, idempotent: bool = False, open_world: bool = False
+) -> ToolAnnotations:
+    """The annotations of a tool that changes data in Close, every hint said explicitly:
+    destructive unless it only adds, idempotent when a repeat changes nothing more, open
+    world when it reaches people outside the CRM (emails)."""
+    return ToolAnnotations(
+        read_only_hint=False,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=open_world,
+    )
+
+
 @dataclass(frozen=True)
 class Invocation:
     """What a tool's step gets besides its arguments: the server, and this call's caller

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.clock import utc_datetime
@@ -37,7 +36,7 @@ from close_mcp.close.jobs import (
 from close_mcp.close.times import close_time
 from close_mcp.errors import CloseAPIError, CloseError
 from close_mcp.server.runtime import Runtime
-from close_mcp.server.tools.declare import CLOSE_REFUSALS, DirectTool, Invocation, WriteTool
+from close_mcp.server.tools.declare import CLOSE_REFUSALS, DirectTool, Invocation, WriteTool, writes
 from close_mcp.server.tools.job_reads import JobArguments
 from close_mcp.writes.audit import AuditOutcome
 from close_mcp.writes.background import STOPPED, decide, server_job, summary
@@ -78,14 +77,10 @@ def _close_refusal(exc: Exception) -> bool:
 
 
 # Pausing twice is the same as pausing once: the repeat sends nothing and says so.
-CONTROL = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
+CONTROL = writes(destructive=False, idempotent=True)
 # Resuming restarts whatever the job does: deleting leads, sending emails. Not idempotent: a
 # repeat finds the job no longer paused and is refused (and each resume is confirmed anew).
-RESUME = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
-)
+RESUME = writes(open_world=True)
 
 Verb = Literal["pause", "resume"]
 
@@ -286,9 +281,8 @@ async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
     A job paused before Close counted its selection has no count to show: its query is
     counted now (never shown or confirmed as 0), and the token binds that count and those
     leads, as for a new bulk action."""
-    left = _left(job)
-    if left is not None:
-        count, where = left
+
+    def request(count: int, unit: str, notes: list[str], **selection: Any) -> WriteRequest:
         return WriteRequest(
             tool="resume_bulk_job",
             action=ACTIONS[job.kind],
@@ -296,12 +290,18 @@ async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
             body=control.body,
             matched=count,
             summary=f"Resume the paused bulk {job.kind} job {job.id}: {count} "
-            f"object{'s' if count != 1 else ''} left",
+            f"{unit}{'s' if count != 1 else ''} left",
             job_kind=job.kind,
             method="PUT",
             when_empty=None,  # a job with nothing left may still be resumed, to let it finish
-            notes=[f"{where} Resuming carries on with the {count} left.", EFFECTS[job.kind]],
+            notes=[*notes, EFFECTS[job.kind]],
+            **selection,
         )
+
+    left = _left(job)
+    if left is not None:
+        count, where = left
+        return request(count, "object", [f"{where} Resuming carries on with the {count} left."])
     selection = control.selection
     if selection is None or not isinstance(selection.s_query, dict):
         raise control.refuse(
@@ -311,25 +311,17 @@ async def resume_request(control: _Control, job: JobSummary) -> WriteRequest:
     count = await control.client.count(selection.s_query)
     if selection.results_limit is not None:
         count = min(count, selection.results_limit)
-    return WriteRequest(
-        tool="resume_bulk_job",
-        action=ACTIONS[job.kind],
-        path=control.path,
-        body=control.body,
-        matched=count,
-        summary=f"Resume the paused bulk {job.kind} job {job.id}: {count} "
-        f"lead{'s' if count != 1 else ''} left",
-        job_kind=job.kind,
-        method="PUT",
-        when_empty=None,
+    note = (
+        f"Job {job.id} was paused before Close counted its selection: its query matches "
+        f"{count} leads now (counted for this preview). Resuming carries on with them."
+    )
+    return request(
+        count,
+        "lead",
+        [note],
         s_query=selection.s_query,
         results_limit=selection.results_limit,
         sort=control.sort,
-        notes=[
-            f"Job {job.id} was paused before Close counted its selection: its query matches "
-            f"{count} leads now (counted for this preview). Resuming carries on with them.",
-            EFFECTS[job.kind],
-        ],
     )
 
 

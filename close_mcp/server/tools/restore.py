@@ -9,11 +9,10 @@ No `from __future__ import annotations` here (see `declare.py`).
 
 from typing import Annotated
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.safety.restore_plan import TOOL, prepare_restore
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.writes.request import WriteRequest
 
 BackupArg = Annotated[
@@ -71,12 +70,7 @@ TOOLS = (
         title="Restore deleted leads",
         description="Re-create deleted leads (new ids, no activities) from a delete's backup or "
         "Close's event log.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(destructive=False),
         arguments=RestoreArguments,
         prepare=prepare_restore_leads,
     ),

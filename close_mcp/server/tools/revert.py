@@ -1,14 +1,14 @@
 """`revert_bulk_edit`: put back the values a bulk edit overwrote, from its snapshot.
 
-The planning (what goes back, the requests, how they are sent, recorded and refused while
-an earlier revert runs or is being sent) is `close_mcp.safety.revert`; this module is the
-MCP tool: it reads the snapshot and the jobs from the state store and Close, builds the plan
-and hands it to the pipeline as one write.
+The planning (what goes back, the requests: `close_mcp.safety.revert_plan`) and the sending
+(how they are sent, recorded and refused while an earlier revert runs or is being sent:
+`close_mcp.safety.revert`) are in `safety/`; this module is the MCP tool: it reads the
+snapshot and the jobs from the state store and Close, builds the plan and hands it to the
+pipeline as one write.
 """
 
 from typing import Annotated, Final
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from close_mcp.close.jobs import PAUSED_STATUS, job_path
@@ -17,14 +17,13 @@ from close_mcp.safety.revert import (
     check_jobs,
     check_not_sending,
     keep_plan,
-    plan_body,
-    plan_document,
-    plan_notes,
     plan_revert,
     plan_sender,
 )
-from close_mcp.safety.snapshots import load_edit_snapshot
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.safety.revert_messages import plan_notes
+from close_mcp.safety.revert_plan import plan_body, plan_document
+from close_mcp.safety.snapshot_reader import load_edit_snapshot
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
@@ -124,12 +123,7 @@ TOOLS = (
         description="Undo a create_bulk_edit: put back the values it overwrote, lead by lead, "
         "from its snapshot; leads changed since are left alone and reported. For a finished or "
         "paused edit.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=RevertArguments,
         prepare=prepare_revert,
     ),

@@ -104,6 +104,15 @@ class SelectionPreview:
     sample: list[LeadSample]
 
 
+def lead_sample(lead: dict[str, Any]) -> LeadSample:
+    """A lead of a search page as a sample line."""
+    return LeadSample(
+        id=str(lead.get("id")),
+        display_name=lead.get("display_name"),
+        status_label=lead.get("status_label"),
+    )
+
+
 async def preview_selection(
     client: CloseClient, selection: Selection, sample_size: int
 ) -> SelectionPreview:
@@ -119,12 +128,5 @@ async def preview_selection(
     except (KeyError, TypeError, ValueError):
         total = len(page["data"])
     matched = total if selection.results_limit is None else min(total, selection.results_limit)
-    sample = [
-        LeadSample(
-            id=str(lead.get("id")),
-            display_name=lead.get("display_name"),
-            status_label=lead.get("status_label"),
-        )
-        for lead in page["data"][: min(sample_size, matched)]
-    ]
+    sample = [lead_sample(lead) for lead in page["data"][: min(sample_size, matched)]]
     return SelectionPreview(total=total, matched=matched, sample=sample)

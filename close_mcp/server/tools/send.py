@@ -36,13 +36,11 @@ Choices where Close leaves room:
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mcp.types import ToolAnnotations
-
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.sample import LeadSample
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.rendering import clip, first_email, render
 from close_mcp.server.tools.send_arguments import (
     SENDS,
@@ -425,12 +423,7 @@ TOOLS = (
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead; only outbox and scheduled are "
         "confirmed. For many leads: create_bulk_email.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=writes(open_world=True),
         arguments=SendArguments,
         prepare=prepare_send,
     ),

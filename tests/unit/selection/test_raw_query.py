@@ -174,13 +174,14 @@ INVALID: list[tuple[str, object, str]] = [
         "unknown node type",
         lead_and({"type": "near", "value": "x"}),
         "s_query.queries[1].type: 'near' is not one of 'and', 'or', 'object_type', "
-        "'field_condition', 'has_related', 'match_all', 'saved_search', 'text'",
+        "'field_condition', 'has_related', 'match_all', 'saved_search', 'text' (node types; "
+        "lookup kind s_query shows their keys)",
     ),
     (
         "bad moment type",
         moment({"type": "yesterday"}),
         "s_query.condition.on_or_after.type: 'yesterday' is not one of 'now', 'fixed_utc', "
-        "'fixed_local_date', 'offset'",
+        "'fixed_local_date', 'offset' (moment types; lookup kind s_query shows their keys)",
     ),
     (
         "bad fixed_utc value",
@@ -242,7 +243,7 @@ INVALID: list[tuple[str, object, str]] = [
         "a bad bound beside a null one",
         cond({"type": "moment_range", "on_or_after": None, "before": {"type": "yesterday"}}),
         "s_query.condition.before.type: 'yesterday' is not one of 'now', 'fixed_utc', "
-        "'fixed_local_date', 'offset'",
+        "'fixed_local_date', 'offset' (moment types; lookup kind s_query shows their keys)",
     ),
     (
         "a bound that is neither a moment nor null",

@@ -103,6 +103,7 @@ def test_a_write_tool_lists_its_own_arguments_then_the_selection_then_confirmati
         ("results_limit", None),
         ("sort", None),
         ("allow_all_leads", False),
+        ("selection", None),
         ("send_done_email", True),
         ("dry_run", False),
         ("confirmation_token", None),
@@ -111,7 +112,7 @@ def test_a_write_tool_lists_its_own_arguments_then_the_selection_then_confirmati
     # The resolver takes the tool's arguments (filled in by the SDK), none of the pipeline's.
     assert [name for name, _ in _shape(prepare)] == [
         "ctx", "mark", "filter", "s_query", "results_limit", "sort", "allow_all_leads",
-        "send_done_email",
+        "selection", "send_done_email",
     ]  # fmt: skip
 
 
@@ -128,7 +129,8 @@ async def test_a_write_tools_prepare_errors_reach_the_model_as_tool_errors(
     prepare = tool_function(MARK, runtime).__annotations__["request"].__metadata__[0].fn
     with pytest.raises(ToolError, match=r"^mark: cannot mark 'x'"):
         await prepare(Ctx(), mark="x", filter=None, s_query=None, results_limit=None,
-                      sort=None, allow_all_leads=False, send_done_email=True)  # fmt: skip
+                      sort=None, allow_all_leads=False, selection=None,
+                      send_done_email=True)  # fmt: skip
 
 
 def test_every_module_declares_its_tools_once_in_toolset_order() -> None:
