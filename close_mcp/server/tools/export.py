@@ -9,7 +9,6 @@ link unless `send_done_email` is false).
 
 from typing import Annotated, Any, Final, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from close_mcp.clock import Clock
@@ -17,7 +16,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import EXPORT_KEYS
 from close_mcp.errors import MalformedResponse
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.reconcile import RecentLookup
@@ -133,12 +132,7 @@ TOOLS = (
         title="Export leads",
         description="Close's lead export (a JSON or CSV file) of a selection; answers its "
         "download link.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=writes(destructive=False, open_world=True),
         arguments=ExportArguments,
         prepare=prepare,
     ),

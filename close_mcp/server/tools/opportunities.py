@@ -8,7 +8,6 @@ This module only says how opportunities are selected and which fields are set; t
 from datetime import date
 from typing import Annotated, Any, Final, Literal
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.catalog import normalize_name
@@ -22,7 +21,7 @@ from close_mcp.close.crm import (
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
 from close_mcp.server.runtime import Call
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.records import (
     RecordSelection,
     UndoArg,
@@ -191,12 +190,7 @@ TOOLS = (
         title="Update opportunities",
         description="Set status, owner, value, confidence or close date on the opportunities "
         "of leads and/or `where`, one request each; `undo` takes a run id.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=OpportunitiesArguments,
         prepare=prepare,
     ),

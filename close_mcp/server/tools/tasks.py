@@ -8,14 +8,13 @@ This module only says how tasks are selected and which fields are set; the run i
 from datetime import date
 from typing import Annotated, Any, Final
 
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from close_mcp.close.crm import TASK_KEYS, TaskFilter, list_tasks
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
 from close_mcp.server.runtime import Call
-from close_mcp.server.tools.declare import Invocation, WriteTool
+from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.records import (
     RecordSelection,
     UndoArg,
@@ -132,12 +131,7 @@ TOOLS = (
         title="Update tasks",
         description="Complete, reassign, reschedule or delete the tasks of leads and/or "
         "`where`, one request each; `undo` takes a run id.",
-        annotations=ToolAnnotations(
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=writes(),
         arguments=TasksArguments,
         prepare=prepare,
     ),
