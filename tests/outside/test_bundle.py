@@ -23,14 +23,23 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from close_mcp.settings_table import DEFAULT_TOOLSETS
 from tests.outside.toolcache import InstallFailed, Unavailable, in_ci, mcpb_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = sorted(p.stem for p in (REPO / "tool_schemas").glob("*.json") if p.stem != "s_query.schema")
+# What the bundle serves with its default settings: the opt-in toolsets are off.
+DEFAULT_TOOLS = sorted(
+    name
+    for name in TOOLS
+    if json.loads((REPO / "tool_schemas" / f"{name}.json").read_text())["_meta"]["toolset"]
+    in DEFAULT_TOOLSETS
+)
 READ_TOOLS = [
     "get_bulk_job",
     "get_lead",
     "list_bulk_jobs",
+    "list_emails",
     "lookup",
     "search_leads",
     "wait_for_bulk_job",
@@ -140,10 +149,17 @@ async def test_the_unpacked_bundle_starts_as_its_manifest_says_and_lists_its_too
     assert params.env is not None
     assert params.env["CLOSE_API_KEY"] == "api_bundle_test_key"
     assert "api_bundle_test_key" not in params.args  # the key travels in the environment only
-    assert await listed(params) == TOOLS
+    assert await listed(params) == DEFAULT_TOOLS
 
 
-SEARCH_AND_EDIT = ["create_bulk_edit", "get_lead", "lookup", "revert_bulk_edit", "search_leads"]
+SEARCH_AND_EDIT = [
+    "create_bulk_edit",
+    "get_lead",
+    "list_emails",
+    "lookup",
+    "revert_bulk_edit",
+    "search_leads",
+]
 
 
 @pytest.mark.anyio

@@ -94,7 +94,13 @@ async def test_read_recovers_to_the_same_answer(
 
     h = await start_harness()
     _inject(h, kind, count, path, method)
-    assert await h.call(tool, args) == expected
+    got = await h.call(tool, args)
+    # A search page's cursor carries Close's own, which names the answer Close served (a
+    # malformed answer served one too): the same page either way, another cursor string.
+    assert ("next_cursor" in got) == ("next_cursor" in expected)
+    assert {k: v for k, v in got.items() if k != "next_cursor"} == {
+        k: v for k, v in expected.items() if k != "next_cursor"
+    }
     # search_leads then counts the organization once (is the selection every lead?)
     faulted = [r for r in h.sandbox.requests if r.path == "/api/v1/" + path and r.json != ORG_COUNT]
     # each fault answered once, then the real answer; a slow answer is the real one
