@@ -1609,6 +1609,78 @@ MUTANTS: tuple[Mutant, ...] = (
             "tests/unit/server/tools/test_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
         ),
     ),
+    # -- issue 28: per-record writes (opportunities, tasks) and every toolset -----------------
+    Mutant(
+        name="records-digest-ids-only",
+        file="close_mcp/safety/records.py",
+        edits=(
+            (
+                "            text = json.dumps(change.shown(), sort_keys=True,"
+                ' separators=(",", ":"))\n',
+                "            text = change.id\n",
+            ),
+        ),
+        breaks="a token fits records whose values changed since the preview",
+        guards="design: a token binds the exact records and content",
+        tests=(
+            "tests/test_record_writes.py::test_a_record_changed_or_added_since_the_preview_refuses_the_token[changed]",
+            "tests/unit/safety/test_records.py::test_the_digest_changes_with_a_value_now_or_a_record_added",
+        ),
+    ),
+    Mutant(
+        name="records-stop-ignored",
+        file="close_mcp/safety/records.py",
+        edits=(("except STOPS_THE_RUN as exc:", "except ZeroDivisionError as exc:"),),
+        breaks="a key Close rejects is tried on every record left",
+        guards="issue 28: partial failures reported per record, a dead key stops the run",
+        tests=(
+            "tests/unit/safety/test_records.py::test_a_key_close_rejects_stops_the_run_saying_what_went",
+        ),
+    ),
+    Mutant(
+        name="records-undo-twice",
+        file="close_mcp/safety/records.py",
+        edits=(("if undoing is None:", "if True:"),),
+        breaks="two undos of one run are sent at once",
+        guards="issue 28: exactly once, undo included",
+        tests=("tests/unit/safety/test_records.py::test_one_undo_of_a_run_at_a_time",),
+    ),
+    Mutant(
+        name="records-undo-overwrites",
+        file="close_mcp/safety/records.py",
+        edits=(("elif all(same(current[k], v) for k, v in after.items()):", "elif True:"),),
+        breaks="an undo overwrites values changed since the run",
+        guards="issue 28: undo puts back only what still holds the run's values",
+        tests=(
+            "tests/unit/safety/test_records.py::test_the_undo_puts_back_only_what_still_holds_the_runs_values",
+        ),
+    ),
+    Mutant(
+        name="records-alongside-unsaved",
+        file="close_mcp/safety/records.py",
+        edits=(
+            (
+                "        for extra in (e for k in differ for e in kind.alongside.get(k, ())"
+                " if e not in target):\n            before[extra] = record.get(extra)\n",
+                "",
+            ),
+        ),
+        breaks="a field Close changes along (date_won) is not saved nor put back",
+        guards="issue 28: snapshot of the old values before the first write",
+        tests=(
+            "tests/unit/safety/test_records.py::test_a_field_close_changes_along_is_saved_and_put_back_by_the_undo",
+        ),
+    ),
+    Mutant(
+        name="toolsets-all-ignored",
+        file="close_mcp/settings_table.py",
+        edits=(
+            ("return frozenset(TOOLSETS) if ALL_TOOLSETS in chosen else chosen", "return chosen"),
+        ),
+        breaks="CLOSE_MCP_TOOLSETS=all turns nothing on",
+        guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
+        tests=("tests/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
+    ),
 )
 
 
