@@ -23,11 +23,12 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.outside.toolcache import Unavailable, in_ci, switched_off
+from tests.served import default_tools
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 PLACEHOLDER = "/ABSOLUTE/PATH/TO/close-mcp"
-TOOLS = sorted(p.stem for p in (REPO / "tool_schemas").glob("*.json") if p.stem != "s_query.schema")
+TOOLS = default_tools()  # what the configs start, with the default toolsets
 TEST_KEY = "api_client_config_test_key"
 READ_TOOLS = [
     "get_bulk_job",

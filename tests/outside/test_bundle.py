@@ -23,18 +23,12 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from close_mcp.settings_table import DEFAULT_TOOLSETS
 from tests.outside.toolcache import InstallFailed, Unavailable, in_ci, mcpb_cli
+from tests.served import default_tools, every_tool
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = sorted(p.stem for p in (REPO / "tool_schemas").glob("*.json") if p.stem != "s_query.schema")
-# What the bundle serves with its default settings: the opt-in toolsets are off.
-DEFAULT_TOOLS = sorted(
-    name
-    for name in TOOLS
-    if json.loads((REPO / "tool_schemas" / f"{name}.json").read_text())["_meta"]["toolset"]
-    in DEFAULT_TOOLSETS
-)
+TOOLS = every_tool()
+DEFAULT_TOOLS = default_tools()  # what the bundle serves with its default settings
 READ_TOOLS = [
     "get_bulk_job",
     "get_lead",

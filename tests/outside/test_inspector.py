@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.outside.conftest import server_env
-from tests.outside.toolcache import REPO, NpmTools
+from tests.outside.toolcache import NpmTools
+from tests.served import default_tools
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +26,8 @@ INSPECTOR_TOOL_ERROR_EXIT = 5  # the Inspector's exit code when a tool answers i
 
 
 def schema_tool_names() -> set[str]:
-    return {
-        p.stem
-        for p in (REPO / "tool_schemas").glob("*.json")
-        if not p.name.endswith(".schema.json")
-    }
+    """What a server with the default settings lists."""
+    return set(default_tools())
 
 
 def inspect(
