@@ -144,7 +144,12 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="expiry-off",
         file=TOKENS,
-        edits=(('if float(payload.get("e", 0)) <= self._clock.time():', "if False:"),),
+        # both checks: when a token is checked, and when it is spent (one decision per call
+        # checks it before the person answers; spend sees it again after)
+        edits=(
+            ('if float(payload.get("e", 0)) <= self._clock.time():', "if False:"),
+            ("        if lasts <= 0:\n", "        if False:\n"),
+        ),
         breaks="a token is accepted after it expired",
         guards="design: tokens last 10 minutes",
         tests=(T_BULK + "test_expired_token_is_refused",),
