@@ -82,7 +82,8 @@ Recover = Callable[[Invocation, Any, WriteRequest, CloseAPIError], Awaitable[Wri
 
 @dataclass(frozen=True, kw_only=True)
 class Tool:
-    """What every tool declares; `tools/list` shows the first four fields."""
+    """What every tool declares; `tools/list` shows each field (`arguments` as the input
+    schema, `toolset` in `_meta`)."""
 
     name: str
     title: str
@@ -122,10 +123,10 @@ def tool_function(tool: Tool, runtime: Runtime) -> Callable[..., Awaitable[Any]]
     if isinstance(tool, WriteTool):
         return _write_function(tool, runtime)
     assert isinstance(tool, DirectTool)
-    return _read_function(tool, runtime)
+    return _direct_function(tool, runtime)
 
 
-def _read_function(tool: DirectTool, runtime: Runtime) -> Callable[..., Awaitable[Any]]:
+def _direct_function(tool: DirectTool, runtime: Runtime) -> Callable[..., Awaitable[Any]]:
     async def run(ctx: Context, **arguments: Any) -> Any:
         invocation = Invocation(runtime, ctx.headers, ctx.report_progress)
         return await tool.run(invocation, tool.arguments.model_construct(**arguments))
