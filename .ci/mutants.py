@@ -32,12 +32,17 @@ Exit status: 0 every mutant caught; 1 a mutant not caught (survived, wrong failu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1693,8 +1698,9 @@ MUTANTS: tuple[Mutant, ...] = (
 
 RECORDER = "mutants_recorder"
 RECORDER_SOURCE = '''
-"""Writes {node id: [phase, outcome, kind]} to $MUTANTS_OUTCOMES at the end of the run."""
-import json, os
+"""Writes {"tests": {node id: [phase, outcome, kind]}, "package": where close_mcp came from}
+to $MUTANTS_OUTCOMES at the end of the run."""
+import json, os, sys
 import pytest
 
 _seen = {}
@@ -1734,8 +1740,9 @@ def pytest_collectreport(report):
 
 
 def pytest_sessionfinish(session):
+    package = getattr(sys.modules.get("close_mcp"), "__file__", None) or ""
     with open(os.environ["MUTANTS_OUTCOMES"], "w") as out:
-        json.dump(_seen, out)
+        json.dump({"tests": _seen, "package": package}, out)
 '''
 
 
@@ -1752,6 +1759,7 @@ class Run:
     seconds: float
     output: str
     ended: dict[str, list[str]]  # node id -> [phase, outcome, kind]
+    package: str  # the file the run imported close_mcp from ("" when it did not say)
 
 
 @dataclass(frozen=True)
@@ -1828,7 +1836,8 @@ def check_table(repo: Path, mutants: Sequence[Mutant]) -> None:
 
 def environment(root: Path, recorder: Path, outcomes: Path) -> dict[str, str]:
     env = dict(os.environ)
-    # The copy's package first, before the editable install; then the recorder plugin.
+    # The copy's package first, before the editable install; then the recorder plugin. Processes
+    # the tests start (`python -m close_mcp ...`) inherit it and import the copy too.
     env["PYTHONPATH"] = os.pathsep.join([str(root), str(recorder)])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["MUTANTS_OUTCOMES"] = str(outcomes)
@@ -1836,41 +1845,147 @@ def environment(root: Path, recorder: Path, outcomes: Path) -> dict[str, str]:
     return env
 
 
-def run_tests(python: str, root: Path, recorder: Path, tests: Sequence[str]) -> Run:
-    outcomes = root.parent / f"{root.name}.outcomes.json"
-    outcomes.unlink(missing_ok=True)
-    started = time.monotonic()
-    # One process per run, no xdist workers (the recorder sees every test in this process).
-    argv = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", RECORDER]
-    argv += ["-p", "no:xdist", *tests]
+# What a run is told to import before pytest starts: nothing from the copy (checked by the child).
+OURS = (PACKAGE, "tests", "conftest", RECORDER)
+
+PROBE_SOURCE = """
+import importlib, importlib.metadata, json, os, sys
+before = set(sys.modules)
+import pytest, _pytest.config
+for name in _pytest.config.default_plugins:
+    importlib.import_module("_pytest." + name)
+for entry in importlib.metadata.entry_points(group="pytest11"):
     try:
-        done = subprocess.run(  # noqa: S603
-            argv,
-            cwd=root,
-            env=environment(root, recorder, outcomes),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return Run(None, time.monotonic() - started, out, {})
-    ended = json.loads(outcomes.read_text()) if outcomes.is_file() else {}
-    return Run(done.returncode, time.monotonic() - started, done.stdout + done.stderr, ended)
+        importlib.import_module(entry.module)
+    except Exception:
+        pass
+package = importlib.import_module(sys.argv[1])
+importlib.import_module(sys.argv[2])
+for name in sys.argv[3:]:  # the named tests' modules and their conftests: what they import
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
+here = os.path.realpath(os.getcwd()) + os.sep
+ours = tuple(json.loads(os.environ["MUTANTS_OURS"]))
+preload = [
+    name
+    for name, module in list(sys.modules.items())
+    if name not in before
+    and name.split(".")[0] not in ours
+    and not os.path.realpath(getattr(module, "__file__", None) or os.sep).startswith(here)
+]
+print(json.dumps({"package": package.__file__, "preload": preload}))
+"""
 
 
-def imported_from(python: str, root: Path, recorder: Path) -> Path:
-    """Where the copy's environment imports the package from."""
+def test_modules(tests: Sequence[str]) -> list[str]:
+    """The modules of the named tests' files, each after the conftests above it."""
+    names: list[str] = []
+    for path in dict.fromkeys(t.split("::")[0] for t in tests):
+        parts = Path(path).with_suffix("").parts
+        names += [".".join((*parts[:i], "conftest")) for i in range(1, len(parts))]
+        names.append(".".join(parts))
+    return list(dict.fromkeys(names))
+
+
+def probe(python: str, root: Path, recorder: Path, tests: Sequence[str]) -> tuple[Path, list[str]]:
+    """Where the copy's environment imports the package from (a fresh process, as the servers
+    the tests start), and the third-party modules the named tests import: the fork server
+    imports those once, never anything from the copy."""
+    env = environment(root, recorder, root / "unused.json")
+    env["MUTANTS_OURS"] = json.dumps(OURS)
     done = subprocess.run(  # noqa: S603
-        [python, "-c", f"import {PACKAGE}, {RECORDER}; print({PACKAGE}.__file__)"],
+        [python, "-c", PROBE_SOURCE, PACKAGE, RECORDER, *test_modules(tests)],
         cwd=root,
-        env=environment(root, recorder, root / "unused.json"),
+        env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    return Path(done.stdout.strip()).resolve()
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return Path(found["package"]).resolve(), list(found["preload"])
+
+
+def _pytest_in_copy(
+    root: str, recorder: str, env: dict[str, str], argv: list[str], output: str
+) -> None:
+    """A forked run: its own process group, output to a file, the copy first on sys.path, then
+    pytest in this process. Exits with pytest's status (3: nothing of the copy may be imported
+    before pytest starts, 4: pytest itself raised)."""
+    os.setsid()  # the runner can stop this run and every process its tests started
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    early = sorted(n for n in sys.modules if n.split(".")[0] in OURS)
+    if early:
+        print(f"imported before the run: {', '.join(early)}", flush=True)
+        os._exit(3)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(root)
+    sys.dont_write_bytecode = True
+    here = str(Path(__file__).resolve().parent)
+    # As `python -m pytest` with cwd = PYTHONPATH = the copy would have it.
+    sys.path[:] = [root, root, recorder, *(p for p in sys.path if p not in ("", here))]
+    import pytest
+
+    try:
+        code = int(pytest.main(argv))
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 4
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class Runner:
+    """Runs pytest for one copy at a time in a process forked from a server that imported the
+    third-party libraries once (pytest, mcp, pydantic, httpx, hypothesis: seconds per run)."""
+
+    def __init__(self, python: str, recorder: Path, preload: Sequence[str]) -> None:
+        multiprocessing.set_executable(python)
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(list(preload))
+        self.recorder = recorder
+
+    def close(self) -> None:
+        """Stop the fork server and wait for it (its runs' CPU time then counts as ours)."""
+        server = getattr(multiprocessing.forkserver, "_forkserver", None)
+        with contextlib.suppress(AttributeError, OSError):
+            server._stop()  # type: ignore[union-attr]  # the stdlib's own way to stop it
+
+    def run(self, root: Path, tests: Sequence[str]) -> Run:
+        outcomes = root.parent / f"{root.name}.outcomes.json"
+        output = root.parent / f"{root.name}.output.txt"
+        outcomes.unlink(missing_ok=True)
+        # No xdist workers (the recorder sees every test in this process); the third-party
+        # plugins were imported before pytest could mark them for assertion rewriting, which is
+        # for their own asserts, not the tests'.
+        argv = ["-q", "-p", "no:cacheprovider", "-p", RECORDER, "-p", "no:xdist"]
+        argv += ["-W", "ignore::pytest.PytestAssertRewriteWarning", *tests]
+        env = environment(root, self.recorder, outcomes)
+        run = self.context.Process(
+            target=_pytest_in_copy, args=(str(root), str(self.recorder), env, argv, str(output))
+        )
+        started = time.monotonic()
+        run.start()
+        run.join(TIMEOUT_S)
+        timed_out = run.exitcode is None
+        # A run that hangs, and whatever the tests started and left behind, stop here.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.pid or 0, signal.SIGKILL)
+        run.join()
+        seconds = time.monotonic() - started
+        said = output.read_text(errors="replace") if output.is_file() else ""
+        if timed_out:
+            return Run(None, seconds, said, {}, "")
+        found = json.loads(outcomes.read_text()) if outcomes.is_file() else {}
+        return Run(run.exitcode, seconds, said, found.get("tests", {}), found.get("package", ""))
 
 
 def instances(named: str, ended: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -1886,14 +2001,25 @@ def union(mutants: Sequence[Mutant]) -> list[str]:
     return list(dict.fromkeys(t for m in mutants for t in m.tests))
 
 
-def judge(mutant: Mutant, run: Run) -> Outcome:
-    """Caught only when every named test (every instance) failed in its call on an assertion."""
+def imports_copy(run: Run, root: Path) -> bool:
+    """Whether the run's tests imported the package from the copy at `root`."""
+    return bool(run.package) and Path(run.package).resolve().is_relative_to(root.resolve())
+
+
+def judge(mutant: Mutant, run: Run, root: Path) -> Outcome:
+    """Caught only when every named test (every instance) failed in its call on an assertion,
+    in a run that imported the package from its copy."""
     if run.returncode is None:
         return Outcome(mutant, "TIMEOUT", run.seconds, f"no answer in {TIMEOUT_S:.0f} s")
     collect = {k: v for k, v in run.ended.items() if v[0] == "collect"}
     if collect or run.returncode not in (0, 1):
         return Outcome(
             mutant, "ERROR", run.seconds, f"pytest exit {run.returncode}\n{tail(run.output)}"
+        )
+    if not imports_copy(run, root):
+        where = run.package or "nowhere"
+        return Outcome(
+            mutant, "ERROR", run.seconds, f"{PACKAGE} imported from {where}, not the copy"
         )
     lines: list[str] = []
     passed = wrong = False
@@ -1915,16 +2041,33 @@ def judge(mutant: Mutant, run: Run) -> Outcome:
     return Outcome(mutant, verdict, run.seconds, "\n".join(lines))
 
 
+def baseline_problem(base: Run, root: Path, tests: Sequence[str]) -> str:
+    """Why the unmutated copy's run does not show every named test passing ("" when it does)."""
+    if base.returncode is None:
+        return f"the unmutated named tests gave no answer in {TIMEOUT_S:.0f} s"
+    if not imports_copy(base, root):
+        where = base.package or "nowhere"
+        return f"the unmutated run imported {PACKAGE} from {where}, not the copy"
+    missing = [t for t in tests if not instances(t, base.ended)]
+    unpassed = [k for k, v in base.ended.items() if v[1] != "passed"]
+    if base.returncode != 0 or missing or unpassed:
+        return (
+            f"the unmutated named tests do not all pass (exit {base.returncode}; "
+            f"not run: {', '.join(missing) or 'none'}; not passed: {', '.join(unpassed) or 'none'})"
+        )
+    return ""
+
+
 def run_mutant(
-    python: str, snapshot: Path, files: Sequence[str], mutant: Mutant, root: Path, recorder: Path
+    runner: Runner, snapshot: Path, files: Sequence[str], mutant: Mutant, root: Path
 ) -> Outcome:
     """Copy the snapshot to `root`, break the guard there, run the mutant's tests."""
     copy_tree(snapshot, files, root)
     target = root / mutant.file
     target.write_text(mutate(target.read_text(encoding="utf-8"), mutant), encoding="utf-8")
-    run = run_tests(python, root, recorder, mutant.tests)
+    run = runner.run(root, mutant.tests)
     shutil.rmtree(root)
-    return judge(mutant, run)
+    return judge(mutant, run, root)
 
 
 def markdown_table(outcomes: Sequence[Outcome]) -> str:
@@ -1995,9 +2138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Stale as exc:
             print(f"mutants.py: the mutant table is stale: {exc}", file=sys.stderr)
             return 2
+        baseline_tests = union(chosen)
         try:
-            where = imported_from(args.python, snapshot, recorder)
-        except (OSError, subprocess.CalledProcessError) as exc:
+            where, preload = probe(args.python, snapshot, recorder, baseline_tests)
+        except (OSError, subprocess.CalledProcessError, ValueError) as exc:
             detail = getattr(exc, "stderr", None) or exc
             print(f"mutants.py: {args.python} cannot import {PACKAGE}: {detail}", file=sys.stderr)
             return 2
@@ -2007,32 +2151,47 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        print(f"baseline: {len(files)} files copied; {PACKAGE} imported from the copy", flush=True)
-        baseline_tests = union(chosen)
-        base = run_tests(args.python, snapshot, recorder, baseline_tests)
-        missing = [t for t in baseline_tests if not instances(t, base.ended)]
-        unpassed = [k for k, v in base.ended.items() if v[1] != "passed"]
-        if base.returncode != 0 or missing or unpassed:
-            print(
-                f"mutants.py: the unmutated named tests do not all pass (exit {base.returncode}; "
-                f"not run: {', '.join(missing) or 'none'}; not passed: "
-                f"{', '.join(unpassed) or 'none'}), so no mutant can be judged:\n"
-                f"{tail(base.output)}",
-                file=sys.stderr,
-            )
-            return 2
         print(
-            f"baseline: {len(baseline_tests)} named tests pass ({base.seconds:.1f} s)", flush=True
+            f"baseline: {len(files)} files copied; {PACKAGE} imported from the copy; "
+            f"{len(preload)} third-party modules imported once by the fork server",
+            flush=True,
         )
+        runner = Runner(args.python, recorder, preload)
+        stop = threading.Event()  # the baseline failed: start no more mutants
 
-        def one(mutant: Mutant) -> Outcome:
+        def baseline() -> Run:
+            root = Path(tmp) / "baseline"
+            copy_tree(snapshot, files, root)
+            base = runner.run(root, baseline_tests)
+            if baseline_problem(base, root, baseline_tests):
+                stop.set()
+            shutil.rmtree(root)
+            return base
+
+        def one(mutant: Mutant) -> Outcome | None:
+            if stop.is_set():
+                return None
             root = Path(tmp) / mutant.name
-            outcome = run_mutant(args.python, snapshot, files, mutant, root, recorder)
+            outcome = run_mutant(runner, snapshot, files, mutant, root)
             print(f"  {mutant.name}: {outcome.verdict} ({outcome.seconds:.1f} s)", flush=True)
             return outcome
 
+        # The baseline runs beside the first mutants (one core each); no verdict counts unless
+        # it passes.
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            outcomes = list(pool.map(one, chosen))
+            base_future = pool.submit(baseline)
+            judged = list(pool.map(one, chosen))
+            base = base_future.result()
+        runner.close()
+        problem = baseline_problem(base, Path(tmp) / "baseline", baseline_tests)
+        if problem:
+            print(
+                f"mutants.py: {problem}, so no mutant can be judged:\n{tail(base.output)}",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"baseline: {len(baseline_tests)} named tests pass ({base.seconds:.1f} s)")
+        outcomes = [o for o in judged if o is not None]
 
     print()
     print(markdown_table(outcomes))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -219,20 +220,47 @@ async def test_initialize_needs_the_bearer_token_where_one_is_configured(
 
 
 def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`close-mcp serve --transport http` that should stop at start (bounded by a timeout)."""
-    args = ["serve", "--transport", "http", "--port", str(free_port())]
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "close_mcp", *args],
+    """`close-mcp serve --transport http` that should stop at start. One that answers its health
+    URL instead fails the test as soon as it does (not at the bound, a minute later)."""
+    port = free_port()
+    args = [sys.executable, "-m", "close_mcp", "serve", "--transport", "http", "--port", str(port)]
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            args,
             env=clean_env(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), **env),
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=stdout,
+            stderr=stderr,
             text=True,
-            timeout=60,
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the server started and served instead of stopping: {exc.stderr!r}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # bounded: the process's exit ends each wait at once
+            try:
+                returncode = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if serves(port) or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(
+                    f"the server started and served instead of stopping: {err.read_text()!r}"
+                )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
+
+
+def serves(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def test_a_shared_secret_with_a_process_local_store_refuses_to_start(tmp_path: Path) -> None:
