@@ -5,25 +5,36 @@ Each mutant below is one row of data: a name, the file, the exact text to replac
 replacement, the test node ids that must catch it, and the guard (issue item or design rule)
 it stands for. For each mutant the repository's files (tracked, plus untracked files git does
 not ignore) are copied into a temporary directory, the guard is broken there, and only the
-named tests run against the copy with the project's Python:
+named tests run against the copy with the project's Python, as
 
     python -m pytest -q -p no:cacheprovider -p <recorder> <node ids>   (cwd = PYTHONPATH = copy)
 
-so the copy's `close_mcp` is imported, not the editable install (checked before anything runs).
+would, but in a process forked from one server (multiprocessing's forkserver) that imported the
+third-party modules the named tests use (pytest, mcp, pydantic, httpx, hypothesis...) once, so a
+run does not pay an interpreter's start-up. Nothing of the copy is imported by the server (each
+run checks it before pytest starts), and each run's own recorder says which file `close_mcp`
+came from: a run that did not import the copy's is an ERROR, never caught. The processes the
+tests start (`python -m close_mcp ...`) import the copy through PYTHONPATH (checked once, before
+anything runs, in a fresh interpreter). A run that hangs is stopped with every process it
+started after TIMEOUT_S.
 A small pytest plugin (the recorder) writes how each test ended. A mutant is *caught* only when
 every one of its named tests fails in its call on an assertion (`assert`, `pytest.fail`,
 `pytest.raises` that saw nothing). A test that passes, errors in setup, times out, fails on any
 other exception (an import error, a refused valid token raising elsewhere) or was not collected
 does not count: a guard must be caught by the test that targets it, for the reason it targets.
 
-The unmutated copy runs the union of all named tests first; every one must pass. The tree is
-copied once at the start (a snapshot: edits made during the run do not reach it). A replacement
-whose old text is not found exactly once stops the run before any test runs: the table must be
-updated when the code moves, never go quietly stale.
+Every named test must first pass unmutated: an unmutated copy runs them all, beside the first
+mutants, and no verdict counts unless it passes; or, with --passed, the JUnit report of a whole
+suite run on this same tree (.ci/run's, just before) shows each instance passed and no file
+changed after that suite started. The tree is copied once at the start (a snapshot: edits made
+during the run do not reach it). A replacement whose old text is not found exactly once stops
+the run before any test runs: the table must be updated when the code moves, never go quietly
+stale.
 
     .venv/bin/python .ci/mutants.py            # every mutant; exit 1 if one is not caught
     .venv/bin/python .ci/mutants.py --list     # the table, without running anything
     .venv/bin/python .ci/mutants.py --only digest-off --only mac-off
+    .venv/bin/python .ci/mutants.py --passed suite.xml   # after pytest --junitxml=suite.xml
 
 Exit status: 0 every mutant caught; 1 a mutant not caught (survived, wrong failure, timeout);
 2 the table is stale, or the unmutated baseline fails.
@@ -44,9 +55,11 @@ import sys
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -2058,6 +2071,37 @@ def baseline_problem(base: Run, root: Path, tests: Sequence[str]) -> str:
     return ""
 
 
+def passed_in_suite(report: Path, files: Sequence[str], repo: Path, tests: Sequence[str]) -> str:
+    """Why the suite's JUnit report does not show every named test passing on this very tree
+    ("" when it does): each instance passed, and no file changed after the suite started."""
+    suite = ET.parse(report).getroot()  # noqa: S314 (written by this run's own pytest)
+    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+    if suite is None or not suite.get("timestamp"):
+        return f"{report} is no pytest JUnit report"
+    began = datetime.fromisoformat(suite.get("timestamp", "")).timestamp()
+    newer = [f for f in files if (repo / f).lstat().st_mtime > began]
+    if newer:
+        return f"{', '.join(newer[:5])} changed after the suite in {report} started"
+    ended: dict[str, bool] = {}
+    for case in suite.iter("testcase"):
+        classname, name = case.get("classname", ""), case.get("name", "")
+        module = classname
+        while module and not (repo / (module.replace(".", "/") + ".py")).is_file():
+            module = module.rpartition(".")[0]  # a test class's name follows its module's
+        classes = classname[len(module) + 1 :].split(".") if classname != module else []
+        node = "::".join([module.replace(".", "/") + ".py", *classes, name])
+        ended[node] = not any(c.tag in ("failure", "error", "skipped") for c in case)
+    runs: dict[str, list[str]] = {k: [] for k in ended}
+    missing = [t for t in tests if not instances(t, runs)]
+    unpassed = sorted({k for t in tests for k in instances(t, runs) if not ended[k]})
+    if missing or unpassed:
+        return (
+            f"the suite in {report} did not pass every named test (not run: "
+            f"{', '.join(missing) or 'none'}; not passed: {', '.join(unpassed) or 'none'})"
+        )
+    return ""
+
+
 def run_mutant(
     runner: Runner, snapshot: Path, files: Sequence[str], mutant: Mutant, root: Path
 ) -> Outcome:
@@ -2102,6 +2146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         choices=[m.name for m in MUTANTS],
         help="run this mutant only (repeatable)",
+    )
+    parser.add_argument(
+        "--passed",
+        type=Path,
+        metavar="JUNIT_XML",
+        help="the JUnit report of a whole-suite run on this tree (.ci/run's): the named tests "
+        "passed there, so the unmutated baseline is read from it instead of run again",
     )
     parser.add_argument(
         "--python",
@@ -2156,6 +2207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(preload)} third-party modules imported once by the fork server",
             flush=True,
         )
+        if args.passed:
+            problem = passed_in_suite(args.passed, files, snapshot, baseline_tests)
+            if problem:
+                print(f"mutants.py: {problem}, so no mutant can be judged", file=sys.stderr)
+                return 2
+            print(f"baseline: {len(baseline_tests)} named tests passed in {args.passed}")
         runner = Runner(args.python, recorder, preload)
         stop = threading.Event()  # the baseline failed: start no more mutants
 
@@ -2179,18 +2236,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The baseline runs beside the first mutants (one core each); no verdict counts unless
         # it passes.
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            base_future = pool.submit(baseline)
+            base_future = None if args.passed else pool.submit(baseline)
             judged = list(pool.map(one, chosen))
-            base = base_future.result()
+            base = base_future.result() if base_future else None
         runner.close()
-        problem = baseline_problem(base, Path(tmp) / "baseline", baseline_tests)
-        if problem:
-            print(
-                f"mutants.py: {problem}, so no mutant can be judged:\n{tail(base.output)}",
-                file=sys.stderr,
-            )
-            return 2
-        print(f"baseline: {len(baseline_tests)} named tests pass ({base.seconds:.1f} s)")
+        if base is not None:
+            problem = baseline_problem(base, Path(tmp) / "baseline", baseline_tests)
+            if problem:
+                print(
+                    f"mutants.py: {problem}, so no mutant can be judged:\n{tail(base.output)}",
+                    file=sys.stderr,
+                )
+                return 2
+            print(f"baseline: {len(baseline_tests)} named tests pass ({base.seconds:.1f} s)")
         outcomes = [o for o in judged if o is not None]
 
     print()
@@ -2203,7 +2261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"\n{len(outcomes) - len(missed)} of {len(outcomes)} mutants caught by their named "
         f"tests; not caught: {', '.join(missed) or 'none'}; total {total:.0f} s "
-        f"(baseline {base.seconds:.0f} s)"
+        + (f"(baseline {base.seconds:.0f} s)" if base else f"(baseline from {args.passed})")
     )
     return 1 if missed else 0
 
