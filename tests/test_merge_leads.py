@@ -268,7 +268,7 @@ async def test_a_used_token_merges_nothing_more(h: Harness) -> None:
                 "filter": {"lead_status": "Qualified"},
             },
             "pairs: name the leads themselves: leave out filter",
-        ),  # fmt: skip
+        ),
         (
             {
                 "pairs": [
@@ -277,7 +277,7 @@ async def test_a_used_token_merges_nothing_more(h: Harness) -> None:
                 ]
             },
             "pairs[0].destination: lead_b is the source of pairs[1]",
-        ),  # fmt: skip
+        ),
         ({"pairs": [{"source": "lead_a", "destination": "lead_a"}]}, "pairs[0]: lead_a cannot"),
         ({"pairs": [{"source": "lead_nope", "destination": "lead_nada"}]}, "no lead lead_nope"),
         ({"pairs": [{"source": "cont_x", "destination": "lead_b"}]}, "source"),
