@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 
 from bench.tokens import count_tokens
-from close_mcp.safety.merge import journal_key
+from close_mcp.clock import FakeClock
+from close_mcp.safety.merge import journal_key, merge_request, plan_merge
+from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
+from close_mcp.writes.sender import Sender
 from tests.harness import MODES, Harness, Mode, StartHarness, accept, text_of
+from tests.test_progress import MAX_GAP_S, OneSecondPerRequest, _longest_gap
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60, toolsets="all")]
 MERGE = "/api/v1/lead/merge/"
@@ -306,3 +310,62 @@ async def test_a_preview_of_the_most_pairs_with_long_names_stays_small(h: Harnes
     assert answer["preview"]["matched"] == 100
     assert len(answer["preview"]["request"]["pairs"]) == 10
     assert count_tokens(text_of(result)) <= 1500
+
+
+async def test_a_long_run_sends_progress_on_each_pair(start_harness: StartHarness) -> None:
+    """Each request takes a second of the fake clock: the confirmed call reports each pair
+    (at most one notification a second), ending with the last."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=60, clock=clock)
+    h = await start_harness(
+        sandbox=sandbox, clock=clock, transport=OneSecondPerRequest(sandbox.transport(), clock)
+    )
+    (one,) = originals(h, 1)
+    args = {"pairs": [{"source": duplicate(h, one, str(i)).id, "destination": one.id}
+                      for i in range(12)]}  # fmt: skip
+    first = await h.call("merge_leads", args)
+    heard: list[tuple[float, float, float | None, str | None]] = []
+
+    async def callback(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((h.clock.time(), progress, total, message))
+
+    started = h.clock.time()
+    done = await h.client.call_tool(
+        "merge_leads",
+        {**args, "confirmation_token": first["confirmation_token"]},
+        progress_callback=callback,
+    )
+    assert not done.is_error, done.content
+    assert len(heard) >= 6
+    assert [value for _, value, _, _ in heard] == sorted({value for _, value, _, _ in heard})
+    assert heard[-1][1:] == (12, 12, "merge_leads: 12 of 12 pairs")
+    assert _longest_gap(started, [at for at, *_ in heard], h.clock.time()) <= MAX_GAP_S
+    assert len(merges(h)) == 12
+
+
+async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
+    """Another run (a replica, a restart) claims a pair between this run's confirmation and
+    its send: the journal entry, read again as each pair goes, leaves it out."""
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    client = h.runtime.call(None).client
+    plan = await plan_merge(
+        h.runtime.store, client, key=None, selection=None,
+        pairs=[(dup_one.id, one.id), (dup_two.id, two.id)],
+    )  # fmt: skip
+
+    async def no_custom_fields() -> list[str]:
+        return []
+
+    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
+                            custom_field_ids=no_custom_fields)  # fmt: skip
+    assert request.send is not None
+    assert request.safeguard is not None
+    await request.safeguard.take(request)
+    other = {"run_id": "leadmerge_other", "destination": one.id, "state": "sending"}
+    await h.runtime.store.put(journal_key(dup_one.id), json.dumps(other))
+    answer = await request.send(Sender(h.audit, client, "merge_leads"), None)
+    assert answer.result["merged"] == [{"source": dup_two.id, "destination": two.id}]
+    assert answer.result["skipped_count"] == 1
+    assert merges(h) == [{"source": dup_two.id, "destination": two.id}]
+    assert dup_one.id in h.sandbox.store.leads

@@ -229,7 +229,7 @@ def merge_request(
         when_empty="no pair of leads to merge",
         sample=[LeadSample(id=p.source, display_name=plan.name(p.source)) for p in plan.pairs[:3]],
         notes=notes,
-        send=_sender(store, clock, client, run_id, plan, backup, custom_field_ids),
+        send=_sender(store, client, run_id, plan, backup, custom_field_ids),
     )
     request.safeguard = backup
     return request
@@ -283,7 +283,6 @@ class Outcomes:
 
 def _sender(
     store: StateStore,
-    clock: Clock,
     client: CloseClient,
     run_id: str,
     plan: MergePlan,
@@ -362,7 +361,9 @@ def _sender(
         )
         done = Outcomes()
         total = len(plan.pairs)
-        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy, renew=clock):
+        # No renewal: a run is at most MAX_PAIRS paced pairs, minutes, well within the TTL
+        # (which frees the lock of a replica that died holding it).
+        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy):
             # What a delete's backup keeps of a lead: restore_leads reads both alike.
             wanted = [*BACKUP_FIELDS, *(f"custom.{cf}" for cf in await custom_field_ids())]
             for number, pair in enumerate(plan.pairs, 1):
