@@ -64,7 +64,8 @@ T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
 T_CLIENT = "tests/test_client.py::"
 T_RECENT = "tests/test_recent_lookup.py::"
-T_SAFETY = "tests/test_safety_net.py::"
+T_SNAPSHOTS = "tests/test_snapshots.py::"
+T_BACKUPS = "tests/test_backups.py::"
 T_SEND = "tests/test_send_email.py::"
 T_FAULTS = "tests/reliability/test_faults.py::"
 T_SESSIONS = "tests/reliability/test_http_sessions.py::"
@@ -220,7 +221,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="with CLOSE_MCP_SNAPSHOT=off a token binds the count only, not each lead",
         guards="issue 23 item 22: the binding holds with snapshots off",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
     ),
     Mutant(
         name="replay-check-off",
@@ -349,7 +350,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="a delete is sent although its backup failed",
         guards="design: nothing is sent unless the backup/snapshot was saved",
-        tests=(T_SAFETY + "test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing",),
+        tests=(
+            T_BACKUPS + "test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing",
+        ),
     ),
     Mutant(
         name="sender-domain-only",
@@ -1464,7 +1467,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="a write with no snapshot (above the limit) goes out without confirmation",
         guards="design: a write above the snapshot limit always needs confirmation",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation",),
     ),
     Mutant(
         name="guard-walks-without-selection",
@@ -1483,7 +1486,7 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(("        if limit == 0:\n", "        if False:\n"),),
         breaks="CLOSE_MCP_SNAPSHOT=off still takes snapshots and backups",
         guards="issue 24: the snapshot limit decided in one place",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
     ),
     Mutant(
         name="guard-drops-always-confirm",

@@ -28,6 +28,13 @@ HAS_EMAIL: JSON = {
     },
 }
 OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+# Oldest first: the order a walk of every lead (a snapshot, a backup) reads them in.
+BY_CREATED = [
+    {
+        "direction": "asc",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    }
+]
 
 
 def regular(name: str) -> JSON:
