@@ -19,7 +19,19 @@ from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox.store import Lead, Store
 from tests.harness import MODES, Harness
 from tests.ids import field_id, status_id
-from tests.queries import BY_CREATED, HAS_EMAIL, custom, fc, lead_and, negated, status_condition
+from tests.queries import (
+    BY_CREATED,
+    HAS_EMAIL,
+    ago,
+    created_from,
+    custom,
+    fc,
+    lead_and,
+    local,
+    negated,
+    status_condition,
+    utc,
+)
 from tests.read_tools import N_LEADS, NOTICE, label
 
 # Only the read toolsets: the same tools, a faster server build.
@@ -168,24 +180,7 @@ CASES = [
     Case(
         "created_after_date",
         lambda s: {"filter": {"created_after": "2025-06-01"}},
-        lambda s: and_lead(
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {
-                        "type": "fixed_local_date",
-                        "value": "2025-06-01",
-                        "which": "start",
-                    },
-                },
-            }
-        ),
+        lambda s: and_lead(created_from(local("2025-06-01"))),
         lambda s, lead: lead.date_created >= MAY_2025,
     ),
     Case(
@@ -255,18 +250,7 @@ CASES = [
         },
         lambda s: and_lead(
             status_node(status_id(s, "Customer")),
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {"type": "fixed_utc", "value": "2025-01-01T10:00:00+00:00"},
-                },
-            },
+            created_from(utc("2025-01-01T10:00:00+00:00")),
             has_email_node(negate=False),
         ),
         lambda s, lead: (
@@ -425,34 +409,7 @@ async def test_created_within_is_read_against_the_clock_when_the_query_runs(h: H
     recent = created_within(90)
     assert 0 < len(recent) < N_LEADS
     assert now == {
-        "s_query": and_lead(
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
-                    "type": "moment_range",
-                    "on_or_after": {
-                        "type": "offset",
-                        "direction": "past",
-                        "moment": {"type": "now"},
-                        "offset": {
-                            "years": 0,
-                            "months": 0,
-                            "weeks": 0,
-                            "days": 90,
-                            "hours": 0,
-                            "minutes": 0,
-                            "seconds": 0,
-                        },
-                        "which_day_end": "start",
-                    },
-                },
-            }
-        ),
+        "s_query": and_lead(created_from(ago(days=90))),
         "results_limit": None,
         "sort": None,
         "total": len(recent),

@@ -14,7 +14,7 @@ from close_mcp.close import lead_walk as walking
 from close_mcp.sandbox import routes
 from tests.harness import MODES, Harness, StartHarness
 from tests.ids import field_id, status_id
-from tests.queries import BY_CREATED, shown_ids_query
+from tests.queries import BY_CREATED, created_from, shown_ids_query, utc
 from tests.safety_net import API, edit, ids_query, load, revert, sent, state, with_status
 
 pytestmark = pytest.mark.anyio
@@ -221,18 +221,7 @@ async def test_snapshot_walks_past_the_cursor_cap(
     fifty, ninety_nine = ordered[49].date_created, ordered[98].date_created
 
     def since(moment: Any) -> dict[str, Any]:
-        cond = {
-            "type": "field_condition",
-            "field": {
-                "type": "regular_field",
-                "object_type": "lead",
-                "field_name": "date_created",
-            },
-            "condition": {
-                "type": "moment_range",
-                "on_or_after": {"type": "fixed_utc", "value": moment.isoformat()},
-            },
-        }
+        cond = created_from(utc(moment.isoformat()))
         return {"type": "and", "queries": [done["preview"]["request"]["s_query"], cond]}
 
     # Three walks past the cap each time the leads are read: for the token's binding when it
