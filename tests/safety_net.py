@@ -92,6 +92,21 @@ async def revert(h: Harness, job_id: str, **extra: Any) -> dict[str, Any]:
     return result
 
 
+async def delete_canceled(h: Harness) -> tuple[str, dict[str, Lead]]:
+    """Delete the Canceled leads with the tools; the job id and the leads as they were."""
+    sb = h.sandbox
+    before = {i: sb.store.leads[i] for i in with_status(sb, "Canceled")}
+    args = {"filter": {"lead_status": "Canceled"}}
+    first = await h.call("create_bulk_delete", args)
+    done = await h.call(
+        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    job_id = done["job"]["id"]
+    await run_to_done(h, job_id)
+    assert not set(before) & set(sb.store.leads)
+    return job_id, before
+
+
 def recreate_body(lead: Lead) -> dict[str, Any]:
     """The POST /lead/ body that re-creates `lead`, read from the sandbox's own record of it
     (not from the backup, and not with `restore.lead_body`): empty values are left out."""

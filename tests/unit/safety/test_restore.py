@@ -19,8 +19,8 @@ from close_mcp.safety.restore import (
 )
 from close_mcp.safety.snapshot_reader import read_backup
 from close_mcp.store import Busy
-from tests.harness import Harness, StartHarness, run_to_done
-from tests.safety_net import API, backup_file, mode_of, restore_sender, sharing, with_status
+from tests.harness import Harness, StartHarness
+from tests.safety_net import API, backup_file, delete_canceled, mode_of, restore_sender, sharing
 
 pytestmark = pytest.mark.anyio
 
@@ -115,15 +115,8 @@ async def test_two_restores_of_one_backup_at_once_create_each_lead_once(
 ) -> None:
     a, b = await sharing(start_harness, tmp_path)
     sb = a.sandbox
-    doomed = with_status(sb, "Canceled")
-    args = {"filter": {"lead_status": "Canceled"}}
-    first = await a.call("create_bulk_delete", args)
-    done = await a.call(
-        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
-    await run_to_done(a, job_id)
-    assert not set(doomed) & set(sb.store.leads)
+    job_id, before = await delete_canceled(a)
+    doomed = sorted(before)
     a.clear()
     reports: list[Report | None] = []
     refusals: list[str] = []

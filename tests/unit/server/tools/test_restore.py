@@ -12,21 +12,13 @@ import pytest
 from mcp import types
 
 from close_mcp.safety.restore_plan import WHAT_COMES_BACK
-from close_mcp.sandbox import Sandbox
-from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, StartHarness, run_to_done
-from tests.ids import status_id
-from tests.safety_net import recreate_body
+from tests.safety_net import delete_canceled, recreate_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120)]
 
 API = "/api/v1/"
 DELETE = {"filter": {"lead_status": "Canceled"}}
-
-
-def canceled(sb: Sandbox) -> list[str]:
-    sid = status_id(sb, "Canceled")
-    return sorted(lead.id for lead in sb.store.leads.values() if lead.status_id == sid)
 
 
 def now_of(h: Harness) -> datetime:
@@ -47,20 +39,6 @@ def typing(restore: int | None = None) -> Any:
         return types.ElicitResult(action="accept", content={"count": count})
 
     return answer
-
-
-async def delete_canceled(h: Harness) -> tuple[str, dict[str, Lead]]:
-    """Delete the Canceled leads with the tools; the job id and the leads as they were."""
-    sb = h.sandbox
-    before = {i: sb.store.leads[i] for i in canceled(sb)}
-    first = await h.call("create_bulk_delete", DELETE)
-    done = await h.call(
-        "create_bulk_delete", {**DELETE, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
-    await run_to_done(h, job_id)
-    assert not set(before) & set(sb.store.leads)
-    return job_id, before
 
 
 def posts(h: Harness) -> list[dict[str, Any]]:
