@@ -27,7 +27,9 @@ from tests.queries import (
     custom,
     fc,
     lead_and,
+    lead_ids_query,
     local,
+    name_has,
     negated,
     status_condition,
     utc,
@@ -198,13 +200,7 @@ CASES = [
     Case(
         "name",
         lambda s: {"filter": {"name": "Acme"}},
-        lambda s: and_lead(
-            {
-                "type": "field_condition",
-                "field": {"type": "regular_field", "object_type": "lead", "field_name": "name"},
-                "condition": {"type": "text", "mode": "full_words", "value": "Acme"},
-            }
-        ),
+        lambda s: and_lead(name_has("Acme")),
         lambda s, lead: "acme" in words(lead.name),
     ),
     Case(
@@ -216,17 +212,7 @@ CASES = [
     Case(
         "lead_ids",
         lambda s: {"filter": {"lead_ids": _first_ids(s)}},
-        lambda s: and_lead(
-            {
-                "type": "field_condition",
-                "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "lead",
-                    "object_ids": _first_ids(s),
-                },
-            }
-        ),
+        lambda s: lead_ids_query(_first_ids(s)),
         lambda s, lead: lead.id in _first_ids(s),
     ),
     Case(
