@@ -162,3 +162,18 @@ def any_activity_since(since: JSON) -> JSON:
             for kind in ("activity.email", "activity.call")
         ],
     }
+
+
+def has_opportunity(*status_ids: str) -> JSON:
+    """Leads with an opportunity in one of these opportunity statuses."""
+    return related(
+        "opportunity",
+        fc(
+            regular("status_id", "opportunity"),
+            {
+                "type": "reference",
+                "reference_type": "status.opportunity",
+                "object_ids": list(status_ids),
+            },
+        ),
+    )

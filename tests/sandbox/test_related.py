@@ -12,7 +12,16 @@ import pytest
 from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import naive_iso
-from tests.queries import ago, any_activity_since, lead_and, negated, regular, related, sent_since
+from tests.queries import (
+    ago,
+    any_activity_since,
+    has_opportunity,
+    lead_and,
+    negated,
+    regular,
+    related,
+    sent_since,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -130,18 +139,7 @@ async def test_has_an_opportunity_in_a_status(sb: Sandbox, http: httpx.AsyncClie
     statuses = {s.label: s.id for s in sb.store.opportunity_statuses.values()}
     won = {o.lead_id for o in sb.store.opportunities.values() if o.status_id == statuses["Won"]}
     assert 0 < len(won) < len(sb.store.leads)
-    query = related(
-        "opportunity",
-        {
-            "type": "field_condition",
-            "field": regular("status_id", "opportunity"),
-            "condition": {
-                "type": "reference",
-                "reference_type": "status.opportunity",
-                "object_ids": [statuses["Won"]],
-            },
-        },
-    )
+    query = has_opportunity(statuses["Won"])
     assert await matched(http, lead_and(query)) == won
 
 

@@ -13,7 +13,7 @@ from close_mcp.sandbox import Sandbox
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.selection.tree import resolve_filter
-from tests.queries import ago, any_activity_since, regular, sent_since
+from tests.queries import ago, any_activity_since, has_opportunity, regular, sent_since
 
 pytestmark = pytest.mark.anyio
 
@@ -72,20 +72,7 @@ async def test_opportunity_status_by_label_or_id(
         "type": "and",
         "queries": [
             LEAD,
-            {
-                "type": "has_related",
-                "this_object_type": "lead",
-                "related_object_type": "opportunity",
-                "related_query": {
-                    "type": "field_condition",
-                    "field": regular("status_id", "opportunity"),
-                    "condition": {
-                        "type": "reference",
-                        "reference_type": "status.opportunity",
-                        "object_ids": [ids["Won"], ids["Lost"]],
-                    },
-                },
-            },
+            has_opportunity(ids["Won"], ids["Lost"]),
         ],
     }
 
