@@ -261,7 +261,7 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
     # A search is only a read: counted as every lead, it says so rather than refusing.
     everything = (
         await every_lead.decide(
-            selection.s_query,
+            selection.worded_every_lead,
             selection.source,
             allow=args.allow_all_leads,
             client=call.client,
