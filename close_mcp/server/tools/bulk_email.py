@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.reach import bulk_sender, count_reach, email_note
 from close_mcp.server.tools.rendering import active_template, render_bulk_email
 from close_mcp.server.tools.selection import BulkSelection
@@ -68,7 +68,7 @@ TOOLS = (
         title="Bulk email leads",
         description="Email a template to the leads of a selection (one Close bulk job); real "
         "emails reach customers.",
-        annotations=writes(open_world=True),
+        annotations=EMAILS,
         arguments=EmailArguments,
         prepare=prepare_email,
     ),

@@ -41,7 +41,7 @@ from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.sample import LeadSample
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.rendering import active_template, clip, first_email, render
 from close_mcp.server.tools.send_arguments import (
     SENDS,
@@ -410,7 +410,7 @@ TOOLS = (
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead; only outbox and scheduled are "
         "confirmed. For many leads: create_bulk_email.",
-        annotations=writes(open_world=True),
+        annotations=EMAILS,
         arguments=SendArguments,
         prepare=prepare_send,
     ),
