@@ -1,9 +1,9 @@
 """Does a selection match every lead? Decided here, once, for every tool.
 
 First by its wording (`matches_everything`): simple rules that prove a tree matches every
-lead, checked before anything is sent, once per resolved selection (`Selection.worded_every_lead`,
-which carries the verdict on). Then by its count: a query can match every lead in
-ways no rule about its wording catches (`created_after: 1900-01-01`, a list holding every
+lead, checked before anything is sent, once per resolved selection (its `worded_every_lead`
+carries the verdict on). Then by its count: a query can match every lead in ways no rule
+about its wording catches (`created_after: 1900-01-01`, a list holding every
 status, `exists` on `id`, "X or not X" with the items reordered), so once the selection's
 count is known from its preview it is compared with the organization's total: one count
 request, taken at that moment, on every call (its confirmation included). A total kept for a
