@@ -297,20 +297,18 @@ def lines_key(run_id: str) -> str:
     return f"records-lines:{run_id}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # no repr: the plan holds CRM values
 class RecordSnapshot:
     """The `Safeguard` of a run: every request's old values in the store before the first
     request leaves (see the module docstring)."""
 
     what = "snapshot"
 
-    def __init__(
-        self, store: StateStore, clock: Clock, kind: RecordKind, run_id: str, plan: RecordPlan
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.kind = kind
-        self.run_id = run_id
-        self.plan = plan
+    store: StateStore
+    clock: Clock
+    kind: RecordKind
+    run_id: str
+    plan: RecordPlan
 
     async def take(
         self,
