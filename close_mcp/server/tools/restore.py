@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from close_mcp.safety.restore_plan import TOOL, prepare_restore
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import ADDS, Invocation, WriteTool
 from close_mcp.writes.request import WriteRequest
 
 BackupArg = Annotated[
@@ -70,7 +70,7 @@ TOOLS = (
         title="Restore deleted leads",
         description="Re-create deleted leads (new ids, no activities) from a delete's backup or "
         "Close's event log.",
-        annotations=writes(destructive=False),
+        annotations=ADDS,
         arguments=RestoreArguments,
         prepare=prepare_restore_leads,
     ),
