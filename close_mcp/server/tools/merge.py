@@ -13,11 +13,10 @@ from close_mcp.errors import ArgumentError
 from close_mcp.safety.merge import TOOL, merge_request, plan_merge
 from close_mcp.safety.merge_pairs import MAX_PAIRS, Key
 from close_mcp.server.tools.bulk import chosen_selection
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
+from close_mcp.server.tools.ids import LeadIdArg
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
-
-LeadIdArg = Annotated[str, Field(max_length=100, pattern=r"^lead_[A-Za-z0-9]+$")]
 
 
 class MergePair(BaseModel):
@@ -78,7 +77,7 @@ TOOLS = (
         title="Merge duplicate leads",
         description="Merge leads: `pairs`, or duplicates by `key` in a selection (the oldest "
         "kept). Close deletes each source; backed up first.",
-        annotations=writes(),
+        annotations=CHANGES,
         arguments=MergeArguments,
         prepare=prepare,
     ),
