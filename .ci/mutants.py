@@ -1767,6 +1767,103 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="design: CLOSE_MCP_READ_ONLY serves no write",
         tests=("tests/test_resources.py::test_revert_plans_are_not_offered_read_only",),
     ),
+    Mutant(
+        name="merge-journal-ignored",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            ('(send if state in (None, "failed") else sent).append(pair)', "send.append(pair)"),
+        ),
+        breaks="a pair an earlier run merged is planned and sent again",
+        guards="issue 28: a merge pair is sent once (journal)",
+        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+    ),
+    Mutant(
+        name="merge-claim-ignored",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                'if current is not None and json.loads(current).get("state") != "failed":',
+                "if False:",
+            ),
+        ),
+        breaks="a pair another run claimed after the preview is sent too",
+        guards="issue 28: a merge pair is sent once across replicas (claimed in its journal)",
+        tests=("tests/test_merge_leads.py::test_a_pair_claimed_after_the_preview_is_not_sent",),
+    ),
+    Mutant(
+        name="merge-unknown-resendable",
+        file="close_mcp/safety/merge.py",
+        edits=(('await mark(pair, "outcome_unknown")', 'await mark(pair, "failed")'),),
+        breaks="a merge whose answer was lost may be sent again",
+        guards="issue 28: a merge of unknown outcome is never resent",
+        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+    ),
+    Mutant(
+        name="merge-source-unbacked",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                "        await store.append(backup.leads_key, "
+                "json.dumps(lead, ensure_ascii=False))\n",
+                "",
+            ),
+        ),
+        breaks="a merged source is not backed up, so restore_leads cannot bring it back",
+        guards="issue 28: each source backed up before merging",
+        tests=(
+            "tests/test_merge_leads.py::test_duplicates_by_email_are_previewed_merged_once_each_and_restored",
+        ),
+    ),
+    Mutant(
+        name="merge-digest-ids-only",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                "row = [p.source, p.destination, self.leads.get(p.source), "
+                "self.leads.get(p.destination)]",
+                "row = [p.source, p.destination]",
+            ),
+        ),
+        breaks="a lead changed since the preview is merged on the old token",
+        guards="issue 28: refuse pairs that changed since the preview",
+        tests=(
+            "tests/test_merge_leads.py::"
+            "test_a_lead_changed_or_a_duplicate_added_since_the_preview_refuses[contact added]",
+        ),
+    ),
+    Mutant(
+        name="merge-refused-restored",
+        file="close_mcp/safety/snapshot_reader.py",
+        edits=(('                if lead["id"] not in skipped:\n', "                if True:\n"),),
+        breaks="restoring a merge run re-creates sources Close refused to merge (they still exist)",
+        guards="issue 28: the undo of a merge brings back only merged sources",
+        tests=(
+            "tests/test_merge_leads.py::test_a_pair_close_refuses_is_listed_and_left_out_of_the_backup",
+        ),
+    ),
+    Mutant(
+        name="merge-question-yes-no",
+        file="close_mcp/writes/gate.py",
+        edits=(('    if request.action == "merge":\n', '    if request.action == "never":\n'),),
+        breaks="a merge is confirmed with a yes instead of the typed number of pairs",
+        guards="issue 28: typed-count confirmation for merges",
+        tests=("tests/test_merge_leads.py::test_the_person_types_the_number_of_pairs",),
+    ),
+    Mutant(
+        name="merge-confirmation-removable",
+        file="close_mcp/settings_table.py",
+        edits=(
+            (
+                "return parse_names(name, value, CONFIRMABLE_ACTIONS) | ALWAYS_CONFIRMED",
+                'return parse_names(name, value, CONFIRMABLE_ACTIONS) | {"delete"}',
+            ),
+        ),
+        breaks="CLOSE_MCP_CONFIRM can leave merge out",
+        guards="design: delete and merge can never be removed from the confirmation list",
+        tests=(
+            "tests/test_config.py::test_delete_and_merge_can_never_leave_the_confirmation_list",
+        ),
+    ),
 )
 
 
