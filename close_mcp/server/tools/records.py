@@ -128,7 +128,7 @@ def _request(
 ) -> WriteRequest:
     run_id = new_run_id(kind)
     n = len(plan.changes)
-    request = WriteRequest(
+    return WriteRequest(
         tool=kind.tool,
         action=action,
         path=kind.path(),
@@ -140,6 +140,5 @@ def _request(
         notes=plan_notes(kind, plan, undo=undo is not None),
         send=plan_sender(call.client, runtime.store, kind, run_id, plan, undoing=undo),
         method="PUT",
+        safeguard=RecordSnapshot(runtime.store, runtime.clock, kind, run_id, plan),
     )
-    request.safeguard = RecordSnapshot(runtime.store, runtime.clock, kind, run_id, plan)
-    return request
