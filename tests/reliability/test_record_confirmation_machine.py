@@ -70,7 +70,7 @@ def _fresh_steps() -> None:
     STEPS.clear()
     STEPS.update(runs=0, steps=0, submitted=0, refused=0, writes=0, swapped=0,
                  digest_refused=0, drift_refused=0, at_expiry=0, paced=0, throttled=0,
-                 ambiguous=0)  # fmt: skip
+                 ambiguous=0, replayed=0)  # fmt: skip
 
 
 # -- the rows -------------------------------------------------------------------------------
@@ -361,6 +361,7 @@ class RecordMachine(RuleBasedStateMachine):
         self.answer = answer
         now = self.h.clock.time()
         STEPS["at_expiry"] += now == token.expires and token.row == row.name
+        STEPS["replayed"] += token.value in self.spent
         state = self._bound(row)
         clean = token.row == row.name and token.value not in self.spent and now < token.expires
         fits = clean and state == token.bound
@@ -430,6 +431,15 @@ class RecordMachine(RuleBasedStateMachine):
         token = self.preview(which, dry=False)
         if token.value != "none":
             self._confirm(token, self.rows[token.row], answer)
+
+    @rule(which=WHICH, answer=st.sampled_from(ANSWERS))
+    def confirm_twice(self, which: int, answer: str) -> None:
+        """A preview and its token confirmed, then the same token again (a replay, spent if
+        the first went through, else confirmed anew)."""
+        token = self.preview(which, dry=False)
+        if token.value != "none":
+            self._confirm(token, self.rows[token.row], answer)
+            self._confirm(token, self.rows[token.row], "accept_right")
 
     @rule(
         which=WHICH,
@@ -602,7 +612,7 @@ def test_issue_28_writes_cannot_be_confirmed_around(mode: Mode, asks: bool) -> N
     # Both directions exercised, for every tool of the table.
     tools = [key.removeprefix("submitted:") for key in STEPS if key.startswith("submitted:")]
     assert all(STEPS[f"submitted:{tool}"] > 0 for tool in tools), STEPS
-    for figure in ("refused", "drift_refused", "digest_refused", "paced", "at_expiry"):
+    for figure in ("refused", "drift_refused", "digest_refused", "paced", "at_expiry", "replayed"):
         assert STEPS[figure] > 0, (figure, STEPS)
     who = "asking the person" if asks else "a client that cannot ask"
     per_tool = ", ".join(f"{tool} {STEPS['submitted:' + tool]}" for tool in tools)
@@ -615,6 +625,7 @@ def test_issue_28_writes_cannot_be_confirmed_around(mode: Mode, asks: bool) -> N
         f"{STEPS['refused']} confirmations refused, none legitimate "
         f"({STEPS['drift_refused']} after the sandbox changed what the token bound, "
         f"{STEPS['digest_refused']} of {STEPS['swapped']} swapped by the digest, "
+        f"{STEPS['replayed']} replays of a spent token, "
         f"{STEPS['at_expiry']} at the exact second the token expires; {STEPS['ambiguous']} "
         "expired while paced reads moved the clock, either answer right)",
     )
