@@ -64,7 +64,8 @@ T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
 T_CLIENT = "tests/test_client.py::"
 T_RECENT = "tests/test_recent_lookup.py::"
-T_SAFETY = "tests/test_safety_net.py::"
+T_SNAPSHOTS = "tests/test_snapshots.py::"
+T_BACKUPS = "tests/test_backups.py::"
 T_SEND = "tests/test_send_email.py::"
 T_FAULTS = "tests/reliability/test_faults.py::"
 T_SESSIONS = "tests/reliability/test_http_sessions.py::"
@@ -220,7 +221,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="with CLOSE_MCP_SNAPSHOT=off a token binds the count only, not each lead",
         guards="issue 23 item 22: the binding holds with snapshots off",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
     ),
     Mutant(
         name="replay-check-off",
@@ -349,7 +350,9 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="a delete is sent although its backup failed",
         guards="design: nothing is sent unless the backup/snapshot was saved",
-        tests=(T_SAFETY + "test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing",),
+        tests=(
+            T_BACKUPS + "test_a_backup_that_fails_midway_refuses_the_delete_and_leaves_nothing",
+        ),
     ),
     Mutant(
         name="sender-domain-only",
@@ -1464,7 +1467,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="a write with no snapshot (above the limit) goes out without confirmation",
         guards="design: a write above the snapshot limit always needs confirmation",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation",),
     ),
     Mutant(
         name="guard-walks-without-selection",
@@ -1483,7 +1486,7 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(("        if limit == 0:\n", "        if False:\n"),),
         breaks="CLOSE_MCP_SNAPSHOT=off still takes snapshots and backups",
         guards="issue 24: the snapshot limit decided in one place",
-        tests=(T_SAFETY + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
+        tests=(T_SNAPSHOTS + "test_no_snapshot_above_the_limit_needs_confirmation[off]",),
     ),
     Mutant(
         name="guard-drops-always-confirm",
@@ -1685,6 +1688,84 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="CLOSE_MCP_TOOLSETS=all turns nothing on",
         guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
         tests=("tests/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
+    ),
+    Mutant(
+        name="revert-meanwhile-ignored",
+        file="close_mcp/safety/revert.py",
+        edits=(
+            (
+                "if len(recorded) > snapshot.stored_reverts:",
+                "if len(recorded) > snapshot.stored_reverts + 99:",
+            ),
+        ),
+        breaks="a revert plan made before another revert's records is sent anyway",
+        guards="design: a revert plans only what is still to do (two reverts racing)",
+        tests=(
+            "tests/unit/safety/test_revert.py::test_a_revert_recorded_after_the_plan_was_made_stops_it_before_anything_is_sent",
+        ),
+    ),
+    Mutant(
+        name="recreation-unrecorded",
+        file="close_mcp/safety/records.py",
+        edits=(('            if change.method == "POST" and made:\n', "            if False:\n"),),
+        breaks="an undo that created a deleted task again does not record its new id",
+        guards="issue 28: a deleted task comes back once however often its run is undone",
+        tests=(
+            "tests/test_record_writes.py::test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_deletes_them",
+        ),
+    ),
+    Mutant(
+        name="recreated-meanwhile-ignored",
+        file="close_mcp/safety/records.py",
+        edits=(
+            (
+                "if await latest_recreation(store, old) != seen",
+                "if await latest_recreation(store, old) != seen and False",
+            ),
+        ),
+        breaks="an undo planned before another undo re-created its tasks creates them again",
+        guards="issue 28: a deleted task comes back once however often its run is undone",
+        tests=(
+            "tests/unit/safety/test_records.py::test_an_undo_planned_before_another_undo_created_the_task_again_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="every-lead-wording-dropped",
+        file="close_mcp/server/tools/bulk.py",
+        edits=(("        selection.worded_every_lead,\n", "        False,\n"),),
+        breaks="a selection worded as every lead but counted smaller is taken",
+        guards="issue 24: every lead is decided once and passed on",
+        tests=(
+            "tests/test_selection_handles.py::test_every_lead_by_wording_is_refused_by_arguments_and_by_handle",
+        ),
+    ),
+    Mutant(
+        name="every-lead-wording-not-passed",
+        file="close_mcp/selection/resolve.py",
+        edits=(("decide(selection.worded_every_lead, source", "decide(False, source"),),
+        breaks="resolve_selection drops the wording decision",
+        guards="issue 24: every lead is decided once and passed on",
+        tests=(
+            "tests/test_selection_handles.py::test_every_lead_by_wording_is_refused_by_arguments_and_by_handle",
+        ),
+    ),
+    Mutant(
+        name="archived-template-emailed",
+        file="close_mcp/server/tools/rendering.py",
+        edits=(("    if found.is_archived:\n", "    if False:\n"),),
+        breaks="a bulk email goes out with an archived template",
+        guards="design: an archived template is refused (bulk email as send_email)",
+        tests=(
+            "tests/test_bulk_tools.py::test_bulk_email_refuses_an_archived_template_as_send_email_does",
+        ),
+    ),
+    Mutant(
+        name="revert-resource-read-only",
+        file="close_mcp/server/resources.py",
+        edits=((" and not (self.writes and settings.read_only)", ""),),
+        breaks="read-only mode still offers the revert plan resources",
+        guards="design: CLOSE_MCP_READ_ONLY serves no write",
+        tests=("tests/test_resources.py::test_revert_plans_are_not_offered_read_only",),
     ),
 )
 

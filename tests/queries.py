@@ -28,11 +28,18 @@ HAS_EMAIL: JSON = {
     },
 }
 OFFSET_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+# Oldest first: the order a walk of every lead (a snapshot, a backup) reads them in.
+BY_CREATED = [
+    {
+        "direction": "asc",
+        "field": {"type": "regular_field", "object_type": "lead", "field_name": "date_created"},
+    }
+]
 
 
-def regular(name: str) -> JSON:
-    """A lead's own field, such as `status_id`."""
-    return {"type": "regular_field", "object_type": "lead", "field_name": name}
+def regular(name: str, object_type: str = "lead") -> JSON:
+    """A lead's own field, such as `status_id`, or a related object's (an email's `date`)."""
+    return {"type": "regular_field", "object_type": object_type, "field_name": name}
 
 
 def custom(cf_id: str) -> JSON:
@@ -79,6 +86,12 @@ def name_has(words: str) -> JSON:
     return fc(regular("name"), {"type": "text", "mode": "full_words", "value": words})
 
 
+def created_from(moment: JSON) -> JSON:
+    """Leads created on or after `moment` (what created_after and created_within build, and how
+    a walk past Close's cursor cap goes on)."""
+    return fc(regular("date_created"), {"type": "moment_range", "on_or_after": moment})
+
+
 def status_condition(*status_ids: str) -> JSON:
     """Leads with one of these statuses."""
     return fc(
@@ -110,3 +123,57 @@ def shown_ids_query(ids: list[str]) -> JSON:
     query = lead_ids_query(ids)
     query["queries"][1]["condition"]["object_ids"] = shown_ids(ids)
     return query
+
+
+def related(object_type: str, query: JSON) -> JSON:
+    """Leads with a related object (`activity.email`, `opportunity`, ...) that matches `query`."""
+    return {
+        "type": "has_related",
+        "this_object_type": "lead",
+        "related_object_type": object_type,
+        "related_query": query,
+    }
+
+
+def sent_since(object_type: str, direction: str, since: JSON) -> JSON:
+    """Close's UI form of "emailed (or called) since": an activity in that direction, dated from
+    `since` until now."""
+    return related(
+        object_type,
+        {
+            "type": "and",
+            "queries": [
+                fc(regular("direction", object_type), {"type": "term", "values": [direction]}),
+                fc(
+                    regular("date", object_type),
+                    {"type": "moment_range", "on_or_after": since, "before": {"type": "now"}},
+                ),
+            ],
+        },
+    )
+
+
+def any_activity_since(since: JSON) -> JSON:
+    """Leads with an email or a call, of either direction, dated from `since` on."""
+    return {
+        "type": "or",
+        "queries": [
+            related(kind, fc(regular("date", kind), {"type": "moment_range", "on_or_after": since}))
+            for kind in ("activity.email", "activity.call")
+        ],
+    }
+
+
+def has_opportunity(*status_ids: str) -> JSON:
+    """Leads with an opportunity in one of these opportunity statuses."""
+    return related(
+        "opportunity",
+        fc(
+            regular("status_id", "opportunity"),
+            {
+                "type": "reference",
+                "reference_type": "status.opportunity",
+                "object_ids": list(status_ids),
+            },
+        ),
+    )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox import Sandbox
 from tests.harness import MODES, Harness, StartHarness, accept, cancel, decline, run_to_done
 from tests.ids import email_template, field_id, status_id
@@ -281,6 +282,20 @@ async def test_bulk_email_needs_confirmation_and_renders_template(h: Harness) ->
             },
         )
     ]
+
+
+async def test_bulk_email_refuses_an_archived_template_as_send_email_does(h: Harness) -> None:
+    """One check for both tools that send a template: refused before any lead is read."""
+    error = f"template: 'Old newsletter' is archived; pick an active one ({ERROR_CRM_NOTICE})"
+    assert (
+        await h.error("create_bulk_email", {"filter": QUALIFIED, "template": "Old newsletter"})
+        == error
+    )
+    assert not [r for r in h.sandbox.requests if r.path == "/api/v1/data/search/"]
+    lead = leads_with_status(h.sandbox, "Qualified")[0]
+    sent = {"lead_id": lead, "template": "Old newsletter"}
+    assert await h.error("send_email", sent) == error
+    assert h.writes() == []
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -201,6 +201,40 @@ async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> Non
     assert [w.method for w in h.writes()] == ["POST"] * len(open_before)
 
 
+async def test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_deletes_them(
+    h: Harness,
+) -> None:
+    """A deleted task comes back once however often the run is undone, and undoing that undo
+    deletes the tasks it created (by their new ids), never reading them as "not found"."""
+    store = h.sandbox.store
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    where = {"assignee": user, "is_complete": False}
+    deleted = await confirmed(h, "update_tasks", {"where": where, "delete": True})
+    count = deleted["result"]["done_count"]
+    assert count > 1
+    run = deleted["result"]["run_id"]
+    restored = await confirmed(h, "update_tasks", {"undo": run})
+    recreated = set(restored["result"]["done"])
+    tasks_now = len(store.tasks)
+
+    h.clear()
+    again = await h.call("update_tasks", {"undo": run})
+    assert again["status"] == "refused", again
+    assert again["message"].startswith("Nothing to do: no task needs a change.")
+    assert again["preview"]["request"]["already_count"] == count
+    assert len(store.tasks) == tasks_now
+    assert h.writes() == []
+
+    undo_of_undo = await h.call("update_tasks", {"undo": restored["result"]["run_id"]})
+    assert undo_of_undo["preview"]["request"]["requests_count"] == count
+    assert "no longer exist" not in " ".join(undo_of_undo["preview"]["notes"])
+    gone = await confirmed(h, "update_tasks", {"undo": restored["result"]["run_id"]})
+    assert gone["status"] == "submitted"
+    assert len(store.tasks) == tasks_now - count
+    assert recreated <= {w.path.split("/")[-2] for w in h.writes()}
+    assert {w.method for w in h.writes()} == {"DELETE"}
+
+
 async def test_a_long_run_sends_progress_on_each_record(start_harness: StartHarness) -> None:
     """Each request takes a second of the fake clock: the confirmed call reports each record
     sent (at most one notification a second), ending with the last."""

@@ -15,8 +15,8 @@ import pytest
 from close_mcp.safety.restore import Progress, Report, open_backup, run_restore
 from close_mcp.safety.snapshot_writer import snapshot_dir
 from close_mcp.store import Busy
-from close_mcp.writes.sender import Sender
-from tests.harness import Harness, StartHarness, run_to_done
+from tests.harness import Harness, StartHarness
+from tests.safety_net import delete_canceled, restore_sender
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=10)]
 LEAD_POST = "/api/v1/lead/"
@@ -26,10 +26,6 @@ LEAD_POST = "/api/v1/lead/"
 async def h(start_harness: StartHarness, tmp_path: Path) -> Harness:
     """A server whose state store is a file, as `close-mcp restore` has by default."""
     return await start_harness(env={"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")})
-
-
-def _sender(h: Harness) -> Sender:
-    return Sender(h.runtime.audit, h.runtime.client_for(), "restore")
 
 
 async def _yes(progress: Progress) -> bool:
@@ -42,7 +38,7 @@ def _posts(h: Harness) -> int:
 
 async def _restore(h: Harness, source: Path | str) -> Report:
     backup = await open_backup(h.runtime.store, str(source))
-    report = await run_restore(h.runtime.store, backup, lambda: _sender(h), approve=_yes)
+    report = await run_restore(h.runtime.store, backup, lambda: restore_sender(h), approve=_yes)
     assert report is not None
     return report
 
@@ -79,13 +75,7 @@ async def test_a_copy_of_a_backup_file_restores_nothing_again(tmp_path: Path, h:
 async def test_the_file_copy_of_a_stored_backup_under_another_name_restores_nothing_again(
     tmp_path: Path, h: Harness
 ) -> None:
-    args = {"filter": {"lead_status": "Canceled"}}
-    first = await h.call("create_bulk_delete", args)
-    done = await h.call(
-        "create_bulk_delete", {**args, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
-    await run_to_done(h, job_id)
+    job_id, _ = await delete_canceled(h)
     restored = await _restore(h, job_id)  # from the store, by the delete's id
     assert restored.restored
     posts = _posts(h)
@@ -117,14 +107,14 @@ async def test_two_copies_of_one_backup_are_not_restored_at_once(
 
     async def first() -> None:
         reports.append(
-            await run_restore(h.runtime.store, both[0], lambda: _sender(h), approve=slow_yes)
+            await run_restore(h.runtime.store, both[0], lambda: restore_sender(h), approve=slow_yes)
         )
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(first)
         await started.wait()
         try:
-            await run_restore(h.runtime.store, both[1], lambda: _sender(h), approve=_yes)
+            await run_restore(h.runtime.store, both[1], lambda: restore_sender(h), approve=_yes)
         except Busy as exc:
             refusals.append(str(exc))
         go_on.set()

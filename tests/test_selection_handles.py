@@ -272,3 +272,46 @@ async def test_per_record_tools_list_the_handle_and_leave_the_filter_to_search_l
         properties = set(listed[name]["properties"])
         assert {"selection", "s_query"} <= properties, name
         assert not properties & {"filter", "results_limit", "sort"}, name
+
+
+# -- every lead, decided once: by the wording at resolution, passed on with the selection -------
+
+EVERY_LEAD = (
+    "s_query: the selection matches every lead in the organization; pass "
+    "`allow_all_leads: true` if that is really meant"
+)
+# Worded as every lead, counted as three: only the wording says every lead.
+FIRST_THREE = {"s_query": {"type": "match_all"}, "results_limit": 3}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(audited=True)
+async def test_every_lead_by_wording_is_refused_by_arguments_and_by_handle(h: Harness) -> None:
+    """The same decision on both paths: named by its arguments, the selection is refused
+    before anything is read; named by a handle search_leads made with `allow_all_leads`, it is
+    refused after its preview's reads (the count alone would let three leads pass), audited,
+    and nothing is written."""
+    error = await h.error("create_bulk_delete", FIRST_THREE)
+    assert error == EVERY_LEAD
+    assert h.sandbox.requests == []
+    found = await h.call("search_leads", {**FIRST_THREE, "allow_all_leads": True})
+    assert found["matches_every_lead"] is True
+    h.clear()
+    error = await h.error("create_bulk_delete", {"selection": found["selection"]})
+    assert error == EVERY_LEAD
+    assert {r.method for r in h.sandbox.requests} == {"POST"}  # the preview's searches
+    entries = h.audit.entries()
+    assert [
+        (e["tool"], e["outcome"], e["path"], e.get("matched"), e["reason"]) for e in entries
+    ] == [
+        ("create_bulk_delete", "refused", "/bulk_action/delete/", None, EVERY_LEAD),
+        ("create_bulk_delete", "refused", "/bulk_action/delete/", 3, EVERY_LEAD),
+    ]
+    assert h.writes() == []
+    allowed = await h.call(
+        "create_bulk_delete", {"selection": found["selection"], "allow_all_leads": True}
+    )
+    assert allowed["status"] == "confirmation_required"
+    assert allowed["preview"]["notes"][0] == (
+        "This selection matches every lead in the organization."
+    )

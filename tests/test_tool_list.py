@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bench.tool_list import ALL_FULL_TARGET, FULL_TARGET, VISIBLE_TARGET, measure_documents
-from tests.harness import Harness
+from tests.harness import MODES, Harness
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets=None, n_leads=5)]
 
@@ -53,9 +53,10 @@ async def test_tools_list_is_within_its_token_targets(h: Harness) -> None:
 
 @pytest.mark.harness(toolsets="all")
 async def test_every_toolset_on_stays_within_its_full_target(h: Harness) -> None:
-    """CLOSE_MCP_TOOLSETS=all adds the opt-in tools (export, opportunities, tasks)."""
+    """CLOSE_MCP_TOOLSETS=all adds the opt-in tools (export, merge, opportunities, tasks)."""
     docs = await documents(h)
-    assert {"export_leads", "update_opportunities", "update_tasks"} <= {d["name"] for d in docs}
+    opt_in = {"export_leads", "merge_leads", "update_opportunities", "update_tasks"}
+    assert opt_in <= {d["name"] for d in docs}
     figures = measure_documents(docs)
     print(f"tools/list, every toolset: {figures.full} tokens in full")
     assert figures.full <= ALL_FULL_TARGET
@@ -103,3 +104,38 @@ async def test_the_filter_is_described_once(h: Harness) -> None:
         listed = set(docs[name]["inputSchema"]["properties"])
         assert {"selection", "s_query"} <= listed, name
         assert not listed & {"filter", "results_limit", "sort"}, name
+
+
+READ_TOOLS = (
+    "search_leads",
+    "get_lead",
+    "lookup",
+    "list_bulk_jobs",
+    "get_bulk_job",
+    "wait_for_bulk_job",
+)
+
+READ_ANNOTATIONS = {
+    "readOnlyHint": True,
+    "destructiveHint": False,
+    "idempotentHint": True,
+    "openWorldHint": False,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(toolsets=None, n_leads=5)  # every toolset
+async def test_tools_list_shows_every_read_tool_with_its_contract(h: Harness) -> None:
+    listed = {tool.name: tool for tool in (await h.client.list_tools()).tools}
+    for name in READ_TOOLS:
+        tool = listed[name]
+        assert tool.title, name
+        assert tool.description, name
+        assert tool.annotations is not None
+        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True)
+        assert annotations == READ_ANNOTATIONS, name
+        assert tool.input_schema["type"] == "object"
+        assert "properties" in tool.input_schema
+        assert tool.output_schema is not None
+        assert tool.output_schema["type"] == "object"
+        assert tool.output_schema["required"], name  # what clients check results against

@@ -1,4 +1,5 @@
-"""A lead's email activities and sequence subscriptions, read for the read tools.
+"""A lead's email activities and sequence subscriptions, read for the read tools, and one
+email activity by its id (the email a reply answers, the email a cancel takes back).
 
 Close documents no order for `GET /activity/email/` and no `_order_by` on it, so a lead's
 emails are read whole (pages of 200, at most `MAX_EMAILS`) and put newest first here, by
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from close_mcp.close.client import MAX_PAGE_SIZE, CloseClient
 from close_mcp.close.times import close_time
+from close_mcp.errors import ArgumentError, NotFound
 
 JSON = dict[str, Any]
 
@@ -38,6 +40,20 @@ def email_moment(email: JSON) -> datetime:
     """When an email happened: `activity_at` (Close: when it was sent or received), else
     when it was created; an email with neither sorts last."""
     return close_time(email.get("activity_at")) or close_time(email.get("date_created")) or _EPOCH
+
+
+async def email_activity(client: CloseClient, activity_id: str, fields: str, *, field: str) -> JSON:
+    """The email activity `activity_id` (its `fields`); an error on the argument `field` when
+    Close has none by that id, or does not show it to this key."""
+    try:
+        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": fields})
+    except NotFound:
+        raw = None
+    if not isinstance(raw, dict) or raw.get("id") != activity_id:
+        raise ArgumentError(
+            field, f"Close has no email activity {activity_id!r} (or this key cannot see it)"
+        )
+    return raw
 
 
 async def _lead_list(

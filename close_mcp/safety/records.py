@@ -27,6 +27,10 @@ it sets and how it selects):
   a record changed by someone else since is left alone and reported. It is itself a run
   (snapshotted, undoable), sent under the lock `records-undo:<run_id>` so two replicas never
   send the same undo at once.
+- Re-created records: each new id is kept under `records-recreated:<old id>` as soon as Close
+  answers, so a deleted task comes back once however often its run is undone (the undo finds
+  it alive under its new id), and the undo of an undo deletes the new one. Under the undo
+  lock, a plan whose re-creations another undo made meanwhile is refused before anything goes.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ LEAD_WALK_MAX: Final = 10_000  # one walk of Close's search yields at most this 
 SHOWN_MAX: Final = 3
 LINES_BATCH: Final = 1000
 UNDO_LOCK_TTL_S: Final = 3600.0
+RECREATIONS_MAX: Final = 100  # a chain of undos of undos followed at most this far
 RUN_ID_CHARS: Final = 20
 Method = Literal["PUT", "DELETE", "POST"]
 
@@ -131,6 +136,8 @@ class RecordPlan:
     already: int = 0  # records that hold the target already (or, undoing, the old values)
     changed_since: list[dict[str, Any]] = field(default_factory=list)  # undo: left alone
     not_found: list[str] = field(default_factory=list)  # undo: records gone since
+    # undo: each record to create again -> its latest re-creation when planned (None: none)
+    recreations: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -290,20 +297,18 @@ def lines_key(run_id: str) -> str:
     return f"records-lines:{run_id}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)  # no repr: the plan holds CRM values
 class RecordSnapshot:
     """The `Safeguard` of a run: every request's old values in the store before the first
     request leaves (see the module docstring)."""
 
     what = "snapshot"
 
-    def __init__(
-        self, store: StateStore, clock: Clock, kind: RecordKind, run_id: str, plan: RecordPlan
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.kind = kind
-        self.run_id = run_id
-        self.plan = plan
+    store: StateStore
+    clock: Clock
+    kind: RecordKind
+    run_id: str
+    plan: RecordPlan
 
     async def take(
         self,
@@ -373,19 +378,38 @@ async def plan_undo(
             "nothing was sent. Undo it once it is done."
         )
     plan = RecordPlan()
+
+    async def read(record_id: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = await client.get(kind.path(record_id))
+        except NotFound:
+            return None
+        return found
+
     async for batch in run_changes(store, run_id):
         for change in batch:
-            try:
-                now = await client.get(kind.path(change.id))
-            except NotFound:
-                now = None
-            if change.method == "DELETE":
-                if now is not None:
+            if change.method == "POST":
+                # The run created a deleted record again: its undo deletes the new one.
+                latest = await latest_recreation(store, change.id)
+                alive = await read(latest) if latest else None
+                if alive is None:
                     plan.already += 1
+                else:
+                    backup = {k: alive.get(k) for k in kind.recreate}
+                    plan.changes.append(
+                        RecordChange(str(latest), "DELETE", backup, None, change.lead_id)
+                    )
+                continue
+            now = await read(change.id)
+            if change.method == "DELETE":
+                latest = None if now is not None else await latest_recreation(store, change.id)
+                if now is not None or (latest is not None and await read(latest) is not None):
+                    plan.already += 1  # never deleted, or created again by an earlier undo
                 else:
                     plan.changes.append(
                         RecordChange(change.id, "POST", change.before, None, change.lead_id)
                     )
+                    plan.recreations[change.id] = latest
                 continue
             if now is None:
                 plan.not_found.append(change.id)
@@ -404,6 +428,22 @@ async def plan_undo(
                     {"id": change.id, "value_now": current, "value_before": change.before}
                 )
     return plan
+
+
+def recreated_key(record_id: str) -> str:
+    return f"records-recreated:{record_id}"
+
+
+async def latest_recreation(store: StateStore, record_id: str) -> str | None:
+    """The id `record_id` was last created again under (following re-creations of
+    re-creations); None when it never was."""
+    latest = None
+    for _ in range(RECREATIONS_MAX):
+        found = await store.get(recreated_key(latest or record_id))
+        if found is None:
+            break
+        latest = found
+    return latest
 
 
 def undo_lock(run_id: str) -> str:
@@ -437,7 +477,7 @@ def plan_sender(
         busy = f"The run {run_id} is already being sent; nothing was sent again."
         async with held(store, run_lock(run_id), ttl_s=UNDO_LOCK_TTL_S, busy=busy):
             if undoing is None:
-                return await _send_all(client, kind, run_id, plan.changes, sender, progress)
+                return await _send_all(client, store, kind, run_id, plan.changes, sender, progress)
             return await _send_undo(sender, progress)
 
     async def _send_undo(sender: Sender, progress: Progress | None) -> PlanAnswer:
@@ -448,7 +488,18 @@ def plan_sender(
             "still to do."
         )
         async with held(store, undo_lock(undoing), ttl_s=UNDO_LOCK_TTL_S, busy=busy):
-            return await _send_all(client, kind, run_id, plan.changes, sender, progress)
+            meanwhile = [
+                old
+                for old, seen in plan.recreations.items()
+                if await latest_recreation(store, old) != seen
+            ]
+            if meanwhile:
+                raise SafetyNetError(
+                    f"Another undo of {undoing} created {len(meanwhile)} of these "
+                    f"{kind.plural} again after this plan was made, so it is out of date; "
+                    "nothing was sent. Call again: it plans only what is still to do."
+                )
+            return await _send_all(client, store, kind, run_id, plan.changes, sender, progress)
 
     return send
 
@@ -467,6 +518,7 @@ async def _send_one(
 
 async def _send_all(
     client: CloseClient,
+    store: StateStore,
     kind: RecordKind,
     run_id: str,
     changes: Sequence[RecordChange],
@@ -491,6 +543,16 @@ async def _send_all(
             made = answer.get("id") if isinstance(answer, dict) else None
             done.append(str(made) if change.method == "POST" and made else change.id)
             sender.record("submitted", path="/" + change.path(kind), body=change.body(), matched=1)
+            if change.method == "POST" and made:
+                try:
+                    await store.put(recreated_key(change.id), str(made))
+                except Exception as exc:
+                    raise SafetyNetError(
+                        f"{kind.object.capitalize()} {change.id} was created again as {made} "
+                        f"but that could not be recorded in the state store ({exc}), so an "
+                        f"undo could create it once more. The run {run_id} stopped at "
+                        f"{kind.object} {number} of {total}."
+                    ) from exc
         if progress is not None:
             await progress.step(
                 number, total, f"{kind.tool}: {number} of {total} {kind.plural} sent"

@@ -24,6 +24,9 @@ class Drift:
     when: Callable[[Any], bool] = lambda body: True  # on the request body
 
 
+NodeTest = Callable[[dict[str, Any]], bool]
+
+
 def _rename_in_items(old: str, new: str) -> Callable[[Any], Any]:
     def change(answer: Any) -> Any:
         if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
@@ -77,7 +80,7 @@ def _nodes(value: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _holds(test: Callable[[dict[str, Any]], bool]) -> Callable[[Any], bool]:
+def _holds(test: NodeTest) -> Callable[[Any], bool]:
     def when(body: Any) -> bool:
         query = body.get("query") if isinstance(body, dict) else None
         return any(test(node) for node in _nodes(query))
@@ -99,7 +102,7 @@ def _custom_sort(body: Any) -> bool:
     return any(node.get("type") == "custom_field" for node in _nodes(sort))
 
 
-def _reference(kind: str) -> Callable[[dict[str, Any]], bool]:
+def _reference(kind: str) -> NodeTest:
     return lambda node: node.get("type") == "reference" and node.get("reference_type") == kind
 
 
@@ -114,6 +117,23 @@ def _text_condition(node: dict[str, Any]) -> bool:
 
 def _query_drift(when: Callable[[Any], bool], what: str) -> Drift:
     return Drift("POST", re.compile(r"data/search/\Z"), _miscount, what, when)
+
+
+def _type_is(kind: str) -> NodeTest:
+    return lambda node: node.get("type") == kind
+
+
+def _related(object_type: str) -> NodeTest:
+    return lambda node: node.get("related_object_type") == object_type
+
+
+def _node_drifts(*rows: tuple[str, NodeTest, str]) -> dict[str, Drift]:
+    """`query-*` drifts from rows of (name, the node a search holds, what it is): a search
+    holding such a node is counted otherwise."""
+    return {
+        name: _query_drift(_holds(test), f"{what} is counted otherwise")
+        for name, test, what in rows
+    }
 
 
 def _email_dates_in_another_format(answer: Any) -> Any:
@@ -151,28 +171,14 @@ DRIFTS: Final[dict[str, Drift]] = {
         _email_dates_in_another_format,
         "email activities' date_created in another format (06/26/2015 02:01)",
     ),
-    "query-lead-id": _query_drift(
-        _holds(_reference("lead")), "a lead-id reference is counted otherwise"
-    ),
-    "query-offset": _query_drift(
-        _holds(lambda n: n.get("type") == "offset"), "an offset moment is counted otherwise"
-    ),
-    "query-local-date": _query_drift(
-        _holds(lambda n: n.get("type") == "fixed_local_date"),
-        "a fixed_local_date moment is counted otherwise",
-    ),
-    "query-status": _query_drift(
-        _holds(_reference("status.lead")), "a status.lead reference is counted otherwise"
-    ),
-    "query-user": _query_drift(
-        _holds(_reference("user_or_group")), "a user_or_group reference is counted otherwise"
-    ),
-    "query-has-related": _query_drift(
-        _holds(lambda n: n.get("related_object_type") == "contact_email"),
-        "has_related contact_email is counted otherwise",
-    ),
-    "query-text": _query_drift(
-        _holds(_text_condition), "a text condition on a field is counted otherwise"
+    **_node_drifts(
+        ("query-lead-id", _reference("lead"), "a lead-id reference"),
+        ("query-offset", _type_is("offset"), "an offset moment"),
+        ("query-local-date", _type_is("fixed_local_date"), "a fixed_local_date moment"),
+        ("query-status", _reference("status.lead"), "a status.lead reference"),
+        ("query-user", _reference("user_or_group"), "a user_or_group reference"),
+        ("query-has-related", _related("contact_email"), "has_related contact_email"),
+        ("query-text", _text_condition, "a text condition on a field"),
     ),
     "query-full-text": _query_drift(_full_text, "a full-text node is counted otherwise"),
     "query-sort": _query_drift(_custom_sort, "a sort on a custom field changes the count"),
@@ -214,29 +220,15 @@ CRM_DRIFTS: Final[dict[str, Drift]] = {
 DRIFTS.update(CRM_DRIFTS)
 
 
-def _related(object_type: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda node: node.get("related_object_type") == object_type
-
-
 # The friendly filter's activity, opportunity, range and prefix forms (issue 26).
-FILTER_DRIFTS: Final[dict[str, Drift]] = {
-    "query-email-activity": _query_drift(
-        _holds(_related("activity.email")), "has_related activity.email is counted otherwise"
-    ),
-    "query-call-activity": _query_drift(
-        _holds(_related("activity.call")), "has_related activity.call is counted otherwise"
-    ),
-    "query-opportunity": _query_drift(
-        _holds(_related("opportunity")), "has_related opportunity is counted otherwise"
-    ),
-    "query-number-range": _query_drift(
-        _holds(lambda n: n.get("type") == "number_range"), "a number_range is counted otherwise"
-    ),
-    "query-prefix": _query_drift(
-        _holds(lambda n: n.get("mode") == "beginning_of_words"),
-        "a beginning_of_words text condition is counted otherwise",
-    ),
-}
+FILTER_DRIFTS: Final = _node_drifts(
+    ("query-email-activity", _related("activity.email"), "has_related activity.email"),
+    ("query-call-activity", _related("activity.call"), "has_related activity.call"),
+    ("query-opportunity", _related("opportunity"), "has_related opportunity"),
+    ("query-number-range", _type_is("number_range"), "a number_range"),
+    ("query-prefix", lambda n: n.get("mode") == "beginning_of_words",
+     "a beginning_of_words text condition"),
+)  # fmt: skip
 DRIFTS.update(FILTER_DRIFTS)
 
 

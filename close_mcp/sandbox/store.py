@@ -11,7 +11,7 @@ import json
 import random
 import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +31,16 @@ SEEDED_AT = datetime(2025, 1, 1, tzinfo=UTC)
 def iso(moment: datetime) -> str:
     """Close's timestamp form: `2013-02-01T00:54:51.274000+00:00`."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def fields_json(item: Any) -> JSON:
+    """A stored object's own fields as Close names them (timestamps in Close's form): the
+    start of its JSON, to which each object adds what Close shows besides."""
+    return {
+        f.name: iso(value) if isinstance(value, datetime) else value
+        for f in fields(item)
+        for value in (getattr(item, f.name),)
+    }
 
 
 def naive_iso(moment: datetime) -> str:
@@ -78,14 +88,7 @@ class User:
         return f"{self.first_name} {self.last_name}"
 
     def to_json(self, org: Organization) -> JSON:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "display_name": self.full_name,
-            "organizations": [org.id],
-        }
+        return {**fields_json(self), "display_name": self.full_name, "organizations": [org.id]}
 
 
 @dataclass
@@ -94,7 +97,7 @@ class LeadStatus:
     label: str
 
     def to_json(self) -> JSON:
-        return {"id": self.id, "label": self.label}
+        return fields_json(self)
 
 
 @dataclass
@@ -140,11 +143,7 @@ class EmailTemplate:
 
     def to_json(self, org: Organization) -> JSON:
         return {
-            "id": self.id,
-            "name": self.name,
-            "subject": self.subject,
-            "body": self.body,
-            "is_archived": self.is_archived,
+            **fields_json(self),
             "is_shared": True,
             "attachments": [],
             "organization_id": org.id,
@@ -159,13 +158,8 @@ class Sequence:
     steps: list[JSON]
 
     def to_json(self, org: Organization) -> JSON:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "steps": [dict(s) for s in self.steps],
-            "organization_id": org.id,
-        }
+        steps = [dict(s) for s in self.steps]
+        return {**fields_json(self), "steps": steps, "organization_id": org.id}
 
 
 @dataclass
@@ -322,19 +316,7 @@ class Subscription:
     date_updated: datetime
 
     def to_json(self, org: Organization) -> JSON:
-        return {
-            "id": self.id,
-            "sequence_id": self.sequence_id,
-            "contact_id": self.contact_id,
-            "lead_id": self.lead_id,
-            "status": self.status,
-            "sender_account_id": self.sender_account_id,
-            "sender_name": self.sender_name,
-            "sender_email": self.sender_email,
-            "date_created": iso(self.date_created),
-            "date_updated": iso(self.date_updated),
-            "organization_id": org.id,
-        }
+        return {**fields_json(self), "organization_id": org.id}
 
 
 @dataclass

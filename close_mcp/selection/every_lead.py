@@ -1,8 +1,9 @@
 """Does a selection match every lead? Decided here, once, for every tool.
 
 First by its wording (`matches_everything`): simple rules that prove a tree matches every
-lead, checked before anything is sent. Then by its count: a query can match every lead in
-ways no rule about its wording catches (`created_after: 1900-01-01`, a list holding every
+lead, checked before anything is sent, once per resolved selection (its `worded_every_lead`
+carries the verdict on). Then by its count: a query can match every lead in ways no rule
+about its wording catches (`created_after: 1900-01-01`, a list holding every
 status, `exists` on `id`, "X or not X" with the items reordered), so once the selection's
 count is known from its preview it is compared with the organization's total: one count
 request, taken at that moment, on every call (its confirmation included). A total kept for a
@@ -29,21 +30,22 @@ class EveryLead:
 
 
 async def decide(
-    s_query: dict[str, Any],
+    worded: bool,
     source: str,
     *,
     allow: bool,
     client: CloseClient | None = None,
     matched: int | None = None,
 ) -> EveryLead:
-    """Is the resolved selection (`s_query`, given as `source`: filter or s_query) every lead?
-    It is when its wording proves it or, given its count (`matched`) and a client to count
-    the organization with now, when that count is every lead there is.
+    """Is the resolved selection (given as `source`: filter or s_query) every lead? It is when
+    its wording proves it (`worded`: the selection's `worded_every_lead`, decided once) or,
+    given its count (`matched`) and a client to count the organization with now, when that
+    count is every lead there is.
 
     Without `allow` (the caller's `allow_all_leads`) every lead comes with its refusal;
     resolving a selection asks before anything is counted, a tool again after its preview.
     """
-    everything = matches_everything(s_query)
+    everything = worded
     if not everything and client is not None and matched is not None:
         everything = await _counts_every_lead(client, matched)
     refusal = None

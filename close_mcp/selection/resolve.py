@@ -8,13 +8,14 @@ and refuses a selection whose wording already says it is every lead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final, Literal
 
 from pydantic import ValidationError
 
 from close_mcp.close.catalog import Catalog
 from close_mcp.errors import ArgumentError
-from close_mcp.selection.every_lead import decide
+from close_mcp.selection.every_lead import decide, matches_everything
 from close_mcp.selection.filter import LeadFilter, filter_error
 from close_mcp.selection.nodes import with_lead_node
 from close_mcp.selection.raw_query import validate_s_query, validate_sort
@@ -33,6 +34,12 @@ class Selection:
     results_limit: int | None
     sort: list[dict[str, Any]] | None
     source: Literal["filter", "s_query"]
+
+    @cached_property
+    def worded_every_lead(self) -> bool:
+        """Whether its wording proves it matches every lead: decided once per selection and
+        passed on with it (a tool decides again only by the count, `every_lead.decide`)."""
+        return matches_everything(self.s_query)
 
 
 async def resolve_selection(
@@ -89,7 +96,7 @@ async def resolve_selection(
         sort=[dict(key) for key in sort] if sort else None,
         source=source,
     )
-    refusal = (await decide(tree, source, allow=allow_all_leads)).refusal
+    refusal = (await decide(selection.worded_every_lead, source, allow=allow_all_leads)).refusal
     if refusal is not None:
         raise refusal
     return selection

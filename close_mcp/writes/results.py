@@ -53,7 +53,7 @@ class WriteResult(CrmResult):
     result: dict[str, Any] | None = Field(
         default=None, description="What Close answered (for writes that are not jobs)."
     )
-    snapshot: str | None = Field(default=None, description="File with the values before.")
+    snapshot: str | None = Field(default=None, description="Store key of the values before.")
 
     def holds_crm_text(self) -> bool:
         """Lead names, an email's rendering, Close's answer, or a job's typed fields."""

@@ -50,13 +50,13 @@ class WriteContext:
     store: StateStore
 
 
+@dataclass(frozen=True, eq=False)
 class Sender:
     """Sends one tool's writes and audits each; a write whose fate is unknown is never resent."""
 
-    def __init__(self, audit: AuditLog, client: CloseClient, tool: str) -> None:
-        self.audit = audit
-        self.client = client
-        self.tool = tool
+    audit: AuditLog
+    client: CloseClient
+    tool: str
 
     async def send(
         self, method: Method, path: str, body: dict[str, Any], **audit: Unpack[AuditOptions]

@@ -9,6 +9,7 @@ from close_mcp.clock import FakeClock
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import iso
 from tests.ids import custom_field, email_template, status_id
+from tests.queries import custom, fc, lead_and
 
 pytestmark = pytest.mark.anyio
 
@@ -146,17 +147,7 @@ async def test_shared_field_values_are_read_written_and_filtered_like_others(
     assert changed.json()[key] == "APAC"
     refused = await http.put(f"lead/{lead.id}/", json={key: "Mars"})
     assert refused.status_code == 400
-    query = {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {"type": "custom_field", "custom_field_id": region.id},
-                "condition": {"type": "term", "values": ["APAC"]},
-            },
-        ],
-    }
+    query = lead_and(fc(custom(region.id), {"type": "term", "values": ["APAC"]}))
     found = (await http.post("data/search/", json={"query": query, "_limit": 200})).json()
     assert {hit["id"] for hit in found["data"]} == {
         x.id for x in sb.store.leads.values() if x.custom.get(region.id) == "APAC"

@@ -13,7 +13,7 @@ from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead, iso
 from tests.ids import custom_field, email_template, status_id
-from tests.queries import lead_and, status_condition
+from tests.queries import fc, lead_and, local, regular, status_condition
 from tests.sandbox.conftest import LEAD_QUERY, client_for
 
 pytestmark = pytest.mark.anyio
@@ -650,23 +650,14 @@ async def test_a_job_reads_local_dates_in_the_offset_it_was_created_with(
         "type": "and",
         "queries": [
             LEAD_QUERY,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "date_created",
-                },
-                "condition": {
+            fc(
+                regular("date_created"),
+                {
                     "type": "moment_range",
-                    "on_or_after": {
-                        "type": "fixed_local_date",
-                        "value": "2025-06-09",
-                        "which": "start",
-                    },
+                    "on_or_after": local("2025-06-09"),
                     "before": {"type": "fixed_local_date", "value": "2025-06-09", "which": "end"},
                 },
-            },
+            ),
         ],
     }
     body = {

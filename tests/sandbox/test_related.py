@@ -12,7 +12,16 @@ import pytest
 from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import naive_iso
-from tests.sandbox.conftest import LEAD_QUERY
+from tests.queries import (
+    ago,
+    any_activity_since,
+    has_opportunity,
+    lead_and,
+    negated,
+    regular,
+    related,
+    sent_since,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -20,53 +29,10 @@ JSON = dict[str, Any]
 DAY = 24 * 3600.0
 
 
-def field(object_type: str, name: str) -> JSON:
-    return {"type": "regular_field", "object_type": object_type, "field_name": name}
-
-
-def since_days(days: int) -> JSON:
-    """The relative moment as Close's UI exports it."""
-    offset = dict.fromkeys(("years", "months", "weeks", "hours", "minutes", "seconds"), 0)
-    return {
-        "type": "offset",
-        "direction": "past",
-        "moment": {"type": "now"},
-        "offset": {**offset, "days": days},
-        "which_day_end": "start",
-    }
-
-
 def sent_within(object_type: str, direction: str, days: int, negate: bool = False) -> JSON:
     """Close's "emailed in the last N days" form (and the same for calls)."""
-    node: JSON = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": object_type,
-        "related_query": {
-            "type": "and",
-            "queries": [
-                {
-                    "type": "field_condition",
-                    "field": field(object_type, "direction"),
-                    "condition": {"type": "term", "values": [direction]},
-                },
-                {
-                    "type": "field_condition",
-                    "field": field(object_type, "date"),
-                    "condition": {
-                        "type": "moment_range",
-                        "on_or_after": since_days(days),
-                        "before": {"type": "now"},
-                    },
-                },
-            ],
-        },
-    }
-    return {**node, "negate": True} if negate else node
-
-
-def leads_and(*queries: JSON) -> JSON:
-    return {"type": "and", "queries": [LEAD_QUERY, *queries]}
+    node = sent_since(object_type, direction, ago(days=days))
+    return negated(node) if negate else node
 
 
 async def matched(http: httpx.AsyncClient, query: JSON) -> set[str]:
@@ -115,15 +81,15 @@ async def test_emailed_within_a_span_counts_outgoing_emails_from_the_span_start_
     clock.advance(DAY)
 
     every = set(sb.store.leads)
-    emailed_30 = await matched(http, leads_and(sent_within("activity.email", "outgoing", 30)))
+    emailed_30 = await matched(http, lead_and(sent_within("activity.email", "outgoing", 30)))
     assert emailed_30 == {recent}
-    emailed_60 = await matched(http, leads_and(sent_within("activity.email", "outgoing", 60)))
+    emailed_60 = await matched(http, lead_and(sent_within("activity.email", "outgoing", 60)))
     assert emailed_60 == {old, recent}
     not_emailed = await matched(
-        http, leads_and(sent_within("activity.email", "outgoing", 30, negate=True))
+        http, lead_and(sent_within("activity.email", "outgoing", 30, negate=True))
     )
     assert not_emailed == every - {recent}
-    replies = await matched(http, leads_and(sent_within("activity.email", "incoming", 30)))
+    replies = await matched(http, lead_and(sent_within("activity.email", "incoming", 30)))
     assert replies == {replied}
 
 
@@ -136,13 +102,13 @@ async def test_called_within_reads_call_activities_by_direction_and_date(
     log_call(sb, recent, "outbound", clock)
     log_call(sb, inbound, "inbound", clock)
     clock.advance(60)  # `before: now` is strict: a call logged this instant is not yet before it
-    assert await matched(http, leads_and(sent_within("activity.call", "outbound", 7))) == {recent}
-    assert await matched(http, leads_and(sent_within("activity.call", "outbound", 30))) == {
+    assert await matched(http, lead_and(sent_within("activity.call", "outbound", 7))) == {recent}
+    assert await matched(http, lead_and(sent_within("activity.call", "outbound", 30))) == {
         old,
         recent,
     }
     assert await matched(
-        http, leads_and(sent_within("activity.call", "outbound", 7, negate=True))
+        http, lead_and(sent_within("activity.call", "outbound", 7, negate=True))
     ) == set(sb.store.leads) - {recent}
 
 
@@ -154,33 +120,18 @@ async def test_an_activity_of_any_direction_on_or_after_a_day(
     await send(http, emailed, status="inbox")
     log_call(sb, called, "inbound", clock)
     day = {"type": "fixed_local_date", "value": "2026-01-11", "which": "start"}
-    since = {
-        "type": "or",
-        "queries": [
-            {
-                "type": "has_related",
-                "this_object_type": "lead",
-                "related_object_type": kind,
-                "related_query": {
-                    "type": "field_condition",
-                    "field": field(kind, "date"),
-                    "condition": {"type": "moment_range", "on_or_after": day},
-                },
-            }
-            for kind in ("activity.email", "activity.call")
-        ],
-    }
-    assert await matched(http, leads_and(since)) == {emailed, called}
+    since = any_activity_since(day)
+    assert await matched(http, lead_and(since)) == {emailed, called}
     later = {**day, "value": "2026-01-12"}
-    assert await matched(http, leads_and(_replace_day(since, later))) == set()
+    assert await matched(http, lead_and(_replace_day(since, later))) == set()
 
 
 def _replace_day(node: JSON, day: JSON) -> JSON:
     queries = []
-    for related in node["queries"]:
+    for branch in node["queries"]:
         condition = {"type": "moment_range", "on_or_after": day}
-        inner = {**related["related_query"], "condition": condition}
-        queries.append({**related, "related_query": inner})
+        inner = {**branch["related_query"], "condition": condition}
+        queries.append({**branch, "related_query": inner})
     return {**node, "queries": queries}
 
 
@@ -188,64 +139,42 @@ async def test_has_an_opportunity_in_a_status(sb: Sandbox, http: httpx.AsyncClie
     statuses = {s.label: s.id for s in sb.store.opportunity_statuses.values()}
     won = {o.lead_id for o in sb.store.opportunities.values() if o.status_id == statuses["Won"]}
     assert 0 < len(won) < len(sb.store.leads)
-    query = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": "opportunity",
-        "related_query": {
-            "type": "field_condition",
-            "field": field("opportunity", "status_id"),
-            "condition": {
-                "type": "reference",
-                "reference_type": "status.opportunity",
-                "object_ids": [statuses["Won"]],
-            },
-        },
-    }
-    assert await matched(http, leads_and(query)) == won
+    query = has_opportunity(statuses["Won"])
+    assert await matched(http, lead_and(query)) == won
 
 
 async def test_forms_close_refuses_are_refused(sb: Sandbox, http: httpx.AsyncClient) -> None:
     """A lead status's reference type on an opportunity, a field calls do not have, an object
     type the sandbox does not relate: 400s naming the spot, as Close answers."""
     status_id = next(iter(sb.store.opportunity_statuses))
-    wrong_reference = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": "opportunity",
-        "related_query": {
+    wrong_reference = related(
+        "opportunity",
+        {
             "type": "field_condition",
-            "field": field("opportunity", "status_id"),
+            "field": regular("status_id", "opportunity"),
             "condition": {
                 "type": "reference",
                 "reference_type": "status.lead",
                 "object_ids": [status_id],
             },
         },
-    }
-    assert await refused(http, leads_and(wrong_reference)) == {
+    )
+    assert await refused(http, lead_and(wrong_reference)) == {
         "query.queries.1.related_query.condition.reference_type": "Must be 'status.opportunity'."
     }
-    unknown_field = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": "activity.call",
-        "related_query": {
+    unknown_field = related(
+        "activity.call",
+        {
             "type": "field_condition",
-            "field": field("activity.call", "subject"),
+            "field": regular("subject", "activity.call"),
             "condition": {"type": "exists"},
         },
-    }
-    assert await refused(http, leads_and(unknown_field)) == {
+    )
+    assert await refused(http, lead_and(unknown_field)) == {
         "query.queries.1.related_query.field.field_name": "Unknown activity.call field 'subject'."
     }
-    sms = {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": "activity.sms",
-        "related_query": {"type": "match_all"},
-    }
-    assert await refused(http, leads_and(sms)) == {
+    sms = related("activity.sms", {"type": "match_all"})
+    assert await refused(http, lead_and(sms)) == {
         "query.queries.1.related_object_type": (
             "'lead' -> 'activity.sms' is not supported by the sandbox."
         )

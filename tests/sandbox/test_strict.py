@@ -18,6 +18,7 @@ from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.render import render_template
 from close_mcp.sandbox.store import Lead
 from tests.ids import custom_field, email_template, status_id
+from tests.queries import status_query
 from tests.sandbox.conftest import LEAD_QUERY
 
 pytestmark = pytest.mark.anyio
@@ -32,25 +33,7 @@ def newest_first(leads: list[Lead]) -> list[Lead]:
 
 
 def status_tree(sb: Sandbox, label: str) -> JSON:
-    return {
-        "type": "and",
-        "queries": [
-            LEAD_QUERY,
-            {
-                "type": "field_condition",
-                "field": {
-                    "type": "regular_field",
-                    "object_type": "lead",
-                    "field_name": "status_id",
-                },
-                "condition": {
-                    "type": "reference",
-                    "reference_type": "status.lead",
-                    "object_ids": [status_id(sb, label)],
-                },
-            },
-        ],
-    }
+    return status_query(status_id(sb, label))
 
 
 # -- template render ---------------------------------------------------------------------------

@@ -61,7 +61,7 @@ async def selection_request(
     body.update(fields)
     seen = await preview_selection(call.client, selection, SAMPLE_SIZE)
     verdict = await every_lead.decide(
-        selection.s_query,
+        selection.worded_every_lead,
         selection.source,
         allow=chosen.allow_all_leads,
         client=call.client,

@@ -4,7 +4,7 @@ taken first (`close-mcp restore` brings them back, with new ids)."""
 
 from close_mcp.safety.snapshot_writer import BackupBeforeDelete
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
 
@@ -37,7 +37,7 @@ TOOLS = (
         title="Bulk delete leads",
         description="Permanently delete the leads of a selection, with their contacts and "
         "activities (one Close bulk job). Always confirmed.",
-        annotations=writes(),
+        annotations=CHANGES,
         arguments=BulkSelection,
         prepare=prepare_delete,
     ),

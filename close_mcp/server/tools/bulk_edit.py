@@ -12,7 +12,7 @@ from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshot_writer import SnapshotBeforeEdit
 from close_mcp.selection.values import check_custom_value
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
 
@@ -126,7 +126,7 @@ TOOLS = (
         title="Bulk edit leads",
         description="Set the lead status, or set or clear a custom field, on the leads of a "
         "selection (one Close bulk job). Undo: revert_bulk_edit.",
-        annotations=writes(),
+        annotations=CHANGES,
         arguments=EditArguments,
         prepare=prepare_edit,
     ),

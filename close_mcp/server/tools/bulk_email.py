@@ -6,13 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from close_mcp.errors import ArgumentError
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.reach import bulk_sender, count_reach, email_note
-from close_mcp.server.tools.rendering import render_bulk_email
+from close_mcp.server.tools.rendering import active_template, render_bulk_email
 from close_mcp.server.tools.selection import BulkSelection
-from close_mcp.writes.gate import quoted
 from close_mcp.writes.request import WriteRequest
 
 
@@ -36,13 +34,7 @@ RECIPIENTS = {
 
 async def prepare_email(invocation: Invocation, args: EmailArguments) -> WriteRequest:
     call = invocation.call
-    found = await call.catalog.resolve_template(args.template)
-    if found.is_archived:
-        raise ArgumentError(
-            "template",
-            f"{quoted(found.name)} is archived; pick an active one",
-            quotes_crm_text=True,
-        )
+    found = await active_template(call.catalog, args.template)
     who = RECIPIENTS[args.contact_preference]
     request = await selection_request(
         invocation,
@@ -76,7 +68,7 @@ TOOLS = (
         title="Bulk email leads",
         description="Email a template to the leads of a selection (one Close bulk job); real "
         "emails reach customers.",
-        annotations=writes(open_world=True),
+        annotations=EMAILS,
         arguments=EmailArguments,
         prepare=prepare_email,
     ),

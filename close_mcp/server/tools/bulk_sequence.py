@@ -9,7 +9,7 @@ from pydantic import Field
 
 from close_mcp.errors import ArgumentError
 from close_mcp.server.tools.bulk import leads, selection_request
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.reach import count_reach, sequence_note, subscribed_contacts
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.request import WriteRequest
@@ -168,7 +168,7 @@ TOOLS = (
         title="Bulk sequence subscriptions",
         description="Subscribe the contacts of a selection to a sequence (which then emails "
         "them), or pause or resume their subscriptions, as one Close bulk job.",
-        annotations=writes(open_world=True),
+        annotations=EMAILS,
         arguments=SequenceArguments,
         prepare=prepare_sequence,
     ),

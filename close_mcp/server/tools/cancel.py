@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, Field
 
+from close_mcp.close.activities import email_activity
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.sample import LeadSample
@@ -42,19 +43,6 @@ ActivityIdArg = Annotated[
         max_length=100,
     ),
 ]
-
-
-async def _read_email(client: CloseClient, activity_id: str) -> dict[str, Any]:
-    try:
-        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": EMAIL_FIELDS})
-    except NotFound:
-        raw = None
-    if not isinstance(raw, dict) or raw.get("id") != activity_id:
-        raise ArgumentError(
-            "activity_id",
-            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
-        )
-    return raw
 
 
 async def _lead_sample(client: CloseClient, lead_id: str) -> list[LeadSample]:
@@ -133,7 +121,7 @@ class CancelArguments(BaseModel):
 
 async def prepare_cancel(invocation: Invocation, args: CancelArguments) -> WriteRequest:
     client = invocation.call.client
-    email = await _read_email(client, args.activity_id)
+    email = await email_activity(client, args.activity_id, EMAIL_FIELDS, field="activity_id")
     _check_cancellable(email)
     sample = await _lead_sample(client, str(email.get("lead_id") or ""))
     request = _cancel_request(email, sample)

@@ -57,6 +57,12 @@ def writes(
     )
 
 
+# The annotations most write tools share, named once.
+CHANGES: Final = writes()  # changes or deletes what is in Close
+ADDS: Final = writes(destructive=False)  # only adds to Close
+EMAILS: Final = writes(open_world=True)  # reaches people outside the CRM
+
+
 @dataclass(frozen=True)
 class Invocation:
     """What a tool's step gets besides its arguments: the server, and this call's caller

@@ -17,16 +17,13 @@ from close_mcp.close.jobs import CrmResult
 from close_mcp.close.times import close_time
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.server.tools.declare import DirectTool, Invocation
+from close_mcp.server.tools.ids import LeadIdArg
 
 DEFAULT_PAGE = 5
 # An email line is ~100 o200k tokens in the sandbox and ~150 with Close's 48-character ids
 # (three of them): 8 stay under 1,500 either way.
 MAX_PAGE = 8
 SUBJECT_CHARS = 80
-
-LeadIdArg = Annotated[
-    str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
-]
 
 
 class EmailLine(BaseModel):

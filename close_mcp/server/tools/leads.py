@@ -20,6 +20,7 @@ from close_mcp.selection.handles import HeldSelection, keep_selection
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.selection.sample import LeadSample
 from close_mcp.server.tools.declare import DirectTool, Invocation
+from close_mcp.server.tools.ids import LeadIdArg
 from close_mcp.server.tools.selection import SAMPLE_FIELDS, LeadSelection, lead_sample
 
 MAX_LOOKUP_ITEMS = 100
@@ -261,7 +262,7 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
     # A search is only a read: counted as every lead, it says so rather than refusing.
     everything = (
         await every_lead.decide(
-            selection.s_query,
+            selection.worded_every_lead,
             selection.source,
             allow=args.allow_all_leads,
             client=call.client,
@@ -296,9 +297,7 @@ async def search_leads(invocation: Invocation, args: SearchArguments) -> SearchR
 
 
 class LeadArguments(BaseModel):
-    lead_id: Annotated[
-        str, Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id.")
-    ]
+    lead_id: LeadIdArg
 
 
 async def get_lead(invocation: Invocation, args: LeadArguments) -> LeadDetail:

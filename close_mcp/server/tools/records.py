@@ -27,7 +27,6 @@ from close_mcp.safety.records import (
     plan_sender,
     plan_undo,
 )
-from close_mcp.selection.every_lead import matches_everything
 from close_mcp.selection.resolve import Selection, resolve_selection
 from close_mcp.server.runtime import Call, Runtime
 from close_mcp.server.tools.bulk import handle_selection
@@ -211,7 +210,7 @@ async def selected_leads(
 ) -> tuple[list[str] | None, dict[str, Any] | None]:
     """The lead ids of the lead selection, with its resolved s_query (None, None: none, or
     one that matches every lead and so narrows nothing)."""
-    if selection is None or matches_everything(selection.s_query):
+    if selection is None or selection.worded_every_lead:
         return None, None
     ids = await lead_ids(call.client, selection.s_query, selection.results_limit, selection.sort)
     shown: dict[str, Any] = {"s_query": selection.s_query}

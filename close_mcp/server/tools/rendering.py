@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from close_mcp.close.catalog import Catalog, Template
 from close_mcp.close.client import CloseClient
+from close_mcp.errors import ArgumentError
 from close_mcp.selection.sample import LeadSample
+from close_mcp.writes.gate import quoted
 
 RENDER_CLIP: Final = 2000
 BULK_REACH: Final = {
@@ -24,6 +27,19 @@ BULK_REACH: Final = {
         "a meaning; the sandbox reads it as every email address of every contact)"
     ),
 }
+
+
+async def active_template(catalog: Catalog, template: str) -> Template:
+    """The template `template` names (name or id), refused when archived: the one check of
+    every tool that sends a template."""
+    found = await catalog.resolve_template(template)
+    if found.is_archived:
+        raise ArgumentError(
+            "template",
+            f"{quoted(found.name)} is archived; pick an active one",
+            quotes_crm_text=True,
+        )
+    return found
 
 
 def first_email(contact: dict[str, Any]) -> str | None:

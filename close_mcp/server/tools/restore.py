@@ -12,15 +12,15 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from close_mcp.safety.restore_plan import TOOL, prepare_restore
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import ADDS, Invocation, WriteTool
 from close_mcp.writes.request import WriteRequest
 
 BackupArg = Annotated[
     str | None,
     Field(
         max_length=100,
-        pattern=r"^(store:backup:)?bulkdelete_[A-Za-z0-9]+$",
-        description="A create_bulk_delete job id.",
+        pattern=r"^(store:backup:)?(bulkdelete|leadmerge)_[A-Za-z0-9]+$",
+        description="A create_bulk_delete job id or merge_leads run_id.",
     ),
 ]
 SinceArg = Annotated[
@@ -70,7 +70,7 @@ TOOLS = (
         title="Restore deleted leads",
         description="Re-create deleted leads (new ids, no activities) from a delete's backup or "
         "Close's event log.",
-        annotations=writes(destructive=False),
+        annotations=ADDS,
         arguments=RestoreArguments,
         prepare=prepare_restore_leads,
     ),

@@ -23,7 +23,7 @@ from close_mcp.safety.revert import (
 from close_mcp.safety.revert_messages import plan_notes
 from close_mcp.safety.revert_plan import plan_body, plan_document
 from close_mcp.safety.snapshot_reader import load_edit_snapshot
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
+from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
 from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
@@ -123,7 +123,7 @@ TOOLS = (
         description="Undo a create_bulk_edit: put back the values it overwrote, lead by lead, "
         "from its snapshot; leads changed since are left alone and reported. For a finished or "
         "paused edit.",
-        annotations=writes(),
+        annotations=CHANGES,
         arguments=RevertArguments,
         prepare=prepare_revert,
     ),

@@ -36,12 +36,13 @@ Choices where Close leaves room:
 from dataclasses import dataclass
 from typing import Any, Final
 
+from close_mcp.close.activities import email_activity
 from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, NotFound
 from close_mcp.selection.sample import LeadSample
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
-from close_mcp.server.tools.rendering import clip, first_email, render
+from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
+from close_mcp.server.tools.rendering import active_template, clip, first_email, render
 from close_mcp.server.tools.send_arguments import (
     SENDS,
     SendArguments,
@@ -205,15 +206,7 @@ def _summary(status: str, to: list[str], sender: str | None, subject: str | None
 
 async def _replied_email(client: CloseClient, activity_id: str, lead_id: str) -> dict[str, Any]:
     """The email a reply answers: it must exist and belong to the same lead."""
-    try:
-        raw = await client.get(f"activity/email/{activity_id}/", {"_fields": REPLIED_FIELDS})
-    except NotFound:
-        raw = None
-    if not isinstance(raw, dict) or raw.get("id") != activity_id:
-        raise ArgumentError(
-            "in_reply_to_id",
-            f"Close has no email activity {activity_id!r} (or this key cannot see it)",
-        )
+    raw = await email_activity(client, activity_id, REPLIED_FIELDS, field="in_reply_to_id")
     if raw.get("lead_id") != lead_id:
         raise ArgumentError(
             "in_reply_to_id",
@@ -307,13 +300,7 @@ async def prepare_send(invocation: Invocation, args: SendArguments) -> WriteRequ
         )
     found = None
     if args.template is not None:
-        found = await call.catalog.resolve_template(args.template)
-        if found.is_archived:
-            raise ArgumentError(
-                "template",
-                f"{quoted(found.name)} is archived; pick an active one",
-                quotes_crm_text=True,
-            )
+        found = await active_template(call.catalog, args.template)
     account_id = (
         await _account_id(call.catalog, args.email_account, sender_address)
         if args.email_account
@@ -423,7 +410,7 @@ TOOLS = (
         title="Send, schedule, draft or log one email",
         description="Create one email activity on a lead; only outbox and scheduled are "
         "confirmed. For many leads: create_bulk_email.",
-        annotations=writes(open_world=True),
+        annotations=EMAILS,
         arguments=SendArguments,
         prepare=prepare_send,
     ),

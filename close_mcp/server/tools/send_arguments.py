@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from close_mcp.clock import Clock, utc_datetime
 from close_mcp.errors import ArgumentError
+from close_mcp.server.tools.ids import LeadIdArg
 
 EmailStatus = Literal["draft", "outbox", "scheduled", "sent", "inbox"]
 
@@ -188,144 +189,96 @@ Address = Annotated[str, Field(max_length=254)]
 Recipients = Annotated[list[Address] | None, Field(max_length=MAX_RECIPIENTS)]
 
 
-LeadIdArg = Annotated[
-    str,
-    Field(pattern=r"^lead_[A-Za-z0-9]+$", max_length=100, description="A lead_ id."),
-]
-
-
-ContactIdArg = Annotated[
-    str | None,
-    Field(
-        pattern=r"^cont_[A-Za-z0-9]+$",
-        max_length=100,
-        description="One of the lead's contacts.",
-    ),
-]
-
-
-ToArg = Annotated[
-    list[Address] | None,
-    Field(
-        max_length=MAX_RECIPIENTS,
-        description="Default: contact_id's first address, else the lead's first contact's.",
-    ),
-]
-
-
-SubjectArg = Annotated[
-    str | None,
-    Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
-]
-
-
-BodyTextArg = Annotated[str | None, Field(max_length=MAX_BODY)]
-
-
-BodyHtmlArg = Annotated[str | None, Field(max_length=MAX_BODY)]
-
-
-TemplateArg = Annotated[
-    str | None,
-    Field(
-        max_length=200,
-        description="Template name or id, instead of a body.",
-    ),
-]
-
-
-StatusArg = Annotated[
-    EmailStatus,
-    Field(
-        description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
-        "inbox only log."
-    ),
-]
-
-
-SenderArg = Annotated[
-    str | None,
-    Field(
-        max_length=400,
-        description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
-    ),
-]
-
-
-EmailAccountArg = Annotated[
-    str | None,
-    Field(max_length=200, description="Sending account (email or id)."),
-]
-
-
-DateScheduledArg = Annotated[
-    str | None,
-    Field(
-        max_length=64,
-        description="scheduled: future ISO datetime with offset.",
-    ),
-]
-
-
-SendInArg = Annotated[
-    int | None,
-    Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
-]
-
-
-FollowupDateArg = Annotated[
-    str | None,
-    Field(
-        max_length=64,
-        description="outbox/scheduled/sent: follow-up task datetime if no reply.",
-    ),
-]
-
-
-InReplyToArg = Annotated[
-    str | None,
-    Field(
-        pattern=r"^acti_[A-Za-z0-9]+$",
-        max_length=100,
-        description="Email replied to.",
-    ),
-]
-
-
-FollowupSequenceArg = Annotated[
-    str | None,
-    Field(
-        max_length=200,
-        description="Sequence started if nobody replies.",
-    ),
-]
-
-
-FollowupSequenceDelayArg = Annotated[
-    int | None,
-    Field(
-        ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
-        le=365 * 86_400,
-    ),
-]
+Body = Annotated[str | None, Field(max_length=MAX_BODY)]
 
 
 class SendArguments(BaseModel):
     lead_id: LeadIdArg
-    contact_id: ContactIdArg = None
-    to: ToArg = None
+    contact_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^cont_[A-Za-z0-9]+$",
+            max_length=100,
+            description="One of the lead's contacts.",
+        ),
+    ] = None
+    to: Annotated[
+        list[Address] | None,
+        Field(
+            max_length=MAX_RECIPIENTS,
+            description="Default: contact_id's first address, else the lead's first contact's.",
+        ),
+    ] = None
     cc: Recipients = None
     bcc: Recipients = None
-    subject: SubjectArg = None
-    body_text: BodyTextArg = None
-    body_html: BodyHtmlArg = None
-    template: TemplateArg = None
-    status: StatusArg = "draft"
-    sender: SenderArg = None
-    email_account: EmailAccountArg = None
-    date_scheduled: DateScheduledArg = None
-    send_in: SendInArg = None
-    followup_date: FollowupDateArg = None
-    in_reply_to_id: InReplyToArg = None
-    followup_sequence: FollowupSequenceArg = None
-    followup_sequence_delay: FollowupSequenceDelayArg = None
+    subject: Annotated[
+        str | None,
+        Field(max_length=MAX_SUBJECT, description="Subject (a template supplies one)."),
+    ] = None
+    body_text: Body = None
+    body_html: Body = None
+    template: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="Template name or id, instead of a body.",
+        ),
+    ] = None
+    status: Annotated[
+        EmailStatus,
+        Field(
+            description="draft sends nothing, outbox now, scheduled at date_scheduled; sent and "
+            "inbox only log."
+        ),
+    ] = "draft"
+    sender: Annotated[
+        str | None,
+        Field(
+            max_length=400,
+            description='"Name" <a@b.co> or an address; needed for outbox, scheduled, inbox.',
+        ),
+    ] = None
+    email_account: Annotated[
+        str | None,
+        Field(max_length=200, description="Sending account (email or id)."),
+    ] = None
+    date_scheduled: Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            description="scheduled: future ISO datetime with offset.",
+        ),
+    ] = None
+    send_in: Annotated[
+        int | None,
+        Field(ge=0, lt=60, description="outbox: send after 0-59 seconds."),
+    ] = None
+    followup_date: Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            description="outbox/scheduled/sent: follow-up task datetime if no reply.",
+        ),
+    ] = None
+    in_reply_to_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^acti_[A-Za-z0-9]+$",
+            max_length=100,
+            description="Email replied to.",
+        ),
+    ] = None
+    followup_sequence: Annotated[
+        str | None,
+        Field(
+            max_length=200,
+            description="Sequence started if nobody replies.",
+        ),
+    ] = None
+    followup_sequence_delay: Annotated[
+        int | None,
+        Field(
+            ge=MIN_FOLLOWUP_SEQUENCE_DELAY,
+            le=365 * 86_400,
+        ),
+    ] = None

@@ -14,10 +14,12 @@ from close_mcp.errors import SafetyNetError
 from close_mcp.safety.records import (
     RecordChange,
     RecordKind,
+    RecordPlan,
     RecordSnapshot,
     plan_changes,
     plan_sender,
     plan_undo,
+    recreated_key,
     same,
 )
 from close_mcp.store import Busy
@@ -151,6 +153,46 @@ async def test_a_deleted_record_is_created_again_by_the_undo() -> None:
         "task/",
         {"lead_id": "lead_1", "text": "Call"},
     )
+
+
+async def test_an_undo_planned_before_another_undo_created_the_task_again_sends_nothing() -> None:
+    """Two confirmed undos of one delete run, planned before either went: the second to get
+    the undo lock finds the first's re-creation and refuses, so the task comes back once."""
+    store = SQLiteStore(MEMORY, clock=FakeClock())
+    run = plan_changes(TASKS, [{"id": "t1", "lead_id": "lead_1", "text": "Call"}], None)
+    request = WriteRequest("update_tasks", "tasks", "task/", {}, 1, "x")
+    await RecordSnapshot(store, FakeClock(), TASKS, "taskupd_ab", run).take(request)
+    rec = Recorder(ok({"error": "Task not found."}, 404))
+    client, clock = make(rec)
+    plan = await plan_undo(client, store, TASKS, "taskupd_ab")
+    assert [c.method for c in plan.changes] == ["POST"]
+    await store.put(recreated_key("t1"), "t2")  # the other undo, meanwhile
+    send = plan_sender(client, store, TASKS, "taskupd_cd", plan, undoing="taskupd_ab")
+    with pytest.raises(SafetyNetError) as refused:
+        await send(Sender(AuditLog(None, clock), client, TASKS.tool), None)
+    assert str(refused.value) == (
+        "Another undo of taskupd_ab created 1 of these tasks again after this plan was made, "
+        "so it is out of date; nothing was sent. Call again: it plans only what is still to do."
+    )
+    assert len(rec.requests) == 1  # the undo's read of t1; nothing written
+
+
+async def test_the_undo_of_a_re_creation_deletes_the_latest_one() -> None:
+    store = SQLiteStore(MEMORY, clock=FakeClock())
+    undo_run = RecordPlan(changes=[RecordChange("t1", "POST", {"text": "Call"}, None, "lead_1")])
+    request = WriteRequest("update_tasks", "tasks", "task/", {}, 1, "x")
+    await RecordSnapshot(store, FakeClock(), TASKS, "taskupd_cd", undo_run).take(request)
+    await store.put(recreated_key("t1"), "t2")
+    await store.put(recreated_key("t2"), "t3")  # t2 deleted and created again since
+    rec = Recorder(ok({"id": "t3", "lead_id": "lead_1", "text": "Call"}))
+    client, _ = make(rec)
+    (change,) = (await plan_undo(client, store, TASKS, "taskupd_cd")).changes
+    assert (change.id, change.method, change.before) == (
+        "t3",
+        "DELETE",
+        {"lead_id": "lead_1", "text": "Call"},
+    )
+    assert [r.url.path for r in rec.requests] == ["/api/v1/task/t3/"]
 
 
 async def test_a_record_close_refuses_is_reported_and_the_next_one_still_goes() -> None:

@@ -24,6 +24,7 @@ from close_mcp.safety.revert_plan import (
 )
 from close_mcp.safety.snapshot_reader import EditSnapshot
 from close_mcp.selection.sample import LeadSample
+from tests.queries import lead_ids_query
 
 pytestmark = pytest.mark.anyio
 
@@ -64,21 +65,6 @@ def plan(
         current = {i: lead(i, snap.field, now[i]) for i, _ in batch if i in now}
         builder.add(batch, current)
     return builder.finish()
-
-
-def ids_query(ids: list[str]) -> dict[str, Any]:
-    """Exactly the leads `ids`, as Close takes it (the `reference` condition on the id)."""
-    return {
-        "type": "and",
-        "queries": [
-            {"type": "object_type", "object_type": "lead"},
-            {
-                "type": "field_condition",
-                "field": {"type": "regular_field", "object_type": "lead", "field_name": "id"},
-                "condition": {"type": "reference", "reference_type": "lead", "object_ids": ids},
-            },
-        ],
-    }
 
 
 STATUS_ROWS = [
@@ -149,13 +135,13 @@ def test_a_large_group_is_bulk_edits_over_exactly_its_leads(
         PlannedRequest(
             "POST",
             "/bulk_action/edit/",
-            {"s_query": ids_query(["lead_1", "lead_2", "lead_3"]), **edit},
+            {"s_query": lead_ids_query(["lead_1", "lead_2", "lead_3"]), **edit},
             ("lead_1", "lead_2", "lead_3"),
         ),
         PlannedRequest(
             "POST",
             "/bulk_action/edit/",
-            {"s_query": ids_query(["lead_4", "lead_5"]), **edit},
+            {"s_query": lead_ids_query(["lead_4", "lead_5"]), **edit},
             ("lead_4", "lead_5"),
         ),
     ]

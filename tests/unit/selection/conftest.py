@@ -1,10 +1,16 @@
-"""A catalog over a fake Close that counts its listings (`tests.test_catalog`)."""
+"""Two catalogs: over a fake Close that counts its listings (`tests.test_catalog`), and over
+a small sandbox (`sandbox_catalog`)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import pytest
 
 from close_mcp.close.catalog import Catalog
+from close_mcp.close.client import CloseClient
+from close_mcp.sandbox import Sandbox
+from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.test_catalog import FakeClose, make_catalog
 
 
@@ -16,3 +22,15 @@ def fake() -> FakeClose:
 @pytest.fixture
 def catalog(fake: FakeClose) -> Catalog:
     return make_catalog(fake)
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    return Sandbox(n_leads=20)
+
+
+@pytest.fixture
+async def sandbox_catalog(sandbox: Sandbox) -> AsyncIterator[Catalog]:
+    client = CloseClient(sandbox.api_key, SANDBOX_BASE_URL, transport=sandbox.transport())
+    async with client:
+        yield Catalog(client)

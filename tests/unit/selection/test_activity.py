@@ -3,96 +3,21 @@ the errors that name the field at fault (nothing is sent to Close but the name l
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from close_mcp.close.catalog import Catalog
-from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError
 from close_mcp.sandbox import Sandbox
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.selection.tree import resolve_filter
-from close_mcp.server.runtime import SANDBOX_BASE_URL
+from tests.queries import ago, any_activity_since, has_opportunity, regular, sent_since
 
 pytestmark = pytest.mark.anyio
 
 LEAD = {"type": "object_type", "object_type": "lead"}
-UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
-
-
-@pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox(n_leads=20)
-
-
-@pytest.fixture
-async def sandbox_catalog(sandbox: Sandbox) -> AsyncIterator[Catalog]:
-    client = CloseClient(sandbox.api_key, SANDBOX_BASE_URL, transport=sandbox.transport())
-    async with client:
-        yield Catalog(client)
-
-
-def ago(**offset: int) -> dict[str, Any]:
-    return {
-        "type": "offset",
-        "direction": "past",
-        "moment": {"type": "now"},
-        "offset": {unit: offset.get(unit, 0) for unit in UNITS},
-        "which_day_end": "start",
-    }
-
-
-def field(object_type: str, name: str) -> dict[str, Any]:
-    return {"type": "regular_field", "object_type": object_type, "field_name": name}
-
-
-def sent_since(object_type: str, direction: str, since: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "has_related",
-        "this_object_type": "lead",
-        "related_object_type": object_type,
-        "related_query": {
-            "type": "and",
-            "queries": [
-                {
-                    "type": "field_condition",
-                    "field": field(object_type, "direction"),
-                    "condition": {"type": "term", "values": [direction]},
-                },
-                {
-                    "type": "field_condition",
-                    "field": field(object_type, "date"),
-                    "condition": {
-                        "type": "moment_range",
-                        "on_or_after": since,
-                        "before": {"type": "now"},
-                    },
-                },
-            ],
-        },
-    }
-
-
-def any_activity_since(moment: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "or",
-        "queries": [
-            {
-                "type": "has_related",
-                "this_object_type": "lead",
-                "related_object_type": kind,
-                "related_query": {
-                    "type": "field_condition",
-                    "field": field(kind, "date"),
-                    "condition": {"type": "moment_range", "on_or_after": moment},
-                },
-            }
-            for kind in ("activity.email", "activity.call")
-        ],
-    }
 
 
 async def tree(catalog: Catalog, **fields: Any) -> dict[str, Any]:
@@ -147,20 +72,7 @@ async def test_opportunity_status_by_label_or_id(
         "type": "and",
         "queries": [
             LEAD,
-            {
-                "type": "has_related",
-                "this_object_type": "lead",
-                "related_object_type": "opportunity",
-                "related_query": {
-                    "type": "field_condition",
-                    "field": field("opportunity", "status_id"),
-                    "condition": {
-                        "type": "reference",
-                        "reference_type": "status.opportunity",
-                        "object_ids": [ids["Won"], ids["Lost"]],
-                    },
-                },
-            },
+            has_opportunity(ids["Won"], ids["Lost"]),
         ],
     }
 
@@ -191,7 +103,7 @@ async def test_name_starts_with_is_a_prefix_of_a_word(sandbox_catalog: Catalog) 
             LEAD,
             {
                 "type": "field_condition",
-                "field": field("lead", "name"),
+                "field": regular("name", "lead"),
                 "condition": {"type": "text", "mode": "beginning_of_words", "value": "Acm"},
             },
         ],

@@ -80,13 +80,13 @@ async def test_all_leads_needs_allow_all_leads(catalog: Catalog, tree: dict[str,
         "`allow_all_leads: true` if that is really meant"
     )
     selection = await resolve_selection(s_query=tree, allow_all_leads=True, catalog=catalog)
-    verdict = await decide(selection.s_query, selection.source, allow=True)
+    verdict = await decide(selection.worded_every_lead, selection.source, allow=True)
     assert (verdict.every_lead, verdict.refusal) == (True, None)
 
 
 async def test_allow_all_leads_does_not_mark_a_narrow_selection(catalog: Catalog) -> None:
     selection = await resolve_selection(s_query=RAW, allow_all_leads=True, catalog=catalog)
-    verdict = await decide(selection.s_query, selection.source, allow=True)
+    verdict = await decide(selection.worded_every_lead, selection.source, allow=True)
     assert (verdict.every_lead, verdict.refusal) == (False, None)
 
 
@@ -130,7 +130,9 @@ async def test_a_count_of_every_lead_is_every_lead(source: str, allow: bool) -> 
     """The wording says narrow; the count, taken now, says every lead: refused unless allowed."""
     org = Organization(total=40)
     async with org.client() as client:
-        verdict = await decide(NARROW, source, allow=allow, client=client, matched=40)
+        verdict = await decide(
+            matches_everything(NARROW), source, allow=allow, client=client, matched=40
+        )
     assert verdict.every_lead is True
     assert (str(verdict.refusal) if verdict.refusal else None) == (
         None if allow else REFUSAL.format(source)
@@ -141,7 +143,9 @@ async def test_a_count_of_every_lead_is_every_lead(source: str, allow: bool) -> 
 async def test_fewer_than_every_lead_is_not_every_lead() -> None:
     org = Organization(total=40)
     async with org.client() as client:
-        verdict = await decide(NARROW, "filter", allow=False, client=client, matched=39)
+        verdict = await decide(
+            matches_everything(NARROW), "filter", allow=False, client=client, matched=39
+        )
     assert (verdict.every_lead, verdict.refusal) == (False, None)
     assert org.seen == [("POST", SEARCH, COUNT_ALL)]
 
@@ -150,9 +154,13 @@ async def test_each_decision_counts_the_organization_again() -> None:
     """Never a kept total: leads deleted in between make the same count every lead."""
     org = Organization(total=40)
     async with org.client() as client:
-        first = await decide(NARROW, "filter", allow=False, client=client, matched=30)
+        first = await decide(
+            matches_everything(NARROW), "filter", allow=False, client=client, matched=30
+        )
         org.total = 30
-        second = await decide(NARROW, "filter", allow=False, client=client, matched=30)
+        second = await decide(
+            matches_everything(NARROW), "filter", allow=False, client=client, matched=30
+        )
     assert (first.every_lead, second.every_lead) == (False, True)
     assert org.seen == [("POST", SEARCH, COUNT_ALL)] * 2
 
@@ -167,7 +175,9 @@ async def test_no_count_is_asked_for_when_it_cannot_change_the_answer(
 ) -> None:
     org = Organization(total=0)
     async with org.client() as client:
-        verdict = await decide(tree, "s_query", allow=False, client=client, matched=matched)
+        verdict = await decide(
+            matches_everything(tree), "s_query", allow=False, client=client, matched=matched
+        )
     assert verdict.every_lead is every_lead
     assert (verdict.refusal is not None) is every_lead
     assert org.seen == []

@@ -3,33 +3,18 @@ date fields, in the map and the list form, and a clear error for everything else
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from close_mcp.close.catalog import Catalog
-from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError
 from close_mcp.sandbox import Sandbox
 from close_mcp.selection.resolve import resolve_selection
-from close_mcp.server.runtime import SANDBOX_BASE_URL
 
 pytestmark = pytest.mark.anyio
 
 LEAD = {"type": "object_type", "object_type": "lead"}
-
-
-@pytest.fixture
-def sandbox() -> Sandbox:
-    return Sandbox(n_leads=20)
-
-
-@pytest.fixture
-async def sandbox_catalog(sandbox: Sandbox) -> AsyncIterator[Catalog]:
-    client = CloseClient(sandbox.api_key, SANDBOX_BASE_URL, transport=sandbox.transport())
-    async with client:
-        yield Catalog(client)
 
 
 def cf_id(sandbox: Sandbox, name: str) -> str:

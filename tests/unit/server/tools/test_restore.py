@@ -12,46 +12,13 @@ import pytest
 from mcp import types
 
 from close_mcp.safety.restore_plan import WHAT_COMES_BACK
-from close_mcp.sandbox import Sandbox
-from close_mcp.sandbox.store import Lead
-from close_mcp.sandbox.store import iso as close_iso
 from tests.harness import MODES, Harness, StartHarness, run_to_done
-from tests.ids import status_id
+from tests.safety_net import delete_canceled, recreate_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120)]
 
 API = "/api/v1/"
 DELETE = {"filter": {"lead_status": "Canceled"}}
-
-
-def canceled(sb: Sandbox) -> list[str]:
-    sid = status_id(sb, "Canceled")
-    return sorted(lead.id for lead in sb.store.leads.values() if lead.status_id == sid)
-
-
-def body_of(lead: Lead) -> dict[str, Any]:
-    """The POST /lead/ that re-creates `lead`, from the sandbox's own record of it."""
-    body: dict[str, Any] = {
-        "name": lead.name,
-        "status_id": lead.status_id,
-        "date_created": close_iso(lead.date_created),
-    }
-    if lead.description:
-        body["description"] = lead.description
-    if lead.url:
-        body["url"] = lead.url
-    body.update({f"custom.{k}": v for k, v in lead.custom.items() if v not in (None, "", [])})
-    if lead.contacts:
-        body["contacts"] = [
-            {
-                "name": c.name,
-                **({"title": c.title} if c.title else {}),
-                "emails": [{"email": e["email"], "type": e["type"]} for e in c.emails],
-                "phones": [{"phone": p["phone"], "type": p["type"]} for p in c.phones],
-            }
-            for c in lead.contacts
-        ]
-    return body
 
 
 def now_of(h: Harness) -> datetime:
@@ -72,20 +39,6 @@ def typing(restore: int | None = None) -> Any:
         return types.ElicitResult(action="accept", content={"count": count})
 
     return answer
-
-
-async def delete_canceled(h: Harness) -> tuple[str, dict[str, Lead]]:
-    """Delete the Canceled leads with the tools; the job id and the leads as they were."""
-    sb = h.sandbox
-    before = {i: sb.store.leads[i] for i in canceled(sb)}
-    first = await h.call("create_bulk_delete", DELETE)
-    done = await h.call(
-        "create_bulk_delete", {**DELETE, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
-    await run_to_done(h, job_id)
-    assert not set(before) & set(sb.store.leads)
-    return job_id, before
 
 
 def posts(h: Harness) -> list[dict[str, Any]]:
@@ -128,17 +81,17 @@ async def test_a_delete_comes_back_after_the_preview_and_the_typed_count(
     ]
     assert h.questions[0].startswith(f"Restore {n} leads from store:backup:{job_id}")
     assert sorted(b["name"] for b in posts(h)) == sorted(
-        body_of(lead)["name"] for lead in before.values()
+        recreate_body(lead)["name"] for lead in before.values()
     )
     assert sorted(map(canonical, posts(h))) == sorted(
-        canonical(body_of(b)) for b in before.values()
+        canonical(recreate_body(b)) for b in before.values()
     )
     assert len(h.writes()) == n
     result = done["result"]
     assert result["restored_count"] == n
     assert len(result["restored"]) == 3
     for old, new in result["restored"].items():
-        assert body_of(h.sandbox.store.leads[new]) == body_of(before[old])
+        assert recreate_body(h.sandbox.store.leads[new]) == recreate_body(before[old])
     # Every POST audited, then the restore itself.
     entries = h.audit.entries()[-n - 1 :]
     assert [(e["tool"], e["path"], e["outcome"]) for e in entries] == [
