@@ -1,12 +1,13 @@
 """The issue-28 write tools cannot be confirmed around, and a valid confirmation is never
 turned away: a hypothesis state machine against one live server, built from a table of tool
-rows (`ROWS`), the sibling of `test_confirmation_machine.py` (the bulk kinds and send).
+rows (`_rows`), the sibling of `test_confirmation_machine.py` (the bulk kinds and send).
 
 Each row is one write tool with fixed arguments, and says what its token binds, read from the
 sandbox now (`bound`): the exact per-record plan of `update_opportunities` / `update_tasks`
 (every record that gets a request, with the value it overwrites, and how many already hold
 the target), the exact leads of `export_leads`, the leads `restore_leads` would re-create
-from a delete's backup or from Close's event log (and, for the log, every deletion it reads).
+from a delete's backup or from Close's event log (and, for the log, every deletion it reads),
+both leads of every pair `merge_leads` is given (as Close shows them).
 The machine mixes previews, dry runs, confirmations with valid, stale, forged, replayed and
 swapped-argument tokens (a row's token with another row's arguments for the same tool), the
 sandbox changing under the tokens (a lead moves status, an opportunity or a task is changed,
@@ -17,10 +18,11 @@ client that cannot ask).
 
 Both directions are asserted on every confirmation: the row's writes reach the sandbox only
 for a legitimate confirmation, and a legitimate one sends exactly the writes its plan holds
-(N paced PUTs for N records, one export, N re-created leads). The sandbox rate-limits the
-key, so a long run waits on the (fake) clock between requests: the machine checks that the
-clock never moves before a confirmed call's first write (the token is checked when the model
-checks it) and that runs did wait.
+(N paced PUTs for N records, one export, N re-created leads, one merge a pair). The sandbox
+rate-limits the key, so a long run waits on the (fake) clock between requests, and the
+machine asserts that runs did wait. The clock moves inside a call only while the rate limit
+paces it: a token that expires between the call's start and its first write may go either
+way (counted as `ambiguous`), never a write without a submitted result.
 
 A new write tool is one more row: see `Row`.
 """
