@@ -1551,9 +1551,7 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(("pass  # expired", "raise  # expired"),),
         breaks="the next page fails once Close's own 30 s cursor expired",
         guards="issue 26: search_leads pages with a cursor",
-        tests=(
-            "tests/test_search_leads.py::test_a_cursor_still_works_after_closes_own_expired",
-        ),
+        tests=("tests/test_search_leads.py::test_a_cursor_still_works_after_closes_own_expired",),
     ),
     Mutant(
         name="search-page-unbounded",
