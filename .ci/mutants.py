@@ -62,7 +62,7 @@ SANDBOX_EVENTS = "close_mcp/sandbox/events.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
-T_CLIENT = "tests/test_client.py::"
+T_CLIENT = "tests/unit/close/test_client.py::"
 T_RECENT = "tests/test_recent_lookup.py::"
 T_SNAPSHOTS = "tests/test_snapshots.py::"
 T_BACKUPS = "tests/test_backups.py::"
@@ -1274,7 +1274,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a merge is sent again after a 5xx (the source may be gone already)",
         guards="design: a write is sent once (lead merge)",
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_a_merge_is_one_post_never_repeated_after_an_ambiguous_failure",
         ),
     ),
@@ -1287,7 +1287,7 @@ MUTANTS: tuple[Mutant, ...] = (
         # test_a_pipeline_without_the_asked_statuses_selects_nothing_without_listing fails on
         # its recorder's answer (a ServerError), not an assertion: the sandbox run decides.
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_against_the_sandbox_a_pipeline_selects_exactly_its_opportunities",
         ),
     ),
@@ -1685,7 +1685,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="CLOSE_MCP_TOOLSETS=all turns nothing on",
         guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
-        tests=("tests/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
+        tests=("tests/unit/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
     ),
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -29,48 +29,9 @@ from close_mcp.errors import (
     TransportError,
 )
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
+from tests.recorder import BASE, KEY, Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
-
-KEY = "api_TESTKEY_5ecr3t_abcdef"
-BASE = "https://api.close.example/api/v1/"
-
-
-class Recorder:
-    """Answers requests from a script of responses (or exceptions) and keeps what it saw."""
-
-    def __init__(self, *answers: httpx.Response | Exception | Callable[[], httpx.Response]):
-        self.answers: Iterator[httpx.Response | Exception | Callable[[], httpx.Response]] = iter(
-            answers
-        )
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = next(self.answers, None)
-        if answer is None:  # a request the script did not expect: the test's asserts name it
-            return ok({"error": "the test's script of answers ran out"}, 500)
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer()
-        return answer
-
-    def summary(self) -> list[tuple[str, str, Any]]:
-        return [
-            (r.method, r.url.path, json.loads(r.content) if r.content else None)
-            for r in self.requests
-        ]
-
-
-def make(recorder: Recorder, clock: FakeClock | None = None) -> tuple[CloseClient, FakeClock]:
-    clock = clock or FakeClock()
-    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(recorder), clock=clock)
-    return client, clock
-
-
-def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, json=body, headers=headers)
 
 
 def no_key_anywhere(error: BaseException) -> None:
