@@ -1,5 +1,6 @@
 """A scripted Close behind httpx.MockTransport: the Close client's tests and those of modules
-that call Close through it answer each request from a script and read back what was sent."""
+that call Close through it answer each request from a script and read back what was sent; a
+clock whose sleeps wait for the test to move time on (`HeldClock`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 import httpx
 
 from close_mcp.clock import FakeClock
@@ -51,3 +53,25 @@ def make(recorder: Recorder, clock: FakeClock | None = None) -> tuple[CloseClien
 
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(status, json=body, headers=headers)
+
+
+class HeldClock(FakeClock):
+    """A FakeClock whose `sleep` parks until `advance` moves time to its deadline, so calls
+    that wait at the same time overlap instead of adding their waits up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked: list[tuple[float, anyio.Event]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        woken = anyio.Event()
+        self.parked.append((self.time() + seconds, woken))
+        await woken.wait()
+
+    def advance(self, seconds: float) -> None:
+        super().advance(seconds)
+        for deadline, woken in self.parked:
+            if deadline <= self.time():
+                woken.set()
+        self.parked = [(d, w) for d, w in self.parked if not w.is_set()]

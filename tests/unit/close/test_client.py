@@ -29,7 +29,7 @@ from close_mcp.errors import (
     TransportError,
 )
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
-from tests.recorder import BASE, KEY, Recorder, make, ok
+from tests.recorder import BASE, KEY, HeldClock, Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
 
@@ -330,28 +330,6 @@ async def test_announced_budget_paces_the_next_requests() -> None:
     assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
     # Waits before the 2nd, 3rd and 4th requests, none once Close says the budget is whole.
     assert clock.sleeps == [0.5, 0.5, 0.5]
-
-
-class HeldClock(FakeClock):
-    """A FakeClock whose `sleep` parks until `advance` moves time to its deadline, so calls
-    that wait at the same time overlap instead of adding their waits up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parked: list[tuple[float, anyio.Event]] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        woken = anyio.Event()
-        self.parked.append((self.time() + seconds, woken))
-        await woken.wait()
-
-    def advance(self, seconds: float) -> None:
-        super().advance(seconds)
-        for deadline, woken in self.parked:
-            if deadline <= self.time():
-                woken.set()
-        self.parked = [(d, w) for d, w in self.parked if not w.is_set()]
 
 
 async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
