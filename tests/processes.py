@@ -46,7 +46,7 @@ def running(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        try:
+        with started(proc):
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             while True:  # bounded polling until the process answers
                 if proc.poll() is not None:
@@ -60,10 +60,17 @@ def running(
                     raise RuntimeError(f"close-mcp {args} not up in {STARTUP_TIMEOUT_S}s")
                 time.sleep(0.1)
             yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+
+
+@contextmanager
+def started(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`proc` until the block ends, then stopped (killed if it does not stop in 10 s)."""
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

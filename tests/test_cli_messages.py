@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, started
 
 TIMEOUT_S = 30
 
@@ -67,19 +67,6 @@ def read_line(fd: int, deadline: float) -> str:
                 raise AssertionError(f"closed before a full line; got {data!r}")
             data += chunk
     return data.decode()
-
-
-@contextmanager
-def started(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @contextmanager
