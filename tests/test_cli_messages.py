@@ -22,19 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port, started
+from tests.processes import child_env, free_port, started
 
 TIMEOUT_S = 30
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "CLOSE_MCP_AUDIT_LOG": "off",
-    }
+    return child_env(tmp_path)
 
 
 def close_mcp(*args: str) -> list[str]:
