@@ -316,16 +316,20 @@ async def test_key_never_in_repr_or_errors() -> None:
     no_key_anywhere(info.value)
 
 
-async def test_announced_budget_paces_the_next_requests() -> None:
-    rec = Recorder(
-        # Budget spent; whole again (4 requests) in 2 s: one request every 0.5 s.
+def _budget_spent_then_whole() -> Recorder:
+    """Five answers: the budget spent, whole again (4 requests) in 2 s, so one request every
+    0.5 s; then plenty left again, so no more waiting."""
+    return Recorder(
         ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
         ok({"n": 2}),
         ok({"n": 3}),
-        # Plenty left again: no more waiting.
         ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
         ok({"n": 5}),
     )
+
+
+async def test_announced_budget_paces_the_next_requests() -> None:
+    rec = _budget_spent_then_whole()
     client, clock = make(rec)
     assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
     # Waits before the 2nd, 3rd and 4th requests, none once Close says the budget is whole.
@@ -447,13 +451,7 @@ async def test_clients_with_separate_stores_meet_429s() -> None:
 
 async def test_announced_budget_paces_the_same_through_a_store() -> None:
     """One process pacing through the store waits exactly as it does without one."""
-    rec = Recorder(
-        ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
-        ok({"n": 2}),
-        ok({"n": 3}),
-        ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
-        ok({"n": 5}),
-    )
+    rec = _budget_spent_then_whole()
     clock = FakeClock()
     store = SQLiteStore(MEMORY, clock=clock)
     client = CloseClient(KEY, BASE, transport=httpx.MockTransport(rec), clock=clock, store=store)
