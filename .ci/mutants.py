@@ -1687,6 +1687,84 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
         tests=("tests/unit/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
     ),
+    Mutant(
+        name="revert-meanwhile-ignored",
+        file="close_mcp/safety/revert.py",
+        edits=(
+            (
+                "if len(recorded) > snapshot.stored_reverts:",
+                "if len(recorded) > snapshot.stored_reverts + 99:",
+            ),
+        ),
+        breaks="a revert plan made before another revert's records is sent anyway",
+        guards="design: a revert plans only what is still to do (two reverts racing)",
+        tests=(
+            "tests/unit/safety/test_revert.py::test_a_revert_recorded_after_the_plan_was_made_stops_it_before_anything_is_sent",
+        ),
+    ),
+    Mutant(
+        name="recreation-unrecorded",
+        file="close_mcp/safety/records.py",
+        edits=(('            if change.method == "POST" and made:\n', "            if False:\n"),),
+        breaks="an undo that created a deleted task again does not record its new id",
+        guards="issue 28: a deleted task comes back once however often its run is undone",
+        tests=(
+            "tests/test_record_writes.py::test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_deletes_them",
+        ),
+    ),
+    Mutant(
+        name="recreated-meanwhile-ignored",
+        file="close_mcp/safety/records.py",
+        edits=(
+            (
+                "if await latest_recreation(store, old) != seen",
+                "if await latest_recreation(store, old) != seen and False",
+            ),
+        ),
+        breaks="an undo planned before another undo re-created its tasks creates them again",
+        guards="issue 28: a deleted task comes back once however often its run is undone",
+        tests=(
+            "tests/unit/safety/test_records.py::test_an_undo_planned_before_another_undo_created_the_task_again_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="every-lead-wording-dropped",
+        file="close_mcp/server/tools/bulk.py",
+        edits=(("        selection.worded_every_lead,\n", "        False,\n"),),
+        breaks="a selection worded as every lead but counted smaller is taken",
+        guards="issue 24: every lead is decided once and passed on",
+        tests=(
+            "tests/test_selection_handles.py::test_every_lead_by_wording_is_refused_by_arguments_and_by_handle",
+        ),
+    ),
+    Mutant(
+        name="every-lead-wording-not-passed",
+        file="close_mcp/selection/resolve.py",
+        edits=(("decide(selection.worded_every_lead, source", "decide(False, source"),),
+        breaks="resolve_selection drops the wording decision",
+        guards="issue 24: every lead is decided once and passed on",
+        tests=(
+            "tests/test_selection_handles.py::test_every_lead_by_wording_is_refused_by_arguments_and_by_handle",
+        ),
+    ),
+    Mutant(
+        name="archived-template-emailed",
+        file="close_mcp/server/tools/rendering.py",
+        edits=(("    if found.is_archived:\n", "    if False:\n"),),
+        breaks="a bulk email goes out with an archived template",
+        guards="design: an archived template is refused (bulk email as send_email)",
+        tests=(
+            "tests/test_bulk_tools.py::test_bulk_email_refuses_an_archived_template_as_send_email_does",
+        ),
+    ),
+    Mutant(
+        name="revert-resource-read-only",
+        file="close_mcp/server/resources.py",
+        edits=((" and not (self.writes and settings.read_only)", ""),),
+        breaks="read-only mode still offers the revert plan resources",
+        guards="design: CLOSE_MCP_READ_ONLY serves no write",
+        tests=("tests/test_resources.py::test_revert_plans_are_not_offered_read_only",),
+    ),
 )
 
 

@@ -29,12 +29,14 @@ from close_mcp.errors import ConfigError
 # The default toolsets, then the opt-in ones (a write Close has no bulk endpoint or undo for,
 # or that carries CRM data out): on only when named, or with `all`.
 DEFAULT_TOOLSETS: Final = ("search", "jobs", "edit", "email", "sequences", "delete", "send")
-OPT_IN_TOOLSETS: Final = ("export", "opportunities", "tasks")
+OPT_IN_TOOLSETS: Final = ("export", "merge", "opportunities", "tasks")
 TOOLSETS: Final = DEFAULT_TOOLSETS + OPT_IN_TOOLSETS
 ALL_TOOLSETS: Final = "all"
 CONFIRMABLE_ACTIONS: Final = (
-    "edit", "email", "sequences", "send", "delete", "export", "opportunities", "tasks",
+    "edit", "email", "sequences", "send", "delete", "export", "merge", "opportunities", "tasks",
 )  # fmt: skip
+# Actions no setting takes out of the confirmation list: Close can undo neither.
+ALWAYS_CONFIRMED: Final = frozenset({"delete", "merge"})
 # Every action, so that no write tool sends on its first call unless a person said otherwise.
 DEFAULT_CONFIRM: Final = CONFIRMABLE_ACTIONS
 DEFAULT_SNAPSHOT_LIMIT: Final = 50_000
@@ -78,7 +80,7 @@ def parse_toolsets(name: str, value: str) -> frozenset[str]:
 
 
 def parse_confirm(name: str, value: str) -> frozenset[str]:
-    return parse_names(name, value, CONFIRMABLE_ACTIONS) | {"delete"}  # always confirmed
+    return parse_names(name, value, CONFIRMABLE_ACTIONS) | ALWAYS_CONFIRMED
 
 
 def parse_base_url(name: str, value: str) -> str:
@@ -206,7 +208,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "actions that need confirmation, so that their first call only previews: "
         f"`{', '.join(CONFIRMABLE_ACTIONS)}`",
         "all of them; taking one out, edit say, makes its first call send at once; delete "
-        "is always included", parse_confirm, flag="--confirm", metavar="LIST",
+        "and merge are always included", parse_confirm, flag="--confirm", metavar="LIST",
         blank_is_value=True,
     ),
     Setting(

@@ -1,5 +1,5 @@
 """The tools a server serves with its default settings, read from `tool_schemas/` (every
-tool's file names its toolset): the opt-in toolsets (export, opportunities, tasks) are off
+tool's file names its toolset): the opt-in toolsets (export, merge, opportunities, tasks) are off
 unless CLOSE_MCP_TOOLSETS names them."""
 
 from __future__ import annotations

@@ -172,8 +172,8 @@ def test_serve_help_says_every_action_is_confirmed_by_default(env: dict[str, str
     text = " ".join(done.stdout.split())
     assert "--confirm LIST actions that need confirmation, so that their first call only " in text
     assert (
-        "edit, email, sequences, send, delete, export, opportunities, tasks (CLOSE_MCP_CONFIRM; "
-        "default: all of them;" in text
+        "edit, email, sequences, send, delete, export, merge, opportunities, tasks "
+        "(CLOSE_MCP_CONFIRM; default: all of them;" in text
     )
 
 

@@ -35,7 +35,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "CLOSE_API_BASE_URL": ("http://127.0.0.1:9/api/v1", "http://127.0.0.1:9/api/v1/"),
     "CLOSE_MCP_READ_ONLY": ("1", True),
     "CLOSE_MCP_TOOLSETS": ("search, jobs", frozenset({"search", "jobs"})),
-    "CLOSE_MCP_CONFIRM": ("edit", frozenset({"edit", "delete"})),
+    "CLOSE_MCP_CONFIRM": ("edit", frozenset({"edit", "delete", "merge"})),
     "CLOSE_MCP_REQUIRE_HUMAN": ("yes", True),
     "CLOSE_MCP_AUDIT_LOG": ("/logs/audit.jsonl", Path("/logs/audit.jsonl")),
     "CLOSE_MCP_SNAPSHOT": ("7", 7),
@@ -162,8 +162,8 @@ def test_an_empty_variable_is_unset_unless_its_row_reads_blanks(variable: str) -
     if variable in refused:
         with pytest.raises(ConfigError, match=f"^{refused[variable]}"):
             load_settings(env)
-    elif variable == "CLOSE_MCP_CONFIRM":  # none but delete, which never leaves
-        assert load_settings(env).confirm == {"delete"}
+    elif variable == "CLOSE_MCP_CONFIRM":  # none but delete and merge, which never leave
+        assert load_settings(env).confirm == {"delete", "merge"}
     elif variable == "CLOSE_MCP_SECRET":  # unset: a random one, this process's own
         assert load_settings(env).secret_is_shared is False
     else:

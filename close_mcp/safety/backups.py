@@ -25,6 +25,8 @@ from close_mcp.safety.snapshot_writer import STORE_REF, backup_key, reference
 from close_mcp.store import StateStore
 
 DELETE_JOB = re.compile(r"^bulkdelete_[A-Za-z0-9]+$")
+# What the store keeps a backup under: a bulk delete's job id, or a merge_leads run's id.
+STORED_BACKUP = re.compile(r"^(bulkdelete|leadmerge)_[A-Za-z0-9]+$")
 EVENT_LOG: Final = "event-log"  # the id of a "backup" read from Close's event log
 
 
@@ -65,7 +67,7 @@ async def open_backup(store: StateStore, source: str) -> Backup:
     read from the store, or a backup file. Every line is read once here, so a malformed one
     is reported before anything is asked or sent. `SafetyNetError`/`OSError` when unreadable."""
     job_id = source.removeprefix(STORE_REF).removeprefix("backup:")
-    if DELETE_JOB.match(job_id) and not _is_file(source):
+    if STORED_BACKUP.match(job_id) and not _is_file(source):
         return await open_stored_backup(
             store,
             job_id,

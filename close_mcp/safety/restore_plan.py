@@ -27,7 +27,7 @@ from typing import Any, Final
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, SafetyNetError
-from close_mcp.safety.backups import DELETE_JOB, Backup, deleted_in_close, open_stored_backup
+from close_mcp.safety.backups import STORED_BACKUP, Backup, deleted_in_close, open_stored_backup
 from close_mcp.safety.journal import Progress
 from close_mcp.safety.restore import (
     RESTORE_LOCK_TTL_S,
@@ -77,9 +77,11 @@ async def prepare_restore(
         if deleted_by is not None:
             raise ArgumentError("deleted_by", "filters the event log: give it with deleted_since")
         job_id = backup.removeprefix("store:").removeprefix("backup:")
-        if not DELETE_JOB.match(job_id):
+        if not STORED_BACKUP.match(job_id):
             raise ArgumentError(
-                "backup", f"{backup!r} is not a bulk delete job id (bulkdelete_...)"
+                "backup",
+                f"{backup!r} is not a bulk delete job id (bulkdelete_...) or a merge_leads "
+                "run id (leadmerge_...)",
             )
         source = await open_stored_backup(
             store,

@@ -137,12 +137,17 @@ class StoredBackup:
     header: dict[str, Any] = field(default_factory=dict)
 
     async def leads(self, store: StateStore) -> AsyncIterator[dict[str, Any]]:
-        """The backed-up leads in order, a batch at a time from the store."""
+        """The backed-up leads in order, a batch at a time from the store, but those its
+        `skip_key` list names (a merge run's sources Close did not merge: they still exist)."""
+        skip_key = self.header.get("skip_key")
+        skipped = set(await store.lines(skip_key)) if isinstance(skip_key, str) else set()
         number = 0
         async for lines in store.iter_lines(self.leads_key):
             for line in lines:
                 number += 1
-                yield parse_lead(line, self.where, number)
+                lead = parse_lead(line, self.where, number)
+                if lead["id"] not in skipped:
+                    yield lead
 
 
 async def find_backup(store: StateStore, job_id: str) -> StoredBackup | None:

@@ -54,6 +54,14 @@ class TypedRestoreCount(TypedCount):
     )
 
 
+class TypedMergeCount(TypedCount):
+    count: Any = Field(
+        default=None,
+        description="Type the number of pairs of leads that will be merged.",
+        json_schema_extra={"type": "integer"},
+    )
+
+
 class Approval(BaseModel):
     model_config = ConfigDict(json_schema_extra={"required": ["approve"]})
 
@@ -163,7 +171,13 @@ async def question(
     token: str | None,
     *,
     caller: str,
-) -> Elicit[TypedCount] | Elicit[TypedRestoreCount] | Elicit[Approval] | Decision:
+) -> (
+    Elicit[TypedCount]
+    | Elicit[TypedRestoreCount]
+    | Elicit[TypedMergeCount]
+    | Elicit[Approval]
+    | Decision
+):
     """The question for the person, or the call's `Decision` when there is none to ask (its
     `answer` CANNOT_ASK when there would be one and the client cannot ask its user: known
     before any token is handed out). Either way the pipeline gets the decision made here."""
@@ -176,6 +190,12 @@ async def question(
         return decision
     what = _what_it_touches(request)
     summary = _clip_quoted(request.summary)
+    if request.action == "merge":
+        return Elicit(
+            f"{summary}{what}. Close cannot undo a merge. To confirm, type the number of "
+            f"pairs that will be merged ({request.matched}).",
+            TypedMergeCount,
+        )
     if request.action == "delete" and request.counted != "deleted":
         return Elicit(
             f"{summary}{what}. To confirm, type the number of leads that will be "

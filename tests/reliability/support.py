@@ -81,6 +81,7 @@ GUARDED_BULK: Final = {
     API + "bulk_action/email/": "bulk_email",
     API + "bulk_action/sequence_subscription/": "sequence",
     API + "export/lead/": "export",
+    API + "lead/merge/": "merge",
 }
 # Per-record writes (issue 28): every PUT, POST or DELETE of an opportunity or a task.
 GUARDED_RECORDS: Final = {API + "opportunity/": "opportunities", API + "task/": "tasks"}
@@ -91,8 +92,8 @@ def guarded_kind(request: RecordedRequest) -> str | None:
     """The kind of a write that must never happen without confirmation, else None.
 
     Bulk deletes, bulk emails, bulk sequence subscriptions (any action type: all are in the
-    default confirmation list), lead exports, any write of an opportunity or a task, and emails
-    created or switched to outbox/scheduled.
+    default confirmation list), lead exports and merges, any write of an opportunity or a
+    task, and emails created or switched to outbox/scheduled.
     """
     if request.method == "POST" and request.path in GUARDED_BULK:
         return GUARDED_BULK[request.path]

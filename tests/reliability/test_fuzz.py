@@ -88,7 +88,7 @@ from tests.reliability.support import (
 
 # Each near-miss token is minted for the caller the fuzzed server sees: only its flaw differs.
 CALLER = caller_digest(SANDBOX_API_KEY)
-CONFIRM_ALL = "edit,email,sequences,send,delete,export,opportunities,tasks"
+CONFIRM_ALL = "edit,email,sequences,send,delete,export,merge,opportunities,tasks"
 # Calls per tool. Write tools: three quarters a sweep of valid arguments with hostile tokens,
 # one quarter hypothesis junk; read tools: all hypothesis (schema-drawn and hostile).
 EXAMPLES = {"legacy": 120, "auto": 30}
@@ -107,6 +107,7 @@ GATE_TOOLS: Final = (
     "export_leads",
     "update_opportunities",
     "update_tasks",
+    "merge_leads",
 )
 CONTROL_TOOLS: Final = ("pause_bulk_job", "resume_bulk_job")
 OUTCOMES: Final = (
@@ -475,7 +476,14 @@ def _bases(h: Harness, tool: str, seeded: Seeded) -> list[Base]:
 
 
 def _record_bases(tool: str, selections: list[Args]) -> list[Base]:
-    """export_leads and the per-record tools (issue 28)."""
+    """export_leads, merge_leads and the per-record tools (issue 28)."""
+    if tool == "merge_leads":
+        keys = ("contact_email", "email_domain", "exact_name")
+
+        def other_key(a: Args) -> Args:
+            return {**a, "key": keys[(keys.index(a["key"]) + 1) % len(keys)]}
+
+        return [Base({**s, "key": k}, (other_key,)) for s in selections for k in keys]
     if tool == "export_leads":
 
         def other_format(a: Args) -> Args:

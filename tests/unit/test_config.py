@@ -27,7 +27,8 @@ def test_defaults() -> None:
     assert s.read_only is False
     assert s.toolsets == {"search", "jobs", "edit", "email", "sequences", "delete", "send"}
     assert s.confirm == {
-        "edit", "email", "sequences", "send", "delete", "export", "opportunities", "tasks"
+        "edit", "email", "sequences", "send", "delete", "export", "merge", "opportunities",
+        "tasks",
     }  # fmt: skip
     assert s.require_human is False
     assert s.secret_is_shared is False
@@ -53,7 +54,7 @@ def test_every_variable_is_read() -> None:
     assert s.base_url == "http://127.0.0.1:8765/api/v1/"
     assert s.read_only is True
     assert s.toolsets == {"search", "jobs"}
-    assert s.confirm == {"edit", "delete"}
+    assert s.confirm == {"edit", "delete", "merge"}
     assert s.require_human is True
     assert s.secret.get_secret_value() == "s" * 32
     assert s.secret_is_shared is True
@@ -65,16 +66,16 @@ def test_every_variable_is_read() -> None:
 
 def test_all_turns_on_every_toolset_the_opt_in_ones_too() -> None:
     every = {"search", "jobs", "edit", "email", "sequences", "delete", "send"}
-    every |= {"export", "opportunities", "tasks"}
+    every |= {"export", "merge", "opportunities", "tasks"}
     assert settings(CLOSE_MCP_TOOLSETS="all").toolsets == every
     assert settings(CLOSE_MCP_TOOLSETS="search, ALL").toolsets == every
     assert load_settings(BASE_ENV, toolsets="tasks").toolsets == {"tasks"}
 
 
-def test_delete_can_never_leave_the_confirmation_list() -> None:
-    assert settings(CLOSE_MCP_CONFIRM="").confirm == {"delete"}
-    assert settings(CLOSE_MCP_CONFIRM="email").confirm == {"email", "delete"}
-    assert load_settings(BASE_ENV, confirm="send").confirm == {"send", "delete"}
+def test_delete_and_merge_can_never_leave_the_confirmation_list() -> None:
+    assert settings(CLOSE_MCP_CONFIRM="").confirm == {"delete", "merge"}
+    assert settings(CLOSE_MCP_CONFIRM="email").confirm == {"email", "delete", "merge"}
+    assert load_settings(BASE_ENV, confirm="send").confirm == {"send", "delete", "merge"}
 
 
 def test_flags_override_environment() -> None:
@@ -99,17 +100,17 @@ def test_flags_override_environment() -> None:
         (
             {"CLOSE_MCP_TOOLSETS": "search,emails"},
             "CLOSE_MCP_TOOLSETS: unknown name 'emails'; allowed: search, jobs, edit, email, "
-            "sequences, delete, send, export, opportunities, tasks, all",
+            "sequences, delete, send, export, merge, opportunities, tasks, all",
         ),
         (
             {"CLOSE_MCP_TOOLSETS": " , "},
             "CLOSE_MCP_TOOLSETS is empty; allowed: search, jobs, edit, email, sequences, "
-            "delete, send, export, opportunities, tasks, all",
+            "delete, send, export, merge, opportunities, tasks, all",
         ),
         (
             {"CLOSE_MCP_CONFIRM": "delete,nuke"},
             "CLOSE_MCP_CONFIRM: unknown name 'nuke'; allowed: edit, email, sequences, send, "
-            "delete, export, opportunities, tasks",
+            "delete, export, merge, opportunities, tasks",
         ),
         (
             {"CLOSE_MCP_READ_ONLY": "maybe"},

@@ -19,8 +19,8 @@ BackupArg = Annotated[
     str | None,
     Field(
         max_length=100,
-        pattern=r"^(store:backup:)?bulkdelete_[A-Za-z0-9]+$",
-        description="A create_bulk_delete job id.",
+        pattern=r"^(store:backup:)?(bulkdelete|leadmerge)_[A-Za-z0-9]+$",
+        description="A create_bulk_delete job id or merge_leads run_id.",
     ),
 ]
 SinceArg = Annotated[

@@ -29,6 +29,7 @@ from close_mcp.writes.gate import (
     Approval,
     Decision,
     TypedCount,
+    TypedMergeCount,
     cannot_ask,
     decide,
     decision_of,
@@ -50,6 +51,7 @@ PATHS = {
     "send": "activity/email/",
     "delete": "lead/bulk_action/delete/",
     "export": "export/lead/",
+    "merge": "lead/merge/",
     "opportunities": "opportunity/",
     "tasks": "task/",
 }
@@ -112,9 +114,10 @@ def test_by_default_every_action_needs_confirmation(action: str) -> None:
 @pytest.mark.parametrize(
     ("confirm", "confirmed"),
     [
-        ("edit", {"edit", "delete"}),  # a delete is confirmed whatever the setting
-        ("email,send", {"email", "send", "delete"}),
-        ("delete", {"delete"}),
+        # a delete and a merge are confirmed whatever the setting
+        ("edit", {"edit", "delete", "merge"}),
+        ("email,send", {"email", "send", "delete", "merge"}),
+        ("delete", {"delete", "merge"}),
     ],
 )
 def test_confirm_names_the_actions_that_need_a_token(confirm: str, confirmed: set[str]) -> None:
@@ -200,6 +203,23 @@ async def test_a_delete_with_a_fitting_token_asks_for_the_number_of_leads(
     assert asked.message == (
         "Delete 3 leads. This cannot be undone in Close. To confirm, type the number of "
         "leads that will be deleted (3)."
+    )
+
+
+async def test_a_merge_with_a_fitting_token_asks_for_the_number_of_pairs(
+    ctx: WriteContext,
+) -> None:
+    req = request("merge", counted="merged")
+    asked = await question(ASKING, ctx, req, False, mint(ctx, req), caller=CALLER)
+    assert isinstance(asked, Elicit)
+    assert asked.schema is TypedMergeCount
+    assert asked.message == (
+        "Merge 3 leads. Close cannot undo a merge. To confirm, type the number of pairs "
+        "that will be merged (3)."
+    )
+    assert human_refusal(req, accepted(TypedMergeCount(count=3)), require_human=False) is None
+    assert human_refusal(req, accepted(TypedMergeCount(count=2)), require_human=False) == (
+        "the person typed 2, but the action would merge 3"
     )
 
 

@@ -1,0 +1,371 @@
+"""merge_leads (issue 28) through a real MCP client against the sandbox: the preview, the
+typed count of pairs, the exact POSTs that reach Close, refusal on drift (a lead changed, a
+duplicate added), per-pair failures, a pair never sent twice, and the undo through
+restore_leads with the run's backup."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bench.tokens import count_tokens
+from close_mcp.clock import FakeClock
+from close_mcp.safety.merge import journal_key, merge_request, plan_merge
+from close_mcp.sandbox import Sandbox
+from close_mcp.sandbox.store import Lead
+from close_mcp.writes.sender import Sender
+from tests.harness import MODES, Harness, Mode, StartHarness, accept, text_of
+from tests.test_progress import MAX_GAP_S, OneSecondPerRequest, _longest_gap
+
+pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60, toolsets="all")]
+MERGE = "/api/v1/lead/merge/"
+
+
+def originals(h: Harness, n: int) -> list[Lead]:
+    """`n` seeded leads with a contact email, none sharing an email or a name with another."""
+    seen: set[str] = set()
+    found: list[Lead] = []
+    for lead in sorted(h.sandbox.store.leads.values(), key=lambda x: x.id):
+        emails = {e["email"].lower() for c in lead.contacts for e in c.emails}
+        if not emails or emails & seen or lead.name.lower() in seen:
+            continue
+        seen |= emails | {lead.name.lower()}
+        found.append(lead)
+        if len(found) == n:
+            return found
+    raise AssertionError("not enough distinct leads")
+
+
+def duplicate(h: Harness, original: Lead, suffix: str, *, days: int = 1) -> Lead:
+    """A newer lead with a copy of the original's first contact (same email)."""
+    new_id = f"lead_dup{suffix}"
+    contact = dataclasses.replace(
+        original.contacts[0],
+        id=f"cont_dup{suffix}",
+        lead_id=new_id,
+        emails=[dict(e) for e in original.contacts[0].emails],
+    )
+    copy = dataclasses.replace(
+        original,
+        id=new_id,
+        name=f"{original.name} dup{suffix}",
+        contacts=[contact],
+        custom=dict(original.custom),
+        date_created=original.date_created + timedelta(days=days),
+    )
+    h.sandbox.store.leads[new_id] = copy
+    return copy
+
+
+def merges(h: Harness) -> list[dict[str, Any]]:
+    return [w.json for w in h.writes() if w.path == MERGE]
+
+
+async def confirmed(h: Harness, arguments: dict[str, Any]) -> dict[str, Any]:
+    first = await h.call("merge_leads", arguments)
+    assert first["status"] == "confirmation_required", first
+    return await h.call(
+        "merge_leads", {**arguments, "confirmation_token": first["confirmation_token"]}
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_duplicates_by_email_are_previewed_merged_once_each_and_restored(
+    start_harness: StartHarness, mode: Mode
+) -> None:
+    h = await start_harness(mode=mode)
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    args = {"key": "contact_email",
+            "filter": {"lead_ids": [one.id, two.id, dup_one.id, dup_two.id]}}  # fmt: skip
+    expected = sorted([(one, dup_one), (two, dup_two)], key=lambda p: (p[0].date_created, p[0].id))
+    # The contact each source brings back (the merge moves the sandbox's own objects).
+    emails = [[{"email": e["email"], "type": e["type"]} for e in d.contacts[0].emails]
+              for _, d in expected]  # fmt: skip
+
+    preview = await h.call("merge_leads", {**args, "dry_run": True})
+    assert preview["status"] == "preview"
+    body = preview["preview"]["request"]
+    assert body["key"] == "contact_email"
+    assert body["pairs"] == [
+        {"source": d.id, "source_name": d.name, "destination": o.id, "destination_name": o.name}
+        for o, d in expected
+    ]
+    assert body["pairs_count"] == preview["preview"]["matched"] == 2
+    notes = " ".join(preview["preview"]["notes"])
+    assert "deletes the source" in notes
+    assert "restore_leads(backup=<run_id>)" in notes
+    assert "moved contacts stay there too" in notes
+    assert "oldest lead" in notes
+    assert h.writes() == []
+
+    done = await confirmed(h, args)
+    assert done["status"] == "submitted", done
+    assert merges(h) == [{"source": d.id, "destination": o.id} for o, d in expected]
+    store = h.sandbox.store
+    assert dup_one.id not in store.leads
+    assert dup_two.id not in store.leads
+    assert "cont_dup1" in [c.id for c in store.leads[one.id].contacts]
+    run_id = done["result"]["run_id"]
+    assert done["result"]["merged_count"] == 2
+    assert done["result"]["failed_count"] == 0
+    assert done["snapshot"] == f"store:backup:{run_id}"
+    assert f"restore_leads(backup={run_id!r})" in done["message"]
+
+    # The undo: the sources come back (new ids) from the run's backup.
+    h.clear()
+    restore = await h.call("restore_leads", {"backup": run_id})
+    assert restore["status"] == "confirmation_required", restore
+    assert restore["preview"]["matched"] == 2
+    back = await h.call(
+        "restore_leads", {"backup": run_id, "confirmation_token": restore["confirmation_token"]}
+    )
+    assert back["status"] == "submitted", back
+    posted = [w.json for w in h.writes()]
+    assert [(p["name"], p["contacts"][0]["emails"]) for p in posted] == [
+        (d.name, e) for (_, d), e in zip(expected, emails, strict=True)
+    ]
+    names = {lead.name for lead in store.leads.values()}
+    assert {dup_one.name, dup_two.name} <= names
+    # What the preview said: the moved contact stays on the destination.
+    assert "cont_dup1" in [c.id for c in store.leads[one.id].contacts]
+
+
+async def test_the_person_types_the_number_of_pairs(start_harness: StartHarness) -> None:
+    h = await start_harness(elicit=accept({"count": 1}))
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    args = {"pairs": [{"source": dup.id, "destination": one.id}]}
+    done = await confirmed(h, args)
+    assert done["status"] == "submitted", done
+    assert "type the number of pairs that will be merged (1)" in h.questions[0]
+    assert merges(h) == [{"source": dup.id, "destination": one.id}]
+
+
+async def test_a_wrong_count_typed_refuses_and_sends_nothing(start_harness: StartHarness) -> None:
+    h = await start_harness(elicit=accept({"count": 2}))
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    answer = await confirmed(h, {"pairs": [{"source": dup.id, "destination": one.id}]})
+    assert answer["status"] == "refused"
+    assert answer["reason"] == "the person typed 2, but the action would merge 1"
+    assert h.writes() == []
+    assert dup.id in h.sandbox.store.leads
+
+
+@pytest.mark.parametrize("drift", ["source renamed", "contact added", "duplicate added"])
+async def test_a_lead_changed_or_a_duplicate_added_since_the_preview_refuses(
+    h: Harness, drift: str
+) -> None:
+    one, two = originals(h, 2)
+    dup = duplicate(h, one, "1")
+    ids = [one.id, two.id, dup.id, "lead_dup2"]
+    args = {"key": "contact_email", "filter": {"lead_ids": ids}}
+    first = await h.call("merge_leads", args)
+    assert first["status"] == "confirmation_required"
+    assert first["preview"]["matched"] == 1
+    if drift == "source renamed":
+        dup.name = "Renamed since"
+    elif drift == "contact added":
+        # The destination gains a contact: same pair, same names; only the digest tells.
+        one.contacts.append(dataclasses.replace(one.contacts[0], id="cont_new", lead_id=one.id))
+    else:
+        duplicate(h, two, "2")
+    answer = await h.call(
+        "merge_leads", {**args, "confirmation_token": first["confirmation_token"]}
+    )
+    assert answer["status"] == "refused"
+    assert "different arguments" in answer["reason"]
+    assert answer["confirmation_token"]
+    assert answer["preview"]["matched"] == (2 if drift == "duplicate added" else 1)
+    assert h.writes() == []
+
+
+async def test_a_pair_close_refuses_is_listed_and_left_out_of_the_backup(h: Harness) -> None:
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    args = {"pairs": [{"source": dup_one.id, "destination": one.id},
+                      {"source": dup_two.id, "destination": two.id}]}  # fmt: skip
+    h.sandbox.inject_faults("5xx", 1, "lead/merge/", "POST", status=400)
+    done = await confirmed(h, args)
+    assert done["status"] == "submitted", done
+    result = done["result"]
+    assert (result["merged_count"], result["failed_count"]) == (1, 1)
+    assert result["failed"][0]["source"] == dup_one.id
+    assert result["merged"] == [{"source": dup_two.id, "destination": two.id}]
+    assert len(merges(h)) == 2
+    assert dup_one.id in h.sandbox.store.leads
+    # The backup holds only what was merged: a restore brings back dup_two alone.
+    restore = await h.call("restore_leads", {"backup": result["run_id"]})
+    assert restore["preview"]["request"]["old_ids"] == [dup_two.id]
+    # The refused pair may be sent again: a fresh call plans it.
+    again = await h.call("merge_leads", {"pairs": args["pairs"][:1]})
+    assert again["preview"]["matched"] == 1
+
+
+async def test_a_pair_an_earlier_run_sent_is_never_sent_again(h: Harness) -> None:
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    # The answer to the first merge is lost, and the source is still there: outcome unknown.
+    h.sandbox.inject_faults("timeout", 1, "lead/merge/", "POST")
+    args = {"pairs": [{"source": dup_one.id, "destination": one.id},
+                      {"source": dup_two.id, "destination": two.id}]}  # fmt: skip
+    done = await confirmed(h, args)
+    assert done["status"] == "submitted", done
+    assert done["result"]["outcome_unknown_count"] == 1
+    assert done["result"]["outcome_unknown"][0]["source"] == dup_one.id
+    assert done["result"]["merged_count"] == 1
+    entry = json.loads(await h.runtime.store.get(journal_key(dup_one.id)) or "{}")
+    assert entry["state"] == "outcome_unknown"
+    # A retry of the same pairs plans nothing for it, and says why.
+    h.clear()
+    retry = await h.call("merge_leads", {"pairs": args["pairs"][:1]})
+    assert retry["status"] == "refused"
+    assert retry["reason"] == "no pair of leads to merge"
+    assert h.writes() == []
+    again = await h.call("merge_leads", {"pairs": args["pairs"][:1], "dry_run": True})
+    assert any("sent by an earlier run" in n for n in again["preview"]["notes"])
+
+
+async def test_an_answer_lost_after_the_merge_counts_as_merged(h: Harness) -> None:
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    h.sandbox.inject_faults("timeout_after_commit", 1, "lead/merge/", "POST")
+    done = await confirmed(h, {"pairs": [{"source": dup.id, "destination": one.id}]})
+    assert done["result"]["merged_count"] == 1
+    assert "outcome_unknown" not in done["result"]
+    assert len(merges(h)) == 1
+
+
+async def test_a_used_token_merges_nothing_more(h: Harness) -> None:
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    args = {"pairs": [{"source": dup.id, "destination": one.id}]}
+    first = await h.call("merge_leads", args)
+    token = first["confirmation_token"]
+    assert (await h.call("merge_leads", {**args, "confirmation_token": token}))["status"] == (
+        "submitted"
+    )
+    # The source is gone now: the same call is a tool error naming it, and nothing is sent.
+    h.clear()
+    assert f"pairs[0].source: no lead {dup.id}" in await h.error(
+        "merge_leads", {**args, "confirmation_token": token}
+    )
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "pairs: give pairs ([{source, destination}] lead ids) or key"),
+        (
+            {"key": "exact_name", "pairs": [{"source": "lead_a", "destination": "lead_b"}]},
+            "pairs: give pairs",
+        ),
+        (
+            {
+                "pairs": [{"source": "lead_a", "destination": "lead_b"}],
+                "filter": {"lead_status": "Qualified"},
+            },
+            "pairs: name the leads themselves: leave out filter",
+        ),
+        (
+            {
+                "pairs": [
+                    {"source": "lead_a", "destination": "lead_b"},
+                    {"source": "lead_b", "destination": "lead_c"},
+                ]
+            },
+            "pairs[0].destination: lead_b is the source of pairs[1]",
+        ),
+        ({"pairs": [{"source": "lead_a", "destination": "lead_a"}]}, "pairs[0]: lead_a cannot"),
+        ({"pairs": [{"source": "lead_nope", "destination": "lead_nada"}]}, "no lead lead_nope"),
+        ({"pairs": [{"source": "cont_x", "destination": "lead_b"}]}, "source"),
+        ({"key": "phone"}, "key"),
+        ({"key": "exact_name"}, "name the leads: selection (from search_leads), filter or"),
+    ],
+)
+async def test_bad_arguments_are_tool_errors_and_send_nothing(
+    h: Harness, arguments: dict[str, Any], message: str
+) -> None:
+    assert message in await h.error("merge_leads", arguments)
+    assert h.writes() == []
+
+
+async def test_a_preview_of_the_most_pairs_with_long_names_stays_small(h: Harness) -> None:
+    leads = originals(h, 1)
+    base = leads[0]
+    pairs = []
+    for i in range(100):
+        dup = duplicate(h, base, f"x{i}")
+        dup.name = "N" * 300 + str(i)
+        pairs.append({"source": dup.id, "destination": base.id})
+    result = await h.call_raw("merge_leads", {"pairs": pairs})
+    answer = result.structured_content
+    assert answer is not None
+    assert answer["preview"]["matched"] == 100
+    assert len(answer["preview"]["request"]["pairs"]) == 10
+    assert count_tokens(text_of(result)) <= 1500
+
+
+async def test_a_long_run_sends_progress_on_each_pair(start_harness: StartHarness) -> None:
+    """Each request takes a second of the fake clock: the confirmed call reports each pair
+    (at most one notification a second), ending with the last."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=60, clock=clock)
+    h = await start_harness(
+        sandbox=sandbox, clock=clock, transport=OneSecondPerRequest(sandbox.transport(), clock)
+    )
+    (one,) = originals(h, 1)
+    args = {"pairs": [{"source": duplicate(h, one, str(i)).id, "destination": one.id}
+                      for i in range(12)]}  # fmt: skip
+    first = await h.call("merge_leads", args)
+    heard: list[tuple[float, float, float | None, str | None]] = []
+
+    async def callback(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((h.clock.time(), progress, total, message))
+
+    started = h.clock.time()
+    done = await h.client.call_tool(
+        "merge_leads",
+        {**args, "confirmation_token": first["confirmation_token"]},
+        progress_callback=callback,
+    )
+    assert not done.is_error, done.content
+    assert len(heard) >= 6
+    assert [value for _, value, _, _ in heard] == sorted({value for _, value, _, _ in heard})
+    assert heard[-1][1:] == (12, 12, "merge_leads: 12 of 12 pairs")
+    assert _longest_gap(started, [at for at, *_ in heard], h.clock.time()) <= MAX_GAP_S
+    assert len(merges(h)) == 12
+
+
+async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
+    """Another run (a replica, a restart) claims a pair between this run's confirmation and
+    its send: the journal entry, read again as each pair goes, leaves it out."""
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    client = h.runtime.call(None).client
+    plan = await plan_merge(
+        h.runtime.store, client, key=None, selection=None,
+        pairs=[(dup_one.id, one.id), (dup_two.id, two.id)],
+    )  # fmt: skip
+
+    async def no_custom_fields() -> list[str]:
+        return []
+
+    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
+                            custom_field_ids=no_custom_fields)  # fmt: skip
+    assert request.send is not None
+    assert request.safeguard is not None
+    await request.safeguard.take(request)
+    other = {"run_id": "leadmerge_other", "destination": one.id, "state": "sending"}
+    await h.runtime.store.put(journal_key(dup_one.id), json.dumps(other))
+    answer = await request.send(Sender(h.audit, client, "merge_leads"), None)
+    assert answer.result["merged"] == [{"source": dup_two.id, "destination": two.id}]
+    assert answer.result["skipped_count"] == 1
+    assert merges(h) == [{"source": dup_two.id, "destination": two.id}]
+    assert dup_one.id in h.sandbox.store.leads
