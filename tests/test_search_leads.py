@@ -442,7 +442,7 @@ async def test_created_within_with_created_after_is_refused_before_close_is_aske
 
 def cursor_if(result: dict[str, Any], more: bool) -> str | None:
     """The result's next_cursor, which must be there exactly when more leads match than it
-    shows (tests/unit/server/tools/test_leads.py follows cursors)."""
+    shows (the paging tests at the end of this file follow cursors)."""
     cursor = result["next_cursor"]
     assert (cursor is not None) == more, cursor
     return cursor if isinstance(cursor, str) else None
