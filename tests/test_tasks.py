@@ -568,7 +568,7 @@ async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: H
 class StdioServer:
     """What `Model` drives, over a real `close-mcp serve --sandbox` process on stdio: the
     sandbox lives in that process, so only the tools' answers are seen (what a preview sends
-    is checked by tests/unit/server/tools/test_restore.py in process)."""
+    is checked by tests/test_restore_leads.py in process)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
