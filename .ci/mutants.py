@@ -62,7 +62,7 @@ SANDBOX_EVENTS = "close_mcp/sandbox/events.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
-T_CLIENT = "tests/test_client.py::"
+T_CLIENT = "tests/unit/close/test_client.py::"
 T_RECENT = "tests/test_recent_lookup.py::"
 T_SNAPSHOTS = "tests/test_snapshots.py::"
 T_BACKUPS = "tests/test_backups.py::"
@@ -79,7 +79,7 @@ T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
-T_RESTORE_TOOL = "tests/unit/server/tools/test_restore.py::"
+T_RESTORE_TOOL = "tests/test_restore_leads.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -941,7 +941,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a copy of a backup file restores its leads again (journal beside the file)",
         guards="issue 23 item 9: a restore's journal is keyed by the backup's identity",
         tests=(
-            "tests/test_restore_identity.py::test_a_copy_of_a_backup_file_restores_nothing_again",
+            "tests/unit/safety/test_restore.py::test_a_copy_of_a_backup_file_restores_nothing_again",
         ),
     ),
     Mutant(
@@ -1274,7 +1274,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a merge is sent again after a 5xx (the source may be gone already)",
         guards="design: a write is sent once (lead merge)",
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_a_merge_is_one_post_never_repeated_after_an_ambiguous_failure",
         ),
     ),
@@ -1287,7 +1287,7 @@ MUTANTS: tuple[Mutant, ...] = (
         # test_a_pipeline_without_the_asked_statuses_selects_nothing_without_listing fails on
         # its recorder's answer (a ServerError), not an assertion: the sandbox run decides.
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_against_the_sandbox_a_pipeline_selects_exactly_its_opportunities",
         ),
     ),
@@ -1531,7 +1531,7 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 26: a lead's emails newest first",
         tests=(
             "tests/unit/close/test_activities.py::test_lead_emails_are_newest_first_whatever_close_lists",
-            "tests/unit/server/tools/test_emails.py::test_list_emails_newest_first_in_pages",
+            "tests/test_list_emails.py::test_list_emails_newest_first_in_pages",
         ),
     ),
     Mutant(
@@ -1542,7 +1542,7 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 26: search_leads pages with a cursor of its selection",
         tests=(
             "tests/unit/close/test_lead_walk.py::test_a_cursor_for_another_selection_or_forged_is_refused",
-            "tests/unit/server/tools/test_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
+            "tests/test_search_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
         ),
     ),
     Mutant(
@@ -1551,9 +1551,7 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(("pass  # expired", "raise  # expired"),),
         breaks="the next page fails once Close's own 30 s cursor expired",
         guards="issue 26: search_leads pages with a cursor",
-        tests=(
-            "tests/unit/server/tools/test_leads.py::test_a_cursor_still_works_after_closes_own_expired",
-        ),
+        tests=("tests/test_search_leads.py::test_a_cursor_still_works_after_closes_own_expired",),
     ),
     Mutant(
         name="search-page-unbounded",
@@ -1562,7 +1560,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a page of search_leads grows past the result budget",
         guards="design: every result within 1,500 tokens",
         tests=(
-            "tests/unit/server/tools/test_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
+            "tests/test_search_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
         ),
     ),
     Mutant(
@@ -1572,7 +1570,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="search_leads offers a next page past results_limit",
         guards="issue 26: search_leads pages and says its limits",
         tests=(
-            "tests/unit/server/tools/test_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
+            "tests/test_search_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
         ),
     ),
     Mutant(
@@ -1604,7 +1602,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a page of long subjects outgrows the result budget",
         guards="design: every result within 1,500 tokens",
         tests=(
-            "tests/unit/server/tools/test_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
+            "tests/test_list_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
         ),
     ),
     Mutant(
@@ -1614,7 +1612,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a lead without emails, or a wrong id, answers an empty page",
         guards="issue 26: errors name the fix",
         tests=(
-            "tests/unit/server/tools/test_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
+            "tests/test_list_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
         ),
     ),
     # -- issue 28: per-record writes (opportunities, tasks) and every toolset -----------------
@@ -1687,7 +1685,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="CLOSE_MCP_TOOLSETS=all turns nothing on",
         guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
-        tests=("tests/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
+        tests=("tests/unit/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
     ),
     Mutant(
         name="revert-meanwhile-ignored",

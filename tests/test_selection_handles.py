@@ -57,9 +57,11 @@ async def test_a_handle_expires_after_an_hour(h: Harness) -> None:
     )
 
 
-async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
-    tmp_path: Path, start_harness: StartHarness
-) -> None:
+async def owner_and_stranger(
+    start_harness: StartHarness, tmp_path: Path
+) -> tuple[Harness, dict[str, Any], Harness]:
+    """A selection one key found, and a server of another organization's key that shares the
+    finder's state store."""
     store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
     owner = await start_harness(env=store)
     found = await owner.call("search_leads", {"filter": FILTER})
@@ -67,6 +69,13 @@ async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
     stranger = await start_harness(
         env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
     )
+    return owner, found, stranger
+
+
+async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    owner, found, stranger = await owner_and_stranger(start_harness, tmp_path)
     assert caller_of(stranger) != caller_of(owner)
     await resolve_handle(stranger.runtime.store, found["selection"], caller_of(owner))
     with pytest.raises(ArgumentError, match="is unknown or expired"):
@@ -131,13 +140,7 @@ async def test_a_bulk_tool_without_leads_says_how_to_name_them(h: Harness) -> No
 async def test_another_keys_handle_is_unknown_to_a_bulk_tool(
     tmp_path: Path, start_harness: StartHarness
 ) -> None:
-    store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
-    owner = await start_harness(env=store)
-    found = await owner.call("search_leads", {"filter": FILTER})
-    other_org = Sandbox(n_leads=20, seed=99, api_key="api_other_org_012345", clock=owner.clock)
-    stranger = await start_harness(
-        env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
-    )
+    _, found, stranger = await owner_and_stranger(start_harness, tmp_path)
     text = await stranger.error(
         "create_bulk_delete", {"selection": found["selection"], "dry_run": True}
     )
