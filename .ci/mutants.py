@@ -1859,8 +1859,53 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="CLOSE_MCP_CONFIRM can leave merge out",
         guards="design: delete and merge can never be removed from the confirmation list",
         tests=(
-            "tests/test_config.py::test_delete_and_merge_can_never_leave_the_confirmation_list",
+            "tests/unit/test_config.py::test_delete_and_merge_can_never_leave_the_confirmation_list",
         ),
+    ),
+    Mutant(
+        name="record-handle-with-own-leads",
+        file="close_mcp/server/tools/records.py",
+        edits=(
+            (
+                'also = [n for n in ("filter", "s_query") if getattr(args, n) is not None]',
+                "also: list[str] = []",
+            ),
+        ),
+        breaks="a per-record tool takes a handle together with its own filter or s_query",
+        guards="issue 28: per-record tools take the selection handle as the bulk tools do",
+        tests=(
+            "tests/test_selection_handles.py::"
+            "test_a_handle_with_its_own_leads_is_refused_by_a_per_record_tool_before_any_read",
+        ),
+    ),
+    Mutant(
+        name="record-plan-digest-constant",
+        file="close_mcp/safety/records.py",
+        edits=(('"requests_sha256": plan.sha256,', '"requests_sha256": "0",'),),
+        breaks="a per-record token does not bind the exact requests",
+        guards="issue 28: the state machine covers the new write tools",
+        tests=(
+            "tests/reliability/test_record_confirmation_machine.py::"
+            "test_issue_28_writes_cannot_be_confirmed_around[legacy]",
+        ),
+    ),
+    Mutant(
+        name="request-mutable",
+        file="close_mcp/writes/request.py",
+        edits=(("@dataclass(frozen=True)\nclass WriteRequest", "@dataclass\nclass WriteRequest"),),
+        breaks="a prepared request can be edited after it is built",
+        guards="issue 24: a prepared request is immutable",
+        tests=(
+            "tests/unit/writes/test_request.py::test_setting_a_field_of_a_prepared_request_raises",
+        ),
+    ),
+    Mutant(
+        name="request-notes-list",
+        file="close_mcp/writes/request.py",
+        edits=(('        object.__setattr__(self, "notes", tuple(self.notes))\n', ""),),
+        breaks="a prepared request's notes can be added to",
+        guards="issue 24: a prepared request is immutable",
+        tests=("tests/unit/writes/test_request.py::test_its_notes_and_sample_cannot_be_added_to",),
     ),
 )
 
