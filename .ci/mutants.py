@@ -1879,17 +1879,6 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
-        name="record-plan-digest-constant",
-        file="close_mcp/safety/records.py",
-        edits=(('"requests_sha256": plan.sha256,', '"requests_sha256": "0",'),),
-        breaks="a per-record token does not bind the exact requests",
-        guards="issue 28: the state machine covers the new write tools",
-        tests=(
-            "tests/reliability/test_record_confirmation_machine.py::"
-            "test_issue_28_writes_cannot_be_confirmed_around[legacy]",
-        ),
-    ),
-    Mutant(
         name="request-mutable",
         file="close_mcp/writes/request.py",
         edits=(("@dataclass(frozen=True)\nclass WriteRequest", "@dataclass\nclass WriteRequest"),),
