@@ -80,7 +80,7 @@ SANDBOX_EVENTS = "close_mcp/sandbox/events.py"
 
 T_BULK = "tests/test_bulk_tools.py::"
 T_BINDING = "tests/test_binding.py::"
-T_CLIENT = "tests/test_client.py::"
+T_CLIENT = "tests/unit/close/test_client.py::"
 T_RECENT = "tests/test_recent_lookup.py::"
 T_SNAPSHOTS = "tests/test_snapshots.py::"
 T_BACKUPS = "tests/test_backups.py::"
@@ -97,7 +97,7 @@ T_ROUND2 = "tests/test_faithful_close_round2.py::"
 T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
-T_RESTORE_TOOL = "tests/unit/server/tools/test_restore.py::"
+T_RESTORE_TOOL = "tests/test_restore_leads.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -959,7 +959,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a copy of a backup file restores its leads again (journal beside the file)",
         guards="issue 23 item 9: a restore's journal is keyed by the backup's identity",
         tests=(
-            "tests/test_restore_identity.py::test_a_copy_of_a_backup_file_restores_nothing_again",
+            "tests/unit/safety/test_restore.py::test_a_copy_of_a_backup_file_restores_nothing_again",
         ),
     ),
     Mutant(
@@ -1292,7 +1292,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a merge is sent again after a 5xx (the source may be gone already)",
         guards="design: a write is sent once (lead merge)",
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_a_merge_is_one_post_never_repeated_after_an_ambiguous_failure",
         ),
     ),
@@ -1305,7 +1305,7 @@ MUTANTS: tuple[Mutant, ...] = (
         # test_a_pipeline_without_the_asked_statuses_selects_nothing_without_listing fails on
         # its recorder's answer (a ServerError), not an assertion: the sandbox run decides.
         tests=(
-            "tests/test_close_crm.py::"
+            "tests/unit/close/test_crm.py::"
             "test_against_the_sandbox_a_pipeline_selects_exactly_its_opportunities",
         ),
     ),
@@ -1549,7 +1549,7 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 26: a lead's emails newest first",
         tests=(
             "tests/unit/close/test_activities.py::test_lead_emails_are_newest_first_whatever_close_lists",
-            "tests/unit/server/tools/test_emails.py::test_list_emails_newest_first_in_pages",
+            "tests/test_list_emails.py::test_list_emails_newest_first_in_pages",
         ),
     ),
     Mutant(
@@ -1560,7 +1560,7 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="issue 26: search_leads pages with a cursor of its selection",
         tests=(
             "tests/unit/close/test_lead_walk.py::test_a_cursor_for_another_selection_or_forged_is_refused",
-            "tests/unit/server/tools/test_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
+            "tests/test_search_leads.py::test_a_cursor_with_another_selection_is_a_clear_error",
         ),
     ),
     Mutant(
@@ -1569,9 +1569,7 @@ MUTANTS: tuple[Mutant, ...] = (
         edits=(("pass  # expired", "raise  # expired"),),
         breaks="the next page fails once Close's own 30 s cursor expired",
         guards="issue 26: search_leads pages with a cursor",
-        tests=(
-            "tests/unit/server/tools/test_leads.py::test_a_cursor_still_works_after_closes_own_expired",
-        ),
+        tests=("tests/test_search_leads.py::test_a_cursor_still_works_after_closes_own_expired",),
     ),
     Mutant(
         name="search-page-unbounded",
@@ -1580,7 +1578,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a page of search_leads grows past the result budget",
         guards="design: every result within 1,500 tokens",
         tests=(
-            "tests/unit/server/tools/test_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
+            "tests/test_search_leads.py::test_search_leads_lists_1000_leads_in_pages_that_stay_small",
         ),
     ),
     Mutant(
@@ -1590,7 +1588,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="search_leads offers a next page past results_limit",
         guards="issue 26: search_leads pages and says its limits",
         tests=(
-            "tests/unit/server/tools/test_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
+            "tests/test_search_leads.py::test_pages_stop_at_results_limit_and_total_counts_every_match",
         ),
     ),
     Mutant(
@@ -1622,7 +1620,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a page of long subjects outgrows the result budget",
         guards="design: every result within 1,500 tokens",
         tests=(
-            "tests/unit/server/tools/test_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
+            "tests/test_list_emails.py::test_a_full_page_of_long_subjects_stays_small_even_with_closes_longer_ids",
         ),
     ),
     Mutant(
@@ -1632,7 +1630,7 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a lead without emails, or a wrong id, answers an empty page",
         guards="issue 26: errors name the fix",
         tests=(
-            "tests/unit/server/tools/test_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
+            "tests/test_list_emails.py::test_list_emails_of_a_lead_without_any_says_so_and_a_wrong_id_is_an_error",
         ),
     ),
     # -- issue 28: per-record writes (opportunities, tasks) and every toolset -----------------
@@ -1705,7 +1703,7 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         breaks="CLOSE_MCP_TOOLSETS=all turns nothing on",
         guards="issue 28: CLOSE_MCP_TOOLSETS=all turns every toolset on",
-        tests=("tests/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
+        tests=("tests/unit/test_config.py::test_all_turns_on_every_toolset_the_opt_in_ones_too",),
     ),
     Mutant(
         name="revert-meanwhile-ignored",
@@ -1784,6 +1782,137 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="read-only mode still offers the revert plan resources",
         guards="design: CLOSE_MCP_READ_ONLY serves no write",
         tests=("tests/test_resources.py::test_revert_plans_are_not_offered_read_only",),
+    ),
+    Mutant(
+        name="merge-journal-ignored",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            ('(send if state in (None, "failed") else sent).append(pair)', "send.append(pair)"),
+        ),
+        breaks="a pair an earlier run merged is planned and sent again",
+        guards="issue 28: a merge pair is sent once (journal)",
+        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+    ),
+    Mutant(
+        name="merge-claim-ignored",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                'if current is not None and json.loads(current).get("state") != "failed":',
+                "if False:",
+            ),
+        ),
+        breaks="a pair another run claimed after the preview is sent too",
+        guards="issue 28: a merge pair is sent once across replicas (claimed in its journal)",
+        tests=("tests/test_merge_leads.py::test_a_pair_claimed_after_the_preview_is_not_sent",),
+    ),
+    Mutant(
+        name="merge-unknown-resendable",
+        file="close_mcp/safety/merge.py",
+        edits=(('await mark(pair, "outcome_unknown")', 'await mark(pair, "failed")'),),
+        breaks="a merge whose answer was lost may be sent again",
+        guards="issue 28: a merge of unknown outcome is never resent",
+        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+    ),
+    Mutant(
+        name="merge-source-unbacked",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                "        await store.append(backup.leads_key, "
+                "json.dumps(lead, ensure_ascii=False))\n",
+                "",
+            ),
+        ),
+        breaks="a merged source is not backed up, so restore_leads cannot bring it back",
+        guards="issue 28: each source backed up before merging",
+        tests=(
+            "tests/test_merge_leads.py::test_duplicates_by_email_are_previewed_merged_once_each_and_restored",
+        ),
+    ),
+    Mutant(
+        name="merge-digest-ids-only",
+        file="close_mcp/safety/merge.py",
+        edits=(
+            (
+                "row = [p.source, p.destination, self.leads.get(p.source), "
+                "self.leads.get(p.destination)]",
+                "row = [p.source, p.destination]",
+            ),
+        ),
+        breaks="a lead changed since the preview is merged on the old token",
+        guards="issue 28: refuse pairs that changed since the preview",
+        tests=(
+            "tests/test_merge_leads.py::"
+            "test_a_lead_changed_or_a_duplicate_added_since_the_preview_refuses[contact added]",
+        ),
+    ),
+    Mutant(
+        name="merge-refused-restored",
+        file="close_mcp/safety/snapshot_reader.py",
+        edits=(('                if lead["id"] not in skipped:\n', "                if True:\n"),),
+        breaks="restoring a merge run re-creates sources Close refused to merge (they still exist)",
+        guards="issue 28: the undo of a merge brings back only merged sources",
+        tests=(
+            "tests/test_merge_leads.py::test_a_pair_close_refuses_is_listed_and_left_out_of_the_backup",
+        ),
+    ),
+    Mutant(
+        name="merge-question-yes-no",
+        file="close_mcp/writes/gate.py",
+        edits=(('    if request.action == "merge":\n', '    if request.action == "never":\n'),),
+        breaks="a merge is confirmed with a yes instead of the typed number of pairs",
+        guards="issue 28: typed-count confirmation for merges",
+        tests=("tests/test_merge_leads.py::test_the_person_types_the_number_of_pairs",),
+    ),
+    Mutant(
+        name="merge-confirmation-removable",
+        file="close_mcp/settings_table.py",
+        edits=(
+            (
+                "return parse_names(name, value, CONFIRMABLE_ACTIONS) | ALWAYS_CONFIRMED",
+                'return parse_names(name, value, CONFIRMABLE_ACTIONS) | {"delete"}',
+            ),
+        ),
+        breaks="CLOSE_MCP_CONFIRM can leave merge out",
+        guards="design: delete and merge can never be removed from the confirmation list",
+        tests=(
+            "tests/unit/test_config.py::test_delete_and_merge_can_never_leave_the_confirmation_list",
+        ),
+    ),
+    Mutant(
+        name="record-handle-with-own-leads",
+        file="close_mcp/server/tools/records.py",
+        edits=(
+            (
+                'also = [n for n in ("filter", "s_query") if getattr(args, n) is not None]',
+                "also: list[str] = []",
+            ),
+        ),
+        breaks="a per-record tool takes a handle together with its own filter or s_query",
+        guards="issue 28: per-record tools take the selection handle as the bulk tools do",
+        tests=(
+            "tests/test_selection_handles.py::"
+            "test_a_handle_with_its_own_leads_is_refused_by_a_per_record_tool_before_any_read",
+        ),
+    ),
+    Mutant(
+        name="request-mutable",
+        file="close_mcp/writes/request.py",
+        edits=(("@dataclass(frozen=True)\nclass WriteRequest", "@dataclass\nclass WriteRequest"),),
+        breaks="a prepared request can be edited after it is built",
+        guards="issue 24: a prepared request is immutable",
+        tests=(
+            "tests/unit/writes/test_request.py::test_setting_a_field_of_a_prepared_request_raises",
+        ),
+    ),
+    Mutant(
+        name="request-notes-list",
+        file="close_mcp/writes/request.py",
+        edits=(('        object.__setattr__(self, "notes", tuple(self.notes))\n', ""),),
+        breaks="a prepared request's notes can be added to",
+        guards="issue 24: a prepared request is immutable",
+        tests=("tests/unit/writes/test_request.py::test_its_notes_and_sample_cannot_be_added_to",),
     ),
 )
 

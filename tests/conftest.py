@@ -8,7 +8,9 @@ A test that talks to a server takes `h`, a started `Harness` stopped at teardown
 
 `harness` markers give `Harness.start`'s options: a module's `pytestmark` sets its defaults, a
 test's own marker overrides them key by key; `audited=True` writes the audit log to the test's
-`tmp_path`. The era is the `mode` fixture: "legacy" unless the test parametrizes `mode`.
+`tmp_path`, `store_file=True` keeps the state store in a SQLite file there (as `close-mcp
+restore` has by default) instead of in memory. The era is the `mode` fixture: "legacy" unless
+the test parametrizes `mode`.
 A test whose options are made in its body (a sandbox, a clock, a transport), or that starts more
 than one server, calls `start_harness(**options)` instead: the same defaults, keyword arguments
 on top, each harness stopped at teardown, the last started first.
@@ -53,6 +55,9 @@ def harness_options(request: pytest.FixtureRequest, mode: Mode) -> dict[str, Any
         options.update(marker.kwargs)
     if options.pop("audited", False):
         options["audit_dir"] = request.getfixturevalue("tmp_path")
+    if options.pop("store_file", False):
+        store = request.getfixturevalue("tmp_path") / "state.sqlite3"
+        options["env"] = {"CLOSE_MCP_STORE": str(store), **options.get("env", {})}
     return options
 
 

@@ -34,6 +34,27 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def child_env(home: Path) -> dict[str, str]:
+    """Only what a child needs: PATH, a throwaway HOME, and the audit log switched off."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(home / "state"),
+        "CLOSE_MCP_AUDIT_LOG": "off",
+    }
+
+
+@contextmanager
+def sandbox_close(folder: Path, leads: int = 60) -> Iterator[str]:
+    """`close-mcp sandbox` on a free port until the block ends (its log in `folder`): the
+    base URL of its Close API."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/api/v1/"
+    args = ["sandbox", "--port", str(port), "--leads", str(leads)]
+    with running(args, env=clean_env(), health=base + "me/", log=folder / "sandbox.log"):
+        yield base
+
+
 @contextmanager
 def running(
     args: list[str], *, env: Mapping[str, str], health: str, log: Path
@@ -46,7 +67,7 @@ def running(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        try:
+        with started(proc):
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
             while True:  # bounded polling until the process answers
                 if proc.poll() is not None:
@@ -60,10 +81,17 @@ def running(
                     raise RuntimeError(f"close-mcp {args} not up in {STARTUP_TIMEOUT_S}s")
                 time.sleep(0.1)
             yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+
+
+@contextmanager
+def started(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`proc` until the block ends, then stopped (killed if it does not stop in 10 s)."""
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

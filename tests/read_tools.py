@@ -1,7 +1,7 @@
 """What the read tools' suites share (test_search_leads, test_get_lead, test_lookup,
-test_list_bulk_jobs, test_get_bulk_job, test_wait_for_bulk_job): a lead's status label and a
-job as the tools should show them, computed in plain Python from the sandbox's store, and
-jobs made the way any Close client makes them."""
+test_list_bulk_jobs, test_get_bulk_job, test_wait_for_bulk_job, test_list_emails): a lead's
+status label and a job as the tools should show them, computed in plain Python from the
+sandbox's store, and jobs and emails made the way any Close client makes them."""
 
 from __future__ import annotations
 
@@ -67,6 +67,18 @@ async def post_job(
             paused = await http.put(f"bulk_action/{kind}/{job_id}/", json={"status": "paused"})
             assert paused.status_code == 200, paused.text
     return job_id
+
+
+async def post_email(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
+    """An email made in Close directly (a colleague, Close's UI), not through close-mcp."""
+    async with httpx.AsyncClient(
+        transport=h.sandbox.transport(),
+        base_url="http://sandbox/api/v1/",
+        auth=(SANDBOX_API_KEY, ""),
+    ) as http:
+        answer = await http.post("activity/email/", json=body)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
 
 
 async def seed_jobs(h: Harness) -> list[str]:

@@ -27,7 +27,7 @@ from close_mcp import __version__
 from close_mcp.cli import demo
 from close_mcp.cli.main import build_parser, main
 from tests.harness import Harness
-from tests.processes import clean_env, free_port, running
+from tests.processes import child_env, clean_env, free_port, running
 
 TIMEOUT = 30
 READ_TOOLS = {
@@ -48,13 +48,7 @@ WRITE_TOOLS = {
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    """Only what a child needs: PATH, a throwaway HOME, and the audit log switched off."""
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "CLOSE_MCP_AUDIT_LOG": "off",
-    }
+    return child_env(tmp_path)
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -22,19 +22,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port
+from tests.processes import child_env, free_port, started
 
 TIMEOUT_S = 30
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "CLOSE_MCP_AUDIT_LOG": "off",
-    }
+    return child_env(tmp_path)
 
 
 def close_mcp(*args: str) -> list[str]:
@@ -67,19 +62,6 @@ def read_line(fd: int, deadline: float) -> str:
                 raise AssertionError(f"closed before a full line; got {data!r}")
             data += chunk
     return data.decode()
-
-
-@contextmanager
-def started(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from close_mcp.sandbox.seed import STATUS_LABELS
 from close_mcp.sandbox.store import SavedSearch
 from tests.harness import Harness
 from tests.ids import field_id, status_id
-from tests.queries import LEAD, fc, name_has, regular, status_condition
+from tests.queries import LEAD, created_from, fc, name_has, regular, status_condition
 
 pytestmark = pytest.mark.anyio
 
@@ -352,10 +352,6 @@ async def test_hostile_filter_values_are_tool_errors(
     assert [r for r in h.sandbox.requests if r.method != "GET"] == []
 
 
-def moment_query(moment: JSON) -> JSON:
-    return fc(regular("date_created"), {"type": "moment_range", "on_or_after": moment})
-
-
 def hostile_queries(deal_size: str) -> list[tuple[JSON, str]]:
     def deal(gte: Any) -> JSON:
         return fc(
@@ -375,23 +371,23 @@ def hostile_queries(deal_size: str) -> list[tuple[JSON, str]]:
         (deal(str(HUGE)), "s_query.condition.gte: must be a number or null, not a string"),
         (deal("NaN"), "s_query.condition.gte: must be a number or null, not a string"),
         (
-            moment_query({"type": "fixed_utc", "value": LATE}),
+            created_from({"type": "fixed_utc", "value": LATE}),
             f"{where}.value: {LATE!r} {OUT_OF_UTC}",
         ),
         (
-            moment_query({"type": "fixed_utc", "value": EARLY}),
+            created_from({"type": "fixed_utc", "value": EARLY}),
             f"{where}.value: {EARLY!r} {OUT_OF_UTC}",
         ),
         (
-            moment_query({"type": "fixed_local_date", "value": "2025-02-30"}),
+            created_from({"type": "fixed_local_date", "value": "2025-02-30"}),
             f"{where}.value: '2025-02-30' is not a real date",
         ),
         (
-            moment_query({"type": "fixed_local_date", "value": "9999-12-31", "which": "end"}),
+            created_from({"type": "fixed_local_date", "value": "9999-12-31", "which": "end"}),
             f"{where}.value: '9999-12-31' {OUT_OF_UTC}",
         ),
         (
-            moment_query(
+            created_from(
                 {
                     "type": "offset",
                     "direction": "past",
@@ -402,7 +398,7 @@ def hostile_queries(deal_size: str) -> list[tuple[JSON, str]]:
             f"{where}.offset.days: a number of about 401 digits is out of range",
         ),
         (
-            moment_query(
+            created_from(
                 {
                     "type": "offset",
                     "direction": "past",

@@ -29,6 +29,7 @@ from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from tests.harness import Harness
 from tests.ids import custom_field
 from tests.queries import fc, lead_and, regular
+from tests.recorder import HeldClock
 
 pytestmark = pytest.mark.anyio
 
@@ -303,30 +304,9 @@ async def test_a_resume_whose_first_put_worked_is_not_reported_as_refused(h: Har
 # -- 6. one rate-limit budget per endpoint group ----------------------------------------------
 
 
-class ParkedClock(FakeClock):
-    """A FakeClock whose `sleep` parks until `advance` reaches its deadline, so a call that
-    waits and a call that does not can be told apart."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parked: list[tuple[float, anyio.Event]] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        woken = anyio.Event()
-        self.parked.append((self.time() + seconds, woken))
-        await woken.wait()
-
-    def advance(self, seconds: float) -> None:
-        super().advance(seconds)
-        for deadline, woken in self.parked:
-            if deadline <= self.time():
-                woken.set()
-
-
 @pytest.mark.parametrize("shared", [False, True], ids=["local", "store"])
 async def test_a_429_on_search_does_not_delay_a_status_lookup(shared: bool) -> None:
-    clock = ParkedClock()
+    clock = HeldClock()
     seen: list[tuple[float, str, str, int]] = []
 
     def close(request: httpx.Request) -> httpx.Response:

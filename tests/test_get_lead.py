@@ -103,3 +103,40 @@ async def test_get_lead_lists_at_most_50_contacts_and_says_how_many_there_are(
     got = await h.call("get_lead", {"lead_id": lead.id})
     assert got["contacts_total"] == 60
     assert [c["id"] for c in got["contacts"]] == [f"cont_many{i}" for i in range(50)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=60)
+async def test_get_lead_shows_its_subscriptions_by_sequence_name(h: Harness) -> None:
+    store = h.sandbox.store
+    sub = next(iter(store.subscriptions.values()))
+    got = await h.call("get_lead", {"lead_id": sub.lead_id})
+    mine = [s for s in store.subscriptions.values() if s.lead_id == sub.lead_id]
+    assert got["subscriptions"] == [
+        {"sequence": store.sequences[s.sequence_id].name, "status": s.status,
+         "contact_id": s.contact_id}
+        for s in mine
+    ]  # fmt: skip
+    assert got["subscriptions_total"] == len(mine) >= 1
+    subs = [r for r in h.sandbox.requests if r.path == "/api/v1/sequence_subscription/"]
+    assert [r.query for r in subs] == [
+        {"lead_id": sub.lead_id, "_fields": "id,sequence_id,contact_id,status", "_skip": "0",
+         "_limit": "200"}
+    ]  # fmt: skip
+    without = next(lead for lead in store.leads.values() if lead.id not in {
+        s.lead_id for s in store.subscriptions.values()})  # fmt: skip
+    h.clear()
+    plain = await h.call("get_lead", {"lead_id": without.id})
+    assert (plain["subscriptions"], plain["subscriptions_total"]) == ([], 0)
+    assert "/api/v1/sequence/" not in [r.path for r in h.sandbox.requests]  # no names needed
+
+
+@pytest.mark.harness(n_leads=5)
+async def test_get_lead_lists_at_most_10_subscriptions_and_says_how_many(h: Harness) -> None:
+    store = h.sandbox.store
+    sub = next(iter(store.subscriptions.values()))
+    for i in range(14):
+        store.subscriptions[f"sub_more{i}"] = replace(sub, id=f"sub_more{i}")
+    got = await h.call("get_lead", {"lead_id": sub.lead_id})
+    mine = sum(s.lead_id == sub.lead_id for s in store.subscriptions.values())
+    assert (len(got["subscriptions"]), got["subscriptions_total"]) == (10, mine)

@@ -25,7 +25,7 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from close_mcp.sandbox import SANDBOX_API_KEY
-from tests.processes import clean_env, free_port, running
+from tests.processes import sandbox_close
 from tests.replicas.conftest import call, jobs, replica
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -39,10 +39,7 @@ Answer = dict[str, Any] | None  # the content the person sends back; None: they 
 @pytest.fixture
 def close_api(tmp_path: Path) -> Iterator[str]:
     """A fresh sandbox Close for each test: a delete in one does not empty the next's leads."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/api/v1/"
-    args = ["sandbox", "--port", str(port), "--leads", "60"]
-    with running(args, env=clean_env(), health=base + "me/", log=tmp_path / "sandbox.log"):
+    with sandbox_close(tmp_path) as base:
         yield base
 
 

@@ -3,17 +3,22 @@ as the store holds it, the name filter, and an unknown kind refused."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.tokens import count_tokens
 from close_mcp.sandbox.store import Store
-from tests.harness import MODES, Harness
+from tests.harness import MODES, Harness, text_of
 from tests.ids import status_id
 from tests.read_tools import NOTICE
 
 # Only the read toolsets: the same tools, a faster server build.
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def expected_lookup(store: Store, kind: str) -> list[dict[str, Any]]:
@@ -111,3 +116,40 @@ async def test_lookup_rejects_an_unknown_kind(h: Harness) -> None:
     message = await h.error("lookup", {"kind": "pipelines"})
     for part in ("kind", *KINDS):
         assert part in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=5)
+async def test_lookup_s_query_lists_the_grammar_from_its_schema(h: Harness) -> None:
+    schema = json.loads((REPO / "tool_schemas" / "s_query.schema.json").read_text())
+    unions = {
+        role: [b["if"]["properties"]["type"]["const"] for b in schema["$defs"][role]["allOf"]]
+        for role in ("node", "field", "condition", "moment")
+    }
+    result = await h.call_raw("lookup", {"kind": "s_query"})
+    got = result.structured_content
+    assert got is not None
+    forms = [(i["name"], i["id"]) for i in got["items"] if i["name"] != "object_type"]
+    assert forms == [(role, kind) for role, kinds in unions.items() for kind in kinds]
+    items = {(i["name"], i["id"]): i["details"] for i in got["items"]}
+    assert items[("node", "field_condition")] == {"field": "field", "condition": "condition"}
+    assert items[("moment", "offset")] == {
+        "direction": "past|future",
+        "moment": "moment",
+        "offset": "{years|months|weeks|days|hours|minutes|seconds: integer}",
+        "which_day_end?": "start|end",
+    }
+    assert items[("condition", "moment_range")]["on_or_after?"] == "moment or null"
+    examples = schema["$defs"]["field_regular"]["examples"]
+    assert items[("object_type", "activity.email")] == {
+        "fields": [e["field_name"] for e in examples if e["object_type"] == "activity.email"]
+    }
+    assert got["total"] == len(got["items"])
+    assert "negate: true" in got["note"]
+    assert "crm_data_notice" not in got  # the grammar is not CRM data
+    assert h.sandbox.requests == []  # nothing asked of Close
+    tokens = count_tokens(text_of(result))
+    print(f"\nlookup s_query: {len(got['items'])} items, {tokens} o200k tokens")
+    assert tokens <= 1500
+    moments = await h.call("lookup", {"kind": "s_query", "name": "moment"})
+    assert [i["id"] for i in moments["items"]] == ["moment_range", *unions["moment"]]

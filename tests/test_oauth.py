@@ -43,6 +43,7 @@ from close_mcp.server.http import build_http_app
 from close_mcp.server.runtime import Runtime
 from tests.processes import clean_env, free_port, running
 from tests.redis_server import redis_url
+from tests.replicas.conftest import call
 
 __all__ = ["redis_url"]
 
@@ -161,13 +162,6 @@ async def signed_in(
         ) as client,
     ):
         yield client
-
-
-async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import MCPError, types
@@ -28,6 +29,19 @@ def _text(result: types.ReadResourceResult) -> str:
     return content.text
 
 
+async def _confirmed_edit(h: Harness) -> dict[str, Any]:
+    """Every Qualified lead made a Customer, confirmed (an edit is confirmed by default)."""
+    args = {
+        "filter": {"lead_status": "Qualified"},
+        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+    }
+    first = await h.call("create_bulk_edit", args)
+    token = first["confirmation_token"]
+    submitted = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
+    assert submitted["status"] == "submitted"
+    return submitted
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_squery_schema_resource(h: Harness) -> None:
     listed = await h.client.list_resources()
@@ -46,14 +60,7 @@ async def test_bulk_job_resource_template(h: Harness) -> None:
         "close://reverts/{job_id}",
         "close://id-lists/{sha256}",
     ]
-    args = {
-        "filter": {"lead_status": "Qualified"},
-        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-    }
-    first = await h.call("create_bulk_edit", args)  # edit is confirmed by default
-    token = first["confirmation_token"]
-    submitted = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
-    assert submitted["status"] == "submitted"
+    submitted = await _confirmed_edit(h)
     job_id = submitted["job"]["id"]
     job = json.loads(_text(await h.client.read_resource(f"close://bulk-jobs/{job_id}")))
     assert job["id"] == job_id
@@ -92,15 +99,7 @@ async def test_revert_plan_resource_of_an_edit_never_reverted_and_of_a_non_edit(
     with pytest.raises(MCPError, match="Close does not show the bulk edit bulkedit_abc"):
         await h.client.read_resource("close://reverts/bulkedit_abc")
     # An edit never reverted: its document, with no plan yet.
-    args = {
-        "filter": {"lead_status": "Qualified"},
-        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-    }
-    first = await h.call("create_bulk_edit", args)
-    done = await h.call(
-        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
+    job_id = (await _confirmed_edit(h))["job"]["id"]
     plan = json.loads(_text(await h.client.read_resource(f"close://reverts/{job_id}")))
     assert plan == {"job_id": job_id, "plan": None, "sent": []}
 
@@ -137,15 +136,7 @@ async def test_a_revert_plan_is_read_only_with_a_key_close_shows_the_edit_to(
     for a key Close rejects, nor for a key of another organization."""
     store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
     owner = await start_harness(env=store)
-    args = {
-        "filter": {"lead_status": "Qualified"},
-        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-    }
-    first = await owner.call("create_bulk_edit", args)
-    done = await owner.call(
-        "create_bulk_edit", {**args, "confirmation_token": first["confirmation_token"]}
-    )
-    job_id = done["job"]["id"]
+    job_id = (await _confirmed_edit(owner))["job"]["id"]
     await run_to_done(owner, job_id)
     await owner.call("revert_bulk_edit", {"job_id": job_id, "dry_run": True})
     uri = f"close://reverts/{job_id}"

@@ -31,6 +31,12 @@ from tests.safety_net import (
 
 pytestmark = pytest.mark.anyio
 
+# The edit most tests revert: every Qualified lead made a Customer.
+QUALIFIED_TO_CUSTOMER = {
+    "filter": {"lead_status": "Qualified"},
+    "edit": {"type": "set_lead_status", "lead_status": "Customer"},
+}
+
 
 # -- multi-value custom field: one bulk edit per old value, PUTs for small groups, clears ----
 
@@ -207,13 +213,7 @@ async def test_leads_changed_since_are_reported_and_left_alone(h: Harness) -> No
     sb = h.sandbox
     qualified = with_status(sb, "Qualified")
     before = state(sb)
-    done = await edit(
-        h,
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    done = await edit(h, QUALIFIED_TO_CUSTOMER)
     others = qualified[:2]
     client = h.runtime.client_for()
     for i in others:  # someone else, through Close's API
@@ -257,13 +257,7 @@ async def test_leads_changed_since_are_reported_and_left_alone(h: Harness) -> No
 @pytest.mark.harness(audited=True, confirm="edit")
 async def test_revert_token_binds_the_whole_plan(h: Harness) -> None:
     sb = h.sandbox
-    done = await edit(
-        h,
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    done = await edit(h, QUALIFIED_TO_CUSTOMER)
     job_id = done["job"]["id"]
     first = await h.call("revert_bulk_edit", {"job_id": job_id})
     assert first["status"] == "confirmation_required"
@@ -286,10 +280,7 @@ async def test_revert_token_binds_the_whole_plan(h: Harness) -> None:
 async def test_revert_refuses_while_the_edit_runs_and_without_a_snapshot(
     tmp_path: Path, h: Harness
 ) -> None:
-    args = {
-        "filter": {"lead_status": "Qualified"},
-        "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-    }
+    args = QUALIFIED_TO_CUSTOMER
     first = await h.call("create_bulk_edit", args)
     token = first["confirmation_token"]
     result = await h.call("create_bulk_edit", {**args, "confirmation_token": token})
@@ -312,13 +303,7 @@ async def test_revert_retried_while_its_jobs_run_is_refused_and_sends_nothing_tw
     sb = h.sandbox
     qualified = with_status(sb, "Qualified")
     before = state(sb)
-    done = await edit(
-        h,
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    done = await edit(h, QUALIFIED_TO_CUSTOMER)
     job_id = done["job"]["id"]
     snapshot = await load(h, done["snapshot"])
     first = await h.call("revert_bulk_edit", {"job_id": job_id})
@@ -394,13 +379,7 @@ async def test_three_concurrent_revert_confirmations_send_one_revert(
     sb = a.sandbox
     qualified = with_status(sb, "Qualified")
     before = state(sb)
-    done = await edit(
-        a,
-        {
-            "filter": {"lead_status": "Qualified"},
-            "edit": {"type": "set_lead_status", "lead_status": "Customer"},
-        },
-    )
+    done = await edit(a, QUALIFIED_TO_CUSTOMER)
     job_id = done["job"]["id"]
     # Three previews (two through A, one through B), each with its own token...
     confirmations = []

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from bench.tokens import count_tokens
 from close_mcp.errors import ERROR_CRM_NOTICE
 from close_mcp.sandbox.store import Lead, Store
-from tests.harness import MODES, Harness
+from tests.harness import MODES, Harness, text_of
 from tests.ids import field_id, status_id
 from tests.queries import (
     BY_CREATED,
@@ -38,6 +39,8 @@ from tests.read_tools import N_LEADS, NOTICE, label
 
 # Only the read toolsets: the same tools, a faster server build.
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(toolsets="search,jobs")]
+
+BY_NAME = ["display_name"]
 
 
 LEAD: dict[str, Any] = {"type": "object_type", "object_type": "lead"}
@@ -439,7 +442,7 @@ async def test_created_within_with_created_after_is_refused_before_close_is_aske
 
 def cursor_if(result: dict[str, Any], more: bool) -> str | None:
     """The result's next_cursor, which must be there exactly when more leads match than it
-    shows (tests/unit/server/tools/test_leads.py follows cursors)."""
+    shows (the paging tests at the end of this file follow cursors)."""
     cursor = result["next_cursor"]
     assert (cursor is not None) == more, cursor
     return cursor if isinstance(cursor, str) else None
@@ -512,3 +515,90 @@ async def test_renamed_status_is_seen_on_the_next_call(h: Harness) -> None:
     assert {"id": qualified, "name": "Hot", "details": {}} in listed["items"]
     message = await h.error("search_leads", {"filter": {"lead_status": "Qualified"}})
     assert "No lead status named 'Qualified'" in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=1000)
+async def test_search_leads_lists_1000_leads_in_pages_that_stay_small(h: Harness) -> None:
+    store = h.sandbox.store
+    args = {"filter": {"created_after": "2000-01-01"}, "sort": BY_NAME, "sample_size": 200}
+    seen: list[str] = []
+    calls = 0
+    largest = 0
+    cursor: str | None = None
+    while True:
+        result = await h.call_raw(
+            "search_leads", {**args, **({"cursor": cursor} if cursor else {})}
+        )
+        calls += 1
+        largest = max(largest, count_tokens(text_of(result)))
+        got = result.structured_content
+        assert got is not None
+        assert got["total"] == 1000
+        seen += [lead["id"] for lead in got["sample"]]
+        cursor = got["next_cursor"]
+        if cursor is None:
+            break
+    expected = sorted(store.leads.values(), key=lambda lead: lead.display_name.casefold())
+    assert len(seen) == 1000
+    assert sorted(seen) == sorted(store.leads)  # every lead once
+    assert [store.leads[i].display_name for i in seen] == [x.display_name for x in expected]
+    assert largest <= 1500
+    print(f"\n1,000 leads: {calls} calls, largest result {largest} o200k tokens")
+    assert calls <= 36
+    print(f"\n1,000 leads: {calls} calls, largest result {largest} o200k tokens")
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_a_cursor_with_another_selection_is_a_clear_error(h: Harness) -> None:
+    first = await h.call("search_leads", {"filter": {"lead_status": "Potential"},
+                                          "sample_size": 2})  # fmt: skip
+    assert first["next_cursor"]
+    h.clear()
+    message = await h.error(
+        "search_leads", {"filter": {"lead_status": "Qualified"}, "cursor": first["next_cursor"]}
+    )
+    assert message.startswith("cursor: it belongs to another selection")
+    assert [r.path for r in h.sandbox.requests if r.path.endswith("data/search/")] == []
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_pages_stop_at_results_limit_and_total_counts_every_match(h: Harness) -> None:
+    args = {"filter": {"created_after": "2000-01-01"}, "sort": BY_NAME, "results_limit": 7}
+    first = await h.call("search_leads", {**args, "sample_size": 5})
+    assert (first["total"], len(first["sample"])) == (60, 5)
+    rest = await h.call("search_leads", {**args, "sample_size": 5, "cursor": first["next_cursor"]})
+    assert (len(rest["sample"]), rest["next_cursor"]) == (2, None)
+    store = h.sandbox.store
+    names = sorted(lead.display_name.casefold() for lead in store.leads.values())[:7]
+    shown = [s["display_name"].casefold() for s in first["sample"] + rest["sample"]]
+    assert shown == names
+
+
+@pytest.mark.harness(n_leads=5)
+async def test_a_bad_s_query_type_names_the_node_and_points_to_the_grammar(h: Harness) -> None:
+    tree = {"type": "and", "queries": [{"type": "object_type", "object_type": "lead"},
+                                       {"type": "activity", "kind": "email"}]}  # fmt: skip
+    message = await h.error("search_leads", {"s_query": tree})
+    assert message == (
+        "s_query.queries[1].type: 'activity' is not one of 'and', 'or', 'object_type', "
+        "'field_condition', 'has_related', 'match_all', 'saved_search', 'text' (node types; "
+        "lookup kind s_query shows their keys)"
+    )
+    assert h.sandbox.requests == []
+
+
+@pytest.mark.harness(n_leads=60)
+async def test_a_cursor_still_works_after_closes_own_expired(h: Harness) -> None:
+    """A model may come back minutes later: Close's cursor lives 30 s, the page goes on."""
+    args = {"filter": {"created_after": "2000-01-01"}, "sort": BY_NAME, "sample_size": 10}
+    first = await h.call("search_leads", args)
+    h.clock.advance(300)
+    second = await h.call("search_leads", {**args, "cursor": first["next_cursor"]})
+    names = sorted(lead.display_name.casefold() for lead in h.sandbox.store.leads.values())
+    shown = [s["display_name"].casefold() for s in first["sample"] + second["sample"]]
+    assert shown == names[:20]
+    searches = [r for r in h.sandbox.requests if r.path.endswith("data/search/")]
+    expired = next(i for i, r in enumerate(searches) if r.status == 400)
+    walk, page = searches[expired + 1 : expired + 3]  # walk past the 10 shown, then the page
+    assert (walk.json["_limit"], walk.json.get("cursor"), page.json["_limit"]) == (10, None, 10)

@@ -5,6 +5,7 @@ store for an hour, for the caller (Close key) that made it, and given back whole
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,9 +57,11 @@ async def test_a_handle_expires_after_an_hour(h: Harness) -> None:
     )
 
 
-async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
-    tmp_path: Path, start_harness: StartHarness
-) -> None:
+async def owner_and_stranger(
+    start_harness: StartHarness, tmp_path: Path
+) -> tuple[Harness, dict[str, Any], Harness]:
+    """A selection one key found, and a server of another organization's key that shares the
+    finder's state store."""
     store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
     owner = await start_harness(env=store)
     found = await owner.call("search_leads", {"filter": FILTER})
@@ -66,6 +69,13 @@ async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
     stranger = await start_harness(
         env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
     )
+    return owner, found, stranger
+
+
+async def test_another_key_cannot_use_a_handle_even_through_a_shared_store(
+    tmp_path: Path, start_harness: StartHarness
+) -> None:
+    owner, found, stranger = await owner_and_stranger(start_harness, tmp_path)
     assert caller_of(stranger) != caller_of(owner)
     await resolve_handle(stranger.runtime.store, found["selection"], caller_of(owner))
     with pytest.raises(ArgumentError, match="is unknown or expired"):
@@ -130,13 +140,7 @@ async def test_a_bulk_tool_without_leads_says_how_to_name_them(h: Harness) -> No
 async def test_another_keys_handle_is_unknown_to_a_bulk_tool(
     tmp_path: Path, start_harness: StartHarness
 ) -> None:
-    store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
-    owner = await start_harness(env=store)
-    found = await owner.call("search_leads", {"filter": FILTER})
-    other_org = Sandbox(n_leads=20, seed=99, api_key="api_other_org_012345", clock=owner.clock)
-    stranger = await start_harness(
-        env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org
-    )
+    _, found, stranger = await owner_and_stranger(start_harness, tmp_path)
     text = await stranger.error(
         "create_bulk_delete", {"selection": found["selection"], "dry_run": True}
     )
@@ -152,6 +156,124 @@ async def test_bulk_tools_list_the_handle_and_leave_the_filter_to_search_leads(
     for name in ("create_bulk_edit", "create_bulk_email", "create_bulk_delete"):
         properties = set(listed[name]["properties"])
         assert "selection" in properties
+        assert not properties & {"filter", "results_limit", "sort"}, name
+
+
+# -- the per-record tools take the handle -------------------------------------------------------
+
+RECORD_TOOLS = {
+    "update_opportunities": {"change": {"confidence": 77}},
+    "update_tasks": {"change": {"due_date": "2026-04-01"}},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.harness(n_leads=120, toolsets="all")
+async def test_update_opportunities_given_a_handle_acts_on_the_leads_search_leads_chose(
+    h: Harness,
+) -> None:
+    """A handle with a limit and an order: the run touches the opportunities of exactly the
+    leads search_leads showed (its sample is the whole selection here), one PUT each."""
+    found = await h.call(
+        "search_leads",
+        {"filter": {"lead_status": "Qualified"}, "results_limit": 5, "sort": ["display_name"]},
+    )
+    chosen = {lead["id"] for lead in found["sample"]}
+    assert len(chosen) == 5
+    store = h.sandbox.store
+    planned = sorted(
+        o.id for o in store.opportunities.values() if o.lead_id in chosen and o.confidence != 77
+    )
+    assert planned
+    args = {"selection": found["selection"], **RECORD_TOOLS["update_opportunities"]}
+    h.clear()
+    first = await h.call("update_opportunities", args)
+    assert first["status"] == "confirmation_required"
+    body = first["preview"]["request"]
+    assert body["leads"] == {
+        "s_query": found["s_query"],
+        "results_limit": 5,
+        "sort": found["sort"],
+    }
+    assert body["requests_count"] == len(planned) == first["preview"]["matched"]
+    assert h.writes() == []
+    done = await h.call("update_opportunities", {**args,
+                        "confirmation_token": first["confirmation_token"]})  # fmt: skip
+    assert done["status"] == "submitted", done
+    assert [(w.method, w.path, w.json) for w in h.writes()] == [
+        ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": 77}) for i in planned
+    ]
+    assert {o.id for o in store.opportunities.values() if o.confidence == 77} >= set(planned)
+
+
+@pytest.mark.harness(n_leads=120, toolsets="all")
+@pytest.mark.parametrize("tool", sorted(RECORD_TOOLS))
+async def test_a_handle_and_a_filter_give_the_same_per_record_preview(
+    h: Harness, tool: str
+) -> None:
+    found = await h.call("search_leads", {"filter": FILTER})
+    by_handle = await h.call(tool, {"selection": found["selection"], **RECORD_TOOLS[tool],
+                                    "dry_run": True})  # fmt: skip
+    by_filter = await h.call(tool, {"filter": FILTER, **RECORD_TOOLS[tool], "dry_run": True})
+    assert by_handle["preview"]["request"] == by_filter["preview"]["request"]
+    assert by_handle["preview"]["request"]["leads"] == {"s_query": found["s_query"]}
+    assert h.writes() == []
+
+
+@pytest.mark.harness(toolsets="all")
+@pytest.mark.parametrize("tool", sorted(RECORD_TOOLS))
+@pytest.mark.parametrize("also", [{"filter": FILTER}, {"s_query": {"type": "match_all"}}])
+async def test_a_handle_with_its_own_leads_is_refused_by_a_per_record_tool_before_any_read(
+    h: Harness, tool: str, also: dict[str, Any]
+) -> None:
+    found = await h.call("search_leads", {"filter": FILTER})
+    h.clear()
+    text = await h.error(tool, {"selection": found["selection"], **also, **RECORD_TOOLS[tool]})
+    assert text == (
+        f"selection: names the leads, their limit and order already; leave out {''.join(also)}, "
+        "or run search_leads again with them"
+    )
+    assert h.sandbox.requests == []
+
+
+@pytest.mark.harness(toolsets="all")
+@pytest.mark.parametrize("tool", sorted(RECORD_TOOLS))
+async def test_an_expired_handle_is_refused_by_a_per_record_tool(h: Harness, tool: str) -> None:
+    found = await h.call("search_leads", {"filter": FILTER})
+    h.clock.advance(KEPT_S)
+    h.clear()
+    text = await h.error(tool, {"selection": found["selection"], **RECORD_TOOLS[tool]})
+    assert text == (
+        f"selection: {found['selection']} is unknown or expired (a handle lasts an hour, for "
+        "the key that made it); run search_leads again"
+    )
+    assert h.writes() == []
+
+
+@pytest.mark.parametrize("tool", sorted(RECORD_TOOLS))
+async def test_another_keys_handle_is_unknown_to_a_per_record_tool(
+    tmp_path: Path, start_harness: StartHarness, tool: str
+) -> None:
+    store = {"CLOSE_MCP_STORE": str(tmp_path / "state.sqlite3")}
+    owner = await start_harness(env=store, toolsets="all")
+    found = await owner.call("search_leads", {"filter": FILTER})
+    other_org = Sandbox(n_leads=20, seed=99, api_key="api_other_org_012345", clock=owner.clock)
+    stranger = await start_harness(
+        env={**store, "CLOSE_API_KEY": "api_other_org_012345"}, sandbox=other_org, toolsets="all"
+    )
+    text = await stranger.error(tool, {"selection": found["selection"], **RECORD_TOOLS[tool]})
+    assert "is unknown or expired" in text
+    assert stranger.writes() == []
+
+
+@pytest.mark.harness(toolsets="all")
+async def test_per_record_tools_list_the_handle_and_leave_the_filter_to_search_leads(
+    h: Harness,
+) -> None:
+    listed = {t.name: t.input_schema for t in (await h.client.list_tools()).tools}
+    for name in RECORD_TOOLS:
+        properties = set(listed[name]["properties"])
+        assert {"selection", "s_query"} <= properties, name
         assert not properties & {"filter", "results_limit", "sort"}, name
 
 

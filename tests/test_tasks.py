@@ -29,6 +29,7 @@ from close_mcp.sandbox.store import Lead, Store
 from tests.harness import Harness, ToolFailed, text_of
 from tests.ids import status_id
 from tests.queries import lead_ids_query
+from tests.read_tools import post_email
 
 pytestmark = pytest.mark.anyio
 
@@ -497,18 +498,6 @@ async def test_reassign_everything_of_a_departed_user_and_undo_it(h: Harness) ->
     assert model.tally.largest <= 1500
 
 
-async def colleague_emails(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
-    """An email logged in Close directly (Close's UI, a colleague), not through close-mcp."""
-    async with httpx.AsyncClient(
-        transport=h.sandbox.transport(),
-        base_url="http://sandbox/api/v1/",
-        auth=(SANDBOX_API_KEY, ""),
-    ) as http:
-        answer = await http.post("activity/email/", json=body)
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-
 @pytest.mark.harness(n_leads=N_LEADS)
 async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: Harness) -> None:
     """ "Reply to <lead>'s last email: tomorrow at 9, say we'll call Friday." Then: "Wait,
@@ -523,7 +512,7 @@ async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: H
         {"status": "inbox", "subject": "Re: Our proposal", "sender": address},
         {"status": "inbox", "subject": "Pricing question", "sender": address},
     ):
-        await colleague_emails(h, {"lead_id": named.id, "contact_id": contact.id, **body})
+        await post_email(h, {"lead_id": named.id, "contact_id": contact.id, **body})
         h.clock.advance(3600)
     last = max(
         (e for e in store.emails.values() if e["lead_id"] == named.id),
@@ -579,7 +568,7 @@ async def test_reply_to_a_contacts_last_email_and_cancel_it_while_scheduled(h: H
 class StdioServer:
     """What `Model` drives, over a real `close-mcp serve --sandbox` process on stdio: the
     sandbox lives in that process, so only the tools' answers are seen (what a preview sends
-    is checked by tests/unit/server/tools/test_restore.py in process)."""
+    is checked by tests/test_restore_leads.py in process)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client

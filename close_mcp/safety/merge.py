@@ -217,7 +217,7 @@ def merge_request(
     run_id = new_run_id()
     backup = MergeBackup(store, clock, run_id)
     pairs = "pair" if n == 1 else "pairs"
-    request = WriteRequest(
+    return WriteRequest(
         tool=TOOL,
         action="merge",
         counted="merged",
@@ -230,9 +230,8 @@ def merge_request(
         sample=[LeadSample(id=p.source, display_name=plan.name(p.source)) for p in plan.pairs[:3]],
         notes=notes,
         send=_sender(store, client, run_id, plan, backup, custom_field_ids),
+        safeguard=backup,
     )
-    request.safeguard = backup
-    return request
 
 
 class MergeBackup:

@@ -26,6 +26,6 @@ class Guard:
         return dataclasses.replace(
             request,
             safeguard=self.safeguard,
-            notes=[*request.notes, *self.notes],
+            notes=(*request.notes, *self.notes),
             always_confirm=request.always_confirm or self.always_confirm,
         )

@@ -23,6 +23,7 @@ The pipeline sees only a `WriteContext` (policy, tokens, audit, clock), never th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,12 +97,9 @@ class Pipeline:
             message = f"Refused: {request.already}. Nothing was sent."
             return self._result(request, "refused", message, reason=request.already)
         long = self._runs_as_job(request)
-        if long:
-            request.notes.append(
-                f"Reading the {request.matched} leads before sending takes about "
-                f"{read_seconds(request.matched):.0f} s at Close's 20 requests a second, longer "
-                "than many clients wait for one call: once confirmed it runs as a job, to "
-                "follow with wait_for_bulk_job."
+        if long:  # said in every answer of this call; the tool's request is left as built
+            request = dataclasses.replace(
+                request, notes=(*request.notes, _runs_as_job_note(request))
             )
         decision = decision_of(answer)
         if decision is None:
@@ -390,6 +388,16 @@ class Pipeline:
         return WriteResult(
             status=status, tool=request.tool, message=message, preview=request.preview(), **extra
         )
+
+
+def _runs_as_job_note(request: WriteRequest) -> str:
+    """What a preview of a write too long to read in one call says about it."""
+    return (
+        f"Reading the {request.matched} leads before sending takes about "
+        f"{read_seconds(request.matched):.0f} s at Close's 20 requests a second, longer "
+        "than many clients wait for one call: once confirmed it runs as a job, to "
+        "follow with wait_for_bulk_job."
+    )
 
 
 def _submitted(

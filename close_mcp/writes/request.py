@@ -1,14 +1,16 @@
 """A write fully worked out before any decision to send it: what a write tool builds.
 
 A tool builds a `WriteRequest` (the exact path and body it would send, how many leads it
-touches, a sample) and hands it to the pipeline, which decides what happens to it. A
-`Safeguard` (safety/ implements it) is what is saved before a write Close cannot undo.
+touches, a sample) and hands it to the pipeline, which decides what happens to it. It is
+frozen: what is added later (a safeguard's `Guard`, a tool's rendering, the pipeline's note)
+makes a copy (`dataclasses.replace`), so the request a token was minted for is the one sent.
+A `Safeguard` (safety/ implements it) is what is saved before a write Close cannot undo.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from close_mcp.close.jobs import JobKind
@@ -43,9 +45,9 @@ class Safeguard(Protocol):
     async def attach(self, saved: str, job_id: str) -> str: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteRequest:
-    """A write fully worked out, before any decision to send it."""
+    """A write fully worked out, before any decision to send it; never edited once built."""
 
     tool: str
     action: str  # the CLOSE_MCP_CONFIRM name: edit, email, sequences, send, delete
@@ -64,9 +66,9 @@ class WriteRequest:
     s_query: dict[str, Any] | None = None
     results_limit: int | None = None
     sort: list[dict[str, Any]] | None = None
-    sample: list[LeadSample] = field(default_factory=list)
+    sample: Sequence[LeadSample] = ()  # kept as a tuple, whatever sequence it is built from
     rendering: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: Sequence[str] = ()  # kept as a tuple too
     always_confirm: bool = False  # e.g. no snapshot possible: confirmed whatever the policy
     safeguard: Safeguard | None = None
     # A write that is several requests (a revert plan) sends each through the `Sender`;
@@ -86,21 +88,26 @@ class WriteRequest:
     # What a person typing the count confirms (action `delete`): "deleted", or "restored".
     counted: str = "deleted"
 
+    def __post_init__(self) -> None:
+        """A list handed in stays its caller's: the request holds tuples nothing can append to."""
+        object.__setattr__(self, "sample", tuple(self.sample))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
     def preview(self) -> Preview:
         return Preview(
             path="/" + self.path,
             request=self.body,
             matched=self.matched,
-            sample=self.sample,
+            sample=list(self.sample),
             rendering=self.rendering,
-            notes=self.notes,
+            notes=list(self.notes),
         )
 
     def sent(self) -> Preview:
         """What a submitted result shows: the request and its count, not the preview again
         (the sample and the rendering were shown before the person agreed)."""
         return Preview(
-            path="/" + self.path, request=self.body, matched=self.matched, notes=self.notes
+            path="/" + self.path, request=self.body, matched=self.matched, notes=list(self.notes)
         )
 
     def lookup(self) -> RecentLookup | None:

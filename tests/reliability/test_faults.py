@@ -154,7 +154,7 @@ async def test_read_that_keeps_failing_says_why(
 
 async def test_rate_limit_waits_follow_reset(h: Harness) -> None:
     """Each 429's `reset` is waited out (that concurrent calls share the wait is tested in
-    tests/test_client.py with calls made during it)."""
+    tests/unit/close/test_client.py with calls made during it)."""
     _inject(h, "rate_limit", 3, "data/search/", "POST", seconds=1.5)
     before = h.clock.time()
     await h.call("search_leads", QUALIFIED)

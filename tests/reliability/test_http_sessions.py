@@ -28,7 +28,7 @@ import pytest
 
 from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.server.http import MAX_SESSIONS_PER_CALLER
-from tests.processes import clean_env, free_port, running
+from tests.processes import clean_env, free_port, running, sandbox_close
 from tests.replicas.conftest import jobs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -71,10 +71,7 @@ def message(response: httpx.Response) -> dict[str, Any]:
 
 @pytest.fixture
 def close_api(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}/api/v1/"
-    args = ["sandbox", "--port", str(port), "--leads", "60"]
-    with running(args, env=clean_env(), health=base + "me/", log=tmp_path / "sandbox.log"):
+    with sandbox_close(tmp_path) as base:
         yield base
 
 

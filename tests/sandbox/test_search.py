@@ -14,7 +14,7 @@ from close_mcp.clock import FakeClock, utc_datetime
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
 from tests.ids import custom_field, status_id
-from tests.queries import custom, fc, lead_and, regular
+from tests.queries import created_from, custom, fc, lead_and, regular
 from tests.sandbox.conftest import LEAD_QUERY
 
 pytestmark = pytest.mark.anyio
@@ -547,7 +547,7 @@ async def test_bad_search_bodies(
 
 
 def _date_created_from(moment: JSON) -> JSON:
-    return lead_and(fc(regular("date_created"), {"type": "moment_range", "on_or_after": moment}))
+    return lead_and(created_from(moment))
 
 
 def _past(**offset: int) -> JSON:
@@ -790,7 +790,7 @@ async def test_day_ends_and_date_fields_follow_the_offset(
         "offset": {"days": 0},
         "which_day_end": "start",
     }
-    query = lead_and(fc(regular("date_created"), {"type": "moment_range", "on_or_after": today}))
+    query = lead_and(created_from(today))
 
     async def created_today(offset: str) -> set[str]:
         answer = await http.post(

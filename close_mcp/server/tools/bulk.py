@@ -110,6 +110,13 @@ async def chosen_selection(invocation: Invocation, chosen: BulkSelection) -> Sel
             catalog=invocation.call.catalog,
         )
     also = [n for n in ("filter", "s_query", "results_limit", "sort") if getattr(chosen, n)]
+    return await handle_selection(invocation, chosen.selection, also)
+
+
+async def handle_selection(invocation: Invocation, handle: str, also: list[str]) -> Selection:
+    """The selection a search_leads handle names for this caller. A call that also names
+    leads, a limit or an order (`also`) would mean two selections: refused before anything
+    is read."""
     if also:
         raise ArgumentError(
             "selection",
@@ -117,7 +124,7 @@ async def chosen_selection(invocation: Invocation, chosen: BulkSelection) -> Sel
             "or run search_leads again with them",
         )
     runtime = invocation.runtime
-    held = await resolve_handle(runtime.store, chosen.selection, invocation.call.client.caller)
+    held = await resolve_handle(runtime.store, handle, invocation.call.client.caller)
     return held.selection
 
 

@@ -2,6 +2,7 @@
 on the leads of a selection, as one Close bulk job; a snapshot of the old values is taken
 first (`revert_bulk_edit` puts them back)."""
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,7 +115,7 @@ async def prepare_edit(invocation: Invocation, args: EditArguments) -> WriteRequ
         fields=fields,
         describe=lambda n: f"Bulk edit: {what} on {leads(n)}",
     )
-    request.echo = job_echo("edit", request.body, custom_field_name=field_name)
+    request = replace(request, echo=job_echo("edit", request.body, custom_field_name=field_name))
     snapshot = SnapshotBeforeEdit(runtime.settings, runtime.clock, call.client, runtime.store)
     return snapshot.prepare(request).attach(request)
 

@@ -2,6 +2,7 @@
 one Close bulk job. Close sends at once (its bulk email has no schedule); the preview says
 how many emails go out, from which sender, and shows the template rendered for a lead."""
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -46,17 +47,18 @@ async def prepare_email(invocation: Invocation, args: EmailArguments) -> WriteRe
         describe=lambda n: f"Bulk email: send {found.name!r} to {who} of {leads(n)}",
     )
     if request.sample:
-        request.rendering, note = await render_bulk_email(
+        rendering, note = await render_bulk_email(
             call.client, found.id, request.sample, args.contact_preference
         )
-        request.notes.append(note)
+        request = replace(request, rendering=rendering, notes=(*request.notes, note))
     if request.matched:
         reach = await count_reach(call.client, request, args.contact_preference)
         sender = await bulk_sender(call.client)
-        request.notes.insert(0, email_note(reach, request.matched, sender))
-        request.summary = (
-            f"Bulk email: send {found.name!r} now, {reach.recipients} emails to {who} of "
-            f"{leads(request.matched)}"
+        request = replace(
+            request,
+            notes=(email_note(reach, request.matched, sender), *request.notes),
+            summary=f"Bulk email: send {found.name!r} now, {reach.recipients} emails to {who} "
+            f"of {leads(request.matched)}",
         )
     return request
 

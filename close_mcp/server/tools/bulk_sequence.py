@@ -3,6 +3,7 @@ selection to a sequence (which then emails them), or pause or resume their subsc
 as one Close bulk job. `subscribe` takes one sequence and a sender; pause and resume act on
 one sequence, or on every sequence only with `all_sequences: true`."""
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -153,10 +154,12 @@ async def prepare_sequence(invocation: Invocation, args: SequenceArguments) -> W
     if args.action_type == "subscribe" and request.matched:
         taken = await subscribed_contacts(call.client, fields["sequence_id"])
         reach = await count_reach(call.client, request, args.contact_preference, taken)
-        request.notes.insert(0, sequence_note(reach, request.matched, args.contact_preference))
-        request.summary = (
-            f"Bulk sequence: subscribe {reach.recipients} contacts of "
-            f"{leads(request.matched)} to {seq_name}"
+        note = sequence_note(reach, request.matched, args.contact_preference)
+        request = replace(
+            request,
+            notes=(note, *request.notes),
+            summary=f"Bulk sequence: subscribe {reach.recipients} contacts of "
+            f"{leads(request.matched)} to {seq_name}",
         )
     return request
 

@@ -12,6 +12,7 @@ action, audit); if Close sends the email between the read and the PUT, Close's r
 becomes the same clear tool error.
 """
 
+from dataclasses import replace
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, Field
@@ -126,8 +127,8 @@ async def prepare_cancel(invocation: Invocation, args: CancelArguments) -> Write
     sample = await _lead_sample(client, str(email.get("lead_id") or ""))
     request = _cancel_request(email, sample)
     if email.get("status") == "draft":  # cancelled already, or never queued: idempotent
-        request.matched = 0
-        request.already = f"{args.activity_id} is already a draft: there is nothing to cancel"
+        already = f"{args.activity_id} is already a draft: there is nothing to cancel"
+        return replace(request, matched=0, already=already)
     return request
 
 

@@ -7,6 +7,7 @@ a longer one is followed with the resource `close://exports/{id}` (and Close ema
 link unless `send_done_email` is false).
 """
 
+from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field
@@ -109,20 +110,24 @@ async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest
         fields=fields,
         describe=lambda n: f"Export {leads(n)} as {args.format} ({args.type})",
     )
-    request.recent = RecentLookup(
-        path="export/",
-        params={},
-        keys=("format", "type", "fields", "results_limit"),
-        echo={"s_query": request.s_query},
-        where="the recent exports",
+    waits = (
+        "Close writes the file and gives a download link; this call waits up to "
+        f"{WAIT_S:.0f} s for it."
     )
-    request.notes.insert(
-        0, f"Close writes the file and gives a download link; this call waits up to "
-        f"{WAIT_S:.0f} s for it.",
-    )  # fmt: skip
-    request.send = follower(invocation.call.client, invocation.runtime.clock, request.body,
-                            request.matched)  # fmt: skip
-    return request
+    return replace(
+        request,
+        recent=RecentLookup(
+            path="export/",
+            params={},
+            keys=("format", "type", "fields", "results_limit"),
+            echo={"s_query": request.s_query},
+            where="the recent exports",
+        ),
+        notes=(waits, *request.notes),
+        send=follower(
+            invocation.call.client, invocation.runtime.clock, request.body, request.matched
+        ),
+    )
 
 
 TOOLS = (

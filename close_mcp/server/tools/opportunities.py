@@ -1,8 +1,8 @@
 """`update_opportunities` (toolset `opportunities`, opt-in): status, owner, value, confidence or
 expected close date of many opportunities, one paced `PUT` each, snapshotted, with undo.
 
-This module only says how opportunities are selected and which fields are set; the run is
-`close_mcp.safety.records` (see `server/tools/records.py`).
+Here: which opportunities (`OpportunityWhere`) and which fields (`OpportunityChange`); the
+rest of a call is `server/tools/records.py`.
 """
 
 from datetime import date
@@ -21,18 +21,19 @@ from close_mcp.close.crm import (
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
 from close_mcp.server.runtime import Call
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.records import (
-    RecordSelection,
-    UndoArg,
-    described,
-    run_request,
-    selected_leads,
-    undo_alone,
-    undo_request,
+    RecordArguments,
+    RecordRun,
+    change_target,
+    record_tool,
+    user_id,
 )
-from close_mcp.writes.request import WriteRequest
 
+TITLE: Final = "Update opportunities"
+DESCRIPTION: Final = (
+    "Set status, owner, value, confidence or close date on the opportunities "
+    "of leads and/or `where`, one request each; `undo` takes a run id."
+)
 TOOL: Final = "update_opportunities"
 # A won status sets date_won when the opportunity has none: the undo puts it back too.
 KIND: Final = RecordKind(
@@ -65,14 +66,21 @@ class OpportunityChange(BaseModel):
     expected_close_date: date | None = None
 
 
+# The change's fields, as Close names them (an expected close date is Close's `date_won`).
+CLOSE_NAMES: Final = {
+    "status": "status_id",
+    "user": "user_id",
+    "value": "value",
+    "confidence": "confidence",
+    "expected_close_date": "date_won",
+}
 WhereArg = Annotated[OpportunityWhere | None, Field()]
 ChangeArg = Annotated[OpportunityChange | None, Field()]
 
 
-class OpportunitiesArguments(RecordSelection):
+class OpportunitiesArguments(RecordArguments):
     where: WhereArg = None
     change: ChangeArg = None
-    undo: UndoArg = None
 
 
 async def _statuses(
@@ -113,55 +121,33 @@ async def _pipeline(call: Call, name: str) -> str:
 
 async def _target(call: Call, change: OpportunityChange) -> tuple[dict[str, Any], dict[str, Any]]:
     """The fields sent (Close's names, ids) and the change as shown."""
-    target: dict[str, Any] = {}
-    shown: dict[str, Any] = {}
+    resolved: dict[str, tuple[Any, Any]] = {}
     if change.status is not None:
         status = (await _statuses(call, [change.status], None, "change.status"))[0]
-        target["status_id"] = status["id"]
-        shown["status"] = f"{status.get('label')} ({status['id']})"
-    if change.user is not None:
-        user = await call.catalog.resolve_user(change.user, path="change.user")
-        target["user_id"] = user.id
-        shown["user"] = f"{user.name} ({user.id})"
-    if change.value is not None:
-        target["value"] = shown["value"] = change.value
-    if change.confidence is not None:
-        target["confidence"] = shown["confidence"] = change.confidence
-    if change.expected_close_date is not None:
-        target["date_won"] = shown["expected_close_date"] = change.expected_close_date.isoformat()
-    if not target:
-        raise ArgumentError("change", "give at least one field to set")
-    return target, shown
+        resolved["status"] = (status["id"], f"{status.get('label')} ({status['id']})")
+    return await change_target(call, change, CLOSE_NAMES, users=frozenset({"user"}),
+                               resolved=resolved)  # fmt: skip
 
 
-async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> WriteRequest:
-    """The write request of one call: a run on the selected opportunities, or an undo."""
-    runtime, call = invocation.runtime, invocation.call
-    where, change = args.where, args.change
-    if args.undo is not None:
-        undo_alone(args, where=where, change=change)
-        return await undo_request(runtime, call, KIND, action="opportunities", run_id=args.undo)
-    if change is None:
+async def _run(call: Call, args: OpportunitiesArguments) -> RecordRun:
+    """The change and the opportunities it is made on (besides the lead selection)."""
+    if args.change is None:
         raise ArgumentError("change", "give what to set (or undo, to undo a run)")
-    target, shown = await _target(call, change)
-    where = where or OpportunityWhere()
-    leads, lead_selection = await selected_leads(call, args)
-    what = described(where, lead_selection, shown)
+    target, shown = await _target(call, args.change)
+    where = args.where or OpportunityWhere()
     pipeline_id = await _pipeline(call, where.pipeline) if where.pipeline else None
     status_ids: tuple[str, ...] = ()
     if where.status:
         found = await _statuses(call, where.status, pipeline_id, "where.status")
         status_ids = tuple(str(s["id"]) for s in found)
-    user_id = None
-    if where.user is not None:
-        user_id = (await call.catalog.resolve_user(where.user, path="where.user")).id
+    owner_id = await user_id(call, where.user, "where.user")
 
     async def list_records(lead_id: str | None) -> list[dict[str, Any]]:
         criteria = OpportunityFilter(
             lead_id=lead_id,
             status_ids=status_ids,
             status_types=(where.status_type,) if where.status_type else (),
-            user_ids=(user_id,) if user_id else (),
+            user_ids=(owner_id,) if owner_id else (),
             pipeline_id=pipeline_id,
             won_from=where.close_after,
             won_to=where.close_before,
@@ -170,28 +156,8 @@ async def prepare(invocation: Invocation, args: OpportunitiesArguments) -> Write
             call.client, criteria, fields=(*OPPORTUNITY_KEYS, "lead_name")
         )
 
-    return await run_request(
-        runtime,
-        call,
-        KIND,
-        action="opportunities",
-        what=what,
-        list_records=list_records,
-        leads=leads,
-        target=target,
-        describe="update",
-    )
+    return RecordRun(where, target, shown, list_records)
 
 
-TOOLS = (
-    WriteTool(
-        name=TOOL,
-        toolset="opportunities",
-        title="Update opportunities",
-        description="Set status, owner, value, confidence or close date on the opportunities "
-        "of leads and/or `where`, one request each; `undo` takes a run id.",
-        annotations=writes(),
-        arguments=OpportunitiesArguments,
-        prepare=prepare,
-    ),
-)
+TOOLS = (record_tool(KIND, _run, OpportunitiesArguments, title=TITLE, description=DESCRIPTION),)
+prepare: Final = TOOLS[0].prepare  # an undo, or a run on the records `_run` selects

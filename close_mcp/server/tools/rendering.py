@@ -10,6 +10,7 @@ first contact with an address of the first lead that has one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from close_mcp.close.catalog import Catalog, Template
@@ -65,7 +66,7 @@ async def render(
 
 
 async def render_bulk_email(
-    client: CloseClient, template_id: str, sample: list[LeadSample], contact_preference: str
+    client: CloseClient, template_id: str, sample: Sequence[LeadSample], contact_preference: str
 ) -> tuple[dict[str, Any] | None, str]:
     """The first email of a bulk email on these sample leads, as Close renders it, and a note
     for the preview that says whom it goes to (one lead read per sample lead without one)."""

@@ -1,8 +1,8 @@
 """`update_tasks` (toolset `tasks`, opt-in): complete, reassign, reschedule or delete many lead
 tasks, one paced request each, snapshotted (a deleted task whole), with undo.
 
-This module only says how tasks are selected and which fields are set; the run is
-`close_mcp.safety.records` (see `server/tools/records.py`).
+Here: which tasks (`TaskWhere`) and what is done to them (`TaskChange`, or `delete`); the
+rest of a call is `server/tools/records.py`.
 """
 
 from datetime import date
@@ -14,18 +14,19 @@ from close_mcp.close.crm import TASK_KEYS, TaskFilter, list_tasks
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.records import RecordKind
 from close_mcp.server.runtime import Call
-from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.records import (
-    RecordSelection,
-    UndoArg,
-    described,
-    run_request,
-    selected_leads,
-    undo_alone,
-    undo_request,
+    RecordArguments,
+    RecordRun,
+    change_target,
+    record_tool,
+    user_id,
 )
-from close_mcp.writes.request import WriteRequest
 
+TITLE: Final = "Update tasks"
+DESCRIPTION: Final = (
+    "Complete, reassign, reschedule or delete the tasks of leads and/or "
+    "`where`, one request each; `undo` takes a run id."
+)
 TOOL: Final = "update_tasks"
 # A deleted task is created again (`POST /task/`) from these.
 RECREATE: Final = ("_type", "lead_id", "contact_id", "assigned_to", "text", "date", "is_complete")
@@ -53,53 +54,32 @@ class TaskChange(BaseModel):
     due_date: date | None = None
 
 
+# The change's fields, as Close names them.
+CLOSE_NAMES: Final = {"complete": "is_complete", "assignee": "assigned_to", "due_date": "date"}
 WhereArg = Annotated[TaskWhere | None, Field()]
 ChangeArg = Annotated[TaskChange | None, Field()]
 DeleteArg = Annotated[bool, Field(description="Instead of a change.")]
 
 
-class TasksArguments(RecordSelection):
+class TasksArguments(RecordArguments):
     where: WhereArg = None
     change: ChangeArg = None
     delete: DeleteArg = False
-    undo: UndoArg = None
 
 
-async def _target(call: Call, change: TaskChange) -> tuple[dict[str, Any], dict[str, Any]]:
-    target: dict[str, Any] = {}
-    shown: dict[str, Any] = {}
-    if change.complete is not None:
-        target["is_complete"] = shown["complete"] = change.complete
-    if change.assignee is not None:
-        user = await call.catalog.resolve_user(change.assignee, path="change.assignee")
-        target["assigned_to"] = user.id
-        shown["assignee"] = f"{user.name} ({user.id})"
-    if change.due_date is not None:
-        target["date"] = shown["due_date"] = change.due_date.isoformat()
-    if not target:
-        raise ArgumentError("change", "give at least one field to set (or delete: true)")
-    return target, shown
-
-
-async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
-    """The write request of one call: a run on the selected tasks, or an undo."""
-    runtime, call = invocation.runtime, invocation.call
-    where, change, delete = args.where, args.change, args.delete
-    if args.undo is not None:
-        undo_alone(args, where=where, change=change, delete=delete)
-        return await undo_request(runtime, call, KIND, action="tasks", run_id=args.undo)
-    if (change is None) == (not delete):
+async def _run(call: Call, args: TasksArguments) -> RecordRun:
+    """The change (or the delete) and the tasks it is made on (besides the lead selection)."""
+    if (args.change is None) == (not args.delete):
         raise ArgumentError("change", "give exactly one of change or delete: true (or undo)")
     target: dict[str, Any] | None = None
     shown: dict[str, Any] = {"delete": True}
-    if change is not None:
-        target, shown = await _target(call, change)
-    where = where or TaskWhere()
-    leads, lead_selection = await selected_leads(call, args)
-    what = described(where, lead_selection, shown)
-    assignee = None
-    if where.assignee is not None:
-        assignee = (await call.catalog.resolve_user(where.assignee, path="where.assignee")).id
+    if args.change is not None:
+        target, shown = await change_target(call, args.change, CLOSE_NAMES,
+                                            users=frozenset({"assignee"}),
+                                            nothing="give at least one field to set "
+                                            "(or delete: true)")  # fmt: skip
+    where = args.where or TaskWhere()
+    assignee = await user_id(call, where.assignee, "where.assignee")
 
     async def list_records(lead_id: str | None) -> list[dict[str, Any]]:
         criteria = TaskFilter(
@@ -111,28 +91,8 @@ async def prepare(invocation: Invocation, args: TasksArguments) -> WriteRequest:
         )
         return await list_tasks(call.client, criteria, fields=(*TASK_KEYS, *RECREATE, "lead_name"))
 
-    return await run_request(
-        runtime,
-        call,
-        KIND,
-        action="tasks",
-        what=what,
-        list_records=list_records,
-        leads=leads,
-        target=target,
-        describe="delete" if target is None else "update",
-    )
+    return RecordRun(where, target, shown, list_records)
 
 
-TOOLS = (
-    WriteTool(
-        name=TOOL,
-        toolset="tasks",
-        title="Update tasks",
-        description="Complete, reassign, reschedule or delete the tasks of leads and/or "
-        "`where`, one request each; `undo` takes a run id.",
-        annotations=writes(),
-        arguments=TasksArguments,
-        prepare=prepare,
-    ),
-)
+TOOLS = (record_tool(KIND, _run, TasksArguments, title=TITLE, description=DESCRIPTION),)
+prepare: Final = TOOLS[0].prepare  # an undo, or a run on the records `_run` selects

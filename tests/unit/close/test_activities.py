@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from close_mcp.close import activities
-from tests.test_client import Recorder, make, ok
+from tests.recorder import Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.audit import AuditLog
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.sender import Sender
-from tests.test_client import Recorder, make, ok
+from tests.recorder import Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
 

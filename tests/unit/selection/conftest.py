@@ -1,5 +1,5 @@
-"""Two catalogs: over a fake Close that counts its listings (`tests.test_catalog`), and over
-a small sandbox (`sandbox_catalog`)."""
+"""A catalog over a small sandbox (`sandbox_catalog`); the one over a fake Close that counts its
+listings (`catalog`) is in tests/unit/conftest.py."""
 
 from __future__ import annotations
 
@@ -11,17 +11,6 @@ from close_mcp.close.catalog import Catalog
 from close_mcp.close.client import CloseClient
 from close_mcp.sandbox import Sandbox
 from close_mcp.server.runtime import SANDBOX_BASE_URL
-from tests.test_catalog import FakeClose, make_catalog
-
-
-@pytest.fixture
-def fake() -> FakeClose:
-    return FakeClose()
-
-
-@pytest.fixture
-def catalog(fake: FakeClose) -> Catalog:
-    return make_catalog(fake)
 
 
 @pytest.fixture

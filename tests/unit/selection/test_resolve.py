@@ -9,8 +9,8 @@ import pytest
 
 from close_mcp.close.catalog import Catalog
 from close_mcp.selection.resolve import Selection, resolve_selection
+from tests.catalog import TOP_SORT, FakeClose
 from tests.queries import LEAD, ago, custom, fc, lead_and, regular
-from tests.test_catalog import TOP_SORT, FakeClose
 from tests.unit.selection.support import selection_error
 
 pytestmark = pytest.mark.anyio

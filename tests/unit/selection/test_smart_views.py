@@ -11,8 +11,8 @@ from close_mcp.errors import ArgumentError
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.resolve import resolve_selection
 from close_mcp.selection.smart_views import inline_views
+from tests.catalog import HOT_TREE, TOP_SORT
 from tests.queries import lead_and, regular
-from tests.test_catalog import HOT_TREE, TOP_SORT
 from tests.unit.selection.support import selection_error
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ import pytest
 
 from close_mcp.close.catalog import Catalog
 from close_mcp.selection.resolve import resolve_selection
+from tests.catalog import FakeClose
 from tests.queries import custom, regular
-from tests.test_catalog import FakeClose
 from tests.unit.selection.support import selection_error
 
 pytestmark = pytest.mark.anyio

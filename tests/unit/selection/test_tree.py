@@ -9,8 +9,8 @@ import pytest
 
 from close_mcp.close.catalog import Catalog
 from close_mcp.errors import ArgumentError
+from tests.catalog import HOT_TREE
 from tests.queries import HAS_EMAIL, ago, custom, fc, lead_and, local, regular, utc
-from tests.test_catalog import HOT_TREE
 from tests.unit.selection.support import resolve
 
 pytestmark = pytest.mark.anyio

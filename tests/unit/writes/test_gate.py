@@ -5,6 +5,7 @@ what the pipeline reads back from the answer."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 import pytest
@@ -153,8 +154,7 @@ async def test_a_token_that_does_not_fit_is_the_decisions_problem(ctx: WriteCont
     assert decision.confirm is True
     assert decision.token_problem is not None
     assert decision.token_problem.startswith("the confirmation token was issued to another caller")
-    fewer = request("delete")
-    fewer.matched = 2
+    fewer = dataclasses.replace(request("delete"), matched=2)
     decision = await decide(ctx, fewer, mint(ctx, req), dry_run=False, caller=CALLER)
     assert decision == Decision(
         confirm=True,

@@ -44,7 +44,7 @@ def test_attach_returns_a_copy_with_the_safeguard_and_its_notes_after_the_tools(
     safeguard: Safeguard = Saves()
     attached = Guard(safeguard, ("Before sending, ...",)).attach(request)
     assert attached.safeguard is safeguard
-    assert attached.notes == ["Selects 3 leads.", "Before sending, ..."]
+    assert attached.notes == ("Selects 3 leads.", "Before sending, ...")
     assert attached.always_confirm is False
     assert (attached.body, attached.matched, attached.summary) == (
         request.body,
@@ -61,5 +61,5 @@ def test_always_confirm_is_added_never_taken_away() -> None:
     assert (attached.safeguard, attached.always_confirm, attached.notes) == (
         None,
         False,
-        ["Selects 3 leads."],
+        ("Selects 3 leads.",),
     )

@@ -17,7 +17,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import OpportunityFilter, TaskFilter
 from close_mcp.errors import ArgumentError, OutcomeUnknown, ServerError
 from close_mcp.sandbox import Sandbox
-from tests.test_client import KEY, Recorder, make, ok
+from tests.recorder import KEY, Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
 

@@ -9,14 +9,13 @@ import re
 import string
 from typing import Any
 
-import httpx
 import pytest
 
 from bench.tokens import count_tokens
 from close_mcp.close.jobs import CRM_DATA_NOTICE
-from close_mcp.sandbox import SANDBOX_API_KEY
 from close_mcp.sandbox.store import Lead
 from tests.harness import MODES, Harness, text_of
+from tests.read_tools import post_email
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=20, toolsets="search")]
 
@@ -24,18 +23,6 @@ FIELDS = (
     "id,direction,status,subject,date_created,activity_at,date_sent,date_scheduled,"
     "thread_id,contact_id,sender,to"
 )
-
-
-async def post_email(h: Harness, body: dict[str, Any]) -> dict[str, Any]:
-    """An email made in Close directly (a colleague, Close's UI), not through close-mcp."""
-    async with httpx.AsyncClient(
-        transport=h.sandbox.transport(),
-        base_url="http://sandbox/api/v1/",
-        auth=(SANDBOX_API_KEY, ""),
-    ) as http:
-        answer = await http.post("activity/email/", json=body)
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
 
 
 def stamp(raw: str) -> str:

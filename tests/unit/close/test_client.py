@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -29,48 +29,9 @@ from close_mcp.errors import (
     TransportError,
 )
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
+from tests.recorder import BASE, KEY, HeldClock, Recorder, make, ok
 
 pytestmark = pytest.mark.anyio
-
-KEY = "api_TESTKEY_5ecr3t_abcdef"
-BASE = "https://api.close.example/api/v1/"
-
-
-class Recorder:
-    """Answers requests from a script of responses (or exceptions) and keeps what it saw."""
-
-    def __init__(self, *answers: httpx.Response | Exception | Callable[[], httpx.Response]):
-        self.answers: Iterator[httpx.Response | Exception | Callable[[], httpx.Response]] = iter(
-            answers
-        )
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = next(self.answers, None)
-        if answer is None:  # a request the script did not expect: the test's asserts name it
-            return ok({"error": "the test's script of answers ran out"}, 500)
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer()
-        return answer
-
-    def summary(self) -> list[tuple[str, str, Any]]:
-        return [
-            (r.method, r.url.path, json.loads(r.content) if r.content else None)
-            for r in self.requests
-        ]
-
-
-def make(recorder: Recorder, clock: FakeClock | None = None) -> tuple[CloseClient, FakeClock]:
-    clock = clock or FakeClock()
-    client = CloseClient(KEY, BASE, transport=httpx.MockTransport(recorder), clock=clock)
-    return client, clock
-
-
-def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, json=body, headers=headers)
 
 
 def no_key_anywhere(error: BaseException) -> None:
@@ -355,42 +316,24 @@ async def test_key_never_in_repr_or_errors() -> None:
     no_key_anywhere(info.value)
 
 
-async def test_announced_budget_paces_the_next_requests() -> None:
-    rec = Recorder(
-        # Budget spent; whole again (4 requests) in 2 s: one request every 0.5 s.
+def _budget_spent_then_whole() -> Recorder:
+    """Five answers: the budget spent, whole again (4 requests) in 2 s, so one request every
+    0.5 s; then plenty left again, so no more waiting."""
+    return Recorder(
         ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
         ok({"n": 2}),
         ok({"n": 3}),
-        # Plenty left again: no more waiting.
         ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
         ok({"n": 5}),
     )
+
+
+async def test_announced_budget_paces_the_next_requests() -> None:
+    rec = _budget_spent_then_whole()
     client, clock = make(rec)
     assert [(await client.get("me/"))["n"] for _ in range(5)] == [1, 2, 3, 4, 5]
     # Waits before the 2nd, 3rd and 4th requests, none once Close says the budget is whole.
     assert clock.sleeps == [0.5, 0.5, 0.5]
-
-
-class HeldClock(FakeClock):
-    """A FakeClock whose `sleep` parks until `advance` moves time to its deadline, so calls
-    that wait at the same time overlap instead of adding their waits up."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parked: list[tuple[float, anyio.Event]] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        woken = anyio.Event()
-        self.parked.append((self.time() + seconds, woken))
-        await woken.wait()
-
-    def advance(self, seconds: float) -> None:
-        super().advance(seconds)
-        for deadline, woken in self.parked:
-            if deadline <= self.time():
-                woken.set()
-        self.parked = [(d, w) for d, w in self.parked if not w.is_set()]
 
 
 async def test_429_wait_is_shared_by_the_calls_that_start_during_it() -> None:
@@ -508,13 +451,7 @@ async def test_clients_with_separate_stores_meet_429s() -> None:
 
 async def test_announced_budget_paces_the_same_through_a_store() -> None:
     """One process pacing through the store waits exactly as it does without one."""
-    rec = Recorder(
-        ok({"n": 1}, headers={"RateLimit": "limit=4, remaining=0, reset=2"}),
-        ok({"n": 2}),
-        ok({"n": 3}),
-        ok({"n": 4}, headers={"RateLimit": "limit=4, remaining=4, reset=0"}),
-        ok({"n": 5}),
-    )
+    rec = _budget_spent_then_whole()
     clock = FakeClock()
     store = SQLiteStore(MEMORY, clock=clock)
     client = CloseClient(KEY, BASE, transport=httpx.MockTransport(rec), clock=clock, store=store)
