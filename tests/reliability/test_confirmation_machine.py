@@ -23,39 +23,33 @@ submitted. Refusing every token, or dropping the digest comparison, fails it.
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from hypothesis import HealthCheck, settings
+from anyio.from_thread import BlockingPortal
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 from mcp import types
 
 from close_mcp.writes.tokens import TOKEN_TTL_S
 from tests.harness import Harness, Mode
 from tests.ids import status_id
-from tests.reliability.support import check_outcome, guarded_kind, record
-
-ANSWERS: Final = (
-    "accept_right",
-    "accept_right",
-    "accept_right",
-    "accept_wrong",
-    "decline",
-    "cancel",
+from tests.reliability.machines import (
+    ANSWERS,
+    DIGEST_REFUSAL,
+    call,
+    forge,
+    person_answers,
+    run_machine,
 )
-DIGEST_REFUSAL: Final = "the confirmation token was issued for different arguments"
+from tests.reliability.support import guarded_kind, record
+
 STEPS: dict[str, int] = {}
 
 
@@ -177,22 +171,6 @@ def _actions(h: Harness) -> dict[str, Action]:
 N_ACTIONS: Final = 11
 
 
-def _forge(token: str, how: int) -> str:
-    payload, dot, mac = token.partition(".")
-    if not dot:  # a placeholder from a preview that minted nothing
-        return token + ".forged"
-    if how == 0:  # another MAC
-        return f"{payload}.{mac[:-3]}{'AAA' if not mac.endswith('AAA') else 'BBB'}"
-    if how == 1:  # the payload changed to a bigger count, the MAC kept
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        data["m"] = int(data.get("m", 0)) + 1000
-        raw = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-        return f"{raw}.{mac}"
-    if how == 2:  # no MAC at all
-        return payload
-    return "eyJ0IjoiY3JlYXRlX2J1bGtfZGVsZXRlIn0.forged"
-
-
 class ConfirmationMachine(RuleBasedStateMachine):
     """One run: a fresh server and sandbox, driven through the portal's event loop."""
 
@@ -254,25 +232,11 @@ class ConfirmationMachine(RuleBasedStateMachine):
         )
 
     def _call(self, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
-        result: types.CallToolResult = self.portal.call(self.h.call_raw, tool, args)
         STEPS["steps"] += 1
-        if check_outcome(tool, result) == "error":
-            return None
-        content: dict[str, Any] | None = result.structured_content
-        return content
+        return call(self.portal, self.h, tool, args)
 
     def answer_for(self, message: str) -> types.ElicitResult:
-        if self.answer == "decline":
-            return types.ElicitResult(action="decline")
-        if self.answer == "cancel":
-            return types.ElicitResult(action="cancel")
-        right = self.answer == "accept_right"
-        if "type the number" in message:
-            shown = int(re.findall(r"\((\d+)\)\.$", message)[0])
-            return types.ElicitResult(
-                action="accept", content={"count": shown if right else shown + 1}
-            )
-        return types.ElicitResult(action="accept", content={"approve": right})
+        return person_answers(self.answer, message)
 
     def _confirm(self, token: Token, action: Action, answer: str) -> dict[str, Any] | None:
         """Confirm `action` with `token`; assert both directions against the model."""
@@ -393,7 +357,7 @@ class ConfirmationMachine(RuleBasedStateMachine):
         self.answer = "accept_right"
         seen = len(self._guarded())
         result = self._call(
-            action.tool, {**action.args, "confirmation_token": _forge(token.value, how)}
+            action.tool, {**action.args, "confirmation_token": forge(token.value, how)}
         )
         assert self._guarded()[seen:] == []
         assert result is None or result["status"] == "refused", result
@@ -434,28 +398,13 @@ class ConfirmationMachine(RuleBasedStateMachine):
         assert len(self._guarded()) == len(self.writes)
 
 
-def _machine_for(portal: BlockingPortal, mode: Mode, asks: bool) -> type[ConfirmationMachine]:
-    return type("Machine", (ConfirmationMachine,), {"portal": portal, "mode": mode, "asks": asks})
-
-
 RUNS: Final = {("legacy", True): 40, ("auto", True): 15, ("legacy", False): 10}
 
 
 @pytest.mark.parametrize(("mode", "asks"), list(RUNS), ids=["legacy", "auto", "no-elicitation"])
 def test_confirmation_cannot_be_bypassed(mode: Mode, asks: bool) -> None:
     _fresh_steps()
-    with start_blocking_portal(backend="asyncio") as portal:
-        run_state_machine_as_test(
-            _machine_for(portal, mode, asks),
-            settings=settings(
-                max_examples=RUNS[mode, asks],
-                stateful_step_count=50,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            ),
-        )
+    run_machine(ConfirmationMachine, mode, asks, examples=RUNS[mode, asks], steps=50)
     # The run must have exercised both directions, not only refusals.
     assert STEPS["predicted"] > 0, STEPS
     assert STEPS["digest_refused"] > 0, STEPS

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,15 +38,13 @@ from typing import Any, Final
 
 import httpx
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from hypothesis import HealthCheck, Phase, settings
+from anyio.from_thread import BlockingPortal
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 from mcp import types
 
@@ -57,8 +54,15 @@ from close_mcp.sandbox.store import Store
 from close_mcp.writes.tokens import TOKEN_TTL_S
 from tests.harness import Harness, Mode
 from tests.ids import status_id
-from tests.reliability.support import check_outcome, guarded_kind, record
-from tests.reliability.test_confirmation_machine import ANSWERS, DIGEST_REFUSAL, _forge
+from tests.reliability.machines import (
+    ANSWERS,
+    DIGEST_REFUSAL,
+    call,
+    forge,
+    person_answers,
+    run_machine,
+)
+from tests.reliability.support import guarded_kind, record
 
 API: Final = "/api/v1/"
 MERGE_READS: Final = ("id", "name", "display_name", "date_created", "date_updated", "contacts")
@@ -337,29 +341,15 @@ class RecordMachine(RuleBasedStateMachine):
         return [r for r in self.h.sandbox.requests if self._is_write(r) and _applied(r)]
 
     def _call(self, tool: str, args: dict[str, Any]) -> dict[str, Any] | None:
-        result: types.CallToolResult = self.portal.call(self.h.call_raw, tool, args)
         STEPS["steps"] += 1
-        if check_outcome(tool, result) == "error":
-            return None
-        content: dict[str, Any] | None = result.structured_content
-        return content
+        return call(self.portal, self.h, tool, args)
 
     def _bound(self, row: Row) -> Any:
         self.h.sandbox.jobs.advance_all(self.h.clock.time())  # as the next request would
         return row.bound(self)
 
     def answer_for(self, message: str) -> types.ElicitResult:
-        if self.answer == "decline":
-            return types.ElicitResult(action="decline")
-        if self.answer == "cancel":
-            return types.ElicitResult(action="cancel")
-        right = self.answer == "accept_right"
-        if "type the number" in message:
-            shown = int(re.findall(r"\((\d+)\)\.$", message)[0])
-            return types.ElicitResult(
-                action="accept", content={"count": shown if right else shown + 1}
-            )
-        return types.ElicitResult(action="accept", content={"approve": right})
+        return person_answers(self.answer, message)
 
     def _timed_call(
         self, tool: str, args: dict[str, Any]
@@ -546,7 +536,7 @@ class RecordMachine(RuleBasedStateMachine):
         row = self.rows[token.row] if same_row else self._row(which)
         self.answer = "accept_right"
         self._pause()
-        forged = _forge(token.value, how)
+        forged = forge(token.value, how)
         seen = len(self.h.sandbox.requests)
         result, _, _, _ = self._timed_call(row.tool, {**row.args, "confirmation_token": forged})
         assert self._tried(seen) == []
@@ -627,31 +617,15 @@ class RecordMachine(RuleBasedStateMachine):
         assert len(self._writes()) - self.seen == self.expected_writes
 
 
-def _machine_for(portal: BlockingPortal, mode: Mode, asks: bool) -> type[RecordMachine]:
-    return type("Machine", (RecordMachine,), {"portal": portal, "mode": mode, "asks": asks})
-
-
 RUNS: Final = {("legacy", True): 15, ("auto", True): 12, ("legacy", False): 12}
 
 
 @pytest.mark.parametrize(("mode", "asks"), list(RUNS), ids=["legacy", "auto", "no-elicitation"])
 def test_issue_28_writes_cannot_be_confirmed_around(mode: Mode, asks: bool) -> None:
     _fresh_steps()
-    with start_blocking_portal(backend="asyncio") as portal:
-        run_state_machine_as_test(
-            _machine_for(portal, mode, asks),
-            settings=settings(
-                max_examples=RUNS[mode, asks],
-                stateful_step_count=40,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-                # No shrinking: a failing run is printed whole (shrinking one took more
-                # than five minutes of this machine's calls).
-                phases=[Phase.explicit, Phase.reuse, Phase.generate],
-            ),
-        )
+    # No shrinking: a failing run is printed whole (shrinking one took more than five minutes
+    # of this machine's calls).
+    run_machine(RecordMachine, mode, asks, examples=RUNS[mode, asks], steps=40, shrink=False)
     # Both directions exercised, for every tool of the table.
     tools = [key.removeprefix("submitted:") for key in STEPS if key.startswith("submitted:")]
     assert all(STEPS[f"submitted:{tool}"] > 0 for tool in tools), {
