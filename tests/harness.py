@@ -120,6 +120,14 @@ class Harness:
         assert json.loads(text_of(result)) == result.structured_content
         return result.structured_content
 
+    async def confirmed(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Preview, then confirm with its token: the confirmed call's result."""
+        first = await self.call(tool, arguments)
+        assert first["status"] == "confirmation_required", first
+        return await self.call(
+            tool, {**arguments, "confirmation_token": first["confirmation_token"]}
+        )
+
     async def error(self, tool: str, arguments: dict[str, Any]) -> str:
         """The error text without the SDK's prefix; fails the test when the call succeeds."""
         result = await self.call_raw(tool, arguments)

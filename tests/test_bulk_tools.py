@@ -34,13 +34,6 @@ def posted(h: Harness) -> list[tuple[str, str, Any]]:
     return [(r.method, r.path, r.json) for r in h.writes()]
 
 
-async def confirmed(h: Harness, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Both steps: the first call sends nothing and gives a token, the second sends."""
-    first = await h.call(tool, args)
-    assert first["status"] == "confirmation_required", first
-    return await h.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
-
-
 # -- preview first: by default no write tool sends on its first call -------------------------
 
 EVERY_ACTION_BUT_EDIT = {"CLOSE_MCP_CONFIRM": "email,sequences,send,delete"}
@@ -120,7 +113,7 @@ async def test_bulk_edit_status_previews_then_submits_exact_body(h: Harness) -> 
     assert h.writes() == []
 
     # edit is in the default confirmation list: the first call sends nothing, the second does.
-    done = await confirmed(h, "create_bulk_edit", args)
+    done = await h.confirmed("create_bulk_edit", args)
     assert done["status"] == "submitted"
     assert done["job"]["id"].startswith("bulkedit_")
     assert posted(h) == [("POST", "/api/v1/bulk_action/edit/", expected_body)]
@@ -129,16 +122,14 @@ async def test_bulk_edit_status_previews_then_submits_exact_body(h: Harness) -> 
 @pytest.mark.parametrize("mode", MODES)
 async def test_bulk_edit_custom_fields(h: Harness) -> None:
     sb = h.sandbox
-    single = await confirmed(
-        h,
+    single = await h.confirmed(
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
             "edit": {"type": "set_custom_field", "custom_field": "Industry", "value": "retail"},
         },
     )
-    multi = await confirmed(
-        h,
+    multi = await h.confirmed(
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
@@ -151,8 +142,7 @@ async def test_bulk_edit_custom_fields(h: Harness) -> None:
             },
         },
     )
-    cleared = await confirmed(
-        h,
+    cleared = await h.confirmed(
         "create_bulk_edit",
         {
             "filter": QUALIFIED,
@@ -818,7 +808,7 @@ async def test_an_unexpected_job_id_still_reports_the_submission(
     h = await start_harness(
         sandbox=sandbox, transport=OddJobIds(sandbox.transport()), audit_dir=tmp_path
     )
-    result = await confirmed(h, "create_bulk_edit", args)
+    result = await h.confirmed("create_bulk_edit", args)
     assert result["status"] == "submitted"
     assert result["job"] is None
     assert result["result"]["id"] == "job_0dd"

@@ -68,13 +68,6 @@ def outcomes(h: Harness) -> list[tuple[str, str]]:
     return [(e["tool"], e["outcome"]) for e in h.audit.entries()]
 
 
-async def confirmed(h: Harness, tool: str, args: JSON) -> JSON:
-    """Preview, then confirm with the token: the confirmed call's result."""
-    first = await h.call(tool, args)
-    assert first["status"] == "confirmation_required", first
-    return await h.call(tool, {**args, "confirmation_token": first["confirmation_token"]})
-
-
 class Person:
     """Answers each question with the next content (None: declines); records the questions."""
 
@@ -99,7 +92,7 @@ async def test_a_delete_paused_before_close_counted_it_is_resumed_on_its_real_co
     doomed = leads_with(h, "Qualified")
     assert doomed > 0
     person.answers = [{"count": doomed}]
-    done = await confirmed(h, "create_bulk_delete", QUALIFIED)
+    done = await h.confirmed("create_bulk_delete", QUALIFIED)
     assert done["status"] == "submitted"
     job_id = done["job"]["id"]
     paused = await h.call("pause_bulk_job", {"job_id": job_id})  # at once: still uncounted
@@ -216,7 +209,7 @@ async def test_a_store_failing_after_close_accepted_the_write_still_says_submitt
 async def test_every_remaining_lead_after_a_delete_is_still_every_lead(h: Harness) -> None:
     """edit is out of CLOSE_MCP_CONFIRM: only the every-lead check stands between a model and
     an edit of every lead; a total counted before the server's own delete must not fool it."""
-    done = await confirmed(h, "create_bulk_delete", CANCELED)
+    done = await h.confirmed("create_bulk_delete", CANCELED)
     await run_to_done(h, done["job"]["id"], step=1.0)
     assert h.clock.time() - FakeClock().time() < 30  # inside the old cache's 30 s
     h.clear()
@@ -236,7 +229,7 @@ async def test_every_lead_is_recounted_at_confirmation(h: Harness) -> None:
     first = await h.call("create_bulk_edit", args)
     assert first["status"] == "confirmation_required"
     assert [n for n in first["preview"]["notes"] if "every lead" in n] == []
-    done = await confirmed(h, "create_bulk_delete", CANCELED)
+    done = await h.confirmed("create_bulk_delete", CANCELED)
     await run_to_done(h, done["job"]["id"], step=1.0)
     h.clear()
     error = await h.error(
@@ -478,7 +471,7 @@ def an_email(h: Harness, status: str) -> JSON:
 async def test_cancelling_an_email_twice_answers_the_repeat_without_a_write(h: Harness) -> None:
     email = an_email(h, "scheduled")
     args = {"activity_id": email["id"]}
-    done = await confirmed(h, "cancel_email", args)
+    done = await h.confirmed("cancel_email", args)
     assert done["status"] == "submitted"
     for again_args in (args, {**args, "dry_run": True}):
         again = await h.call("cancel_email", again_args)

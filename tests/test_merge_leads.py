@@ -65,14 +65,6 @@ def merges(h: Harness) -> list[dict[str, Any]]:
     return [w.json for w in h.writes() if w.path == MERGE]
 
 
-async def confirmed(h: Harness, arguments: dict[str, Any]) -> dict[str, Any]:
-    first = await h.call("merge_leads", arguments)
-    assert first["status"] == "confirmation_required", first
-    return await h.call(
-        "merge_leads", {**arguments, "confirmation_token": first["confirmation_token"]}
-    )
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_duplicates_by_email_are_previewed_merged_once_each_and_restored(
     start_harness: StartHarness, mode: Mode
@@ -103,7 +95,7 @@ async def test_duplicates_by_email_are_previewed_merged_once_each_and_restored(
     assert "oldest lead" in notes
     assert h.writes() == []
 
-    done = await confirmed(h, args)
+    done = await h.confirmed("merge_leads", args)
     assert done["status"] == "submitted", done
     assert merges(h) == [{"source": d.id, "destination": o.id} for o, d in expected]
     store = h.sandbox.store
@@ -140,7 +132,7 @@ async def test_the_person_types_the_number_of_pairs(start_harness: StartHarness)
     (one,) = originals(h, 1)
     dup = duplicate(h, one, "1")
     args = {"pairs": [{"source": dup.id, "destination": one.id}]}
-    done = await confirmed(h, args)
+    done = await h.confirmed("merge_leads", args)
     assert done["status"] == "submitted", done
     assert "type the number of pairs that will be merged (1)" in h.questions[0]
     assert merges(h) == [{"source": dup.id, "destination": one.id}]
@@ -150,7 +142,9 @@ async def test_a_wrong_count_typed_refuses_and_sends_nothing(start_harness: Star
     h = await start_harness(elicit=accept({"count": 2}))
     (one,) = originals(h, 1)
     dup = duplicate(h, one, "1")
-    answer = await confirmed(h, {"pairs": [{"source": dup.id, "destination": one.id}]})
+    answer = await h.confirmed(
+        "merge_leads", {"pairs": [{"source": dup.id, "destination": one.id}]}
+    )
     assert answer["status"] == "refused"
     assert answer["reason"] == "the person typed 2, but the action would merge 1"
     assert h.writes() == []
@@ -191,7 +185,7 @@ async def test_a_pair_close_refuses_is_listed_and_left_out_of_the_backup(h: Harn
     args = {"pairs": [{"source": dup_one.id, "destination": one.id},
                       {"source": dup_two.id, "destination": two.id}]}  # fmt: skip
     h.sandbox.inject_faults("5xx", 1, "lead/merge/", "POST", status=400)
-    done = await confirmed(h, args)
+    done = await h.confirmed("merge_leads", args)
     assert done["status"] == "submitted", done
     result = done["result"]
     assert (result["merged_count"], result["failed_count"]) == (1, 1)
@@ -214,7 +208,7 @@ async def test_a_pair_an_earlier_run_sent_is_never_sent_again(h: Harness) -> Non
     h.sandbox.inject_faults("timeout", 1, "lead/merge/", "POST")
     args = {"pairs": [{"source": dup_one.id, "destination": one.id},
                       {"source": dup_two.id, "destination": two.id}]}  # fmt: skip
-    done = await confirmed(h, args)
+    done = await h.confirmed("merge_leads", args)
     assert done["status"] == "submitted", done
     assert done["result"]["outcome_unknown_count"] == 1
     assert done["result"]["outcome_unknown"][0]["source"] == dup_one.id
@@ -235,7 +229,7 @@ async def test_an_answer_lost_after_the_merge_counts_as_merged(h: Harness) -> No
     (one,) = originals(h, 1)
     dup = duplicate(h, one, "1")
     h.sandbox.inject_faults("timeout_after_commit", 1, "lead/merge/", "POST")
-    done = await confirmed(h, {"pairs": [{"source": dup.id, "destination": one.id}]})
+    done = await h.confirmed("merge_leads", {"pairs": [{"source": dup.id, "destination": one.id}]})
     assert done["result"]["merged_count"] == 1
     assert "outcome_unknown" not in done["result"]
     assert len(merges(h)) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
 
 import pytest
 
@@ -35,13 +34,6 @@ def opps_of(h: Harness, user_id: str) -> dict[str, Opportunity]:
     }
 
 
-async def confirmed(h: Harness, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Preview with a token, then the confirmed call; returns the confirmed result."""
-    first = await h.call(tool, arguments)
-    assert first["status"] == "confirmation_required", first
-    return await h.call(tool, {**arguments, "confirmation_token": first["confirmation_token"]})
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_update_opportunities_previews_sends_one_put_each_and_undoes(
     start_harness: StartHarness, mode: Mode
@@ -65,7 +57,7 @@ async def test_update_opportunities_previews_sends_one_put_each_and_undoes(
     }
     assert h.writes() == []
 
-    done = await confirmed(h, "update_opportunities", args)
+    done = await h.confirmed("update_opportunities", args)
     assert done["status"] == "submitted", done
     writes = h.writes()
     assert [(w.method, w.path, w.json) for w in writes] == [
@@ -79,7 +71,7 @@ async def test_update_opportunities_previews_sends_one_put_each_and_undoes(
     assert done["snapshot"] == f"store:records:{run_id}"
 
     h.clear()
-    undone = await confirmed(h, "update_opportunities", {"undo": run_id})
+    undone = await h.confirmed("update_opportunities", {"undo": run_id})
     assert undone["status"] == "submitted", undone
     assert [(w.method, w.path, w.json) for w in h.writes()] == [
         ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": before[i].confidence}) for i in changing
@@ -129,7 +121,7 @@ async def test_a_record_close_refuses_is_reported_and_the_run_goes_on(h: Harness
     user = owner_with_opps(h)
     changing = sorted(i for i, o in opps_of(h, user).items() if o.confidence != 95)
     h.sandbox.inject_faults("5xx", 1, f"opportunity/{changing[1]}/", "PUT", status=400)
-    done = await confirmed(h, "update_opportunities", {"where": {"user": user},
+    done = await h.confirmed("update_opportunities", {"where": {"user": user},
                                                        "change": {"confidence": 95}})  # fmt: skip
     assert done["status"] == "submitted"
     assert done["result"]["done_count"] == len(changing) - 1
@@ -167,19 +159,19 @@ async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> Non
         if t.assigned_to == user and not t.is_complete
     }
     assert open_before
-    done = await confirmed(h, "update_tasks", {"where": {"assignee": user, "is_complete": False},
+    done = await h.confirmed("update_tasks", {"where": {"assignee": user, "is_complete": False},
                                                "change": {"complete": True}})  # fmt: skip
     assert done["status"] == "submitted"
     assert all(store.tasks[i].is_complete for i in open_before)
     assert [(w.method, w.json) for w in h.writes()] == [("PUT", {"is_complete": True})] * len(
         open_before
     )
-    undone = await confirmed(h, "update_tasks", {"undo": done["result"]["run_id"]})
+    undone = await h.confirmed("update_tasks", {"undo": done["result"]["run_id"]})
     assert undone["status"] == "submitted"
     assert not any(store.tasks[i].is_complete for i in open_before)
 
     h.clear()
-    deleted = await confirmed(h, "update_tasks", {"where": {"assignee": user,
+    deleted = await h.confirmed("update_tasks", {"where": {"assignee": user,
                                                             "is_complete": False},
                                                   "delete": True})  # fmt: skip
     assert deleted["status"] == "submitted"
@@ -188,7 +180,7 @@ async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> Non
         ("DELETE", f"/api/v1/task/{i}/") for i in sorted(open_before)
     ]
     h.clear()
-    restored = await confirmed(h, "update_tasks", {"undo": deleted["result"]["run_id"]})
+    restored = await h.confirmed("update_tasks", {"undo": deleted["result"]["run_id"]})
     assert restored["status"] == "submitted"
     again = {
         (t.lead_id, t.text, close_time(t.date), t.assigned_to)
@@ -209,11 +201,11 @@ async def test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_del
     store = h.sandbox.store
     user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
     where = {"assignee": user, "is_complete": False}
-    deleted = await confirmed(h, "update_tasks", {"where": where, "delete": True})
+    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
     count = deleted["result"]["done_count"]
     assert count > 1
     run = deleted["result"]["run_id"]
-    restored = await confirmed(h, "update_tasks", {"undo": run})
+    restored = await h.confirmed("update_tasks", {"undo": run})
     recreated = set(restored["result"]["done"])
     tasks_now = len(store.tasks)
 
@@ -228,7 +220,7 @@ async def test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_del
     undo_of_undo = await h.call("update_tasks", {"undo": restored["result"]["run_id"]})
     assert undo_of_undo["preview"]["request"]["requests_count"] == count
     assert "no longer exist" not in " ".join(undo_of_undo["preview"]["notes"])
-    gone = await confirmed(h, "update_tasks", {"undo": restored["result"]["run_id"]})
+    gone = await h.confirmed("update_tasks", {"undo": restored["result"]["run_id"]})
     assert gone["status"] == "submitted"
     assert len(store.tasks) == tasks_now - count
     assert recreated <= {w.path.split("/")[-2] for w in h.writes()}
