@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import httpx
 import pytest
 
 from bench.tokens import count_tokens
@@ -270,3 +271,64 @@ async def test_a_preview_over_hundreds_of_named_leads_stays_small(h: Harness) ->
     assert result.structured_content["status"] == "confirmation_required"
     assert result.structured_content["preview"]["matched"] > 50
     assert count_tokens(text_of(result)) <= 1500
+
+
+class TaskListsFail(httpx.AsyncBaseTransport):
+    """The sandbox, with every list of a lead's tasks answered 503 while `failing`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.failing = False
+        self.failed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        listing = request.url.path == "/api/v1/task/" and "lead_id" in request.url.params
+        if self.failing and request.method == "GET" and listing:
+            self.failed += 1
+            return httpx.Response(503, json={"error": "unavailable"})
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize("search_fails", [False, True])
+@pytest.mark.parametrize("fault", ["after_commit", "timeout_after_commit"])
+async def test_a_recreation_whose_answer_is_lost_is_never_sent_again(
+    start_harness: StartHarness, fault: str, search_fails: bool
+) -> None:
+    """Undoing a delete re-creates each task with one POST. When Close made the task but its
+    answer was lost (a 504, a timeout), the task is found among the lead's tasks (or, the
+    search failing too, by the next undo), and no undo ever creates it a second time."""
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=120, clock=clock)
+    lists = TaskListsFail(sandbox.transport())
+    h = await start_harness(sandbox=sandbox, clock=clock, transport=lists)
+    store = h.sandbox.store
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    where = {"assignee": user, "is_complete": False}
+    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
+    count = deleted["result"]["done_count"]
+    assert count > 1
+    run = deleted["result"]["run_id"]
+    h.sandbox.inject_faults(fault, 1, "task/", "POST")  # type: ignore[arg-type]
+    lists.failing = search_fails  # the look-up after the lost answer fails too
+    first = await h.confirmed("update_tasks", {"undo": run})
+    lists.failing = False
+    assert h.sandbox.faults_served == {fault: 1}
+    assert lists.failed == (4 if search_fails else 0)  # the look-up and its three retries
+    assert first["status"] == "submitted", first
+    assert first["result"]["done_count"] == count - search_fails
+    assert first["result"]["failed_count"] == int(search_fails)
+    key = lambda t: (t.lead_id, t.text, close_time(t.date))  # noqa: E731
+    made = [key(t) for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
+    assert len(made) == len(set(made)) == count  # Close made every one, the faulted one too
+
+    h.clear()
+    again = await h.call("update_tasks", {"undo": run})
+    assert again["status"] == "refused", again
+    assert again["preview"]["request"]["already_count"] == count
+    made = [key(t) for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
+    assert len(made) == len(set(made)) == count
+    assert h.writes() == []
+    # The undo of that undo deletes every task it made, the one whose answer was lost too.
+    gone = await h.confirmed("update_tasks", {"undo": first["result"]["run_id"]})
+    assert gone["result"]["done_count"] == count
+    assert not [t for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]

@@ -31,6 +31,7 @@ it sets and how it selects):
   answers, so a deleted task comes back once however often its run is undone (the undo finds
   it alive under its new id), and the undo of an undo deletes the new one. Under the undo
   lock, a plan whose re-creations another undo made meanwhile is refused before anything goes.
+  A re-creation whose answer was lost is looked for, never sent again (`recreations`).
 """
 
 from __future__ import annotations
@@ -51,8 +52,17 @@ from close_mcp.errors import (
     AuthenticationError,
     CloseError,
     NotFound,
+    OutcomeUnknown,
     PermissionDenied,
     SafetyNetError,
+)
+from close_mcp.safety.recreations import (
+    Wanted,
+    latest_recreation,
+    made_unseen,
+    reconciler,
+    recorded,
+    unknown_key,
 )
 from close_mcp.safety.revert_plan import normalized
 from close_mcp.selection.sample import LeadSample
@@ -68,7 +78,6 @@ LEAD_WALK_MAX: Final = 10_000  # one walk of Close's search yields at most this 
 SHOWN_MAX: Final = 3
 LINES_BATCH: Final = 1000
 UNDO_LOCK_TTL_S: Final = 3600.0
-RECREATIONS_MAX: Final = 100  # a chain of undos of undos followed at most this far
 RUN_ID_CHARS: Final = 20
 Method = Literal["PUT", "DELETE", "POST"]
 
@@ -391,6 +400,7 @@ async def plan_undo(
             if change.method == "POST":
                 # The run created a deleted record again: its undo deletes the new one.
                 latest = await latest_recreation(store, change.id)
+                latest = latest or await made_unseen(client, store, _wanted(kind, change))
                 alive = await read(latest) if latest else None
                 if alive is None:
                     plan.already += 1
@@ -403,6 +413,8 @@ async def plan_undo(
             now = await read(change.id)
             if change.method == "DELETE":
                 latest = None if now is not None else await latest_recreation(store, change.id)
+                if now is None and latest is None:
+                    latest = await made_unseen(client, store, _wanted(kind, change))
                 if now is not None or (latest is not None and await read(latest) is not None):
                     plan.already += 1  # never deleted, or created again by an earlier undo
                 else:
@@ -430,20 +442,8 @@ async def plan_undo(
     return plan
 
 
-def recreated_key(record_id: str) -> str:
-    return f"records-recreated:{record_id}"
-
-
-async def latest_recreation(store: StateStore, record_id: str) -> str | None:
-    """The id `record_id` was last created again under (following re-creations of
-    re-creations); None when it never was."""
-    latest = None
-    for _ in range(RECREATIONS_MAX):
-        found = await store.get(recreated_key(latest or record_id))
-        if found is None:
-            break
-        latest = found
-    return latest
+def _wanted(kind: RecordKind, change: RecordChange) -> Wanted:
+    return Wanted(kind.path(), change.id, change.lead_id, change.before, same)
 
 
 def undo_lock(run_id: str) -> str:
@@ -467,6 +467,7 @@ def plan_sender(
     run_id: str,
     plan: RecordPlan,
     *,
+    clock: Clock,
     undoing: str | None = None,
 ) -> Callable[[Sender, Progress | None], Awaitable[PlanAnswer]]:
     """Send the plan's requests in order (each audited, a step of `progress`); `undoing`:
@@ -477,7 +478,9 @@ def plan_sender(
         busy = f"The run {run_id} is already being sent; nothing was sent again."
         async with held(store, run_lock(run_id), ttl_s=UNDO_LOCK_TTL_S, busy=busy):
             if undoing is None:
-                return await _send_all(client, store, kind, run_id, plan.changes, sender, progress)
+                return await _send_all(
+                    client, store, clock, kind, run_id, plan.changes, sender, progress
+                )
             return await _send_undo(sender, progress)
 
     async def _send_undo(sender: Sender, progress: Progress | None) -> PlanAnswer:
@@ -499,13 +502,20 @@ def plan_sender(
                     f"{kind.plural} again after this plan was made, so it is out of date; "
                     "nothing was sent. Call again: it plans only what is still to do."
                 )
-            return await _send_all(client, store, kind, run_id, plan.changes, sender, progress)
+            return await _send_all(
+                client, store, clock, kind, run_id, plan.changes, sender, progress
+            )
 
     return send
 
 
 async def _send_one(
-    client: CloseClient, kind: RecordKind, change: RecordChange, sender: Sender
+    client: CloseClient,
+    store: StateStore,
+    clock: Clock,
+    kind: RecordKind,
+    change: RecordChange,
+    sender: Sender,
 ) -> Any:
     path, body = change.path(kind), change.body()
     if change.method == "DELETE":
@@ -513,12 +523,22 @@ async def _send_one(
         return await sender.guard(
             lambda: client.request("DELETE", path, retry_errors=False), path, body, matched=1
         )
-    return await sender.send(change.method, path, body, matched=1)
+    if change.method == "PUT":
+        return await sender.send("PUT", path, body, matched=1)
+    # A re-creation whose answer is lost may have been made: looked for, never sent again.
+    since = clock.time()
+    look = reconciler(client, store, _wanted(kind, change), since)
+    try:
+        return await sender.send("POST", path, body, matched=1, reconcile=look)
+    except OutcomeUnknown:
+        await store.put(unknown_key(change.id), repr(since))
+        raise
 
 
 async def _send_all(
     client: CloseClient,
     store: StateStore,
+    clock: Clock,
     kind: RecordKind,
     run_id: str,
     changes: Sequence[RecordChange],
@@ -530,7 +550,7 @@ async def _send_all(
     total = len(changes)
     for number, change in enumerate(changes, 1):
         try:
-            answer = await _send_one(client, kind, change, sender)
+            answer = await _send_one(client, store, clock, kind, change, sender)
         except STOPS_THE_RUN as exc:
             raise SafetyNetError(
                 f"{exc} The run {run_id} stopped at {kind.object} {number} of {total} "
@@ -545,7 +565,7 @@ async def _send_all(
             sender.record("submitted", path="/" + change.path(kind), body=change.body(), matched=1)
             if change.method == "POST" and made:
                 try:
-                    await store.put(recreated_key(change.id), str(made))
+                    await recorded(store, change.id, str(made))
                 except Exception as exc:
                     raise SafetyNetError(
                         f"{kind.object.capitalize()} {change.id} was created again as {made} "

@@ -252,7 +252,9 @@ def _request(
         when_empty=f"no {kind.object} needs a change",
         sample=plan.sample(),
         notes=plan_notes(kind, plan, undo=undo is not None),
-        send=plan_sender(call.client, runtime.store, kind, run_id, plan, undoing=undo),
+        send=plan_sender(
+            call.client, runtime.store, kind, run_id, plan, clock=runtime.clock, undoing=undo
+        ),
         method="PUT",
         safeguard=RecordSnapshot(runtime.store, runtime.clock, kind, run_id, plan),
     )

@@ -19,9 +19,9 @@ from close_mcp.safety.records import (
     plan_changes,
     plan_sender,
     plan_undo,
-    recreated_key,
     same,
 )
+from close_mcp.safety.recreations import recreated_key
 from close_mcp.store import Busy
 from close_mcp.store.sqlite import MEMORY, SQLiteStore
 from close_mcp.writes.audit import AuditLog
@@ -167,7 +167,9 @@ async def test_an_undo_planned_before_another_undo_created_the_task_again_sends_
     plan = await plan_undo(client, store, TASKS, "taskupd_ab")
     assert [c.method for c in plan.changes] == ["POST"]
     await store.put(recreated_key("t1"), "t2")  # the other undo, meanwhile
-    send = plan_sender(client, store, TASKS, "taskupd_cd", plan, undoing="taskupd_ab")
+    send = plan_sender(
+        client, store, TASKS, "taskupd_cd", plan, clock=FakeClock(), undoing="taskupd_ab"
+    )
     with pytest.raises(SafetyNetError) as refused:
         await send(Sender(AuditLog(None, clock), client, TASKS.tool), None)
     assert str(refused.value) == (
@@ -204,7 +206,7 @@ async def test_a_record_close_refuses_is_reported_and_the_next_one_still_goes() 
         ok(opp("o3", 90)),
     )
     client, clock = make(rec)
-    send = plan_sender(client, store, OPPS, "oppupd_ab", plan)
+    send = plan_sender(client, store, OPPS, "oppupd_ab", plan, clock=FakeClock())
     answer = await send(Sender(AuditLog(None, clock), client, OPPS.tool), None)
     assert sent(rec) == [
         ("PUT", f"/api/v1/opportunity/{i}/", {"confidence": 90}) for i in ("o1", "o2", "o3")
@@ -220,7 +222,7 @@ async def test_a_key_close_rejects_stops_the_run_saying_what_went() -> None:
     plan = plan_changes(OPPS, [opp("o1", 50), opp("o2", 10), opp("o3", 20)], {"confidence": 90})
     rec = Recorder(ok(opp("o1", 90)), ok({"error": "Unauthorized"}, 401))
     client, clock = make(rec)
-    send = plan_sender(client, store, OPPS, "oppupd_ab", plan)
+    send = plan_sender(client, store, OPPS, "oppupd_ab", plan, clock=FakeClock())
     with pytest.raises(SafetyNetError, match=r"stopped at opportunity 2 of 3 \(1 sent"):
         await send(Sender(AuditLog(None, clock), client, OPPS.tool), None)
     assert len(rec.requests) == 2
@@ -231,7 +233,9 @@ async def test_one_undo_of_a_run_at_a_time() -> None:
     plan = plan_changes(OPPS, [opp("o1", 50)], {"confidence": 90})
     client, clock = make(Recorder())
     await store.add("lock:records-undo:oppupd_ab", "someone", ttl_s=60)
-    send = plan_sender(client, store, OPPS, "oppupd_cd", plan, undoing="oppupd_ab")
+    send = plan_sender(
+        client, store, OPPS, "oppupd_cd", plan, clock=FakeClock(), undoing="oppupd_ab"
+    )
     with pytest.raises(Busy, match="Another undo of oppupd_ab"):
         await send(Sender(AuditLog(None, clock), client, OPPS.tool), None)
 
