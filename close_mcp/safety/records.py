@@ -57,12 +57,12 @@ from close_mcp.errors import (
     SafetyNetError,
 )
 from close_mcp.safety.recreations import (
+    UNKNOWN,
     Wanted,
     latest_recreation,
     made_unseen,
     reconciler,
     recorded,
-    unknown_key,
 )
 from close_mcp.safety.revert_plan import normalized
 from close_mcp.selection.sample import LeadSample
@@ -531,7 +531,7 @@ async def _send_one(
     try:
         return await sender.send("POST", path, body, matched=1, reconcile=look)
     except OutcomeUnknown:
-        await store.put(unknown_key(change.id), repr(since))
+        await store.put(UNKNOWN + change.id, repr(since))
         raise
 
 

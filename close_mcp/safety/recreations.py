@@ -38,17 +38,14 @@ class Wanted:
     same: Same
 
 
+# Whose re-creation a record is: claimed once, so that one record answers one POST.
+ORIGIN: Final = "records-recreation-of:"
+# A re-creation whose answer was lost: the moment its POST left.
+UNKNOWN: Final = "records-recreate-unknown:"
+
+
 def recreated_key(record_id: str) -> str:
     return f"records-recreated:{record_id}"
-
-
-def origin_key(record_id: str) -> str:
-    """Whose re-creation `record_id` is: claimed once, so one record answers one POST."""
-    return f"records-recreation-of:{record_id}"
-
-
-def unknown_key(record_id: str) -> str:
-    return f"records-recreate-unknown:{record_id}"
 
 
 async def latest_recreation(store: StateStore, record_id: str) -> str | None:
@@ -65,7 +62,7 @@ async def latest_recreation(store: StateStore, record_id: str) -> str | None:
 
 async def recorded(store: StateStore, old_id: str, new_id: str) -> None:
     """`new_id` is the re-creation of `old_id`, from now on."""
-    await store.add(origin_key(new_id), old_id)
+    await store.add(ORIGIN + new_id, old_id)
     await store.put(recreated_key(old_id), new_id)
 
 
@@ -87,7 +84,7 @@ async def find_made(
             or not all(wanted.same(record.get(k), v) for k, v in wanted.backup.items())
         ):
             continue
-        if await store.add(origin_key(str(record["id"])), wanted.old_id):
+        if await store.add(ORIGIN + str(record["id"]), wanted.old_id):
             return record
     return None
 
@@ -95,7 +92,7 @@ async def find_made(
 async def made_unseen(client: CloseClient, store: StateStore, wanted: Wanted) -> str | None:
     """The record Close made for an earlier re-creation of `wanted` whose answer was lost,
     found now (and recorded as its re-creation); None when there is none."""
-    since = await store.get(unknown_key(wanted.old_id))
+    since = await store.get(UNKNOWN + wanted.old_id)
     if since is None:
         return None
     made = await find_made(client, store, wanted, float(since))
