@@ -83,3 +83,20 @@ async def test_export_is_an_action_that_can_be_left_unconfirmed(
     done = await h.call("export_leads", ARGS)
     assert done["status"] == "submitted"
     assert [w.path for w in h.writes()] == ["/api/v1/export/lead/"]
+
+
+@pytest.mark.parametrize("fault", ["after_commit", "timeout_after_commit", "malformed"])
+async def test_an_export_whose_answer_is_lost_is_found_not_reported_unknown(
+    h: Harness, fault: str
+) -> None:
+    """Close made the export but its answer was lost (a 504, a timeout, an unreadable body):
+    the call finds it among the recent exports and answers it, as a bulk action does, so the
+    person is not left to confirm a second export of the same leads."""
+    h.sandbox.inject_faults(fault, 1, "export/lead/", "POST")  # type: ignore[arg-type]
+    done = await h.confirmed("export_leads", ARGS)
+    assert h.sandbox.faults_served == {fault: 1}
+    assert done["status"] == "submitted", done
+    assert list(h.sandbox.store.exports) == [done["result"]["id"]]
+    assert done["result"]["n_leads"] == len(qualified(h))
+    assert done["result"]["download_url"]
+    assert [w.path for w in h.writes()] == ["/api/v1/export/lead/"]

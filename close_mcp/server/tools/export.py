@@ -7,12 +7,12 @@ a longer one is followed with the resource `close://exports/{id}` (and Close ema
 link unless `send_done_email` is false).
 """
 
+import logging
 from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field
 
-from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import EXPORT_KEYS
 from close_mcp.errors import MalformedResponse
@@ -20,10 +20,12 @@ from close_mcp.server.tools.bulk import leads, selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
 from close_mcp.writes.progress import Progress
-from close_mcp.writes.reconcile import RecentLookup
+from close_mcp.writes.reconcile import RecentLookup, Reconciler
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer
-from close_mcp.writes.sender import Sender
+from close_mcp.writes.sender import Sender, WriteContext
+
+log = logging.getLogger(__name__)
 
 TOOL: Final = "export_leads"
 PATH: Final = "export/lead/"
@@ -59,13 +61,28 @@ def shown(answer: Any) -> dict[str, Any]:
 
 
 def follower(
-    client: CloseClient, clock: Clock, body: dict[str, Any], matched: int
+    context: WriteContext,
+    client: CloseClient,
+    lookup: RecentLookup,
+    body: dict[str, Any],
+    matched: int,
 ) -> Any:  # the plan `WriteRequest.send` runs
-    """POST the export once, then read it until it is done, fails, or WAIT_S passes."""
+    """POST the export once, then read it until it is done, fails, or WAIT_S passes. An
+    answer lost (a 504, a timeout, an unreadable body) is looked for among the recent exports,
+    as a bulk job is: "outcome unknown" would only invite a second export of the same leads."""
+    clock = context.clock
 
     async def send(sender: Sender, progress: Progress | None) -> PlanAnswer:
-        answer = await sender.send("POST", PATH, body, matched=matched)
+        recent = Reconciler(context, client)
+        answer = await sender.send(
+            "POST", PATH, body, matched=matched, reconcile=recent.reconciler(lookup, body)
+        )
         export = shown(answer)
+        try:  # claimed, so no later lost answer takes it for its own
+            await recent.attribute(export["id"], TOOL)
+        except Exception as exc:  # Close made it: bookkeeping never turns that into an error
+            log.error("%s: could not record export %s in the state store: %s", TOOL,
+                      export["id"], exc)  # fmt: skip
         sender.record("submitted", path="/" + PATH, body=body, matched=matched,
                       job_id=export["id"])  # fmt: skip
         started = clock.time()
@@ -114,18 +131,23 @@ async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest
         "Close writes the file and gives a download link; this call waits up to "
         f"{WAIT_S:.0f} s for it."
     )
+    recent = RecentLookup(
+        path="export/",
+        params={},
+        keys=("format", "type", "fields", "results_limit"),
+        echo={"s_query": request.s_query},
+        where="the recent exports",
+    )
     return replace(
         request,
-        recent=RecentLookup(
-            path="export/",
-            params={},
-            keys=("format", "type", "fields", "results_limit"),
-            echo={"s_query": request.s_query},
-            where="the recent exports",
-        ),
+        recent=recent,
         notes=(waits, *request.notes),
         send=follower(
-            invocation.call.client, invocation.runtime.clock, request.body, request.matched
+            invocation.runtime.writes,
+            invocation.call.client,
+            recent,
+            request.body,
+            request.matched,
         ),
     )
 
