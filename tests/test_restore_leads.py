@@ -8,11 +8,15 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from mcp import types
 
+from bench.tokens import count_tokens
+from close_mcp.clock import FakeClock
 from close_mcp.safety.restore_plan import WHAT_COMES_BACK
-from tests.harness import MODES, Harness, StartHarness, run_to_done
+from close_mcp.sandbox import Sandbox
+from tests.harness import MODES, Harness, StartHarness, run_to_done, text_of
 from tests.safety_net import delete_canceled, recreate_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=120)]
@@ -481,3 +485,44 @@ async def test_faults_from_close_never_duplicate_a_lead(h: Harness) -> None:
     )
     assert [p["name"] for p in posts(h)] == [before[refused].name]
     assert Counter(lead.name for lead in h.sandbox.store.leads.values()) == names_before
+
+
+class LeadsRefusedAtLength(httpx.AsyncBaseTransport):
+    """The sandbox, with Close refusing every `POST /lead/` with one field error for each of
+    200 custom fields (as Close lists every unknown field of a body at once)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.refusing = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refusing and request.method == "POST" and request.url.path == API + "lead/":
+            errors = {
+                f"custom.cf_{i:04d}AbCdEfGhIjKlMnOpQrStUv": "Unknown custom field."
+                for i in range(200)
+            }
+            return httpx.Response(400, json={"errors": [], "field-errors": errors})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_restore_close_refuses_at_length_answers_within_1500_tokens(
+    start_harness: StartHarness,
+) -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=120, clock=clock)
+    refusing = LeadsRefusedAtLength(sandbox.transport())
+    h = await start_harness(sandbox=sandbox, clock=clock, transport=refusing)
+    job_id, before = await delete_canceled(h)
+    assert len(before) >= 3
+    refusing.refusing = True
+    first = await h.call("restore_leads", {"backup": job_id})
+    done = await h.call_raw(
+        "restore_leads", {"backup": job_id, "confirmation_token": first["confirmation_token"]}
+    )
+    assert not done.is_error, text_of(done)
+    assert done.structured_content is not None
+    result = done.structured_content["result"]
+    assert result["failed_count"] == len(before)
+    assert all("Close rejected the request: custom.cf_0000" in why
+               for why in result["failed"].values())  # fmt: skip
+    assert count_tokens(text_of(done)) <= 1500

@@ -44,6 +44,7 @@ from close_mcp.writes.sender import Sender
 
 TOOL: Final = "restore_leads"
 SHOWN: Final = 3  # ids of each list in a preview or result
+REASON_MAX: Final = 300  # characters of a failure's reason in a result
 EVENT_DAYS: Final = 30  # how far back Close's event log reaches
 ALL_RESTORES: Final = "restore:leads"
 WHAT_COMES_BACK: Final = (
@@ -264,7 +265,13 @@ def plan_sender(
 
 
 def _first(items: dict[str, str]) -> dict[str, str]:
-    return dict(list(items.items())[:SHOWN])
+    """The first few, each reason clipped: Close may list every field of a body it refuses
+    (the whole reason stays in the journal and the audit line)."""
+    return {old: clip(why) for old, why in list(items.items())[:SHOWN]}
+
+
+def clip(text: str) -> str:
+    return text if len(text) <= REASON_MAX else text[: REASON_MAX - 1] + "…"
 
 
 def answer(report: Report, planned: int) -> PlanAnswer:
