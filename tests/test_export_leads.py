@@ -5,12 +5,14 @@ selection and its count, the token binds the exact leads, the confirmed call sen
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 
 import pytest
 
+from bench.tokens import count_tokens
 from close_mcp.close.crm import download_export
-from tests.harness import MODES, Harness, Mode, StartHarness
+from tests.harness import MODES, Harness, Mode, StartHarness, text_of
 from tests.ids import status_id
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=60, toolsets="all")]
@@ -85,18 +87,51 @@ async def test_export_is_an_action_that_can_be_left_unconfirmed(
     assert [w.path for w in h.writes()] == ["/api/v1/export/lead/"]
 
 
+@pytest.mark.parametrize("many_fields", [False, True])
 @pytest.mark.parametrize("fault", ["after_commit", "timeout_after_commit", "malformed"])
 async def test_an_export_whose_answer_is_lost_is_found_not_reported_unknown(
-    h: Harness, fault: str
+    h: Harness, fault: str, many_fields: bool
 ) -> None:
     """Close made the export but its answer was lost (a 504, a timeout, an unreadable body):
     the call finds it among the recent exports and answers it, as a bulk action does, so the
     person is not left to confirm a second export of the same leads."""
+    args = (
+        {**ARGS, "fields": [f"field_{i}_" + "x" * 40 for i in range(30)]} if many_fields else ARGS
+    )
     h.sandbox.inject_faults(fault, 1, "export/lead/", "POST")  # type: ignore[arg-type]
-    done = await h.confirmed("export_leads", ARGS)
+    done = await h.confirmed("export_leads", args)
     assert h.sandbox.faults_served == {fault: 1}
     assert done["status"] == "submitted", done
     assert list(h.sandbox.store.exports) == [done["result"]["id"]]
     assert done["result"]["n_leads"] == len(qualified(h))
     assert done["result"]["download_url"]
     assert [w.path for w in h.writes()] == ["/api/v1/export/lead/"]
+
+
+async def test_an_export_of_the_most_fields_previews_within_1500_tokens_and_sends_them_all(
+    h: Harness,
+) -> None:
+    """100 field names of 200 characters (the most the schema takes): the preview stays
+    within 1,500 tokens (the list shown as its count, first names and digest, which the token
+    binds), and the export sent names every field."""
+    fields = [f"custom.{i:03d}" + "x" * 189 for i in range(100)]
+    args = {**ARGS, "fields": fields}
+    first = await h.call_raw("export_leads", args)
+    assert not first.is_error, text_of(first)
+    assert count_tokens(text_of(first)) <= 1500
+    content = first.structured_content
+    assert content is not None
+    shown = content["preview"]["request"]["fields"]
+    assert shown["count"] == 100
+    assert shown["sha256"] == hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+    # Another list of the same count and first names is another request: refused.
+    other = {**args, "fields": [*fields[:-1], "custom.099" + "y" * 189]}
+    token = content["confirmation_token"]
+    refused = await h.call("export_leads", {**other, "confirmation_token": token})
+    assert refused["status"] == "refused"
+    assert h.writes() == []
+    done = await h.call(
+        "export_leads", {**args, "confirmation_token": content["confirmation_token"]}
+    )
+    assert done["status"] == "submitted", done
+    assert [w.json["fields"] for w in h.writes()] == [fields]

@@ -7,6 +7,8 @@ a longer one is followed with the resource `close://exports/{id}` (and Close ema
 link unless `send_done_email` is false).
 """
 
+import hashlib
+import json
 import logging
 from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
@@ -31,6 +33,7 @@ TOOL: Final = "export_leads"
 PATH: Final = "export/lead/"
 WAIT_S: Final = 30.0
 POLL_S: Final = 2.0
+FIELDS_SHOWN_CHARS: Final = 600  # of field names (as JSON) a preview shows whole
 
 FormatArg = Annotated[Literal["json", "csv"], Field()]
 TypeArg = Annotated[
@@ -112,6 +115,21 @@ def follower(
     return send
 
 
+def shown_fields(fields: list[str]) -> list[str] | dict[str, Any]:
+    """The field names as a preview shows them (and its token binds them): whole, or, when
+    long (up to 100 names of 200 characters: 3,500 tokens), their count, the first few
+    clipped, and the sha256 of the whole list as JSON."""
+    text = json.dumps(fields)
+    if len(text) <= FIELDS_SHOWN_CHARS:
+        return fields
+    first = [f if len(f) <= 40 else f[:39] + "…" for f in fields[:3]]
+    return {
+        "count": len(fields),
+        "first": first,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
 async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest:
     """The export of the selected leads, with their count and a sample."""
     fields: dict[str, Any] = {"format": args.format, "type": args.type}
@@ -131,22 +149,29 @@ async def prepare(invocation: Invocation, args: ExportArguments) -> WriteRequest
         "Close writes the file and gives a download link; this call waits up to "
         f"{WAIT_S:.0f} s for it."
     )
+    sent = request.body  # what is POSTed, every field named
+    shown = {**sent, "fields": shown_fields(sent["fields"])} if "fields" in sent else sent
     recent = RecentLookup(
         path="export/",
         params={},
-        keys=("format", "type", "fields", "results_limit"),
-        echo={"s_query": request.s_query},
+        keys=("format", "type", "results_limit"),
+        # The whole list of fields, not the shortened one the token's body holds.
+        echo={
+            "s_query": request.s_query,
+            **({"fields": sent["fields"]} if "fields" in sent else {}),
+        },
         where="the recent exports",
     )
     return replace(
         request,
+        body=shown,
         recent=recent,
         notes=(waits, *request.notes),
         send=follower(
             invocation.runtime.writes,
             invocation.call.client,
             recent,
-            request.body,
+            sent,
             request.matched,
         ),
     )
