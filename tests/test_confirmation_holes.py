@@ -32,6 +32,7 @@ from close_mcp.server.runtime import SANDBOX_BASE_URL
 from tests.harness import MODES, Harness, Mode, StartHarness, run_to_done
 from tests.ids import field_id, status_id
 from tests.queries import LEAD, lead_and, negated, status_condition, status_query
+from tests.reliability.test_secrets import CANARY, FORMS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40)]
 
@@ -622,3 +623,74 @@ async def test_an_accepted_answer_without_content_is_a_refusal_and_audited(
     assert (entry["tool"], entry["outcome"]) == ("create_bulk_delete", "refused")
     assert entry["reason"] == f"the person's answer could not be read: {error}"
     assert h.writes() == []
+
+
+async def test_the_newest_write_tools_never_show_the_key(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """update_opportunities, update_tasks, export_leads, merge_leads and restore_leads (and
+    their undos), confirmed, refused, with bad arguments, faults after Close acted and a key
+    Close stops accepting: no result, log record, audit line or exception text holds the key."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "mcp", "close_mcp"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=40, clock=clock, api_key=CANARY)
+    seen: list[str] = []
+    async with Harness.start(
+        sandbox=sandbox, clock=clock, env={"CLOSE_API_KEY": CANARY}, audit_dir=tmp_path,
+        toolsets="all",
+    ) as h:  # fmt: skip
+        logging.getLogger("httpx").setLevel(logging.DEBUG)  # build_server quiets it
+
+        async def raw(tool: str, args: JSON) -> JSON:
+            result = await h.call_raw(tool, args)
+            seen.append(result.model_dump_json())
+            return result.structured_content or {}
+
+        async def confirmed(tool: str, args: JSON) -> JSON:
+            first = await raw(tool, args)
+            token = first.get("confirmation_token")
+            return await raw(tool, {**args, "confirmation_token": token}) if token else first
+
+        store = sandbox.store
+        user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+        ids = sorted(store.leads)
+        for tool, args in [
+            ("update_opportunities", {"change": {"confidence": 5}}),
+            ("update_tasks", {"undo": "taskupd_00"}),
+            ("merge_leads", {"pairs": [{"source": ids[0], "destination": ids[0]}]}),
+            ("restore_leads", {"backup": "bulkdelete_missing"}),
+            ("export_leads", {**QUALIFIED, "confirmation_token": "forged"}),
+        ]:
+            await raw(tool, args)
+        opps = await confirmed("update_opportunities", {"where": {"status_type": "active"},
+                                                        "change": {"confidence": 7}})  # fmt: skip
+        await confirmed("update_opportunities", {"undo": opps["result"]["run_id"]})
+        where = {"assignee": user, "is_complete": False}
+        deleted = await confirmed("update_tasks", {"where": where, "delete": True})
+        sandbox.inject_faults("after_commit", 1, "task/", "POST")
+        sandbox.inject_faults("5xx", 1, "task/", "POST", status=400)
+        await confirmed("update_tasks", {"undo": deleted["result"]["run_id"]})
+        sandbox.inject_faults("timeout_after_commit", 1, "export/lead/", "POST")
+        await confirmed("export_leads", QUALIFIED)
+        sandbox.inject_faults("after_commit", 1, "lead/merge/", "POST")
+        merged = await confirmed("merge_leads", {"pairs": [
+            {"source": ids[1], "destination": ids[2]}, {"source": ids[3], "destination": ids[4]}
+        ]})  # fmt: skip
+        sandbox.inject_faults("timeout_after_commit", 1, "lead/", "POST")
+        await confirmed("restore_leads", {"backup": merged["result"]["run_id"]})
+        await confirmed("restore_leads", {"deleted_since": "2026-01-01"})
+        sandbox.api_key = "api_someone_else"  # Close now rejects our key: 401
+        await raw("update_tasks", {"where": where, "change": {"complete": True}})
+        await raw("export_leads", QUALIFIED)
+    audit = (tmp_path / "audit.jsonl").read_text()
+    logs = caplog.text + "".join(
+        f"{r.getMessage()} {r.exc_text or ''} {r.exc_info!r}" for r in caplog.records
+    )
+    haystacks = {"results": "\n".join(seen), "logs": logs, "audit": audit}
+    leaks = {where: [f for f in FORMS if f in text] for where, text in haystacks.items()}
+    assert leaks == {where: [] for where in haystacks}
+    assert audit.count('"outcome": "submitted"') >= 10  # the scan covered real writes
+    assert sandbox.faults_pending == 0
+    assert "Close did not accept the API key" in seen[-1]
