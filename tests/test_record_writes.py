@@ -332,3 +332,45 @@ async def test_a_recreation_whose_answer_is_lost_is_never_sent_again(
     gone = await h.confirmed("update_tasks", {"undo": first["result"]["run_id"]})
     assert gone["result"]["done_count"] == count
     assert not [t for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
+
+
+async def test_a_recreation_the_store_could_not_record_is_never_sent_again(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store drops the mark of a task Close just created again (as a restart between
+    Close's answer and the mark would): the run stops, and the next undo finds that task
+    instead of creating it a second time."""
+    store = h.sandbox.store
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    where = {"assignee": user, "is_complete": False}
+    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
+    count = deleted["result"]["done_count"]
+    run = deleted["result"]["run_id"]
+    state = h.runtime.store
+    put = state.put
+    dropped: list[str] = []
+
+    async def dropping(key: str, value: str, *, ttl_s: float | None = None) -> None:
+        if key.startswith("records-recreated:") and not dropped:
+            dropped.append(key)
+            raise ConnectionError("Connection closed by server.")
+        await put(key, value, ttl_s=ttl_s)
+
+    monkeypatch.setattr(state, "put", dropping)
+    first = await h.call("update_tasks", {"undo": run})
+    stopped = await h.error(
+        "update_tasks", {"undo": run, "confirmation_token": first["confirmation_token"]}
+    )
+    assert "could not be recorded in the state store" in stopped
+    assert len(dropped) == 1
+    open_tasks = [t for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
+    assert len(open_tasks) == 1  # Close made the first; the run stopped there
+
+    h.clear()
+    again = await h.confirmed("update_tasks", {"undo": run})
+    assert again["status"] == "submitted", again
+    assert again["result"]["done_count"] == count - 1
+    key = lambda t: (t.lead_id, t.text, close_time(t.date))  # noqa: E731
+    made = [key(t) for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
+    assert len(made) == len(set(made)) == count
+    assert [w.method for w in h.writes()] == ["POST"] * (count - 1)

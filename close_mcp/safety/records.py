@@ -52,7 +52,6 @@ from close_mcp.errors import (
     AuthenticationError,
     CloseError,
     NotFound,
-    OutcomeUnknown,
     PermissionDenied,
     SafetyNetError,
 )
@@ -525,14 +524,12 @@ async def _send_one(
         )
     if change.method == "PUT":
         return await sender.send("PUT", path, body, matched=1)
-    # A re-creation whose answer is lost may have been made: looked for, never sent again.
+    # A re-creation may be made though its answer or its mark is lost: noted before it
+    # leaves, so that an undo looks for it from then on and never sends it again.
     since = clock.time()
+    await store.put(UNKNOWN + change.id, repr(since))
     look = reconciler(client, store, _wanted(kind, change), since)
-    try:
-        return await sender.send("POST", path, body, matched=1, reconcile=look)
-    except OutcomeUnknown:
-        await store.put(UNKNOWN + change.id, repr(since))
-        raise
+    return await sender.send("POST", path, body, matched=1, reconcile=look)
 
 
 async def _send_all(
@@ -569,9 +566,9 @@ async def _send_all(
                 except Exception as exc:
                     raise SafetyNetError(
                         f"{kind.object.capitalize()} {change.id} was created again as {made} "
-                        f"but that could not be recorded in the state store ({exc}), so an "
-                        f"undo could create it once more. The run {run_id} stopped at "
-                        f"{kind.object} {number} of {total}."
+                        f"but that could not be recorded in the state store ({exc}); an undo "
+                        f"looks for it among the lead's {kind.plural} before creating it. The "
+                        f"run {run_id} stopped at {kind.object} {number} of {total}."
                     ) from exc
         if progress is not None:
             await progress.step(

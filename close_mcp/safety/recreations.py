@@ -1,13 +1,15 @@
 """Records an undo created again (a task a run deleted): under which new id each old one
-lives, and, after a re-creating POST whose answer was lost, which record Close made for it.
+lives, and, after a re-creating POST whose answer (or whose mark) was lost, which record Close
+made for it.
 
-Close has no idempotency key: a POST that timed out or answered 5xx may have made the task.
-Sending it again on the next undo would make a second one. So, as for a bulk job
-(`close_mcp.writes.reconcile`), the lead's records are searched for one made after the
-request left, holding every field the POST sent, and claimed by no other re-creation
-(`records-recreation-of:<new id>`, set atomically). Found: it is the re-creation. Not found
-(or the search failing): the old id is marked `records-recreate-unknown:<old id>` with the
-moment the POST left, and the next undo searches again from then before planning a POST.
+Close has no idempotency key: a POST that timed out or answered 5xx may have made the task,
+and a store failing (or a process stopping) between Close's answer and the mark
+`records-recreated:<old id>` loses the new id. Sending it again on the next undo would make a
+second task. So before the POST leaves, `records-recreate-unknown:<old id>` notes the moment;
+after a lost answer, and on every later undo that finds no mark, the lead's records are
+searched, as a bulk job is (`close_mcp.writes.reconcile`), for one made since then holding
+every field the POST sent and claimed by no other re-creation (`records-recreation-of:<new
+id>`, set atomically). Found: it is the re-creation, never sent again.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ async def find_made(
             or not all(wanted.same(record.get(k), v) for k, v in wanted.backup.items())
         ):
             continue
-        if await store.add(ORIGIN + str(record["id"]), wanted.old_id):
+        claim = ORIGIN + str(record["id"])
+        if await store.add(claim, wanted.old_id) or await store.get(claim) == wanted.old_id:
             return record
     return None
 
