@@ -526,3 +526,34 @@ async def test_a_restore_close_refuses_at_length_answers_within_1500_tokens(
     assert all("Close rejected the request: custom.cf_0000" in why
                for why in result["failed"].values())  # fmt: skip
     assert count_tokens(text_of(done)) <= 1500
+
+
+@pytest.mark.harness(store_file=True, toolsets="all")
+async def test_another_organizations_key_cannot_read_or_restore_a_backup(
+    start_harness: StartHarness,
+) -> None:
+    """Two organizations share one deployment (and its state store). A delete's backup and a
+    merge's backup of organization A hold its leads whole (names, contacts, emails): a key of
+    organization B that learns the job or run id is told no such backup exists, sees no name,
+    and re-creates nothing in B."""
+    org_a = await start_harness()
+    job_id, before = await delete_canceled(org_a)
+    ids = sorted(org_a.sandbox.store.leads)
+    source_name = org_a.sandbox.store.leads[ids[0]].name
+    merged = await org_a.confirmed("merge_leads", {"pairs": [{"source": ids[0],
+                                                             "destination": ids[1]}]})  # fmt: skip
+    run_id = merged["result"]["run_id"]
+    org_b = await start_harness(sandbox=Sandbox(n_leads=30, seed=8, api_key="api_org_b_0123456789"))
+    names = {lead.name for lead in before.values()} | {source_name}
+    assert not set(org_b.sandbox.store.leads) & {ids[0], ids[1]}  # Close's ids are its own
+    for backup in (job_id, run_id):
+        result = await org_b.call_raw("restore_leads", {"backup": backup})
+        text = text_of(result)
+        assert result.is_error, text
+        assert f"no backup of {backup}" in text
+        assert not [name for name in names if name in text]
+    assert org_b.writes() == []
+    # Organization A's own key still restores both.
+    for backup in (job_id, run_id):
+        again = await org_a.confirmed("restore_leads", {"backup": backup})
+        assert again["status"] == "submitted", again

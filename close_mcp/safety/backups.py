@@ -19,7 +19,9 @@ from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import iter_events
-from close_mcp.errors import SafetyNetError
+from close_mcp.close.jobs import job_path
+from close_mcp.errors import NotFound, PermissionDenied, SafetyNetError
+from close_mcp.safety.merge import journal_key
 from close_mcp.safety.snapshot_reader import find_backup, iter_backup_file
 from close_mcp.safety.snapshot_writer import STORE_REF, backup_key, reference
 from close_mcp.store import StateStore
@@ -28,6 +30,7 @@ DELETE_JOB = re.compile(r"^bulkdelete_[A-Za-z0-9]+$")
 # What the store keeps a backup under: a bulk delete's job id, or a merge_leads run's id.
 STORED_BACKUP = re.compile(r"^(bulkdelete|leadmerge)_[A-Za-z0-9]+$")
 EVENT_LOG: Final = "event-log"  # the id of a "backup" read from Close's event log
+SHOWN_CHECKS: Final = 20  # destination leads of a merge run asked of Close, at most
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,41 @@ async def open_stored_backup(store: StateStore, job_id: str, *, hint: str) -> Ba
 
     count, digest = await _survey(from_store())
     return Backup(job_id, reference(backup_key(job_id)), from_store, count, digest, in_store=True)
+
+
+async def open_callers_backup(
+    store: StateStore, client: CloseClient, job_id: str, *, hint: str
+) -> Backup:
+    """The stored backup of `job_id`, for a tool's caller: the store holds every caller's
+    backups (leads whole: names, contacts, emails), so one is opened only when Close shows
+    this key where it came from: the delete job, or for a merge run one of its destination
+    leads. Otherwise the caller is told there is none, in the words used for an unknown id."""
+    backup = await open_stored_backup(store, job_id, hint=hint)
+    none = SafetyNetError(f"no backup of {job_id} in the state store ({store!r}); {hint}")
+    if DELETE_JOB.match(job_id):
+        if await _shown(client, job_path("delete", job_id)):
+            return backup
+        raise none
+    looked = 0
+    async for lead in backup.leads():
+        entry = await store.get(journal_key(str(lead.get("id"))))
+        pair = json.loads(entry) if entry is not None else {}
+        if pair.get("run_id") == job_id and pair.get("destination"):
+            if await _shown(client, f"lead/{pair['destination']}/"):
+                return backup
+            looked += 1
+            if looked >= SHOWN_CHECKS:
+                break
+    raise none
+
+
+async def _shown(client: CloseClient, path: str) -> bool:
+    """Whether Close shows the object at `path` to the client's key."""
+    try:
+        await client.get(path, params={"_fields": "id"})
+    except (NotFound, PermissionDenied):
+        return False
+    return True
 
 
 async def _survey(leads: AsyncIterator[dict[str, Any]]) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from typing import Any, Final
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
 from close_mcp.errors import ArgumentError, SafetyNetError
-from close_mcp.safety.backups import STORED_BACKUP, Backup, deleted_in_close, open_stored_backup
+from close_mcp.safety.backups import STORED_BACKUP, Backup, deleted_in_close, open_callers_backup
 from close_mcp.safety.journal import Progress
 from close_mcp.safety.restore import (
     RESTORE_LOCK_TTL_S,
@@ -84,11 +84,14 @@ async def prepare_restore(
                 f"{backup!r} is not a bulk delete job id (bulkdelete_...) or a merge_leads "
                 "run id (leadmerge_...)",
             )
-        source = await open_stored_backup(
+        source = await open_callers_backup(
             store,
+            client,
             job_id,
-            hint="this server keeps the backups of the deletes it ran (CLOSE_MCP_STORE); for a "
-            "backup file, use `close-mcp restore FILE`; for a delete made elsewhere, deleted_since",
+            hint="this server keeps the backups of the deletes and merges it ran "
+            "(CLOSE_MCP_STORE), each for the keys Close shows the delete or a merged lead to; for "
+            "a backup file, use `close-mcp restore FILE`; for a delete made elsewhere, "
+            "deleted_since",
         )
     else:
         assert deleted_since is not None
