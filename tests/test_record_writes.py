@@ -374,3 +374,33 @@ async def test_a_recreation_the_store_could_not_record_is_never_sent_again(
     made = [key(t) for t in store.tasks.values() if t.assigned_to == user and not t.is_complete]
     assert len(made) == len(set(made)) == count
     assert [w.method for w in h.writes()] == ["POST"] * (count - 1)
+
+
+@pytest.mark.harness(store_file=True)
+async def test_another_organizations_key_cannot_read_or_undo_a_run(
+    start_harness: StartHarness,
+) -> None:
+    """Two organizations share one deployment (and its state store), where each run keeps its
+    records' old values (a deleted task whole: its text, lead, assignee). A key of another
+    organization that learns the run id is told no such run exists and sees none of them."""
+    org_a = await start_harness()
+    store = org_a.sandbox.store
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    where = {"assignee": user, "is_complete": False}
+    texts = {t.text for t in store.tasks.values() if t.assigned_to == user and not t.is_complete}
+    deleted = await org_a.confirmed("update_tasks", {"where": where, "delete": True})
+    opp_user = owner_with_opps(org_a)
+    opps = {"where": {"user": opp_user}, "change": {"confidence": 95}}
+    changed = await org_a.confirmed("update_opportunities", opps)
+    org_b = await start_harness(sandbox=Sandbox(n_leads=40, seed=8, api_key="api_org_b_012345"))
+    assert not set(org_b.sandbox.store.tasks) & set(store.tasks)  # Close's ids are its own
+    for tool, run in (("update_tasks", deleted), ("update_opportunities", changed)):
+        run_id = run["result"]["run_id"]
+        text = await org_b.error(tool, {"undo": run_id})
+        assert text.startswith(f"undo: no saved run {run_id}"), text
+        assert not [t for t in texts if t in text]
+    assert org_b.writes() == []
+    # Organization A's own key still undoes both.
+    for tool, run in (("update_tasks", deleted), ("update_opportunities", changed)):
+        undone = await org_a.confirmed(tool, {"undo": run["result"]["run_id"]})
+        assert undone["status"] == "submitted", undone

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 import httpx
 
 from close_mcp.close.client import MAX_PAGE_SIZE, CloseClient
-from close_mcp.errors import ArgumentError, MalformedResponse
+from close_mcp.errors import ArgumentError, MalformedResponse, NotFound, PermissionDenied
 
 EVENT_PAGE: Final = 50  # the event log's largest page ("capped at and defaulting to 50")
 OPPORTUNITY_CHANGES: Final = frozenset(
@@ -88,6 +88,16 @@ async def _update(
 
 
 # -- pipelines and opportunity statuses --------------------------------------------------
+
+
+async def shown(client: CloseClient, path: str) -> bool:
+    """Whether Close shows the object at `path` to the client's key (a 404 or 403: it does
+    not, as for a key of another organization)."""
+    try:
+        await client.get(path, params={"_fields": "id"})
+    except (NotFound, PermissionDenied):
+        return False
+    return True
 
 
 async def list_pipelines(client: CloseClient) -> list[JSON]:

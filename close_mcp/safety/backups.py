@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from close_mcp.close.client import CloseClient
-from close_mcp.close.crm import iter_events
+from close_mcp.close.crm import iter_events, shown
 from close_mcp.close.jobs import job_path
-from close_mcp.errors import NotFound, PermissionDenied, SafetyNetError
+from close_mcp.errors import SafetyNetError
 from close_mcp.safety.merge import journal_key
 from close_mcp.safety.snapshot_reader import find_backup, iter_backup_file
 from close_mcp.safety.snapshot_writer import STORE_REF, backup_key, reference
@@ -109,7 +109,7 @@ async def open_callers_backup(
     backup = await open_stored_backup(store, job_id, hint=hint)
     none = SafetyNetError(f"no backup of {job_id} in the state store ({store!r}); {hint}")
     if DELETE_JOB.match(job_id):
-        if await _shown(client, job_path("delete", job_id)):
+        if await shown(client, job_path("delete", job_id)):
             return backup
         raise none
     looked = 0
@@ -117,21 +117,12 @@ async def open_callers_backup(
         entry = await store.get(journal_key(str(lead.get("id"))))
         pair = json.loads(entry) if entry is not None else {}
         if pair.get("run_id") == job_id and pair.get("destination"):
-            if await _shown(client, f"lead/{pair['destination']}/"):
+            if await shown(client, f"lead/{pair['destination']}/"):
                 return backup
             looked += 1
             if looked >= SHOWN_CHECKS:
                 break
     raise none
-
-
-async def _shown(client: CloseClient, path: str) -> bool:
-    """Whether Close shows the object at `path` to the client's key."""
-    try:
-        await client.get(path, params={"_fields": "id"})
-    except (NotFound, PermissionDenied):
-        return False
-    return True
 
 
 async def _survey(leads: AsyncIterator[dict[str, Any]]) -> tuple[int, str]:

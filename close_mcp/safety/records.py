@@ -22,16 +22,13 @@ it sets and how it selects):
   request audited by the `Sender` and a step of the call's progress; a record Close refuses
   is reported in the result and the run goes on; an unknown key or missing permission stops
   it (every other record would fail the same way), saying what already went.
-- The undo (`plan_undo`): reads the run back and each record now; a record that still holds
-  what the run set goes back to its old values, a deleted task is created again (a new id);
-  a record changed by someone else since is left alone and reported. It is itself a run
-  (snapshotted, undoable), sent under the lock `records-undo:<run_id>` so two replicas never
-  send the same undo at once.
-- Re-created records: each new id is kept under `records-recreated:<old id>` as soon as Close
-  answers, so a deleted task comes back once however often its run is undone (the undo finds
-  it alive under its new id), and the undo of an undo deletes the new one. Under the undo
-  lock, a plan whose re-creations another undo made meanwhile is refused before anything goes.
-  A re-creation whose answer was lost is looked for, never sent again (`recreations`).
+- The undo (`plan_undo`): reads the run back and each record now, with the caller's key (a
+  deleted task's lead too: a run none of whose records it sees is "no saved run"); a record
+  that still holds what the run set gets its old values back, a deleted task is created again
+  (a new id, kept as `recreations` says: it comes back once however often the run is undone,
+  and the undo of an undo deletes it); one changed by someone else since is left alone. It is
+  itself a run, sent under the lock `records-undo:<run_id>` (one undo at a time across
+  replicas), refused when another undo made its re-creations meanwhile.
 """
 
 from __future__ import annotations
@@ -46,6 +43,7 @@ from typing import Any, Final, Literal
 
 from close_mcp.clock import Clock
 from close_mcp.close.client import CloseClient
+from close_mcp.close.crm import shown
 from close_mcp.close.times import close_time
 from close_mcp.errors import (
     ArgumentError,
@@ -379,7 +377,7 @@ async def plan_undo(
 ) -> RecordPlan:
     """What puts back the old values of the run `run_id`, from its snapshot and each record
     read now (one GET each, paced like the run)."""
-    await load_run(store, kind, run_id)
+    run = await load_run(store, kind, run_id)
     if await store.get(f"lock:{run_lock(run_id)}") is not None:
         raise Busy(
             f"The run {run_id} is still being sent (by this server or another replica); "
@@ -394,12 +392,21 @@ async def plan_undo(
             return None
         return found
 
+    leads: dict[str, bool] = {}  # whether the caller's key sees each lead (asked once each)
+
+    async def on_shown_lead(lead_id: str | None) -> bool:
+        if lead_id is not None and lead_id not in leads:
+            leads[lead_id] = await shown(client, f"lead/{lead_id}/")
+        return leads.get(str(lead_id), False)
+
     async for batch in run_changes(store, run_id):
         for change in batch:
             if change.method == "POST":
                 # The run created a deleted record again: its undo deletes the new one.
                 latest = await latest_recreation(store, change.id)
-                latest = latest or await made_unseen(client, store, _wanted(kind, change))
+                latest = latest or await made_unseen(
+                    client, store, Wanted.of(kind.path(), change, same)
+                )
                 alive = await read(latest) if latest else None
                 if alive is None:
                     plan.already += 1
@@ -413,9 +420,11 @@ async def plan_undo(
             if change.method == "DELETE":
                 latest = None if now is not None else await latest_recreation(store, change.id)
                 if now is None and latest is None:
-                    latest = await made_unseen(client, store, _wanted(kind, change))
+                    latest = await made_unseen(client, store, Wanted.of(kind.path(), change, same))
                 if now is not None or (latest is not None and await read(latest) is not None):
                     plan.already += 1  # never deleted, or created again by an earlier undo
+                elif not await on_shown_lead(change.lead_id):
+                    plan.not_found.append(change.id)  # its lead is gone, or not this key's
                 else:
                     plan.changes.append(
                         RecordChange(change.id, "POST", change.before, None, change.lead_id)
@@ -438,11 +447,9 @@ async def plan_undo(
                 plan.changed_since.append(
                     {"id": change.id, "value_now": current, "value_before": change.before}
                 )
+    if run.count and len(plan.not_found) == run.count:  # e.g. another organization's run
+        raise ArgumentError("undo", f"no saved run {run_id} with {kind.plural} this key can read")
     return plan
-
-
-def _wanted(kind: RecordKind, change: RecordChange) -> Wanted:
-    return Wanted(kind.path(), change.id, change.lead_id, change.before, same)
 
 
 def undo_lock(run_id: str) -> str:
@@ -524,11 +531,10 @@ async def _send_one(
         )
     if change.method == "PUT":
         return await sender.send("PUT", path, body, matched=1)
-    # A re-creation may be made though its answer or its mark is lost: noted before it
-    # leaves, so that an undo looks for it from then on and never sends it again.
+    # Noted before it leaves: Close may make it though its answer or its mark is lost.
     since = clock.time()
     await store.put(UNKNOWN + change.id, repr(since))
-    look = reconciler(client, store, _wanted(kind, change), since)
+    look = reconciler(client, store, Wanted.of(kind.path(), change, same), since)
     return await sender.send("POST", path, body, matched=1, reconcile=look)
 
 

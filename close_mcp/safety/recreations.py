@@ -39,6 +39,11 @@ class Wanted:
     backup: dict[str, Any]
     same: Same
 
+    @classmethod
+    def of(cls, path: str, change: Any, same: Same) -> Wanted:
+        """The one a run's request (a `RecordChange` deleting or re-creating it) names."""
+        return cls(path, change.id, change.lead_id, change.before, same)
+
 
 # Whose re-creation a record is: claimed once, so that one record answers one POST.
 ORIGIN: Final = "records-recreation-of:"

@@ -146,7 +146,8 @@ async def test_a_deleted_record_is_created_again_by_the_undo() -> None:
     run = plan_changes(TASKS, [task], None)
     request = WriteRequest("update_tasks", "tasks", "task/", {}, 1, "x")
     await RecordSnapshot(store, FakeClock(), TASKS, "taskupd_ab", run).take(request)
-    client, _ = make(Recorder(ok({"error": "Task not found."}, 404)))
+    # The task is gone; its lead is one the caller's key sees.
+    client, _ = make(Recorder(ok({"error": "Task not found."}, 404), ok({"id": "lead_1"})))
     (change,) = (await plan_undo(client, store, TASKS, "taskupd_ab")).changes
     assert (change.method, change.path(TASKS), change.body()) == (
         "POST",
@@ -162,7 +163,7 @@ async def test_an_undo_planned_before_another_undo_created_the_task_again_sends_
     run = plan_changes(TASKS, [{"id": "t1", "lead_id": "lead_1", "text": "Call"}], None)
     request = WriteRequest("update_tasks", "tasks", "task/", {}, 1, "x")
     await RecordSnapshot(store, FakeClock(), TASKS, "taskupd_ab", run).take(request)
-    rec = Recorder(ok({"error": "Task not found."}, 404))
+    rec = Recorder(ok({"error": "Task not found."}, 404), ok({"id": "lead_1"}))
     client, clock = make(rec)
     plan = await plan_undo(client, store, TASKS, "taskupd_ab")
     assert [c.method for c in plan.changes] == ["POST"]
@@ -176,7 +177,7 @@ async def test_an_undo_planned_before_another_undo_created_the_task_again_sends_
         "Another undo of taskupd_ab created 1 of these tasks again after this plan was made, "
         "so it is out of date; nothing was sent. Call again: it plans only what is still to do."
     )
-    assert len(rec.requests) == 1  # the undo's read of t1; nothing written
+    assert len(rec.requests) == 2  # the undo's reads of t1 and its lead; nothing written
 
 
 async def test_the_undo_of_a_re_creation_deletes_the_latest_one() -> None:
