@@ -10,11 +10,13 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from bench.tokens import count_tokens
 from close_mcp.clock import FakeClock
-from close_mcp.safety.merge import journal_key, merge_request, plan_merge
+from close_mcp.safety.merge import LOCK_TTL_S, journal_key, merge_request, plan_merge
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
 from close_mcp.writes.sender import Sender
@@ -308,8 +310,9 @@ async def test_a_preview_of_the_most_pairs_with_long_names_stays_small(h: Harnes
 
 async def test_a_long_run_sends_progress_on_each_pair(start_harness: StartHarness) -> None:
     """Each request takes a second of the fake clock: the confirmed call reports each pair
-    (at most one notification a second), ending with the last."""
-    clock = FakeClock()
+    (at most one notification a second), ending with the last. (The lock's renewal waits on
+    the stepped clock, which only requests move here; a FakeClock's sleep would race it.)"""
+    clock = SteppedClock()
     sandbox = Sandbox(n_leads=60, clock=clock)
     h = await start_harness(
         sandbox=sandbox, clock=clock, transport=OneSecondPerRequest(sandbox.transport(), clock)
@@ -363,3 +366,67 @@ async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
     assert answer.result["skipped_count"] == 1
     assert merges(h) == [{"source": dup_two.id, "destination": two.id}]
     assert dup_one.id in h.sandbox.store.leads
+
+
+class SteppedClock(FakeClock):
+    """A fake clock whose `sleep` waits until the test moves time past its end: a slow Close
+    and the lock's renewal beats then run while the test says time passes, no sooner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sleepers: list[tuple[float, anyio.Event]] = []
+        self.long_sleep = anyio.Event()  # a sleep of at least LOCK_TTL_S began
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds >= LOCK_TTL_S:
+            self.long_sleep.set()
+        wake = anyio.Event()
+        self._sleepers.append((self.time() + max(seconds, 0.0), wake))
+        await wake.wait()
+
+    async def pass_time(self, seconds: float, *, step: float = 60.0) -> None:
+        """Move on `seconds`, `step` at a time, letting every woken task run in between."""
+        end = self.time() + seconds
+        while self.time() < end:
+            self.advance(min(step, end - self.time()))
+            due = [s for s in self._sleepers if s[0] <= self.time()]
+            self._sleepers = [s for s in self._sleepers if s[0] > self.time()]
+            for _, wake in due:
+                wake.set()
+            for _ in range(50):  # the woken tasks reach the store and sleep again
+                await anyio.lowlevel.checkpoint()
+
+
+async def test_the_merge_lock_outlives_a_run_longer_than_its_lifetime(
+    start_harness: StartHarness,
+) -> None:
+    """Close answers one merge three lock lifetimes late (429 waits, a slow Close): while the
+    run waits, the lock is renewed, so a second run two lifetimes in is still refused."""
+    clock = SteppedClock()
+    h = await start_harness(sandbox=Sandbox(n_leads=60, clock=clock), clock=clock)
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    slow = {"pairs": [{"source": dup_one.id, "destination": one.id}]}
+    other = {"pairs": [{"source": dup_two.id, "destination": two.id}]}
+    h.sandbox.inject_faults("slow", 1, "lead/merge/", "POST", seconds=3 * LOCK_TTL_S)
+    token = (await h.call("merge_leads", slow))["confirmation_token"]
+    answers: dict[str, dict[str, Any]] = {}
+
+    async def first_run() -> None:
+        answers["slow"] = await h.call("merge_leads", {**slow, "confirmation_token": token})
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(first_run)
+        await clock.long_sleep.wait()  # the first merge reached Close, which is slow
+        await clock.pass_time(2 * LOCK_TTL_S)
+        preview = await h.call("merge_leads", other)
+        refused = await h.error(
+            "merge_leads", {**other, "confirmation_token": preview["confirmation_token"]}
+        )
+        await clock.pass_time(LOCK_TTL_S + 60)
+    assert refused.startswith("another merge_leads run is being sent"), refused
+    assert answers["slow"]["status"] == "submitted", answers["slow"]
+    assert answers["slow"]["result"]["merged_count"] == 1
+    assert merges(h) == [{"source": dup_one.id, "destination": one.id}]
+    assert dup_two.id in h.sandbox.store.leads

@@ -8,7 +8,8 @@ since the preview, a lead gone, or (by a key) a duplicate that joined a group is
 request at the confirmed call, refused with a fresh preview.
 
 Sending holds the lock `merge:leads` (one merge run at a time across every replica sharing
-the state store). Each pair is then, in order:
+the state store; renewed while the run lives, however long Close takes). Each pair is then,
+in order:
 
 1. claimed in its journal entry `merge-pair:<source>` (atomically: absent, or a merge Close
    refused, becomes `sending`); an entry in any other state (`sending`, `merged`,
@@ -229,7 +230,7 @@ def merge_request(
         when_empty="no pair of leads to merge",
         sample=[LeadSample(id=p.source, display_name=plan.name(p.source)) for p in plan.pairs[:3]],
         notes=notes,
-        send=_sender(store, client, run_id, plan, backup, custom_field_ids),
+        send=_sender(store, clock, client, run_id, plan, backup, custom_field_ids),
         safeguard=backup,
     )
 
@@ -282,6 +283,7 @@ class Outcomes:
 
 def _sender(
     store: StateStore,
+    clock: Clock,
     client: CloseClient,
     run_id: str,
     plan: MergePlan,
@@ -360,9 +362,9 @@ def _sender(
         )
         done = Outcomes()
         total = len(plan.pairs)
-        # No renewal: a run is at most MAX_PAIRS paced pairs, minutes, well within the TTL
-        # (which frees the lock of a replica that died holding it).
-        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy):
+        # Renewed while the run lives (429 waits or a slow Close can outlast the TTL); the
+        # TTL still frees the lock of a replica that died holding it.
+        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy, renew=clock):
             # What a delete's backup keeps of a lead: restore_leads reads both alike.
             wanted = [*BACKUP_FIELDS, *(f"custom.{cf}" for cf in await custom_field_ids())]
             for number, pair in enumerate(plan.pairs, 1):
