@@ -153,6 +153,24 @@ async def test_a_wrong_count_typed_refuses_and_sends_nothing(start_harness: Star
     assert dup.id in h.sandbox.store.leads
 
 
+@pytest.mark.parametrize("typed", ["1", 3.5])
+async def test_a_count_of_pairs_that_is_not_an_integer_is_refused(
+    start_harness: StartHarness, typed: Any
+) -> None:
+    """The refusal names what the question asked the person to count: pairs."""
+    h = await start_harness(elicit=accept({"count": typed}))
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    answer = await h.confirmed(
+        "merge_leads", {"pairs": [{"source": dup.id, "destination": one.id}]}
+    )
+    assert (answer["status"], answer["reason"]) == (
+        "refused",
+        f"the person's answer {typed!r} is not a whole number of pairs",
+    )
+    assert h.writes() == []
+
+
 @pytest.mark.parametrize("drift", ["source renamed", "contact added", "duplicate added"])
 async def test_a_lead_changed_or_a_duplicate_added_since_the_preview_refuses(
     h: Harness, drift: str
