@@ -39,6 +39,15 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import merge_leads
 from close_mcp.close.lead_walk import iter_leads
 from close_mcp.errors import ArgumentError, CloseError, NotFound, OutcomeUnknown, SafetyNetError
+from close_mcp.safety.merge_journal import (
+    LOCK,
+    LOCK_TTL_S,
+    Review,
+    claimable,
+    entry,
+    journal_key,
+    review,
+)
 from close_mcp.safety.merge_pairs import MAX_PAIRS, WEBMAIL, Key, Pair, check_pairs, find_pairs
 from close_mcp.safety.records import STOPS_THE_RUN
 from close_mcp.safety.snapshot_writer import BACKUP_FIELDS, backup_key, reference
@@ -55,8 +64,6 @@ log = logging.getLogger(__name__)
 
 TOOL: Final = "merge_leads"
 RUN_PREFIX: Final = "leadmerge_"
-LOCK: Final = "merge:leads"
-LOCK_TTL_S: Final = 3600.0
 SHOWN: Final = 10  # pairs in a preview
 SHOWN_DONE: Final = 5  # of each outcome in a result
 NAME_CLIP: Final = 60
@@ -77,10 +84,6 @@ WHAT_UNDO: Final = (
 DESTINATION_RULE: Final = (
     "In each group of duplicates the oldest lead (date_created, then id) is the destination."
 )
-
-
-def journal_key(source: str) -> str:
-    return f"merge-pair:{source}"
 
 
 def new_run_id() -> str:
@@ -127,11 +130,11 @@ async def selection_leads(client: CloseClient, selection: Selection) -> list[dic
 
 @dataclass
 class MergePlan:
-    """The pairs to send, both leads of each as read, and those an earlier run sent."""
+    """The pairs to send, both leads of each as read, and what the journal said of them."""
 
     pairs: list[Pair]
     leads: dict[str, dict[str, Any]]
-    held_back: list[Pair] = field(default_factory=list)
+    review: Review = field(default_factory=Review)
 
     def digest(self) -> str:
         """Every pair with both leads as read: what the token binds."""
@@ -146,47 +149,40 @@ class MergePlan:
         return _clip(lead.get("display_name") or lead.get("name"))
 
 
-async def _held_back(store: StateStore, pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
-    """The pairs to send, and those whose journal says an earlier run sent them."""
-    send: list[Pair] = []
-    sent: list[Pair] = []
-    for pair in pairs:
-        entry = await store.get(journal_key(pair.source))
-        state = json.loads(entry).get("state") if entry is not None else None
-        (send if state in (None, "failed") else sent).append(pair)
-    return send, sent
-
-
 async def plan_merge(
     store: StateStore,
+    clock: Clock,
     client: CloseClient,
     *,
     pairs: list[tuple[str, str]] | None,
     key: Key | None,
     selection: Selection | None,
 ) -> MergePlan:
-    """The pairs the arguments mean, checked against Close and the journal."""
+    """The pairs the arguments mean, checked against Close and the journal (a pair whose
+    earlier attempt had an unknown outcome is reviewed: `merge_journal`)."""
     if pairs is not None:
         checked = check_pairs(pairs)
         ids = list(dict.fromkeys(i for p in checked for i in (p.source, p.destination)))
         leads = await read_leads(client, ids, READ_FIELDS)
+        journal = await review(store, clock, client, checked)
+        merged_now = {p.source for p in journal.gone}  # gone, as the review found
         for i, p in enumerate(checked):
             for side in ("source", "destination"):
-                if getattr(p, side) not in leads:
+                if getattr(p, side) not in leads and p.source not in merged_now:
                     raise ArgumentError(f"pairs[{i}].{side}", f"no lead {getattr(p, side)}")
     else:
         assert key is not None
         assert selection is not None
         found = await selection_leads(client, selection)
         leads = {str(lead["id"]): lead for lead in found}
-        checked = find_pairs(found, key)
-    send, sent = await _held_back(store, checked)
-    if len(send) > MAX_PAIRS:
+        journal = await review(store, clock, client, find_pairs(found, key))
+    if len(journal.send) > MAX_PAIRS:
         raise ArgumentError(
             "pairs" if pairs is not None else "key",
-            f"{len(send)} pairs to merge; at most {MAX_PAIRS} per call: narrow the selection",
+            f"{len(journal.send)} pairs to merge; at most {MAX_PAIRS} per call: narrow the "
+            "selection",
         )
-    return MergePlan(send, leads, sent)
+    return MergePlan(journal.send, leads, journal)
 
 
 def merge_request(
@@ -210,11 +206,7 @@ def merge_request(
         notes.append(DESTINATION_RULE)
     if what.get("key") == "email_domain":
         notes.append(f"Webmail domains ({len(WEBMAIL)}, such as gmail.com) make no duplicates.")
-    if plan.held_back:
-        notes.append(
-            f"{len(plan.held_back)} pairs were sent by an earlier run (merged, or outcome "
-            f"unknown): left out, never sent again ({plan.held_back[0].source}, ...)."
-        )
+    notes += plan.review.notes()
     run_id = new_run_id()
     backup = MergeBackup(store, clock, run_id)
     pairs = "pair" if n == 1 else "pairs"
@@ -293,18 +285,20 @@ def _sender(
     """Send the pairs under the merge lock, each claimed, backed up, merged (module docstring)."""
 
     async def mark(pair: Pair, state: str) -> None:
-        entry = {"run_id": run_id, "destination": pair.destination, "state": state}
-        await store.put(journal_key(pair.source), json.dumps(entry))
+        await store.put(
+            journal_key(pair.source), entry(run_id, pair.destination, state, clock.time())
+        )
         if state == "failed":
             await store.append(backup.skip_key, pair.source)
 
     async def claim(pair: Pair) -> bool:
-        mine = json.dumps({"run_id": run_id, "destination": pair.destination, "state": "sending"})
+        mine = entry(run_id, pair.destination, "sending", clock.time())
+        may = claimable(plan.review.again.get(pair.source))
 
         def change(current: str | None) -> tuple[str, bool]:
-            if current is not None and json.loads(current).get("state") != "failed":
-                return current, False
-            return mine, True
+            if current is None or may(current):
+                return mine, True
+            return current, False
 
         return await store.update(journal_key(pair.source), change)
 
@@ -316,7 +310,10 @@ def _sender(
                 return {"merged": source}, ""  # Close deletes the source as it merges
             except CloseError:
                 return None, " The source could not be read to check; it is not sent again."
-            return None, " The source still exists (Close may still be merging); not sent again."
+            return None, (
+                " The source still exists (Close may still be merging): not sent again for "
+                "an hour; then a preview offers it again if it still exists."
+            )
 
         return look
 
@@ -399,7 +396,10 @@ def _answer(run_id: str, total: int, done: Outcomes) -> PlanAnswer:
     if done.unknown:
         result["outcome_unknown"] = done.unknown[:SHOWN_DONE]
         result["outcome_unknown_count"] = len(done.unknown)
-        follow += f" {len(done.unknown)} have an unknown outcome: check them in Close."
+        follow += (
+            f" {len(done.unknown)} have an unknown outcome: check them in Close; a preview an "
+            "hour from now offers them again if their source still exists."
+        )
     if done.skipped:
         result["skipped_count"] = len(done.skipped)
         follow += f" {len(done.skipped)} were sent meanwhile by another run: skipped."
