@@ -11,16 +11,17 @@ Sending holds the lock `merge:leads` (one merge run at a time across every repli
 the state store; renewed while the run lives, however long Close takes). Each pair is then,
 in order:
 
-1. claimed in its journal entry `merge-pair:<source>` (atomically: absent, or a merge Close
-   refused, becomes `sending`); an entry in any other state (`sending`, `merged`,
-   `outcome_unknown`) means an earlier run, this one's retry or a restart sent it: skipped.
-   The preview leaves such pairs out too, and says so.
+1. claimed in its journal entry `merge-pair:<source>` (atomically: absent, a merge Close
+   refused, or the very entry of unknown outcome the plan offered it again on becomes
+   `sending`); any other entry means an earlier run, this one's retry or a restart sent it:
+   skipped. The preview leaves such pairs out too, and says so (`merge_journal`: when a pair
+   of unknown outcome is offered again).
 2. its source read whole (the fields a delete's backup keeps) and appended to the run's
    backup (`backup:<run_id>` in the store, read by `restore_leads(backup=<run_id>)`);
 3. one `POST /lead/merge/` (`close_mcp.close.crm.merge_leads`: never resent), audited; Close
    refusing it marks the entry `failed` and lists the source under the backup's `skip_key`
    (it still exists, so a restore leaves it out); an ambiguous failure looks for the source:
-   gone means merged, else `outcome_unknown`, never sent again.
+   gone means merged, else `outcome_unknown`, not sent again by this run.
 """
 
 from __future__ import annotations
