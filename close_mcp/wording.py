@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+def leads(n: int) -> str:
+    return f"{n} lead" if n == 1 else f"{n} leads"
+
+
 def sentences(*parts: tuple[object, str]) -> list[str]:
     """The sentences whose condition holds, in order: a message's optional parts, each
     written once beside the count or flag that calls for it."""

@@ -37,7 +37,7 @@ from close_mcp.safety.restore import (
 )
 from close_mcp.selection.sample import LeadSample
 from close_mcp.store import StateStore, held
-from close_mcp.wording import sentences
+from close_mcp.wording import leads, sentences
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer
@@ -201,7 +201,6 @@ def restore_request(
             + (" ..." if len(missing) > SHOWN else ""),
         ),
     )
-    leads = f"{n} lead{'s' if n != 1 else ''}"
     return WriteRequest(
         tool=TOOL,
         action="delete",  # never out of the confirmation list; the same typed count
@@ -215,7 +214,7 @@ def restore_request(
             "leads_sha256": plan.digest,
         },
         matched=n,
-        summary=f"Restore {leads} from {backup.where} (one POST /lead/ each, new ids)",
+        summary=f"Restore {leads(n)} from {backup.where} (one POST /lead/ each, new ids)",
         sample=plan.sample,
         notes=notes,
         send=plan_sender(store, clock, plan, sandbox=sandbox),
