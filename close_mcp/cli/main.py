@@ -28,7 +28,8 @@ CRM_DRIFT_NAMES = (
     "export-url",
     "event-previous-data",
 )
-# Issue 26's friendly-filter forms (close_mcp.sandbox.drift.FILTER_DRIFTS).
+# The friendly filter's activity, opportunity, range and prefix forms
+# (close_mcp.sandbox.drift.FILTER_DRIFTS).
 FILTER_DRIFT_NAMES = (
     "query-email-activity",
     "query-call-activity",
