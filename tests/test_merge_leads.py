@@ -579,7 +579,7 @@ async def test_an_old_unknown_outcome_is_held_back_while_a_merge_run_holds_the_l
     assert busy["preview"]["matched"] == 0
     assert (
         f"1 pair whose earlier attempt had an unknown outcome is held back while a merge run "
-        f"is being sent; a preview once it is done offers it again if its source still "
+        f"is being sent; once it is done a preview offers it again if its source still "
         f"exists ({dup.id})."
     ) in busy["preview"]["notes"]
     await h.runtime.store.delete("lock:merge:leads")

@@ -97,20 +97,20 @@ class Review:
                 f"{w.pairs} still {w.has} {w.its} source {AFTER} later: not merged, offered again."
             )
         if self.waiting:
-            w = _Words(len(self.waiting))
             until = datetime.fromtimestamp(max(at for _, at in self.waiting), tz=UTC)
+            latest = "" if len(self.waiting) == 1 else " at the latest"
             notes.append(
-                f"{w.pairs} {w.is_} held back until {until:%Y-%m-%dT%H:%M:%SZ}"
-                f"{'' if w.n == 1 else ' at the latest'} ({AFTER} after it, when no run can "
-                f"still be sending {w.it}); then a preview offers {w.it} again if {w.source} "
-                f"still {w.exists} ({_first([p for p, _ in self.waiting])})."
+                _held_back(
+                    [p for p, _ in self.waiting],
+                    lambda w: (
+                        f"until {until:%Y-%m-%dT%H:%M:%SZ}{latest} ({AFTER} after it, "
+                        f"when no run can still be sending {w.it}); then"
+                    ),
+                )
             )
         if self.busy:
-            w = _Words(len(self.busy))
             notes.append(
-                f"{w.pairs} {w.is_} held back while a merge run is being sent; a preview once "
-                f"it is done offers {w.it} again if {w.source} still {w.exists} "
-                f"({_first(self.busy)})."
+                _held_back(self.busy, lambda w: "while a merge run is being sent; once it is done")
             )
         if self.unread:
             w = _Words(len(self.unread))
@@ -132,6 +132,8 @@ class _Words:
         return f"{self.n} {'pair' if self.n == 1 else 'pairs'} {UNKNOWN_WORDS}"
 
     def __getattr__(self, name: str) -> str:
+        if name not in _FORMS:
+            raise AttributeError(name)
         one, many = _FORMS[name]
         return one if self.n == 1 else many
 
@@ -145,6 +147,15 @@ _FORMS: Final = {
     "is_": ("is", "are"),
     "exists": ("exists", "exist"),
 }
+
+
+def _held_back(pairs: list[Pair], why: Callable[[_Words], str]) -> str:
+    """Pairs of unknown outcome held back for now, `why`, and when they are offered again."""
+    w = _Words(len(pairs))
+    return (
+        f"{w.pairs} {w.is_} held back {why(w)} a preview offers {w.it} again if {w.source} "
+        f"still {w.exists} ({_first(pairs)})."
+    )
 
 
 def _first(pairs: list[Pair]) -> str:
