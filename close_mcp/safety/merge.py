@@ -310,7 +310,10 @@ def _sender(
             except NotFound:
                 return {"merged": source}, ""  # Close deletes the source as it merges
             except CloseError:
-                return None, " The source could not be read to check; it is not sent again."
+                return None, (
+                    " The source could not be read to check: not sent again by this run; a "
+                    "later preview looks it up again."
+                )
             return None, (
                 " The source still exists (Close may still be merging): not sent again for "
                 "an hour; then a preview offers it again if it still exists."
