@@ -542,6 +542,25 @@ async def test_an_unknown_outcome_whose_source_is_gone_counts_as_merged(
     assert h.writes() == []
 
 
+async def test_an_unknown_outcome_whose_source_cannot_be_read_is_held_back(h: Harness) -> None:
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown",
+           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    h.sandbox.inject_faults("5xx", 1, f"lead/{dup.id}/", "GET", status=403)
+    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    unread = await h.call("merge_leads", args)
+    assert unread["preview"]["matched"] == 0
+    assert (
+        f"1 pair whose earlier attempt had an unknown outcome could not be checked: its source "
+        f"could not be read from Close; held back ({dup.id})."
+    ) in unread["preview"]["notes"]
+    assert entry_of(await h.runtime.store.get(journal_key(dup.id))) == old
+    # Read the next time: offered again.
+    assert (await h.call("merge_leads", args))["preview"]["matched"] == 1
+
+
 async def test_an_entry_without_a_time_is_offered_again_an_hour_after_its_first_look(
     start_harness: StartHarness,
 ) -> None:
