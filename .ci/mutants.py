@@ -1309,13 +1309,24 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="check-deleted-leads-unread",
-        file="close_mcp/cli/check.py",
+        file="close_mcp/cli/check_crm.py",
         edits=(("        if unlike:\n", "        if False:\n"),),
         breaks="`close-mcp check` misses a deleted-lead event without its previous data",
         guards="issue 28: check names each drift of Close's answers",
         tests=(
             "tests/test_check.py::"
             "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[event-previous-data]",
+        ),
+    ),
+    Mutant(
+        name="check-subscriptions-unread",
+        file="close_mcp/cli/check.py",
+        edits=(("keys=SUBSCRIPTION_KEYS", "keys=()"),),
+        breaks="`close-mcp check` misses subscriptions without the sequence get_lead reads",
+        guards="check probes `sequence_subscription/?lead_id=` as get_lead reads it",
+        tests=(
+            "tests/test_check.py::"
+            "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[subscription-sequence]",
         ),
     ),
     # -- issue 26/28: restore_leads (backups and the event log) --------------------------------
