@@ -761,10 +761,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file="close_mcp/server/tools/job_control.py",
         edits=(
             (
-                '    did. Read the job before reporting "cannot resume" (issue 25); None if it is'
-                ' not running."""\n',
-                '    did. Read the job before reporting "cannot resume" (issue 25); None if it is'
-                ' not running."""\n    return None\n',
+                '"cannot resume"; None if it is not running."""\n',
+                '"cannot resume"; None if it is not running."""\n    return None\n',
             ),
         ),
         breaks="a resume whose first PUT worked is reported as refused",
@@ -1311,13 +1309,24 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="check-deleted-leads-unread",
-        file="close_mcp/cli/check.py",
+        file="close_mcp/cli/check_crm.py",
         edits=(("        if unlike:\n", "        if False:\n"),),
         breaks="`close-mcp check` misses a deleted-lead event without its previous data",
         guards="issue 28: check names each drift of Close's answers",
         tests=(
             "tests/test_check.py::"
             "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[event-previous-data]",
+        ),
+    ),
+    Mutant(
+        name="check-subscriptions-unread",
+        file="close_mcp/cli/check.py",
+        edits=(("keys=SUBSCRIPTION_KEYS", "keys=()"),),
+        breaks="`close-mcp check` misses subscriptions without the sequence get_lead reads",
+        guards="check probes `sequence_subscription/?lead_id=` as get_lead reads it",
+        tests=(
+            "tests/test_check.py::"
+            "test_a_changed_shape_names_the_endpoint_and_field_and_exits_1[subscription-sequence]",
         ),
     ),
     # -- issue 26/28: restore_leads (backups and the event log) --------------------------------
@@ -1913,6 +1922,37 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a prepared request's notes can be added to",
         guards="issue 24: a prepared request is immutable",
         tests=("tests/unit/writes/test_request.py::test_its_notes_and_sample_cannot_be_added_to",),
+    ),
+    Mutant(
+        name="notes-every-sentence",
+        file="close_mcp/wording.py",
+        edits=(
+            (
+                "[sentence for condition, sentence in parts if condition]",
+                "[sentence for condition, sentence in parts]",
+            ),
+        ),
+        breaks="a preview or summary says every optional sentence, true or not (0 unknown, ...)",
+        guards="issue 24: a message's optional sentences said once, each when its count holds",
+        tests=(
+            "tests/unit/test_wording.py::"
+            "test_only_the_sentences_whose_condition_holds_are_said_in_their_order",
+            "tests/unit/safety/test_records.py::"
+            "test_the_notes_say_each_part_of_a_plan_that_is_there_in_order",
+            "tests/unit/cli/test_commands.py::"
+            "test_the_summary_line_names_each_outcome_that_happened_in_order",
+        ),
+    ),
+    Mutant(
+        name="sandbox-update-unstamped",
+        file="close_mcp/sandbox/store.py",
+        edits=(("self.date_updated, self.updated_by = now, user_id", "self.date_updated = now"),),
+        breaks="the sandbox's opportunity or task update keeps the old updated_by",
+        guards="the sandbox stamps an update as Close does (drift checks read updated_by)",
+        tests=(
+            "tests/unit/sandbox/test_store.py::"
+            "test_an_update_stamps_when_and_by_whom_and_keeps_the_creation",
+        ),
     ),
 )
 

@@ -121,7 +121,11 @@ async def main(command: list[str], model_name: str | None) -> str:
     env = dict(os.environ)
     env.setdefault("CLOSE_MCP_AUDIT_LOG", "off")
     transport = StdioTransport(command[0], command[1:], env=env, keep_alive=False)
-    toolset: MCPToolset[None] = MCPToolset(transport, id="close-mcp", tool_error_behavior="failed")
+    # `serve --sandbox` seeds its organization before it answers: more than the default 5 s
+    # to initialize on a busy machine.
+    toolset: MCPToolset[None] = MCPToolset(
+        transport, id="close-mcp", tool_error_behavior="failed", init_timeout=30
+    )
     agent = Agent(model_name or scripted_model(PLAN), toolsets=[toolset], instructions=INSTRUCTIONS)
     async with agent:
         result = await agent.run(TASK)

@@ -1,5 +1,5 @@
 """`close-mcp check`'s count probes of the friendly filter's activity, opportunity, range and
-prefix forms (issue 26), built by the code the tools use.
+prefix forms, built by the code the tools use.
 
 Each is ANDed with the sampled lead's id like every count probe. The activity, opportunity and
 range forms cannot know what the sampled lead has, so the form is asked together with its

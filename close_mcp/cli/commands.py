@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from close_mcp.config import Settings, load_settings
 from close_mcp.server.runtime import Runtime
 from close_mcp.settings_table import SETTINGS
+from close_mcp.wording import sentences
+
+if TYPE_CHECKING:
+    from close_mcp.safety.restore import Report
 
 SANDBOX_JOB_SPEED = 60.0  # objects per second
 RESTORE_PROGRESS_S = 5.0  # a progress line on stderr at most this often
@@ -112,7 +116,6 @@ def restore(
     from close_mcp.safety.restore import (
         Backup,
         Progress,
-        Report,
         confirmed,
         open_backup,
         preview,
@@ -181,17 +184,22 @@ def restore(
     if backup is None or report is None:
         return code
     print(json.dumps(report.to_json(), indent=2), file=stdout)
-    parts = [f"close-mcp: restored {len(report.restored)} of {backup.count} leads"]
-    if report.already_restored:
-        parts.append(f"{len(report.already_restored)} already restored by an earlier run")
-    if report.failed:
-        parts.append(f"{len(report.failed)} failed (see 'failed'; a re-run sends them again)")
-    if report.outcome_unknown:
-        parts.append(
-            f"{len(report.outcome_unknown)} outcome unknown: see 'outcome_unknown', check in "
-            "Close whether they exist, then --retry-unknown sends them again"
-        )
-    if report.stopped:
-        parts.append(f"stopped: {report.stopped}")
-    print("; ".join(parts), file=stderr)
+    print(restore_summary(report, backup.count), file=stderr)
     return 0 if report.complete else 1
+
+
+def restore_summary(report: Report, count: int) -> str:
+    """The last line of `close-mcp restore` on stderr: what happened to the backup's leads."""
+    already, failed, unknown = report.already_restored, report.failed, report.outcome_unknown
+    parts = [f"close-mcp: restored {len(report.restored)} of {count} leads"]
+    parts += sentences(
+        (already, f"{len(already)} already restored by an earlier run"),
+        (failed, f"{len(failed)} failed (see 'failed'; a re-run sends them again)"),
+        (
+            unknown,
+            f"{len(unknown)} outcome unknown: see 'outcome_unknown', check in Close whether "
+            "they exist, then --retry-unknown sends them again",
+        ),
+        (report.stopped, f"stopped: {report.stopped}"),
+    )
+    return "; ".join(parts)

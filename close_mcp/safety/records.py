@@ -64,6 +64,7 @@ from close_mcp.safety.recreations import (
 from close_mcp.safety.revert_plan import normalized
 from close_mcp.selection.sample import LeadSample
 from close_mcp.store import Busy, StateStore, held
+from close_mcp.wording import sentences
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer
@@ -272,24 +273,25 @@ def plan_body(kind: RecordKind, what: dict[str, Any], plan: RecordPlan) -> dict[
 
 
 def plan_notes(kind: RecordKind, plan: RecordPlan, *, undo: bool = False) -> list[str]:
-    n = len(plan.changes)
-    notes = [
+    n, records = len(plan.changes), kind.plural
+    have = "have their old values" if undo else "already have these values"
+    return [
         f"Sends {n} request{'s' if n != 1 else ''}, one per {kind.object}, paced at Close's "
         "rate limit; the old values are saved first, and the result names the run to undo.",
+        *sentences(
+            (plan.already, f"{plan.already} {records} {have}: nothing to do."),
+            (
+                plan.changed_since,
+                f"{len(plan.changed_since)} {records} were changed by someone else since the "
+                "run and are left alone (left_alone.changed_since).",
+            ),
+            (plan.not_found, f"{len(plan.not_found)} {records} of the run no longer exist."),
+            (
+                any(c.method == "POST" for c in plan.changes),
+                f"Deleted {records} are created again from their backup, with new ids.",
+            ),
+        ),
     ]
-    if plan.already:
-        have = "have their old values" if undo else "already have these values"
-        notes.append(f"{plan.already} {kind.plural} {have}: nothing to do.")
-    if plan.changed_since:
-        notes.append(
-            f"{len(plan.changed_since)} {kind.plural} were changed by someone else since the "
-            "run and are left alone (left_alone.changed_since)."
-        )
-    if plan.not_found:
-        notes.append(f"{len(plan.not_found)} {kind.plural} of the run no longer exist.")
-    if any(c.method == "POST" for c in plan.changes):
-        notes.append(f"Deleted {kind.plural} are created again from their backup, with new ids.")
-    return notes
 
 
 # -- the snapshot ---------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from close_mcp.safety.restore import (
 )
 from close_mcp.selection.sample import LeadSample
 from close_mcp.store import StateStore, held
+from close_mcp.wording import leads, sentences
 from close_mcp.writes.progress import Progress as Steps
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer
@@ -189,20 +190,21 @@ def restore_request(
 ) -> WriteRequest:
     """The write the pipeline previews, confirms (by the typed count, as a delete) and sends."""
     backup, n = plan.backup, len(plan.ids)
+    missing = plan.missing
     notes = [*notes, WHAT_COMES_BACK]
-    if plan.done:
-        notes.append(f"{plan.done} of its leads were restored by an earlier run: skipped.")
-    if plan.unknown:
-        notes.append(
+    notes += sentences(
+        (plan.done, f"{plan.done} of its leads were restored by an earlier run: skipped."),
+        (
+            plan.unknown,
             f"{plan.unknown} had an unknown outcome in an earlier run (Close may have created "
-            "them): not sent again; check in Close whether they exist."
-        )
-    if plan.missing:
-        notes.append(
-            f"{len(plan.missing)} of lead_ids are not in it: {', '.join(plan.missing[:SHOWN])}"
-            + (" ..." if len(plan.missing) > SHOWN else "")
-        )
-    leads = f"{n} lead{'s' if n != 1 else ''}"
+            "them): not sent again; check in Close whether they exist.",
+        ),
+        (
+            missing,
+            f"{len(missing)} of lead_ids are not in it: {', '.join(missing[:SHOWN])}"
+            + (" ..." if len(missing) > SHOWN else ""),
+        ),
+    )
     return WriteRequest(
         tool=TOOL,
         action="delete",  # never out of the confirmation list; the same typed count
@@ -216,7 +218,7 @@ def restore_request(
             "leads_sha256": plan.digest,
         },
         matched=n,
-        summary=f"Restore {leads} from {backup.where} (one POST /lead/ each, new ids)",
+        summary=f"Restore {leads(n)} from {backup.where} (one POST /lead/ each, new ids)",
         sample=plan.sample,
         notes=notes,
         send=plan_sender(store, clock, plan, sandbox=sandbox),

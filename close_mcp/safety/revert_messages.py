@@ -10,6 +10,7 @@ from typing import Any
 from close_mcp.close.jobs import PAUSED_STATUS, JobSummary
 from close_mcp.safety.revert_plan import SHOWN_MAX, Plan, normalized
 from close_mcp.safety.snapshot_reader import EditSnapshot
+from close_mcp.wording import leads
 from close_mcp.writes.results import PlanAnswer
 
 
@@ -26,7 +27,7 @@ def plan_notes(
 ) -> list[str]:
     what = "status" if snapshot.field == "status_id" else snapshot.field
     notes = [
-        f"{r.leads} lead{'s' if r.leads != 1 else ''} return to {what} {_label(r.value, labels)}."
+        f"{leads(r.leads)} return to {what} {_label(r.value, labels)}."
         for r in plan.returns[:SHOWN_MAX]
     ]
     if len(plan.returns) > SHOWN_MAX:
@@ -73,12 +74,12 @@ def sending_message(job_id: str) -> str:
 
 def sent_meanwhile(job_id: str, records: list[dict[str, Any]]) -> str:
     jobs = [str(r["job_id"]) for r in records if r.get("job_id")]
-    leads = [str(r["lead_id"]) for r in records if r.get("lead_id")]
+    updated = [str(r["lead_id"]) for r in records if r.get("lead_id")]
     what = []
     if jobs:
         what.append(f"the revert job{'s' if len(jobs) != 1 else ''} {', '.join(jobs)}")
-    if leads:
-        what.append(f"{len(leads)} lead update{'s' if len(leads) != 1 else ''}")
+    if updated:
+        what.append(f"{len(updated)} lead update{'s' if len(updated) != 1 else ''}")
     return (
         f"Another revert_bulk_edit of {job_id} sent {' and '.join(what) or 'requests'} after "
         "this plan was made, so this plan is out of date; nothing was sent. "

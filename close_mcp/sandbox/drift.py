@@ -20,7 +20,7 @@ class Drift:
     method: str
     path: re.Pattern[str]  # relative to /api/v1/
     change: Callable[[Any], Any]
-    what: str  # for --help
+    what: str  # the change in words (cli/main.py writes --help without importing the sandbox)
     when: Callable[[Any], bool] = lambda body: True  # on the request body
 
 
@@ -197,30 +197,26 @@ def _rename(old: str, new: str) -> Callable[[Any], Any]:
     return change
 
 
-# The CRM endpoints (`close_mcp.close.crm`), one drift for each probe of `close-mcp check`:
-# name, GET path (a list, or a list and its items), the key renamed, its new name, what.
+# The CRM endpoints (`close_mcp.close.crm`) and a lead's sequence subscriptions
+# (`close_mcp.close.activities`), one drift for each probe of `close-mcp check`:
+# name, GET path (a list, or a list and its items), the key renamed, its new name.
 CRM_RENAMES: Final = (
-    ("pipeline-statuses", r"pipeline/", "statuses", "stages",
-     "pipelines list their statuses as `stages`"),
-    ("opportunity-status-type", r"status/opportunity/", "type", "status_type",
-     "opportunity statuses say `status_type` instead of `type`"),
-    ("opportunity-user", r"opportunity/(?:[^/]+/)?", "user_id", "owner_id",
-     "opportunities name their user `owner_id`"),
-    ("task-assignee", r"task/(?:[^/]+/)?", "assigned_to", "assignee",
-     "tasks name their assignee `assignee`"),
-    ("export-url", r"export/(?:[^/]+/)?", "download_url", "url",
-     "exports give their file as `url`"),
-    ("event-previous-data", r"event/", "previous_data", "before",
-     "events hold the old object as `before`"),
-)  # fmt: skip
+    ("pipeline-statuses", r"pipeline/", "statuses", "stages"),
+    ("opportunity-status-type", r"status/opportunity/", "type", "status_type"),
+    ("opportunity-user", r"opportunity/(?:[^/]+/)?", "user_id", "owner_id"),
+    ("task-assignee", r"task/(?:[^/]+/)?", "assigned_to", "assignee"),
+    ("export-url", r"export/(?:[^/]+/)?", "download_url", "url"),
+    ("event-previous-data", r"event/", "previous_data", "before"),
+    ("subscription-sequence", r"sequence_subscription/", "sequence_id", "sequence"),
+)
 CRM_DRIFTS: Final[dict[str, Drift]] = {
-    name: Drift("GET", re.compile(path + r"\Z"), _rename(old, new), what)
-    for name, path, old, new, what in CRM_RENAMES
+    name: Drift("GET", re.compile(path + r"\Z"), _rename(old, new), f"`{old}` renamed `{new}`")
+    for name, path, old, new in CRM_RENAMES
 }
 DRIFTS.update(CRM_DRIFTS)
 
 
-# The friendly filter's activity, opportunity, range and prefix forms (issue 26).
+# The friendly filter's activity, opportunity, range and prefix forms.
 FILTER_DRIFTS: Final = _node_drifts(
     ("query-email-activity", _related("activity.email"), "has_related activity.email"),
     ("query-call-activity", _related("activity.call"), "has_related activity.call"),

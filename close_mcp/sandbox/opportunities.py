@@ -238,8 +238,7 @@ class Opportunities(Logged):
             if status.type == "won" and opp.date_won is None:
                 opp.date_won = (now + call.tz).date().isoformat()
             opp.date_lost = now if status.type == "lost" else None
-        opp.date_updated = now
-        opp.updated_by = self.store.me.id
+        opp.touch(now, self.store.me.id)
         after = self.opportunity_json(opp)
         changed = sorted(k for k in after if after[k] != before.get(k) and k != "date_updated")
         if changed:

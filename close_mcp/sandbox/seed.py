@@ -379,8 +379,9 @@ def _opportunity(
         rng.choice(["one_time", "one_time", "monthly", "annual"]),
         {"active": rng.choice([10, 25, 50, 75]), "won": 100, "lost": 0}[status.type],
         rng.choice(["", "Budget approved", "Needs legal review", "Champion: CTO"]),
-        created, updated, won, updated if status.type == "lost" else None,
-        lead.contacts[0].id if lead.contacts and rng.random() < 0.7 else None, users[0], users[0],
+        won, updated if status.type == "lost" else None,
+        lead.contacts[0].id if lead.contacts and rng.random() < 0.7 else None,
+        date_created=created, date_updated=updated, created_by=users[0], updated_by=users[0],
     )  # fmt: skip
 
 
@@ -390,5 +391,6 @@ def _task(lead: Lead, rng: random.Random, task_id: str, users: list[str], now: d
     created = min(now, max(lead.date_created, due - timedelta(days=rng.randint(1, 20))))
     return Task(
         task_id, lead.id, rng.choice(users), rng.choice(TASK_TEXTS), date,
-        due < now and rng.random() < 0.5, created, created, users[0], users[0],
+        due < now and rng.random() < 0.5,
+        date_created=created, date_updated=created, created_by=users[0], updated_by=users[0],
     )  # fmt: skip

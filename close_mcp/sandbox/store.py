@@ -409,8 +409,24 @@ class OpportunityStatus:
     pipeline_id: str
 
 
+@dataclass(kw_only=True)
+class Stamped:
+    """Close's stamps on a record an update through the API changes (an opportunity, a
+    task): when and by whom it was created and last updated. A lead's answer names its
+    creator as `updated_by`, so `Lead` keeps its own."""
+
+    date_created: datetime
+    date_updated: datetime
+    created_by: str | None = None
+    updated_by: str | None = None
+
+    def touch(self, now: datetime, user_id: str) -> None:
+        """Stamped by an update, whatever it changed."""
+        self.date_updated, self.updated_by = now, user_id
+
+
 @dataclass
-class Opportunity:
+class Opportunity(Stamped):
     """`value` is in cents, as Close's; `date_won` is a date (on an active opportunity,
     the expected close date Close's UI shows)."""
 
@@ -422,17 +438,13 @@ class Opportunity:
     value_period: str  # one_time, monthly, annual
     confidence: int
     note: str
-    date_created: datetime
-    date_updated: datetime
     date_won: str | None = None
     date_lost: datetime | None = None
     contact_id: str | None = None
-    created_by: str | None = None
-    updated_by: str | None = None
 
 
 @dataclass
-class Task:
+class Task(Stamped):
     """A lead task (`_type` lead). `date` is a date or a date-time string, as Close takes it."""
 
     id: str
@@ -441,10 +453,6 @@ class Task:
     text: str
     date: str | None
     is_complete: bool
-    date_created: datetime
-    date_updated: datetime
-    created_by: str | None = None
-    updated_by: str | None = None
     contact_id: str | None = None
 
 

@@ -164,8 +164,7 @@ class Tasks(Logged):
         if "text" in data:
             task.text = data["text"]
         now = from_epoch(call.now)
-        task.date_updated = now
-        task.updated_by = self.store.me.id
+        task.touch(now, self.store.me.id)
         after = self.task_json(task)
         changed = sorted(k for k in after if after[k] != before.get(k) and k != "date_updated")
         if changed:
@@ -205,7 +204,8 @@ class Tasks(Logged):
         task = Task(
             store.new_id("task"), lead.id, str(assignee), data["text"],
             date_or_moment(due, "date") if due is not None else None,
-            bool(data.get("is_complete", False)), now, now, store.me.id, store.me.id, contact,
+            bool(data.get("is_complete", False)), contact,
+            date_created=now, date_updated=now, created_by=store.me.id, updated_by=store.me.id,
         )  # fmt: skip
         store.tasks[task.id] = task
         after = self.task_json(task)

@@ -30,6 +30,7 @@ import anyio.lowlevel
 
 from close_mcp.close.client import CloseClient
 from close_mcp.close.lead_walk import iter_leads, pages
+from close_mcp.wording import leads
 from close_mcp.writes.progress import Progress
 
 SHOWN_IDS: Final = 5  # lead ids named in a "what changed" message
@@ -140,9 +141,9 @@ class Binding:
             left = sorted(before.lead_ids - self.lead_ids)
             joined = sorted(self.lead_ids - before.lead_ids)
             if left:
-                parts.append(f"{_leads(len(left))} left the selection ({_some(left)})")
+                parts.append(f"{leads(len(left))} left the selection ({_some(left)})")
             if joined:
-                parts.append(f"{_leads(len(joined))} joined it ({_some(joined)})")
+                parts.append(f"{leads(len(joined))} joined it ({_some(joined)})")
         elif self.leads != before.leads:
             counts = "as many" if self.count == before.count else f"{before.count} then"
             parts.append(f"other leads are selected than the ones previewed ({counts})")
@@ -218,10 +219,6 @@ async def _step_templates(client: CloseClient, steps: Any) -> dict[str, Any]:
 
 def _checking(read: int, matched: int) -> str:
     return f"checking the selection: {read} of {matched} leads read"
-
-
-def _leads(n: int) -> str:
-    return f"{n} lead" if n == 1 else f"{n} leads"
 
 
 def _some(ids: list[str]) -> str:

@@ -126,7 +126,3 @@ async def handle_selection(invocation: Invocation, handle: str, also: list[str])
     runtime = invocation.runtime
     held = await resolve_handle(runtime.store, handle, invocation.call.client.caller)
     return held.selection
-
-
-def leads(n: int) -> str:
-    return f"{n} lead" if n == 1 else f"{n} leads"

@@ -3,9 +3,10 @@ one Close bulk job, always confirmed by the number of leads typed; a backup of t
 taken first (`close-mcp restore` brings them back, with new ids)."""
 
 from close_mcp.safety.snapshot_writer import BackupBeforeDelete
-from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.bulk import selection_request
 from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.wording import leads
 from close_mcp.writes.request import WriteRequest
 
 

@@ -12,9 +12,10 @@ from close_mcp.close.jobs import job_echo
 from close_mcp.errors import ArgumentError
 from close_mcp.safety.snapshot_writer import SnapshotBeforeEdit
 from close_mcp.selection.values import check_custom_value
-from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.bulk import selection_request
 from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
 from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.wording import leads
 from close_mcp.writes.request import WriteRequest
 
 

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.bulk import selection_request
 from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.reach import bulk_sender, count_reach, email_note
 from close_mcp.server.tools.rendering import active_template, render_bulk_email
 from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.wording import leads
 from close_mcp.writes.request import WriteRequest
 
 

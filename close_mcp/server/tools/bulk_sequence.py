@@ -9,10 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from close_mcp.errors import ArgumentError
-from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.bulk import selection_request
 from close_mcp.server.tools.declare import EMAILS, Invocation, WriteTool
 from close_mcp.server.tools.reach import count_reach, sequence_note, subscribed_contacts
 from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.wording import leads
 from close_mcp.writes.request import WriteRequest
 
 Action = Literal["subscribe", "pause", "resume", "resume_finished"]

@@ -18,9 +18,10 @@ from pydantic import Field
 from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import EXPORT_KEYS
 from close_mcp.errors import MalformedResponse
-from close_mcp.server.tools.bulk import leads, selection_request
+from close_mcp.server.tools.bulk import selection_request
 from close_mcp.server.tools.declare import Invocation, WriteTool, writes
 from close_mcp.server.tools.selection import BulkSelection
+from close_mcp.wording import leads
 from close_mcp.writes.progress import Progress
 from close_mcp.writes.reconcile import RecentLookup, Reconciler
 from close_mcp.writes.request import WriteRequest

@@ -255,7 +255,7 @@ async def _resumed_anyway(
 ) -> WriteResult | None:
     """Close refused the PUT, yet the job (paused when this call checked it) runs now: a first
     try whose answer was lost to a 5xx resumed it before the client retried, or someone else
-    did. Read the job before reporting "cannot resume" (issue 25); None if it is not running."""
+    did. Read the job before reporting "cannot resume"; None if it is not running."""
     try:
         job = summarize_job(await control.client.get(control.path))
     except CloseError:

@@ -24,6 +24,7 @@ from close_mcp.safety.revert_messages import plan_notes
 from close_mcp.safety.revert_plan import plan_body, plan_document
 from close_mcp.safety.snapshot_reader import load_edit_snapshot
 from close_mcp.server.tools.declare import CHANGES, Invocation, WriteTool
+from close_mcp.wording import leads
 from close_mcp.writes.request import WriteRequest
 
 TOOL: Final = "revert_bulk_edit"
@@ -105,8 +106,7 @@ async def prepare_revert(invocation: Invocation, args: RevertArguments) -> Write
         path=job_path("edit") if plan.starts_jobs else "lead/",
         body=plan_body(snapshot, plan, args.include_changed_since),
         matched=plan.leads,
-        summary=f"Revert {job_id}: put the old value back on {plan.leads} "
-        f"lead{'s' if plan.leads != 1 else ''}",
+        summary=f"Revert {job_id}: put the old value back on {leads(plan.leads)}",
         sample=plan.sample,
         notes=notes,
         send=plan_sender(runtime.clock, runtime.store, snapshot, plan.requests, plan.leads),

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from close_mcp.cli import commands
-from close_mcp.safety.restore import Progress, progress_path
+from close_mcp.safety.restore import Progress, Report, progress_path
 from close_mcp.safety.snapshot_reader import read_backup
 from close_mcp.sandbox import Sandbox
 from tests.safety_net import backup_file, mode_of
@@ -182,3 +182,20 @@ def test_restore_command_by_job_id_holds_the_backup_lock(
         "this again: it skips what that run restored.\n"
     )
     assert out.getvalue() == ""
+
+
+def test_the_summary_line_names_each_outcome_that_happened_in_order() -> None:
+    report = Report(
+        restored={"lead_a": "lead_n"},
+        already_restored={"lead_b": "lead_m"},
+        failed={"lead_c": "400", "lead_d": "400"},
+        outcome_unknown={"lead_e": "timeout"},
+        stopped="the progress file could not be written",
+    )
+    assert commands.restore_summary(report, 6) == (
+        "close-mcp: restored 1 of 6 leads; 1 already restored by an earlier run; 2 failed "
+        "(see 'failed'; a re-run sends them again); 1 outcome unknown: see 'outcome_unknown', "
+        "check in Close whether they exist, then --retry-unknown sends them again; stopped: the "
+        "progress file could not be written"
+    )
+    assert commands.restore_summary(Report(), 0) == "close-mcp: restored 0 of 0 leads"

@@ -17,6 +17,7 @@ from close_mcp.safety.records import (
     RecordPlan,
     RecordSnapshot,
     plan_changes,
+    plan_notes,
     plan_sender,
     plan_undo,
     same,
@@ -250,3 +251,28 @@ async def test_no_undo_is_planned_while_its_run_is_being_sent() -> None:
     await store.add("lock:records-run:oppupd_ab", "a replica", ttl_s=60)
     with pytest.raises(Busy, match="still being sent"):
         await plan_undo(client, store, OPPS, "oppupd_ab")
+
+
+def test_the_notes_say_each_part_of_a_plan_that_is_there_in_order() -> None:
+    put = RecordChange("t1", "PUT", {"text": "a"}, {"text": "b"})
+    post = RecordChange("t2", "POST", {"lead_id": "lead_1", "text": "Call"}, None)
+    plan = RecordPlan(
+        [put, post], already=2, changed_since=[{"id": "t3"}], not_found=["t4", "t5", "t6"]
+    )
+    sends = (
+        "Sends 2 requests, one per task, paced at Close's rate limit; the old values are saved "
+        "first, and the result names the run to undo."
+    )
+    assert plan_notes(TASKS, plan, undo=True) == [
+        sends,
+        "2 tasks have their old values: nothing to do.",
+        "1 tasks were changed by someone else since the run and are left alone "
+        "(left_alone.changed_since).",
+        "3 tasks of the run no longer exist.",
+        "Deleted tasks are created again from their backup, with new ids.",
+    ]
+    assert plan_notes(OPPS, RecordPlan([put], already=1)) == [
+        "Sends 1 request, one per opportunity, paced at Close's rate limit; the old values are "
+        "saved first, and the result names the run to undo.",
+        "1 opportunities already have these values: nothing to do.",
+    ]
