@@ -90,14 +90,19 @@ async def _update(
 # -- pipelines and opportunity statuses --------------------------------------------------
 
 
-async def shown(client: CloseClient, path: str) -> bool:
+async def shown(client: CloseClient, path: str, seen: dict[str, bool] | None = None) -> bool:
     """Whether Close shows the object at `path` to the client's key (a 404 or 403: it does
-    not, as for a key of another organization)."""
+    not, as for a key of another organization); asked once per path `seen` keeps."""
+    if seen is not None and path in seen:
+        return seen[path]
     try:
         await client.get(path, params={"_fields": "id"})
+        found = True
     except (NotFound, PermissionDenied):
-        return False
-    return True
+        found = False
+    if seen is not None:
+        seen[path] = found
+    return found
 
 
 async def list_pipelines(client: CloseClient) -> list[JSON]:

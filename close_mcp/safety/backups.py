@@ -21,7 +21,7 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import iter_events, shown
 from close_mcp.close.jobs import job_path
 from close_mcp.errors import SafetyNetError
-from close_mcp.safety.merge import journal_key
+from close_mcp.safety.merge_journal import journal_key
 from close_mcp.safety.snapshot_reader import find_backup, iter_backup_file
 from close_mcp.safety.snapshot_writer import STORE_REF, backup_key, reference
 from close_mcp.store import StateStore

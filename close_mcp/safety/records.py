@@ -396,11 +396,6 @@ async def plan_undo(
 
     leads: dict[str, bool] = {}  # whether the caller's key sees each lead (asked once each)
 
-    async def on_shown_lead(lead_id: str | None) -> bool:
-        if lead_id is not None and lead_id not in leads:
-            leads[lead_id] = await shown(client, f"lead/{lead_id}/")
-        return leads.get(str(lead_id), False)
-
     async for batch in run_changes(store, run_id):
         for change in batch:
             if change.method == "POST":
@@ -425,7 +420,7 @@ async def plan_undo(
                     latest = await made_unseen(client, store, Wanted.of(kind.path(), change, same))
                 if now is not None or (latest is not None and await read(latest) is not None):
                     plan.already += 1  # never deleted, or created again by an earlier undo
-                elif not await on_shown_lead(change.lead_id):
+                elif not await shown(client, f"lead/{change.lead_id}/", leads):
                     plan.not_found.append(change.id)  # its lead is gone, or not this key's
                 else:
                     plan.changes.append(
