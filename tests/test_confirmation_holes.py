@@ -25,14 +25,16 @@ import httpx
 import pytest
 from mcp import types
 
+from bench.tokens import count_tokens
 from close_mcp.clock import FakeClock
 from close_mcp.sandbox import SANDBOX_API_KEY, Sandbox, emails
 from close_mcp.sandbox.store import Job
 from close_mcp.server.runtime import SANDBOX_BASE_URL
-from tests.harness import MODES, Harness, Mode, StartHarness, run_to_done
+from tests.harness import MODES, Harness, Mode, StartHarness, run_to_done, text_of
 from tests.ids import field_id, status_id
 from tests.queries import LEAD, lead_and, negated, status_condition, status_query
 from tests.reliability.test_secrets import CANARY, FORMS
+from tests.safety_net import delete_canceled
 
 pytestmark = [pytest.mark.anyio, pytest.mark.harness(n_leads=40)]
 
@@ -694,3 +696,47 @@ async def test_the_newest_write_tools_never_show_the_key(
     assert audit.count('"outcome": "submitted"') >= 10  # the scan covered real writes
     assert sandbox.faults_pending == 0
     assert "Close did not accept the API key" in seen[-1]
+
+
+@pytest.mark.harness(n_leads=120, toolsets="all")
+async def test_the_newest_write_tools_preview_long_crm_text_within_1500_tokens(
+    h: Harness,
+) -> None:
+    """Lead names and task texts of 3,000 characters (Close sets no short limit): every
+    preview of the newest write tools, and of a bulk delete, stays within 1,500 tokens; the
+    token still binds the whole text (a task's text changed at its end refuses it)."""
+    store = h.sandbox.store
+    for i, lead in enumerate(store.leads.values()):
+        lead.name = f"Lead {i} " + "Acme Corporation International " * 100
+    for i, task in enumerate(store.tasks.values()):
+        task.text = f"Task {i} " + "call back about the renewal terms " * 90
+    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    tasks = {"where": {"assignee": user, "is_complete": False}, "delete": True}
+    job_id, _ = await delete_canceled(h)
+    ids = sorted(store.leads)
+    calls: list[tuple[str, JSON]] = [
+        ("update_tasks", tasks),
+        ("update_opportunities", {"where": {"status_type": "active"}, "change": {"confidence": 3}}),
+        ("export_leads", QUALIFIED),
+        ("restore_leads", {"backup": job_id}),
+        (
+            "merge_leads",
+            {"pairs": [{"source": ids[i], "destination": ids[i + 1]} for i in range(0, 40, 2)]},
+        ),
+        ("create_bulk_delete", QUALIFIED),
+    ]
+    sizes = {}
+    for tool, args in calls:
+        result = await h.call_raw(tool, args)
+        assert not result.is_error, text_of(result)
+        sizes[tool] = count_tokens(text_of(result))
+    assert {tool: size for tool, size in sizes.items() if size > 1500} == {}
+    first = await h.call("update_tasks", tasks)
+    last = max((t for t in store.tasks.values() if t.assigned_to == user and not t.is_complete),
+               key=lambda t: t.id)  # fmt: skip
+    last.text += "!"
+    changed = await h.call(
+        "update_tasks", {**tasks, "confirmation_token": first["confirmation_token"]}
+    )
+    assert changed["status"] == "refused"
+    assert h.writes() == [w for w in h.writes() if "bulk_action/delete" in w.path]

@@ -62,7 +62,7 @@ from close_mcp.safety.recreations import (
     recorded,
 )
 from close_mcp.safety.revert_plan import normalized
-from close_mcp.selection.sample import LeadSample
+from close_mcp.selection.sample import LeadSample, clipped_texts
 from close_mcp.store import Busy, StateStore, held
 from close_mcp.wording import sentences
 from close_mcp.writes.progress import Progress
@@ -74,6 +74,7 @@ MAX_RECORDS: Final = 5_000
 PER_LEAD_MAX: Final = 20  # leads; more: the list is read once and narrowed to them
 LEAD_WALK_MAX: Final = 10_000  # one walk of Close's search yields at most this many
 SHOWN_MAX: Final = 3
+TEXT_SHOWN: Final = 200  # characters of a value a preview's requests show (a task's text)
 LINES_BATCH: Final = 1000
 UNDO_LOCK_TTL_S: Final = 3600.0
 RUN_ID_CHARS: Final = 20
@@ -257,7 +258,10 @@ def plan_body(kind: RecordKind, what: dict[str, Any], plan: RecordPlan) -> dict[
     asked), the first requests, the counts, and the digest of every request."""
     body: dict[str, Any] = {
         **what,
-        "requests": [{"path": "/" + c.path(kind), **c.shown()} for c in plan.changes[:SHOWN_MAX]],
+        "requests": [
+            {"path": "/" + c.path(kind), **clipped_texts(c.shown(), TEXT_SHOWN)}
+            for c in plan.changes[:SHOWN_MAX]
+        ],
         "requests_count": len(plan.changes),
         "already_count": plan.already,
         "requests_sha256": plan.sha256,
@@ -386,6 +390,7 @@ async def plan_undo(
             "nothing was sent. Undo it once it is done."
         )
     plan = RecordPlan()
+    leads: dict[str, bool] = {}  # whether the caller's key sees each lead (asked once each)
 
     async def read(record_id: str) -> dict[str, Any] | None:
         try:
@@ -393,8 +398,6 @@ async def plan_undo(
         except NotFound:
             return None
         return found
-
-    leads: dict[str, bool] = {}  # whether the caller's key sees each lead (asked once each)
 
     async for batch in run_changes(store, run_id):
         for change in batch:
