@@ -8,10 +8,13 @@ import gzip
 import hashlib
 import json
 
+import httpx
 import pytest
 
 from bench.tokens import count_tokens
+from close_mcp.clock import FakeClock
 from close_mcp.close.crm import download_export
+from close_mcp.sandbox import Sandbox
 from tests.harness import MODES, Harness, Mode, StartHarness, text_of
 from tests.ids import status_id
 
@@ -135,3 +138,38 @@ async def test_an_export_of_the_most_fields_previews_within_1500_tokens_and_send
     )
     assert done["status"] == "submitted", done
     assert [w.json["fields"] for w in h.writes()] == [fields]
+
+
+class ExportsRefusedAtLength(httpx.AsyncBaseTransport):
+    """The sandbox, with Close refusing `POST /export/lead/` with one field error for each of
+    200 field names (as Close lists every field of a body it refuses)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/api/v1/export/lead/":
+            errors = {
+                f"fields.{i}": f"Unknown field custom.cf_{i:04d}AbCdEfGhIjKlMnOpQrSt."
+                for i in range(200)
+            }
+            return httpx.Response(400, json={"errors": [], "field-errors": errors})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_export_close_refuses_at_length_is_a_short_tool_error(
+    start_harness: StartHarness,
+) -> None:
+    clock = FakeClock()
+    sandbox = Sandbox(n_leads=60, clock=clock)
+    h = await start_harness(sandbox=sandbox, clock=clock,
+                            transport=ExportsRefusedAtLength(sandbox.transport()))  # fmt: skip
+    first = await h.call("export_leads", ARGS)
+    result = await h.call_raw(
+        "export_leads", {**ARGS, "confirmation_token": first["confirmation_token"]}
+    )
+    assert result.is_error
+    text = text_of(result)
+    assert "Close rejected the request: fields.0: Unknown field custom.cf_0000" in text
+    assert count_tokens(text) <= 1500
+    assert "190 more" in text

@@ -142,6 +142,10 @@ def _error_message(body: JSON) -> str:
     return ""
 
 
+# Errors a message names of an answer 400 (Close lists every field of a body it refuses).
+ERRORS_SHOWN = 10
+
+
 def error_from_response(
     response: httpx.Response, body: JSON, method: str, path: str
 ) -> CloseAPIError:
@@ -160,6 +164,8 @@ def error_from_response(
             if isinstance(raw_errors, list):
                 errors = [str(e) for e in raw_errors]
         parts = [f"{field}: {msg}" for field, msg in field_errors.items()] + errors
+        if len(parts) > ERRORS_SHOWN:  # all of them stay in `field_errors` and `errors`
+            parts = [*parts[:ERRORS_SHOWN], f"and {len(parts) - ERRORS_SHOWN} more"]
         message = "Close rejected the request: " + ("; ".join(parts) or detail or "invalid request")
         return InvalidRequest(message, field_errors=field_errors, errors=errors, **where)
     if status == 401:
