@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -404,3 +406,58 @@ async def test_another_organizations_key_cannot_read_or_undo_a_run(
     for tool, run in (("update_tasks", deleted), ("update_opportunities", changed)):
         undone = await org_a.confirmed(tool, {"undo": run["result"]["run_id"]})
         assert undone["status"] == "submitted", undone
+
+
+@pytest.mark.harness(store_file=True)
+async def test_an_undo_planned_before_another_undo_of_the_run_was_sent_sends_nothing(
+    start_harness: StartHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people confirm an undo of one run on two replicas; replica B pauses between
+    planning and sending (a slow disk under its snapshot) while A's undo goes, and a
+    colleague then sets one opportunity again. B's plan is out of date: it sends nothing,
+    neither A's puts again nor over the colleague's value."""
+    a = await start_harness()
+    b = await start_harness(sandbox=a.sandbox, clock=a.clock)
+    user = owner_with_opps(a)
+    done = await a.confirmed("update_opportunities", {"where": {"user": user},
+                                                      "change": {"confidence": 95}})  # fmt: skip
+    n, run = done["result"]["done_count"], done["result"]["run_id"]
+    undo = {"undo": run}
+    token_a = (await a.call("update_opportunities", undo))["confirmation_token"]
+    token_b = (await b.call("update_opportunities", undo))["confirmation_token"]
+    paused, resume = anyio.Event(), anyio.Event()
+    extend = b.runtime.store.extend
+
+    async def slow_disk(key: str, lines: Any) -> None:
+        paused.set()
+        await resume.wait()
+        await extend(key, lines)
+
+    monkeypatch.setattr(b.runtime.store, "extend", slow_disk)
+    answers: list[dict[str, Any]] = []
+    a.clear()
+    async with anyio.create_task_group() as tg:
+
+        async def confirm_b() -> None:
+            result = await b.call_raw(
+                "update_opportunities", {**undo, "confirmation_token": token_b}
+            )
+            answers.append(
+                {"error": text_of(result)} if result.is_error else result.structured_content or {}
+            )
+
+        tg.start_soon(confirm_b)
+        await paused.wait()
+        by_a = await a.call("update_opportunities", {**undo, "confirmation_token": token_a})
+        assert by_a["status"] == "submitted", by_a
+        assert by_a["result"]["done_count"] == n
+        colleague = next(o for o in a.sandbox.store.opportunities.values() if o.user_id == user)
+        colleague.confidence = 70
+        resume.set()
+    (answer,) = answers
+    assert answer["error"].startswith(
+        f"Error executing tool update_opportunities: Another undo of {run} was sent after this "
+        "plan was made"
+    ), answer
+    assert len([w for w in a.writes() if w.method == "PUT"]) == n  # A's alone
+    assert colleague.confidence == 70

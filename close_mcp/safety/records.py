@@ -25,10 +25,9 @@ it sets and how it selects):
 - The undo (`plan_undo`): reads the run back and each record now, with the caller's key (a
   deleted task's lead too: a run none of whose records it sees is "no saved run"); a record
   that still holds what the run set gets its old values back, a deleted task is created again
-  (a new id, kept as `recreations` says: it comes back once however often the run is undone,
-  and the undo of an undo deletes it); one changed by someone else since is left alone. It is
-  itself a run, sent under the lock `records-undo:<run_id>` (one undo at a time across
-  replicas), refused when another undo made its re-creations meanwhile.
+  once (`recreations`; the undo of an undo deletes it); one changed since is left alone. It is
+  a run too, sent under the lock `records-undo:<run_id>`, and refused there when another undo
+  of the run was sent after it was planned (`records-undone:<run_id>`).
 """
 
 from __future__ import annotations
@@ -78,6 +77,7 @@ TEXT_SHOWN: Final = 200  # characters of a value a preview's requests show (a ta
 LINES_BATCH: Final = 1000
 UNDO_LOCK_TTL_S: Final = 3600.0
 RUN_ID_CHARS: Final = 20
+UNDONE: Final = "records-undone:"  # + a run's id: the id of its latest undo sent
 Method = Literal["PUT", "DELETE", "POST"]
 
 
@@ -146,6 +146,7 @@ class RecordPlan:
     not_found: list[str] = field(default_factory=list)  # undo: records gone since
     # undo: each record to create again -> its latest re-creation when planned (None: none)
     recreations: dict[str, str | None] = field(default_factory=dict)
+    undone: str | None = None  # undo: the run's latest undo sent when planned (None: none)
 
     @property
     def sha256(self) -> str:
@@ -389,7 +390,7 @@ async def plan_undo(
             f"The run {run_id} is still being sent (by this server or another replica); "
             "nothing was sent. Undo it once it is done."
         )
-    plan = RecordPlan()
+    plan = RecordPlan(undone=await store.get(UNDONE + run_id))
     leads: dict[str, bool] = {}  # whether the caller's key sees each lead (asked once each)
 
     async def read(record_id: str) -> dict[str, Any] | None:
@@ -497,17 +498,16 @@ def plan_sender(
             "still to do."
         )
         async with held(store, undo_lock(undoing), ttl_s=UNDO_LOCK_TTL_S, busy=busy):
-            meanwhile = [
-                old
-                for old, seen in plan.recreations.items()
-                if await latest_recreation(store, old) != seen
+            # Planned before another undo of the run went (or made its re-creations)?
+            stale = [
+                o for o, s in plan.recreations.items() if await latest_recreation(store, o) != s
             ]
-            if meanwhile:
+            if stale or await store.get(UNDONE + undoing) != plan.undone:
                 raise SafetyNetError(
-                    f"Another undo of {undoing} created {len(meanwhile)} of these "
-                    f"{kind.plural} again after this plan was made, so it is out of date; "
-                    "nothing was sent. Call again: it plans only what is still to do."
+                    f"Another undo of {undoing} was sent after this plan was made, so it is out "
+                    "of date; nothing was sent. Call again: it plans only what is still to do."
                 )
+            await store.put(UNDONE + undoing, run_id)
             return await _send_all(
                 client, store, clock, kind, run_id, plan.changes, sender, progress
             )
