@@ -9,7 +9,6 @@ link unless `send_done_email` is false).
 
 import hashlib
 import json
-import logging
 from dataclasses import replace
 from typing import Annotated, Any, Final, Literal
 
@@ -27,8 +26,6 @@ from close_mcp.writes.reconcile import RecentLookup, Reconciler
 from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.results import PlanAnswer
 from close_mcp.writes.sender import Sender, WriteContext
-
-log = logging.getLogger(__name__)
 
 TOOL: Final = "export_leads"
 PATH: Final = "export/lead/"
@@ -77,16 +74,9 @@ def follower(
     clock = context.clock
 
     async def send(sender: Sender, progress: Progress | None) -> PlanAnswer:
-        recent = Reconciler(context, client)
-        answer = await sender.send(
-            "POST", PATH, body, matched=matched, reconcile=recent.reconciler(lookup, body)
-        )
+        found = Reconciler(context, client).reconciler(lookup, body)
+        answer = await sender.send("POST", PATH, body, matched=matched, reconcile=found)
         export = shown(answer)
-        try:  # claimed, so no later lost answer takes it for its own
-            await recent.attribute(export["id"], TOOL)
-        except Exception as exc:  # Close made it: bookkeeping never turns that into an error
-            log.error("%s: could not record export %s in the state store: %s", TOOL,
-                      export["id"], exc)  # fmt: skip
         sender.record("submitted", path="/" + PATH, body=body, matched=matched,
                       job_id=export["id"])  # fmt: skip
         started = clock.time()
