@@ -272,5 +272,9 @@ class LockLost(CloseMcpError):
     """A lock renewed while held is no longer ours (it expired and someone else took it)."""
 
 
+class EntryChanged(CloseMcpError):
+    """A journal entry changed between its read and its atomic replacement (another run)."""
+
+
 class DemoFailed(CloseMcpError):
     """A tool call of `close-mcp demo` failed; the message names the tool and its error."""

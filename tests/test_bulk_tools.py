@@ -629,7 +629,7 @@ async def test_elicitation_with_the_right_number_deletes(start_harness: StartHar
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("typed", ["8", 8.0, True, None])
+@pytest.mark.parametrize("typed", ["8", "12", 8.0, 3.5, True, None])
 async def test_a_count_that_is_not_an_integer_is_refused(
     typed: Any, start_harness: StartHarness
 ) -> None:

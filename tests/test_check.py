@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from close_mcp.cli.check import check, item_problems, list_problems, rate_limit_problems
+from close_mcp.cli.check import check
+from close_mcp.cli.check_shapes import item_problems, list_problems, rate_limit_problems
 from close_mcp.cli.main import DRIFT_NAMES, build_parser, main
 from close_mcp.clock import FakeClock
 from close_mcp.close.catalog import Status
@@ -25,7 +27,8 @@ SENDER = "sandra@sandbox.example"
 
 
 def a_sandbox(drift: str | None = None) -> Sandbox:
-    """A small sandbox with a job of two kinds and an email, so list items are checked too."""
+    """A small sandbox with a job of two kinds, an email and a subscription of the lead the
+    check samples, so list items are checked too."""
     sandbox = Sandbox(n_leads=30, clock=FakeClock(), drift=drift)
     store = sandbox.store
     lead = next(iter(store.leads.values()))
@@ -37,6 +40,11 @@ def a_sandbox(drift: str | None = None) -> Sandbox:
     )
     sandbox.jobs.create("delete", {"s_query": s_query}, now)
     emails.create(store, {"lead_id": lead.id, "status": "draft", "body_text": "x"}, now)
+    sampled = max(store.leads.values(), key=lambda lead: lead.date_created)  # search's order
+    sub = next(iter(store.subscriptions.values()))
+    store.subscriptions[sub.id] = replace(
+        sub, lead_id=sampled.id, contact_id=sampled.contacts[0].id
+    )
     export = {"s_query": s_query, "format": "json", "type": "leads"}
     sandbox.crm.exports.create_export(Call("POST", {}, {}, export, now))
     return sandbox
@@ -85,6 +93,7 @@ EXPECTED_REQUESTS = [
     ("GET", "bulk_action/sequence_subscription/"),
     ("GET", "bulk_action/delete/"),
     ("GET", "activity/email/"),
+    ("GET", "sequence_subscription/"),  # the sampled lead's
     ("GET", "pipeline/"),
     ("GET", "status/opportunity/"),
     ("GET", "opportunity/"),
@@ -95,7 +104,7 @@ EXPECTED_REQUESTS = [
     ("GET", "export/{id}/"),
     ("GET", "event/"),
 ]
-ROWS = 40
+ROWS = 41
 KINDS = [
     "lead-id reference",
     "offset moment",
@@ -143,6 +152,10 @@ def test_against_the_sandbox_every_endpoint_is_ok_and_exit_0() -> None:
         row("GET bulk_action/sequence_subscription/", "ok (jobs: none yet, only the list checked)"),
         row("GET bulk_action/delete/", "ok (jobs: 1 checked)"),
         row("GET activity/email/", "ok (emails: 1 checked)"),
+        row(
+            "GET sequence_subscription/ (lead_id)",
+            "ok (the sampled lead's subscriptions: 1 checked)",
+        ),
         row("GET pipeline/", "ok (pipelines: 2 checked)"),
         row("GET status/opportunity/", "ok (statuses: 8 checked)"),
         row("GET opportunity/", "ok (opportunities: 10 checked)"),
@@ -270,6 +283,9 @@ DRIFTED = {
             "GET event/ (deleted leads)",
             "differs: data[0].previous_data missing (and in 2 more items)",
         )
+    ],
+    "subscription-sequence": [
+        row("GET sequence_subscription/ (lead_id)", "differs: data[0].sequence_id missing")
     ],
 }
 

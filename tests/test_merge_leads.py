@@ -10,11 +10,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from bench.tokens import count_tokens
 from close_mcp.clock import FakeClock
-from close_mcp.safety.merge import journal_key, merge_request, plan_merge
+from close_mcp.safety.merge import merge_request, plan_merge
+from close_mcp.safety.merge_journal import LOCK_TTL_S, journal_key
 from close_mcp.sandbox import Sandbox
 from close_mcp.sandbox.store import Lead
 from close_mcp.writes.sender import Sender
@@ -151,6 +154,24 @@ async def test_a_wrong_count_typed_refuses_and_sends_nothing(start_harness: Star
     assert dup.id in h.sandbox.store.leads
 
 
+@pytest.mark.parametrize("typed", ["1", 3.5])
+async def test_a_count_of_pairs_that_is_not_an_integer_is_refused(
+    start_harness: StartHarness, typed: Any
+) -> None:
+    """The refusal names what the question asked the person to count: pairs."""
+    h = await start_harness(elicit=accept({"count": typed}))
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    answer = await h.confirmed(
+        "merge_leads", {"pairs": [{"source": dup.id, "destination": one.id}]}
+    )
+    assert (answer["status"], answer["reason"]) == (
+        "refused",
+        f"the person's answer {typed!r} is not a whole number of pairs",
+    )
+    assert h.writes() == []
+
+
 @pytest.mark.parametrize("drift", ["source renamed", "contact added", "duplicate added"])
 async def test_a_lead_changed_or_a_duplicate_added_since_the_preview_refuses(
     h: Harness, drift: str
@@ -201,7 +222,10 @@ async def test_a_pair_close_refuses_is_listed_and_left_out_of_the_backup(h: Harn
     assert again["preview"]["matched"] == 1
 
 
-async def test_a_pair_an_earlier_run_sent_is_never_sent_again(h: Harness) -> None:
+async def test_a_pair_an_earlier_run_sent_is_not_sent_again_within_the_hour(
+    start_harness: StartHarness,
+) -> None:
+    h = await start_harness(clock=SteppedClock())
     one, two = originals(h, 2)
     dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
     # The answer to the first merge is lost, and the source is still there: outcome unknown.
@@ -222,7 +246,7 @@ async def test_a_pair_an_earlier_run_sent_is_never_sent_again(h: Harness) -> Non
     assert retry["reason"] == "no pair of leads to merge"
     assert h.writes() == []
     again = await h.call("merge_leads", {"pairs": args["pairs"][:1], "dry_run": True})
-    assert any("sent by an earlier run" in n for n in again["preview"]["notes"])
+    assert any("is held back until" in n for n in again["preview"]["notes"])
 
 
 async def test_an_answer_lost_after_the_merge_counts_as_merged(h: Harness) -> None:
@@ -308,8 +332,9 @@ async def test_a_preview_of_the_most_pairs_with_long_names_stays_small(h: Harnes
 
 async def test_a_long_run_sends_progress_on_each_pair(start_harness: StartHarness) -> None:
     """Each request takes a second of the fake clock: the confirmed call reports each pair
-    (at most one notification a second), ending with the last."""
-    clock = FakeClock()
+    (at most one notification a second), ending with the last. (The lock's renewal waits on
+    the stepped clock, which only requests move here; a FakeClock's sleep would race it.)"""
+    clock = SteppedClock()
     sandbox = Sandbox(n_leads=60, clock=clock)
     h = await start_harness(
         sandbox=sandbox, clock=clock, transport=OneSecondPerRequest(sandbox.transport(), clock)
@@ -344,7 +369,7 @@ async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
     dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
     client = h.runtime.call(None).client
     plan = await plan_merge(
-        h.runtime.store, client, key=None, selection=None,
+        h.runtime.store, h.clock, client, key=None, selection=None,
         pairs=[(dup_one.id, one.id), (dup_two.id, two.id)],
     )  # fmt: skip
 
@@ -363,3 +388,254 @@ async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
     assert answer.result["skipped_count"] == 1
     assert merges(h) == [{"source": dup_two.id, "destination": two.id}]
     assert dup_one.id in h.sandbox.store.leads
+
+
+class SteppedClock(FakeClock):
+    """A fake clock whose `sleep` waits until the test moves time past its end: a slow Close
+    and the lock's renewal beats then run while the test says time passes, no sooner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sleepers: list[tuple[float, anyio.Event]] = []
+        self.long_sleep = anyio.Event()  # a sleep of at least LOCK_TTL_S began
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds >= LOCK_TTL_S:
+            self.long_sleep.set()
+        wake = anyio.Event()
+        self._sleepers.append((self.time() + max(seconds, 0.0), wake))
+        await wake.wait()
+
+    async def pass_time(self, seconds: float, *, step: float = 60.0) -> None:
+        """Move on `seconds`, `step` at a time, letting every woken task run in between."""
+        end = self.time() + seconds
+        while self.time() < end:
+            self.advance(min(step, end - self.time()))
+            due = [s for s in self._sleepers if s[0] <= self.time()]
+            self._sleepers = [s for s in self._sleepers if s[0] > self.time()]
+            for _, wake in due:
+                wake.set()
+            for _ in range(50):  # the woken tasks reach the store and sleep again
+                await anyio.lowlevel.checkpoint()
+
+
+async def test_the_merge_lock_outlives_a_run_longer_than_its_lifetime(
+    start_harness: StartHarness,
+) -> None:
+    """Close answers one merge three lock lifetimes late (429 waits, a slow Close): while the
+    run waits, the lock is renewed, so a second run two lifetimes in is still refused."""
+    clock = SteppedClock()
+    h = await start_harness(sandbox=Sandbox(n_leads=60, clock=clock), clock=clock)
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    slow = {"pairs": [{"source": dup_one.id, "destination": one.id}]}
+    other = {"pairs": [{"source": dup_two.id, "destination": two.id}]}
+    h.sandbox.inject_faults("slow", 1, "lead/merge/", "POST", seconds=3 * LOCK_TTL_S)
+    token = (await h.call("merge_leads", slow))["confirmation_token"]
+    answers: dict[str, dict[str, Any]] = {}
+
+    async def first_run() -> None:
+        answers["slow"] = await h.call("merge_leads", {**slow, "confirmation_token": token})
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(first_run)
+        await clock.long_sleep.wait()  # the first merge reached Close, which is slow
+        await clock.pass_time(2 * LOCK_TTL_S)
+        preview = await h.call("merge_leads", other)
+        refused = await h.error(
+            "merge_leads", {**other, "confirmation_token": preview["confirmation_token"]}
+        )
+        await clock.pass_time(LOCK_TTL_S + 60)
+    assert refused.startswith("another merge_leads run is being sent"), refused
+    assert answers["slow"]["status"] == "submitted", answers["slow"]
+    assert answers["slow"]["result"]["merged_count"] == 1
+    assert merges(h) == [{"source": dup_one.id, "destination": one.id}]
+    assert dup_two.id in h.sandbox.store.leads
+
+
+# -- pairs whose earlier attempt had an unknown outcome ----------------------------------------
+
+UNKNOWN_AGAIN = (
+    "1 pair whose earlier attempt had an unknown outcome still has its source an hour later: "
+    "not merged, offered again."
+)
+
+
+def entry_of(value: str | None) -> dict[str, Any]:
+    assert value is not None
+    parsed: dict[str, Any] = json.loads(value)
+    return parsed
+
+
+async def test_an_unknown_outcome_is_offered_again_an_hour_later_while_its_source_exists(
+    start_harness: StartHarness,
+) -> None:
+    h = await start_harness(clock=SteppedClock())
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    args = {"pairs": [{"source": dup.id, "destination": one.id}]}
+    # The answer to the merge is lost and the source is still there: outcome unknown.
+    h.sandbox.inject_faults("timeout", 1, "lead/merge/", "POST")
+    done = await h.confirmed("merge_leads", args)
+    assert done["result"]["outcome_unknown_count"] == 1
+    assert "a preview an hour from now offers them again" in done["message"]
+    written = entry_of(await h.runtime.store.get(journal_key(dup.id)))
+    assert (written["state"], written["at"]) == ("outcome_unknown", h.clock.time())
+
+    # Within the hour a run may still be sending it (or Close merging it): held back, and
+    # the preview says until when. The source is looked up in Close first.
+    h.clear()
+    h.clock.advance(LOCK_TTL_S - 60)
+    soon = await h.call("merge_leads", {**args, "dry_run": True})
+    assert soon["preview"]["matched"] == 0
+    assert [(r.method, r.path) for r in h.sandbox.requests if r.method == "GET"] == [
+        ("GET", f"/api/v1/lead/{dup.id}/")
+    ]
+    assert (
+        f"1 pair whose earlier attempt had an unknown outcome is held back until "
+        f"2026-01-01T01:00:00Z (an hour after it, when no run can still be sending it); then "
+        f"a preview offers it again if its source still exists ({dup.id})."
+    ) in soon["preview"]["notes"]
+    assert h.writes() == []
+
+    # An hour after it, no run holding the lock, the source still there: it was not merged.
+    h.clock.advance(60)
+    again = await h.call("merge_leads", args)
+    assert again["preview"]["matched"] == 1
+    assert UNKNOWN_AGAIN in again["preview"]["notes"]
+    merged = await h.call(
+        "merge_leads", {**args, "confirmation_token": again["confirmation_token"]}
+    )
+    assert merged["result"]["merged_count"] == 1, merged
+    assert merges(h) == [{"source": dup.id, "destination": one.id}]
+    assert dup.id not in h.sandbox.store.leads
+    assert entry_of(await h.runtime.store.get(journal_key(dup.id)))["state"] == "merged"
+
+
+@pytest.mark.parametrize("state", ["sending", "outcome_unknown"])
+async def test_an_unknown_outcome_whose_source_is_gone_counts_as_merged(
+    h: Harness, state: str
+) -> None:
+    """The process died between its claim and its mark (`sending`), or the answer was lost
+    (`outcome_unknown`); Close did merge: the source is gone. No hour to wait for that."""
+    one, two = originals(h, 2)
+    dup_one, dup_two = duplicate(h, one, "1"), duplicate(h, two, "2")
+    earlier = {"run_id": "leadmerge_dead", "destination": one.id, "state": state,
+               "at": h.clock.time()}  # fmt: skip
+    await h.runtime.store.put(journal_key(dup_one.id), json.dumps(earlier))
+    del h.sandbox.store.leads[dup_one.id]  # Close merged it
+    args = {"pairs": [{"source": dup_one.id, "destination": one.id},
+                      {"source": dup_two.id, "destination": two.id}]}  # fmt: skip
+    preview = await h.call("merge_leads", args)
+    assert preview["preview"]["matched"] == 1
+    assert preview["preview"]["request"]["pairs"][0]["source"] == dup_two.id
+    assert (
+        f"1 pair whose earlier attempt had an unknown outcome has lost its source: Close "
+        f"merged it; marked merged, left out ({dup_one.id})."
+    ) in preview["preview"]["notes"]
+    assert entry_of(await h.runtime.store.get(journal_key(dup_one.id))) == {
+        **earlier,
+        "state": "merged",
+        "at": h.clock.time(),
+    }
+    assert h.writes() == []
+
+
+async def test_an_unknown_outcome_whose_source_cannot_be_read_is_held_back(h: Harness) -> None:
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown",
+           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    h.sandbox.inject_faults("5xx", 1, f"lead/{dup.id}/", "GET", status=403)
+    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    unread = await h.call("merge_leads", args)
+    assert unread["preview"]["matched"] == 0
+    assert (
+        f"1 pair whose earlier attempt had an unknown outcome could not be checked: its source "
+        f"could not be read from Close; held back ({dup.id})."
+    ) in unread["preview"]["notes"]
+    assert entry_of(await h.runtime.store.get(journal_key(dup.id))) == old
+    # Read the next time: offered again.
+    assert (await h.call("merge_leads", args))["preview"]["matched"] == 1
+
+
+async def test_an_entry_without_a_time_is_offered_again_an_hour_after_its_first_look(
+    start_harness: StartHarness,
+) -> None:
+    """Entries the previous code wrote have no time: the first look stores its own."""
+    h = await start_harness(clock=SteppedClock())
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown"}
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    first = await h.call("merge_leads", args)
+    assert first["preview"]["matched"] == 0
+    assert any("held back until 2026-01-01T01:00:00Z" in n for n in first["preview"]["notes"])
+    assert entry_of(await h.runtime.store.get(journal_key(dup.id))) == {**old, "at": h.clock.time()}
+    h.clock.advance(LOCK_TTL_S / 2)
+    assert (await h.call("merge_leads", args))["preview"]["matched"] == 0
+    h.clock.advance(LOCK_TTL_S / 2)
+    later = await h.call("merge_leads", args)
+    assert later["preview"]["matched"] == 1
+    assert UNKNOWN_AGAIN in later["preview"]["notes"]
+
+
+async def test_an_old_unknown_outcome_is_held_back_while_a_merge_run_holds_the_lock(
+    start_harness: StartHarness,
+) -> None:
+    h = await start_harness(clock=SteppedClock())
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "sending",
+           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    assert await h.runtime.store.add("lock:merge:leads", "a-replica", ttl_s=LOCK_TTL_S)
+    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    busy = await h.call("merge_leads", args)
+    assert busy["preview"]["matched"] == 0
+    assert (
+        f"1 pair whose earlier attempt had an unknown outcome is held back while a merge run "
+        f"is being sent; once it is done a preview offers it again if its source still "
+        f"exists ({dup.id})."
+    ) in busy["preview"]["notes"]
+    await h.runtime.store.delete("lock:merge:leads")
+    free = await h.call("merge_leads", args)
+    assert free["preview"]["matched"] == 1
+    assert UNKNOWN_AGAIN in free["preview"]["notes"]
+
+
+async def test_a_pair_offered_again_is_claimed_only_from_the_entry_it_was_offered_on(
+    start_harness: StartHarness,
+) -> None:
+    """Offered again on an old entry, the pair is claimed only while the journal still holds
+    that entry: another run that took it meanwhile (and lost its answer again) wins."""
+    h = await start_harness(clock=SteppedClock())
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown",
+           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    client = h.runtime.call(None).client
+    plan = await plan_merge(
+        h.runtime.store, h.clock, client, key=None, selection=None, pairs=[(dup.id, one.id)]
+    )
+    assert [p.source for p in plan.pairs] == [dup.id]
+
+    async def no_custom_fields() -> list[str]:
+        return []
+
+    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
+                            custom_field_ids=no_custom_fields)  # fmt: skip
+    assert request.send is not None
+    assert request.safeguard is not None
+    await request.safeguard.take(request)
+    other = {**old, "run_id": "leadmerge_other", "at": h.clock.time()}
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(other))
+    h.clear()
+    answer = await request.send(Sender(h.audit, client, "merge_leads"), None)
+    assert h.writes() == []
+    assert (answer.result["merged_count"], answer.result.get("skipped_count")) == (0, 1)
+    assert entry_of(await h.runtime.store.get(journal_key(dup.id))) == other

@@ -15,13 +15,24 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from close_mcp.cli.check_crm import CrmProbes
 from close_mcp.cli.check_filters import FILTER_KINDS, either_way, filter_probe
-from close_mcp.close.budget import RATE_LIMIT, RATE_REMAINING, RATE_RESET
+from close_mcp.cli.check_shapes import (
+    ITEMS,
+    Probe,
+    Row,
+    Verdict,
+    counted,
+    item_problems,
+    list_problems,
+    rate_limit_problems,
+    timestamp_problems,
+)
+from close_mcp.close.activities import SUBSCRIPTION_KEYS
 from close_mcp.close.catalog import (
     Catalog,
     CustomField,
@@ -33,16 +44,7 @@ from close_mcp.close.catalog import (
     User,
 )
 from close_mcp.close.client import CloseClient, count_body
-from close_mcp.close.crm import (
-    EVENT_KEYS,
-    EXPORT_KEYS,
-    OPPORTUNITY_KEYS,
-    OPPORTUNITY_STATUS_KEYS,
-    PIPELINE_KEYS,
-    TASK_KEYS,
-)
 from close_mcp.close.jobs import JOB_KINDS, JobSummary, job_path, summarize_job
-from close_mcp.close.times import close_time
 from close_mcp.errors import CloseError, UnknownJobId
 from close_mcp.selection.filter import LeadFilter
 from close_mcp.selection.nodes import LEAD_NODE
@@ -54,7 +56,6 @@ from close_mcp.server.tools.send import EMAIL_MATCH_KEYS, LEAD_FIELDS
 if TYPE_CHECKING:
     from close_mcp.sandbox import Sandbox
 
-ITEMS: Final = 10  # items asked of each list: enough to see the shape, few enough to be quick
 # What close-mcp reads of a user (the model builds `name` from the first and last names).
 USER_KEYS: Final = ("id", "email", "first_name", "last_name")
 # JobSummary's fields that are Close's own (kind comes from the id; details are optional).
@@ -64,8 +65,6 @@ JOB_KEYS: Final = tuple(
 )  # fmt: skip
 EMAIL_KEYS: Final = ("id", "status", "date_created", *EMAIL_MATCH_KEYS)
 RENDER_KEYS: Final = ("subject", "body")
-# Timestamps close-mcp reads, by answer: each must be a timestamp (an offset, or none: UTC).
-TIMESTAMPS: Final = ("date_created", "date_updated")
 # The count probes: one per node and condition kind close-mcp sends, each a filter of the
 # sampled lead (`lead_ids`, the lead-id `reference`) and the kind, built by the very code the
 # tools use, so Close must count exactly the one lead. (label, the filter's other fields)
@@ -81,110 +80,6 @@ QUERY_KINDS: Final = (
     *FILTER_KINDS,
     "sort on a custom field",
 )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What one probe found: no problems means ok; `note` says what was looked at."""
-
-    problems: tuple[str, ...] = ()
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Row:
-    endpoint: str
-    verdict: Verdict
-
-    @property
-    def ok(self) -> bool:
-        return not self.verdict.problems
-
-
-# -- shapes --------------------------------------------------------------------------------
-
-
-def _required(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(name for name, field in model.model_fields.items() if field.is_required())
-
-
-def item_problems(
-    item: Any, where: str, *, model: type[BaseModel] | None = None, keys: Iterable[str] = ()
-) -> list[str]:
-    """What in `item` differs from what the code reads: keys missing, values it cannot parse."""
-    if not isinstance(item, dict):
-        return [f"{where} is {type(item).__name__}, not an object"]
-    wanted = dict.fromkeys([*(_required(model) if model else ()), *keys])
-    problems = [f"{where}.{key} missing" for key in wanted if key not in item]
-    if model is not None and not problems:
-        try:
-            model.model_validate(item)
-        except ValidationError as exc:
-            for error in exc.errors():
-                loc = ".".join(str(part) for part in error["loc"])
-                problems.append(f"{where}.{loc}: {error['msg']}")
-    return problems
-
-
-def list_problems(
-    answer: Any,
-    *,
-    key: str = "data",
-    model: type[BaseModel] | None = None,
-    keys: Iterable[str] = (),
-) -> tuple[list[str], list[Any]]:
-    """The problems of a list answer (`{key: [...]}`) and its items."""
-    if not isinstance(answer, dict):
-        return [f"the answer is {type(answer).__name__}, not an object"], []
-    items = answer.get(key)
-    if not isinstance(items, list):
-        return [f"{key} missing" if key not in answer else f"{key} is not a list"], []
-    keys = tuple(keys)
-    # The same problem in several items is said once: the first item, and how many more.
-    seen: dict[str, list[str]] = {}
-    for i, item in enumerate(items):
-        for problem in item_problems(item, f"{key}[{i}]", model=model, keys=keys):
-            seen.setdefault(problem.replace(f"{key}[{i}]", f"{key}[]", 1), []).append(problem)
-    problems = [
-        found[0] + (f" (and in {len(found) - 1} more items)" if len(found) > 1 else "")
-        for found in seen.values()
-    ]
-    return problems, items
-
-
-def timestamp_problems(item: Any, where: str) -> list[str]:
-    """`date_created`/`date_updated` that `close_time` cannot read (absent ones are left to
-    the key checks)."""
-    if not isinstance(item, dict):
-        return []
-    return [
-        f"{where}.{key}: {item[key]!r} is not a timestamp"
-        for key in TIMESTAMPS
-        if item.get(key) is not None and close_time(item[key]) is None
-    ]
-
-
-def rate_limit_problems(header: str | None) -> tuple[list[str], str]:
-    """Close's `RateLimit: limit=100, remaining=50, reset=5`: absent is allowed (Close says
-    it can be), anything else must have the three numbers the client paces by."""
-    if header is None:
-        return [], "no RateLimit header on this answer"
-    missing = [
-        name
-        for name, rx in (
-            ("limit", RATE_LIMIT),
-            ("remaining", RATE_REMAINING),
-            ("reset", RATE_RESET),
-        )
-        if rx.search(header) is None
-    ]
-    if missing:
-        return [f"RateLimit {header!r}: no {', '.join(missing)}"], ""
-    return [], f"RateLimit: {header}"
-
-
-def _counted(items: list[Any], what: str) -> str:
-    return f"{what}: {len(items)} checked" if items else f"{what}: none yet, only the list checked"
 
 
 # -- the probes ------------------------------------------------------------------------------
@@ -203,7 +98,7 @@ class Checker:
         self.catalog = Catalog(client)
 
     async def run(self) -> list[Row]:
-        probes: list[tuple[str, Callable[[], Awaitable[Verdict]]]] = [
+        probes: list[tuple[str, Probe]] = [
             ("GET me/", self.me),
             ("GET status/lead/", self.statuses),
             ("GET custom_field_schema/lead/", self.custom_fields),
@@ -222,6 +117,7 @@ class Checker:
             ("GET email_template/{id}/render/", self.render),
             *[(f"GET {job_path(kind)}", self._jobs_probe(kind)) for kind in JOB_KINDS],
             ("GET activity/email/", self.emails),
+            ("GET sequence_subscription/ (lead_id)", self.subscriptions),
         ]
         probes += CrmProbes(self.client).probes()
         for endpoint, probe in probes:
@@ -242,7 +138,7 @@ class Checker:
     ) -> tuple[Verdict, list[Any]]:
         answer = await self.client.get(path, {"_limit": ITEMS})
         problems, items = list_problems(answer, model=model, keys=keys)
-        return Verdict(tuple(problems), _counted(items, what)), items
+        return Verdict(tuple(problems), counted(items, what)), items
 
     async def me(self) -> Verdict:
         answer = await self.client.get("me/")
@@ -253,12 +149,12 @@ class Checker:
     async def statuses(self) -> Verdict:
         answer = await self.client.get("status/lead/")
         problems, items = list_problems(answer, model=Status)
-        return Verdict(tuple(problems), _counted(items, "statuses"))
+        return Verdict(tuple(problems), counted(items, "statuses"))
 
     async def custom_fields(self) -> Verdict:
         answer = await self.client.get("custom_field_schema/lead/")
         problems, items = list_problems(answer, key="fields", model=CustomField)
-        return Verdict(tuple(problems), _counted(items, "fields"))
+        return Verdict(tuple(problems), counted(items, "fields"))
 
     async def templates(self) -> Verdict:
         row, items = await self._list("email_template/", "templates", model=Template)
@@ -299,7 +195,7 @@ class Checker:
         problems, items = list_problems(page, keys=SAMPLE_FIELDS)
         if items and isinstance(items[0], dict):
             self.lead_id = items[0].get("id")
-        return Verdict(tuple(problems), _counted(items, "leads"))
+        return Verdict(tuple(problems), counted(items, "leads"))
 
     async def read_lead(self) -> Verdict:
         if self.lead_id is None:
@@ -408,7 +304,7 @@ class Checker:
                     summarize_job(item)
                 except (UnknownJobId, AttributeError, ValueError, TypeError) as exc:
                     problems.append(f"data[{i}].id: {exc}")
-            return Verdict(tuple(problems), _counted(items, "jobs"))
+            return Verdict(tuple(problems), counted(items, "jobs"))
 
         return probe
 
@@ -420,106 +316,15 @@ class Checker:
         ]
         return Verdict(tuple(problems), listed.note)
 
-
-# -- opportunities, pipelines, tasks, exports, the event log ----------------------------
-# One read each, the answer's keys against what `close.crm` reads. Nothing is written: a
-# lead merge and an export's creation are POSTs, so only their read sides are probed (the
-# export list and one export; the deleted leads' events with their `previous_data`).
-
-Probe = Callable[[], Awaitable[Verdict]]
-
-
-def _first_id(items: list[Any]) -> str | None:
-    first = items[0] if items else None
-    value = first.get("id") if isinstance(first, dict) else None
-    return value if isinstance(value, str) else None
-
-
-class CrmProbes:
-    """The probes in order; the single-object ones read an id the list before found."""
-
-    def __init__(self, client: CloseClient) -> None:
-        self.client = client
-
-    def probes(self) -> list[tuple[str, Probe]]:
-        opportunities = self._list_then_one(
-            "opportunity/", "opportunities", "opportunity", OPPORTUNITY_KEYS
-        )
-        tasks = self._list_then_one("task/", "tasks", "task", TASK_KEYS, {"_type": "lead"})
-        exports = self._list_then_one("export/", "exports", "export", EXPORT_KEYS)
-        return [
-            ("GET pipeline/", self.pipelines),
-            ("GET status/opportunity/", self.statuses),
-            *opportunities,
-            *tasks,
-            *exports,
-            ("GET event/ (deleted leads)", self.deleted_leads),
-        ]
-
-    def _list_then_one(
-        self,
-        path: str,
-        plural: str,
-        what: str,
-        keys: tuple[str, ...],
-        params: dict[str, Any] | None = None,
-    ) -> list[tuple[str, Probe]]:
-        """`GET path` and then `GET path{id}/` of the first object the list answered."""
-        first: list[str | None] = [None]
-
-        async def listed() -> Verdict:
-            verdict, items = await self._list(path, plural, keys, params)
-            first[0] = _first_id(items)
-            return verdict
-
-        async def one() -> Verdict:
-            return await self._one(f"{path}{first[0]}/" if first[0] else None, what, keys)
-
-        return [(f"GET {path}", listed), (f"GET {path}{{id}}/", one)]
-
-    async def _list(
-        self, path: str, what: str, keys: tuple[str, ...], params: dict[str, Any] | None = None
-    ) -> tuple[Verdict, list[Any]]:
-        answer = await self.client.get(path, {"_limit": ITEMS, **(params or {})})
-        problems, items = list_problems(answer, keys=keys)
-        return Verdict(tuple(problems), _counted(items, what)), items
-
-    async def _one(self, path: str | None, what: str, keys: tuple[str, ...]) -> Verdict:
-        if path is None:
-            return Verdict((), f"not checked: no {what} found")
-        answer = await self.client.get(path)
-        return Verdict(tuple(item_problems(answer, what, keys=keys)))
-
-    async def pipelines(self) -> Verdict:
-        verdict, items = await self._list("pipeline/", "pipelines", PIPELINE_KEYS)
-        problems = list(verdict.problems)
-        for i, item in enumerate(items):
-            statuses = item.get("statuses") if isinstance(item, dict) else None
-            for j, status in enumerate(statuses if isinstance(statuses, list) else []):
-                where = f"data[{i}].statuses[{j}]"
-                problems += item_problems(status, where, keys=("id", "label", "type"))
-        return Verdict(tuple(problems), verdict.note)
-
-    async def statuses(self) -> Verdict:
-        answer = await self.client.get("status/opportunity/")
-        problems, items = list_problems(answer, keys=OPPORTUNITY_STATUS_KEYS)
-        return Verdict(tuple(problems), _counted(items, "statuses"))
-
-    async def deleted_leads(self) -> Verdict:
-        params = {"object_type": "lead", "action": "deleted"}
-        verdict, items = await self._list("event/", "events", EVENT_KEYS, params)
-        problems = list(verdict.problems)
-        unlike = []
-        for i, event in enumerate(items):
-            previous = event.get("previous_data") if isinstance(event, dict) else None
-            if not isinstance(previous, dict):
-                unlike.append(f"data[{i}].previous_data missing")
-            elif previous.get("id") != event.get("object_id"):
-                unlike.append(f"data[{i}].previous_data.id is not the lead's")
-        if unlike:
-            more = f" (and in {len(unlike) - 1} more items)" if len(unlike) > 1 else ""
-            problems.append(unlike[0] + more)
-        return Verdict(tuple(problems), verdict.note)
+    async def subscriptions(self) -> Verdict:
+        """The sampled lead's sequence subscriptions, as `get_lead` lists them (Close wants
+        one of sequence_id, contact_id or lead_id)."""
+        if self.lead_id is None:
+            return Verdict((), "not checked: no lead found")
+        params = {"lead_id": self.lead_id, "_limit": ITEMS}
+        answer = await self.client.get("sequence_subscription/", params)
+        problems, items = list_problems(answer, keys=SUBSCRIPTION_KEYS)
+        return Verdict(tuple(problems), counted(items, "the sampled lead's subscriptions"))
 
 
 async def run_check(client: CloseClient) -> list[Row]:

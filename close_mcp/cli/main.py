@@ -27,6 +27,7 @@ CRM_DRIFT_NAMES = (
     "task-assignee",
     "export-url",
     "event-previous-data",
+    "subscription-sequence",
 )
 # The friendly filter's activity, opportunity, range and prefix forms
 # (close_mcp.sandbox.drift.FILTER_DRIFTS).
@@ -59,15 +60,15 @@ Check the configured Close account answers the way close-mcp reads it: one read-
 request to each endpoint close-mcp relies on (me/, lead statuses, the custom field
 schema, email templates, sequences, connected accounts, smart views, users, a count-only
 search, a one-lead search, a lead, a template rendered for one lead and contact, the
-bulk job lists of each kind, the email activities, pipelines, opportunity statuses,
-opportunities, tasks, exports and deleted leads' events), each answer checked against the
-fields the code reads (timestamps and the RateLimit header included), and a count probe
-of one sampled lead for every query kind close-mcp sends (an offset moment,
-fixed_local_date, the lead-id reference, status.lead, user_or_group, has_related
-contact_email, activity.email, activity.call and opportunity, number_range, text
-conditions, a sort on a custom field), each of which must count exactly that lead.
-Prints a table and never writes: only GETs, and searches (POST data/search/, which
-change nothing)."""
+bulk job lists of each kind, the email activities, that lead's sequence subscriptions,
+pipelines, opportunity statuses, opportunities, tasks, exports and deleted leads'
+events), each answer checked against the fields the code reads (timestamps and the
+RateLimit header included), and a count probe of one sampled lead for every query kind
+close-mcp sends (an offset moment, fixed_local_date, the lead-id reference, status.lead,
+user_or_group, has_related contact_email, activity.email, activity.call and opportunity,
+number_range, text conditions, a sort on a custom field), each of which must count
+exactly that lead. Prints a table and never writes: only GETs, and searches (POST
+data/search/, which change nothing)."""
 CHECK_EPILOG = """\
 environment:
   CLOSE_API_KEY       the Close API key to check with (required unless --sandbox)

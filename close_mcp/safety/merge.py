@@ -8,18 +8,20 @@ since the preview, a lead gone, or (by a key) a duplicate that joined a group is
 request at the confirmed call, refused with a fresh preview.
 
 Sending holds the lock `merge:leads` (one merge run at a time across every replica sharing
-the state store). Each pair is then, in order:
+the state store; renewed while the run lives, however long Close takes). Each pair is then,
+in order:
 
-1. claimed in its journal entry `merge-pair:<source>` (atomically: absent, or a merge Close
-   refused, becomes `sending`); an entry in any other state (`sending`, `merged`,
-   `outcome_unknown`) means an earlier run, this one's retry or a restart sent it: skipped.
-   The preview leaves such pairs out too, and says so.
+1. claimed in its journal entry `merge-pair:<source>` (atomically: absent, a merge Close
+   refused, or the very entry of unknown outcome the plan offered it again on becomes
+   `sending`); any other entry means an earlier run, this one's retry or a restart sent it:
+   skipped. The preview leaves such pairs out too, and says so (`merge_journal`: when a pair
+   of unknown outcome is offered again).
 2. its source read whole (the fields a delete's backup keeps) and appended to the run's
    backup (`backup:<run_id>` in the store, read by `restore_leads(backup=<run_id>)`);
 3. one `POST /lead/merge/` (`close_mcp.close.crm.merge_leads`: never resent), audited; Close
    refusing it marks the entry `failed` and lists the source under the backup's `skip_key`
    (it still exists, so a restore leaves it out); an ambiguous failure looks for the source:
-   gone means merged, else `outcome_unknown`, never sent again.
+   gone means merged, else `outcome_unknown`, not sent again by this run.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ from close_mcp.close.client import CloseClient
 from close_mcp.close.crm import merge_leads
 from close_mcp.close.lead_walk import iter_leads
 from close_mcp.errors import ArgumentError, CloseError, NotFound, OutcomeUnknown, SafetyNetError
+from close_mcp.safety.merge_journal import (
+    LOCK,
+    LOCK_TTL_S,
+    Review,
+    claimable,
+    entry,
+    journal_key,
+    review,
+)
 from close_mcp.safety.merge_pairs import MAX_PAIRS, WEBMAIL, Key, Pair, check_pairs, find_pairs
 from close_mcp.safety.records import STOPS_THE_RUN
 from close_mcp.safety.snapshot_writer import BACKUP_FIELDS, backup_key, reference
@@ -54,8 +65,6 @@ log = logging.getLogger(__name__)
 
 TOOL: Final = "merge_leads"
 RUN_PREFIX: Final = "leadmerge_"
-LOCK: Final = "merge:leads"
-LOCK_TTL_S: Final = 3600.0
 SHOWN: Final = 10  # pairs in a preview
 SHOWN_DONE: Final = 5  # of each outcome in a result
 NAME_CLIP: Final = 60
@@ -76,10 +85,6 @@ WHAT_UNDO: Final = (
 DESTINATION_RULE: Final = (
     "In each group of duplicates the oldest lead (date_created, then id) is the destination."
 )
-
-
-def journal_key(source: str) -> str:
-    return f"merge-pair:{source}"
 
 
 def new_run_id() -> str:
@@ -126,11 +131,11 @@ async def selection_leads(client: CloseClient, selection: Selection) -> list[dic
 
 @dataclass
 class MergePlan:
-    """The pairs to send, both leads of each as read, and those an earlier run sent."""
+    """The pairs to send, both leads of each as read, and what the journal said of them."""
 
     pairs: list[Pair]
     leads: dict[str, dict[str, Any]]
-    held_back: list[Pair] = field(default_factory=list)
+    review: Review = field(default_factory=Review)
 
     def digest(self) -> str:
         """Every pair with both leads as read: what the token binds."""
@@ -145,47 +150,40 @@ class MergePlan:
         return _clip(lead.get("display_name") or lead.get("name"))
 
 
-async def _held_back(store: StateStore, pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
-    """The pairs to send, and those whose journal says an earlier run sent them."""
-    send: list[Pair] = []
-    sent: list[Pair] = []
-    for pair in pairs:
-        entry = await store.get(journal_key(pair.source))
-        state = json.loads(entry).get("state") if entry is not None else None
-        (send if state in (None, "failed") else sent).append(pair)
-    return send, sent
-
-
 async def plan_merge(
     store: StateStore,
+    clock: Clock,
     client: CloseClient,
     *,
     pairs: list[tuple[str, str]] | None,
     key: Key | None,
     selection: Selection | None,
 ) -> MergePlan:
-    """The pairs the arguments mean, checked against Close and the journal."""
+    """The pairs the arguments mean, checked against Close and the journal (a pair whose
+    earlier attempt had an unknown outcome is reviewed: `merge_journal`)."""
     if pairs is not None:
         checked = check_pairs(pairs)
         ids = list(dict.fromkeys(i for p in checked for i in (p.source, p.destination)))
         leads = await read_leads(client, ids, READ_FIELDS)
+        journal = await review(store, clock, client, checked)
+        merged_now = {p.source for p in journal.gone}  # gone, as the review found
         for i, p in enumerate(checked):
             for side in ("source", "destination"):
-                if getattr(p, side) not in leads:
+                if getattr(p, side) not in leads and p.source not in merged_now:
                     raise ArgumentError(f"pairs[{i}].{side}", f"no lead {getattr(p, side)}")
     else:
         assert key is not None
         assert selection is not None
         found = await selection_leads(client, selection)
         leads = {str(lead["id"]): lead for lead in found}
-        checked = find_pairs(found, key)
-    send, sent = await _held_back(store, checked)
-    if len(send) > MAX_PAIRS:
+        journal = await review(store, clock, client, find_pairs(found, key))
+    if len(journal.send) > MAX_PAIRS:
         raise ArgumentError(
             "pairs" if pairs is not None else "key",
-            f"{len(send)} pairs to merge; at most {MAX_PAIRS} per call: narrow the selection",
+            f"{len(journal.send)} pairs to merge; at most {MAX_PAIRS} per call: narrow the "
+            "selection",
         )
-    return MergePlan(send, leads, sent)
+    return MergePlan(journal.send, leads, journal)
 
 
 def merge_request(
@@ -209,11 +207,7 @@ def merge_request(
         notes.append(DESTINATION_RULE)
     if what.get("key") == "email_domain":
         notes.append(f"Webmail domains ({len(WEBMAIL)}, such as gmail.com) make no duplicates.")
-    if plan.held_back:
-        notes.append(
-            f"{len(plan.held_back)} pairs were sent by an earlier run (merged, or outcome "
-            f"unknown): left out, never sent again ({plan.held_back[0].source}, ...)."
-        )
+    notes += plan.review.notes()
     run_id = new_run_id()
     backup = MergeBackup(store, clock, run_id)
     pairs = "pair" if n == 1 else "pairs"
@@ -229,7 +223,7 @@ def merge_request(
         when_empty="no pair of leads to merge",
         sample=[LeadSample(id=p.source, display_name=plan.name(p.source)) for p in plan.pairs[:3]],
         notes=notes,
-        send=_sender(store, client, run_id, plan, backup, custom_field_ids),
+        send=_sender(store, clock, client, run_id, plan, backup, custom_field_ids),
         safeguard=backup,
     )
 
@@ -282,6 +276,7 @@ class Outcomes:
 
 def _sender(
     store: StateStore,
+    clock: Clock,
     client: CloseClient,
     run_id: str,
     plan: MergePlan,
@@ -291,18 +286,20 @@ def _sender(
     """Send the pairs under the merge lock, each claimed, backed up, merged (module docstring)."""
 
     async def mark(pair: Pair, state: str) -> None:
-        entry = {"run_id": run_id, "destination": pair.destination, "state": state}
-        await store.put(journal_key(pair.source), json.dumps(entry))
+        await store.put(
+            journal_key(pair.source), entry(run_id, pair.destination, state, clock.time())
+        )
         if state == "failed":
             await store.append(backup.skip_key, pair.source)
 
     async def claim(pair: Pair) -> bool:
-        mine = json.dumps({"run_id": run_id, "destination": pair.destination, "state": "sending"})
+        mine = entry(run_id, pair.destination, "sending", clock.time())
+        may = claimable(plan.review.again.get(pair.source))
 
         def change(current: str | None) -> tuple[str, bool]:
-            if current is not None and json.loads(current).get("state") != "failed":
-                return current, False
-            return mine, True
+            if current is None or may(current):
+                return mine, True
+            return current, False
 
         return await store.update(journal_key(pair.source), change)
 
@@ -313,8 +310,14 @@ def _sender(
             except NotFound:
                 return {"merged": source}, ""  # Close deletes the source as it merges
             except CloseError:
-                return None, " The source could not be read to check; it is not sent again."
-            return None, " The source still exists (Close may still be merging); not sent again."
+                return None, (
+                    " The source could not be read to check: not sent again by this run; a "
+                    "later preview looks it up again."
+                )
+            return None, (
+                " The source still exists (Close may still be merging): not sent again for "
+                "an hour; then a preview offers it again if it still exists."
+            )
 
         return look
 
@@ -360,9 +363,9 @@ def _sender(
         )
         done = Outcomes()
         total = len(plan.pairs)
-        # No renewal: a run is at most MAX_PAIRS paced pairs, minutes, well within the TTL
-        # (which frees the lock of a replica that died holding it).
-        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy):
+        # Renewed while the run lives (429 waits or a slow Close can outlast the TTL); the
+        # TTL still frees the lock of a replica that died holding it.
+        async with held(store, LOCK, ttl_s=LOCK_TTL_S, busy=busy, renew=clock):
             # What a delete's backup keeps of a lead: restore_leads reads both alike.
             wanted = [*BACKUP_FIELDS, *(f"custom.{cf}" for cf in await custom_field_ids())]
             for number, pair in enumerate(plan.pairs, 1):
@@ -397,7 +400,10 @@ def _answer(run_id: str, total: int, done: Outcomes) -> PlanAnswer:
     if done.unknown:
         result["outcome_unknown"] = done.unknown[:SHOWN_DONE]
         result["outcome_unknown_count"] = len(done.unknown)
-        follow += f" {len(done.unknown)} have an unknown outcome: check them in Close."
+        follow += (
+            f" {len(done.unknown)} have an unknown outcome: check them in Close; a preview an "
+            "hour from now offers them again if their source still exists."
+        )
     if done.skipped:
         result["skipped_count"] = len(done.skipped)
         follow += f" {len(done.skipped)} were sent meanwhile by another run: skipped."

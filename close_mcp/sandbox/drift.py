@@ -197,7 +197,8 @@ def _rename(old: str, new: str) -> Callable[[Any], Any]:
     return change
 
 
-# The CRM endpoints (`close_mcp.close.crm`), one drift for each probe of `close-mcp check`:
+# The CRM endpoints (`close_mcp.close.crm`) and a lead's sequence subscriptions
+# (`close_mcp.close.activities`), one drift for each probe of `close-mcp check`:
 # name, GET path (a list, or a list and its items), the key renamed, its new name.
 CRM_RENAMES: Final = (
     ("pipeline-statuses", r"pipeline/", "statuses", "stages"),
@@ -206,6 +207,7 @@ CRM_RENAMES: Final = (
     ("task-assignee", r"task/(?:[^/]+/)?", "assigned_to", "assignee"),
     ("export-url", r"export/(?:[^/]+/)?", "download_url", "url"),
     ("event-previous-data", r"event/", "previous_data", "before"),
+    ("subscription-sequence", r"sequence_subscription/", "sequence_id", "sequence"),
 )
 CRM_DRIFTS: Final[dict[str, Drift]] = {
     name: Drift("GET", re.compile(path + r"\Z"), _rename(old, new), f"`{old}` renamed `{new}`")

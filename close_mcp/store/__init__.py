@@ -16,7 +16,7 @@ without one are kept until deleted.
 """
 
 from close_mcp.errors import Busy
-from close_mcp.store.base import StateStore, Update, held
+from close_mcp.store.base import StateStore, Update, held, is_held
 from close_mcp.store.open import open_store
 
-__all__ = ["Busy", "StateStore", "Update", "held", "open_store"]
+__all__ = ["Busy", "StateStore", "Update", "held", "is_held", "open_store"]

@@ -104,6 +104,11 @@ async def held(
                 await store.delete(f"lock:{each}", if_value=owner)
 
 
+async def is_held(store: StateStore, name: str) -> bool:
+    """Whether someone holds the lock `name` now (taken by `held`, not yet expired)."""
+    return await store.get(f"lock:{name}") is not None
+
+
 async def _renew(
     store: StateStore, names: list[str], owner: str, ttl_s: float, clock: Clock
 ) -> None:

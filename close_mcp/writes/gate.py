@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from mcp.server.mcpserver import (
     AcceptedElicitation,
@@ -31,6 +31,30 @@ from close_mcp.writes.request import WriteRequest
 from close_mcp.writes.sender import WriteContext
 
 
+@dataclass(frozen=True)
+class Counted:
+    """What a typed confirmation asks the person to count, and what happens to it: the one
+    place the question, the answer's schema and the refusal of a non-number take it from."""
+
+    noun: str  # "leads", "pairs"
+    verb: str  # "deleted", ...
+
+    def ask(self, matched: int) -> str:
+        return f"To confirm, type the number of {self.noun} that will be {self.verb} ({matched})."
+
+    def field(self) -> Any:
+        return Field(
+            default=None,
+            description=f"Type the number of {self.noun} that will be {self.verb}.",
+            json_schema_extra={"type": "integer"},
+        )
+
+
+DELETED = Counted("leads", "deleted")
+RESTORED = Counted("leads", "restored")
+MERGED = Counted("pairs", "merged")
+
+
 # The answers are taken as the client sent them (`Any`, with the schema the client sees) and
 # checked strictly by `human_refusal`: "17", 17.0 or True is not the number 17, and "yes",
 # "on" or 1 is not an approval. A lenient model would have coerced them. An answer without
@@ -38,28 +62,21 @@ from close_mcp.writes.sender import WriteContext
 # malformed answer is a refusal the pipeline audits, not an error raised before the tool runs.
 class TypedCount(BaseModel):
     model_config = ConfigDict(json_schema_extra={"required": ["count"]})
+    counted: ClassVar[Counted] = DELETED
 
-    count: Any = Field(
-        default=None,
-        description="Type the number of leads that will be deleted.",
-        json_schema_extra={"type": "integer"},
-    )
+    count: Any = DELETED.field()
 
 
 class TypedRestoreCount(TypedCount):
-    count: Any = Field(
-        default=None,
-        description="Type the number of leads that will be restored.",
-        json_schema_extra={"type": "integer"},
-    )
+    counted: ClassVar[Counted] = RESTORED
+
+    count: Any = RESTORED.field()
 
 
 class TypedMergeCount(TypedCount):
-    count: Any = Field(
-        default=None,
-        description="Type the number of pairs of leads that will be merged.",
-        json_schema_extra={"type": "integer"},
-    )
+    counted: ClassVar[Counted] = MERGED
+
+    count: Any = MERGED.field()
 
 
 class Approval(BaseModel):
@@ -192,20 +209,14 @@ async def question(
     summary = _clip_quoted(request.summary)
     if request.action == "merge":
         return Elicit(
-            f"{summary}{what}. Close cannot undo a merge. To confirm, type the number of "
-            f"pairs that will be merged ({request.matched}).",
+            f"{summary}{what}. Close cannot undo a merge. {MERGED.ask(request.matched)}",
             TypedMergeCount,
         )
     if request.action == "delete" and request.counted != "deleted":
-        return Elicit(
-            f"{summary}{what}. To confirm, type the number of leads that will be "
-            f"{request.counted} ({request.matched}).",
-            TypedRestoreCount,
-        )
+        return Elicit(f"{summary}{what}. {RESTORED.ask(request.matched)}", TypedRestoreCount)
     if request.action == "delete":
         return Elicit(
-            f"{summary}{what}. This cannot be undone in Close. To confirm, type the "
-            f"number of leads that will be deleted ({request.matched}).",
+            f"{summary}{what}. This cannot be undone in Close. {DELETED.ask(request.matched)}",
             TypedCount,
         )
     return Elicit(f"{summary}{what}. Run it now?", Approval)
@@ -275,7 +286,9 @@ def human_refusal(
     data = answer.data
     if isinstance(data, TypedCount):
         if type(data.count) is not int:
-            return f"the person's answer {data.count!r} is not a whole number of leads"
+            return (
+                f"the person's answer {data.count!r} is not a whole number of {data.counted.noun}"
+            )
         if data.count != request.matched:
             return (
                 f"the person typed {data.count}, but the action would "

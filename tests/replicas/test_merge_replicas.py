@@ -9,6 +9,7 @@ destination once).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import httpx
 import pytest
 from mcp.client import Client
 
+from close_mcp.safety.merge_journal import LOCK_TTL_S, entry, journal_key
 from close_mcp.sandbox import SANDBOX_API_KEY
+from close_mcp.store import open_store
 from tests.replicas.conftest import call, replica, session
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -121,3 +124,52 @@ async def test_each_pair_is_merged_once_across_two_replicas(
         assert not any(exists(close_api, c) for c in copies)
         for original in originals:
             assert contact_names(close_api, original).count(f"Copy two tokens {tmp_path.name}") == 1
+
+
+async def test_a_pair_offered_again_is_merged_once_across_two_replicas(
+    close_api: str, store: str, tmp_path: Path
+) -> None:
+    """Two pairs whose earlier attempt (a run that died) had an unknown outcome two hours
+    ago, their sources still in Close: both replicas offer them again; confirmed on both at
+    once, each is merged once (the claim takes only the entry it was offered on)."""
+    audits = [tmp_path / "a-audit.jsonl", tmp_path / "b-audit.jsonl"]
+    env = {"CLOSE_MCP_TOOLSETS": "all"}
+    originals, copies = duplicated(close_api, f"again {tmp_path.name}")
+    shared = open_store(store)
+    for original, copy in zip(originals, copies, strict=True):
+        dead = entry("leadmerge_dead", original, "outcome_unknown", time.time() - 2 * LOCK_TTL_S)
+        await shared.put(journal_key(copy), dead)
+    await shared.aclose()
+    async with (
+        replica(
+            close_api, tmp_path, "a", store=store, CLOSE_MCP_AUDIT_LOG=str(audits[0]), **env
+        ) as a,
+        replica(
+            close_api, tmp_path, "b", store=store, CLOSE_MCP_AUDIT_LOG=str(audits[1]), **env
+        ) as b,
+        session(a) as on_a,
+        session(b) as on_b,
+    ):
+        args = {"key": "contact_email", "filter": {"lead_ids": originals + copies}}
+        previews = [await call(c, "merge_leads", args) for c in (on_a, on_b)]
+        for preview in previews:
+            assert preview["preview"]["matched"] == 2, preview
+            assert (
+                "2 pairs whose earlier attempt had an unknown outcome still have their source "
+                "an hour later: not merged, offered again."
+            ) in preview["preview"]["notes"]
+        outcomes: list[str] = []
+
+        async def confirm(client: Client, token: str) -> None:
+            result = await client.call_tool("merge_leads", {**args, "confirmation_token": token})
+            content = result.structured_content or {}
+            outcomes.append("error" if result.is_error else str(content.get("status")))
+
+        async with anyio.create_task_group() as tg:
+            for client, preview in zip((on_a, on_b), previews, strict=True):
+                tg.start_soon(confirm, client, preview["confirmation_token"])
+        assert "submitted" in outcomes, outcomes
+        assert sorted(p["source"] for p in merge_posts(*audits)) == sorted(copies)
+        assert not any(exists(close_api, c) for c in copies)
+        for original in originals:
+            assert contact_names(close_api, original).count(f"Copy again {tmp_path.name}") == 1

@@ -55,6 +55,7 @@ async def prepare(invocation: Invocation, args: MergeArguments) -> WriteRequest:
             what["results_limit"] = selection.results_limit
     plan = await plan_merge(
         runtime.store,
+        runtime.clock,
         call.client,
         pairs=None if args.pairs is None else [(p.source, p.destination) for p in args.pairs],
         key=args.key,

@@ -31,6 +31,7 @@ from close_mcp.writes.gate import (
     Decision,
     TypedCount,
     TypedMergeCount,
+    TypedRestoreCount,
     cannot_ask,
     decide,
     decision_of,
@@ -293,6 +294,16 @@ def test_cannot_ask_only_when_the_client_cannot_or_no_question_step_ran() -> Non
             accepted(TypedCount(count=4)),
             False,
             "the person typed 4, but the action would delete 3",
+        ),
+        (
+            accepted(TypedRestoreCount(count=3.5)),
+            False,
+            "the person's answer 3.5 is not a whole number of leads",
+        ),
+        (
+            accepted(TypedMergeCount(count="3")),
+            False,
+            "the person's answer '3' is not a whole number of pairs",
         ),
         (accepted(Approval(approve=True)), True, None),
         (
