@@ -3,10 +3,10 @@
 The checkout's `close_mcp` package is copied, one new module declaring a small write tool is
 put into the copy's `server/tools/`, and nothing else in the copy changes (checked byte for
 byte). A real `close-mcp serve --sandbox` process started from the copy then lists the tool
-and runs it through the write pipeline: a preview with a token first, exactly one bulk job
-for the token, the token refused when used again, and the tool not registered in read-only
-mode. A change that made a new tool need a line elsewhere (a list of names, a table, a
-schema file read at start) fails here.
+and runs it through the write pipeline: a preview with a token first, the token refused for
+other leads or another tool, exactly one bulk job for it, refused when used again, and the
+tool not registered in read-only mode. A change that made a new tool need a line elsewhere
+(a list of names, a table, a schema file read at start) fails here.
 """
 
 from __future__ import annotations
@@ -124,12 +124,27 @@ async def test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once(
         previewed = await _call(client, NAME, potential)
         jobs_before = await _call(client, "list_bulk_jobs", {"kind": "edit"})
         token = (previewed.structured_content or {}).get("confirmation_token")
+        other_leads = await _call(
+            client, NAME, {"filter": {"lead_status": "Customer"}, "confirmation_token": token}
+        )
+        other_tool = await _call(
+            client,
+            "create_bulk_edit",
+            {
+                **potential,
+                "edit": {"type": "set_lead_status", "lead_status": "Qualified"},
+                "confirmation_token": token,
+            },
+        )
+        jobs_between = await _call(client, "list_bulk_jobs", {"kind": "edit"})
         confirmed = await _call(client, NAME, {**potential, "confirmation_token": token})
         replayed = await _call(client, NAME, {**potential, "confirmation_token": token})
         jobs_after = await _call(client, "list_bulk_jobs", {"kind": "edit"})
     found, qualified = _content(searched), _content(qualified_search)
     first, before = _content(previewed), _content(jobs_before)
     sent, again, after = _content(confirmed), _content(replayed), _content(jobs_after)
+    elsewhere, by_other_tool = _content(other_leads), _content(other_tool)
+    between = _content(jobs_between)
 
     # Listed as declared; its arguments (the shared selection) listed as create_bulk_delete,
     # which declares the same model, lists them.
@@ -146,7 +161,7 @@ async def test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once(
     }  # fmt: skip
     assert tool.output_schema == delete.output_schema
 
-    # Without a token: a preview and a token, nothing sent.
+    # Without a token: a preview naming the count, and a token; nothing sent.
     (qualified_id,) = qualified["s_query"]["queries"][1]["condition"]["object_ids"]
     body = {
         "s_query": found["s_query"],
@@ -168,6 +183,21 @@ async def test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once(
         "sample": found["sample"],
     }
     assert before == {"jobs": [], "has_more": False, "complete": True}
+
+    # The token is bound to this tool and these arguments: other leads, or another tool
+    # sending the very same body, are refused with a fresh preview, and nothing is sent.
+    assert (elsewhere["status"], elsewhere["reason"]) == (
+        "refused",
+        "the confirmation token was issued for different arguments; confirm the new preview "
+        "instead",
+    )
+    assert elsewhere["confirmation_token"] not in (None, token)
+    assert (by_other_tool["status"], by_other_tool["reason"]) == (
+        "refused",
+        f"the confirmation token was issued for {NAME!r}",
+    )
+    assert by_other_tool["preview"]["request"] == body
+    assert between == before
 
     # With the token: exactly one bulk edit job, the one the answer names.
     assert sent["status"] == "submitted"
