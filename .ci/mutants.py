@@ -99,6 +99,7 @@ T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
 T_RESTORE_TOOL = "tests/test_restore_leads.py::"
 T_MERGE = "tests/test_merge_leads.py::"
+T_REGISTRY = "tests/unit/server/tools/test_registry.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -1992,6 +1993,43 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a merge's non-integer typed answer is refused as a number of leads",
         guards="the typed answer's refusal names what the question asked to count",
         tests=(T_MERGE + "test_a_count_of_pairs_that_is_not_an_integer_is_refused",),
+    ),
+    # -- issue 24: a new write tool is one new module (test_registry puts one into a copy) --
+    Mutant(
+        name="registry-skips-new-module",
+        file="close_mcp/server/tools/__init__.py",
+        edits=(
+            (
+                "        found += getattr(",
+                '        if module.name == "mark_leads_qualified":\n'
+                "            continue\n"
+                "        found += getattr(",
+            ),
+        ),
+        breaks="a tool in a new module is not served unless something else names it",
+        guards="issue 24: the registry finds every module's tools; a new tool is one new module",
+        tests=(T_REGISTRY + "test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once",),
+    ),
+    Mutant(
+        name="read-only-by-name",
+        file="close_mcp/server/tools/__init__.py",
+        edits=(
+            (
+                "writes = not tool.annotations.read_only_hint",
+                'writes = tool.name.startswith("create_")',
+            ),
+        ),
+        breaks="read-only mode serves a write tool whose name the registry does not expect",
+        guards="read-only mode leaves out every tool declared as writing, whatever its name",
+        tests=(T_REGISTRY + "test_in_read_only_mode_the_new_write_tool_is_not_registered",),
+    ),
+    Mutant(
+        name="token-tool-unchecked",
+        file=TOKENS,
+        edits=(('if payload.get("t") != tool:', "if False:"),),
+        breaks="a token minted for one tool is refused for another only as other arguments",
+        guards="a token names its tool; another tool's token is refused saying so",
+        tests=(T_REGISTRY + "test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once",),
     ),
     Mutant(
         name="notes-every-sentence",
