@@ -98,6 +98,8 @@ T_LOCKS = "tests/store/test_locks.py::"
 T_HOLES = "tests/test_confirmation_holes.py::"
 T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
 T_RESTORE_TOOL = "tests/test_restore_leads.py::"
+T_MERGE = "tests/test_merge_leads.py::"
+T_REGISTRY = "tests/unit/server/tools/test_registry.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -1794,34 +1796,27 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="merge-journal-ignored",
-        file="close_mcp/safety/merge.py",
-        edits=(
-            ('(send if state in (None, "failed") else sent).append(pair)', "send.append(pair)"),
-        ),
+        file="close_mcp/safety/merge_journal.py",
+        edits=(('if state in (None, "failed"):', "if True:"),),
         breaks="a pair an earlier run merged is planned and sent again",
         guards="issue 28: a merge pair is sent once (journal)",
-        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+        tests=(T_MERGE + "test_a_pair_an_earlier_run_sent_is_not_sent_again_within_the_hour",),
     ),
     Mutant(
         name="merge-claim-ignored",
         file="close_mcp/safety/merge.py",
-        edits=(
-            (
-                'if current is not None and json.loads(current).get("state") != "failed":',
-                "if False:",
-            ),
-        ),
+        edits=(("if current is None or may(current):", "if True:"),),
         breaks="a pair another run claimed after the preview is sent too",
         guards="issue 28: a merge pair is sent once across replicas (claimed in its journal)",
-        tests=("tests/test_merge_leads.py::test_a_pair_claimed_after_the_preview_is_not_sent",),
+        tests=(T_MERGE + "test_a_pair_claimed_after_the_preview_is_not_sent",),
     ),
     Mutant(
         name="merge-unknown-resendable",
         file="close_mcp/safety/merge.py",
         edits=(('await mark(pair, "outcome_unknown")', 'await mark(pair, "failed")'),),
         breaks="a merge whose answer was lost may be sent again",
-        guards="issue 28: a merge of unknown outcome is never resent",
-        tests=("tests/test_merge_leads.py::test_a_pair_an_earlier_run_sent_is_never_sent_again",),
+        guards="issue 28: a merge of unknown outcome is not resent within the hour",
+        tests=(T_MERGE + "test_a_pair_an_earlier_run_sent_is_not_sent_again_within_the_hour",),
     ),
     Mutant(
         name="merge-source-unbacked",
@@ -1922,6 +1917,119 @@ MUTANTS: tuple[Mutant, ...] = (
         breaks="a prepared request's notes can be added to",
         guards="issue 24: a prepared request is immutable",
         tests=("tests/unit/writes/test_request.py::test_its_notes_and_sample_cannot_be_added_to",),
+    ),
+    # -- merge_leads: unknown outcomes offered again, the renewed lock, the typed answer -------
+    Mutant(
+        name="merge-unknown-offered-at-once",
+        file="close_mcp/safety/merge_journal.py",
+        edits=(("if now - at < LOCK_TTL_S:", "if False:"),),
+        breaks="a pair of unknown outcome is offered again before a run could have ended",
+        guards="a pair of unknown outcome is offered again only after the lock's lifetime",
+        tests=(
+            T_MERGE
+            + "test_an_unknown_outcome_is_offered_again_an_hour_later_while_its_source_exists",
+        ),
+    ),
+    Mutant(
+        name="merge-unknown-offered-while-locked",
+        file="close_mcp/safety/merge_journal.py",
+        edits=(("elif await is_held(store, LOCK):", "elif False:"),),
+        breaks="a pair of unknown outcome is offered again while a merge run is being sent",
+        guards="no pair is offered again while a merge run holds the lock",
+        tests=(
+            T_MERGE + "test_an_old_unknown_outcome_is_held_back_while_a_merge_run_holds_the_lock",
+        ),
+    ),
+    Mutant(
+        name="merge-reoffer-claims-any-unknown",
+        file="close_mcp/safety/merge_journal.py",
+        edits=(
+            (
+                "or (offered_on is not None and current == offered_on)",
+                "or (offered_on is not None and state_of(current) in UNKNOWN)",
+            ),
+        ),
+        breaks="a pair offered again is claimed from an entry another run wrote meanwhile",
+        guards="a pair offered again is claimed only from the very entry it was offered on",
+        tests=(
+            T_MERGE + "test_a_pair_offered_again_is_claimed_only_from_the_entry_it_was_offered_on",
+        ),
+    ),
+    Mutant(
+        name="merge-lock-unrenewed",
+        file="close_mcp/safety/merge.py",
+        edits=(("busy=busy, renew=clock):", "busy=busy):"),),
+        breaks="a merge run longer than the lock's lifetime loses its lock; a second run starts",
+        guards="the merge lock is renewed while its run is sent",
+        tests=(T_MERGE + "test_the_merge_lock_outlives_a_run_longer_than_its_lifetime",),
+    ),
+    Mutant(
+        name="merge-gone-source-unread",
+        file="close_mcp/safety/merge_journal.py",
+        edits=(
+            (
+                "(found.gone if await swap(store, key, seen, merged) else found.busy).append(pair)",
+                "found.unread.append(pair)",
+            ),
+        ),
+        breaks="a pair of unknown outcome whose source is gone is not counted as merged",
+        guards="a source gone after a lost answer counts as merged",
+        tests=(T_MERGE + "test_an_unknown_outcome_whose_source_is_gone_counts_as_merged",),
+    ),
+    Mutant(
+        name="merge-untimed-entry-unstamped",
+        file="close_mcp/safety/merge_journal.py",
+        edits=(("if not await swap(store, key, seen, stamped):", "if False:"),),
+        breaks="an entry written without a time is never given one, so never offered again",
+        guards="an old entry without a time is stamped at its first look",
+        tests=(
+            T_MERGE + "test_an_entry_without_a_time_is_offered_again_an_hour_after_its_first_look",
+        ),
+    ),
+    Mutant(
+        name="typed-answer-says-leads",
+        file="close_mcp/writes/gate.py",
+        edits=(("whole number of {data.counted.noun}", "whole number of leads"),),
+        breaks="a merge's non-integer typed answer is refused as a number of leads",
+        guards="the typed answer's refusal names what the question asked to count",
+        tests=(T_MERGE + "test_a_count_of_pairs_that_is_not_an_integer_is_refused",),
+    ),
+    # -- issue 24: a new write tool is one new module (test_registry puts one into a copy) --
+    Mutant(
+        name="registry-skips-new-module",
+        file="close_mcp/server/tools/__init__.py",
+        edits=(
+            (
+                "        found += getattr(",
+                '        if module.name == "mark_leads_qualified":\n'
+                "            continue\n"
+                "        found += getattr(",
+            ),
+        ),
+        breaks="a tool in a new module is not served unless something else names it",
+        guards="issue 24: the registry finds every module's tools; a new tool is one new module",
+        tests=(T_REGISTRY + "test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once",),
+    ),
+    Mutant(
+        name="read-only-by-name",
+        file="close_mcp/server/tools/__init__.py",
+        edits=(
+            (
+                "writes = not tool.annotations.read_only_hint",
+                'writes = tool.name.startswith("create_")',
+            ),
+        ),
+        breaks="read-only mode serves a write tool whose name the registry does not expect",
+        guards="read-only mode leaves out every tool declared as writing, whatever its name",
+        tests=(T_REGISTRY + "test_in_read_only_mode_the_new_write_tool_is_not_registered",),
+    ),
+    Mutant(
+        name="token-tool-unchecked",
+        file=TOKENS,
+        edits=(('if payload.get("t") != tool:', "if False:"),),
+        breaks="a token minted for one tool is refused for another only as other arguments",
+        guards="a token names its tool; another tool's token is refused saying so",
+        tests=(T_REGISTRY + "test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once",),
     ),
     Mutant(
         name="notes-every-sentence",

@@ -636,6 +636,6 @@ async def test_a_pair_offered_again_is_claimed_only_from_the_entry_it_was_offere
     await h.runtime.store.put(journal_key(dup.id), json.dumps(other))
     h.clear()
     answer = await request.send(Sender(h.audit, client, "merge_leads"), None)
-    assert (answer.result["merged_count"], answer.result["skipped_count"]) == (0, 1)
     assert h.writes() == []
+    assert (answer.result["merged_count"], answer.result.get("skipped_count")) == (0, 1)
     assert entry_of(await h.runtime.store.get(journal_key(dup.id))) == other
