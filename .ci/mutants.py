@@ -100,6 +100,8 @@ T_SANDBOX_EVENTS = "tests/sandbox/test_events.py::"
 T_RESTORE_TOOL = "tests/test_restore_leads.py::"
 T_MERGE = "tests/test_merge_leads.py::"
 T_REGISTRY = "tests/unit/server/tools/test_registry.py::"
+T_RECORDS = "tests/test_record_writes.py::"
+T_EXPORT = "tests/test_export_leads.py::"
 
 PARALLEL = 2  # the CI machine has 2 cores
 TIMEOUT_S = 300.0  # per mutant's pytest run; a run that hangs is NOT caught
@@ -1734,8 +1736,11 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="recreation-unrecorded",
         file="close_mcp/safety/records.py",
-        edits=(('            if change.method == "POST" and made:\n', "            if False:\n"),),
-        breaks="an undo that created a deleted task again does not record its new id",
+        edits=(
+            ('            if change.method == "POST" and made:\n', "            if False:\n"),
+            ("    await store.put(UNKNOWN + change.id, repr(since))\n", ""),
+        ),
+        breaks="an undo that created a deleted task again keeps no trace of it (id nor departure)",
         guards="issue 28: a deleted task comes back once however often its run is undone",
         tests=(
             "tests/test_record_writes.py::test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_deletes_them",
@@ -1746,8 +1751,8 @@ MUTANTS: tuple[Mutant, ...] = (
         file="close_mcp/safety/records.py",
         edits=(
             (
-                "if await latest_recreation(store, old) != seen",
-                "if await latest_recreation(store, old) != seen and False",
+                "if await latest_recreation(store, o) != s",
+                "if await latest_recreation(store, o) != s and False",
             ),
         ),
         breaks="an undo planned before another undo re-created its tasks creates them again",
@@ -2031,6 +2036,138 @@ MUTANTS: tuple[Mutant, ...] = (
         guards="a token names its tool; another tool's token is refused saying so",
         tests=(T_REGISTRY + "test_a_write_tool_in_a_new_module_is_listed_confirmed_and_sent_once",),
     ),
+    # -- the newest write tools attacked from outside (session 25) ---------------------------
+    Mutant(
+        name="recreation-answer-lost-resent",
+        file="close_mcp/safety/records.py",
+        edits=(("matched=1, reconcile=look)", "matched=1)"),),
+        breaks="a task re-creation whose answer was lost is created again by the next undo",
+        guards="a lost re-creation is looked for among the lead's tasks, never sent again",
+        tests=(T_RECORDS + "test_a_recreation_whose_answer_is_lost_is_never_sent_again",),
+    ),
+    Mutant(
+        name="recreation-departure-unnoted",
+        file="close_mcp/safety/records.py",
+        edits=(("    await store.put(UNKNOWN + change.id, repr(since))\n", ""),),
+        breaks="a re-creation whose new id the store lost is created again by the next undo",
+        guards="the moment a re-creating POST leaves is noted before it is sent",
+        tests=(T_RECORDS + "test_a_recreation_the_store_could_not_record_is_never_sent_again",),
+    ),
+    Mutant(
+        name="recreation-own-claim-unfound",
+        file="close_mcp/safety/recreations.py",
+        edits=((" or await store.get(claim) == wanted.old_id", ""),),
+        breaks="a task already claimed for the same old id is not found again: created twice",
+        guards="a re-created task claimed for its old id is found again by a later look",
+        tests=(T_RECORDS + "test_a_recreation_the_store_could_not_record_is_never_sent_again",),
+    ),
+    Mutant(
+        name="export-answer-lost-unknown",
+        file="close_mcp/server/tools/export.py",
+        edits=((", reconcile=found)", ")"),),
+        breaks="an export whose answer was lost is 'outcome unknown': the person confirms another",
+        guards="an export whose answer is lost is found among the recent exports",
+        tests=(T_EXPORT + "test_an_export_whose_answer_is_lost_is_found_not_reported_unknown",),
+    ),
+    Mutant(
+        name="export-fields-shown-whole",
+        file="close_mcp/server/tools/export.py",
+        edits=(("if len(text) <= FIELDS_SHOWN_CHARS:", "if True:"),),
+        breaks="an export of the most fields previews over 1,500 tokens",
+        guards="a long fields list is previewed as its count, first names and sha256",
+        tests=(
+            T_EXPORT
+            + "test_an_export_of_the_most_fields_previews_within_1500_tokens_and_sends_them_all",
+        ),
+    ),
+    Mutant(
+        name="backup-any-organization-delete",
+        file="close_mcp/safety/backups.py",
+        edits=(('if await shown(client, job_path("delete", job_id)):', "if True:"),),
+        breaks="another organization's key reads and restores a delete's backup",
+        guards="a backup opens only for a key Close shows its delete job",
+        tests=(T_RESTORE_TOOL + "test_another_organizations_key_cannot_read_or_restore_a_backup",),
+    ),
+    Mutant(
+        name="backup-any-organization-merge",
+        file="close_mcp/safety/backups.py",
+        edits=(("if await shown(client, f\"lead/{pair['destination']}/\"):", "if True:"),),
+        breaks="another organization's key reads and restores a merge run's backup",
+        guards="a merge run's backup opens only for a key Close shows a destination lead",
+        tests=(T_RESTORE_TOOL + "test_another_organizations_key_cannot_read_or_restore_a_backup",),
+    ),
+    Mutant(
+        name="undo-any-organization-lead",
+        file="close_mcp/safety/records.py",
+        edits=(('elif not await shown(client, f"lead/{change.lead_id}/", leads):', "elif False:"),),
+        breaks="another organization's key plans the undo of a run (its deleted tasks)",
+        guards="an undo is planned only from records the caller's key sees",
+        tests=(T_RECORDS + "test_another_organizations_key_cannot_read_or_undo_a_run",),
+    ),
+    Mutant(
+        name="undo-unseen-run-planned",
+        file="close_mcp/safety/records.py",
+        edits=(("if run.count and len(plan.not_found) == run.count:", "if False:"),),
+        breaks="a run none of whose records the key sees is previewed as an undo",
+        guards="a run the caller's key sees nothing of is 'no saved run'",
+        tests=(T_RECORDS + "test_another_organizations_key_cannot_read_or_undo_a_run",),
+    ),
+    Mutant(
+        name="sample-name-unclipped",
+        file="close_mcp/selection/sample.py",
+        edits=(("return clipped(value)", "return value"),),
+        breaks="a preview with long lead names runs over 1,500 tokens",
+        guards="a sample's lead name and status label are cut at 80 characters",
+        tests=(T_HOLES + "test_the_newest_write_tools_preview_long_crm_text_within_1500_tokens",),
+    ),
+    Mutant(
+        name="record-values-unclipped",
+        file="close_mcp/safety/records.py",
+        edits=(("**clipped_texts(c.shown(), TEXT_SHOWN)", "**c.shown()"),),
+        breaks="a per-record preview with long task texts runs over 1,500 tokens",
+        guards="a per-record request's values are cut at 200 characters in the preview",
+        tests=(T_HOLES + "test_the_newest_write_tools_preview_long_crm_text_within_1500_tokens",),
+    ),
+    Mutant(
+        name="close-errors-unbounded",
+        file="close_mcp/close/client.py",
+        edits=(("if len(parts) > ERRORS_SHOWN:", "if False:"),),
+        breaks="a 400 listing every field error becomes a tool error of thousands of tokens",
+        guards="a 400's message names its first 10 field errors and how many more",
+        tests=(T_EXPORT + "test_an_export_close_refuses_at_length_is_a_short_tool_error",),
+    ),
+    Mutant(
+        name="undo-stale-plan-sent",
+        file="close_mcp/safety/records.py",
+        edits=(("if stale or await store.get(UNDONE + undoing) != plan.undone:", "if stale:"),),
+        breaks="an undo planned before another undo of the run was sent is sent again",
+        guards="an undo plan made before another undo of its run went is refused",
+        tests=(
+            T_RECORDS
+            + "test_an_undo_planned_before_another_undo_of_the_run_was_sent_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="undo-sent-unnoted",
+        file="close_mcp/safety/records.py",
+        edits=(("            await store.put(UNDONE + undoing, run_id)\n", ""),),
+        breaks="an undo sent is not noted, so a plan made before it is sent again",
+        guards="each undo sent is noted under the undo lock",
+        tests=(
+            T_RECORDS
+            + "test_an_undo_planned_before_another_undo_of_the_run_was_sent_sends_nothing",
+        ),
+    ),
+    Mutant(
+        name="restore-failure-unclipped",
+        file="close_mcp/safety/restore_plan.py",
+        edits=(("clip(why)", "why"),),
+        breaks="a restore Close refuses at length answers over 1,500 tokens",
+        guards="each failure's reason in a restore's result is clipped to 300 characters",
+        tests=(
+            T_RESTORE_TOOL + "test_a_restore_close_refuses_at_length_answers_within_1500_tokens",
+        ),
+    ),
     Mutant(
         name="notes-every-sentence",
         file="close_mcp/wording.py",
@@ -2166,6 +2303,31 @@ def uncommitted(repo: Path, paths: Iterable[str]) -> list[str]:
         text=True,
     ).stdout
     return listed.split()
+
+
+def compiled(python: str, snapshot: Path, recorder: Path, tests: Sequence[str]) -> list[str]:
+    """Compile the snapshot once: its modules' bytecode, and pytest's rewritten named test
+    files and conftests (a collection run that may write bytecode). Each copy takes these
+    files along: copies keep the sources' times, so the bytecode stays valid and a run no
+    longer compiles the whole package and its tests again (a second of each run). The
+    broken file's bytecode is never taken (`run_mutant`). The files written, relative."""
+    subprocess.run(  # noqa: S603
+        [python, "-m", "compileall", "-q", "-j", "0", PACKAGE, "tests"],
+        cwd=snapshot,
+        check=True,
+        capture_output=True,
+    )
+    env = environment(snapshot, recorder, snapshot / "unused.json")
+    env.pop("PYTHONDONTWRITEBYTECODE")
+    subprocess.run(  # noqa: S603
+        [python, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         *dict.fromkeys(t.split("::")[0] for t in tests)],
+        cwd=snapshot,
+        env=env,
+        check=False,  # a collection error shows in the runs themselves
+        capture_output=True,
+    )  # fmt: skip
+    return sorted(str(p.relative_to(snapshot)) for p in snapshot.rglob("__pycache__/*.pyc"))
 
 
 def copy_tree(repo: Path, files: Iterable[str], dest: Path) -> None:
@@ -2467,6 +2629,8 @@ def run_mutant(
     copy_tree(snapshot, files, root)
     target = root / mutant.file
     target.write_text(mutate(target.read_text(encoding="utf-8"), mutant), encoding="utf-8")
+    for cached in (target.parent / "__pycache__").glob(f"{target.stem}.*.pyc"):
+        cached.unlink()  # the broken file is compiled from its text, never from the snapshot's
     run = runner.run(root, mutant.tests)
     shutil.rmtree(root)
     return judge(mutant, run, root)
@@ -2560,13 +2724,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        sources = files
+        files = [*sources, *compiled(args.python, snapshot, recorder, baseline_tests)]
         print(
             f"baseline: {len(files)} files copied; {PACKAGE} imported from the copy; "
             f"{len(preload)} third-party modules imported once by the fork server",
             flush=True,
         )
         if args.passed:
-            problem = passed_in_suite(args.passed, files, snapshot, baseline_tests)
+            problem = passed_in_suite(args.passed, sources, snapshot, baseline_tests)
             if problem:
                 print(f"mutants.py: {problem}, so no mutant can be judged", file=sys.stderr)
                 return 2

@@ -455,9 +455,9 @@ async def test_an_undo_planned_before_another_undo_of_the_run_was_sent_sends_not
         colleague.confidence = 70
         resume.set()
     (answer,) = answers
-    assert answer["error"].startswith(
+    assert len([w for w in a.writes() if w.method == "PUT"]) == n  # A's alone
+    assert colleague.confidence == 70
+    assert str(answer.get("error")).startswith(
         f"Error executing tool update_opportunities: Another undo of {run} was sent after this "
         "plan was made"
     ), answer
-    assert len([w for w in a.writes() if w.method == "PUT"]) == n  # A's alone
-    assert colleague.confidence == 70
