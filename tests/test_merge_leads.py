@@ -513,6 +513,21 @@ async def test_an_unknown_outcome_is_offered_again_an_hour_later_while_its_sourc
     assert entry_of(await h.runtime.store.get(journal_key(dup.id)))["state"] == "merged"
 
 
+async def earlier_attempt(
+    h: Harness, state: str, at: float | None
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """A lead, its duplicate, and the journal entry an earlier run left for that pair (`at`:
+    its time; None: an entry written before entries had one); the pair's dry-run arguments."""
+    (one,) = originals(h, 1)
+    dup = duplicate(h, one, "1")
+    old: dict[str, Any] = {"run_id": "leadmerge_old", "destination": one.id, "state": state}
+    if at is not None:
+        old["at"] = at
+    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    return one, dup, old, args
+
+
 @pytest.mark.parametrize("state", ["sending", "outcome_unknown"])
 async def test_an_unknown_outcome_whose_source_is_gone_counts_as_merged(
     h: Harness, state: str
@@ -543,13 +558,8 @@ async def test_an_unknown_outcome_whose_source_is_gone_counts_as_merged(
 
 
 async def test_an_unknown_outcome_whose_source_cannot_be_read_is_held_back(h: Harness) -> None:
-    (one,) = originals(h, 1)
-    dup = duplicate(h, one, "1")
-    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown",
-           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
-    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    _, dup, old, args = await earlier_attempt(h, "outcome_unknown", h.clock.time() - 2 * LOCK_TTL_S)
     h.sandbox.inject_faults("5xx", 1, f"lead/{dup.id}/", "GET", status=403)
-    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
     unread = await h.call("merge_leads", args)
     assert unread["preview"]["matched"] == 0
     assert (
@@ -566,11 +576,7 @@ async def test_an_entry_without_a_time_is_offered_again_an_hour_after_its_first_
 ) -> None:
     """Entries the previous code wrote have no time: the first look stores its own."""
     h = await start_harness(clock=SteppedClock())
-    (one,) = originals(h, 1)
-    dup = duplicate(h, one, "1")
-    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown"}
-    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
-    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
+    _, dup, old, args = await earlier_attempt(h, "outcome_unknown", None)
     first = await h.call("merge_leads", args)
     assert first["preview"]["matched"] == 0
     assert any("held back until 2026-01-01T01:00:00Z" in n for n in first["preview"]["notes"])
@@ -587,13 +593,8 @@ async def test_an_old_unknown_outcome_is_held_back_while_a_merge_run_holds_the_l
     start_harness: StartHarness,
 ) -> None:
     h = await start_harness(clock=SteppedClock())
-    (one,) = originals(h, 1)
-    dup = duplicate(h, one, "1")
-    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "sending",
-           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
-    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    _, dup, _, args = await earlier_attempt(h, "sending", h.clock.time() - 2 * LOCK_TTL_S)
     assert await h.runtime.store.add("lock:merge:leads", "a-replica", ttl_s=LOCK_TTL_S)
-    args = {"pairs": [{"source": dup.id, "destination": one.id}], "dry_run": True}
     busy = await h.call("merge_leads", args)
     assert busy["preview"]["matched"] == 0
     assert (
@@ -613,11 +614,7 @@ async def test_a_pair_offered_again_is_claimed_only_from_the_entry_it_was_offere
     """Offered again on an old entry, the pair is claimed only while the journal still holds
     that entry: another run that took it meanwhile (and lost its answer again) wins."""
     h = await start_harness(clock=SteppedClock())
-    (one,) = originals(h, 1)
-    dup = duplicate(h, one, "1")
-    old = {"run_id": "leadmerge_old", "destination": one.id, "state": "outcome_unknown",
-           "at": h.clock.time() - 2 * LOCK_TTL_S}  # fmt: skip
-    await h.runtime.store.put(journal_key(dup.id), json.dumps(old))
+    one, dup, old, _ = await earlier_attempt(h, "outcome_unknown", h.clock.time() - 2 * LOCK_TTL_S)
     client = h.runtime.call(None).client
     plan = await plan_merge(
         h.runtime.store, h.clock, client, key=None, selection=None, pairs=[(dup.id, one.id)]

@@ -153,9 +153,23 @@ async def test_bad_arguments_are_tool_errors_and_send_nothing(h: Harness) -> Non
     assert h.writes() == []
 
 
+def busiest_assignee(h: Harness) -> str:
+    """The user with the most tasks in the harness's sandbox."""
+    store = h.sandbox.store
+    return max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+
+
+async def delete_open_tasks(h: Harness) -> tuple[str, int, str]:
+    """Delete the busiest assignee's open tasks (confirmed): whose, how many, and the run id."""
+    user = busiest_assignee(h)
+    where = {"assignee": user, "is_complete": False}
+    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
+    return user, deleted["result"]["done_count"], deleted["result"]["run_id"]
+
+
 async def test_update_tasks_completes_deletes_and_undoes_both(h: Harness) -> None:
     store = h.sandbox.store
-    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    user = busiest_assignee(h)
     open_before = {
         t.id: copy.copy(t)
         for t in store.tasks.values()
@@ -202,12 +216,8 @@ async def test_an_undo_of_a_delete_recreates_each_task_once_and_its_own_undo_del
     """A deleted task comes back once however often the run is undone, and undoing that undo
     deletes the tasks it created (by their new ids), never reading them as "not found"."""
     store = h.sandbox.store
-    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
-    where = {"assignee": user, "is_complete": False}
-    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
-    count = deleted["result"]["done_count"]
+    _, count, run = await delete_open_tasks(h)
     assert count > 1
-    run = deleted["result"]["run_id"]
     restored = await h.confirmed("update_tasks", {"undo": run})
     recreated = set(restored["result"]["done"])
     tasks_now = len(store.tasks)
@@ -304,12 +314,8 @@ async def test_a_recreation_whose_answer_is_lost_is_never_sent_again(
     lists = TaskListsFail(sandbox.transport())
     h = await start_harness(sandbox=sandbox, clock=clock, transport=lists)
     store = h.sandbox.store
-    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
-    where = {"assignee": user, "is_complete": False}
-    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
-    count = deleted["result"]["done_count"]
+    user, count, run = await delete_open_tasks(h)
     assert count > 1
-    run = deleted["result"]["run_id"]
     h.sandbox.inject_faults(fault, 1, "task/", "POST")  # type: ignore[arg-type]
     lists.failing = search_fails  # the look-up after the lost answer fails too
     first = await h.confirmed("update_tasks", {"undo": run})
@@ -343,11 +349,7 @@ async def test_a_recreation_the_store_could_not_record_is_never_sent_again(
     Close's answer and the mark would): the run stops, and the next undo finds that task
     instead of creating it a second time."""
     store = h.sandbox.store
-    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
-    where = {"assignee": user, "is_complete": False}
-    deleted = await h.confirmed("update_tasks", {"where": where, "delete": True})
-    count = deleted["result"]["done_count"]
-    run = deleted["result"]["run_id"]
+    user, count, run = await delete_open_tasks(h)
     state = h.runtime.store
     put = state.put
     dropped: list[str] = []
@@ -387,7 +389,7 @@ async def test_another_organizations_key_cannot_read_or_undo_a_run(
     organization that learns the run id is told no such run exists and sees none of them."""
     org_a = await start_harness()
     store = org_a.sandbox.store
-    user = max(store.users, key=lambda u: sum(t.assigned_to == u for t in store.tasks.values()))
+    user = busiest_assignee(org_a)
     where = {"assignee": user, "is_complete": False}
     texts = {t.text for t in store.tasks.values() if t.assigned_to == user and not t.is_complete}
     deleted = await org_a.confirmed("update_tasks", {"where": where, "delete": True})
