@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist (`-p no:xdist`) nobody calls it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (README's test command): a worker per core, and one more. Much of the suite
     waits on child processes (real servers, replicas, outside clients) and on real-time rate
