@@ -54,6 +54,29 @@ class Wire:
             if message.get("id") == request_id:
                 return message
 
+    def answer_before_ping(self, request_id: object) -> dict[str, Any]:
+        """The answer to `request_id`, which must come before the answer to a ping sent right
+        after it: a line the reader cannot parse is answered as it is read, before the next
+        line is, so a server that drops it is caught at the ping, not after a deadline."""
+        self.send(json.dumps({"jsonrpc": "2.0", "id": "ping-after", "method": "ping"}))
+        answers: dict[object, dict[str, Any]] = {}
+        while "ping-after" not in answers:
+            message = self.answer_any()
+            answers[message.get("id")] = message
+        assert request_id in answers, f"no answer to request {request_id!r} before the ping's"
+        return answers[request_id]
+
+    def answer_any(self) -> dict[str, Any]:
+        """The next message that answers a request (notifications are skipped)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=DEADLINE_S)
+            except queue.Empty:
+                raise AssertionError("no answer") from None
+            message: dict[str, Any] = json.loads(line)
+            if "id" in message:
+                return message
+
 
 @pytest.fixture
 def wire(tmp_path: Path) -> Iterator[Wire]:
@@ -131,7 +154,7 @@ def test_a_request_nested_5000_deep_gets_a_json_rpc_error_with_its_id(wire: Wire
         '{"name": "search_leads", "arguments": {"s_query": ' + deep + "}}}"
     )
     wire.send(line)
-    answer = wire.answer("deep-7")
+    answer = wire.answer_before_ping("deep-7")
     assert answer["error"]["code"] == -32700
     assert "nested" in answer["error"]["message"]
     # A line that is no JSON-RPC message at all is answered too (id null: none to echo).
