@@ -2331,10 +2331,15 @@ def compiled(python: str, snapshot: Path, recorder: Path, tests: Sequence[str]) 
 
 
 def copy_tree(repo: Path, files: Iterable[str], dest: Path) -> None:
+    """Sources are copied (a test may write into its tree); bytecode, which nothing writes
+    (runs write none), is linked."""
     for rel in files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / rel, target, follow_symlinks=False)
+        if rel.endswith(".pyc"):
+            os.link(repo / rel, target)
+        else:
+            shutil.copy2(repo / rel, target, follow_symlinks=False)
 
 
 def mutate(text: str, mutant: Mutant) -> str:
