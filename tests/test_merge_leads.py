@@ -372,15 +372,7 @@ async def test_a_pair_claimed_after_the_preview_is_not_sent(h: Harness) -> None:
         h.runtime.store, h.clock, client, key=None, selection=None,
         pairs=[(dup_one.id, one.id), (dup_two.id, two.id)],
     )  # fmt: skip
-
-    async def no_custom_fields() -> list[str]:
-        return []
-
-    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
-                            custom_field_ids=no_custom_fields)  # fmt: skip
-    assert request.send is not None
-    assert request.safeguard is not None
-    await request.safeguard.take(request)
+    request = await merge_taken(h, client, plan)
     other = {"run_id": "leadmerge_other", "destination": one.id, "state": "sending"}
     await h.runtime.store.put(journal_key(dup_one.id), json.dumps(other))
     answer = await request.send(Sender(h.audit, client, "merge_leads"), None)
@@ -513,6 +505,21 @@ async def test_an_unknown_outcome_is_offered_again_an_hour_later_while_its_sourc
     assert entry_of(await h.runtime.store.get(journal_key(dup.id)))["state"] == "merged"
 
 
+async def merge_taken(h: Harness, client: Any, plan: Any) -> Any:
+    """The merge request of `plan` as the pipeline holds it once confirmed: its backup's
+    safeguard taken, about to send (custom fields: none)."""
+
+    async def no_custom_fields() -> list[str]:
+        return []
+
+    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
+                            custom_field_ids=no_custom_fields)  # fmt: skip
+    assert request.send is not None
+    assert request.safeguard is not None
+    await request.safeguard.take(request)
+    return request
+
+
 async def earlier_attempt(
     h: Harness, state: str, at: float | None
 ) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
@@ -620,15 +627,7 @@ async def test_a_pair_offered_again_is_claimed_only_from_the_entry_it_was_offere
         h.runtime.store, h.clock, client, key=None, selection=None, pairs=[(dup.id, one.id)]
     )
     assert [p.source for p in plan.pairs] == [dup.id]
-
-    async def no_custom_fields() -> list[str]:
-        return []
-
-    request = merge_request(h.runtime.store, h.clock, client, plan, what={},
-                            custom_field_ids=no_custom_fields)  # fmt: skip
-    assert request.send is not None
-    assert request.safeguard is not None
-    await request.safeguard.take(request)
+    request = await merge_taken(h, client, plan)
     other = {**old, "run_id": "leadmerge_other", "at": h.clock.time()}
     await h.runtime.store.put(journal_key(dup.id), json.dumps(other))
     h.clear()
